@@ -4,10 +4,6 @@ use bytes::{Bytes, BytesMut};
 
 use crate::parser::Chunk;
 
-/// Initial reservation for a field split across fragments; the buffer then grows with the
-/// data actually received, so a huge declared length never allocates ahead of the input.
-const INITIAL_RESERVE: usize = 64 * 1024;
-
 /// Collects the chunks of one length-delimited field into [`Bytes`].
 ///
 /// A field that arrived in one piece is returned zero-copy (when the parser was fed
@@ -33,7 +29,10 @@ impl BytesCollector {
         }
         if chunk.is_first() {
             self.buf.clear();
-            self.buf.reserve(chunk.field_len().min(INITIAL_RESERVE));
+            // Grow with the data actually received (amortized doubling), never with the
+            // declared length: a lying length prefix cannot make us allocate ahead of input.
+            self.buf
+                .reserve(chunk.field_len().min(chunk.as_slice().len() * 2));
         }
         self.buf.extend_from_slice(chunk.as_slice());
         if chunk.is_last() {

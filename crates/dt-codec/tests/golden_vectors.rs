@@ -248,8 +248,10 @@ fn session_frames_round_trip_and_match_decoded_fields() {
 }
 
 /// Maps the reference's structural exception messages to our error variants.
-fn expected_error(msg: &str) -> Option<fn(&PbError) -> bool> {
-    let m: [(&str, fn(&PbError) -> bool); 7] = [
+type ErrorCheck = fn(&PbError) -> bool;
+
+fn expected_error(msg: &str) -> Option<ErrorCheck> {
+    let m: [(&str, ErrorCheck); 7] = [
         ("type not support", |e| {
             matches!(e, PbError::InvalidWireType { .. })
         }),
