@@ -11,7 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use dt_codec::{encode, BytesCollector, Chunk, Encodable, ParseStatus, PbCallback, PbError, PbParser};
+use dt_codec::{
+    encode, BytesCollector, Chunk, Encodable, ParseStatus, PbCallback, PbError, PbParser,
+};
 use prost::Message;
 
 /// The first fields of DtKV's KvReq.
@@ -23,7 +25,9 @@ struct PutReq {
 
 impl Encodable for PutReq {
     fn encoded_size(&self) -> usize {
-        encode::size_int32(1, self.group) + encode::size_bytes(2, &self.key) + encode::size_bytes(3, &self.value)
+        encode::size_int32(1, self.group)
+            + encode::size_bytes(2, &self.key)
+            + encode::size_bytes(3, &self.value)
     }
     fn encode(&self, out: &mut BytesMut) {
         encode::put_int32(out, 1, self.group);
@@ -128,7 +132,10 @@ fn main() {
 
         let mut p = PbParser::new(PutReqCallback::default());
         run(&format!("{case}_decode_whole"), n, secs, || {
-            assert_eq!(p.parse_whole(black_box(&wire)).unwrap(), ParseStatus::Finished);
+            assert_eq!(
+                p.parse_whole(black_box(&wire)).unwrap(),
+                ParseStatus::Finished
+            );
             black_box(&p.callback().value);
         });
         run(&format!("{case}_decode_1k_fragments"), n, secs, || {

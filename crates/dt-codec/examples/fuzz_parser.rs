@@ -61,9 +61,17 @@ fn check(data: &[u8], rng: &mut Rng) {
     let data = Bytes::copy_from_slice(data);
     let whole = parse_split(&data, &[]);
     let bytewise: Vec<usize> = (1..data.len()).collect();
-    assert_eq!(whole, parse_split(&data, &bytewise), "byte-by-byte differs: {data:02x?}");
+    assert_eq!(
+        whole,
+        parse_split(&data, &bytewise),
+        "byte-by-byte differs: {data:02x?}"
+    );
     let cut = rng.below(data.len() + 1);
-    assert_eq!(whole, parse_split(&data, &[cut]), "split differs: {data:02x?}");
+    assert_eq!(
+        whole,
+        parse_split(&data, &[cut]),
+        "split differs: {data:02x?}"
+    );
     if let Ok(m) = whole {
         // What decodes re-encodes to something that decodes to the same message.
         let re = encode::to_bytes(&m);
@@ -82,7 +90,9 @@ fn seeds() -> Vec<Vec<u8>> {
         vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4],
         vec![0x10, 0x01, 0x1a, 0x02, 0x08, 0x03],
         vec![0x7a, 0x05, 0x0d, 0x01, 0x00, 0x00, 0x00],
-        vec![0x38, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+        vec![
+            0x38, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ],
     ]
 }
 
@@ -136,11 +146,17 @@ fn main() {
     while i < args.len() {
         match args[i].as_str() {
             "--seconds" => {
-                secs = args.get(i + 1).and_then(|s| s.parse().ok()).expect("--seconds N");
+                secs = args
+                    .get(i + 1)
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds N");
                 i += 1;
             }
             "--seed" => {
-                seed = args.get(i + 1).and_then(|s| s.parse().ok()).expect("--seed N");
+                seed = args
+                    .get(i + 1)
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seed N");
                 i += 1;
             }
             f => files.push(f.to_string()),

@@ -45,6 +45,12 @@ pub(crate) enum VarintRead {
 /// Decodes a varint of at most `max` bytes from the front of `buf`.
 #[inline]
 pub(crate) fn read_varint(buf: &[u8], max: usize) -> VarintRead {
+    // Most tags, lengths and small values fit in one byte.
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            return VarintRead::Done(b as u64, 1);
+        }
+    }
     let mut v: u64 = 0;
     let n = buf.len().min(max);
     for (i, &b) in buf[..n].iter().enumerate() {
