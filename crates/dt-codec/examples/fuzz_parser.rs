@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dt_codec::{encode, PbMessage, PbMessageCallback, PbParser, PbValue};
+use dt_codec::{encode, PbMessage};
 
 /// xorshift64*: a tiny deterministic generator so runs can be replayed from the seed.
 struct Rng(u64);
@@ -38,50 +38,9 @@ impl Rng {
     }
 }
 
-fn parse_split(data: &Bytes, cuts: &[usize]) -> Result<PbMessage, String> {
-    let mut p = PbParser::new(PbMessageCallback::default());
-    p.prepare(data.len()).map_err(|e| e.to_string())?;
-    let mut last = 0;
-    let mut points = cuts.to_vec();
-    points.push(data.len());
-    points.sort();
-    if data.is_empty() {
-        p.feed(data).map_err(|e| e.to_string())?;
-    }
-    for c in points {
-        if c > last {
-            p.feed(&data.slice(last..c)).map_err(|e| e.to_string())?;
-            last = c;
-        }
-    }
-    Ok(p.callback_mut().take())
-}
-
 fn check(data: &[u8], rng: &mut Rng) {
-    let data = Bytes::copy_from_slice(data);
-    let whole = parse_split(&data, &[]);
-    let bytewise: Vec<usize> = (1..data.len()).collect();
-    assert_eq!(
-        whole,
-        parse_split(&data, &bytewise),
-        "byte-by-byte differs: {data:02x?}"
-    );
-    let cut = rng.below(data.len() + 1);
-    assert_eq!(
-        whole,
-        parse_split(&data, &[cut]),
-        "split differs: {data:02x?}"
-    );
-    if let Ok(m) = whole {
-        // What decodes re-encodes to something that decodes to the same message.
-        let re = encode::to_bytes(&m);
-        assert_eq!(PbMessage::decode(&re).as_ref(), Ok(&m));
-        for f in &m.fields {
-            if let PbValue::Bytes(b) = &f.value {
-                let _ = PbMessage::decode(b);
-            }
-        }
-    }
+    let split = rng.below(data.len() + 1);
+    dt_codec::fuzz::check_input(data, split);
 }
 
 fn seeds() -> Vec<Vec<u8>> {

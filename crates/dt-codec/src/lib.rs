@@ -50,14 +50,17 @@
 //!
 //! ## Fuzzing
 //!
-//! The crate ships a fuzz target that runs on the stable toolchain with AFL++ or as a
-//! plain random-input loop:
+//! Two drivers check the property in [`fuzz::check_input`], both on the stable toolchain:
 //!
 //! ```text
-//! # random bytes and random fragmentations for 60 s, no extra tools needed:
+//! # 1. Seeded mutation fuzzing, no extra tools needed:
 //! cargo run --release -p dt-codec --example fuzz_parser -- --seconds 60
-//! # or feed it files (e.g. from a corpus or AFL's queue), one input per file:
-//! cargo run --release -p dt-codec --example fuzz_parser -- path/to/inputs/*
+//! #    (or replay files: ... --example fuzz_parser -- path/to/inputs/*)
+//!
+//! # 2. Coverage-guided AFL++ (cargo install cargo-afl; cargo afl config --build):
+//! cd crates/dt-codec/fuzz
+//! cargo afl build --release
+//! AFL_SKIP_CPUFREQ=1 cargo afl fuzz -i seeds -o out -V 60 target/release/pb_parser_afl
 //! ```
 //!
 //! Property tests (`cargo test -p dt-codec`) cross-check the parser and encoders against
@@ -69,6 +72,7 @@ mod common_bodies;
 mod dynamic;
 pub mod encode;
 mod error;
+pub mod fuzz;
 mod nested;
 mod parser;
 pub mod wire;

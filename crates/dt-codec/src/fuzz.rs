@@ -1,0 +1,51 @@
+//! The property every fuzz driver of this crate checks, shared by the stable random driver
+//! (`examples/fuzz_parser.rs`) and the AFL++ target (`fuzz/`).
+
+use bytes::Bytes;
+
+use crate::dynamic::{PbMessage, PbMessageCallback};
+use crate::encode;
+use crate::parser::PbParser;
+use crate::PbValue;
+
+fn parse_split(data: &Bytes, cuts: &[usize]) -> Result<PbMessage, String> {
+    let mut p = PbParser::new(PbMessageCallback::default());
+    p.prepare(data.len()).map_err(|e| e.to_string())?;
+    if data.is_empty() {
+        p.feed(data).map_err(|e| e.to_string())?;
+    }
+    let mut last = 0;
+    for &c in cuts.iter().chain(std::iter::once(&data.len())) {
+        if c > last && c <= data.len() {
+            p.feed(&data.slice(last..c)).map_err(|e| e.to_string())?;
+            last = c;
+        }
+    }
+    Ok(p.callback_mut().take())
+}
+
+/// Checks one input: parsing it whole, one byte at a time and split at `split` give the
+/// same verdict; a message that decodes re-encodes to bytes that decode to the same
+/// message; every length-delimited field can be tried as a nested message. Panics (the
+/// fuzzer's signal) when a property fails; a parser panic is itself a failure.
+pub fn check_input(data: &[u8], split: usize) {
+    let data = Bytes::copy_from_slice(data);
+    let whole = parse_split(&data, &[]);
+    let bytewise: Vec<usize> = (1..data.len()).collect();
+    assert_eq!(whole, parse_split(&data, &bytewise), "byte-by-byte differs");
+    let cut = split % (data.len() + 1);
+    assert_eq!(whole, parse_split(&data, &[cut]), "split at {cut} differs");
+    if let Ok(m) = whole {
+        let re = encode::to_bytes(&m);
+        assert_eq!(
+            PbMessage::decode(&re).as_ref(),
+            Ok(&m),
+            "re-encoding changed the message"
+        );
+        for f in &m.fields {
+            if let PbValue::Bytes(b) = &f.value {
+                let _ = PbMessage::decode(b);
+            }
+        }
+    }
+}
