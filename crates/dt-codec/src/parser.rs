@@ -466,6 +466,97 @@ impl<C: PbCallback> PbParser<C> {
         }
     }
 
+    /// Decodes fields straight from `buf`, which holds the whole rest of the message (so a
+    /// field that does not fit is truncated, never split). Leaves the parser in `Tag` state
+    /// at the message end.
+    fn run_contiguous(
+        &mut self,
+        buf: &[u8],
+        owner: Option<(&Bytes, usize)>,
+        i: &mut usize,
+    ) -> Result<(), PbError> {
+        let truncated = |field, what| PbError::Truncated { field, what };
+        while *i < buf.len() {
+            let t = match read_varint(&buf[*i..], MAX_VARINT32_BYTES) {
+                VarintRead::Done(v, n) => {
+                    *i += n;
+                    v as u32
+                }
+                VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 5 }),
+                VarintRead::Incomplete => return Err(truncated(0, "tag")),
+            };
+            let wire_type = (t & 7) as u8;
+            let field = t >> 3;
+            self.field = field;
+            if !matches!(
+                wire_type,
+                WIRE_VARINT | WIRE_FIXED64 | WIRE_LEN | WIRE_FIXED32
+            ) {
+                return Err(PbError::InvalidWireType { field, wire_type });
+            }
+            if field == 0 {
+                return Err(PbError::FieldNumberZero);
+            }
+            let rest = &buf[*i..];
+            match wire_type {
+                WIRE_VARINT => match read_varint(rest, MAX_VARINT64_BYTES) {
+                    VarintRead::Done(v, n) => {
+                        *i += n;
+                        self.cb.varint(field, v as i64)?;
+                    }
+                    VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 10 }),
+                    VarintRead::Incomplete => return Err(truncated(field, "varint value")),
+                },
+                WIRE_FIXED64 => {
+                    let Some(a) = rest.get(..8) else {
+                        return Err(truncated(field, "fixed64 value"));
+                    };
+                    *i += 8;
+                    let v = u64::from_le_bytes(a.try_into().unwrap_or([0; 8]));
+                    self.cb.fixed64(field, v)?;
+                }
+                WIRE_FIXED32 => {
+                    let Some(a) = rest.get(..4) else {
+                        return Err(truncated(field, "fixed32 value"));
+                    };
+                    *i += 4;
+                    let v = u32::from_le_bytes(a.try_into().unwrap_or([0; 4]));
+                    self.cb.fixed32(field, v)?;
+                }
+                _ => {
+                    let (len, n) = match read_varint(rest, MAX_VARINT32_BYTES) {
+                        VarintRead::Done(v, n) => (v as u32 as i32, n),
+                        VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 5 }),
+                        VarintRead::Incomplete => return Err(truncated(field, "length")),
+                    };
+                    if len < 0 {
+                        return Err(PbError::NegativeLength { field, len });
+                    }
+                    let len = len as usize;
+                    *i += n;
+                    let remaining = buf.len() - *i;
+                    if len > remaining {
+                        return Err(PbError::LengthOverrun {
+                            field,
+                            len,
+                            remaining,
+                        });
+                    }
+                    let start = *i;
+                    *i += len;
+                    let chunk = Chunk {
+                        data: &buf[start..start + len],
+                        owner: owner.map(|(b, s)| (b, s + start)),
+                        field_len: len,
+                        offset: 0,
+                    };
+                    self.cb.bytes(field, chunk)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn run_loop(
         &mut self,
         buf: &[u8],
@@ -474,6 +565,14 @@ impl<C: PbCallback> PbParser<C> {
     ) -> Result<(), PbError> {
         let base = self.pos;
         loop {
+            if self.state == State::Tag
+                && self.pend_len == 0
+                && base + buf.len() == self.size
+                && *i < buf.len()
+            {
+                // The rest of the message is in this buffer: no field can split.
+                self.run_contiguous(buf, owner, i)?;
+            }
             let at_end = base + *i == self.size;
             match self.state {
                 State::Tag if self.pend_len == 0 && at_end => return self.finish(true),
@@ -494,10 +593,12 @@ impl<C: PbCallback> PbParser<C> {
                         State::Fixed64 => "fixed64 value",
                         _ => "field",
                     };
-                    return Err(PbError::Truncated {
-                        field: self.field,
-                        what,
-                    });
+                    let field = if self.state == State::Tag {
+                        0
+                    } else {
+                        self.field
+                    };
+                    return Err(PbError::Truncated { field, what });
                 }
                 return Ok(());
             }
