@@ -20,7 +20,11 @@ fn vectors_dir() -> Option<PathBuf> {
     if dir.join("README.md").is_file() {
         Some(dir)
     } else {
-        eprintln!(
+        // Written to the real stderr (not the test harness's captured output) so the
+        // skip is visible in a normal `cargo test` run.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "SKIPPED: golden vectors not found at {} (set DT_VECTORS to their directory)",
             dir.display()
         );
