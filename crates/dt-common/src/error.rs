@@ -75,7 +75,9 @@ impl fmt::Display for DtError {
             DtError::Network(m) => write!(f, "network error: {m}"),
             DtError::Codec(m) => write!(f, "decode error: {m}"),
             DtError::FlowControl(m) => write!(f, "flow control: {m}"),
-            DtError::NotLeader { leader_id: Some(id) } => {
+            DtError::NotLeader {
+                leader_id: Some(id),
+            } => {
                 write!(f, "not the raft leader; the leader is node {id}")
             }
             DtError::NotLeader { leader_id: None } => {
