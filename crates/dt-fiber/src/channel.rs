@@ -245,11 +245,10 @@ impl<T> Take<T> {
             if self.mode.on_stop && group.should_stop() {
                 return Poll::Ready(Ok(None));
             }
-            let core = group.core();
-            let now = core.now().nano_time;
             let timeout = match self.mode.timeout {
                 None => None,
                 Some(d) => {
+                    let now = group.core().now().nano_time;
                     let dl = *self.deadline.get_or_insert_with(|| {
                         now.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
                     });

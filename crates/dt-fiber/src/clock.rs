@@ -25,6 +25,8 @@ pub(crate) struct Clock {
     mode: ClockMode,
     virtual_nanos: i64,
     cached: Timestamp,
+    /// Real mode: monotonic nanos at the last wall-clock read.
+    wall_read_at: i64,
 }
 
 impl Clock {
@@ -33,8 +35,9 @@ impl Clock {
             mode,
             virtual_nanos: VIRTUAL_ORIGIN_NANOS,
             cached: Timestamp::from_parts(0, 0),
+            wall_read_at: i64::MIN,
         };
-        c.refresh();
+        c.refresh_full();
         c
     }
 
@@ -42,10 +45,31 @@ impl Clock {
         matches!(self.mode, ClockMode::Virtual { .. })
     }
 
-    /// Re-reads the time source into the cache.
+    /// Re-reads the monotonic clock into the cache; the wall clock is re-read at most
+    /// once per millisecond (in between it is advanced by the monotonic clock), so a
+    /// round costs one clock read.
     pub(crate) fn refresh(&mut self) {
+        match self.mode {
+            ClockMode::Real => {
+                let mono = mono_nanos();
+                if mono.wrapping_sub(self.wall_read_at) >= 1_000_000 || mono < self.wall_read_at {
+                    self.refresh_full();
+                } else {
+                    self.cached = Timestamp::from_parts(self.cached.wall_millis, mono);
+                }
+            }
+            ClockMode::Virtual { .. } => self.refresh_full(),
+        }
+    }
+
+    /// Re-reads both clocks (lease checks, entry timestamps).
+    pub(crate) fn refresh_full(&mut self) {
         self.cached = match self.mode {
-            ClockMode::Real => Timestamp::now(),
+            ClockMode::Real => {
+                let ts = Timestamp::now();
+                self.wall_read_at = ts.nano_time;
+                ts
+            }
             ClockMode::Virtual { start_wall_millis } => Timestamp::from_parts(
                 start_wall_millis + (self.virtual_nanos - VIRTUAL_ORIGIN_NANOS) / 1_000_000,
                 self.virtual_nanos,
@@ -64,7 +88,7 @@ impl Clock {
         if self.is_virtual() && nanos > self.virtual_nanos {
             self.virtual_nanos = nanos;
         }
-        self.refresh();
+        self.refresh_full();
     }
 }
 
@@ -125,6 +149,21 @@ mod tests {
         assert_eq!(c.cached().wall_millis, 5_003);
         c.advance_to(VIRTUAL_ORIGIN_NANOS);
         assert_eq!(c.cached().nano_time, VIRTUAL_ORIGIN_NANOS + 3_000_000);
+    }
+
+    #[test]
+    fn real_clock_refresh_is_fresh() {
+        let mut c = Clock::new(ClockMode::Real);
+        let a = c.cached();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        c.refresh();
+        let b = c.cached();
+        assert!(b.nano_time - a.nano_time >= 2_000_000);
+        assert!(b.wall_millis > a.wall_millis);
+        c.refresh();
+        assert!(c.cached().nano_time >= b.nano_time);
+        c.refresh_full();
+        assert!(c.cached().wall_millis >= b.wall_millis);
     }
 
     #[test]

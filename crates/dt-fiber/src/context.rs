@@ -9,6 +9,22 @@ use crate::group::{FiberKey, GroupInner};
 thread_local! {
     static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
     static CUR_FIBER: Cell<Option<FiberKey>> = const { Cell::new(None) };
+    static YIELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Asks that the fiber being polled go to the next round when its poll returns.
+/// Returns false outside a fiber.
+pub(crate) fn request_yield() -> bool {
+    if CUR_FIBER.with(|c| c.get()).is_none() {
+        return false;
+    }
+    YIELD.with(|y| y.set(true));
+    true
+}
+
+/// Reads and clears the yield request of the poll that just returned.
+pub(crate) fn take_yield() -> bool {
+    YIELD.with(|y| y.replace(false))
 }
 
 /// Restores the previous current group when dropped.

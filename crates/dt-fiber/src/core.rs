@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dt_common::{PerfCallback, Timestamp};
+use dt_common::{PerfCallback, PerfType, Timestamp};
 
 use crate::clock::{Clock, DetRng};
 use crate::dispatcher::DispatcherShared;
@@ -18,12 +18,20 @@ use crate::wait::WaitCell;
 pub(crate) struct CoreInner {
     pub(crate) shared: Arc<DispatcherShared>,
     pub(crate) perf: Arc<dyn PerfCallback>,
+    /// Cached `perf.accept(FiberRun)`: asked once, not per fiber run.
+    pub(crate) perf_fiber_run: bool,
+    /// Cached `perf.accept(FiberWork)`.
+    pub(crate) perf_work: bool,
+    /// Cached `perf.accept(FiberPoll)`.
+    pub(crate) perf_poll: bool,
     clock: RefCell<Clock>,
+    clock_stale: Cell<bool>,
+    pub(crate) cell_pool: RefCell<Vec<Rc<WaitCell>>>,
     rng: RefCell<DetRng>,
     pub(crate) timers: TimerHeap,
     round: Cell<u64>,
     ready_groups: RefCell<VecDeque<Rc<GroupInner>>>,
-    deferred_groups: RefCell<Vec<Rc<GroupInner>>>,
+    deferred_groups: RefCell<VecDeque<Rc<GroupInner>>>,
     pub(crate) stopping_groups: RefCell<Vec<Rc<GroupInner>>>,
 }
 
@@ -32,13 +40,18 @@ impl CoreInner {
         let perf = shared.perf.clone();
         CoreInner {
             shared,
+            perf_fiber_run: perf.accept(PerfType::FiberRun),
+            perf_work: perf.accept(PerfType::FiberWork),
+            perf_poll: perf.accept(PerfType::FiberPoll),
             perf,
             clock: RefCell::new(clock),
+            clock_stale: Cell::new(false),
+            cell_pool: RefCell::new(Vec::new()),
             rng: RefCell::new(rng),
             timers: TimerHeap::default(),
             round: Cell::new(0),
             ready_groups: RefCell::new(VecDeque::new()),
-            deferred_groups: RefCell::new(Vec::new()),
+            deferred_groups: RefCell::new(VecDeque::new()),
             stopping_groups: RefCell::new(Vec::new()),
         }
     }
@@ -51,13 +64,30 @@ impl CoreInner {
         self.round.set(self.round.get() + 1);
     }
 
+    /// The cached clock. The first reading in a round refreshes it (one clock read);
+    /// later readings in the same round see the same value.
     pub(crate) fn now(&self) -> Timestamp {
+        if self.clock_stale.get() {
+            self.clock_stale.set(false);
+            let mut c = self.clock.borrow_mut();
+            c.refresh();
+            return c.cached();
+        }
         self.clock.borrow().cached()
     }
 
-    pub(crate) fn refresh_clock(&self) -> Timestamp {
+    /// Marks the cached clock stale at the start of a round: the next reading refreshes
+    /// it. A round in which nothing reads the time (no timers pending, no fiber asking)
+    /// then costs no clock read at all.
+    pub(crate) fn invalidate_clock(&self) {
+        self.clock_stale.set(true);
+    }
+
+    /// A forced fresh reading of both clocks.
+    pub(crate) fn refresh_clock_full(&self) -> Timestamp {
+        self.clock_stale.set(false);
         let mut c = self.clock.borrow_mut();
-        c.refresh();
+        c.refresh_full();
         c.cached()
     }
 
@@ -66,6 +96,7 @@ impl CoreInner {
     }
 
     pub(crate) fn advance_to(&self, nanos: i64) {
+        self.clock_stale.set(false);
         self.clock.borrow_mut().advance_to(nanos);
     }
 
@@ -84,7 +115,7 @@ impl CoreInner {
     }
 
     pub(crate) fn push_deferred_group(&self, g: Rc<GroupInner>) {
-        self.deferred_groups.borrow_mut().push(g);
+        self.deferred_groups.borrow_mut().push_back(g);
     }
 
     /// Whether some fiber can run now (this round or the next).
@@ -94,9 +125,12 @@ impl CoreInner {
 
     /// Moves fibers deferred to this round (yields, fairness) into the ready queues.
     pub(crate) fn promote_deferred(&self) {
-        let groups = std::mem::take(&mut *self.deferred_groups.borrow_mut());
-        for g in groups {
-            g.promote_next_round();
+        loop {
+            let g = self.deferred_groups.borrow_mut().pop_front();
+            match g {
+                Some(g) => g.promote_next_round(),
+                None => return,
+            }
         }
     }
 
@@ -116,5 +150,6 @@ impl CoreInner {
         self.deferred_groups.borrow_mut().clear();
         self.stopping_groups.borrow_mut().clear();
         self.timers.clear();
+        self.cell_pool.borrow_mut().clear();
     }
 }

@@ -260,8 +260,7 @@ impl Runner {
     /// queue was drained completely.
     pub(crate) fn collect(&mut self, block: Option<Duration>) -> bool {
         if let Some(t) = block.filter(|t| !t.is_zero()) {
-            let timed = self.core.perf.accept(PerfType::FiberPoll);
-            let start = timed.then(Instant::now);
+            let start = self.core.perf_poll.then(Instant::now);
             match self.rx.recv_timeout(t) {
                 Ok(m) => self.msgs.push(m),
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
@@ -271,6 +270,9 @@ impl Runner {
                     .perf
                     .fire_time(PerfType::FiberPoll, s.elapsed().as_nanos() as u64, 1, 0);
             }
+        }
+        if self.rx.is_empty() {
+            return true;
         }
         while self.msgs.len() < MAX_MSGS_PER_ROUND {
             match self.rx.try_recv() {
@@ -284,20 +286,18 @@ impl Runner {
     /// One dispatcher round: refresh the clock, fire expired timers, run the collected
     /// messages, run every ready group, then finish the groups that may finish.
     pub(crate) fn round(&mut self, drained_all: bool) {
-        let timed = self.core.perf.accept(PerfType::FiberWork);
-        let start = timed.then(Instant::now);
+        let start = self.core.perf_work.then(Instant::now);
         self.core.next_round();
-        let now = self.core.refresh_clock();
-        self.core.timers.fire_expired(now.nano_time);
-        let msgs = std::mem::take(&mut self.msgs);
-        let mut msgs_iter = msgs.into_iter();
-        for m in msgs_iter.by_ref() {
+        self.core.invalidate_clock();
+        if self.core.timers.next_deadline().is_some() {
+            let now = self.core.now();
+            self.core.timers.fire_expired(now.nano_time);
+        }
+        let mut msgs = std::mem::take(&mut self.msgs);
+        for m in msgs.drain(..) {
             self.handle_msg(m);
         }
-        // Give back the allocation.
-        let mut v: Vec<Msg> = msgs_iter.collect();
-        v.clear();
-        self.msgs = v;
+        self.msgs = msgs;
         self.core.promote_deferred();
         self.core.run_ready_groups();
         if drained_all {

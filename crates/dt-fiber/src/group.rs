@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use dt_common::{PerfType, Timestamp};
@@ -21,10 +21,11 @@ use crate::channel::FiberChannel;
 use crate::condition::FiberCondition;
 use crate::context;
 use crate::core::CoreInner;
-use crate::dispatcher::{DispatcherShared, Msg};
+use crate::dispatcher::DispatcherShared;
 use crate::error::{panic_message, FiberError};
 use crate::future::FiberFuture;
 use crate::wait::{Outcome, Wait, WaitCell, WaitList};
+use crate::waker::PollWaker;
 
 /// Identifies a fiber inside its group: slab index plus a generation, so a stale handle
 /// never reaches a newer fiber that reuses the slot.
@@ -72,12 +73,10 @@ struct FiberSlot {
     gen: u32,
     name: Cow<'static, str>,
     task: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    waker: Option<Waker>,
     daemon: bool,
     running: bool,
     scheduled: bool,
     notified: bool,
-    yield_requested: bool,
     interrupt_pending: bool,
     round: u64,
     ready_times: u32,
@@ -213,12 +212,10 @@ impl GroupInner {
             gen,
             name: opts.name,
             task: Some(fut),
-            waker: None,
             daemon: opts.daemon,
             running: false,
             scheduled: false,
             notified: false,
-            yield_requested: false,
             interrupt_pending: false,
             round: 0,
             ready_times: 0,
@@ -295,15 +292,16 @@ impl GroupInner {
 
     pub(crate) fn promote_next_round(&self) {
         self.in_deferred_list.set(false);
-        let keys = std::mem::take(&mut *self.next_round.borrow_mut());
+        let mut keys = self.next_round.borrow_mut();
         if keys.is_empty() || self.finished.get() {
+            keys.clear();
             return;
         }
         let round = self.core.round();
         {
             let mut fibers = self.fibers.borrow_mut();
             let mut ready = self.ready.borrow_mut();
-            for k in keys {
+            for k in keys.drain(..) {
                 if let Some(slot) = fibers.get_mut(k.idx as usize) {
                     if slot.gen == k.gen {
                         slot.round = round;
@@ -313,6 +311,7 @@ impl GroupInner {
                 }
             }
         }
+        drop(keys);
         if !self.in_ready_list.get() {
             if let Some(me) = self.rc() {
                 self.in_ready_list.set(true);
@@ -335,7 +334,7 @@ impl GroupInner {
     }
 
     fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
-        let (mut task, waker) = {
+        let mut task = {
             let mut fibers = self.fibers.borrow_mut();
             let Some(slot) = fibers.get_mut(key.idx as usize) else {
                 return;
@@ -348,26 +347,25 @@ impl GroupInner {
                 return;
             };
             slot.running = true;
-            let waker = match slot.waker.take() {
-                Some(w) => w,
-                None => Waker::from(Arc::new(FiberWaker {
-                    shared: self.core.shared.clone(),
-                    gid: self.shared.id,
-                    key,
-                })),
-            };
-            (task, waker)
+            task
         };
-        let perf = &self.core.perf;
-        let timed = perf.accept(PerfType::FiberRun);
-        let start = if timed { Some(Instant::now()) } else { None };
+        let start = self.core.perf_fiber_run.then(Instant::now);
         let res = {
             let _f = context::enter_fiber(key);
-            let mut cx = Context::from_waker(&waker);
+            let pw = PollWaker {
+                shared: &self.core.shared,
+                gid: self.shared.id,
+                key,
+            };
+            let waker = pw.waker();
+            let mut cx = Context::from_waker(waker.get());
             catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
         };
+        let yielded = context::take_yield();
         if let Some(s) = start {
-            perf.fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
+            self.core
+                .perf
+                .fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
         }
         match res {
             Ok(Poll::Pending) => {
@@ -377,9 +375,7 @@ impl GroupInner {
                         Some(slot) if slot.gen == key.gen => {
                             slot.running = false;
                             slot.task = Some(task);
-                            slot.waker = Some(waker);
-                            if slot.yield_requested {
-                                slot.yield_requested = false;
+                            if yielded {
                                 slot.notified = false;
                                 slot.scheduled = true;
                                 1
@@ -449,23 +445,24 @@ impl GroupInner {
         }
     }
 
-    pub(crate) fn take_interrupt(&self, key: FiberKey) -> bool {
-        let mut fibers = self.fibers.borrow_mut();
-        match fibers.get_mut(key.idx as usize) {
-            Some(s) if s.gen == key.gen => std::mem::take(&mut s.interrupt_pending),
-            _ => false,
-        }
-    }
-
-    pub(crate) fn set_current_wait(&self, key: FiberKey, cell: Option<Rc<WaitCell>>) {
+    /// Registers `cell` as the fiber's current wait (the target of `interrupt`), unless an
+    /// interrupt is pending: then consumes it and returns true.
+    pub(crate) fn begin_wait(&self, key: FiberKey, cell: &Rc<WaitCell>) -> bool {
         let old = {
             let mut fibers = self.fibers.borrow_mut();
             match fibers.get_mut(key.idx as usize) {
-                Some(s) if s.gen == key.gen => std::mem::replace(&mut s.current_wait, cell),
+                Some(s) if s.gen == key.gen => {
+                    if s.interrupt_pending {
+                        s.interrupt_pending = false;
+                        return true;
+                    }
+                    s.current_wait.replace(cell.clone())
+                }
                 _ => None,
             }
         };
         drop(old);
+        false
     }
 
     pub(crate) fn clear_current_wait(&self, key: FiberKey, cell: &Rc<WaitCell>) {
@@ -483,15 +480,6 @@ impl GroupInner {
             }
         };
         drop(old);
-    }
-
-    pub(crate) fn request_yield(&self, key: FiberKey) {
-        let mut fibers = self.fibers.borrow_mut();
-        if let Some(s) = fibers.get_mut(key.idx as usize) {
-            if s.gen == key.gen {
-                s.yield_requested = true;
-            }
-        }
     }
 
     fn interrupt(&self, key: FiberKey) -> bool {
@@ -617,27 +605,6 @@ fn drop_quietly(group: &str, task: Pin<Box<dyn Future<Output = ()>>>) {
     }
 }
 
-/// The waker given to fibers; used only by futures that are not dt-fiber primitives
-/// (those wake their fiber directly). Wakes go through the cross-thread queue.
-struct FiberWaker {
-    shared: Arc<DispatcherShared>,
-    gid: u64,
-    key: FiberKey,
-}
-
-impl Wake for FiberWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.shared.send(Msg::Wake {
-            gid: self.gid,
-            key: self.key,
-        });
-    }
-}
-
 /// A handle to a fiber group, usable on its dispatcher thread (it is `!Send`).
 ///
 /// Fibers are started with [`FiberGroup::spawn`]; primitives are created with
@@ -737,7 +704,7 @@ impl FiberGroup {
 
     /// Re-reads the clock (for lease checks and entry timestamps) and returns it.
     pub fn refresh_now(&self) -> Timestamp {
-        self.inner.core.refresh_clock()
+        self.inner.core.refresh_clock_full()
     }
 
     /// 64 bits from the dispatcher's (possibly seeded) random generator.

@@ -112,6 +112,7 @@ mod share;
 mod sim;
 mod timer;
 mod wait;
+mod waker;
 
 pub use channel::{ChannelSender, FiberChannel, Rejected, Take, TakeAll, TakeOpt};
 pub use clock::{ClockMode, DetRng};

@@ -170,9 +170,8 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.get_mut().yielded = true;
-        match context::current_fiber() {
-            Some((group, key)) => group.request_yield(key),
-            None => cx.waker().wake_by_ref(),
+        if !context::request_yield() {
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }

@@ -65,6 +65,41 @@ impl WaitCell {
     }
 }
 
+/// Cells kept for reuse per dispatcher thread, so a wait costs no allocation in the
+/// steady state.
+const CELL_POOL_MAX: usize = 256;
+
+impl WaitCell {
+    /// A pending cell for fiber `key` of `group`, reusing a pooled allocation if any.
+    fn acquire(group: Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+        let pooled = group.core().cell_pool.borrow_mut().pop();
+        if let Some(mut rc) = pooled {
+            if let Some(c) = Rc::get_mut(&mut rc) {
+                c.group = group;
+                c.fiber = key;
+                c.outcome.set(Outcome::Pending);
+                return rc;
+            }
+        }
+        Rc::new(WaitCell {
+            group,
+            fiber: key,
+            outcome: Cell::new(Outcome::Pending),
+        })
+    }
+}
+
+/// Returns a finished cell to the pool when nothing else refers to it.
+fn release(cell: Rc<WaitCell>) {
+    if Rc::strong_count(&cell) == 1 {
+        let core = cell.group.core().clone();
+        let mut pool = core.cell_pool.borrow_mut();
+        if pool.len() < CELL_POOL_MAX {
+            pool.push(cell);
+        }
+    }
+}
+
 /// A FIFO list of waiting fibers, with lazy removal of stale cells.
 #[derive(Default)]
 pub(crate) struct WaitList {
@@ -161,21 +196,17 @@ impl Wait {
                 let Some((group, key)) = context::current_fiber() else {
                     return Poll::Ready(Err(FiberError::NotInFiber));
                 };
-                if group.take_interrupt(key) {
+                let cell = WaitCell::acquire(group, key);
+                if cell.group.begin_wait(key, &cell) {
+                    release(cell);
                     return Poll::Ready(Err(FiberError::Interrupted));
                 }
-                let cell = Rc::new(WaitCell {
-                    group: group.clone(),
-                    fiber: key,
-                    outcome: Cell::new(Outcome::Pending),
-                });
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
                 }
                 if let Some(d) = timeout {
-                    group.core().add_timer(d, cell.clone());
+                    cell.group.core().add_timer(d, cell.clone());
                 }
-                group.set_current_wait(key, Some(cell.clone()));
                 self.cell = Some(cell);
                 Poll::Pending
             }
@@ -197,6 +228,7 @@ impl Wait {
         if let Some(cell) = self.cell.take() {
             cell.cancel();
             cell.group.clear_current_wait(cell.fiber, &cell);
+            release(cell);
         }
     }
 }
