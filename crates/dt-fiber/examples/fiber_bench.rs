@@ -42,7 +42,9 @@ impl Counter {
 struct Env {
     d: Dispatcher,
     g: GroupHandle,
-    count: Arc<Counter>,
+    /// Leaked so fibers reference it without reference counting (as the reference's
+    /// frames reference their benchmark object).
+    count: &'static Counter,
     running: Arc<AtomicBool>,
 }
 
@@ -52,7 +54,7 @@ fn env(name: &str) -> Env {
     Env {
         d,
         g,
-        count: Arc::new(Counter::default()),
+        count: Box::leak(Box::default()),
         running: Arc::new(AtomicBool::new(true)),
     }
 }
@@ -79,7 +81,7 @@ fn create_fiber() -> f64 {
     let e = env("create_fiber");
     let start = Instant::now();
     for _ in 0..LOOP {
-        let c = e.count.clone();
+        let c = e.count;
         e.g.fire_fiber("worker", move || async move { c.inc() })
             .expect("fire");
     }
@@ -93,13 +95,12 @@ fn create_fiber() -> f64 {
 
 fn create_fiber_in_group() -> f64 {
     let e = env("create_fiber_in_group");
-    let (c, r) = (e.count.clone(), e.running.clone());
+    let (c, r) = (e.count, e.running.clone());
     e.g.execute(move |g| {
         let g2 = g.clone();
         g.spawn("master", async move {
             while r.load(Ordering::Relaxed) {
                 for _ in 0..1000 {
-                    let c = c.clone();
                     let _ = g2.spawn("worker", async move { c.inc() });
                 }
                 yield_now().await;
@@ -113,14 +114,14 @@ fn create_fiber_in_group() -> f64 {
 
 fn spawn_and_take() -> f64 {
     let e = env("spawn_and_take");
-    let (c, r) = (e.count.clone(), e.running.clone());
+    let (c, r) = (e.count, e.running.clone());
     e.g.execute(move |g| {
         let ch = g.new_channel::<u64>();
         let g2 = g.clone();
         g.spawn("producer", async move {
             while r.load(Ordering::Relaxed) {
                 ch.offer(1);
-                let (ch, c) = (ch.clone(), c.clone());
+                let ch = ch.clone();
                 let _ = g2.spawn("consumer", async move {
                     if ch.take().await.is_ok() {
                         c.inc();
@@ -137,7 +138,7 @@ fn spawn_and_take() -> f64 {
 
 fn channel_in_group() -> f64 {
     let e = env("channel_in_group");
-    let (c, r) = (e.count.clone(), e.running.clone());
+    let (c, r) = (e.count, e.running.clone());
     e.g.execute(move |g| {
         let ch = g.new_channel::<u64>();
         for _ in 0..10 {
@@ -149,7 +150,7 @@ fn channel_in_group() -> f64 {
                 }
             })
             .expect("spawn");
-            let (ch2, c2) = (ch.clone(), c.clone());
+            let (ch2, c2) = (ch.clone(), c);
             g.spawn_with(
                 dt_fiber::FiberOptions::new("consumer").daemon(),
                 async move {
@@ -167,7 +168,7 @@ fn channel_in_group() -> f64 {
 
 fn channel_ping_pong() -> f64 {
     let e = env("channel_ping_pong");
-    let (c, r) = (e.count.clone(), e.running.clone());
+    let (c, r) = (e.count, e.running.clone());
     e.g.execute(move |g| {
         let (a, b) = (g.new_channel::<u64>(), g.new_channel::<u64>());
         let (a2, b2, r2) = (a.clone(), b.clone(), r.clone());
@@ -198,7 +199,7 @@ fn channel_ping_pong() -> f64 {
 fn channel_cross_thread() -> f64 {
     let e = env("channel_cross_thread");
     let (tx, rx) = std::sync::mpsc::channel();
-    let c = e.count.clone();
+    let c = e.count;
     e.g.execute(move |g| {
         let ch = g.new_channel::<u64>();
         tx.send(ch.sender()).expect("send");
@@ -214,7 +215,7 @@ fn channel_cross_thread() -> f64 {
     })
     .expect("execute");
     let sender = rx.recv().expect("sender");
-    let (r, c) = (e.running.clone(), e.count.clone());
+    let (r, c) = (e.running.clone(), e.count);
     let producer = std::thread::spawn(move || {
         let mut sent = 0u64;
         while r.load(Ordering::Relaxed) {
@@ -237,11 +238,11 @@ fn channel_cross_thread() -> f64 {
 
 fn condition_signal_wait() -> f64 {
     let e = env("condition_signal_wait");
-    let (c, r) = (e.count.clone(), e.running.clone());
+    let (c, r) = (e.count, e.running.clone());
     e.g.execute(move |g| {
         for _ in 0..10 {
             let (ping, pong) = (FiberCondition::new("ping"), FiberCondition::new("pong"));
-            let (p1, q1, c1, r1) = (ping.clone(), pong.clone(), c.clone(), r.clone());
+            let (p1, q1, c1, r1) = (ping.clone(), pong.clone(), c, r.clone());
             g.spawn("a", async move {
                 while r1.load(Ordering::Relaxed) {
                     q1.signal();

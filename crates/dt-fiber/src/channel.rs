@@ -1,6 +1,6 @@
 //! FiberChannel: an unbounded queue consumed by fibers of one group.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -28,6 +28,8 @@ struct ChanInner<T> {
     remote: RefCell<std::sync::Weak<SenderInner<T>>>,
     remote_rx: RefCell<Option<Receiver<T>>>,
     remote_q: RefCell<Option<(Sender<T>, Receiver<T>)>>,
+    /// Whether a sender was ever made (skips the remote queue check otherwise).
+    has_remote: Cell<bool>,
 }
 
 impl<T> ChanInner<T> {
@@ -38,6 +40,9 @@ impl<T> ChanInner<T> {
 
     /// Moves items offered from other threads into the queue.
     fn drain_remote(&self) {
+        if !self.has_remote.get() {
+            return;
+        }
         let rx = self.remote_rx.borrow();
         let Some(rx) = rx.as_ref() else { return };
         let mut n = 0usize;
@@ -98,6 +103,7 @@ impl<T: 'static> FiberChannel<T> {
                 remote: RefCell::new(std::sync::Weak::new()),
                 remote_rx: RefCell::new(None),
                 remote_q: RefCell::new(None),
+                has_remote: Cell::new(false),
             }),
         }
     }
@@ -125,12 +131,12 @@ impl<T: 'static> FiberChannel<T> {
     }
 
     /// Waits for an item.
-    pub fn take(&self) -> Take<T> {
+    pub fn take(&self) -> Take<'_, T> {
         self.take_with(None, false)
     }
 
     /// Waits for an item at most `d`: `Ok(None)` on timeout.
-    pub fn take_timeout(&self, d: Duration) -> TakeOpt<T> {
+    pub fn take_timeout(&self, d: Duration) -> TakeOpt<'_, T> {
         TakeOpt {
             t: self.take_with(Some(d), false),
         }
@@ -138,7 +144,7 @@ impl<T: 'static> FiberChannel<T> {
 
     /// Waits for an item, or until the group is asked to stop (`Ok(None)`), or at most
     /// `timeout` if given (`Ok(None)`).
-    pub fn take_or_stop(&self, timeout: Option<Duration>) -> TakeOpt<T> {
+    pub fn take_or_stop(&self, timeout: Option<Duration>) -> TakeOpt<'_, T> {
         TakeOpt {
             t: self.take_with(timeout, true),
         }
@@ -148,7 +154,7 @@ impl<T: 'static> FiberChannel<T> {
     /// `return_on_stop` — the group is asked to stop), then moves every queued item into
     /// `out`. Resolves to the number of items moved (possibly 0).
     pub fn take_all<'a>(
-        &self,
+        &'a self,
         out: &'a mut Vec<T>,
         timeout: Option<Duration>,
         return_on_stop: bool,
@@ -159,9 +165,9 @@ impl<T: 'static> FiberChannel<T> {
         }
     }
 
-    fn take_with(&self, timeout: Option<Duration>, on_stop: bool) -> Take<T> {
+    fn take_with(&self, timeout: Option<Duration>, on_stop: bool) -> Take<'_, T> {
         Take {
-            chan: self.inner.clone(),
+            chan: &self.inner,
             mode: TakeMode { timeout, on_stop },
             deadline: None,
             wait: Wait::new(),
@@ -204,6 +210,7 @@ impl<T: 'static> FiberChannel<T> {
             q.get_or_insert_with(crossbeam_channel::unbounded).clone()
         };
         *self.inner.remote_rx.borrow_mut() = Some(rx.clone());
+        self.inner.has_remote.set(true);
         let g = &self.inner.group;
         let slot = g.register_remote(self.inner.clone()).ok();
         let inner = Arc::new(SenderInner {
@@ -224,20 +231,30 @@ impl<T: 'static> FiberChannel<T> {
 
 /// The future of [`FiberChannel::take`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct Take<T> {
-    chan: Rc<ChanInner<T>>,
+pub struct Take<'a, T> {
+    chan: &'a ChanInner<T>,
     mode: TakeMode,
     deadline: Option<i64>,
     wait: Wait,
 }
 
-impl<T> Take<T> {
+impl<T> Take<'_, T> {
     /// `Ok(Some)` with an item, `Ok(None)` on timeout / stop.
     fn poll_opt(&mut self) -> Poll<Result<Option<T>, FiberError>> {
         loop {
             self.chan.drain_remote();
             if let Some(v) = self.chan.queue.borrow_mut().pop_front() {
                 return Poll::Ready(Ok(Some(v)));
+            }
+            if !self.mode.on_stop && self.mode.timeout.is_none() {
+                match self.wait.poll(&[&self.chan.not_empty], None) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(_)) => {
+                        self.wait = Wait::new();
+                        continue;
+                    }
+                }
             }
             let Some(group) = context::current_group() else {
                 return Poll::Ready(Err(FiberError::NotInFiber));
@@ -275,7 +292,7 @@ impl<T> Take<T> {
     }
 }
 
-impl<T> Future for Take<T> {
+impl<T> Future for Take<'_, T> {
     type Output = Result<T, FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut().poll_opt() {
@@ -291,11 +308,11 @@ impl<T> Future for Take<T> {
 
 /// The future of [`FiberChannel::take_timeout`] and [`FiberChannel::take_or_stop`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct TakeOpt<T> {
-    t: Take<T>,
+pub struct TakeOpt<'a, T> {
+    t: Take<'a, T>,
 }
 
-impl<T> Future for TakeOpt<T> {
+impl<T> Future for TakeOpt<'_, T> {
     type Output = Result<Option<T>, FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().t.poll_opt()
@@ -305,7 +322,7 @@ impl<T> Future for TakeOpt<T> {
 /// The future of [`FiberChannel::take_all`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct TakeAll<'a, T> {
-    t: Take<T>,
+    t: Take<'a, T>,
     out: &'a mut Vec<T>,
 }
 

@@ -83,28 +83,36 @@ impl FiberCondition {
     }
 
     /// Waits for a signal. Fails with [`FiberError::Interrupted`] if interrupted.
-    pub fn wait(&self) -> CondWait {
+    pub fn wait(&self) -> CondWait<'_> {
         self.wait_inner(None, None)
     }
 
     /// Waits for a signal at most `d`: `Ok(true)` if signalled, `Ok(false)` on timeout
     /// (a timeout is normal; re-check the state).
-    pub fn wait_timeout(&self, d: Duration) -> CondWaitTimeout {
+    pub fn wait_timeout(&self, d: Duration) -> CondWaitTimeout<'_> {
         CondWaitTimeout {
             w: self.wait_inner(None, Some(d)),
         }
     }
 
     /// Waits on this condition and `other` at once: the first signal wins.
-    pub fn wait_either(&self, other: &FiberCondition, timeout: Option<Duration>) -> CondWaitEither {
+    pub fn wait_either<'a>(
+        &'a self,
+        other: &'a FiberCondition,
+        timeout: Option<Duration>,
+    ) -> CondWaitEither<'a> {
         CondWaitEither {
-            w: self.wait_inner(Some(other.inner.clone()), timeout),
+            w: self.wait_inner(Some(&other.inner), timeout),
         }
     }
 
-    fn wait_inner(&self, second: Option<Rc<CondInner>>, timeout: Option<Duration>) -> CondWait {
+    fn wait_inner<'a>(
+        &'a self,
+        second: Option<&'a CondInner>,
+        timeout: Option<Duration>,
+    ) -> CondWait<'a> {
         CondWait {
-            first: self.inner.clone(),
+            first: &self.inner,
             second,
             timeout,
             wait: Wait::new(),
@@ -114,14 +122,14 @@ impl FiberCondition {
 
 /// The future of [`FiberCondition::wait`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct CondWait {
-    first: Rc<CondInner>,
-    second: Option<Rc<CondInner>>,
+pub struct CondWait<'a> {
+    first: &'a CondInner,
+    second: Option<&'a CondInner>,
     timeout: Option<Duration>,
     wait: Wait,
 }
 
-impl CondWait {
+impl CondWait<'_> {
     fn poll_outcome(&mut self) -> Poll<Result<Outcome, FiberError>> {
         match &self.second {
             None => self.wait.poll(&[&self.first.list], self.timeout),
@@ -130,7 +138,7 @@ impl CondWait {
     }
 }
 
-impl Future for CondWait {
+impl Future for CondWait<'_> {
     type Output = Result<(), FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().poll_outcome().map(|r| r.map(|_| ()))
@@ -139,11 +147,11 @@ impl Future for CondWait {
 
 /// The future of [`FiberCondition::wait_timeout`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct CondWaitTimeout {
-    w: CondWait,
+pub struct CondWaitTimeout<'a> {
+    w: CondWait<'a>,
 }
 
-impl Future for CondWaitTimeout {
+impl Future for CondWaitTimeout<'_> {
     type Output = Result<bool, FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
@@ -155,11 +163,11 @@ impl Future for CondWaitTimeout {
 
 /// The future of [`FiberCondition::wait_either`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct CondWaitEither {
-    w: CondWait,
+pub struct CondWaitEither<'a> {
+    w: CondWait<'a>,
 }
 
-impl Future for CondWaitEither {
+impl Future for CondWaitEither<'_> {
     type Output = Result<Signaled, FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().w.poll_outcome().map(|r| {

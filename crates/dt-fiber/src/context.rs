@@ -10,6 +10,17 @@ thread_local! {
     static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
     static CUR_FIBER: Cell<Option<FiberKey>> = const { Cell::new(None) };
     static YIELD: Cell<bool> = const { Cell::new(false) };
+    static INTERRUPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets the interrupt flag of the poll about to run.
+pub(crate) fn set_interrupt(v: bool) {
+    INTERRUPT.with(|i| i.set(v));
+}
+
+/// Consumes the interrupt flag of the current poll (a wait calls this).
+pub(crate) fn take_interrupt() -> bool {
+    INTERRUPT.with(|i| i.replace(false))
 }
 
 /// Asks that the fiber being polled go to the next round when its poll returns.

@@ -352,6 +352,9 @@ impl Runner {
     }
 
     fn finish_groups(&mut self) {
+        if self.core.stopping_groups.borrow().is_empty() {
+            return;
+        }
         let stopping = std::mem::take(&mut *self.core.stopping_groups.borrow_mut());
         let mut keep = Vec::new();
         for g in stopping {

@@ -24,7 +24,7 @@ use crate::core::CoreInner;
 use crate::dispatcher::DispatcherShared;
 use crate::error::{panic_message, FiberError};
 use crate::future::FiberFuture;
-use crate::wait::{Outcome, Wait, WaitCell, WaitList};
+use crate::wait::{Outcome, Wait, WaitList};
 use crate::waker::PollWaker;
 
 /// Identifies a fiber inside its group: slab index plus a generation, so a stale handle
@@ -81,7 +81,6 @@ struct FiberSlot {
     round: u64,
     ready_times: u32,
     max_ready: u32,
-    current_wait: Option<Rc<WaitCell>>,
     join: Option<Rc<WaitList>>,
 }
 
@@ -214,13 +213,12 @@ impl GroupInner {
             task: Some(fut),
             daemon: opts.daemon,
             running: false,
-            scheduled: false,
+            scheduled: true,
             notified: false,
             interrupt_pending: false,
-            round: 0,
-            ready_times: 0,
+            round: self.core.round(),
+            ready_times: 1,
             max_ready: opts.max_ready_per_round,
-            current_wait: None,
             join: None,
         });
         if !opts.daemon {
@@ -230,7 +228,9 @@ impl GroupInner {
             idx: idx as u32,
             gen,
         };
-        self.make_ready(key, false);
+        // A new fiber is ready at once (scheduled, one use of its round budget).
+        self.ready.borrow_mut().push_back(key);
+        self.mark_ready();
         Ok(key)
     }
 
@@ -272,6 +272,11 @@ impl GroupInner {
                 ready.push_back(key);
             }
         }
+        self.mark_ready();
+    }
+
+    /// Puts the group in the dispatcher's list of groups to run, once.
+    fn mark_ready(&self) {
         if !self.in_ready_list.get() {
             if let Some(me) = self.rc() {
                 self.in_ready_list.set(true);
@@ -347,6 +352,7 @@ impl GroupInner {
                 return;
             };
             slot.running = true;
+            context::set_interrupt(std::mem::take(&mut slot.interrupt_pending));
             task
         };
         let start = self.core.perf_fiber_run.then(Instant::now);
@@ -362,6 +368,8 @@ impl GroupInner {
             catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
         };
         let yielded = context::take_yield();
+        // An interrupt no wait consumed in this poll stays pending for the next wait.
+        let interrupt_left = context::take_interrupt();
         if let Some(s) = start {
             self.core
                 .perf
@@ -375,6 +383,7 @@ impl GroupInner {
                         Some(slot) if slot.gen == key.gen => {
                             slot.running = false;
                             slot.task = Some(task);
+                            slot.interrupt_pending |= interrupt_left;
                             if yielded {
                                 slot.notified = false;
                                 slot.scheduled = true;
@@ -445,60 +454,17 @@ impl GroupInner {
         }
     }
 
-    /// Registers `cell` as the fiber's current wait (the target of `interrupt`), unless an
-    /// interrupt is pending: then consumes it and returns true.
-    pub(crate) fn begin_wait(&self, key: FiberKey, cell: &Rc<WaitCell>) -> bool {
-        let old = {
-            let mut fibers = self.fibers.borrow_mut();
-            match fibers.get_mut(key.idx as usize) {
-                Some(s) if s.gen == key.gen => {
-                    if s.interrupt_pending {
-                        s.interrupt_pending = false;
-                        return true;
-                    }
-                    s.current_wait.replace(cell.clone())
-                }
-                _ => None,
-            }
-        };
-        drop(old);
-        false
-    }
-
-    pub(crate) fn clear_current_wait(&self, key: FiberKey, cell: &Rc<WaitCell>) {
-        let old = {
-            let mut fibers = self.fibers.borrow_mut();
-            match fibers.get_mut(key.idx as usize) {
-                Some(s) if s.gen == key.gen => {
-                    if s.current_wait.as_ref().is_some_and(|c| Rc::ptr_eq(c, cell)) {
-                        s.current_wait.take()
-                    } else {
-                        None
-                    }
-                }
-                _ => None,
-            }
-        };
-        drop(old);
-    }
-
+    /// Marks the fiber interrupted and makes it ready: the wait it is in (or its next
+    /// wait) resumes with an interrupt error.
     fn interrupt(&self, key: FiberKey) -> bool {
-        let cell = {
+        {
             let mut fibers = self.fibers.borrow_mut();
             match fibers.get_mut(key.idx as usize) {
-                Some(s) if s.gen == key.gen => match &s.current_wait {
-                    Some(c) if c.is_pending() => Some(c.clone()),
-                    _ => {
-                        s.interrupt_pending = true;
-                        None
-                    }
-                },
+                Some(s) if s.gen == key.gen => s.interrupt_pending = true,
                 _ => return false,
             }
-        };
-        if let Some(c) = cell {
-            c.fire(Outcome::Interrupted, false);
         }
+        self.make_ready(key, false);
         true
     }
 

@@ -25,8 +25,6 @@ pub(crate) enum Outcome {
     Signaled(u8),
     /// The timer fired first.
     Timeout,
-    /// The fiber was interrupted.
-    Interrupted,
     /// The waiting future was dropped.
     Cancelled,
 }
@@ -196,11 +194,10 @@ impl Wait {
                 let Some((group, key)) = context::current_fiber() else {
                     return Poll::Ready(Err(FiberError::NotInFiber));
                 };
-                let cell = WaitCell::acquire(group, key);
-                if cell.group.begin_wait(key, &cell) {
-                    release(cell);
+                if context::take_interrupt() {
                     return Poll::Ready(Err(FiberError::Interrupted));
                 }
+                let cell = WaitCell::acquire(group, key);
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
                 }
@@ -211,10 +208,13 @@ impl Wait {
                 Poll::Pending
             }
             Some(cell) => match cell.outcome() {
-                Outcome::Pending => Poll::Pending,
-                Outcome::Interrupted => {
-                    self.finish();
-                    Poll::Ready(Err(FiberError::Interrupted))
+                Outcome::Pending => {
+                    if context::take_interrupt() {
+                        self.finish();
+                        Poll::Ready(Err(FiberError::Interrupted))
+                    } else {
+                        Poll::Pending
+                    }
                 }
                 o => {
                     self.finish();
@@ -227,7 +227,6 @@ impl Wait {
     fn finish(&mut self) {
         if let Some(cell) = self.cell.take() {
             cell.cancel();
-            cell.group.clear_current_wait(cell.fiber, &cell);
             release(cell);
         }
     }
