@@ -134,6 +134,13 @@ pub fn now() -> Option<Timestamp> {
     context::current_group().map(|g| g.core().now())
 }
 
+/// Forces a fresh reading of the current dispatcher's clock (both wall and monotonic)
+/// and returns it; for lease checks and entry timestamps that must not be stale.
+/// `None` outside a dispatcher thread's group.
+pub fn refresh_now() -> Option<Timestamp> {
+    context::current_group().map(|g| g.core().refresh_clock_full())
+}
+
 /// 64 bits from the current dispatcher's random generator (seeded in a simulation), or
 /// `None` outside a dispatcher thread's group.
 pub fn random_u64() -> Option<u64> {

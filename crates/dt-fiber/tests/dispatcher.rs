@@ -320,3 +320,62 @@ fn execute_schedule_and_published_status() {
     assert!(g.wait_finished(WAIT));
     assert!(d.stop(WAIT).stopped);
 }
+
+/// A future that is not a dt-fiber primitive: it wakes through the std `Waker`, either
+/// at once during the poll (`wake_by_ref` on the borrowed waker) or later from another
+/// thread with a cloned (owned) waker.
+struct Foreign {
+    polls: u32,
+    from_thread: bool,
+}
+
+impl std::future::Future for Foreign {
+    type Output = u32;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
+        self.polls += 1;
+        if self.polls >= 3 {
+            return std::task::Poll::Ready(self.polls);
+        }
+        if self.from_thread {
+            let w = cx.waker().clone();
+            let w2 = w.clone();
+            drop(w2);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1));
+                w.wake();
+            });
+        } else {
+            cx.waker().wake_by_ref();
+        }
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn foreign_futures_are_woken_through_the_std_waker() {
+    let d = start("d9");
+    let g = d.start_group("g").unwrap();
+    let (tx, rx) = mpsc::channel();
+    for from_thread in [false, true] {
+        let tx = tx.clone();
+        g.fire_fiber("foreign", move || async move {
+            let n = Foreign {
+                polls: 0,
+                from_thread,
+            }
+            .await;
+            tx.send((from_thread, n)).unwrap();
+        })
+        .unwrap();
+    }
+    let mut got = vec![
+        rx.recv_timeout(WAIT).unwrap(),
+        rx.recv_timeout(WAIT).unwrap(),
+    ];
+    got.sort();
+    assert_eq!(got, vec![(false, 3), (true, 3)]);
+    assert!(d.stop(WAIT).stopped);
+}
