@@ -1,0 +1,118 @@
+//! The error type of fiber operations.
+
+use std::fmt;
+use std::sync::Arc;
+
+use dt_common::DtError;
+
+/// Why a fiber operation did not produce its value.
+///
+/// It is `Clone` because one failure may be delivered to several waiters (every fiber
+/// awaiting a failed [`FiberFuture`](crate::FiberFuture) sees it).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FiberError {
+    /// A wait with a timeout ran out of time.
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+    },
+    /// The waiting fiber was interrupted with [`Fiber::interrupt`](crate::Fiber::interrupt).
+    Interrupted,
+    /// The group has finished (or is unknown to its dispatcher) and takes no more work.
+    GroupFinished {
+        /// The group's name.
+        group: String,
+    },
+    /// The dispatcher has stopped and takes no more work.
+    DispatcherStopped {
+        /// The dispatcher's name.
+        dispatcher: String,
+    },
+    /// The operation was cancelled, e.g. the other side of a cross-thread completion was
+    /// dropped without completing.
+    Cancelled(String),
+    /// The producer failed the operation with this error.
+    Failed(Arc<DtError>),
+    /// A fiber, task or blocking job panicked.
+    Panicked {
+        /// The fiber, task or job name.
+        name: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The value of a [`FiberFuture`](crate::FiberFuture) was already moved out by `take`.
+    ResultTaken,
+    /// A fiber primitive was awaited outside a fiber (not on a dispatcher thread, or not
+    /// inside a fiber's poll). Await it from a fiber spawned into a group.
+    NotInFiber,
+    /// A configuration value is invalid.
+    InvalidConfig(String),
+}
+
+impl FiberError {
+    /// Wraps a [`DtError`] as the failure of a fiber operation.
+    pub fn failed(e: DtError) -> Self {
+        FiberError::Failed(Arc::new(e))
+    }
+}
+
+impl fmt::Display for FiberError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FiberError::Timeout { what } => write!(f, "timed out waiting for {what}"),
+            FiberError::Interrupted => write!(f, "fiber interrupted while waiting"),
+            FiberError::GroupFinished { group } => {
+                write!(f, "fiber group '{group}' has finished and takes no more work")
+            }
+            FiberError::DispatcherStopped { dispatcher } => {
+                write!(f, "dispatcher '{dispatcher}' has stopped and takes no more work")
+            }
+            FiberError::Cancelled(m) => write!(f, "cancelled: {m}"),
+            FiberError::Failed(e) => write!(f, "failed: {e}"),
+            FiberError::Panicked { name, message } => write!(f, "'{name}' panicked: {message}"),
+            FiberError::ResultTaken => {
+                write!(f, "the future's value was already taken by another awaiter; use get() to share it")
+            }
+            FiberError::NotInFiber => write!(
+                f,
+                "fiber primitive used outside a fiber; await it from a fiber spawned into a FiberGroup"
+            ),
+            FiberError::InvalidConfig(m) => write!(f, "invalid fiber configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FiberError {}
+
+impl From<FiberError> for DtError {
+    fn from(e: FiberError) -> Self {
+        match e {
+            FiberError::Timeout { what } => DtError::timeout(what),
+            FiberError::Interrupted => DtError::Cancelled("fiber interrupted".into()),
+            FiberError::GroupFinished { .. } | FiberError::DispatcherStopped { .. } => {
+                DtError::Stopped(e.to_string())
+            }
+            FiberError::Cancelled(m) => DtError::Cancelled(m),
+            FiberError::Failed(inner) => match Arc::try_unwrap(inner) {
+                Ok(d) => d,
+                Err(shared) => DtError::Bug(format!("shared failure: {shared}")),
+            },
+            FiberError::InvalidConfig(m) => DtError::InvalidArgument(m),
+            FiberError::Panicked { .. } | FiberError::ResultTaken | FiberError::NotInFiber => {
+                DtError::Bug(e.to_string())
+            }
+        }
+    }
+}
+
+/// Extracts a readable message from a panic payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,945 @@
+//! Fiber groups: single-threaded domains of fibers, their lifecycle and their handles.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use dt_common::{PerfType, Timestamp};
+use slab::Slab;
+
+use crate::channel::FiberChannel;
+use crate::condition::FiberCondition;
+use crate::context;
+use crate::core::CoreInner;
+use crate::dispatcher::DispatcherShared;
+use crate::error::{panic_message, FiberError};
+use crate::future::FiberFuture;
+use crate::wait::{Outcome, Wait, WaitList};
+use crate::waker::PollWaker;
+
+/// Identifies a fiber inside its group: slab index plus a generation, so a stale handle
+/// never reaches a newer fiber that reuses the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FiberKey {
+    idx: u32,
+    gen: u32,
+}
+
+/// How a fiber is started: its name, whether it is a daemon, and its fairness budget.
+#[derive(Debug, Clone)]
+pub struct FiberOptions {
+    name: Cow<'static, str>,
+    daemon: bool,
+    max_ready_per_round: u32,
+}
+
+impl FiberOptions {
+    /// A non-daemon fiber called `name`, made ready at most once per dispatcher round.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        FiberOptions {
+            name: name.into(),
+            daemon: false,
+            max_ready_per_round: 1,
+        }
+    }
+
+    /// Makes the fiber a daemon: the group does not wait for it to finish when shutting
+    /// down; it is abandoned (its future dropped) when the group finishes.
+    pub fn daemon(mut self) -> Self {
+        self.daemon = true;
+        self
+    }
+
+    /// How many times per dispatcher round the fiber may be made ready (default 1, at
+    /// least 1). Wake-ups beyond the budget are deferred to the next round, so one busy
+    /// fiber cannot starve the others.
+    pub fn max_ready_per_round(mut self, n: u32) -> Self {
+        self.max_ready_per_round = n.max(1);
+        self
+    }
+}
+
+struct FiberSlot {
+    gen: u32,
+    name: Cow<'static, str>,
+    task: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    daemon: bool,
+    running: bool,
+    scheduled: bool,
+    notified: bool,
+    interrupt_pending: bool,
+    round: u64,
+    ready_times: u32,
+    max_ready: u32,
+    join: Option<Rc<WaitList>>,
+}
+
+/// The part of a group other threads may read: identity, flags, fatal error.
+pub(crate) struct GroupShared {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    should_stop: AtomicBool,
+    finished: Mutex<bool>,
+    finished_cv: Condvar,
+    finished_flag: AtomicBool,
+    fatal: Mutex<Option<String>>,
+}
+
+impl GroupShared {
+    pub(crate) fn new(id: u64, name: String) -> Self {
+        GroupShared {
+            id,
+            name,
+            should_stop: AtomicBool::new(false),
+            finished: Mutex::new(false),
+            finished_cv: Condvar::new(),
+            finished_flag: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished_flag.load(Ordering::Acquire)
+    }
+
+    fn set_finished(&self) {
+        let mut f = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        *f = true;
+        self.finished_flag.store(true, Ordering::Release);
+        self.finished_cv.notify_all();
+    }
+
+    fn set_fatal(&self, msg: &str) {
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(msg.to_string());
+        }
+    }
+}
+
+/// The dispatcher-thread state of one group.
+pub(crate) struct GroupInner {
+    me: Weak<GroupInner>,
+    core: Rc<CoreInner>,
+    pub(crate) shared: Arc<GroupShared>,
+    fibers: RefCell<Slab<FiberSlot>>,
+    next_gen: Cell<u32>,
+    ready: RefCell<VecDeque<FiberKey>>,
+    next_round: RefCell<Vec<FiberKey>>,
+    in_ready_list: Cell<bool>,
+    in_deferred_list: Cell<bool>,
+    non_daemon: Cell<usize>,
+    should_stop: Cell<bool>,
+    finished: Cell<bool>,
+    stop_list: WaitList,
+    remote: RefCell<Slab<Rc<dyn Any>>>,
+    finish_list: WaitList,
+}
+
+impl GroupInner {
+    pub(crate) fn new(core: Rc<CoreInner>, shared: Arc<GroupShared>) -> Rc<Self> {
+        Rc::new_cyclic(|me| GroupInner {
+            me: me.clone(),
+            core,
+            shared,
+            fibers: RefCell::new(Slab::new()),
+            next_gen: Cell::new(0),
+            ready: RefCell::new(VecDeque::new()),
+            next_round: RefCell::new(Vec::new()),
+            in_ready_list: Cell::new(false),
+            in_deferred_list: Cell::new(false),
+            non_daemon: Cell::new(0),
+            should_stop: Cell::new(false),
+            finished: Cell::new(false),
+            stop_list: WaitList::new(),
+            remote: RefCell::new(Slab::new()),
+            finish_list: WaitList::new(),
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Rc<CoreInner> {
+        &self.core
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub(crate) fn should_stop(&self) -> bool {
+        self.should_stop.get()
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    pub(crate) fn stop_list(&self) -> &WaitList {
+        &self.stop_list
+    }
+
+    fn rc(&self) -> Option<Rc<GroupInner>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn spawn(
+        &self,
+        opts: FiberOptions,
+        fut: Pin<Box<dyn Future<Output = ()>>>,
+    ) -> Result<FiberKey, FiberError> {
+        if self.finished.get() {
+            return Err(FiberError::GroupFinished {
+                group: self.shared.name.clone(),
+            });
+        }
+        let gen = self.next_gen.get().wrapping_add(1);
+        self.next_gen.set(gen);
+        let idx = self.fibers.borrow_mut().insert(FiberSlot {
+            gen,
+            name: opts.name,
+            task: Some(fut),
+            daemon: opts.daemon,
+            running: false,
+            scheduled: true,
+            notified: false,
+            interrupt_pending: false,
+            round: self.core.round(),
+            ready_times: 1,
+            max_ready: opts.max_ready_per_round,
+            join: None,
+        });
+        if !opts.daemon {
+            self.non_daemon.set(self.non_daemon.get() + 1);
+        }
+        let key = FiberKey {
+            idx: idx as u32,
+            gen,
+        };
+        // A new fiber is ready at once (scheduled, one use of its round budget).
+        self.ready.borrow_mut().push_back(key);
+        self.mark_ready();
+        Ok(key)
+    }
+
+    /// Makes a fiber ready (front or back of the ready queue), honouring its per-round
+    /// budget. No effect on finished fibers, fibers already queued, or finished groups.
+    pub(crate) fn make_ready(&self, key: FiberKey, front: bool) {
+        if self.finished.get() {
+            return;
+        }
+        let mut fibers = self.fibers.borrow_mut();
+        let Some(slot) = fibers.get_mut(key.idx as usize) else {
+            return;
+        };
+        if slot.gen != key.gen || slot.scheduled {
+            return;
+        }
+        if slot.running {
+            slot.notified = true;
+            return;
+        }
+        slot.scheduled = true;
+        let round = self.core.round();
+        if slot.round != round {
+            slot.round = round;
+            slot.ready_times = 0;
+        }
+        if slot.ready_times >= slot.max_ready {
+            drop(fibers);
+            self.defer(key);
+            return;
+        }
+        slot.ready_times += 1;
+        drop(fibers);
+        {
+            let mut ready = self.ready.borrow_mut();
+            if front {
+                ready.push_front(key);
+            } else {
+                ready.push_back(key);
+            }
+        }
+        self.mark_ready();
+    }
+
+    /// Puts the group in the dispatcher's list of groups to run, once.
+    fn mark_ready(&self) {
+        if !self.in_ready_list.get() {
+            if let Some(me) = self.rc() {
+                self.in_ready_list.set(true);
+                self.core.push_ready_group(me);
+            }
+        }
+    }
+
+    fn defer(&self, key: FiberKey) {
+        self.next_round.borrow_mut().push(key);
+        if !self.in_deferred_list.get() {
+            if let Some(me) = self.rc() {
+                self.in_deferred_list.set(true);
+                self.core.push_deferred_group(me);
+            }
+        }
+    }
+
+    pub(crate) fn promote_next_round(&self) {
+        self.in_deferred_list.set(false);
+        let mut keys = self.next_round.borrow_mut();
+        if keys.is_empty() || self.finished.get() {
+            keys.clear();
+            return;
+        }
+        let round = self.core.round();
+        {
+            let mut fibers = self.fibers.borrow_mut();
+            let mut ready = self.ready.borrow_mut();
+            for k in keys.drain(..) {
+                if let Some(slot) = fibers.get_mut(k.idx as usize) {
+                    if slot.gen == k.gen {
+                        slot.round = round;
+                        slot.ready_times = 1;
+                        ready.push_back(k);
+                    }
+                }
+            }
+        }
+        drop(keys);
+        if !self.in_ready_list.get() {
+            if let Some(me) = self.rc() {
+                self.in_ready_list.set(true);
+                self.core.push_ready_group(me);
+            }
+        }
+    }
+
+    /// Runs this group's ready fibers until its ready queue is empty.
+    pub(crate) fn run_ready(self: &Rc<Self>) {
+        self.in_ready_list.set(false);
+        let _g = context::enter_group(self);
+        loop {
+            let key = self.ready.borrow_mut().pop_front();
+            match key {
+                Some(k) => self.poll_fiber(k),
+                None => return,
+            }
+        }
+    }
+
+    fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
+        let mut task = {
+            let mut fibers = self.fibers.borrow_mut();
+            let Some(slot) = fibers.get_mut(key.idx as usize) else {
+                return;
+            };
+            if slot.gen != key.gen {
+                return;
+            }
+            slot.scheduled = false;
+            let Some(task) = slot.task.take() else {
+                return;
+            };
+            slot.running = true;
+            context::set_interrupt(std::mem::take(&mut slot.interrupt_pending));
+            task
+        };
+        let start = self.core.perf_fiber_run.then(Instant::now);
+        let res = {
+            let _f = context::enter_fiber(key);
+            let pw = PollWaker {
+                shared: &self.core.shared,
+                gid: self.shared.id,
+                key,
+            };
+            let waker = pw.waker();
+            let mut cx = Context::from_waker(waker.get());
+            catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
+        };
+        let yielded = context::take_yield();
+        // An interrupt no wait consumed in this poll stays pending for the next wait.
+        let interrupt_left = context::take_interrupt();
+        if let Some(s) = start {
+            self.core
+                .perf
+                .fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
+        }
+        match res {
+            Ok(Poll::Pending) => {
+                let action = {
+                    let mut fibers = self.fibers.borrow_mut();
+                    match fibers.get_mut(key.idx as usize) {
+                        Some(slot) if slot.gen == key.gen => {
+                            slot.running = false;
+                            slot.task = Some(task);
+                            slot.interrupt_pending |= interrupt_left;
+                            if yielded {
+                                slot.notified = false;
+                                slot.scheduled = true;
+                                1
+                            } else if slot.notified {
+                                slot.notified = false;
+                                2
+                            } else {
+                                0
+                            }
+                        }
+                        // The group finished during the poll (cannot happen today) or
+                        // the slot vanished: drop the task outside the borrow.
+                        _ => 3,
+                    }
+                };
+                match action {
+                    1 => self.defer(key),
+                    2 => self.make_ready(key, false),
+                    _ => {}
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                self.end_fiber(key, task);
+            }
+            Err(p) => {
+                let msg = panic_message(p.as_ref());
+                let name = self.fiber_name(key);
+                log::error!(
+                    "fiber '{}' of group '{}' panicked: {}; shutting the group down",
+                    name,
+                    self.shared.name,
+                    msg
+                );
+                self.end_fiber(key, task);
+                self.fatal(&format!("fiber '{name}' panicked: {msg}"));
+            }
+        }
+    }
+
+    fn fiber_name(&self, key: FiberKey) -> String {
+        let fibers = self.fibers.borrow();
+        match fibers.get(key.idx as usize) {
+            Some(s) if s.gen == key.gen => s.name.to_string(),
+            _ => String::from("?"),
+        }
+    }
+
+    fn end_fiber(&self, key: FiberKey, task: Pin<Box<dyn Future<Output = ()>>>) {
+        let slot = {
+            let mut fibers = self.fibers.borrow_mut();
+            match fibers.get(key.idx as usize) {
+                Some(s) if s.gen == key.gen => Some(fibers.remove(key.idx as usize)),
+                _ => None,
+            }
+        };
+        drop_quietly(self.name(), task);
+        if let Some(slot) = slot {
+            if !slot.daemon {
+                self.non_daemon.set(self.non_daemon.get() - 1);
+            }
+            if let Some(j) = slot.join {
+                j.signal_all(false);
+            }
+            if self.should_stop.get() && self.non_daemon.get() == 0 {
+                // Finishing is decided by the dispatcher at the end of the round.
+            }
+        }
+    }
+
+    /// Marks the fiber interrupted and makes it ready: the wait it is in (or its next
+    /// wait) resumes with an interrupt error.
+    fn interrupt(&self, key: FiberKey) -> bool {
+        {
+            let mut fibers = self.fibers.borrow_mut();
+            match fibers.get_mut(key.idx as usize) {
+                Some(s) if s.gen == key.gen => s.interrupt_pending = true,
+                _ => return false,
+            }
+        }
+        self.make_ready(key, false);
+        true
+    }
+
+    fn is_alive(&self, key: FiberKey) -> bool {
+        let fibers = self.fibers.borrow();
+        matches!(fibers.get(key.idx as usize), Some(s) if s.gen == key.gen)
+    }
+
+    fn join_list(&self, key: FiberKey) -> Option<Rc<WaitList>> {
+        let mut fibers = self.fibers.borrow_mut();
+        match fibers.get_mut(key.idx as usize) {
+            Some(s) if s.gen == key.gen => Some(
+                s.join
+                    .get_or_insert_with(|| Rc::new(WaitList::new()))
+                    .clone(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Asks the group to shut down: sets should-stop, publishes it, wakes fibers waiting
+    /// for it. Idempotent.
+    pub(crate) fn request_shutdown(&self) {
+        if self.should_stop.get() || self.finished.get() {
+            return;
+        }
+        self.should_stop.set(true);
+        self.shared.should_stop.store(true, Ordering::Release);
+        self.stop_list.signal_all(false);
+        if let Some(me) = self.rc() {
+            self.core.stopping_groups.borrow_mut().push(me);
+        }
+    }
+
+    pub(crate) fn fatal(&self, msg: &str) {
+        self.shared.set_fatal(msg);
+        self.request_shutdown();
+    }
+
+    /// Whether a stopping group may finish now.
+    pub(crate) fn can_finish(&self) -> bool {
+        self.should_stop.get() && !self.finished.get() && self.non_daemon.get() == 0
+    }
+
+    /// Finishes the group: abandons daemon fibers, releases remote registrations,
+    /// publishes the finished flag.
+    pub(crate) fn finish(self: &Rc<Self>) {
+        if self.finished.get() {
+            return;
+        }
+        self.finished.set(true);
+        let slots: Vec<FiberSlot> = self.fibers.borrow_mut().drain().collect();
+        self.ready.borrow_mut().clear();
+        self.next_round.borrow_mut().clear();
+        {
+            let _g = context::enter_group(self);
+            for s in slots {
+                if let Some(j) = &s.join {
+                    j.signal_all(false);
+                }
+                if let Some(t) = s.task {
+                    drop_quietly(self.name(), t);
+                }
+            }
+            let remote: Vec<Rc<dyn Any>> = self.remote.borrow_mut().drain().collect();
+            drop(remote);
+        }
+        self.stop_list.clear();
+        self.finish_list.signal_all(false);
+        self.shared.set_finished();
+        log::debug!("fiber group '{}' finished", self.shared.name);
+    }
+
+    pub(crate) fn register_remote(&self, obj: Rc<dyn Any>) -> Result<usize, FiberError> {
+        if self.finished.get() {
+            return Err(FiberError::GroupFinished {
+                group: self.shared.name.clone(),
+            });
+        }
+        Ok(self.remote.borrow_mut().insert(obj))
+    }
+
+    pub(crate) fn remote_get(&self, slot: usize) -> Option<Rc<dyn Any>> {
+        self.remote.borrow().get(slot).cloned()
+    }
+
+    pub(crate) fn remote_remove(&self, slot: usize) -> Option<Rc<dyn Any>> {
+        self.remote.borrow_mut().try_remove(slot)
+    }
+
+    pub(crate) fn live_fibers(&self) -> usize {
+        self.fibers.borrow().len()
+    }
+}
+
+/// Drops a fiber's future, containing a panic from its destructors.
+fn drop_quietly(group: &str, task: Pin<Box<dyn Future<Output = ()>>>) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+        log::error!(
+            "dropping a fiber of group '{}' panicked: {}",
+            group,
+            panic_message(p.as_ref())
+        );
+    }
+}
+
+/// A handle to a fiber group, usable on its dispatcher thread (it is `!Send`).
+///
+/// Fibers are started with [`FiberGroup::spawn`]; primitives are created with
+/// [`FiberGroup::new_channel`], [`FiberGroup::new_future`] and [`FiberCondition::new`].
+/// Other threads use a [`GroupHandle`] instead.
+#[derive(Clone)]
+pub struct FiberGroup {
+    pub(crate) inner: Rc<GroupInner>,
+}
+
+impl fmt::Debug for FiberGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FiberGroup")
+            .field("name", &self.inner.name())
+            .finish()
+    }
+}
+
+impl FiberGroup {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Starts a non-daemon fiber running `fut`. It runs in this dispatcher round if the
+    /// group is being run, else in the next. Fails when the group has finished.
+    pub fn spawn<F>(&self, name: impl Into<Cow<'static, str>>, fut: F) -> Result<Fiber, FiberError>
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.spawn_with(FiberOptions::new(name), fut)
+    }
+
+    /// Starts a fiber with explicit [`FiberOptions`] (daemon, fairness budget).
+    pub fn spawn_with<F>(&self, opts: FiberOptions, fut: F) -> Result<Fiber, FiberError>
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let key = self.inner.spawn(opts, Box::pin(fut))?;
+        Ok(Fiber {
+            group: self.inner.clone(),
+            key,
+        })
+    }
+
+    /// A new unbounded channel consumed by fibers of this group.
+    pub fn new_channel<T: 'static>(&self) -> FiberChannel<T> {
+        FiberChannel::new(self)
+    }
+
+    /// A new, not yet completed future owned by this group.
+    pub fn new_future<T: 'static>(&self) -> FiberFuture<T> {
+        FiberFuture::new(self)
+    }
+
+    /// A new condition (conditions are not tied to a group; this is a convenience).
+    pub fn new_condition(&self, name: &'static str) -> FiberCondition {
+        FiberCondition::new(name)
+    }
+
+    /// Whether shutdown of this group was requested.
+    pub fn should_stop(&self) -> bool {
+        self.inner.should_stop()
+    }
+
+    /// Whether the group has finished.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// Requests shutdown: the group finishes once its non-daemon fibers are done.
+    pub fn request_shutdown(&self) {
+        self.inner.request_shutdown()
+    }
+
+    /// Records an unrecoverable error, requests shutdown of the group and returns an
+    /// error the caller can propagate (e.g. after a failed log write).
+    pub fn fatal(&self, msg: impl Into<String>) -> FiberError {
+        let msg = msg.into();
+        log::error!("fatal error in fiber group '{}': {}", self.name(), msg);
+        self.inner.fatal(&msg);
+        FiberError::Cancelled(format!("group '{}' is shutting down: {msg}", self.name()))
+    }
+
+    /// A `Send` handle for other threads.
+    pub fn handle(&self) -> GroupHandle {
+        GroupHandle {
+            shared: self.inner.shared.clone(),
+            disp: self.inner.core.shared.clone(),
+        }
+    }
+
+    /// The dispatcher's cached clock, refreshed once per round.
+    pub fn now(&self) -> Timestamp {
+        self.inner.core.now()
+    }
+
+    /// Re-reads the clock (for lease checks and entry timestamps) and returns it.
+    pub fn refresh_now(&self) -> Timestamp {
+        self.inner.core.refresh_clock_full()
+    }
+
+    /// 64 bits from the dispatcher's (possibly seeded) random generator.
+    pub fn random_u64(&self) -> u64 {
+        self.inner.core.random_u64()
+    }
+
+    /// Number of fibers alive in the group (daemons included).
+    pub fn fiber_count(&self) -> usize {
+        self.inner.live_fibers()
+    }
+
+    /// Waits until the group finishes (for fibers of *other* groups on the same
+    /// dispatcher). Resolves immediately if it already has.
+    pub fn wait_finished(&self) -> WaitFinished {
+        WaitFinished {
+            group: self.inner.clone(),
+            wait: Wait::new(),
+        }
+    }
+}
+
+/// The future of [`FiberGroup::wait_finished`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WaitFinished {
+    group: Rc<GroupInner>,
+    wait: Wait,
+}
+
+impl Future for WaitFinished {
+    type Output = Result<(), FiberError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.group.is_finished() {
+            return Poll::Ready(Ok(()));
+        }
+        let list = &this.group.finish_list;
+        this.wait.poll(&[list], None).map(|r| r.map(|_| ()))
+    }
+}
+
+/// The group of the fiber (or group task) currently running on this thread.
+pub fn current_group() -> Option<FiberGroup> {
+    context::current_group().map(|inner| FiberGroup { inner })
+}
+
+/// A handle to one fiber: join it, interrupt it.
+#[derive(Clone)]
+pub struct Fiber {
+    group: Rc<GroupInner>,
+    key: FiberKey,
+}
+
+impl fmt::Debug for Fiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fiber")
+            .field("group", &self.group.name())
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+impl Fiber {
+    /// Whether the fiber has not finished yet.
+    pub fn is_alive(&self) -> bool {
+        self.group.is_alive(self.key)
+    }
+
+    /// Interrupts the fiber: if it is waiting, the wait resumes with
+    /// [`FiberError::Interrupted`]; otherwise its next wait does. Returns false if the
+    /// fiber has finished.
+    pub fn interrupt(&self) -> bool {
+        self.group.interrupt(self.key)
+    }
+
+    /// Waits for the fiber to finish (normally, by panic, or abandoned with its group).
+    pub fn join(&self) -> Join {
+        Join {
+            group: self.group.clone(),
+            key: self.key,
+            timeout: None,
+            wait: Wait::new(),
+        }
+    }
+
+    /// Like [`Fiber::join`] with a timeout: resolves to `Ok(true)` when the fiber
+    /// finished, `Ok(false)` on timeout.
+    pub fn join_timeout(&self, d: Duration) -> Join {
+        Join {
+            group: self.group.clone(),
+            key: self.key,
+            timeout: Some(d),
+            wait: Wait::new(),
+        }
+    }
+}
+
+/// The future of [`Fiber::join`] / [`Fiber::join_timeout`]: `Ok(true)` once the fiber
+/// finished, `Ok(false)` on timeout.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join {
+    group: Rc<GroupInner>,
+    key: FiberKey,
+    timeout: Option<Duration>,
+    wait: Wait,
+}
+
+impl Future for Join {
+    type Output = Result<bool, FiberError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let list = match this.group.join_list(this.key) {
+            Some(l) => l,
+            None => return Poll::Ready(Ok(true)),
+        };
+        match this.wait.poll(&[&list], this.timeout) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Outcome::Timeout)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// A `Send + Sync` handle to a group for other threads: start fibers, run tasks, request
+/// shutdown, read the published status. Work is posted to the dispatcher's queue and
+/// runs on the dispatcher thread; the closures given here build the `!Send` state there.
+#[derive(Clone)]
+pub struct GroupHandle {
+    pub(crate) shared: Arc<GroupShared>,
+    pub(crate) disp: Arc<DispatcherShared>,
+}
+
+impl fmt::Debug for GroupHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupHandle")
+            .field("name", &self.shared.name)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl GroupHandle {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Whether shutdown was requested (published; no lock on the group).
+    pub fn should_stop(&self) -> bool {
+        self.shared.should_stop.load(Ordering::Acquire)
+    }
+
+    /// Whether the group has finished.
+    pub fn is_finished(&self) -> bool {
+        self.shared.is_finished()
+    }
+
+    /// The fatal error that shut the group down, if any (e.g. a fiber panicked).
+    pub fn fatal_error(&self) -> Option<String> {
+        self.shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn check_open(&self) -> Result<(), FiberError> {
+        if self.is_finished() {
+            return Err(FiberError::GroupFinished {
+                group: self.shared.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in the group on the dispatcher thread (FIFO with other posted work).
+    /// Rejected when the group has finished or the dispatcher stopped; work that arrives
+    /// after the group finished is dropped with a warning.
+    pub fn execute<F>(&self, f: F) -> Result<(), FiberError>
+    where
+        F: FnOnce(&FiberGroup) + Send + 'static,
+    {
+        self.check_open()?;
+        let name = self.shared.name.clone();
+        self.disp.post_group(
+            self.shared.id,
+            Box::new(move |g: Option<&Rc<GroupInner>>| match g {
+                Some(g) => f(&FiberGroup { inner: g.clone() }),
+                None => log::warn!("task for finished fiber group '{name}' dropped"),
+            }),
+        )
+    }
+
+    /// Starts a non-daemon fiber: `build` runs on the dispatcher thread and returns the
+    /// (`!Send`) future of the fiber.
+    pub fn fire_fiber<B, F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        build: B,
+    ) -> Result<(), FiberError>
+    where
+        B: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        self.fire_fiber_with(FiberOptions::new(name), build)
+    }
+
+    /// Like [`GroupHandle::fire_fiber`] with explicit options.
+    pub fn fire_fiber_with<B, F>(&self, opts: FiberOptions, build: B) -> Result<(), FiberError>
+    where
+        B: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        self.execute(move |g| {
+            let name = opts.name.clone();
+            if let Err(e) = g.spawn_with(opts, build()) {
+                log::warn!("fiber '{name}' not started: {e}");
+            }
+        })
+    }
+
+    /// Runs `f` in the group after `delay` (in a fiber that sleeps first).
+    pub fn schedule<F>(&self, delay: Duration, f: F) -> Result<(), FiberError>
+    where
+        F: FnOnce(&FiberGroup) + Send + 'static,
+    {
+        self.fire_fiber("scheduled", move || async move {
+            if crate::timer::sleep(delay).await.is_ok() {
+                if let Some(g) = current_group() {
+                    f(&g);
+                }
+            }
+        })
+    }
+
+    /// Requests shutdown of the group from any thread. The should-stop flag is published
+    /// at once; the group is told on the dispatcher thread.
+    pub fn request_shutdown(&self) -> Result<(), FiberError> {
+        self.shared.should_stop.store(true, Ordering::Release);
+        self.disp.post_group(
+            self.shared.id,
+            Box::new(|g: Option<&Rc<GroupInner>>| {
+                if let Some(g) = g {
+                    g.request_shutdown();
+                }
+            }),
+        )
+    }
+
+    /// Blocks the calling (non-dispatcher) thread until the group finishes or `timeout`
+    /// passes. Returns whether it finished.
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut f = self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while !*f {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            f = match self.shared.finished_cv.wait_timeout(f, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+}

@@ -1,0 +1,178 @@
+//! The timer heap and the time-based primitives: sleep, sleep until shutdown, yield.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::context;
+use crate::error::FiberError;
+use crate::wait::{Outcome, Wait, WaitCell};
+
+struct TimerEntry {
+    deadline: i64,
+    seq: u64,
+    cell: Rc<WaitCell>,
+}
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, o: &Self) -> bool {
+        self.deadline == o.deadline && self.seq == o.seq
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TimerEntry {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest deadline on top;
+    // equal deadlines fire in registration order.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.deadline
+            .cmp(&self.deadline)
+            .then_with(|| o.seq.cmp(&self.seq))
+    }
+}
+
+/// Timers of sleeping and timed-waiting fibers, ordered by wake-up time.
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    heap: RefCell<BinaryHeap<TimerEntry>>,
+    seq: std::cell::Cell<u64>,
+}
+
+impl TimerHeap {
+    pub(crate) fn add(&self, deadline: i64, cell: Rc<WaitCell>) {
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        let mut heap = self.heap.borrow_mut();
+        // Drop stale entries (waits ended by a signal) when they dominate the heap.
+        if heap.len() >= 1024 && heap.len().is_power_of_two() {
+            let live = heap.iter().filter(|e| e.cell.is_pending()).count();
+            if live < heap.len() / 2 {
+                heap.retain(|e| e.cell.is_pending());
+            }
+        }
+        heap.push(TimerEntry {
+            deadline,
+            seq,
+            cell,
+        });
+    }
+
+    /// The earliest deadline of a still-pending wait, dropping stale entries on top.
+    pub(crate) fn next_deadline(&self) -> Option<i64> {
+        let mut heap = self.heap.borrow_mut();
+        while let Some(top) = heap.peek() {
+            if top.cell.is_pending() {
+                return Some(top.deadline);
+            }
+            heap.pop();
+        }
+        None
+    }
+
+    /// Fires every wait whose deadline is `<= now` with a timeout. Returns how many fired.
+    pub(crate) fn fire_expired(&self, now: i64) -> usize {
+        let mut n = 0;
+        loop {
+            let entry = {
+                let mut heap = self.heap.borrow_mut();
+                match heap.peek() {
+                    Some(top) if top.deadline <= now => heap.pop(),
+                    _ => None,
+                }
+            };
+            match entry {
+                Some(e) => n += e.cell.fire(Outcome::Timeout, false) as usize,
+                None => return n,
+            }
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.heap.borrow_mut().clear();
+    }
+}
+
+/// Suspends the current fiber for `d` (by the dispatcher's clock, which may be virtual).
+///
+/// Fails only with [`FiberError::Interrupted`] (or [`FiberError::NotInFiber`]).
+pub fn sleep(d: Duration) -> Sleep {
+    Sleep {
+        wait: Wait::new(),
+        d,
+        until_shutdown: false,
+    }
+}
+
+/// Suspends the current fiber for `d`, but resumes early when its group is asked to shut
+/// down. Resolves to `Ok(true)` when it ended because of the shutdown request (also when
+/// the request came before the call), `Ok(false)` when the time ran out.
+pub fn sleep_until_shutdown(d: Duration) -> Sleep {
+    Sleep {
+        wait: Wait::new(),
+        d,
+        until_shutdown: true,
+    }
+}
+
+/// The future of [`sleep`] and [`sleep_until_shutdown`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    wait: Wait,
+    d: Duration,
+    until_shutdown: bool,
+}
+
+impl Future for Sleep {
+    type Output = Result<bool, FiberError>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.until_shutdown {
+            let Some(group) = context::current_group() else {
+                return Poll::Ready(Err(FiberError::NotInFiber));
+            };
+            if group.should_stop() {
+                return Poll::Ready(Ok(true));
+            }
+            let r = this.wait.poll(&[group.stop_list()], Some(this.d));
+            r.map(|o| o.map(|o| matches!(o, Outcome::Signaled(_))))
+        } else {
+            this.wait.poll(&[], Some(this.d)).map(|o| o.map(|_| false))
+        }
+    }
+}
+
+/// Lets the other ready fibers run: the current fiber resumes in the next dispatcher round.
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.get_mut().yielded = true;
+        if !context::request_yield() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}

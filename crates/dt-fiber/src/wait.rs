@@ -1,0 +1,239 @@
+//! The waiting machinery shared by every suspending primitive.
+//!
+//! A fiber that suspends creates one [`WaitCell`] and registers it wherever a wake-up may
+//! come from: the waiter list of a condition (or two), the timer heap, and its own fiber
+//! slot (for `interrupt`). The first source to fire the cell decides the outcome; the
+//! other registrations become stale and are skipped or compacted away.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::context;
+use crate::error::FiberError;
+use crate::group::{FiberKey, GroupInner};
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Still waiting.
+    Pending,
+    /// Signalled by the source with this index (0 for the first condition, 1 for the
+    /// second).
+    Signaled(u8),
+    /// The timer fired first.
+    Timeout,
+    /// The waiting future was dropped.
+    Cancelled,
+}
+
+/// One suspension of one fiber.
+pub(crate) struct WaitCell {
+    group: Rc<GroupInner>,
+    fiber: FiberKey,
+    outcome: Cell<Outcome>,
+}
+
+impl WaitCell {
+    pub(crate) fn is_pending(&self) -> bool {
+        self.outcome.get() == Outcome::Pending
+    }
+
+    pub(crate) fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+
+    /// Ends the wait with `o` if it is still pending and makes the fiber ready (at the
+    /// front of its group's ready queue when `front`). Returns whether it took effect.
+    pub(crate) fn fire(&self, o: Outcome, front: bool) -> bool {
+        if self.outcome.get() != Outcome::Pending {
+            return false;
+        }
+        self.outcome.set(o);
+        self.group.make_ready(self.fiber, front);
+        true
+    }
+
+    fn cancel(&self) {
+        if self.outcome.get() == Outcome::Pending {
+            self.outcome.set(Outcome::Cancelled);
+        }
+    }
+}
+
+/// Cells kept for reuse per dispatcher thread, so a wait costs no allocation in the
+/// steady state.
+const CELL_POOL_MAX: usize = 256;
+
+impl WaitCell {
+    /// A pending cell for fiber `key` of `group`, reusing a pooled allocation if any.
+    fn acquire(group: Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+        let pooled = group.core().cell_pool.borrow_mut().pop();
+        if let Some(mut rc) = pooled {
+            if let Some(c) = Rc::get_mut(&mut rc) {
+                c.group = group;
+                c.fiber = key;
+                c.outcome.set(Outcome::Pending);
+                return rc;
+            }
+        }
+        Rc::new(WaitCell {
+            group,
+            fiber: key,
+            outcome: Cell::new(Outcome::Pending),
+        })
+    }
+}
+
+/// Returns a finished cell to the pool when nothing else refers to it.
+fn release(cell: Rc<WaitCell>) {
+    if Rc::strong_count(&cell) == 1 {
+        let core = cell.group.core().clone();
+        let mut pool = core.cell_pool.borrow_mut();
+        if pool.len() < CELL_POOL_MAX {
+            pool.push(cell);
+        }
+    }
+}
+
+/// A FIFO list of waiting fibers, with lazy removal of stale cells.
+#[derive(Default)]
+pub(crate) struct WaitList {
+    cells: RefCell<VecDeque<(Rc<WaitCell>, u8)>>,
+    compact_at: Cell<usize>,
+}
+
+impl WaitList {
+    pub(crate) fn new() -> Self {
+        WaitList {
+            cells: RefCell::new(VecDeque::new()),
+            compact_at: Cell::new(16),
+        }
+    }
+
+    /// Registers a waiter; `tag` tells the waiter which of its sources fired.
+    pub(crate) fn push(&self, cell: Rc<WaitCell>, tag: u8) {
+        let mut cells = self.cells.borrow_mut();
+        if cells.len() >= self.compact_at.get() {
+            cells.retain(|c| c.0.is_pending());
+            self.compact_at.set((cells.len() * 2).max(16));
+        }
+        cells.push_back((cell, tag));
+    }
+
+    /// Wakes the oldest still-pending waiter. Returns whether one was woken.
+    pub(crate) fn signal_one(&self, front: bool) -> bool {
+        loop {
+            let next = self.cells.borrow_mut().pop_front();
+            match next {
+                None => return false,
+                Some((c, tag)) => {
+                    if c.fire(Outcome::Signaled(tag), front) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wakes every pending waiter, keeping their FIFO order in the ready queue.
+    /// Returns how many were woken.
+    pub(crate) fn signal_all(&self, front: bool) -> usize {
+        let cells = std::mem::take(&mut *self.cells.borrow_mut());
+        let mut n = 0;
+        if front {
+            for (c, tag) in cells.iter().rev() {
+                n += c.fire(Outcome::Signaled(*tag), true) as usize;
+            }
+        } else {
+            for (c, tag) in cells.iter() {
+                n += c.fire(Outcome::Signaled(*tag), false) as usize;
+            }
+        }
+        n
+    }
+
+    /// Number of registered waiters that are still pending.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.cells
+            .borrow()
+            .iter()
+            .filter(|c| c.0.is_pending())
+            .count()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.cells.borrow_mut().clear();
+    }
+}
+
+/// The state of one suspending primitive inside its future: not yet registered, or
+/// registered with a cell.
+#[derive(Default)]
+pub(crate) struct Wait {
+    cell: Option<Rc<WaitCell>>,
+}
+
+impl Wait {
+    pub(crate) fn new() -> Self {
+        Wait { cell: None }
+    }
+
+    /// Drives the wait. On the first call it registers the current fiber in `lists`
+    /// (tagged with their index as the signal source) and, with a timeout, in the timer
+    /// heap; then returns `Pending`. Later calls return the outcome once fired.
+    pub(crate) fn poll(
+        &mut self,
+        lists: &[&WaitList],
+        timeout: Option<Duration>,
+    ) -> Poll<Result<Outcome, FiberError>> {
+        match &self.cell {
+            None => {
+                let Some((group, key)) = context::current_fiber() else {
+                    return Poll::Ready(Err(FiberError::NotInFiber));
+                };
+                if context::take_interrupt() {
+                    return Poll::Ready(Err(FiberError::Interrupted));
+                }
+                let cell = WaitCell::acquire(group, key);
+                for (i, l) in lists.iter().enumerate() {
+                    l.push(cell.clone(), i as u8);
+                }
+                if let Some(d) = timeout {
+                    cell.group.core().add_timer(d, cell.clone());
+                }
+                self.cell = Some(cell);
+                Poll::Pending
+            }
+            Some(cell) => match cell.outcome() {
+                Outcome::Pending => {
+                    if context::take_interrupt() {
+                        self.finish();
+                        Poll::Ready(Err(FiberError::Interrupted))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+                o => {
+                    self.finish();
+                    Poll::Ready(Ok(o))
+                }
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            cell.cancel();
+            release(cell);
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
