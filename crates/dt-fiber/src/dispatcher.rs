@@ -293,11 +293,13 @@ impl Runner {
             let now = self.core.now();
             self.core.timers.fire_expired(now.nano_time);
         }
-        let mut msgs = std::mem::take(&mut self.msgs);
-        for m in msgs.drain(..) {
-            self.handle_msg(m);
+        if !self.msgs.is_empty() {
+            let mut msgs = std::mem::take(&mut self.msgs);
+            for m in msgs.drain(..) {
+                self.handle_msg(m);
+            }
+            self.msgs = msgs;
         }
-        self.msgs = msgs;
         self.core.promote_deferred();
         self.core.run_ready_groups();
         if drained_all {

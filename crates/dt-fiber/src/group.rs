@@ -295,17 +295,19 @@ impl GroupInner {
         }
     }
 
-    pub(crate) fn promote_next_round(&self) {
-        self.in_deferred_list.set(false);
-        let mut keys = self.next_round.borrow_mut();
-        if keys.is_empty() || self.finished.get() {
+    /// Moves the fibers deferred to this round into the ready queue; takes the group's
+    /// `Rc` from the deferred list and hands it to the ready list.
+    pub(crate) fn promote_next_round(this: Rc<Self>) {
+        this.in_deferred_list.set(false);
+        let mut keys = this.next_round.borrow_mut();
+        if keys.is_empty() || this.finished.get() {
             keys.clear();
             return;
         }
-        let round = self.core.round();
+        let round = this.core.round();
         {
-            let mut fibers = self.fibers.borrow_mut();
-            let mut ready = self.ready.borrow_mut();
+            let mut fibers = this.fibers.borrow_mut();
+            let mut ready = this.ready.borrow_mut();
             for k in keys.drain(..) {
                 if let Some(slot) = fibers.get_mut(k.idx as usize) {
                     if slot.gen == k.gen {
@@ -317,11 +319,10 @@ impl GroupInner {
             }
         }
         drop(keys);
-        if !self.in_ready_list.get() {
-            if let Some(me) = self.rc() {
-                self.in_ready_list.set(true);
-                self.core.push_ready_group(me);
-            }
+        if !this.in_ready_list.get() {
+            this.in_ready_list.set(true);
+            let core = this.core.clone();
+            core.push_ready_group(this);
         }
     }
 
