@@ -13,7 +13,8 @@ use std::time::Duration;
 use crate::context;
 use crate::dispatcher::DispatcherShared;
 use crate::error::FiberError;
-use crate::group::{FiberGroup, GroupInner, GroupShared};
+use crate::group::{FiberGroup, GroupInner};
+use crate::handle::GroupShared;
 use crate::wait::{Outcome, Wait, WaitList};
 
 type RejectFn<T> = Box<dyn Fn(T, FiberError) + Send + Sync>;

@@ -15,7 +15,9 @@ use crate::clock::{Clock, ClockMode, DetRng};
 use crate::context;
 use crate::core::CoreInner;
 use crate::error::{panic_message, FiberError};
-use crate::group::{FiberGroup, FiberKey, GroupHandle, GroupInner, GroupShared};
+use crate::fiber::FiberKey;
+use crate::group::{FiberGroup, GroupInner};
+use crate::handle::{GroupHandle, GroupShared};
 
 /// Longest park of an idle dispatcher thread.
 const MAX_PARK: Duration = Duration::from_millis(50);
