@@ -72,6 +72,11 @@ impl fmt::Debug for Fiber {
 }
 
 impl Fiber {
+    /// The fiber's name (`"?"` once it has finished).
+    pub fn name(&self) -> String {
+        self.group.fiber_name(self.key)
+    }
+
     /// Whether the fiber has not finished yet.
     pub fn is_alive(&self) -> bool {
         self.group.is_alive(self.key)

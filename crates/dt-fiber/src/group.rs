@@ -341,7 +341,7 @@ impl GroupInner {
         }
     }
 
-    fn fiber_name(&self, key: FiberKey) -> String {
+    pub(crate) fn fiber_name(&self, key: FiberKey) -> String {
         let fibers = self.fibers.borrow();
         match fibers.get(key.idx as usize) {
             Some(s) if s.gen == key.gen => s.name.to_string(),
@@ -566,7 +566,10 @@ impl FiberGroup {
         let msg = msg.into();
         log::error!("fatal error in fiber group '{}': {}", self.name(), msg);
         self.inner.fatal(&msg);
-        FiberError::Cancelled(format!("group '{}' is shutting down: {msg}", self.name()))
+        FiberError::Fatal {
+            group: self.name().to_string(),
+            message: msg,
+        }
     }
 
     /// A `Send` handle for other threads.

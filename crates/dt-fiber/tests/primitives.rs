@@ -621,3 +621,27 @@ fn primitives_outside_fibers_report_not_in_fiber() {
     let _ = g;
     use std::future::Future;
 }
+
+#[test]
+fn fatal_shuts_the_group_down_and_names_it() {
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("raft-7");
+    let h = g.handle();
+    let l = log();
+    {
+        let (l, g2) = (l.clone(), g.clone());
+        let f = g
+            .spawn("applier", async move {
+                sleep(MS).await.unwrap();
+                let e = g2.fatal("apply failed at index 42");
+                push(&l, e.to_string());
+            })
+            .unwrap();
+        assert!(f.name() == "applier");
+    }
+    sim.run_for(MS * 2);
+    assert!(g.is_finished());
+    assert!(h.should_stop());
+    assert_eq!(h.fatal_error().as_deref(), Some("apply failed at index 42"));
+    assert!(l.borrow()[0].contains("raft-7"));
+}
