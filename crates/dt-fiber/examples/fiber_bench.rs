@@ -15,6 +15,7 @@
 //! * `channel_cross_thread`: one thread offers through a `ChannelSender`, one fiber
 //!   takes; mirrors `ChannelCrossThreadTest`.
 //! * `condition_signal_wait`: 10 pairs of fibers alternate through two conditions.
+//! * `yield_loop`: one fiber yields in a loop: the cost of one dispatcher round.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -269,9 +270,25 @@ fn condition_signal_wait() -> f64 {
     measure(e)
 }
 
+fn yield_loop() -> f64 {
+    let e = env("yield_loop");
+    let (c, r) = (e.count, e.running.clone());
+    e.g.execute(move |g| {
+        g.spawn("yielder", async move {
+            while r.load(Ordering::Relaxed) {
+                c.inc();
+                yield_now().await;
+            }
+        })
+        .expect("spawn");
+    })
+    .expect("execute");
+    measure(e)
+}
+
 fn main() {
     type Case = (&'static str, fn() -> f64);
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
         ("create_fiber", create_fiber),
         ("create_fiber_in_group", create_fiber_in_group),
         ("spawn_and_take", spawn_and_take),
@@ -279,6 +296,7 @@ fn main() {
         ("channel_ping_pong", channel_ping_pong),
         ("channel_cross_thread", channel_cross_thread),
         ("condition_signal_wait", condition_signal_wait),
+        ("yield_loop", yield_loop),
     ];
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     for (name, f) in cases {

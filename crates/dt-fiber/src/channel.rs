@@ -6,17 +6,15 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::context;
 use crate::dispatcher::DispatcherShared;
 use crate::error::FiberError;
-use crate::group::{FiberGroup, GroupInner, GroupShared};
+use crate::group::{FiberGroup, GroupInner};
+use crate::handle::GroupShared;
 use crate::wait::{Outcome, Wait, WaitList};
 
 type RejectFn<T> = Box<dyn Fn(T, FiberError) + Send + Sync>;
@@ -26,10 +24,31 @@ struct ChanInner<T> {
     queue: RefCell<VecDeque<T>>,
     not_empty: WaitList,
     remote: RefCell<std::sync::Weak<SenderInner<T>>>,
-    remote_rx: RefCell<Option<Receiver<T>>>,
-    remote_q: RefCell<Option<(Sender<T>, Receiver<T>)>>,
+    /// Items offered by other threads, moved into `queue` by a drain task.
+    remote_q: RefCell<Option<Arc<RemoteQueue<T>>>>,
+    /// Buffer swapped with the remote queue's, to keep both allocations.
+    spare: RefCell<Vec<T>>,
     /// Whether a sender was ever made (skips the remote queue check otherwise).
     has_remote: Cell<bool>,
+}
+
+/// The cross-thread side of a channel: a buffer behind a mutex that a drain task swaps
+/// out in one go, so producers and the consumer touch shared memory once per batch,
+/// not once per item.
+struct RemoteQueue<T> {
+    state: Mutex<RemoteState<T>>,
+}
+
+struct RemoteState<T> {
+    items: Vec<T>,
+    /// A drain task is queued (or running) on the dispatcher.
+    scheduled: bool,
+}
+
+impl<T> RemoteQueue<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl<T> ChanInner<T> {
@@ -38,21 +57,28 @@ impl<T> ChanInner<T> {
         self.not_empty.signal_one(true);
     }
 
-    /// Moves items offered from other threads into the queue.
-    fn drain_remote(&self) {
+    /// Moves items offered from other threads into the queue and wakes takers. The
+    /// drain task passes `from_task` to re-arm the producers' wake-up.
+    fn drain_remote(&self, from_task: bool) {
         if !self.has_remote.get() {
             return;
         }
-        let rx = self.remote_rx.borrow();
-        let Some(rx) = rx.as_ref() else { return };
-        let mut n = 0usize;
+        let q = self.remote_q.borrow();
+        let Some(q) = q.as_ref() else { return };
+        let mut spare = self.spare.borrow_mut();
         {
-            let mut q = self.queue.borrow_mut();
-            for v in rx.try_iter() {
-                q.push_back(v);
-                n += 1;
+            let mut st = q.lock();
+            std::mem::swap(&mut st.items, &mut *spare);
+            if from_task {
+                st.scheduled = false;
             }
         }
+        let n = spare.len();
+        if n == 0 {
+            return;
+        }
+        self.queue.borrow_mut().extend(spare.drain(..));
+        drop(spare);
         for _ in 0..n {
             if !self.not_empty.signal_one(true) {
                 break;
@@ -101,8 +127,8 @@ impl<T: 'static> FiberChannel<T> {
                 queue: RefCell::new(VecDeque::new()),
                 not_empty: WaitList::new(),
                 remote: RefCell::new(std::sync::Weak::new()),
-                remote_rx: RefCell::new(None),
                 remote_q: RefCell::new(None),
+                spare: RefCell::new(Vec::new()),
                 has_remote: Cell::new(false),
             }),
         }
@@ -115,7 +141,7 @@ impl<T: 'static> FiberChannel<T> {
 
     /// Number of queued items.
     pub fn len(&self) -> usize {
-        self.inner.drain_remote();
+        self.inner.drain_remote(false);
         self.inner.queue.borrow().len()
     }
 
@@ -126,7 +152,7 @@ impl<T: 'static> FiberChannel<T> {
 
     /// Takes an item without waiting.
     pub fn try_take(&self) -> Option<T> {
-        self.inner.drain_remote();
+        self.inner.drain_remote(false);
         self.inner.queue.borrow_mut().pop_front()
     }
 
@@ -205,11 +231,18 @@ impl<T: 'static> FiberChannel<T> {
                 return ChannelSender { inner: s };
             }
         }
-        let (tx, rx) = {
+        let q = {
             let mut q = self.inner.remote_q.borrow_mut();
-            q.get_or_insert_with(crossbeam_channel::unbounded).clone()
+            q.get_or_insert_with(|| {
+                Arc::new(RemoteQueue {
+                    state: Mutex::new(RemoteState {
+                        items: Vec::new(),
+                        scheduled: false,
+                    }),
+                })
+            })
+            .clone()
         };
-        *self.inner.remote_rx.borrow_mut() = Some(rx.clone());
         self.inner.has_remote.set(true);
         let g = &self.inner.group;
         let slot = g.register_remote(self.inner.clone()).ok();
@@ -217,9 +250,7 @@ impl<T: 'static> FiberChannel<T> {
             disp: g.core().shared.clone(),
             group: g.shared.clone(),
             slot,
-            tx,
-            rx,
-            scheduled: AtomicBool::new(false),
+            q,
             on_reject,
         });
         if inner.on_reject.is_none() {
@@ -242,7 +273,6 @@ impl<T> Take<'_, T> {
     /// `Ok(Some)` with an item, `Ok(None)` on timeout / stop.
     fn poll_opt(&mut self) -> Poll<Result<Option<T>, FiberError>> {
         loop {
-            self.chan.drain_remote();
             if let Some(v) = self.chan.queue.borrow_mut().pop_front() {
                 return Poll::Ready(Ok(Some(v)));
             }
@@ -349,9 +379,7 @@ struct SenderInner<T> {
     disp: Arc<DispatcherShared>,
     group: Arc<GroupShared>,
     slot: Option<usize>,
-    tx: Sender<T>,
-    rx: Receiver<T>,
-    scheduled: AtomicBool,
+    q: Arc<RemoteQueue<T>>,
     on_reject: Option<RejectFn<T>>,
 }
 
@@ -364,7 +392,12 @@ impl<T> SenderInner<T> {
     }
 
     fn reject_queued(&self, e: &FiberError) {
-        for v in self.rx.try_iter() {
+        let items = {
+            let mut st = self.q.lock();
+            st.scheduled = false;
+            std::mem::take(&mut st.items)
+        };
+        for v in items {
             self.reject(v, e.clone());
         }
     }
@@ -438,24 +471,22 @@ impl<T: Send + 'static> ChannelSender<T> {
                 reason: s.disp.stopped_error(),
             });
         }
-        if let Err(e) = s.tx.send(v) {
-            return Err(Rejected {
-                item: e.0,
-                reason: s.disp.stopped_error(),
-            });
-        }
-        if !s.scheduled.swap(true, Ordering::AcqRel) {
+        let need_task = {
+            let mut st = s.q.lock();
+            st.items.push(v);
+            !std::mem::replace(&mut st.scheduled, true)
+        };
+        if need_task {
             let me = self.inner.clone();
             let slot = s.slot.unwrap_or(usize::MAX);
             let posted = s.disp.post_group(
                 s.group.id,
                 Box::new(move |g: Option<&Rc<GroupInner>>| {
-                    me.scheduled.store(false, Ordering::Release);
                     let chan = g
                         .and_then(|g| g.remote_get(slot))
                         .and_then(|a| a.downcast::<ChanInner<T>>().ok());
                     match chan {
-                        Some(c) => c.drain_remote(),
+                        Some(c) => c.drain_remote(true),
                         None => me.reject_queued(&FiberError::GroupFinished {
                             group: me.group.name.clone(),
                         }),

@@ -4,7 +4,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use crate::group::{FiberKey, GroupInner};
+use crate::fiber::FiberKey;
+use crate::group::GroupInner;
 
 thread_local! {
     static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };

@@ -128,7 +128,7 @@ impl CoreInner {
         loop {
             let g = self.deferred_groups.borrow_mut().pop_front();
             match g {
-                Some(g) => g.promote_next_round(),
+                Some(g) => GroupInner::promote_next_round(g),
                 None => return,
             }
         }

@@ -15,7 +15,9 @@ use crate::clock::{Clock, ClockMode, DetRng};
 use crate::context;
 use crate::core::CoreInner;
 use crate::error::{panic_message, FiberError};
-use crate::group::{FiberGroup, FiberKey, GroupHandle, GroupInner, GroupShared};
+use crate::fiber::FiberKey;
+use crate::group::{FiberGroup, GroupInner};
+use crate::handle::{GroupHandle, GroupShared};
 
 /// Longest park of an idle dispatcher thread.
 const MAX_PARK: Duration = Duration::from_millis(50);
@@ -293,11 +295,13 @@ impl Runner {
             let now = self.core.now();
             self.core.timers.fire_expired(now.nano_time);
         }
-        let mut msgs = std::mem::take(&mut self.msgs);
-        for m in msgs.drain(..) {
-            self.handle_msg(m);
+        if !self.msgs.is_empty() {
+            let mut msgs = std::mem::take(&mut self.msgs);
+            for m in msgs.drain(..) {
+                self.handle_msg(m);
+            }
+            self.msgs = msgs;
         }
-        self.msgs = msgs;
         self.core.promote_deferred();
         self.core.run_ready_groups();
         if drained_all {

@@ -48,6 +48,14 @@ pub enum FiberError {
     NotInFiber,
     /// A configuration value is invalid.
     InvalidConfig(String),
+    /// An unrecoverable error was reported with
+    /// [`FiberGroup::fatal`](crate::FiberGroup::fatal); the group is shutting down.
+    Fatal {
+        /// The group's name.
+        group: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl FiberError {
@@ -79,6 +87,9 @@ impl fmt::Display for FiberError {
                 "fiber primitive used outside a fiber; await it from a fiber spawned into a FiberGroup"
             ),
             FiberError::InvalidConfig(m) => write!(f, "invalid fiber configuration: {m}"),
+            FiberError::Fatal { group, message } => {
+                write!(f, "fatal error in fiber group '{group}', which is shutting down: {message}")
+            }
         }
     }
 }
@@ -99,6 +110,7 @@ impl From<FiberError> for DtError {
                 Err(shared) => DtError::Bug(format!("shared failure: {shared}")),
             },
             FiberError::InvalidConfig(m) => DtError::InvalidArgument(m),
+            FiberError::Fatal { .. } => DtError::Stopped(e.to_string()),
             FiberError::Panicked { .. } | FiberError::ResultTaken | FiberError::NotInFiber => {
                 DtError::Bug(e.to_string())
             }
@@ -114,5 +126,32 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_to_do_and_convert_to_dt_error() {
+        let e = FiberError::NotInFiber;
+        assert!(e.to_string().contains("spawned into a FiberGroup"));
+        let e = FiberError::Fatal {
+            group: "raft-1".into(),
+            message: "log write failed".into(),
+        };
+        assert!(e.to_string().contains("raft-1"));
+        assert!(matches!(DtError::from(e), DtError::Stopped(_)));
+        assert!(matches!(
+            DtError::from(FiberError::Timeout { what: "x" }),
+            DtError::Timeout { .. }
+        ));
+        let inner = FiberError::failed(DtError::Codec("bad".into()));
+        assert!(matches!(DtError::from(inner), DtError::Codec(_)));
+        assert!(matches!(
+            DtError::from(FiberError::Interrupted),
+            DtError::Cancelled(_)
+        ));
     }
 }

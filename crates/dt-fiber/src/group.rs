@@ -9,10 +9,10 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dt_common::{PerfType, Timestamp};
 use slab::Slab;
@@ -21,53 +21,12 @@ use crate::channel::FiberChannel;
 use crate::condition::FiberCondition;
 use crate::context;
 use crate::core::CoreInner;
-use crate::dispatcher::DispatcherShared;
 use crate::error::{panic_message, FiberError};
+use crate::fiber::{Fiber, FiberKey, FiberOptions};
 use crate::future::FiberFuture;
-use crate::wait::{Outcome, Wait, WaitList};
+use crate::handle::{GroupHandle, GroupShared};
+use crate::wait::{Wait, WaitList};
 use crate::waker::PollWaker;
-
-/// Identifies a fiber inside its group: slab index plus a generation, so a stale handle
-/// never reaches a newer fiber that reuses the slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct FiberKey {
-    idx: u32,
-    gen: u32,
-}
-
-/// How a fiber is started: its name, whether it is a daemon, and its fairness budget.
-#[derive(Debug, Clone)]
-pub struct FiberOptions {
-    name: Cow<'static, str>,
-    daemon: bool,
-    max_ready_per_round: u32,
-}
-
-impl FiberOptions {
-    /// A non-daemon fiber called `name`, made ready at most once per dispatcher round.
-    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
-        FiberOptions {
-            name: name.into(),
-            daemon: false,
-            max_ready_per_round: 1,
-        }
-    }
-
-    /// Makes the fiber a daemon: the group does not wait for it to finish when shutting
-    /// down; it is abandoned (its future dropped) when the group finishes.
-    pub fn daemon(mut self) -> Self {
-        self.daemon = true;
-        self
-    }
-
-    /// How many times per dispatcher round the fiber may be made ready (default 1, at
-    /// least 1). Wake-ups beyond the budget are deferred to the next round, so one busy
-    /// fiber cannot starve the others.
-    pub fn max_ready_per_round(mut self, n: u32) -> Self {
-        self.max_ready_per_round = n.max(1);
-        self
-    }
-}
 
 struct FiberSlot {
     gen: u32,
@@ -82,49 +41,6 @@ struct FiberSlot {
     ready_times: u32,
     max_ready: u32,
     join: Option<Rc<WaitList>>,
-}
-
-/// The part of a group other threads may read: identity, flags, fatal error.
-pub(crate) struct GroupShared {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    should_stop: AtomicBool,
-    finished: Mutex<bool>,
-    finished_cv: Condvar,
-    finished_flag: AtomicBool,
-    fatal: Mutex<Option<String>>,
-}
-
-impl GroupShared {
-    pub(crate) fn new(id: u64, name: String) -> Self {
-        GroupShared {
-            id,
-            name,
-            should_stop: AtomicBool::new(false),
-            finished: Mutex::new(false),
-            finished_cv: Condvar::new(),
-            finished_flag: AtomicBool::new(false),
-            fatal: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished_flag.load(Ordering::Acquire)
-    }
-
-    fn set_finished(&self) {
-        let mut f = self.finished.lock().unwrap_or_else(|e| e.into_inner());
-        *f = true;
-        self.finished_flag.store(true, Ordering::Release);
-        self.finished_cv.notify_all();
-    }
-
-    fn set_fatal(&self, msg: &str) {
-        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
-        if f.is_none() {
-            *f = Some(msg.to_string());
-        }
-    }
 }
 
 /// The dispatcher-thread state of one group.
@@ -295,17 +211,19 @@ impl GroupInner {
         }
     }
 
-    pub(crate) fn promote_next_round(&self) {
-        self.in_deferred_list.set(false);
-        let mut keys = self.next_round.borrow_mut();
-        if keys.is_empty() || self.finished.get() {
+    /// Moves the fibers deferred to this round into the ready queue; takes the group's
+    /// `Rc` from the deferred list and hands it to the ready list.
+    pub(crate) fn promote_next_round(this: Rc<Self>) {
+        this.in_deferred_list.set(false);
+        let mut keys = this.next_round.borrow_mut();
+        if keys.is_empty() || this.finished.get() {
             keys.clear();
             return;
         }
-        let round = self.core.round();
+        let round = this.core.round();
         {
-            let mut fibers = self.fibers.borrow_mut();
-            let mut ready = self.ready.borrow_mut();
+            let mut fibers = this.fibers.borrow_mut();
+            let mut ready = this.ready.borrow_mut();
             for k in keys.drain(..) {
                 if let Some(slot) = fibers.get_mut(k.idx as usize) {
                     if slot.gen == k.gen {
@@ -317,11 +235,10 @@ impl GroupInner {
             }
         }
         drop(keys);
-        if !self.in_ready_list.get() {
-            if let Some(me) = self.rc() {
-                self.in_ready_list.set(true);
-                self.core.push_ready_group(me);
-            }
+        if !this.in_ready_list.get() {
+            this.in_ready_list.set(true);
+            let core = this.core.clone();
+            core.push_ready_group(this);
         }
     }
 
@@ -424,7 +341,7 @@ impl GroupInner {
         }
     }
 
-    fn fiber_name(&self, key: FiberKey) -> String {
+    pub(crate) fn fiber_name(&self, key: FiberKey) -> String {
         let fibers = self.fibers.borrow();
         match fibers.get(key.idx as usize) {
             Some(s) if s.gen == key.gen => s.name.to_string(),
@@ -448,15 +365,12 @@ impl GroupInner {
             if let Some(j) = slot.join {
                 j.signal_all(false);
             }
-            if self.should_stop.get() && self.non_daemon.get() == 0 {
-                // Finishing is decided by the dispatcher at the end of the round.
-            }
         }
     }
 
     /// Marks the fiber interrupted and makes it ready: the wait it is in (or its next
     /// wait) resumes with an interrupt error.
-    fn interrupt(&self, key: FiberKey) -> bool {
+    pub(crate) fn interrupt(&self, key: FiberKey) -> bool {
         {
             let mut fibers = self.fibers.borrow_mut();
             match fibers.get_mut(key.idx as usize) {
@@ -468,12 +382,12 @@ impl GroupInner {
         true
     }
 
-    fn is_alive(&self, key: FiberKey) -> bool {
+    pub(crate) fn is_alive(&self, key: FiberKey) -> bool {
         let fibers = self.fibers.borrow();
         matches!(fibers.get(key.idx as usize), Some(s) if s.gen == key.gen)
     }
 
-    fn join_list(&self, key: FiberKey) -> Option<Rc<WaitList>> {
+    pub(crate) fn join_list(&self, key: FiberKey) -> Option<Rc<WaitList>> {
         let mut fibers = self.fibers.borrow_mut();
         match fibers.get_mut(key.idx as usize) {
             Some(s) if s.gen == key.gen => Some(
@@ -652,7 +566,10 @@ impl FiberGroup {
         let msg = msg.into();
         log::error!("fatal error in fiber group '{}': {}", self.name(), msg);
         self.inner.fatal(&msg);
-        FiberError::Cancelled(format!("group '{}' is shutting down: {msg}", self.name()))
+        FiberError::Fatal {
+            group: self.name().to_string(),
+            message: msg,
+        }
     }
 
     /// A `Send` handle for other threads.
@@ -715,231 +632,4 @@ impl Future for WaitFinished {
 /// The group of the fiber (or group task) currently running on this thread.
 pub fn current_group() -> Option<FiberGroup> {
     context::current_group().map(|inner| FiberGroup { inner })
-}
-
-/// A handle to one fiber: join it, interrupt it.
-#[derive(Clone)]
-pub struct Fiber {
-    group: Rc<GroupInner>,
-    key: FiberKey,
-}
-
-impl fmt::Debug for Fiber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fiber")
-            .field("group", &self.group.name())
-            .field("alive", &self.is_alive())
-            .finish()
-    }
-}
-
-impl Fiber {
-    /// Whether the fiber has not finished yet.
-    pub fn is_alive(&self) -> bool {
-        self.group.is_alive(self.key)
-    }
-
-    /// Interrupts the fiber: if it is waiting, the wait resumes with
-    /// [`FiberError::Interrupted`]; otherwise its next wait does. Returns false if the
-    /// fiber has finished.
-    pub fn interrupt(&self) -> bool {
-        self.group.interrupt(self.key)
-    }
-
-    /// Waits for the fiber to finish (normally, by panic, or abandoned with its group).
-    pub fn join(&self) -> Join {
-        Join {
-            group: self.group.clone(),
-            key: self.key,
-            timeout: None,
-            wait: Wait::new(),
-        }
-    }
-
-    /// Like [`Fiber::join`] with a timeout: resolves to `Ok(true)` when the fiber
-    /// finished, `Ok(false)` on timeout.
-    pub fn join_timeout(&self, d: Duration) -> Join {
-        Join {
-            group: self.group.clone(),
-            key: self.key,
-            timeout: Some(d),
-            wait: Wait::new(),
-        }
-    }
-}
-
-/// The future of [`Fiber::join`] / [`Fiber::join_timeout`]: `Ok(true)` once the fiber
-/// finished, `Ok(false)` on timeout.
-#[must_use = "futures do nothing unless awaited"]
-pub struct Join {
-    group: Rc<GroupInner>,
-    key: FiberKey,
-    timeout: Option<Duration>,
-    wait: Wait,
-}
-
-impl Future for Join {
-    type Output = Result<bool, FiberError>;
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let list = match this.group.join_list(this.key) {
-            Some(l) => l,
-            None => return Poll::Ready(Ok(true)),
-        };
-        match this.wait.poll(&[&list], this.timeout) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Outcome::Timeout)) => Poll::Ready(Ok(false)),
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-/// A `Send + Sync` handle to a group for other threads: start fibers, run tasks, request
-/// shutdown, read the published status. Work is posted to the dispatcher's queue and
-/// runs on the dispatcher thread; the closures given here build the `!Send` state there.
-#[derive(Clone)]
-pub struct GroupHandle {
-    pub(crate) shared: Arc<GroupShared>,
-    pub(crate) disp: Arc<DispatcherShared>,
-}
-
-impl fmt::Debug for GroupHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupHandle")
-            .field("name", &self.shared.name)
-            .field("finished", &self.is_finished())
-            .finish()
-    }
-}
-
-impl GroupHandle {
-    /// The group's name.
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// Whether shutdown was requested (published; no lock on the group).
-    pub fn should_stop(&self) -> bool {
-        self.shared.should_stop.load(Ordering::Acquire)
-    }
-
-    /// Whether the group has finished.
-    pub fn is_finished(&self) -> bool {
-        self.shared.is_finished()
-    }
-
-    /// The fatal error that shut the group down, if any (e.g. a fiber panicked).
-    pub fn fatal_error(&self) -> Option<String> {
-        self.shared
-            .fatal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn check_open(&self) -> Result<(), FiberError> {
-        if self.is_finished() {
-            return Err(FiberError::GroupFinished {
-                group: self.shared.name.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Runs `f` in the group on the dispatcher thread (FIFO with other posted work).
-    /// Rejected when the group has finished or the dispatcher stopped; work that arrives
-    /// after the group finished is dropped with a warning.
-    pub fn execute<F>(&self, f: F) -> Result<(), FiberError>
-    where
-        F: FnOnce(&FiberGroup) + Send + 'static,
-    {
-        self.check_open()?;
-        let name = self.shared.name.clone();
-        self.disp.post_group(
-            self.shared.id,
-            Box::new(move |g: Option<&Rc<GroupInner>>| match g {
-                Some(g) => f(&FiberGroup { inner: g.clone() }),
-                None => log::warn!("task for finished fiber group '{name}' dropped"),
-            }),
-        )
-    }
-
-    /// Starts a non-daemon fiber: `build` runs on the dispatcher thread and returns the
-    /// (`!Send`) future of the fiber.
-    pub fn fire_fiber<B, F>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        build: B,
-    ) -> Result<(), FiberError>
-    where
-        B: FnOnce() -> F + Send + 'static,
-        F: Future<Output = ()> + 'static,
-    {
-        self.fire_fiber_with(FiberOptions::new(name), build)
-    }
-
-    /// Like [`GroupHandle::fire_fiber`] with explicit options.
-    pub fn fire_fiber_with<B, F>(&self, opts: FiberOptions, build: B) -> Result<(), FiberError>
-    where
-        B: FnOnce() -> F + Send + 'static,
-        F: Future<Output = ()> + 'static,
-    {
-        self.execute(move |g| {
-            let name = opts.name.clone();
-            if let Err(e) = g.spawn_with(opts, build()) {
-                log::warn!("fiber '{name}' not started: {e}");
-            }
-        })
-    }
-
-    /// Runs `f` in the group after `delay` (in a fiber that sleeps first).
-    pub fn schedule<F>(&self, delay: Duration, f: F) -> Result<(), FiberError>
-    where
-        F: FnOnce(&FiberGroup) + Send + 'static,
-    {
-        self.fire_fiber("scheduled", move || async move {
-            if crate::timer::sleep(delay).await.is_ok() {
-                if let Some(g) = current_group() {
-                    f(&g);
-                }
-            }
-        })
-    }
-
-    /// Requests shutdown of the group from any thread. The should-stop flag is published
-    /// at once; the group is told on the dispatcher thread.
-    pub fn request_shutdown(&self) -> Result<(), FiberError> {
-        self.shared.should_stop.store(true, Ordering::Release);
-        self.disp.post_group(
-            self.shared.id,
-            Box::new(|g: Option<&Rc<GroupInner>>| {
-                if let Some(g) = g {
-                    g.request_shutdown();
-                }
-            }),
-        )
-    }
-
-    /// Blocks the calling (non-dispatcher) thread until the group finishes or `timeout`
-    /// passes. Returns whether it finished.
-    pub fn wait_finished(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut f = self
-            .shared
-            .finished
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while !*f {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            f = match self.shared.finished_cv.wait_timeout(f, deadline - now) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
-        true
-    }
 }

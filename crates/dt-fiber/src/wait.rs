@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::context;
 use crate::error::FiberError;
-use crate::group::{FiberKey, GroupInner};
+use crate::fiber::FiberKey;
+use crate::group::GroupInner;
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

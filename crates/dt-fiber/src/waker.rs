@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Wake, Waker};
 
 use crate::dispatcher::{DispatcherShared, Msg};
-use crate::group::FiberKey;
+use crate::fiber::FiberKey;
 
 /// Identity of the fiber being polled; lives on the poller's stack for one poll.
 pub(crate) struct PollWaker<'a> {

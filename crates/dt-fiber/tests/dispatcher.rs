@@ -379,3 +379,41 @@ fn foreign_futures_are_woken_through_the_std_waker() {
     assert_eq!(got, vec![(false, 3), (true, 3)]);
     assert!(d.stop(WAIT).stopped);
 }
+
+#[test]
+fn stop_with_pending_timers_and_waiters_is_prompt() {
+    let d = start("d10");
+    let g = d.start_group("g").unwrap();
+    let (tx, rx) = mpsc::channel();
+    g.execute(move |grp| {
+        // A daemon with a long timer: abandoned at finish.
+        grp.spawn_with(FiberOptions::new("daemon-sleeper").daemon(), async {
+            let _ = sleep(Duration::from_secs(3600)).await;
+        })
+        .unwrap();
+        // A daemon waiting on a condition nobody signals.
+        let cond = FiberCondition::new("never");
+        grp.spawn_with(FiberOptions::new("daemon-waiter").daemon(), async move {
+            let _ = cond.wait_timeout(Duration::from_secs(3600)).await;
+        })
+        .unwrap();
+        // A non-daemon that returns when the group is asked to stop.
+        let ch = grp.new_channel::<u32>();
+        let tx2 = tx.clone();
+        grp.spawn("taker", async move {
+            let r = ch.take_or_stop(Some(Duration::from_secs(3600))).await;
+            tx2.send(format!("{r:?}")).unwrap();
+        })
+        .unwrap();
+        tx.send("started".to_string()).unwrap();
+    })
+    .unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "started");
+    let t0 = Instant::now();
+    let report = d.stop(WAIT);
+    assert!(report.stopped, "{report:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "Ok(None)");
+    assert!(g.is_finished());
+    assert!(g.fatal_error().is_none());
+}
