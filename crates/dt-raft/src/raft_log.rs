@@ -1,0 +1,1 @@
+//! RaftLog (todo).
