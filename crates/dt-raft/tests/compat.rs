@@ -130,6 +130,15 @@ fn check_image(name: &str) {
             );
         }
     }
+    // Byte-exact encoding: re-encoding what we read gives the reference's bytes.
+    for (g, e) in got.iter().zip(items) {
+        let pos = e["abs_pos"].as_u64().unwrap();
+        let seg = dir.join("log").join(format!("{:020}", pos / 16384 * 16384));
+        let raw = std::fs::read(seg).unwrap();
+        let off = (pos % 16384) as usize;
+        let enc = g.encode();
+        assert_eq!(&raw[off..off + enc.len()], &enc[..], "entry {}", g.index);
+    }
     // Positions: next_item_pos of entry i == abs_pos of entry i+1 (same segment).
     for w in items.windows(2).step_by(50) {
         let i = w[0]["index"].as_u64().unwrap();

@@ -90,7 +90,9 @@ impl IdxFileQueue {
 
     /// Reads the entry of `index` from the files (no cache). `None` if no file covers it.
     pub fn read_file_entry(&mut self, index: u64) -> StoreResult<Option<u64>> {
-        let pos = index * 8;
+        let Some(pos) = index.checked_mul(8) else {
+            return Ok(None);
+        };
         let Some(file) = self.queue.get(pos) else {
             return Ok(None);
         };
