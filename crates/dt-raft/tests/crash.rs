@@ -27,7 +27,6 @@ fn cfg() -> StoreConfig {
 
 struct Workload {
     _dir: tempfile::TempDir,
-    path: PathBuf,
     files: BTreeMap<PathBuf, Vec<u8>>,
     items: BTreeMap<u64, LogItem>,
     /// Absolute start and end position of every final entry.
@@ -70,7 +69,6 @@ fn workload() -> Workload {
     collect(&path, &path, &mut files);
     Workload {
         _dir: dir,
-        path,
         files,
         items,
         spans,
