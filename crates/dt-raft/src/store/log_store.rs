@@ -41,6 +41,9 @@ pub struct WriteBatch {
     pub first_index: u64,
     /// Index of the batch's last entry.
     pub last_index: u64,
+    /// The store's truncation epoch when the batch was prepared; a batch from an older
+    /// epoch was (partly) truncated while in flight and does not advance watermarks.
+    pub epoch: u64,
 }
 
 impl WriteBatch {
@@ -84,6 +87,7 @@ pub struct LogStore {
     dirty: Vec<Arc<DtFile>>,
     install_required: bool,
     closed: bool,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -126,6 +130,7 @@ impl LogStore {
             dirty: Vec::new(),
             install_required: false,
             closed: false,
+            epoch: 0,
             cfg,
         };
         match rec {
@@ -334,12 +339,16 @@ impl LogStore {
             chunks,
             first_index,
             last_index: self.next_index - 1,
+            epoch: self.epoch,
         })
     }
 
-    /// Records that a batch up to `index` is written (called in write order).
-    pub fn on_written(&mut self, index: u64, files: Vec<Arc<DtFile>>) {
-        self.last_write_index = self.last_write_index.max(index.min(self.last_index()));
+    /// Records that a batch up to `index`, prepared in `epoch`, is written (called in
+    /// write order).
+    pub fn on_written(&mut self, index: u64, epoch: u64, files: Vec<Arc<DtFile>>) {
+        if epoch == self.epoch {
+            self.last_write_index = self.last_write_index.max(index.min(self.last_index()));
+        }
         for f in files {
             if !self.dirty.iter().any(|d| d.start == f.start) {
                 self.dirty.push(f);
@@ -369,7 +378,7 @@ impl LogStore {
         }
         let b = self.prepare_append(items)?;
         let touched = b.write(&self.files)?;
-        self.on_written(b.last_index, touched);
+        self.on_written(b.last_index, b.epoch, touched);
         Ok(())
     }
 
@@ -554,6 +563,7 @@ impl LogStore {
         self.next_index = index;
         self.next_pos = pos;
         self.last_term = prev_term;
+        self.epoch += 1;
         self.last_write_index = self.last_write_index.min(index - 1);
         self.last_force_index = self.last_force_index.min(index - 1);
         Ok(())
@@ -626,6 +636,11 @@ impl LogStore {
         Ok(n)
     }
 
+    /// Whether the store is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Number of log segment files.
     pub fn segment_count(&self) -> usize {
         self.files.lock().expect("lock").len()
@@ -643,6 +658,7 @@ impl LogStore {
         self.segs.clear();
         self.tail.clear();
         self.dirty.clear();
+        self.epoch += 1;
         Ok(())
     }
 

@@ -1,1 +1,0 @@
-//! RaftLog (todo).

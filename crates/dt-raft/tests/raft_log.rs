@@ -1,0 +1,189 @@
+//! The async `RaftLog` trait through `DefaultRaftLog`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::entries;
+use dt_raft::raft_log::{block_on, BlockingIo, DefaultRaftLog, IoJob, RaftLog, ThreadPoolIo};
+use dt_raft::store::{LogItem, StoreConfig, StoreError};
+
+fn cfg() -> StoreConfig {
+    StoreConfig::small_for_tests()
+}
+
+fn new_log(dir: &std::path::Path) -> DefaultRaftLog {
+    DefaultRaftLog::new(dir, cfg(), ThreadPoolIo::new(2))
+}
+
+fn read_all(log: &dyn RaftLog, from: u64, to: u64) -> Vec<LogItem> {
+    let mut it = log.open_iterator();
+    let mut out = Vec::new();
+    let mut i = from;
+    while i <= to {
+        let v = block_on(it.next(i, 17, 4000)).unwrap();
+        assert!(!v.is_empty());
+        i += v.len() as u64;
+        out.extend(v);
+    }
+    out
+}
+
+#[test]
+fn append_iterate_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    assert!(matches!(
+        block_on(log.append(entries(1, 1, 1, 0))),
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(block_on(log.init()).unwrap(), Some((0, 0)));
+    let all = entries(1, 400, 1, 0);
+    for c in all.chunks(25) {
+        let p = block_on(log.append(c.to_vec())).unwrap();
+        assert_eq!(p, c.last().unwrap().index);
+    }
+    assert_eq!(log.persisted_index(), 400);
+    assert_eq!(read_all(&log, 1, 400), all);
+    log.set_commit_index(400);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 400)));
+    // cold reads: from files via the IO pool
+    assert_eq!(read_all(&log, 1, 400), all);
+    assert_eq!(
+        block_on(log.load_next_item_pos(400)).unwrap(),
+        log.with_store(|s| Ok(s.next_pos())).unwrap()
+    );
+}
+
+#[test]
+fn group_commit_shares_fsyncs() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let all = entries(1, 500, 1, 0);
+    // issue every append before awaiting any: they queue behind the running sync
+    let futs: Vec<_> = all.chunks(1).map(|c| log.append(c.to_vec())).collect();
+    for f in futs {
+        block_on(f).unwrap();
+    }
+    assert_eq!(log.persisted_index(), 500);
+    let syncs = log.sync_count();
+    assert!(syncs < 500, "{syncs} fsyncs for 500 appends");
+    eprintln!("500 appends, {syncs} group fsyncs");
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 500)));
+}
+
+#[test]
+fn truncate_while_writes_are_in_flight() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 100, 1, 0))).unwrap();
+    log.set_commit_index(50);
+    let f1 = log.append(entries(101, 200, 1, 1));
+    log.truncate_tail(150).unwrap();
+    assert!(log.persisted_index() <= 149);
+    assert!(log.truncate_tail(40).is_err());
+    let new = entries(150, 220, 2, 1);
+    let f2 = log.append(new.clone());
+    block_on(f1).unwrap();
+    block_on(f2).unwrap();
+    assert_eq!(log.persisted_index(), 220);
+    let got = read_all(&log, 1, 220);
+    assert_eq!(&got[149..], &new[..]);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((2, 220)));
+    assert_eq!(&read_all(&log, 1, 220)[149..], &new[..]);
+}
+
+#[test]
+fn match_pos_and_install() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 100, 1, 0))).unwrap();
+    block_on(log.append(entries(101, 150, 2, 1))).unwrap();
+    assert_eq!(
+        block_on(log.try_find_match_pos(2, 120)).unwrap(),
+        Some((2, 120))
+    );
+    assert_eq!(
+        block_on(log.try_find_match_pos(1, 120)).unwrap(),
+        Some((1, 100))
+    );
+    assert_eq!(
+        block_on(log.try_find_match_pos(3, 999)).unwrap(),
+        Some((2, 150))
+    );
+    block_on(log.begin_install()).unwrap();
+    assert!(block_on(log.append(entries(151, 151, 2, 2))).is_err());
+    block_on(log.finish_install(1001, 50_000)).unwrap();
+    log.with_store(|s| {
+        s.set_prev_term_after_install(3);
+        Ok(())
+    })
+    .unwrap();
+    block_on(log.append(entries(1001, 1010, 3, 3))).unwrap();
+    log.set_commit_index(1010);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((3, 1010)));
+    assert_eq!(read_all(&log, 1001, 1010), entries(1001, 1010, 3, 3));
+}
+
+#[test]
+fn delete_after_mark_with_delay() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 600, 1, 0))).unwrap();
+    log.set_commit_index(600);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    // an open reader of the first segment delays its deletion
+    log.mark_truncate_by_index(300, Duration::ZERO);
+    let segs = log.with_store(|s| Ok(s.segment_count())).unwrap();
+    let held = log
+        .with_store(|s| Ok(s.file_queue().lock().unwrap().get(0).unwrap()))
+        .unwrap();
+    assert_eq!(block_on(log.delete_expired()).unwrap(), 0);
+    drop(held);
+    let n = block_on(log.delete_expired()).unwrap();
+    assert!(n > 0);
+    assert_eq!(log.with_store(|s| Ok(s.segment_count())).unwrap(), segs - n);
+    let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+    assert!(first > 1 && first <= 300);
+    let mut it = log.open_iterator();
+    assert!(block_on(it.next(1, 1, 100)).is_err());
+    assert_eq!(block_on(it.next(first, 1, 100)).unwrap()[0].index, first);
+}
+
+/// A user-supplied executor: one new thread per job.
+struct ThreadPerJob;
+
+impl BlockingIo for ThreadPerJob {
+    fn submit(&self, job: IoJob) {
+        std::thread::spawn(job);
+    }
+}
+
+#[test]
+fn works_with_a_custom_blocking_io() {
+    let d = tempfile::tempdir().unwrap();
+    let log = DefaultRaftLog::new(d.path(), cfg(), Arc::new(ThreadPerJob));
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 30, 1, 0))).unwrap();
+    assert_eq!(read_all(&log, 1, 30), entries(1, 30, 1, 0));
+    block_on(log.close()).unwrap();
+}
