@@ -304,6 +304,12 @@ impl LogStore {
             }
             term = Some(it.term);
         }
+        // One allocation for the common case of a batch inside one segment.
+        let total: usize = items.iter().map(|i| i.encoded_len()).sum();
+        chunks.push(Chunk {
+            pos: self.next_pos,
+            data: Vec::with_capacity(total + ITEM_HEADER_SIZE),
+        });
         for it in items {
             let len = it.encoded_len() as u64;
             let seg_start = self.next_pos & !(seg_size - 1);
@@ -335,6 +341,7 @@ impl LogStore {
             self.tail.push(it.clone());
         }
         self.tail.evict(self.last_write_index);
+        chunks.retain(|c| !c.data.is_empty());
         Ok(WriteBatch {
             chunks,
             first_index,
