@@ -231,7 +231,7 @@ fn recovery(dir: &Path, mib: u64) {
     }
     println!(
         "INFO wrote {total} entries ({} MiB) in {:.1} s",
-        total * entry_len >> 20,
+        (total * entry_len) >> 20,
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -240,7 +240,7 @@ fn recovery(dir: &Path, mib: u64) {
     assert_eq!(log.last_index(), total);
     println!(
         "RECOVERY log_mib={} entries={total} full_scan_s={el:.3} mib_per_s={:.0} (page cache warm)",
-        total * entry_len >> 20,
+        (total * entry_len) >> 20,
         (total * entry_len) as f64 / 1048576.0 / el
     );
     drop(log);
