@@ -187,3 +187,36 @@ fn works_with_a_custom_blocking_io() {
     assert_eq!(read_all(&log, 1, 30), entries(1, 30, 1, 0));
     block_on(log.close()).unwrap();
 }
+
+#[test]
+fn persist_status_is_durable() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.persist_status(|st| {
+        st.current_term = 9;
+        st.voted_for = 3;
+    }))
+    .unwrap();
+    let sm = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true).unwrap();
+    assert_eq!((sm.status.current_term, sm.status.voted_for), (9, 3));
+}
+
+/// A write that fails (the next segment cannot be created) fails the append, and the
+/// log refuses further work instead of carrying on with a hole.
+#[test]
+fn write_failure_fails_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 5, 1, 0))).unwrap();
+    // open files keep working, but no new segment can be created (works as root too)
+    std::fs::rename(d.path().join("log"), d.path().join("log.moved")).unwrap();
+    std::fs::write(d.path().join("log"), b"not a directory").unwrap();
+    let big: Vec<_> = (6..200).map(|i| common::entry(i, 1, 1)).collect();
+    assert!(block_on(log.append(big)).is_err());
+    assert!(matches!(
+        block_on(log.append(entries(200, 200, 1, 1))),
+        Err(StoreError::Closed)
+    ));
+}

@@ -105,6 +105,22 @@ impl DefaultRaftLog {
         }))
     }
 
+    /// Changes the status file (term, vote, ...) with `f` and persists it atomically on
+    /// an IO thread; resolves when it is durable. Raft awaits this before granting a
+    /// vote, starting an election or accepting a higher term.
+    pub fn persist_status(
+        &self,
+        f: impl FnOnce(&mut crate::store::RaftStatus) + Send + 'static,
+    ) -> LogFuture<'_, ()> {
+        let sh = self.shared.clone();
+        Box::pin(run_blocking(&*self.shared.io, move || {
+            let mut g = sh.core();
+            let s = g.as_mut().ok_or(StoreError::Closed)?;
+            f(&mut s.status().status);
+            s.status().persist()
+        }))
+    }
+
     /// Number of group fsyncs issued so far (each covers every append queued when it
     /// started).
     pub fn sync_count(&self) -> u64 {
@@ -184,6 +200,15 @@ impl Shared {
                     err = Some(e.to_string());
                 }
             }
+            if let Some(e) = &err {
+                // Like the reference's writer error state: no more appends; the group
+                // has to stop and recover from what is on disk. Set before any waiter
+                // learns of the error, so no later append slips in.
+                log::error!("raft log write failed in {}: {e}", self.dir.display());
+                if let Some(s) = self.core().as_mut() {
+                    s.fail();
+                }
+            }
             let persisted = self.persisted.load(Ordering::Acquire);
             for c in waiters {
                 c.complete(match &err {
@@ -196,9 +221,6 @@ impl Shared {
                     None => Ok(()),
                     Some(e) => Err(lane_error(e)),
                 });
-            }
-            if let Some(e) = err {
-                log::error!("raft log write failed in {}: {e}", self.dir.display());
             }
             self.maybe_delete();
         }

@@ -23,6 +23,9 @@ use super::recovery::{recover, Recovered, SegFirst};
 use super::status::StatusManager;
 use super::tail_cache::TailCache;
 
+/// Committed index entries are flushed at least this often (when there are any).
+pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Bytes destined for one contiguous range of one segment.
 #[derive(Debug)]
 pub struct Chunk {
@@ -88,6 +91,7 @@ pub struct LogStore {
     install_required: bool,
     closed: bool,
     epoch: u64,
+    last_idx_flush: Instant,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -131,6 +135,7 @@ impl LogStore {
             install_required: false,
             closed: false,
             epoch: 0,
+            last_idx_flush: Instant::now(),
             cfg,
         };
         match rec {
@@ -413,18 +418,22 @@ impl LogStore {
         }
     }
 
-    /// Flushes committed index entries if at least `idx_flush_threshold` are pending
-    /// (or any, when `force`), fsyncs them, and persists `persistIdxIndex` =
+    /// Flushes committed index entries if at least `idx_flush_threshold` are pending,
+    /// or any when [`IDX_FLUSH_INTERVAL`] passed since the last flush or `force`; fsyncs
+    /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
-        if pending == 0 || (!force && pending < self.cfg.idx_flush_threshold) {
+        let due = pending >= self.cfg.idx_flush_threshold
+            || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL;
+        if pending == 0 || (!force && !due) {
             if force && self.status.status != *self.status.persisted() {
                 self.status.persist()?;
             }
             return Ok(());
         }
+        self.last_idx_flush = Instant::now();
         if let Some(flushed) = self.idx.flush(upto)? {
             let p = flushed.min(self.last_force_index);
             if p > self.status.status.persist_idx_index {
@@ -641,6 +650,12 @@ impl LogStore {
         let first = self.first_index();
         self.idx.delete_before(first)?;
         Ok(n)
+    }
+
+    /// Puts the store in the failed state after a write or fsync error: every later
+    /// operation fails with [`StoreError::Closed`] (the group must restart and recover).
+    pub fn fail(&mut self) {
+        self.closed = true;
     }
 
     /// Whether the store is closed.
