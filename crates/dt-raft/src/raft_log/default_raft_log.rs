@@ -21,6 +21,9 @@ use crate::store::log_store::ReadPlan;
 use crate::store::reader::read_items;
 use crate::store::{LogItem, LogStore, StoreConfig, StoreError, StoreResult, WriteBatch};
 
+/// How long an idle write lane waits for the next append before releasing its thread.
+const LANE_LINGER: Duration = Duration::from_micros(50);
+
 /// How often the write lane looks for expired segments to delete.
 const DELETE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -157,8 +160,23 @@ impl Shared {
             let jobs: Vec<LaneJob> = {
                 let mut l = self.lane.lock().expect("lane lock");
                 if l.jobs.is_empty() {
-                    l.running = false;
-                    return;
+                    // Linger briefly: in a request/response rhythm the next append
+                    // arrives within microseconds of the last completion, and picking
+                    // it up here saves a pool wake-up (as costly as a fast fsync).
+                    drop(l);
+                    let until = Instant::now() + LANE_LINGER;
+                    loop {
+                        std::hint::spin_loop();
+                        let l = self.lane.lock().expect("lane lock");
+                        if !l.jobs.is_empty() || Instant::now() >= until {
+                            break;
+                        }
+                    }
+                    l = self.lane.lock().expect("lane lock");
+                    if l.jobs.is_empty() {
+                        l.running = false;
+                        return;
+                    }
                 }
                 l.jobs.drain(..).collect()
             };
