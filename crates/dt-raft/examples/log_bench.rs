@@ -37,6 +37,9 @@ struct Args {
     /// Also measure with this many appends in flight (group commit); 0 skips it.
     #[arg(long, default_value_t = 64)]
     pipeline: usize,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 16, 256])]
+    batches: Vec<usize>,
 }
 
 const BODY: usize = 256;
@@ -255,7 +258,7 @@ fn main() {
         dt_raft::store::crc32c::hw_available(),
         item(1).encoded_len()
     );
-    for n in [1usize, 16, 256] {
+    for &n in &a.batches {
         let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline);
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
