@@ -509,6 +509,16 @@ impl LogStore {
         })
     }
 
+    /// The term of entry `index` if it is in the tail cache.
+    pub fn cached_term(&self, index: u64) -> Option<u32> {
+        self.tail.get(index).map(|i| i.term)
+    }
+
+    /// The log position of entry `index` (index cache or index file).
+    pub fn index_pos(&mut self, index: u64) -> StoreResult<u64> {
+        self.idx.pos(index)
+    }
+
     /// The term of entry `index` (tail cache, else its header on disk).
     pub fn term_at(&mut self, index: u64) -> StoreResult<u32> {
         if let Some(it) = self.tail.get(index) {
@@ -524,7 +534,7 @@ impl LogStore {
         self.check_open()?;
         let first = self.first_index();
         let last = self.last_index();
-        // Fast path: the whole candidate range is in the tail cache.
+        // term_at answers from the tail cache when it can, else reads one header.
         find_match_pos(s_term, s_index, first, last, |i| self.term_at(i))
     }
 
