@@ -220,3 +220,19 @@ fn write_failure_fails_the_log() {
         Err(StoreError::Closed)
     ));
 }
+
+#[test]
+fn sync_force_off_acknowledges_written_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        sync_force: false,
+        ..cfg()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(1));
+    block_on(log.init()).unwrap();
+    assert_eq!(block_on(log.append(entries(1, 50, 1, 0))).unwrap(), 50);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 50)));
+}

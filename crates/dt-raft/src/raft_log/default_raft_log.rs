@@ -18,7 +18,8 @@ use super::blocking_io::BlockingIo;
 use super::completion::{completion, run_blocking, Completer, Completion};
 use super::{LogFuture, LogIterator, RaftLog};
 use crate::store::log_store::ReadPlan;
-use crate::store::reader::read_items;
+use crate::store::match_pos::find_match_pos;
+use crate::store::reader::{read_header_at, read_items};
 use crate::store::{LogItem, LogStore, StoreConfig, StoreError, StoreResult, WriteBatch};
 
 /// How long an idle write lane waits for the next append before releasing its thread.
@@ -213,6 +214,14 @@ impl Shared {
                     LaneJob::Barrier(c) => barriers.push(c),
                 }
             }
+            if err.is_none() && !self.cfg.sync_force {
+                // Acknowledged once in the OS; the fsync below still follows.
+                let written = self.core().as_ref().map_or(0, |s| s.persisted_index());
+                self.persisted.store(written, Ordering::Release);
+                for c in waiters.drain(..) {
+                    c.complete(Ok(written));
+                }
+            }
             if err.is_none() {
                 if let Err(e) = self.sync_once() {
                     err = Some(e.to_string());
@@ -344,10 +353,24 @@ impl RaftLog for DefaultRaftLog {
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>> {
         let sh = self.shared.clone();
         Box::pin(run_blocking(&*self.shared.io, move || {
-            let mut g = sh.core();
-            g.as_mut()
-                .ok_or(StoreError::Closed)?
-                .find_match_pos(term, index)
+            let (first, last, files) = {
+                let g = sh.core();
+                let s = g.as_ref().ok_or(StoreError::Closed)?;
+                (s.first_index(), s.last_index(), s.file_queue())
+            };
+            // The store lock is held only for cache and index lookups, never across a
+            // disk read, so appends on the Raft thread do not wait for the search.
+            find_match_pos(term, index, first, last, |i| {
+                let pos = {
+                    let mut g = sh.core();
+                    let s = g.as_mut().ok_or(StoreError::Closed)?;
+                    if let Some(t) = s.cached_term(i) {
+                        return Ok(t);
+                    }
+                    s.index_pos(i)?
+                };
+                Ok(read_header_at(&files, pos, i)?.term)
+            })
         }))
     }
 
@@ -394,8 +417,18 @@ impl RaftLog for DefaultRaftLog {
     fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64> {
         let sh = self.shared.clone();
         Box::pin(run_blocking(&*self.shared.io, move || {
-            let mut g = sh.core();
-            g.as_mut().ok_or(StoreError::Closed)?.next_item_pos(index)
+            let (pos, files) = {
+                let mut g = sh.core();
+                let s = g.as_mut().ok_or(StoreError::Closed)?;
+                if index == 0 {
+                    return Ok(0);
+                }
+                if index == s.last_index() {
+                    return Ok(s.next_pos());
+                }
+                (s.index_pos(index)?, s.file_queue())
+            };
+            Ok(pos + read_header_at(&files, pos, index)?.total_len as u64)
         }))
     }
 
