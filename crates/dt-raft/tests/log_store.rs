@@ -302,3 +302,18 @@ fn corrupt_committed_entry_refuses_to_start_with_file_and_offset() {
         other => panic!("expected corruption error, got {other:?}"),
     }
 }
+
+#[test]
+fn first_commit_after_install_is_flushed_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.begin_install().unwrap();
+    log.finish_install(501, 0).unwrap();
+    log.append(&entries(501, 505, 2, 0)).unwrap();
+    log.set_commit_index(503);
+    log.sync().unwrap();
+    assert_eq!(log.persist_idx_index(), 503);
+    drop(log);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((2, 505)));
+}

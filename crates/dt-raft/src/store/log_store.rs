@@ -425,8 +425,11 @@ impl LogStore {
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
+        // Right after an install the anchor must move off firstValidIndex quickly:
+        // until it does, a restart reports "no log" and needs another install.
         let due = pending >= self.cfg.idx_flush_threshold
-            || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL;
+            || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
+            || self.idx.next_flush() <= self.status.status.first_valid_index;
         if pending == 0 || (!force && !due) {
             if force && self.status.status != *self.status.persisted() {
                 self.status.persist()?;
