@@ -37,6 +37,12 @@ struct Args {
     /// Also measure with this many appends in flight (group commit); 0 skips it.
     #[arg(long, default_value_t = 64)]
     pipeline: usize,
+    /// Keep the recovery log on disk (to time a cold-cache open with --recovery-open-only).
+    #[arg(long)]
+    recovery_keep: bool,
+    /// Only time opening an existing recovery log (written by --recovery-keep).
+    #[arg(long)]
+    recovery_open_only: bool,
     /// Batch sizes to measure.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 16, 256])]
     batches: Vec<usize>,
@@ -209,12 +215,25 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Optio
     (oe as f64 / ot, re as f64 / rt, piped)
 }
 
-fn recovery(dir: &Path, mib: u64) {
-    let _ = std::fs::remove_dir_all(dir);
+fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
     let cfg = StoreConfig {
         sync: false,
         ..StoreConfig::default()
     };
+    if open_only {
+        let t = Instant::now();
+        let log = LogStore::open(dir, cfg).unwrap();
+        let el = t.elapsed().as_secs_f64();
+        let bytes = log.next_pos() as f64;
+        println!(
+            "RECOVERY entries={} log_mib={:.0} full_scan_s={el:.3} mib_per_s={:.0} (existing log)",
+            log.last_index(),
+            bytes / 1048576.0,
+            bytes / 1048576.0 / el
+        );
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
     let entry_len = item(1).encoded_len() as u64;
     let total = mib * 1024 * 1024 / entry_len;
     let t = Instant::now();
@@ -247,7 +266,9 @@ fn recovery(dir: &Path, mib: u64) {
         (total * entry_len) as f64 / 1048576.0 / el
     );
     drop(log);
-    let _ = std::fs::remove_dir_all(dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn main() {
@@ -258,7 +279,7 @@ fn main() {
         dt_raft::store::crc32c::hw_available(),
         item(1).encoded_len()
     );
-    for &n in &a.batches {
+    for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
         let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline);
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
@@ -274,6 +295,11 @@ fn main() {
         }
     }
     if a.recovery_mib > 0 {
-        recovery(&a.dir.join("recovery"), a.recovery_mib);
+        recovery(
+            &a.dir.join("recovery"),
+            a.recovery_mib,
+            a.recovery_keep,
+            a.recovery_open_only,
+        );
     }
 }
