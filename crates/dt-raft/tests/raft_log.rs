@@ -236,3 +236,73 @@ fn sync_force_off_acknowledges_written_entries() {
     let log = new_log(d.path());
     assert_eq!(block_on(log.init()).unwrap(), Some((1, 50)));
 }
+
+/// Appends (with occasional uncommitted-tail truncations) race with readers on other
+/// threads: every entry a reader gets is one that was appended at that index, and
+/// entries at or below the commit index never change.
+#[test]
+fn concurrent_appends_truncations_and_reads() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let log = Arc::new(DefaultRaftLog::new(d.path(), cfg(), ThreadPoolIo::new(2)));
+    block_on(log.init()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (log, stop, committed) = (log.clone(), stop.clone(), committed.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let c = committed.load(Ordering::Acquire);
+                if c == 0 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                let from = 1 + (reads * 7919) % c;
+                let mut it = log.open_iterator();
+                // committed entries never change: reading them must always succeed
+                let n = (c - from + 1).min(50) as usize;
+                let v = block_on(it.next(from, n, 1 << 20)).unwrap();
+                assert_eq!(v[0].index, from);
+                for e in v {
+                    assert!(e.index <= c);
+                    assert_eq!(e.body, common::entry(e.index, e.term, e.prev_log_term).body);
+                }
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let mut last = 0u64;
+    let mut term = 1u32;
+    let mut prev = 0u32;
+    for round in 0..300u64 {
+        let n = 1 + round % 23;
+        let items = entries(last + 1, last + n, term, prev);
+        prev = term;
+        let f = log.append(items);
+        last += n;
+        if round % 7 == 3 && last > committed.load(Ordering::Relaxed) + 5 {
+            let at = last - 3;
+            log.truncate_tail(at).unwrap();
+            last = at - 1;
+            term += 1;
+        }
+        let _ = block_on(f);
+        if round % 5 == 0 {
+            let c = last
+                .saturating_sub(10)
+                .max(committed.load(Ordering::Relaxed));
+            log.set_commit_index(c);
+            committed.store(c.min(log.persisted_index()), Ordering::Release);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    block_on(log.close()).unwrap();
+    let log2 = new_log(d.path());
+    let (_, l) = block_on(log2.init()).unwrap().unwrap();
+    assert!(l >= committed.load(Ordering::Relaxed));
+}

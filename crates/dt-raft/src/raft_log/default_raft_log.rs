@@ -426,7 +426,11 @@ impl RaftLog for DefaultRaftLog {
                 if index == s.last_index() {
                     return Ok(s.next_pos());
                 }
-                (s.index_pos(index)?, s.file_queue())
+                let pos = s.index_pos(index)?;
+                if let Some(len) = s.cached_len(index) {
+                    return Ok(pos + len);
+                }
+                (pos, s.file_queue())
             };
             Ok(pos + read_header_at(&files, pos, index)?.total_len as u64)
         }))

@@ -517,6 +517,11 @@ impl LogStore {
         self.tail.get(index).map(|i| i.term)
     }
 
+    /// The encoded length of entry `index` if it is in the tail cache.
+    pub fn cached_len(&self, index: u64) -> Option<u64> {
+        self.tail.get(index).map(|i| i.encoded_len() as u64)
+    }
+
     /// The log position of entry `index` (index cache or index file).
     pub fn index_pos(&mut self, index: u64) -> StoreResult<u64> {
         self.idx.pos(index)
@@ -550,6 +555,10 @@ impl LogStore {
             return Ok(self.next_pos);
         }
         let pos = self.idx.pos(index)?;
+        // Entries not yet written are only in the tail cache.
+        if let Some(len) = self.cached_len(index) {
+            return Ok(pos + len);
+        }
         let h = read_header_at(&self.files, pos, index)?;
         Ok(pos + h.total_len as u64)
     }
