@@ -44,6 +44,9 @@ struct Shared {
     cfg: StoreConfig,
     io: Arc<dyn BlockingIo>,
     core: Mutex<Option<LogStore>>,
+    /// Serializes status-file writes, which happen off the `core` lock. Lock order:
+    /// `status_io`, then `core`.
+    status_io: Mutex<()>,
     lane: Mutex<Lane>,
     persisted: AtomicU64,
     syncs: AtomicU64,
@@ -81,6 +84,7 @@ impl DefaultRaftLog {
                 cfg,
                 io,
                 core: Mutex::new(None),
+                status_io: Mutex::new(()),
                 lane: Mutex::new(Lane::default()),
                 persisted: AtomicU64::new(0),
                 syncs: AtomicU64::new(0),
@@ -89,8 +93,9 @@ impl DefaultRaftLog {
         }
     }
 
-    /// Runs `f` on the opened store (under its lock, on the caller's thread). For
-    /// status access (term, vote) and tests.
+    /// Runs `f` on the opened store (under its lock, on the caller's thread): reading
+    /// the status (term, vote), inspection, tests. Do not write the status file from
+    /// here; use [`DefaultRaftLog::persist_status`], which orders status writes.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut LogStore) -> StoreResult<T>) -> StoreResult<T> {
         let mut g = self.shared.core();
         let s = g.as_mut().ok_or(StoreError::Closed)?;
@@ -118,10 +123,18 @@ impl DefaultRaftLog {
     ) -> LogFuture<'_, ()> {
         let sh = self.shared.clone();
         Box::pin(run_blocking(&*self.shared.io, move || {
-            let mut g = sh.core();
-            let s = g.as_mut().ok_or(StoreError::Closed)?;
-            f(&mut s.status().status);
-            s.status().persist()
+            let _status_io = sh.status_io.lock().expect("status lock");
+            let p = {
+                let mut g = sh.core();
+                let s = g.as_mut().ok_or(StoreError::Closed)?;
+                f(&mut s.status().status);
+                s.status().pending()
+            };
+            p.write()?;
+            if let Some(s) = sh.core().as_mut() {
+                s.status().mark_persisted(p.status);
+            }
+            Ok(())
         }))
     }
 
@@ -267,11 +280,21 @@ impl Shared {
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         drop(dirty);
-        let mut g = self.core();
-        if let Some(s) = g.as_mut() {
+        let _status_io = self.status_io.lock().expect("status lock");
+        let pending = {
+            let mut g = self.core();
+            let Some(s) = g.as_mut() else { return Ok(()) };
             s.on_forced(target);
-            s.maybe_flush_index(false)?;
             self.persisted.store(s.persisted_index(), Ordering::Release);
+            s.flush_index_step(false)?
+        };
+        // The status file (fsync + rename + directory fsync) is written without the
+        // store lock, so appends on the Raft thread never wait for it.
+        if let Some(p) = pending {
+            p.write()?;
+            if let Some(s) = self.core().as_mut() {
+                s.status().mark_persisted(p.status);
+            }
         }
         Ok(())
     }
@@ -393,6 +416,7 @@ impl RaftLog for DefaultRaftLog {
             // In-flight writes may fail once their files are gone; that is fine.
             let _ = drained.await;
             run_blocking(&*sh.io.clone(), move || {
+                let _status_io = sh.status_io.lock().expect("status lock");
                 let mut g = sh.core();
                 let s = g.as_mut().ok_or(StoreError::Closed)?;
                 s.begin_install()?;
@@ -406,6 +430,7 @@ impl RaftLog for DefaultRaftLog {
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
         let sh = self.shared.clone();
         Box::pin(run_blocking(&*self.shared.io, move || {
+            let _status_io = sh.status_io.lock().expect("status lock");
             let mut g = sh.core();
             let s = g.as_mut().ok_or(StoreError::Closed)?;
             s.finish_install(next_index, next_pos)?;
@@ -452,6 +477,7 @@ impl RaftLog for DefaultRaftLog {
         Box::pin(async move {
             drained.await?;
             run_blocking(&*sh.io.clone(), move || {
+                let _status_io = sh.status_io.lock().expect("status lock");
                 let mut g = sh.core();
                 match g.as_mut() {
                     Some(s) => s.close(),

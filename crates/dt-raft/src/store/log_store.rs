@@ -20,7 +20,7 @@ use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
 use super::reader::{read_header_at, read_items};
 use super::recovery::{recover, Recovered, SegFirst};
-use super::status::StatusManager;
+use super::status::{PendingStatus, StatusManager};
 use super::tail_cache::TailCache;
 
 /// Committed index entries are flushed at least this often (when there are any).
@@ -423,6 +423,17 @@ impl LogStore {
     /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
+        if let Some(p) = self.flush_index_step(force)? {
+            p.write()?;
+            self.status.mark_persisted(p.status);
+        }
+        Ok(())
+    }
+
+    /// The index part of [`LogStore::maybe_flush_index`]: writes and msyncs due index
+    /// entries and raises `persistIdxIndex` in memory; returns the status-file version
+    /// to write (off the store's lock), if one is needed.
+    pub fn flush_index_step(&mut self, force: bool) -> StoreResult<Option<PendingStatus>> {
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
         // Right after an install the anchor must move off firstValidIndex quickly:
@@ -431,10 +442,10 @@ impl LogStore {
             || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
             || self.idx.next_flush() <= self.status.status.first_valid_index;
         if pending == 0 || (!force && !due) {
-            if force && self.status.status != *self.status.persisted() {
-                self.status.persist()?;
+            if force && self.status.is_dirty() {
+                return Ok(Some(self.status.pending()));
             }
-            return Ok(());
+            return Ok(None);
         }
         self.last_idx_flush = Instant::now();
         if let Some(flushed) = self.idx.flush(upto)? {
@@ -442,9 +453,9 @@ impl LogStore {
             if p > self.status.status.persist_idx_index {
                 self.status.status.persist_idx_index = p;
             }
-            self.status.persist()?;
+            return Ok(Some(self.status.pending()));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Reads up to `max` entries from `index` whose encoded size fits `bytes_limit`

@@ -34,4 +34,4 @@ pub use config::StoreConfig;
 pub use error::{StoreError, StoreResult};
 pub use log_item::LogItem;
 pub use log_store::{LogStore, ReadPlan, WriteBatch};
-pub use status::{RaftStatus, StatusFile, StatusManager};
+pub use status::{PendingStatus, RaftStatus, StatusFile, StatusManager};

@@ -276,14 +276,52 @@ impl StatusManager {
 
     /// Writes the current values atomically and durably.
     pub fn persist(&mut self) -> StoreResult<()> {
-        StatusFile::save(&self.path, &self.status.to_props(), self.sync)?;
-        self.persisted = self.status.clone();
+        let p = self.pending();
+        p.write()?;
+        self.mark_persisted(p.status);
         Ok(())
     }
 
     /// The values last written.
     pub fn persisted(&self) -> &RaftStatus {
         &self.persisted
+    }
+
+    /// Whether the in-memory values differ from the file.
+    pub fn is_dirty(&self) -> bool {
+        self.status != self.persisted
+    }
+
+    /// A copy of the current values to be written elsewhere (off a lock) with
+    /// [`PendingStatus::write`], then recorded with [`StatusManager::mark_persisted`].
+    /// Callers must serialize writes of the same file.
+    pub fn pending(&self) -> PendingStatus {
+        PendingStatus {
+            path: self.path.clone(),
+            sync: self.sync,
+            status: self.status.clone(),
+        }
+    }
+
+    /// Records that `status` (from [`StatusManager::pending`]) is on disk.
+    pub fn mark_persisted(&mut self, status: RaftStatus) {
+        self.persisted = status;
+    }
+}
+
+/// A status-file version ready to be written (see [`StatusManager::pending`]).
+#[derive(Clone, Debug)]
+pub struct PendingStatus {
+    path: PathBuf,
+    sync: bool,
+    /// The values to write.
+    pub status: RaftStatus,
+}
+
+impl PendingStatus {
+    /// Writes it atomically.
+    pub fn write(&self) -> StoreResult<()> {
+        StatusFile::save(&self.path, &self.status.to_props(), self.sync)
     }
 }
 
