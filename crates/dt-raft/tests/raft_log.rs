@@ -337,3 +337,58 @@ fn concurrent_appends_truncations_and_reads() {
         expected[first as usize - 1..].to_vec()
     );
 }
+
+/// The snapshot cycle as Raft drives it: stream a state machine into a snapshot on an
+/// IO thread, keep the newest two, let the log delete what the oldest kept one covers,
+/// and read the newest back.
+#[test]
+fn snapshot_save_retain_and_log_deletion() {
+    use dt_raft::raft_log::run_blocking;
+    use dt_raft::store::snapshot::{SnapshotDir, SnapshotMeta};
+    let d = tempfile::tempdir().unwrap();
+    let io = ThreadPoolIo::new(2);
+    let log = DefaultRaftLog::new(d.path(), cfg(), io.clone());
+    block_on(log.init()).unwrap();
+    let snaps = Arc::new(SnapshotDir::new(&d.path().join("snapshot"), true));
+    let mut last = 0;
+    for k in 1..=3u64 {
+        let prev = if last == 0 { 0 } else { 1 };
+        block_on(log.append(entries(last + 1, last + 200, 1, prev))).unwrap();
+        last += 200;
+        log.set_commit_index(last);
+        // an empty append runs the write lane once more: it flushes the index
+        block_on(log.append(Vec::new())).unwrap();
+        // the "state machine": k × 10 000 bytes
+        let sd = snaps.clone();
+        let info = block_on(run_blocking(&*io, move || {
+            let mut w = sd.create(4096)?;
+            for chunk in 0..k * 10 {
+                w.write(&vec![chunk as u8; 1000])?;
+            }
+            w.finish(SnapshotMeta {
+                last_included_index: last,
+                last_included_term: 1,
+                members: vec![1],
+                ..Default::default()
+            })
+        }))
+        .unwrap();
+        assert_eq!(info.meta.last_included_index, last);
+        let oldest_kept = snaps.keep(2).unwrap().unwrap();
+        log.mark_truncate_by_index(oldest_kept, Duration::ZERO);
+        block_on(log.delete_expired()).unwrap();
+        let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+        assert!(
+            first <= oldest_kept + 1,
+            "deleted past the oldest kept snapshot"
+        );
+        if k == 3 {
+            assert!(first > 1, "old segments were deleted");
+        }
+    }
+    assert_eq!(snaps.list().unwrap().len(), 2);
+    let newest = snaps.latest_verified().unwrap().unwrap();
+    assert_eq!(newest.meta.last_included_index, 600);
+    assert_eq!(newest.verify().unwrap(), 30_000);
+    block_on(log.close()).unwrap();
+}
