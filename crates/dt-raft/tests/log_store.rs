@@ -317,3 +317,19 @@ fn first_commit_after_install_is_flushed_at_once() {
     let log = LogStore::open(d.path(), cfg()).unwrap();
     assert_eq!(log.init_result(), Some((2, 505)));
 }
+
+#[test]
+fn status_commit_index_never_exceeds_the_fsynced_log() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 10, 1, 0)).unwrap();
+    log.sync().unwrap();
+    // a leader commit beyond what this node holds
+    log.set_commit_index(50);
+    log.close().unwrap();
+    drop(log);
+    let sm = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true).unwrap();
+    assert_eq!(sm.status.commit_index, 10);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), 10);
+}

@@ -414,7 +414,16 @@ impl LogStore {
     pub fn set_commit_index(&mut self, index: u64) {
         if index > self.commit_index {
             self.commit_index = index;
-            self.status.status.commit_index = index;
+        }
+        self.sync_status_commit();
+    }
+
+    /// The status file's `commitIndex` only claims what this node has fsynced, so that
+    /// recovery may treat everything up to it as must-exist.
+    fn sync_status_commit(&mut self) {
+        let c = self.commit_index.min(self.last_force_index);
+        if c > self.status.status.commit_index {
+            self.status.status.commit_index = c;
         }
     }
 
@@ -434,6 +443,7 @@ impl LogStore {
     /// entries and raises `persistIdxIndex` in memory; returns the status-file version
     /// to write (off the store's lock), if one is needed.
     pub fn flush_index_step(&mut self, force: bool) -> StoreResult<Option<PendingStatus>> {
+        self.sync_status_commit();
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
         // Right after an install the anchor must move off firstValidIndex quickly:
