@@ -93,6 +93,13 @@ fn check_image(name: &str) {
         list.last().unwrap().meta.last_included_index
     );
 
+    // Every entry of the reference's log verifies (CRCs, chain) from the first one.
+    let strict = StoreConfig {
+        verify_on_start: true,
+        ..cfg()
+    };
+    drop(LogStore::open(&dir, strict).unwrap());
+
     // The log: recover and read back every entry of decoded.json.
     let mut log = LogStore::open(&dir, cfg()).unwrap();
     let items = decoded["log_items"].as_array().unwrap();

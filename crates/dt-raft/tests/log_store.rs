@@ -333,3 +333,44 @@ fn status_commit_index_never_exceeds_the_fsynced_log() {
     let log = LogStore::open(d.path(), cfg()).unwrap();
     assert_eq!(log.last_index(), 10);
 }
+
+#[test]
+fn verify_on_start_refuses_a_corrupt_entry_before_the_anchor() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 300, 1, 0)).unwrap();
+    log.set_commit_index(300);
+    log.sync().unwrap();
+    log.close().unwrap();
+    let pos = log.next_item_pos(99).unwrap();
+    drop(log);
+    let seg = d.path().join(format!("log/{:020}", pos / 16384 * 16384));
+    let mut b = std::fs::read(&seg).unwrap();
+    b[(pos % 16384) as usize + 60] ^= 0x04; // body of entry 100, before the anchor (300)
+    std::fs::write(&seg, b).unwrap();
+    // default: starts (the anchor is after the damage); the read of 100 fails loudly
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert!(matches!(
+        log.read(100, 1, usize::MAX),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(log.read(101, 1, usize::MAX).unwrap()[0].index, 101);
+    drop(log);
+    // verify_on_start: refuses to start, naming file and offset
+    let strict = StoreConfig {
+        verify_on_start: true,
+        ..cfg()
+    };
+    match LogStore::open(d.path(), strict) {
+        Err(StoreError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(file, seg);
+            assert_eq!(offset, pos % 16384);
+            assert!(reason.contains("100"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}

@@ -19,7 +19,7 @@ use super::index_file::IdxFileQueue;
 use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
 use super::reader::{read_header_at, read_items};
-use super::recovery::{recover, Recovered, SegFirst};
+use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
 use super::status::{PendingStatus, StatusManager};
 use super::tail_cache::TailCache;
 
@@ -157,6 +157,13 @@ impl LogStore {
                 positions,
                 firsts,
             } => {
+                if s.cfg.verify_on_start {
+                    if let Some((&start, fi)) = firsts.iter().next() {
+                        let pos = start.max(s.status.status.first_valid_pos);
+                        let q = s.files.lock().expect("lock");
+                        verify_prefix(&q, pos, fi.index, restore_index, s.cfg.read_block_size)?;
+                    }
+                }
                 for (start, fi) in firsts {
                     s.segs.insert(
                         start,

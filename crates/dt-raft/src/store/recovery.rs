@@ -253,3 +253,68 @@ fn idx_dir_hint(log: &FileQueue) -> std::path::PathBuf {
         .map(|p| p.join("idx"))
         .unwrap_or_else(|| log.dir().to_path_buf())
 }
+
+/// Verifies entries `first_index..until` starting at absolute position `pos`: every
+/// header, part CRC and the index/term chain. Any violation is
+/// [`StoreError::Corrupt`] naming file and offset.
+pub fn verify_prefix(
+    log: &FileQueue,
+    mut pos: u64,
+    first_index: u64,
+    until: u64,
+    block: usize,
+) -> StoreResult<()> {
+    let seg_size = log.file_size();
+    let mut expect = first_index;
+    let mut prev_term: Option<u32> = None;
+    let mut reader: Option<BlockReader> = None;
+    while expect < until {
+        let f = log.get(pos).ok_or_else(|| StoreError::BadLayout {
+            dir: log.dir().to_path_buf(),
+            reason: format!("entry {expect} at position {pos} is past the last segment"),
+        })?;
+        let off = pos - f.start;
+        if reader.as_ref().is_none_or(|r| r.file.start != f.start) {
+            reader = Some(BlockReader::new(f.clone(), seg_size, block));
+        }
+        let r = reader.as_mut().expect("set");
+        if seg_size - off < ITEM_HEADER_SIZE as u64 {
+            pos = f.start + seg_size;
+            continue;
+        }
+        match r.header(off)? {
+            HeaderCheck::EndMarker => pos = f.start + seg_size,
+            HeaderCheck::BadCrc => {
+                return Err(StoreError::corrupt(
+                    &f.path,
+                    off,
+                    format!("entry {expect}: header crc mismatch"),
+                ))
+            }
+            HeaderCheck::Invalid(w) => return Err(StoreError::corrupt(&f.path, off, w)),
+            HeaderCheck::Item(h) => {
+                let chain = h.index == expect
+                    && prev_term.is_none_or(|t| h.prev_log_term == t && h.term >= t);
+                if !chain {
+                    return Err(StoreError::corrupt(
+                        &f.path,
+                        off,
+                        format!(
+                            "entry {} (term {}) breaks the chain at {expect}",
+                            h.index, h.term
+                        ),
+                    ));
+                }
+                let tl = h.total_len as usize;
+                let rest = r.bytes(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
+                h.decode_parts(rest).map_err(|w| {
+                    StoreError::corrupt(&f.path, off, format!("entry {expect}: {w}"))
+                })?;
+                prev_term = Some(h.term);
+                expect += 1;
+                pos += tl as u64;
+            }
+        }
+    }
+    Ok(())
+}
