@@ -1,0 +1,305 @@
+//! Append throughput of `DefaultRaftLog` against the raw limit of the disk, and
+//! recovery time of a large log.
+//!
+//! ```text
+//! cargo run --release -p dt-raft --example log_bench -- --dir D [--seconds 5]
+//!     [--recovery-mib 1024] [--pipeline 0]
+//! ```
+//!
+//! For each batch size (1, 16, 256 entries of 256-byte bodies, fsync on):
+//! * ours: a closed loop of `append(batch)` awaited until durable (fsynced);
+//! * raw limit: a closed loop of `pwrite(batch bytes) + fdatasync` into a file
+//!   pre-allocated the same way as a segment, on the same disk.
+//!
+//! Prints `RESULT batch=<n> entries_per_s=<x> raw_limit_entries_per_s=<y> ratio=<x/y>`
+//! per batch size, then the recovery time of a log of `--recovery-mib` MiB.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use dt_raft::raft_log::{block_on, DefaultRaftLog, RaftLog, ThreadPoolIo};
+use dt_raft::store::{LogItem, LogStore, StoreConfig};
+
+#[derive(Parser)]
+struct Args {
+    /// Directory on the disk to measure (created; bench files are removed after).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Size of the log whose recovery is timed (MiB); 0 skips it.
+    #[arg(long, default_value_t = 1024)]
+    recovery_mib: u64,
+    /// Also measure with this many appends in flight (group commit); 0 skips it.
+    #[arg(long, default_value_t = 64)]
+    pipeline: usize,
+    /// Keep the recovery log on disk (to time a cold-cache open with --recovery-open-only).
+    #[arg(long)]
+    recovery_keep: bool,
+    /// Only time opening an existing recovery log (written by --recovery-keep).
+    #[arg(long)]
+    recovery_open_only: bool,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 16, 256])]
+    batches: Vec<usize>,
+}
+
+const BODY: usize = 256;
+
+fn item(index: u64) -> LogItem {
+    LogItem {
+        item_type: 0,
+        biz_type: 1,
+        term: 1,
+        prev_log_term: if index == 1 { 0 } else { 1 },
+        index,
+        timestamp: 1_700_000_000_000,
+        header: Default::default(),
+        body: vec![(index % 251) as u8; BODY].into(),
+    }
+}
+
+fn batch(from: u64, n: usize) -> Vec<LogItem> {
+    (from..from + n as u64).map(item).collect()
+}
+
+/// A batch built from a shared body (as entries decoded from the network would share
+/// their frame's buffer), so the bench measures the log, not the allocator.
+fn batch_shared(from: u64, n: usize, body: &bytes::Bytes) -> Vec<LogItem> {
+    (from..from + n as u64)
+        .map(|index| LogItem {
+            body: body.clone(),
+            header: Default::default(),
+            ..item_header(index)
+        })
+        .collect()
+}
+
+fn item_header(index: u64) -> LogItem {
+    LogItem {
+        item_type: 0,
+        biz_type: 1,
+        term: 1,
+        prev_log_term: if index == 1 { 0 } else { 1 },
+        index,
+        timestamp: 1_700_000_000_000,
+        header: Default::default(),
+        body: Default::default(),
+    }
+}
+
+/// Closed-loop appends on an open log for `secs`; returns (entries, seconds).
+fn run_ours(
+    log: &DefaultRaftLog,
+    next: &mut u64,
+    n: usize,
+    secs: f64,
+    in_flight: usize,
+) -> (u64, f64) {
+    let body = bytes::Bytes::from(vec![7u8; BODY]);
+    let batch = |from: u64, n: usize| batch_shared(from, n, &body);
+    let start = Instant::now();
+    let mut done = 0u64;
+    let deadline = Duration::from_secs_f64(secs);
+    if in_flight <= 1 {
+        while start.elapsed() < deadline {
+            block_on(log.append(batch(*next, n))).unwrap();
+            *next += n as u64;
+            done += n as u64;
+        }
+    } else {
+        let mut q = std::collections::VecDeque::new();
+        while start.elapsed() < deadline {
+            while q.len() < in_flight {
+                q.push_back(log.append(batch(*next, n)));
+                *next += n as u64;
+            }
+            block_on(q.pop_front().unwrap()).unwrap();
+            done += n as u64;
+        }
+        while let Some(f) = q.pop_front() {
+            block_on(f).unwrap();
+            done += n as u64;
+        }
+    }
+    assert!(log.persisted_index() >= *next - 1);
+    (done, start.elapsed().as_secs_f64())
+}
+
+struct Raw {
+    f: std::fs::File,
+    bytes: Vec<u8>,
+    pos: u64,
+}
+
+impl Raw {
+    fn new(path: &Path, n: usize) -> Raw {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        // pre-allocated the same way as a log segment
+        f.set_len(1 << 30).unwrap();
+        f.sync_all().unwrap();
+        let mut bytes = Vec::new();
+        for it in batch(1, n) {
+            it.encode_into(&mut bytes);
+        }
+        Raw { f, bytes, pos: 0 }
+    }
+
+    /// write + fdatasync of the batch bytes in a loop; returns (entries, seconds).
+    fn run(&mut self, n: usize, secs: f64) -> (u64, f64) {
+        let deadline = Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut done = 0u64;
+        while start.elapsed() < deadline {
+            if self.pos + self.bytes.len() as u64 > 1 << 30 {
+                self.pos = 0;
+            }
+            self.f.write_all_at(&self.bytes, self.pos).unwrap();
+            self.f.sync_data().unwrap();
+            self.pos += self.bytes.len() as u64;
+            done += n as u64;
+        }
+        (done, start.elapsed().as_secs_f64())
+    }
+}
+
+/// Ours and the raw loop in alternating short rounds, so that load from other
+/// processes on the machine hits both alike. Returns (ours, raw, pipelined) rates.
+fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Option<f64>) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut raw = Raw::new(&dir.join("raw"), n);
+    let log = DefaultRaftLog::new(
+        &dir.join("log"),
+        StoreConfig::default(),
+        ThreadPoolIo::new(2),
+    );
+    block_on(log.init()).unwrap();
+    let mut next = 1u64;
+    run_ours(&log, &mut next, n, 0.2, 1); // warm-up
+    raw.run(n, 0.2);
+    const ROUNDS: usize = 10;
+    let slice = secs / ROUNDS as f64;
+    let (mut oe, mut ot, mut re, mut rt) = (0u64, 0f64, 0u64, 0f64);
+    for r in 0..ROUNDS {
+        let (a, b) = if r % 2 == 0 {
+            let x = raw.run(n, slice);
+            (run_ours(&log, &mut next, n, slice, 1), x)
+        } else {
+            let y = run_ours(&log, &mut next, n, slice, 1);
+            (y, raw.run(n, slice))
+        };
+        oe += a.0;
+        ot += a.1;
+        re += b.0;
+        rt += b.1;
+    }
+    let piped = (pipeline > 1).then(|| {
+        let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline);
+        e as f64 / t
+    });
+    block_on(log.close()).unwrap();
+    drop(log);
+    drop(raw);
+    let _ = std::fs::remove_dir_all(dir);
+    (oe as f64 / ot, re as f64 / rt, piped)
+}
+
+fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
+    let cfg = StoreConfig {
+        sync: false,
+        ..StoreConfig::default()
+    };
+    if open_only {
+        let t = Instant::now();
+        let log = LogStore::open(dir, cfg).unwrap();
+        let el = t.elapsed().as_secs_f64();
+        let bytes = log.next_pos() as f64;
+        println!(
+            "RECOVERY entries={} log_mib={:.0} full_scan_s={el:.3} mib_per_s={:.0} (existing log)",
+            log.last_index(),
+            bytes / 1048576.0,
+            bytes / 1048576.0 / el
+        );
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let entry_len = item(1).encoded_len() as u64;
+    let total = mib * 1024 * 1024 / entry_len;
+    let t = Instant::now();
+    {
+        let mut log = LogStore::open(dir, cfg.clone()).unwrap();
+        let mut i = 1;
+        while i <= total {
+            let n = 1024.min(total - i + 1) as usize;
+            log.append(&batch(i, n)).unwrap();
+            i += n as u64;
+        }
+        // fsync once at the end; no commit index, so persistIdxIndex stays 0 and
+        // recovery has to scan (and CRC-check) the whole log: the worst case.
+        for f in log.file_queue().lock().unwrap().files() {
+            f.sync_data().unwrap();
+        }
+    }
+    println!(
+        "INFO wrote {total} entries ({} MiB) in {:.1} s",
+        (total * entry_len) >> 20,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let log = LogStore::open(dir, cfg.clone()).unwrap();
+    let el = t.elapsed().as_secs_f64();
+    assert_eq!(log.last_index(), total);
+    println!(
+        "RECOVERY log_mib={} entries={total} full_scan_s={el:.3} mib_per_s={:.0} (page cache warm)",
+        (total * entry_len) >> 20,
+        (total * entry_len) as f64 / 1048576.0 / el
+    );
+    drop(log);
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn main() {
+    let a = Args::parse();
+    std::fs::create_dir_all(&a.dir).unwrap();
+    println!(
+        "INFO crc32c hardware={} entry_bytes_on_disk={}",
+        dt_raft::store::crc32c::hw_available(),
+        item(1).encoded_len()
+    );
+    for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
+        let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline);
+        let mbps = ours * item(1).encoded_len() as f64 / 1e6;
+        println!(
+            "RESULT batch={n} entries_per_s={ours:.0} raw_limit_entries_per_s={raw:.0} ratio={:.3} mb_per_s={mbps:.2}",
+            ours / raw
+        );
+        if let Some(p) = piped {
+            println!(
+                "INFO pipelined batch={n} in_flight={} entries_per_s={p:.0} ratio_vs_raw={:.3}",
+                a.pipeline,
+                p / raw
+            );
+        }
+    }
+    if a.recovery_mib > 0 {
+        recovery(
+            &a.dir.join("recovery"),
+            a.recovery_mib,
+            a.recovery_keep,
+            a.recovery_open_only,
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! `FileQueue`: a directory of fixed-size, pre-allocated files named by the 20-digit
+//! absolute start position they cover (storage.md §2.1, §3.1). Log segments and index
+//! files are both kept this way.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::{StoreError, StoreResult};
+
+/// One file of a [`FileQueue`]. Positional reads and writes take `&self`, so IO threads
+/// can share it through an `Arc`; the queue treats a file whose `Arc` is held elsewhere
+/// as "in use" and does not delete it.
+#[derive(Debug)]
+pub struct DtFile {
+    /// Absolute start position (the number in the file name).
+    pub start: u64,
+    /// Path of the file.
+    pub path: PathBuf,
+    file: File,
+}
+
+impl DtFile {
+    /// Reads exactly `buf.len()` bytes at `offset` inside the file.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| StoreError::io("read", &self.path, e))
+    }
+
+    /// Writes all of `buf` at `offset` inside the file.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> StoreResult<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| StoreError::io("write", &self.path, e))
+    }
+
+    /// Data-only fsync (fdatasync).
+    pub fn sync_data(&self) -> StoreResult<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io("fdatasync", &self.path, e))
+    }
+
+    /// The underlying file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Formats a start position as a 20-digit file name.
+pub fn file_name(start: u64) -> String {
+    format!("{start:020}")
+}
+
+/// Parses a 20-digit file name; anything else is `None` (such files are ignored).
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// fsyncs a directory so that creations, renames and deletions in it are durable.
+pub fn sync_dir(dir: &Path) -> StoreResult<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync dir", dir, e))
+}
+
+/// An ordered set of contiguous fixed-size files in one directory.
+#[derive(Debug)]
+pub struct FileQueue {
+    dir: PathBuf,
+    file_size: u64,
+    sync: bool,
+    files: VecDeque<Arc<DtFile>>,
+}
+
+impl FileQueue {
+    /// Opens (creating the directory if needed) and validates the files of `dir`:
+    /// every 20-digit file must be exactly `file_size` bytes, start at a multiple of
+    /// it, and follow its predecessor without a gap.
+    pub fn open(dir: &Path, file_size: u64, sync: bool) -> StoreResult<FileQueue> {
+        if !file_size.is_power_of_two() {
+            return Err(StoreError::InvalidArgument(format!(
+                "file size {file_size} is not a power of two"
+            )));
+        }
+        fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+        let mut starts = Vec::new();
+        for ent in fs::read_dir(dir).map_err(|e| StoreError::io("list dir", dir, e))? {
+            let ent = ent.map_err(|e| StoreError::io("list dir", dir, e))?;
+            if let Some(start) = ent.file_name().to_str().and_then(parse_file_name) {
+                starts.push(start);
+            }
+        }
+        starts.sort_unstable();
+        let mut files = VecDeque::with_capacity(starts.len());
+        for (i, &start) in starts.iter().enumerate() {
+            let path = dir.join(file_name(start));
+            if start % file_size != 0 {
+                return Err(StoreError::BadLayout {
+                    dir: dir.to_path_buf(),
+                    reason: format!(
+                        "{} does not start at a multiple of {file_size}",
+                        path.display()
+                    ),
+                });
+            }
+            if i > 0 && starts[i - 1] + file_size != start {
+                return Err(StoreError::BadLayout {
+                    dir: dir.to_path_buf(),
+                    reason: format!("gap before {}", path.display()),
+                });
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::io("open", &path, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| StoreError::io("stat", &path, e))?
+                .len();
+            if len < file_size && i + 1 == starts.len() {
+                // Only the last file can be short: a crash between creating it and
+                // pre-allocating it. Nothing was ever written there (writes start
+                // after the allocation is durable), so finishing the allocation is safe.
+                log::warn!(
+                    "{} is {len} bytes, expected {file_size}: completing its pre-allocation",
+                    path.display()
+                );
+                file.set_len(file_size)
+                    .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                if sync {
+                    file.sync_all()
+                        .map_err(|e| StoreError::io("fsync", &path, e))?;
+                }
+            } else if len != file_size {
+                return Err(StoreError::BadFileSize {
+                    file: path,
+                    expected: file_size,
+                    actual: len,
+                });
+            }
+            files.push_back(Arc::new(DtFile { start, path, file }));
+        }
+        Ok(FileQueue {
+            dir: dir.to_path_buf(),
+            file_size,
+            sync,
+            files,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Size of every file.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are no files.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The files in order.
+    pub fn files(&self) -> impl Iterator<Item = &Arc<DtFile>> {
+        self.files.iter()
+    }
+
+    /// Start of the first file.
+    pub fn first_start(&self) -> Option<u64> {
+        self.files.front().map(|f| f.start)
+    }
+
+    /// End (exclusive) of the last file.
+    pub fn end(&self) -> Option<u64> {
+        self.files.back().map(|f| f.start + self.file_size)
+    }
+
+    /// Start of the file containing `pos`.
+    pub fn file_start_of(&self, pos: u64) -> u64 {
+        pos & !(self.file_size - 1)
+    }
+
+    /// The file containing absolute position `pos`, if it exists.
+    pub fn get(&self, pos: u64) -> Option<Arc<DtFile>> {
+        let first = self.first_start()?;
+        if pos < first {
+            return None;
+        }
+        self.files
+            .get(((pos - first) / self.file_size) as usize)
+            .cloned()
+    }
+
+    /// The file containing `pos`, creating (and pre-allocating) it and any missing
+    /// file between the current last file and it.
+    pub fn ensure(&mut self, pos: u64) -> StoreResult<Arc<DtFile>> {
+        if let Some(f) = self.get(pos) {
+            return Ok(f);
+        }
+        let target = self.file_start_of(pos);
+        if let Some(first) = self.first_start() {
+            if target < first {
+                return Err(StoreError::InvalidArgument(format!(
+                    "position {pos} is before the first file {first} of {}",
+                    self.dir.display()
+                )));
+            }
+        }
+        let mut next = self.end().unwrap_or(target);
+        while next <= target {
+            self.create(next)?;
+            next += self.file_size;
+        }
+        Ok(self.get(pos).expect("just created"))
+    }
+
+    fn create(&mut self, start: u64) -> StoreResult<()> {
+        let path = self.dir.join(file_name(start));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::io("create", &path, e))?;
+        file.set_len(self.file_size)
+            .map_err(|e| StoreError::io("preallocate", &path, e))?;
+        if self.sync {
+            file.sync_all()
+                .map_err(|e| StoreError::io("fsync", &path, e))?;
+            sync_dir(&self.dir)?;
+        }
+        self.files.push_back(Arc::new(DtFile { start, path, file }));
+        Ok(())
+    }
+
+    /// Whether the first file is referenced outside the queue (by a reader or writer).
+    pub fn first_in_use(&self) -> bool {
+        self.files.front().is_some_and(|f| Arc::strong_count(f) > 1)
+    }
+
+    /// Deletes the first file.
+    pub fn delete_first(&mut self) -> StoreResult<()> {
+        if let Some(f) = self.files.pop_front() {
+            fs::remove_file(&f.path).map_err(|e| StoreError::io("delete", &f.path, e))?;
+            if self.sync {
+                sync_dir(&self.dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every file whose name is 20 digits (install begin).
+    pub fn delete_all(&mut self) -> StoreResult<()> {
+        self.files.clear();
+        for ent in fs::read_dir(&self.dir).map_err(|e| StoreError::io("list dir", &self.dir, e))? {
+            let ent = ent.map_err(|e| StoreError::io("list dir", &self.dir, e))?;
+            if ent.file_name().to_str().and_then(parse_file_name).is_some() {
+                let p = ent.path();
+                fs::remove_file(&p).map_err(|e| StoreError::io("delete", &p, e))?;
+            }
+        }
+        if self.sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(file_name(1073741824), "00000000001073741824");
+        assert_eq!(parse_file_name("00000000001073741824"), Some(1073741824));
+        assert_eq!(parse_file_name("0000000000107374182"), None);
+        assert_eq!(parse_file_name("0000000000107374182x"), None);
+        assert_eq!(parse_file_name("00000000001073741824.tmp"), None);
+    }
+
+    #[test]
+    fn create_validate_delete() {
+        let d = tempfile::tempdir().unwrap();
+        let mut q = FileQueue::open(d.path(), 4096, true).unwrap();
+        assert!(q.is_empty());
+        let f = q.ensure(3 * 4096 + 5).unwrap();
+        assert_eq!(f.start, 3 * 4096);
+        assert_eq!(q.len(), 1);
+        q.ensure(5 * 4096).unwrap();
+        assert_eq!(q.len(), 3);
+        fs::write(d.path().join("junk"), b"x").unwrap();
+        drop(f);
+        let mut q = FileQueue::open(d.path(), 4096, true).unwrap();
+        assert_eq!(q.len(), 3);
+        assert!(q.get(4096).is_none());
+        let held = q.get(3 * 4096).unwrap();
+        assert!(q.first_in_use());
+        drop(held);
+        assert!(!q.first_in_use());
+        q.delete_first().unwrap();
+        assert_eq!(q.first_start(), Some(4 * 4096));
+        // a short last file is completed
+        fs::write(d.path().join(file_name(6 * 4096)), b"short").unwrap();
+        let q2 = FileQueue::open(d.path(), 4096, true).unwrap();
+        assert_eq!(q2.len(), 3);
+        drop(q2);
+        // a short file that is not the last is fatal
+        fs::write(d.path().join(file_name(6 * 4096)), b"short").unwrap();
+        fs::write(d.path().join(file_name(7 * 4096)), vec![0u8; 4096]).unwrap();
+        assert!(matches!(
+            FileQueue::open(d.path(), 4096, true),
+            Err(StoreError::BadFileSize { .. })
+        ));
+        fs::remove_file(d.path().join(file_name(6 * 4096))).unwrap();
+        fs::remove_file(d.path().join(file_name(7 * 4096))).unwrap();
+        // gap
+        fs::write(d.path().join(file_name(8 * 4096)), vec![0u8; 4096]).unwrap();
+        assert!(matches!(
+            FileQueue::open(d.path(), 4096, true),
+            Err(StoreError::BadLayout { .. })
+        ));
+        let mut q = FileQueue::open(d.path().join("other").as_path(), 4096, true).unwrap();
+        q.ensure(0).unwrap();
+        q.delete_all().unwrap();
+        assert!(q.is_empty());
+        assert!(d.path().join("junk").exists());
+    }
+}

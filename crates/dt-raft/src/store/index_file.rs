@@ -1,0 +1,262 @@
+//! `IdxFileQueue`: the index files (storage.md §3), mapping a Raft index to the absolute
+//! log position of its item.
+//!
+//! Entries live first in an in-memory cache; only committed entries are written to the
+//! files (big-endian u64 at `index × 8` of the index address space). Files are memory
+//! mapped: an index write is a store into the page cache and a flush is one `msync` of
+//! the touched range, instead of a syscall per batch plus a copy.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+use memmap2::MmapMut;
+
+use super::error::{StoreError, StoreResult};
+use super::file_queue::{DtFile, FileQueue};
+
+/// The index files of one group plus the cache of not-yet-flushed entries.
+pub struct IdxFileQueue {
+    queue: FileQueue,
+    maps: HashMap<u64, MmapMut>,
+    items_per_file: u64,
+    sync: bool,
+    cache: VecDeque<u64>,
+    cache_first: u64,
+    next_flush: u64,
+    cache_limit: usize,
+}
+
+impl std::fmt::Debug for IdxFileQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdxFileQueue")
+            .field("cache_first", &self.cache_first)
+            .field("cache_len", &self.cache.len())
+            .field("next_flush", &self.next_flush)
+            .finish()
+    }
+}
+
+impl IdxFileQueue {
+    /// Opens the index directory; `items_per_file` must be a power of two.
+    pub fn open(
+        dir: &Path,
+        items_per_file: u64,
+        cache_limit: usize,
+        sync: bool,
+    ) -> StoreResult<IdxFileQueue> {
+        if !items_per_file.is_power_of_two() {
+            return Err(StoreError::InvalidArgument(format!(
+                "idxItemsPerFile {items_per_file} is not a power of two"
+            )));
+        }
+        let queue = FileQueue::open(dir, items_per_file * 8, sync)?;
+        Ok(IdxFileQueue {
+            queue,
+            maps: HashMap::new(),
+            items_per_file,
+            sync,
+            cache: VecDeque::new(),
+            cache_first: 1,
+            next_flush: 1,
+            cache_limit,
+        })
+    }
+
+    /// The first Raft index covered by the first index file.
+    pub fn first_index_covered(&self) -> Option<u64> {
+        self.queue.first_start().map(|s| s / 8)
+    }
+
+    /// Number of index files.
+    pub fn file_count(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn map_for(&mut self, file: &DtFile) -> StoreResult<&mut MmapMut> {
+        use std::collections::hash_map::Entry;
+        match self.maps.entry(file.start) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(v) => {
+                // SAFETY: index files are private to this store (one owner per data
+                // directory); nothing truncates or rewrites them behind the mapping
+                // while it exists, and the mapping is dropped before the file is
+                // deleted.
+                let m = unsafe { MmapMut::map_mut(file.file()) }
+                    .map_err(|e| StoreError::io("mmap", &file.path, e))?;
+                Ok(v.insert(m))
+            }
+        }
+    }
+
+    /// Reads the entry of `index` from the files (no cache). `None` if no file covers it.
+    pub fn read_file_entry(&mut self, index: u64) -> StoreResult<Option<u64>> {
+        let Some(pos) = index.checked_mul(8) else {
+            return Ok(None);
+        };
+        let Some(file) = self.queue.get(pos) else {
+            return Ok(None);
+        };
+        let off = (pos - file.start) as usize;
+        let m = self.map_for(&file)?;
+        let v = u64::from_be_bytes(m[off..off + 8].try_into().expect("8 bytes"));
+        Ok(Some(v))
+    }
+
+    /// Restarts the cache so that the next pushed entry is `first_index`; entries
+    /// before it are flushed (or not needed). `next_flush` becomes `first_index`.
+    pub fn reset(&mut self, first_index: u64) {
+        self.cache.clear();
+        self.cache_first = first_index;
+        self.next_flush = first_index;
+    }
+
+    /// Records the position of `index`, which must follow the last cached entry.
+    pub fn push(&mut self, index: u64, pos: u64) {
+        debug_assert_eq!(index, self.cache_first + self.cache.len() as u64);
+        self.cache.push_back(pos);
+    }
+
+    /// The last index with a known position (cached), or `cache_first - 1`.
+    pub fn last_index(&self) -> u64 {
+        self.cache_first + self.cache.len() as u64 - 1
+    }
+
+    /// The next index that a flush will write.
+    pub fn next_flush(&self) -> u64 {
+        self.next_flush
+    }
+
+    /// Drops the cached entries ≥ `index` (tail truncation). Entries already flushed
+    /// are committed and cannot be truncated.
+    pub fn truncate(&mut self, index: u64) -> StoreResult<()> {
+        if index < self.next_flush || index < self.cache_first {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are committed and flushed",
+                self.next_flush - 1
+            )));
+        }
+        let keep = (index - self.cache_first) as usize;
+        self.cache.truncate(keep);
+        Ok(())
+    }
+
+    /// The log position of `index` (cache first, then the files for flushed entries).
+    pub fn pos(&mut self, index: u64) -> StoreResult<u64> {
+        if index >= self.cache_first && index <= self.last_index() {
+            return Ok(self.cache[(index - self.cache_first) as usize]);
+        }
+        if index > 0 && index < self.next_flush {
+            if let Some(p) = self.read_file_entry(index)? {
+                return Ok(p);
+            }
+        }
+        Err(StoreError::NotFound {
+            index,
+            reason: "no index entry (truncated, deleted or never written)".into(),
+        })
+    }
+
+    /// Writes the cached entries from the next unflushed one up to `min(upto, last
+    /// cached)` into the files and msyncs them (unless sync is off). Returns the last
+    /// index now durable in the files, if anything was written.
+    pub fn flush(&mut self, upto: u64) -> StoreResult<Option<u64>> {
+        let end = upto.min(self.last_index());
+        if end < self.next_flush {
+            return Ok(None);
+        }
+        let mut i = self.next_flush;
+        while i <= end {
+            let file = self.queue.ensure(i * 8)?;
+            let file_last = (file.start + self.queue.file_size()) / 8 - 1;
+            let stop = end.min(file_last);
+            let off = (i * 8 - file.start) as usize;
+            let n = (stop - i + 1) as usize;
+            let first = self.cache_first;
+            let mut buf = Vec::with_capacity(n * 8);
+            for idx in i..=stop {
+                buf.extend_from_slice(&self.cache[(idx - first) as usize].to_be_bytes());
+            }
+            let sync = self.sync;
+            let m = self.map_for(&file)?;
+            m[off..off + n * 8].copy_from_slice(&buf);
+            if sync {
+                m.flush_range(off, n * 8)
+                    .map_err(|e| StoreError::io("msync", &file.path, e))?;
+            }
+            i = stop + 1;
+        }
+        self.next_flush = end + 1;
+        // Drop flushed entries beyond the cache budget.
+        while self.cache.len() > self.cache_limit && self.cache_first < self.next_flush {
+            self.cache.pop_front();
+            self.cache_first += 1;
+        }
+        Ok(Some(end))
+    }
+
+    /// Deletes leading index files that only cover indexes below `first_log_index`
+    /// (never the last file, never entries not yet flushed).
+    pub fn delete_before(&mut self, first_log_index: u64) -> StoreResult<usize> {
+        let mut n = 0;
+        while self.queue.len() > 1 {
+            let next_first = self.queue.first_start().expect("non-empty") / 8 + self.items_per_file;
+            if first_log_index >= next_first
+                && self.next_flush > next_first
+                && !self.queue.first_in_use()
+            {
+                let start = self.queue.first_start().expect("non-empty");
+                self.maps.remove(&start);
+                self.queue.delete_first()?;
+                n += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes every index file (install begin) and clears the cache.
+    pub fn delete_all(&mut self) -> StoreResult<()> {
+        self.maps.clear();
+        self.queue.delete_all()?;
+        self.cache.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_flush_read_truncate() {
+        let d = tempfile::tempdir().unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        q.reset(1);
+        for i in 1..=10u64 {
+            q.push(i, i * 100);
+        }
+        assert_eq!(q.pos(7).unwrap(), 700);
+        assert_eq!(q.flush(6).unwrap(), Some(6));
+        assert_eq!(q.file_count(), 2); // indexes 0..4 and 4..8
+        assert!(q.truncate(5).is_err());
+        q.truncate(8).unwrap();
+        assert_eq!(q.last_index(), 7);
+        assert_eq!(q.pos(2).unwrap(), 200);
+        assert!(q.pos(9).is_err());
+        drop(q);
+        let raw = std::fs::read(d.path().join("00000000000000000000")).unwrap();
+        assert_eq!(&raw[0..8], &[0u8; 8]);
+        assert_eq!(&raw[8..16], &100u64.to_be_bytes());
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        assert_eq!(q.first_index_covered(), Some(0));
+        assert_eq!(q.read_file_entry(6).unwrap(), Some(600));
+        assert_eq!(q.read_file_entry(9).unwrap(), None);
+        q.reset(7);
+        q.push(7, 700);
+        q.push(8, 800);
+        q.flush(8).unwrap();
+        assert_eq!(q.delete_before(5).unwrap(), 1);
+        assert_eq!(q.first_index_covered(), Some(4));
+    }
+}

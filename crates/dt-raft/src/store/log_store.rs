@@ -1,0 +1,820 @@
+//! `LogStore`: the synchronous log of one group (segment files + index files + status
+//! file + tail cache), with recovery, append, fsync, reads, tail truncation, match
+//! position search, marking and deleting old segments, and snapshot install.
+//!
+//! Writes are split in two steps so that an async wrapper can run the IO elsewhere:
+//! [`LogStore::prepare_append`] encodes items and assigns positions in memory, and the
+//! returned [`WriteBatch`] is written by [`WriteBatch::write`] on any thread. The
+//! blocking convenience [`LogStore::append`] does both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::config::StoreConfig;
+use super::error::{StoreError, StoreResult};
+use super::file_queue::{DtFile, FileQueue};
+use super::index_file::IdxFileQueue;
+use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
+use super::match_pos::find_match_pos;
+use super::reader::{read_header_at, read_items};
+use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
+use super::status::{PendingStatus, StatusManager};
+use super::tail_cache::TailCache;
+
+/// Committed index entries are flushed at least this often (when there are any).
+pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Bytes destined for one contiguous range of one segment.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Absolute start position.
+    pub pos: u64,
+    /// Encoded items (and possibly a trailing end marker).
+    pub data: Vec<u8>,
+}
+
+/// The encoded form of one appended batch, ready to be written.
+#[derive(Debug)]
+pub struct WriteBatch {
+    /// Chunks in position order; a batch crossing segments has one per segment.
+    pub chunks: Vec<Chunk>,
+    /// Index of the batch's first entry.
+    pub first_index: u64,
+    /// Index of the batch's last entry.
+    pub last_index: u64,
+    /// The store's truncation epoch when the batch was prepared; a batch from an older
+    /// epoch was (partly) truncated while in flight and does not advance watermarks.
+    pub epoch: u64,
+}
+
+impl WriteBatch {
+    /// Writes the chunks (creating segments as needed). Returns the files written, for
+    /// a later fsync.
+    pub fn write(&self, files: &Mutex<FileQueue>) -> StoreResult<Vec<Arc<DtFile>>> {
+        let mut touched: Vec<Arc<DtFile>> = Vec::new();
+        for c in &self.chunks {
+            let f = files.lock().expect("file queue lock").ensure(c.pos)?;
+            f.write_all_at(&c.data, c.pos - f.start)?;
+            if !touched.iter().any(|t| t.start == f.start) {
+                touched.push(f);
+            }
+        }
+        Ok(touched)
+    }
+}
+
+/// Per-segment bookkeeping.
+#[derive(Clone, Copy, Debug, Default)]
+struct SegInfo {
+    first: Option<SegFirst>,
+    delete_at: Option<Instant>,
+}
+
+/// The synchronous log store of one group. See the module documentation.
+pub struct LogStore {
+    dir: PathBuf,
+    cfg: StoreConfig,
+    files: Arc<Mutex<FileQueue>>,
+    segs: BTreeMap<u64, SegInfo>,
+    idx: IdxFileQueue,
+    status: StatusManager,
+    next_index: u64,
+    next_pos: u64,
+    last_term: Option<u32>,
+    last_write_index: u64,
+    last_force_index: u64,
+    commit_index: u64,
+    tail: TailCache,
+    dirty: Vec<Arc<DtFile>>,
+    install_required: bool,
+    closed: bool,
+    epoch: u64,
+    last_idx_flush: Instant,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("dir", &self.dir)
+            .field("next_index", &self.next_index)
+            .field("next_pos", &self.next_pos)
+            .finish()
+    }
+}
+
+impl LogStore {
+    /// Opens the store in `data_dir` (`raft.status`, `log/`, `idx/`) and recovers it.
+    /// A corrupt log refuses to open with an error naming the file and offset.
+    pub fn open(data_dir: &Path, cfg: StoreConfig) -> StoreResult<LogStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io("create dir", data_dir, e))?;
+        let status = StatusManager::load(&data_dir.join(&cfg.status_file_name), cfg.sync)?;
+        let mut log = FileQueue::open(&data_dir.join("log"), cfg.log_file_size, cfg.sync)?;
+        let mut idx = IdxFileQueue::open(
+            &data_dir.join("idx"),
+            cfg.idx_items_per_file,
+            cfg.idx_cache_size,
+            cfg.sync,
+        )?;
+        let rec = recover(&mut log, &mut idx, &status.status, cfg.read_block_size)?;
+        let mut s = LogStore {
+            dir: data_dir.to_path_buf(),
+            tail: TailCache::new(cfg.tail_cache_items, cfg.tail_cache_bytes),
+            files: Arc::new(Mutex::new(log)),
+            segs: BTreeMap::new(),
+            idx,
+            next_index: 1,
+            next_pos: 0,
+            last_term: None,
+            last_write_index: 0,
+            last_force_index: 0,
+            commit_index: status.status.commit_index,
+            status,
+            dirty: Vec::new(),
+            install_required: false,
+            closed: false,
+            epoch: 0,
+            last_idx_flush: Instant::now(),
+            cfg,
+        };
+        match rec {
+            Recovered::NoLog => {
+                if s.status.status.install_snapshot {
+                    // An install was interrupted: its files are garbage.
+                    s.files.lock().expect("lock").delete_all()?;
+                    s.idx.delete_all()?;
+                }
+                s.install_required = true;
+                s.next_index = s.status.status.first_valid_index;
+                s.next_pos = s.status.status.first_valid_pos;
+            }
+            Recovered::Log {
+                last_index,
+                last_term,
+                next_pos,
+                restore_index,
+                positions,
+                firsts,
+            } => {
+                if s.cfg.verify_on_start {
+                    if let Some((&start, fi)) = firsts.iter().next() {
+                        let pos = start.max(s.status.status.first_valid_pos);
+                        let q = s.files.lock().expect("lock");
+                        verify_prefix(&q, pos, fi.index, restore_index, s.cfg.read_block_size)?;
+                    }
+                }
+                for (start, fi) in firsts {
+                    s.segs.insert(
+                        start,
+                        SegInfo {
+                            first: Some(fi),
+                            delete_at: None,
+                        },
+                    );
+                }
+                s.idx.reset(restore_index);
+                for (k, p) in positions.iter().enumerate() {
+                    s.idx.push(restore_index + k as u64, *p);
+                }
+                s.next_index = last_index + 1;
+                s.next_pos = next_pos;
+                s.last_term = (last_index > 0).then_some(last_term);
+                s.last_write_index = last_index;
+                s.last_force_index = last_index;
+                let q = s.files.lock().expect("lock");
+                for f in q.files() {
+                    s.segs.entry(f.start).or_default();
+                }
+                drop(q);
+                if s.files.lock().expect("lock").is_empty() {
+                    let p = s.next_pos;
+                    s.files.lock().expect("lock").ensure(p)?;
+                    s.segs.entry(p & !(s.cfg.log_file_size - 1)).or_default();
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The result of recovery as the reference's `init()` reports it: `(last term,
+    /// last index)`, or `None` when a snapshot install is required.
+    pub fn init_result(&self) -> Option<(u32, u64)> {
+        if self.install_required {
+            None
+        } else {
+            Some((self.last_term.unwrap_or(0), self.next_index - 1))
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// The shared segment queue (for IO threads).
+    pub fn file_queue(&self) -> Arc<Mutex<FileQueue>> {
+        self.files.clone()
+    }
+
+    /// The status manager (term, vote, ... live here).
+    pub fn status(&mut self) -> &mut StatusManager {
+        &mut self.status
+    }
+
+    /// Index of the last entry (0 if none).
+    pub fn last_index(&self) -> u64 {
+        self.next_index - 1
+    }
+
+    /// Term of the last entry (0 if none or unknown after an install).
+    pub fn last_term(&self) -> u32 {
+        self.last_term.unwrap_or(0)
+    }
+
+    /// Position where the next entry goes.
+    pub fn next_pos(&self) -> u64 {
+        self.next_pos
+    }
+
+    /// First index still held by the log files (or the next index if none).
+    pub fn first_index(&self) -> u64 {
+        self.segs
+            .values()
+            .find_map(|s| s.first.map(|f| f.index))
+            .unwrap_or(self.next_index)
+    }
+
+    /// Last index fully written to the files (page cache).
+    pub fn last_write_index(&self) -> u64 {
+        self.last_write_index
+    }
+
+    /// Last index fsynced (equal to the write watermark when sync is off).
+    pub fn last_force_index(&self) -> u64 {
+        self.last_force_index
+    }
+
+    /// Last index the index files and `persistIdxIndex` cover.
+    pub fn persist_idx_index(&self) -> u64 {
+        self.status.status.persist_idx_index
+    }
+
+    /// The watermark Raft acknowledges with: fsynced if `sync_force`, else written.
+    pub fn persisted_index(&self) -> u64 {
+        if self.cfg.sync_force {
+            self.last_force_index
+        } else {
+            self.last_write_index
+        }
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed || self.install_required {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Encodes `items` and assigns their positions (no IO). They must continue the log:
+    /// consecutive indexes from `last_index() + 1`, `prev_log_term` equal to the
+    /// previous entry's term, non-decreasing terms.
+    pub fn prepare_append(&mut self, items: &[LogItem]) -> StoreResult<WriteBatch> {
+        self.check_open()?;
+        let seg_size = self.cfg.log_file_size;
+        let first_index = self.next_index;
+        let mut chunks: Vec<Chunk> = Vec::new();
+        // Validate the whole batch first so a bad batch changes nothing.
+        let mut term = self.last_term;
+        for (idx, it) in (self.next_index..).zip(items.iter()) {
+            if it.index != idx {
+                return Err(StoreError::InvalidArgument(format!(
+                    "append of entry {} but the next index is {idx}",
+                    it.index
+                )));
+            }
+            if let Some(t) = term {
+                if it.prev_log_term != t || it.term < t {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "entry {} has term {} / prev term {}, previous entry has term {t}",
+                        it.index, it.term, it.prev_log_term
+                    )));
+                }
+            }
+            if it.encoded_len() as u64 > seg_size {
+                return Err(StoreError::InvalidArgument(format!(
+                    "entry {} of {} bytes is larger than a log segment ({seg_size})",
+                    it.index,
+                    it.encoded_len()
+                )));
+            }
+            term = Some(it.term);
+        }
+        // One allocation for the common case of a batch inside one segment.
+        let total: usize = items.iter().map(|i| i.encoded_len()).sum();
+        chunks.push(Chunk {
+            pos: self.next_pos,
+            data: Vec::with_capacity(total + ITEM_HEADER_SIZE),
+        });
+        for it in items {
+            let len = it.encoded_len() as u64;
+            let seg_start = self.next_pos & !(seg_size - 1);
+            let seg_end = seg_start + seg_size;
+            if self.next_pos + len > seg_end {
+                let room = seg_end - self.next_pos;
+                if room >= ITEM_HEADER_SIZE as u64 {
+                    let c = chunk_at(&mut chunks, self.next_pos, seg_size);
+                    encode_end_marker(&mut c.data);
+                }
+                self.next_pos = seg_end;
+            }
+            let pos = self.next_pos;
+            let seg_start = pos & !(seg_size - 1);
+            let info = self.segs.entry(seg_start).or_default();
+            if info.first.is_none() {
+                info.first = Some(SegFirst {
+                    index: it.index,
+                    term: it.term,
+                    timestamp: it.timestamp,
+                });
+            }
+            let c = chunk_at(&mut chunks, pos, seg_size);
+            it.encode_into(&mut c.data);
+            self.idx.push(it.index, pos);
+            self.next_pos += len;
+            self.next_index = it.index + 1;
+            self.last_term = Some(it.term);
+            self.tail.push(it.clone());
+        }
+        self.tail.evict(self.last_write_index);
+        chunks.retain(|c| !c.data.is_empty());
+        Ok(WriteBatch {
+            chunks,
+            first_index,
+            last_index: self.next_index - 1,
+            epoch: self.epoch,
+        })
+    }
+
+    /// Records that a batch up to `index`, prepared in `epoch`, is written (called in
+    /// write order).
+    pub fn on_written(&mut self, index: u64, epoch: u64, files: Vec<Arc<DtFile>>) {
+        if epoch == self.epoch {
+            self.last_write_index = self.last_write_index.max(index.min(self.last_index()));
+        }
+        for f in files {
+            if !self.dirty.iter().any(|d| d.start == f.start) {
+                self.dirty.push(f);
+            }
+        }
+        if !self.cfg.sync {
+            self.last_force_index = self.last_write_index;
+        }
+        self.tail.evict(self.last_write_index);
+    }
+
+    /// Takes the files written since the last fsync (for an fsync elsewhere).
+    pub fn take_dirty(&mut self) -> Vec<Arc<DtFile>> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Records that everything up to `index` is fsynced.
+    pub fn on_forced(&mut self, index: u64) {
+        self.last_force_index = self.last_force_index.max(index.min(self.last_write_index));
+    }
+
+    /// Appends and writes `items` (to the page cache). Call [`LogStore::sync`] to make
+    /// them durable.
+    pub fn append(&mut self, items: &[LogItem]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let b = self.prepare_append(items)?;
+        let touched = b.write(&self.files)?;
+        self.on_written(b.last_index, b.epoch, touched);
+        Ok(())
+    }
+
+    /// fsyncs everything written so far, then flushes committed index entries when
+    /// enough are pending (and persists `persistIdxIndex`).
+    pub fn sync(&mut self) -> StoreResult<()> {
+        let target = self.last_write_index;
+        if self.cfg.sync {
+            for f in self.take_dirty() {
+                f.sync_data()?;
+            }
+        } else {
+            self.dirty.clear();
+        }
+        self.on_forced(target);
+        self.maybe_flush_index(false)
+    }
+
+    /// Tells the store the Raft commit index (index files only hold committed entries;
+    /// the value is also written to the status file at the next persist).
+    pub fn set_commit_index(&mut self, index: u64) {
+        if index > self.commit_index {
+            self.commit_index = index;
+        }
+        self.sync_status_commit();
+    }
+
+    /// The status file's `commitIndex` only claims what this node has fsynced, so that
+    /// recovery may treat everything up to it as must-exist.
+    fn sync_status_commit(&mut self) {
+        let c = self.commit_index.min(self.last_force_index);
+        if c > self.status.status.commit_index {
+            self.status.status.commit_index = c;
+        }
+    }
+
+    /// Flushes committed index entries if at least `idx_flush_threshold` are pending,
+    /// or any when [`IDX_FLUSH_INTERVAL`] passed since the last flush or `force`; fsyncs
+    /// them, and persists `persistIdxIndex` =
+    /// min(flushed, fsynced log).
+    pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
+        if let Some(p) = self.flush_index_step(force)? {
+            p.write()?;
+            self.status.mark_persisted(p.status);
+        }
+        Ok(())
+    }
+
+    /// The index part of [`LogStore::maybe_flush_index`]: writes and msyncs due index
+    /// entries and raises `persistIdxIndex` in memory; returns the status-file version
+    /// to write (off the store's lock), if one is needed.
+    pub fn flush_index_step(&mut self, force: bool) -> StoreResult<Option<PendingStatus>> {
+        self.sync_status_commit();
+        let upto = self.commit_index.min(self.last_force_index);
+        let pending = (upto + 1).saturating_sub(self.idx.next_flush());
+        // Right after an install the anchor must move off firstValidIndex quickly:
+        // until it does, a restart reports "no log" and needs another install.
+        let due = pending >= self.cfg.idx_flush_threshold
+            || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
+            || self.idx.next_flush() <= self.status.status.first_valid_index;
+        if pending == 0 || (!force && !due) {
+            if force && self.status.is_dirty() {
+                return Ok(Some(self.status.pending()));
+            }
+            return Ok(None);
+        }
+        self.last_idx_flush = Instant::now();
+        if let Some(flushed) = self.idx.flush(upto)? {
+            let p = flushed.min(self.last_force_index);
+            if p > self.status.status.persist_idx_index {
+                self.status.status.persist_idx_index = p;
+            }
+            return Ok(Some(self.status.pending()));
+        }
+        Ok(None)
+    }
+
+    /// Reads up to `max` entries from `index` whose encoded size fits `bytes_limit`
+    /// (at least one entry). Recent entries come from the tail cache.
+    pub fn read(
+        &mut self,
+        index: u64,
+        max: usize,
+        bytes_limit: usize,
+    ) -> StoreResult<Vec<LogItem>> {
+        let plan = self.plan_read(index, max, bytes_limit)?;
+        match plan {
+            ReadPlan::Cached(v) => Ok(v),
+            ReadPlan::Files {
+                pos,
+                index,
+                max,
+                bytes_limit,
+                stop_before,
+            } => read_items(
+                &self.files,
+                pos,
+                index,
+                max,
+                bytes_limit,
+                stop_before,
+                self.cfg.read_block_size,
+            ),
+        }
+    }
+
+    /// Decides where a read is served from (no file IO except an index-file lookup).
+    pub fn plan_read(
+        &mut self,
+        index: u64,
+        max: usize,
+        bytes_limit: usize,
+    ) -> StoreResult<ReadPlan> {
+        self.check_open()?;
+        if index > self.last_index() || index < self.first_index() || max == 0 {
+            return Err(StoreError::NotFound {
+                index,
+                reason: format!(
+                    "the log holds entries {}..={}",
+                    self.first_index(),
+                    self.last_index()
+                ),
+            });
+        }
+        if self.tail.get(index).is_some() {
+            return Ok(ReadPlan::Cached(self.tail.read(index, max, bytes_limit)));
+        }
+        let pos = self.idx.pos(index)?;
+        let stop_before = self
+            .tail
+            .first_index()
+            .unwrap_or(self.next_index)
+            .min(self.last_write_index + 1);
+        Ok(ReadPlan::Files {
+            pos,
+            index,
+            max,
+            bytes_limit,
+            stop_before,
+        })
+    }
+
+    /// The term of entry `index` if it is in the tail cache.
+    pub fn cached_term(&self, index: u64) -> Option<u32> {
+        self.tail.get(index).map(|i| i.term)
+    }
+
+    /// The encoded length of entry `index` if it is in the tail cache.
+    pub fn cached_len(&self, index: u64) -> Option<u64> {
+        self.tail.get(index).map(|i| i.encoded_len() as u64)
+    }
+
+    /// The log position of entry `index` (index cache or index file).
+    pub fn index_pos(&mut self, index: u64) -> StoreResult<u64> {
+        self.idx.pos(index)
+    }
+
+    /// The term of entry `index` (tail cache, else its header on disk).
+    pub fn term_at(&mut self, index: u64) -> StoreResult<u32> {
+        if let Some(it) = self.tail.get(index) {
+            return Ok(it.term);
+        }
+        let pos = self.idx.pos(index)?;
+        Ok(read_header_at(&self.files, pos, index)?.term)
+    }
+
+    /// Match-position search (raft.md §7.5): the last local entry `(term, index)` that
+    /// is valid for the suggestion `(s_term, s_index)`, or `None`.
+    pub fn find_match_pos(&mut self, s_term: u32, s_index: u64) -> StoreResult<Option<(u32, u64)>> {
+        self.check_open()?;
+        let first = self.first_index();
+        let last = self.last_index();
+        // term_at answers from the tail cache when it can, else reads one header.
+        find_match_pos(s_term, s_index, first, last, |i| self.term_at(i))
+    }
+
+    /// Position just after entry `index` (used as `nextPos` of an install).
+    pub fn next_item_pos(&mut self, index: u64) -> StoreResult<u64> {
+        if index == 0 {
+            return Ok(0);
+        }
+        if index == self.last_index() {
+            return Ok(self.next_pos);
+        }
+        let pos = self.idx.pos(index)?;
+        // Entries not yet written are only in the tail cache.
+        if let Some(len) = self.cached_len(index) {
+            return Ok(pos + len);
+        }
+        let h = read_header_at(&self.files, pos, index)?;
+        Ok(pos + h.total_len as u64)
+    }
+
+    /// Removes entries `index..` (storage.md §7.1). They must not be committed.
+    pub fn truncate_tail(&mut self, index: u64) -> StoreResult<()> {
+        self.check_open()?;
+        if index <= self.commit_index {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are committed",
+                self.commit_index
+            )));
+        }
+        if index > self.last_index() {
+            return Ok(());
+        }
+        if index < self.first_index() {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: the log starts at {}",
+                self.first_index()
+            )));
+        }
+        let seg_size = self.cfg.log_file_size;
+        let mut pos = self.idx.pos(index)?;
+        let prev_term = if index > self.first_index() {
+            Some(self.term_at(index - 1)?)
+        } else {
+            None
+        };
+        if pos % seg_size == 0 && index > self.first_index() {
+            pos = self.next_item_pos(index - 1)?;
+        }
+        self.idx.truncate(index)?;
+        self.tail.truncate(index);
+        for info in self.segs.values_mut() {
+            if info.first.is_some_and(|f| f.index >= index) {
+                info.first = None;
+            }
+        }
+        self.next_index = index;
+        self.next_pos = pos;
+        self.last_term = prev_term;
+        self.epoch += 1;
+        self.last_write_index = self.last_write_index.min(index - 1);
+        self.last_force_index = self.last_force_index.min(index - 1);
+        Ok(())
+    }
+
+    /// Marks segments for deletion whose entries are all ≤ `index` (bounded by the
+    /// fsynced log and the persisted index), to be deleted after `delay`. The caller
+    /// (Raft) passes min(lastApplied, last saved snapshot index, the requested index).
+    pub fn mark_truncate_by_index(&mut self, index: u64, delay: Duration) {
+        let bound = index
+            .min(self.last_force_index)
+            .min(self.persist_idx_index());
+        self.mark(bound, i64::MAX, delay);
+    }
+
+    /// Like [`LogStore::mark_truncate_by_index`] with the bound given by a timestamp:
+    /// segments whose successor's first entry is older than `timestamp_ms`.
+    pub fn mark_truncate_by_timestamp(
+        &mut self,
+        timestamp_ms: i64,
+        bound_index: u64,
+        delay: Duration,
+    ) {
+        let bound = bound_index
+            .min(self.last_force_index)
+            .min(self.persist_idx_index());
+        self.mark(bound, timestamp_ms, delay);
+    }
+
+    fn mark(&mut self, bound: u64, ts_bound: i64, delay: Duration) {
+        let at = Instant::now() + delay;
+        let starts: Vec<u64> = self.segs.keys().copied().collect();
+        for w in starts.windows(2) {
+            let next = self.segs[&w[1]].first;
+            match next {
+                Some(f) if f.timestamp < ts_bound && f.index <= bound => {
+                    let s = self.segs.get_mut(&w[0]).expect("exists");
+                    s.delete_at = Some(s.delete_at.map_or(at, |d| d.min(at)));
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Deletes marked segments whose delay passed and that no reader holds, and index
+    /// files no longer needed. Returns the number of log segments deleted.
+    pub fn delete_expired(&mut self, now: Instant) -> StoreResult<usize> {
+        let mut n = 0;
+        loop {
+            let mut it = self.segs.iter();
+            let (Some((&s0, i0)), Some((_, i1))) = (it.next(), it.next()) else {
+                break;
+            };
+            let ok = i0.delete_at.is_some_and(|d| d <= now)
+                && i1.first.is_some_and(|f| f.index <= self.last_force_index);
+            if !ok {
+                break;
+            }
+            let mut q = self.files.lock().expect("lock");
+            if q.first_start() != Some(s0) || q.first_in_use() {
+                break;
+            }
+            q.delete_first()?;
+            drop(q);
+            self.segs.remove(&s0);
+            n += 1;
+        }
+        let first = self.first_index();
+        self.idx.delete_before(first)?;
+        Ok(n)
+    }
+
+    /// Puts the store in the failed state after a write or fsync error: every later
+    /// operation fails with [`StoreError::Closed`] (the group must restart and recover).
+    pub fn fail(&mut self) {
+        self.closed = true;
+    }
+
+    /// Whether the store is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Number of log segment files.
+    pub fn segment_count(&self) -> usize {
+        self.files.lock().expect("lock").len()
+    }
+
+    /// Install begin (storage.md §7.2): marks the install in the status file, then
+    /// deletes every segment and index file. Appends fail until
+    /// [`LogStore::finish_install`].
+    pub fn begin_install(&mut self) -> StoreResult<()> {
+        self.status.status.install_snapshot = true;
+        self.status.persist()?;
+        self.install_required = true;
+        self.files.lock().expect("lock").delete_all()?;
+        self.idx.delete_all()?;
+        self.segs.clear();
+        self.tail.clear();
+        self.dirty.clear();
+        self.epoch += 1;
+        Ok(())
+    }
+
+    /// Install finish (storage.md §7.3): the log restarts empty with the next entry
+    /// `next_index` at position `next_pos` (the leader's position after entry
+    /// `next_index - 1`).
+    pub fn finish_install(&mut self, next_index: u64, next_pos: u64) -> StoreResult<()> {
+        if next_index == 0 {
+            return Err(StoreError::InvalidArgument("next index 0".into()));
+        }
+        self.idx.reset(next_index);
+        self.next_index = next_index;
+        self.next_pos = next_pos;
+        self.last_term = None;
+        self.last_write_index = next_index - 1;
+        self.last_force_index = next_index - 1;
+        self.commit_index = self.commit_index.max(next_index - 1);
+        self.files.lock().expect("lock").ensure(next_pos)?;
+        self.segs
+            .insert(next_pos & !(self.cfg.log_file_size - 1), SegInfo::default());
+        let st = &mut self.status.status;
+        st.first_valid_pos = next_pos;
+        st.first_valid_index = next_index;
+        st.install_snapshot = false;
+        st.persist_idx_index = next_index - 1;
+        st.commit_index = st.commit_index.max(next_index - 1);
+        self.status.persist()?;
+        self.install_required = false;
+        Ok(())
+    }
+
+    /// Sets the term of the entry before the first one after an install (the
+    /// snapshot's lastIncludedTerm), so the chain check applies to the next append.
+    pub fn set_prev_term_after_install(&mut self, term: u32) {
+        if self.next_index - 1 == self.status.status.first_valid_index - 1 {
+            self.last_term = Some(term);
+        }
+    }
+
+    /// fsyncs, flushes all committed index entries and persists the status file. The
+    /// store refuses further work afterwards.
+    pub fn close(&mut self) -> StoreResult<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if !self.install_required {
+            self.sync()?;
+            self.maybe_flush_index(true)?;
+        }
+        self.closed = true;
+        Ok(())
+    }
+}
+
+/// Where [`LogStore::plan_read`] found the entries.
+#[derive(Debug)]
+pub enum ReadPlan {
+    /// Served from the tail cache.
+    Cached(Vec<LogItem>),
+    /// To be read from the files with [`read_items`].
+    Files {
+        /// Position of the first entry.
+        pos: u64,
+        /// Its index.
+        index: u64,
+        /// Most entries.
+        max: usize,
+        /// Byte budget.
+        bytes_limit: usize,
+        /// Do not read this index or later (not yet written, or cached).
+        stop_before: u64,
+    },
+}
+
+fn chunk_at(chunks: &mut Vec<Chunk>, pos: u64, seg_size: u64) -> &mut Chunk {
+    // One chunk never spans two segments.
+    let contiguous = chunks
+        .last()
+        .is_some_and(|c| c.pos + c.data.len() as u64 == pos && c.pos / seg_size == pos / seg_size);
+    if !contiguous {
+        chunks.push(Chunk {
+            pos,
+            data: Vec::new(),
+        });
+    }
+    chunks.last_mut().expect("pushed")
+}

@@ -1,0 +1,37 @@
+//! The synchronous, file-level store core.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`crc32c`] | the checksum (SSE4.2 with a table fallback) |
+//! | [`log_item`] | `LogItem`, the 42-byte item header, the end marker |
+//! | [`file_queue`] | fixed-size pre-allocated files named by 20-digit positions |
+//! | [`index_file`] | `IdxFileQueue`: index → position, memory-mapped files |
+//! | [`status`] | `StatusFile` (atomic, checksummed) and `StatusManager` |
+//! | [`snapshot`] | snapshot data/metadata files, listing, retention |
+//! | [`recovery`] | the start-up scan, torn-tail detection |
+//! | [`match_pos`] | match-position search |
+//! | [`tail_cache`] | recent entries in memory |
+//! | [`reader`] | sequential, verified item reads |
+//! | [`log_store`] | `LogStore`, tying it all together |
+//!
+//! Everything is blocking; the async [`crate::raft_log`] layer runs it on IO threads.
+
+pub mod config;
+pub mod crc32c;
+pub mod error;
+pub mod file_queue;
+pub mod index_file;
+pub mod log_item;
+pub mod log_store;
+pub mod match_pos;
+pub mod reader;
+pub mod recovery;
+pub mod snapshot;
+pub mod status;
+pub mod tail_cache;
+
+pub use config::StoreConfig;
+pub use error::{StoreError, StoreResult};
+pub use log_item::LogItem;
+pub use log_store::{LogStore, ReadPlan, WriteBatch};
+pub use status::{PendingStatus, RaftStatus, StatusFile, StatusManager};

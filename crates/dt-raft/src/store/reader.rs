@@ -1,0 +1,167 @@
+//! Sequential, block-buffered reading of log items from segment files (used by
+//! recovery and by log iteration; storage.md §9).
+
+use std::sync::{Arc, Mutex};
+
+use super::error::{StoreError, StoreResult};
+use super::file_queue::{DtFile, FileQueue};
+use super::log_item::{HeaderCheck, LogHeader, LogItem, ITEM_HEADER_SIZE};
+
+/// Reads byte ranges of one segment through a buffer of `block` bytes.
+pub(crate) struct BlockReader {
+    pub(crate) file: Arc<DtFile>,
+    seg_size: u64,
+    buf: Vec<u8>,
+    buf_off: u64,
+    block: usize,
+}
+
+impl BlockReader {
+    pub(crate) fn new(file: Arc<DtFile>, seg_size: u64, block: usize) -> Self {
+        BlockReader {
+            file,
+            seg_size,
+            buf: Vec::new(),
+            buf_off: 0,
+            block: block.max(ITEM_HEADER_SIZE),
+        }
+    }
+
+    /// Bytes `[off, off + len)` of the segment; the range must lie inside it.
+    pub(crate) fn bytes(&mut self, off: u64, len: usize) -> StoreResult<&[u8]> {
+        debug_assert!(off + len as u64 <= self.seg_size);
+        let have = off >= self.buf_off && off + len as u64 <= self.buf_off + self.buf.len() as u64;
+        if !have {
+            let n = (len.max(self.block) as u64).min(self.seg_size - off) as usize;
+            self.buf.resize(n, 0);
+            self.file.read_exact_at(&mut self.buf, off)?;
+            self.buf_off = off;
+        }
+        let s = (off - self.buf_off) as usize;
+        Ok(&self.buf[s..s + len])
+    }
+
+    /// Parses the header at `off` (the caller checked that 42 bytes remain).
+    pub(crate) fn header(&mut self, off: u64) -> StoreResult<HeaderCheck> {
+        let room = self.seg_size - off;
+        let b: [u8; ITEM_HEADER_SIZE] = self
+            .bytes(off, ITEM_HEADER_SIZE)?
+            .try_into()
+            .expect("42 bytes");
+        Ok(LogHeader::parse(&b, room))
+    }
+}
+
+/// Reads up to `max_count` consecutive items starting with item `index` at absolute
+/// position `pos`, stopping early when the encoded bytes would pass `bytes_limit`
+/// (at least one item is always returned) or at `stop_before` (exclusive index).
+/// Every CRC and the index sequence are verified; a mismatch is
+/// [`StoreError::Corrupt`].
+pub fn read_items(
+    files: &Mutex<FileQueue>,
+    mut pos: u64,
+    index: u64,
+    max_count: usize,
+    bytes_limit: usize,
+    stop_before: u64,
+    block: usize,
+) -> StoreResult<Vec<LogItem>> {
+    let seg_size = files.lock().expect("file queue lock").file_size();
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let mut expect = index;
+    let mut reader: Option<BlockReader> = None;
+    while out.len() < max_count && expect < stop_before {
+        let seg_start = pos & !(seg_size - 1);
+        if reader.as_ref().is_none_or(|r| r.file.start != seg_start) {
+            let f = files
+                .lock()
+                .expect("file queue lock")
+                .get(pos)
+                .ok_or_else(|| StoreError::NotFound {
+                    index: expect,
+                    reason: format!("log segment for position {pos} was deleted"),
+                })?;
+            reader = Some(BlockReader::new(f, seg_size, block));
+        }
+        let r = reader.as_mut().expect("set");
+        let off = pos - seg_start;
+        if seg_size - off < ITEM_HEADER_SIZE as u64 {
+            pos = seg_start + seg_size;
+            continue;
+        }
+        match r.header(off)? {
+            HeaderCheck::EndMarker => {
+                pos = seg_start + seg_size;
+            }
+            HeaderCheck::BadCrc => {
+                return Err(StoreError::corrupt(
+                    &r.file.path,
+                    off,
+                    format!("header crc mismatch reading entry {expect}"),
+                ))
+            }
+            HeaderCheck::Invalid(why) => return Err(StoreError::corrupt(&r.file.path, off, why)),
+            HeaderCheck::Item(h) => {
+                if h.index != expect {
+                    return Err(StoreError::corrupt(
+                        &r.file.path,
+                        off,
+                        format!("expected entry {expect}, found {}", h.index),
+                    ));
+                }
+                let tl = h.total_len as usize;
+                if !out.is_empty() && bytes + tl > bytes_limit {
+                    break;
+                }
+                let rest = r.bytes(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
+                let item = h
+                    .decode_parts(rest)
+                    .map_err(|why| StoreError::corrupt(&r.file.path, off, why))?;
+                out.push(item);
+                bytes += tl;
+                pos += tl as u64;
+                expect += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the header of the item `index` at `pos` and returns it (for term lookups and
+/// next-position computation). The index must match.
+pub fn read_header_at(files: &Mutex<FileQueue>, pos: u64, index: u64) -> StoreResult<LogHeader> {
+    let f = {
+        let q = files.lock().expect("file queue lock");
+        q.get(pos).ok_or_else(|| StoreError::NotFound {
+            index,
+            reason: format!("log segment for position {pos} was deleted"),
+        })?
+    };
+    let seg_size = files.lock().expect("file queue lock").file_size();
+    let off = pos - f.start;
+    if seg_size - off < ITEM_HEADER_SIZE as u64 {
+        return Err(StoreError::corrupt(
+            &f.path,
+            off,
+            "index entry points at a segment tail",
+        ));
+    }
+    let mut b = [0u8; ITEM_HEADER_SIZE];
+    f.read_exact_at(&mut b, off)?;
+    match LogHeader::parse(&b, seg_size - off) {
+        HeaderCheck::Item(h) if h.index == index => Ok(h),
+        HeaderCheck::Item(h) => Err(StoreError::corrupt(
+            &f.path,
+            off,
+            format!("expected entry {index}, found {}", h.index),
+        )),
+        HeaderCheck::BadCrc => Err(StoreError::corrupt(&f.path, off, "header crc mismatch")),
+        HeaderCheck::EndMarker => Err(StoreError::corrupt(
+            &f.path,
+            off,
+            "index entry points at an end marker",
+        )),
+        HeaderCheck::Invalid(w) => Err(StoreError::corrupt(&f.path, off, w)),
+    }
+}
