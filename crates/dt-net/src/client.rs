@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,6 @@ impl std::fmt::Debug for NioClientConfig {
 }
 
 struct Running {
-    handle: Arc<WorkerHandle>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -91,6 +90,7 @@ pub struct NioClient {
     next_peer: AtomicU32,
     out_fc: Arc<FlowControl>,
     stopping: Arc<AtomicBool>,
+    handle: OnceLock<Arc<WorkerHandle>>,
     running: Mutex<Option<Running>>,
 }
 
@@ -109,6 +109,7 @@ impl NioClient {
             next_peer: AtomicU32::new(1),
             out_fc,
             stopping: Arc::new(AtomicBool::new(false)),
+            handle: OnceLock::new(),
             running: Mutex::new(None),
         }
     }
@@ -124,7 +125,7 @@ impl NioClient {
 
     /// Starts the IO thread and connects to the configured peers.
     pub fn start(&mut self) -> Result<(), NetError> {
-        if self.lock().is_some() {
+        if self.handle.get().is_some() {
             return Err(NetError::InvalidArgument("client already started".into()));
         }
         let own = ConfigBody {
@@ -161,8 +162,8 @@ impl NioClient {
         let thread = std::thread::Builder::new()
             .name(format!("{}-io", self.cfg.name))
             .spawn(move || w.run())?;
+        let _ = self.handle.set(handle);
         *self.lock() = Some(Running {
-            handle,
             thread: Some(thread),
         });
         for a in self.cfg.peers.clone() {
@@ -171,8 +172,8 @@ impl NioClient {
         Ok(())
     }
 
-    fn handle(&self) -> Option<Arc<WorkerHandle>> {
-        self.lock().as_ref().map(|r| r.handle.clone())
+    fn handle(&self) -> Option<&Arc<WorkerHandle>> {
+        self.handle.get()
     }
 
     /// Adds a peer and starts connecting to it.
@@ -339,7 +340,9 @@ impl NioClient {
         while self.out_fc.pending_requests() > 0 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(1));
         }
-        r.handle.send(WorkerCmd::Stop);
+        if let Some(h) = self.handle() {
+            h.send(WorkerCmd::Stop);
+        }
         if let Some(t) = r.thread.take() {
             let _ = t.join();
         }

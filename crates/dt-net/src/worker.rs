@@ -158,7 +158,7 @@ struct Conn {
     write_buf: BytesMut,
     read_paused: bool,
     next_seq: i32,
-    pending: HashMap<i32, Pending>,
+    pending: SeqMap<Pending>,
     max_out_packet: usize,
     closing: bool,
 }
@@ -184,6 +184,7 @@ pub(crate) struct NioWorker {
     dirty: Vec<usize>,
     scratch: Vec<u8>,
     peers: HashMap<PeerId, PeerState>,
+    peer_order: Vec<PeerId>,
     rr: usize,
     next_sweep: i64,
     expired: Vec<i32>,
@@ -215,6 +216,7 @@ impl NioWorker {
                 dirty: Vec::new(),
                 scratch: vec![0u8; READ_CHUNK],
                 peers: HashMap::new(),
+                peer_order: Vec::new(),
                 rr: 0,
                 next_sweep: ts.nano_time + SWEEP_INTERVAL_NANOS,
                 expired: Vec::new(),
@@ -316,9 +318,11 @@ impl NioWorker {
                         next_connect_nanos: None,
                     },
                 );
+                self.peer_order.push(p.id);
                 self.connect_peer(p.id);
             }
             WorkerCmd::RemovePeer(id) => {
+                self.peer_order.retain(|p| *p != id);
                 if let Some(mut ps) = self.peers.remove(&id) {
                     for r in ps.waiting.drain(..) {
                         self.fail_req(r, NetError::ConnectionClosed("peer removed".into()));
@@ -373,7 +377,7 @@ impl NioWorker {
             write_buf: BytesMut::new(),
             read_paused: false,
             next_seq: 1,
-            pending: HashMap::new(),
+            pending: SeqMap::default(),
             max_out_packet: self.cfg.max_packet_size,
             closing: false,
         });
@@ -806,30 +810,30 @@ impl NioWorker {
             },
             Target::Peer(id) => self.send_to_peer(id, req),
             Target::Any => {
-                let mut ids: Vec<PeerId> = Vec::new();
-                let mut ready: Option<PeerId> = None;
-                let n = self.peers.len();
+                let n = self.peer_order.len();
                 if n == 0 {
                     self.fail_req(req, NetError::Connect("no peer configured".into()));
                     return;
                 }
-                for ps in self.peers.values() {
-                    ids.push(ps.peer.id);
-                }
-                ids.sort();
                 self.rr = self.rr.wrapping_add(1);
+                let mut chosen = self.peer_order[self.rr % n];
                 for i in 0..n {
-                    let id = ids[(self.rr + i) % n];
-                    let ps = &self.peers[&id];
-                    if let Some(slot) = ps.conn {
-                        if self.conns[slot].state == ConnState::Ready {
-                            ready = Some(id);
-                            break;
-                        }
+                    let id = self.peer_order[(self.rr + i) % n];
+                    let ready = self
+                        .peers
+                        .get(&id)
+                        .and_then(|ps| ps.conn)
+                        .is_some_and(|slot| {
+                            self.conns
+                                .get(slot)
+                                .is_some_and(|c| c.state == ConnState::Ready)
+                        });
+                    if ready {
+                        chosen = id;
+                        break;
                     }
                 }
-                let id = ready.unwrap_or(ids[self.rr % n]);
-                self.send_to_peer(id, req)
+                self.send_to_peer(chosen, req)
             }
         }
     }
@@ -1081,6 +1085,26 @@ impl NioWorker {
         }
     }
 }
+
+/// Hasher for small integer keys (seq numbers): one multiply, no SipHash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct SeqHasher(u64);
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = (v as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type SeqMap<V> = HashMap<i32, V, std::hash::BuildHasherDefault<SeqHasher>>;
 
 fn next_seq(c: &mut Conn) -> i32 {
     let s = c.next_seq;
