@@ -803,6 +803,7 @@ impl NioWorker {
     }
 
     fn route_request(&mut self, req: OutRequest) {
+        fire_queue_time(&*self.cfg.perf, req.start_nanos, self.ts.nano_time);
         match req.target {
             Target::Conn(c) => match self.live_slot(c) {
                 Some(slot) => self.send_on(slot, req),
@@ -1108,6 +1109,39 @@ type SeqMap<V> = HashMap<i32, V, std::hash::BuildHasherDefault<SeqHasher>>;
 
 fn next_seq(c: &mut Conn) -> i32 {
     let s = c.next_seq;
-    c.next_seq = if s == i32::MAX { 1 } else { s + 1 };
+    c.next_seq = seq_after(s);
     s
+}
+
+/// The seq after `s`: 1 … 2^31−1, then wraps to 1 (0 and negatives are never used).
+pub(crate) const fn seq_after(s: i32) -> i32 {
+    if s == i32::MAX || s < 1 {
+        1
+    } else {
+        s + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn seq_wraps_to_1() {
+        assert_eq!(seq_after(1), 2);
+        assert_eq!(seq_after(i32::MAX - 1), i32::MAX);
+        assert_eq!(seq_after(i32::MAX), 1);
+    }
+
+    #[test]
+    fn seq_hasher_spreads() {
+        let b = BuildHasherDefault::<SeqHasher>::default();
+        assert_ne!(b.hash_one(1i32), b.hash_one(2i32));
+        let mut m: SeqMap<i32> = SeqMap::default();
+        for i in 0..1000 {
+            m.insert(i, i);
+        }
+        assert_eq!(m.get(&999), Some(&999));
+    }
 }
