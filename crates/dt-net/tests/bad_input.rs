@@ -223,7 +223,9 @@ fn peer_that_never_reads_is_bounded() {
     let t0 = Instant::now();
     let mut stalled_since = None;
     while t0.elapsed() < Duration::from_secs(5) {
-        match s.write(&ping) {
+        // keep the stream well-formed across partial writes
+        let off = written % ping.len();
+        match s.write(&ping[off..]) {
             Ok(n) => {
                 written += n;
                 stalled_since = None;
