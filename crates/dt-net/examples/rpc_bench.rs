@@ -123,7 +123,7 @@ fn main() {
                 tx.send(()).unwrap();
             }
             while !st.load(Ordering::Relaxed) {
-                if rx.recv_timeout(Duration::from_millis(100)).is_err() {
+                if rx.try_recv().is_err() && rx.recv_timeout(Duration::from_millis(100)).is_err() {
                     continue;
                 }
                 let t0 = Instant::now();

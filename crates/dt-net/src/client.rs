@@ -157,6 +157,7 @@ impl NioClient {
             connect_timeout: self.cfg.connect_timeout,
             write_high_water: self.cfg.write_high_water,
             peers: self.peers.clone(),
+            by_uuid: Arc::default(),
         });
         let (w, handle) = NioWorker::new(0, wcfg)?;
         let thread = std::thread::Builder::new()

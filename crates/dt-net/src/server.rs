@@ -1,5 +1,6 @@
 //! [`NioServer`]: an acceptor thread plus N IO workers, listening on one or more ports.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::error::NetError;
 use crate::flow_control::FlowControl;
-use crate::handshake::{ConfigBody, HandshakeBody};
+use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
 use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
@@ -103,6 +104,7 @@ pub struct NioServer {
     processors: Processors,
     stopping: Arc<AtomicBool>,
     in_fc: Arc<FlowControl>,
+    by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
     running: Mutex<Option<Running>>,
 }
 
@@ -120,6 +122,7 @@ impl NioServer {
             processors: Processors::with_ping(),
             stopping: Arc::new(AtomicBool::new(false)),
             in_fc,
+            by_uuid: Arc::default(),
             running: Mutex::new(None),
         }
     }
@@ -171,6 +174,7 @@ impl NioServer {
             connect_timeout: Duration::from_secs(3),
             write_high_water: self.cfg.write_high_water,
             peers: Arc::new(PeerTable::default()),
+            by_uuid: self.by_uuid.clone(),
         });
         let mut workers = Vec::new();
         let mut threads = Vec::new();
@@ -264,6 +268,16 @@ impl NioServer {
         let (p, f) = rpc_channel();
         self.send_request_cb(conn, pkt, timeout, move |r| p.complete(r));
         f
+    }
+
+    /// The most recent live connection of the client with this identity (the handshake
+    /// UUID), e.g. to push lock or watch notifications to it.
+    pub fn conn_of(&self, pi: ProcessInfo) -> Option<ConnRef> {
+        self.by_uuid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pi)
+            .copied()
     }
 
     /// Whether `stop` has begun.

@@ -120,6 +120,8 @@ pub(crate) struct WorkerConfig {
     pub connect_timeout: Duration,
     pub write_high_water: usize,
     pub peers: Arc<PeerTable>,
+    /// Client identity → its most recent connection (server side).
+    pub by_uuid: Arc<std::sync::Mutex<HashMap<ProcessInfo, ConnRef>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,6 +560,16 @@ impl NioWorker {
         let c = &mut self.conns[slot];
         c.handshaken = true;
         c.process_info = Some(pi);
+        let cref = ConnRef {
+            worker: self.idx,
+            slot,
+            gen: c.gen,
+        };
+        self.cfg
+            .by_uuid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pi, cref);
         let body = HandshakeBody::new(None, Some(self.cfg.server_hint));
         let mut r = WritePacket::response(WriteBody::Encodable(Box::new(body)));
         fill_response(&mut r, pkt.command, pkt.seq);
@@ -1028,6 +1040,14 @@ impl NioWorker {
             return;
         };
         c.closing = true;
+        if let Some(pi) = c.process_info {
+            // As in the reference: closing any connection of a uuid forgets the uuid.
+            self.cfg
+                .by_uuid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&pi);
+        }
         let _ = self.poll.registry().deregister(&mut c.stream);
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         let level = if reason == "closed by peer" || reason == "peer removed" {

@@ -262,6 +262,7 @@ fn server_pushes_a_request_to_the_client() {
     c.send_request_sync(None, WritePacket::request_bytes(100, Bytes::new()), T)
         .unwrap();
     let cr = conn.lock().unwrap().unwrap();
+    assert_eq!(s.conn_of(c.process_info()), Some(cr));
     let r = s
         .send_request(
             cr,
