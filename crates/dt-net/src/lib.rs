@@ -19,6 +19,39 @@
 //!
 //! It does not own Raft or KV message bodies: processors decode those with dt-codec.
 //!
+//! ## Threads and the path of a request
+//!
+//! A server has one acceptor thread and `io_threads` IO threads (NioWorker), each
+//! with its own mio `Poll`; accepted connections are spread round-robin. A worker reads
+//! into a per-connection buffer, cuts frames ([`FrameDecoder`]), decodes the header with
+//! dt-codec's `PbParser` (the body stays a zero-copy `Bytes` slice of the frame), runs the
+//! handshake inline, and hands each request to the processor of its command:
+//! [`ReqProcessor::decode`] always runs on the IO thread; [`ReqProcessor::process`] runs
+//! inline ([`RunOn::IoThread`]) or as a task on your [`Executor`] ([`RunOn::Executor`]).
+//! An inline response is encoded straight into the connection's output buffer; a response
+//! from another thread ([`Responder::respond`]) goes through the worker's queue and mio
+//! `Waker`. All responses produced in one loop iteration leave in one `write` per
+//! connection. IO threads never block. On the ping path the server does no heap
+//! allocation per request in steady state (see the `rpc_server --count-allocs` example).
+//!
+//! A client has one IO thread. Requests from any thread are queued to it; it assigns the
+//! per-connection seq (1, 2, … wrapping to 1; one-ways take numbers too) when it
+//! serialises the packet, writes the remaining deadline into header field 7 in
+//! nanoseconds, keeps the request pending by (connection, seq) and sweeps deadlines every
+//! 50 ms. Responses whose seq is unknown are dropped, a different command fails the
+//! request, a non-zero `resp_code` becomes [`NetError::Remote`].
+//!
+//! ## Bad input
+//!
+//! Every length and enum from the wire is checked. A negative or oversize frame length, a
+//! malformed packet, a field after the body, a body before the command, a bad handshake
+//! (wrong magic, no or zero process uuid, not first), a body its processor cannot decode
+//! and a handshake not completed within 5 s close that connection, with the reason logged
+//! once; other connections are unaffected. Requests without a positive timeout are dropped;
+//! unknown commands get `COMMAND_NOT_SUPPORT`; one-ways are never answered. A peer that does
+//! not read its responses stops being read once `write_high_water` bytes are pending for
+//! it, so memory stays bounded.
+//!
 //! ## A server and a client
 //!
 //! ```
