@@ -282,7 +282,9 @@ impl NioWorker {
     }
 
     fn drain_cmds(&mut self) {
-        self.handle.wake_pending.store(false, Ordering::Release);
+        // An RMW (not a plain store): it reads the flag a producer set with its own RMW
+        // after queueing, so everything queued before that is visible to the drain below.
+        self.handle.wake_pending.swap(false, Ordering::AcqRel);
         while let Ok(cmd) = self.rx.try_recv() {
             self.on_cmd(cmd);
             if self.stop {
