@@ -235,6 +235,10 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                 });
                 let p = self.0.clone();
                 let task = Box::new(move || {
+                    // Expired while queued: drop it, as the reference does (no response).
+                    if ctx.deadline.is_expired_now() {
+                        return;
+                    }
                     let ctx2 = ReqContext {
                         conn: ctx.conn,
                         handle: ctx.handle.clone(),

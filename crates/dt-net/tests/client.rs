@@ -482,3 +482,51 @@ fn large_bodies_both_directions_and_size_limits() {
     );
     assert!(matches!(r, Err(NetError::TooLarge { .. })), "{r:?}");
 }
+
+#[test]
+fn request_expired_while_queued_for_the_executor_is_dropped() {
+    struct Late;
+    impl Executor for Late {
+        fn execute(&self, t: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                t()
+            });
+            Ok(())
+        }
+    }
+    struct Counting(Arc<AtomicU64>);
+    impl ReqProcessor for Counting {
+        type Body = ();
+        fn run_on(&self) -> RunOn {
+            RunOn::Executor(Arc::new(Late))
+        }
+        fn decode(&self, _p: &ReadPacket) -> Result<(), dt_codec::PbError> {
+            Ok(())
+        }
+        fn process(&self, _p: ReadPacket, _b: (), _c: ReqContext) -> Option<WritePacket> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Some(WritePacket::response(WriteBody::Empty))
+        }
+    }
+    let runs = Arc::new(AtomicU64::new(0));
+    let r2 = runs.clone();
+    let s = server_with(move |s| s.register(100, Counting(r2)), small());
+    let c = client_to(addr(&s));
+    let r = c.send_request_sync(
+        None,
+        WritePacket::request_bytes(100, Bytes::new()),
+        Duration::from_millis(100),
+    );
+    assert!(matches!(r, Err(NetError::Timeout { .. })), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "expired request must not be processed"
+    );
+    // With time to spare it runs.
+    c.send_request_sync(None, WritePacket::request_bytes(100, Bytes::new()), T)
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
