@@ -136,3 +136,22 @@ fn replay_reference_server_behaviour() {
     }
     server.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn default_server_handshake_response_matches_generic_nioserver_vector() {
+    let Some(dir) = vectors_dir() else { return };
+    let v = jsonl(dir.join("wire/handshake.jsonl"))
+        .into_iter()
+        .find(|v| v["name"] == "handshake_resp_generic_nioserver_defaults")
+        .unwrap();
+    let mut s = NioServer::new(NioServerConfig {
+        io_threads: 1,
+        ..Default::default()
+    });
+    s.start().unwrap();
+    let addr = format!("127.0.0.1:{}", s.port()).parse().unwrap();
+    let obs = raw_exchange(addr, &[handshake_frame(1, 2)], Duration::from_millis(300));
+    assert_eq!(obs.frames.len(), 1);
+    assert_eq!(hex(&obs.frames[0].1), v["hex"].as_str().unwrap());
+    s.stop(Duration::from_secs(1));
+}
