@@ -146,6 +146,7 @@ mod frame;
 mod handshake;
 mod packet;
 mod peer;
+mod pending;
 mod processor;
 mod rpc_future;
 mod server;

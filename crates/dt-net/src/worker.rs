@@ -27,6 +27,7 @@ use crate::frame::FrameDecoder;
 use crate::handshake::{ConfigBody, HandshakeBody, HandshakeCallback, ProcessInfo};
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
 use crate::peer::{backoff, Peer, PeerId, PeerStatus, PeerTable};
+use crate::pending::PendingMap;
 use crate::processor::{fill_response, fire_queue_time, Handled, Processors, ReqContext};
 
 const WAKER: Token = Token(usize::MAX);
@@ -160,7 +161,7 @@ struct Conn {
     write_buf: BytesMut,
     read_paused: bool,
     next_seq: i32,
-    pending: SeqMap<Pending>,
+    pending: PendingMap<Pending>,
     max_out_packet: usize,
     closing: bool,
 }
@@ -381,7 +382,7 @@ impl NioWorker {
             write_buf: BytesMut::new(),
             read_paused: false,
             next_seq: 1,
-            pending: SeqMap::default(),
+            pending: PendingMap::new(),
             max_out_packet: self.cfg.max_packet_size,
             closing: false,
         });
@@ -581,7 +582,7 @@ impl NioWorker {
 
     fn on_response(&mut self, slot: usize, pkt: ReadPacket) {
         let c = &mut self.conns[slot];
-        let Some(p) = c.pending.remove(&pkt.seq) else {
+        let Some(p) = c.pending.remove(pkt.seq) else {
             return; // unknown seq (timed out, or not ours): discard
         };
         match p.cb {
@@ -984,13 +985,11 @@ impl NioWorker {
                 continue;
             }
             self.expired.clear();
-            for (seq, p) in c.pending.iter() {
-                if p.deadline.is_expired(&self.ts) {
-                    self.expired.push(*seq);
-                }
-            }
+            let ts = &self.ts;
+            c.pending
+                .collect_keys(&mut self.expired, |p| p.deadline.is_expired(ts));
             for seq in self.expired.drain(..) {
-                if let Some(p) = c.pending.remove(&seq) {
+                if let Some(p) = c.pending.remove(seq) {
                     match p.cb {
                         PendingCb::Handshake => to_close.push((slot, "handshake response timeout")),
                         PendingCb::User(cb) => {
@@ -1064,7 +1063,7 @@ impl NioWorker {
             c.remote
         );
         let stopping = self.stop;
-        for (_, p) in c.pending.drain() {
+        for p in c.pending.drain_all() {
             if let PendingCb::User(cb) = p.cb {
                 self.cfg.out_fc.release(p.permit_bytes);
                 cb(Err(if stopping {
@@ -1109,26 +1108,6 @@ impl NioWorker {
     }
 }
 
-/// Hasher for small integer keys (seq numbers): one multiply, no SipHash.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct SeqHasher(u64);
-
-impl std::hash::Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_i32(&mut self, v: i32) {
-        self.0 = (v as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type SeqMap<V> = HashMap<i32, V, std::hash::BuildHasherDefault<SeqHasher>>;
-
 fn next_seq(c: &mut Conn) -> i32 {
     let s = c.next_seq;
     c.next_seq = seq_after(s);
@@ -1147,23 +1126,11 @@ pub(crate) const fn seq_after(s: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, BuildHasherDefault};
 
     #[test]
     fn seq_wraps_to_1() {
         assert_eq!(seq_after(1), 2);
         assert_eq!(seq_after(i32::MAX - 1), i32::MAX);
         assert_eq!(seq_after(i32::MAX), 1);
-    }
-
-    #[test]
-    fn seq_hasher_spreads() {
-        let b = BuildHasherDefault::<SeqHasher>::default();
-        assert_ne!(b.hash_one(1i32), b.hash_one(2i32));
-        let mut m: SeqMap<i32> = SeqMap::default();
-        for i in 0..1000 {
-            m.insert(i, i);
-        }
-        assert_eq!(m.get(&999), Some(&999));
     }
 }
