@@ -26,7 +26,7 @@ use crate::flow_control::FlowControl;
 use crate::frame::FrameDecoder;
 use crate::handshake::{ConfigBody, HandshakeBody, HandshakeCallback, ProcessInfo};
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
-use crate::peer::{backoff, Peer, PeerId, PeerStatus, PeerTable};
+use crate::peer::{backoff, Peer, PeerId, PeerMap, PeerStatus, PeerTable};
 use crate::pending::PendingMap;
 use crate::processor::{fill_response, fire_queue_time, Handled, Processors, ReqContext};
 
@@ -186,7 +186,7 @@ pub(crate) struct NioWorker {
     ts: Timestamp,
     dirty: Vec<usize>,
     scratch: Vec<u8>,
-    peers: HashMap<PeerId, PeerState>,
+    peers: PeerMap<PeerState>,
     peer_order: Vec<PeerId>,
     rr: usize,
     next_sweep: i64,
@@ -218,7 +218,7 @@ impl NioWorker {
                 ts,
                 dirty: Vec::new(),
                 scratch: vec![0u8; READ_CHUNK],
-                peers: HashMap::new(),
+                peers: PeerMap::default(),
                 peer_order: Vec::new(),
                 rr: 0,
                 next_sweep: ts.nano_time + SWEEP_INTERVAL_NANOS,
