@@ -97,7 +97,7 @@ fn main() {
         .map(|i| (i * 31 + 7) as u8)
         .collect::<Vec<_>>()
         .into();
-    let stats = Arc::new(Stats {
+    let stats: &'static Stats = Box::leak(Box::new(Stats {
         hist: Mutex::new((
             Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
             Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
@@ -105,13 +105,13 @@ fn main() {
         ops: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         measuring: AtomicBool::new(false),
-    });
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let timeout = Duration::from_millis(a.timeout_ms);
     let mut drivers = Vec::new();
     if a.sync {
         for _ in 0..a.threads.max(1) {
-            let (c, s, st, b) = (client.clone(), stats.clone(), stop.clone(), body.clone());
+            let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
             drivers.push(std::thread::spawn(move || {
                 while !st.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
@@ -125,22 +125,22 @@ fn main() {
             }));
         }
     } else {
-        let (c, s, st, b) = (client.clone(), stats.clone(), stop.clone(), body.clone());
+        let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
         let max = a.max_pending.max(1);
         // In-flight window: the driver refills up to `max`, then sleeps until half of the
         // window came back (one wake-up per max/2 responses instead of one per response).
-        let window = Arc::new(Window {
+        let window: &'static Window = Box::leak(Box::new(Window {
             inflight: AtomicU64::new(0),
             lock: Mutex::new(()),
             cond: Condvar::new(),
             low: (max / 2) as u64,
-        });
+        }));
         drivers.push(std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 while window.inflight.load(Ordering::Acquire) < max as u64 {
                     window.inflight.fetch_add(1, Ordering::AcqRel);
                     let t0 = Instant::now();
-                    let (s2, w2) = (s.clone(), window.clone());
+                    let (s2, w2) = (s, window);
                     c.send_request_cb(
                         None,
                         WritePacket::request_bytes(Commands::CMD_PING, b.clone()),
