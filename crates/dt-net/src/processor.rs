@@ -176,6 +176,18 @@ fn send_response(ctx: ReqContext, mut resp: WritePacket) {
     drop(ctx.permit);
 }
 
+/// The SYS_ERROR answer to a processor that panicked (the reference answers an uncaught
+/// exception with SYS_ERROR and its text).
+pub(crate) fn panic_response(e: &(dyn std::any::Any + Send)) -> WritePacket {
+    let msg = e
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "processor panicked".into());
+    log::warn!("request processor panicked: {msg}");
+    WritePacket::error(CmdCodes::SYS_ERROR, msg)
+}
+
 /// A unit of incoming flow-control credit, released on drop.
 pub(crate) struct InPermit {
     fc: Arc<FlowControl>,
@@ -253,7 +265,10 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                     };
                     // `ctx` keeps the permit until the response is sent (or dropped).
                     let mut holder = Some(ctx);
-                    let r = p.process(pkt, body, ctx2);
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        p.process(pkt, body, ctx2)
+                    }))
+                    .unwrap_or_else(|e| Some(panic_response(e.as_ref())));
                     if let (Some(r), Some(ctx)) = (r, holder.take()) {
                         send_response(ctx, r);
                     }

@@ -28,7 +28,9 @@ use crate::handshake::{ConfigBody, HandshakeBody, HandshakeCallback, ProcessInfo
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
 use crate::peer::{backoff, Peer, PeerId, PeerMap, PeerStatus, PeerTable};
 use crate::pending::PendingMap;
-use crate::processor::{fill_response, fire_queue_time, Handled, Processors, ReqContext};
+use crate::processor::{
+    fill_response, fire_queue_time, panic_response, Handled, Processors, ReqContext,
+};
 
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
@@ -530,7 +532,11 @@ impl NioWorker {
             remote: c.remote,
             permit: None,
         };
-        match p.handle(pkt, ctx, &self.cfg.in_fc) {
+        let in_fc = &self.cfg.in_fc;
+        let handled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.handle(pkt, ctx, in_fc)))
+                .unwrap_or_else(|e| Handled::Respond(panic_response(e.as_ref())));
+        match handled {
             Handled::Respond(mut r) => {
                 if !one_way {
                     fill_response(&mut r, command, seq);

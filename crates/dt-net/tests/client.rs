@@ -530,3 +530,49 @@ fn request_expired_while_queued_for_the_executor_is_dropped() {
         .unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn panicking_processor_answers_sys_error_and_server_survives() {
+    struct Boom;
+    impl ReqProcessor for Boom {
+        type Body = ();
+        fn run_on(&self) -> RunOn {
+            RunOn::Executor(Arc::new(Threads))
+        }
+        fn decode(&self, _p: &ReadPacket) -> Result<(), dt_codec::PbError> {
+            Ok(())
+        }
+        fn process(&self, _p: ReadPacket, _b: (), _c: ReqContext) -> Option<WritePacket> {
+            panic!("boom on executor")
+        }
+    }
+    let s = server_with(
+        |s| {
+            s.register(
+                100,
+                FnProcessor(|_p: &ReadPacket, _c: &ReqContext| -> Option<WritePacket> {
+                    panic!("boom inline")
+                }),
+            );
+            s.register(101, Boom);
+        },
+        NioServerConfig {
+            io_threads: 1,
+            ..Default::default()
+        },
+    );
+    let c = client_to(addr(&s));
+    for (cmd, text) in [(100, "boom inline"), (101, "boom on executor")] {
+        match c.send_request_sync(None, WritePacket::request_bytes(cmd, Bytes::new()), T) {
+            Err(NetError::Remote { code, msg }) => {
+                assert_eq!(code, CmdCodes::SYS_ERROR);
+                assert_eq!(msg, text);
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    assert_eq!(
+        &c.send_request_sync(None, ping(b"alive"), T).unwrap().body[..],
+        b"alive"
+    );
+}
