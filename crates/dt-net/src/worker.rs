@@ -620,7 +620,7 @@ impl NioWorker {
                 } else {
                     Ok(pkt)
                 };
-                cb(r);
+                run_cb(cb, r);
             }
         }
     }
@@ -940,7 +940,7 @@ impl NioWorker {
         if let Some(e) = err {
             if let PendingCb::User(cb) = cb {
                 self.cfg.out_fc.release(permit_bytes);
-                cb(Err(e));
+                run_cb(cb, Err(e));
             }
             return;
         }
@@ -963,7 +963,7 @@ impl NioWorker {
     fn fail_req(&self, req: OutRequest, e: NetError) {
         if let Some(cb) = req.cb {
             self.cfg.out_fc.release(req.permit_bytes);
-            cb(Err(e));
+            run_cb(cb, Err(e));
         }
     }
 
@@ -1000,9 +1000,12 @@ impl NioWorker {
                         PendingCb::Handshake => to_close.push((slot, "handshake response timeout")),
                         PendingCb::User(cb) => {
                             self.cfg.out_fc.release(p.permit_bytes);
-                            cb(Err(NetError::Timeout {
-                                what: "no response before the deadline",
-                            }));
+                            run_cb(
+                                cb,
+                                Err(NetError::Timeout {
+                                    what: "no response before the deadline",
+                                }),
+                            );
                         }
                     }
                 }
@@ -1072,11 +1075,14 @@ impl NioWorker {
         for p in c.pending.drain_all() {
             if let PendingCb::User(cb) = p.cb {
                 self.cfg.out_fc.release(p.permit_bytes);
-                cb(Err(if stopping {
-                    NetError::Stopped
-                } else {
-                    NetError::ConnectionClosed(reason.to_string())
-                }));
+                run_cb(
+                    cb,
+                    Err(if stopping {
+                        NetError::Stopped
+                    } else {
+                        NetError::ConnectionClosed(reason.to_string())
+                    }),
+                );
             }
         }
         if let Some(id) = c.peer {
@@ -1111,6 +1117,14 @@ impl NioWorker {
                 self.fail_req(r, NetError::Stopped);
             }
         }
+    }
+}
+
+/// Runs a user completion callback on the IO thread; a panic in it is logged and does
+/// not take the IO thread down.
+fn run_cb(cb: RespCallback, r: Result<ReadPacket, NetError>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r))).is_err() {
+        log::error!("an RPC completion callback panicked");
     }
 }
 

@@ -576,3 +576,15 @@ fn panicking_processor_answers_sys_error_and_server_survives() {
         b"alive"
     );
 }
+
+#[test]
+fn panicking_callback_does_not_kill_the_client() {
+    let s = server_with(|_| {}, small());
+    let c = client_to(addr(&s));
+    assert!(c.wait_connected(T));
+    let (tx, rx) = std::sync::mpsc::channel();
+    c.send_request_cb(None, ping(b""), T, |_r| panic!("callback boom"));
+    c.send_request_cb(None, ping(b"2"), T, move |r| tx.send(r.is_ok()).unwrap());
+    assert!(rx.recv_timeout(T).unwrap());
+    assert!(c.send_request_sync(None, ping(b"3"), T).is_ok());
+}
