@@ -1,0 +1,205 @@
+//! RPC benchmark like the reference's: pings with a body, one client, many in flight.
+//!
+//! ```text
+//! cargo run --release -p dt-net --example rpc_bench -- --addr 127.0.0.1:9000 --seconds 10 \
+//!     --body-size 128 --max-pending 1000 [--sync --threads 4]
+//! ```
+//!
+//! Prints one line per second and a final `RESULT ops_per_s=.. p50_us=.. p99_us=..
+//! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use dt_net::{Commands, NioClient, NioClientConfig, WritePacket};
+use hdrhistogram::Histogram;
+
+#[derive(Parser)]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    addr: std::net::SocketAddr,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Warm-up seconds (not measured).
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Ping body size in bytes.
+    #[arg(long, default_value_t = 128)]
+    body_size: usize,
+    /// Requests in flight (async mode).
+    #[arg(long, default_value_t = 1000)]
+    max_pending: usize,
+    /// Blocking calls from `--threads` threads instead of async.
+    #[arg(long)]
+    sync: bool,
+    /// Threads in sync mode.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Per-request timeout in ms.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+}
+
+struct Window {
+    inflight: AtomicU64,
+    lock: Mutex<()>,
+    cond: Condvar,
+    low: u64,
+}
+
+struct Stats {
+    hist: Mutex<(Histogram<u64>, Histogram<u64>)>,
+    ops: AtomicU64,
+    errors: AtomicU64,
+    measuring: AtomicBool,
+}
+
+impl Stats {
+    fn record(&self, us: u64, ok: bool) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        if ok {
+            self.ops.fetch_add(1, Ordering::Relaxed);
+            let mut h = self.hist.lock().unwrap();
+            if !self.measuring.load(Ordering::Relaxed) {
+                return;
+            }
+            let v = us.max(1);
+            let _ = h.0.record(v);
+            let _ = h.1.record(v);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn main() {
+    let _ = env_logger::try_init();
+    let a = Args::parse();
+    let mut client = NioClient::new(NioClientConfig {
+        peers: vec![a.addr],
+        max_out_requests: (a.max_pending.max(a.threads) as i64).max(2000),
+        ..Default::default()
+    });
+    client.start().expect("start client");
+    if !client.wait_connected(Duration::from_secs(5)) {
+        eprintln!("cannot connect to {}", a.addr);
+        std::process::exit(1);
+    }
+    let client = Arc::new(client);
+    let body: Bytes = (0..a.body_size)
+        .map(|i| (i * 31 + 7) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let stats: &'static Stats = Box::leak(Box::new(Stats {
+        hist: Mutex::new((
+            Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
+            Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
+        )),
+        ops: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        measuring: AtomicBool::new(false),
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let mut drivers = Vec::new();
+    if a.sync {
+        for _ in 0..a.threads.max(1) {
+            let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
+            drivers.push(std::thread::spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    let r = c.send_request_sync(
+                        None,
+                        WritePacket::request_bytes(Commands::CMD_PING, b.clone()),
+                        timeout,
+                    );
+                    s.record(t0.elapsed().as_micros() as u64, r.is_ok());
+                }
+            }));
+        }
+    } else {
+        let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
+        let max = a.max_pending.max(1);
+        // In-flight window: the driver refills up to `max`, then sleeps until half of the
+        // window came back (one wake-up per max/2 responses instead of one per response).
+        let window: &'static Window = Box::leak(Box::new(Window {
+            inflight: AtomicU64::new(0),
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+            low: (max / 2) as u64,
+        }));
+        drivers.push(std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                while window.inflight.load(Ordering::Acquire) < max as u64 {
+                    window.inflight.fetch_add(1, Ordering::AcqRel);
+                    let t0 = Instant::now();
+                    let (s2, w2) = (s, window);
+                    c.send_request_cb(
+                        None,
+                        WritePacket::request_bytes(Commands::CMD_PING, b.clone()),
+                        timeout,
+                        move |r| {
+                            s2.record(t0.elapsed().as_micros() as u64, r.is_ok());
+                            if w2.inflight.fetch_sub(1, Ordering::AcqRel) - 1 == w2.low {
+                                let _g = w2.lock.lock().unwrap();
+                                w2.cond.notify_one();
+                            }
+                        },
+                    );
+                }
+                let g = window.lock.lock().unwrap();
+                if window.inflight.load(Ordering::Acquire) > window.low {
+                    let _ = window.cond.wait_timeout(g, Duration::from_millis(10));
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(a.warmup));
+    stats.measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let mut last_ops = 0;
+    for sec in 1..=a.seconds {
+        let target = start + Duration::from_secs(sec);
+        std::thread::sleep(target.saturating_duration_since(Instant::now()));
+        let ops = stats.ops.load(Ordering::Relaxed);
+        let mut h = stats.hist.lock().unwrap();
+        println!(
+            "sec={sec} ops_per_s={} p50_us={} p99_us={} p999_us={} max_us={} errors={}",
+            ops - last_ops,
+            h.1.value_at_quantile(0.5),
+            h.1.value_at_quantile(0.99),
+            h.1.value_at_quantile(0.999),
+            h.1.max(),
+            stats.errors.load(Ordering::Relaxed)
+        );
+        h.1.reset();
+        last_ops = ops;
+    }
+    stats.measuring.store(false, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for d in drivers {
+        let _ = d.join();
+    }
+    let ops = stats.ops.load(Ordering::Relaxed);
+    {
+        // Not held across client.stop(): late callbacks may still record.
+        let h = stats.hist.lock().unwrap();
+        println!(
+            "RESULT ops_per_s={:.0} p50_us={} p99_us={} p999_us={} max_us={}",
+            ops as f64 / elapsed,
+            h.0.value_at_quantile(0.5),
+            h.0.value_at_quantile(0.99),
+            h.0.value_at_quantile(0.999),
+            h.0.max()
+        );
+    }
+    client.stop(Duration::from_secs(2));
+}

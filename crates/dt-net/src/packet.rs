@@ -1,0 +1,390 @@
+//! Packets: the header fields 1–8 plus the body (field 15), [`ReadPacket`] as received and
+//! [`WritePacket`] as sent, and the header decoder used on every frame.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use dt_codec::encode::{self, Encodable};
+use dt_codec::{BytesCollector, Chunk, PbCallback, PbError, PbParser};
+
+use crate::codes::PacketType;
+
+/// Header field numbers.
+pub(crate) mod field {
+    pub const TYPE: u32 = 1;
+    pub const COMMAND: u32 = 2;
+    pub const SEQ: u32 = 3;
+    pub const RESP_CODE: u32 = 4;
+    pub const BIZ_CODE: u32 = 5;
+    pub const MSG: u32 = 6;
+    pub const TIMEOUT: u32 = 7;
+    pub const EXTRA: u32 = 8;
+    pub const BODY: u32 = 15;
+}
+
+/// A received packet: the header fields and the raw body (a zero-copy slice of the frame;
+/// empty when the packet had no body field).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ReadPacket {
+    /// Raw packet type (field 1): 1 request, 2 response, 3 one-way. See [`ReadPacket::kind`].
+    pub packet_type: i32,
+    /// Command code (field 2).
+    pub command: i32,
+    /// Sequence number (field 3).
+    pub seq: i32,
+    /// Response code (field 4), 0 = success.
+    pub resp_code: i32,
+    /// Business code (field 5).
+    pub biz_code: i32,
+    /// Message (field 6), empty when absent.
+    pub msg: String,
+    /// Remaining time budget in nanoseconds (field 7), 0 when absent.
+    pub timeout_nanos: i64,
+    /// Extra bytes (field 8), e.g. the leader id of NOT_RAFT_LEADER.
+    pub extra: Option<Bytes>,
+    /// The body bytes (field 15).
+    pub body: Bytes,
+}
+
+impl ReadPacket {
+    /// The packet type as the receiver treats it (anything but 2 and 3 is a request).
+    pub fn kind(&self) -> PacketType {
+        PacketType::from_code(self.packet_type).unwrap_or(PacketType::Request)
+    }
+
+    /// Decodes the body with a fresh callback `C` (from zero bytes when there is no body).
+    /// A rejection by the callback is returned as `Err(PbError::Rejected)`.
+    pub fn decode_body<C: PbCallback + Default>(&self) -> Result<C, PbError> {
+        let mut p = PbParser::new(C::default());
+        match p.parse_whole(&self.body)? {
+            dt_codec::ParseStatus::Finished => Ok(p.into_callback()),
+            dt_codec::ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
+            dt_codec::ParseStatus::NeedMore => Err(PbError::invalid("body incomplete")),
+        }
+    }
+
+    /// Re-encodes this packet into a frame (used by tests to prove byte-exactness).
+    pub fn to_frame(&self) -> Bytes {
+        let w = WritePacket {
+            packet_type: self.packet_type,
+            command: self.command,
+            seq: self.seq,
+            resp_code: self.resp_code,
+            biz_code: self.biz_code,
+            msg: self.msg.clone(),
+            timeout_nanos: self.timeout_nanos,
+            extra: self.extra.clone(),
+            body: WriteBody::Bytes(self.body.clone()),
+        };
+        let mut out = BytesMut::with_capacity(w.frame_size());
+        w.encode_frame(&mut out);
+        out.freeze()
+    }
+}
+
+impl fmt::Debug for ReadPacket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadPacket")
+            .field("type", &self.packet_type)
+            .field("command", &self.command)
+            .field("seq", &self.seq)
+            .field("resp_code", &self.resp_code)
+            .field("biz_code", &self.biz_code)
+            .field("msg", &self.msg)
+            .field("timeout_nanos", &self.timeout_nanos)
+            .field("extra", &self.extra)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// The body of a [`WritePacket`].
+#[derive(Default)]
+pub enum WriteBody {
+    /// No body field.
+    #[default]
+    Empty,
+    /// Already encoded bytes (written as they are; an empty value writes no field).
+    Bytes(Bytes),
+    /// A message encoded straight into the socket buffer (no field when it encodes to 0
+    /// bytes).
+    Encodable(Box<dyn Encodable + Send>),
+}
+
+impl WriteBody {
+    /// Encoded size of the body content.
+    pub fn len(&self) -> usize {
+        match self {
+            WriteBody::Empty => 0,
+            WriteBody::Bytes(b) => b.len(),
+            WriteBody::Encodable(e) => e.encoded_size(),
+        }
+    }
+
+    /// Whether the body encodes to nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for WriteBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteBody::Empty => write!(f, "Empty"),
+            WriteBody::Bytes(b) => write!(f, "Bytes({})", b.len()),
+            WriteBody::Encodable(e) => write!(f, "Encodable({})", e.encoded_size()),
+        }
+    }
+}
+
+/// A packet to send. The network layer fills `seq` (requests: at serialisation time;
+/// responses: from the request), `packet_type`/`command` of responses and `timeout_nanos`
+/// of requests (from the deadline, at serialisation time).
+#[derive(Debug, Default)]
+pub struct WritePacket {
+    /// Raw packet type (1, 2, 3).
+    pub packet_type: i32,
+    /// Command code.
+    pub command: i32,
+    /// Sequence number.
+    pub seq: i32,
+    /// Response code.
+    pub resp_code: i32,
+    /// Business code.
+    pub biz_code: i32,
+    /// Message (not written when empty).
+    pub msg: String,
+    /// Timeout in nanoseconds (not written when 0).
+    pub timeout_nanos: i64,
+    /// Extra bytes (not written when absent or empty).
+    pub extra: Option<Bytes>,
+    /// The body.
+    pub body: WriteBody,
+}
+
+impl WritePacket {
+    /// A request (or one-way when sent with `send_one_way`) for `command` with a body.
+    pub fn request(command: i32, body: WriteBody) -> Self {
+        WritePacket {
+            packet_type: PacketType::Request.code(),
+            command,
+            body,
+            ..Default::default()
+        }
+    }
+
+    /// A request with an already encoded body.
+    pub fn request_bytes(command: i32, body: Bytes) -> Self {
+        Self::request(command, WriteBody::Bytes(body))
+    }
+
+    /// A successful response with a body (command and seq are filled by the layer).
+    pub fn response(body: WriteBody) -> Self {
+        WritePacket {
+            packet_type: PacketType::Response.code(),
+            body,
+            ..Default::default()
+        }
+    }
+
+    /// An error response with `resp_code` and a message.
+    pub fn error(resp_code: i32, msg: impl Into<String>) -> Self {
+        WritePacket {
+            packet_type: PacketType::Response.code(),
+            resp_code,
+            msg: msg.into(),
+            ..Default::default()
+        }
+    }
+
+    fn header_size(&self, body_len: usize) -> usize {
+        encode::size_int32(field::TYPE, self.packet_type)
+            + encode::size_int32(field::COMMAND, self.command)
+            + encode::size_fixed32(field::SEQ, self.seq as u32)
+            + encode::size_int32(field::RESP_CODE, self.resp_code)
+            + encode::size_int32(field::BIZ_CODE, self.biz_code)
+            + encode::size_str(field::MSG, &self.msg)
+            + encode::size_fixed64(field::TIMEOUT, self.timeout_nanos as u64)
+            + self
+                .extra
+                .as_ref()
+                .map_or(0, |e| encode::size_bytes(field::EXTRA, e))
+            + if body_len > 0 {
+                encode::size_len_field(field::BODY, body_len)
+            } else {
+                0
+            }
+    }
+
+    /// Size of the packet without the 4-byte length prefix.
+    pub fn packet_size(&self) -> usize {
+        self.header_size(self.body.len())
+    }
+
+    /// Size of the whole frame (prefix included).
+    pub fn frame_size(&self) -> usize {
+        4 + self.packet_size()
+    }
+
+    /// Appends the frame (length prefix, fields 1..8 in order, body last).
+    pub fn encode_frame(&self, out: &mut BytesMut) {
+        let body_len = self.body.len();
+        let size = self.header_size(body_len);
+        out.reserve(size + 4);
+        out.put_u32(size as u32);
+        encode::put_int32(out, field::TYPE, self.packet_type);
+        encode::put_int32(out, field::COMMAND, self.command);
+        encode::put_fixed32(out, field::SEQ, self.seq as u32);
+        encode::put_int32(out, field::RESP_CODE, self.resp_code);
+        encode::put_int32(out, field::BIZ_CODE, self.biz_code);
+        encode::put_str(out, field::MSG, &self.msg);
+        encode::put_fixed64(out, field::TIMEOUT, self.timeout_nanos as u64);
+        if let Some(e) = &self.extra {
+            encode::put_bytes(out, field::EXTRA, e);
+        }
+        if body_len > 0 {
+            encode::put_len_prefix(out, field::BODY, body_len);
+            match &self.body {
+                WriteBody::Empty => {}
+                WriteBody::Bytes(b) => out.put_slice(b),
+                WriteBody::Encodable(e) => e.encode(out),
+            }
+        }
+    }
+}
+
+/// Decodes the header of one packet (fields 1–8 and the body), enforcing the reference's
+/// ordering rules: the command must be known (> 0) when the body arrives, nothing may
+/// follow the body, and a packet without a positive command is invalid.
+#[derive(Debug, Default)]
+pub(crate) struct PacketCallback {
+    pub pkt: ReadPacket,
+    body_seen: bool,
+    collector: BytesCollector,
+    extra: BytesCollector,
+    msg: BytesCollector,
+}
+
+impl PacketCallback {
+    pub fn take(&mut self) -> ReadPacket {
+        std::mem::take(&mut self.pkt)
+    }
+}
+
+impl PbCallback for PacketCallback {
+    fn begin(&mut self, _len: usize) -> Result<(), PbError> {
+        self.pkt = ReadPacket::default();
+        self.body_seen = false;
+        Ok(())
+    }
+
+    fn varint(&mut self, f: u32, v: i64) -> Result<(), PbError> {
+        if self.body_seen {
+            return Err(PbError::invalid("field after body"));
+        }
+        match f {
+            field::TYPE => self.pkt.packet_type = v as i32,
+            field::COMMAND => self.pkt.command = v as i32,
+            field::RESP_CODE => self.pkt.resp_code = v as i32,
+            field::BIZ_CODE => self.pkt.biz_code = v as i32,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn fixed32(&mut self, f: u32, v: u32) -> Result<(), PbError> {
+        if self.body_seen {
+            return Err(PbError::invalid("field after body"));
+        }
+        if f == field::SEQ {
+            self.pkt.seq = v as i32;
+        }
+        Ok(())
+    }
+
+    fn fixed64(&mut self, f: u32, v: u64) -> Result<(), PbError> {
+        if self.body_seen {
+            return Err(PbError::invalid("field after body"));
+        }
+        if f == field::TIMEOUT {
+            self.pkt.timeout_nanos = v as i64;
+        }
+        Ok(())
+    }
+
+    fn bytes(&mut self, f: u32, c: Chunk<'_>) -> Result<(), PbError> {
+        if self.body_seen {
+            return Err(PbError::invalid("field after body"));
+        }
+        match f {
+            field::BODY => {
+                if self.pkt.command <= 0 {
+                    return Err(PbError::invalid(format!(
+                        "command invalid: {}",
+                        self.pkt.command
+                    )));
+                }
+                if let Some(b) = self.collector.push(&c) {
+                    self.pkt.body = b;
+                    self.body_seen = true;
+                }
+            }
+            field::MSG => {
+                if let Some(b) = self.msg.push(&c) {
+                    self.pkt.msg = String::from_utf8_lossy(&b).into_owned();
+                }
+            }
+            field::EXTRA => {
+                if let Some(b) = self.extra.push(&c) {
+                    self.pkt.extra = Some(b);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, success: bool) -> Result<(), PbError> {
+        if success && self.pkt.command <= 0 {
+            return Err(PbError::invalid(format!(
+                "command invalid: {}",
+                self.pkt.command
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let w = WritePacket {
+            packet_type: 1,
+            command: 5,
+            seq: 7,
+            resp_code: -1,
+            biz_code: 3,
+            msg: "héllo".into(),
+            timeout_nanos: 5_000_000_000,
+            extra: Some(Bytes::from_static(b"12")),
+            body: WriteBody::Bytes(Bytes::from_static(b"\x08\x01")),
+        };
+        let mut out = BytesMut::new();
+        w.encode_frame(&mut out);
+        assert_eq!(out.len(), w.frame_size());
+        let frame = out.freeze();
+        let mut p = PbParser::new(PacketCallback::default());
+        p.parse_whole(&frame.slice(4..)).unwrap();
+        let r = p.callback_mut().take();
+        assert_eq!(r.command, 5);
+        assert_eq!(r.seq, 7);
+        assert_eq!(r.resp_code, -1);
+        assert_eq!(r.msg, "héllo");
+        assert_eq!(r.timeout_nanos, 5_000_000_000);
+        assert_eq!(r.body, Bytes::from_static(b"\x08\x01"));
+        assert_eq!(r.to_frame(), frame);
+    }
+}

@@ -1,0 +1,370 @@
+//! [`NioServer`]: an acceptor thread plus N IO workers, listening on one or more ports.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::error::NetError;
+use crate::flow_control::FlowControl;
+use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
+use crate::packet::{ReadPacket, WritePacket};
+use crate::peer::PeerTable;
+use crate::processor::{Processors, ReqProcessor};
+use crate::rpc_future::{rpc_channel, RpcFuture};
+use crate::worker::{
+    ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
+};
+
+/// Authentication hook run on every handshake request before it is accepted; an `Err`
+/// closes the connection with that reason logged.
+pub type HandshakeHook =
+    Arc<dyn Fn(&HandshakeBody, Option<SocketAddr>) -> Result<(), String> + Send + Sync>;
+
+/// Settings of a [`NioServer`].
+#[derive(Clone)]
+pub struct NioServerConfig {
+    /// Ports to listen on (0 = an ephemeral port). The Raft server listens on a replicate
+    /// and a service port; processors see the port through [`crate::ReqContext::local_port`].
+    pub ports: Vec<u16>,
+    /// Address to bind (default 0.0.0.0).
+    pub bind_host: IpAddr,
+    /// IO worker threads (default: number of cores, at most 8... at least 1).
+    pub io_threads: usize,
+    /// Name used in thread names and logs.
+    pub name: String,
+    /// Largest incoming frame accepted (default 5 MiB).
+    pub max_packet_size: usize,
+    /// Largest body accepted (default 4 MiB), advertised in the handshake hint.
+    pub max_body_size: usize,
+    /// Requests concurrently handed to executors (0 = unlimited; default 100 000).
+    pub max_in_requests: i64,
+    /// Bytes of those requests (0 = unlimited; default 512 MiB).
+    pub max_in_bytes: i64,
+    /// Close connections that have not handshaken within this time (default 5 s).
+    pub handshake_timeout: Duration,
+    /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB).
+    pub write_high_water: usize,
+    /// Perf hooks.
+    pub perf: Arc<dyn PerfCallback>,
+    /// Optional authentication at the handshake.
+    pub auth: Option<HandshakeHook>,
+}
+
+impl Default for NioServerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        NioServerConfig {
+            ports: vec![0],
+            bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            io_threads: cores.clamp(1, 8),
+            name: "NioServer".into(),
+            max_packet_size: 5 * 1024 * 1024,
+            max_body_size: 4 * 1024 * 1024,
+            max_in_requests: 100_000,
+            max_in_bytes: 512 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(5),
+            write_high_water: 8 * 1024 * 1024,
+            perf: Arc::new(NoopPerfCallback),
+            auth: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NioServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NioServerConfig")
+            .field("ports", &self.ports)
+            .field("io_threads", &self.io_threads)
+            .field("max_packet_size", &self.max_packet_size)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Running {
+    workers: Vec<Arc<WorkerHandle>>,
+    threads: Vec<JoinHandle<()>>,
+    acceptor: Option<JoinHandle<()>>,
+    acceptor_stop: Arc<AtomicBool>,
+    acceptor_waker: Arc<Waker>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// The RPC server: accepts connections, runs handshakes, dispatches requests to the
+/// processors registered by command code, answers ping, unknown commands
+/// (COMMAND_NOT_SUPPORT) and requests during shutdown (STOPPING).
+pub struct NioServer {
+    cfg: NioServerConfig,
+    processors: Processors,
+    stopping: Arc<AtomicBool>,
+    in_fc: Arc<FlowControl>,
+    by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
+    running: Mutex<Option<Running>>,
+}
+
+impl NioServer {
+    /// A server with the ping processor registered; call [`NioServer::start`] after
+    /// registering processors.
+    pub fn new(cfg: NioServerConfig) -> Self {
+        let in_fc = Arc::new(FlowControl::new(
+            "incoming",
+            cfg.max_in_requests,
+            cfg.max_in_bytes,
+        ));
+        NioServer {
+            cfg,
+            processors: Processors::with_ping(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            in_fc,
+            by_uuid: Arc::default(),
+            running: Mutex::new(None),
+        }
+    }
+
+    /// Registers the processor of `command` (before `start`).
+    pub fn register<P: ReqProcessor>(&mut self, command: i32, p: P) {
+        self.processors.register(command, p);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds the ports and starts the acceptor and the IO workers.
+    pub fn start(&mut self) -> Result<(), NetError> {
+        if self.lock().is_some() {
+            return Err(NetError::InvalidArgument("server already started".into()));
+        }
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for &port in &self.cfg.ports {
+            let l = std::net::TcpListener::bind(SocketAddr::new(self.cfg.bind_host, port))?;
+            l.set_nonblocking(true)?;
+            addrs.push(l.local_addr()?);
+            listeners.push(TcpListener::from_std(l));
+        }
+        let hint = ConfigBody {
+            max_packet_size: self.cfg.max_packet_size.min(i32::MAX as usize) as i32,
+            max_body_size: self.cfg.max_body_size.min(i32::MAX as usize) as i32,
+            max_in_pending: 0,
+            max_in_pending_bytes: 0,
+            max_out_pending: (self.cfg.max_in_requests >> 3).min(i32::MAX as i64) as i32,
+            max_out_pending_bytes: self.cfg.max_in_bytes >> 3,
+        };
+        let wcfg = Arc::new(WorkerConfig {
+            name: self.cfg.name.clone(),
+            is_server: true,
+            max_packet_size: self.cfg.max_packet_size,
+            max_body_size: self.cfg.max_body_size,
+            processors: self.processors.clone(),
+            in_fc: self.in_fc.clone(),
+            out_fc: Arc::new(FlowControl::new("outgoing", 0, 0)),
+            perf: self.cfg.perf.clone(),
+            stopping: self.stopping.clone(),
+            handshake_timeout: self.cfg.handshake_timeout,
+            server_hint: hint,
+            auth: self.cfg.auth.clone(),
+            client_handshake: HandshakeBody::default(),
+            connect_timeout: Duration::from_secs(3),
+            write_high_water: self.cfg.write_high_water,
+            peers: Arc::new(PeerTable::default()),
+            by_uuid: self.by_uuid.clone(),
+        });
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..self.cfg.io_threads.max(1) {
+            let (w, h) = NioWorker::new(i, wcfg.clone())?;
+            workers.push(h);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("{}-io-{i}", self.cfg.name))
+                    .spawn(move || w.run())?,
+            );
+        }
+        let poll = Poll::new()?;
+        let n = listeners.len();
+        let acceptor_waker = Arc::new(Waker::new(poll.registry(), Token(n))?);
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, Token(i), Interest::READABLE)?;
+        }
+        let acceptor_stop = Arc::new(AtomicBool::new(false));
+        let stop2 = acceptor_stop.clone();
+        let ws = workers.clone();
+        let name = self.cfg.name.clone();
+        let acceptor = std::thread::Builder::new()
+            .name(format!("{}-accept", self.cfg.name))
+            .spawn(move || accept_loop(poll, listeners, ws, stop2, name))?;
+        *self.lock() = Some(Running {
+            workers,
+            threads,
+            acceptor: Some(acceptor),
+            acceptor_stop,
+            acceptor_waker,
+            addrs,
+        });
+        Ok(())
+    }
+
+    /// The bound addresses, in the order of `ports`.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.lock()
+            .as_ref()
+            .map(|r| r.addrs.clone())
+            .unwrap_or_default()
+    }
+
+    /// The first bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addrs().first().map_or(0, |a| a.port())
+    }
+
+    /// Sends a request to a connected client (server push), e.g. to the connection a
+    /// processor saw in [`crate::ReqContext::conn`]; `cb` gets the response or the error.
+    pub fn send_request_cb(
+        &self,
+        conn: ConnRef,
+        pkt: WritePacket,
+        timeout: Duration,
+        cb: impl FnOnce(Result<ReadPacket, NetError>) + Send + 'static,
+    ) {
+        let g = self.lock();
+        let Some(r) = g.as_ref() else {
+            cb(Err(NetError::Stopped));
+            return;
+        };
+        let Some(h) = r.workers.get(conn.worker) else {
+            cb(Err(NetError::InvalidArgument("bad connection".into())));
+            return;
+        };
+        let start = dt_common::mono_nanos();
+        let req = OutRequest {
+            target: Target::Conn(conn),
+            pkt,
+            deadline: DtTime::from_nanos(start, timeout),
+            cb: Some(Box::new(cb)),
+            permit_bytes: 0,
+            start_nanos: start,
+        };
+        if let Err(WorkerCmd::Send(req)) = h.try_send(WorkerCmd::Send(req)) {
+            if let Some(cb) = req.cb {
+                cb(Err(NetError::Stopped));
+            }
+        }
+    }
+
+    /// [`NioServer::send_request_cb`] as a future.
+    pub fn send_request(
+        &self,
+        conn: ConnRef,
+        pkt: WritePacket,
+        timeout: Duration,
+    ) -> RpcFuture<ReadPacket> {
+        let (p, f) = rpc_channel();
+        self.send_request_cb(conn, pkt, timeout, move |r| p.complete(r));
+        f
+    }
+
+    /// The most recent live connection of the client with this identity (the handshake
+    /// UUID), e.g. to push lock or watch notifications to it.
+    pub fn conn_of(&self, pi: ProcessInfo) -> Option<ConnRef> {
+        self.by_uuid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pi)
+            .copied()
+    }
+
+    /// Whether `stop` has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Graceful stop: stop accepting, answer new requests STOPPING, wait up to `timeout`
+    /// for requests handed to executors to finish, then close every connection and join
+    /// all threads.
+    pub fn stop(&self, timeout: Duration) {
+        let Some(mut r) = self.lock().take() else {
+            return;
+        };
+        self.stopping.store(true, Ordering::Release);
+        r.acceptor_stop.store(true, Ordering::Release);
+        let _ = r.acceptor_waker.wake();
+        if let Some(a) = r.acceptor.take() {
+            let _ = a.join();
+        }
+        let end = Instant::now() + timeout;
+        while self.in_fc.pending_requests() > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for w in &r.workers {
+            w.send(WorkerCmd::Stop);
+        }
+        for t in r.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for NioServer {
+    fn drop(&mut self) {
+        self.stop(Duration::from_millis(0));
+    }
+}
+
+impl std::fmt::Debug for NioServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NioServer({:?})", self.local_addrs())
+    }
+}
+
+fn accept_loop(
+    mut poll: Poll,
+    listeners: Vec<TcpListener>,
+    workers: Vec<Arc<WorkerHandle>>,
+    stop: Arc<AtomicBool>,
+    name: String,
+) {
+    let mut events = Events::with_capacity(64);
+    let mut rr = 0usize;
+    while !stop.load(Ordering::Acquire) {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(200))) {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            log::error!("{name}: accept poll failed: {e}");
+            return;
+        }
+        for ev in events.iter() {
+            let Some(l) = listeners.get(ev.token().0) else {
+                continue;
+            };
+            let local_port = l.local_addr().map_or(0, |a| a.port());
+            loop {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        let w = &workers[rr % workers.len()];
+                        rr = rr.wrapping_add(1);
+                        w.send(WorkerCmd::NewConn {
+                            stream: s,
+                            local_port,
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // e.g. EMFILE: log and back off a little, keep serving.
+                        log::warn!("{name}: accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
