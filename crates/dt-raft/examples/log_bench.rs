@@ -162,6 +162,11 @@ impl Raw {
         let mut done = 0u64;
         while start.elapsed() < deadline {
             if self.pos + self.bytes.len() as u64 > 1 << 30 {
+                // Like a log rolling to a new segment: never overwrite blocks that are
+                // already allocated (that would skip the allocation cost a log pays).
+                self.f.set_len(0).unwrap();
+                self.f.set_len(1 << 30).unwrap();
+                self.f.sync_all().unwrap();
                 self.pos = 0;
             }
             self.f.write_all_at(&self.bytes, self.pos).unwrap();
