@@ -162,6 +162,11 @@ impl Raw {
         let mut done = 0u64;
         while start.elapsed() < deadline {
             if self.pos + self.bytes.len() as u64 > 1 << 30 {
+                // Like a log rolling to a new segment: never overwrite blocks that are
+                // already allocated (that would skip the allocation cost a log pays).
+                self.f.set_len(0).unwrap();
+                self.f.set_len(1 << 30).unwrap();
+                self.f.sync_all().unwrap();
                 self.pos = 0;
             }
             self.f.write_all_at(&self.bytes, self.pos).unwrap();
@@ -188,9 +193,10 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Optio
     let mut next = 1u64;
     run_ours(&log, &mut next, n, 0.2, 1); // warm-up
     raw.run(n, 0.2);
-    const ROUNDS: usize = 10;
+    const ROUNDS: usize = 20;
     let slice = secs / ROUNDS as f64;
     let (mut oe, mut ot, mut re, mut rt) = (0u64, 0f64, 0u64, 0f64);
+    let mut ratios = Vec::new();
     for r in 0..ROUNDS {
         let (a, b) = if r % 2 == 0 {
             let x = raw.run(n, slice);
@@ -199,11 +205,19 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Optio
             let y = run_ours(&log, &mut next, n, slice, 1);
             (y, raw.run(n, slice))
         };
+        ratios.push((a.0 as f64 / a.1) / (b.0 as f64 / b.1));
         oe += a.0;
         ot += a.1;
         re += b.0;
         rt += b.1;
     }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "INFO batch={n} per-round ratios: min={:.3} median={:.3} max={:.3}",
+        ratios[0],
+        ratios[ROUNDS / 2],
+        ratios[ROUNDS - 1]
+    );
     let piped = (pipeline > 1).then(|| {
         let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline);
         e as f64 / t
