@@ -132,6 +132,30 @@ impl IoPool {
         fut
     }
 
+    /// Runs a plain `job` on a pool thread, with no completion future: for layers that
+    /// bring their own completion (dt-raft's log store). A panicking job is logged and
+    /// the thread survives. Fails with [`FiberError::Cancelled`] (dropping `job`) once the
+    /// pool is shut down.
+    pub fn execute(&self, job: impl FnOnce() + Send + 'static) -> Result<(), FiberError> {
+        let pool = self.inner.name.clone();
+        let wrapped: Job = Box::new(move || {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
+                log::error!(
+                    "io pool '{pool}' job panicked: {}",
+                    panic_message(p.as_ref())
+                );
+            }
+        });
+        let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref().map(|tx| tx.send(wrapped)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(FiberError::Cancelled(format!(
+                "io pool '{}' is shut down",
+                self.inner.name
+            ))),
+        }
+    }
+
     /// Stops accepting jobs, lets the queued ones run, and joins the threads.
     pub fn shutdown(&self) {
         drop(

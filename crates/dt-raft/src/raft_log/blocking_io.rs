@@ -72,3 +72,14 @@ impl Drop for ThreadPoolIo {
         }
     }
 }
+
+/// dt-fiber's blocking-IO pool runs the log's file work: the normal setup when the log
+/// belongs to a Raft group living on a dt-fiber `Dispatcher`. Jobs submitted after the
+/// pool was shut down are dropped, which fails their completions.
+impl BlockingIo for dt_fiber::IoPool {
+    fn submit(&self, job: IoJob) {
+        if let Err(e) = self.execute(job) {
+            log::warn!("log store job dropped: {e}");
+        }
+    }
+}
