@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use dt_net::{Commands, NioClient, NioClientConfig, WritePacket};
+use dt_net::{Commands, NetError, NioClient, NioClientConfig, ReadPacket, RpcHandler, WritePacket};
 use hdrhistogram::Histogram;
 
 #[derive(Parser)]
@@ -40,9 +40,30 @@ struct Args {
     /// Threads in sync mode.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Async mode with one boxed callback per request instead of the shared handler.
+    #[arg(long)]
+    boxed: bool,
     /// Per-request timeout in ms.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+}
+
+struct Handler {
+    stats: &'static Stats,
+    window: &'static Window,
+    base: Instant,
+}
+
+impl RpcHandler for Handler {
+    fn on_result(&self, t0: u64, r: Result<ReadPacket, NetError>) {
+        let us = (self.base.elapsed().as_nanos() as u64).saturating_sub(t0) / 1000;
+        self.stats.record(us, r.is_ok());
+        let w = self.window;
+        if w.inflight.fetch_sub(1, Ordering::AcqRel) - 1 == w.low {
+            let _g = w.lock.lock().unwrap();
+            w.cond.notify_one();
+        }
+    }
 }
 
 struct Window {
@@ -127,6 +148,7 @@ fn main() {
     } else {
         let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
         let max = a.max_pending.max(1);
+        let boxed = a.boxed;
         // In-flight window: the driver refills up to `max`, then sleeps until half of the
         // window came back (one wake-up per max/2 responses instead of one per response).
         let window: &'static Window = Box::leak(Box::new(Window {
@@ -135,24 +157,24 @@ fn main() {
             cond: Condvar::new(),
             low: (max / 2) as u64,
         }));
+        // One handler for all requests; the token is the send time (no allocation and
+        // no reference counting per request).
+        let handler: &'static Handler = Box::leak(Box::new(Handler {
+            stats: s,
+            window,
+            base: Instant::now(),
+        }));
         drivers.push(std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 while window.inflight.load(Ordering::Acquire) < max as u64 {
                     window.inflight.fetch_add(1, Ordering::AcqRel);
-                    let t0 = Instant::now();
-                    let (s2, w2) = (s, window);
-                    c.send_request_cb(
-                        None,
-                        WritePacket::request_bytes(Commands::CMD_PING, b.clone()),
-                        timeout,
-                        move |r| {
-                            s2.record(t0.elapsed().as_micros() as u64, r.is_ok());
-                            if w2.inflight.fetch_sub(1, Ordering::AcqRel) - 1 == w2.low {
-                                let _g = w2.lock.lock().unwrap();
-                                w2.cond.notify_one();
-                            }
-                        },
-                    );
+                    let t0 = handler.base.elapsed().as_nanos() as u64;
+                    let req = WritePacket::request_bytes(Commands::CMD_PING, b.clone());
+                    if boxed {
+                        c.send_request_cb(None, req, timeout, move |r| handler.on_result(t0, r));
+                    } else {
+                        c.send_request_static(None, req, timeout, handler, t0);
+                    }
                 }
                 let g = window.lock.lock().unwrap();
                 if window.inflight.load(Ordering::Acquire) > window.low {

@@ -168,4 +168,4 @@ pub use processor::{
 };
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
 pub use server::{HandshakeHook, NioServer, NioServerConfig};
-pub use worker::ConnRef;
+pub use worker::{ConnRef, RpcHandler};

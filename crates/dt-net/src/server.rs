@@ -19,7 +19,7 @@ use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
 use crate::rpc_future::{rpc_channel, RpcFuture};
 use crate::worker::{
-    ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
+    Completion, ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
 };
 
 /// Authentication hook run on every handshake request before it is accepted; an `Err`
@@ -247,13 +247,13 @@ impl NioServer {
             target: Target::Conn(conn),
             pkt,
             deadline: DtTime::from_nanos(start, timeout),
-            cb: Some(Box::new(cb)),
+            cb: Some(Completion::Boxed(Box::new(cb))),
             permit_bytes: 0,
             start_nanos: start,
         };
         if let Err(WorkerCmd::Send(req)) = h.try_send(WorkerCmd::Send(req)) {
             if let Some(cb) = req.cb {
-                cb(Err(NetError::Stopped));
+                cb.fail(NetError::Stopped);
             }
         }
     }
