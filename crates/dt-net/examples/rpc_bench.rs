@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Prints one line per second and a final `RESULT ops_per_s=.. p50_us=.. p99_us=..
-//! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up).
+//! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up),
+//! preceded by the client process's heap allocations per request (counting allocator).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -47,6 +48,30 @@ struct Args {
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
 }
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged, only counting calls.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 struct Handler {
     stats: &'static Stats,
@@ -185,6 +210,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(a.warmup));
     stats.measuring.store(true, Ordering::Relaxed);
+    let allocs0 = ALLOCS.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut last_ops = 0;
     for sec in 1..=a.seconds {
@@ -206,11 +232,16 @@ fn main() {
     }
     stats.measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
     stop.store(true, Ordering::Relaxed);
     for d in drivers {
         let _ = d.join();
     }
     let ops = stats.ops.load(Ordering::Relaxed);
+    println!(
+        "CLIENT allocations={allocs} allocs_per_request={:.4}",
+        allocs as f64 / ops.max(1) as f64
+    );
     {
         // Not held across client.stop(): late callbacks may still record.
         let h = stats.hist.lock().unwrap();
