@@ -258,6 +258,32 @@ impl NioServer {
         }
     }
 
+    /// Sends a one-way request to a connected client (e.g. a lock push); no response is
+    /// expected. Errors are only local ones (stopped, unknown worker).
+    pub fn send_one_way(
+        &self,
+        conn: ConnRef,
+        pkt: WritePacket,
+        timeout: Duration,
+    ) -> Result<(), NetError> {
+        let g = self.lock();
+        let r = g.as_ref().ok_or(NetError::Stopped)?;
+        let h = r
+            .workers
+            .get(conn.worker)
+            .ok_or_else(|| NetError::InvalidArgument("bad connection".into()))?;
+        let start = dt_common::mono_nanos();
+        h.try_send(WorkerCmd::Send(OutRequest {
+            target: Target::Conn(conn),
+            pkt,
+            deadline: DtTime::from_nanos(start, timeout),
+            cb: None,
+            permit_bytes: 0,
+            start_nanos: start,
+        }))
+        .map_err(|_| NetError::Stopped)
+    }
+
     /// [`NioServer::send_request_cb`] as a future.
     pub fn send_request(
         &self,

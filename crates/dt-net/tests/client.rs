@@ -250,6 +250,15 @@ fn server_pushes_a_request_to_the_client() {
         peers: vec![addr(&s)],
         ..Default::default()
     });
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    let p2 = pushed.clone();
+    c.register(
+        202,
+        FnProcessor(move |p: &ReadPacket, cx: &ReqContext| {
+            p2.lock().unwrap().push((p.packet_type, cx.is_one_way()));
+            Some(WritePacket::response(WriteBody::Empty)) // dropped: one-way
+        }),
+    );
     c.register(
         200,
         FnProcessor(|p: &ReadPacket, _c: &ReqContext| {
