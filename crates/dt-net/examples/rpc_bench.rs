@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Prints one line per second and a final `RESULT ops_per_s=.. p50_us=.. p99_us=..
-//! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up).
+//! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up),
+//! preceded by the client process's heap allocations per request (counting allocator).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use dt_net::{Commands, NioClient, NioClientConfig, WritePacket};
+use dt_net::{Commands, NetError, NioClient, NioClientConfig, ReadPacket, RpcHandler, WritePacket};
 use hdrhistogram::Histogram;
 
 #[derive(Parser)]
@@ -40,9 +41,54 @@ struct Args {
     /// Threads in sync mode.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Async mode with one boxed callback per request instead of the shared handler.
+    #[arg(long)]
+    boxed: bool,
     /// Per-request timeout in ms.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+}
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged, only counting calls.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Handler {
+    stats: &'static Stats,
+    window: &'static Window,
+    base: Instant,
+}
+
+impl RpcHandler for Handler {
+    fn on_result(&self, t0: u64, r: Result<ReadPacket, NetError>) {
+        let us = (self.base.elapsed().as_nanos() as u64).saturating_sub(t0) / 1000;
+        self.stats.record(us, r.is_ok());
+        let w = self.window;
+        if w.inflight.fetch_sub(1, Ordering::AcqRel) - 1 == w.low {
+            let _g = w.lock.lock().unwrap();
+            w.cond.notify_one();
+        }
+    }
 }
 
 struct Window {
@@ -127,6 +173,7 @@ fn main() {
     } else {
         let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
         let max = a.max_pending.max(1);
+        let boxed = a.boxed;
         // In-flight window: the driver refills up to `max`, then sleeps until half of the
         // window came back (one wake-up per max/2 responses instead of one per response).
         let window: &'static Window = Box::leak(Box::new(Window {
@@ -135,24 +182,24 @@ fn main() {
             cond: Condvar::new(),
             low: (max / 2) as u64,
         }));
+        // One handler for all requests; the token is the send time (no allocation and
+        // no reference counting per request).
+        let handler: &'static Handler = Box::leak(Box::new(Handler {
+            stats: s,
+            window,
+            base: Instant::now(),
+        }));
         drivers.push(std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 while window.inflight.load(Ordering::Acquire) < max as u64 {
                     window.inflight.fetch_add(1, Ordering::AcqRel);
-                    let t0 = Instant::now();
-                    let (s2, w2) = (s, window);
-                    c.send_request_cb(
-                        None,
-                        WritePacket::request_bytes(Commands::CMD_PING, b.clone()),
-                        timeout,
-                        move |r| {
-                            s2.record(t0.elapsed().as_micros() as u64, r.is_ok());
-                            if w2.inflight.fetch_sub(1, Ordering::AcqRel) - 1 == w2.low {
-                                let _g = w2.lock.lock().unwrap();
-                                w2.cond.notify_one();
-                            }
-                        },
-                    );
+                    let t0 = handler.base.elapsed().as_nanos() as u64;
+                    let req = WritePacket::request_bytes(Commands::CMD_PING, b.clone());
+                    if boxed {
+                        c.send_request_cb(None, req, timeout, move |r| handler.on_result(t0, r));
+                    } else {
+                        c.send_request_static(None, req, timeout, handler, t0);
+                    }
                 }
                 let g = window.lock.lock().unwrap();
                 if window.inflight.load(Ordering::Acquire) > window.low {
@@ -163,6 +210,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(a.warmup));
     stats.measuring.store(true, Ordering::Relaxed);
+    let allocs0 = ALLOCS.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut last_ops = 0;
     for sec in 1..=a.seconds {
@@ -184,11 +232,16 @@ fn main() {
     }
     stats.measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
     stop.store(true, Ordering::Relaxed);
     for d in drivers {
         let _ = d.join();
     }
     let ops = stats.ops.load(Ordering::Relaxed);
+    println!(
+        "CLIENT allocations={allocs} allocs_per_request={:.4}",
+        allocs as f64 / ops.max(1) as f64
+    );
     {
         // Not held across client.stop(): late callbacks may still record.
         let h = stats.hist.lock().unwrap();

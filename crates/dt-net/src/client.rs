@@ -17,7 +17,9 @@ use crate::packet::{ReadPacket, WritePacket};
 use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle};
+use crate::worker::{
+    Completion, NioWorker, OutRequest, RpcHandler, Target, WorkerCmd, WorkerConfig, WorkerHandle,
+};
 
 /// Settings of a [`NioClient`] (defaults are the reference's).
 #[derive(Clone)]
@@ -232,25 +234,60 @@ impl NioClient {
         timeout: Duration,
         cb: impl FnOnce(Result<ReadPacket, NetError>) + Send + 'static,
     ) {
+        self.submit(peer, pkt, timeout, Completion::Boxed(Box::new(cb)));
+    }
+
+    /// Like [`NioClient::send_request_cb`], but the result goes to `handler` with `token`:
+    /// no allocation per request (pipelines that send many requests, e.g. replication).
+    pub fn send_request_handler(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        timeout: Duration,
+        handler: &Arc<dyn RpcHandler>,
+        token: u64,
+    ) {
+        self.submit(
+            peer,
+            pkt,
+            timeout,
+            Completion::Shared(handler.clone(), token),
+        );
+    }
+
+    /// Like [`NioClient::send_request_handler`] with a handler that lives for the whole
+    /// program (no reference counting at all).
+    pub fn send_request_static(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        timeout: Duration,
+        handler: &'static dyn RpcHandler,
+        token: u64,
+    ) {
+        self.submit(peer, pkt, timeout, Completion::Static(handler, token));
+    }
+
+    fn submit(&self, peer: Option<PeerId>, pkt: WritePacket, timeout: Duration, cb: Completion) {
         if self.stopping.load(Ordering::Acquire) {
-            cb(Err(NetError::Stopped));
+            cb.fail(NetError::Stopped);
             return;
         }
         let size = pkt.frame_size();
         if pkt.body.len() > self.cfg.max_body_size {
-            cb(Err(NetError::TooLarge {
+            cb.fail(NetError::TooLarge {
                 size: pkt.body.len(),
                 max: self.cfg.max_body_size,
-            }));
+            });
             return;
         }
         if let Err(e) = self.out_fc.acquire(size) {
-            cb(Err(e));
+            cb.fail(e);
             return;
         }
         let Some(h) = self.handle() else {
             self.out_fc.release(size);
-            cb(Err(NetError::Stopped));
+            cb.fail(NetError::Stopped);
             return;
         };
         let start = dt_common::mono_nanos();
@@ -258,14 +295,14 @@ impl NioClient {
             target: peer.map_or(Target::Any, Target::Peer),
             pkt,
             deadline: DtTime::from_nanos(start, timeout),
-            cb: Some(Box::new(cb)),
+            cb: Some(cb),
             permit_bytes: size,
             start_nanos: start,
         };
         if let Err(WorkerCmd::Send(req)) = h.try_send(WorkerCmd::Send(req)) {
             self.out_fc.release(size);
             if let Some(cb) = req.cb {
-                cb(Err(NetError::Stopped));
+                cb.fail(NetError::Stopped);
             }
         }
     }

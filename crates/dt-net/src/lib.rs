@@ -14,8 +14,11 @@
 //!   reconnect with the reference's back-off, pipelining (requests queued while
 //!   connecting go out right after the handshake), deadlines carried on the wire in
 //!   nanoseconds, a timeout sweep, flow control with a typed error, processors for
-//!   requests servers push. Results by callback, as a `std::future::Future`
-//!   ([`RpcFuture`], no runtime needed) or blocking.
+//!   requests servers push. Results by callback ([`NioClient::send_request_cb`]), by a
+//!   shared [`RpcHandler`] with a per-request token (no allocation per request:
+//!   [`NioClient::send_request_handler`]), as a `std::future::Future` ([`RpcFuture`], no
+//!   runtime needed: [`NioClient::send_request`], [`NioClient::call`]) or blocking
+//!   ([`NioClient::send_request_sync`]).
 //!
 //! It does not own Raft or KV message bodies: processors decode those with dt-codec.
 //!
@@ -168,4 +171,4 @@ pub use processor::{
 };
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
 pub use server::{HandshakeHook, NioServer, NioServerConfig};
-pub use worker::ConnRef;
+pub use worker::{ConnRef, RpcHandler};

@@ -19,7 +19,7 @@ use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
 use crate::rpc_future::{rpc_channel, RpcFuture};
 use crate::worker::{
-    ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
+    Completion, ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
 };
 
 /// Authentication hook run on every handshake request before it is accepted; an `Err`
@@ -247,15 +247,41 @@ impl NioServer {
             target: Target::Conn(conn),
             pkt,
             deadline: DtTime::from_nanos(start, timeout),
-            cb: Some(Box::new(cb)),
+            cb: Some(Completion::Boxed(Box::new(cb))),
             permit_bytes: 0,
             start_nanos: start,
         };
         if let Err(WorkerCmd::Send(req)) = h.try_send(WorkerCmd::Send(req)) {
             if let Some(cb) = req.cb {
-                cb(Err(NetError::Stopped));
+                cb.fail(NetError::Stopped);
             }
         }
+    }
+
+    /// Sends a one-way request to a connected client (e.g. a lock push); no response is
+    /// expected. Errors are only local ones (stopped, unknown worker).
+    pub fn send_one_way(
+        &self,
+        conn: ConnRef,
+        pkt: WritePacket,
+        timeout: Duration,
+    ) -> Result<(), NetError> {
+        let g = self.lock();
+        let r = g.as_ref().ok_or(NetError::Stopped)?;
+        let h = r
+            .workers
+            .get(conn.worker)
+            .ok_or_else(|| NetError::InvalidArgument("bad connection".into()))?;
+        let start = dt_common::mono_nanos();
+        h.try_send(WorkerCmd::Send(OutRequest {
+            target: Target::Conn(conn),
+            pkt,
+            deadline: DtTime::from_nanos(start, timeout),
+            cb: None,
+            permit_bytes: 0,
+            start_nanos: start,
+        }))
+        .map_err(|_| NetError::Stopped)
     }
 
     /// [`NioServer::send_request_cb`] as a future.

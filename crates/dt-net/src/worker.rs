@@ -48,6 +48,36 @@ pub struct ConnRef {
 /// Completion callback of a request.
 pub(crate) type RespCallback = Box<dyn FnOnce(Result<ReadPacket, NetError>) + Send>;
 
+/// Receives the results of many requests, told apart by a caller-chosen token: the
+/// allocation-free alternative to a boxed callback per request (see
+/// [`crate::NioClient::send_request_handler`]). Called on the IO thread; keep it short.
+pub trait RpcHandler: Send + Sync + 'static {
+    /// The result of the request sent with `token`.
+    fn on_result(&self, token: u64, r: Result<ReadPacket, NetError>);
+}
+
+/// How a request's result is delivered.
+pub(crate) enum Completion {
+    Boxed(RespCallback),
+    Shared(Arc<dyn RpcHandler>, u64),
+    Static(&'static dyn RpcHandler, u64),
+}
+
+impl Completion {
+    fn run(self, r: Result<ReadPacket, NetError>) {
+        match self {
+            Completion::Boxed(cb) => cb(r),
+            Completion::Shared(h, t) => h.on_result(t, r),
+            Completion::Static(h, t) => h.on_result(t, r),
+        }
+    }
+
+    /// Delivers an error on the calling thread (immediate failures).
+    pub fn fail(self, e: NetError) {
+        self.run(Err(e))
+    }
+}
+
 /// Where a request goes.
 pub(crate) enum Target {
     Peer(PeerId),
@@ -60,7 +90,7 @@ pub(crate) struct OutRequest {
     pub target: Target,
     pub pkt: WritePacket,
     pub deadline: DtTime,
-    pub cb: Option<RespCallback>,
+    pub cb: Option<Completion>,
     pub permit_bytes: usize,
     pub start_nanos: i64,
 }
@@ -135,7 +165,7 @@ enum ConnState {
 }
 
 enum PendingCb {
-    User(RespCallback),
+    User(Completion),
     Handshake,
 }
 
@@ -1122,8 +1152,8 @@ impl NioWorker {
 
 /// Runs a user completion callback on the IO thread; a panic in it is logged and does
 /// not take the IO thread down.
-fn run_cb(cb: RespCallback, r: Result<ReadPacket, NetError>) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r))).is_err() {
+fn run_cb(cb: Completion, r: Result<ReadPacket, NetError>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb.run(r))).is_err() {
         log::error!("an RPC completion callback panicked");
     }
 }

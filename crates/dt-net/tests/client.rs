@@ -250,6 +250,15 @@ fn server_pushes_a_request_to_the_client() {
         peers: vec![addr(&s)],
         ..Default::default()
     });
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    let p2 = pushed.clone();
+    c.register(
+        202,
+        FnProcessor(move |p: &ReadPacket, cx: &ReqContext| {
+            p2.lock().unwrap().push((p.packet_type, cx.is_one_way()));
+            Some(WritePacket::response(WriteBody::Empty)) // dropped: one-way
+        }),
+    );
     c.register(
         200,
         FnProcessor(|p: &ReadPacket, _c: &ReqContext| {
@@ -587,4 +596,46 @@ fn panicking_callback_does_not_kill_the_client() {
     c.send_request_cb(None, ping(b"2"), T, move |r| tx.send(r.is_ok()).unwrap());
     assert!(rx.recv_timeout(T).unwrap());
     assert!(c.send_request_sync(None, ping(b"3"), T).is_ok());
+}
+
+#[test]
+fn handler_api_delivers_results_by_token() {
+    struct Collect(Mutex<Vec<(u64, Result<usize, String>)>>);
+    impl RpcHandler for Collect {
+        fn on_result(&self, token: u64, r: Result<ReadPacket, NetError>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((token, r.map(|p| p.body.len()).map_err(|e| e.to_string())));
+        }
+    }
+    let s = server_with(|_| {}, small());
+    let c = client_to(addr(&s));
+    let h = Arc::new(Collect(Mutex::new(Vec::new())));
+    let dynh: Arc<dyn RpcHandler> = h.clone();
+    for t in 0..20u64 {
+        let body = Bytes::from(vec![0u8; t as usize]);
+        c.send_request_handler(None, WritePacket::request_bytes(1, body), T, &dynh, t);
+    }
+    let stat: &'static Collect = Box::leak(Box::new(Collect(Mutex::new(Vec::new()))));
+    c.send_request_static(
+        None,
+        WritePacket::request_bytes(1, Bytes::from_static(b"abc")),
+        T,
+        stat,
+        99,
+    );
+    let end = Instant::now() + T;
+    while (h.0.lock().unwrap().len() < 20 || stat.0.lock().unwrap().is_empty())
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut v = h.0.lock().unwrap().clone();
+    v.sort_by_key(|e| e.0);
+    assert_eq!(
+        v,
+        (0..20u64).map(|t| (t, Ok(t as usize))).collect::<Vec<_>>()
+    );
+    assert_eq!(stat.0.lock().unwrap()[0], (99, Ok(3)));
 }
