@@ -392,3 +392,48 @@ fn snapshot_save_retain_and_log_deletion() {
     assert_eq!(newest.verify().unwrap(), 30_000);
     block_on(log.close()).unwrap();
 }
+
+#[test]
+fn index_flush_runs_beside_appends_and_moves_the_anchor() {
+    // small_for_tests flushes the index every 32 committed entries; the flush and its
+    // status-file write run as their own IO job, so appends are acknowledged after the
+    // log fsync alone and the anchor still advances, only ever to synced entries.
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let all = entries(1, 400, 1, 0);
+    for c in all.chunks(20) {
+        let last = c.last().unwrap().index;
+        assert_eq!(block_on(log.append(c.to_vec())).unwrap(), last);
+        log.set_commit_index(last);
+    }
+    let persisted_anchor = || {
+        log.with_store(|s| Ok(s.status().persisted().persist_idx_index))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while persisted_anchor() < 300 && std::time::Instant::now() < deadline {
+        // Appends keep driving the lane, which starts flushes when they are due.
+        std::thread::sleep(Duration::from_millis(5));
+        let next = log.with_store(|s| Ok(s.last_index())).unwrap() + 1;
+        block_on(log.append(entries(next, next, 1, 1))).unwrap();
+        log.set_commit_index(next);
+    }
+    let anchor = persisted_anchor();
+    assert!(anchor >= 300, "anchor stuck at {anchor}");
+    assert!(anchor <= log.persisted_index());
+    // The status file on disk says the same, and a reopen recovers from it.
+    let on_disk = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true)
+        .unwrap()
+        .status
+        .persist_idx_index;
+    assert!(on_disk >= 300, "status file anchor {on_disk}");
+    let last = log.persisted_index();
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, last)));
+    let mut back = read_all(&log, 1, 400);
+    back.truncate(400);
+    assert!(back == all, "entries 1..=400 differ after reopen");
+}

@@ -10,13 +10,14 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::blocking_io::BlockingIo;
 use super::completion::{completion, run_blocking, Completer, Completion};
 use super::{LogFuture, LogIterator, RaftLog};
+use crate::store::log_store::IndexFlush;
 use crate::store::log_store::ReadPlan;
 use crate::store::match_pos::find_match_pos;
 use crate::store::reader::{read_header_at, read_items};
@@ -50,6 +51,9 @@ struct Shared {
     lane: Mutex<Lane>,
     persisted: AtomicU64,
     syncs: AtomicU64,
+    /// An index flush job is queued or running (at most one at a time, so that
+    /// `persistIdxIndex` only ever covers synced index files).
+    idx_flush_busy: AtomicBool,
     last_delete_check: Mutex<Instant>,
 }
 
@@ -88,6 +92,7 @@ impl DefaultRaftLog {
                 lane: Mutex::new(Lane::default()),
                 persisted: AtomicU64::new(0),
                 syncs: AtomicU64::new(0),
+                idx_flush_busy: AtomicBool::new(false),
                 last_delete_check: Mutex::new(Instant::now()),
             }),
         }
@@ -236,7 +241,7 @@ impl Shared {
                 }
             }
             if err.is_none() {
-                if let Err(e) = self.sync_once() {
+                if let Err(e) = self.sync_log() {
                     err = Some(e.to_string());
                 }
             }
@@ -262,12 +267,64 @@ impl Shared {
                     Some(e) => Err(lane_error(e)),
                 });
             }
+            if err.is_none() {
+                self.maybe_start_index_flush();
+            }
             self.maybe_delete();
         }
     }
 
-    /// One group fsync of everything written so far, then watermarks and index.
-    fn sync_once(&self) -> StoreResult<()> {
+    /// Starts an index flush on another IO thread when one is due, so that neither the
+    /// appends just acknowledged nor the next write wait for index and status-file
+    /// syncs (the reference runs them in their own fiber too).
+    fn maybe_start_index_flush(self: &Arc<Self>) {
+        let due = self.core().as_ref().is_some_and(|s| s.index_flush_due());
+        if due && !self.idx_flush_busy.swap(true, Ordering::AcqRel) {
+            let me = self.clone();
+            self.io.submit(Box::new(move || {
+                let r = me.flush_index();
+                me.idx_flush_busy.store(false, Ordering::Release);
+                if let Err(e) = r {
+                    log::error!("raft index flush failed in {}: {e}", me.dir.display());
+                    if let Some(s) = me.core().as_mut() {
+                        s.fail();
+                    }
+                }
+            }));
+        }
+    }
+
+    /// One index flush: store due entries into the mapped index files (under the store
+    /// lock, memory only), sync them (no store lock), raise `persistIdxIndex`, write the
+    /// status file (no store lock). Status writes are ordered by `status_io`, held
+    /// throughout.
+    fn flush_index(&self) -> StoreResult<()> {
+        let _status_io = self.status_io.lock().expect("status lock");
+        let plan = match self.core().as_mut() {
+            Some(s) => s.begin_index_flush(false)?,
+            None => return Ok(()),
+        };
+        let pending = match plan {
+            IndexFlush::Nothing => None,
+            IndexFlush::Status(p) => Some(p),
+            IndexFlush::Write(w) => {
+                w.sync()?;
+                self.core()
+                    .as_mut()
+                    .and_then(|s| s.finish_index_flush(w.end))
+            }
+        };
+        if let Some(p) = pending {
+            p.write()?;
+            if let Some(s) = self.core().as_mut() {
+                s.status().mark_persisted(p.status);
+            }
+        }
+        Ok(())
+    }
+
+    /// One group fsync of everything written so far, then the watermarks.
+    fn sync_log(&self) -> StoreResult<()> {
         let (dirty, target) = {
             let mut g = self.core();
             let Some(s) = g.as_mut() else { return Ok(()) };
@@ -280,21 +337,10 @@ impl Shared {
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         drop(dirty);
-        let _status_io = self.status_io.lock().expect("status lock");
-        let pending = {
-            let mut g = self.core();
-            let Some(s) = g.as_mut() else { return Ok(()) };
+        let mut g = self.core();
+        if let Some(s) = g.as_mut() {
             s.on_forced(target);
             self.persisted.store(s.persisted_index(), Ordering::Release);
-            s.flush_index_step(false)?
-        };
-        // The status file (fsync + rename + directory fsync) is written without the
-        // store lock, so appends on the Raft thread never wait for it.
-        if let Some(p) = pending {
-            p.write()?;
-            if let Some(s) = self.core().as_mut() {
-                s.status().mark_persisted(p.status);
-            }
         }
         Ok(())
     }

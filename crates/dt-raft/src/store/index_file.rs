@@ -9,6 +9,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
+use std::sync::Arc;
+
 use memmap2::MmapMut;
 
 use super::error::{StoreError, StoreResult};
@@ -157,13 +159,27 @@ impl IdxFileQueue {
     }
 
     /// Writes the cached entries from the next unflushed one up to `min(upto, last
-    /// cached)` into the files and msyncs them (unless sync is off). Returns the last
+    /// cached)` into the files and syncs them (unless sync is off). Returns the last
     /// index now durable in the files, if anything was written.
     pub fn flush(&mut self, upto: u64) -> StoreResult<Option<u64>> {
+        match self.write_upto(upto)? {
+            Some(w) => {
+                w.sync()?;
+                Ok(Some(w.end))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The first half of [`IdxFileQueue::flush`]: stores the entries into the mapped
+    /// files (memory only, cheap under a lock) and returns what must still be synced,
+    /// which [`IdxWrite::sync`] does without needing this queue.
+    pub fn write_upto(&mut self, upto: u64) -> StoreResult<Option<IdxWrite>> {
         let end = upto.min(self.last_index());
         if end < self.next_flush {
             return Ok(None);
         }
+        let mut files = Vec::new();
         let mut i = self.next_flush;
         while i <= end {
             let file = self.queue.ensure(i * 8)?;
@@ -171,27 +187,33 @@ impl IdxFileQueue {
             let stop = end.min(file_last);
             let off = (i * 8 - file.start) as usize;
             let n = (stop - i + 1) as usize;
-            let first = self.cache_first;
-            let mut buf = Vec::with_capacity(n * 8);
-            for idx in i..=stop {
-                buf.extend_from_slice(&self.cache[(idx - first) as usize].to_be_bytes());
+            let first = (i - self.cache_first) as usize;
+            let mut buf = [0u8; 8 * 64];
+            let mut k = 0;
+            while k < n {
+                let chunk = (n - k).min(64);
+                for j in 0..chunk {
+                    let pos = self.cache[first + k + j];
+                    buf[j * 8..j * 8 + 8].copy_from_slice(&pos.to_be_bytes());
+                }
+                let m = self.map_for(&file)?;
+                m[off + k * 8..off + (k + chunk) * 8].copy_from_slice(&buf[..chunk * 8]);
+                k += chunk;
             }
-            let sync = self.sync;
-            let m = self.map_for(&file)?;
-            m[off..off + n * 8].copy_from_slice(&buf);
-            if sync {
-                m.flush_range(off, n * 8)
-                    .map_err(|e| StoreError::io("msync", &file.path, e))?;
-            }
+            files.push(file);
             i = stop + 1;
         }
         self.next_flush = end + 1;
-        // Drop flushed entries beyond the cache budget.
+        // Drop flushed entries beyond the cache budget (the mapping serves them now).
         while self.cache.len() > self.cache_limit && self.cache_first < self.next_flush {
             self.cache.pop_front();
             self.cache_first += 1;
         }
-        Ok(Some(end))
+        Ok(Some(IdxWrite {
+            end,
+            files,
+            sync: self.sync,
+        }))
     }
 
     /// Deletes leading index files that only cover indexes below `first_log_index`
@@ -258,5 +280,31 @@ mod tests {
         q.flush(8).unwrap();
         assert_eq!(q.delete_before(5).unwrap(), 1);
         assert_eq!(q.first_index_covered(), Some(4));
+    }
+}
+
+/// Index entries stored into the mapped files by [`IdxFileQueue::write_upto`] but not yet
+/// durable. Syncing needs only the files, so it runs without the store's lock.
+#[derive(Debug)]
+pub struct IdxWrite {
+    /// The last index written.
+    pub end: u64,
+    files: Vec<Arc<DtFile>>,
+    sync: bool,
+}
+
+impl IdxWrite {
+    /// Makes the written entries durable. `fdatasync` of the file writes back the dirty
+    /// pages of its shared mappings too (on Linux `msync(MS_SYNC)` is the same range
+    /// sync), so the mapping itself is not needed here.
+    pub fn sync(&self) -> StoreResult<()> {
+        if self.sync {
+            for f in &self.files {
+                f.file()
+                    .sync_data()
+                    .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -15,13 +15,24 @@ use std::time::{Duration, Instant};
 use super::config::StoreConfig;
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
-use super::index_file::IdxFileQueue;
+use super::index_file::{IdxFileQueue, IdxWrite};
 use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
 use super::reader::{read_header_at, read_items};
 use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
 use super::status::{PendingStatus, StatusManager};
 use super::tail_cache::TailCache;
+
+/// What [`LogStore::begin_index_flush`] left to do.
+#[derive(Debug)]
+pub enum IndexFlush {
+    /// Nothing is due.
+    Nothing,
+    /// No index entries, but the status file has changes to persist (forced flush).
+    Status(PendingStatus),
+    /// Index entries stored in the mapped files; sync them, then finish.
+    Write(IdxWrite),
+}
 
 /// Committed index entries are flushed at least this often (when there are any).
 pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -439,40 +450,60 @@ impl LogStore {
     /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
-        if let Some(p) = self.flush_index_step(force)? {
+        let pending = match self.begin_index_flush(force)? {
+            IndexFlush::Nothing => None,
+            IndexFlush::Status(p) => Some(p),
+            IndexFlush::Write(w) => {
+                w.sync()?;
+                self.finish_index_flush(w.end)
+            }
+        };
+        if let Some(p) = pending {
             p.write()?;
             self.status.mark_persisted(p.status);
         }
         Ok(())
     }
 
-    /// The index part of [`LogStore::maybe_flush_index`]: writes and msyncs due index
-    /// entries and raises `persistIdxIndex` in memory; returns the status-file version
-    /// to write (off the store's lock), if one is needed.
-    pub fn flush_index_step(&mut self, force: bool) -> StoreResult<Option<PendingStatus>> {
-        self.sync_status_commit();
+    /// Whether an index flush is due now (enough committed entries pending, the flush
+    /// interval passed, or the anchor must leave `firstValidIndex` after an install).
+    pub fn index_flush_due(&self) -> bool {
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
-        // Right after an install the anchor must move off firstValidIndex quickly:
-        // until it does, a restart reports "no log" and needs another install.
-        let due = pending >= self.cfg.idx_flush_threshold
-            || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
-            || self.idx.next_flush() <= self.status.status.first_valid_index;
-        if pending == 0 || (!force && !due) {
-            if force && self.status.is_dirty() {
-                return Ok(Some(self.status.pending()));
-            }
-            return Ok(None);
+        pending > 0
+            && (pending >= self.cfg.idx_flush_threshold
+                || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
+                || self.idx.next_flush() <= self.status.status.first_valid_index)
+    }
+
+    /// First step of an index flush, cheap enough to run under a lock: stores the due
+    /// committed index entries into the mapped files. The caller syncs the returned
+    /// [`IdxWrite`] (no lock needed) and then calls [`LogStore::finish_index_flush`].
+    pub fn begin_index_flush(&mut self, force: bool) -> StoreResult<IndexFlush> {
+        self.sync_status_commit();
+        if !force && !self.index_flush_due() {
+            return Ok(IndexFlush::Nothing);
         }
+        let upto = self.commit_index.min(self.last_force_index);
         self.last_idx_flush = Instant::now();
-        if let Some(flushed) = self.idx.flush(upto)? {
-            let p = flushed.min(self.last_force_index);
-            if p > self.status.status.persist_idx_index {
-                self.status.status.persist_idx_index = p;
+        match self.idx.write_upto(upto)? {
+            Some(w) => Ok(IndexFlush::Write(w)),
+            None if force && self.status.is_dirty() => {
+                Ok(IndexFlush::Status(self.status.pending()))
             }
-            return Ok(Some(self.status.pending()));
+            None => Ok(IndexFlush::Nothing),
         }
-        Ok(None)
+    }
+
+    /// Last step of an index flush, after its [`IdxWrite`] was synced: raises
+    /// `persistIdxIndex` to min(synced index, fsynced log) and returns the status-file
+    /// version to write (off the store's lock).
+    pub fn finish_index_flush(&mut self, synced_end: u64) -> Option<PendingStatus> {
+        let p = synced_end.min(self.last_force_index);
+        if p > self.status.status.persist_idx_index {
+            self.status.status.persist_idx_index = p;
+        }
+        Some(self.status.pending())
     }
 
     /// Reads up to `max` entries from `index` whose encoded size fits `bytes_limit`
