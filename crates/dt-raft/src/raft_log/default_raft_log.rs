@@ -51,6 +51,9 @@ struct Shared {
     lane: Mutex<Lane>,
     persisted: AtomicU64,
     syncs: AtomicU64,
+    /// Jobs were queued on the lane since it last drained it: lets the lingering lane
+    /// poll without taking the lane lock (which the enqueuer needs).
+    lane_has_jobs: AtomicBool,
     /// An index flush job is queued or running (at most one at a time, so that
     /// `persistIdxIndex` only ever covers synced index files).
     idx_flush_busy: AtomicBool,
@@ -92,6 +95,7 @@ impl DefaultRaftLog {
                 lane: Mutex::new(Lane::default()),
                 persisted: AtomicU64::new(0),
                 syncs: AtomicU64::new(0),
+                lane_has_jobs: AtomicBool::new(false),
                 idx_flush_busy: AtomicBool::new(false),
                 last_delete_check: Mutex::new(Instant::now()),
             }),
@@ -165,6 +169,7 @@ impl Shared {
         let start = {
             let mut l = self.lane.lock().expect("lane lock");
             l.jobs.push_back(job);
+            self.lane_has_jobs.store(true, Ordering::Release);
             !std::mem::replace(&mut l.running, true)
         };
         if start {
@@ -184,10 +189,12 @@ impl Shared {
                     // it up here saves a pool wake-up (as costly as a fast fsync).
                     drop(l);
                     let until = Instant::now() + LANE_LINGER;
-                    loop {
+                    let mut spins = 0u32;
+                    while !self.lane_has_jobs.load(Ordering::Acquire) {
                         std::hint::spin_loop();
-                        let l = self.lane.lock().expect("lane lock");
-                        if !l.jobs.is_empty() || Instant::now() >= until {
+                        spins += 1;
+                        // Read the clock only now and then: it is not free here.
+                        if spins % 64 == 0 && Instant::now() >= until {
                             break;
                         }
                     }
@@ -197,6 +204,7 @@ impl Shared {
                         return;
                     }
                 }
+                self.lane_has_jobs.store(false, Ordering::Release);
                 l.jobs.drain(..).collect()
             };
             let files = match self.core().as_ref() {
