@@ -227,8 +227,10 @@ impl GroupInner {
             for k in keys.drain(..) {
                 if let Some(slot) = fibers.get_mut(k.idx as usize) {
                     if slot.gen == k.gen {
+                        // The wake-up was counted in the round it happened in; the new
+                        // round's budget is left whole (as the reference does).
                         slot.round = round;
-                        slot.ready_times = 1;
+                        slot.ready_times = 0;
                         ready.push_back(k);
                     }
                 }
@@ -243,16 +245,19 @@ impl GroupInner {
     }
 
     /// Runs this group's ready fibers until its ready queue is empty.
+    ///
+    /// The group stays marked as listed while it runs, so fibers made ready meanwhile
+    /// join this run instead of queueing the group for a second, empty run.
     pub(crate) fn run_ready(self: &Rc<Self>) {
-        self.in_ready_list.set(false);
         let _g = context::enter_group(self);
         loop {
             let key = self.ready.borrow_mut().pop_front();
             match key {
                 Some(k) => self.poll_fiber(k),
-                None => return,
+                None => break,
             }
         }
+        self.in_ready_list.set(false);
     }
 
     fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
