@@ -51,7 +51,7 @@ pub(crate) struct GroupInner {
     fibers: RefCell<Slab<FiberSlot>>,
     next_gen: Cell<u32>,
     ready: RefCell<VecDeque<FiberKey>>,
-    next_round: RefCell<Vec<FiberKey>>,
+    next_round: RefCell<VecDeque<FiberKey>>,
     in_ready_list: Cell<bool>,
     in_deferred_list: Cell<bool>,
     non_daemon: Cell<usize>,
@@ -71,7 +71,7 @@ impl GroupInner {
             fibers: RefCell::new(Slab::new()),
             next_gen: Cell::new(0),
             ready: RefCell::new(VecDeque::new()),
-            next_round: RefCell::new(Vec::new()),
+            next_round: RefCell::new(VecDeque::new()),
             in_ready_list: Cell::new(false),
             in_deferred_list: Cell::new(false),
             non_daemon: Cell::new(0),
@@ -202,7 +202,7 @@ impl GroupInner {
     }
 
     fn defer(&self, key: FiberKey) {
-        self.next_round.borrow_mut().push(key);
+        self.next_round.borrow_mut().push_back(key);
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
                 self.in_deferred_list.set(true);
@@ -220,19 +220,16 @@ impl GroupInner {
             keys.clear();
             return;
         }
-        let round = this.core.round();
+        // The slots are not touched here: a stale key is skipped when polled, and the
+        // wake-up was counted in the round it happened in, so `make_ready` starts the
+        // new round's budget afresh (as the reference does).
         {
-            let mut fibers = this.fibers.borrow_mut();
             let mut ready = this.ready.borrow_mut();
-            for k in keys.drain(..) {
-                if let Some(slot) = fibers.get_mut(k.idx as usize) {
-                    if slot.gen == k.gen {
-                        // The wake-up was counted in the round it happened in; the new
-                        // round's budget is left whole (as the reference does).
-                        slot.round = round;
-                        slot.ready_times = 0;
-                        ready.push_back(k);
-                    }
+            if ready.is_empty() {
+                std::mem::swap(&mut *ready, &mut *keys);
+            } else {
+                while let Some(k) = keys.pop_front() {
+                    ready.push_back(k);
                 }
             }
         }
@@ -261,7 +258,7 @@ impl GroupInner {
     }
 
     fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
-        let mut task = {
+        let (mut task, interrupt) = {
             let mut fibers = self.fibers.borrow_mut();
             let Some(slot) = fibers.get_mut(key.idx as usize) else {
                 return;
@@ -274,12 +271,11 @@ impl GroupInner {
                 return;
             };
             slot.running = true;
-            context::set_interrupt(std::mem::take(&mut slot.interrupt_pending));
-            task
+            (task, std::mem::take(&mut slot.interrupt_pending))
         };
         let start = self.core.perf_fiber_run.then(Instant::now);
+        let prev = context::begin_poll(key, interrupt);
         let res = {
-            let _f = context::enter_fiber(key);
             let pw = PollWaker {
                 shared: &self.core.shared,
                 gid: self.shared.id,
@@ -289,9 +285,8 @@ impl GroupInner {
             let mut cx = Context::from_waker(waker.get());
             catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
         };
-        let yielded = context::take_yield();
         // An interrupt no wait consumed in this poll stays pending for the next wait.
-        let interrupt_left = context::take_interrupt();
+        let (yielded, interrupt_left) = context::end_poll(prev);
         if let Some(s) = start {
             self.core
                 .perf
@@ -299,33 +294,29 @@ impl GroupInner {
         }
         match res {
             Ok(Poll::Pending) => {
-                let action = {
-                    let mut fibers = self.fibers.borrow_mut();
-                    match fibers.get_mut(key.idx as usize) {
-                        Some(slot) if slot.gen == key.gen => {
-                            slot.running = false;
-                            slot.task = Some(task);
-                            slot.interrupt_pending |= interrupt_left;
-                            if yielded {
-                                slot.notified = false;
-                                slot.scheduled = true;
-                                1
-                            } else if slot.notified {
-                                slot.notified = false;
-                                2
-                            } else {
-                                0
-                            }
+                let mut fibers = self.fibers.borrow_mut();
+                match fibers.get_mut(key.idx as usize) {
+                    Some(slot) if slot.gen == key.gen => {
+                        slot.running = false;
+                        slot.task = Some(task);
+                        slot.interrupt_pending |= interrupt_left;
+                        if yielded {
+                            slot.notified = false;
+                            slot.scheduled = true;
+                            drop(fibers);
+                            self.defer(key);
+                        } else if slot.notified {
+                            slot.notified = false;
+                            drop(fibers);
+                            self.make_ready(key, false);
                         }
-                        // The group finished during the poll (cannot happen today) or
-                        // the slot vanished: drop the task outside the borrow.
-                        _ => 3,
                     }
-                };
-                match action {
-                    1 => self.defer(key),
-                    2 => self.make_ready(key, false),
-                    _ => {}
+                    // The group finished during the poll (cannot happen today) or the
+                    // slot vanished: drop the task outside the borrow.
+                    _ => {
+                        drop(fibers);
+                        drop_quietly(self.name(), task);
+                    }
                 }
             }
             Ok(Poll::Ready(())) => {

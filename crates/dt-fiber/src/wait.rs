@@ -70,18 +70,20 @@ const CELL_POOL_MAX: usize = 256;
 
 impl WaitCell {
     /// A pending cell for fiber `key` of `group`, reusing a pooled allocation if any.
-    fn acquire(group: Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+    fn acquire(group: &Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
             if let Some(c) = Rc::get_mut(&mut rc) {
-                c.group = group;
+                if !Rc::ptr_eq(&c.group, group) {
+                    c.group = group.clone();
+                }
                 c.fiber = key;
                 c.outcome.set(Outcome::Pending);
                 return rc;
             }
         }
         Rc::new(WaitCell {
-            group,
+            group: group.clone(),
             fiber: key,
             outcome: Cell::new(Outcome::Pending),
         })
@@ -192,13 +194,16 @@ impl Wait {
     ) -> Poll<Result<Outcome, FiberError>> {
         match &self.cell {
             None => {
-                let Some((group, key)) = context::current_fiber() else {
+                let Some(key) = context::current_fiber_key() else {
                     return Poll::Ready(Err(FiberError::NotInFiber));
                 };
                 if context::take_interrupt() {
                     return Poll::Ready(Err(FiberError::Interrupted));
                 }
-                let cell = WaitCell::acquire(group, key);
+                let cell = context::with_current_group(|g| g.map(|g| WaitCell::acquire(g, key)));
+                let Some(cell) = cell else {
+                    return Poll::Ready(Err(FiberError::NotInFiber));
+                };
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
                 }
