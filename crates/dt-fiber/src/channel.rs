@@ -52,6 +52,7 @@ impl<T> RemoteQueue<T> {
 }
 
 impl<T> ChanInner<T> {
+    #[inline]
     fn push(&self, v: T) {
         self.queue.borrow_mut().push_back(v);
         self.not_empty.signal_one(true);
@@ -135,6 +136,7 @@ impl<T: 'static> FiberChannel<T> {
     }
 
     /// Appends an item and wakes one taker (at the front of its ready queue).
+    #[inline]
     pub fn offer(&self, v: T) {
         self.inner.push(v);
     }
@@ -324,8 +326,20 @@ impl<T> Take<'_, T> {
 
 impl<T> Future for Take<'_, T> {
     type Output = Result<T, FiberError>;
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut().poll_opt() {
+        let this = self.get_mut();
+        // Fast path, inlined into the awaiting fiber: an item is there.
+        if let Some(v) = this.chan.queue.borrow_mut().pop_front() {
+            return Poll::Ready(Ok(v));
+        }
+        this.poll_slow()
+    }
+}
+
+impl<T> Take<'_, T> {
+    fn poll_slow(&mut self) -> Poll<Result<T, FiberError>> {
+        match self.poll_opt() {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(Some(v))) => Poll::Ready(Ok(v)),
             Poll::Ready(Ok(None)) => Poll::Ready(Err(FiberError::Timeout {

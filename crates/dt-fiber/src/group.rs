@@ -28,10 +28,15 @@ use crate::handle::{GroupHandle, GroupShared};
 use crate::wait::{Wait, WaitList};
 use crate::waker::PollWaker;
 
+/// A fiber's future.
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
 struct FiberSlot {
+    /// Whether a fiber occupies the slot (free slots are kept for reuse).
+    live: bool,
     gen: u32,
     name: Cow<'static, str>,
-    task: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    task: Option<Task>,
     daemon: bool,
     running: bool,
     scheduled: bool,
@@ -43,12 +48,90 @@ struct FiberSlot {
     join: Option<Rc<WaitList>>,
 }
 
+/// The fibers of a group: slots reused in place (a new fiber's fields are written into a
+/// free slot one by one instead of moving a whole slot struct in and out of a slab).
+#[derive(Default)]
+struct Slots {
+    v: Vec<FiberSlot>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slots {
+    #[inline]
+    fn get(&self, idx: usize) -> Option<&FiberSlot> {
+        self.v.get(idx).filter(|s| s.live)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, idx: usize) -> Option<&mut FiberSlot> {
+        self.v.get_mut(idx).filter(|s| s.live)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A free slot (its fields to be set by the caller) and its index.
+    #[inline]
+    fn alloc(&mut self) -> (usize, &mut FiberSlot) {
+        self.len += 1;
+        let idx = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.v.push(FiberSlot {
+                    live: false,
+                    gen: 0,
+                    name: Cow::Borrowed(""),
+                    task: None,
+                    daemon: false,
+                    running: false,
+                    scheduled: false,
+                    notified: false,
+                    interrupt_pending: false,
+                    round: 0,
+                    ready_times: 0,
+                    max_ready: 1,
+                    join: None,
+                });
+                self.v.len() - 1
+            }
+        };
+        (idx, &mut self.v[idx])
+    }
+
+    /// Frees a live slot; returns whether the fiber was a daemon and its join list.
+    fn release(&mut self, idx: usize) -> (bool, Option<Rc<WaitList>>) {
+        let s = &mut self.v[idx];
+        s.live = false;
+        s.name = Cow::Borrowed("");
+        let join = s.join.take();
+        self.free.push(idx as u32);
+        self.len -= 1;
+        (s.daemon, join)
+    }
+
+    /// Frees every slot; returns the fibers' tasks and join lists.
+    fn drain(&mut self) -> Vec<(Option<Task>, Option<Rc<WaitList>>)> {
+        let out = self
+            .v
+            .iter_mut()
+            .filter(|s| s.live)
+            .map(|s| (s.task.take(), s.join.take()))
+            .collect();
+        self.v.clear();
+        self.free.clear();
+        self.len = 0;
+        out
+    }
+}
+
 /// The dispatcher-thread state of one group.
 pub(crate) struct GroupInner {
     me: Weak<GroupInner>,
     core: Rc<CoreInner>,
     pub(crate) shared: Arc<GroupShared>,
-    fibers: RefCell<Slab<FiberSlot>>,
+    fibers: RefCell<Slots>,
     next_gen: Cell<u32>,
     ready: RefCell<VecDeque<FiberKey>>,
     next_round: RefCell<VecDeque<FiberKey>>,
@@ -68,7 +151,7 @@ impl GroupInner {
             me: me.clone(),
             core,
             shared,
-            fibers: RefCell::new(Slab::new()),
+            fibers: RefCell::new(Slots::default()),
             next_gen: Cell::new(0),
             ready: RefCell::new(VecDeque::new()),
             next_round: RefCell::new(VecDeque::new()),
@@ -111,11 +194,8 @@ impl GroupInner {
         self.me.upgrade()
     }
 
-    pub(crate) fn spawn(
-        &self,
-        opts: FiberOptions,
-        fut: Pin<Box<dyn Future<Output = ()>>>,
-    ) -> Result<FiberKey, FiberError> {
+    #[inline(always)]
+    pub(crate) fn spawn(&self, opts: FiberOptions, fut: Task) -> Result<FiberKey, FiberError> {
         if self.finished.get() {
             return Err(FiberError::GroupFinished {
                 group: self.shared.name.clone(),
@@ -123,20 +203,24 @@ impl GroupInner {
         }
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
-        let idx = self.fibers.borrow_mut().insert(FiberSlot {
-            gen,
-            name: opts.name,
-            task: Some(fut),
-            daemon: opts.daemon,
-            running: false,
-            scheduled: true,
-            notified: false,
-            interrupt_pending: false,
-            round: self.core.round(),
-            ready_times: 1,
-            max_ready: opts.max_ready_per_round,
-            join: None,
-        });
+        let round = self.core.round();
+        let idx = {
+            let mut fibers = self.fibers.borrow_mut();
+            let (idx, slot) = fibers.alloc();
+            slot.live = true;
+            slot.gen = gen;
+            slot.name = opts.name;
+            slot.task = Some(fut);
+            slot.daemon = opts.daemon;
+            slot.running = false;
+            slot.scheduled = true;
+            slot.notified = false;
+            slot.interrupt_pending = false;
+            slot.round = round;
+            slot.ready_times = 1;
+            slot.max_ready = opts.max_ready_per_round;
+            idx
+        };
         if !opts.daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
         }
@@ -345,20 +429,20 @@ impl GroupInner {
         }
     }
 
-    fn end_fiber(&self, key: FiberKey, task: Pin<Box<dyn Future<Output = ()>>>) {
+    fn end_fiber(&self, key: FiberKey, task: Task) {
         let slot = {
             let mut fibers = self.fibers.borrow_mut();
             match fibers.get(key.idx as usize) {
-                Some(s) if s.gen == key.gen => Some(fibers.remove(key.idx as usize)),
+                Some(s) if s.gen == key.gen => Some(fibers.release(key.idx as usize)),
                 _ => None,
             }
         };
         drop_quietly(self.name(), task);
-        if let Some(slot) = slot {
-            if !slot.daemon {
+        if let Some((daemon, join)) = slot {
+            if !daemon {
                 self.non_daemon.set(self.non_daemon.get() - 1);
             }
-            if let Some(j) = slot.join {
+            if let Some(j) = join {
                 j.signal_all(false);
             }
         }
@@ -426,16 +510,16 @@ impl GroupInner {
             return;
         }
         self.finished.set(true);
-        let slots: Vec<FiberSlot> = self.fibers.borrow_mut().drain().collect();
+        let slots = self.fibers.borrow_mut().drain();
         self.ready.borrow_mut().clear();
         self.next_round.borrow_mut().clear();
         {
             let _g = context::enter_group(self);
-            for s in slots {
-                if let Some(j) = &s.join {
+            for (task, join) in slots {
+                if let Some(j) = &join {
                     j.signal_all(false);
                 }
-                if let Some(t) = s.task {
+                if let Some(t) = task {
                     drop_quietly(self.name(), t);
                 }
             }
@@ -471,7 +555,7 @@ impl GroupInner {
 }
 
 /// Drops a fiber's future, containing a panic from its destructors.
-fn drop_quietly(group: &str, task: Pin<Box<dyn Future<Output = ()>>>) {
+fn drop_quietly(group: &str, task: Task) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
         log::error!(
             "dropping a fiber of group '{}' panicked: {}",
@@ -507,6 +591,7 @@ impl FiberGroup {
 
     /// Starts a non-daemon fiber running `fut`. It runs in this dispatcher round if the
     /// group is being run, else in the next. Fails when the group has finished.
+    #[inline]
     pub fn spawn<F>(&self, name: impl Into<Cow<'static, str>>, fut: F) -> Result<Fiber, FiberError>
     where
         F: Future<Output = ()> + 'static,
@@ -515,6 +600,7 @@ impl FiberGroup {
     }
 
     /// Starts a fiber with explicit [`FiberOptions`] (daemon, fairness budget).
+    #[inline]
     pub fn spawn_with<F>(&self, opts: FiberOptions, fut: F) -> Result<Fiber, FiberError>
     where
         F: Future<Output = ()> + 'static,

@@ -152,6 +152,7 @@ impl Future for Sleep {
 }
 
 /// Lets the other ready fibers run: the current fiber resumes in the next dispatcher round.
+#[inline]
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
@@ -165,6 +166,7 @@ pub struct YieldNow {
 impl Future for YieldNow {
     type Output = ();
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.yielded {
             return Poll::Ready(());
