@@ -32,8 +32,8 @@ use crate::waker::PollWaker;
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 struct FiberSlot {
-    /// Whether a fiber occupies the slot (free slots are kept for reuse).
-    live: bool,
+    /// Generation of the fiber in the slot; 0 when the slot is free (no key has gen 0),
+    /// so the generation check every lookup does also rejects free slots.
     gen: u32,
     name: Cow<'static, str>,
     task: Option<Task>,
@@ -58,14 +58,16 @@ struct Slots {
 }
 
 impl Slots {
+    /// The slot at `idx`, possibly free: callers compare its generation with their key's.
     #[inline]
     fn get(&self, idx: usize) -> Option<&FiberSlot> {
-        self.v.get(idx).filter(|s| s.live)
+        self.v.get(idx)
     }
 
+    /// Like [`Slots::get`].
     #[inline]
     fn get_mut(&mut self, idx: usize) -> Option<&mut FiberSlot> {
-        self.v.get_mut(idx).filter(|s| s.live)
+        self.v.get_mut(idx)
     }
 
     fn len(&self) -> usize {
@@ -80,7 +82,6 @@ impl Slots {
             Some(i) => i as usize,
             None => {
                 self.v.push(FiberSlot {
-                    live: false,
                     gen: 0,
                     name: Cow::Borrowed(""),
                     task: None,
@@ -103,7 +104,7 @@ impl Slots {
     /// Frees a live slot; returns whether the fiber was a daemon and its join list.
     fn release(&mut self, idx: usize) -> (bool, Option<Rc<WaitList>>) {
         let s = &mut self.v[idx];
-        s.live = false;
+        s.gen = 0;
         s.name = Cow::Borrowed("");
         let join = s.join.take();
         self.free.push(idx as u32);
@@ -116,7 +117,7 @@ impl Slots {
         let out = self
             .v
             .iter_mut()
-            .filter(|s| s.live)
+            .filter(|s| s.gen != 0)
             .map(|s| (s.task.take(), s.join.take()))
             .collect();
         self.v.clear();
@@ -135,6 +136,8 @@ pub(crate) struct GroupInner {
     next_gen: Cell<u32>,
     ready: RefCell<VecDeque<FiberKey>>,
     next_round: RefCell<VecDeque<FiberKey>>,
+    /// Length of the front section of `next_round` (see [`GroupInner::defer`]).
+    next_front: Cell<usize>,
     in_ready_list: Cell<bool>,
     in_deferred_list: Cell<bool>,
     non_daemon: Cell<usize>,
@@ -155,6 +158,7 @@ impl GroupInner {
             next_gen: Cell::new(0),
             ready: RefCell::new(VecDeque::new()),
             next_round: RefCell::new(VecDeque::new()),
+            next_front: Cell::new(0),
             in_ready_list: Cell::new(false),
             in_deferred_list: Cell::new(false),
             non_daemon: Cell::new(0),
@@ -201,13 +205,15 @@ impl GroupInner {
                 group: self.shared.name.clone(),
             });
         }
-        let gen = self.next_gen.get().wrapping_add(1);
+        let gen = match self.next_gen.get().wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
         self.next_gen.set(gen);
         let round = self.core.round();
         let idx = {
             let mut fibers = self.fibers.borrow_mut();
             let (idx, slot) = fibers.alloc();
-            slot.live = true;
             slot.gen = gen;
             slot.name = opts.name;
             slot.task = Some(fut);
@@ -259,7 +265,7 @@ impl GroupInner {
         }
         if slot.ready_times >= slot.max_ready {
             drop(fibers);
-            self.defer(key);
+            self.defer(key, front);
             return;
         }
         slot.ready_times += 1;
@@ -285,8 +291,21 @@ impl GroupInner {
         }
     }
 
-    fn defer(&self, key: FiberKey) {
-        self.next_round.borrow_mut().push_back(key);
+    /// Queues a fiber for the next round. Fibers signalled to the front (`front`) but
+    /// over budget run first in the next round, ahead of yielded ones (as the
+    /// reference does): they form the front section of the next round's queue.
+    fn defer(&self, key: FiberKey, front: bool) {
+        {
+            let mut next = self.next_round.borrow_mut();
+            if front {
+                // Keep the front section in signal order.
+                let n = self.next_front.get();
+                next.insert(n, key);
+                self.next_front.set(n + 1);
+            } else {
+                next.push_back(key);
+            }
+        }
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
                 self.in_deferred_list.set(true);
@@ -300,6 +319,7 @@ impl GroupInner {
     pub(crate) fn promote_next_round(this: Rc<Self>) {
         this.in_deferred_list.set(false);
         let mut keys = this.next_round.borrow_mut();
+        let front = this.next_front.replace(0);
         if keys.is_empty() || this.finished.get() {
             keys.clear();
             return;
@@ -312,6 +332,11 @@ impl GroupInner {
             if ready.is_empty() {
                 std::mem::swap(&mut *ready, &mut *keys);
             } else {
+                // Fibers made ready before the promotion (by cross-thread messages) stay
+                // between the front section and the yielded fibers.
+                for k in keys.drain(..front).rev() {
+                    ready.push_front(k);
+                }
                 while let Some(k) = keys.pop_front() {
                     ready.push_back(k);
                 }
@@ -388,7 +413,7 @@ impl GroupInner {
                             slot.notified = false;
                             slot.scheduled = true;
                             drop(fibers);
-                            self.defer(key);
+                            self.defer(key, false);
                         } else if slot.notified {
                             slot.notified = false;
                             drop(fibers);
@@ -513,6 +538,7 @@ impl GroupInner {
         let slots = self.fibers.borrow_mut().drain();
         self.ready.borrow_mut().clear();
         self.next_round.borrow_mut().clear();
+        self.next_front.set(0);
         {
             let _g = context::enter_group(self);
             for (task, join) in slots {

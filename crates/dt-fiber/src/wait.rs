@@ -90,14 +90,19 @@ impl WaitCell {
     }
 }
 
-/// Returns a finished cell to the pool when nothing else refers to it.
+/// Returns a finished cell to the pool when nothing else refers to it. The pool is
+/// reached through the current group (without touching reference counts); outside a
+/// group run the cell is simply dropped.
 fn release(cell: Rc<WaitCell>) {
     if Rc::strong_count(&cell) == 1 {
-        let core = cell.group.core().clone();
-        let mut pool = core.cell_pool.borrow_mut();
-        if pool.len() < CELL_POOL_MAX {
-            pool.push(cell);
-        }
+        context::with_current_group(|g| {
+            if let Some(g) = g {
+                let mut pool = g.core().cell_pool.borrow_mut();
+                if pool.len() < CELL_POOL_MAX {
+                    pool.push(cell);
+                }
+            }
+        });
     }
 }
 
