@@ -194,6 +194,11 @@ impl GroupInner {
         &self.stop_list
     }
 
+    /// Waiters woken when the group finishes.
+    pub(crate) fn finish_list(&self) -> &WaitList {
+        &self.finish_list
+    }
+
     fn rc(&self) -> Option<Rc<GroupInner>> {
         self.me.upgrade()
     }

@@ -663,3 +663,76 @@ fn fatal_shuts_the_group_down_and_names_it() {
     assert_eq!(h.fatal_error().as_deref(), Some("apply failed at index 42"));
     assert!(l.borrow()[0].contains("raft-7"));
 }
+
+#[test]
+fn future_of_finished_group_fails_waiters_instead_of_hanging() {
+    let mut sim = Simulation::new(1);
+    let owner = sim.new_group("owner");
+    let other = sim.new_group("other");
+    let pending: FiberFuture<u32> = owner.new_future();
+    let done: FiberFuture<u32> = FiberFuture::completed(&owner, 7);
+    let l = log();
+    // A fiber of another group waits on a future its owner never completes.
+    {
+        let (f, l) = (pending.clone(), l.clone());
+        other
+            .spawn("waiter", async move {
+                let r = f.get().await;
+                push(&l, format!("waiter={r:?}"));
+            })
+            .unwrap();
+    }
+    // Another one waits with a timeout longer than it takes the owner to finish.
+    {
+        let (f, l) = (pending.clone(), l.clone());
+        other
+            .spawn("timed", async move {
+                let r = f.get_timeout(MS * 1000).await;
+                push(&l, format!("timed={r:?}"));
+            })
+            .unwrap();
+    }
+    sim.run_until_idle();
+    assert!(
+        l.borrow().is_empty(),
+        "nobody completed it yet: {:?}",
+        l.borrow()
+    );
+    owner.request_shutdown();
+    sim.run_until_idle();
+    assert!(owner.is_finished());
+    let got = l.borrow().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for line in &got {
+        assert!(
+            line.contains("GroupFinished") && line.contains("\"owner\""),
+            "{line}"
+        );
+    }
+    // Waits started after the owner finished fail at once; a value completed before
+    // the owner finished stays readable.
+    {
+        let (f, d, l) = (pending.clone(), done.clone(), l.clone());
+        other
+            .spawn("late", async move {
+                let r = f.take().await;
+                push(
+                    &l,
+                    format!(
+                        "late={}",
+                        matches!(r, Err(FiberError::GroupFinished { .. }))
+                    ),
+                );
+                push(&l, format!("done={:?}", d.get().await));
+            })
+            .unwrap();
+    }
+    sim.run_until_idle();
+    let got = l.borrow().clone();
+    assert_eq!(&got[2..], ["late=true", "done=Ok(7)"]);
+    assert!(FiberError::GroupFinished {
+        group: "owner".into()
+    }
+    .to_string()
+    .contains("owner"));
+}
