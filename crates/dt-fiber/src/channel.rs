@@ -15,7 +15,7 @@ use crate::dispatcher::DispatcherShared;
 use crate::error::FiberError;
 use crate::group::{FiberGroup, GroupInner};
 use crate::handle::GroupShared;
-use crate::wait::{Outcome, Wait, WaitList};
+use crate::wait::{Outcome, Wait, WaitEnd, WaitList};
 
 type RejectFn<T> = Box<dyn Fn(T, FiberError) + Send + Sync>;
 
@@ -332,6 +332,19 @@ impl<T> Future for Take<'_, T> {
         // Fast path, inlined into the awaiting fiber: an item is there.
         if let Some(v) = this.chan.queue.borrow_mut().pop_front() {
             return Poll::Ready(Ok(v));
+        }
+        // A plain take with nothing queued: wait for the channel (first poll), or learn
+        // that the wait is still pending.
+        if !this.mode.on_stop && this.mode.timeout.is_none() {
+            match this.wait.poll_end(&[&this.chan.not_empty], None) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(WaitEnd::Done(_)) => this.wait = Wait::new(),
+                Poll::Ready(e) => {
+                    if let Err(e) = e.into_result() {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
         }
         this.poll_slow()
     }

@@ -177,6 +177,28 @@ impl WaitList {
     }
 }
 
+/// How [`Wait::poll_end`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitEnd {
+    /// The wait ended with this outcome.
+    Done(Outcome),
+    /// Not polled from a fiber.
+    NotInFiber,
+    /// The fiber was interrupted.
+    Interrupted,
+}
+
+impl WaitEnd {
+    #[inline]
+    pub(crate) fn into_result(self) -> Result<Outcome, FiberError> {
+        match self {
+            WaitEnd::Done(o) => Ok(o),
+            WaitEnd::NotInFiber => Err(FiberError::NotInFiber),
+            WaitEnd::Interrupted => Err(FiberError::Interrupted),
+        }
+    }
+}
+
 /// The state of one suspending primitive inside its future: not yet registered, or
 /// registered with a cell.
 #[derive(Default)]
@@ -192,22 +214,33 @@ impl Wait {
     /// Drives the wait. On the first call it registers the current fiber in `lists`
     /// (tagged with their index as the signal source) and, with a timeout, in the timer
     /// heap; then returns `Pending`. Later calls return the outcome once fired.
+    #[inline]
     pub(crate) fn poll(
         &mut self,
         lists: &[&WaitList],
         timeout: Option<Duration>,
     ) -> Poll<Result<Outcome, FiberError>> {
+        self.poll_end(lists, timeout).map(WaitEnd::into_result)
+    }
+
+    /// [`Wait::poll`] with a small result type, so that the (not inlined) body does
+    /// not return a large `Result` through memory on every poll.
+    pub(crate) fn poll_end(
+        &mut self,
+        lists: &[&WaitList],
+        timeout: Option<Duration>,
+    ) -> Poll<WaitEnd> {
         match &self.cell {
             None => {
                 let Some(key) = context::current_fiber_key() else {
-                    return Poll::Ready(Err(FiberError::NotInFiber));
+                    return Poll::Ready(WaitEnd::NotInFiber);
                 };
                 if context::take_interrupt() {
-                    return Poll::Ready(Err(FiberError::Interrupted));
+                    return Poll::Ready(WaitEnd::Interrupted);
                 }
                 let cell = context::with_current_group(|g| g.map(|g| WaitCell::acquire(g, key)));
                 let Some(cell) = cell else {
-                    return Poll::Ready(Err(FiberError::NotInFiber));
+                    return Poll::Ready(WaitEnd::NotInFiber);
                 };
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
@@ -222,14 +255,14 @@ impl Wait {
                 Outcome::Pending => {
                     if context::take_interrupt() {
                         self.finish();
-                        Poll::Ready(Err(FiberError::Interrupted))
+                        Poll::Ready(WaitEnd::Interrupted)
                     } else {
                         Poll::Pending
                     }
                 }
                 o => {
                     self.finish();
-                    Poll::Ready(Ok(o))
+                    Poll::Ready(WaitEnd::Done(o))
                 }
             },
         }
