@@ -123,13 +123,25 @@ impl CoreInner {
         !self.ready_groups.borrow().is_empty() || !self.deferred_groups.borrow().is_empty()
     }
 
-    /// Moves fibers deferred to this round (yields, fairness) into the ready queues.
+    /// Lists the groups with fibers deferred to this round (yields, fairness) to run;
+    /// each moves its deferred fibers into its ready queue when it runs.
     pub(crate) fn promote_deferred(&self) {
-        loop {
-            let g = self.deferred_groups.borrow_mut().pop_front();
-            match g {
-                Some(g) => GroupInner::promote_next_round(g),
-                None => return,
+        let mut next = self.deferred_groups.borrow_mut();
+        if next.is_empty() {
+            return;
+        }
+        let mut ready = self.ready_groups.borrow_mut();
+        if ready.is_empty() {
+            // The usual case: swap the lists (keeping both allocations).
+            std::mem::swap(&mut *ready, &mut *next);
+            for g in ready.iter() {
+                g.list_for_round();
+            }
+        } else {
+            while let Some(g) = next.pop_front() {
+                if g.list_for_round() {
+                    ready.push_back(g);
+                }
             }
         }
     }

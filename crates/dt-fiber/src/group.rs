@@ -140,6 +140,8 @@ pub(crate) struct GroupInner {
     next_front: Cell<usize>,
     in_ready_list: Cell<bool>,
     in_deferred_list: Cell<bool>,
+    /// The round in which `in_deferred_list` was set.
+    deferred_round: Cell<u64>,
     non_daemon: Cell<usize>,
     should_stop: Cell<bool>,
     finished: Cell<bool>,
@@ -161,6 +163,7 @@ impl GroupInner {
             next_front: Cell::new(0),
             in_ready_list: Cell::new(false),
             in_deferred_list: Cell::new(false),
+            deferred_round: Cell::new(0),
             non_daemon: Cell::new(0),
             should_stop: Cell::new(false),
             finished: Cell::new(false),
@@ -314,52 +317,63 @@ impl GroupInner {
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
                 self.in_deferred_list.set(true);
+                self.deferred_round.set(self.core.round());
                 self.core.push_deferred_group(me);
             }
         }
     }
 
-    /// Moves the fibers deferred to this round into the ready queue; takes the group's
-    /// `Rc` from the deferred list and hands it to the ready list.
-    pub(crate) fn promote_next_round(this: Rc<Self>) {
-        this.in_deferred_list.set(false);
-        let mut keys = this.next_round.borrow_mut();
-        let front = this.next_front.replace(0);
-        if keys.is_empty() || this.finished.get() {
+    /// Called by the dispatcher at the start of a round for a group with fibers deferred
+    /// to it: lists the group to run. Its fibers are moved into its ready queue when it
+    /// runs ([`GroupInner::run_ready`]), which saves touching two lists per round.
+    /// Returns whether the group was added to the ready list (false if already there).
+    #[inline]
+    pub(crate) fn list_for_round(&self) -> bool {
+        if self.in_ready_list.get() {
+            return false;
+        }
+        self.in_ready_list.set(true);
+        true
+    }
+
+    /// Moves the fibers deferred to an earlier round into the ready queue.
+    fn promote_next_round(&self) {
+        self.in_deferred_list.set(false);
+        let mut keys = self.next_round.borrow_mut();
+        let front = self.next_front.replace(0);
+        if keys.is_empty() || self.finished.get() {
             keys.clear();
             return;
         }
         // The slots are not touched here: a stale key is skipped when polled, and the
         // wake-up was counted in the round it happened in, so `make_ready` starts the
         // new round's budget afresh (as the reference does).
-        {
-            let mut ready = this.ready.borrow_mut();
-            if ready.is_empty() {
-                std::mem::swap(&mut *ready, &mut *keys);
-            } else {
-                // Fibers made ready before the promotion (by cross-thread messages) stay
-                // between the front section and the yielded fibers.
-                for k in keys.drain(..front).rev() {
-                    ready.push_front(k);
-                }
-                while let Some(k) = keys.pop_front() {
-                    ready.push_back(k);
-                }
+        let mut ready = self.ready.borrow_mut();
+        if ready.is_empty() {
+            std::mem::swap(&mut *ready, &mut *keys);
+        } else {
+            // Fibers made ready earlier in this round (by timers, cross-thread messages
+            // or other groups) stay between the front section and the yielded fibers.
+            for k in keys.drain(..front).rev() {
+                ready.push_front(k);
             }
-        }
-        drop(keys);
-        if !this.in_ready_list.get() {
-            this.in_ready_list.set(true);
-            let core = this.core.clone();
-            core.push_ready_group(this);
+            while let Some(k) = keys.pop_front() {
+                ready.push_back(k);
+            }
         }
     }
 
-    /// Runs this group's ready fibers until its ready queue is empty.
+    /// Runs this group's ready fibers until its ready queue is empty, after moving in
+    /// the fibers deferred to this round.
     ///
     /// The group stays marked as listed while it runs, so fibers made ready meanwhile
     /// join this run instead of queueing the group for a second, empty run.
     pub(crate) fn run_ready(self: &Rc<Self>) {
+        // Fibers deferred in this very round (a second run of the group in one round)
+        // wait for the next one.
+        if self.in_deferred_list.get() && self.deferred_round.get() < self.core.round() {
+            self.promote_next_round();
+        }
         let _g = context::enter_group(self);
         loop {
             let key = self.ready.borrow_mut().pop_front();

@@ -66,6 +66,12 @@ impl TimerHeap {
         });
     }
 
+    /// Whether no timer (pending or stale) is registered.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.borrow().is_empty()
+    }
+
     /// The earliest deadline of a still-pending wait, dropping stale entries on top.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
         let mut heap = self.heap.borrow_mut();
