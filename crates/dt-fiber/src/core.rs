@@ -131,17 +131,9 @@ impl CoreInner {
             return;
         }
         let mut ready = self.ready_groups.borrow_mut();
-        if ready.is_empty() {
-            // The usual case: swap the lists (keeping both allocations).
-            std::mem::swap(&mut *ready, &mut *next);
-            for g in ready.iter() {
-                g.list_for_round();
-            }
-        } else {
-            while let Some(g) = next.pop_front() {
-                if g.list_for_round() {
-                    ready.push_back(g);
-                }
+        while let Some(g) = next.pop_front() {
+            if g.list_for_round() {
+                ready.push_back(g);
             }
         }
     }
