@@ -25,7 +25,7 @@ use crate::error::{panic_message, FiberError};
 use crate::fiber::{Fiber, FiberKey, FiberOptions};
 use crate::future::FiberFuture;
 use crate::handle::{GroupHandle, GroupShared};
-use crate::wait::{Wait, WaitList};
+use crate::wait::{Wait, WaitCell, WaitList};
 use crate::waker::PollWaker;
 
 /// A fiber's future.
@@ -148,6 +148,9 @@ pub(crate) struct GroupInner {
     stop_list: WaitList,
     remote: RefCell<Slab<Rc<dyn Any>>>,
     finish_list: WaitList,
+    /// A finished wait cell of this group kept for its next wait (see `wait::release`).
+    /// Cleared when the group finishes (the cell refers to the group).
+    pub(crate) spare_cell: Cell<Option<Rc<WaitCell>>>,
 }
 
 impl GroupInner {
@@ -170,6 +173,7 @@ impl GroupInner {
             stop_list: WaitList::new(),
             remote: RefCell::new(Slab::new()),
             finish_list: WaitList::new(),
+            spare_cell: Cell::new(None),
         })
     }
 
@@ -573,6 +577,7 @@ impl GroupInner {
         }
         self.stop_list.clear();
         self.finish_list.signal_all(false);
+        drop(self.spare_cell.take());
         self.shared.set_finished();
         log::debug!("fiber group '{}' finished", self.shared.name);
     }

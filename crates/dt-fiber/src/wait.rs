@@ -33,7 +33,7 @@ pub(crate) enum Outcome {
 /// One suspension of one fiber.
 pub(crate) struct WaitCell {
     group: Rc<GroupInner>,
-    fiber: FiberKey,
+    fiber: Cell<FiberKey>,
     outcome: Cell<Outcome>,
 }
 
@@ -53,7 +53,7 @@ impl WaitCell {
             return false;
         }
         self.outcome.set(o);
-        self.group.make_ready(self.fiber, front);
+        self.group.make_ready(self.fiber.get(), front);
         true
     }
 
@@ -69,34 +69,52 @@ impl WaitCell {
 const CELL_POOL_MAX: usize = 256;
 
 impl WaitCell {
-    /// A pending cell for fiber `key` of `group`, reusing a pooled allocation if any.
+    /// A pending cell for fiber `key` of `group`, reusing the group's spare cell or a
+    /// pooled allocation if any.
+    #[inline]
     fn acquire(group: &Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+        // The spare cell belongs to this group and nothing else refers to it.
+        if let Some(c) = group.spare_cell.take() {
+            c.fiber.set(key);
+            c.outcome.set(Outcome::Pending);
+            return c;
+        }
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
             if let Some(c) = Rc::get_mut(&mut rc) {
                 if !Rc::ptr_eq(&c.group, group) {
                     c.group = group.clone();
                 }
-                c.fiber = key;
+                c.fiber.set(key);
                 c.outcome.set(Outcome::Pending);
                 return rc;
             }
         }
         Rc::new(WaitCell {
             group: group.clone(),
-            fiber: key,
+            fiber: Cell::new(key),
             outcome: Cell::new(Outcome::Pending),
         })
     }
 }
 
-/// Returns a finished cell to the pool when nothing else refers to it. The pool is
-/// reached through the current group (without touching reference counts); outside a
-/// group run the cell is simply dropped.
+/// Returns a finished cell for reuse when nothing else refers to it: as the spare cell
+/// of its group (the next wait of the group takes it without touching the pool), else
+/// to the dispatcher's pool. Both are reached through the current group (without
+/// touching reference counts); outside a group run the cell is simply dropped.
+#[inline]
 fn release(cell: Rc<WaitCell>) {
     if Rc::strong_count(&cell) == 1 {
         context::with_current_group(|g| {
             if let Some(g) = g {
+                let cell = if Rc::ptr_eq(g, &cell.group) && !g.is_finished() {
+                    match g.spare_cell.replace(Some(cell)) {
+                        Some(old) => old,
+                        None => return,
+                    }
+                } else {
+                    cell
+                };
                 let mut pool = g.core().cell_pool.borrow_mut();
                 if pool.len() < CELL_POOL_MAX {
                     pool.push(cell);
