@@ -736,3 +736,48 @@ fn future_of_finished_group_fails_waiters_instead_of_hanging() {
     .to_string()
     .contains("owner"));
 }
+
+#[test]
+fn deferred_front_wakeups_run_first_next_round_with_a_whole_budget() {
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("g");
+    let c = FiberCondition::new("c");
+    let l = log();
+    // Started from a fiber, so that they start (and use their budget) in round 1.
+    let (g2, c2, l2) = (g.clone(), c.clone(), l.clone());
+    g.spawn("starter", async move {
+        {
+            let (c, l) = (c2.clone(), l2.clone());
+            g2.spawn_with(FiberOptions::new("w").daemon(), async move {
+                while c.wait().await.is_ok() {
+                    push(&l, "w");
+                }
+            })
+            .unwrap();
+        }
+        {
+            let l = l2.clone();
+            g2.spawn("y", async move {
+                yield_now().await;
+                push(&l, "y");
+            })
+            .unwrap();
+        }
+        let c = c2.clone();
+        g2.spawn("s", async move {
+            // Round 1: "w" already used its budget (it started this round): deferred.
+            c.signal();
+            yield_now().await;
+            // Round 2: the deferred wake-up did not use round 2's budget.
+            c.signal();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    sim.step();
+    assert!(l.borrow().is_empty(), "{:?}", l.borrow());
+    sim.step();
+    // The deferred signalled fiber runs before the yielded one, and is woken again
+    // (and runs) in the same round.
+    assert_eq!(*l.borrow(), ["w", "y", "w"]);
+}
