@@ -48,13 +48,17 @@ struct FiberSlot {
     join: Option<Rc<WaitList>>,
 }
 
-/// The fibers of a group: slots reused in place (a new fiber's fields are written into a
-/// free slot one by one instead of moving a whole slot struct in and out of a slab).
+/// The fibers of a group and their run queues, behind one `RefCell` so that a poll or a
+/// wake-up borrows once: slots reused in place (a new fiber's fields are written into a
+/// free slot one by one instead of moving a whole slot struct in and out of a slab),
+/// the ready queue of this round and the queue of fibers deferred to the next one.
 #[derive(Default)]
 struct Slots {
     v: Vec<FiberSlot>,
     free: Vec<u32>,
     len: usize,
+    ready: VecDeque<FiberKey>,
+    next: VecDeque<FiberKey>,
 }
 
 impl Slots {
@@ -123,6 +127,8 @@ impl Slots {
         self.v.clear();
         self.free.clear();
         self.len = 0;
+        self.ready.clear();
+        self.next.clear();
         out
     }
 }
@@ -134,9 +140,7 @@ pub(crate) struct GroupInner {
     pub(crate) shared: Arc<GroupShared>,
     fibers: RefCell<Slots>,
     next_gen: Cell<u32>,
-    ready: RefCell<VecDeque<FiberKey>>,
-    next_round: RefCell<VecDeque<FiberKey>>,
-    /// Length of the front section of `next_round` (see [`GroupInner::defer`]).
+    /// Length of the front section of the next round's queue (see [`GroupInner::defer`]).
     next_front: Cell<usize>,
     in_ready_list: Cell<bool>,
     in_deferred_list: Cell<bool>,
@@ -161,8 +165,6 @@ impl GroupInner {
             shared,
             fibers: RefCell::new(Slots::default()),
             next_gen: Cell::new(0),
-            ready: RefCell::new(VecDeque::new()),
-            next_round: RefCell::new(VecDeque::new()),
             next_front: Cell::new(0),
             in_ready_list: Cell::new(false),
             in_deferred_list: Cell::new(false),
@@ -223,7 +225,7 @@ impl GroupInner {
         };
         self.next_gen.set(gen);
         let round = self.core.round();
-        let idx = {
+        let key = {
             let mut fibers = self.fibers.borrow_mut();
             let (idx, slot) = fibers.alloc();
             slot.gen = gen;
@@ -237,17 +239,17 @@ impl GroupInner {
             slot.round = round;
             slot.ready_times = 1;
             slot.max_ready = opts.max_ready_per_round;
-            idx
+            let key = FiberKey {
+                idx: idx as u32,
+                gen,
+            };
+            // A new fiber is ready at once (scheduled, one use of its round budget).
+            fibers.ready.push_back(key);
+            key
         };
         if !opts.daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
         }
-        let key = FiberKey {
-            idx: idx as u32,
-            gen,
-        };
-        // A new fiber is ready at once (scheduled, one use of its round budget).
-        self.ready.borrow_mut().push_back(key);
         self.mark_ready();
         Ok(key)
     }
@@ -276,20 +278,18 @@ impl GroupInner {
             slot.ready_times = 0;
         }
         if slot.ready_times >= slot.max_ready {
+            self.defer(&mut fibers, key, front);
             drop(fibers);
-            self.defer(key, front);
+            self.mark_deferred();
             return;
         }
         slot.ready_times += 1;
-        drop(fibers);
-        {
-            let mut ready = self.ready.borrow_mut();
-            if front {
-                ready.push_front(key);
-            } else {
-                ready.push_back(key);
-            }
+        if front {
+            fibers.ready.push_front(key);
+        } else {
+            fibers.ready.push_back(key);
         }
+        drop(fibers);
         self.mark_ready();
     }
 
@@ -306,18 +306,22 @@ impl GroupInner {
     /// Queues a fiber for the next round. Fibers signalled to the front (`front`) but
     /// over budget run first in the next round, ahead of yielded ones (as the
     /// reference does): they form the front section of the next round's queue.
-    fn defer(&self, key: FiberKey, front: bool) {
-        {
-            let mut next = self.next_round.borrow_mut();
-            if front {
-                // Keep the front section in signal order.
-                let n = self.next_front.get();
-                next.insert(n, key);
-                self.next_front.set(n + 1);
-            } else {
-                next.push_back(key);
-            }
+    /// The caller then calls [`GroupInner::mark_deferred`] (after releasing the borrow).
+    #[inline]
+    fn defer(&self, fibers: &mut Slots, key: FiberKey, front: bool) {
+        if front {
+            // Keep the front section in signal order.
+            let n = self.next_front.get();
+            fibers.next.insert(n, key);
+            self.next_front.set(n + 1);
+        } else {
+            fibers.next.push_back(key);
         }
+    }
+
+    /// Puts the group in the dispatcher's list of groups with fibers for the next
+    /// round, once.
+    fn mark_deferred(&self) {
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
                 self.in_deferred_list.set(true);
@@ -343,18 +347,20 @@ impl GroupInner {
     /// Moves the fibers deferred to an earlier round into the ready queue.
     fn promote_next_round(&self) {
         self.in_deferred_list.set(false);
-        let mut keys = self.next_round.borrow_mut();
+        let mut fibers = self.fibers.borrow_mut();
         let front = self.next_front.replace(0);
-        if keys.is_empty() || self.finished.get() {
-            keys.clear();
+        if fibers.next.is_empty() || self.finished.get() {
+            fibers.next.clear();
             return;
         }
         // The slots are not touched here: a stale key is skipped when polled, and the
         // wake-up was counted in the round it happened in, so `make_ready` starts the
         // new round's budget afresh (as the reference does).
-        let mut ready = self.ready.borrow_mut();
+        let Slots {
+            ready, next: keys, ..
+        } = &mut *fibers;
         if ready.is_empty() {
-            std::mem::swap(&mut *ready, &mut *keys);
+            std::mem::swap(ready, keys);
         } else {
             // Fibers made ready earlier in this round (by timers, cross-thread messages
             // or other groups) stay between the front section and the yielded fibers.
@@ -379,31 +385,29 @@ impl GroupInner {
             self.promote_next_round();
         }
         let _g = context::enter_group(self);
-        loop {
-            let key = self.ready.borrow_mut().pop_front();
-            match key {
-                Some(k) => self.poll_fiber(k),
-                None => break,
-            }
-        }
+        while self.poll_next() {}
         self.in_ready_list.set(false);
     }
 
-    fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
-        let (mut task, interrupt) = {
+    /// Polls the next ready fiber. Returns false when the ready queue is empty.
+    fn poll_next(self: &Rc<Self>) -> bool {
+        let (key, mut task, interrupt) = {
             let mut fibers = self.fibers.borrow_mut();
+            let Some(key) = fibers.ready.pop_front() else {
+                return false;
+            };
             let Some(slot) = fibers.get_mut(key.idx as usize) else {
-                return;
+                return true;
             };
             if slot.gen != key.gen {
-                return;
+                return true;
             }
             slot.scheduled = false;
             let Some(task) = slot.task.take() else {
-                return;
+                return true;
             };
             slot.running = true;
-            (task, std::mem::take(&mut slot.interrupt_pending))
+            (key, task, std::mem::take(&mut slot.interrupt_pending))
         };
         let start = self.core.perf_fiber_run.then(Instant::now);
         let prev = context::begin_poll(key, interrupt);
@@ -435,8 +439,9 @@ impl GroupInner {
                         if yielded {
                             slot.notified = false;
                             slot.scheduled = true;
+                            self.defer(&mut fibers, key, false);
                             drop(fibers);
-                            self.defer(key, false);
+                            self.mark_deferred();
                         } else if slot.notified {
                             slot.notified = false;
                             drop(fibers);
@@ -467,6 +472,7 @@ impl GroupInner {
                 self.fatal(&format!("fiber '{name}' panicked: {msg}"));
             }
         }
+        true
     }
 
     pub(crate) fn fiber_name(&self, key: FiberKey) -> String {
@@ -559,8 +565,6 @@ impl GroupInner {
         }
         self.finished.set(true);
         let slots = self.fibers.borrow_mut().drain();
-        self.ready.borrow_mut().clear();
-        self.next_round.borrow_mut().clear();
         self.next_front.set(0);
         {
             let _g = context::enter_group(self);
