@@ -12,6 +12,7 @@ use dt_common::{PerfCallback, PerfType, Timestamp};
 use crate::clock::{Clock, DetRng};
 use crate::dispatcher::DispatcherShared;
 use crate::group::GroupInner;
+use crate::task_pool::TaskPool;
 use crate::timer::TimerHeap;
 use crate::wait::WaitCell;
 
@@ -29,6 +30,8 @@ pub(crate) struct CoreInner {
     pub(crate) cell_pool: RefCell<Vec<Rc<WaitCell>>>,
     rng: RefCell<DetRng>,
     pub(crate) timers: TimerHeap,
+    /// Recycled allocations of fiber futures.
+    pub(crate) tasks: TaskPool,
     round: Cell<u64>,
     ready_groups: RefCell<VecDeque<Rc<GroupInner>>>,
     deferred_groups: RefCell<VecDeque<Rc<GroupInner>>>,
@@ -49,6 +52,7 @@ impl CoreInner {
             cell_pool: RefCell::new(Vec::new()),
             rng: RefCell::new(rng),
             timers: TimerHeap::default(),
+            tasks: TaskPool::default(),
             round: Cell::new(0),
             ready_groups: RefCell::new(VecDeque::new()),
             deferred_groups: RefCell::new(VecDeque::new()),

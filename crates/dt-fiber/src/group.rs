@@ -28,8 +28,7 @@ use crate::handle::{GroupHandle, GroupShared};
 use crate::wait::{Wait, WaitCell, WaitList};
 use crate::waker::PollWaker;
 
-/// A fiber's future.
-type Task = Pin<Box<dyn Future<Output = ()>>>;
+use crate::task_pool::Task;
 
 struct FiberSlot {
     /// Generation of the fiber in the slot; 0 when the slot is free (no key has gen 0),
@@ -452,7 +451,7 @@ impl GroupInner {
                     // slot vanished: drop the task outside the borrow.
                     _ => {
                         drop(fibers);
-                        drop_quietly(self.name(), task);
+                        drop_quietly(&self.core, self.name(), task);
                     }
                 }
             }
@@ -491,7 +490,7 @@ impl GroupInner {
                 _ => None,
             }
         };
-        drop_quietly(self.name(), task);
+        drop_quietly(&self.core, self.name(), task);
         if let Some((daemon, join)) = slot {
             if !daemon {
                 self.non_daemon.set(self.non_daemon.get() - 1);
@@ -573,7 +572,7 @@ impl GroupInner {
                     j.signal_all(false);
                 }
                 if let Some(t) = task {
-                    drop_quietly(self.name(), t);
+                    drop_quietly(&self.core, self.name(), t);
                 }
             }
             let remote: Vec<Rc<dyn Any>> = self.remote.borrow_mut().drain().collect();
@@ -608,9 +607,10 @@ impl GroupInner {
     }
 }
 
-/// Drops a fiber's future, containing a panic from its destructors.
-fn drop_quietly(group: &str, task: Task) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+/// Drops a fiber's future (recycling its allocation), containing a panic from its
+/// destructors.
+fn drop_quietly(core: &CoreInner, group: &str, task: Task) {
+    if let Err(p) = core.tasks.drop_task(task) {
         log::error!(
             "dropping a fiber of group '{}' panicked: {}",
             group,
@@ -659,7 +659,8 @@ impl FiberGroup {
     where
         F: Future<Output = ()> + 'static,
     {
-        let key = self.inner.spawn(opts, Box::pin(fut))?;
+        let task = self.inner.core.tasks.boxed(fut);
+        let key = self.inner.spawn(opts, task)?;
         Ok(Fiber {
             group: self.inner.clone(),
             key,
