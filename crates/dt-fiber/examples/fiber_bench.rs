@@ -72,6 +72,10 @@ fn measure(e: Env) -> f64 {
     if !r.stopped {
         eprintln!("warning: dispatcher did not stop: {r:?}");
     }
+    if std::env::var_os("FIBER_BENCH_COUNT").is_some() {
+        // Total operations since the start, for instruction counts per operation.
+        eprintln!("COUNT {}", e.count.get());
+    }
     (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
 }
 

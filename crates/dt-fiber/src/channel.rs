@@ -15,7 +15,7 @@ use crate::dispatcher::DispatcherShared;
 use crate::error::FiberError;
 use crate::group::{FiberGroup, GroupInner};
 use crate::handle::GroupShared;
-use crate::wait::{Outcome, Wait, WaitList};
+use crate::wait::{Outcome, Wait, WaitEnd, WaitList};
 
 type RejectFn<T> = Box<dyn Fn(T, FiberError) + Send + Sync>;
 
@@ -52,6 +52,7 @@ impl<T> RemoteQueue<T> {
 }
 
 impl<T> ChanInner<T> {
+    #[inline]
     fn push(&self, v: T) {
         self.queue.borrow_mut().push_back(v);
         self.not_empty.signal_one(true);
@@ -135,6 +136,7 @@ impl<T: 'static> FiberChannel<T> {
     }
 
     /// Appends an item and wakes one taker (at the front of its ready queue).
+    #[inline]
     pub fn offer(&self, v: T) {
         self.inner.push(v);
     }
@@ -324,8 +326,33 @@ impl<T> Take<'_, T> {
 
 impl<T> Future for Take<'_, T> {
     type Output = Result<T, FiberError>;
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut().poll_opt() {
+        let this = self.get_mut();
+        // Fast path, inlined into the awaiting fiber: an item is there.
+        if let Some(v) = this.chan.queue.borrow_mut().pop_front() {
+            return Poll::Ready(Ok(v));
+        }
+        // A plain take with nothing queued: wait for the channel (first poll), or learn
+        // that the wait is still pending.
+        if !this.mode.on_stop && this.mode.timeout.is_none() {
+            match this.wait.poll_end(&[&this.chan.not_empty], None) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(WaitEnd::Done(_)) => this.wait = Wait::new(),
+                Poll::Ready(e) => {
+                    if let Err(e) = e.into_result() {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+        }
+        this.poll_slow()
+    }
+}
+
+impl<T> Take<'_, T> {
+    fn poll_slow(&mut self) -> Poll<Result<T, FiberError>> {
+        match self.poll_opt() {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(Some(v))) => Poll::Ready(Ok(v)),
             Poll::Ready(Ok(None)) => Poll::Ready(Err(FiberError::Timeout {

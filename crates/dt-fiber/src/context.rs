@@ -7,36 +7,72 @@ use std::rc::Rc;
 use crate::fiber::FiberKey;
 use crate::group::GroupInner;
 
-thread_local! {
-    static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
-    static CUR_FIBER: Cell<Option<FiberKey>> = const { Cell::new(None) };
-    static YIELD: Cell<bool> = const { Cell::new(false) };
-    static INTERRUPT: Cell<bool> = const { Cell::new(false) };
+/// Per-poll state, kept in one thread-local (constant-initialised, no destructor) so a
+/// poll touches it once on entry and once on exit.
+struct PollCtx {
+    /// The fiber being polled.
+    fiber: Cell<Option<FiberKey>>,
+    /// The fiber asked to go to the next round when its poll returns.
+    yield_req: Cell<bool>,
+    /// An interrupt is pending for the fiber being polled; its next wait consumes it.
+    interrupt: Cell<bool>,
 }
 
-/// Sets the interrupt flag of the poll about to run.
-pub(crate) fn set_interrupt(v: bool) {
-    INTERRUPT.with(|i| i.set(v));
+thread_local! {
+    static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
+    static POLL: PollCtx = const {
+        PollCtx {
+            fiber: Cell::new(None),
+            yield_req: Cell::new(false),
+            interrupt: Cell::new(false),
+        }
+    };
+}
+
+/// Marks `key` as the fiber being polled, with its pending interrupt flag. Returns the
+/// previous fiber, to hand back to [`end_poll`].
+#[inline]
+pub(crate) fn begin_poll(key: FiberKey, interrupt: bool) -> Option<FiberKey> {
+    POLL.with(|p| {
+        p.interrupt.set(interrupt);
+        p.yield_req.set(false);
+        p.fiber.replace(Some(key))
+    })
+}
+
+/// Ends the poll begun by [`begin_poll`]: restores the previous fiber and returns (and
+/// clears) the yield request and the interrupt no wait consumed.
+#[inline]
+pub(crate) fn end_poll(prev: Option<FiberKey>) -> (bool, bool) {
+    POLL.with(|p| {
+        p.fiber.set(prev);
+        (p.yield_req.replace(false), p.interrupt.replace(false))
+    })
 }
 
 /// Consumes the interrupt flag of the current poll (a wait calls this).
+#[inline]
 pub(crate) fn take_interrupt() -> bool {
-    INTERRUPT.with(|i| i.replace(false))
+    POLL.with(|p| p.interrupt.replace(false))
 }
 
 /// Asks that the fiber being polled go to the next round when its poll returns.
 /// Returns false outside a fiber.
+#[inline]
 pub(crate) fn request_yield() -> bool {
-    if CUR_FIBER.with(|c| c.get()).is_none() {
-        return false;
-    }
-    YIELD.with(|y| y.set(true));
-    true
+    POLL.with(|p| {
+        if p.fiber.get().is_none() {
+            return false;
+        }
+        p.yield_req.set(true);
+        true
+    })
 }
 
-/// Reads and clears the yield request of the poll that just returned.
-pub(crate) fn take_yield() -> bool {
-    YIELD.with(|y| y.replace(false))
+/// The fiber being polled, if any.
+#[inline]
+pub(crate) fn current_fiber_key() -> Option<FiberKey> {
+    POLL.with(|p| p.fiber.get())
 }
 
 /// Restores the previous current group when dropped.
@@ -57,28 +93,12 @@ pub(crate) fn enter_group(g: &Rc<GroupInner>) -> GroupGuard {
     GroupGuard { prev }
 }
 
-/// Restores the previous current fiber when dropped.
-pub(crate) struct FiberGuard {
-    prev: Option<FiberKey>,
-}
-
-impl Drop for FiberGuard {
-    fn drop(&mut self) {
-        CUR_FIBER.with(|c| c.set(self.prev));
-    }
-}
-
-pub(crate) fn enter_fiber(key: FiberKey) -> FiberGuard {
-    let prev = CUR_FIBER.with(|c| c.replace(Some(key)));
-    FiberGuard { prev }
-}
-
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
     CUR_GROUP.with(|g| g.borrow().clone())
 }
 
-pub(crate) fn current_fiber() -> Option<(Rc<GroupInner>, FiberKey)> {
-    let key = CUR_FIBER.with(|c| c.get())?;
-    let g = current_group()?;
-    Some((g, key))
+/// Calls `f` with the current group without cloning its `Rc`.
+#[inline]
+pub(crate) fn with_current_group<R>(f: impl FnOnce(Option<&Rc<GroupInner>>) -> R) -> R {
+    CUR_GROUP.with(|g| f(g.borrow().as_ref()))
 }

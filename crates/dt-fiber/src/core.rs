@@ -12,6 +12,7 @@ use dt_common::{PerfCallback, PerfType, Timestamp};
 use crate::clock::{Clock, DetRng};
 use crate::dispatcher::DispatcherShared;
 use crate::group::GroupInner;
+use crate::task_pool::TaskPool;
 use crate::timer::TimerHeap;
 use crate::wait::WaitCell;
 
@@ -29,6 +30,8 @@ pub(crate) struct CoreInner {
     pub(crate) cell_pool: RefCell<Vec<Rc<WaitCell>>>,
     rng: RefCell<DetRng>,
     pub(crate) timers: TimerHeap,
+    /// Recycled allocations of fiber futures.
+    pub(crate) tasks: TaskPool,
     round: Cell<u64>,
     ready_groups: RefCell<VecDeque<Rc<GroupInner>>>,
     deferred_groups: RefCell<VecDeque<Rc<GroupInner>>>,
@@ -49,6 +52,7 @@ impl CoreInner {
             cell_pool: RefCell::new(Vec::new()),
             rng: RefCell::new(rng),
             timers: TimerHeap::default(),
+            tasks: TaskPool::default(),
             round: Cell::new(0),
             ready_groups: RefCell::new(VecDeque::new()),
             deferred_groups: RefCell::new(VecDeque::new()),
@@ -123,13 +127,17 @@ impl CoreInner {
         !self.ready_groups.borrow().is_empty() || !self.deferred_groups.borrow().is_empty()
     }
 
-    /// Moves fibers deferred to this round (yields, fairness) into the ready queues.
+    /// Lists the groups with fibers deferred to this round (yields, fairness) to run;
+    /// each moves its deferred fibers into its ready queue when it runs.
     pub(crate) fn promote_deferred(&self) {
-        loop {
-            let g = self.deferred_groups.borrow_mut().pop_front();
-            match g {
-                Some(g) => GroupInner::promote_next_round(g),
-                None => return,
+        let mut next = self.deferred_groups.borrow_mut();
+        if next.is_empty() {
+            return;
+        }
+        let mut ready = self.ready_groups.borrow_mut();
+        while let Some(g) = next.pop_front() {
+            if g.list_for_round() {
+                ready.push_back(g);
             }
         }
     }

@@ -260,7 +260,15 @@ impl Runner {
 
     /// Takes queued messages, first blocking up to `block` for one. Returns whether the
     /// queue was drained completely.
+    #[inline]
     pub(crate) fn collect(&mut self, block: Option<Duration>) -> bool {
+        if block.is_none() && self.rx.is_empty() {
+            return true;
+        }
+        self.collect_slow(block)
+    }
+
+    fn collect_slow(&mut self, block: Option<Duration>) -> bool {
         if let Some(t) = block.filter(|t| !t.is_zero()) {
             let start = self.core.perf_poll.then(Instant::now);
             match self.rx.recv_timeout(t) {
@@ -291,7 +299,7 @@ impl Runner {
         let start = self.core.perf_work.then(Instant::now);
         self.core.next_round();
         self.core.invalidate_clock();
-        if self.core.timers.next_deadline().is_some() {
+        if !self.core.timers.is_empty() && self.core.timers.next_deadline().is_some() {
             let now = self.core.now();
             self.core.timers.fire_expired(now.nano_time);
         }

@@ -48,7 +48,10 @@ impl FiberOptions {
 
     /// How many times per dispatcher round the fiber may be made ready (default 1, at
     /// least 1). Wake-ups beyond the budget are deferred to the next round, so one busy
-    /// fiber cannot starve the others.
+    /// fiber cannot starve the others. As in the reference, a deferred wake-up counts
+    /// against the budget of the round it happened in, not the next one, and deferred
+    /// fibers that were signalled to the front of the queue run first in the next round
+    /// (ahead of fibers that yielded).
     pub fn max_ready_per_round(mut self, n: u32) -> Self {
         self.max_ready_per_round = n.max(1);
         self

@@ -52,6 +52,11 @@ impl<T> FutInner<T> {
 ///
 /// Await the value with [`FiberFuture::get`] (clones it) or by value with `.await` /
 /// [`FiberFuture::take`] (moves it out; for values that are not `Clone`).
+///
+/// The future belongs to the group it was created in. If that group finishes while the
+/// future is still pending, nothing can complete it any more: waits on it (from fibers
+/// of other groups, or started later) fail with [`FiberError::GroupFinished`] naming the
+/// owning group. A value completed before the group finished stays readable.
 pub struct FiberFuture<T> {
     inner: Rc<FutInner<T>>,
 }
@@ -236,6 +241,14 @@ impl<T: Clone + 'static> FiberFuture<T> {
     }
 }
 
+/// Waits until `inner` is completed.
+///
+/// A future is completed by its own group (directly, or by a [`FutureCompleter`] whose
+/// completion is delivered there). Once that group has finished nothing can complete it
+/// any more, so a pending future of a finished group fails its waiters with
+/// [`FiberError::GroupFinished`] naming the owning group, instead of leaving them
+/// waiting forever. A fiber of another group registers on the owning group's finish list
+/// as well, so it is woken when that group finishes while it waits.
 fn poll_done<T>(
     inner: &FutInner<T>,
     wait: &mut Wait,
@@ -245,7 +258,21 @@ fn poll_done<T>(
         if inner.done.get() {
             return Poll::Ready(Ok(()));
         }
-        match wait.poll(&[&inner.waiters], timeout) {
+        let owner = &inner.group;
+        if owner.is_finished() {
+            return Poll::Ready(Err(FiberError::GroupFinished {
+                group: owner.name().to_string(),
+            }));
+        }
+        let same_group =
+            crate::context::with_current_group(|g| g.is_some_and(|g| Rc::ptr_eq(g, owner)));
+        let r = if same_group {
+            // The waiter goes away with the group: no need to watch it finish.
+            wait.poll(&[&inner.waiters], timeout)
+        } else {
+            wait.poll(&[&inner.waiters, owner.finish_list()], timeout)
+        };
+        match r {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(Outcome::Timeout)) => {
                 return Poll::Ready(if inner.done.get() {

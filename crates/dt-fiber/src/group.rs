@@ -25,13 +25,17 @@ use crate::error::{panic_message, FiberError};
 use crate::fiber::{Fiber, FiberKey, FiberOptions};
 use crate::future::FiberFuture;
 use crate::handle::{GroupHandle, GroupShared};
-use crate::wait::{Wait, WaitList};
+use crate::wait::{Wait, WaitCell, WaitList};
 use crate::waker::PollWaker;
 
+use crate::task_pool::Task;
+
 struct FiberSlot {
+    /// Generation of the fiber in the slot; 0 when the slot is free (no key has gen 0),
+    /// so the generation check every lookup does also rejects free slots.
     gen: u32,
     name: Cow<'static, str>,
-    task: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    task: Option<Task>,
     daemon: bool,
     running: bool,
     scheduled: bool,
@@ -43,23 +47,113 @@ struct FiberSlot {
     join: Option<Rc<WaitList>>,
 }
 
+/// The fibers of a group and their run queues, behind one `RefCell` so that a poll or a
+/// wake-up borrows once: slots reused in place (a new fiber's fields are written into a
+/// free slot one by one instead of moving a whole slot struct in and out of a slab),
+/// the ready queue of this round and the queue of fibers deferred to the next one.
+#[derive(Default)]
+struct Slots {
+    v: Vec<FiberSlot>,
+    free: Vec<u32>,
+    len: usize,
+    ready: VecDeque<FiberKey>,
+    next: VecDeque<FiberKey>,
+}
+
+impl Slots {
+    /// The slot at `idx`, possibly free: callers compare its generation with their key's.
+    #[inline]
+    fn get(&self, idx: usize) -> Option<&FiberSlot> {
+        self.v.get(idx)
+    }
+
+    /// Like [`Slots::get`].
+    #[inline]
+    fn get_mut(&mut self, idx: usize) -> Option<&mut FiberSlot> {
+        self.v.get_mut(idx)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A free slot (its fields to be set by the caller) and its index.
+    #[inline]
+    fn alloc(&mut self) -> (usize, &mut FiberSlot) {
+        self.len += 1;
+        let idx = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.v.push(FiberSlot {
+                    gen: 0,
+                    name: Cow::Borrowed(""),
+                    task: None,
+                    daemon: false,
+                    running: false,
+                    scheduled: false,
+                    notified: false,
+                    interrupt_pending: false,
+                    round: 0,
+                    ready_times: 0,
+                    max_ready: 1,
+                    join: None,
+                });
+                self.v.len() - 1
+            }
+        };
+        (idx, &mut self.v[idx])
+    }
+
+    /// Frees a live slot; returns whether the fiber was a daemon and its join list.
+    fn release(&mut self, idx: usize) -> (bool, Option<Rc<WaitList>>) {
+        let s = &mut self.v[idx];
+        s.gen = 0;
+        s.name = Cow::Borrowed("");
+        let join = s.join.take();
+        self.free.push(idx as u32);
+        self.len -= 1;
+        (s.daemon, join)
+    }
+
+    /// Frees every slot; returns the fibers' tasks and join lists.
+    fn drain(&mut self) -> Vec<(Option<Task>, Option<Rc<WaitList>>)> {
+        let out = self
+            .v
+            .iter_mut()
+            .filter(|s| s.gen != 0)
+            .map(|s| (s.task.take(), s.join.take()))
+            .collect();
+        self.v.clear();
+        self.free.clear();
+        self.len = 0;
+        self.ready.clear();
+        self.next.clear();
+        out
+    }
+}
+
 /// The dispatcher-thread state of one group.
 pub(crate) struct GroupInner {
     me: Weak<GroupInner>,
     core: Rc<CoreInner>,
     pub(crate) shared: Arc<GroupShared>,
-    fibers: RefCell<Slab<FiberSlot>>,
+    fibers: RefCell<Slots>,
     next_gen: Cell<u32>,
-    ready: RefCell<VecDeque<FiberKey>>,
-    next_round: RefCell<Vec<FiberKey>>,
+    /// Length of the front section of the next round's queue (see [`GroupInner::defer`]).
+    next_front: Cell<usize>,
     in_ready_list: Cell<bool>,
     in_deferred_list: Cell<bool>,
+    /// The round in which `in_deferred_list` was set.
+    deferred_round: Cell<u64>,
     non_daemon: Cell<usize>,
     should_stop: Cell<bool>,
     finished: Cell<bool>,
     stop_list: WaitList,
     remote: RefCell<Slab<Rc<dyn Any>>>,
     finish_list: WaitList,
+    /// A finished wait cell of this group kept for its next wait (see `wait::release`).
+    /// Cleared when the group finishes (the cell refers to the group).
+    pub(crate) spare_cell: Cell<Option<Rc<WaitCell>>>,
 }
 
 impl GroupInner {
@@ -68,18 +162,19 @@ impl GroupInner {
             me: me.clone(),
             core,
             shared,
-            fibers: RefCell::new(Slab::new()),
+            fibers: RefCell::new(Slots::default()),
             next_gen: Cell::new(0),
-            ready: RefCell::new(VecDeque::new()),
-            next_round: RefCell::new(Vec::new()),
+            next_front: Cell::new(0),
             in_ready_list: Cell::new(false),
             in_deferred_list: Cell::new(false),
+            deferred_round: Cell::new(0),
             non_daemon: Cell::new(0),
             should_stop: Cell::new(false),
             finished: Cell::new(false),
             stop_list: WaitList::new(),
             remote: RefCell::new(Slab::new()),
             finish_list: WaitList::new(),
+            spare_cell: Cell::new(None),
         })
     }
 
@@ -107,45 +202,53 @@ impl GroupInner {
         &self.stop_list
     }
 
+    /// Waiters woken when the group finishes.
+    pub(crate) fn finish_list(&self) -> &WaitList {
+        &self.finish_list
+    }
+
     fn rc(&self) -> Option<Rc<GroupInner>> {
         self.me.upgrade()
     }
 
-    pub(crate) fn spawn(
-        &self,
-        opts: FiberOptions,
-        fut: Pin<Box<dyn Future<Output = ()>>>,
-    ) -> Result<FiberKey, FiberError> {
+    #[inline(always)]
+    pub(crate) fn spawn(&self, opts: FiberOptions, fut: Task) -> Result<FiberKey, FiberError> {
         if self.finished.get() {
             return Err(FiberError::GroupFinished {
                 group: self.shared.name.clone(),
             });
         }
-        let gen = self.next_gen.get().wrapping_add(1);
+        let gen = match self.next_gen.get().wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
         self.next_gen.set(gen);
-        let idx = self.fibers.borrow_mut().insert(FiberSlot {
-            gen,
-            name: opts.name,
-            task: Some(fut),
-            daemon: opts.daemon,
-            running: false,
-            scheduled: true,
-            notified: false,
-            interrupt_pending: false,
-            round: self.core.round(),
-            ready_times: 1,
-            max_ready: opts.max_ready_per_round,
-            join: None,
-        });
+        let round = self.core.round();
+        let key = {
+            let mut fibers = self.fibers.borrow_mut();
+            let (idx, slot) = fibers.alloc();
+            slot.gen = gen;
+            slot.name = opts.name;
+            slot.task = Some(fut);
+            slot.daemon = opts.daemon;
+            slot.running = false;
+            slot.scheduled = true;
+            slot.notified = false;
+            slot.interrupt_pending = false;
+            slot.round = round;
+            slot.ready_times = 1;
+            slot.max_ready = opts.max_ready_per_round;
+            let key = FiberKey {
+                idx: idx as u32,
+                gen,
+            };
+            // A new fiber is ready at once (scheduled, one use of its round budget).
+            fibers.ready.push_back(key);
+            key
+        };
         if !opts.daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
         }
-        let key = FiberKey {
-            idx: idx as u32,
-            gen,
-        };
-        // A new fiber is ready at once (scheduled, one use of its round budget).
-        self.ready.borrow_mut().push_back(key);
         self.mark_ready();
         Ok(key)
     }
@@ -174,20 +277,18 @@ impl GroupInner {
             slot.ready_times = 0;
         }
         if slot.ready_times >= slot.max_ready {
+            self.defer(&mut fibers, key, front);
             drop(fibers);
-            self.defer(key);
+            self.mark_deferred();
             return;
         }
         slot.ready_times += 1;
-        drop(fibers);
-        {
-            let mut ready = self.ready.borrow_mut();
-            if front {
-                ready.push_front(key);
-            } else {
-                ready.push_back(key);
-            }
+        if front {
+            fibers.ready.push_front(key);
+        } else {
+            fibers.ready.push_back(key);
         }
+        drop(fibers);
         self.mark_ready();
     }
 
@@ -201,80 +302,115 @@ impl GroupInner {
         }
     }
 
-    fn defer(&self, key: FiberKey) {
-        self.next_round.borrow_mut().push(key);
+    /// Queues a fiber for the next round. Fibers signalled to the front (`front`) but
+    /// over budget run first in the next round, ahead of yielded ones (as the
+    /// reference does): they form the front section of the next round's queue.
+    /// The caller then calls [`GroupInner::mark_deferred`] (after releasing the borrow).
+    #[inline]
+    fn defer(&self, fibers: &mut Slots, key: FiberKey, front: bool) {
+        if front {
+            // Keep the front section in signal order.
+            let n = self.next_front.get();
+            fibers.next.insert(n, key);
+            self.next_front.set(n + 1);
+        } else {
+            fibers.next.push_back(key);
+        }
+    }
+
+    /// Puts the group in the dispatcher's list of groups with fibers for the next
+    /// round, once.
+    fn mark_deferred(&self) {
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
                 self.in_deferred_list.set(true);
+                self.deferred_round.set(self.core.round());
                 self.core.push_deferred_group(me);
             }
         }
     }
 
-    /// Moves the fibers deferred to this round into the ready queue; takes the group's
-    /// `Rc` from the deferred list and hands it to the ready list.
-    pub(crate) fn promote_next_round(this: Rc<Self>) {
-        this.in_deferred_list.set(false);
-        let mut keys = this.next_round.borrow_mut();
-        if keys.is_empty() || this.finished.get() {
-            keys.clear();
+    /// Called by the dispatcher at the start of a round for a group with fibers deferred
+    /// to it: lists the group to run. Its fibers are moved into its ready queue when it
+    /// runs ([`GroupInner::run_ready`]), which saves touching two lists per round.
+    /// Returns whether the group was added to the ready list (false if already there).
+    #[inline]
+    pub(crate) fn list_for_round(&self) -> bool {
+        if self.in_ready_list.get() {
+            return false;
+        }
+        self.in_ready_list.set(true);
+        true
+    }
+
+    /// Moves the fibers deferred to an earlier round into the ready queue.
+    fn promote_next_round(&self) {
+        self.in_deferred_list.set(false);
+        let mut fibers = self.fibers.borrow_mut();
+        let front = self.next_front.replace(0);
+        if fibers.next.is_empty() || self.finished.get() {
+            fibers.next.clear();
             return;
         }
-        let round = this.core.round();
-        {
-            let mut fibers = this.fibers.borrow_mut();
-            let mut ready = this.ready.borrow_mut();
-            for k in keys.drain(..) {
-                if let Some(slot) = fibers.get_mut(k.idx as usize) {
-                    if slot.gen == k.gen {
-                        slot.round = round;
-                        slot.ready_times = 1;
-                        ready.push_back(k);
-                    }
-                }
+        // The slots are not touched here: a stale key is skipped when polled, and the
+        // wake-up was counted in the round it happened in, so `make_ready` starts the
+        // new round's budget afresh (as the reference does).
+        let Slots {
+            ready, next: keys, ..
+        } = &mut *fibers;
+        if ready.is_empty() {
+            std::mem::swap(ready, keys);
+        } else {
+            // Fibers made ready earlier in this round (by timers, cross-thread messages
+            // or other groups) stay between the front section and the yielded fibers.
+            for k in keys.drain(..front).rev() {
+                ready.push_front(k);
             }
-        }
-        drop(keys);
-        if !this.in_ready_list.get() {
-            this.in_ready_list.set(true);
-            let core = this.core.clone();
-            core.push_ready_group(this);
+            while let Some(k) = keys.pop_front() {
+                ready.push_back(k);
+            }
         }
     }
 
-    /// Runs this group's ready fibers until its ready queue is empty.
+    /// Runs this group's ready fibers until its ready queue is empty, after moving in
+    /// the fibers deferred to this round.
+    ///
+    /// The group stays marked as listed while it runs, so fibers made ready meanwhile
+    /// join this run instead of queueing the group for a second, empty run.
     pub(crate) fn run_ready(self: &Rc<Self>) {
-        self.in_ready_list.set(false);
-        let _g = context::enter_group(self);
-        loop {
-            let key = self.ready.borrow_mut().pop_front();
-            match key {
-                Some(k) => self.poll_fiber(k),
-                None => return,
-            }
+        // Fibers deferred in this very round (a second run of the group in one round)
+        // wait for the next one.
+        if self.in_deferred_list.get() && self.deferred_round.get() < self.core.round() {
+            self.promote_next_round();
         }
+        let _g = context::enter_group(self);
+        while self.poll_next() {}
+        self.in_ready_list.set(false);
     }
 
-    fn poll_fiber(self: &Rc<Self>, key: FiberKey) {
-        let mut task = {
+    /// Polls the next ready fiber. Returns false when the ready queue is empty.
+    fn poll_next(self: &Rc<Self>) -> bool {
+        let (key, mut task, interrupt) = {
             let mut fibers = self.fibers.borrow_mut();
+            let Some(key) = fibers.ready.pop_front() else {
+                return false;
+            };
             let Some(slot) = fibers.get_mut(key.idx as usize) else {
-                return;
+                return true;
             };
             if slot.gen != key.gen {
-                return;
+                return true;
             }
             slot.scheduled = false;
             let Some(task) = slot.task.take() else {
-                return;
+                return true;
             };
             slot.running = true;
-            context::set_interrupt(std::mem::take(&mut slot.interrupt_pending));
-            task
+            (key, task, std::mem::take(&mut slot.interrupt_pending))
         };
         let start = self.core.perf_fiber_run.then(Instant::now);
+        let prev = context::begin_poll(key, interrupt);
         let res = {
-            let _f = context::enter_fiber(key);
             let pw = PollWaker {
                 shared: &self.core.shared,
                 gid: self.shared.id,
@@ -284,9 +420,8 @@ impl GroupInner {
             let mut cx = Context::from_waker(waker.get());
             catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
         };
-        let yielded = context::take_yield();
         // An interrupt no wait consumed in this poll stays pending for the next wait.
-        let interrupt_left = context::take_interrupt();
+        let (yielded, interrupt_left) = context::end_poll(prev);
         if let Some(s) = start {
             self.core
                 .perf
@@ -294,33 +429,30 @@ impl GroupInner {
         }
         match res {
             Ok(Poll::Pending) => {
-                let action = {
-                    let mut fibers = self.fibers.borrow_mut();
-                    match fibers.get_mut(key.idx as usize) {
-                        Some(slot) if slot.gen == key.gen => {
-                            slot.running = false;
-                            slot.task = Some(task);
-                            slot.interrupt_pending |= interrupt_left;
-                            if yielded {
-                                slot.notified = false;
-                                slot.scheduled = true;
-                                1
-                            } else if slot.notified {
-                                slot.notified = false;
-                                2
-                            } else {
-                                0
-                            }
+                let mut fibers = self.fibers.borrow_mut();
+                match fibers.get_mut(key.idx as usize) {
+                    Some(slot) if slot.gen == key.gen => {
+                        slot.running = false;
+                        slot.task = Some(task);
+                        slot.interrupt_pending |= interrupt_left;
+                        if yielded {
+                            slot.notified = false;
+                            slot.scheduled = true;
+                            self.defer(&mut fibers, key, false);
+                            drop(fibers);
+                            self.mark_deferred();
+                        } else if slot.notified {
+                            slot.notified = false;
+                            drop(fibers);
+                            self.make_ready(key, false);
                         }
-                        // The group finished during the poll (cannot happen today) or
-                        // the slot vanished: drop the task outside the borrow.
-                        _ => 3,
                     }
-                };
-                match action {
-                    1 => self.defer(key),
-                    2 => self.make_ready(key, false),
-                    _ => {}
+                    // The group finished during the poll (cannot happen today) or the
+                    // slot vanished: drop the task outside the borrow.
+                    _ => {
+                        drop(fibers);
+                        drop_quietly(&self.core, self.name(), task);
+                    }
                 }
             }
             Ok(Poll::Ready(())) => {
@@ -339,6 +471,7 @@ impl GroupInner {
                 self.fatal(&format!("fiber '{name}' panicked: {msg}"));
             }
         }
+        true
     }
 
     pub(crate) fn fiber_name(&self, key: FiberKey) -> String {
@@ -349,20 +482,20 @@ impl GroupInner {
         }
     }
 
-    fn end_fiber(&self, key: FiberKey, task: Pin<Box<dyn Future<Output = ()>>>) {
+    fn end_fiber(&self, key: FiberKey, task: Task) {
         let slot = {
             let mut fibers = self.fibers.borrow_mut();
             match fibers.get(key.idx as usize) {
-                Some(s) if s.gen == key.gen => Some(fibers.remove(key.idx as usize)),
+                Some(s) if s.gen == key.gen => Some(fibers.release(key.idx as usize)),
                 _ => None,
             }
         };
-        drop_quietly(self.name(), task);
-        if let Some(slot) = slot {
-            if !slot.daemon {
+        drop_quietly(&self.core, self.name(), task);
+        if let Some((daemon, join)) = slot {
+            if !daemon {
                 self.non_daemon.set(self.non_daemon.get() - 1);
             }
-            if let Some(j) = slot.join {
+            if let Some(j) = join {
                 j.signal_all(false);
             }
         }
@@ -430,17 +563,16 @@ impl GroupInner {
             return;
         }
         self.finished.set(true);
-        let slots: Vec<FiberSlot> = self.fibers.borrow_mut().drain().collect();
-        self.ready.borrow_mut().clear();
-        self.next_round.borrow_mut().clear();
+        let slots = self.fibers.borrow_mut().drain();
+        self.next_front.set(0);
         {
             let _g = context::enter_group(self);
-            for s in slots {
-                if let Some(j) = &s.join {
+            for (task, join) in slots {
+                if let Some(j) = &join {
                     j.signal_all(false);
                 }
-                if let Some(t) = s.task {
-                    drop_quietly(self.name(), t);
+                if let Some(t) = task {
+                    drop_quietly(&self.core, self.name(), t);
                 }
             }
             let remote: Vec<Rc<dyn Any>> = self.remote.borrow_mut().drain().collect();
@@ -448,6 +580,7 @@ impl GroupInner {
         }
         self.stop_list.clear();
         self.finish_list.signal_all(false);
+        drop(self.spare_cell.take());
         self.shared.set_finished();
         log::debug!("fiber group '{}' finished", self.shared.name);
     }
@@ -474,9 +607,10 @@ impl GroupInner {
     }
 }
 
-/// Drops a fiber's future, containing a panic from its destructors.
-fn drop_quietly(group: &str, task: Pin<Box<dyn Future<Output = ()>>>) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+/// Drops a fiber's future (recycling its allocation), containing a panic from its
+/// destructors.
+fn drop_quietly(core: &CoreInner, group: &str, task: Task) {
+    if let Err(p) = core.tasks.drop_task(task) {
         log::error!(
             "dropping a fiber of group '{}' panicked: {}",
             group,
@@ -511,6 +645,7 @@ impl FiberGroup {
 
     /// Starts a non-daemon fiber running `fut`. It runs in this dispatcher round if the
     /// group is being run, else in the next. Fails when the group has finished.
+    #[inline]
     pub fn spawn<F>(&self, name: impl Into<Cow<'static, str>>, fut: F) -> Result<Fiber, FiberError>
     where
         F: Future<Output = ()> + 'static,
@@ -519,11 +654,13 @@ impl FiberGroup {
     }
 
     /// Starts a fiber with explicit [`FiberOptions`] (daemon, fairness budget).
+    #[inline]
     pub fn spawn_with<F>(&self, opts: FiberOptions, fut: F) -> Result<Fiber, FiberError>
     where
         F: Future<Output = ()> + 'static,
     {
-        let key = self.inner.spawn(opts, Box::pin(fut))?;
+        let task = self.inner.core.tasks.boxed(fut);
+        let key = self.inner.spawn(opts, task)?;
         Ok(Fiber {
             group: self.inner.clone(),
             key,

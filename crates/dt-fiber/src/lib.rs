@@ -112,6 +112,7 @@ mod handle;
 mod io_pool;
 mod share;
 mod sim;
+mod task_pool;
 mod timer;
 mod wait;
 mod waker;

@@ -66,6 +66,12 @@ impl TimerHeap {
         });
     }
 
+    /// Whether no timer (pending or stale) is registered.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.borrow().is_empty()
+    }
+
     /// The earliest deadline of a still-pending wait, dropping stale entries on top.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
         let mut heap = self.heap.borrow_mut();
@@ -152,6 +158,7 @@ impl Future for Sleep {
 }
 
 /// Lets the other ready fibers run: the current fiber resumes in the next dispatcher round.
+#[inline]
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
@@ -165,6 +172,7 @@ pub struct YieldNow {
 impl Future for YieldNow {
     type Output = ();
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.yielded {
             return Poll::Ready(());

@@ -33,7 +33,7 @@ pub(crate) enum Outcome {
 /// One suspension of one fiber.
 pub(crate) struct WaitCell {
     group: Rc<GroupInner>,
-    fiber: FiberKey,
+    fiber: Cell<FiberKey>,
     outcome: Cell<Outcome>,
 }
 
@@ -53,7 +53,7 @@ impl WaitCell {
             return false;
         }
         self.outcome.set(o);
-        self.group.make_ready(self.fiber, front);
+        self.group.make_ready(self.fiber.get(), front);
         true
     }
 
@@ -69,33 +69,58 @@ impl WaitCell {
 const CELL_POOL_MAX: usize = 256;
 
 impl WaitCell {
-    /// A pending cell for fiber `key` of `group`, reusing a pooled allocation if any.
-    fn acquire(group: Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+    /// A pending cell for fiber `key` of `group`, reusing the group's spare cell or a
+    /// pooled allocation if any.
+    #[inline]
+    fn acquire(group: &Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+        // The spare cell belongs to this group and nothing else refers to it.
+        if let Some(c) = group.spare_cell.take() {
+            c.fiber.set(key);
+            c.outcome.set(Outcome::Pending);
+            return c;
+        }
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
             if let Some(c) = Rc::get_mut(&mut rc) {
-                c.group = group;
-                c.fiber = key;
+                if !Rc::ptr_eq(&c.group, group) {
+                    c.group = group.clone();
+                }
+                c.fiber.set(key);
                 c.outcome.set(Outcome::Pending);
                 return rc;
             }
         }
         Rc::new(WaitCell {
-            group,
-            fiber: key,
+            group: group.clone(),
+            fiber: Cell::new(key),
             outcome: Cell::new(Outcome::Pending),
         })
     }
 }
 
-/// Returns a finished cell to the pool when nothing else refers to it.
+/// Returns a finished cell for reuse when nothing else refers to it: as the spare cell
+/// of its group (the next wait of the group takes it without touching the pool), else
+/// to the dispatcher's pool. Both are reached through the current group (without
+/// touching reference counts); outside a group run the cell is simply dropped.
+#[inline]
 fn release(cell: Rc<WaitCell>) {
     if Rc::strong_count(&cell) == 1 {
-        let core = cell.group.core().clone();
-        let mut pool = core.cell_pool.borrow_mut();
-        if pool.len() < CELL_POOL_MAX {
-            pool.push(cell);
-        }
+        context::with_current_group(|g| {
+            if let Some(g) = g {
+                let cell = if Rc::ptr_eq(g, &cell.group) && !g.is_finished() {
+                    match g.spare_cell.replace(Some(cell)) {
+                        Some(old) => old,
+                        None => return,
+                    }
+                } else {
+                    cell
+                };
+                let mut pool = g.core().cell_pool.borrow_mut();
+                if pool.len() < CELL_POOL_MAX {
+                    pool.push(cell);
+                }
+            }
+        });
     }
 }
 
@@ -170,6 +195,28 @@ impl WaitList {
     }
 }
 
+/// How [`Wait::poll_end`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitEnd {
+    /// The wait ended with this outcome.
+    Done(Outcome),
+    /// Not polled from a fiber.
+    NotInFiber,
+    /// The fiber was interrupted.
+    Interrupted,
+}
+
+impl WaitEnd {
+    #[inline]
+    pub(crate) fn into_result(self) -> Result<Outcome, FiberError> {
+        match self {
+            WaitEnd::Done(o) => Ok(o),
+            WaitEnd::NotInFiber => Err(FiberError::NotInFiber),
+            WaitEnd::Interrupted => Err(FiberError::Interrupted),
+        }
+    }
+}
+
 /// The state of one suspending primitive inside its future: not yet registered, or
 /// registered with a cell.
 #[derive(Default)]
@@ -185,20 +232,34 @@ impl Wait {
     /// Drives the wait. On the first call it registers the current fiber in `lists`
     /// (tagged with their index as the signal source) and, with a timeout, in the timer
     /// heap; then returns `Pending`. Later calls return the outcome once fired.
+    #[inline]
     pub(crate) fn poll(
         &mut self,
         lists: &[&WaitList],
         timeout: Option<Duration>,
     ) -> Poll<Result<Outcome, FiberError>> {
+        self.poll_end(lists, timeout).map(WaitEnd::into_result)
+    }
+
+    /// [`Wait::poll`] with a small result type, so that the (not inlined) body does
+    /// not return a large `Result` through memory on every poll.
+    pub(crate) fn poll_end(
+        &mut self,
+        lists: &[&WaitList],
+        timeout: Option<Duration>,
+    ) -> Poll<WaitEnd> {
         match &self.cell {
             None => {
-                let Some((group, key)) = context::current_fiber() else {
-                    return Poll::Ready(Err(FiberError::NotInFiber));
+                let Some(key) = context::current_fiber_key() else {
+                    return Poll::Ready(WaitEnd::NotInFiber);
                 };
                 if context::take_interrupt() {
-                    return Poll::Ready(Err(FiberError::Interrupted));
+                    return Poll::Ready(WaitEnd::Interrupted);
                 }
-                let cell = WaitCell::acquire(group, key);
+                let cell = context::with_current_group(|g| g.map(|g| WaitCell::acquire(g, key)));
+                let Some(cell) = cell else {
+                    return Poll::Ready(WaitEnd::NotInFiber);
+                };
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
                 }
@@ -212,14 +273,14 @@ impl Wait {
                 Outcome::Pending => {
                     if context::take_interrupt() {
                         self.finish();
-                        Poll::Ready(Err(FiberError::Interrupted))
+                        Poll::Ready(WaitEnd::Interrupted)
                     } else {
                         Poll::Pending
                     }
                 }
                 o => {
                     self.finish();
-                    Poll::Ready(Ok(o))
+                    Poll::Ready(WaitEnd::Done(o))
                 }
             },
         }

@@ -33,7 +33,8 @@ impl PollWaker<'_> {
         // the lifetime of the returned BorrowedWaker, which borrows `self`.
         let waker = unsafe { Waker::from_raw(raw) };
         BorrowedWaker {
-            waker,
+            // Dropping a borrowed waker does nothing: skip the indirect call.
+            waker: std::mem::ManuallyDrop::new(waker),
             _p: std::marker::PhantomData,
         }
     }
@@ -41,7 +42,7 @@ impl PollWaker<'_> {
 
 /// A waker valid while the [`PollWaker`] it points to is borrowed.
 pub(crate) struct BorrowedWaker<'a> {
-    waker: Waker,
+    waker: std::mem::ManuallyDrop<Waker>,
     _p: std::marker::PhantomData<&'a ()>,
 }
 

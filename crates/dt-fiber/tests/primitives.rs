@@ -663,3 +663,121 @@ fn fatal_shuts_the_group_down_and_names_it() {
     assert_eq!(h.fatal_error().as_deref(), Some("apply failed at index 42"));
     assert!(l.borrow()[0].contains("raft-7"));
 }
+
+#[test]
+fn future_of_finished_group_fails_waiters_instead_of_hanging() {
+    let mut sim = Simulation::new(1);
+    let owner = sim.new_group("owner");
+    let other = sim.new_group("other");
+    let pending: FiberFuture<u32> = owner.new_future();
+    let done: FiberFuture<u32> = FiberFuture::completed(&owner, 7);
+    let l = log();
+    // A fiber of another group waits on a future its owner never completes.
+    {
+        let (f, l) = (pending.clone(), l.clone());
+        other
+            .spawn("waiter", async move {
+                let r = f.get().await;
+                push(&l, format!("waiter={r:?}"));
+            })
+            .unwrap();
+    }
+    // Another one waits with a timeout longer than it takes the owner to finish.
+    {
+        let (f, l) = (pending.clone(), l.clone());
+        other
+            .spawn("timed", async move {
+                let r = f.get_timeout(MS * 1000).await;
+                push(&l, format!("timed={r:?}"));
+            })
+            .unwrap();
+    }
+    sim.run_until_idle();
+    assert!(
+        l.borrow().is_empty(),
+        "nobody completed it yet: {:?}",
+        l.borrow()
+    );
+    owner.request_shutdown();
+    sim.run_until_idle();
+    assert!(owner.is_finished());
+    let got = l.borrow().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for line in &got {
+        assert!(
+            line.contains("GroupFinished") && line.contains("\"owner\""),
+            "{line}"
+        );
+    }
+    // Waits started after the owner finished fail at once; a value completed before
+    // the owner finished stays readable.
+    {
+        let (f, d, l) = (pending.clone(), done.clone(), l.clone());
+        other
+            .spawn("late", async move {
+                let r = f.take().await;
+                push(
+                    &l,
+                    format!(
+                        "late={}",
+                        matches!(r, Err(FiberError::GroupFinished { .. }))
+                    ),
+                );
+                push(&l, format!("done={:?}", d.get().await));
+            })
+            .unwrap();
+    }
+    sim.run_until_idle();
+    let got = l.borrow().clone();
+    assert_eq!(&got[2..], ["late=true", "done=Ok(7)"]);
+    assert!(FiberError::GroupFinished {
+        group: "owner".into()
+    }
+    .to_string()
+    .contains("owner"));
+}
+
+#[test]
+fn deferred_front_wakeups_run_first_next_round_with_a_whole_budget() {
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("g");
+    let c = FiberCondition::new("c");
+    let l = log();
+    // Started from a fiber, so that they start (and use their budget) in round 1.
+    let (g2, c2, l2) = (g.clone(), c.clone(), l.clone());
+    g.spawn("starter", async move {
+        {
+            let (c, l) = (c2.clone(), l2.clone());
+            g2.spawn_with(FiberOptions::new("w").daemon(), async move {
+                while c.wait().await.is_ok() {
+                    push(&l, "w");
+                }
+            })
+            .unwrap();
+        }
+        {
+            let l = l2.clone();
+            g2.spawn("y", async move {
+                yield_now().await;
+                push(&l, "y");
+            })
+            .unwrap();
+        }
+        let c = c2.clone();
+        g2.spawn("s", async move {
+            // Round 1: "w" already used its budget (it started this round): deferred.
+            c.signal();
+            yield_now().await;
+            // Round 2: the deferred wake-up did not use round 2's budget.
+            c.signal();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    sim.step();
+    assert!(l.borrow().is_empty(), "{:?}", l.borrow());
+    sim.step();
+    // The deferred signalled fiber runs before the yielded one, and is woken again
+    // (and runs) in the same round.
+    assert_eq!(*l.borrow(), ["w", "y", "w"]);
+}
