@@ -18,7 +18,14 @@ pub fn vectors_dir() -> Option<PathBuf> {
     if d.join("wire").is_dir() {
         Some(d)
     } else {
-        println!("SKIPPED: golden vectors not found at {}", d.display());
+        // Straight to stderr, past the test harness capture, so a plain `cargo test`
+        // shows the skip.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: golden vectors not found at {}",
+            d.display()
+        );
         None
     }
 }
