@@ -16,6 +16,9 @@ struct PollCtx {
     yield_req: Cell<bool>,
     /// An interrupt is pending for the fiber being polled; its next wait consumes it.
     interrupt: Cell<bool>,
+    /// The current group (the one `CUR_GROUP` holds), or null: read without touching
+    /// `CUR_GROUP`'s borrow flag or its thread-local destructor state.
+    group: Cell<*const GroupInner>,
 }
 
 thread_local! {
@@ -25,6 +28,7 @@ thread_local! {
             fiber: Cell::new(None),
             yield_req: Cell::new(false),
             interrupt: Cell::new(false),
+            group: Cell::new(std::ptr::null()),
         }
     };
 }
@@ -69,12 +73,6 @@ pub(crate) fn request_yield() -> bool {
     })
 }
 
-/// The fiber being polled, if any.
-#[inline]
-pub(crate) fn current_fiber_key() -> Option<FiberKey> {
-    POLL.with(|p| p.fiber.get())
-}
-
 /// Restores the previous current group when dropped.
 pub(crate) struct GroupGuard {
     prev: Option<Rc<GroupInner>>,
@@ -83,22 +81,43 @@ pub(crate) struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
+        let ptr = prev.as_ref().map_or(std::ptr::null(), Rc::as_ptr);
         CUR_GROUP.with(|g| *g.borrow_mut() = prev);
+        POLL.with(|p| p.group.set(ptr));
     }
 }
 
 /// Makes `g` the current group until the guard drops.
 pub(crate) fn enter_group(g: &Rc<GroupInner>) -> GroupGuard {
     let prev = CUR_GROUP.with(|c| c.borrow_mut().replace(g.clone()));
+    POLL.with(|p| p.group.set(Rc::as_ptr(g)));
     GroupGuard { prev }
+}
+
+/// Calls `f` with the current group, reading it from the per-poll thread-local only.
+#[inline]
+pub(crate) fn with_group_ref<R>(f: impl FnOnce(Option<&GroupInner>) -> R) -> R {
+    let ptr = POLL.with(|p| p.group.get());
+    // SAFETY: a non-null pointer is always the one `CUR_GROUP` holds a strong `Rc` to
+    // (both are set together by `enter_group` and restored together by the guard's
+    // drop; a forgotten guard leaves both set, keeping the group alive). The group is
+    // only dropped after `CUR_GROUP` lets go of it, and `f` cannot outlive this call.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// The current fiber, its pending interrupt (consumed) and the current group, in one
+/// thread-local access, for a wait that registers itself.
+#[inline]
+pub(crate) fn begin_wait<R>(f: impl FnOnce(Option<FiberKey>, bool, Option<&GroupInner>) -> R) -> R {
+    let (key, interrupt, ptr) = POLL.with(|p| {
+        let key = p.fiber.get();
+        let interrupt = key.is_some() && p.interrupt.replace(false);
+        (key, interrupt, p.group.get())
+    });
+    // SAFETY: as in `with_group_ref`.
+    f(key, interrupt, unsafe { ptr.as_ref() })
 }
 
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
     CUR_GROUP.with(|g| g.borrow().clone())
-}
-
-/// Calls `f` with the current group without cloning its `Rc`.
-#[inline]
-pub(crate) fn with_current_group<R>(f: impl FnOnce(Option<&Rc<GroupInner>>) -> R) -> R {
-    CUR_GROUP.with(|g| f(g.borrow().as_ref()))
 }
