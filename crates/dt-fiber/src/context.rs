@@ -1,7 +1,7 @@
 //! The thread-local "where am I" of the dispatcher thread: the group being run and the
 //! fiber being polled. Free functions such as [`crate::sleep`] find their fiber here.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::fiber::FiberKey;
@@ -16,13 +16,13 @@ struct PollCtx {
     yield_req: Cell<bool>,
     /// An interrupt is pending for the fiber being polled; its next wait consumes it.
     interrupt: Cell<bool>,
-    /// The current group (the one `CUR_GROUP` holds), or null: read without touching
-    /// `CUR_GROUP`'s borrow flag or its thread-local destructor state.
+    /// The current group, or null. A non-null pointer owns one strong count of the
+    /// group (made by `Rc::into_raw`), so the group lives while it is current; a plain
+    /// pointer keeps this thread-local free of a destructor and of a borrow flag.
     group: Cell<*const GroupInner>,
 }
 
 thread_local! {
-    static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
     static POLL: PollCtx = const {
         PollCtx {
             fiber: Cell::new(None),
@@ -75,22 +75,26 @@ pub(crate) fn request_yield() -> bool {
 
 /// Restores the previous current group when dropped.
 pub(crate) struct GroupGuard {
-    prev: Option<Rc<GroupInner>>,
+    /// The previous current group, owning its strong count (or null).
+    prev: *const GroupInner,
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let ptr = prev.as_ref().map_or(std::ptr::null(), Rc::as_ptr);
-        CUR_GROUP.with(|g| *g.borrow_mut() = prev);
-        POLL.with(|p| p.group.set(ptr));
+        let cur = POLL.with(|p| p.group.replace(self.prev));
+        if !cur.is_null() {
+            // SAFETY: every non-null pointer stored in `POLL.group` comes from
+            // `Rc::into_raw` and owns one strong count; swapping it out hands that count
+            // to us, and it is given back exactly once here.
+            drop(unsafe { Rc::from_raw(cur) });
+        }
     }
 }
 
 /// Makes `g` the current group until the guard drops.
 pub(crate) fn enter_group(g: &Rc<GroupInner>) -> GroupGuard {
-    let prev = CUR_GROUP.with(|c| c.borrow_mut().replace(g.clone()));
-    POLL.with(|p| p.group.set(Rc::as_ptr(g)));
+    let new = Rc::into_raw(g.clone());
+    let prev = POLL.with(|p| p.group.replace(new));
     GroupGuard { prev }
 }
 
@@ -98,10 +102,11 @@ pub(crate) fn enter_group(g: &Rc<GroupInner>) -> GroupGuard {
 #[inline]
 pub(crate) fn with_group_ref<R>(f: impl FnOnce(Option<&GroupInner>) -> R) -> R {
     let ptr = POLL.with(|p| p.group.get());
-    // SAFETY: a non-null pointer is always the one `CUR_GROUP` holds a strong `Rc` to
-    // (both are set together by `enter_group` and restored together by the guard's
-    // drop; a forgotten guard leaves both set, keeping the group alive). The group is
-    // only dropped after `CUR_GROUP` lets go of it, and `f` cannot outlive this call.
+    // SAFETY: a non-null pointer owns a strong count of its group (see `PollCtx::group`),
+    // which is only given back when a guard swaps the pointer out; `f` runs on this
+    // thread and only gets a borrow for this call, during which the current group
+    // cannot change except through a guard, which `f` cannot reach with this borrow
+    // alive (guards are made and dropped by the dispatcher's run loops only).
     f(unsafe { ptr.as_ref() })
 }
 
@@ -119,5 +124,15 @@ pub(crate) fn begin_wait<R>(f: impl FnOnce(Option<FiberKey>, bool, Option<&Group
 }
 
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
-    CUR_GROUP.with(|g| g.borrow().clone())
+    let ptr = POLL.with(|p| p.group.get());
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer comes from `Rc::into_raw` and owns a strong count (see
+    // `PollCtx::group`), so the group is alive; adding a count for the returned `Rc`
+    // keeps the one the thread-local owns intact.
+    unsafe {
+        Rc::increment_strong_count(ptr);
+        Some(Rc::from_raw(ptr))
+    }
 }
