@@ -1,7 +1,7 @@
 //! The thread-local "where am I" of the dispatcher thread: the group being run and the
 //! fiber being polled. Free functions such as [`crate::sleep`] find their fiber here.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::fiber::FiberKey;
@@ -16,15 +16,19 @@ struct PollCtx {
     yield_req: Cell<bool>,
     /// An interrupt is pending for the fiber being polled; its next wait consumes it.
     interrupt: Cell<bool>,
+    /// The current group, or null. A non-null pointer owns one strong count of the
+    /// group (made by `Rc::into_raw`), so the group lives while it is current; a plain
+    /// pointer keeps this thread-local free of a destructor and of a borrow flag.
+    group: Cell<*const GroupInner>,
 }
 
 thread_local! {
-    static CUR_GROUP: RefCell<Option<Rc<GroupInner>>> = const { RefCell::new(None) };
     static POLL: PollCtx = const {
         PollCtx {
             fiber: Cell::new(None),
             yield_req: Cell::new(false),
             interrupt: Cell::new(false),
+            group: Cell::new(std::ptr::null()),
         }
     };
 }
@@ -69,36 +73,66 @@ pub(crate) fn request_yield() -> bool {
     })
 }
 
-/// The fiber being polled, if any.
-#[inline]
-pub(crate) fn current_fiber_key() -> Option<FiberKey> {
-    POLL.with(|p| p.fiber.get())
-}
-
 /// Restores the previous current group when dropped.
 pub(crate) struct GroupGuard {
-    prev: Option<Rc<GroupInner>>,
+    /// The previous current group, owning its strong count (or null).
+    prev: *const GroupInner,
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        CUR_GROUP.with(|g| *g.borrow_mut() = prev);
+        let cur = POLL.with(|p| p.group.replace(self.prev));
+        if !cur.is_null() {
+            // SAFETY: every non-null pointer stored in `POLL.group` comes from
+            // `Rc::into_raw` and owns one strong count; swapping it out hands that count
+            // to us, and it is given back exactly once here.
+            drop(unsafe { Rc::from_raw(cur) });
+        }
     }
 }
 
 /// Makes `g` the current group until the guard drops.
 pub(crate) fn enter_group(g: &Rc<GroupInner>) -> GroupGuard {
-    let prev = CUR_GROUP.with(|c| c.borrow_mut().replace(g.clone()));
+    let new = Rc::into_raw(g.clone());
+    let prev = POLL.with(|p| p.group.replace(new));
     GroupGuard { prev }
 }
 
-pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
-    CUR_GROUP.with(|g| g.borrow().clone())
+/// Calls `f` with the current group, reading it from the per-poll thread-local only.
+#[inline]
+pub(crate) fn with_group_ref<R>(f: impl FnOnce(Option<&GroupInner>) -> R) -> R {
+    let ptr = POLL.with(|p| p.group.get());
+    // SAFETY: a non-null pointer owns a strong count of its group (see `PollCtx::group`),
+    // which is only given back when a guard swaps the pointer out; `f` runs on this
+    // thread and only gets a borrow for this call, during which the current group
+    // cannot change except through a guard, which `f` cannot reach with this borrow
+    // alive (guards are made and dropped by the dispatcher's run loops only).
+    f(unsafe { ptr.as_ref() })
 }
 
-/// Calls `f` with the current group without cloning its `Rc`.
+/// The current fiber, its pending interrupt (consumed) and the current group, in one
+/// thread-local access, for a wait that registers itself.
 #[inline]
-pub(crate) fn with_current_group<R>(f: impl FnOnce(Option<&Rc<GroupInner>>) -> R) -> R {
-    CUR_GROUP.with(|g| f(g.borrow().as_ref()))
+pub(crate) fn begin_wait<R>(f: impl FnOnce(Option<FiberKey>, bool, Option<&GroupInner>) -> R) -> R {
+    let (key, interrupt, ptr) = POLL.with(|p| {
+        let key = p.fiber.get();
+        let interrupt = key.is_some() && p.interrupt.replace(false);
+        (key, interrupt, p.group.get())
+    });
+    // SAFETY: as in `with_group_ref`.
+    f(key, interrupt, unsafe { ptr.as_ref() })
+}
+
+pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
+    let ptr = POLL.with(|p| p.group.get());
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer comes from `Rc::into_raw` and owns a strong count (see
+    // `PollCtx::group`), so the group is alive; adding a count for the returned `Rc`
+    // keeps the one the thread-local owns intact.
+    unsafe {
+        Rc::increment_strong_count(ptr);
+        Some(Rc::from_raw(ptr))
+    }
 }

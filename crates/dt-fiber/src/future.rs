@@ -264,8 +264,9 @@ fn poll_done<T>(
                 group: owner.name().to_string(),
             }));
         }
-        let same_group =
-            crate::context::with_current_group(|g| g.is_some_and(|g| Rc::ptr_eq(g, owner)));
+        let same_group = crate::context::with_group_ref(|g| {
+            g.is_some_and(|g| std::ptr::eq(g, Rc::as_ptr(owner)))
+        });
         let r = if same_group {
             // The waiter goes away with the group: no need to watch it finish.
             wait.poll(&[&inner.waiters], timeout)

@@ -207,7 +207,7 @@ impl GroupInner {
         &self.finish_list
     }
 
-    fn rc(&self) -> Option<Rc<GroupInner>> {
+    pub(crate) fn rc(&self) -> Option<Rc<GroupInner>> {
         self.me.upgrade()
     }
 

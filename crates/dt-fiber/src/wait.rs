@@ -72,29 +72,29 @@ impl WaitCell {
     /// A pending cell for fiber `key` of `group`, reusing the group's spare cell or a
     /// pooled allocation if any.
     #[inline]
-    fn acquire(group: &Rc<GroupInner>, key: FiberKey) -> Rc<WaitCell> {
+    fn acquire(group: &GroupInner, key: FiberKey) -> Option<Rc<WaitCell>> {
         // The spare cell belongs to this group and nothing else refers to it.
         if let Some(c) = group.spare_cell.take() {
             c.fiber.set(key);
             c.outcome.set(Outcome::Pending);
-            return c;
+            return Some(c);
         }
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
             if let Some(c) = Rc::get_mut(&mut rc) {
-                if !Rc::ptr_eq(&c.group, group) {
-                    c.group = group.clone();
+                if !std::ptr::eq(Rc::as_ptr(&c.group), group) {
+                    c.group = group.rc()?;
                 }
                 c.fiber.set(key);
                 c.outcome.set(Outcome::Pending);
-                return rc;
+                return Some(rc);
             }
         }
-        Rc::new(WaitCell {
-            group: group.clone(),
+        Some(Rc::new(WaitCell {
+            group: group.rc()?,
             fiber: Cell::new(key),
             outcome: Cell::new(Outcome::Pending),
-        })
+        }))
     }
 }
 
@@ -105,9 +105,9 @@ impl WaitCell {
 #[inline]
 fn release(cell: Rc<WaitCell>) {
     if Rc::strong_count(&cell) == 1 {
-        context::with_current_group(|g| {
+        context::with_group_ref(|g| {
             if let Some(g) = g {
-                let cell = if Rc::ptr_eq(g, &cell.group) && !g.is_finished() {
+                let cell = if std::ptr::eq(g, Rc::as_ptr(&cell.group)) && !g.is_finished() {
                     match g.spare_cell.replace(Some(cell)) {
                         Some(old) => old,
                         None => return,
@@ -250,15 +250,15 @@ impl Wait {
     ) -> Poll<WaitEnd> {
         match &self.cell {
             None => {
-                let Some(key) = context::current_fiber_key() else {
-                    return Poll::Ready(WaitEnd::NotInFiber);
-                };
-                if context::take_interrupt() {
-                    return Poll::Ready(WaitEnd::Interrupted);
-                }
-                let cell = context::with_current_group(|g| g.map(|g| WaitCell::acquire(g, key)));
-                let Some(cell) = cell else {
-                    return Poll::Ready(WaitEnd::NotInFiber);
+                let cell = context::begin_wait(|key, interrupt, g| match (key, g) {
+                    (None, _) => Err(WaitEnd::NotInFiber),
+                    _ if interrupt => Err(WaitEnd::Interrupted),
+                    (Some(key), Some(g)) => WaitCell::acquire(g, key).ok_or(WaitEnd::NotInFiber),
+                    (Some(_), None) => Err(WaitEnd::NotInFiber),
+                });
+                let cell = match cell {
+                    Ok(c) => c,
+                    Err(e) => return Poll::Ready(e),
                 };
                 for (i, l) in lists.iter().enumerate() {
                     l.push(cell.clone(), i as u8);
