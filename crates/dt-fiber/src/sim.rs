@@ -134,13 +134,18 @@ impl Simulation {
     /// Runs, jumping from timer to timer, until `pred` holds or `max` of virtual time has
     /// passed. Returns whether `pred` held.
     pub fn run_until(&mut self, mut pred: impl FnMut() -> bool, max: Duration) -> bool {
+        self.run_until_runner(|_| pred(), max)
+    }
+
+    /// [`Simulation::run_until`] with a predicate on the runner's own state.
+    fn run_until_runner(&mut self, mut pred: impl FnMut(&Runner) -> bool, max: Duration) -> bool {
         let end = self
             .now()
             .nano_time
             .saturating_add(i64::try_from(max.as_nanos()).unwrap_or(i64::MAX));
         loop {
             self.run_until_idle();
-            if pred() {
+            if pred(&self.runner) {
                 return true;
             }
             match self.runner.next_deadline() {
@@ -148,7 +153,7 @@ impl Simulation {
                 _ => {
                     self.runner.core.advance_to(end);
                     self.run_until_idle();
-                    return pred();
+                    return pred(&self.runner);
                 }
             }
         }
@@ -163,22 +168,6 @@ impl Simulation {
     /// time passed. Returns whether all finished.
     pub fn stop(&mut self, max: Duration) -> bool {
         self.runner.request_stop();
-        let mut done = false;
-        let end = self
-            .now()
-            .nano_time
-            .saturating_add(i64::try_from(max.as_nanos()).unwrap_or(i64::MAX));
-        loop {
-            self.run_until_idle();
-            if self.runner.is_done() {
-                done = true;
-                break;
-            }
-            match self.runner.next_deadline() {
-                Some(d) if d <= end => self.runner.core.advance_to(d),
-                _ => break,
-            }
-        }
-        done
+        self.run_until_runner(|r| r.is_done(), max)
     }
 }

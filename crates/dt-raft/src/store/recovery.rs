@@ -11,9 +11,10 @@
 //! item (the reference fails later, at group init, without saying where).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::error::{StoreError, StoreResult};
-use super::file_queue::FileQueue;
+use super::file_queue::{DtFile, FileQueue};
 use super::index_file::IdxFileQueue;
 use super::log_item::{HeaderCheck, ITEM_HEADER_SIZE};
 use super::reader::BlockReader;
@@ -143,10 +144,7 @@ pub fn recover(
     loop {
         let Some(f) = log.get(pos) else { break };
         let off = pos - f.start;
-        if reader.as_ref().is_none_or(|r| r.file.start != f.start) {
-            reader = Some(BlockReader::new(f.clone(), seg_size, block));
-        }
-        let r = reader.as_mut().expect("set");
+        let r = reader_for(&mut reader, &f, seg_size, block);
         if seg_size - off < ITEM_HEADER_SIZE as u64 {
             pos = f.start + seg_size;
             continue;
@@ -247,6 +245,20 @@ pub fn recover(
     })
 }
 
+/// The block reader for segment `f`, reusing `reader` while the scan stays in the same
+/// segment.
+fn reader_for<'a>(
+    reader: &'a mut Option<BlockReader>,
+    f: &Arc<DtFile>,
+    seg_size: u64,
+    block: usize,
+) -> &'a mut BlockReader {
+    if reader.as_ref().is_some_and(|r| r.file.start != f.start) {
+        *reader = None;
+    }
+    reader.get_or_insert_with(|| BlockReader::new(f.clone(), seg_size, block))
+}
+
 fn idx_dir_hint(log: &FileQueue) -> std::path::PathBuf {
     log.dir()
         .parent()
@@ -274,10 +286,7 @@ pub fn verify_prefix(
             reason: format!("entry {expect} at position {pos} is past the last segment"),
         })?;
         let off = pos - f.start;
-        if reader.as_ref().is_none_or(|r| r.file.start != f.start) {
-            reader = Some(BlockReader::new(f.clone(), seg_size, block));
-        }
-        let r = reader.as_mut().expect("set");
+        let r = reader_for(&mut reader, &f, seg_size, block);
         if seg_size - off < ITEM_HEADER_SIZE as u64 {
             pos = f.start + seg_size;
             continue;
