@@ -29,7 +29,16 @@ impl BlockReader {
 
     /// Bytes `[off, off + len)` of the segment; the range must lie inside it.
     pub(crate) fn bytes(&mut self, off: u64, len: usize) -> StoreResult<&[u8]> {
-        debug_assert!(off + len as u64 <= self.seg_size);
+        if off
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.seg_size)
+        {
+            return Err(StoreError::corrupt(
+                &self.file.path,
+                off,
+                format!("read of {len} bytes runs past the end of the segment"),
+            ));
+        }
         let have = off >= self.buf_off && off + len as u64 <= self.buf_off + self.buf.len() as u64;
         if !have {
             let n = (len.max(self.block) as u64).min(self.seg_size - off) as usize;
