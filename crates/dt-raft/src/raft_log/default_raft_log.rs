@@ -187,16 +187,14 @@ impl Shared {
                     // Linger briefly: in a request/response rhythm the next append
                     // arrives within microseconds of the last completion, and picking
                     // it up here saves a pool wake-up (as costly as a fast fsync).
+                    // The lane yields instead of spinning: the caller it just woke
+                    // is often placed on this very CPU, and a spinning lane would
+                    // keep it off until the linger ends (measured: 35 us per append
+                    // at batch 256 on a 2-core VM, against 3 us when yielding).
                     drop(l);
                     let until = Instant::now() + LANE_LINGER;
-                    let mut spins = 0u32;
-                    while !self.lane_has_jobs.load(Ordering::Acquire) {
-                        std::hint::spin_loop();
-                        spins += 1;
-                        // Read the clock only now and then: it is not free here.
-                        if spins % 64 == 0 && Instant::now() >= until {
-                            break;
-                        }
+                    while !self.lane_has_jobs.load(Ordering::Acquire) && Instant::now() < until {
+                        std::thread::yield_now();
                     }
                     l = self.lane.lock().expect("lane lock");
                     if l.jobs.is_empty() {
@@ -230,6 +228,7 @@ impl Shared {
                                 Ok(touched) => {
                                     if let Some(s) = self.core().as_mut() {
                                         s.on_written(batch.last_index, batch.epoch, touched);
+                                        s.recycle(batch);
                                     }
                                 }
                                 Err(e) => err = Some(e.to_string()),
@@ -397,7 +396,7 @@ impl RaftLog for DefaultRaftLog {
         let batch = {
             let mut g = self.shared.core();
             match g.as_mut() {
-                Some(s) => s.prepare_append(&items),
+                Some(s) => s.prepare_append_owned(items),
                 None => Err(StoreError::Closed),
             }
         };

@@ -37,6 +37,11 @@ pub enum IndexFlush {
 /// Committed index entries are flushed at least this often (when there are any).
 pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Most encode buffers kept for reuse.
+const SPARE_BUFS: usize = 4;
+/// Largest encode buffer kept for reuse.
+const SPARE_BUF_MAX: usize = 4 << 20;
+
 /// Bytes destined for one contiguous range of one segment.
 #[derive(Debug)]
 pub struct Chunk {
@@ -99,6 +104,8 @@ pub struct LogStore {
     commit_index: u64,
     tail: TailCache,
     dirty: Vec<Arc<DtFile>>,
+    /// Encode buffers of written batches, for reuse.
+    spare_bufs: Vec<Vec<u8>>,
     install_required: bool,
     closed: bool,
     epoch: u64,
@@ -143,6 +150,7 @@ impl LogStore {
             commit_index: status.status.commit_index,
             status,
             dirty: Vec::new(),
+            spare_bufs: Vec::new(),
             install_required: false,
             closed: false,
             epoch: 0,
@@ -295,14 +303,59 @@ impl LogStore {
 
     /// Encodes `items` and assigns their positions (no IO). They must continue the log:
     /// consecutive indexes from `last_index() + 1`, `prev_log_term` equal to the
-    /// previous entry's term, non-decreasing terms.
+    /// previous entry's term, non-decreasing terms. The tail cache keeps clones of the
+    /// items; [`LogStore::prepare_append_owned`] moves them in instead.
     pub fn prepare_append(&mut self, items: &[LogItem]) -> StoreResult<WriteBatch> {
+        let b = self.encode_batch(items)?;
+        for it in items {
+            self.tail.push(it.clone());
+        }
+        self.tail.evict(self.last_write_index);
+        Ok(b)
+    }
+
+    /// [`LogStore::prepare_append`] taking the items by value: they move into the tail
+    /// cache (no clone per entry).
+    pub fn prepare_append_owned(&mut self, items: Vec<LogItem>) -> StoreResult<WriteBatch> {
+        let b = self.encode_batch(&items)?;
+        for it in items {
+            self.tail.push(it);
+        }
+        self.tail.evict(self.last_write_index);
+        Ok(b)
+    }
+
+    /// Gives back the buffers of a written batch for later batches to reuse (a batch of
+    /// 256 small entries is ~77 KB; a few are kept, none over 4 MiB).
+    pub fn recycle(&mut self, batch: WriteBatch) {
+        for c in batch.chunks {
+            let mut data = c.data;
+            if self.spare_bufs.len() < SPARE_BUFS && data.capacity() <= SPARE_BUF_MAX {
+                data.clear();
+                self.spare_bufs.push(data);
+            }
+        }
+    }
+
+    /// A cleared buffer with room for `len` bytes, reused if one is spare.
+    fn take_buf(&mut self, len: usize) -> Vec<u8> {
+        match self.spare_bufs.pop() {
+            Some(mut b) => {
+                b.reserve(len);
+                b
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Validates and encodes a batch, assigning positions and index entries.
+    fn encode_batch(&mut self, items: &[LogItem]) -> StoreResult<WriteBatch> {
         self.check_open()?;
         let seg_size = self.cfg.log_file_size;
         let first_index = self.next_index;
-        let mut chunks: Vec<Chunk> = Vec::new();
         // Validate the whole batch first so a bad batch changes nothing.
         let mut term = self.last_term;
+        let mut total = 0usize;
         for (idx, it) in (self.next_index..).zip(items.iter()) {
             if it.index != idx {
                 return Err(StoreError::InvalidArgument(format!(
@@ -318,21 +371,25 @@ impl LogStore {
                     )));
                 }
             }
-            if it.encoded_len() as u64 > seg_size {
+            let len = it.encoded_len();
+            if len as u64 > seg_size {
                 return Err(StoreError::InvalidArgument(format!(
-                    "entry {} of {} bytes is larger than a log segment ({seg_size})",
+                    "entry {} of {len} bytes is larger than a log segment ({seg_size})",
                     it.index,
-                    it.encoded_len()
                 )));
             }
+            total += len;
             term = Some(it.term);
         }
-        // One allocation for the common case of a batch inside one segment.
-        let total: usize = items.iter().map(|i| i.encoded_len()).sum();
+        // One buffer for the common case of a batch inside one segment.
+        let mut chunks: Vec<Chunk> = Vec::with_capacity(1);
+        let data = self.take_buf(total + ITEM_HEADER_SIZE);
         chunks.push(Chunk {
             pos: self.next_pos,
-            data: Vec::with_capacity(total + ITEM_HEADER_SIZE),
+            data,
         });
+        // The segment whose first entry is known to be recorded.
+        let mut seg_recorded = u64::MAX;
         for it in items {
             let len = it.encoded_len() as u64;
             let seg_start = self.next_pos & !(seg_size - 1);
@@ -347,13 +404,16 @@ impl LogStore {
             }
             let pos = self.next_pos;
             let seg_start = pos & !(seg_size - 1);
-            let info = self.segs.entry(seg_start).or_default();
-            if info.first.is_none() {
-                info.first = Some(SegFirst {
-                    index: it.index,
-                    term: it.term,
-                    timestamp: it.timestamp,
-                });
+            if seg_start != seg_recorded {
+                let info = self.segs.entry(seg_start).or_default();
+                if info.first.is_none() {
+                    info.first = Some(SegFirst {
+                        index: it.index,
+                        term: it.term,
+                        timestamp: it.timestamp,
+                    });
+                }
+                seg_recorded = seg_start;
             }
             let c = chunk_at(&mut chunks, pos, seg_size);
             it.encode_into(&mut c.data);
@@ -361,9 +421,7 @@ impl LogStore {
             self.next_pos += len;
             self.next_index = it.index + 1;
             self.last_term = Some(it.term);
-            self.tail.push(it.clone());
         }
-        self.tail.evict(self.last_write_index);
         chunks.retain(|c| !c.data.is_empty());
         Ok(WriteBatch {
             chunks,
@@ -409,6 +467,7 @@ impl LogStore {
         let b = self.prepare_append(items)?;
         let touched = b.write(&self.files)?;
         self.on_written(b.last_index, b.epoch, touched);
+        self.recycle(b);
         Ok(())
     }
 
