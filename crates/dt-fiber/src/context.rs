@@ -4,14 +4,15 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::fiber::FiberKey;
+use crate::fiber_state::FiberState;
 use crate::group::GroupInner;
 
 /// Per-poll state, kept in one thread-local (constant-initialised, no destructor) so a
 /// poll touches it once on entry and once on exit.
 struct PollCtx {
-    /// The fiber being polled.
-    fiber: Cell<Option<FiberKey>>,
+    /// The fiber being polled, or null. Borrowed from the `Rc` that the poller holds
+    /// for the duration of the poll.
+    fiber: Cell<*const FiberState>,
     /// The fiber asked to go to the next round when its poll returns.
     yield_req: Cell<bool>,
     /// An interrupt is pending for the fiber being polled; its next wait consumes it.
@@ -25,7 +26,7 @@ struct PollCtx {
 thread_local! {
     static POLL: PollCtx = const {
         PollCtx {
-            fiber: Cell::new(None),
+            fiber: Cell::new(std::ptr::null()),
             yield_req: Cell::new(false),
             interrupt: Cell::new(false),
             group: Cell::new(std::ptr::null()),
@@ -33,21 +34,21 @@ thread_local! {
     };
 }
 
-/// Marks `key` as the fiber being polled, with its pending interrupt flag. Returns the
-/// previous fiber, to hand back to [`end_poll`].
+/// Marks `f` as the fiber being polled, with its pending interrupt flag. Returns the
+/// previous fiber, to hand back to [`end_poll`]. The caller keeps `f` alive until then.
 #[inline]
-pub(crate) fn begin_poll(key: FiberKey, interrupt: bool) -> Option<FiberKey> {
+pub(crate) fn begin_poll(f: &Rc<FiberState>, interrupt: bool) -> *const FiberState {
     POLL.with(|p| {
         p.interrupt.set(interrupt);
         p.yield_req.set(false);
-        p.fiber.replace(Some(key))
+        p.fiber.replace(Rc::as_ptr(f))
     })
 }
 
 /// Ends the poll begun by [`begin_poll`]: restores the previous fiber and returns (and
 /// clears) the yield request and the interrupt no wait consumed.
 #[inline]
-pub(crate) fn end_poll(prev: Option<FiberKey>) -> (bool, bool) {
+pub(crate) fn end_poll(prev: *const FiberState) -> (bool, bool) {
     POLL.with(|p| {
         p.fiber.set(prev);
         (p.yield_req.replace(false), p.interrupt.replace(false))
@@ -65,7 +66,7 @@ pub(crate) fn take_interrupt() -> bool {
 #[inline]
 pub(crate) fn request_yield() -> bool {
     POLL.with(|p| {
-        if p.fiber.get().is_none() {
+        if p.fiber.get().is_null() {
             return false;
         }
         p.yield_req.set(true);
@@ -110,17 +111,31 @@ pub(crate) fn with_group_ref<R>(f: impl FnOnce(Option<&GroupInner>) -> R) -> R {
     f(unsafe { ptr.as_ref() })
 }
 
-/// The current fiber, its pending interrupt (consumed) and the current group, in one
-/// thread-local access, for a wait that registers itself.
+/// The current fiber (a new reference), its pending interrupt (consumed) and the
+/// current group, in one thread-local access, for a wait that registers itself.
 #[inline]
-pub(crate) fn begin_wait<R>(f: impl FnOnce(Option<FiberKey>, bool, Option<&GroupInner>) -> R) -> R {
-    let (key, interrupt, ptr) = POLL.with(|p| {
-        let key = p.fiber.get();
-        let interrupt = key.is_some() && p.interrupt.replace(false);
-        (key, interrupt, p.group.get())
+pub(crate) fn begin_wait<R>(
+    f: impl FnOnce(Option<Rc<FiberState>>, bool, Option<&GroupInner>) -> R,
+) -> R {
+    let (fiber, interrupt, ptr) = POLL.with(|p| {
+        let fiber = p.fiber.get();
+        let interrupt = !fiber.is_null() && p.interrupt.replace(false);
+        (fiber, interrupt, p.group.get())
     });
+    let fiber = if fiber.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null `fiber` was set by `begin_poll` from an `Rc` that the
+        // poller holds until the matching `end_poll` resets it, and we are inside that
+        // poll (on the same thread); adding a count for the returned `Rc` leaves the
+        // poller's own count intact.
+        unsafe {
+            Rc::increment_strong_count(fiber);
+            Some(Rc::from_raw(fiber))
+        }
+    };
     // SAFETY: as in `with_group_ref`.
-    f(key, interrupt, unsafe { ptr.as_ref() })
+    f(fiber, interrupt, unsafe { ptr.as_ref() })
 }
 
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {

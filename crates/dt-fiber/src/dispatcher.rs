@@ -357,7 +357,7 @@ impl Runner {
             }
             Msg::Wake { gid, key } => {
                 if let Some(g) = self.groups.get(&gid) {
-                    g.make_ready(key, false);
+                    g.make_ready_key(key, false);
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::error::FiberError;
+use crate::fiber_state::FiberState;
 use crate::group::GroupInner;
 use crate::wait::{Outcome, Wait};
 
@@ -62,7 +63,7 @@ impl FiberOptions {
 #[derive(Clone)]
 pub struct Fiber {
     pub(crate) group: Rc<GroupInner>,
-    pub(crate) key: FiberKey,
+    pub(crate) state: Rc<FiberState>,
 }
 
 impl fmt::Debug for Fiber {
@@ -77,26 +78,29 @@ impl fmt::Debug for Fiber {
 impl Fiber {
     /// The fiber's name (`"?"` once it has finished).
     pub fn name(&self) -> String {
-        self.group.fiber_name(self.key)
+        if self.state.alive.get() {
+            self.state.name.to_string()
+        } else {
+            String::from("?")
+        }
     }
 
     /// Whether the fiber has not finished yet.
     pub fn is_alive(&self) -> bool {
-        self.group.is_alive(self.key)
+        self.state.alive.get()
     }
 
     /// Interrupts the fiber: if it is waiting, the wait resumes with
     /// [`FiberError::Interrupted`]; otherwise its next wait does. Returns false if the
     /// fiber has finished.
     pub fn interrupt(&self) -> bool {
-        self.group.interrupt(self.key)
+        self.group.interrupt(&self.state)
     }
 
     /// Waits for the fiber to finish (normally, by panic, or abandoned with its group).
     pub fn join(&self) -> Join {
         Join {
-            group: self.group.clone(),
-            key: self.key,
+            state: self.state.clone(),
             timeout: None,
             wait: Wait::new(),
         }
@@ -106,8 +110,7 @@ impl Fiber {
     /// finished, `Ok(false)` on timeout.
     pub fn join_timeout(&self, d: Duration) -> Join {
         Join {
-            group: self.group.clone(),
-            key: self.key,
+            state: self.state.clone(),
             timeout: Some(d),
             wait: Wait::new(),
         }
@@ -118,8 +121,7 @@ impl Fiber {
 /// finished, `Ok(false)` on timeout.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join {
-    group: Rc<GroupInner>,
-    key: FiberKey,
+    state: Rc<FiberState>,
     timeout: Option<Duration>,
     wait: Wait,
 }
@@ -128,10 +130,10 @@ impl Future for Join {
     type Output = Result<bool, FiberError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let list = match this.group.join_list(this.key) {
-            Some(l) => l,
-            None => return Poll::Ready(Ok(true)),
-        };
+        if !this.state.alive.get() {
+            return Poll::Ready(Ok(true));
+        }
+        let list = this.state.join_list();
         match this.wait.poll(&[&list], this.timeout) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(Outcome::Timeout)) => Poll::Ready(Ok(false)),

@@ -23,6 +23,7 @@ use crate::context;
 use crate::core::CoreInner;
 use crate::error::{panic_message, FiberError};
 use crate::fiber::{Fiber, FiberKey, FiberOptions};
+use crate::fiber_state::{FiberState, Registry};
 use crate::future::FiberFuture;
 use crate::handle::{GroupHandle, GroupShared};
 use crate::wait::{Wait, WaitCell, WaitList};
@@ -30,114 +31,16 @@ use crate::waker::PollWaker;
 
 use crate::task_pool::Task;
 
-struct FiberSlot {
-    /// Generation of the fiber in the slot; 0 when the slot is free (no key has gen 0),
-    /// so the generation check every lookup does also rejects free slots.
-    gen: u32,
-    name: Cow<'static, str>,
-    task: Option<Task>,
-    daemon: bool,
-    running: bool,
-    scheduled: bool,
-    notified: bool,
-    interrupt_pending: bool,
-    round: u64,
-    ready_times: u32,
-    max_ready: u32,
-    join: Option<Rc<WaitList>>,
-}
-
-/// The fibers of a group and their run queues, behind one `RefCell` so that a poll or a
-/// wake-up borrows once: slots reused in place (a new fiber's fields are written into a
-/// free slot one by one instead of moving a whole slot struct in and out of a slab),
-/// the ready queue of this round and the queue of fibers deferred to the next one.
-#[derive(Default)]
-struct Slots {
-    v: Vec<FiberSlot>,
-    free: Vec<u32>,
-    len: usize,
-    ready: VecDeque<FiberKey>,
-    next: VecDeque<FiberKey>,
-}
-
-impl Slots {
-    /// The slot at `idx`, possibly free: callers compare its generation with their key's.
-    #[inline]
-    fn get(&self, idx: usize) -> Option<&FiberSlot> {
-        self.v.get(idx)
-    }
-
-    /// Like [`Slots::get`].
-    #[inline]
-    fn get_mut(&mut self, idx: usize) -> Option<&mut FiberSlot> {
-        self.v.get_mut(idx)
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// A free slot (its fields to be set by the caller) and its index.
-    #[inline]
-    fn alloc(&mut self) -> (usize, &mut FiberSlot) {
-        self.len += 1;
-        let idx = match self.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                self.v.push(FiberSlot {
-                    gen: 0,
-                    name: Cow::Borrowed(""),
-                    task: None,
-                    daemon: false,
-                    running: false,
-                    scheduled: false,
-                    notified: false,
-                    interrupt_pending: false,
-                    round: 0,
-                    ready_times: 0,
-                    max_ready: 1,
-                    join: None,
-                });
-                self.v.len() - 1
-            }
-        };
-        (idx, &mut self.v[idx])
-    }
-
-    /// Frees a live slot; returns whether the fiber was a daemon and its join list.
-    fn release(&mut self, idx: usize) -> (bool, Option<Rc<WaitList>>) {
-        let s = &mut self.v[idx];
-        s.gen = 0;
-        s.name = Cow::Borrowed("");
-        let join = s.join.take();
-        self.free.push(idx as u32);
-        self.len -= 1;
-        (s.daemon, join)
-    }
-
-    /// Frees every slot; returns the fibers' tasks and join lists.
-    fn drain(&mut self) -> Vec<(Option<Task>, Option<Rc<WaitList>>)> {
-        let out = self
-            .v
-            .iter_mut()
-            .filter(|s| s.gen != 0)
-            .map(|s| (s.task.take(), s.join.take()))
-            .collect();
-        self.v.clear();
-        self.free.clear();
-        self.len = 0;
-        self.ready.clear();
-        self.next.clear();
-        out
-    }
-}
-
 /// The dispatcher-thread state of one group.
 pub(crate) struct GroupInner {
     me: Weak<GroupInner>,
     core: Rc<CoreInner>,
     pub(crate) shared: Arc<GroupShared>,
-    fibers: RefCell<Slots>,
+    fibers: RefCell<Registry>,
+    /// Fibers to poll in this round, in order.
+    ready: RefCell<VecDeque<Rc<FiberState>>>,
+    /// Fibers deferred to the next round (yields, fairness).
+    next: RefCell<VecDeque<Rc<FiberState>>>,
     next_gen: Cell<u32>,
     /// Length of the front section of the next round's queue (see [`GroupInner::defer`]).
     next_front: Cell<usize>,
@@ -162,7 +65,9 @@ impl GroupInner {
             me: me.clone(),
             core,
             shared,
-            fibers: RefCell::new(Slots::default()),
+            fibers: RefCell::new(Registry::default()),
+            ready: RefCell::new(VecDeque::new()),
+            next: RefCell::new(VecDeque::new()),
             next_gen: Cell::new(0),
             next_front: Cell::new(0),
             in_ready_list: Cell::new(false),
@@ -212,7 +117,11 @@ impl GroupInner {
     }
 
     #[inline(always)]
-    pub(crate) fn spawn(&self, opts: FiberOptions, fut: Task) -> Result<FiberKey, FiberError> {
+    pub(crate) fn spawn(
+        &self,
+        opts: FiberOptions,
+        fut: Task,
+    ) -> Result<Rc<FiberState>, FiberError> {
         if self.finished.get() {
             return Err(FiberError::GroupFinished {
                 group: self.shared.name.clone(),
@@ -223,76 +132,68 @@ impl GroupInner {
             g => g,
         };
         self.next_gen.set(gen);
-        let round = self.core.round();
-        let key = {
-            let mut fibers = self.fibers.borrow_mut();
-            let (idx, slot) = fibers.alloc();
-            slot.gen = gen;
-            slot.name = opts.name;
-            slot.task = Some(fut);
-            slot.daemon = opts.daemon;
-            slot.running = false;
-            slot.scheduled = true;
-            slot.notified = false;
-            slot.interrupt_pending = false;
-            slot.round = round;
-            slot.ready_times = 1;
-            slot.max_ready = opts.max_ready_per_round;
-            let key = FiberKey {
-                idx: idx as u32,
-                gen,
-            };
-            // A new fiber is ready at once (scheduled, one use of its round budget).
-            fibers.ready.push_back(key);
-            key
-        };
+        let f =
+            self.fibers
+                .borrow_mut()
+                .insert(gen, opts.name, opts.daemon, opts.max_ready_per_round);
+        f.task.set(Some(fut));
+        // A new fiber is ready at once (scheduled, one use of its round budget).
+        f.scheduled.set(true);
+        f.round.set(self.core.round());
+        f.ready_times.set(1);
+        self.ready.borrow_mut().push_back(f.clone());
         if !opts.daemon {
             self.non_daemon.set(self.non_daemon.get() + 1);
         }
         self.mark_ready();
-        Ok(key)
+        Ok(f)
+    }
+
+    /// Makes the fiber with `key` ready, if it is still alive (wake-ups from other
+    /// threads name fibers by key).
+    pub(crate) fn make_ready_key(&self, key: FiberKey, front: bool) {
+        let f = self.fibers.borrow().get(key).cloned();
+        if let Some(f) = f {
+            self.make_ready(&f, front);
+        }
     }
 
     /// Makes a fiber ready (front or back of the ready queue), honouring its per-round
-    /// budget. No effect on finished fibers, fibers already queued, or finished groups.
-    pub(crate) fn make_ready(&self, key: FiberKey, front: bool) {
-        if self.finished.get() {
+    /// budget. No effect on ended fibers, fibers already queued, or finished groups.
+    #[inline]
+    pub(crate) fn make_ready(&self, f: &Rc<FiberState>, front: bool) {
+        if self.finished.get() || !f.alive.get() || f.scheduled.get() {
             return;
         }
-        let mut fibers = self.fibers.borrow_mut();
-        let Some(slot) = fibers.get_mut(key.idx as usize) else {
-            return;
-        };
-        if slot.gen != key.gen || slot.scheduled {
+        if f.running.get() {
+            f.notified.set(true);
             return;
         }
-        if slot.running {
-            slot.notified = true;
-            return;
-        }
-        slot.scheduled = true;
+        f.scheduled.set(true);
         let round = self.core.round();
-        if slot.round != round {
-            slot.round = round;
-            slot.ready_times = 0;
+        if f.round.get() != round {
+            f.round.set(round);
+            f.ready_times.set(0);
         }
-        if slot.ready_times >= slot.max_ready {
-            self.defer(&mut fibers, key, front);
-            drop(fibers);
+        if f.ready_times.get() >= f.max_ready {
+            self.defer(f.clone(), front);
             self.mark_deferred();
             return;
         }
-        slot.ready_times += 1;
-        if front {
-            fibers.ready.push_front(key);
-        } else {
-            fibers.ready.push_back(key);
+        f.ready_times.set(f.ready_times.get() + 1);
+        {
+            let mut ready = self.ready.borrow_mut();
+            if front {
+                ready.push_front(f.clone());
+            } else {
+                ready.push_back(f.clone());
+            }
         }
-        drop(fibers);
         self.mark_ready();
     }
 
     /// Puts the group in the dispatcher's list of groups to run, once.
+    #[inline]
     fn mark_ready(&self) {
         if !self.in_ready_list.get() {
             if let Some(me) = self.rc() {
@@ -305,21 +206,23 @@ impl GroupInner {
     /// Queues a fiber for the next round. Fibers signalled to the front (`front`) but
     /// over budget run first in the next round, ahead of yielded ones (as the
     /// reference does): they form the front section of the next round's queue.
-    /// The caller then calls [`GroupInner::mark_deferred`] (after releasing the borrow).
+    /// The caller then calls [`GroupInner::mark_deferred`].
     #[inline]
-    fn defer(&self, fibers: &mut Slots, key: FiberKey, front: bool) {
+    fn defer(&self, f: Rc<FiberState>, front: bool) {
+        let mut next = self.next.borrow_mut();
         if front {
             // Keep the front section in signal order.
             let n = self.next_front.get();
-            fibers.next.insert(n, key);
+            next.insert(n, f);
             self.next_front.set(n + 1);
         } else {
-            fibers.next.push_back(key);
+            next.push_back(f);
         }
     }
 
     /// Puts the group in the dispatcher's list of groups with fibers for the next
     /// round, once.
+    #[inline]
     fn mark_deferred(&self) {
         if !self.in_deferred_list.get() {
             if let Some(me) = self.rc() {
@@ -346,29 +249,25 @@ impl GroupInner {
     /// Moves the fibers deferred to an earlier round into the ready queue.
     fn promote_next_round(&self) {
         self.in_deferred_list.set(false);
-        let mut fibers = self.fibers.borrow_mut();
         let front = self.next_front.replace(0);
-        if fibers.next.is_empty() || self.finished.get() {
-            fibers.next.clear();
+        let mut keys = self.next.borrow_mut();
+        if keys.is_empty() || self.finished.get() {
+            keys.clear();
             return;
         }
-        // The slots are not touched here: a stale key is skipped when polled, and the
-        // wake-up was counted in the round it happened in, so `make_ready` starts the
-        // new round's budget afresh (as the reference does).
-        let Slots {
-            ready, next: keys, ..
-        } = &mut *fibers;
+        // The fibers' states are not touched here: the wake-up was counted in the round
+        // it happened in, so `make_ready` starts the new round's budget afresh (as the
+        // reference does).
+        let mut ready = self.ready.borrow_mut();
         if ready.is_empty() {
-            std::mem::swap(ready, keys);
+            std::mem::swap(&mut *ready, &mut *keys);
         } else {
             // Fibers made ready earlier in this round (by timers, cross-thread messages
             // or other groups) stay between the front section and the yielded fibers.
-            for k in keys.drain(..front).rev() {
-                ready.push_front(k);
+            for f in keys.drain(..front).rev() {
+                ready.push_front(f);
             }
-            while let Some(k) = keys.pop_front() {
-                ready.push_back(k);
-            }
+            ready.extend(keys.drain(..));
         }
     }
 
@@ -390,31 +289,25 @@ impl GroupInner {
 
     /// Polls the next ready fiber. Returns false when the ready queue is empty.
     fn poll_next(self: &Rc<Self>) -> bool {
-        let (key, mut task, interrupt) = {
-            let mut fibers = self.fibers.borrow_mut();
-            let Some(key) = fibers.ready.pop_front() else {
-                return false;
-            };
-            let Some(slot) = fibers.get_mut(key.idx as usize) else {
-                return true;
-            };
-            if slot.gen != key.gen {
-                return true;
-            }
-            slot.scheduled = false;
-            let Some(task) = slot.task.take() else {
-                return true;
-            };
-            slot.running = true;
-            (key, task, std::mem::take(&mut slot.interrupt_pending))
+        let Some(f) = self.ready.borrow_mut().pop_front() else {
+            return false;
         };
+        if !f.alive.get() {
+            return true;
+        }
+        f.scheduled.set(false);
+        let Some(mut task) = f.task.take() else {
+            return true;
+        };
+        f.running.set(true);
+        let interrupt = f.interrupt_pending.replace(false);
         let start = self.core.perf_fiber_run.then(Instant::now);
-        let prev = context::begin_poll(key, interrupt);
+        let prev = context::begin_poll(&f, interrupt);
         let res = {
             let pw = PollWaker {
                 shared: &self.core.shared,
                 gid: self.shared.id,
-                key,
+                key: f.key,
             };
             let waker = pw.waker();
             let mut cx = Context::from_waker(waker.get());
@@ -427,109 +320,70 @@ impl GroupInner {
                 .perf
                 .fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
         }
+        f.running.set(false);
         match res {
             Ok(Poll::Pending) => {
-                let mut fibers = self.fibers.borrow_mut();
-                match fibers.get_mut(key.idx as usize) {
-                    Some(slot) if slot.gen == key.gen => {
-                        slot.running = false;
-                        slot.task = Some(task);
-                        slot.interrupt_pending |= interrupt_left;
-                        if yielded {
-                            slot.notified = false;
-                            slot.scheduled = true;
-                            self.defer(&mut fibers, key, false);
-                            drop(fibers);
-                            self.mark_deferred();
-                        } else if slot.notified {
-                            slot.notified = false;
-                            drop(fibers);
-                            self.make_ready(key, false);
-                        }
-                    }
-                    // The group finished during the poll (cannot happen today) or the
-                    // slot vanished: drop the task outside the borrow.
-                    _ => {
-                        drop(fibers);
-                        drop_quietly(&self.core, self.name(), task);
-                    }
+                if !f.alive.get() {
+                    // The group finished during the poll (cannot happen today).
+                    drop_quietly(&self.core, self.name(), task);
+                    return true;
+                }
+                f.task.set(Some(task));
+                if interrupt_left {
+                    f.interrupt_pending.set(true);
+                }
+                if yielded {
+                    f.notified.set(false);
+                    f.scheduled.set(true);
+                    self.defer(f, false);
+                    self.mark_deferred();
+                } else if f.notified.get() {
+                    f.notified.set(false);
+                    self.make_ready(&f, false);
                 }
             }
             Ok(Poll::Ready(())) => {
-                self.end_fiber(key, task);
+                self.end_fiber(f, task);
             }
             Err(p) => {
                 let msg = panic_message(p.as_ref());
-                let name = self.fiber_name(key);
+                let name = f.name.to_string();
                 log::error!(
                     "fiber '{}' of group '{}' panicked: {}; shutting the group down",
                     name,
                     self.shared.name,
                     msg
                 );
-                self.end_fiber(key, task);
+                self.end_fiber(f, task);
                 self.fatal(&format!("fiber '{name}' panicked: {msg}"));
             }
         }
         true
     }
 
-    pub(crate) fn fiber_name(&self, key: FiberKey) -> String {
-        let fibers = self.fibers.borrow();
-        match fibers.get(key.idx as usize) {
-            Some(s) if s.gen == key.gen => s.name.to_string(),
-            _ => String::from("?"),
-        }
-    }
-
-    fn end_fiber(&self, key: FiberKey, task: Task) {
-        let slot = {
-            let mut fibers = self.fibers.borrow_mut();
-            match fibers.get(key.idx as usize) {
-                Some(s) if s.gen == key.gen => Some(fibers.release(key.idx as usize)),
-                _ => None,
-            }
-        };
+    fn end_fiber(&self, f: Rc<FiberState>, task: Task) {
+        let was_alive = f.alive.replace(false);
         drop_quietly(&self.core, self.name(), task);
-        if let Some((daemon, join)) = slot {
-            if !daemon {
+        if was_alive {
+            if !f.daemon {
                 self.non_daemon.set(self.non_daemon.get() - 1);
             }
-            if let Some(j) = join {
+            if let Some(j) = f.join.take() {
                 j.signal_all(false);
             }
         }
+        self.fibers.borrow_mut().remove(&f);
     }
 
     /// Marks the fiber interrupted and makes it ready: the wait it is in (or its next
     /// wait) resumes with an interrupt error.
-    pub(crate) fn interrupt(&self, key: FiberKey) -> bool {
-        {
-            let mut fibers = self.fibers.borrow_mut();
-            match fibers.get_mut(key.idx as usize) {
-                Some(s) if s.gen == key.gen => s.interrupt_pending = true,
-                _ => return false,
-            }
+    pub(crate) fn interrupt(&self, f: &Rc<FiberState>) -> bool {
+        if !f.alive.get() {
+            return false;
         }
-        self.make_ready(key, false);
+        f.interrupt_pending.set(true);
+        self.make_ready(f, false);
         true
-    }
-
-    pub(crate) fn is_alive(&self, key: FiberKey) -> bool {
-        let fibers = self.fibers.borrow();
-        matches!(fibers.get(key.idx as usize), Some(s) if s.gen == key.gen)
-    }
-
-    pub(crate) fn join_list(&self, key: FiberKey) -> Option<Rc<WaitList>> {
-        let mut fibers = self.fibers.borrow_mut();
-        match fibers.get_mut(key.idx as usize) {
-            Some(s) if s.gen == key.gen => Some(
-                s.join
-                    .get_or_insert_with(|| Rc::new(WaitList::new()))
-                    .clone(),
-            ),
-            _ => None,
-        }
     }
 
     /// Asks the group to shut down: sets should-stop, publishes it, wakes fibers waiting
@@ -563,15 +417,18 @@ impl GroupInner {
             return;
         }
         self.finished.set(true);
-        let slots = self.fibers.borrow_mut().drain();
+        let fibers = self.fibers.borrow_mut().drain();
+        self.ready.borrow_mut().clear();
+        self.next.borrow_mut().clear();
         self.next_front.set(0);
         {
             let _g = context::enter_group(self);
-            for (task, join) in slots {
-                if let Some(j) = &join {
+            for f in fibers {
+                f.alive.set(false);
+                if let Some(j) = f.join.take() {
                     j.signal_all(false);
                 }
-                if let Some(t) = task {
+                if let Some(t) = f.task.take() {
                     drop_quietly(&self.core, self.name(), t);
                 }
             }
@@ -660,10 +517,10 @@ impl FiberGroup {
         F: Future<Output = ()> + 'static,
     {
         let task = self.inner.core.tasks.boxed(fut);
-        let key = self.inner.spawn(opts, task)?;
+        let state = self.inner.spawn(opts, task)?;
         Ok(Fiber {
             group: self.inner.clone(),
-            key,
+            state,
         })
     }
 

@@ -106,6 +106,7 @@ mod core;
 mod dispatcher;
 mod error;
 mod fiber;
+mod fiber_state;
 mod future;
 mod group;
 mod handle;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::context;
 use crate::error::FiberError;
-use crate::fiber::FiberKey;
+use crate::fiber_state::FiberState;
 use crate::group::GroupInner;
 
 /// How a wait ended.
@@ -33,7 +33,8 @@ pub(crate) enum Outcome {
 /// One suspension of one fiber.
 pub(crate) struct WaitCell {
     group: Rc<GroupInner>,
-    fiber: Cell<FiberKey>,
+    /// The waiting fiber; `None` in a spare cell.
+    fiber: Option<Rc<FiberState>>,
     outcome: Cell<Outcome>,
 }
 
@@ -53,7 +54,9 @@ impl WaitCell {
             return false;
         }
         self.outcome.set(o);
-        self.group.make_ready(self.fiber.get(), front);
+        if let Some(f) = &self.fiber {
+            self.group.make_ready(f, front);
+        }
         true
     }
 
@@ -69,15 +72,17 @@ impl WaitCell {
 const CELL_POOL_MAX: usize = 256;
 
 impl WaitCell {
-    /// A pending cell for fiber `key` of `group`, reusing the group's spare cell or a
+    /// A pending cell for fiber `f` of `group`, reusing the group's spare cell or a
     /// pooled allocation if any.
     #[inline]
-    fn acquire(group: &GroupInner, key: FiberKey) -> Option<Rc<WaitCell>> {
+    fn acquire(group: &GroupInner, f: Rc<FiberState>) -> Option<Rc<WaitCell>> {
         // The spare cell belongs to this group and nothing else refers to it.
-        if let Some(c) = group.spare_cell.take() {
-            c.fiber.set(key);
-            c.outcome.set(Outcome::Pending);
-            return Some(c);
+        if let Some(mut rc) = group.spare_cell.take() {
+            if let Some(c) = Rc::get_mut(&mut rc) {
+                c.fiber = Some(f);
+                c.outcome.set(Outcome::Pending);
+                return Some(rc);
+            }
         }
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
@@ -85,14 +90,14 @@ impl WaitCell {
                 if !std::ptr::eq(Rc::as_ptr(&c.group), group) {
                     c.group = group.rc()?;
                 }
-                c.fiber.set(key);
+                c.fiber = Some(f);
                 c.outcome.set(Outcome::Pending);
                 return Some(rc);
             }
         }
         Some(Rc::new(WaitCell {
             group: group.rc()?,
-            fiber: Cell::new(key),
+            fiber: Some(f),
             outcome: Cell::new(Outcome::Pending),
         }))
     }
@@ -101,27 +106,30 @@ impl WaitCell {
 /// Returns a finished cell for reuse when nothing else refers to it: as the spare cell
 /// of its group (the next wait of the group takes it without touching the pool), else
 /// to the dispatcher's pool. Both are reached through the current group (without
-/// touching reference counts); outside a group run the cell is simply dropped.
+/// touching reference counts); outside a group run the cell is simply dropped. The
+/// cell lets go of its fiber first, so that an ended fiber's state can be reused.
 #[inline]
-fn release(cell: Rc<WaitCell>) {
-    if Rc::strong_count(&cell) == 1 {
-        context::with_group_ref(|g| {
-            if let Some(g) = g {
-                let cell = if std::ptr::eq(g, Rc::as_ptr(&cell.group)) && !g.is_finished() {
-                    match g.spare_cell.replace(Some(cell)) {
-                        Some(old) => old,
-                        None => return,
-                    }
-                } else {
-                    cell
-                };
-                let mut pool = g.core().cell_pool.borrow_mut();
-                if pool.len() < CELL_POOL_MAX {
-                    pool.push(cell);
+fn release(mut cell: Rc<WaitCell>) {
+    let Some(c) = Rc::get_mut(&mut cell) else {
+        return;
+    };
+    c.fiber = None;
+    context::with_group_ref(|g| {
+        if let Some(g) = g {
+            let cell = if std::ptr::eq(g, Rc::as_ptr(&cell.group)) && !g.is_finished() {
+                match g.spare_cell.replace(Some(cell)) {
+                    Some(old) => old,
+                    None => return,
                 }
+            } else {
+                cell
+            };
+            let mut pool = g.core().cell_pool.borrow_mut();
+            if pool.len() < CELL_POOL_MAX {
+                pool.push(cell);
             }
-        });
-    }
+        }
+    });
 }
 
 /// A FIFO list of waiting fibers, with lazy removal of stale cells.
@@ -250,10 +258,10 @@ impl Wait {
     ) -> Poll<WaitEnd> {
         match &self.cell {
             None => {
-                let cell = context::begin_wait(|key, interrupt, g| match (key, g) {
+                let cell = context::begin_wait(|fiber, interrupt, g| match (fiber, g) {
                     (None, _) => Err(WaitEnd::NotInFiber),
                     _ if interrupt => Err(WaitEnd::Interrupted),
-                    (Some(key), Some(g)) => WaitCell::acquire(g, key).ok_or(WaitEnd::NotInFiber),
+                    (Some(f), Some(g)) => WaitCell::acquire(g, f).ok_or(WaitEnd::NotInFiber),
                     (Some(_), None) => Err(WaitEnd::NotInFiber),
                 });
                 let cell = match cell {

@@ -1,0 +1,156 @@
+//! The state of one fiber, and the registry of a group's fibers.
+//!
+//! A fiber's state lives in its own reference-counted block, shared by the group's
+//! registry, the run queues it is in, the waits it is registered with and the handles
+//! to it. Making a fiber ready, polling it and firing one of its waits touch this block
+//! directly, without looking the fiber up by index.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::fiber::FiberKey;
+use crate::task_pool::Task;
+use crate::wait::WaitList;
+
+/// One fiber. Fields set when the fiber starts are plain; fields that change while
+/// others refer to the block are cells.
+pub(crate) struct FiberState {
+    /// Registry index and generation: identifies the fiber in wake-up messages from
+    /// other threads.
+    pub(crate) key: FiberKey,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) daemon: bool,
+    /// Times the fiber may be made ready per dispatcher round.
+    pub(crate) max_ready: u32,
+    /// The fiber's future; taken out while it is being polled.
+    pub(crate) task: Cell<Option<Task>>,
+    /// Cleared when the fiber ends (or is abandoned with its group).
+    pub(crate) alive: Cell<bool>,
+    /// Being polled now.
+    pub(crate) running: Cell<bool>,
+    /// In a run queue (this round's or the next's).
+    pub(crate) scheduled: Cell<bool>,
+    /// Made ready while running: goes back to the ready queue after its poll.
+    pub(crate) notified: Cell<bool>,
+    /// An interrupt waits to be delivered to the fiber's current or next wait.
+    pub(crate) interrupt_pending: Cell<bool>,
+    /// The round whose budget `ready_times` counts.
+    pub(crate) round: Cell<u64>,
+    pub(crate) ready_times: Cell<u32>,
+    /// Fibers joining this one.
+    pub(crate) join: Cell<Option<Rc<WaitList>>>,
+}
+
+impl FiberState {
+    fn new(key: FiberKey, name: Cow<'static, str>, daemon: bool, max_ready: u32) -> Self {
+        FiberState {
+            key,
+            name,
+            daemon,
+            max_ready,
+            task: Cell::new(None),
+            alive: Cell::new(true),
+            running: Cell::new(false),
+            scheduled: Cell::new(false),
+            notified: Cell::new(false),
+            interrupt_pending: Cell::new(false),
+            round: Cell::new(0),
+            ready_times: Cell::new(0),
+            join: Cell::new(None),
+        }
+    }
+
+    /// The join list, created on first use.
+    pub(crate) fn join_list(&self) -> Rc<WaitList> {
+        let j = self.join.take().unwrap_or_else(|| Rc::new(WaitList::new()));
+        self.join.set(Some(j.clone()));
+        j
+    }
+}
+
+/// The fibers of a group by registry index. A slot keeps its state block after its
+/// fiber ended, and the next fiber started in the slot reuses the block when nothing
+/// else refers to it any more (so that starting a fiber costs no allocation for it in
+/// the steady state).
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Vec<Rc<FiberState>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Registry {
+    /// Registers a new fiber: a (recycled) state block with its key and options.
+    /// Inlined into `spawn` (and that into the caller), so that the options the caller
+    /// just built are stored without a round trip through memory.
+    #[inline(always)]
+    pub(crate) fn insert(
+        &mut self,
+        gen: u32,
+        name: Cow<'static, str>,
+        daemon: bool,
+        max_ready: u32,
+    ) -> Rc<FiberState> {
+        self.len += 1;
+        let Some(idx) = self.free.pop() else {
+            let key = FiberKey {
+                idx: self.slots.len() as u32,
+                gen,
+            };
+            let f = Rc::new(FiberState::new(key, name, daemon, max_ready));
+            self.slots.push(f.clone());
+            return f;
+        };
+        let key = FiberKey { idx, gen };
+        let slot = &mut self.slots[idx as usize];
+        match Rc::get_mut(slot) {
+            Some(s) => {
+                // An ended fiber's block: its task and join list are gone, its
+                // scheduling fields are set by whoever starts it (`GroupInner::spawn`).
+                s.key = key;
+                s.name = name;
+                s.daemon = daemon;
+                s.max_ready = max_ready;
+                s.alive.set(true);
+                s.running.set(false);
+                s.notified.set(false);
+                s.interrupt_pending.set(false);
+            }
+            // Still referred to (a handle, a stale wait): leave it to them.
+            None => *slot = Rc::new(FiberState::new(key, name, daemon, max_ready)),
+        }
+        slot.clone()
+    }
+
+    /// The live fiber with `key`, if any.
+    pub(crate) fn get(&self, key: FiberKey) -> Option<&Rc<FiberState>> {
+        self.slots
+            .get(key.idx as usize)
+            .filter(|f| f.key.gen == key.gen && f.alive.get())
+    }
+
+    /// Frees the slot of `f`, an ended fiber (its block stays for reuse).
+    pub(crate) fn remove(&mut self, f: &FiberState) {
+        if self
+            .slots
+            .get(f.key.idx as usize)
+            .is_some_and(|s| std::ptr::eq(Rc::as_ptr(s), f))
+        {
+            self.free.push(f.key.idx);
+            self.len -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Empties the registry; returns the fibers that were live.
+    pub(crate) fn drain(&mut self) -> Vec<Rc<FiberState>> {
+        let out: Vec<_> = self.slots.drain(..).filter(|f| f.alive.get()).collect();
+        self.free.clear();
+        self.len = 0;
+        out
+    }
+}
