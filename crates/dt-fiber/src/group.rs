@@ -162,7 +162,8 @@ impl GroupInner {
     /// budget. No effect on ended fibers, fibers already queued, or finished groups.
     #[inline]
     pub(crate) fn make_ready(&self, f: &Rc<FiberState>, front: bool) {
-        if self.finished.get() || !f.alive.get() || f.scheduled.get() {
+        // A live fiber means a live group: finishing a group ends all its fibers.
+        if !f.alive.get() || f.scheduled.get() {
             return;
         }
         if f.running.get() {
