@@ -55,6 +55,17 @@ pub(crate) fn end_poll(prev: *const FiberState) -> (bool, bool) {
     })
 }
 
+/// Resets the poll context after a poll unwound (its `end_poll` never ran); returns the
+/// fiber that was being polled (null if none). Polls are not nested, so the previous
+/// fiber was none.
+pub(crate) fn abandon_poll() -> *const FiberState {
+    POLL.with(|p| {
+        p.yield_req.set(false);
+        p.interrupt.set(false);
+        p.fiber.replace(std::ptr::null())
+    })
+}
+
 /// Consumes the interrupt flag of the current poll (a wait calls this).
 #[inline]
 pub(crate) fn take_interrupt() -> bool {

@@ -6,8 +6,9 @@
 //! directly, without looking the fiber up by index.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use crate::fiber::FiberKey;
 use crate::task_pool::Task;
@@ -23,8 +24,9 @@ pub(crate) struct FiberState {
     pub(crate) daemon: bool,
     /// Times the fiber may be made ready per dispatcher round.
     pub(crate) max_ready: u32,
-    /// The fiber's future; taken out while it is being polled.
-    pub(crate) task: Cell<Option<Task>>,
+    /// The fiber's future. Polled in place (see [`FiberState::poll_task`]); only
+    /// reached through this type's methods.
+    task: UnsafeCell<Option<Task>>,
     /// Cleared when the fiber ends (or is abandoned with its group).
     pub(crate) alive: Cell<bool>,
     /// Being polled now.
@@ -49,7 +51,7 @@ impl FiberState {
             name,
             daemon,
             max_ready,
-            task: Cell::new(None),
+            task: UnsafeCell::new(None),
             alive: Cell::new(true),
             running: Cell::new(false),
             scheduled: Cell::new(false),
@@ -59,6 +61,47 @@ impl FiberState {
             ready_times: Cell::new(0),
             join: Cell::new(None),
         }
+    }
+
+    /// Gives the fiber its future (when it starts).
+    pub(crate) fn set_task(&self, t: Task) {
+        if self.running.get() {
+            return;
+        }
+        // SAFETY: the task is only reached through this type's methods; none of them
+        // keeps a reference past its return except `poll_task`, which holds one for the
+        // duration of the poll with `running` set, and we checked `running` is clear.
+        unsafe { *self.task.get() = Some(t) };
+    }
+
+    /// Takes the fiber's future out (when it ends or is abandoned). `None` while the
+    /// fiber is being polled.
+    pub(crate) fn take_task(&self) -> Option<Task> {
+        if self.running.get() {
+            return None;
+        }
+        // SAFETY: as in `set_task`.
+        unsafe { (*self.task.get()).take() }
+    }
+
+    /// Polls the fiber's future in place (no move out and back per poll); `Ready(())`
+    /// also when it has no future. Sets `running` for the duration, which keeps
+    /// `set_task` and `take_task` off the future meanwhile.
+    #[inline]
+    pub(crate) fn poll_task(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.running.replace(true) {
+            // Polled from inside its own poll: impossible by construction; refuse.
+            return Poll::Pending;
+        }
+        // SAFETY: `running` was clear, so no other reference to the task exists (see
+        // `set_task`); it is set until this poll returns or unwinds, so none is made
+        // meanwhile. The future is not moved: it stays pinned in its box.
+        let r = match unsafe { (*self.task.get()).as_mut() } {
+            Some(t) => t.as_mut().poll(cx),
+            None => Poll::Ready(()),
+        };
+        self.running.set(false);
+        r
     }
 
     /// The join list, created on first use.
@@ -140,6 +183,14 @@ impl Registry {
             self.free.push(f.key.idx);
             self.len -= 1;
         }
+    }
+
+    /// The live fiber whose state block is at `ptr`, if any.
+    pub(crate) fn find(&self, ptr: *const FiberState) -> Option<Rc<FiberState>> {
+        self.slots
+            .iter()
+            .find(|f| std::ptr::eq(Rc::as_ptr(f), ptr) && f.alive.get())
+            .cloned()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -136,7 +136,7 @@ impl GroupInner {
             self.fibers
                 .borrow_mut()
                 .insert(gen, opts.name, opts.daemon, opts.max_ready_per_round);
-        f.task.set(Some(fut));
+        f.set_task(fut);
         // A new fiber is ready at once (scheduled, one use of its round budget).
         f.scheduled.set(true);
         f.round.set(self.core.round());
@@ -284,7 +284,14 @@ impl GroupInner {
             self.promote_next_round();
         }
         let _g = context::enter_group(self);
-        while self.poll_next() {}
+        // One unwind guard per run rather than one per poll: the fibers' futures stay
+        // in their state blocks while polled, so unwinding drops none of them.
+        while let Err(p) = catch_unwind(AssertUnwindSafe(|| while self.poll_next() {})) {
+            if !self.fiber_panicked(p.as_ref()) {
+                // Not from a fiber's poll: a bug in the dispatcher itself.
+                std::panic::resume_unwind(p);
+            }
+        }
         self.in_ready_list.set(false);
     }
 
@@ -297,10 +304,6 @@ impl GroupInner {
             return true;
         }
         f.scheduled.set(false);
-        let Some(mut task) = f.task.take() else {
-            return true;
-        };
-        f.running.set(true);
         let interrupt = f.interrupt_pending.replace(false);
         let start = self.core.perf_fiber_run.then(Instant::now);
         let prev = context::begin_poll(&f, interrupt);
@@ -312,7 +315,9 @@ impl GroupInner {
             };
             let waker = pw.waker();
             let mut cx = Context::from_waker(waker.get());
-            catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx)))
+            // A panic unwinds to `run_ready`, which finds the fiber through the poll
+            // context (still set) and ends it.
+            f.poll_task(&mut cx)
         };
         // An interrupt no wait consumed in this poll stays pending for the next wait.
         let (yielded, interrupt_left) = context::end_poll(prev);
@@ -321,15 +326,8 @@ impl GroupInner {
                 .perf
                 .fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
         }
-        f.running.set(false);
         match res {
-            Ok(Poll::Pending) => {
-                if !f.alive.get() {
-                    // The group finished during the poll (cannot happen today).
-                    drop_quietly(&self.core, self.name(), task);
-                    return true;
-                }
-                f.task.set(Some(task));
+            Poll::Pending => {
                 if interrupt_left {
                     f.interrupt_pending.set(true);
                 }
@@ -343,28 +341,43 @@ impl GroupInner {
                     self.make_ready(&f, false);
                 }
             }
-            Ok(Poll::Ready(())) => {
+            Poll::Ready(()) => {
+                let task = f.take_task();
                 self.end_fiber(f, task);
-            }
-            Err(p) => {
-                let msg = panic_message(p.as_ref());
-                let name = f.name.to_string();
-                log::error!(
-                    "fiber '{}' of group '{}' panicked: {}; shutting the group down",
-                    name,
-                    self.shared.name,
-                    msg
-                );
-                self.end_fiber(f, task);
-                self.fatal(&format!("fiber '{name}' panicked: {msg}"));
             }
         }
         true
     }
 
-    fn end_fiber(&self, f: Rc<FiberState>, task: Task) {
+    /// Ends the fiber whose poll panicked with `p` (identified by the poll context the
+    /// unwinding left set) and shuts the group down. Returns false if the panic did not
+    /// come from a fiber's poll.
+    fn fiber_panicked(&self, p: &(dyn std::any::Any + Send)) -> bool {
+        let ptr = context::abandon_poll();
+        let f = self.fibers.borrow().find(ptr);
+        let Some(f) = f else {
+            return false;
+        };
+        f.running.set(false);
+        let msg = panic_message(p);
+        let name = f.name.to_string();
+        log::error!(
+            "fiber '{}' of group '{}' panicked: {}; shutting the group down",
+            name,
+            self.shared.name,
+            msg
+        );
+        let task = f.take_task();
+        self.end_fiber(f, task);
+        self.fatal(&format!("fiber '{name}' panicked: {msg}"));
+        true
+    }
+
+    fn end_fiber(&self, f: Rc<FiberState>, task: Option<Task>) {
         let was_alive = f.alive.replace(false);
-        drop_quietly(&self.core, self.name(), task);
+        if let Some(task) = task {
+            drop_quietly(&self.core, self.name(), task);
+        }
         if was_alive {
             if !f.daemon {
                 self.non_daemon.set(self.non_daemon.get() - 1);
@@ -429,7 +442,7 @@ impl GroupInner {
                 if let Some(j) = f.join.take() {
                     j.signal_all(false);
                 }
-                if let Some(t) = f.task.take() {
+                if let Some(t) = f.take_task() {
                     drop_quietly(&self.core, self.name(), t);
                 }
             }

@@ -553,6 +553,57 @@ fn panicking_fiber_fails_its_group_only() {
 }
 
 #[test]
+fn a_panicking_fiber_is_ended_once_and_the_run_goes_on() {
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("g");
+    let l = log();
+    struct OnDrop(Log);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            push(&self.0, "boom's locals dropped");
+        }
+    }
+    {
+        let l = l.clone();
+        g.spawn("boom", async move {
+            let _d = OnDrop(l);
+            sleep(MS).await.unwrap();
+            panic!("poll panics");
+        })
+        .unwrap();
+    }
+    // Fibers ready in the same round as the panicking one still run in that round.
+    for k in 0..3 {
+        let l = l.clone();
+        g.spawn(format!("after-{k}"), async move {
+            sleep(MS).await.unwrap();
+            push(&l, format!("after-{k} ran"));
+        })
+        .unwrap();
+    }
+    let h = g.handle();
+    sim.run_for(MS * 10);
+    assert_eq!(
+        *l.borrow(),
+        [
+            "boom's locals dropped",
+            "after-0 ran",
+            "after-1 ran",
+            "after-2 ran"
+        ]
+    );
+    assert!(h.fatal_error().unwrap().contains("poll panics"));
+    assert!(g.is_finished());
+    // The dispatcher thread (here: the simulation) keeps serving other groups.
+    let g2 = sim.new_group("g2");
+    let l2 = l.clone();
+    g2.spawn("later", async move { push(&l2, "g2 ran") })
+        .unwrap();
+    sim.run_for(MS);
+    assert_eq!(l.borrow().last().map(String::as_str), Some("g2 ran"));
+}
+
+#[test]
 fn shutdown_waits_for_non_daemons_and_abandons_daemons() {
     let mut sim = Simulation::new(1);
     let g = sim.new_group("g");
