@@ -14,8 +14,9 @@ use crate::fiber_state::FiberState;
 use crate::group::GroupInner;
 use crate::wait::{Outcome, Wait};
 
-/// Identifies a fiber inside its group: slab index plus a generation, so a stale handle
-/// never reaches a newer fiber that reuses the slot.
+/// Identifies a fiber inside its group for wake-ups sent from other threads: registry
+/// index plus a generation, so a stale wake-up never reaches a newer fiber started in
+/// the same registry slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FiberKey {
     pub(crate) idx: u32,

@@ -1,9 +1,12 @@
 //! The waiting machinery shared by every suspending primitive.
 //!
-//! A fiber that suspends creates one [`WaitCell`] and registers it wherever a wake-up may
-//! come from: the waiter list of a condition (or two), the timer heap, and its own fiber
-//! slot (for `interrupt`). The first source to fire the cell decides the outcome; the
-//! other registrations become stale and are skipped or compacted away.
+//! A wait takes one [`WaitCell`] (recycled; it points at the waiting fiber's state) and
+//! registers it wherever a wake-up may come from: the waiter list of a condition (or
+//! two) and, with a timeout, the timer heap. The first source to fire the cell decides
+//! the outcome; the other registrations become stale and are skipped or compacted away.
+//! An interrupt makes the fiber ready with its interrupt flag set, which the wait sees
+//! when it is polled again. A fiber may be in several waits at once (e.g. a future
+//! awaiting two others): each has its own cell.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
