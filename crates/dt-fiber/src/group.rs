@@ -326,6 +326,9 @@ impl GroupInner {
                 .perf
                 .fire_time(PerfType::FiberRun, s.elapsed().as_nanos() as u64, 1, 0);
         }
+        // Groups finish between runs, never during a poll; were one to finish here, the
+        // abandoned fiber's future would still be dropped with its state block, and a
+        // finished group's queues are emptied without running anything.
         match res {
             Poll::Pending => {
                 if interrupt_left {
