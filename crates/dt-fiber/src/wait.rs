@@ -178,7 +178,7 @@ impl WaitList {
     /// Wakes every pending waiter, keeping their FIFO order in the ready queue.
     /// Returns how many were woken.
     pub(crate) fn signal_all(&self, front: bool) -> usize {
-        let cells = std::mem::take(&mut *self.cells.borrow_mut());
+        let mut cells = std::mem::take(&mut *self.cells.borrow_mut());
         let mut n = 0;
         if front {
             for (c, tag) in cells.iter().rev() {
@@ -188,6 +188,12 @@ impl WaitList {
             for (c, tag) in cells.iter() {
                 n += c.fire(Outcome::Signaled(*tag), false) as usize;
             }
+        }
+        // Keep the buffer for the next waiters (unless some registered meanwhile).
+        cells.clear();
+        let mut cur = self.cells.borrow_mut();
+        if cur.is_empty() {
+            *cur = cells;
         }
         n
     }
