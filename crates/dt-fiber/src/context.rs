@@ -122,31 +122,47 @@ pub(crate) fn with_group_ref<R>(f: impl FnOnce(Option<&GroupInner>) -> R) -> R {
     f(unsafe { ptr.as_ref() })
 }
 
-/// The current fiber (a new reference), its pending interrupt (consumed) and the
-/// current group, in one thread-local access, for a wait that registers itself.
+/// The current fiber, its pending interrupt (consumed) and the current group, in one
+/// thread-local access, for a wait that registers itself.
 #[inline]
 pub(crate) fn begin_wait<R>(
-    f: impl FnOnce(Option<Rc<FiberState>>, bool, Option<&GroupInner>) -> R,
+    f: impl FnOnce(Option<&FiberState>, bool, Option<&GroupInner>) -> R,
 ) -> R {
     let (fiber, interrupt, ptr) = POLL.with(|p| {
         let fiber = p.fiber.get();
         let interrupt = !fiber.is_null() && p.interrupt.replace(false);
         (fiber, interrupt, p.group.get())
     });
-    let fiber = if fiber.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null `fiber` was set by `begin_poll` from an `Rc` that the
-        // poller holds until the matching `end_poll` resets it, and we are inside that
-        // poll (on the same thread); adding a count for the returned `Rc` leaves the
-        // poller's own count intact.
-        unsafe {
-            Rc::increment_strong_count(fiber);
-            Some(Rc::from_raw(fiber))
-        }
-    };
-    // SAFETY: as in `with_group_ref`.
-    f(fiber, interrupt, unsafe { ptr.as_ref() })
+    // SAFETY: a non-null `fiber` was set by `begin_poll` from an `Rc` that the poller
+    // holds until the matching `end_poll` resets it, and we are inside that poll (on
+    // the same thread), so the state block is alive for this call; the group pointer
+    // as in `with_group_ref`.
+    f(unsafe { fiber.as_ref() }, interrupt, unsafe {
+        ptr.as_ref()
+    })
+}
+
+/// Calls `f` with the fiber being polled, if any.
+#[inline]
+pub(crate) fn with_fiber_ref<R>(f: impl FnOnce(Option<&FiberState>) -> R) -> R {
+    let fiber = POLL.with(|p| p.fiber.get());
+    // SAFETY: as in `begin_wait`.
+    f(unsafe { fiber.as_ref() })
+}
+
+/// A new reference to the fiber being polled, if any.
+pub(crate) fn current_fiber() -> Option<Rc<FiberState>> {
+    let fiber = POLL.with(|p| p.fiber.get());
+    if fiber.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer comes from `Rc::as_ptr` of an `Rc` the poller holds for the
+    // duration of the poll (see `begin_wait`); adding a count for the returned `Rc`
+    // leaves the poller's own count intact.
+    unsafe {
+        Rc::increment_strong_count(fiber);
+        Some(Rc::from_raw(fiber))
+    }
 }
 
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use crate::fiber::FiberKey;
 use crate::task_pool::Task;
-use crate::wait::WaitList;
+use crate::wait::{WaitCell, WaitList};
 
 /// One fiber. Fields set when the fiber starts are plain; fields that change while
 /// others refer to the block are cells.
@@ -42,6 +42,10 @@ pub(crate) struct FiberState {
     pub(crate) ready_times: Cell<u32>,
     /// Fibers joining this one.
     pub(crate) join: Cell<Option<Rc<WaitList>>>,
+    /// A finished wait cell of this fiber kept for its next wait. Only ever holds a
+    /// cell pointing at this fiber, owned by nothing else; emptied when the fiber ends
+    /// (the cell refers back to the fiber).
+    pub(crate) spare_cell: Cell<Option<Rc<WaitCell>>>,
 }
 
 impl FiberState {
@@ -60,6 +64,7 @@ impl FiberState {
             round: Cell::new(0),
             ready_times: Cell::new(0),
             join: Cell::new(None),
+            spare_cell: Cell::new(None),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::fiber::{Fiber, FiberKey, FiberOptions};
 use crate::fiber_state::{FiberState, Registry};
 use crate::future::FiberFuture;
 use crate::handle::{GroupHandle, GroupShared};
-use crate::wait::{Wait, WaitCell, WaitList};
+use crate::wait::{pool_cell, Wait, WaitList};
 use crate::waker::PollWaker;
 
 use crate::task_pool::Task;
@@ -54,9 +54,6 @@ pub(crate) struct GroupInner {
     stop_list: WaitList,
     remote: RefCell<Slab<Rc<dyn Any>>>,
     finish_list: WaitList,
-    /// A finished wait cell of this group kept for its next wait (see `wait::release`).
-    /// Cleared when the group finishes (the cell refers to the group).
-    pub(crate) spare_cell: Cell<Option<Rc<WaitCell>>>,
 }
 
 impl GroupInner {
@@ -79,7 +76,6 @@ impl GroupInner {
             stop_list: WaitList::new(),
             remote: RefCell::new(Slab::new()),
             finish_list: WaitList::new(),
-            spare_cell: Cell::new(None),
         })
     }
 
@@ -389,6 +385,9 @@ impl GroupInner {
                 j.signal_all(false);
             }
         }
+        if let Some(c) = f.spare_cell.take() {
+            pool_cell(c);
+        }
         self.fibers.borrow_mut().remove(&f);
     }
 
@@ -442,6 +441,7 @@ impl GroupInner {
             let _g = context::enter_group(self);
             for f in fibers {
                 f.alive.set(false);
+                drop(f.spare_cell.take());
                 if let Some(j) = f.join.take() {
                     j.signal_all(false);
                 }
@@ -454,7 +454,6 @@ impl GroupInner {
         }
         self.stop_list.clear();
         self.finish_list.signal_all(false);
-        drop(self.spare_cell.take());
         self.shared.set_finished();
         log::debug!("fiber group '{}' finished", self.shared.name);
     }

@@ -75,18 +75,21 @@ impl WaitCell {
 const CELL_POOL_MAX: usize = 256;
 
 impl WaitCell {
-    /// A pending cell for fiber `f` of `group`, reusing the group's spare cell or a
-    /// pooled allocation if any.
+    /// A pending cell for fiber `f` (the one being polled) of `group`: the fiber's
+    /// spare cell if it has one, else a pooled or new allocation.
     #[inline]
-    fn acquire(group: &GroupInner, f: Rc<FiberState>) -> Option<Rc<WaitCell>> {
-        // The spare cell belongs to this group and nothing else refers to it.
-        if let Some(mut rc) = group.spare_cell.take() {
-            if let Some(c) = Rc::get_mut(&mut rc) {
-                c.fiber = Some(f);
-                c.outcome.set(Outcome::Pending);
-                return Some(rc);
-            }
+    fn acquire(group: &GroupInner, f: &FiberState) -> Option<Rc<WaitCell>> {
+        if let Some(c) = f.spare_cell.take() {
+            // A spare cell already points at `f` and its group (see `release`).
+            c.outcome.set(Outcome::Pending);
+            return Some(c);
         }
+        Self::acquire_slow(group)
+    }
+
+    #[cold]
+    fn acquire_slow(group: &GroupInner) -> Option<Rc<WaitCell>> {
+        let f = context::current_fiber()?;
         let pooled = group.core().cell_pool.borrow_mut().pop();
         if let Some(mut rc) = pooled {
             if let Some(c) = Rc::get_mut(&mut rc) {
@@ -107,32 +110,41 @@ impl WaitCell {
 }
 
 /// Returns a finished cell for reuse when nothing else refers to it: as the spare cell
-/// of its group (the next wait of the group takes it without touching the pool), else
-/// to the dispatcher's pool. Both are reached through the current group (without
-/// touching reference counts); outside a group run the cell is simply dropped. The
-/// cell lets go of its fiber first, so that an ended fiber's state can be reused.
+/// of its fiber when that fiber is the one being polled (its next wait takes it back
+/// without touching any reference count), else to the dispatcher's pool.
 #[inline]
-fn release(mut cell: Rc<WaitCell>) {
+fn release(cell: Rc<WaitCell>) {
+    if Rc::strong_count(&cell) != 1 || Rc::weak_count(&cell) != 0 {
+        return;
+    }
+    context::with_fiber_ref(|f| match f {
+        Some(f)
+            if f.alive.get()
+                && cell
+                    .fiber
+                    .as_ref()
+                    .is_some_and(|cf| std::ptr::eq(Rc::as_ptr(cf), f)) =>
+        {
+            if let Some(old) = f.spare_cell.replace(Some(cell)) {
+                pool_cell(old);
+            }
+        }
+        _ => pool_cell(cell),
+    });
+}
+
+/// Keeps a cell nothing else refers to in the dispatcher's pool, without its fiber
+/// (so that an ended fiber's state block can be reused).
+pub(crate) fn pool_cell(mut cell: Rc<WaitCell>) {
     let Some(c) = Rc::get_mut(&mut cell) else {
         return;
     };
     c.fiber = None;
-    context::with_group_ref(|g| {
-        if let Some(g) = g {
-            let cell = if std::ptr::eq(g, Rc::as_ptr(&cell.group)) && !g.is_finished() {
-                match g.spare_cell.replace(Some(cell)) {
-                    Some(old) => old,
-                    None => return,
-                }
-            } else {
-                cell
-            };
-            let mut pool = g.core().cell_pool.borrow_mut();
-            if pool.len() < CELL_POOL_MAX {
-                pool.push(cell);
-            }
-        }
-    });
+    let core = cell.group.core().clone();
+    let mut pool = core.cell_pool.borrow_mut();
+    if pool.len() < CELL_POOL_MAX {
+        pool.push(cell);
+    }
 }
 
 /// A FIFO list of waiting fibers, with lazy removal of stale cells.

@@ -832,3 +832,85 @@ fn deferred_front_wakeups_run_first_next_round_with_a_whole_budget() {
     // (and runs) in the same round.
     assert_eq!(*l.borrow(), ["w", "y", "w"]);
 }
+
+/// Polls two futures side by side in one fiber until both are done.
+struct Both<A: std::future::Future, B: std::future::Future> {
+    a: std::pin::Pin<Box<A>>,
+    b: std::pin::Pin<Box<B>>,
+    ra: Option<A::Output>,
+    rb: Option<B::Output>,
+}
+
+impl<A: std::future::Future, B: std::future::Future> std::future::Future for Both<A, B>
+where
+    A::Output: Unpin,
+    B::Output: Unpin,
+{
+    type Output = (A::Output, B::Output);
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.ra.is_none() {
+            if let std::task::Poll::Ready(v) = this.a.as_mut().poll(cx) {
+                this.ra = Some(v);
+            }
+        }
+        if this.rb.is_none() {
+            if let std::task::Poll::Ready(v) = this.b.as_mut().poll(cx) {
+                this.rb = Some(v);
+            }
+        }
+        match (this.ra.take(), this.rb.take()) {
+            (Some(a), Some(b)) => std::task::Poll::Ready((a, b)),
+            (a, b) => {
+                this.ra = a;
+                this.rb = b;
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+#[test]
+fn one_fiber_waits_on_two_channels_at_once_and_again_after() {
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("g");
+    let (c1, c2) = (g.new_channel::<u32>(), g.new_channel::<u32>());
+    let l = log();
+    {
+        let (c1, c2, l) = (c1.clone(), c2.clone(), l.clone());
+        g.spawn("taker", async move {
+            for round in 0..3 {
+                let both = Both {
+                    a: Box::pin(c1.take()),
+                    b: Box::pin(c2.take()),
+                    ra: None,
+                    rb: None,
+                };
+                let (a, b) = both.await;
+                push(&l, format!("round {round}: {} {}", a.unwrap(), b.unwrap()));
+            }
+        })
+        .unwrap();
+    }
+    {
+        let (c1, c2) = (c1.clone(), c2.clone());
+        g.spawn("offerer", async move {
+            for k in 0..3u32 {
+                sleep(MS).await.unwrap();
+                c2.offer(20 + k);
+                sleep(MS).await.unwrap();
+                c1.offer(10 + k);
+            }
+        })
+        .unwrap();
+    }
+    sim.run_for(MS * 20);
+    assert_eq!(
+        *l.borrow(),
+        ["round 0: 10 20", "round 1: 11 21", "round 2: 12 22"]
+    );
+    assert_eq!(g.fiber_count(), 0);
+}
