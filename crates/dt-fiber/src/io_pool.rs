@@ -13,7 +13,8 @@ use crate::group::{current_group, FiberGroup};
 type Job = Box<dyn FnOnce() + Send>;
 
 struct PoolInner {
-    name: String,
+    /// Shared with every job (for its panic message) without an allocation per job.
+    name: Arc<str>,
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -67,7 +68,7 @@ impl IoPool {
         }
         Ok(IoPool {
             inner: Arc::new(PoolInner {
-                name: name.to_string(),
+                name: Arc::from(name),
                 tx: Mutex::new(Some(tx)),
                 threads: Mutex::new(handles),
             }),
