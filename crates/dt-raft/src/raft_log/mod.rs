@@ -16,6 +16,13 @@
 //! grows except through `truncate_tail` / install, and every entry at or below it must
 //! survive a crash; entries at or below the commit index are never truncated.
 //!
+//! # Cancelling
+//!
+//! Where the reference passes a cancel indicator (`openIterator`, the match-position
+//! search), drop the future, or the iterator, instead: the caller stops waiting at
+//! once; work already handed to an IO thread finishes its bounded step (one read
+//! within the caller's byte limit) and its result is discarded.
+//!
 //! # Running the file work
 //!
 //! [`DefaultRaftLog`] never blocks the caller on a file: it hands work to a
