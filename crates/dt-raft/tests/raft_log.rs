@@ -437,3 +437,32 @@ fn index_flush_runs_beside_appends_and_moves_the_anchor() {
     back.truncate(400);
     assert!(back == all, "entries 1..=400 differ after reopen");
 }
+
+#[test]
+fn dropping_reads_in_flight_cancels_them_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let e = entries(1, 400, 1, 0);
+    for c in e.chunks(50) {
+        block_on(log.append(c.to_vec())).unwrap();
+    }
+    log.set_commit_index(400);
+    // Reads and match-position searches abandoned at once, many times over, while the
+    // IO threads are still working on them.
+    for k in 0..200u64 {
+        let mut it = log.open_iterator();
+        let f = it.next(1 + k % 300, 64, 1 << 20);
+        drop(f);
+        drop(it);
+        drop(log.try_find_match_pos(1, 1 + k));
+    }
+    // The log is intact and fully usable afterwards.
+    assert_eq!(read_all(&log, 1, 400), e);
+    block_on(log.append(entries(401, 401, 1, 1))).unwrap();
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 401)));
+    assert_eq!(read_all(&log, 395, 401).len(), 7);
+}
