@@ -20,7 +20,7 @@ use super::{LogFuture, LogIterator, RaftLog};
 use crate::store::log_store::IndexFlush;
 use crate::store::log_store::ReadPlan;
 use crate::store::match_pos::find_match_pos;
-use crate::store::reader::{read_header_at, read_items};
+use crate::store::reader::read_header_at;
 use crate::store::{LogItem, LogStore, StoreConfig, StoreError, StoreResult, WriteBatch};
 
 /// How long an idle write lane waits for the next append before releasing its thread.
@@ -567,19 +567,10 @@ impl LogIterator for DefaultLogIterator {
         match plan {
             Err(e) => Box::pin(Completion::ready(Err(e))),
             Ok((ReadPlan::Cached(v), _)) => Box::pin(Completion::ready(Ok(v))),
-            Ok((
-                ReadPlan::Files {
-                    pos,
-                    index,
-                    max,
-                    bytes_limit,
-                    stop_before,
-                },
-                files,
-            )) => {
+            Ok((ReadPlan::Files(r), files)) => {
                 let block = self.shared.cfg.read_block_size;
                 Box::pin(run_blocking(&*self.shared.io, move || {
-                    read_items(&files, pos, index, max, bytes_limit, stop_before, block)
+                    r.read(&files, block)
                 }))
             }
         }

@@ -573,24 +573,9 @@ impl LogStore {
         max: usize,
         bytes_limit: usize,
     ) -> StoreResult<Vec<LogItem>> {
-        let plan = self.plan_read(index, max, bytes_limit)?;
-        match plan {
+        match self.plan_read(index, max, bytes_limit)? {
             ReadPlan::Cached(v) => Ok(v),
-            ReadPlan::Files {
-                pos,
-                index,
-                max,
-                bytes_limit,
-                stop_before,
-            } => read_items(
-                &self.files,
-                pos,
-                index,
-                max,
-                bytes_limit,
-                stop_before,
-                self.cfg.read_block_size,
-            ),
+            ReadPlan::Files(r) => r.read(&self.files, self.cfg.read_block_size),
         }
     }
 
@@ -621,13 +606,13 @@ impl LogStore {
             .first_index()
             .unwrap_or(self.next_index)
             .min(self.last_write_index + 1);
-        Ok(ReadPlan::Files {
+        Ok(ReadPlan::Files(FileRead {
             pos,
             index,
             max,
             bytes_limit,
             stop_before,
-        })
+        }))
     }
 
     /// The term of entry `index` if it is in the tail cache.
@@ -880,19 +865,40 @@ impl LogStore {
 pub enum ReadPlan {
     /// Served from the tail cache.
     Cached(Vec<LogItem>),
-    /// To be read from the files with [`read_items`].
-    Files {
-        /// Position of the first entry.
-        pos: u64,
-        /// Its index.
-        index: u64,
-        /// Most entries.
-        max: usize,
-        /// Byte budget.
-        bytes_limit: usize,
-        /// Do not read this index or later (not yet written, or cached).
-        stop_before: u64,
-    },
+    /// To be read from the files.
+    Files(FileRead),
+}
+
+/// A read of consecutive entries from the segment files, planned under the store's
+/// lock and carried out (with [`FileRead::read`]) wherever file IO may block.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRead {
+    /// Position of the first entry.
+    pub pos: u64,
+    /// Its index.
+    pub index: u64,
+    /// Most entries.
+    pub max: usize,
+    /// Byte budget.
+    pub bytes_limit: usize,
+    /// Do not read this index or later (not yet written, or cached).
+    pub stop_before: u64,
+}
+
+impl FileRead {
+    /// Reads the entries (every CRC and the index sequence checked) in blocks of
+    /// `block` bytes.
+    pub fn read(&self, files: &Mutex<FileQueue>, block: usize) -> StoreResult<Vec<LogItem>> {
+        read_items(
+            files,
+            self.pos,
+            self.index,
+            self.max,
+            self.bytes_limit,
+            self.stop_before,
+            block,
+        )
+    }
 }
 
 fn chunk_at(chunks: &mut Vec<Chunk>, pos: u64, seg_size: u64) -> &mut Chunk {
