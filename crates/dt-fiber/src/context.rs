@@ -152,27 +152,30 @@ pub(crate) fn with_fiber_ref<R>(f: impl FnOnce(Option<&FiberState>) -> R) -> R {
 
 /// A new reference to the fiber being polled, if any.
 pub(crate) fn current_fiber() -> Option<Rc<FiberState>> {
-    let fiber = POLL.with(|p| p.fiber.get());
-    if fiber.is_null() {
-        return None;
-    }
-    // SAFETY: the pointer comes from `Rc::as_ptr` of an `Rc` the poller holds for the
-    // duration of the poll (see `begin_wait`); adding a count for the returned `Rc`
-    // leaves the poller's own count intact.
-    unsafe {
-        Rc::increment_strong_count(fiber);
-        Some(Rc::from_raw(fiber))
-    }
+    let ptr = POLL.with(|p| p.fiber.get());
+    // SAFETY: a non-null fiber pointer comes from `Rc::as_ptr` of an `Rc` the poller
+    // holds for the duration of the poll (see `begin_wait`), and we are inside it.
+    unsafe { share_rc(ptr) }
 }
 
 pub(crate) fn current_group() -> Option<Rc<GroupInner>> {
     let ptr = POLL.with(|p| p.group.get());
+    // SAFETY: a non-null group pointer comes from `Rc::into_raw` and owns a strong
+    // count (see `PollCtx::group`), so the group is alive.
+    unsafe { share_rc(ptr) }
+}
+
+/// A new `Rc` for the value behind `ptr` (`None` for null), adding a strong count and
+/// leaving the existing ones intact.
+///
+/// # Safety
+/// A non-null `ptr` must come from `Rc::as_ptr` / `Rc::into_raw` of an `Rc<T>` that is
+/// alive for the duration of this call.
+unsafe fn share_rc<T>(ptr: *const T) -> Option<Rc<T>> {
     if ptr.is_null() {
         return None;
     }
-    // SAFETY: a non-null pointer comes from `Rc::into_raw` and owns a strong count (see
-    // `PollCtx::group`), so the group is alive; adding a count for the returned `Rc`
-    // keeps the one the thread-local owns intact.
+    // SAFETY: guaranteed by the caller: `ptr` points into a live `Rc` allocation.
     unsafe {
         Rc::increment_strong_count(ptr);
         Some(Rc::from_raw(ptr))

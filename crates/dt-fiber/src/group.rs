@@ -341,8 +341,7 @@ impl GroupInner {
                 }
             }
             Poll::Ready(()) => {
-                let task = f.take_task();
-                self.end_fiber(f, task);
+                self.end_fiber(f);
             }
         }
         true
@@ -366,15 +365,16 @@ impl GroupInner {
             self.shared.name,
             msg
         );
-        let task = f.take_task();
-        self.end_fiber(f, task);
+        self.end_fiber(f);
         self.fatal(&format!("fiber '{name}' panicked: {msg}"));
         true
     }
 
-    fn end_fiber(&self, f: Rc<FiberState>, task: Option<Task>) {
+    /// Ends a fiber that is not being polled: drops its future, wakes its joiners,
+    /// frees its registry slot.
+    fn end_fiber(&self, f: Rc<FiberState>) {
         let was_alive = f.alive.replace(false);
-        if let Some(task) = task {
+        if let Some(task) = f.take_task() {
             drop_quietly(&self.core, self.name(), task);
         }
         if was_alive {
