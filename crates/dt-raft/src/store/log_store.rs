@@ -307,10 +307,7 @@ impl LogStore {
     /// items; [`LogStore::prepare_append_owned`] moves them in instead.
     pub fn prepare_append(&mut self, items: &[LogItem]) -> StoreResult<WriteBatch> {
         let b = self.encode_batch(items)?;
-        for it in items {
-            self.tail.push(it.clone());
-        }
-        self.tail.evict(self.last_write_index);
+        self.cache_appended(items.iter().cloned());
         Ok(b)
     }
 
@@ -318,11 +315,16 @@ impl LogStore {
     /// cache (no clone per entry).
     pub fn prepare_append_owned(&mut self, items: Vec<LogItem>) -> StoreResult<WriteBatch> {
         let b = self.encode_batch(&items)?;
+        self.cache_appended(items);
+        Ok(b)
+    }
+
+    /// Puts just-encoded items into the tail cache and evicts what it no longer needs.
+    fn cache_appended(&mut self, items: impl IntoIterator<Item = LogItem>) {
         for it in items {
             self.tail.push(it);
         }
         self.tail.evict(self.last_write_index);
-        Ok(b)
     }
 
     /// Gives back the buffers of a written batch for later batches to reuse (a batch of
