@@ -1,0 +1,39 @@
+//! # dt-common: the foundation every dt layer stands on
+//!
+//! This crate owns the small, IO-free pieces that all other layers of dt (the Rust
+//! Dongting) share:
+//!
+//! * [`Timestamp`]: a cached clock (wall-clock millis and monotonic nanos) that the
+//!   owning event loop refreshes once per iteration, so hot paths never call the OS clock.
+//! * [`DtTime`]: a deadline on the monotonic clock: remaining time, expired or not.
+//! * [`DtError`]: the shared error enum a caller can `match` on (timeout, network, codec,
+//!   flow control, not leader, stopped, io, bug ...).
+//! * [`Executor`]: how one layer hands work to another thread (a fiber group, the
+//!   blocking-IO pool, a thread pool); dt-net's processors and dt-raft's log use it.
+//! * [`PerfCallback`]: the single hook a metrics exporter implements to see event counts
+//!   and timed spans, keyed by [`PerfType`]; [`NoopPerfCallback`] is the default.
+//!
+//! It does no IO of its own; [`vectors`] only tells tests where the golden data is.
+//!
+//! ```
+//! use dt_common::{DtTime, Timestamp};
+//! use std::time::Duration;
+//!
+//! let mut ts = Timestamp::now();
+//! let deadline = DtTime::from_timestamp(&ts, Duration::from_millis(50));
+//! assert!(!deadline.is_expired(&ts));
+//! ts.refresh();
+//! assert!(deadline.remaining(&ts) <= Duration::from_millis(50));
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod executor;
+mod perf;
+mod time;
+
+pub use error::{DtError, DtResult};
+pub use executor::{Executor, Task};
+pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
+pub use time::{mono_nanos, DtTime, Timestamp};
+pub mod vectors;

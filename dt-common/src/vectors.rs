@@ -1,0 +1,79 @@
+//! Where tests find the golden vectors captured from the reference.
+//!
+//! Every test that reads the golden data (wire frames, parser verdicts, the reference's
+//! data directories, recorded sessions) asks [`golden_vectors`] for the directory, so the
+//! lookup and the skip message are the same everywhere:
+//!
+//! 1. `$DT_VECTORS`, when set;
+//! 2. otherwise `../shared/vectors` beside the workspace root (the folder holding the
+//!    workspace's `Cargo.toml`), whatever crate the test belongs to.
+//!
+//! When the directory is absent the test prints
+//! `SKIPPED <test>: golden vectors not found at <path>` and passes, so a fresh clone
+//! without the shared data still runs green. With `DT_REQUIRE_VECTORS=1` (CI sets it
+//! whenever the vectors exist) absence is a failure instead: CI can never pass by
+//! skipping.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the vectors directory.
+pub const VECTORS_ENV: &str = "DT_VECTORS";
+/// The environment variable that turns a missing vectors directory into a test failure.
+pub const REQUIRE_ENV: &str = "DT_REQUIRE_VECTORS";
+
+/// The workspace root: the folder holding the workspace's `Cargo.toml` (the parent of
+/// this crate's folder, as the crates sit at the top level of the workspace).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// The directory the golden vectors are looked for in: `$DT_VECTORS`, else
+/// `../shared/vectors` beside the workspace root.
+pub fn vectors_path() -> PathBuf {
+    match std::env::var_os(VECTORS_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join("..").join("shared").join("vectors"),
+    }
+}
+
+/// The golden vectors directory for the test named `test`, or `None` after printing the
+/// skip line when it is absent.
+///
+/// # Panics
+///
+/// When the directory is absent and `DT_REQUIRE_VECTORS=1`: a run that must check the
+/// vectors fails instead of passing silently.
+pub fn golden_vectors(test: &str) -> Option<PathBuf> {
+    let dir = vectors_path();
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!(
+            "{test}: golden vectors required ({REQUIRE_ENV}=1) but not found at {}",
+            dir.display()
+        );
+    }
+    // Straight to stderr, past the test harness's capture, so a plain `cargo test`
+    // shows the skip.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: golden vectors not found at {}",
+        dir.display()
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_holds_the_workspace_manifest() {
+        let root = workspace_root();
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[workspace]"), "{}", root.display());
+    }
+}

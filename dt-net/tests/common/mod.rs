@@ -1,0 +1,125 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use dt_net::{FrameDecoder, ReadPacket};
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn jsonl(path: PathBuf) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A handshake request frame (seq 1) with the given uuid.
+pub fn handshake_frame(uuid1: u64, uuid2: u64) -> Vec<u8> {
+    use dt_net::*;
+    let body = HandshakeBody::new(Some(ProcessInfo { uuid1, uuid2 }), None);
+    let w = WritePacket {
+        packet_type: 1,
+        command: Commands::CMD_HANDSHAKE,
+        seq: 1,
+        timeout_nanos: 3_000_000_000,
+        body: WriteBody::Encodable(Box::new(body)),
+        ..Default::default()
+    };
+    let mut out = BytesMut::new();
+    w.encode_frame(&mut out);
+    out.to_vec()
+}
+
+pub fn req_frame(kind: i32, cmd: i32, seq: i32, timeout: i64, body: &[u8]) -> Vec<u8> {
+    use dt_net::*;
+    let w = WritePacket {
+        packet_type: kind,
+        command: cmd,
+        seq,
+        timeout_nanos: timeout,
+        body: WriteBody::Bytes(bytes::Bytes::copy_from_slice(body)),
+        ..Default::default()
+    };
+    let mut out = BytesMut::new();
+    w.encode_frame(&mut out);
+    out.to_vec()
+}
+
+/// What a raw TCP peer saw: the frames received and whether the server closed.
+pub struct Observed {
+    pub frames: Vec<(ReadPacket, Vec<u8>)>,
+    pub closed: bool,
+}
+
+/// Sends `writes` (with a short pause between) on a raw connection, then reads for `window`.
+pub fn raw_exchange(addr: SocketAddr, writes: &[Vec<u8>], window: Duration) -> Observed {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    for w in writes {
+        if s.write_all(w).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    read_for(&mut s, window)
+}
+
+pub fn read_for(s: &mut TcpStream, window: Duration) -> Observed {
+    let end = Instant::now() + window;
+    let mut buf = BytesMut::new();
+    let mut raw = Vec::new();
+    let mut closed = false;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        s.set_read_timeout(Some((end - now).max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut tmp) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => {
+                buf.extend_from_slice(&tmp[..n]);
+                raw.extend_from_slice(&tmp[..n]);
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break
+            }
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    let mut d = FrameDecoder::new(i32::MAX as usize);
+    let mut frames = Vec::new();
+    let mut off = 0;
+    while let Some(p) = d.decode(&mut buf).unwrap() {
+        let len = 4 + i32::from_be_bytes(raw[off..off + 4].try_into().unwrap()) as usize;
+        frames.push((p, raw[off..off + len].to_vec()));
+        off += len;
+    }
+    Observed { frames, closed }
+}

@@ -1,0 +1,65 @@
+//! # dt-raft: Raft for dt (storage half)
+//!
+//! This crate will hold all of Raft. Today it owns the durable half:
+//!
+//! * [`store`]: the synchronous, file-level core. It writes and recovers the on-disk
+//!   format of the reference implementation byte for byte: log segment files with
+//!   42-byte CRC32C item headers, index files, the `raft.status` file and snapshot
+//!   files. Everything here is plain blocking code, usable and testable without any
+//!   executor.
+//! * [`raft_log`]: the [`RaftLog`](raft_log::RaftLog) extension trait (async,
+//!   executor-agnostic) and [`DefaultRaftLog`](raft_log::DefaultRaftLog), which runs the
+//!   core's file work on a [`Executor`](dt_common::Executor) pool with group commit.
+//!
+//! ```
+//! use dt_raft::store::{LogItem, LogStore, StoreConfig};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let cfg = StoreConfig::small_for_tests();
+//! let mut log = LogStore::open(dir.path(), cfg.clone()).unwrap();
+//! let item = LogItem { term: 1, index: 1, body: b"hello"[..].into(), ..Default::default() };
+//! log.append(&[item]).unwrap();
+//! log.sync().unwrap();
+//! assert_eq!(log.last_index(), 1);
+//! drop(log);
+//! let mut log = LogStore::open(dir.path(), cfg).unwrap();
+//! assert_eq!(log.read(1, 10, usize::MAX).unwrap()[0].body, &b"hello"[..]);
+//! ```
+//!
+//! ## On-disk format
+//!
+//! A group's data directory is the reference's, byte for byte (storage.md): `raft.status`,
+//! `log/<20 digits>` segments pre-allocated to `log_file_size` holding back-to-back items
+//! (42-byte big-endian header with CRC32C, optional business header and body each with
+//! its CRC32C, end marker `F1 9A 7B CB`), `idx/<20 digits>` files of 8-byte positions,
+//! `snapshot/<yyyyMMdd_HHmmss>_<id>.{data,idx}`. The compatibility tests open directories
+//! written by the Java server and re-encode every entry to the same bytes.
+//!
+//! ## Where this differs from the reference (format kept, bugs not)
+//!
+//! * `commitIndex` is parsed as 64 bits (the reference reads 32).
+//! * Snapshots are ordered by their numeric id, not by file name.
+//! * A zero-length status file (a crash during the reference's first write) reads as
+//!   empty; ours are always written atomically (temp file, fsync, rename, fsync of the
+//!   directory — the reference does not fsync the directory).
+//! * A short *last* segment or index file (a crash between creating and sizing it) is
+//!   completed instead of refusing to start; any other size mismatch is still fatal.
+//! * Recovery refuses to start, naming file and offset, when the log breaks at or below
+//!   the `commitIndex` of the status file (the reference notices only later, at group
+//!   init, without saying where).
+//! * A write or fsync error puts the log in a failed state (appends fail with
+//!   [`StoreError::Closed`](store::StoreError::Closed)) instead of retrying: after a failed
+//!   fsync the page cache may have dropped the data, so a retry that succeeds proves
+//!   nothing. The group has to restart and recover from disk.
+//! * Snapshot file names use UTC (std has no time-zone database).
+//!
+//! ## Threads
+//!
+//! [`store::LogStore`] is plain blocking code. [`raft_log::DefaultRaftLog`] keeps it
+//! behind a mutex that the Raft thread takes only for in-memory work (encoding an
+//! append, planning a read); writes, fsyncs, cold reads and header lookups run on the
+//! [`Executor`](dt_common::Executor) threads.
+#![warn(missing_docs)]
+
+pub mod raft_log;
+pub mod store;

@@ -1,0 +1,122 @@
+//! A one-shot completion: an IO thread fills it, a future on any executor awaits it.
+//! Built on std only (a mutex-protected slot and a `Waker`), so it works with
+//! dt-fiber's dispatcher, a test `block_on`, or any other executor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::store::{StoreError, StoreResult};
+
+struct Slot<T> {
+    value: Option<StoreResult<T>>,
+    waker: Option<Waker>,
+    dropped: bool,
+}
+
+/// The receiving half: a future of `StoreResult<T>`. If the [`Completer`] is dropped
+/// without completing, it resolves to [`StoreError::Closed`].
+pub struct Completion<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+/// The sending half.
+pub struct Completer<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+/// A new completion pair.
+pub fn completion<T>() -> (Completer<T>, Completion<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+        dropped: false,
+    }));
+    (Completer { slot: slot.clone() }, Completion { slot })
+}
+
+impl<T> Completion<T> {
+    /// An already completed future.
+    pub fn ready(v: StoreResult<T>) -> Self {
+        let (c, f) = completion();
+        c.complete(v);
+        f
+    }
+}
+
+impl<T> Completer<T> {
+    /// Completes the future (waking its task).
+    pub fn complete(self, v: StoreResult<T>) {
+        let waker = {
+            let mut s = self.slot.lock().expect("completion lock");
+            s.value = Some(v);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut s = self.slot.lock().expect("completion lock");
+            s.dropped = true;
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for Completion<T> {
+    type Output = StoreResult<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.slot.lock().expect("completion lock");
+        if let Some(v) = s.value.take() {
+            return Poll::Ready(v);
+        }
+        if s.dropped {
+            return Poll::Ready(Err(StoreError::Closed));
+        }
+        s.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Runs `f` on `io` and returns a future of its result.
+pub fn run_blocking<T: Send + 'static>(
+    io: &dyn dt_common::Executor,
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> Completion<T> {
+    let (c, fut) = completion();
+    // A refused job is dropped with its completer, which fails the future.
+    let _ = io.execute(Box::new(move || c.complete(f())));
+    fut
+}
+
+/// Drives a future to completion on the current thread (parking between polls).
+///
+/// For tests, tools and synchronous embedders; never call it on a dispatcher thread.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    use std::task::Wake;
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}

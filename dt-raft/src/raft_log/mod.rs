@@ -1,0 +1,109 @@
+//! The `RaftLog` extension point (raft.md §16.3) and its default implementation.
+//!
+//! # Why boxed futures
+//!
+//! Methods return [`LogFuture`], a `Pin<Box<dyn Future>>`, rather than using `async fn`
+//! in the trait: Raft holds its log as a `Box<dyn RaftLog>` chosen at run time by a
+//! `RaftFactory`, and `async fn` in traits is not object safe. One allocation per call
+//! is noise next to a file write. The futures are not `Send`: they are awaited by the
+//! group's fibers on its dispatcher thread. They are executor-agnostic: they complete
+//! through a [`Waker`](std::task::Waker) from whatever thread finished the IO.
+//!
+//! # Writing your own
+//!
+//! Implement [`RaftLog`] (and a [`LogIterator`]). The contract Raft relies on:
+//! `append` receives consecutive entries continuing the log; `persisted_index` only
+//! grows except through `truncate_tail` / install, and every entry at or below it must
+//! survive a crash; entries at or below the commit index are never truncated.
+//!
+//! # Cancelling
+//!
+//! Where the reference passes a cancel indicator (`openIterator`, the match-position
+//! search), drop the future, or the iterator, instead: the caller stops waiting at
+//! once; work already handed to an IO thread finishes its bounded step (one read
+//! within the caller's byte limit) and its result is discarded.
+//!
+//! # Running the file work
+//!
+//! [`DefaultRaftLog`] never blocks the caller on a file: it hands work to a
+//! [`Executor`] (dt-fiber's IO pool implements it; [`ThreadPoolIo`] is a std-thread
+//! pool for tests and tools).
+
+mod completion;
+mod default_raft_log;
+mod thread_pool;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use completion::{block_on, completion, run_blocking, Completer, Completion};
+pub use default_raft_log::DefaultRaftLog;
+pub use dt_common::{Executor, Task};
+pub use thread_pool::ThreadPoolIo;
+
+use crate::store::{LogItem, StoreResult};
+
+/// The future type of every asynchronous log operation.
+pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + 'a>>;
+
+/// The Raft log as Raft uses it. All methods are called from the group's thread.
+pub trait RaftLog {
+    /// Recovers the log. `Some((last term, last index))` (`(0, 0)` for an empty log),
+    /// or `None` when the node must get a snapshot installed first.
+    fn init(&self) -> LogFuture<'_, Option<(u32, u64)>>;
+
+    /// Appends consecutive entries continuing the log. The entries are readable at
+    /// once (tail cache); the future resolves when they are durable by the configured
+    /// policy (fsynced with `sync_force`, else written), with the new
+    /// [`RaftLog::persisted_index`].
+    fn append(&self, items: Vec<LogItem>) -> LogFuture<'_, u64>;
+
+    /// Removes entries `index..` (they must be uncommitted). Takes effect at once for
+    /// reads and the next append.
+    fn truncate_tail(&self, index: u64) -> StoreResult<()>;
+
+    /// A reader over the log. Each open iterator may keep a file in use, delaying its
+    /// deletion; drop it when done.
+    fn open_iterator(&self) -> Box<dyn LogIterator + '_>;
+
+    /// Match-position search (raft.md §7.5).
+    fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>>;
+
+    /// Allows deletion, after `delay`, of segments whose entries are all ≤ `index`
+    /// (Raft passes min(lastApplied, last saved snapshot index, index)).
+    fn mark_truncate_by_index(&self, index: u64, delay: Duration);
+
+    /// Allows deletion, after `delay`, of segments whose entries are all older than
+    /// `timestamp_ms` and ≤ `bound_index`.
+    fn mark_truncate_by_timestamp(&self, timestamp_ms: i64, bound_index: u64, delay: Duration);
+
+    /// Install begin: waits for in-flight writes, records the install in the status
+    /// file and deletes every log and index file.
+    fn begin_install(&self) -> LogFuture<'_, ()>;
+
+    /// Install finish: the log restarts with entry `next_index` at position
+    /// `next_pos` (the leader's position after `next_index - 1`).
+    fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()>;
+
+    /// The position just after entry `index` (sent as `nextPos` with an install).
+    fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64>;
+
+    /// Tells the log the commit index (only committed index entries are flushed).
+    fn set_commit_index(&self, index: u64);
+
+    /// The highest index Raft may count as stored on this node: fsynced with
+    /// `sync_force`, written to the OS otherwise.
+    fn persisted_index(&self) -> u64;
+
+    /// Waits for in-flight writes, fsyncs, flushes the index and status files.
+    fn close(&self) -> LogFuture<'_, ()>;
+}
+
+/// Reads entries in order.
+pub trait LogIterator {
+    /// Up to `limit` entries from `index` whose encoded size stays within
+    /// `bytes_limit` (at least one entry).
+    fn next(&mut self, index: u64, limit: usize, bytes_limit: usize)
+        -> LogFuture<'_, Vec<LogItem>>;
+}

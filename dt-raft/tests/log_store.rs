@@ -1,0 +1,418 @@
+//! Operations of the synchronous `LogStore`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{entries, entry};
+use dt_raft::store::{LogStore, StoreConfig, StoreError};
+
+fn cfg() -> StoreConfig {
+    StoreConfig::small_for_tests()
+}
+
+fn read_all(log: &mut LogStore, from: u64) -> Vec<dt_raft::store::LogItem> {
+    let mut out = Vec::new();
+    let mut i = from;
+    while i <= log.last_index() {
+        let b = log.read(i, 7, 3000).unwrap();
+        assert!(!b.is_empty());
+        i += b.len() as u64;
+        out.extend(b);
+    }
+    out
+}
+
+#[test]
+fn append_read_across_segments_and_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((0, 0)));
+    let e = entries(1, 600, 1, 0);
+    for c in e.chunks(13) {
+        log.append(c).unwrap();
+    }
+    log.set_commit_index(600);
+    log.sync().unwrap();
+    assert!(log.segment_count() > 5, "spans many 16 KiB segments");
+    assert_eq!(read_all(&mut log, 1), e);
+    log.close().unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((1, 600)));
+    assert_eq!(log.persist_idx_index(), 600);
+    assert_eq!(read_all(&mut log, 1), e);
+    // byte limit: always at least one entry
+    assert_eq!(log.read(5, 100, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn end_markers_and_small_remainders() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    // encoded size = 46 + body; segment 0: 16046 + 246 = 16292, 92 bytes left (end
+    // marker); segment 1: 146 + 16218 = 16364, 20 bytes left (nothing written).
+    let mut items = Vec::new();
+    for (k, n) in [16000usize, 200, 100, 16172, 100].into_iter().enumerate() {
+        let i = k as u64 + 1;
+        let mut it = entry(i, 1, if i == 1 { 0 } else { 1 });
+        it.item_type = 0;
+        it.header = Default::default();
+        it.body = vec![i as u8; n].into();
+        items.push(it);
+    }
+    log.append(&items).unwrap();
+    log.sync().unwrap();
+    let seg0 = std::fs::read(d.path().join("log/00000000000000000000")).unwrap();
+    assert_eq!(&seg0[16292..16296], &[0xF1, 0x9A, 0x7B, 0xCB]);
+    let seg1 = std::fs::read(d.path().join("log/00000000000000016384")).unwrap();
+    assert_eq!(&seg1[16364..], &[0u8; 20]);
+    assert_eq!(log.next_item_pos(4).unwrap(), 16384 + 16364);
+    assert_eq!(log.next_pos(), 32768 + 146);
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(read_all(&mut log, 1), items);
+}
+
+#[test]
+fn truncate_then_append() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 300, 1, 0)).unwrap();
+    log.set_commit_index(100);
+    log.sync().unwrap();
+    // committed entries cannot be truncated
+    assert!(matches!(
+        log.truncate_tail(100),
+        Err(StoreError::InvalidArgument(_))
+    ));
+    log.truncate_tail(201).unwrap();
+    assert_eq!(log.last_index(), 200);
+    assert_eq!(log.last_term(), 1);
+    let new = entries(201, 350, 2, 1);
+    log.append(&new).unwrap();
+    log.sync().unwrap();
+    let all = read_all(&mut log, 1);
+    assert_eq!(&all[..200], &entries(1, 200, 1, 0)[..]);
+    assert_eq!(&all[200..], &new[..]);
+    drop(log);
+    // the stale entries of term 1 after the new tail are never resurrected
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((2, 350)));
+    assert_eq!(read_all(&mut log, 1)[200..], new[..]);
+    // truncate to fewer entries than before, then reopen: the log ends there
+    log.truncate_tail(250).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    // Nothing is erased (as in the reference): entries 250.. are still on disk, CRC
+    // valid and continue entry 249, so recovery keeps them. That is safe in Raft: they
+    // were never overwritten by a conflicting entry and are uncommitted.
+    assert_eq!(log.last_index(), 350);
+}
+
+#[test]
+fn truncate_at_segment_start_continues_previous_segment() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 200, 1, 0)).unwrap();
+    log.sync().unwrap();
+    // find an entry that starts a segment: its predecessor ended elsewhere
+    let mut k = 2;
+    loop {
+        let start_k = log.next_item_pos(k).unwrap()
+            - log.read(k, 1, usize::MAX).unwrap()[0].encoded_len() as u64;
+        if start_k.is_multiple_of(16384) {
+            break;
+        }
+        k += 1;
+    }
+    let end_prev = log.next_item_pos(k - 1).unwrap();
+    log.truncate_tail(k).unwrap();
+    assert_eq!(log.next_pos(), end_prev);
+    let new = entries(k, k + 20, 2, 1);
+    log.append(&new).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), k + 20);
+    assert_eq!(read_all(&mut log, k), new);
+}
+
+#[test]
+fn append_validation() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 10, 2, 0)).unwrap();
+    // gap
+    assert!(log.append(&entries(12, 12, 2, 2)).is_err());
+    // wrong prev term
+    assert!(log.append(&entries(11, 11, 2, 1)).is_err());
+    // lower term
+    assert!(log.append(&entries(11, 11, 1, 2)).is_err());
+    // too large for a segment
+    let mut big = entry(11, 2, 2);
+    big.body = vec![0u8; 20000].into();
+    assert!(log.append(&[big]).is_err());
+    assert_eq!(log.last_index(), 10);
+    log.append(&entries(11, 11, 3, 2)).unwrap();
+}
+
+#[test]
+fn match_pos_on_disk_and_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 100, 1, 0)).unwrap();
+    log.append(&entries(101, 200, 3, 1)).unwrap();
+    log.append(&entries(201, 300, 4, 3)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.find_match_pos(3, 150).unwrap(), Some((3, 150)));
+    assert_eq!(log.find_match_pos(2, 150).unwrap(), Some((1, 100)));
+    assert_eq!(log.find_match_pos(5, 1000).unwrap(), Some((4, 300)));
+    assert_eq!(log.find_match_pos(3, 1000).unwrap(), Some((3, 200)));
+    assert_eq!(log.find_match_pos(0, 50).unwrap(), None);
+    assert_eq!(log.find_match_pos(4, 200).unwrap(), Some((3, 199)));
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    // after reopen the tail cache is empty: every lookup reads headers from disk
+    assert_eq!(log.find_match_pos(3, 150).unwrap(), Some((3, 150)));
+    assert_eq!(log.find_match_pos(2, 250).unwrap(), Some((1, 100)));
+}
+
+#[test]
+fn delete_after_snapshot_honours_delay_and_readers() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 800, 1, 0)).unwrap();
+    log.set_commit_index(800);
+    log.sync().unwrap();
+    log.maybe_flush_index(true).unwrap();
+    let segs = log.segment_count();
+    log.mark_truncate_by_index(400, Duration::from_millis(200));
+    // not yet: delay
+    assert_eq!(log.delete_expired(Instant::now()).unwrap(), 0);
+    let later = Instant::now() + Duration::from_millis(300);
+    let n = log.delete_expired(later).unwrap();
+    assert!(n > 0);
+    assert_eq!(log.segment_count(), segs - n);
+    let first = log.first_index();
+    assert!(first <= 400 && first > 1, "first index {first}");
+    assert!(log.read(first - 1, 1, 1).is_err());
+    assert_eq!(log.read(first, 1, usize::MAX).unwrap()[0].index, first);
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.first_index(), first);
+    assert_eq!(log.last_index(), 800);
+    assert_eq!(read_all(&mut log, first), entries(first, 800, 1, 1));
+    // by timestamp: entries have timestamp 1.7e12 + index
+    log.mark_truncate_by_timestamp(1_700_000_000_000 + 700, u64::MAX, Duration::ZERO);
+    assert!(log.delete_expired(Instant::now()).unwrap() > 0);
+    assert!(log.first_index() > first && log.first_index() <= 700);
+}
+
+#[test]
+fn install_begin_finish() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 50, 1, 0)).unwrap();
+    log.sync().unwrap();
+    log.begin_install().unwrap();
+    assert!(log.append(&entries(51, 51, 1, 1)).is_err());
+    drop(log);
+    // a crash during the install: the log reports "install needed"
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), None);
+    assert_eq!(log.segment_count(), 0);
+    // finish: next entry 1001 at the leader's position 40000 (inside segment 2)
+    log.finish_install(1001, 40000).unwrap();
+    log.set_prev_term_after_install(5);
+    assert!(log.append(&entries(1001, 1001, 6, 4)).is_err());
+    let new = entries(1001, 1100, 6, 5);
+    log.append(&new).unwrap();
+    log.set_commit_index(1100);
+    log.sync().unwrap();
+    log.close().unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((6, 1100)));
+    assert_eq!(log.first_index(), 1001);
+    assert_eq!(read_all(&mut log, 1001), new);
+    assert!(!d.path().join("log/00000000000000000000").exists());
+}
+
+#[test]
+fn install_then_crash_before_anything_persisted_needs_install() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.begin_install().unwrap();
+    log.finish_install(501, 12345).unwrap();
+    drop(log);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    // like the reference: nothing after the snapshot is known durable
+    assert_eq!(log.init_result(), None);
+}
+
+#[test]
+fn recovery_restores_from_persist_idx_index() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 500, 1, 0)).unwrap();
+    log.set_commit_index(300);
+    log.sync().unwrap();
+    log.maybe_flush_index(true).unwrap();
+    assert_eq!(log.persist_idx_index(), 300);
+    log.append(&entries(501, 600, 1, 1)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), 600);
+    assert_eq!(read_all(&mut log, 1).len(), 600);
+}
+
+#[test]
+fn corrupt_committed_entry_refuses_to_start_with_file_and_offset() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 300, 1, 0)).unwrap();
+    log.set_commit_index(300);
+    log.sync().unwrap();
+    log.close().unwrap();
+    // persistIdxIndex is 300 now; lower it to 1 so that recovery scans everything
+    let mut sm = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true).unwrap();
+    sm.status.persist_idx_index = 0;
+    sm.persist().unwrap();
+    let pos = {
+        let mut l = LogStore::open(d.path(), cfg()).unwrap();
+        l.next_item_pos(149).unwrap()
+    };
+    let seg = d.path().join(format!("log/{:020}", pos / 16384 * 16384));
+    let mut b = std::fs::read(&seg).unwrap();
+    b[(pos % 16384) as usize + 50] ^= 0x01; // inside entry 150's body
+    std::fs::write(&seg, b).unwrap();
+    match LogStore::open(d.path(), cfg()) {
+        Err(StoreError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(file, seg);
+            assert_eq!(offset, pos % 16384);
+            assert!(reason.contains("150"), "{reason}");
+        }
+        other => panic!("expected corruption error, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_commit_after_install_is_flushed_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.begin_install().unwrap();
+    log.finish_install(501, 0).unwrap();
+    log.append(&entries(501, 505, 2, 0)).unwrap();
+    log.set_commit_index(503);
+    log.sync().unwrap();
+    assert_eq!(log.persist_idx_index(), 503);
+    drop(log);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((2, 505)));
+}
+
+#[test]
+fn status_commit_index_never_exceeds_the_fsynced_log() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 10, 1, 0)).unwrap();
+    log.sync().unwrap();
+    // a leader commit beyond what this node holds
+    log.set_commit_index(50);
+    log.close().unwrap();
+    drop(log);
+    let sm = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true).unwrap();
+    assert_eq!(sm.status.commit_index, 10);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), 10);
+}
+
+#[test]
+fn verify_on_start_refuses_a_corrupt_entry_before_the_anchor() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 300, 1, 0)).unwrap();
+    log.set_commit_index(300);
+    log.sync().unwrap();
+    log.close().unwrap();
+    let pos = log.next_item_pos(99).unwrap();
+    drop(log);
+    let seg = d.path().join(format!("log/{:020}", pos / 16384 * 16384));
+    let mut b = std::fs::read(&seg).unwrap();
+    b[(pos % 16384) as usize + 60] ^= 0x04; // body of entry 100, before the anchor (300)
+    std::fs::write(&seg, b).unwrap();
+    // default: starts (the anchor is after the damage); the read of 100 fails loudly
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert!(matches!(
+        log.read(100, 1, usize::MAX),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(log.read(101, 1, usize::MAX).unwrap()[0].index, 101);
+    drop(log);
+    // verify_on_start: refuses to start, naming file and offset
+    let strict = StoreConfig {
+        verify_on_start: true,
+        ..cfg()
+    };
+    match LogStore::open(d.path(), strict) {
+        Err(StoreError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(file, seg);
+            assert_eq!(offset, pos % 16384);
+            assert!(reason.contains("100"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn owned_and_borrowed_batches_encode_alike_and_recycled_buffers_start_clean() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = LogStore::open(da.path(), cfg()).unwrap();
+    let mut b = LogStore::open(db.path(), cfg()).unwrap();
+    let e = entries(1, 400, 1, 0);
+    // Batches of changing sizes, so a recycled (larger) buffer is reused for a smaller
+    // batch and any leftover bytes would show.
+    let mut from = 0usize;
+    for n in [60usize, 3, 41, 1, 90, 7, 120, 2, 76] {
+        let items = &e[from..from + n];
+        from += n;
+        let wa = a.prepare_append(items).unwrap();
+        let wb = b.prepare_append_owned(items.to_vec()).unwrap();
+        let expect: Vec<u8> = items.iter().flat_map(|it| it.encode()).collect();
+        let got_a: Vec<u8> = wa.chunks.iter().flat_map(|c| c.data.clone()).collect();
+        let got_b: Vec<u8> = wb.chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(wa.chunks.len(), wb.chunks.len());
+        for (x, y) in wa.chunks.iter().zip(wb.chunks.iter()) {
+            assert_eq!(x.pos, y.pos);
+        }
+        assert_eq!(got_a, got_b);
+        // Without segment-end markers the chunks are exactly the items' encodings.
+        if wa.chunks.len() == 1 {
+            assert_eq!(got_a, expect);
+        }
+        for (log, w) in [(&mut a, wa), (&mut b, wb)] {
+            let touched = w.write(&log.file_queue()).unwrap();
+            log.on_written(w.last_index, w.epoch, touched);
+            log.recycle(w);
+        }
+    }
+    a.sync().unwrap();
+    b.sync().unwrap();
+    assert_eq!(read_all(&mut a, 1), e[..from].to_vec());
+    assert_eq!(read_all(&mut b, 1), e[..from].to_vec());
+    drop(b);
+    let mut b = LogStore::open(db.path(), cfg()).unwrap();
+    assert_eq!(b.last_index(), from as u64);
+    assert_eq!(read_all(&mut b, 1), e[..from].to_vec());
+}

@@ -1,0 +1,469 @@
+//! The async `RaftLog` trait through `DefaultRaftLog`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::entries;
+use dt_raft::raft_log::{block_on, DefaultRaftLog, Executor, RaftLog, Task, ThreadPoolIo};
+use dt_raft::store::{LogItem, StoreConfig, StoreError};
+
+fn cfg() -> StoreConfig {
+    StoreConfig::small_for_tests()
+}
+
+fn new_log(dir: &std::path::Path) -> DefaultRaftLog {
+    DefaultRaftLog::new(dir, cfg(), ThreadPoolIo::new(2))
+}
+
+fn read_all(log: &dyn RaftLog, from: u64, to: u64) -> Vec<LogItem> {
+    let mut it = log.open_iterator();
+    let mut out = Vec::new();
+    let mut i = from;
+    while i <= to {
+        let v = block_on(it.next(i, 17, 4000)).unwrap();
+        assert!(!v.is_empty());
+        i += v.len() as u64;
+        out.extend(v);
+    }
+    out
+}
+
+#[test]
+fn append_iterate_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    assert!(matches!(
+        block_on(log.append(entries(1, 1, 1, 0))),
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(block_on(log.init()).unwrap(), Some((0, 0)));
+    let all = entries(1, 400, 1, 0);
+    for c in all.chunks(25) {
+        let p = block_on(log.append(c.to_vec())).unwrap();
+        assert_eq!(p, c.last().unwrap().index);
+    }
+    assert_eq!(log.persisted_index(), 400);
+    assert_eq!(read_all(&log, 1, 400), all);
+    log.set_commit_index(400);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 400)));
+    // cold reads: from files via the IO pool
+    assert_eq!(read_all(&log, 1, 400), all);
+    assert_eq!(
+        block_on(log.load_next_item_pos(400)).unwrap(),
+        log.with_store(|s| Ok(s.next_pos())).unwrap()
+    );
+}
+
+#[test]
+fn group_commit_shares_fsyncs() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let all = entries(1, 500, 1, 0);
+    // issue every append before awaiting any: they queue behind the running sync
+    let futs: Vec<_> = all.chunks(1).map(|c| log.append(c.to_vec())).collect();
+    for f in futs {
+        block_on(f).unwrap();
+    }
+    assert_eq!(log.persisted_index(), 500);
+    let syncs = log.sync_count();
+    assert!(syncs < 500, "{syncs} fsyncs for 500 appends");
+    eprintln!("500 appends, {syncs} group fsyncs");
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 500)));
+}
+
+#[test]
+fn truncate_while_writes_are_in_flight() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 100, 1, 0))).unwrap();
+    log.set_commit_index(50);
+    let f1 = log.append(entries(101, 200, 1, 1));
+    log.truncate_tail(150).unwrap();
+    assert!(log.persisted_index() <= 149);
+    assert!(log.truncate_tail(40).is_err());
+    let new = entries(150, 220, 2, 1);
+    let f2 = log.append(new.clone());
+    block_on(f1).unwrap();
+    block_on(f2).unwrap();
+    assert_eq!(log.persisted_index(), 220);
+    let got = read_all(&log, 1, 220);
+    assert_eq!(&got[149..], &new[..]);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((2, 220)));
+    assert_eq!(&read_all(&log, 1, 220)[149..], &new[..]);
+}
+
+#[test]
+fn match_pos_and_install() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 100, 1, 0))).unwrap();
+    block_on(log.append(entries(101, 150, 2, 1))).unwrap();
+    assert_eq!(
+        block_on(log.try_find_match_pos(2, 120)).unwrap(),
+        Some((2, 120))
+    );
+    assert_eq!(
+        block_on(log.try_find_match_pos(1, 120)).unwrap(),
+        Some((1, 100))
+    );
+    assert_eq!(
+        block_on(log.try_find_match_pos(3, 999)).unwrap(),
+        Some((2, 150))
+    );
+    block_on(log.begin_install()).unwrap();
+    assert!(block_on(log.append(entries(151, 151, 2, 2))).is_err());
+    block_on(log.finish_install(1001, 50_000)).unwrap();
+    log.with_store(|s| {
+        s.set_prev_term_after_install(3);
+        Ok(())
+    })
+    .unwrap();
+    block_on(log.append(entries(1001, 1010, 3, 3))).unwrap();
+    log.set_commit_index(1010);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((3, 1010)));
+    assert_eq!(read_all(&log, 1001, 1010), entries(1001, 1010, 3, 3));
+}
+
+#[test]
+fn delete_after_mark_with_delay() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 600, 1, 0))).unwrap();
+    log.set_commit_index(600);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    // an open reader of the first segment delays its deletion
+    log.mark_truncate_by_index(300, Duration::ZERO);
+    let segs = log.with_store(|s| Ok(s.segment_count())).unwrap();
+    let held = log
+        .with_store(|s| Ok(s.file_queue().lock().unwrap().get(0).unwrap()))
+        .unwrap();
+    assert_eq!(block_on(log.delete_expired()).unwrap(), 0);
+    drop(held);
+    let n = block_on(log.delete_expired()).unwrap();
+    assert!(n > 0);
+    assert_eq!(log.with_store(|s| Ok(s.segment_count())).unwrap(), segs - n);
+    let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+    assert!(first > 1 && first <= 300);
+    let mut it = log.open_iterator();
+    assert!(block_on(it.next(1, 1, 100)).is_err());
+    assert_eq!(block_on(it.next(first, 1, 100)).unwrap()[0].index, first);
+}
+
+/// A user-supplied executor: one new thread per job.
+struct ThreadPerJob;
+
+impl Executor for ThreadPerJob {
+    fn execute(&self, job: Task) -> Result<(), Task> {
+        std::thread::spawn(job);
+        Ok(())
+    }
+}
+
+#[test]
+fn works_with_a_custom_executor() {
+    let d = tempfile::tempdir().unwrap();
+    let log = DefaultRaftLog::new(d.path(), cfg(), Arc::new(ThreadPerJob));
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 30, 1, 0))).unwrap();
+    assert_eq!(read_all(&log, 1, 30), entries(1, 30, 1, 0));
+    block_on(log.close()).unwrap();
+}
+
+#[test]
+fn persist_status_is_durable() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.persist_status(|st| {
+        st.current_term = 9;
+        st.voted_for = 3;
+    }))
+    .unwrap();
+    let sm = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true).unwrap();
+    assert_eq!((sm.status.current_term, sm.status.voted_for), (9, 3));
+}
+
+/// A write that fails (the next segment cannot be created) fails the append, and the
+/// log refuses further work instead of carrying on with a hole.
+#[test]
+fn write_failure_fails_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 5, 1, 0))).unwrap();
+    // open files keep working, but no new segment can be created (works as root too)
+    std::fs::rename(d.path().join("log"), d.path().join("log.moved")).unwrap();
+    std::fs::write(d.path().join("log"), b"not a directory").unwrap();
+    let big: Vec<_> = (6..200).map(|i| common::entry(i, 1, 1)).collect();
+    assert!(block_on(log.append(big)).is_err());
+    assert!(matches!(
+        block_on(log.append(entries(200, 200, 1, 1))),
+        Err(StoreError::Closed)
+    ));
+}
+
+#[test]
+fn sync_force_off_acknowledges_written_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        sync_force: false,
+        ..cfg()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(1));
+    block_on(log.init()).unwrap();
+    assert_eq!(block_on(log.append(entries(1, 50, 1, 0))).unwrap(), 50);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 50)));
+}
+
+/// Appends (with occasional uncommitted-tail truncations) race with readers on other
+/// threads: every entry a reader gets is one that was appended at that index, and
+/// entries at or below the commit index never change.
+#[test]
+fn concurrent_appends_truncations_and_reads() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let log = Arc::new(DefaultRaftLog::new(d.path(), cfg(), ThreadPoolIo::new(2)));
+    block_on(log.init()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (log, stop, committed) = (log.clone(), stop.clone(), committed.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let c = committed.load(Ordering::Acquire);
+                if c == 0 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+                if c < first {
+                    continue;
+                }
+                let from = first + (reads * 7919) % (c - first + 1);
+                let mut it = log.open_iterator();
+                // committed entries never change: reading them must succeed, unless
+                // their segment was deleted meanwhile (the test uses a zero delay)
+                let n = (c - from + 1).min(50) as usize;
+                let v = match block_on(it.next(from, n, 1 << 20)) {
+                    Ok(v) => v,
+                    Err(StoreError::NotFound { .. }) => continue,
+                    Err(e) => panic!("reading {from}..: {e}"),
+                };
+                assert_eq!(v[0].index, from);
+                for e in v {
+                    assert!(e.index <= c);
+                    assert_eq!(e.body, common::entry(e.index, e.term, e.prev_log_term).body);
+                }
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let mut last = 0u64;
+    let mut term = 1u32;
+    let mut prev = 0u32;
+    let mut expected: Vec<LogItem> = Vec::new();
+    for round in 0..300u64 {
+        let n = 1 + round % 23;
+        let items = entries(last + 1, last + n, term, prev);
+        expected.extend(items.iter().cloned());
+        prev = term;
+        let f = log.append(items);
+        last += n;
+        if round % 7 == 3 && last > committed.load(Ordering::Relaxed) + 5 {
+            let at = last - 3;
+            log.truncate_tail(at).unwrap();
+            expected.truncate(at as usize - 1);
+            prev = expected.last().unwrap().term;
+            last = at - 1;
+            term += 1;
+        }
+        if round % 11 == 0 {
+            // match search against the expected log, while writes are in flight
+            let s_index = last.saturating_sub(round % 40).max(1);
+            let s_term = expected[s_index as usize - 1].term;
+            let got = block_on(log.try_find_match_pos(s_term, s_index)).unwrap();
+            assert_eq!(got, Some((s_term, s_index)));
+            log.mark_truncate_by_index(committed.load(Ordering::Relaxed) / 2, Duration::ZERO);
+            let _ = block_on(log.delete_expired());
+        }
+        let _ = block_on(f);
+        if round % 5 == 0 {
+            let c = last
+                .saturating_sub(10)
+                .max(committed.load(Ordering::Relaxed));
+            log.set_commit_index(c);
+            committed.store(c.min(log.persisted_index()), Ordering::Release);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log2 = new_log(d.path());
+    let (t, l) = block_on(log2.init()).unwrap().unwrap();
+    assert_eq!(
+        (t, l),
+        (expected.last().unwrap().term, expected.len() as u64)
+    );
+    let first = log2.with_store(|s| Ok(s.first_index())).unwrap();
+    assert_eq!(
+        read_all(&log2, first, l),
+        expected[first as usize - 1..].to_vec()
+    );
+}
+
+/// The snapshot cycle as Raft drives it: stream a state machine into a snapshot on an
+/// IO thread, keep the newest two, let the log delete what the oldest kept one covers,
+/// and read the newest back.
+#[test]
+fn snapshot_save_retain_and_log_deletion() {
+    use dt_raft::raft_log::run_blocking;
+    use dt_raft::store::snapshot::{SnapshotDir, SnapshotMeta};
+    let d = tempfile::tempdir().unwrap();
+    let io = ThreadPoolIo::new(2);
+    let log = DefaultRaftLog::new(d.path(), cfg(), io.clone());
+    block_on(log.init()).unwrap();
+    let snaps = Arc::new(SnapshotDir::new(&d.path().join("snapshot"), true));
+    let mut last = 0;
+    for k in 1..=3u64 {
+        let prev = if last == 0 { 0 } else { 1 };
+        block_on(log.append(entries(last + 1, last + 200, 1, prev))).unwrap();
+        last += 200;
+        log.set_commit_index(last);
+        // an empty append runs the write lane once more: it flushes the index
+        block_on(log.append(Vec::new())).unwrap();
+        // the "state machine": k × 10 000 bytes
+        let sd = snaps.clone();
+        let info = block_on(run_blocking(&*io, move || {
+            let mut w = sd.create(4096)?;
+            for chunk in 0..k * 10 {
+                w.write(&vec![chunk as u8; 1000])?;
+            }
+            w.finish(SnapshotMeta {
+                last_included_index: last,
+                last_included_term: 1,
+                members: vec![1],
+                ..Default::default()
+            })
+        }))
+        .unwrap();
+        assert_eq!(info.meta.last_included_index, last);
+        let oldest_kept = snaps.keep(2).unwrap().unwrap();
+        log.mark_truncate_by_index(oldest_kept, Duration::ZERO);
+        block_on(log.delete_expired()).unwrap();
+        let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+        assert!(
+            first <= oldest_kept + 1,
+            "deleted past the oldest kept snapshot"
+        );
+        if k == 3 {
+            assert!(first > 1, "old segments were deleted");
+        }
+    }
+    assert_eq!(snaps.list().unwrap().len(), 2);
+    let newest = snaps.latest_verified().unwrap().unwrap();
+    assert_eq!(newest.meta.last_included_index, 600);
+    assert_eq!(newest.verify().unwrap(), 30_000);
+    block_on(log.close()).unwrap();
+}
+
+#[test]
+fn index_flush_runs_beside_appends_and_moves_the_anchor() {
+    // small_for_tests flushes the index every 32 committed entries; the flush and its
+    // status-file write run as their own IO job, so appends are acknowledged after the
+    // log fsync alone and the anchor still advances, only ever to synced entries.
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let all = entries(1, 400, 1, 0);
+    for c in all.chunks(20) {
+        let last = c.last().unwrap().index;
+        assert_eq!(block_on(log.append(c.to_vec())).unwrap(), last);
+        log.set_commit_index(last);
+    }
+    let persisted_anchor = || {
+        log.with_store(|s| Ok(s.status().persisted().persist_idx_index))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while persisted_anchor() < 300 && std::time::Instant::now() < deadline {
+        // Appends keep driving the lane, which starts flushes when they are due.
+        std::thread::sleep(Duration::from_millis(5));
+        let next = log.with_store(|s| Ok(s.last_index())).unwrap() + 1;
+        block_on(log.append(entries(next, next, 1, 1))).unwrap();
+        log.set_commit_index(next);
+    }
+    let anchor = persisted_anchor();
+    assert!(anchor >= 300, "anchor stuck at {anchor}");
+    assert!(anchor <= log.persisted_index());
+    // The status file on disk says the same, and a reopen recovers from it.
+    let on_disk = dt_raft::store::StatusManager::load(&d.path().join("raft.status"), true)
+        .unwrap()
+        .status
+        .persist_idx_index;
+    assert!(on_disk >= 300, "status file anchor {on_disk}");
+    let last = log.persisted_index();
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, last)));
+    let mut back = read_all(&log, 1, 400);
+    back.truncate(400);
+    assert!(back == all, "entries 1..=400 differ after reopen");
+}
+
+#[test]
+fn dropping_reads_in_flight_cancels_them_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    let e = entries(1, 400, 1, 0);
+    for c in e.chunks(50) {
+        block_on(log.append(c.to_vec())).unwrap();
+    }
+    log.set_commit_index(400);
+    // Reads and match-position searches abandoned at once, many times over, while the
+    // IO threads are still working on them.
+    for k in 0..200u64 {
+        let mut it = log.open_iterator();
+        let f = it.next(1 + k % 300, 64, 1 << 20);
+        drop(f);
+        drop(it);
+        drop(log.try_find_match_pos(1, 1 + k));
+    }
+    // The log is intact and fully usable afterwards.
+    assert_eq!(read_all(&log, 1, 400), e);
+    block_on(log.append(entries(401, 401, 1, 1))).unwrap();
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 401)));
+    assert_eq!(read_all(&log, 395, 401).len(), 7);
+}
