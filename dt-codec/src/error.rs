@@ -26,6 +26,17 @@ pub enum PbError {
         /// The maximum number of bytes for this kind of varint.
         max_bytes: u8,
     },
+    /// A varint's value does not fit its field: a tag or a length above 32 bits, or a
+    /// ten-byte value varint above 64 bits (its last byte over 1). Truncating it would
+    /// silently read a different message, so it is fatal, as in prost.
+    VarintOverflow {
+        /// The field being read (0 while reading a tag).
+        field: u32,
+        /// What overflowed: `"tag"`, `"length"` or `"varint value"`.
+        what: &'static str,
+        /// The width it overflowed: 32 or 64 bits.
+        bits: u8,
+    },
     /// A length prefix decoded to a negative 32-bit number.
     NegativeLength {
         /// The field whose length is negative.
@@ -91,6 +102,14 @@ impl fmt::Display for PbError {
             PbError::FieldNumberZero => write!(f, "protobuf field number 0 is invalid"),
             PbError::VarintTooLong { max_bytes } => {
                 write!(f, "varint longer than {max_bytes} bytes")
+            }
+            PbError::VarintOverflow {
+                field: 0,
+                what: "tag",
+                bits,
+            } => write!(f, "varint tag overflows {bits} bits"),
+            PbError::VarintOverflow { field, what, bits } => {
+                write!(f, "varint {what} of field {field} overflows {bits} bits")
             }
             PbError::NegativeLength { field, len } => {
                 write!(f, "negative length {len} on field {field}")

@@ -191,7 +191,8 @@ enum State {
 /// the input except up to 10 bytes of a split varint or fixed number, and enforces the
 /// acceptance rules of the wire spec: unknown fields of wire types 0/1/2/5 go to the
 /// callback (whose defaults ignore them); wire types 3/4/6/7, field number 0, over-long
-/// varints, negative lengths and fields running past the message end are fatal
+/// varints, varints overflowing their field (a tag or length above 32 bits, a value above
+/// 64 bits), negative lengths and fields running past the message end are fatal
 /// [`PbError`]s. Unlike the reference, a fixed32/fixed64 field crossing the message end is
 /// detected as [`PbError::Truncated`].
 ///
@@ -410,6 +411,7 @@ impl<C: PbCallback> PbParser<C> {
                 VarintRead::TooLong => Err(PbError::VarintTooLong {
                     max_bytes: max as u8,
                 }),
+                VarintRead::Overflow => Err(self.overflow(max)),
                 VarintRead::Incomplete => {
                     let rest = &buf[*i..];
                     self.pend[..rest.len()].copy_from_slice(rest);
@@ -429,6 +431,7 @@ impl<C: PbCallback> PbParser<C> {
                     self.pend_len = 0;
                     return match read_varint(&self.pend[..n], max) {
                         VarintRead::Done(v, _) => Ok(Some(v)),
+                        VarintRead::Overflow => Err(self.overflow(max)),
                         _ => Err(PbError::Misuse("varint reassembly")),
                     };
                 }
@@ -440,6 +443,17 @@ impl<C: PbCallback> PbParser<C> {
             }
             Ok(None)
         }
+    }
+
+    /// The error for a varint of at most `max` bytes that overflowed in the current state.
+    #[cold]
+    fn overflow(&self, max: usize) -> PbError {
+        let (field, what) = match self.state {
+            State::Tag => (0, "tag"),
+            State::Len => (self.field, "length"),
+            _ => (self.field, "varint value"),
+        };
+        overflow_error(field, what, max)
     }
 
     /// Reads `N` fixed bytes that may be split across fragments.
@@ -483,6 +497,7 @@ impl<C: PbCallback> PbParser<C> {
                     v as u32
                 }
                 VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 5 }),
+                VarintRead::Overflow => return Err(overflow_error(0, "tag", MAX_VARINT32_BYTES)),
                 VarintRead::Incomplete => return Err(truncated(0, "tag")),
             };
             let wire_type = (t & 7) as u8;
@@ -505,6 +520,9 @@ impl<C: PbCallback> PbParser<C> {
                         self.cb.varint(field, v as i64)?;
                     }
                     VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 10 }),
+                    VarintRead::Overflow => {
+                        return Err(overflow_error(field, "varint value", MAX_VARINT64_BYTES))
+                    }
                     VarintRead::Incomplete => return Err(truncated(field, "varint value")),
                 },
                 WIRE_FIXED64 => {
@@ -527,6 +545,9 @@ impl<C: PbCallback> PbParser<C> {
                     let (len, n) = match read_varint(rest, MAX_VARINT32_BYTES) {
                         VarintRead::Done(v, n) => (v as u32 as i32, n),
                         VarintRead::TooLong => return Err(PbError::VarintTooLong { max_bytes: 5 }),
+                        VarintRead::Overflow => {
+                            return Err(overflow_error(field, "length", MAX_VARINT32_BYTES))
+                        }
                         VarintRead::Incomplete => return Err(truncated(field, "length")),
                     };
                     if len < 0 {
@@ -710,5 +731,15 @@ impl<C: PbCallback> PbParser<C> {
                 }
             }
         }
+    }
+}
+
+/// A [`PbError::VarintOverflow`] for a varint of at most `max` bytes (5: 32 bits, 10: 64).
+#[cold]
+fn overflow_error(field: u32, what: &'static str, max: usize) -> PbError {
+    PbError::VarintOverflow {
+        field,
+        what,
+        bits: if max == MAX_VARINT32_BYTES { 32 } else { 64 },
     }
 }

@@ -40,9 +40,25 @@ pub(crate) enum VarintRead {
     Incomplete,
     /// `max` bytes all had the continuation bit.
     TooLong,
+    /// The varint ended at its `max`-th byte with bits above the width it encodes (32 bits
+    /// for 5 bytes, 64 for 10): its value does not fit.
+    Overflow,
 }
 
-/// Decodes a varint of at most `max` bytes from the front of `buf`.
+/// The largest last byte of a `max`-byte varint whose value still fits its width: 4 bits
+/// of a 5-byte (32-bit) varint, 1 bit of a 10-byte (64-bit) one.
+#[inline]
+const fn max_last_byte(max: usize) -> u8 {
+    match max {
+        MAX_VARINT32_BYTES => 0x0f,
+        MAX_VARINT64_BYTES => 0x01,
+        _ => 0x7f,
+    }
+}
+
+/// Decodes a varint of at most `max` bytes from the front of `buf`: 5 for a 32-bit tag or
+/// length, 10 for a 64-bit value. A value wider than that is [`VarintRead::Overflow`],
+/// never truncated.
 #[inline]
 pub(crate) fn read_varint(buf: &[u8], max: usize) -> VarintRead {
     // Most tags, lengths and small values fit in one byte.
@@ -58,6 +74,9 @@ pub(crate) fn read_varint(buf: &[u8], max: usize) -> VarintRead {
             v |= ((b & 0x7f) as u64) << (7 * i as u32);
         }
         if b & 0x80 == 0 {
+            if i + 1 == max && b > max_last_byte(max) {
+                return VarintRead::Overflow;
+            }
             return VarintRead::Done(v, i + 1);
         }
     }
@@ -99,6 +118,30 @@ mod tests {
             VarintRead::Done(u64::MAX, 10)
         );
         assert_eq!(read_varint(&[0x80; 11], 10), VarintRead::TooLong);
+    }
+
+    #[test]
+    fn overflow_is_not_truncated() {
+        // 2^32 - 1 fits 32 bits; 2^32 does not.
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0x0f], 5),
+            VarintRead::Done(u32::MAX as u64, 5)
+        );
+        assert_eq!(
+            read_varint(&[0x80, 0x80, 0x80, 0x80, 0x10], 5),
+            VarintRead::Overflow
+        );
+        // A ten-byte varint's last byte carries bit 63 only.
+        let mut v = [0xff; 10];
+        for last in [0x02, 0x7f] {
+            v[9] = last;
+            assert_eq!(read_varint(&v, 10), VarintRead::Overflow);
+        }
+        // Shorter varints cannot overflow.
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0x7f], 5),
+            VarintRead::Done((1 << 28) - 1, 4)
+        );
     }
 
     #[test]

@@ -344,3 +344,63 @@ fn huge_declared_lengths_do_not_allocate() {
     assert_eq!(fed.status, ParseStatus::NeedMore);
     assert_eq!(fed.consumed, 9);
 }
+
+#[test]
+fn varints_overflowing_their_field_are_fatal() {
+    // Tag 2^32 + 8: truncated to 32 bits it would read as field 1, varint.
+    let tag = [0x88, 0x80, 0x80, 0x80, 0x10, 0x01];
+    // Field 2 with length 2^32: truncated to 32 bits it would read as an empty field.
+    let len = [0x12, 0x80, 0x80, 0x80, 0x80, 0x10];
+    // Field 1 with a ten-byte varint whose last byte is 0x7f: bits 64.. are set.
+    let mut value = vec![0x08];
+    value.extend([0xff; 9]);
+    value.push(0x7f);
+    let overflow = |field, what, bits| PbError::VarintOverflow { field, what, bits };
+    assert_eq!(all_ways(&tag), Err(overflow(0, "tag", 32)));
+    assert_eq!(all_ways(&len), Err(overflow(2, "length", 32)));
+    assert_eq!(all_ways(&value), Err(overflow(1, "varint value", 64)));
+    assert_eq!(
+        overflow(2, "length", 32).to_string(),
+        "varint length of field 2 overflows 32 bits"
+    );
+    // The largest values that fit are accepted: tag 2^32 - 1 is field 2^29 - 1 with wire
+    // type 7 (refused for its wire type, not its size); u64::MAX is fine.
+    assert_eq!(
+        all_ways(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        Err(PbError::InvalidWireType {
+            field: (1 << 29) - 1,
+            wire_type: 7
+        })
+    );
+    let mut max = vec![0x08];
+    max.extend([0xff; 9]);
+    max.push(0x01);
+    assert_eq!(
+        all_ways(&max).unwrap().1.get(1),
+        Some(&PbValue::Varint(u64::MAX))
+    );
+}
+
+/// The fuzz seeds (the AFL corpus in `fuzz/seeds`) pass the fuzz property, and the
+/// overflow seeds are refused for their overflow.
+#[test]
+fn fuzz_seeds_hold_the_fuzz_property() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        for split in 0..=data.len() {
+            dt_codec::fuzz::check_input(&data, split);
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("_overflow") {
+            seen += 1;
+            assert!(
+                matches!(all_ways(&data), Err(PbError::VarintOverflow { .. })),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(seen, 3, "overflow seeds in {}", dir.display());
+}

@@ -363,3 +363,34 @@ proptest! {
         prop_assert_eq!(parse_fragmented(&wire, &cuts).unwrap(), m);
     }
 }
+
+/// Varints that overflow their field: prost refuses each, and so must we (whole and
+/// byte by byte).
+#[test]
+fn overflowing_varints_are_refused_like_prost() {
+    let mut value = vec![0x10]; // field 2 (int64), a ten-byte varint above 64 bits
+    value.extend([0xff; 9]);
+    value.push(0x7f);
+    let cases: [(&str, Vec<u8>); 3] = [
+        // 2^32 + 8: as 32 bits, field 1 varint.
+        ("tag", vec![0x88, 0x80, 0x80, 0x80, 0x10, 0x01]),
+        // field 10 (bytes) with length 2^32: as 32 bits, empty.
+        ("length", vec![0x52, 0x80, 0x80, 0x80, 0x80, 0x10]),
+        ("varint value", value),
+    ];
+    for (what, data) in cases {
+        assert!(
+            Outer::decode(&data[..]).is_err(),
+            "prost accepts the {what}"
+        );
+        let data = Bytes::from(data);
+        let bytewise: Vec<usize> = (1..data.len()).collect();
+        for cuts in [&[][..], &bytewise[..]] {
+            let got = parse_fragmented(&data, cuts);
+            assert!(
+                matches!(got, Err(PbError::VarintOverflow { what: w, .. }) if w == what),
+                "{what} overflow: {got:?}"
+            );
+        }
+    }
+}
