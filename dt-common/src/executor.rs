@@ -2,10 +2,10 @@
 //!
 //! dt-net's IO threads hand decoded requests to an executor (a request processor that
 //! does not answer inline); dt-raft's log store hands its file work (write, fsync,
-//! read) to one. dt-fiber implements it twice: for its blocking-IO pool, and for a
-//! fiber group (the task runs on the group's dispatcher thread, in the group: the
-//! reference's group executor, through which a processor reaches a Raft group's
-//! fibers). A plain thread pool, or a thread per task in tests, implements it in a few
+//! read) to one. dt-fiber implements it twice: for its blocking-IO pool (`IoPool`), and
+//! for a fiber group (`GroupExecutor`, from `GroupHandle::executor`: the task runs on the
+//! group's dispatcher thread, in the group: the reference's group executor, through
+//! which a processor reaches a Raft group's fibers). A plain thread pool, or a thread per task in tests, implements it in a few
 //! lines:
 //!
 //! ```

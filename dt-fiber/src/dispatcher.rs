@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use dt_common::{NoopPerfCallback, PerfCallback, PerfType};
+use dt_common::{NoopPerfCallback, PerfCallback, PerfType, Task};
 
 use crate::clock::{Clock, ClockMode, DetRng};
 use crate::context;
@@ -34,6 +34,13 @@ pub(crate) enum Msg {
         gid: u64,
         enq_nanos: i64,
         f: GroupTask,
+    },
+    /// A [`dt_common::Task`] handed to a group's executor; run inside the group, dropped
+    /// if the group is gone.
+    Task {
+        gid: u64,
+        enq_nanos: i64,
+        task: Task,
     },
     /// Work on the dispatcher itself (create a group, stop).
     Global(GlobalTask),
@@ -80,6 +87,36 @@ impl DispatcherShared {
             Ok(())
         } else {
             Err(self.stopped_error())
+        }
+    }
+
+    /// Whether [`Dispatcher::stop`] was called (the groups are being shut down).
+    pub(crate) fn is_stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Acquire)
+    }
+
+    /// Queues `task` to run inside group `gid`, or hands it back when the dispatcher has
+    /// stopped.
+    pub(crate) fn post_task(&self, gid: u64, task: Task) -> Result<(), Task> {
+        if self.is_stopped() {
+            return Err(task);
+        }
+        let enq_nanos = if self.time_queue {
+            dt_common::mono_nanos()
+        } else {
+            0
+        };
+        match self.tx.send(Msg::Task {
+            gid,
+            enq_nanos,
+            task,
+        }) {
+            Ok(()) => Ok(()),
+            Err(e) => match e.into_inner() {
+                Msg::Task { task, .. } => Err(task),
+                // Not reached: the message sent is the one handed back.
+                _ => Ok(()),
+            },
         }
     }
 
@@ -350,6 +387,32 @@ impl Runner {
                     }
                 }
             }
+            Msg::Task {
+                gid,
+                enq_nanos,
+                task,
+            } => {
+                if enq_nanos != 0 {
+                    let waited = dt_common::mono_nanos() - enq_nanos;
+                    self.core
+                        .perf
+                        .fire_time(PerfType::FiberQueue, waited.max(0) as u64, 1, 0);
+                }
+                match self.groups.get(&gid).cloned() {
+                    Some(g) => {
+                        let _guard = context::enter_group(&g);
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
+                            let msg = panic_message(p.as_ref());
+                            log::error!("executor task of group '{}' panicked: {}", g.name(), msg);
+                            g.fatal(&format!("an executor task panicked: {msg}"));
+                        }
+                    }
+                    None => {
+                        log::warn!("executor task for a finished fiber group dropped");
+                        drop_task(task);
+                    }
+                }
+            }
             Msg::Global(f) => {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(self))) {
                     log::error!("dispatcher task panicked: {}", panic_message(p.as_ref()));
@@ -430,8 +493,12 @@ impl Runner {
         self.core.shared.stopped.store(true, Ordering::Release);
         let leftover: Vec<Msg> = self.rx.try_iter().collect();
         for m in leftover {
-            if let Msg::Group { f, .. } = m {
-                let _ = catch_unwind(AssertUnwindSafe(|| f(None)));
+            match m {
+                Msg::Group { f, .. } => {
+                    let _ = catch_unwind(AssertUnwindSafe(|| f(None)));
+                }
+                Msg::Task { task, .. } => drop_task(task),
+                Msg::Global(_) | Msg::Wake { .. } => {}
             }
         }
         let groups: Vec<Rc<GroupInner>> = std::mem::take(&mut self.groups).into_values().collect();
@@ -449,6 +516,15 @@ impl Drop for Runner {
             self.close();
         }
         self.core.shared.mark_exited();
+    }
+}
+
+/// Drops a task that will not run (its group or dispatcher is gone); whatever it
+/// captured is released, so a waiter on its result sees it fail. A panicking drop is
+/// contained.
+fn drop_task(task: Task) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+        log::error!("dropping a task panicked: {}", panic_message(p.as_ref()));
     }
 }
 

@@ -22,8 +22,10 @@
 //! * Containment: a panicking fiber is caught; its group is told (fatal error, shutdown)
 //!   and other groups keep running.
 //! * Threads talking to fibers: [`GroupHandle`] (`Send`) posts closures that build the
-//!   `!Send` fiber state on the dispatcher thread; [`Published`] snapshots are read by
-//!   other threads without touching group state.
+//!   `!Send` fiber state on the dispatcher thread; [`GroupExecutor`] is the same route
+//!   as a [`dt_common::Executor`] (how dt-net's request processors hand a request to a
+//!   Raft group's fibers); [`Published`] snapshots are read by other threads without
+//!   touching group state.
 //! * Blocking IO: an [`IoPool`] runs file work off the dispatcher; fibers await it.
 //! * Virtual time: [`Simulation`] drives a dispatcher step by step on the calling thread
 //!   with a virtual clock and a seeded random generator, for deterministic tests.
@@ -105,6 +107,7 @@ mod context;
 mod core;
 mod dispatcher;
 mod error;
+mod executor;
 mod fiber;
 mod fiber_state;
 mod future;
@@ -123,6 +126,7 @@ pub use clock::{ClockMode, DetRng};
 pub use condition::{CondWait, CondWaitEither, CondWaitTimeout, FiberCondition, Signaled};
 pub use dispatcher::{Dispatcher, DispatcherConfig, StopReport};
 pub use error::FiberError;
+pub use executor::GroupExecutor;
 pub use fiber::{Fiber, FiberOptions, Join};
 pub use future::{FiberFuture, FutureCompleter, Get, Take as FutureTake};
 pub use group::{current_group, FiberGroup, WaitFinished};
