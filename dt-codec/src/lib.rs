@@ -66,6 +66,7 @@
 //! Property tests (`cargo test -p dt-codec`) cross-check the parser and encoders against
 //! `prost`, a real protobuf implementation, including random fragmentation.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod collect;
 mod common_bodies;

@@ -26,6 +26,7 @@
 //! assert!(deadline.remaining(&ts) <= Duration::from_millis(50));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod executor;

@@ -99,6 +99,7 @@
 //! pool.shutdown();
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod channel;
 mod clock;
