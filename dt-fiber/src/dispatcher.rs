@@ -14,7 +14,7 @@ use dt_common::{NoopPerfCallback, PerfCallback, PerfType, Task};
 use crate::clock::{Clock, ClockMode, DetRng};
 use crate::context;
 use crate::core::CoreInner;
-use crate::error::{panic_message, FiberError};
+use crate::error::{check_thread_name, panic_message, FiberError};
 use crate::fiber::FiberKey;
 use crate::group::{FiberGroup, GroupInner};
 use crate::handle::{GroupHandle, GroupShared};
@@ -182,6 +182,12 @@ impl DispatcherConfig {
             seed: None,
             perf: Arc::new(NoopPerfCallback),
         }
+    }
+
+    /// Checks the configuration; [`Dispatcher::start`] calls it before starting the
+    /// thread. The name (the thread's name) must not be empty nor contain a NUL byte.
+    pub fn validate(&self) -> Result<(), FiberError> {
+        check_thread_name("DispatcherConfig.name", &self.name)
     }
 }
 
@@ -546,15 +552,18 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts a dispatcher thread.
+    /// Starts a dispatcher thread. An invalid configuration is refused with
+    /// [`FiberError::InvalidConfig`] (see [`DispatcherConfig::validate`]).
     pub fn start(cfg: DispatcherConfig) -> Result<Dispatcher, FiberError> {
+        cfg.validate()?;
         let (shared, rx) = new_shared(&cfg);
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
             .name(cfg.name.clone())
             .spawn(move || Runner::new(&cfg, s2, rx).run_thread())
-            .map_err(|e| {
-                FiberError::InvalidConfig(format!("cannot start dispatcher thread: {e}"))
+            .map_err(|e| FiberError::ThreadStart {
+                thread: shared.name.clone(),
+                message: e.to_string(),
             })?;
         Ok(Dispatcher {
             shared,

@@ -46,8 +46,21 @@ pub enum FiberError {
     /// A fiber primitive was awaited outside a fiber (not on a dispatcher thread, or not
     /// inside a fiber's poll). Await it from a fiber spawned into a group.
     NotInFiber,
-    /// A configuration value is invalid.
-    InvalidConfig(String),
+    /// A configuration value is invalid; checked when the dispatcher or pool is built,
+    /// before any thread starts.
+    InvalidConfig {
+        /// The field or parameter, e.g. `"DispatcherConfig.name"` or `"IoPool threads"`.
+        field: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+    /// The operating system refused to start a thread.
+    ThreadStart {
+        /// The thread's name.
+        thread: String,
+        /// The operating system's error.
+        message: String,
+    },
     /// An unrecoverable error was reported with
     /// [`FiberGroup::fatal`](crate::FiberGroup::fatal); the group is shutting down.
     Fatal {
@@ -86,7 +99,12 @@ impl fmt::Display for FiberError {
                 f,
                 "fiber primitive used outside a fiber; await it from a fiber spawned into a FiberGroup"
             ),
-            FiberError::InvalidConfig(m) => write!(f, "invalid fiber configuration: {m}"),
+            FiberError::InvalidConfig { field, reason } => {
+                write!(f, "invalid fiber configuration: {field}: {reason}")
+            }
+            FiberError::ThreadStart { thread, message } => {
+                write!(f, "cannot start thread '{thread}': {message}")
+            }
             FiberError::Fatal { group, message } => {
                 write!(f, "fatal error in fiber group '{group}', which is shutting down: {message}")
             }
@@ -109,13 +127,30 @@ impl From<FiberError> for DtError {
                 Ok(d) => d,
                 Err(shared) => DtError::Bug(format!("shared failure: {shared}")),
             },
-            FiberError::InvalidConfig(m) => DtError::InvalidArgument(m),
+            FiberError::InvalidConfig { .. } => DtError::InvalidArgument(e.to_string()),
+            FiberError::ThreadStart { .. } => DtError::Io(std::io::Error::other(e.to_string())),
             FiberError::Fatal { .. } => DtError::Stopped(e.to_string()),
             FiberError::Panicked { .. } | FiberError::ResultTaken | FiberError::NotInFiber => {
                 DtError::Bug(e.to_string())
             }
         }
     }
+}
+
+/// Checks a name that becomes an OS thread name (or its prefix): not empty (it names the
+/// threads in logs and stack dumps) and without NUL bytes (which the OS refuses).
+pub(crate) fn check_thread_name(field: &'static str, name: &str) -> Result<(), FiberError> {
+    let reason = if name.is_empty() {
+        "must not be empty"
+    } else if name.contains('\0') {
+        "must not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(FiberError::InvalidConfig {
+        field,
+        reason: format!("{name:?} {reason}"),
+    })
 }
 
 /// Extracts a readable message from a panic payload.

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::error::{panic_message, FiberError};
+use crate::error::{check_thread_name, panic_message, FiberError};
 use crate::future::FiberFuture;
 use crate::group::{current_group, FiberGroup};
 
@@ -43,26 +43,32 @@ impl std::fmt::Debug for IoPool {
 }
 
 impl IoPool {
-    /// Starts `threads` threads named `name-N`. `threads` must be at least 1.
+    /// Starts `threads` threads named `name-N`. Refused with
+    /// [`FiberError::InvalidConfig`] naming the parameter, before any thread starts, when
+    /// `threads` is 0 or `name` is empty or contains a NUL byte.
     pub fn new(name: &str, threads: usize) -> Result<IoPool, FiberError> {
+        check_thread_name("IoPool name", name)?;
         if threads == 0 {
-            return Err(FiberError::InvalidConfig(format!(
-                "io pool '{name}' needs at least one thread"
-            )));
+            return Err(FiberError::InvalidConfig {
+                field: "IoPool threads",
+                reason: format!("io pool '{name}' needs at least one thread"),
+            });
         }
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let rx: Receiver<Job> = rx.clone();
+            let thread = format!("{name}-{i}");
             let h = std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
+                .name(thread.clone())
                 .spawn(move || {
                     for job in rx.iter() {
                         job();
                     }
                 })
-                .map_err(|e| {
-                    FiberError::InvalidConfig(format!("cannot start io pool thread: {e}"))
+                .map_err(|e| FiberError::ThreadStart {
+                    thread,
+                    message: e.to_string(),
                 })?;
             handles.push(h);
         }

@@ -172,7 +172,10 @@ fn io_pool_runs_blocking_work_and_contains_panics() {
     let pool = IoPool::new("io", 2).unwrap();
     assert!(matches!(
         IoPool::new("x", 0),
-        Err(FiberError::InvalidConfig(_))
+        Err(FiberError::InvalidConfig {
+            field: "IoPool threads",
+            ..
+        })
     ));
     let g = d.start_group("store").unwrap();
     let (tx, rx) = mpsc::channel();
