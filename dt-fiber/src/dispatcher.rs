@@ -397,28 +397,7 @@ impl Runner {
                 gid,
                 enq_nanos,
                 task,
-            } => {
-                if enq_nanos != 0 {
-                    let waited = dt_common::mono_nanos() - enq_nanos;
-                    self.core
-                        .perf
-                        .fire_time(PerfType::FiberQueue, waited.max(0) as u64, 1, 0);
-                }
-                match self.groups.get(&gid).cloned() {
-                    Some(g) => {
-                        let _guard = context::enter_group(&g);
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
-                            let msg = panic_message(p.as_ref());
-                            log::error!("executor task of group '{}' panicked: {}", g.name(), msg);
-                            g.fatal(&format!("an executor task panicked: {msg}"));
-                        }
-                    }
-                    None => {
-                        log::warn!("executor task for a finished fiber group dropped");
-                        drop_task(task);
-                    }
-                }
-            }
+            } => self.run_task(gid, enq_nanos, task),
             Msg::Global(f) => {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(self))) {
                     log::error!("dispatcher task panicked: {}", panic_message(p.as_ref()));
@@ -428,6 +407,32 @@ impl Runner {
                 if let Some(g) = self.groups.get(&gid) {
                     g.make_ready_key(key, false);
                 }
+            }
+        }
+    }
+
+    /// Runs an executor's task inside its group (kept out of line: the group-closure and
+    /// wake-up messages are the hot ones).
+    #[inline(never)]
+    fn run_task(&mut self, gid: u64, enq_nanos: i64, task: Task) {
+        if enq_nanos != 0 {
+            let waited = dt_common::mono_nanos() - enq_nanos;
+            self.core
+                .perf
+                .fire_time(PerfType::FiberQueue, waited.max(0) as u64, 1, 0);
+        }
+        match self.groups.get(&gid).cloned() {
+            Some(g) => {
+                let _guard = context::enter_group(&g);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
+                    let msg = panic_message(p.as_ref());
+                    log::error!("executor task of group '{}' panicked: {}", g.name(), msg);
+                    g.fatal(&format!("an executor task panicked: {msg}"));
+                }
+            }
+            None => {
+                log::warn!("executor task for a finished fiber group dropped");
+                drop_task(task);
             }
         }
     }
