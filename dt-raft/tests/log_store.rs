@@ -217,7 +217,10 @@ fn install_begin_finish() {
     log.append(&entries(1, 50, 1, 0)).unwrap();
     log.sync().unwrap();
     log.begin_install().unwrap();
-    assert!(log.append(&entries(51, 51, 1, 1)).is_err());
+    assert!(matches!(
+        log.append(&entries(51, 51, 1, 1)),
+        Err(StoreError::Installing)
+    ));
     drop(log);
     // a crash during the install: the log reports "install needed"
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
@@ -415,4 +418,135 @@ fn owned_and_borrowed_batches_encode_alike_and_recycled_buffers_start_clean() {
     let mut b = LogStore::open(db.path(), cfg()).unwrap();
     assert_eq!(b.last_index(), from as u64);
     assert_eq!(read_all(&mut b, 1), e[..from].to_vec());
+}
+
+/// Appends one entry at a time with a sync after each until something fails, then
+/// `recover()` (space freed, fsyncs healthy again) and keeps trying: a fail-stop store
+/// refuses everything after the first failure. Returns the last acknowledged index and
+/// the first error.
+fn append_until_failure(
+    log: &mut LogStore,
+    commit: bool,
+    recover: impl FnOnce(),
+) -> (u64, StoreError) {
+    let mut acked = 0;
+    let mut first_err = None;
+    let mut recover = Some(recover);
+    let mut attempts_after = 0;
+    let mut i = 1u64;
+    while attempts_after < 50 {
+        assert!(i < 5000, "nothing ever failed");
+        let r = log
+            .append(&[entry(i, 1, if i == 1 { 0 } else { 1 })])
+            .and_then(|_| log.sync());
+        match r {
+            Ok(()) => {
+                assert!(
+                    first_err.is_none(),
+                    "entry {i} acknowledged after the write failure {first_err:?}"
+                );
+                acked = i;
+                if commit {
+                    log.set_commit_index(i);
+                }
+                i += 1;
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                    (recover.take().unwrap())();
+                } else {
+                    assert!(matches!(e, StoreError::Failed { .. }), "{e:?}");
+                }
+                attempts_after += 1;
+                // last_index does not count entries that were never written (the
+                // entry whose sync failed was written)
+                assert!(
+                    log.last_index() <= acked + 1,
+                    "{} > {acked} + 1",
+                    log.last_index()
+                );
+                i = log.last_index() + 1;
+            }
+        }
+    }
+    (acked, first_err.unwrap())
+}
+
+fn assert_acked_survive(dir: &std::path::Path, acked: u64) {
+    let mut log = LogStore::open(dir, cfg()).unwrap();
+    assert!(
+        log.last_index() >= acked,
+        "acknowledged up to {acked}, the reopened log ends at {}",
+        log.last_index()
+    );
+    for k in 1..=acked {
+        assert_eq!(
+            log.read(k, 1, usize::MAX).unwrap()[0],
+            entry(k, 1, if k == 1 { 0 } else { 1 })
+        );
+    }
+}
+
+/// A disk that fills up (ENOSPC part-way through a write, through the fault-injecting
+/// file layer), then gets space back: the store stays failed and loses nothing it
+/// acknowledged. Failed on the old code: appends after the failure were acknowledged
+/// and lost on reopen.
+#[test]
+fn full_disk_is_fail_stop() {
+    use dt_raft::store::faults::{DiskFaults, ENOSPC};
+    for commit in [false, true] {
+        // Several budgets, so that the failure hits log writes, segment creation,
+        // index-file creation and status-file writes.
+        for space in [3_000u64, 16_500, 17_000, 20_000, 40_000, 41_000] {
+            let d = tempfile::tempdir().unwrap();
+            let disk = DiskFaults::with_space(space);
+            let mut c = cfg();
+            c.faults = Some(disk.clone());
+            let mut log = LogStore::open(d.path(), c).unwrap();
+            let (acked, e) = append_until_failure(&mut log, commit, || disk.set_space(u64::MAX));
+            assert_eq!(e.raw_os_error(), Some(ENOSPC), "{e}");
+            assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull));
+            match &e {
+                StoreError::Failed { cause } => {
+                    assert!(matches!(&**cause, StoreError::Io { .. }), "{cause:?}")
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(log.close(), Err(StoreError::Failed { .. })));
+            drop(log);
+            assert_acked_survive(d.path(), acked);
+        }
+    }
+}
+
+/// An fsync that fails with EIO stops the store even when later fsyncs would succeed
+/// (the page cache may have dropped the data). Failed on the old code: the next
+/// append and sync were acknowledged.
+#[test]
+fn failed_fsync_is_fail_stop() {
+    use dt_raft::store::faults::{DiskFaults, EIO};
+    let d = tempfile::tempdir().unwrap();
+    let disk = DiskFaults::healthy();
+    let mut c = cfg();
+    c.faults = Some(disk.clone());
+    let mut log = LogStore::open(d.path(), c).unwrap();
+    for i in 1..=20 {
+        log.append(&[entry(i, 1, if i == 1 { 0 } else { 1 })])
+            .unwrap();
+        log.sync().unwrap();
+    }
+    disk.fail_syncs(Some(EIO));
+    log.append(&[entry(21, 1, 1)]).unwrap();
+    let e = log.sync().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
+    assert!(e.to_string().contains("fdatasync"), "{e}");
+    disk.fail_syncs(None);
+    assert!(matches!(
+        log.append(&[entry(22, 1, 1)]),
+        Err(StoreError::Failed { .. })
+    ));
+    assert!(matches!(log.sync(), Err(StoreError::Failed { .. })));
+    drop(log);
+    assert_acked_survive(d.path(), 20);
 }

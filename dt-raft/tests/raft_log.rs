@@ -216,10 +216,19 @@ fn write_failure_fails_the_log() {
     std::fs::write(d.path().join("log"), b"not a directory").unwrap();
     let big: Vec<_> = (6..200).map(|i| common::entry(i, 1, 1)).collect();
     assert!(block_on(log.append(big)).is_err());
-    assert!(matches!(
-        block_on(log.append(entries(200, 200, 1, 1))),
-        Err(StoreError::Closed)
-    ));
+    // The later append is refused with the first failure as its cause: the
+    // operation, the path and the OS error, not a string.
+    match block_on(log.append(entries(200, 200, 1, 1))) {
+        Err(StoreError::Failed { cause }) => match &*cause {
+            StoreError::Io { op, path, .. } => {
+                assert_eq!(*op, "create");
+                assert!(path.starts_with(d.path().join("log")), "{}", path.display());
+                assert!(cause.raw_os_error().is_some(), "{cause}");
+            }
+            other => panic!("cause is not the OS error: {other:?}"),
+        },
+        other => panic!("expected Failed, got {other:?}"),
+    }
 }
 
 #[test]

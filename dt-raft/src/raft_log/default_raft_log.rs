@@ -222,7 +222,7 @@ impl Shared {
                     continue;
                 }
             };
-            let mut err: Option<String> = None;
+            let mut err: Option<Arc<StoreError>> = None;
             let mut waiters = Vec::new();
             let mut barriers = Vec::new();
             for j in jobs {
@@ -236,7 +236,7 @@ impl Shared {
                                         s.recycle(batch);
                                     }
                                 }
-                                Err(e) => err = Some(e.to_string()),
+                                Err(e) => err = Some(Arc::new(e)),
                             }
                         }
                         waiters.push(c);
@@ -254,7 +254,7 @@ impl Shared {
             }
             if err.is_none() {
                 if let Err(e) = self.sync_log() {
-                    err = Some(e.to_string());
+                    err = Some(Arc::new(e));
                 }
             }
             if let Some(e) = &err {
@@ -263,7 +263,7 @@ impl Shared {
                 // learns of the error, so no later append slips in.
                 log::error!("raft log write failed in {}: {e}", self.dir.display());
                 if let Some(s) = self.core().as_mut() {
-                    s.fail();
+                    s.fail(e.clone());
                 }
             }
             let persisted = self.persisted.load(Ordering::Acquire);
@@ -299,7 +299,7 @@ impl Shared {
                 if let Err(e) = r {
                     log::error!("raft index flush failed in {}: {e}", me.dir.display());
                     if let Some(s) = me.core().as_mut() {
-                        s.fail();
+                        s.fail(Arc::new(e));
                     }
                 }
             }));
@@ -377,12 +377,8 @@ impl Shared {
     }
 }
 
-fn lane_error(msg: &str) -> StoreError {
-    StoreError::Io {
-        op: "write lane",
-        path: PathBuf::new(),
-        source: std::io::Error::other(msg.to_string()),
-    }
+fn lane_error(cause: &Arc<StoreError>) -> StoreError {
+    StoreError::failed(cause.clone())
 }
 
 impl RaftLog for DefaultRaftLog {

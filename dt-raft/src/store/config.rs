@@ -1,6 +1,8 @@
 //! `StoreConfig`: the knobs of the log store (the storage part of the reference's
 //! RaftGroupConfig).
 
+use super::faults::Faults;
+
 /// Configuration of one group's store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -34,6 +36,10 @@ pub struct StoreConfig {
     pub verify_on_start: bool,
     /// File name of the status file in the data directory.
     pub status_file_name: String,
+    /// A hook under every write and fsync of the store's files, for fault-injection
+    /// tests and simulations ([`DiskFaults`](super::faults::DiskFaults)); `None` in
+    /// production.
+    pub faults: Faults,
 }
 
 impl Default for StoreConfig {
@@ -50,6 +56,7 @@ impl Default for StoreConfig {
             read_block_size: 256 * 1024,
             verify_on_start: false,
             status_file_name: "raft.status".into(),
+            faults: None,
         }
     }
 }

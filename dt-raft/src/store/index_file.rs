@@ -14,6 +14,7 @@ use std::sync::Arc;
 use memmap2::MmapMut;
 
 use super::error::{StoreError, StoreResult};
+use super::faults::Faults;
 use super::file_queue::{DtFile, FileQueue};
 
 /// The index files of one group plus the cache of not-yet-flushed entries.
@@ -45,13 +46,15 @@ impl IdxFileQueue {
         items_per_file: u64,
         cache_limit: usize,
         sync: bool,
+        faults: Faults,
     ) -> StoreResult<IdxFileQueue> {
         if !items_per_file.is_power_of_two() {
             return Err(StoreError::InvalidArgument(format!(
                 "idxItemsPerFile {items_per_file} is not a power of two"
             )));
         }
-        let queue = FileQueue::open(dir, items_per_file * 8, sync)?;
+        let mut queue = FileQueue::open_with(dir, items_per_file * 8, sync, faults)?;
+        queue.allocate_new_files(true);
         Ok(IdxFileQueue {
             queue,
             maps: HashMap::new(),
@@ -253,7 +256,7 @@ mod tests {
     #[test]
     fn push_flush_read_truncate() {
         let d = tempfile::tempdir().unwrap();
-        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true, None).unwrap();
         q.reset(1);
         for i in 1..=10u64 {
             q.push(i, i * 100);
@@ -270,7 +273,7 @@ mod tests {
         let raw = std::fs::read(d.path().join("00000000000000000000")).unwrap();
         assert_eq!(&raw[0..8], &[0u8; 8]);
         assert_eq!(&raw[8..16], &100u64.to_be_bytes());
-        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true, None).unwrap();
         assert_eq!(q.first_index_covered(), Some(0));
         assert_eq!(q.read_file_entry(6).unwrap(), Some(600));
         assert_eq!(q.read_file_entry(9).unwrap(), None);
@@ -300,9 +303,7 @@ impl IdxWrite {
     pub fn sync(&self) -> StoreResult<()> {
         if self.sync {
             for f in &self.files {
-                f.file()
-                    .sync_data()
-                    .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
+                f.sync_data()?;
             }
         }
         Ok(())

@@ -108,6 +108,8 @@ pub struct LogStore {
     spare_bufs: Vec<Vec<u8>>,
     install_required: bool,
     closed: bool,
+    /// The first write or fsync error: the store is failed (fail-stop).
+    failed: Option<Arc<StoreError>>,
     epoch: u64,
     last_idx_flush: Instant,
 }
@@ -127,13 +129,23 @@ impl LogStore {
     /// A corrupt log refuses to open with an error naming the file and offset.
     pub fn open(data_dir: &Path, cfg: StoreConfig) -> StoreResult<LogStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io("create dir", data_dir, e))?;
-        let status = StatusManager::load(&data_dir.join(&cfg.status_file_name), cfg.sync)?;
-        let mut log = FileQueue::open(&data_dir.join("log"), cfg.log_file_size, cfg.sync)?;
+        let status = StatusManager::load_with(
+            &data_dir.join(&cfg.status_file_name),
+            cfg.sync,
+            cfg.faults.clone(),
+        )?;
+        let mut log = FileQueue::open_with(
+            &data_dir.join("log"),
+            cfg.log_file_size,
+            cfg.sync,
+            cfg.faults.clone(),
+        )?;
         let mut idx = IdxFileQueue::open(
             &data_dir.join("idx"),
             cfg.idx_items_per_file,
             cfg.idx_cache_size,
             cfg.sync,
+            cfg.faults.clone(),
         )?;
         let rec = recover(&mut log, &mut idx, &status.status, cfg.read_block_size)?;
         let mut s = LogStore {
@@ -153,6 +165,7 @@ impl LogStore {
             spare_bufs: Vec::new(),
             install_required: false,
             closed: false,
+            failed: None,
             epoch: 0,
             last_idx_flush: Instant::now(),
             cfg,
@@ -293,9 +306,23 @@ impl LogStore {
         }
     }
 
-    fn check_open(&self) -> StoreResult<()> {
-        if self.closed || self.install_required {
+    /// Fails with the reason the store takes no writes: failed, closed (in that order
+    /// of precedence).
+    fn check_writable(&self) -> StoreResult<()> {
+        if let Some(cause) = &self.failed {
+            Err(StoreError::failed(cause.clone()))
+        } else if self.closed {
             Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`LogStore::check_writable`], and no install in progress.
+    fn check_open(&self) -> StoreResult<()> {
+        self.check_writable()?;
+        if self.install_required {
+            Err(StoreError::Installing)
         } else {
             Ok(())
         }
@@ -466,20 +493,37 @@ impl LogStore {
         if items.is_empty() {
             return Ok(());
         }
+        let before = (self.next_index, self.next_pos, self.last_term);
         let b = self.prepare_append(items)?;
-        let touched = b.write(&self.files)?;
-        self.on_written(b.last_index, b.epoch, touched);
-        self.recycle(b);
-        Ok(())
+        match b.write(&self.files) {
+            Ok(touched) => {
+                self.on_written(b.last_index, b.epoch, touched);
+                self.recycle(b);
+                Ok(())
+            }
+            Err(e) => {
+                // The batch is not (wholly) on disk: forget it, so that `last_index`
+                // tells the truth, and stop (the files may now hold a partial item).
+                let (index, pos, term) = before;
+                self.cut_tail(index, pos, term);
+                Err(self.fail(Arc::new(e)))
+            }
+        }
     }
 
     /// fsyncs everything written so far, then flushes committed index entries when
     /// enough are pending (and persists `persistIdxIndex`).
+    ///
+    /// Fail-stop: if this or an earlier write or fsync failed, it returns
+    /// [`StoreError::Failed`] and nothing more is ever acknowledged.
     pub fn sync(&mut self) -> StoreResult<()> {
+        self.check_writable()?;
         let target = self.last_write_index;
         if self.cfg.sync {
             for f in self.take_dirty() {
-                f.sync_data()?;
+                if let Err(e) = f.sync_data() {
+                    return Err(self.fail(Arc::new(e)));
+                }
             }
         } else {
             self.dirty.clear();
@@ -510,7 +554,14 @@ impl LogStore {
     /// or any when [`IDX_FLUSH_INTERVAL`] passed since the last flush or `force`; fsyncs
     /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
+    /// A failure puts the store in the failed state.
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
+        self.check_writable()?;
+        self.flush_index_inner(force)
+            .map_err(|e| self.fail(Arc::new(e)))
+    }
+
+    fn flush_index_inner(&mut self, force: bool) -> StoreResult<()> {
         let pending = match self.begin_index_flush(force)? {
             IndexFlush::Nothing => None,
             IndexFlush::Status(p) => Some(p),
@@ -696,7 +747,22 @@ impl LogStore {
         if pos % seg_size == 0 && index > self.first_index() {
             pos = self.next_item_pos(index - 1)?;
         }
-        self.idx.truncate(index)?;
+        if index < self.idx.next_flush() {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are flushed to the index files",
+                self.idx.next_flush() - 1
+            )));
+        }
+        self.cut_tail(index, pos, prev_term);
+        Ok(())
+    }
+
+    /// Forgets entries `index..` in memory: the next entry is `index` at `pos`, after
+    /// an entry of term `prev_term`. Entries `index..` must not be flushed to the
+    /// index files.
+    fn cut_tail(&mut self, index: u64, pos: u64, prev_term: Option<u32>) {
+        // Checked by the callers: unflushed entries always truncate.
+        let _ = self.idx.truncate(index);
         self.tail.truncate(index);
         for info in self.segs.values_mut() {
             if info.first.is_some_and(|f| f.index >= index) {
@@ -709,7 +775,6 @@ impl LogStore {
         self.epoch += 1;
         self.last_write_index = self.last_write_index.min(index - 1);
         self.last_force_index = self.last_force_index.min(index - 1);
-        Ok(())
     }
 
     /// Marks segments for deletion whose entries are all ≤ `index` (bounded by the
@@ -780,14 +845,32 @@ impl LogStore {
     }
 
     /// Puts the store in the failed state after a write or fsync error: every later
-    /// operation fails with [`StoreError::Closed`] (the group must restart and recover).
-    pub fn fail(&mut self) {
-        self.closed = true;
+    /// operation fails with [`StoreError::Failed`] naming the first failure (the group
+    /// must restart and recover from disk). Returns that error for the caller to pass
+    /// on; a second failure keeps the first cause.
+    pub fn fail(&mut self, cause: Arc<StoreError>) -> StoreError {
+        // A `Failed` error is already about the first cause.
+        let cause = match &*cause {
+            StoreError::Failed { cause } => cause.clone(),
+            _ => cause,
+        };
+        if self.failed.is_none() {
+            log::error!(
+                "log store in {} failed, refusing further writes: {cause}",
+                self.dir.display()
+            );
+        }
+        StoreError::failed(self.failed.get_or_insert(cause).clone())
     }
 
-    /// Whether the store is closed.
+    /// The failure that stopped the store, if one did.
+    pub fn failure(&self) -> Option<&Arc<StoreError>> {
+        self.failed.as_ref()
+    }
+
+    /// Whether the store is closed (by [`LogStore::close`]) or failed.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.closed || self.failed.is_some()
     }
 
     /// Number of log segment files.
@@ -799,11 +882,16 @@ impl LogStore {
     /// deletes every segment and index file. Appends fail until
     /// [`LogStore::finish_install`].
     pub fn begin_install(&mut self) -> StoreResult<()> {
+        self.check_writable()?;
         self.status.status.install_snapshot = true;
-        self.status.persist()?;
+        if let Err(e) = self.status.persist() {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.install_required = true;
-        self.files.lock().expect("lock").delete_all()?;
-        self.idx.delete_all()?;
+        let deleted = self.files.lock().expect("lock").delete_all();
+        if let Err(e) = deleted.and_then(|_| self.idx.delete_all()) {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.segs.clear();
         self.tail.clear();
         self.dirty.clear();
@@ -815,6 +903,7 @@ impl LogStore {
     /// `next_index` at position `next_pos` (the leader's position after entry
     /// `next_index - 1`).
     pub fn finish_install(&mut self, next_index: u64, next_pos: u64) -> StoreResult<()> {
+        self.check_writable()?;
         if next_index == 0 {
             return Err(StoreError::InvalidArgument("next index 0".into()));
         }
@@ -825,7 +914,10 @@ impl LogStore {
         self.last_write_index = next_index - 1;
         self.last_force_index = next_index - 1;
         self.commit_index = self.commit_index.max(next_index - 1);
-        self.files.lock().expect("lock").ensure(next_pos)?;
+        let created = self.files.lock().expect("lock").ensure(next_pos);
+        if let Err(e) = created {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.segs
             .insert(next_pos & !(self.cfg.log_file_size - 1), SegInfo::default());
         let st = &mut self.status.status;
@@ -834,7 +926,9 @@ impl LogStore {
         st.install_snapshot = false;
         st.persist_idx_index = next_index - 1;
         st.commit_index = st.commit_index.max(next_index - 1);
-        self.status.persist()?;
+        if let Err(e) = self.status.persist() {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.install_required = false;
         Ok(())
     }
@@ -849,7 +943,14 @@ impl LogStore {
 
     /// fsyncs, flushes all committed index entries and persists the status file. The
     /// store refuses further work afterwards.
+    ///
+    /// A failed store closes with its [`StoreError::Failed`] (and is closed after it).
     pub fn close(&mut self) -> StoreResult<()> {
+        if let Some(cause) = &self.failed {
+            let e = StoreError::failed(cause.clone());
+            self.closed = true;
+            return Err(e);
+        }
         if self.closed {
             return Ok(());
         }

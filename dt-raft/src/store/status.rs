@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::crc32c::crc32c;
 use super::error::{StoreError, StoreResult};
+use super::faults::{sync_through, write_through, Faults};
 use super::file_queue::sync_dir;
 
 /// Maximum size of a status file.
@@ -103,6 +104,11 @@ impl StatusFile {
     /// Atomically replaces `path` with `props` (temp file, fsync, rename, fsync of the
     /// directory; the fsyncs are skipped when `sync` is false).
     pub fn save(path: &Path, props: &Props, sync: bool) -> StoreResult<()> {
+        Self::save_with(path, props, sync, &None)
+    }
+
+    /// [`StatusFile::save`] with a fault-injection hook under the write and fsync.
+    pub fn save_with(path: &Path, props: &Props, sync: bool, faults: &Faults) -> StoreResult<()> {
         let data = Self::encode(props);
         if data.len() > MAX_STATUS_FILE_SIZE {
             return Err(StoreError::InvalidArgument(format!(
@@ -117,10 +123,11 @@ impl StatusFile {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
-        f.write_all(&data)
+        write_through(faults, &tmp, &data, |b| f.write_all(b))
             .map_err(|e| StoreError::io("write", &tmp, e))?;
         if sync {
-            f.sync_all().map_err(|e| StoreError::io("fsync", &tmp, e))?;
+            sync_through(faults, &tmp, || f.sync_all())
+                .map_err(|e| StoreError::io("fsync", &tmp, e))?;
         }
         drop(f);
         fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
@@ -248,6 +255,7 @@ impl RaftStatus {
 pub struct StatusManager {
     path: PathBuf,
     sync: bool,
+    faults: Faults,
     /// The current in-memory values.
     pub status: RaftStatus,
     persisted: RaftStatus,
@@ -257,6 +265,11 @@ impl StatusManager {
     /// Loads `path` (a missing or empty file gives the defaults). A stale `.tmp` file
     /// next to it is left alone; it is overwritten by the next persist.
     pub fn load(path: &Path, sync: bool) -> StoreResult<StatusManager> {
+        Self::load_with(path, sync, None)
+    }
+
+    /// [`StatusManager::load`] with a fault-injection hook under later writes.
+    pub fn load_with(path: &Path, sync: bool, faults: Faults) -> StoreResult<StatusManager> {
         let status = match StatusFile::load(path)? {
             Some(p) => RaftStatus::from_props(path, p)?,
             None => RaftStatus::default(),
@@ -264,6 +277,7 @@ impl StatusManager {
         Ok(StatusManager {
             path: path.to_path_buf(),
             sync,
+            faults,
             persisted: status.clone(),
             status,
         })
@@ -299,6 +313,7 @@ impl StatusManager {
         PendingStatus {
             path: self.path.clone(),
             sync: self.sync,
+            faults: self.faults.clone(),
             status: self.status.clone(),
         }
     }
@@ -314,6 +329,7 @@ impl StatusManager {
 pub struct PendingStatus {
     path: PathBuf,
     sync: bool,
+    faults: Faults,
     /// The values to write.
     pub status: RaftStatus,
 }
@@ -321,7 +337,7 @@ pub struct PendingStatus {
 impl PendingStatus {
     /// Writes it atomically.
     pub fn write(&self) -> StoreResult<()> {
-        StatusFile::save(&self.path, &self.status.to_props(), self.sync)
+        StatusFile::save_with(&self.path, &self.status.to_props(), self.sync, &self.faults)
     }
 }
 
