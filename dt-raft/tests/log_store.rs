@@ -550,3 +550,63 @@ fn failed_fsync_is_fail_stop() {
     drop(log);
     assert_acked_survive(d.path(), 20);
 }
+
+/// Two stores on one data directory would both write the segments and map the index
+/// files. The second open fails with a typed error naming the directory, in this
+/// process and in another one; close and drop release the lock. Failed on the old
+/// code: the second open succeeded.
+#[test]
+fn a_data_directory_has_one_owner() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    match LogStore::open(d.path(), cfg()) {
+        Err(e @ StoreError::Locked { .. }) => {
+            let StoreError::Locked { dir, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!(dir, d.path());
+            assert!(
+                e.to_string().contains(&d.path().display().to_string()),
+                "{e}"
+            );
+        }
+        other => panic!("second open: {other:?}"),
+    }
+    // another process
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lock_probe_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DT_LOCK_PROBE_DIR", d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PROBE: locked"), "child said: {stdout}");
+    log.append(&entries(1, 3, 1, 0)).unwrap();
+    log.close().unwrap();
+    // closed: released, even before the drop
+    let log2 = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log2.last_index(), 3);
+    drop(log2);
+    drop(log);
+    // dropped without close: released
+    let log3 = LogStore::open(d.path(), cfg()).unwrap();
+    drop(log3);
+    LogStore::open(d.path(), cfg()).unwrap();
+}
+
+/// Run by `a_data_directory_has_one_owner` in a child process; does nothing otherwise.
+#[test]
+fn lock_probe_child() {
+    let Some(dir) = std::env::var_os("DT_LOCK_PROBE_DIR") else {
+        return;
+    };
+    match LogStore::open(std::path::Path::new(&dir), cfg()) {
+        Err(StoreError::Locked { .. }) => println!("PROBE: locked"),
+        Err(e) => println!("PROBE: other error {e}"),
+        Ok(_) => println!("PROBE: opened"),
+    }
+}

@@ -240,6 +240,11 @@ impl IdxFileQueue {
         Ok(n)
     }
 
+    /// Drops every memory mapping (they are made again on the next access).
+    pub fn unmap_all(&mut self) {
+        self.maps.clear();
+    }
+
     /// Deletes every index file (install begin) and clears the cache.
     pub fn delete_all(&mut self) -> StoreResult<()> {
         self.maps.clear();

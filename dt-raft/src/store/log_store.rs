@@ -8,6 +8,7 @@
 //! blocking convenience [`LogStore::append`] does both.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +111,8 @@ pub struct LogStore {
     closed: bool,
     /// The first write or fsync error: the store is failed (fail-stop).
     failed: Option<Arc<StoreError>>,
+    /// The locked lock file; `None` once closed.
+    lock: Option<File>,
     epoch: u64,
     last_idx_flush: Instant,
 }
@@ -127,8 +130,13 @@ impl std::fmt::Debug for LogStore {
 impl LogStore {
     /// Opens the store in `data_dir` (`raft.status`, `log/`, `idx/`) and recovers it.
     /// A corrupt log refuses to open with an error naming the file and offset.
+    ///
+    /// The directory is locked (an exclusive lock on [`LOCK_FILE_NAME`]) for as long as
+    /// the store is open: a second open, in this process or another, fails with
+    /// [`StoreError::Locked`]. [`LogStore::close`] and drop release it.
     pub fn open(data_dir: &Path, cfg: StoreConfig) -> StoreResult<LogStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io("create dir", data_dir, e))?;
+        let lock = lock_dir(data_dir)?;
         let status = StatusManager::load_with(
             &data_dir.join(&cfg.status_file_name),
             cfg.sync,
@@ -166,6 +174,7 @@ impl LogStore {
             install_required: false,
             closed: false,
             failed: None,
+            lock: Some(lock),
             epoch: 0,
             last_idx_flush: Instant::now(),
             cfg,
@@ -949,6 +958,7 @@ impl LogStore {
         if let Some(cause) = &self.failed {
             let e = StoreError::failed(cause.clone());
             self.closed = true;
+            self.release_lock();
             return Err(e);
         }
         if self.closed {
@@ -959,7 +969,39 @@ impl LogStore {
             self.maybe_flush_index(true)?;
         }
         self.closed = true;
+        self.release_lock();
         Ok(())
+    }
+
+    /// Unmaps the index files, then unlocks the directory, so that whoever opens it
+    /// next is its only user.
+    fn release_lock(&mut self) {
+        self.idx.unmap_all();
+        self.lock = None;
+    }
+}
+
+/// Name of the lock file in a data directory (not part of the reference's format; the
+/// reference ignores it).
+pub const LOCK_FILE_NAME: &str = "dt.lock";
+
+/// Takes the exclusive lock of `dir` (see [`LogStore::open`]).
+fn lock_dir(dir: &Path) -> StoreResult<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::io("create lock file", &path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            lock_file: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
     }
 }
 

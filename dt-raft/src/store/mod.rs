@@ -35,5 +35,5 @@ pub mod tail_cache;
 pub use config::StoreConfig;
 pub use error::{StoreError, StoreResult};
 pub use log_item::LogItem;
-pub use log_store::{FileRead, LogStore, ReadPlan, WriteBatch};
+pub use log_store::{FileRead, LogStore, ReadPlan, WriteBatch, LOCK_FILE_NAME};
 pub use status::{PendingStatus, RaftStatus, StatusFile, StatusManager};
