@@ -7,7 +7,7 @@
 //! the touched range, instead of a syscall per batch plus a copy.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
@@ -147,17 +147,49 @@ impl IdxFileQueue {
 
     /// The log position of `index` (cache first, then the files for flushed entries).
     pub fn pos(&mut self, index: u64) -> StoreResult<u64> {
+        self.pos_and_source(index).map(|(p, _)| p)
+    }
+
+    /// [`IdxFileQueue::pos`], and where the position was read from when it came from an
+    /// index file (a position from the cache was computed by this process and cannot be
+    /// damaged on disk).
+    pub fn pos_and_source(&mut self, index: u64) -> StoreResult<(u64, Option<IndexEntryRef>)> {
         if index >= self.cache_first && index <= self.last_index() {
-            return Ok(self.cache[(index - self.cache_first) as usize]);
+            return Ok((self.cache[(index - self.cache_first) as usize], None));
         }
         if index > 0 && index < self.next_flush {
             if let Some(p) = self.read_file_entry(index)? {
-                return Ok(p);
+                let at = self.entry_ref(index, p);
+                return Ok((p, at));
             }
         }
         Err(StoreError::NotFound {
             index,
             reason: "no index entry (truncated, deleted or never written)".into(),
+        })
+    }
+
+    /// Where the index entry of `index` (holding position `pos`) lives, with the
+    /// position of entry `index - 1` when it is known, for diagnosing a bad position.
+    pub fn entry_ref(&mut self, index: u64, pos: u64) -> Option<IndexEntryRef> {
+        if index == 0 {
+            return None;
+        }
+        let file = self.queue.get(index.checked_mul(8)?)?;
+        // From the cache, else from the file (at recovery nothing is cached yet).
+        let prev_pos = match index - 1 {
+            0 => None,
+            p if p >= self.cache_first && p <= self.last_index() => {
+                Some(self.cache[(p - self.cache_first) as usize])
+            }
+            p => self.read_file_entry(p).ok().flatten(),
+        };
+        Some(IndexEntryRef {
+            file: file.path.clone(),
+            offset: index * 8 - file.start,
+            index,
+            pos,
+            prev_pos,
         })
     }
 
@@ -288,6 +320,36 @@ mod tests {
         q.flush(8).unwrap();
         assert_eq!(q.delete_before(5).unwrap(), 1);
         assert_eq!(q.first_index_covered(), Some(4));
+    }
+}
+
+/// One entry of an index file, for errors: which file, where in it, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntryRef {
+    /// The index file.
+    pub file: PathBuf,
+    /// Offset of the entry inside `file`.
+    pub offset: u64,
+    /// The Raft index the entry is for.
+    pub index: u64,
+    /// The log position the entry holds.
+    pub pos: u64,
+    /// The position of entry `index - 1` (cache or index file), if known.
+    pub prev_pos: Option<u64>,
+}
+
+impl IndexEntryRef {
+    /// The error for this entry when it is known to be wrong.
+    pub fn corrupt(&self, why: impl std::fmt::Display) -> StoreError {
+        StoreError::corrupt(
+            &self.file,
+            self.offset,
+            format!(
+                "the index entry of entry {} holds log position {}, but {why}; the index \
+                 file is damaged (restore it, or reinstall this node from a snapshot)",
+                self.index, self.pos
+            ),
+        )
     }
 }
 

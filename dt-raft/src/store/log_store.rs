@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use super::config::StoreConfig;
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
-use super::index_file::{IdxFileQueue, IdxWrite};
+use super::index_file::{IdxFileQueue, IdxWrite, IndexEntryRef};
 use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
-use super::reader::{read_header_at, read_items};
+use super::reader::{blame_index_entry, read_header_at, read_items};
 use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
 use super::status::{PendingStatus, StatusManager};
 use super::tail_cache::TailCache;
@@ -155,7 +155,13 @@ impl LogStore {
             cfg.sync,
             cfg.faults.clone(),
         )?;
-        let rec = recover(&mut log, &mut idx, &status.status, cfg.read_block_size)?;
+        let rec = recover(
+            &mut log,
+            &mut idx,
+            &status.status,
+            status.path(),
+            cfg.read_block_size,
+        )?;
         let mut s = LogStore {
             dir: data_dir.to_path_buf(),
             tail: TailCache::new(cfg.tail_cache_items, cfg.tail_cache_bytes),
@@ -662,7 +668,7 @@ impl LogStore {
         if self.tail.get(index).is_some() {
             return Ok(ReadPlan::Cached(self.tail.read(index, max, bytes_limit)));
         }
-        let pos = self.idx.pos(index)?;
+        let (pos, index_entry) = self.idx.pos_and_source(index)?;
         let stop_before = self
             .tail
             .first_index()
@@ -674,6 +680,7 @@ impl LogStore {
             max,
             bytes_limit,
             stop_before,
+            index_entry,
         }))
     }
 
@@ -693,12 +700,16 @@ impl LogStore {
     }
 
     /// The term of entry `index` (tail cache, else its header on disk).
+    ///
+    /// A damaged index entry is reported as such (see [`FileRead::read`]).
     pub fn term_at(&mut self, index: u64) -> StoreResult<u32> {
         if let Some(it) = self.tail.get(index) {
             return Ok(it.term);
         }
-        let pos = self.idx.pos(index)?;
-        Ok(read_header_at(&self.files, pos, index)?.term)
+        let (pos, at) = self.idx.pos_and_source(index)?;
+        read_header_at(&self.files, pos, index)
+            .map(|h| h.term)
+            .map_err(|e| blame(&self.files, at.as_ref(), e))
     }
 
     /// Match-position search (raft.md §7.5): the last local entry `(term, index)` that
@@ -719,12 +730,13 @@ impl LogStore {
         if index == self.last_index() {
             return Ok(self.next_pos);
         }
-        let pos = self.idx.pos(index)?;
+        let (pos, at) = self.idx.pos_and_source(index)?;
         // Entries not yet written are only in the tail cache.
         if let Some(len) = self.cached_len(index) {
             return Ok(pos + len);
         }
-        let h = read_header_at(&self.files, pos, index)?;
+        let h = read_header_at(&self.files, pos, index)
+            .map_err(|e| blame(&self.files, at.as_ref(), e))?;
         Ok(pos + h.total_len as u64)
     }
 
@@ -1016,7 +1028,7 @@ pub enum ReadPlan {
 
 /// A read of consecutive entries from the segment files, planned under the store's
 /// lock and carried out (with [`FileRead::read`]) wherever file IO may block.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FileRead {
     /// Position of the first entry.
     pub pos: u64,
@@ -1028,11 +1040,18 @@ pub struct FileRead {
     pub bytes_limit: usize,
     /// Do not read this index or later (not yet written, or cached).
     pub stop_before: u64,
+    /// The index-file entry `pos` was read from (`None` when it came from memory).
+    pub index_entry: Option<IndexEntryRef>,
 }
 
 impl FileRead {
     /// Reads the entries (every CRC and the index sequence checked) in blocks of
     /// `block` bytes.
+    ///
+    /// When the read fails and `pos` came from an index file, the log is checked for
+    /// where the entry really is: a damaged index entry is reported as a
+    /// [`StoreError::Corrupt`] naming the index file, the entry's offset in it and the
+    /// Raft index, not as a problem of the log segment it pointed into.
     pub fn read(&self, files: &Mutex<FileQueue>, block: usize) -> StoreResult<Vec<LogItem>> {
         read_items(
             files,
@@ -1043,6 +1062,18 @@ impl FileRead {
             self.stop_before,
             block,
         )
+        .map_err(|e| blame(files, self.index_entry.as_ref(), e))
+    }
+}
+
+/// `e`, or the index entry's error when `at` is to blame for it.
+fn blame(files: &Mutex<FileQueue>, at: Option<&IndexEntryRef>, e: StoreError) -> StoreError {
+    match at {
+        Some(at) => {
+            let q = files.lock().expect("file queue lock");
+            blame_index_entry(&q, at, true).unwrap_or(e)
+        }
+        None => e,
     }
 }
 
