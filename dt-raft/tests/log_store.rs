@@ -610,3 +610,28 @@ fn lock_probe_child() {
         Ok(_) => println!("PROBE: opened"),
     }
 }
+
+/// The blocking store persists term and vote durably, and a failure to do so stops it.
+#[test]
+fn persist_term_vote_is_durable_and_fail_stop() {
+    use dt_raft::store::faults::{DiskFaults, EIO};
+    let d = tempfile::tempdir().unwrap();
+    let disk = DiskFaults::healthy();
+    let mut c = cfg();
+    c.faults = Some(disk.clone());
+    let mut log = LogStore::open(d.path(), c.clone()).unwrap();
+    log.persist_term_vote(3, 5).unwrap();
+    assert_eq!(log.persisted_state().current_term, 3);
+    disk.fail_syncs(Some(EIO));
+    let e = log.persist_term_vote(4, 1).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
+    disk.fail_syncs(None);
+    assert!(matches!(
+        log.persist_term_vote(4, 1),
+        Err(StoreError::Failed { .. })
+    ));
+    drop(log);
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    let st = log.persisted_state();
+    assert_eq!((st.current_term, st.voted_for), (3, 5));
+}

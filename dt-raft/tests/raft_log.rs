@@ -479,3 +479,32 @@ fn dropping_reads_in_flight_cancels_them_cleanly() {
     assert_eq!(block_on(log.init()).unwrap(), Some((1, 401)));
     assert_eq!(read_all(&log, 395, 401).len(), 7);
 }
+
+/// Term and vote are part of the `RaftLog` contract: Raft, holding a `dyn RaftLog`,
+/// persists them and reads them back at init, with no other file. (The trait had no
+/// way to do either before; only `DefaultRaftLog::persist_status` existed.)
+#[test]
+fn term_and_vote_through_the_trait() {
+    use dt_raft::store::PersistedState;
+    let d = tempfile::tempdir().unwrap();
+    {
+        let log: Box<dyn RaftLog> = Box::new(new_log(d.path()));
+        assert!(log.persisted_state().is_err(), "no state before init");
+        block_on(log.init()).unwrap();
+        assert_eq!(log.persisted_state().unwrap(), PersistedState::default());
+        assert_eq!(log.persisted_state().unwrap().first_valid_index, 1);
+        block_on(log.persist_term_vote(7, 2)).unwrap();
+        let st = log.persisted_state().unwrap();
+        assert_eq!((st.current_term, st.voted_for), (7, 2));
+        block_on(log.append(entries(1, 10, 7, 0))).unwrap();
+        log.set_commit_index(10);
+        block_on(log.persist_term_vote(8, 0)).unwrap();
+        block_on(log.close()).unwrap();
+    }
+    let log: Box<dyn RaftLog> = Box::new(new_log(d.path()));
+    assert_eq!(block_on(log.init()).unwrap(), Some((7, 10)));
+    let st = log.persisted_state().unwrap();
+    assert_eq!((st.current_term, st.voted_for), (8, 0));
+    assert_eq!(st.commit_index, 10);
+    assert!(!st.install_snapshot);
+}

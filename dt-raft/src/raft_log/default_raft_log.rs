@@ -20,7 +20,9 @@ use crate::store::log_store::IndexFlush;
 use crate::store::log_store::ReadPlan;
 use crate::store::match_pos::find_match_pos;
 use crate::store::reader::read_header_at;
-use crate::store::{LogItem, LogStore, StoreConfig, StoreError, StoreResult, WriteBatch};
+use crate::store::{
+    LogItem, LogStore, PersistedState, StoreConfig, StoreError, StoreResult, WriteBatch,
+};
 use dt_common::Executor;
 
 /// How long an idle write lane waits for the next append before releasing its thread.
@@ -523,6 +525,17 @@ impl RaftLog for DefaultRaftLog {
 
     fn persisted_index(&self) -> u64 {
         self.shared.persisted.load(Ordering::Acquire)
+    }
+
+    fn persisted_state(&self) -> StoreResult<PersistedState> {
+        self.with_store(|s| Ok(s.persisted_state()))
+    }
+
+    fn persist_term_vote(&self, current_term: u32, voted_for: i32) -> LogFuture<'_, ()> {
+        self.persist_status(move |st| {
+            st.current_term = current_term;
+            st.voted_for = voted_for;
+        })
     }
 
     fn close(&self) -> LogFuture<'_, ()> {

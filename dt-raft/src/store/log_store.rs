@@ -21,7 +21,7 @@ use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
 use super::reader::{blame_index_entry, read_header_at, read_items};
 use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
-use super::status::{PendingStatus, StatusManager};
+use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
 /// What [`LogStore::begin_index_flush`] left to do.
@@ -272,6 +272,20 @@ impl LogStore {
     /// The status manager (term, vote, ... live here).
     pub fn status(&mut self) -> &mut StatusManager {
         &mut self.status
+    }
+
+    /// The Raft state in the status file as last persisted (what survives a crash now).
+    pub fn persisted_state(&self) -> PersistedState {
+        self.status.persisted().into()
+    }
+
+    /// Durably records `current_term` and `voted_for` (atomic replace of the status
+    /// file, fsynced). A failure puts the store in the failed state.
+    pub fn persist_term_vote(&mut self, current_term: u32, voted_for: i32) -> StoreResult<()> {
+        self.check_writable()?;
+        self.status.status.current_term = current_term;
+        self.status.status.voted_for = voted_for;
+        self.status.persist().map_err(|e| self.fail(Arc::new(e)))
     }
 
     /// Index of the last entry (0 if none).

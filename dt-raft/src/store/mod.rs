@@ -36,4 +36,4 @@ pub use config::StoreConfig;
 pub use error::{StoreError, StoreResult};
 pub use log_item::LogItem;
 pub use log_store::{FileRead, LogStore, ReadPlan, WriteBatch, LOCK_FILE_NAME};
-pub use status::{PendingStatus, RaftStatus, StatusFile, StatusManager};
+pub use status::{PendingStatus, PersistedState, RaftStatus, StatusFile, StatusManager};

@@ -249,6 +249,47 @@ impl RaftStatus {
     }
 }
 
+/// The Raft state a log persists besides the entries (raft.md §4, what the reference's
+/// StatusManager keeps for Raft), as
+/// [`RaftLog::persisted_state`](crate::raft_log::RaftLog::persisted_state)
+/// reports it.
+///
+/// The default is a fresh log's: term 0, no vote, nothing committed, first valid
+/// index 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PersistedState {
+    /// `currentTerm`: the latest term this node has seen.
+    pub current_term: u32,
+    /// `votedFor`: the node voted for in `current_term` (0 = none).
+    pub voted_for: i32,
+    /// `commitIndex`: a committed index this node knows of (persisted lazily, so it
+    /// may lag; never ahead of what this node holds durably).
+    pub commit_index: u64,
+    /// `installSnapshot`: an install is in progress or required.
+    pub install_snapshot: bool,
+    /// `firstValidIndex`: the first index this node may hold entries for (1, or
+    /// lastIncludedIndex + 1 after an install).
+    pub first_valid_index: u64,
+}
+
+impl Default for PersistedState {
+    fn default() -> Self {
+        (&RaftStatus::default()).into()
+    }
+}
+
+impl From<&RaftStatus> for PersistedState {
+    fn from(s: &RaftStatus) -> Self {
+        PersistedState {
+            current_term: s.current_term,
+            voted_for: s.voted_for,
+            commit_index: s.commit_index,
+            install_snapshot: s.install_snapshot,
+            first_valid_index: s.first_valid_index,
+        }
+    }
+}
+
 /// Owns `raft.status`: load at start-up, change fields in memory, `persist` to make them
 /// durable. Every persist rewrites all keys.
 #[derive(Debug)]
