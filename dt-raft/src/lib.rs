@@ -67,6 +67,7 @@
 //! append, planning a read); writes, fsyncs, cold reads and header lookups run on the
 //! [`Executor`](dt_common::Executor) threads.
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod raft_log;
 pub mod store;

@@ -635,3 +635,45 @@ fn persist_term_vote_is_durable_and_fail_stop() {
     let st = log.persisted_state();
     assert_eq!((st.current_term, st.voted_for), (3, 5));
 }
+
+/// A bad configuration is refused by `LogStore::open` before any file is touched, with
+/// a typed error naming the field. Old code: some fields failed later with an untyped
+/// message (a status file name "log" was read as a file, a 1000-byte segment size
+/// failed after the directory and status file were set up), others (read block 0)
+/// were silently replaced.
+#[test]
+fn config_is_validated_before_anything_is_touched() {
+    type Edit = fn(&mut StoreConfig);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("log_file_size", |c| c.log_file_size = 1000),
+        ("log_file_size", |c| c.log_file_size = 1024),
+        ("idx_items_per_file", |c| c.idx_items_per_file = 100),
+        ("idx_flush_threshold", |c| c.idx_flush_threshold = 0),
+        ("read_block_size", |c| c.read_block_size = 0),
+        ("status_file_name", |c| c.status_file_name = "log".into()),
+        ("status_file_name", |c| c.status_file_name = "a/b".into()),
+        ("status_file_name", |c| {
+            c.status_file_name = "dt.lock".into()
+        }),
+    ];
+    for (field, edit) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("group");
+        let mut c = cfg();
+        edit(&mut c);
+        match LogStore::open(&dir, c.clone()) {
+            Err(e @ StoreError::InvalidConfig { .. }) => {
+                let StoreError::InvalidConfig { field: f, .. } = &e else {
+                    unreachable!()
+                };
+                assert_eq!(*f, field, "{e}");
+                assert!(e.to_string().contains(field), "{e}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+        assert!(!dir.exists(), "{field}: the directory was created");
+        assert!(c.validated().is_err());
+    }
+    assert!(cfg().validated().is_ok());
+    assert!(StoreConfig::default().validate().is_ok());
+}

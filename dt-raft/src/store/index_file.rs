@@ -82,10 +82,13 @@ impl IdxFileQueue {
         match self.maps.entry(file.start) {
             Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(v) => {
-                // SAFETY: index files are private to this store (one owner per data
-                // directory); nothing truncates or rewrites them behind the mapping
-                // while it exists, and the mapping is dropped before the file is
-                // deleted.
+                // SAFETY: index files are private to this store: `LogStore::open` holds
+                // the data directory's exclusive lock (dt.lock) for as long as any
+                // mapping exists (close unmaps before unlocking), so no other store
+                // maps or writes them; within this store nothing truncates them while
+                // mapped (they are created at full size), and the mapping is dropped
+                // before the file is deleted. Outside tampering with the files while
+                // the store runs is not defended against.
                 let m = unsafe { MmapMut::map_mut(file.file()) }
                     .map_err(|e| StoreError::io("mmap", &file.path, e))?;
                 Ok(v.insert(m))

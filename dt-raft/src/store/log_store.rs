@@ -134,7 +134,10 @@ impl LogStore {
     /// The directory is locked (an exclusive lock on [`LOCK_FILE_NAME`]) for as long as
     /// the store is open: a second open, in this process or another, fails with
     /// [`StoreError::Locked`]. [`LogStore::close`] and drop release it.
+    ///
+    /// The configuration is checked first ([`StoreConfig::validate`]).
     pub fn open(data_dir: &Path, cfg: StoreConfig) -> StoreResult<LogStore> {
+        cfg.validate()?;
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io("create dir", data_dir, e))?;
         let lock = lock_dir(data_dir)?;
         let status = StatusManager::load_with(
