@@ -58,6 +58,14 @@
 //! * New index files are allocated with zeros, not left sparse: they are memory mapped,
 //!   and a store into an unallocated page of a full file system kills the process
 //!   (SIGBUS), where a write at creation fails with ENOSPC.
+//! * The data directory is locked while a store has it open (`dt.lock`, an exclusive
+//!   `flock`): a second open, in this process or another, fails with
+//!   [`StoreError::Locked`](store::StoreError::Locked) instead of two writers sharing
+//!   the files and the index mappings.
+//! * A status file with a valid checksum but values that do not fit the log
+//!   (`firstValidPos` past the log or not at entry `firstValidIndex`, `persistIdxIndex`
+//!   above `commitIndex`, ...) is refused, naming the key; a damaged index entry is
+//!   reported naming the index file and the entry, not the segment it points into.
 //! * Snapshot file names use UTC (std has no time-zone database).
 //!
 //! ## Threads

@@ -508,3 +508,45 @@ fn term_and_vote_through_the_trait() {
     assert_eq!(st.commit_index, 10);
     assert!(!st.install_snapshot);
 }
+
+/// The write lane of `DefaultRaftLog` on a disk that fills up: the append that hits
+/// ENOSPC fails with the OS error as its cause, later appends fail too even after space
+/// is freed, and a reopen holds every acknowledged entry.
+#[test]
+fn full_disk_fails_the_lane_with_its_cause() {
+    use dt_raft::store::faults::{DiskFaults, ENOSPC};
+    let d = tempfile::tempdir().unwrap();
+    let disk = DiskFaults::with_space(20_000);
+    let mut c = StoreConfig::small_for_tests();
+    c.faults = Some(disk.clone());
+    let log = DefaultRaftLog::new(d.path(), c, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    let mut acked = 0;
+    let mut err = None;
+    for i in 1..1000u64 {
+        match block_on(log.append(entries(i, i, 1, if i == 1 { 0 } else { 1 }))) {
+            Ok(p) => acked = p,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("the disk never filled");
+    assert_eq!(e.raw_os_error(), Some(ENOSPC), "{e}");
+    disk.set_space(u64::MAX);
+    let next = acked + 2;
+    match block_on(log.append(entries(next, next, 1, 1))) {
+        Err(StoreError::Failed { cause }) => assert_eq!(cause.raw_os_error(), Some(ENOSPC)),
+        other => panic!("{other:?}"),
+    }
+    assert!(block_on(log.close()).is_err());
+    drop(log);
+    let log = new_log(d.path());
+    let (_, last) = block_on(log.init()).unwrap().unwrap();
+    assert!(
+        last >= acked,
+        "acknowledged {acked}, reopened log ends at {last}"
+    );
+    assert_eq!(read_all(&log, 1, acked), entries(1, acked, 1, 0));
+}

@@ -105,6 +105,28 @@ impl FileQueue {
         sync: bool,
         faults: Faults,
     ) -> StoreResult<FileQueue> {
+        Self::open_inner(dir, file_size, sync, faults, false)
+    }
+
+    /// [`FileQueue::open_with`] for memory-mapped files: new files, and the completion
+    /// of a short last file, are allocated with zeros (see
+    /// [`FileQueue::allocate_new_files`]).
+    pub fn open_allocated(
+        dir: &Path,
+        file_size: u64,
+        sync: bool,
+        faults: Faults,
+    ) -> StoreResult<FileQueue> {
+        Self::open_inner(dir, file_size, sync, faults, true)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        file_size: u64,
+        sync: bool,
+        faults: Faults,
+        allocate: bool,
+    ) -> StoreResult<FileQueue> {
         if !file_size.is_power_of_two() {
             return Err(StoreError::InvalidArgument(format!(
                 "file size {file_size} is not a power of two"
@@ -154,10 +176,22 @@ impl FileQueue {
                     "{} is {len} bytes, expected {file_size}: completing its pre-allocation",
                     path.display()
                 );
-                file.set_len(file_size)
-                    .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                if allocate {
+                    // Mapped files must really own their pages (see `allocate_new_files`).
+                    let zeros = vec![0u8; (64 * 1024).min((file_size - len) as usize)];
+                    let mut off = len;
+                    while off < file_size {
+                        let n = (file_size - off).min(zeros.len() as u64) as usize;
+                        write_through(&faults, &path, &zeros[..n], |b| file.write_all_at(b, off))
+                            .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                        off += n as u64;
+                    }
+                } else {
+                    file.set_len(file_size)
+                        .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                }
                 if sync {
-                    file.sync_all()
+                    sync_through(&faults, &path, || file.sync_all())
                         .map_err(|e| StoreError::io("fsync", &path, e))?;
                 }
             } else if len != file_size {
@@ -180,7 +214,7 @@ impl FileQueue {
             sync,
             files,
             faults,
-            allocate: false,
+            allocate,
         })
     }
 
@@ -359,6 +393,30 @@ mod tests {
         assert_eq!(parse_file_name("0000000000107374182"), None);
         assert_eq!(parse_file_name("0000000000107374182x"), None);
         assert_eq!(parse_file_name("00000000001073741824.tmp"), None);
+    }
+
+    /// Files of an allocated queue (memory-mapped index files) own their blocks, also
+    /// when a short last file is completed; a plain queue's are sparse.
+    #[test]
+    fn allocated_files_are_not_sparse() {
+        use std::os::unix::fs::MetadataExt;
+        let blocks = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
+        let d = tempfile::tempdir().unwrap();
+        let mut q = FileQueue::open_allocated(d.path(), 64 * 1024, false, None).unwrap();
+        let f = q.ensure(0).unwrap();
+        assert!(blocks(&f.path) >= 64 * 1024);
+        drop(f);
+        drop(q);
+        let short = d.path().join(file_name(64 * 1024));
+        fs::write(&short, b"short").unwrap();
+        let q = FileQueue::open_allocated(d.path(), 64 * 1024, false, None).unwrap();
+        assert_eq!(q.len(), 2);
+        assert!(blocks(&short) >= 64 * 1024);
+        assert_eq!(&fs::read(&short).unwrap()[..5], b"short");
+        let d2 = tempfile::tempdir().unwrap();
+        let mut q = FileQueue::open(d2.path(), 64 * 1024, false).unwrap();
+        let f = q.ensure(0).unwrap();
+        assert!(blocks(&f.path) < 64 * 1024, "plain files stay sparse");
     }
 
     #[test]

@@ -53,8 +53,7 @@ impl IdxFileQueue {
                 "idxItemsPerFile {items_per_file} is not a power of two"
             )));
         }
-        let mut queue = FileQueue::open_with(dir, items_per_file * 8, sync, faults)?;
-        queue.allocate_new_files(true);
+        let queue = FileQueue::open_allocated(dir, items_per_file * 8, sync, faults)?;
         Ok(IdxFileQueue {
             queue,
             maps: HashMap::new(),
