@@ -47,10 +47,25 @@
 //! * Recovery refuses to start, naming file and offset, when the log breaks at or below
 //!   the `commitIndex` of the status file (the reference notices only later, at group
 //!   init, without saying where).
-//! * A write or fsync error puts the log in a failed state (appends fail with
-//!   [`StoreError::Closed`](store::StoreError::Closed)) instead of retrying: after a failed
-//!   fsync the page cache may have dropped the data, so a retry that succeeds proves
-//!   nothing. The group has to restart and recover from disk.
+//! * A write or fsync error puts the log in a failed state (fail-stop: every later
+//!   append, sync, read and install fails with
+//!   [`StoreError::Failed`](store::StoreError::Failed), whose cause keeps the operation,
+//!   path and OS error) instead of retrying: after a failed write the segment may hold a
+//!   partial item, and after a failed fsync the page cache may have dropped the data, so
+//!   a retry that succeeds proves nothing. The group has to restart and recover from
+//!   disk; nothing acknowledged is lost. This holds for the blocking
+//!   [`store::LogStore`] as for [`raft_log::DefaultRaftLog`].
+//! * New index files are allocated with zeros, not left sparse: they are memory mapped,
+//!   and a store into an unallocated page of a full file system kills the process
+//!   (SIGBUS), where a write at creation fails with ENOSPC.
+//! * The data directory is locked while a store has it open (`dt.lock`, an exclusive
+//!   `flock`): a second open, in this process or another, fails with
+//!   [`StoreError::Locked`](store::StoreError::Locked) instead of two writers sharing
+//!   the files and the index mappings.
+//! * A status file with a valid checksum but values that do not fit the log
+//!   (`firstValidPos` past the log or not at entry `firstValidIndex`, `persistIdxIndex`
+//!   above `commitIndex`, ...) is refused, naming the key; a damaged index entry is
+//!   reported naming the index file and the entry, not the segment it points into.
 //! * Snapshot file names use UTC (std has no time-zone database).
 //!
 //! ## Threads
@@ -60,6 +75,7 @@
 //! append, planning a read); writes, fsyncs, cold reads and header lookups run on the
 //! [`Executor`](dt_common::Executor) threads.
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod raft_log;
 pub mod store;

@@ -74,6 +74,9 @@ fn group_commit_shares_fsyncs() {
     let syncs = log.sync_count();
     assert!(syncs < 500, "{syncs} fsyncs for 500 appends");
     eprintln!("500 appends, {syncs} group fsyncs");
+    // close releases the directory lock at once; a dropped log releases it when the
+    // last IO job holding it ends
+    block_on(log.close()).unwrap();
     drop(log);
     let log = new_log(d.path());
     assert_eq!(block_on(log.init()).unwrap(), Some((1, 500)));
@@ -216,10 +219,19 @@ fn write_failure_fails_the_log() {
     std::fs::write(d.path().join("log"), b"not a directory").unwrap();
     let big: Vec<_> = (6..200).map(|i| common::entry(i, 1, 1)).collect();
     assert!(block_on(log.append(big)).is_err());
-    assert!(matches!(
-        block_on(log.append(entries(200, 200, 1, 1))),
-        Err(StoreError::Closed)
-    ));
+    // The later append is refused with the first failure as its cause: the
+    // operation, the path and the OS error, not a string.
+    match block_on(log.append(entries(200, 200, 1, 1))) {
+        Err(StoreError::Failed { cause }) => match &*cause {
+            StoreError::Io { op, path, .. } => {
+                assert_eq!(*op, "create");
+                assert!(path.starts_with(d.path().join("log")), "{}", path.display());
+                assert!(cause.raw_os_error().is_some(), "{cause}");
+            }
+            other => panic!("cause is not the OS error: {other:?}"),
+        },
+        other => panic!("expected Failed, got {other:?}"),
+    }
 }
 
 #[test]
@@ -466,4 +478,75 @@ fn dropping_reads_in_flight_cancels_them_cleanly() {
     let log = new_log(d.path());
     assert_eq!(block_on(log.init()).unwrap(), Some((1, 401)));
     assert_eq!(read_all(&log, 395, 401).len(), 7);
+}
+
+/// Term and vote are part of the `RaftLog` contract: Raft, holding a `dyn RaftLog`,
+/// persists them and reads them back at init, with no other file. (The trait had no
+/// way to do either before; only `DefaultRaftLog::persist_status` existed.)
+#[test]
+fn term_and_vote_through_the_trait() {
+    use dt_raft::store::PersistedState;
+    let d = tempfile::tempdir().unwrap();
+    {
+        let log: Box<dyn RaftLog> = Box::new(new_log(d.path()));
+        assert!(log.persisted_state().is_err(), "no state before init");
+        block_on(log.init()).unwrap();
+        assert_eq!(log.persisted_state().unwrap(), PersistedState::default());
+        assert_eq!(log.persisted_state().unwrap().first_valid_index, 1);
+        block_on(log.persist_term_vote(7, 2)).unwrap();
+        let st = log.persisted_state().unwrap();
+        assert_eq!((st.current_term, st.voted_for), (7, 2));
+        block_on(log.append(entries(1, 10, 7, 0))).unwrap();
+        log.set_commit_index(10);
+        block_on(log.persist_term_vote(8, 0)).unwrap();
+        block_on(log.close()).unwrap();
+    }
+    let log: Box<dyn RaftLog> = Box::new(new_log(d.path()));
+    assert_eq!(block_on(log.init()).unwrap(), Some((7, 10)));
+    let st = log.persisted_state().unwrap();
+    assert_eq!((st.current_term, st.voted_for), (8, 0));
+    assert_eq!(st.commit_index, 10);
+    assert!(!st.install_snapshot);
+}
+
+/// The write lane of `DefaultRaftLog` on a disk that fills up: the append that hits
+/// ENOSPC fails with the OS error as its cause, later appends fail too even after space
+/// is freed, and a reopen holds every acknowledged entry.
+#[test]
+fn full_disk_fails_the_lane_with_its_cause() {
+    use dt_raft::store::faults::{DiskFaults, ENOSPC};
+    let d = tempfile::tempdir().unwrap();
+    let disk = DiskFaults::with_space(20_000);
+    let mut c = StoreConfig::small_for_tests();
+    c.faults = Some(disk.clone());
+    let log = DefaultRaftLog::new(d.path(), c, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    let mut acked = 0;
+    let mut err = None;
+    for i in 1..1000u64 {
+        match block_on(log.append(entries(i, i, 1, if i == 1 { 0 } else { 1 }))) {
+            Ok(p) => acked = p,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("the disk never filled");
+    assert_eq!(e.raw_os_error(), Some(ENOSPC), "{e}");
+    disk.set_space(u64::MAX);
+    let next = acked + 2;
+    match block_on(log.append(entries(next, next, 1, 1))) {
+        Err(StoreError::Failed { cause }) => assert_eq!(cause.raw_os_error(), Some(ENOSPC)),
+        other => panic!("{other:?}"),
+    }
+    assert!(block_on(log.close()).is_err());
+    drop(log);
+    let log = new_log(d.path());
+    let (_, last) = block_on(log.init()).unwrap().unwrap();
+    assert!(
+        last >= acked,
+        "acknowledged {acked}, reopened log ends at {last}"
+    );
+    assert_eq!(read_all(&log, 1, acked), entries(1, acked, 1, 0));
 }

@@ -20,7 +20,9 @@ use crate::store::log_store::IndexFlush;
 use crate::store::log_store::ReadPlan;
 use crate::store::match_pos::find_match_pos;
 use crate::store::reader::read_header_at;
-use crate::store::{LogItem, LogStore, StoreConfig, StoreError, StoreResult, WriteBatch};
+use crate::store::{
+    LogItem, LogStore, PersistedState, StoreConfig, StoreError, StoreResult, WriteBatch,
+};
 use dt_common::Executor;
 
 /// How long an idle write lane waits for the next append before releasing its thread.
@@ -222,7 +224,7 @@ impl Shared {
                     continue;
                 }
             };
-            let mut err: Option<String> = None;
+            let mut err: Option<Arc<StoreError>> = None;
             let mut waiters = Vec::new();
             let mut barriers = Vec::new();
             for j in jobs {
@@ -236,7 +238,7 @@ impl Shared {
                                         s.recycle(batch);
                                     }
                                 }
-                                Err(e) => err = Some(e.to_string()),
+                                Err(e) => err = Some(Arc::new(e)),
                             }
                         }
                         waiters.push(c);
@@ -254,7 +256,7 @@ impl Shared {
             }
             if err.is_none() {
                 if let Err(e) = self.sync_log() {
-                    err = Some(e.to_string());
+                    err = Some(Arc::new(e));
                 }
             }
             if let Some(e) = &err {
@@ -263,7 +265,7 @@ impl Shared {
                 // learns of the error, so no later append slips in.
                 log::error!("raft log write failed in {}: {e}", self.dir.display());
                 if let Some(s) = self.core().as_mut() {
-                    s.fail();
+                    s.fail(e.clone());
                 }
             }
             let persisted = self.persisted.load(Ordering::Acquire);
@@ -299,7 +301,7 @@ impl Shared {
                 if let Err(e) = r {
                     log::error!("raft index flush failed in {}: {e}", me.dir.display());
                     if let Some(s) = me.core().as_mut() {
-                        s.fail();
+                        s.fail(Arc::new(e));
                     }
                 }
             }));
@@ -377,12 +379,8 @@ impl Shared {
     }
 }
 
-fn lane_error(msg: &str) -> StoreError {
-    StoreError::Io {
-        op: "write lane",
-        path: PathBuf::new(),
-        source: std::io::Error::other(msg.to_string()),
-    }
+fn lane_error(cause: &Arc<StoreError>) -> StoreError {
+    StoreError::failed(cause.clone())
 }
 
 impl RaftLog for DefaultRaftLog {
@@ -527,6 +525,17 @@ impl RaftLog for DefaultRaftLog {
 
     fn persisted_index(&self) -> u64 {
         self.shared.persisted.load(Ordering::Acquire)
+    }
+
+    fn persisted_state(&self) -> StoreResult<PersistedState> {
+        self.with_store(|s| Ok(s.persisted_state()))
+    }
+
+    fn persist_term_vote(&self, current_term: u32, voted_for: i32) -> LogFuture<'_, ()> {
+        self.persist_status(move |st| {
+            st.current_term = current_term;
+            st.voted_for = voted_for;
+        })
     }
 
     fn close(&self) -> LogFuture<'_, ()> {

@@ -16,6 +16,26 @@
 //! grows except through `truncate_tail` / install, and every entry at or below it must
 //! survive a crash; entries at or below the commit index are never truncated.
 //!
+//! A log also keeps Raft's own durable state (raft.md §4; the reference's
+//! `StatusManager`), so that a log of your own works with the consensus layer without
+//! any other file:
+//!
+//! * `currentTerm` and `votedFor`: [`RaftLog::persist_term_vote`] must make both
+//!   durable together (fsynced; after a crash either the old pair or the new pair is
+//!   read, never a mix) before its future resolves. Raft awaits it before granting a
+//!   vote, starting an election or answering with a higher term (raft.md §5): a vote
+//!   that is forgotten in a crash lets a node vote twice in one term. Calls are made
+//!   one at a time, each after the previous resolved.
+//! * `commitIndex`: reported with [`RaftLog::set_commit_index`] and persisted lazily
+//!   (it may lag, it must never claim more than this node holds durably).
+//! * `installSnapshot` and `firstValidIndex`: kept by
+//!   [`RaftLog::begin_install`] / [`RaftLog::finish_install`].
+//!
+//! At group init Raft awaits [`RaftLog::init`], then reads all five with
+//! [`RaftLog::persisted_state`] (raft.md §14.3: the snapshot's term must not exceed
+//! `currentTerm`, the last entry's term neither; `commitIndex` is where apply replays
+//! to). A fresh log reports [`PersistedState::default`] with `first_valid_index` 1.
+//!
 //! # Cancelling
 //!
 //! Where the reference passes a cancel indicator (`openIterator`, the match-position
@@ -42,7 +62,7 @@ pub use default_raft_log::DefaultRaftLog;
 pub use dt_common::{Executor, Task};
 pub use thread_pool::ThreadPoolIo;
 
-use crate::store::{LogItem, StoreResult};
+use crate::store::{LogItem, PersistedState, StoreResult};
 
 /// The future type of every asynchronous log operation.
 pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + 'a>>;
@@ -98,6 +118,15 @@ pub trait RaftLog {
 
     /// Waits for in-flight writes, fsyncs, flushes the index and status files.
     fn close(&self) -> LogFuture<'_, ()>;
+
+    /// The persisted Raft state (term, vote, commit index, install flag, first valid
+    /// index) as it is durable now; see "Writing your own" in the module documentation.
+    /// Valid once [`RaftLog::init`] resolved; an error before that.
+    fn persisted_state(&self) -> StoreResult<PersistedState>;
+
+    /// Durably records `current_term` and `voted_for` together; resolves when they are
+    /// fsynced (see the module documentation for the contract).
+    fn persist_term_vote(&self, current_term: u32, voted_for: i32) -> LogFuture<'_, ()>;
 }
 
 /// Reads entries in order.

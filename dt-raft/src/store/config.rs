@@ -1,6 +1,11 @@
 //! `StoreConfig`: the knobs of the log store (the storage part of the reference's
 //! RaftGroupConfig).
 
+use super::error::{StoreError, StoreResult};
+use super::faults::Faults;
+use super::log_item::ITEM_HEADER_SIZE;
+use super::log_store::LOCK_FILE_NAME;
+
 /// Configuration of one group's store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -34,6 +39,10 @@ pub struct StoreConfig {
     pub verify_on_start: bool,
     /// File name of the status file in the data directory.
     pub status_file_name: String,
+    /// A hook under every write and fsync of the store's files, for fault-injection
+    /// tests and simulations ([`DiskFaults`](super::faults::DiskFaults)); `None` in
+    /// production.
+    pub faults: Faults,
 }
 
 impl Default for StoreConfig {
@@ -50,11 +59,86 @@ impl Default for StoreConfig {
             read_block_size: 256 * 1024,
             verify_on_start: false,
             status_file_name: "raft.status".into(),
+            faults: None,
         }
     }
 }
 
+/// Smallest log segment: room for a few items.
+pub const MIN_LOG_FILE_SIZE: u64 = 4096;
+/// Largest log segment (positions inside a segment are read into memory blocks).
+pub const MAX_LOG_FILE_SIZE: u64 = 1 << 40;
+
 impl StoreConfig {
+    /// Checks every field; the error ([`StoreError::InvalidConfig`]) names the first
+    /// field that is out of range, its value and what it must be.
+    /// [`LogStore::open`](super::LogStore::open)
+    /// calls it first, so a bad configuration is refused
+    /// before any file is touched.
+    ///
+    /// ```
+    /// use dt_raft::store::{StoreConfig, StoreError};
+    /// let mut cfg = StoreConfig::default();
+    /// cfg.log_file_size = 1000;
+    /// match cfg.validate() {
+    ///     Err(StoreError::InvalidConfig { field, .. }) => assert_eq!(field, "log_file_size"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn validate(&self) -> StoreResult<()> {
+        fn bad(field: &'static str, value: impl ToString, requirement: &'static str) -> StoreError {
+            StoreError::InvalidConfig {
+                field,
+                value: value.to_string(),
+                requirement,
+            }
+        }
+        if !self.log_file_size.is_power_of_two()
+            || !(MIN_LOG_FILE_SIZE..=MAX_LOG_FILE_SIZE).contains(&self.log_file_size)
+        {
+            return Err(bad(
+                "log_file_size",
+                self.log_file_size,
+                "a power of two from 4096 (4 KiB) to 2^40 (1 TiB)",
+            ));
+        }
+        if !self.idx_items_per_file.is_power_of_two()
+            || !(2..=1 << 37).contains(&self.idx_items_per_file)
+        {
+            return Err(bad(
+                "idx_items_per_file",
+                self.idx_items_per_file,
+                "a power of two from 2 to 2^37 (index files of at most 1 TiB)",
+            ));
+        }
+        if self.idx_flush_threshold == 0 {
+            return Err(bad("idx_flush_threshold", 0, "at least 1"));
+        }
+        if self.read_block_size < ITEM_HEADER_SIZE {
+            return Err(bad(
+                "read_block_size",
+                self.read_block_size,
+                "at least 42 (one item header)",
+            ));
+        }
+        let name = self.status_file_name.as_str();
+        let reserved = ["", ".", "..", "log", "idx", "snapshot", LOCK_FILE_NAME];
+        if reserved.contains(&name) || name.contains('/') || name.ends_with(".tmp") {
+            return Err(bad(
+                "status_file_name",
+                format!("{name:?}"),
+                "a plain file name other than log, idx, snapshot and dt.lock, not ending \
+                 in .tmp",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `self`, if [`StoreConfig::validate`] accepts it.
+    pub fn validated(self) -> StoreResult<StoreConfig> {
+        self.validate().map(|_| self)
+    }
+
     /// Small files (16 KiB segments, 256-entry index files: the configuration of the
     /// reference-written test images), small caches, fsync on.
     pub fn small_for_tests() -> Self {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Result alias using [`StoreError`].
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -59,8 +60,37 @@ pub enum StoreError {
     },
     /// A caller passed an argument that violates the contract of the call.
     InvalidArgument(String),
-    /// The log was closed, or a snapshot install is in progress.
+    /// The log was closed (by `close`, or dropped while the operation was pending).
     Closed,
+    /// An earlier write or fsync failed, so the store stopped taking work (fail-stop):
+    /// after a failed write the files may hold a hole, and after a failed fsync the
+    /// page cache may have dropped data, so nothing later could be acknowledged
+    /// honestly. `cause` is that first failure (operation, path, OS error kind). Free
+    /// the space or fix the device, then restart the group: recovery keeps every
+    /// acknowledged entry.
+    Failed {
+        /// The error that stopped the store.
+        cause: Arc<StoreError>,
+    },
+    /// A snapshot install is in progress (or required before the log can be used):
+    /// the log has no entries to read or append to until the install finishes.
+    Installing,
+    /// Another `LogStore` (in this or another process) holds the data directory.
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file that could not be locked.
+        lock_file: PathBuf,
+    },
+    /// A configuration value is out of range.
+    InvalidConfig {
+        /// The field of [`StoreConfig`](super::StoreConfig).
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What the field requires.
+        requirement: &'static str,
+    },
 }
 
 impl StoreError {
@@ -79,6 +109,32 @@ impl StoreError {
             file: file.as_ref().to_path_buf(),
             offset,
             reason: reason.into(),
+        }
+    }
+
+    /// [`StoreError::Failed`] with `cause`.
+    pub fn failed(cause: Arc<StoreError>) -> Self {
+        StoreError::Failed { cause }
+    }
+
+    /// The OS error kind behind this error (through [`StoreError::Failed`]), if an OS
+    /// call failed: `StorageFull` for ENOSPC, ... Use [`StoreError::raw_os_error`] for
+    /// the errno itself (EIO has no kind of its own).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            StoreError::Io { source, .. } => Some(source.kind()),
+            StoreError::Failed { cause } => cause.io_kind(),
+            _ => None,
+        }
+    }
+
+    /// The errno behind this error (through [`StoreError::Failed`]), if an OS call
+    /// failed with one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StoreError::Io { source, .. } => source.raw_os_error(),
+            StoreError::Failed { cause } => cause.raw_os_error(),
+            _ => None,
         }
     }
 
@@ -126,7 +182,32 @@ impl fmt::Display for StoreError {
                 write!(f, "log entry {index} not available: {reason}")
             }
             StoreError::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
-            StoreError::Closed => write!(f, "the log is closed or being reinstalled"),
+            StoreError::Closed => write!(f, "the log is closed"),
+            StoreError::Failed { cause } => write!(
+                f,
+                "the log stopped taking work after a failed write or fsync (free space \
+                 or fix the device, then restart the group; recovery keeps every \
+                 acknowledged entry): {cause}"
+            ),
+            StoreError::Installing => write!(
+                f,
+                "a snapshot install is in progress; the log has no entries until it finishes"
+            ),
+            StoreError::Locked { dir, lock_file } => write!(
+                f,
+                "the data directory {} is in use by another log store (in this or another \
+                 process): {} is locked; stop the other user first",
+                dir.display(),
+                lock_file.display()
+            ),
+            StoreError::InvalidConfig {
+                field,
+                value,
+                requirement,
+            } => write!(
+                f,
+                "invalid store configuration: {field} = {value}: it must be {requirement}"
+            ),
         }
     }
 }
@@ -135,6 +216,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Io { source, .. } => Some(source),
+            StoreError::Failed { cause } => Some(&**cause),
             _ => None,
         }
     }
@@ -145,7 +227,17 @@ impl From<StoreError> for dt_common::DtError {
         match e {
             StoreError::Io { source, .. } => dt_common::DtError::Io(source),
             StoreError::InvalidArgument(m) => dt_common::DtError::InvalidArgument(m),
+            e @ StoreError::InvalidConfig { .. } => {
+                dt_common::DtError::InvalidArgument(e.to_string())
+            }
             StoreError::Closed => dt_common::DtError::Stopped("raft log closed".into()),
+            e @ StoreError::Failed { .. } => match e.io_kind() {
+                Some(kind) => dt_common::DtError::Io(io::Error::new(kind, e.to_string())),
+                None => dt_common::DtError::Stopped(e.to_string()),
+            },
+            e @ (StoreError::Installing | StoreError::Locked { .. }) => {
+                dt_common::DtError::Stopped(e.to_string())
+            }
             other => dt_common::DtError::Codec(other.to_string()),
         }
     }

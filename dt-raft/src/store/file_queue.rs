@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{StoreError, StoreResult};
+use super::faults::{sync_through, write_through, Faults};
 
 /// One file of a [`FileQueue`]. Positional reads and writes take `&self`, so IO threads
 /// can share it through an `Arc`; the queue treats a file whose `Arc` is held elsewhere
@@ -20,6 +21,7 @@ pub struct DtFile {
     /// Path of the file.
     pub path: PathBuf,
     file: File,
+    faults: Faults,
 }
 
 impl DtFile {
@@ -32,16 +34,22 @@ impl DtFile {
 
     /// Writes all of `buf` at `offset` inside the file.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> StoreResult<()> {
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| StoreError::io("write", &self.path, e))
+        write_through(&self.faults, &self.path, buf, |b| {
+            self.file.write_all_at(b, offset)
+        })
+        .map_err(|e| StoreError::io("write", &self.path, e))
     }
 
     /// Data-only fsync (fdatasync).
     pub fn sync_data(&self) -> StoreResult<()> {
-        self.file
-            .sync_data()
+        sync_through(&self.faults, &self.path, || self.file.sync_data())
             .map_err(|e| StoreError::io("fdatasync", &self.path, e))
+    }
+
+    /// Full fsync (data and metadata, such as the size).
+    pub fn sync_all(&self) -> StoreResult<()> {
+        sync_through(&self.faults, &self.path, || self.file.sync_all())
+            .map_err(|e| StoreError::io("fsync", &self.path, e))
     }
 
     /// The underlying file.
@@ -78,6 +86,8 @@ pub struct FileQueue {
     file_size: u64,
     sync: bool,
     files: VecDeque<Arc<DtFile>>,
+    faults: Faults,
+    allocate: bool,
 }
 
 impl FileQueue {
@@ -85,6 +95,38 @@ impl FileQueue {
     /// every 20-digit file must be exactly `file_size` bytes, start at a multiple of
     /// it, and follow its predecessor without a gap.
     pub fn open(dir: &Path, file_size: u64, sync: bool) -> StoreResult<FileQueue> {
+        Self::open_with(dir, file_size, sync, None)
+    }
+
+    /// [`FileQueue::open`] with a fault-injection hook under every write and fsync.
+    pub fn open_with(
+        dir: &Path,
+        file_size: u64,
+        sync: bool,
+        faults: Faults,
+    ) -> StoreResult<FileQueue> {
+        Self::open_inner(dir, file_size, sync, faults, false)
+    }
+
+    /// [`FileQueue::open_with`] for memory-mapped files: new files, and the completion
+    /// of a short last file, are allocated with zeros (see
+    /// [`FileQueue::allocate_new_files`]).
+    pub fn open_allocated(
+        dir: &Path,
+        file_size: u64,
+        sync: bool,
+        faults: Faults,
+    ) -> StoreResult<FileQueue> {
+        Self::open_inner(dir, file_size, sync, faults, true)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        file_size: u64,
+        sync: bool,
+        faults: Faults,
+        allocate: bool,
+    ) -> StoreResult<FileQueue> {
         if !file_size.is_power_of_two() {
             return Err(StoreError::InvalidArgument(format!(
                 "file size {file_size} is not a power of two"
@@ -134,10 +176,22 @@ impl FileQueue {
                     "{} is {len} bytes, expected {file_size}: completing its pre-allocation",
                     path.display()
                 );
-                file.set_len(file_size)
-                    .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                if allocate {
+                    // Mapped files must really own their pages (see `allocate_new_files`).
+                    let zeros = vec![0u8; (64 * 1024).min((file_size - len) as usize)];
+                    let mut off = len;
+                    while off < file_size {
+                        let n = (file_size - off).min(zeros.len() as u64) as usize;
+                        write_through(&faults, &path, &zeros[..n], |b| file.write_all_at(b, off))
+                            .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                        off += n as u64;
+                    }
+                } else {
+                    file.set_len(file_size)
+                        .map_err(|e| StoreError::io("preallocate", &path, e))?;
+                }
                 if sync {
-                    file.sync_all()
+                    sync_through(&faults, &path, || file.sync_all())
                         .map_err(|e| StoreError::io("fsync", &path, e))?;
                 }
             } else if len != file_size {
@@ -147,14 +201,29 @@ impl FileQueue {
                     actual: len,
                 });
             }
-            files.push_back(Arc::new(DtFile { start, path, file }));
+            files.push_back(Arc::new(DtFile {
+                start,
+                path,
+                file,
+                faults: faults.clone(),
+            }));
         }
         Ok(FileQueue {
             dir: dir.to_path_buf(),
             file_size,
             sync,
             files,
+            faults,
+            allocate,
         })
+    }
+
+    /// Makes new files really allocated (zeros written) instead of sparse. Needed for
+    /// memory-mapped files: a store into an unallocated page of a full file system is
+    /// a SIGBUS that kills the process, while a write of zeros at creation fails with
+    /// ENOSPC, an error the store can handle.
+    pub fn allocate_new_files(&mut self, allocate: bool) {
+        self.allocate = allocate;
     }
 
     /// The directory.
@@ -240,14 +309,43 @@ impl FileQueue {
             .truncate(false)
             .open(&path)
             .map_err(|e| StoreError::io("create", &path, e))?;
-        file.set_len(self.file_size)
-            .map_err(|e| StoreError::io("preallocate", &path, e))?;
+        let f = DtFile {
+            start,
+            path,
+            file,
+            faults: self.faults.clone(),
+        };
+        if let Err(e) = self.size_new_file(&f) {
+            // Leave no half-made file behind: the next open would take it for a torn
+            // creation and complete it, which is harmless, but a full disk is better
+            // served by not holding on to the space.
+            let _ = fs::remove_file(&f.path);
+            return Err(e);
+        }
         if self.sync {
-            file.sync_all()
-                .map_err(|e| StoreError::io("fsync", &path, e))?;
             sync_dir(&self.dir)?;
         }
-        self.files.push_back(Arc::new(DtFile { start, path, file }));
+        self.files.push_back(Arc::new(f));
+        Ok(())
+    }
+
+    fn size_new_file(&self, f: &DtFile) -> StoreResult<()> {
+        if self.allocate {
+            let zeros = vec![0u8; (64 * 1024).min(self.file_size as usize)];
+            let mut off = 0u64;
+            while off < self.file_size {
+                let n = (self.file_size - off).min(zeros.len() as u64) as usize;
+                f.write_all_at(&zeros[..n], off)?;
+                off += n as u64;
+            }
+        } else {
+            f.file
+                .set_len(self.file_size)
+                .map_err(|e| StoreError::io("preallocate", &f.path, e))?;
+        }
+        if self.sync {
+            f.sync_all()?;
+        }
         Ok(())
     }
 
@@ -295,6 +393,30 @@ mod tests {
         assert_eq!(parse_file_name("0000000000107374182"), None);
         assert_eq!(parse_file_name("0000000000107374182x"), None);
         assert_eq!(parse_file_name("00000000001073741824.tmp"), None);
+    }
+
+    /// Files of an allocated queue (memory-mapped index files) own their blocks, also
+    /// when a short last file is completed; a plain queue's are sparse.
+    #[test]
+    fn allocated_files_are_not_sparse() {
+        use std::os::unix::fs::MetadataExt;
+        let blocks = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
+        let d = tempfile::tempdir().unwrap();
+        let mut q = FileQueue::open_allocated(d.path(), 64 * 1024, false, None).unwrap();
+        let f = q.ensure(0).unwrap();
+        assert!(blocks(&f.path) >= 64 * 1024);
+        drop(f);
+        drop(q);
+        let short = d.path().join(file_name(64 * 1024));
+        fs::write(&short, b"short").unwrap();
+        let q = FileQueue::open_allocated(d.path(), 64 * 1024, false, None).unwrap();
+        assert_eq!(q.len(), 2);
+        assert!(blocks(&short) >= 64 * 1024);
+        assert_eq!(&fs::read(&short).unwrap()[..5], b"short");
+        let d2 = tempfile::tempdir().unwrap();
+        let mut q = FileQueue::open(d2.path(), 64 * 1024, false).unwrap();
+        let f = q.ensure(0).unwrap();
+        assert!(blocks(&f.path) < 64 * 1024, "plain files stay sparse");
     }
 
     #[test]

@@ -7,13 +7,14 @@
 //! the touched range, instead of a syscall per batch plus a copy.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
 use memmap2::MmapMut;
 
 use super::error::{StoreError, StoreResult};
+use super::faults::Faults;
 use super::file_queue::{DtFile, FileQueue};
 
 /// The index files of one group plus the cache of not-yet-flushed entries.
@@ -45,13 +46,14 @@ impl IdxFileQueue {
         items_per_file: u64,
         cache_limit: usize,
         sync: bool,
+        faults: Faults,
     ) -> StoreResult<IdxFileQueue> {
         if !items_per_file.is_power_of_two() {
             return Err(StoreError::InvalidArgument(format!(
                 "idxItemsPerFile {items_per_file} is not a power of two"
             )));
         }
-        let queue = FileQueue::open(dir, items_per_file * 8, sync)?;
+        let queue = FileQueue::open_allocated(dir, items_per_file * 8, sync, faults)?;
         Ok(IdxFileQueue {
             queue,
             maps: HashMap::new(),
@@ -79,10 +81,13 @@ impl IdxFileQueue {
         match self.maps.entry(file.start) {
             Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(v) => {
-                // SAFETY: index files are private to this store (one owner per data
-                // directory); nothing truncates or rewrites them behind the mapping
-                // while it exists, and the mapping is dropped before the file is
-                // deleted.
+                // SAFETY: index files are private to this store: `LogStore::open` holds
+                // the data directory's exclusive lock (dt.lock) for as long as any
+                // mapping exists (close unmaps before unlocking), so no other store
+                // maps or writes them; within this store nothing truncates them while
+                // mapped (they are created at full size), and the mapping is dropped
+                // before the file is deleted. Outside tampering with the files while
+                // the store runs is not defended against.
                 let m = unsafe { MmapMut::map_mut(file.file()) }
                     .map_err(|e| StoreError::io("mmap", &file.path, e))?;
                 Ok(v.insert(m))
@@ -144,17 +149,49 @@ impl IdxFileQueue {
 
     /// The log position of `index` (cache first, then the files for flushed entries).
     pub fn pos(&mut self, index: u64) -> StoreResult<u64> {
+        self.pos_and_source(index).map(|(p, _)| p)
+    }
+
+    /// [`IdxFileQueue::pos`], and where the position was read from when it came from an
+    /// index file (a position from the cache was computed by this process and cannot be
+    /// damaged on disk).
+    pub fn pos_and_source(&mut self, index: u64) -> StoreResult<(u64, Option<IndexEntryRef>)> {
         if index >= self.cache_first && index <= self.last_index() {
-            return Ok(self.cache[(index - self.cache_first) as usize]);
+            return Ok((self.cache[(index - self.cache_first) as usize], None));
         }
         if index > 0 && index < self.next_flush {
             if let Some(p) = self.read_file_entry(index)? {
-                return Ok(p);
+                let at = self.entry_ref(index, p);
+                return Ok((p, at));
             }
         }
         Err(StoreError::NotFound {
             index,
             reason: "no index entry (truncated, deleted or never written)".into(),
+        })
+    }
+
+    /// Where the index entry of `index` (holding position `pos`) lives, with the
+    /// position of entry `index - 1` when it is known, for diagnosing a bad position.
+    pub fn entry_ref(&mut self, index: u64, pos: u64) -> Option<IndexEntryRef> {
+        if index == 0 {
+            return None;
+        }
+        let file = self.queue.get(index.checked_mul(8)?)?;
+        // From the cache, else from the file (at recovery nothing is cached yet).
+        let prev_pos = match index - 1 {
+            0 => None,
+            p if p >= self.cache_first && p <= self.last_index() => {
+                Some(self.cache[(p - self.cache_first) as usize])
+            }
+            p => self.read_file_entry(p).ok().flatten(),
+        };
+        Some(IndexEntryRef {
+            file: file.path.clone(),
+            offset: index * 8 - file.start,
+            index,
+            pos,
+            prev_pos,
         })
     }
 
@@ -237,6 +274,11 @@ impl IdxFileQueue {
         Ok(n)
     }
 
+    /// Drops every memory mapping (they are made again on the next access).
+    pub fn unmap_all(&mut self) {
+        self.maps.clear();
+    }
+
     /// Deletes every index file (install begin) and clears the cache.
     pub fn delete_all(&mut self) -> StoreResult<()> {
         self.maps.clear();
@@ -253,7 +295,7 @@ mod tests {
     #[test]
     fn push_flush_read_truncate() {
         let d = tempfile::tempdir().unwrap();
-        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true, None).unwrap();
         q.reset(1);
         for i in 1..=10u64 {
             q.push(i, i * 100);
@@ -270,7 +312,7 @@ mod tests {
         let raw = std::fs::read(d.path().join("00000000000000000000")).unwrap();
         assert_eq!(&raw[0..8], &[0u8; 8]);
         assert_eq!(&raw[8..16], &100u64.to_be_bytes());
-        let mut q = IdxFileQueue::open(d.path(), 4, 2, true).unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 4, 2, true, None).unwrap();
         assert_eq!(q.first_index_covered(), Some(0));
         assert_eq!(q.read_file_entry(6).unwrap(), Some(600));
         assert_eq!(q.read_file_entry(9).unwrap(), None);
@@ -280,6 +322,36 @@ mod tests {
         q.flush(8).unwrap();
         assert_eq!(q.delete_before(5).unwrap(), 1);
         assert_eq!(q.first_index_covered(), Some(4));
+    }
+}
+
+/// One entry of an index file, for errors: which file, where in it, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntryRef {
+    /// The index file.
+    pub file: PathBuf,
+    /// Offset of the entry inside `file`.
+    pub offset: u64,
+    /// The Raft index the entry is for.
+    pub index: u64,
+    /// The log position the entry holds.
+    pub pos: u64,
+    /// The position of entry `index - 1` (cache or index file), if known.
+    pub prev_pos: Option<u64>,
+}
+
+impl IndexEntryRef {
+    /// The error for this entry when it is known to be wrong.
+    pub fn corrupt(&self, why: impl std::fmt::Display) -> StoreError {
+        StoreError::corrupt(
+            &self.file,
+            self.offset,
+            format!(
+                "the index entry of entry {} holds log position {}, but {why}; the index \
+                 file is damaged (restore it, or reinstall this node from a snapshot)",
+                self.index, self.pos
+            ),
+        )
     }
 }
 
@@ -300,9 +372,7 @@ impl IdxWrite {
     pub fn sync(&self) -> StoreResult<()> {
         if self.sync {
             for f in &self.files {
-                f.file()
-                    .sync_data()
-                    .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
+                f.sync_data()?;
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 //! blocking convenience [`LogStore::append`] does both.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,12 +16,12 @@ use std::time::{Duration, Instant};
 use super::config::StoreConfig;
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
-use super::index_file::{IdxFileQueue, IdxWrite};
+use super::index_file::{IdxFileQueue, IdxWrite, IndexEntryRef};
 use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
-use super::reader::{read_header_at, read_items};
+use super::reader::{blame_index_entry, read_header_at, read_items};
 use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
-use super::status::{PendingStatus, StatusManager};
+use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
 /// What [`LogStore::begin_index_flush`] left to do.
@@ -108,6 +109,10 @@ pub struct LogStore {
     spare_bufs: Vec<Vec<u8>>,
     install_required: bool,
     closed: bool,
+    /// The first write or fsync error: the store is failed (fail-stop).
+    failed: Option<Arc<StoreError>>,
+    /// The locked lock file; `None` once closed.
+    lock: Option<File>,
     epoch: u64,
     last_idx_flush: Instant,
 }
@@ -125,17 +130,41 @@ impl std::fmt::Debug for LogStore {
 impl LogStore {
     /// Opens the store in `data_dir` (`raft.status`, `log/`, `idx/`) and recovers it.
     /// A corrupt log refuses to open with an error naming the file and offset.
+    ///
+    /// The directory is locked (an exclusive lock on [`LOCK_FILE_NAME`]) for as long as
+    /// the store is open: a second open, in this process or another, fails with
+    /// [`StoreError::Locked`]. [`LogStore::close`] and drop release it.
+    ///
+    /// The configuration is checked first ([`StoreConfig::validate`]).
     pub fn open(data_dir: &Path, cfg: StoreConfig) -> StoreResult<LogStore> {
+        cfg.validate()?;
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io("create dir", data_dir, e))?;
-        let status = StatusManager::load(&data_dir.join(&cfg.status_file_name), cfg.sync)?;
-        let mut log = FileQueue::open(&data_dir.join("log"), cfg.log_file_size, cfg.sync)?;
+        let lock = lock_dir(data_dir)?;
+        let status = StatusManager::load_with(
+            &data_dir.join(&cfg.status_file_name),
+            cfg.sync,
+            cfg.faults.clone(),
+        )?;
+        let mut log = FileQueue::open_with(
+            &data_dir.join("log"),
+            cfg.log_file_size,
+            cfg.sync,
+            cfg.faults.clone(),
+        )?;
         let mut idx = IdxFileQueue::open(
             &data_dir.join("idx"),
             cfg.idx_items_per_file,
             cfg.idx_cache_size,
             cfg.sync,
+            cfg.faults.clone(),
         )?;
-        let rec = recover(&mut log, &mut idx, &status.status, cfg.read_block_size)?;
+        let rec = recover(
+            &mut log,
+            &mut idx,
+            &status.status,
+            status.path(),
+            cfg.read_block_size,
+        )?;
         let mut s = LogStore {
             dir: data_dir.to_path_buf(),
             tail: TailCache::new(cfg.tail_cache_items, cfg.tail_cache_bytes),
@@ -153,6 +182,8 @@ impl LogStore {
             spare_bufs: Vec::new(),
             install_required: false,
             closed: false,
+            failed: None,
+            lock: Some(lock),
             epoch: 0,
             last_idx_flush: Instant::now(),
             cfg,
@@ -246,6 +277,20 @@ impl LogStore {
         &mut self.status
     }
 
+    /// The Raft state in the status file as last persisted (what survives a crash now).
+    pub fn persisted_state(&self) -> PersistedState {
+        self.status.persisted().into()
+    }
+
+    /// Durably records `current_term` and `voted_for` (atomic replace of the status
+    /// file, fsynced). A failure puts the store in the failed state.
+    pub fn persist_term_vote(&mut self, current_term: u32, voted_for: i32) -> StoreResult<()> {
+        self.check_writable()?;
+        self.status.status.current_term = current_term;
+        self.status.status.voted_for = voted_for;
+        self.status.persist().map_err(|e| self.fail(Arc::new(e)))
+    }
+
     /// Index of the last entry (0 if none).
     pub fn last_index(&self) -> u64 {
         self.next_index - 1
@@ -293,9 +338,23 @@ impl LogStore {
         }
     }
 
-    fn check_open(&self) -> StoreResult<()> {
-        if self.closed || self.install_required {
+    /// Fails with the reason the store takes no writes: failed, closed (in that order
+    /// of precedence).
+    fn check_writable(&self) -> StoreResult<()> {
+        if let Some(cause) = &self.failed {
+            Err(StoreError::failed(cause.clone()))
+        } else if self.closed {
             Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`LogStore::check_writable`], and no install in progress.
+    fn check_open(&self) -> StoreResult<()> {
+        self.check_writable()?;
+        if self.install_required {
+            Err(StoreError::Installing)
         } else {
             Ok(())
         }
@@ -466,20 +525,37 @@ impl LogStore {
         if items.is_empty() {
             return Ok(());
         }
+        let before = (self.next_index, self.next_pos, self.last_term);
         let b = self.prepare_append(items)?;
-        let touched = b.write(&self.files)?;
-        self.on_written(b.last_index, b.epoch, touched);
-        self.recycle(b);
-        Ok(())
+        match b.write(&self.files) {
+            Ok(touched) => {
+                self.on_written(b.last_index, b.epoch, touched);
+                self.recycle(b);
+                Ok(())
+            }
+            Err(e) => {
+                // The batch is not (wholly) on disk: forget it, so that `last_index`
+                // tells the truth, and stop (the files may now hold a partial item).
+                let (index, pos, term) = before;
+                self.cut_tail(index, pos, term);
+                Err(self.fail(Arc::new(e)))
+            }
+        }
     }
 
     /// fsyncs everything written so far, then flushes committed index entries when
     /// enough are pending (and persists `persistIdxIndex`).
+    ///
+    /// Fail-stop: if this or an earlier write or fsync failed, it returns
+    /// [`StoreError::Failed`] and nothing more is ever acknowledged.
     pub fn sync(&mut self) -> StoreResult<()> {
+        self.check_writable()?;
         let target = self.last_write_index;
         if self.cfg.sync {
             for f in self.take_dirty() {
-                f.sync_data()?;
+                if let Err(e) = f.sync_data() {
+                    return Err(self.fail(Arc::new(e)));
+                }
             }
         } else {
             self.dirty.clear();
@@ -510,7 +586,14 @@ impl LogStore {
     /// or any when [`IDX_FLUSH_INTERVAL`] passed since the last flush or `force`; fsyncs
     /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
+    /// A failure puts the store in the failed state.
     pub fn maybe_flush_index(&mut self, force: bool) -> StoreResult<()> {
+        self.check_writable()?;
+        self.flush_index_inner(force)
+            .map_err(|e| self.fail(Arc::new(e)))
+    }
+
+    fn flush_index_inner(&mut self, force: bool) -> StoreResult<()> {
         let pending = match self.begin_index_flush(force)? {
             IndexFlush::Nothing => None,
             IndexFlush::Status(p) => Some(p),
@@ -602,7 +685,7 @@ impl LogStore {
         if self.tail.get(index).is_some() {
             return Ok(ReadPlan::Cached(self.tail.read(index, max, bytes_limit)));
         }
-        let pos = self.idx.pos(index)?;
+        let (pos, index_entry) = self.idx.pos_and_source(index)?;
         let stop_before = self
             .tail
             .first_index()
@@ -614,6 +697,7 @@ impl LogStore {
             max,
             bytes_limit,
             stop_before,
+            index_entry,
         }))
     }
 
@@ -633,12 +717,16 @@ impl LogStore {
     }
 
     /// The term of entry `index` (tail cache, else its header on disk).
+    ///
+    /// A damaged index entry is reported as such (see [`FileRead::read`]).
     pub fn term_at(&mut self, index: u64) -> StoreResult<u32> {
         if let Some(it) = self.tail.get(index) {
             return Ok(it.term);
         }
-        let pos = self.idx.pos(index)?;
-        Ok(read_header_at(&self.files, pos, index)?.term)
+        let (pos, at) = self.idx.pos_and_source(index)?;
+        read_header_at(&self.files, pos, index)
+            .map(|h| h.term)
+            .map_err(|e| blame(&self.files, at.as_ref(), e))
     }
 
     /// Match-position search (raft.md §7.5): the last local entry `(term, index)` that
@@ -659,12 +747,13 @@ impl LogStore {
         if index == self.last_index() {
             return Ok(self.next_pos);
         }
-        let pos = self.idx.pos(index)?;
+        let (pos, at) = self.idx.pos_and_source(index)?;
         // Entries not yet written are only in the tail cache.
         if let Some(len) = self.cached_len(index) {
             return Ok(pos + len);
         }
-        let h = read_header_at(&self.files, pos, index)?;
+        let h = read_header_at(&self.files, pos, index)
+            .map_err(|e| blame(&self.files, at.as_ref(), e))?;
         Ok(pos + h.total_len as u64)
     }
 
@@ -696,7 +785,22 @@ impl LogStore {
         if pos % seg_size == 0 && index > self.first_index() {
             pos = self.next_item_pos(index - 1)?;
         }
-        self.idx.truncate(index)?;
+        if index < self.idx.next_flush() {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are flushed to the index files",
+                self.idx.next_flush() - 1
+            )));
+        }
+        self.cut_tail(index, pos, prev_term);
+        Ok(())
+    }
+
+    /// Forgets entries `index..` in memory: the next entry is `index` at `pos`, after
+    /// an entry of term `prev_term`. Entries `index..` must not be flushed to the
+    /// index files.
+    fn cut_tail(&mut self, index: u64, pos: u64, prev_term: Option<u32>) {
+        // Checked by the callers: unflushed entries always truncate.
+        let _ = self.idx.truncate(index);
         self.tail.truncate(index);
         for info in self.segs.values_mut() {
             if info.first.is_some_and(|f| f.index >= index) {
@@ -709,7 +813,6 @@ impl LogStore {
         self.epoch += 1;
         self.last_write_index = self.last_write_index.min(index - 1);
         self.last_force_index = self.last_force_index.min(index - 1);
-        Ok(())
     }
 
     /// Marks segments for deletion whose entries are all ≤ `index` (bounded by the
@@ -780,14 +883,32 @@ impl LogStore {
     }
 
     /// Puts the store in the failed state after a write or fsync error: every later
-    /// operation fails with [`StoreError::Closed`] (the group must restart and recover).
-    pub fn fail(&mut self) {
-        self.closed = true;
+    /// operation fails with [`StoreError::Failed`] naming the first failure (the group
+    /// must restart and recover from disk). Returns that error for the caller to pass
+    /// on; a second failure keeps the first cause.
+    pub fn fail(&mut self, cause: Arc<StoreError>) -> StoreError {
+        // A `Failed` error is already about the first cause.
+        let cause = match &*cause {
+            StoreError::Failed { cause } => cause.clone(),
+            _ => cause,
+        };
+        if self.failed.is_none() {
+            log::error!(
+                "log store in {} failed, refusing further writes: {cause}",
+                self.dir.display()
+            );
+        }
+        StoreError::failed(self.failed.get_or_insert(cause).clone())
     }
 
-    /// Whether the store is closed.
+    /// The failure that stopped the store, if one did.
+    pub fn failure(&self) -> Option<&Arc<StoreError>> {
+        self.failed.as_ref()
+    }
+
+    /// Whether the store is closed (by [`LogStore::close`]) or failed.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.closed || self.failed.is_some()
     }
 
     /// Number of log segment files.
@@ -799,11 +920,16 @@ impl LogStore {
     /// deletes every segment and index file. Appends fail until
     /// [`LogStore::finish_install`].
     pub fn begin_install(&mut self) -> StoreResult<()> {
+        self.check_writable()?;
         self.status.status.install_snapshot = true;
-        self.status.persist()?;
+        if let Err(e) = self.status.persist() {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.install_required = true;
-        self.files.lock().expect("lock").delete_all()?;
-        self.idx.delete_all()?;
+        let deleted = self.files.lock().expect("lock").delete_all();
+        if let Err(e) = deleted.and_then(|_| self.idx.delete_all()) {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.segs.clear();
         self.tail.clear();
         self.dirty.clear();
@@ -815,6 +941,7 @@ impl LogStore {
     /// `next_index` at position `next_pos` (the leader's position after entry
     /// `next_index - 1`).
     pub fn finish_install(&mut self, next_index: u64, next_pos: u64) -> StoreResult<()> {
+        self.check_writable()?;
         if next_index == 0 {
             return Err(StoreError::InvalidArgument("next index 0".into()));
         }
@@ -825,7 +952,10 @@ impl LogStore {
         self.last_write_index = next_index - 1;
         self.last_force_index = next_index - 1;
         self.commit_index = self.commit_index.max(next_index - 1);
-        self.files.lock().expect("lock").ensure(next_pos)?;
+        let created = self.files.lock().expect("lock").ensure(next_pos);
+        if let Err(e) = created {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.segs
             .insert(next_pos & !(self.cfg.log_file_size - 1), SegInfo::default());
         let st = &mut self.status.status;
@@ -834,7 +964,9 @@ impl LogStore {
         st.install_snapshot = false;
         st.persist_idx_index = next_index - 1;
         st.commit_index = st.commit_index.max(next_index - 1);
-        self.status.persist()?;
+        if let Err(e) = self.status.persist() {
+            return Err(self.fail(Arc::new(e)));
+        }
         self.install_required = false;
         Ok(())
     }
@@ -849,7 +981,15 @@ impl LogStore {
 
     /// fsyncs, flushes all committed index entries and persists the status file. The
     /// store refuses further work afterwards.
+    ///
+    /// A failed store closes with its [`StoreError::Failed`] (and is closed after it).
     pub fn close(&mut self) -> StoreResult<()> {
+        if let Some(cause) = &self.failed {
+            let e = StoreError::failed(cause.clone());
+            self.closed = true;
+            self.release_lock();
+            return Err(e);
+        }
         if self.closed {
             return Ok(());
         }
@@ -858,7 +998,39 @@ impl LogStore {
             self.maybe_flush_index(true)?;
         }
         self.closed = true;
+        self.release_lock();
         Ok(())
+    }
+
+    /// Unmaps the index files, then unlocks the directory, so that whoever opens it
+    /// next is its only user.
+    fn release_lock(&mut self) {
+        self.idx.unmap_all();
+        self.lock = None;
+    }
+}
+
+/// Name of the lock file in a data directory (not part of the reference's format; the
+/// reference ignores it).
+pub const LOCK_FILE_NAME: &str = "dt.lock";
+
+/// Takes the exclusive lock of `dir` (see [`LogStore::open`]).
+fn lock_dir(dir: &Path) -> StoreResult<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::io("create lock file", &path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            lock_file: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
     }
 }
 
@@ -873,7 +1045,7 @@ pub enum ReadPlan {
 
 /// A read of consecutive entries from the segment files, planned under the store's
 /// lock and carried out (with [`FileRead::read`]) wherever file IO may block.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FileRead {
     /// Position of the first entry.
     pub pos: u64,
@@ -885,11 +1057,18 @@ pub struct FileRead {
     pub bytes_limit: usize,
     /// Do not read this index or later (not yet written, or cached).
     pub stop_before: u64,
+    /// The index-file entry `pos` was read from (`None` when it came from memory).
+    pub index_entry: Option<IndexEntryRef>,
 }
 
 impl FileRead {
     /// Reads the entries (every CRC and the index sequence checked) in blocks of
     /// `block` bytes.
+    ///
+    /// When the read fails and `pos` came from an index file, the log is checked for
+    /// where the entry really is: a damaged index entry is reported as a
+    /// [`StoreError::Corrupt`] naming the index file, the entry's offset in it and the
+    /// Raft index, not as a problem of the log segment it pointed into.
     pub fn read(&self, files: &Mutex<FileQueue>, block: usize) -> StoreResult<Vec<LogItem>> {
         read_items(
             files,
@@ -900,6 +1079,18 @@ impl FileRead {
             self.stop_before,
             block,
         )
+        .map_err(|e| blame(files, self.index_entry.as_ref(), e))
+    }
+}
+
+/// `e`, or the index entry's error when `at` is to blame for it.
+fn blame(files: &Mutex<FileQueue>, at: Option<&IndexEntryRef>, e: StoreError) -> StoreError {
+    match at {
+        Some(at) => {
+            let q = files.lock().expect("file queue lock");
+            blame_index_entry(&q, at, true).unwrap_or(e)
+        }
+        None => e,
     }
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`crc32c`] | the checksum (SSE4.2 with a table fallback) |
 //! | [`log_item`] | `LogItem`, the 42-byte item header, the end marker |
+//! | [`faults`] | fault injection under file writes and fsyncs (tests, simulation) |
 //! | [`file_queue`] | fixed-size pre-allocated files named by 20-digit positions |
 //! | [`index_file`] | `IdxFileQueue`: index → position, memory-mapped files |
 //! | [`status`] | `StatusFile` (atomic, checksummed) and `StatusManager` |
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod crc32c;
 pub mod error;
+pub mod faults;
 pub mod file_queue;
 pub mod index_file;
 pub mod log_item;
@@ -33,5 +35,5 @@ pub mod tail_cache;
 pub use config::StoreConfig;
 pub use error::{StoreError, StoreResult};
 pub use log_item::LogItem;
-pub use log_store::{FileRead, LogStore, ReadPlan, WriteBatch};
-pub use status::{PendingStatus, RaftStatus, StatusFile, StatusManager};
+pub use log_store::{FileRead, LogStore, ReadPlan, WriteBatch, LOCK_FILE_NAME};
+pub use status::{PendingStatus, PersistedState, RaftStatus, StatusFile, StatusManager};

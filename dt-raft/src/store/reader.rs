@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
+use super::index_file::IndexEntryRef;
 use super::log_item::{HeaderCheck, LogHeader, LogItem, ITEM_HEADER_SIZE};
 
 /// Reads byte ranges of one segment through a buffer of `block` bytes.
@@ -173,4 +174,69 @@ pub fn read_header_at(files: &Mutex<FileQueue>, pos: u64, index: u64) -> StoreRe
         )),
         HeaderCheck::Invalid(w) => Err(StoreError::corrupt(&f.path, off, w)),
     }
+}
+
+/// Decides whether a failed read of item `at.index` at `at.pos`, a position read from
+/// an index file, is the index entry's fault. `Some` (an error naming the index file
+/// and the entry) when the log shows the entry is elsewhere, or no segment could ever
+/// have held the position; `None` when the index entry looks right (the segment is
+/// then the damaged one) or nothing can be told.
+///
+/// `deletions_possible`: segments may have been deleted since the position was read (a
+/// position before the first segment is then not suspicious).
+pub(crate) fn blame_index_entry(
+    q: &FileQueue,
+    at: &IndexEntryRef,
+    deletions_possible: bool,
+) -> Option<StoreError> {
+    let seg_size = q.file_size();
+    if q.get(at.pos).is_none() {
+        if deletions_possible && q.first_start().is_some_and(|s| at.pos < s) {
+            return None;
+        }
+        let cover = match (q.first_start(), q.end()) {
+            (Some(a), Some(b)) => format!("the log segments cover positions {a}..{b}"),
+            _ => "there are no log segments".to_string(),
+        };
+        return Some(at.corrupt(format_args!(
+            "no log segment holds that position ({cover}; if segment files were removed, \
+             the index file may be right)"
+        )));
+    }
+    // Where entry `index` must be: right after entry `index - 1`.
+    let prev_pos = at.prev_pos?;
+    let prev = match header_in(q, prev_pos)? {
+        HeaderCheck::Item(h) if h.index + 1 == at.index => h,
+        _ => return None,
+    };
+    let next_seg = |p: u64| (p & !(seg_size - 1)) + seg_size;
+    let mut expect = prev_pos + prev.total_len as u64;
+    if matches!(header_in(q, expect), None | Some(HeaderCheck::EndMarker)) {
+        // Too little room left in the segment, or an end marker: the next segment.
+        expect = next_seg(expect);
+    }
+    if expect == at.pos {
+        return None;
+    }
+    match header_in(q, expect)? {
+        HeaderCheck::Item(h) if h.index == at.index => Some(at.corrupt(format_args!(
+            "entry {} is at position {expect} (right after entry {} at {prev_pos})",
+            at.index,
+            at.index - 1
+        ))),
+        _ => None,
+    }
+}
+
+/// The header at absolute position `pos` (`None` when no segment holds it, fewer than
+/// 42 bytes remain in the segment, or the read fails).
+fn header_in(q: &FileQueue, pos: u64) -> Option<HeaderCheck> {
+    let f = q.get(pos)?;
+    let room = f.start + q.file_size() - pos;
+    if room < ITEM_HEADER_SIZE as u64 {
+        return None;
+    }
+    let mut b = [0u8; ITEM_HEADER_SIZE];
+    f.read_exact_at(&mut b, pos - f.start).ok()?;
+    Some(LogHeader::parse(&b, room))
 }

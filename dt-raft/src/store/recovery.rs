@@ -11,13 +11,14 @@
 //! item (the reference fails later, at group init, without saying where).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
 use super::index_file::IdxFileQueue;
-use super::log_item::{HeaderCheck, ITEM_HEADER_SIZE};
-use super::reader::BlockReader;
+use super::log_item::{HeaderCheck, LogHeader, ITEM_HEADER_SIZE};
+use super::reader::{blame_index_entry, BlockReader};
 use super::status::RaftStatus;
 
 /// Index, term and timestamp of the first item of a segment.
@@ -54,15 +55,60 @@ pub enum Recovered {
     },
 }
 
-/// Runs recovery over the opened log and index files.
+/// Runs recovery over the opened log and index files. `status_path` is the file `st`
+/// was read from (named in errors about its values).
+///
+/// Before the scan, the status values are checked against each other and the log: a
+/// status file with a valid checksum but values that cannot describe this log
+/// (`firstValidIndex` 0, `persistIdxIndex` above `commitIndex`, `firstValidPos` past
+/// the log or not at an item) is refused with an error naming the file and the key,
+/// instead of opening a log whose every read fails. A recovery anchor whose index
+/// entry is damaged is reported naming the index file and the entry.
 pub fn recover(
     log: &mut FileQueue,
     idx: &mut IdxFileQueue,
     st: &RaftStatus,
+    status_path: &Path,
     block: usize,
 ) -> StoreResult<Recovered> {
+    let bad_status = |why: String| {
+        StoreError::corrupt(
+            status_path,
+            0,
+            format!("the status file's values do not fit the log: {why}"),
+        )
+    };
+    if st.first_valid_index == 0 {
+        return Err(bad_status(
+            "firstValidIndex is 0, but Raft indexes start at 1".into(),
+        ));
+    }
     if st.install_snapshot {
         return Ok(Recovered::NoLog);
+    }
+    if st.persist_idx_index > st.commit_index {
+        return Err(bad_status(format!(
+            "persistIdxIndex {} is above commitIndex {}, but only committed entries are \
+             flushed to the index files",
+            st.persist_idx_index, st.commit_index
+        )));
+    }
+    if st.first_valid_index == 1 && st.first_valid_pos != 0 {
+        return Err(bad_status(format!(
+            "firstValidPos is {} with firstValidIndex 1, but a log that starts at entry 1 \
+             starts at position 0",
+            st.first_valid_pos
+        )));
+    }
+    if let (Some(first), Some(end)) = (log.first_start(), log.end()) {
+        if st.first_valid_pos >= end {
+            return Err(bad_status(format!(
+                "firstValidPos {} is past the end of the log (the segments in {} cover \
+                 positions {first}..{end})",
+                st.first_valid_pos,
+                log.dir().display()
+            )));
+        }
     }
     let seg_size = log.file_size();
     let first_index = idx
@@ -77,7 +123,17 @@ pub fn recover(
         return Ok(Recovered::NoLog);
     } else {
         match idx.read_file_entry(restore_index)? {
-            Some(p) => p,
+            Some(p) => {
+                check_anchor(log, idx, restore_index, p)?;
+                if p < st.first_valid_pos {
+                    return Err(bad_status(format!(
+                        "firstValidPos {} is after the position {p} of the recovery anchor \
+                         (entry {restore_index}, persistIdxIndex)",
+                        st.first_valid_pos
+                    )));
+                }
+                p
+            }
             None => {
                 return Err(StoreError::BadLayout {
                     dir: idx_dir_hint(log),
@@ -88,14 +144,6 @@ pub fn recover(
             }
         }
     };
-    if restore_index > 1 && log.get(restore_pos).is_none() {
-        return Err(StoreError::BadLayout {
-            dir: log.dir().to_path_buf(),
-            reason: format!(
-                "no log segment holds position {restore_pos} of the recovery anchor (entry {restore_index})"
-            ),
-        });
-    }
 
     // 1. The first item of every segment.
     let mut firsts = BTreeMap::new();
@@ -110,6 +158,19 @@ pub fn recover(
         }
         let mut r = BlockReader::new(f.clone(), seg_size, ITEM_HEADER_SIZE);
         match r.header(off)? {
+            // The segment holding firstValidPos starts with entry firstValidIndex there.
+            HeaderCheck::Item(h)
+                if f.start <= st.first_valid_pos && h.index != st.first_valid_index =>
+            {
+                return Err(bad_status(format!(
+                    "firstValidPos {} (offset {off} of {}) holds entry {}, not \
+                     firstValidIndex {}",
+                    st.first_valid_pos,
+                    f.path.display(),
+                    h.index,
+                    st.first_valid_index
+                )));
+            }
             HeaderCheck::Item(h) => {
                 firsts.insert(
                     f.start,
@@ -122,6 +183,14 @@ pub fn recover(
             }
             HeaderCheck::EndMarker => {}
             HeaderCheck::BadCrc => {
+                if off > 0 && f.start + seg_size <= restore_pos {
+                    return Err(bad_status(format!(
+                        "firstValidPos {} (offset {off} of {}) is not the start of an \
+                         item, and the recovery anchor is after it",
+                        st.first_valid_pos,
+                        f.path.display(),
+                    )));
+                }
                 if f.start + seg_size <= restore_pos {
                     return Err(StoreError::corrupt(
                         &f.path,
@@ -217,7 +286,10 @@ pub fn recover(
             file,
             off,
             format!(
-                "entry {expect} is unreadable ({why}) but the status file says entries up to {} are committed",
+                "entry {expect} is unreadable ({why}) but the status file {} says entries up \
+                 to commitIndex {} are committed (the log lost committed entries, or the \
+                 status file is wrong)",
+                status_path.display(),
                 st.commit_index
             ),
         ));
@@ -257,6 +329,29 @@ fn reader_for<'a>(
         *reader = None;
     }
     reader.get_or_insert_with(|| BlockReader::new(f.clone(), seg_size, block))
+}
+
+/// Checks that the recovery anchor's index entry (entry `index` at `pos`) points at
+/// that entry; a damaged entry is reported naming the index file.
+fn check_anchor(log: &FileQueue, idx: &mut IdxFileQueue, index: u64, pos: u64) -> StoreResult<()> {
+    let ok = log.get(pos).is_some_and(|f| {
+        let room = f.start + log.file_size() - pos;
+        let mut b = [0u8; ITEM_HEADER_SIZE];
+        room >= ITEM_HEADER_SIZE as u64
+            && f.read_exact_at(&mut b, pos - f.start).is_ok()
+            && matches!(LogHeader::parse(&b, room), HeaderCheck::Item(h) if h.index == index)
+    });
+    if ok {
+        return Ok(());
+    }
+    match idx.entry_ref(index, pos) {
+        Some(at) => match blame_index_entry(log, &at, false) {
+            Some(e) => Err(e),
+            // The index entry may be right: the scan reports the damaged item.
+            None => Ok(()),
+        },
+        None => Ok(()),
+    }
 }
 
 fn idx_dir_hint(log: &FileQueue) -> std::path::PathBuf {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::crc32c::crc32c;
 use super::error::{StoreError, StoreResult};
+use super::faults::{sync_through, write_through, Faults};
 use super::file_queue::sync_dir;
 
 /// Maximum size of a status file.
@@ -103,6 +104,11 @@ impl StatusFile {
     /// Atomically replaces `path` with `props` (temp file, fsync, rename, fsync of the
     /// directory; the fsyncs are skipped when `sync` is false).
     pub fn save(path: &Path, props: &Props, sync: bool) -> StoreResult<()> {
+        Self::save_with(path, props, sync, &None)
+    }
+
+    /// [`StatusFile::save`] with a fault-injection hook under the write and fsync.
+    pub fn save_with(path: &Path, props: &Props, sync: bool, faults: &Faults) -> StoreResult<()> {
         let data = Self::encode(props);
         if data.len() > MAX_STATUS_FILE_SIZE {
             return Err(StoreError::InvalidArgument(format!(
@@ -117,10 +123,11 @@ impl StatusFile {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
-        f.write_all(&data)
+        write_through(faults, &tmp, &data, |b| f.write_all(b))
             .map_err(|e| StoreError::io("write", &tmp, e))?;
         if sync {
-            f.sync_all().map_err(|e| StoreError::io("fsync", &tmp, e))?;
+            sync_through(faults, &tmp, || f.sync_all())
+                .map_err(|e| StoreError::io("fsync", &tmp, e))?;
         }
         drop(f);
         fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
@@ -242,12 +249,54 @@ impl RaftStatus {
     }
 }
 
+/// The Raft state a log persists besides the entries (raft.md §4, what the reference's
+/// StatusManager keeps for Raft), as
+/// [`RaftLog::persisted_state`](crate::raft_log::RaftLog::persisted_state)
+/// reports it.
+///
+/// The default is a fresh log's: term 0, no vote, nothing committed, first valid
+/// index 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PersistedState {
+    /// `currentTerm`: the latest term this node has seen.
+    pub current_term: u32,
+    /// `votedFor`: the node voted for in `current_term` (0 = none).
+    pub voted_for: i32,
+    /// `commitIndex`: a committed index this node knows of (persisted lazily, so it
+    /// may lag; never ahead of what this node holds durably).
+    pub commit_index: u64,
+    /// `installSnapshot`: an install is in progress or required.
+    pub install_snapshot: bool,
+    /// `firstValidIndex`: the first index this node may hold entries for (1, or
+    /// lastIncludedIndex + 1 after an install).
+    pub first_valid_index: u64,
+}
+
+impl Default for PersistedState {
+    fn default() -> Self {
+        (&RaftStatus::default()).into()
+    }
+}
+
+impl From<&RaftStatus> for PersistedState {
+    fn from(s: &RaftStatus) -> Self {
+        PersistedState {
+            current_term: s.current_term,
+            voted_for: s.voted_for,
+            commit_index: s.commit_index,
+            install_snapshot: s.install_snapshot,
+            first_valid_index: s.first_valid_index,
+        }
+    }
+}
+
 /// Owns `raft.status`: load at start-up, change fields in memory, `persist` to make them
 /// durable. Every persist rewrites all keys.
 #[derive(Debug)]
 pub struct StatusManager {
     path: PathBuf,
     sync: bool,
+    faults: Faults,
     /// The current in-memory values.
     pub status: RaftStatus,
     persisted: RaftStatus,
@@ -257,6 +306,11 @@ impl StatusManager {
     /// Loads `path` (a missing or empty file gives the defaults). A stale `.tmp` file
     /// next to it is left alone; it is overwritten by the next persist.
     pub fn load(path: &Path, sync: bool) -> StoreResult<StatusManager> {
+        Self::load_with(path, sync, None)
+    }
+
+    /// [`StatusManager::load`] with a fault-injection hook under later writes.
+    pub fn load_with(path: &Path, sync: bool, faults: Faults) -> StoreResult<StatusManager> {
         let status = match StatusFile::load(path)? {
             Some(p) => RaftStatus::from_props(path, p)?,
             None => RaftStatus::default(),
@@ -264,6 +318,7 @@ impl StatusManager {
         Ok(StatusManager {
             path: path.to_path_buf(),
             sync,
+            faults,
             persisted: status.clone(),
             status,
         })
@@ -299,6 +354,7 @@ impl StatusManager {
         PendingStatus {
             path: self.path.clone(),
             sync: self.sync,
+            faults: self.faults.clone(),
             status: self.status.clone(),
         }
     }
@@ -314,6 +370,7 @@ impl StatusManager {
 pub struct PendingStatus {
     path: PathBuf,
     sync: bool,
+    faults: Faults,
     /// The values to write.
     pub status: RaftStatus,
 }
@@ -321,7 +378,7 @@ pub struct PendingStatus {
 impl PendingStatus {
     /// Writes it atomically.
     pub fn write(&self) -> StoreResult<()> {
-        StatusFile::save(&self.path, &self.status.to_props(), self.sync)
+        StatusFile::save_with(&self.path, &self.status.to_props(), self.sync, &self.faults)
     }
 }
 
