@@ -70,9 +70,13 @@ fn busy_port_is_an_error_in_process() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let args = rpc_server::Args::try_parse_from(["rpc_server", "--port", &port]).unwrap();
-    let err = rpc_server::start(&args, None)
-        .err()
-        .expect("started on a busy port");
+    let err = match rpc_server::start(&args, None) {
+        Ok(server) => {
+            server.stop(Duration::from_secs(1));
+            panic!("started on a busy port");
+        }
+        Err(e) => e,
+    };
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
 
