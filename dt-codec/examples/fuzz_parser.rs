@@ -3,18 +3,25 @@
 //! ```text
 //! # random inputs for S seconds (seeded; prints the seed so a failure can be replayed):
 //! cargo run --release -p dt-codec --example fuzz_parser -- --seconds 60 [--seed N]
-//! # replay files (a corpus, or AFL++'s queue when built with cargo-afl):
-//! cargo run --release -p dt-codec --example fuzz_parser -- FILE...
+//! # replay files or directories of files (a corpus, or AFL++'s queue):
+//! cargo run --release -p dt-codec --example fuzz_parser -- PATH...
 //! ```
 //!
 //! Every input is parsed whole, byte by byte and at a random split, with the schema-less
 //! callback and with a nested decode of every length-delimited field; the verdicts must
 //! agree and nothing may panic. Inputs are mutated from a seed corpus of valid messages
 //! (bit flips, truncation, splices, random length prefixes) as well as generated at random.
+//!
+//! A path that cannot be read is reported (`fuzz_parser: <path>: <cause>`) and the program
+//! exits with status 1, as it does when a replayed file fails. A failing random input
+//! panics with the property that broke; the `--seed` printed first replays it.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Parser;
 use dt_codec::{encode, PbMessage};
 
 /// xorshift64*: a tiny deterministic generator so runs can be replayed from the seed.
@@ -92,45 +99,91 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut secs = 10.0;
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        | 1;
+#[derive(Parser)]
+#[command(
+    name = "fuzz_parser",
+    about = "Seeded fuzzing of dt-codec's PbParser, or replay of input files"
+)]
+pub struct Args {
+    /// Seconds of random inputs (ignored when paths are given).
+    #[arg(long, default_value_t = 10.0, value_parser = seconds, allow_hyphen_values = true)]
+    seconds: f64,
+    /// Seed of the input generator (default: from the clock; printed so a run replays).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Input files, or directories whose files are all checked, instead of random inputs.
+    paths: Vec<PathBuf>,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be a number of seconds, 0 or more".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The files named on the command line, directories expanded one level.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--seconds" => {
-                secs = args
-                    .get(i + 1)
-                    .and_then(|s| s.parse().ok())
-                    .expect("--seconds N");
-                i += 1;
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let mut inside = Vec::new();
+            for entry in rd {
+                let entry = entry.map_err(|e| format!("{}: {e}", p.display()))?;
+                if entry.path().is_file() {
+                    inside.push(entry.path());
+                }
             }
-            "--seed" => {
-                seed = args
-                    .get(i + 1)
-                    .and_then(|s| s.parse().ok())
-                    .expect("--seed N");
-                i += 1;
-            }
-            f => files.push(f.to_string()),
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
         }
-        i += 1;
     }
+    Ok(files)
+}
+
+fn replay(files: &[PathBuf], rng: &mut Rng) -> Result<(), String> {
+    for f in files {
+        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        // A failing input panics with the broken property (printed above); name the file.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&data, rng))).is_err() {
+            return Err(format!("{}: the parser failed this input", f.display()));
+        }
+    }
+    println!("checked {} files, no failure", files.len());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    }) | 1;
     let mut rng = Rng(seed);
-    if !files.is_empty() {
-        for f in &files {
-            let data = std::fs::read(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-            check(&data, &mut rng);
-        }
-        println!("checked {} files, no failure", files.len());
-        return;
+    if !args.paths.is_empty() {
+        let done = input_files(&args.paths).and_then(|files| {
+            if files.is_empty() {
+                Err("no input files in the given directories".into())
+            } else {
+                replay(&files, &mut rng)
+            }
+        });
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fuzz_parser: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
+    let secs = args.seconds;
     println!("fuzzing for {secs} s with --seed {seed}");
     let mut corpus = seeds();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -146,4 +199,5 @@ fn main() {
         }
     }
     println!("RESULT fuzz_inputs={n} corpus={} failures=0", corpus.len());
+    ExitCode::SUCCESS
 }

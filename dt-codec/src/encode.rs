@@ -1,6 +1,6 @@
 //! `Encodable` and the encoding helpers that follow the reference's rules.
 //!
-//! The rules (wire spec 1.5/1.6): fields in ascending number order; single scalars,
+//! The rules (`docs/wire-protocol.md` §1): fields in ascending number order; single scalars,
 //! strings and bytes omitted when zero/empty; single nested messages written whenever
 //! present, even empty (`tag 00`); repeated fields never packed and written element by
 //! element including zeros and empty elements; count fields before their elements;
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn spec_example_put_body() {
-        // wire-protocol.md 8.3: KvReq key "a.b", value "v", group 1.
+        // The reference's DtKV put body: KvReq key "a.b", value "v", group 1.
         let v = enc(|b| {
             put_int32(b, 1, 1);
             put_bytes(b, 2, b"a.b");

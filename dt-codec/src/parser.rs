@@ -189,7 +189,7 @@ enum State {
 /// length), then [`PbParser::feed`] fragments of any size until the status is not
 /// [`ParseStatus::NeedMore`]. The parser never reads past the message end, keeps no copy of
 /// the input except up to 10 bytes of a split varint or fixed number, and enforces the
-/// acceptance rules of the wire spec: unknown fields of wire types 0/1/2/5 go to the
+/// acceptance rules of `docs/wire-protocol.md` §1: unknown fields of wire types 0/1/2/5 go to the
 /// callback (whose defaults ignore them); wire types 3/4/6/7, field number 0, over-long
 /// varints, varints overflowing their field (a tag or length above 32 bits, a value above
 /// 64 bits), negative lengths and fields running past the message end are fatal

@@ -8,7 +8,11 @@
 //! Prints one line per second and a final `RESULT ops_per_s=.. p50_us=.. p99_us=..
 //! p999_us=.. max_us=..` (hdrhistogram, microseconds, measured after the warm-up),
 //! preceded by the client process's heap allocations per request (counting allocator).
+//!
+//! If the client cannot start or connect within 5 s it prints `rpc_bench: <cause>` on
+//! stderr and exits with status 1; a bad flag exits with status 2 and clap's message.
 
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -19,33 +23,37 @@ use dt_net::{Commands, NetError, NioClient, NioClientConfig, ReadPacket, RpcHand
 use hdrhistogram::Histogram;
 
 #[derive(Parser)]
+#[command(
+    name = "rpc_bench",
+    about = "Ping benchmark of dt-net's client against a server (rpc_server or the reference's)"
+)]
 struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     addr: std::net::SocketAddr,
-    /// Measured seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Measured seconds (1 to 86400).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86400))]
     seconds: u64,
     /// Warm-up seconds (not measured).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=3600))]
     warmup: u64,
-    /// Ping body size in bytes.
-    #[arg(long, default_value_t = 128)]
-    body_size: usize,
+    /// Ping body size in bytes (at most 4 MiB, the server's default body limit).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=4 << 20))]
+    body_size: u64,
     /// Requests in flight (async mode).
-    #[arg(long, default_value_t = 1000)]
-    max_pending: usize,
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_pending: u64,
     /// Blocking calls from `--threads` threads instead of async.
     #[arg(long)]
     sync: bool,
     /// Threads in sync mode.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: u64,
     /// Async mode with one boxed callback per request instead of the shared handler.
     #[arg(long)]
     boxed: bool,
     /// Per-request timeout in ms.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
 }
 
@@ -125,7 +133,7 @@ impl Stats {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     let _ = env_logger::try_init();
     let a = Args::parse();
     let mut client = NioClient::new(NioClientConfig {
@@ -133,13 +141,20 @@ fn main() {
         max_out_requests: (a.max_pending.max(a.threads) as i64).max(2000),
         ..Default::default()
     });
-    client.start().expect("start client");
+    if let Err(e) = client.start() {
+        eprintln!("rpc_bench: cannot start the client: {e}");
+        return ExitCode::FAILURE;
+    }
     if !client.wait_connected(Duration::from_secs(5)) {
-        eprintln!("cannot connect to {}", a.addr);
-        std::process::exit(1);
+        eprintln!(
+            "rpc_bench: cannot connect to {} within 5 s (is a server listening there?)",
+            a.addr
+        );
+        client.stop(Duration::from_secs(1));
+        return ExitCode::FAILURE;
     }
     let client = Arc::new(client);
-    let body: Bytes = (0..a.body_size)
+    let body: Bytes = (0..a.body_size as usize)
         .map(|i| (i * 31 + 7) as u8)
         .collect::<Vec<_>>()
         .into();
@@ -172,7 +187,7 @@ fn main() {
         }
     } else {
         let (c, s, st, b) = (client.clone(), stats, stop.clone(), body.clone());
-        let max = a.max_pending.max(1);
+        let max = a.max_pending as usize;
         let boxed = a.boxed;
         // In-flight window: the driver refills up to `max`, then sleeps until half of the
         // window came back (one wake-up per max/2 responses instead of one per response).
@@ -255,4 +270,5 @@ fn main() {
         );
     }
     client.stop(Duration::from_secs(2));
+    ExitCode::SUCCESS
 }

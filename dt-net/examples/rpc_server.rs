@@ -1,14 +1,25 @@
-//! A server that answers ping until killed.
+//! A server that answers ping until killed: the far end for `rpc_bench`, `rpc_ping` or the
+//! reference's benchmark client.
 //!
 //! ```text
-//! cargo run --release -p dt-net --example rpc_server -- --port 9000 [--io-threads 1] [--count-allocs]
+//! cargo run --release -p dt-net --example rpc_server -- [--bind 127.0.0.1] [--port 9000]
+//!     [--io-threads 1] [--count-allocs]
 //! ```
+//!
+//! Once listening it prints one line per listening address, `LISTENING <ip>:<port>` (with
+//! `--port 0` the system picks the port; a script reads it from that line), then serves
+//! until killed. If it cannot listen (the port is taken, the address is not local) it
+//! prints `rpc_server: <cause>` on stderr and exits with status 1; a bad flag exits with
+//! status 2 and clap's message.
 //!
 //! With `--count-allocs` a counting global allocator reports, once per second, the heap
 //! allocations of the whole process divided by the packets it read (the server path's
 //! allocations per request in steady state).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,21 +52,30 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Command-line flags.
 #[derive(Parser)]
-struct Args {
-    /// Port to listen on (0 = ephemeral, printed).
+#[command(
+    name = "rpc_server",
+    about = "A dt-net server that answers ping until killed"
+)]
+pub struct Args {
+    /// Address to listen on (0.0.0.0 for all interfaces).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0 = one the system picks, printed on the LISTENING line).
     #[arg(long, default_value_t = 9000)]
-    port: u16,
-    /// IO worker threads.
-    #[arg(long, default_value_t = 1)]
-    io_threads: usize,
+    pub port: u16,
+    /// IO worker threads (1 to 64).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub io_threads: u16,
     /// Report allocations per request every second.
     #[arg(long)]
-    count_allocs: bool,
+    pub count_allocs: bool,
 }
 
+/// Counts the packets the server read (through the perf hook).
 #[derive(Default)]
-struct PacketCount(AtomicU64);
+pub struct PacketCount(AtomicU64);
 impl PerfCallback for PacketCount {
     fn accept(&self, t: PerfType) -> bool {
         t == PerfType::RpcRead
@@ -65,22 +85,50 @@ impl PerfCallback for PacketCount {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     let _ = env_logger::try_init();
-    let args = Args::parse();
+    main_with(std::env::args_os())
+}
+
+/// The whole program for the given command line (the first item is the program name).
+/// Exits the process with status 2 on a bad flag; returns on failure to listen.
+pub fn main_with(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = Args::parse_from(argv);
     let counter = Arc::new(PacketCount::default());
+    let server = match start(&args, args.count_allocs.then(|| counter.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rpc_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for a in server.local_addrs() {
+        println!("LISTENING {a}");
+    }
+    serve(&args, &counter)
+}
+
+/// Starts the server the flags describe, counting packets into `counter` if given.
+pub fn start(args: &Args, counter: Option<Arc<PacketCount>>) -> Result<NioServer, String> {
     let mut cfg = NioServerConfig {
         ports: vec![args.port],
-        io_threads: args.io_threads,
+        bind_host: args.bind,
+        io_threads: args.io_threads.into(),
         name: "rpc_server".into(),
         ..Default::default()
     };
-    if args.count_allocs {
-        cfg.perf = counter.clone();
+    if let Some(c) = counter {
+        cfg.perf = c;
     }
     let mut server = NioServer::new(cfg);
-    server.start().expect("start server");
-    println!("rpc_server listening on {:?}", server.local_addrs());
+    server
+        .start()
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.bind, args.port))?;
+    Ok(server)
+}
+
+/// Serves until the process is killed.
+fn serve(args: &Args, counter: &PacketCount) -> ExitCode {
     let (mut last_a, mut last_p) = (ALLOCS.load(Ordering::Relaxed), 0u64);
     loop {
         std::thread::sleep(Duration::from_secs(1));

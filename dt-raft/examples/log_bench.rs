@@ -13,10 +13,19 @@
 //!
 //! Prints `RESULT batch=<n> entries_per_s=<x> raw_limit_entries_per_s=<y> ratio=<x/y>`
 //! per batch size, then the recovery time of a log of `--recovery-mib` MiB.
+//! `entries_per_s` is fsync'd entries per second through `DefaultRaftLog`,
+//! `raw_limit_entries_per_s` the same bytes written and fdatasync'd by a bare loop; a
+//! `ratio` near 1.0 means the log adds little over what the disk allows.
+//!
+//! If the directory cannot be created or written (missing parent, no permission, disk
+//! full) it prints `log_bench: <path>: <cause>` on stderr and exits with status 1; a bad
+//! flag exits with status 2 and clap's message.
 
+use std::fmt::Display;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -24,12 +33,16 @@ use dt_raft::raft_log::{block_on, DefaultRaftLog, RaftLog, ThreadPoolIo};
 use dt_raft::store::{LogItem, LogStore, StoreConfig};
 
 #[derive(Parser)]
-struct Args {
+#[command(
+    name = "log_bench",
+    about = "fsync'd append throughput of DefaultRaftLog against the disk's raw limit, and recovery time"
+)]
+pub struct Args {
     /// Directory on the disk to measure (created; bench files are removed after).
     #[arg(long)]
     dir: PathBuf,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds per measurement (above 0, at most 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = seconds, allow_hyphen_values = true)]
     seconds: f64,
     /// Size of the log whose recovery is timed (MiB); 0 skips it.
     #[arg(long, default_value_t = 1024)]
@@ -43,9 +56,23 @@ struct Args {
     /// Only time opening an existing recovery log (written by --recovery-keep).
     #[arg(long)]
     recovery_open_only: bool,
-    /// Batch sizes to measure.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 16, 256])]
-    batches: Vec<usize>,
+    /// Batch sizes to measure (1 to 65536 entries each).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 16, 256],
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    batches: Vec<u64>,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        Ok(_) => Err("must be a number of seconds above 0 and at most 3600".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Prefixes an error with the path it concerns.
+fn at<T, E: Display>(path: &Path, r: Result<T, E>) -> Result<T, String> {
+    r.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 const BODY: usize = 256;
@@ -99,7 +126,8 @@ fn run_ours(
     n: usize,
     secs: f64,
     in_flight: usize,
-) -> (u64, f64) {
+) -> Result<(u64, f64), String> {
+    let failed = |e: dt_raft::store::StoreError| format!("append failed: {e}");
     let body = bytes::Bytes::from(vec![7u8; BODY]);
     let batch = |from: u64, n: usize| batch_shared(from, n, &body);
     let start = Instant::now();
@@ -107,7 +135,7 @@ fn run_ours(
     let deadline = Duration::from_secs_f64(secs);
     if in_flight <= 1 {
         while start.elapsed() < deadline {
-            block_on(log.append(batch(*next, n))).unwrap();
+            block_on(log.append(batch(*next, n))).map_err(failed)?;
             *next += n as u64;
             done += n as u64;
         }
@@ -118,16 +146,18 @@ fn run_ours(
                 q.push_back(log.append(batch(*next, n)));
                 *next += n as u64;
             }
-            block_on(q.pop_front().unwrap()).unwrap();
+            if let Some(f) = q.pop_front() {
+                block_on(f).map_err(failed)?;
+            }
             done += n as u64;
         }
         while let Some(f) = q.pop_front() {
-            block_on(f).unwrap();
+            block_on(f).map_err(failed)?;
             done += n as u64;
         }
     }
     assert!(log.persisted_index() >= *next - 1);
-    (done, start.elapsed().as_secs_f64())
+    Ok((done, start.elapsed().as_secs_f64()))
 }
 
 struct Raw {
@@ -137,26 +167,29 @@ struct Raw {
 }
 
 impl Raw {
-    fn new(path: &Path, n: usize) -> Raw {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .unwrap();
+    fn new(path: &Path, n: usize) -> Result<Raw, String> {
+        let f = at(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path),
+        )?;
         // pre-allocated the same way as a log segment
-        f.set_len(1 << 30).unwrap();
-        f.sync_all().unwrap();
+        at(path, f.set_len(1 << 30))?;
+        at(path, f.sync_all())?;
         let mut bytes = Vec::new();
         for it in batch(1, n) {
             it.encode_into(&mut bytes);
         }
-        Raw { f, bytes, pos: 0 }
+        Ok(Raw { f, bytes, pos: 0 })
     }
 
     /// write + fdatasync of the batch bytes in a loop; returns (entries, seconds).
-    fn run(&mut self, n: usize, secs: f64) -> (u64, f64) {
+    fn run(&mut self, n: usize, secs: f64) -> Result<(u64, f64), String> {
+        let failed = |e: std::io::Error| format!("raw write failed: {e}");
         let deadline = Duration::from_secs_f64(secs);
         let start = Instant::now();
         let mut done = 0u64;
@@ -164,46 +197,45 @@ impl Raw {
             if self.pos + self.bytes.len() as u64 > 1 << 30 {
                 // Like a log rolling to a new segment: never overwrite blocks that are
                 // already allocated (that would skip the allocation cost a log pays).
-                self.f.set_len(0).unwrap();
-                self.f.set_len(1 << 30).unwrap();
-                self.f.sync_all().unwrap();
+                self.f.set_len(0).map_err(failed)?;
+                self.f.set_len(1 << 30).map_err(failed)?;
+                self.f.sync_all().map_err(failed)?;
                 self.pos = 0;
             }
-            self.f.write_all_at(&self.bytes, self.pos).unwrap();
-            self.f.sync_data().unwrap();
+            self.f.write_all_at(&self.bytes, self.pos).map_err(failed)?;
+            self.f.sync_data().map_err(failed)?;
             self.pos += self.bytes.len() as u64;
             done += n as u64;
         }
-        (done, start.elapsed().as_secs_f64())
+        Ok((done, start.elapsed().as_secs_f64()))
     }
 }
 
 /// Ours and the raw loop in alternating short rounds, so that load from other
 /// processes on the machine hits both alike. Returns (ours, raw, pipelined) rates.
-fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Option<f64>) {
+type Rates = (f64, f64, Option<f64>);
+
+fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, String> {
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let mut raw = Raw::new(&dir.join("raw"), n);
-    let log = DefaultRaftLog::new(
-        &dir.join("log"),
-        StoreConfig::default(),
-        ThreadPoolIo::new(2),
-    );
-    block_on(log.init()).unwrap();
+    at(dir, std::fs::create_dir_all(dir))?;
+    let mut raw = Raw::new(&dir.join("raw"), n)?;
+    let log_dir = dir.join("log");
+    let log = DefaultRaftLog::new(&log_dir, StoreConfig::default(), ThreadPoolIo::new(2));
+    at(&log_dir, block_on(log.init()))?;
     let mut next = 1u64;
-    run_ours(&log, &mut next, n, 0.2, 1); // warm-up
-    raw.run(n, 0.2);
+    run_ours(&log, &mut next, n, 0.2, 1)?; // warm-up
+    raw.run(n, 0.2)?;
     const ROUNDS: usize = 20;
     let slice = secs / ROUNDS as f64;
     let (mut oe, mut ot, mut re, mut rt) = (0u64, 0f64, 0u64, 0f64);
     let mut ratios = Vec::new();
     for r in 0..ROUNDS {
         let (a, b) = if r % 2 == 0 {
-            let x = raw.run(n, slice);
-            (run_ours(&log, &mut next, n, slice, 1), x)
+            let x = raw.run(n, slice)?;
+            (run_ours(&log, &mut next, n, slice, 1)?, x)
         } else {
-            let y = run_ours(&log, &mut next, n, slice, 1);
-            (y, raw.run(n, slice))
+            let y = run_ours(&log, &mut next, n, slice, 1)?;
+            (y, raw.run(n, slice)?)
         };
         ratios.push((a.0 as f64 / a.1) / (b.0 as f64 / b.1));
         oe += a.0;
@@ -218,25 +250,33 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> (f64, f64, Optio
         ratios[ROUNDS / 2],
         ratios[ROUNDS - 1]
     );
-    let piped = (pipeline > 1).then(|| {
-        let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline);
-        e as f64 / t
-    });
-    block_on(log.close()).unwrap();
+    let piped = if pipeline > 1 {
+        let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline)?;
+        Some(e as f64 / t)
+    } else {
+        None
+    };
+    at(&log_dir, block_on(log.close()))?;
     drop(log);
     drop(raw);
     let _ = std::fs::remove_dir_all(dir);
-    (oe as f64 / ot, re as f64 / rt, piped)
+    Ok((oe as f64 / ot, re as f64 / rt, piped))
 }
 
-fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
+fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) -> Result<(), String> {
     let cfg = StoreConfig {
         sync: false,
         ..StoreConfig::default()
     };
     if open_only {
         let t = Instant::now();
-        let log = LogStore::open(dir, cfg).unwrap();
+        if !dir.is_dir() {
+            return Err(format!(
+                "{}: no log to open (write one first with --recovery-keep)",
+                dir.display()
+            ));
+        }
+        let log = at(dir, LogStore::open(dir, cfg))?;
         let el = t.elapsed().as_secs_f64();
         let bytes = log.next_pos() as f64;
         println!(
@@ -245,24 +285,28 @@ fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
             bytes / 1048576.0,
             bytes / 1048576.0 / el
         );
-        return;
+        return Ok(());
     }
     let _ = std::fs::remove_dir_all(dir);
     let entry_len = item(1).encoded_len() as u64;
     let total = mib * 1024 * 1024 / entry_len;
     let t = Instant::now();
     {
-        let mut log = LogStore::open(dir, cfg.clone()).unwrap();
+        let mut log = at(dir, LogStore::open(dir, cfg.clone()))?;
         let mut i = 1;
         while i <= total {
             let n = 1024.min(total - i + 1) as usize;
-            log.append(&batch(i, n)).unwrap();
+            at(dir, log.append(&batch(i, n)))?;
             i += n as u64;
         }
         // fsync once at the end; no commit index, so persistIdxIndex stays 0 and
         // recovery has to scan (and CRC-check) the whole log: the worst case.
-        for f in log.file_queue().lock().unwrap().files() {
-            f.sync_data().unwrap();
+        let queue = log.file_queue();
+        let files = queue
+            .lock()
+            .map_err(|_| "log file queue poisoned".to_string())?;
+        for f in files.files() {
+            at(dir, f.sync_data())?;
         }
     }
     println!(
@@ -271,7 +315,7 @@ fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let log = LogStore::open(dir, cfg.clone()).unwrap();
+    let log = at(dir, LogStore::open(dir, cfg.clone()))?;
     let el = t.elapsed().as_secs_f64();
     assert_eq!(log.last_index(), total);
     println!(
@@ -283,18 +327,30 @@ fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) {
     if !keep {
         let _ = std::fs::remove_dir_all(dir);
     }
+    Ok(())
 }
 
-fn main() {
+fn main() -> ExitCode {
     let a = Args::parse();
-    std::fs::create_dir_all(&a.dir).unwrap();
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("log_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(a: &Args) -> Result<(), String> {
+    at(&a.dir, std::fs::create_dir_all(&a.dir))?;
     println!(
         "INFO crc32c hardware={} entry_bytes_on_disk={}",
         dt_raft::store::crc32c::hw_available(),
         item(1).encoded_len()
     );
     for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
-        let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline);
+        let n = n as usize;
+        let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
             "RESULT batch={n} entries_per_s={ours:.0} raw_limit_entries_per_s={raw:.0} ratio={:.3} mb_per_s={mbps:.2}",
@@ -314,6 +370,7 @@ fn main() {
             a.recovery_mib,
             a.recovery_keep,
             a.recovery_open_only,
-        );
+        )?;
     }
+    Ok(())
 }

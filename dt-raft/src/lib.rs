@@ -28,7 +28,7 @@
 //!
 //! ## On-disk format
 //!
-//! A group's data directory is the reference's, byte for byte (storage.md): `raft.status`,
+//! A group's data directory is the reference's, byte for byte (`docs/storage-format.md`): `raft.status`,
 //! `log/<20 digits>` segments pre-allocated to `log_file_size` holding back-to-back items
 //! (42-byte big-endian header with CRC32C, optional business header and body each with
 //! its CRC32C, end marker `F1 9A 7B CB`), `idx/<20 digits>` files of 8-byte positions,

@@ -1,4 +1,5 @@
-//! The `RaftLog` extension point (raft.md §16.3) and its default implementation.
+//! The `RaftLog` extension point (the reference's `RaftLog` contract; guide in
+//! `docs/dt-raft.md`) and its default implementation.
 //!
 //! # Why boxed futures
 //!
@@ -87,7 +88,7 @@ pub trait RaftLog {
     /// deletion; drop it when done.
     fn open_iterator(&self) -> Box<dyn LogIterator + '_>;
 
-    /// Match-position search (raft.md §7.5).
+    /// Match-position search (`docs/dt-raft.md`, "Match-position search").
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>>;
 
     /// Allows deletion, after `delay`, of segments whose entries are all ≤ `index`

@@ -1,6 +1,6 @@
 //! `FileQueue`: a directory of fixed-size, pre-allocated files named by the 20-digit
-//! absolute start position they cover (storage.md §2.1, §3.1). Log segments and index
-//! files are both kept this way.
+//! absolute start position they cover (`docs/storage-format.md` §2, §3). Log segments
+//! and index files are both kept this way.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};

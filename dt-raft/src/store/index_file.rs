@@ -1,4 +1,4 @@
-//! `IdxFileQueue`: the index files (storage.md §3), mapping a Raft index to the absolute
+//! `IdxFileQueue`: the index files (`docs/storage-format.md` §3), mapping a Raft index to the absolute
 //! log position of its item.
 //!
 //! Entries live first in an in-memory cache; only committed entries are written to the

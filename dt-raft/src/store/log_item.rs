@@ -1,6 +1,6 @@
-//! `LogItem` (raft.md §6.1) and its on-disk encoding: the 42-byte item header, the
+//! `LogItem` (a Raft log entry) and its on-disk encoding: the 42-byte item header, the
 //! optional business header and body each followed by a CRC32C, and the end-of-segment
-//! marker (storage.md §2.2, §2.3).
+//! marker (`docs/storage-format.md` §2).
 
 use bytes::{BufMut, Bytes};
 

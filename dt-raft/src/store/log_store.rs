@@ -729,7 +729,7 @@ impl LogStore {
             .map_err(|e| blame(&self.files, at.as_ref(), e))
     }
 
-    /// Match-position search (raft.md §7.5): the last local entry `(term, index)` that
+    /// Match-position search (`docs/dt-raft.md`): the last local entry `(term, index)` that
     /// is valid for the suggestion `(s_term, s_index)`, or `None`.
     pub fn find_match_pos(&mut self, s_term: u32, s_index: u64) -> StoreResult<Option<(u32, u64)>> {
         self.check_open()?;
@@ -757,7 +757,7 @@ impl LogStore {
         Ok(pos + h.total_len as u64)
     }
 
-    /// Removes entries `index..` (storage.md §7.1). They must not be committed.
+    /// Removes entries `index..` (`docs/storage-format.md` §7). They must not be committed.
     pub fn truncate_tail(&mut self, index: u64) -> StoreResult<()> {
         self.check_open()?;
         if index <= self.commit_index {
@@ -916,7 +916,7 @@ impl LogStore {
         self.files.lock().expect("lock").len()
     }
 
-    /// Install begin (storage.md §7.2): marks the install in the status file, then
+    /// Install begin (`docs/storage-format.md` §7): marks the install in the status file, then
     /// deletes every segment and index file. Appends fail until
     /// [`LogStore::finish_install`].
     pub fn begin_install(&mut self) -> StoreResult<()> {
@@ -937,7 +937,7 @@ impl LogStore {
         Ok(())
     }
 
-    /// Install finish (storage.md §7.3): the log restarts empty with the next entry
+    /// Install finish (`docs/storage-format.md` §7): the log restarts empty with the next entry
     /// `next_index` at position `next_pos` (the leader's position after entry
     /// `next_index - 1`).
     pub fn finish_install(&mut self, next_index: u64, next_pos: u64) -> StoreResult<()> {

@@ -1,4 +1,4 @@
-//! Match-position search (raft.md §7.5).
+//! Match-position search (`docs/dt-raft.md`, "Match-position search").
 //!
 //! Given a suggestion `(sT, sI)`, an entry `(t, i)` is *valid* iff
 //! `(t ≤ sT and i < sI) or (t = sT and i = sI)`. Terms never decrease along the log, so

@@ -1,5 +1,5 @@
 //! Sequential, block-buffered reading of log items from segment files (used by
-//! recovery and by log iteration; storage.md §9).
+//! recovery and by log iteration).
 
 use std::sync::{Arc, Mutex};
 

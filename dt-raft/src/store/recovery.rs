@@ -1,4 +1,4 @@
-//! Crash recovery of the log at start-up (storage.md §6).
+//! Crash recovery of the log at start-up (`docs/storage-format.md` §6).
 //!
 //! The scan starts at the recovery anchor (`persistIdxIndex`, through its index entry)
 //! and walks the items forward, checking header CRC, the index/term chain and the part

@@ -1,4 +1,4 @@
-//! Snapshot files (storage.md §5): `<yyyyMMdd_HHmmss>_<id>.data` holds the state
+//! Snapshot files (`docs/storage-format.md` §5): `<yyyyMMdd_HHmmss>_<id>.data` holds the state
 //! machine's byte stream in checksummed fixed-stride blocks, `<base>.idx` its metadata
 //! in the status-file format. A snapshot counts only once its `.idx` exists: the data
 //! file is fsynced first, then the idx file is written atomically.

@@ -1,4 +1,4 @@
-//! The status file (storage.md §4): `StatusFile` reads and atomically replaces a small
+//! The status file (`docs/storage-format.md` §4): `StatusFile` reads and atomically replaces a small
 //! checksummed `key=value` file; `StatusManager` holds the typed keys of `raft.status`.
 //!
 //! Atomicity: the new content is written to `<name>.tmp`, fsynced, renamed over
