@@ -192,6 +192,9 @@ struct Conn {
     decoder: FrameDecoder,
     write_buf: BytesMut,
     read_paused: bool,
+    /// The peer's FIN (or an error) was reported: read until end of stream, not just
+    /// until a short read, or the close is never seen (edge-triggered readiness).
+    read_closed: bool,
     next_seq: i32,
     pending: PendingMap<Pending>,
     max_out_packet: usize,
@@ -295,6 +298,9 @@ impl NioWorker {
                 if self.conns[slot].state == ConnState::Connecting {
                     self.on_connect_event(slot);
                     continue;
+                }
+                if ev.is_read_closed() || ev.is_error() {
+                    self.conns[slot].read_closed = true;
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     self.do_read(slot);
@@ -413,6 +419,7 @@ impl NioWorker {
             decoder: FrameDecoder::new(self.cfg.max_packet_size),
             write_buf: BytesMut::new(),
             read_paused: false,
+            read_closed: false,
             next_seq: 1,
             pending: PendingMap::new(),
             max_out_packet: self.cfg.max_packet_size,
@@ -464,7 +471,9 @@ impl NioWorker {
                     if !self.conns.contains(slot) {
                         return;
                     }
-                    if n < want {
+                    // A short read drained the socket, unless the peer also closed:
+                    // then read on to the end of stream.
+                    if n < want && !self.conns[slot].read_closed {
                         return;
                     }
                 }
