@@ -125,8 +125,14 @@ impl ReqContext {
 }
 
 /// Answers one request from any thread; the response goes back to the connection's IO
-/// worker through its queue and waker. Dropping it unanswered releases flow-control
-/// credit and sends nothing (the requester will time out).
+/// worker through its queue and waker.
+///
+/// A request handed to an executor holds incoming flow-control credit
+/// ([`crate::NioServerConfig::max_in_requests`] / `max_in_bytes`) until its response has
+/// left: been written into the connection's output buffer by the IO worker (or been
+/// dropped there because the deadline passed or the connection is gone). Dropping a
+/// `Responder` unanswered releases the credit (once `process` has returned too) and sends
+/// nothing (the requester will time out).
 pub struct Responder {
     ctx: Option<ReqContext>,
 }
@@ -138,13 +144,6 @@ impl Responder {
         if let Some(ctx) = self.ctx.take() {
             send_response(ctx, resp);
         }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        // permit is released by InPermit's own Drop
-        self.ctx.take();
     }
 }
 
@@ -160,13 +159,15 @@ fn send_response(ctx: ReqContext, mut resp: WritePacket) {
         return;
     }
     fill_response(&mut resp, ctx.command, ctx.seq);
+    // The permit travels with the response; the worker drops it once the response is
+    // written (or discarded).
     ctx.handle.send(WorkerCmd::Respond {
         conn: ctx.conn,
         pkt: resp,
         deadline: ctx.deadline,
         enqueued: dt_common::mono_nanos(),
+        permit: ctx.permit,
     });
-    drop(ctx.permit);
 }
 
 /// The SYS_ERROR answer to a processor that panicked (the reference answers an uncaught
@@ -181,13 +182,20 @@ pub(crate) fn panic_response(e: &(dyn std::any::Any + Send)) -> WritePacket {
     WritePacket::error(CmdCodes::SYS_ERROR, msg)
 }
 
-/// A unit of incoming flow-control credit, released on drop.
+/// A unit of incoming flow-control credit, shared by the executor task and the context
+/// handed to `process` (and from there a [`Responder`]); released when the last holder
+/// drops it, i.e. when the response has left or nothing can answer any more.
+#[derive(Clone)]
 pub(crate) struct InPermit {
+    _shared: Arc<PermitInner>,
+}
+
+struct PermitInner {
     fc: Arc<FlowControl>,
     bytes: usize,
 }
 
-impl Drop for InPermit {
+impl Drop for PermitInner {
     fn drop(&mut self) {
         self.fc.release(self.bytes);
     }
@@ -235,8 +243,10 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                     ));
                 }
                 ctx.permit = Some(InPermit {
-                    fc: in_fc.clone(),
-                    bytes,
+                    _shared: Arc::new(PermitInner {
+                        fc: in_fc.clone(),
+                        bytes,
+                    }),
                 });
                 let p = self.0.clone();
                 let task = Box::new(move || {
@@ -254,9 +264,10 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                         process_info: ctx.process_info,
                         local_port: ctx.local_port,
                         remote: ctx.remote,
-                        permit: None,
+                        permit: ctx.permit.clone(),
                     };
-                    // `ctx` keeps the permit until the response is sent (or dropped).
+                    // Both `ctx` (for a response returned by `process`) and `ctx2` (for a
+                    // Responder that answers later) hold the permit.
                     let mut holder = Some(ctx);
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         p.process(pkt, body, ctx2)

@@ -29,7 +29,7 @@ use crate::packet::{ReadPacket, WriteBody, WritePacket};
 use crate::peer::{backoff, Peer, PeerId, PeerMap, PeerStatus, PeerTable};
 use crate::pending::PendingMap;
 use crate::processor::{
-    fill_response, fire_queue_time, panic_response, Handled, Processors, ReqContext,
+    fill_response, fire_queue_time, panic_response, Handled, InPermit, Processors, ReqContext,
 };
 
 const WAKER: Token = Token(usize::MAX);
@@ -105,6 +105,8 @@ pub(crate) enum WorkerCmd {
         pkt: WritePacket,
         deadline: DtTime,
         enqueued: i64,
+        /// Flow-control credit of the request, released once the response is written.
+        permit: Option<InPermit>,
     },
     Send(OutRequest),
     AddPeer(Peer),
@@ -340,14 +342,15 @@ impl NioWorker {
                 pkt,
                 deadline,
                 enqueued,
+                permit,
             } => {
                 fire_queue_time(&*self.cfg.perf, enqueued, self.ts.nano_time);
-                if deadline.is_expired(&self.ts) {
-                    return;
+                if !deadline.is_expired(&self.ts) {
+                    if let Some(slot) = self.live_slot(conn) {
+                        self.write_packet(slot, &pkt);
+                    }
                 }
-                if let Some(slot) = self.live_slot(conn) {
-                    self.write_packet(slot, &pkt);
-                }
+                drop(permit);
             }
             WorkerCmd::Send(req) => self.route_request(req),
             WorkerCmd::AddPeer(p) => {
