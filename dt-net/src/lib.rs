@@ -170,5 +170,5 @@ pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
 };
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
-pub use server::{HandshakeHook, NioServer, NioServerConfig};
+pub use server::{HandshakeHook, NioServer, NioServerConfig, ServerStats};
 pub use worker::{ConnRef, RpcHandler};

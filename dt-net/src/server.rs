@@ -87,6 +87,21 @@ impl std::fmt::Debug for NioServerConfig {
     }
 }
 
+/// A snapshot of what a [`NioServer`] holds (see [`NioServer::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Open connections.
+    pub connections: usize,
+    /// Bytes of the read-buffer budget in use: partial frames being assembled.
+    pub read_buffered_bytes: usize,
+    /// Bytes of responses (and pushed requests) not yet written to the sockets.
+    pub write_buffered_bytes: usize,
+    /// Requests handed to executors and not yet answered.
+    pub in_requests: i64,
+    /// Their bytes.
+    pub in_bytes: i64,
+}
+
 struct Running {
     workers: Vec<Arc<WorkerHandle>>,
     threads: Vec<JoinHandle<()>>,
@@ -304,6 +319,23 @@ impl NioServer {
             .unwrap_or_else(|p| p.into_inner())
             .get(&pi)
             .copied()
+    }
+
+    /// What the server holds now, summed over its IO workers (gauges, updated by each
+    /// worker once per loop iteration, so at most one iteration old).
+    pub fn stats(&self) -> ServerStats {
+        let g = self.lock();
+        let mut st = ServerStats {
+            in_requests: self.in_fc.pending_requests(),
+            in_bytes: self.in_fc.pending_bytes(),
+            ..Default::default()
+        };
+        for w in g.iter().flat_map(|r| r.workers.iter()) {
+            st.connections += w.stats.connections.load(Ordering::Relaxed);
+            st.read_buffered_bytes += w.stats.read_buffered.load(Ordering::Relaxed);
+            st.write_buffered_bytes += w.stats.write_buffered.load(Ordering::Relaxed);
+        }
+        st
     }
 
     /// Whether `stop` has begun.

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,16 @@ pub(crate) struct WorkerHandle {
     tx: Sender<WorkerCmd>,
     waker: Waker,
     wake_pending: AtomicBool,
+    /// What the worker holds, published once per loop iteration.
+    pub stats: WorkerStats,
+}
+
+/// Gauges of one worker (relaxed; for monitoring and tests).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerStats {
+    pub connections: AtomicUsize,
+    pub read_buffered: AtomicUsize,
+    pub write_buffered: AtomicUsize,
 }
 
 impl WorkerHandle {
@@ -197,6 +207,8 @@ struct Conn {
     /// The peer's FIN (or an error) was reported: read until end of stream, not just
     /// until a short read, or the close is never seen (edge-triggered readiness).
     read_closed: bool,
+    /// Bytes of this connection counted in the worker's `read_buffered`.
+    in_charge: usize,
     next_seq: i32,
     pending: PendingMap<Pending>,
     max_out_packet: usize,
@@ -230,6 +242,10 @@ pub(crate) struct NioWorker {
     expired: Vec<i32>,
     hs_parser: PbParser<HandshakeCallback>,
     stop: bool,
+    /// Bytes held in read buffers (partial frames) of all connections.
+    read_buffered: usize,
+    /// Bytes of unsent output of all connections.
+    write_buffered: usize,
 }
 
 impl NioWorker {
@@ -241,6 +257,7 @@ impl NioWorker {
             tx,
             waker,
             wake_pending: AtomicBool::new(false),
+            stats: WorkerStats::default(),
         });
         let ts = Timestamp::now();
         Ok((
@@ -262,6 +279,8 @@ impl NioWorker {
                 expired: Vec::new(),
                 hs_parser: PbParser::new(HandshakeCallback::default()),
                 stop: false,
+                read_buffered: 0,
+                write_buffered: 0,
             },
             handle,
         ))
@@ -318,8 +337,18 @@ impl NioWorker {
                 self.sweep();
                 self.flush_dirty();
             }
+            self.publish_stats();
         }
         self.shutdown();
+    }
+
+    fn publish_stats(&self) {
+        let st = &self.handle.stats;
+        st.connections.store(self.conns.len(), Ordering::Relaxed);
+        st.read_buffered
+            .store(self.read_buffered, Ordering::Relaxed);
+        st.write_buffered
+            .store(self.write_buffered, Ordering::Relaxed);
     }
 
     fn drain_cmds(&mut self) {
@@ -423,6 +452,7 @@ impl NioWorker {
             write_buf: BytesMut::new(),
             read_paused: false,
             read_closed: false,
+            in_charge: 0,
             next_seq: 1,
             pending: PendingMap::new(),
             max_out_packet: self.cfg.max_packet_size,
@@ -467,6 +497,11 @@ impl NioWorker {
                     if let Err(reason) = self.process_frames(slot, &mut packets) {
                         self.close(slot, &reason);
                         return;
+                    }
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        let l = c.read_buf.len();
+                        self.read_buffered = self.read_buffered - c.in_charge + l;
+                        c.in_charge = l;
                     }
                     if self.cfg.perf.accept(PerfType::RpcRead) {
                         self.cfg.perf.fire(PerfType::RpcRead, packets, n as u64);
@@ -713,8 +748,10 @@ impl NioWorker {
         if c.closing {
             return;
         }
-        let was_empty = c.write_buf.is_empty();
+        let before = c.write_buf.len();
         pkt.encode_frame(&mut c.write_buf);
+        self.write_buffered += c.write_buf.len() - before;
+        let was_empty = before == 0;
         if self.cfg.perf.accept(PerfType::RpcWrite) {
             self.cfg
                 .perf
@@ -744,7 +781,10 @@ impl NioWorker {
                     self.close(slot, "write returned 0");
                     return;
                 }
-                Ok(n) => c.write_buf.advance(n),
+                Ok(n) => {
+                    c.write_buf.advance(n);
+                    self.write_buffered -= n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -1092,6 +1132,8 @@ impl NioWorker {
             return;
         };
         c.closing = true;
+        self.read_buffered -= c.in_charge;
+        self.write_buffered -= c.write_buf.len();
         if let Some(pi) = c.process_info {
             // As in the reference: closing any connection of a uuid forgets the uuid.
             self.cfg
