@@ -158,6 +158,10 @@ impl NioClient {
             client_handshake: HandshakeBody::new(Some(self.cfg.process_info), Some(own)),
             connect_timeout: self.cfg.connect_timeout,
             write_high_water: self.cfg.write_high_water,
+            // One connection per peer, each bounded by max_packet_size and
+            // write_high_water: no worker-wide budgets on the client.
+            read_budget: usize::MAX,
+            write_budget: usize::MAX,
             peers: self.peers.clone(),
             by_uuid: Arc::default(),
         });

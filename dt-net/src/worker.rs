@@ -164,6 +164,11 @@ pub(crate) struct WorkerConfig {
     pub client_handshake: HandshakeBody,
     pub connect_timeout: Duration,
     pub write_high_water: usize,
+    /// This worker's share of the bytes partial frames may hold (see `charge_read`).
+    pub read_budget: usize,
+    /// This worker's share of unsent output above which connections that have unsent
+    /// output are not read.
+    pub write_budget: usize,
     pub peers: Arc<PeerTable>,
     /// Client identity → its most recent connection (server side).
     pub by_uuid: Arc<std::sync::Mutex<HashMap<ProcessInfo, ConnRef>>>,
@@ -246,6 +251,11 @@ pub(crate) struct NioWorker {
     read_buffered: usize,
     /// Bytes of unsent output of all connections.
     write_buffered: usize,
+    /// Connections not read for lack of budget, tried again once something is freed.
+    paused: Vec<usize>,
+    paused_spare: Vec<usize>,
+    /// Budget was freed since the paused connections were last tried.
+    freed: bool,
 }
 
 impl NioWorker {
@@ -281,6 +291,9 @@ impl NioWorker {
                 stop: false,
                 read_buffered: 0,
                 write_buffered: 0,
+                paused: Vec::new(),
+                paused_spare: Vec::new(),
+                freed: false,
             },
             handle,
         ))
@@ -332,6 +345,7 @@ impl NioWorker {
             }
             self.drain_cmds();
             self.flush_dirty();
+            self.resume_reads();
             if self.ts.nano_time >= self.next_sweep {
                 self.next_sweep = self.ts.nano_time + SWEEP_INTERVAL_NANOS;
                 self.sweep();
@@ -474,17 +488,26 @@ impl NioWorker {
 
     // ---------------------------------------------------------------- reading
 
+    /// Reads what the connection has sent and processes the complete frames, until the
+    /// socket is drained, or the connection has to wait for budget (then it is paused and
+    /// tried again by [`NioWorker::resume_reads`]).
     fn do_read(&mut self, slot: usize) {
         loop {
-            let c = &mut self.conns[slot];
-            if c.write_buf.len() > self.cfg.write_high_water {
-                // The peer does not read its responses: stop reading its requests.
-                c.read_paused = true;
+            if !self.may_read(slot) {
+                self.pause_read(slot);
                 return;
             }
+            let room = self.cfg.read_budget.saturating_sub(self.read_buffered);
+            let c = &mut self.conns[slot];
+            let l = c.read_buf.len();
             let want = match c.decoder.needed(&c.read_buf) {
-                Some(n) if n > c.read_buf.len() => (n - c.read_buf.len()).min(READ_CHUNK),
-                _ => READ_CHUNK,
+                // A frame whose size is known (and charged): read no further than its end.
+                Some(n) if n > l => (n - l).min(READ_CHUNK),
+                // Between frames: a chunk while the budget has room for what it may leave
+                // behind; else only the next length prefix, so that the frame is charged
+                // before its body is read.
+                _ if l >= 4 || room >= READ_CHUNK => READ_CHUNK,
+                _ => 4 - l,
             };
             match c.stream.read(&mut self.scratch[..want]) {
                 Ok(0) => {
@@ -498,15 +521,14 @@ impl NioWorker {
                         self.close(slot, &reason);
                         return;
                     }
-                    if let Some(c) = self.conns.get_mut(slot) {
-                        let l = c.read_buf.len();
-                        self.read_buffered = self.read_buffered - c.in_charge + l;
-                        c.in_charge = l;
-                    }
                     if self.cfg.perf.accept(PerfType::RpcRead) {
                         self.cfg.perf.fire(PerfType::RpcRead, packets, n as u64);
                     }
                     if !self.conns.contains(slot) {
+                        return;
+                    }
+                    if !self.charge_read(slot) {
+                        self.pause_read(slot);
                         return;
                     }
                     // A short read drained the socket, unless the peer also closed:
@@ -523,6 +545,78 @@ impl NioWorker {
                 }
             }
         }
+    }
+
+    /// Whether the connection may be read now: its peer reads its responses (unsent
+    /// output within `write_high_water`, and within the worker's output budget unless it
+    /// has none), and its partial frame fits the read budget.
+    fn may_read(&mut self, slot: usize) -> bool {
+        let out = self.conns[slot].write_buf.len();
+        if out > self.cfg.write_high_water
+            || (out > 0 && self.write_buffered > self.cfg.write_budget)
+        {
+            return false;
+        }
+        self.charge_read(slot)
+    }
+
+    /// Charges the connection's partial frame to the worker's read budget: the whole
+    /// frame as soon as its length prefix is in (so the body is read into one buffer of
+    /// that size and the budget holds however slowly it arrives), else the bytes held.
+    /// False when the frame does not fit next to the others: the connection waits, holding
+    /// only what it has read so far. A frame always fits when no other one is charged.
+    fn charge_read(&mut self, slot: usize) -> bool {
+        let c = &mut self.conns[slot];
+        let l = c.read_buf.len();
+        let want = match c.decoder.needed(&c.read_buf) {
+            Some(n) if n > l => n,
+            _ => l,
+        };
+        if want == c.in_charge {
+            return true;
+        }
+        let others = self.read_buffered - c.in_charge;
+        let fits = want < c.in_charge || others == 0 || others + want <= self.cfg.read_budget;
+        let charge = if fits { want } else { l };
+        if charge < c.in_charge {
+            self.freed = true;
+        }
+        self.read_buffered = others + charge;
+        c.in_charge = charge;
+        if fits && want > l {
+            c.read_buf.reserve(want - l);
+        }
+        fits
+    }
+
+    fn pause_read(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if !c.read_paused {
+            c.read_paused = true;
+            self.paused.push(slot);
+        }
+    }
+
+    /// Tries the paused connections again once budget was freed (output written, a
+    /// frame completed, a connection closed).
+    fn resume_reads(&mut self) {
+        if !self.freed || self.paused.is_empty() {
+            return;
+        }
+        self.freed = false;
+        let mut list = std::mem::take(&mut self.paused_spare);
+        std::mem::swap(&mut list, &mut self.paused);
+        for &slot in &list {
+            if let Some(c) = self.conns.get_mut(slot) {
+                if c.read_paused {
+                    c.read_paused = false;
+                    self.do_read(slot);
+                }
+            }
+        }
+        list.clear();
+        self.paused_spare = list;
+        self.flush_dirty();
     }
 
     fn process_frames(&mut self, slot: usize, packets: &mut u64) -> Result<(), String> {
@@ -784,6 +878,7 @@ impl NioWorker {
                 Ok(n) => {
                     c.write_buf.advance(n);
                     self.write_buffered -= n;
+                    self.freed = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -798,10 +893,6 @@ impl NioWorker {
             if c.write_buf.capacity() > 4 * 1024 * 1024 {
                 c.write_buf = BytesMut::new();
             }
-        }
-        if c.read_paused && c.write_buf.len() <= self.cfg.write_high_water / 2 {
-            c.read_paused = false;
-            self.do_read(slot);
         }
     }
 
@@ -1134,6 +1225,7 @@ impl NioWorker {
         c.closing = true;
         self.read_buffered -= c.in_charge;
         self.write_buffered -= c.write_buf.len();
+        self.freed = true;
         if let Some(pi) = c.process_info {
             // As in the reference: closing any connection of a uuid forgets the uuid.
             self.cfg
