@@ -144,6 +144,7 @@
 //! assert!(matches!(e, NetError::Remote { code: CmdCodes::COMMAND_NOT_SUPPORT, .. }));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod codes;
@@ -161,7 +162,7 @@ mod worker;
 
 pub use client::{NioClient, NioClientConfig};
 pub use codes::{CmdCodes, Commands, PacketType};
-pub use error::NetError;
+pub use error::{ConfigError, NetError};
 pub use flow_control::FlowControl;
 pub use frame::{FrameDecoder, FrameError};
 pub use handshake::{

@@ -11,7 +11,7 @@ use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::error::NetError;
+use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
@@ -50,26 +50,32 @@ pub type HandshakeHook =
 /// hold at most 64 MiB (measured: 62 MiB, RSS growth 72 MiB).
 #[derive(Clone)]
 pub struct NioServerConfig {
-    /// Ports to listen on (0 = an ephemeral port). The Raft server listens on a replicate
+    /// Ports to listen on (0 = an ephemeral port; at least one). The Raft server listens on a replicate
     /// and a service port; processors see the port through [`crate::ReqContext::local_port`].
     pub ports: Vec<u16>,
-    /// Address to bind (default 0.0.0.0).
+    /// Address to bind every port on (default 0.0.0.0, all interfaces, as the reference
+    /// does; set 127.0.0.1 to accept local connections only).
     pub bind_host: IpAddr,
-    /// IO worker threads (default: number of cores, at most 8... at least 1).
+    /// IO worker threads, 1 to 1024 (default: the number of cores, at most 8).
     pub io_threads: usize,
     /// Name used in thread names and logs.
     pub name: String,
-    /// Largest incoming frame accepted (default 5 MiB).
+    /// Largest incoming frame accepted (default 5 MiB; 1 to 2^31-1).
     pub max_packet_size: usize,
-    /// Largest body accepted (default 4 MiB), advertised in the handshake hint.
+    /// Largest body accepted (default 4 MiB; 1 to `max_packet_size`), advertised in the
+    /// handshake hint.
     pub max_body_size: usize,
-    /// Requests concurrently handed to executors (0 = unlimited; default 100 000).
+    /// Requests concurrently handed to executors and not yet answered (0 = unlimited,
+    /// as in the reference; negative is refused; default 100 000); more are answered
+    /// `FLOW_CONTROL`.
     pub max_in_requests: i64,
-    /// Bytes of those requests (0 = unlimited; default 512 MiB).
+    /// Bytes of those requests (0 = unlimited, negative is refused; default 512 MiB).
     pub max_in_bytes: i64,
-    /// Close connections that have not handshaken within this time (default 5 s).
+    /// Close connections that have not handshaken within this time (default 5 s; must not
+    /// be 0).
     pub handshake_timeout: Duration,
-    /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB).
+    /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB;
+    /// must not be 0).
     pub write_high_water: usize,
     /// Bytes that partial frames (frames whose first bytes have arrived but not their
     /// last) may hold across the server (default 64 MiB), split evenly among the IO
@@ -107,6 +113,57 @@ impl Default for NioServerConfig {
             perf: Arc::new(NoopPerfCallback),
             auth: None,
         }
+    }
+}
+
+impl NioServerConfig {
+    /// Checks that the settings can work; [`NioServer::start`] calls it and returns its
+    /// error as [`NetError::Config`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_common(
+            &self.name,
+            self.max_packet_size,
+            self.max_body_size,
+            self.write_high_water,
+        )?;
+        if self.ports.is_empty() {
+            return Err(ConfigError::new("ports", "no port to listen on"));
+        }
+        if self.io_threads == 0 || self.io_threads > 1024 {
+            return Err(ConfigError::new(
+                "io_threads",
+                format!("{} is not in 1..=1024", self.io_threads),
+            ));
+        }
+        check_limit("max_in_requests", self.max_in_requests)?;
+        check_limit("max_in_bytes", self.max_in_bytes)?;
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "handshake_timeout",
+                "0 would close every connection before its handshake",
+            ));
+        }
+        let need = self.max_packet_size + crate::worker::READ_CHUNK;
+        if self.max_read_buffer_bytes / self.io_threads < need {
+            return Err(ConfigError::new(
+                "max_read_buffer_bytes",
+                format!(
+                    "{} split among {} IO threads leaves less than one max_packet_size \
+                     frame plus one 64 KiB read ({need} bytes) per thread",
+                    self.max_read_buffer_bytes, self.io_threads
+                ),
+            ));
+        }
+        if self.max_write_buffer_bytes < self.io_threads {
+            return Err(ConfigError::new(
+                "max_write_buffer_bytes",
+                format!(
+                    "{} leaves no output budget to some of the {} IO threads",
+                    self.max_write_buffer_bytes, self.io_threads
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -189,6 +246,7 @@ impl NioServer {
         if self.lock().is_some() {
             return Err(NetError::InvalidArgument("server already started".into()));
         }
+        self.cfg.validate()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for &port in &self.cfg.ports {
@@ -221,14 +279,14 @@ impl NioServer {
             client_handshake: HandshakeBody::default(),
             connect_timeout: Duration::from_secs(3),
             write_high_water: self.cfg.write_high_water,
-            read_budget: self.cfg.max_read_buffer_bytes / self.cfg.io_threads.max(1),
-            write_budget: self.cfg.max_write_buffer_bytes / self.cfg.io_threads.max(1),
+            read_budget: self.cfg.max_read_buffer_bytes / self.cfg.io_threads,
+            write_budget: self.cfg.max_write_buffer_bytes / self.cfg.io_threads,
             peers: Arc::new(PeerTable::default()),
             by_uuid: self.by_uuid.clone(),
         });
         let mut workers = Vec::new();
         let mut threads = Vec::new();
-        for i in 0..self.cfg.io_threads.max(1) {
+        for i in 0..self.cfg.io_threads {
             let (w, h) = NioWorker::new(i, wcfg.clone())?;
             workers.push(h);
             threads.push(

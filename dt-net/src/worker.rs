@@ -33,7 +33,8 @@ use crate::processor::{
 };
 
 const WAKER: Token = Token(usize::MAX);
-const READ_CHUNK: usize = 64 * 1024;
+/// The most one read takes from a socket (the worker's scratch buffer).
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
 
 /// Identifies one connection of a server or client (stable while it lives; a closed
