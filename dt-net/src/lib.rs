@@ -8,7 +8,8 @@
 //!
 //! * [`NioServer`]: an acceptor thread and N IO workers ([`NioServerConfig::io_threads`]),
 //!   one or more listening ports, request processors registered by command code
-//!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply;
+//!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply
+//!   (a thread pool, or a fiber group: see [`RunOn::Executor`]);
 //!   responses from other threads return through the worker's queue and a mio waker.
 //! * [`NioClient`]: peers added and removed at runtime, connect with timeout, handshake,
 //!   reconnect with the reference's back-off, pipelining (requests queued while
@@ -30,7 +31,9 @@
 //! dt-codec's `PbParser` (the body stays a zero-copy `Bytes` slice of the frame), runs the
 //! handshake inline, and hands each request to the processor of its command:
 //! [`ReqProcessor::decode`] always runs on the IO thread; [`ReqProcessor::process`] runs
-//! inline ([`RunOn::IoThread`]) or as a task on your [`Executor`] ([`RunOn::Executor`]).
+//! inline ([`RunOn::IoThread`]) or as a task on your [`Executor`] ([`RunOn::Executor`]):
+//! `dt_common::Executor`, re-exported here, which dt-fiber implements for a fiber group, so
+//! a processor can hand its requests to a fiber group without dt-net knowing about fibers.
 //! An inline response is encoded straight into the connection's output buffer; a response
 //! from another thread ([`Responder::respond`]) goes through the worker's queue and mio
 //! `Waker`. All responses produced in one loop iteration leave in one `write` per
@@ -173,6 +176,7 @@ pub use packet::{ReadPacket, WriteBody, WritePacket};
 pub use peer::{backoff, Peer, PeerId, PeerStatus, RECONNECT_BACKOFF_MS};
 pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
+    Task,
 };
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
 pub use server::{HandshakeHook, NioServer, NioServerConfig, ServerStats};

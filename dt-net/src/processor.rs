@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use dt_codec::PbError;
-pub use dt_common::Executor;
 use dt_common::{DtTime, PerfCallback, PerfType};
+pub use dt_common::{Executor, Task};
 
 use crate::codes::{CmdCodes, PacketType};
 use crate::error::NetError;
@@ -22,6 +22,12 @@ pub enum RunOn {
     /// On the IO thread, in arrival order (cheap, non-blocking work: ping, handshake).
     IoThread,
     /// Handed off to an executor; the body is decoded on the IO thread first.
+    ///
+    /// [`Executor`] is `dt_common::Executor`, the one executor trait of dt: a thread pool
+    /// implements it, and so does a fiber group (dt-fiber), which is how a processor hands
+    /// its requests to the fibers of a Raft group or the KV state machine: `process` then
+    /// runs on the group's thread, and answers at once or later through a [`Responder`].
+    /// A refused task (`Err`) is answered `FLOW_CONTROL`.
     Executor(Arc<dyn Executor>),
 }
 
