@@ -16,10 +16,9 @@ use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
 use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
+use crate::queue::{Completion, OutRequest, RpcHandler, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{
-    Completion, NioWorker, OutRequest, RpcHandler, Target, WorkerCmd, WorkerConfig, WorkerHandle,
-};
+use crate::worker::{NioWorker, WorkerConfig};
 
 /// Settings of a [`NioClient`] (defaults are the reference's).
 #[derive(Clone)]

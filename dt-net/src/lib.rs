@@ -159,6 +159,7 @@ mod packet;
 mod peer;
 mod pending;
 mod processor;
+mod queue;
 mod rpc_future;
 mod server;
 mod worker;
@@ -169,8 +170,8 @@ pub use error::{ConfigError, NetError};
 pub use flow_control::FlowControl;
 pub use frame::{FrameDecoder, FrameError};
 pub use handshake::{
-    ConfigBody, HandshakeBody, HandshakeCallback, ProcessInfo, MAGIC1, MAGIC2, MAJOR_VERSION,
-    MINOR_VERSION,
+    ConfigBody, HandshakeBody, HandshakeCallback, HandshakeHook, ProcessInfo, MAGIC1, MAGIC2,
+    MAJOR_VERSION, MINOR_VERSION,
 };
 pub use packet::{ReadPacket, WriteBody, WritePacket};
 pub use peer::{backoff, Peer, PeerId, PeerStatus, RECONNECT_BACKOFF_MS};
@@ -178,6 +179,6 @@ pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
     Task,
 };
+pub use queue::{ConnRef, RpcHandler};
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
-pub use server::{HandshakeHook, NioServer, NioServerConfig, ServerStats};
-pub use worker::{ConnRef, RpcHandler};
+pub use server::{NioServer, NioServerConfig, ServerStats};

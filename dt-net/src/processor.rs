@@ -11,10 +11,10 @@ pub use dt_common::{Executor, Task};
 
 use crate::codes::{CmdCodes, PacketType};
 use crate::error::NetError;
-use crate::flow_control::FlowControl;
+use crate::flow_control::{FlowControl, Permit};
 use crate::handshake::ProcessInfo;
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
-use crate::worker::{ConnRef, WorkerCmd, WorkerHandle};
+use crate::queue::{ConnRef, WorkerCmd, WorkerHandle};
 
 /// Where a processor's [`ReqProcessor::process`] runs.
 #[derive(Clone)]
@@ -88,7 +88,7 @@ pub struct ReqContext {
     pub(crate) process_info: Option<ProcessInfo>,
     pub(crate) local_port: u16,
     pub(crate) remote: Option<SocketAddr>,
-    pub(crate) permit: Option<InPermit>,
+    pub(crate) permit: Option<Permit>,
 }
 
 impl ReqContext {
@@ -188,25 +188,6 @@ pub(crate) fn panic_response(e: &(dyn std::any::Any + Send)) -> WritePacket {
     WritePacket::error(CmdCodes::SYS_ERROR, msg)
 }
 
-/// A unit of incoming flow-control credit, shared by the executor task and the context
-/// handed to `process` (and from there a [`Responder`]); released when the last holder
-/// drops it, i.e. when the response has left or nothing can answer any more.
-#[derive(Clone)]
-pub(crate) struct InPermit {
-    _shared: Arc<PermitInner>,
-}
-
-struct PermitInner {
-    fc: Arc<FlowControl>,
-    bytes: usize,
-}
-
-impl Drop for PermitInner {
-    fn drop(&mut self) {
-        self.fc.release(self.bytes);
-    }
-}
-
 /// What the worker must do after handing a request to its processor.
 pub(crate) enum Handled {
     Respond(WritePacket),
@@ -248,12 +229,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                         },
                     ));
                 }
-                ctx.permit = Some(InPermit {
-                    _shared: Arc::new(PermitInner {
-                        fc: in_fc.clone(),
-                        bytes,
-                    }),
-                });
+                ctx.permit = Some(Permit::new(in_fc.clone(), bytes));
                 let p = self.0.clone();
                 let task = Box::new(move || {
                     // Expired while queued: drop it, as the reference does (no response).

@@ -13,19 +13,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
-use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
+use crate::handshake::{ConfigBody, HandshakeBody, HandshakeHook, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
 use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
+use crate::queue::{Completion, ConnRef, OutRequest, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{
-    Completion, ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
-};
-
-/// Authentication hook run on every handshake request before it is accepted; an `Err`
-/// closes the connection with that reason logged.
-pub type HandshakeHook =
-    Arc<dyn Fn(&HandshakeBody, Option<SocketAddr>) -> Result<(), String> + Send + Sync>;
+use crate::worker::{NioWorker, WorkerConfig};
 
 /// Settings of a [`NioServer`].
 ///

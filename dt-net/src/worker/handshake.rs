@@ -1,0 +1,92 @@
+//! Both sides of the handshake: the server checks the client's request (magics,
+//! process uuid, the [`crate::HandshakeHook`]) and answers with its limits hint; the
+//! client applies the hint from the response and marks the peer connected.
+
+use dt_codec::ParseStatus;
+
+use super::conn::ConnState;
+use super::NioWorker;
+use crate::codes::CmdCodes;
+use crate::handshake::HandshakeBody;
+use crate::packet::{ReadPacket, WriteBody, WritePacket};
+use crate::peer::PeerStatus;
+use crate::processor::fill_response;
+use crate::queue::ConnRef;
+
+impl NioWorker {
+    pub(super) fn on_handshake_req(&mut self, slot: usize, pkt: ReadPacket) -> Result<(), String> {
+        let hs = match self.hs_parser.parse_whole(&pkt.body) {
+            Ok(ParseStatus::Finished) => self.hs_parser.callback().body,
+            Ok(_) => return Err("handshake body rejected".into()),
+            Err(e) => return Err(format!("bad handshake: {e}")),
+        };
+        let pi = match hs.process_info {
+            Some(pi) if !pi.is_zero() => pi,
+            Some(_) => return Err("handshake with zero process uuid".into()),
+            None => return Err("handshake without process info".into()),
+        };
+        if let Some(auth) = &self.cfg.auth {
+            let remote = self.conns[slot].remote;
+            if let Err(reason) = auth(&hs, remote) {
+                return Err(format!("handshake refused: {reason}"));
+            }
+        }
+        let c = &mut self.conns[slot];
+        c.handshaken = true;
+        c.process_info = Some(pi);
+        let cref = ConnRef {
+            worker: self.idx,
+            slot,
+            gen: c.gen,
+        };
+        self.cfg
+            .by_uuid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pi, cref);
+        let body = HandshakeBody::new(None, Some(self.cfg.server_hint));
+        let mut r = WritePacket::response(WriteBody::Encodable(Box::new(body)));
+        fill_response(&mut r, pkt.command, pkt.seq);
+        self.write_packet(slot, &r);
+        Ok(())
+    }
+
+    pub(super) fn on_handshake_resp(
+        &mut self,
+        slot: usize,
+        pkt: &ReadPacket,
+    ) -> Result<(), String> {
+        if pkt.resp_code != 0 {
+            return Err(format!(
+                "handshake failed: {} {}",
+                CmdCodes::name(pkt.resp_code),
+                pkt.msg
+            ));
+        }
+        let hs = match self.hs_parser.parse_whole(&pkt.body) {
+            Ok(ParseStatus::Finished) => self.hs_parser.callback().body,
+            Ok(_) => return Err("handshake response rejected".into()),
+            Err(e) => return Err(format!("bad handshake response: {e}")),
+        };
+        let Some(hint) = hs.config else {
+            return Err("handshake response without config".into());
+        };
+        let n = self.peers.len().max(1) as i64;
+        let c = &mut self.conns[slot];
+        if hint.max_packet_size > 0 {
+            c.max_out_packet = c.max_out_packet.min(hint.max_packet_size as usize);
+        }
+        self.cfg.out_fc.apply_hint(
+            (hint.max_out_pending as i64).saturating_mul(n),
+            hint.max_out_pending_bytes.saturating_mul(n),
+        );
+        c.state = ConnState::Ready;
+        if let Some(id) = c.peer {
+            if let Some(ps) = self.peers.get_mut(&id) {
+                ps.attempt = 0;
+            }
+            self.cfg.peers.set(id, PeerStatus::Connected);
+        }
+        Ok(())
+    }
+}
