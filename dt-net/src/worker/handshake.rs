@@ -4,9 +4,12 @@
 
 use dt_codec::ParseStatus;
 
+use dt_common::DtTime;
+
 use super::conn::ConnState;
+use super::outbound::PendingCb;
 use super::NioWorker;
-use crate::codes::CmdCodes;
+use crate::codes::{CmdCodes, Commands};
 use crate::handshake::HandshakeBody;
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
 use crate::peer::PeerStatus;
@@ -14,6 +17,24 @@ use crate::processor::fill_response;
 use crate::queue::ConnRef;
 
 impl NioWorker {
+    /// Client: sends the handshake request on a new connection (it takes seq 1); its
+    /// response is matched like any other and handled by `on_handshake_resp`.
+    pub(super) fn send_handshake(&mut self, slot: usize) {
+        let deadline = DtTime::from_nanos(self.ts.nano_time, self.cfg.connect_timeout);
+        let hs = WritePacket::request(
+            Commands::CMD_HANDSHAKE,
+            WriteBody::Encodable(Box::new(self.cfg.client_handshake)),
+        );
+        self.write_request_to(
+            slot,
+            hs,
+            deadline,
+            PendingCb::Handshake,
+            0,
+            self.ts.nano_time,
+        );
+    }
+
     pub(super) fn on_handshake_req(&mut self, slot: usize, pkt: ReadPacket) -> Result<(), String> {
         let hs = match self.hs_parser.parse_whole(&pkt.body) {
             Ok(ParseStatus::Finished) => self.hs_parser.callback().body,

@@ -4,15 +4,11 @@
 use std::collections::VecDeque;
 use std::io;
 
-use dt_common::DtTime;
 use mio::net::TcpStream;
 
 use super::conn::ConnState;
-use super::outbound::PendingCb;
 use super::NioWorker;
-use crate::codes::Commands;
 use crate::error::NetError;
-use crate::packet::{WriteBody, WritePacket};
 use crate::peer::{backoff, Peer, PeerId, PeerStatus};
 use crate::queue::OutRequest;
 
@@ -124,19 +120,7 @@ impl NioWorker {
         c.state = ConnState::Handshaking;
         let id = c.peer;
         // Handshake first (seq 1), then everything queued meanwhile (pipelining).
-        let deadline = DtTime::from_nanos(self.ts.nano_time, self.cfg.connect_timeout);
-        let hs = WritePacket::request(
-            Commands::CMD_HANDSHAKE,
-            WriteBody::Encodable(Box::new(self.cfg.client_handshake)),
-        );
-        self.write_request_to(
-            slot,
-            hs,
-            deadline,
-            PendingCb::Handshake,
-            0,
-            self.ts.nano_time,
-        );
+        self.send_handshake(slot);
         if let Some(id) = id {
             self.cfg.peers.set(id, PeerStatus::Handshaking);
             let waiting: Vec<OutRequest> = match self.peers.get_mut(&id) {
