@@ -202,7 +202,18 @@ pub(crate) trait ErasedProcessor: Send + Sync {
 struct Erased<P>(Arc<P>);
 
 impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
-    fn handle(&self, pkt: ReadPacket, mut ctx: ReqContext, in_fc: &Arc<FlowControl>) -> Handled {
+    fn handle(
+        &self,
+        mut pkt: ReadPacket,
+        mut ctx: ReqContext,
+        in_fc: &Arc<FlowControl>,
+    ) -> Handled {
+        let run_on = self.0.run_on();
+        if let RunOn::Executor(_) = run_on {
+            // Kept beyond this read: don't let a small body keep the whole read chunk
+            // alive (bodies this size or larger were read into a buffer of their own).
+            pkt.detach_small(crate::frame::READ_CHUNK);
+        }
         let body = match self.0.decode(&pkt) {
             Ok(b) => b,
             Err(e) if e.is_rejection() => return Handled::Nothing,
@@ -213,7 +224,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                 ))
             }
         };
-        match self.0.run_on() {
+        match run_on {
             RunOn::IoThread => match self.0.process(pkt, body, ctx) {
                 Some(r) => Handled::Respond(r),
                 None => Handled::Nothing,

@@ -34,7 +34,9 @@ use crate::worker::{NioWorker, WorkerConfig};
 ///   no unsent output is always read; ping answers are about as large as the requests);
 /// * requests handed to executors, until their responses are written:
 ///   [`max_in_requests`](Self::max_in_requests) and
-///   [`max_in_bytes`](Self::max_in_bytes) (512 MiB, the reference's default);
+///   [`max_in_bytes`](Self::max_in_bytes) (512 MiB, the reference's default); bodies
+///   under 64 KiB are copied out of the read buffer when handed over, so a held request
+///   does not keep a whole read's buffer alive;
 /// * a 64 KiB read buffer per IO thread.
 ///
 /// Output buffers grow by doubling, so their allocation can be up to twice the bytes they
@@ -137,7 +139,7 @@ impl NioServerConfig {
                 "0 would close every connection before its handshake",
             ));
         }
-        let need = self.max_packet_size + crate::worker::READ_CHUNK;
+        let need = self.max_packet_size + crate::frame::READ_CHUNK;
         if self.max_read_buffer_bytes / self.io_threads < need {
             return Err(ConfigError::new(
                 "max_read_buffer_bytes",

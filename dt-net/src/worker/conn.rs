@@ -12,14 +12,11 @@ use mio::{Interest, Token};
 use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
 use crate::error::NetError;
-use crate::frame::FrameDecoder;
+use crate::frame::{FrameDecoder, READ_CHUNK};
 use crate::handshake::ProcessInfo;
 use crate::packet::WritePacket;
 use crate::peer::PeerId;
 use crate::pending::PendingMap;
-
-/// The most one read takes from a socket (the worker's scratch buffer).
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ConnState {

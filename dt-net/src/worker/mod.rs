@@ -32,6 +32,7 @@ use slab::Slab;
 
 use crate::error::NetError;
 use crate::flow_control::FlowControl;
+use crate::frame::READ_CHUNK;
 use crate::handshake::{ConfigBody, HandshakeBody, HandshakeCallback, HandshakeHook, ProcessInfo};
 use crate::peer::{PeerId, PeerMap, PeerTable};
 use crate::processor::{fire_queue_time, Processors};
@@ -39,8 +40,6 @@ use crate::queue::{ConnRef, WorkerCmd, WorkerHandle};
 
 use conn::{Conn, ConnState};
 use peers::PeerState;
-
-pub(crate) use conn::READ_CHUNK;
 
 const WAKER: Token = Token(usize::MAX);
 const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
