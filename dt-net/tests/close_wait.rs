@@ -217,3 +217,52 @@ fn client_closes_after_partial_frame_and_fin() {
     let f = req_frame(3, Commands::CMD_PING, 2, 5_000_000_000, &[1u8; 100]);
     client_case("client partial frame", f[..50].to_vec());
 }
+
+/// A connection waiting for read budget (its frame does not fit next to another one's)
+/// is still closed when its peer resets it.
+#[test]
+fn server_closes_a_connection_waiting_for_budget_when_its_peer_goes() {
+    let mut server = NioServer::new(NioServerConfig {
+        io_threads: 1,
+        max_packet_size: 1 << 20,
+        max_body_size: 1 << 20,
+        max_read_buffer_bytes: (1 << 20) + 64 * 1024,
+        ..Default::default()
+    });
+    server.start().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let big = req_frame(
+        1,
+        Commands::CMD_PING,
+        2,
+        5_000_000_000,
+        &vec![1u8; (1 << 20) - 64],
+    );
+    let start = |uuid| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&handshake_frame(9, uuid)).unwrap();
+        s.write_all(&big[..100 * 1024]).unwrap();
+        s
+    };
+    let _hog = start(1);
+    std::thread::sleep(Duration::from_millis(200));
+    let waiting = start(2);
+    let t0 = Instant::now();
+    while server.stats().connections < 2 && t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.stats().connections, 2);
+    // Closed with its handshake response unread: the peer resets the connection.
+    drop(waiting);
+    let t1 = Instant::now();
+    while server.stats().connections > 1 && t1.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        server.stats().connections,
+        1,
+        "the waiting connection outlived its peer"
+    );
+    server.stop(Duration::from_secs(1));
+}

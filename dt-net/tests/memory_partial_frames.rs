@@ -106,6 +106,18 @@ fn partial_max_size_frames_keep_the_server_bounded() {
         .unwrap();
     assert_eq!(&r.body[..], b"hi");
     c.stop(Duration::from_secs(1));
+    // The peers go away (closing with their handshake responses unread resets the
+    // connections): the waiting connections are closed too, not kept until budget frees.
     drop(socks);
+    let t1 = Instant::now();
+    while server.stats().connections > 0 && t1.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        server.stats().connections,
+        0,
+        "waiting connections outlived their peers"
+    );
+    assert_eq!(server.stats().read_buffered_bytes, 0);
     server.stop(Duration::from_secs(1));
 }

@@ -96,6 +96,16 @@ fn never_reading_pipeliners_keep_the_server_bounded() {
         .unwrap();
     assert_eq!(&r.body[..], b"hi");
     c.stop(Duration::from_secs(1));
+    // Closing with unread data resets the connections: the paused ones are closed too.
     drop(socks);
+    let t1 = Instant::now();
+    while server.stats().connections > 0 && t1.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        server.stats().connections,
+        0,
+        "paused connections outlived their peers"
+    );
     server.stop(Duration::from_secs(1));
 }

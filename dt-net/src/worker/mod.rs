@@ -172,7 +172,14 @@ impl NioWorker {
                     continue;
                 }
                 if ev.is_read_closed() || ev.is_error() {
-                    self.conns[slot].read_closed = true;
+                    let c = &mut self.conns[slot];
+                    c.read_closed = true;
+                    if c.read_paused && (ev.is_error() || ev.is_write_closed()) {
+                        // Reset (or closed both ways) while waiting for budget: reading
+                        // would only find the error, so close it now.
+                        self.close(slot, "connection reset while not being read");
+                        continue;
+                    }
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     self.do_read(slot);
