@@ -18,7 +18,7 @@ use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
 use crate::queue::{Completion, OutRequest, RpcHandler, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{NioWorker, WorkerConfig};
+use crate::worker::{ClientSide, NioWorker, Side, WorkerConfig};
 
 /// Settings of a [`NioClient`] (defaults are the reference's).
 #[derive(Clone)]
@@ -166,7 +166,11 @@ impl NioClient {
         };
         let wcfg = Arc::new(WorkerConfig {
             name: self.cfg.name.clone(),
-            is_server: false,
+            side: Side::Client(ClientSide {
+                handshake: HandshakeBody::new(Some(self.cfg.process_info), Some(own)),
+                connect_timeout: self.cfg.connect_timeout,
+                peers: self.peers.clone(),
+            }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,
             processors: self.processors.clone(),
@@ -178,18 +182,11 @@ impl NioClient {
             out_fc: self.out_fc.clone(),
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
-            handshake_timeout: Duration::from_secs(5),
-            server_hint: ConfigBody::default(),
-            auth: None,
-            client_handshake: HandshakeBody::new(Some(self.cfg.process_info), Some(own)),
-            connect_timeout: self.cfg.connect_timeout,
             write_high_water: self.cfg.write_high_water,
             // One connection per peer, each bounded by max_packet_size and
             // write_high_water: no worker-wide budgets on the client.
             read_budget: usize::MAX,
             write_budget: usize::MAX,
-            peers: self.peers.clone(),
-            by_uuid: Arc::default(),
         });
         let (w, handle) = NioWorker::new(0, wcfg)?;
         let thread = std::thread::Builder::new()

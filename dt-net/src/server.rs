@@ -13,13 +13,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
-use crate::handshake::{ConfigBody, HandshakeBody, HandshakeHook, ProcessInfo};
+use crate::handshake::{ConfigBody, HandshakeHook, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
-use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
 use crate::queue::{Completion, ConnRef, OutRequest, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{NioWorker, WorkerConfig};
+use crate::worker::{NioWorker, ServerSide, Side, WorkerConfig};
 
 /// Settings of a [`NioServer`].
 ///
@@ -261,7 +260,12 @@ impl NioServer {
         };
         let wcfg = Arc::new(WorkerConfig {
             name: self.cfg.name.clone(),
-            is_server: true,
+            side: Side::Server(ServerSide {
+                handshake_timeout: self.cfg.handshake_timeout,
+                hint,
+                auth: self.cfg.auth.clone(),
+                by_uuid: self.by_uuid.clone(),
+            }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,
             processors: self.processors.clone(),
@@ -269,16 +273,9 @@ impl NioServer {
             out_fc: Arc::new(FlowControl::new("outgoing", 0, 0)),
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
-            handshake_timeout: self.cfg.handshake_timeout,
-            server_hint: hint,
-            auth: self.cfg.auth.clone(),
-            client_handshake: HandshakeBody::default(),
-            connect_timeout: Duration::from_secs(3),
             write_high_water: self.cfg.write_high_water,
             read_budget: self.cfg.max_read_buffer_bytes / self.cfg.io_threads,
             write_budget: self.cfg.max_write_buffer_bytes / self.cfg.io_threads,
-            peers: Arc::new(PeerTable::default()),
-            by_uuid: self.by_uuid.clone(),
         });
         let mut workers = Vec::new();
         let mut threads = Vec::new();

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use dt_common::PerfType;
@@ -97,7 +98,11 @@ impl NioWorker {
 
     pub(super) fn add_accepted(&mut self, stream: TcpStream, local_port: u16) {
         let _ = stream.set_nodelay(true);
-        let deadline = self.ts.nano_time + self.cfg.handshake_timeout.as_nanos() as i64;
+        let timeout = self
+            .cfg
+            .server()
+            .map_or(Duration::ZERO, |s| s.handshake_timeout);
+        let deadline = self.ts.nano_time + timeout.as_nanos() as i64;
         if let Err(e) = self.new_conn(stream, local_port, None, ConnState::Ready, deadline) {
             log::warn!(
                 "{}: register accepted connection failed: {e}",
@@ -324,10 +329,9 @@ impl NioWorker {
         self.read_buffered -= c.in_charge;
         self.write_buffered -= c.write_buf.len();
         self.freed = true;
-        if let Some(pi) = c.process_info {
+        if let (Some(pi), Some(srv)) = (c.process_info, self.cfg.server()) {
             // As in the reference: closing any connection of a uuid forgets the uuid.
-            self.cfg
-                .by_uuid
+            srv.by_uuid
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&pi);

@@ -20,10 +20,13 @@ impl NioWorker {
     /// Client: sends the handshake request on a new connection (it takes seq 1); its
     /// response is matched like any other and handled by `on_handshake_resp`.
     pub(super) fn send_handshake(&mut self, slot: usize) {
-        let deadline = DtTime::from_nanos(self.ts.nano_time, self.cfg.connect_timeout);
+        let Some(cl) = self.cfg.client() else {
+            return;
+        };
+        let deadline = DtTime::from_nanos(self.ts.nano_time, cl.connect_timeout);
         let hs = WritePacket::request(
             Commands::CMD_HANDSHAKE,
-            WriteBody::Encodable(Box::new(self.cfg.client_handshake)),
+            WriteBody::Encodable(Box::new(cl.handshake)),
         );
         self.write_request_to(
             slot,
@@ -35,7 +38,13 @@ impl NioWorker {
         );
     }
 
+    /// Server: checks a connection's first packet, a handshake request, and answers it
+    /// with the limits hint.
     pub(super) fn on_handshake_req(&mut self, slot: usize, pkt: ReadPacket) -> Result<(), String> {
+        let cfg = self.cfg.clone();
+        let Some(srv) = cfg.server() else {
+            return Err("handshake request on a client".into());
+        };
         let hs = match self.hs_parser.parse_whole(&pkt.body) {
             Ok(ParseStatus::Finished) => self.hs_parser.callback().body,
             Ok(_) => return Err("handshake body rejected".into()),
@@ -46,7 +55,7 @@ impl NioWorker {
             Some(_) => return Err("handshake with zero process uuid".into()),
             None => return Err("handshake without process info".into()),
         };
-        if let Some(auth) = &self.cfg.auth {
+        if let Some(auth) = &srv.auth {
             let remote = self.conns[slot].remote;
             if let Err(reason) = auth(&hs, remote) {
                 return Err(format!("handshake refused: {reason}"));
@@ -60,18 +69,19 @@ impl NioWorker {
             slot,
             gen: c.gen,
         };
-        self.cfg
-            .by_uuid
+        srv.by_uuid
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(pi, cref);
-        let body = HandshakeBody::new(None, Some(self.cfg.server_hint));
+        let body = HandshakeBody::new(None, Some(srv.hint));
         let mut r = WritePacket::response(WriteBody::Encodable(Box::new(body)));
         fill_response(&mut r, pkt.command, pkt.seq);
         self.write_packet(slot, &r);
         Ok(())
     }
 
+    /// Client: applies the server's hint from the handshake response; the connection is
+    /// ready and its peer connected.
     pub(super) fn on_handshake_resp(
         &mut self,
         slot: usize,
@@ -106,7 +116,7 @@ impl NioWorker {
             if let Some(ps) = self.peers.get_mut(&id) {
                 ps.attempt = 0;
             }
-            self.cfg.peers.set(id, PeerStatus::Connected);
+            self.set_peer_status(id, PeerStatus::Connected);
         }
         Ok(())
     }

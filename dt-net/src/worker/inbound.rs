@@ -28,7 +28,8 @@ impl NioWorker {
         }
         let one_way = pkt.packet_type == PacketType::OneWay.code();
         let c = &mut self.conns[slot];
-        if self.cfg.is_server && c.peer.is_none() && !c.handshaken {
+        let is_server = self.cfg.server().is_some();
+        if is_server && !c.handshaken {
             if pkt.command != Commands::CMD_HANDSHAKE || one_way {
                 return Err(format!(
                     "first packet is not a handshake request (type {}, command {})",
@@ -37,7 +38,7 @@ impl NioWorker {
             }
             return self.on_handshake_req(slot, pkt);
         }
-        if self.cfg.is_server && pkt.command == Commands::CMD_HANDSHAKE {
+        if is_server && pkt.command == Commands::CMD_HANDSHAKE {
             // A second handshake is ignored without an answer, as in the reference.
             return Ok(());
         }

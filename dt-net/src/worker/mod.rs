@@ -47,7 +47,9 @@ const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
 /// Settings shared by the workers of one server or client.
 pub(crate) struct WorkerConfig {
     pub name: String,
-    pub is_server: bool,
+    /// Whether the workers serve accepted connections or a client's peers, with the
+    /// settings only that side has.
+    pub side: Side,
     pub max_packet_size: usize,
     pub max_body_size: usize,
     pub processors: Processors,
@@ -55,20 +57,60 @@ pub(crate) struct WorkerConfig {
     pub out_fc: Arc<FlowControl>,
     pub perf: Arc<dyn PerfCallback>,
     pub stopping: Arc<AtomicBool>,
-    pub handshake_timeout: Duration,
-    pub server_hint: ConfigBody,
-    pub auth: Option<HandshakeHook>,
-    pub client_handshake: HandshakeBody,
-    pub connect_timeout: Duration,
     pub write_high_water: usize,
     /// This worker's share of the bytes partial frames may hold (see `charge_read`).
     pub read_budget: usize,
     /// This worker's share of unsent output above which connections that have unsent
     /// output are not read.
     pub write_budget: usize,
-    pub peers: Arc<PeerTable>,
-    /// Client identity → its most recent connection (server side).
+}
+
+/// The side a worker is on.
+pub(crate) enum Side {
+    /// A server's worker: accepted connections, which must handshake first.
+    Server(ServerSide),
+    /// A client's worker: connections to peers, which it opens and handshakes.
+    Client(ClientSide),
+}
+
+/// Settings of a server's workers.
+pub(crate) struct ServerSide {
+    /// Connections that have not handshaken within this time are closed.
+    pub handshake_timeout: Duration,
+    /// The limits hint sent in handshake responses.
+    pub hint: ConfigBody,
+    /// Authentication of handshake requests.
+    pub auth: Option<HandshakeHook>,
+    /// Client identity → its most recent connection.
     pub by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
+}
+
+/// Settings of a client's worker.
+pub(crate) struct ClientSide {
+    /// The handshake request sent on every new connection.
+    pub handshake: HandshakeBody,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// The peers' statuses, shared with the client's API.
+    pub peers: Arc<PeerTable>,
+}
+
+impl WorkerConfig {
+    /// The server's settings, on a server.
+    pub fn server(&self) -> Option<&ServerSide> {
+        match &self.side {
+            Side::Server(s) => Some(s),
+            Side::Client(_) => None,
+        }
+    }
+
+    /// The client's settings, on a client.
+    pub fn client(&self) -> Option<&ClientSide> {
+        match &self.side {
+            Side::Client(c) => Some(c),
+            Side::Server(_) => None,
+        }
+    }
 }
 
 /// One IO thread.

@@ -173,6 +173,7 @@ impl NioWorker {
 
     pub(super) fn sweep(&mut self) {
         let now = self.ts.nano_time;
+        let is_server = self.cfg.server().is_some();
         let mut to_close: Vec<(usize, &'static str)> = Vec::new();
         for (slot, c) in self.conns.iter_mut() {
             match c.state {
@@ -180,7 +181,7 @@ impl NioWorker {
                     to_close.push((slot, "connect timeout"))
                 }
                 ConnState::Ready
-                    if self.cfg.is_server
+                    if is_server
                         && c.peer.is_none()
                         && !c.handshaken
                         && now >= c.deadline_nanos =>

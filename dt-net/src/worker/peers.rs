@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::time::Duration;
 
 use mio::net::TcpStream;
 
@@ -21,6 +22,13 @@ pub(super) struct PeerState {
 }
 
 impl NioWorker {
+    /// Publishes a peer's status to the client's API.
+    pub(super) fn set_peer_status(&self, id: PeerId, st: PeerStatus) {
+        if let Some(cl) = self.cfg.client() {
+            cl.peers.set(id, st);
+        }
+    }
+
     pub(super) fn add_peer(&mut self, p: Peer) {
         self.peers.insert(
             p.id,
@@ -64,13 +72,17 @@ impl NioWorker {
                 return;
             }
         };
-        let deadline = self.ts.nano_time + self.cfg.connect_timeout.as_nanos() as i64;
+        let timeout = self
+            .cfg
+            .client()
+            .map_or(Duration::ZERO, |c| c.connect_timeout);
+        let deadline = self.ts.nano_time + timeout.as_nanos() as i64;
         match self.new_conn(stream, 0, Some(id), ConnState::Connecting, deadline) {
             Ok(slot) => {
                 if let Some(ps) = self.peers.get_mut(&id) {
                     ps.conn = Some(slot);
                 }
-                self.cfg.peers.set(id, PeerStatus::Connecting);
+                self.set_peer_status(id, PeerStatus::Connecting);
             }
             Err(e) => self.connect_failed(id, &format!("register {addr}: {e}")),
         }
@@ -93,7 +105,7 @@ impl NioWorker {
             ps.peer.addr,
             delay
         );
-        self.cfg.peers.set(id, PeerStatus::NotConnected);
+        self.set_peer_status(id, PeerStatus::NotConnected);
         for r in waiting {
             self.fail_req(r, NetError::Connect(reason.to_string()));
         }
@@ -122,7 +134,7 @@ impl NioWorker {
         // Handshake first (seq 1), then everything queued meanwhile (pipelining).
         self.send_handshake(slot);
         if let Some(id) = id {
-            self.cfg.peers.set(id, PeerStatus::Handshaking);
+            self.set_peer_status(id, PeerStatus::Handshaking);
             let waiting: Vec<OutRequest> = match self.peers.get_mut(&id) {
                 Some(ps) => ps.waiting.drain(..).collect(),
                 None => Vec::new(),
