@@ -141,6 +141,8 @@ pub(crate) struct NioWorker {
     paused_spare: Vec<usize>,
     /// Budget was freed since the paused connections were last tried.
     freed: bool,
+    /// The gauges last published to `handle.stats`.
+    published: (usize, usize, usize),
 }
 
 impl NioWorker {
@@ -174,6 +176,7 @@ impl NioWorker {
                 paused: Vec::new(),
                 paused_spare: Vec::new(),
                 freed: false,
+                published: (0, 0, 0),
             },
             handle,
         ))
@@ -243,13 +246,18 @@ impl NioWorker {
         self.shutdown();
     }
 
-    fn publish_stats(&self) {
+    /// Stores the gauges that changed since the last call (an unchanged gauge leaves
+    /// the shared cache line alone).
+    fn publish_stats(&mut self) {
+        let now = (self.conns.len(), self.read_buffered, self.write_buffered);
+        if now == self.published {
+            return;
+        }
+        self.published = now;
         let st = &self.handle.stats;
-        st.connections.store(self.conns.len(), Ordering::Relaxed);
-        st.read_buffered
-            .store(self.read_buffered, Ordering::Relaxed);
-        st.write_buffered
-            .store(self.write_buffered, Ordering::Relaxed);
+        st.connections.store(now.0, Ordering::Relaxed);
+        st.read_buffered.store(now.1, Ordering::Relaxed);
+        st.write_buffered.store(now.2, Ordering::Relaxed);
     }
 
     fn drain_cmds(&mut self) {
