@@ -10,16 +10,15 @@ use std::time::{Duration, Instant};
 
 use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
 
-use crate::error::NetError;
+use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
 use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
+use crate::queue::{Completion, OutRequest, RpcHandler, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{
-    Completion, NioWorker, OutRequest, RpcHandler, Target, WorkerCmd, WorkerConfig, WorkerHandle,
-};
+use crate::worker::{ClientSide, NioWorker, Side, WorkerConfig};
 
 /// Settings of a [`NioClient`] (defaults are the reference's).
 #[derive(Clone)]
@@ -31,11 +30,13 @@ pub struct NioClientConfig {
     /// This process's identity, sent in every handshake (random by default; keep it to
     /// keep ownership of locks and temporary nodes across reconnects).
     pub process_info: ProcessInfo,
-    /// Largest incoming frame accepted (5 MiB).
+    /// Largest incoming frame accepted (5 MiB; 1 to 2^31-1).
     pub max_packet_size: usize,
-    /// Largest body (4 MiB).
+    /// Largest body (4 MiB; 1 to `max_packet_size`).
     pub max_body_size: usize,
     /// Outstanding requests allowed (2 000); more fail with [`NetError::FlowControl`].
+    /// For this and the three limits below, 0 means unlimited (as in the reference) and a
+    /// negative value is refused by `start`.
     pub max_out_requests: i64,
     /// Outstanding request bytes allowed (32 MiB).
     pub max_out_bytes: i64,
@@ -43,9 +44,9 @@ pub struct NioClientConfig {
     pub max_in_requests: i64,
     /// Their bytes (32 MiB).
     pub max_in_bytes: i64,
-    /// TCP connect + handshake timeout (3 s).
+    /// TCP connect + handshake timeout (3 s; must not be 0).
     pub connect_timeout: Duration,
-    /// Unsent output above which reading from a connection pauses (8 MiB).
+    /// Unsent output above which reading from a connection pauses (8 MiB; must not be 0).
     pub write_high_water: usize,
     /// Perf hooks.
     pub perf: Arc<dyn PerfCallback>,
@@ -67,6 +68,30 @@ impl Default for NioClientConfig {
             write_high_water: 8 * 1024 * 1024,
             perf: Arc::new(NoopPerfCallback),
         }
+    }
+}
+
+impl NioClientConfig {
+    /// Checks that the settings can work; [`NioClient::start`] calls it and returns its
+    /// error as [`NetError::Config`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_common(
+            &self.name,
+            self.max_packet_size,
+            self.max_body_size,
+            self.write_high_water,
+        )?;
+        check_limit("max_out_requests", self.max_out_requests)?;
+        check_limit("max_out_bytes", self.max_out_bytes)?;
+        check_limit("max_in_requests", self.max_in_requests)?;
+        check_limit("max_in_bytes", self.max_in_bytes)?;
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "connect_timeout",
+                "0 would fail every connection attempt",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +155,7 @@ impl NioClient {
         if self.handle.get().is_some() {
             return Err(NetError::InvalidArgument("client already started".into()));
         }
+        self.cfg.validate()?;
         let own = ConfigBody {
             max_packet_size: self.cfg.max_packet_size.min(i32::MAX as usize) as i32,
             max_body_size: self.cfg.max_body_size.min(i32::MAX as usize) as i32,
@@ -140,7 +166,11 @@ impl NioClient {
         };
         let wcfg = Arc::new(WorkerConfig {
             name: self.cfg.name.clone(),
-            is_server: false,
+            side: Side::Client(ClientSide {
+                handshake: HandshakeBody::new(Some(self.cfg.process_info), Some(own)),
+                connect_timeout: self.cfg.connect_timeout,
+                peers: self.peers.clone(),
+            }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,
             processors: self.processors.clone(),
@@ -152,14 +182,11 @@ impl NioClient {
             out_fc: self.out_fc.clone(),
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
-            handshake_timeout: Duration::from_secs(5),
-            server_hint: ConfigBody::default(),
-            auth: None,
-            client_handshake: HandshakeBody::new(Some(self.cfg.process_info), Some(own)),
-            connect_timeout: self.cfg.connect_timeout,
             write_high_water: self.cfg.write_high_water,
-            peers: self.peers.clone(),
-            by_uuid: Arc::default(),
+            // One connection per peer, each bounded by max_packet_size and
+            // write_high_water: no worker-wide budgets on the client.
+            read_budget: usize::MAX,
+            write_budget: usize::MAX,
         });
         let (w, handle) = NioWorker::new(0, wcfg)?;
         let thread = std::thread::Builder::new()

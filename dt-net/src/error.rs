@@ -52,8 +52,11 @@ pub enum NetError {
     },
     /// The response body could not be decoded, or the response did not match its request.
     Decode(String),
-    /// An invalid argument (unknown peer, bad configuration).
+    /// An invalid argument (unknown peer, started twice).
     InvalidArgument(String),
+    /// A setting of [`crate::NioServerConfig`] or [`crate::NioClientConfig`] cannot work;
+    /// returned by `start`.
+    Config(ConfigError),
     /// An operating-system error (bind, spawn, poll).
     Io(io::Error),
 }
@@ -91,6 +94,7 @@ impl fmt::Display for NetError {
             }
             NetError::Decode(s) => write!(f, "decode error: {s}"),
             NetError::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            NetError::Config(e) => write!(f, "{e}"),
             NetError::Io(e) => write!(f, "io error: {e}"),
         }
     }
@@ -103,6 +107,83 @@ impl std::error::Error for NetError {
             _ => None,
         }
     }
+}
+
+/// A setting that cannot work: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field of the config struct.
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad setting {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for NetError {
+    fn from(e: ConfigError) -> Self {
+        NetError::Config(e)
+    }
+}
+
+/// Checks shared by the server's and the client's settings.
+pub(crate) fn check_common(
+    name: &str,
+    max_packet_size: usize,
+    max_body_size: usize,
+    write_high_water: usize,
+) -> Result<(), ConfigError> {
+    if name.contains('\0') {
+        return Err(ConfigError::new(
+            "name",
+            "contains a NUL byte (it names threads)",
+        ));
+    }
+    if max_packet_size == 0 || max_packet_size > i32::MAX as usize {
+        return Err(ConfigError::new(
+            "max_packet_size",
+            format!("{max_packet_size} is not in 1..=2^31-1 (the frame length is an i32)"),
+        ));
+    }
+    if max_body_size == 0 || max_body_size > max_packet_size {
+        return Err(ConfigError::new(
+            "max_body_size",
+            format!("{max_body_size} is not in 1..=max_packet_size ({max_packet_size})"),
+        ));
+    }
+    if write_high_water == 0 {
+        return Err(ConfigError::new(
+            "write_high_water",
+            "0 would never read a connection that has output pending",
+        ));
+    }
+    Ok(())
+}
+
+/// A flow-control limit: 0 (unlimited) or positive.
+pub(crate) fn check_limit(field: &'static str, v: i64) -> Result<(), ConfigError> {
+    if v < 0 {
+        return Err(ConfigError::new(
+            field,
+            format!("{v} is negative (0 means unlimited)"),
+        ));
+    }
+    Ok(())
 }
 
 impl From<io::Error> for NetError {
@@ -133,6 +214,7 @@ impl From<NetError> for DtError {
             e @ NetError::TooLarge { .. } => DtError::InvalidArgument(e.to_string()),
             NetError::Decode(s) => DtError::Codec(s),
             NetError::InvalidArgument(s) => DtError::InvalidArgument(s),
+            e @ NetError::Config(_) => DtError::InvalidArgument(e.to_string()),
             NetError::Io(e) => DtError::Io(e),
         }
     }

@@ -2,6 +2,7 @@
 //! limit is a typed error ([`NetError::FlowControl`]) at once, never a hang.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::NetError;
 
@@ -103,6 +104,37 @@ impl FlowControl {
             self.max_requests.load(Ordering::Relaxed),
             self.max_bytes.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// One request's share of a [`FlowControl`], returned when the last clone is dropped.
+///
+/// On a server, the executor task and the context handed to `process` (and from there a
+/// [`crate::Responder`]) each hold a clone, and a response carries one to the IO worker,
+/// which drops it once the response is written: the credit is held until the response
+/// has left, or nothing can answer any more.
+#[derive(Clone)]
+pub(crate) struct Permit {
+    _shared: Arc<PermitInner>,
+}
+
+struct PermitInner {
+    fc: Arc<FlowControl>,
+    bytes: usize,
+}
+
+impl Permit {
+    /// Wraps credit of `bytes` already taken from `fc` with [`FlowControl::acquire`].
+    pub(crate) fn new(fc: Arc<FlowControl>, bytes: usize) -> Self {
+        Permit {
+            _shared: Arc::new(PermitInner { fc, bytes }),
+        }
+    }
+}
+
+impl Drop for PermitInner {
+    fn drop(&mut self) {
+        self.fc.release(self.bytes);
     }
 }
 

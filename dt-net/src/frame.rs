@@ -11,6 +11,11 @@ use dt_codec::{ParseStatus, PbError, PbParser};
 
 use crate::packet::{PacketCallback, ReadPacket};
 
+/// The most an IO worker reads from a socket at once (its scratch buffer): frames that
+/// arrive whole within one read share that read's buffer; longer ones get a buffer of
+/// their own.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
 /// Why a byte stream is not a valid sequence of frames. Always fatal for the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {

@@ -5,6 +5,13 @@ use bytes::BytesMut;
 use dt_codec::encode::{self, Encodable};
 use dt_codec::{Chunk, NestedParser, ParseStatus, PbCallback, PbError};
 
+/// Authentication hook a server runs on every handshake request before accepting it,
+/// with the client's handshake and address; an `Err` closes the connection with that
+/// reason logged.
+pub type HandshakeHook = std::sync::Arc<
+    dyn Fn(&HandshakeBody, Option<std::net::SocketAddr>) -> Result<(), String> + Send + Sync,
+>;
+
 /// First handshake magic (field 1, fixed64).
 pub const MAGIC1: u64 = 0xAE10_9045_1C22_DA13;
 /// Second handshake magic (field 2, fixed64).

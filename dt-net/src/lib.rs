@@ -8,7 +8,8 @@
 //!
 //! * [`NioServer`]: an acceptor thread and N IO workers ([`NioServerConfig::io_threads`]),
 //!   one or more listening ports, request processors registered by command code
-//!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply;
+//!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply
+//!   (a thread pool, or a fiber group: see [`RunOn::Executor`]);
 //!   responses from other threads return through the worker's queue and a mio waker.
 //! * [`NioClient`]: peers added and removed at runtime, connect with timeout, handshake,
 //!   reconnect with the reference's back-off, pipelining (requests queued while
@@ -30,7 +31,9 @@
 //! dt-codec's `PbParser` (the body stays a zero-copy `Bytes` slice of the frame), runs the
 //! handshake inline, and hands each request to the processor of its command:
 //! [`ReqProcessor::decode`] always runs on the IO thread; [`ReqProcessor::process`] runs
-//! inline ([`RunOn::IoThread`]) or as a task on your [`Executor`] ([`RunOn::Executor`]).
+//! inline ([`RunOn::IoThread`]) or as a task on your [`Executor`] ([`RunOn::Executor`]):
+//! `dt_common::Executor`, re-exported here, which dt-fiber implements for a fiber group, so
+//! a processor can hand its requests to a fiber group without dt-net knowing about fibers.
 //! An inline response is encoded straight into the connection's output buffer; a response
 //! from another thread ([`Responder::respond`]) goes through the worker's queue and mio
 //! `Waker`. All responses produced in one loop iteration leave in one `write` per
@@ -53,7 +56,11 @@
 //! once; other connections are unaffected. Requests without a positive timeout are dropped;
 //! unknown commands get `COMMAND_NOT_SUPPORT`; one-ways are never answered. A peer that does
 //! not read its responses stops being read once `write_high_water` bytes are pending for
-//! it, so memory stays bounded.
+//! it, and once the server's unsent output passes `max_write_buffer_bytes` every peer with
+//! unsent output does; partial frames are charged their full size against
+//! `max_read_buffer_bytes` before their bodies are read. A peer that closes is seen
+//! closing even when its FIN arrives with its last data. The server's memory is bounded
+//! as [`NioServerConfig`] describes.
 //!
 //! ## A server and a client
 //!
@@ -140,6 +147,7 @@
 //! assert!(matches!(e, NetError::Remote { code: CmdCodes::COMMAND_NOT_SUPPORT, .. }));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod codes;
@@ -151,24 +159,26 @@ mod packet;
 mod peer;
 mod pending;
 mod processor;
+mod queue;
 mod rpc_future;
 mod server;
 mod worker;
 
 pub use client::{NioClient, NioClientConfig};
 pub use codes::{CmdCodes, Commands, PacketType};
-pub use error::NetError;
+pub use error::{ConfigError, NetError};
 pub use flow_control::FlowControl;
 pub use frame::{FrameDecoder, FrameError};
 pub use handshake::{
-    ConfigBody, HandshakeBody, HandshakeCallback, ProcessInfo, MAGIC1, MAGIC2, MAJOR_VERSION,
-    MINOR_VERSION,
+    ConfigBody, HandshakeBody, HandshakeCallback, HandshakeHook, ProcessInfo, MAGIC1, MAGIC2,
+    MAJOR_VERSION, MINOR_VERSION,
 };
 pub use packet::{ReadPacket, WriteBody, WritePacket};
 pub use peer::{backoff, Peer, PeerId, PeerStatus, RECONNECT_BACKOFF_MS};
 pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
+    Task,
 };
+pub use queue::{ConnRef, RpcHandler};
 pub use rpc_future::{rpc_channel, RpcFuture, RpcPromise};
-pub use server::{HandshakeHook, NioServer, NioServerConfig};
-pub use worker::{ConnRef, RpcHandler};
+pub use server::{NioServer, NioServerConfig, ServerStats};

@@ -63,6 +63,20 @@ impl ReadPacket {
         }
     }
 
+    /// Copies the body and the extra bytes out of the frame they were read with when
+    /// shorter than `limit`, so that a packet kept after its read (a request handed to an
+    /// executor) does not keep the connection's whole read chunk alive.
+    pub(crate) fn detach_small(&mut self, limit: usize) {
+        if self.body.len() < limit {
+            self.body = Bytes::copy_from_slice(&self.body);
+        }
+        if let Some(e) = &mut self.extra {
+            if e.len() < limit {
+                *e = Bytes::copy_from_slice(e);
+            }
+        }
+    }
+
     /// Re-encodes this packet into a frame (used by tests to prove byte-exactness).
     pub fn to_frame(&self) -> Bytes {
         let w = WritePacket {
@@ -358,6 +372,27 @@ impl PbCallback for PacketCallback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_small_copies_out_of_the_frame() {
+        let frame = Bytes::from(vec![7u8; 1000]);
+        let mut p = ReadPacket {
+            body: frame.slice(10..20),
+            extra: Some(frame.slice(30..35)),
+            ..Default::default()
+        };
+        let inside = |b: &Bytes| frame.as_ptr_range().contains(&b.as_ptr());
+        assert!(inside(&p.body));
+        p.detach_small(100);
+        assert!(!inside(&p.body) && !inside(p.extra.as_ref().unwrap()));
+        assert_eq!(&p.body[..], &[7u8; 10]);
+        let mut big = ReadPacket {
+            body: frame.slice(0..500),
+            ..Default::default()
+        };
+        big.detach_small(100);
+        assert!(inside(&big.body));
+    }
 
     #[test]
     fn encode_decode_round_trip() {

@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use dt_codec::PbError;
-pub use dt_common::Executor;
 use dt_common::{DtTime, PerfCallback, PerfType};
+pub use dt_common::{Executor, Task};
 
 use crate::codes::{CmdCodes, PacketType};
 use crate::error::NetError;
-use crate::flow_control::FlowControl;
+use crate::flow_control::{FlowControl, Permit};
 use crate::handshake::ProcessInfo;
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
-use crate::worker::{ConnRef, WorkerCmd, WorkerHandle};
+use crate::queue::{ConnRef, WorkerCmd, WorkerHandle};
 
 /// Where a processor's [`ReqProcessor::process`] runs.
 #[derive(Clone)]
@@ -22,6 +22,12 @@ pub enum RunOn {
     /// On the IO thread, in arrival order (cheap, non-blocking work: ping, handshake).
     IoThread,
     /// Handed off to an executor; the body is decoded on the IO thread first.
+    ///
+    /// [`Executor`] is `dt_common::Executor`, the one executor trait of dt: a thread pool
+    /// implements it, and so does a fiber group (dt-fiber), which is how a processor hands
+    /// its requests to the fibers of a Raft group or the KV state machine: `process` then
+    /// runs on the group's thread, and answers at once or later through a [`Responder`].
+    /// A refused task (`Err`) is answered `FLOW_CONTROL`.
     Executor(Arc<dyn Executor>),
 }
 
@@ -82,7 +88,7 @@ pub struct ReqContext {
     pub(crate) process_info: Option<ProcessInfo>,
     pub(crate) local_port: u16,
     pub(crate) remote: Option<SocketAddr>,
-    pub(crate) permit: Option<InPermit>,
+    pub(crate) permit: Option<Permit>,
 }
 
 impl ReqContext {
@@ -125,8 +131,14 @@ impl ReqContext {
 }
 
 /// Answers one request from any thread; the response goes back to the connection's IO
-/// worker through its queue and waker. Dropping it unanswered releases flow-control
-/// credit and sends nothing (the requester will time out).
+/// worker through its queue and waker.
+///
+/// A request handed to an executor holds incoming flow-control credit
+/// ([`crate::NioServerConfig::max_in_requests`] / `max_in_bytes`) until its response has
+/// left: been written into the connection's output buffer by the IO worker (or been
+/// dropped there because the deadline passed or the connection is gone). Dropping a
+/// `Responder` unanswered releases the credit (once `process` has returned too) and sends
+/// nothing (the requester will time out).
 pub struct Responder {
     ctx: Option<ReqContext>,
 }
@@ -138,13 +150,6 @@ impl Responder {
         if let Some(ctx) = self.ctx.take() {
             send_response(ctx, resp);
         }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        // permit is released by InPermit's own Drop
-        self.ctx.take();
     }
 }
 
@@ -160,13 +165,15 @@ fn send_response(ctx: ReqContext, mut resp: WritePacket) {
         return;
     }
     fill_response(&mut resp, ctx.command, ctx.seq);
+    // The permit travels with the response; the worker drops it once the response is
+    // written (or discarded).
     ctx.handle.send(WorkerCmd::Respond {
         conn: ctx.conn,
         pkt: resp,
         deadline: ctx.deadline,
         enqueued: dt_common::mono_nanos(),
+        permit: ctx.permit,
     });
-    drop(ctx.permit);
 }
 
 /// The SYS_ERROR answer to a processor that panicked (the reference answers an uncaught
@@ -179,18 +186,6 @@ pub(crate) fn panic_response(e: &(dyn std::any::Any + Send)) -> WritePacket {
         .unwrap_or_else(|| "processor panicked".into());
     log::warn!("request processor panicked: {msg}");
     WritePacket::error(CmdCodes::SYS_ERROR, msg)
-}
-
-/// A unit of incoming flow-control credit, released on drop.
-pub(crate) struct InPermit {
-    fc: Arc<FlowControl>,
-    bytes: usize,
-}
-
-impl Drop for InPermit {
-    fn drop(&mut self) {
-        self.fc.release(self.bytes);
-    }
 }
 
 /// What the worker must do after handing a request to its processor.
@@ -207,7 +202,18 @@ pub(crate) trait ErasedProcessor: Send + Sync {
 struct Erased<P>(Arc<P>);
 
 impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
-    fn handle(&self, pkt: ReadPacket, mut ctx: ReqContext, in_fc: &Arc<FlowControl>) -> Handled {
+    fn handle(
+        &self,
+        mut pkt: ReadPacket,
+        mut ctx: ReqContext,
+        in_fc: &Arc<FlowControl>,
+    ) -> Handled {
+        let run_on = self.0.run_on();
+        if let RunOn::Executor(_) = run_on {
+            // Kept beyond this read: don't let a small body keep the whole read chunk
+            // alive (bodies this size or larger were read into a buffer of their own).
+            pkt.detach_small(crate::frame::READ_CHUNK);
+        }
         let body = match self.0.decode(&pkt) {
             Ok(b) => b,
             Err(e) if e.is_rejection() => return Handled::Nothing,
@@ -218,7 +224,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                 ))
             }
         };
-        match self.0.run_on() {
+        match run_on {
             RunOn::IoThread => match self.0.process(pkt, body, ctx) {
                 Some(r) => Handled::Respond(r),
                 None => Handled::Nothing,
@@ -234,10 +240,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                         },
                     ));
                 }
-                ctx.permit = Some(InPermit {
-                    fc: in_fc.clone(),
-                    bytes,
-                });
+                ctx.permit = Some(Permit::new(in_fc.clone(), bytes));
                 let p = self.0.clone();
                 let task = Box::new(move || {
                     // Expired while queued: drop it, as the reference does (no response).
@@ -254,9 +257,10 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                         process_info: ctx.process_info,
                         local_port: ctx.local_port,
                         remote: ctx.remote,
-                        permit: None,
+                        permit: ctx.permit.clone(),
                     };
-                    // `ctx` keeps the permit until the response is sent (or dropped).
+                    // Both `ctx` (for a response returned by `process`) and `ctx2` (for a
+                    // Responder that answers later) hold the permit.
                     let mut holder = Some(ctx);
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         p.process(pkt, body, ctx2)

@@ -11,46 +11,78 @@ use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::error::NetError;
+use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
-use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
+use crate::handshake::{ConfigBody, HandshakeHook, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
-use crate::peer::PeerTable;
 use crate::processor::{Processors, ReqProcessor};
+use crate::queue::{Completion, ConnRef, OutRequest, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
-use crate::worker::{
-    Completion, ConnRef, NioWorker, OutRequest, Target, WorkerCmd, WorkerConfig, WorkerHandle,
-};
-
-/// Authentication hook run on every handshake request before it is accepted; an `Err`
-/// closes the connection with that reason logged.
-pub type HandshakeHook =
-    Arc<dyn Fn(&HandshakeBody, Option<SocketAddr>) -> Result<(), String> + Send + Sync>;
+use crate::worker::{NioWorker, ServerSide, Side, WorkerConfig};
 
 /// Settings of a [`NioServer`].
+///
+/// ## Memory bound
+///
+/// What a server buffers is bounded server-wide, not only per connection:
+///
+/// * partial frames: at most [`max_read_buffer_bytes`](Self::max_read_buffer_bytes)
+///   (64 MiB), plus 3 bytes per waiting connection;
+/// * unsent output: at most [`max_write_buffer_bytes`](Self::max_write_buffer_bytes)
+///   (64 MiB) plus, per connection, the responses to one 64 KiB read (a connection with
+///   no unsent output is always read; ping answers are about as large as the requests);
+/// * requests handed to executors, until their responses are written:
+///   [`max_in_requests`](Self::max_in_requests) and
+///   [`max_in_bytes`](Self::max_in_bytes) (512 MiB, the reference's default); bodies
+///   under 64 KiB are copied out of the read buffer when handed over, so a held request
+///   does not keep a whole read's buffer alive;
+/// * a 64 KiB read buffer per IO thread.
+///
+/// Output buffers grow by doubling, so their allocation can be up to twice the bytes they
+/// hold. With the defaults, 200 connections that pipeline pings and never read leave at
+/// most 64 MiB + 200 × 64 KiB ≈ 77 MiB unsent (measured: 67 MiB, RSS growth 141 MiB, in
+/// `tests/memory_pipelining.rs`), and 50 connections each holding a partial 5 MiB frame
+/// hold at most 64 MiB (measured: 62 MiB, RSS growth 72 MiB).
 #[derive(Clone)]
 pub struct NioServerConfig {
-    /// Ports to listen on (0 = an ephemeral port). The Raft server listens on a replicate
+    /// Ports to listen on (0 = an ephemeral port; at least one). The Raft server listens on a replicate
     /// and a service port; processors see the port through [`crate::ReqContext::local_port`].
     pub ports: Vec<u16>,
-    /// Address to bind (default 0.0.0.0).
+    /// Address to bind every port on (default 0.0.0.0, all interfaces, as the reference
+    /// does; set 127.0.0.1 to accept local connections only).
     pub bind_host: IpAddr,
-    /// IO worker threads (default: number of cores, at most 8... at least 1).
+    /// IO worker threads, 1 to 1024 (default: the number of cores, at most 8).
     pub io_threads: usize,
     /// Name used in thread names and logs.
     pub name: String,
-    /// Largest incoming frame accepted (default 5 MiB).
+    /// Largest incoming frame accepted (default 5 MiB; 1 to 2^31-1).
     pub max_packet_size: usize,
-    /// Largest body accepted (default 4 MiB), advertised in the handshake hint.
+    /// Largest body accepted (default 4 MiB; 1 to `max_packet_size`), advertised in the
+    /// handshake hint.
     pub max_body_size: usize,
-    /// Requests concurrently handed to executors (0 = unlimited; default 100 000).
+    /// Requests concurrently handed to executors and not yet answered (0 = unlimited,
+    /// as in the reference; negative is refused; default 100 000); more are answered
+    /// `FLOW_CONTROL`.
     pub max_in_requests: i64,
-    /// Bytes of those requests (0 = unlimited; default 512 MiB).
+    /// Bytes of those requests (0 = unlimited, negative is refused; default 512 MiB).
     pub max_in_bytes: i64,
-    /// Close connections that have not handshaken within this time (default 5 s).
+    /// Close connections that have not handshaken within this time (default 5 s; must not
+    /// be 0).
     pub handshake_timeout: Duration,
-    /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB).
+    /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB;
+    /// must not be 0).
     pub write_high_water: usize,
+    /// Bytes that partial frames (frames whose first bytes have arrived but not their
+    /// last) may hold across the server (default 64 MiB), split evenly among the IO
+    /// threads. A frame is charged its full size as soon as its length prefix is read; a
+    /// connection whose frame does not fit is not read until another frame completes or a
+    /// connection closes. Each thread's share must hold one `max_packet_size` frame plus
+    /// one 64 KiB read.
+    pub max_read_buffer_bytes: usize,
+    /// Unsent output across the server (default 64 MiB), split evenly among the IO
+    /// threads: above its share, a thread stops reading the connections that have unsent
+    /// output (connections whose peers read their responses go on being served).
+    pub max_write_buffer_bytes: usize,
     /// Perf hooks.
     pub perf: Arc<dyn PerfCallback>,
     /// Optional authentication at the handshake.
@@ -71,9 +103,62 @@ impl Default for NioServerConfig {
             max_in_bytes: 512 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(5),
             write_high_water: 8 * 1024 * 1024,
+            max_read_buffer_bytes: 64 * 1024 * 1024,
+            max_write_buffer_bytes: 64 * 1024 * 1024,
             perf: Arc::new(NoopPerfCallback),
             auth: None,
         }
+    }
+}
+
+impl NioServerConfig {
+    /// Checks that the settings can work; [`NioServer::start`] calls it and returns its
+    /// error as [`NetError::Config`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_common(
+            &self.name,
+            self.max_packet_size,
+            self.max_body_size,
+            self.write_high_water,
+        )?;
+        if self.ports.is_empty() {
+            return Err(ConfigError::new("ports", "no port to listen on"));
+        }
+        if self.io_threads == 0 || self.io_threads > 1024 {
+            return Err(ConfigError::new(
+                "io_threads",
+                format!("{} is not in 1..=1024", self.io_threads),
+            ));
+        }
+        check_limit("max_in_requests", self.max_in_requests)?;
+        check_limit("max_in_bytes", self.max_in_bytes)?;
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "handshake_timeout",
+                "0 would close every connection before its handshake",
+            ));
+        }
+        let need = self.max_packet_size + crate::frame::READ_CHUNK;
+        if self.max_read_buffer_bytes / self.io_threads < need {
+            return Err(ConfigError::new(
+                "max_read_buffer_bytes",
+                format!(
+                    "{} split among {} IO threads leaves less than one max_packet_size \
+                     frame plus one 64 KiB read ({need} bytes) per thread",
+                    self.max_read_buffer_bytes, self.io_threads
+                ),
+            ));
+        }
+        if self.max_write_buffer_bytes < self.io_threads {
+            return Err(ConfigError::new(
+                "max_write_buffer_bytes",
+                format!(
+                    "{} leaves no output budget to some of the {} IO threads",
+                    self.max_write_buffer_bytes, self.io_threads
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +170,21 @@ impl std::fmt::Debug for NioServerConfig {
             .field("max_packet_size", &self.max_packet_size)
             .finish_non_exhaustive()
     }
+}
+
+/// A snapshot of what a [`NioServer`] holds (see [`NioServer::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Open connections.
+    pub connections: usize,
+    /// Bytes of the read-buffer budget in use: partial frames being assembled.
+    pub read_buffered_bytes: usize,
+    /// Bytes of responses (and pushed requests) not yet written to the sockets.
+    pub write_buffered_bytes: usize,
+    /// Requests handed to executors and not yet answered.
+    pub in_requests: i64,
+    /// Their bytes.
+    pub in_bytes: i64,
 }
 
 struct Running {
@@ -141,6 +241,7 @@ impl NioServer {
         if self.lock().is_some() {
             return Err(NetError::InvalidArgument("server already started".into()));
         }
+        self.cfg.validate()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for &port in &self.cfg.ports {
@@ -159,7 +260,12 @@ impl NioServer {
         };
         let wcfg = Arc::new(WorkerConfig {
             name: self.cfg.name.clone(),
-            is_server: true,
+            side: Side::Server(ServerSide {
+                handshake_timeout: self.cfg.handshake_timeout,
+                hint,
+                auth: self.cfg.auth.clone(),
+                by_uuid: self.by_uuid.clone(),
+            }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,
             processors: self.processors.clone(),
@@ -167,18 +273,13 @@ impl NioServer {
             out_fc: Arc::new(FlowControl::new("outgoing", 0, 0)),
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
-            handshake_timeout: self.cfg.handshake_timeout,
-            server_hint: hint,
-            auth: self.cfg.auth.clone(),
-            client_handshake: HandshakeBody::default(),
-            connect_timeout: Duration::from_secs(3),
             write_high_water: self.cfg.write_high_water,
-            peers: Arc::new(PeerTable::default()),
-            by_uuid: self.by_uuid.clone(),
+            read_budget: self.cfg.max_read_buffer_bytes / self.cfg.io_threads,
+            write_budget: self.cfg.max_write_buffer_bytes / self.cfg.io_threads,
         });
         let mut workers = Vec::new();
         let mut threads = Vec::new();
-        for i in 0..self.cfg.io_threads.max(1) {
+        for i in 0..self.cfg.io_threads {
             let (w, h) = NioWorker::new(i, wcfg.clone())?;
             workers.push(h);
             threads.push(
@@ -304,6 +405,23 @@ impl NioServer {
             .unwrap_or_else(|p| p.into_inner())
             .get(&pi)
             .copied()
+    }
+
+    /// What the server holds now, summed over its IO workers (gauges, updated by each
+    /// worker once per loop iteration, so at most one iteration old).
+    pub fn stats(&self) -> ServerStats {
+        let g = self.lock();
+        let mut st = ServerStats {
+            in_requests: self.in_fc.pending_requests(),
+            in_bytes: self.in_fc.pending_bytes(),
+            ..Default::default()
+        };
+        for w in g.iter().flat_map(|r| r.workers.iter()) {
+            st.connections += w.stats.connections.load(Ordering::Relaxed);
+            st.read_buffered_bytes += w.stats.read_buffered.load(Ordering::Relaxed);
+            st.write_buffered_bytes += w.stats.write_buffered.load(Ordering::Relaxed);
+        }
+        st
     }
 
     /// Whether `stop` has begun.

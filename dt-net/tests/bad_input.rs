@@ -38,6 +38,7 @@ impl Env {
         let mut server = NioServer::new(NioServerConfig {
             io_threads: 1, // everything on one worker: the worst case for isolation
             max_packet_size: 64 * 1024,
+            max_body_size: 60 * 1024,
             handshake_timeout: Duration::from_millis(500),
             write_high_water: 256 * 1024,
             ..Default::default()

@@ -639,3 +639,59 @@ fn handler_api_delivers_results_by_token() {
     );
     assert_eq!(stat.0.lock().unwrap()[0], (99, Ok(3)));
 }
+
+#[test]
+fn late_responder_keeps_its_flow_control_permit_until_the_response_leaves() {
+    /// Returns `None` at once and answers from another thread 600 ms later.
+    struct Later;
+    impl ReqProcessor for Later {
+        type Body = ();
+        fn run_on(&self) -> RunOn {
+            RunOn::Executor(Arc::new(Threads))
+        }
+        fn decode(&self, _p: &ReadPacket) -> Result<(), dt_codec::PbError> {
+            Ok(())
+        }
+        fn process(&self, p: ReadPacket, _b: (), c: ReqContext) -> Option<WritePacket> {
+            let r = c.responder();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(600));
+                r.respond(WritePacket::response(WriteBody::Bytes(p.body)));
+            });
+            None
+        }
+    }
+    let s = server_with(
+        |s| s.register(110, Later),
+        NioServerConfig {
+            io_threads: 1,
+            max_in_requests: 1,
+            ..Default::default()
+        },
+    );
+    let c = client_to(addr(&s));
+    assert!(c.wait_connected(T));
+    let req = |b: &'static [u8]| WritePacket::request_bytes(110, Bytes::from_static(b));
+    let first = c.send_request(None, req(b"1"), T);
+    // `process` has long returned; the answer is still pending, so is the permit.
+    std::thread::sleep(Duration::from_millis(200));
+    let e = c.send_request_sync(None, req(b"2"), T).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NetError::Remote {
+                code: CmdCodes::FLOW_CONTROL,
+                ..
+            }
+        ),
+        "the permit was released before the response was sent: {e:?}"
+    );
+    assert_eq!(&first.wait().unwrap().body[..], b"1");
+    // Released once the response left: the next request is accepted.
+    assert_eq!(
+        &c.send_request_sync(None, req(b"3"), T).unwrap().body[..],
+        b"3"
+    );
+    c.stop(T);
+    s.stop(T);
+}

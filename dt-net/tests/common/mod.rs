@@ -123,3 +123,39 @@ pub fn read_for(s: &mut TcpStream, window: Duration) -> Observed {
     }
     Observed { frames, closed }
 }
+
+/// The resident set size of this process (VmRSS), in bytes.
+pub fn rss_bytes() -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: usize = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A handshaken raw connection, non-blocking afterwards.
+pub fn raw_handshaken(addr: SocketAddr, uuid2: u64) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(&handshake_frame(0x5151, uuid2)).unwrap();
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// Writes `data` cyclically (from `*off`) until the socket would block; false once the
+/// server closed the connection.
+pub fn write_until_blocked(s: &mut TcpStream, data: &[u8], off: &mut usize) -> bool {
+    loop {
+        let start = *off % data.len();
+        match s.write(&data[start..]) {
+            Ok(0) => return false,
+            Ok(n) => *off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! [`NioWorker`]: one IO thread with its own mio `Poll`, owning a set of connections
+//! (accepted or outgoing). Other threads talk to it only through its command queue
+//! ([`crate::queue`]) plus a mio `Waker`. Its parts:
+//!
+//! * [`conn`]: connection IO: registering, reading and framing, the read and write
+//!   budgets, coalesced writes, closing;
+//! * [`inbound`]: what an incoming packet means: requests to processors, responses to
+//!   pending requests;
+//! * [`handshake`]: both sides of the handshake, and the server's authentication hook;
+//! * [`outbound`]: requests this side sends: routing, seq numbers, pending requests and
+//!   the deadline sweep;
+//! * [`peers`]: a client's peers: connecting, back-off, reconnecting;
+//! * this module: the event loop and the command queue's consumer.
+
+mod conn;
+mod handshake;
+mod inbound;
+mod outbound;
+mod peers;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use dt_codec::PbParser;
+use dt_common::{PerfCallback, PerfType, Timestamp};
+use mio::{Events, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::error::NetError;
+use crate::flow_control::FlowControl;
+use crate::frame::READ_CHUNK;
+use crate::handshake::{ConfigBody, HandshakeBody, HandshakeCallback, HandshakeHook, ProcessInfo};
+use crate::peer::{PeerId, PeerMap, PeerTable};
+use crate::processor::{fire_queue_time, Processors};
+use crate::queue::{ConnRef, WorkerCmd, WorkerHandle};
+
+use conn::{Conn, ConnState};
+use peers::PeerState;
+
+const WAKER: Token = Token(usize::MAX);
+const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
+
+/// Settings shared by the workers of one server or client.
+pub(crate) struct WorkerConfig {
+    pub name: String,
+    /// Whether the workers serve accepted connections or a client's peers, with the
+    /// settings only that side has.
+    pub side: Side,
+    pub max_packet_size: usize,
+    pub max_body_size: usize,
+    pub processors: Processors,
+    pub in_fc: Arc<FlowControl>,
+    pub out_fc: Arc<FlowControl>,
+    pub perf: Arc<dyn PerfCallback>,
+    pub stopping: Arc<AtomicBool>,
+    pub write_high_water: usize,
+    /// This worker's share of the bytes partial frames may hold (see `charge_read`).
+    pub read_budget: usize,
+    /// This worker's share of unsent output above which connections that have unsent
+    /// output are not read.
+    pub write_budget: usize,
+}
+
+/// The side a worker is on.
+pub(crate) enum Side {
+    /// A server's worker: accepted connections, which must handshake first.
+    Server(ServerSide),
+    /// A client's worker: connections to peers, which it opens and handshakes.
+    Client(ClientSide),
+}
+
+/// Settings of a server's workers.
+pub(crate) struct ServerSide {
+    /// Connections that have not handshaken within this time are closed.
+    pub handshake_timeout: Duration,
+    /// The limits hint sent in handshake responses.
+    pub hint: ConfigBody,
+    /// Authentication of handshake requests.
+    pub auth: Option<HandshakeHook>,
+    /// Client identity → its most recent connection.
+    pub by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
+}
+
+/// Settings of a client's worker.
+pub(crate) struct ClientSide {
+    /// The handshake request sent on every new connection.
+    pub handshake: HandshakeBody,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// The peers' statuses, shared with the client's API.
+    pub peers: Arc<PeerTable>,
+}
+
+impl WorkerConfig {
+    /// The server's settings, on a server.
+    pub fn server(&self) -> Option<&ServerSide> {
+        match &self.side {
+            Side::Server(s) => Some(s),
+            Side::Client(_) => None,
+        }
+    }
+
+    /// The client's settings, on a client.
+    pub fn client(&self) -> Option<&ClientSide> {
+        match &self.side {
+            Side::Client(c) => Some(c),
+            Side::Server(_) => None,
+        }
+    }
+}
+
+/// One IO thread.
+pub(crate) struct NioWorker {
+    idx: usize,
+    poll: Poll,
+    conns: Slab<Conn>,
+    next_gen: u64,
+    rx: Receiver<WorkerCmd>,
+    handle: Arc<WorkerHandle>,
+    cfg: Arc<WorkerConfig>,
+    ts: Timestamp,
+    dirty: Vec<usize>,
+    scratch: Vec<u8>,
+    peers: PeerMap<PeerState>,
+    peer_order: Vec<PeerId>,
+    rr: usize,
+    next_sweep: i64,
+    expired: Vec<i32>,
+    hs_parser: PbParser<HandshakeCallback>,
+    stop: bool,
+    /// Bytes held in read buffers (partial frames) of all connections.
+    read_buffered: usize,
+    /// Bytes of unsent output of all connections.
+    write_buffered: usize,
+    /// Connections not read for lack of budget, tried again once something is freed.
+    paused: Vec<usize>,
+    paused_spare: Vec<usize>,
+    /// Budget was freed since the paused connections were last tried.
+    freed: bool,
+    /// The gauges last published to `handle.stats`.
+    published: (usize, usize, usize),
+}
+
+impl NioWorker {
+    pub fn new(idx: usize, cfg: Arc<WorkerConfig>) -> io::Result<(NioWorker, Arc<WorkerHandle>)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = Arc::new(WorkerHandle::new(tx, waker));
+        let ts = Timestamp::now();
+        Ok((
+            NioWorker {
+                idx,
+                poll,
+                conns: Slab::new(),
+                next_gen: 1,
+                rx,
+                handle: handle.clone(),
+                cfg,
+                ts,
+                dirty: Vec::new(),
+                scratch: vec![0u8; READ_CHUNK],
+                peers: PeerMap::default(),
+                peer_order: Vec::new(),
+                rr: 0,
+                next_sweep: ts.nano_time + SWEEP_INTERVAL_NANOS,
+                expired: Vec::new(),
+                hs_parser: PbParser::new(HandshakeCallback::default()),
+                stop: false,
+                read_buffered: 0,
+                write_buffered: 0,
+                paused: Vec::new(),
+                paused_spare: Vec::new(),
+                freed: false,
+                published: (0, 0, 0),
+            },
+            handle,
+        ))
+    }
+
+    /// Runs until a `Stop` command.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.stop {
+            let perf_sel = self.cfg.perf.accept(PerfType::RpcWorkerSel);
+            let t0 = if perf_sel { dt_common::mono_nanos() } else { 0 };
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(50))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("{} worker {}: poll failed: {e}", self.cfg.name, self.idx);
+                    break;
+                }
+            }
+            self.ts.refresh();
+            if perf_sel {
+                self.cfg.perf.fire_time(
+                    PerfType::RpcWorkerSel,
+                    (self.ts.nano_time - t0).max(0) as u64,
+                    1,
+                    0,
+                );
+            }
+            for ev in events.iter() {
+                let t = ev.token();
+                if t == WAKER {
+                    continue;
+                }
+                let slot = t.0;
+                if !self.conns.contains(slot) {
+                    continue;
+                }
+                if self.conns[slot].state == ConnState::Connecting {
+                    self.on_connect_event(slot);
+                    continue;
+                }
+                if ev.is_read_closed() || ev.is_error() {
+                    let c = &mut self.conns[slot];
+                    c.read_closed = true;
+                    if c.read_paused && (ev.is_error() || ev.is_write_closed()) {
+                        // Reset (or closed both ways) while waiting for budget: reading
+                        // would only find the error, so close it now.
+                        self.close(slot, "connection reset while not being read");
+                        continue;
+                    }
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.do_read(slot);
+                }
+                if ev.is_writable() && self.conns.contains(slot) {
+                    self.mark_dirty(slot);
+                }
+            }
+            self.drain_cmds();
+            self.flush_dirty();
+            self.resume_reads();
+            if self.ts.nano_time >= self.next_sweep {
+                self.next_sweep = self.ts.nano_time + SWEEP_INTERVAL_NANOS;
+                self.sweep();
+                self.flush_dirty();
+            }
+            self.publish_stats();
+        }
+        self.shutdown();
+    }
+
+    /// Stores the gauges that changed since the last call (an unchanged gauge leaves
+    /// the shared cache line alone).
+    fn publish_stats(&mut self) {
+        let now = (self.conns.len(), self.read_buffered, self.write_buffered);
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        let st = &self.handle.stats;
+        st.connections.store(now.0, Ordering::Relaxed);
+        st.read_buffered.store(now.1, Ordering::Relaxed);
+        st.write_buffered.store(now.2, Ordering::Relaxed);
+    }
+
+    fn drain_cmds(&mut self) {
+        self.handle.clear_wake();
+        while let Ok(cmd) = self.rx.try_recv() {
+            self.on_cmd(cmd);
+            if self.stop {
+                return;
+            }
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: WorkerCmd) {
+        match cmd {
+            WorkerCmd::NewConn { stream, local_port } => self.add_accepted(stream, local_port),
+            WorkerCmd::Respond {
+                conn,
+                pkt,
+                deadline,
+                enqueued,
+                permit,
+            } => {
+                fire_queue_time(&*self.cfg.perf, enqueued, self.ts.nano_time);
+                if !deadline.is_expired(&self.ts) {
+                    if let Some(slot) = self.live_slot(conn) {
+                        self.write_packet(slot, &pkt);
+                    }
+                }
+                drop(permit);
+            }
+            WorkerCmd::Send(req) => self.route_request(req),
+            WorkerCmd::AddPeer(p) => self.add_peer(p),
+            WorkerCmd::RemovePeer(id) => self.remove_peer(id),
+            WorkerCmd::Stop => self.stop = true,
+        }
+    }
+
+    fn live_slot(&self, c: ConnRef) -> Option<usize> {
+        match self.conns.get(c.slot) {
+            Some(conn) if conn.gen == c.gen && !conn.closing => Some(c.slot),
+            _ => None,
+        }
+    }
+
+    fn shutdown(&mut self) {
+        // Best effort: push out what is buffered, then close everything.
+        let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &s in &slots {
+            if self.conns.contains(s) {
+                self.flush(s);
+            }
+        }
+        self.stop = true;
+        for s in slots {
+            self.close(s, "stopped");
+        }
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in peers {
+            if let Some(mut ps) = self.peers.remove(&id) {
+                for r in ps.waiting.drain(..) {
+                    self.fail_req(r, NetError::Stopped);
+                }
+            }
+        }
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let WorkerCmd::Send(r) = cmd {
+                self.fail_req(r, NetError::Stopped);
+            }
+        }
+    }
+}
