@@ -45,6 +45,8 @@ fn raft_like_server() -> NioServer {
         max_body_size: i32::MAX as usize,
         max_in_requests: 0,
         max_in_bytes: 0,
+        // Each IO thread's share of the read budget must hold one maximum-size frame.
+        max_read_buffer_bytes: 2 * (i32::MAX as usize + (1 << 16)),
         handshake_timeout: Duration::from_millis(800),
         ..Default::default()
     });
