@@ -20,7 +20,7 @@ pub fn elect_quorum(n: usize) -> usize {
 /// The read/write quorum of a configuration of `n` voters: `n/2` for even `n ≥ 4`,
 /// else `floor(n/2)+1`.
 pub fn rw_quorum(n: usize) -> usize {
-    if n >= 4 && n % 2 == 0 {
+    if n >= 4 && n.is_multiple_of(2) {
         n / 2
     } else {
         n / 2 + 1
