@@ -288,6 +288,26 @@ impl RaftCore {
         }
     }
 
+    /// Follower: a snapshot install finished (§12.3, last request): the log now starts
+    /// after (`last_included_index`, `last_included_term`), everything up to it is
+    /// persisted, committed and applied. Replies still waiting for older entries are
+    /// dropped. (The install protocol itself is not built in the core yet.)
+    pub fn on_install_finished(
+        &mut self,
+        now: u64,
+        last_included_index: Index,
+        last_included_term: Term,
+    ) {
+        self.now = self.now.max(now);
+        self.last_log_index = last_included_index;
+        self.last_log_term = last_included_term;
+        self.persisted_index = last_included_index;
+        self.commit_index = self.commit_index.max(last_included_index);
+        self.last_applied = self.last_applied.max(last_included_index);
+        self.receiver.deferred.clear();
+        self.installing_snapshot = false;
+    }
+
     /// Append requests queued behind one that waits (status write, search, write).
     pub fn queued_appends(&self) -> usize {
         self.receiver.queue.len()

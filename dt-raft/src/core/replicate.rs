@@ -333,4 +333,25 @@ impl RaftCore {
             }
         }
     }
+
+    /// Leader: the install snapshot to `peer` finished successfully at
+    /// `last_included_index` (§12.2 step 6; the transfer itself is not built in the
+    /// core yet): matchIndex and nextIndex follow it and replication restarts.
+    pub fn on_snapshot_installed(&mut self, now: u64, peer: NodeId, last_included_index: Index) {
+        self.now = self.now.max(now);
+        let Some(i) = self.peer_index(peer) else {
+            return;
+        };
+        if self.role != Role::Leader || !self.peers[i].install_snapshot {
+            return;
+        }
+        let p = &mut self.peers[i];
+        p.install_snapshot = false;
+        p.match_index = p.match_index.max(last_included_index);
+        p.next_index = last_included_index + 1;
+        p.epoch += 1;
+        p.running = true;
+        self.leader_try_commit();
+        self.replicate_peer(i);
+    }
 }
