@@ -2,7 +2,8 @@
 //! leader, and the leader's step-down after an election timeout without a commit.
 
 use super::{
-    Action, LocalEntries, NodeId, RaftCore, ReqId, Role, VoteRefused, VoteReq, VoteResp, VoteSend,
+    Action, LocalEntries, NodeId, RaftCore, ReqId, Role, Term, VoteRefused, VoteReq, VoteResp,
+    VoteSend,
 };
 
 impl RaftCore {
@@ -89,7 +90,9 @@ impl RaftCore {
 
     /// §5.2: send a pre-vote carrying the current term to every ready voter.
     fn start_pre_vote(&mut self) {
-        if !self.sets.is_voter(self.cfg.node_id) || !self.ready_quorum() {
+        // a term at the top of its range (only a peer can have pushed it there) cannot
+        // be incremented: never campaign then
+        if !self.sets.is_voter(self.cfg.node_id) || self.term == Term::MAX || !self.ready_quorum() {
             return;
         }
         self.restart_elect_timer();
@@ -157,7 +160,7 @@ impl RaftCore {
     /// §5.5 pre-vote success → vote: new round, candidate, term+1, vote for self,
     /// persist and wait before sending.
     fn start_vote(&mut self) {
-        if !self.ready_quorum() {
+        if !self.ready_quorum() || self.term == Term::MAX {
             self.cancel_vote();
             return;
         }

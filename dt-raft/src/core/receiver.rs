@@ -48,6 +48,9 @@ impl RaftCore {
     /// success for entries only once they are persisted. `req_id` routes the reply and
     /// names the request in [`Action::AppendReceived`], so the driver keeps the entries
     /// until it has written them.
+    ///
+    /// The driver drops a request whose own timeout has already expired (no response,
+    /// §17 item 17) and one for a stopping group, before calling this.
     pub fn handle_append(&mut self, now: u64, req_id: ReqId, req: &AppendReq) {
         self.now = self.now.max(now);
         if self.receiver.block.is_some() || !self.receiver.queue.is_empty() {
@@ -314,9 +317,12 @@ impl RaftCore {
     }
 }
 
-/// Entries must follow prevLogIndex consecutively, with terms that never decrease,
+/// prevLogTerm is 0 exactly for prevLogIndex 0; entries must follow prevLogIndex consecutively, with terms that never decrease,
 /// start at or above prevLogTerm and do not exceed the leader's term.
 fn entries_well_formed(req: &AppendReq) -> bool {
+    if req.prev_log_index == 0 && req.prev_log_term != 0 {
+        return false;
+    }
     let mut expect = match req.prev_log_index.checked_add(1) {
         Some(i) => i,
         None => return false,

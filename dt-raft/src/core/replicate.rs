@@ -326,7 +326,7 @@ impl RaftCore {
                 self.actions.push(Action::InstallSnapshot { to: peer });
             }
             Some((_, index)) => {
-                p.next_index = (index + 1).min(self.last_log_index + 1);
+                p.next_index = index.saturating_add(1).min(self.last_log_index + 1);
                 p.epoch += 1;
                 p.running = true;
                 self.replicate_peer(i);
@@ -348,7 +348,7 @@ impl RaftCore {
         let p = &mut self.peers[i];
         p.install_snapshot = false;
         p.match_index = p.match_index.max(last_included_index);
-        p.next_index = last_included_index + 1;
+        p.next_index = last_included_index.saturating_add(1);
         p.epoch += 1;
         p.running = true;
         self.leader_try_commit();

@@ -1000,3 +1000,139 @@ fn s17_19_leader_seeing_a_higher_term_fails_pending_tasks() {
     assert_eq!(c.term(), 5);
     assert!(acts.contains(&Action::FailPendingTasks { leader: None }));
 }
+
+// ---------------------------------------------------------------- bad peer input
+
+#[test]
+fn a_peer_pushing_the_term_to_its_maximum_cannot_make_us_overflow() {
+    let mut c = node(2, 3, 1, 0, 0);
+    c.handle_append(T0, 1, &req(Term::MAX, 1, (0, 0), 0, &[]));
+    c.on_status_saved(T0, Term::MAX, 0);
+    assert_eq!(c.term(), Term::MAX);
+    c.drain_actions();
+    // the election timer runs out: no campaign (term + 1 does not exist)
+    c.tick(T0 + 10 * ELECT);
+    c.tick(T0 + 20 * ELECT);
+    assert!(sent_votes(&take(&mut c)).is_empty());
+}
+
+#[test]
+fn nonsense_positions_from_a_peer_are_rejected_or_clamped() {
+    // prevLogTerm without a prevLogIndex
+    let mut c = node(2, 3, 1, 0, 0);
+    c.handle_append(T0, 1, &req(1, 1, (0, 7), 0, &[]));
+    c.drain_actions();
+    let mut r = req(1, 1, (0, 0), 0, &[1]);
+    r.prev_log_term = 1;
+    c.handle_append(T0, 2, &r);
+    assert_eq!(
+        append_replies(&take(&mut c))[0].1.code,
+        AppendCode::ReqError
+    );
+    // a leader given an absurd suggestion never moves nextIndex past its log
+    let mut l = node(1, 3, 1, 4, 1);
+    let now = elect(&mut l, &[2]);
+    let (to, m) = sent_appends(&take(&mut l))[0];
+    let mut resp = AppendResp::new(2, AppendCode::LogNotMatch);
+    resp.suggest_term = Term::MAX;
+    resp.suggest_index = Index::MAX;
+    l.handle_append_resp(now, to, &m, &resp);
+    let epoch = l.progress(to).unwrap().epoch;
+    l.on_leader_match_pos(now, to, epoch, Some((Term::MAX, Index::MAX)));
+    assert_eq!(l.progress(to).unwrap().next_index, 6);
+    // a response for an unknown peer or a wrong epoch is ignored
+    l.handle_append_resp(now, 77, &m, &ok(2));
+    l.handle_append_resp(now, to, &m, &ok(2));
+    assert_eq!(l.progress(to).unwrap().match_index, 0);
+}
+
+#[test]
+fn s7_4_an_out_of_order_success_restarts_replication() {
+    let mut c = node(1, 2, 0, 0, 0);
+    let now = elect(&mut c, &[2]);
+    let (_, m1) = sent_appends(&take(&mut c))[0];
+    c.handle_append_resp(now, 2, &m1, &ok(1));
+    c.propose(now, 2).unwrap();
+    let (_, m2) = sent_appends(&take(&mut c))[0];
+    c.propose(now, 2).unwrap();
+    let (_, m3) = sent_appends(&take(&mut c))[0];
+    c.handle_append_resp(now, 2, &m3, &ok(1));
+    assert_eq!(c.progress(2).unwrap().match_index, 5);
+    let epoch = c.progress(2).unwrap().epoch;
+    // the earlier one arrives later: "append miss order"
+    c.handle_append_resp(now, 2, &m2, &ok(1));
+    assert_eq!(c.progress(2).unwrap().epoch, epoch + 1);
+    assert_eq!(c.progress(2).unwrap().match_index, 5, "never goes back");
+}
+
+#[test]
+fn s11_7_observer_acks_are_never_counted_for_commit() {
+    let mut oc = cfg(1, 2);
+    oc.observers = vec![3];
+    let mut c = RaftCore::new(oc, 1, T0, 0, 0, 0, 0, 0).unwrap();
+    for p in 1..=3 {
+        c.set_member_ready(T0, p, true);
+    }
+    c.drain_actions();
+    let now = elect(&mut c, &[2]);
+    let sends = sent_appends(&take(&mut c));
+    assert!(
+        sends.iter().any(|s| s.0 == 3),
+        "observers are replicated to"
+    );
+    c.on_log_persisted(now, 1);
+    let (_, m) = sends.iter().find(|s| s.0 == 3).copied().unwrap();
+    c.handle_append_resp(now, 3, &m, &ok(1));
+    assert_eq!(c.progress(3).unwrap().match_index, 1);
+    assert_eq!(
+        c.commit_index(),
+        0,
+        "2 members: rwQuorum 2, the observer does not count"
+    );
+    let (_, m) = sends.iter().find(|s| s.0 == 2).copied().unwrap();
+    c.handle_append_resp(now, 2, &m, &ok(1));
+    assert_eq!(c.commit_index(), 1);
+}
+
+#[test]
+fn s5_5_vote_responses_count_only_for_a_candidate_and_once_per_node() {
+    let mut c = node(1, 5, 0, 0, 0);
+    let (now, acts) = time_out(&mut c, T0);
+    let pre = sent_votes(&acts);
+    c.handle_vote_resp(now, pre[0].0, &pre[0].1, &granted(0));
+    c.handle_vote_resp(now, pre[0].0, &pre[0].1, &granted(0));
+    assert_eq!(c.role(), Role::Follower, "one node counts once");
+    c.handle_vote_resp(now, pre[1].0, &pre[1].1, &granted(0));
+    assert_eq!(c.role(), Role::Candidate);
+    c.on_status_saved(now, 1, 1);
+    let votes = sent_votes(&take(&mut c));
+    // a higher term in a refusal ends the candidacy
+    let refuse = VoteResp {
+        term: 4,
+        vote_granted: false,
+    };
+    c.handle_vote_resp(now, votes[0].0, &votes[0].1, &refuse);
+    assert_eq!((c.role(), c.term()), (Role::Follower, 4));
+    c.handle_vote_resp(now, votes[1].0, &votes[1].1, &granted(1));
+    c.handle_vote_resp(now, votes[2].0, &votes[2].1, &granted(1));
+    assert_eq!(c.role(), Role::Follower, "late votes of a cancelled round");
+}
+
+#[test]
+fn s5_1_a_vote_round_that_does_not_finish_in_time_is_cancelled_and_retried() {
+    let mut c = node(1, 3, 0, 0, 0);
+    let (now, acts) = time_out(&mut c, T0);
+    let first = sent_votes(&acts);
+    assert_eq!(first.len(), 2);
+    // nobody answers
+    let (now2, acts) = time_out(&mut c, now);
+    let second = sent_votes(&acts);
+    assert_eq!(second.len(), 2);
+    assert!(second[0].1.round > first[0].1.round);
+    c.handle_vote_resp(now2, first[0].0, &first[0].1, &granted(0));
+    assert_eq!(
+        c.role(),
+        Role::Follower,
+        "the old round's answer is ignored"
+    );
+}
