@@ -21,6 +21,7 @@ enum Msg {
 
 struct Envelope {
     at: u64,
+    seq: u64,
     from: NodeId,
     to: NodeId,
     msg: Msg,
@@ -58,6 +59,9 @@ struct Cluster {
     committed: Vec<Term>,
     /// (follower searches, leader searches, truncations, installs)
     stats: (u32, u32, u32, u32),
+    /// Deliver each link's messages in send order (like one TCP connection).
+    fifo: bool,
+    link_at: HashMap<(NodeId, NodeId), u64>,
 }
 
 impl Cluster {
@@ -96,6 +100,8 @@ impl Cluster {
             leaders: HashMap::new(),
             committed: Vec::new(),
             stats: (0, 0, 0, 0),
+            fifo: false,
+            link_at: HashMap::new(),
         }
     }
 
@@ -110,8 +116,21 @@ impl Cluster {
         if self.rng.range(0, 99) < self.loss_pct {
             return;
         }
-        let at = self.now + self.rng.range(1, 10);
-        self.net.push(Envelope { at, from, to, msg });
+        let mut at = self.now + self.rng.range(1, 10);
+        if self.fifo {
+            let last = self.link_at.entry((from, to)).or_insert(0);
+            at = at.max(*last);
+            *last = at;
+        }
+        let seq = self.next_id;
+        self.next_id += 1;
+        self.net.push(Envelope {
+            at,
+            seq,
+            from,
+            to,
+            msg,
+        });
     }
 
     fn io(&mut self, id: NodeId, io: Io) {
@@ -346,7 +365,7 @@ impl Cluster {
                 k += 1;
             }
         }
-        due.sort_by_key(|e| e.at);
+        due.sort_by_key(|e| (e.at, e.seq));
         for e in due {
             self.deliver(e);
         }
@@ -530,6 +549,28 @@ fn chaos_partitions_and_heavy_loss_keep_committed_entries_agreed() {
         for n in &c.nodes {
             assert_eq!(n.applied, commit, "seed {seed}: node {}", n.core.node_id());
             assert_eq!(n.log[..commit as usize], c.committed[..commit as usize]);
+        }
+    }
+}
+
+#[test]
+fn s17_9_on_in_order_links_replication_needs_no_search() {
+    for seed in 1..=3 {
+        let mut c = Cluster::new(3, 200 + seed, 0);
+        c.fifo = true;
+        c.run(3 * ELECT);
+        for _ in 0..300 {
+            c.propose();
+            c.run(3);
+        }
+        c.run(ELECT);
+        assert_eq!(c.leaders.len(), 1);
+        assert_eq!(c.stats, (0, 0, 0, 0), "seed {seed}");
+        let l = c.leaders()[0];
+        let commit = c.node(l).core.commit_index();
+        assert!(commit > 300);
+        for n in &c.nodes {
+            assert_eq!(n.applied, commit);
         }
     }
 }

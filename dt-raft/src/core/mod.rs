@@ -20,6 +20,29 @@
 //! once the matching completion arrives. Randomness (election timeouts) comes from a
 //! [`XorShift`] seeded by the caller, so a run is reproducible.
 //!
+//! ## What the driver promises
+//!
+//! * Time never goes backwards between calls.
+//! * IO completions come in the order the actions were issued: persisted indexes
+//!   and saved statuses never go back (the log and the status file are written in
+//!   order).
+//! * Every [`Action::SendAppend`] comes back exactly once, as a response
+//!   ([`RaftCore::handle_append_resp`]) or an error after rpcTimeout
+//!   ([`RaftCore::handle_append_error`]); otherwise the peer's window stays occupied.
+//! * Every [`Action::FindMatchPos`] is answered.
+//! * Requests are decoded into the plain structs of [`msg`]; terms above the wire's
+//!   int32 range and non-positive node ids are rejected by the decoder. Anything else
+//!   a peer may send (terms, indexes, entry sequences that make no sense) is checked
+//!   here and answered with the spec's code or dropped, never a panic.
+//!
+//! ## Deliberate differences from the reference
+//!
+//! * A follower whose last entry is of the leader's term accepts a request whose
+//!   entries overlap its log without truncating (log matching makes the overlap
+//!   identical): a duplicated or re-sent request never removes acknowledged entries.
+//! * An append waits until the current term is durable in the status file, also
+//!   when the term was raised by a vote request.
+//!
 //! Not built yet: leader transfer, membership change (the member sets are already
 //! current + prepared), observers' special cases beyond "never votes", install
 //! snapshot (the core only marks a peer as needing one), byte limits of replication.
