@@ -1136,3 +1136,39 @@ fn s5_1_a_vote_round_that_does_not_finish_in_time_is_cancelled_and_retried() {
         "the old round's answer is ignored"
     );
 }
+
+#[test]
+fn s5_1_no_campaign_while_apply_lags_behind_commit() {
+    let mut c = node(1, 3, 1, 0, 0);
+    c.handle_append(T0, 1, &req(1, 2, (0, 0), 1, &[1]));
+    c.on_log_persisted(T0, 1);
+    assert_eq!(c.commit_index(), 1);
+    c.drain_actions();
+    c.tick(T0 + 5 * ELECT);
+    assert!(
+        sent_votes(&take(&mut c)).is_empty(),
+        "entry 1 is not applied yet"
+    );
+    c.on_applied(T0 + 5 * ELECT, 1);
+    c.tick(T0 + 7 * ELECT);
+    assert!(!sent_votes(&take(&mut c)).is_empty());
+}
+
+#[test]
+fn s7_3_a_candidate_hearing_the_leader_of_its_term_becomes_its_follower() {
+    let mut c = node(1, 3, 0, 0, 0);
+    let (now, acts) = time_out(&mut c, T0);
+    let (to, msg) = sent_votes(&acts)[0];
+    c.handle_vote_resp(now, to, &msg, &granted(0));
+    assert_eq!(c.role(), Role::Candidate);
+    c.on_status_saved(now, 1, 1);
+    c.drain_actions();
+    // node 2 won term 1 first
+    c.handle_append(now + 1, 5, &req(1, 2, (0, 0), 0, &[1]));
+    assert_eq!(
+        (c.role(), c.leader(), c.term()),
+        (Role::Follower, Some(2), 1)
+    );
+    c.on_log_persisted(now + 2, 1);
+    assert_eq!(append_replies(&take(&mut c)), vec![(5, ok(1))]);
+}
