@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use dt_raft::core::{
     Action, AppendReq, AppendResp, AppendSend, CoreConfig, EntryMeta, Index, MatchSearch, NodeId,
-    RaftCore, ReqId, Role, Term, VoteResp, VoteSend, XorShift,
+    RaftCore, ReqId, Role, Term, TransferReq, VoteResp, VoteSend, XorShift,
 };
 
 const ELECT: u64 = 1000;
@@ -17,6 +17,7 @@ enum Msg {
     VoteResp(VoteSend, VoteResp),
     Append(u64, AppendSend, AppendReq),
     AppendResp(u64, AppendSend, AppendResp),
+    Transfer(TransferReq),
 }
 
 struct Envelope {
@@ -61,6 +62,8 @@ struct Cluster {
     stats: (u32, u32, u32, u32),
     /// Deliver each link's messages in send order (like one TCP connection).
     fifo: bool,
+    /// (transfers the target accepted, transfers failed on the old leader)
+    transfers: (u32, u32),
     link_at: HashMap<(NodeId, NodeId), u64>,
 }
 
@@ -101,6 +104,7 @@ impl Cluster {
             committed: Vec::new(),
             stats: (0, 0, 0, 0),
             fifo: false,
+            transfers: (0, 0),
             link_at: HashMap::new(),
         }
     }
@@ -283,14 +287,26 @@ impl Cluster {
             }
             Action::RoleChanged { role, term, .. } => {
                 if role == Role::Leader {
-                    let prev = self.leaders.insert(term, id);
-                    assert!(
-                        prev.is_none(),
-                        "two leaders in term {term}: {prev:?} and {id}"
-                    );
+                    // elections give one leader per term; a transfer hands a term over,
+                    // but never to a second leader while the first still leads
+                    if let Some(prev) = self.leaders.insert(term, id) {
+                        let still = self.node(prev).core.role() == Role::Leader;
+                        assert!(!still, "two leaders in term {term}: {prev} and {id}");
+                    }
                 }
             }
             Action::FailPendingTasks { .. } => {}
+            Action::CheckTransferTarget { .. } => {
+                // every node has the same configuration here
+                self.node(id).core.on_transfer_target_checked(now, true);
+            }
+            Action::SendTransferLeader { to, req } => self.send(id, to, Msg::Transfer(req)),
+            Action::TransferFailed { .. } => self.transfers.1 += 1,
+            Action::ReplyTransfer { result, .. } => {
+                if result.is_ok() {
+                    self.transfers.0 += 1;
+                }
+            }
         }
     }
 
@@ -330,6 +346,7 @@ impl Cluster {
                     .insert(id, Pending::Append(from, rpc, send, req.clone()));
                 n.core.handle_append(now, id, &req);
             }
+            Msg::Transfer(req) => n.core.handle_transfer_leader(now, id, &req),
             Msg::AppendResp(rpc, send, resp) => {
                 if self.rpcs.remove(&rpc).is_some() {
                     self.node(e.to)
@@ -572,5 +589,45 @@ fn s17_9_on_in_order_links_replication_needs_no_search() {
         for n in &c.nodes {
             assert_eq!(n.applied, commit);
         }
+    }
+}
+
+#[test]
+fn s17_12_leadership_moves_by_transfer_while_writes_run_and_keeps_the_term() {
+    let mut c = Cluster::new(3, 11, 0);
+    c.fifo = true;
+    c.run(3 * ELECT);
+    let mut rng = XorShift::new(5);
+    for round in 0..10 {
+        let old = c.leaders()[0];
+        let term = c.node(old).core.term();
+        let target = loop {
+            let t = rng.range(1, 3) as NodeId;
+            if t != old {
+                break t;
+            }
+        };
+        let now = c.now;
+        c.node(old)
+            .core
+            .start_transfer(now, target, now + 2000)
+            .unwrap();
+        c.run_actions(old);
+        for _ in 0..40 {
+            // the driver holds proposals while the transfer runs
+            if !c.nodes.iter().any(|n| n.core.transfer_in_progress()) {
+                c.propose();
+            }
+            c.run(5);
+        }
+        assert_eq!(c.leaders(), vec![target], "round {round}");
+        assert_eq!(c.node(target).core.term(), term, "round {round}: same term");
+    }
+    assert_eq!(c.transfers, (10, 0));
+    c.run(ELECT);
+    let commit = c.node(c.leaders()[0]).core.commit_index();
+    assert!(commit > 300);
+    for n in &c.nodes {
+        assert_eq!(n.applied, commit);
     }
 }

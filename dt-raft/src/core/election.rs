@@ -2,8 +2,7 @@
 //! leader, and the leader's step-down after an election timeout without a commit.
 
 use super::{
-    Action, LocalEntries, NodeId, RaftCore, ReqId, Role, Term, VoteRefused, VoteReq, VoteResp,
-    VoteSend,
+    Action, NodeId, RaftCore, ReqId, Role, Term, VoteRefused, VoteReq, VoteResp, VoteSend,
 };
 
 impl RaftCore {
@@ -194,19 +193,7 @@ impl RaftCore {
     /// §5.6: become leader of the current term and write its first entry (a heartbeat).
     fn become_leader(&mut self) {
         self.cancel_vote();
-        self.reset(true);
-        self.leader = Some(self.cfg.node_id);
-        self.group_ready_index = self.last_log_index + 1;
-        let next = self.last_log_index + 1;
-        let (me, persisted) = (self.cfg.node_id, self.persisted_index);
-        for p in &mut self.peers {
-            p.next_index = next;
-            if p.node_id == me {
-                p.match_index = persisted;
-            }
-        }
-        self.set_role(Role::Leader);
-        self.append_local(LocalEntries::Heartbeat, 1);
+        self.become_leader_in_term();
     }
 
     /// A (pre-)vote request from `from` (§5.4). The reply is an [`Action::ReplyVote`],

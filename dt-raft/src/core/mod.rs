@@ -43,7 +43,10 @@
 //! * An append waits until the current term is durable in the status file, also
 //!   when the term was raised by a vote request.
 //!
-//! Not built yet: leader transfer, membership change (the member sets are already
+//! Leader transfer (§10) is here too: [`RaftCore::start_transfer`] on the old
+//! leader, [`RaftCore::handle_transfer_leader`] on the target.
+//!
+//! Not built yet: membership change (the member sets are already
 //! current + prepared), observers' special cases beyond "never votes", install
 //! snapshot (the core only marks a peer as needing one), byte limits of replication.
 
@@ -57,6 +60,7 @@ mod receiver;
 mod replicate;
 pub mod rng;
 pub mod role;
+mod transfer;
 
 use std::collections::VecDeque;
 
@@ -70,6 +74,7 @@ pub use quorum::MemberSets;
 pub use replicate::{NotLeader, Progress, Proposed};
 pub use rng::XorShift;
 pub use role::Role;
+pub use transfer::{TransferError, TransferReq};
 
 /// A node id (positive; 0 means "none").
 pub type NodeId = u32;
@@ -207,6 +212,33 @@ pub enum Action {
         /// Known leader, if any.
         leader: Option<NodeId>,
     },
+    /// Leader transfer: query the target's status and compare its four member sets
+    /// with ours, then call [`RaftCore::on_transfer_target_checked`].
+    CheckTransferTarget {
+        /// The target.
+        to: NodeId,
+    },
+    /// Leader transfer: this node has stepped down; send RAFT_TRANSFER_LEADER to the
+    /// target. The admin request completes with that RPC's reply.
+    SendTransferLeader {
+        /// The target.
+        to: NodeId,
+        /// The request.
+        req: TransferReq,
+    },
+    /// Leader transfer failed before this node stepped down; the admin request fails
+    /// and held proposals are released.
+    TransferFailed {
+        /// Why.
+        error: TransferError,
+    },
+    /// Reply to RAFT_TRANSFER_LEADER `req` (an error is written as SYS_ERROR).
+    ReplyTransfer {
+        /// The request.
+        req: ReqId,
+        /// The result.
+        result: Result<(), TransferError>,
+    },
     /// A leader saw a higher term: every task still in its tail cache fails with
     /// NotLeader (§17 item 19).
     FailPendingTasks {
@@ -261,6 +293,7 @@ pub struct RaftCore {
     parked_votes: VecDeque<(ReqId, NodeId, VoteReq)>,
 
     peers: Vec<Progress>,
+    transfer: Option<transfer::Transfer>,
     receiver: receiver::Receiver,
     actions: Vec<Action>,
     scratch: Vec<u64>,
@@ -314,6 +347,7 @@ impl RaftCore {
             vote_replies: VecDeque::new(),
             parked_votes: VecDeque::new(),
             peers,
+            transfer: None,
             receiver: receiver::Receiver::default(),
             actions: Vec::new(),
             scratch: Vec::new(),
@@ -387,6 +421,9 @@ impl RaftCore {
     /// The latest time at which [`tick`](Self::tick) must be called.
     pub fn next_deadline(&self) -> u64 {
         let mut d = self.elect_check_at;
+        if let Some(t) = self.transfer {
+            d = d.min(t.deadline());
+        }
         if self.role == Role::Leader {
             d = d.min(self.last_propose_time + self.cfg.heartbeat_interval_ms);
             for p in &self.peers {
@@ -420,7 +457,9 @@ impl RaftCore {
     pub fn tick(&mut self, now: u64) {
         self.now = self.now.max(now);
         if self.role == Role::Leader {
-            if self.now >= self.last_propose_time + self.cfg.heartbeat_interval_ms {
+            if self.transfer.is_none()
+                && self.now >= self.last_propose_time + self.cfg.heartbeat_interval_ms
+            {
                 self.append_local(LocalEntries::Heartbeat, 1);
             }
             let now = self.now;
@@ -438,6 +477,7 @@ impl RaftCore {
                 }
             }
         }
+        self.check_transfer();
         if self.now >= self.elect_check_at {
             self.election_check();
         }
@@ -458,6 +498,7 @@ impl RaftCore {
                 self.peers[i].match_index = index;
             }
             self.leader_try_commit();
+            self.check_transfer();
         } else {
             self.release_deferred();
             self.follower_commit();
@@ -532,6 +573,7 @@ impl RaftCore {
 
     /// The state reset of §4, on every role and term change.
     fn reset(&mut self, keep_confirm: bool) {
+        self.fail_transfer(TransferError::NotLeader(None));
         self.group_ready_index = NO_INDEX;
         self.group_ready = false;
         self.restart_elect_timer();

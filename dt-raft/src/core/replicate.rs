@@ -246,6 +246,7 @@ impl RaftCore {
                     p.match_index = sent.prev_log_index() + sent.count;
                     p.multi_append = true;
                     self.leader_try_commit();
+                    self.check_transfer();
                 } else {
                     // append miss order
                     p.bump_epoch(retry_at);

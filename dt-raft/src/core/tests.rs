@@ -1172,3 +1172,148 @@ fn s7_3_a_candidate_hearing_the_leader_of_its_term_becomes_its_follower() {
     c.on_log_persisted(now + 2, 1);
     assert_eq!(append_replies(&take(&mut c)), vec![(5, ok(1))]);
 }
+
+// ---------------------------------------------------------------- transfer
+
+/// A leader (node 1 of 3) with entry 1 committed and acked by node 2 only.
+fn leader_with_commit() -> (RaftCore, u64, AppendSend) {
+    let mut c = node(1, 3, 0, 0, 0);
+    let now = elect(&mut c, &[2]);
+    let (_, m) = sent_appends(&take(&mut c))
+        .into_iter()
+        .find(|s| s.0 == 2)
+        .unwrap();
+    c.on_log_persisted(now, 1);
+    c.handle_append_resp(now, 2, &m, &ok(1));
+    c.drain_actions();
+    (c, now, m)
+}
+
+#[test]
+fn s10_2_transfer_waits_for_the_target_to_catch_up_then_checks_its_config() {
+    let (mut c, now, _) = leader_with_commit();
+    assert_eq!(
+        c.start_transfer(now, 9, now + 500),
+        Err(TransferError::NodeNotFound)
+    );
+    // node 3 has nothing yet
+    c.start_transfer(now, 3, now + 500).unwrap();
+    assert_eq!(
+        c.start_transfer(now, 3, now + 500),
+        Err(TransferError::InProgress)
+    );
+    assert!(take(&mut c)
+        .iter()
+        .all(|a| !matches!(a, Action::CheckTransferTarget { .. })));
+    // no heartbeat entries while transferring
+    c.tick(now + 400);
+    assert!(take(&mut c)
+        .iter()
+        .all(|a| !matches!(a, Action::AppendLocal { .. })));
+    let m3 = AppendSend {
+        term: 1,
+        leader_id: 1,
+        first_index: 1,
+        count: 1,
+        leader_commit: 0,
+        epoch: c.progress(3).unwrap().epoch,
+        sent_at: now,
+    };
+    c.handle_append_resp(now + 401, 3, &m3, &ok(1));
+    assert!(take(&mut c).contains(&Action::CheckTransferTarget { to: 3 }));
+    c.on_transfer_target_checked(now + 402, true);
+    let acts = take(&mut c);
+    assert!(acts.contains(&Action::SendTransferLeader {
+        to: 3,
+        req: TransferReq {
+            term: 1,
+            old_leader_id: 1,
+            new_leader_id: 3,
+            log_index: 1
+        }
+    }));
+    // §17 item 18: stepped down before asking, same term, tasks not failed
+    assert_eq!(
+        (c.role(), c.term(), c.leader()),
+        (Role::Follower, 1, Some(3))
+    );
+    assert!(acts
+        .iter()
+        .all(|a| !matches!(a, Action::FailPendingTasks { .. })));
+}
+
+#[test]
+fn s10_2_transfer_fails_on_timeout_or_config_mismatch_and_keeps_leading() {
+    let (mut c, now, _) = leader_with_commit();
+    c.start_transfer(now, 3, now + 100).unwrap();
+    c.tick(now + 100);
+    assert!(take(&mut c).contains(&Action::TransferFailed {
+        error: TransferError::Timeout
+    }));
+    assert_eq!(c.role(), Role::Leader);
+    c.start_transfer(now + 101, 2, now + 1000).unwrap();
+    assert!(take(&mut c).contains(&Action::CheckTransferTarget { to: 2 }));
+    c.on_transfer_target_checked(now + 102, false);
+    assert!(take(&mut c).contains(&Action::TransferFailed {
+        error: TransferError::ConfigNotMatch
+    }));
+    assert_eq!(c.role(), Role::Leader);
+    assert!(!c.transfer_in_progress());
+}
+
+#[test]
+fn s17_12_transfer_keeps_the_term_on_the_new_leader() {
+    let mut t = node(2, 3, 0, 0, 0);
+    t.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[1]));
+    t.on_status_saved(T0, 1, 0);
+    t.on_log_persisted(T0, 1);
+    t.drain_actions();
+    let voted = t.voted_for();
+    let mut r = TransferReq {
+        term: 1,
+        old_leader_id: 1,
+        new_leader_id: 2,
+        log_index: 2,
+    };
+    t.handle_transfer_leader(T0, 7, &r);
+    assert_eq!(
+        take(&mut t),
+        vec![Action::ReplyTransfer {
+            req: 7,
+            result: Err(TransferError::Refused)
+        }],
+        "log index must match"
+    );
+    r.log_index = 1;
+    t.handle_transfer_leader(T0, 8, &r);
+    let acts = take(&mut t);
+    assert_eq!(
+        (t.role(), t.term(), t.voted_for()),
+        (Role::Leader, 1, voted)
+    );
+    assert_eq!(t.commit_index(), 1);
+    assert!(acts.contains(&Action::Apply { commit_index: 1 }));
+    assert!(acts.contains(&Action::AppendLocal {
+        kind: LocalEntries::Heartbeat,
+        first_index: 2,
+        last_index: 2,
+        term: 1,
+        prev_log_term: 1
+    }));
+    assert!(acts.contains(&Action::ReplyTransfer {
+        req: 8,
+        result: Ok(())
+    }));
+}
+
+#[test]
+fn s4_a_term_change_aborts_a_pending_transfer() {
+    let (mut c, now, m) = leader_with_commit();
+    c.start_transfer(now, 3, now + 1000).unwrap();
+    c.handle_append_resp(now, 2, &m, &AppendResp::new(3, AppendCode::ReqError));
+    let acts = take(&mut c);
+    assert!(acts.contains(&Action::TransferFailed {
+        error: TransferError::NotLeader(None)
+    }));
+    assert!(!c.transfer_in_progress());
+}
