@@ -46,14 +46,19 @@
 //! Leader transfer (§10) is here too: [`RaftCore::start_transfer`] on the old
 //! leader, [`RaftCore::handle_transfer_leader`] on the target.
 //!
-//! Not built yet: membership change (the member sets are already
-//! current + prepared), observers' special cases beyond "never votes", install
+//! Membership: [`RaftCore::apply_member_sets`] switches the four sets when the driver
+//! applies a configuration entry; elections, commit and lease use both quorums while
+//! joint.
+//!
+//! Not built yet: the admin side of membership change (prepare / commit / abort
+//! checks and the entries' encoding), the "remove legacy" replication, install
 //! snapshot (the core only marks a peer as needing one), byte limits of replication.
 
 mod commit;
 pub mod config;
 mod election;
 mod lease;
+mod membership;
 pub mod msg;
 pub mod quorum;
 mod receiver;

@@ -1317,3 +1317,98 @@ fn s4_a_term_change_aborts_a_pending_transfer() {
     }));
     assert!(!c.transfer_in_progress());
 }
+
+// ---------------------------------------------------------------- membership
+
+fn joint(members: &[NodeId], prepared: &[NodeId]) -> MemberSets {
+    MemberSets {
+        members: members.to_vec(),
+        observers: vec![],
+        prepared_members: prepared.to_vec(),
+        prepared_observers: vec![],
+    }
+}
+
+#[test]
+fn s11_1_joint_leader_commits_only_with_both_rw_quorums() {
+    let (mut c, now, _) = leader_with_commit();
+    c.apply_member_sets(now, joint(&[1, 2, 3], &[1, 4, 5]));
+    for p in [4, 5] {
+        assert_eq!(
+            c.progress(p).unwrap().next_index,
+            2,
+            "new members start at last+1"
+        );
+        c.set_member_ready(now, p, true);
+    }
+    c.drain_actions();
+    c.propose(now, 1).unwrap();
+    c.on_log_persisted(now, 2);
+    let sends = sent_appends(&take(&mut c));
+    let to = |p: NodeId| sends.iter().find(|s| s.0 == p).unwrap().1;
+    c.handle_append_resp(now, 2, &to(2), &ok(1));
+    assert_eq!(
+        c.commit_index(),
+        1,
+        "old config has a quorum, the new one not"
+    );
+    // node 4 is probing from index 2
+    assert_eq!((to(4).first_index, to(4).count), (2, 1));
+    c.handle_append_resp(now, 4, &to(4), &ok(1));
+    assert_eq!(c.commit_index(), 2);
+}
+
+#[test]
+fn s11_1_joint_election_needs_both_elect_quorums() {
+    let mut c = node(1, 5, 0, 0, 0);
+    c.apply_member_sets(T0, joint(&[1, 2, 3], &[3, 4, 5]));
+    for p in 1..=5 {
+        c.set_member_ready(T0, p, true);
+    }
+    c.drain_actions();
+    let (now, acts) = time_out(&mut c, T0);
+    let pre = sent_votes(&acts);
+    assert_eq!(pre.len(), 4, "pre-votes go to both sets");
+    let grant = |c: &mut RaftCore, p: NodeId| {
+        let m = pre.iter().find(|v| v.0 == p).unwrap().1;
+        c.handle_vote_resp(now, p, &m, &granted(0));
+    };
+    grant(&mut c, 2);
+    grant(&mut c, 3);
+    assert_eq!(c.role(), Role::Follower, "new config: only 3 of 3,4,5");
+    grant(&mut c, 4);
+    assert_eq!(c.role(), Role::Candidate);
+}
+
+#[test]
+fn s17_14_a_removed_leader_becomes_none_when_the_commit_is_applied() {
+    let (mut c, now, _) = leader_with_commit();
+    c.apply_member_sets(now, joint(&[1, 2, 3], &[2, 3, 4]));
+    assert_eq!(c.role(), Role::Leader, "still leading while joint");
+    c.drain_actions();
+    c.apply_member_sets(now, MemberSets::new(vec![2, 3, 4], vec![]));
+    assert_eq!((c.role(), c.leader()), (Role::None, None));
+    assert!(take(&mut c).contains(&Action::RoleChanged {
+        role: Role::None,
+        term: 1,
+        leader: None
+    }));
+    assert!(c.progress(1).is_none());
+    // a none node never campaigns
+    c.tick(now + 10 * ELECT);
+    assert!(sent_votes(&take(&mut c)).is_empty());
+}
+
+#[test]
+fn s11_2_membership_decides_the_role_and_forgets_a_removed_leader() {
+    let mut c = node(3, 3, 1, 0, 0);
+    c.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[]));
+    assert_eq!(c.leader(), Some(1));
+    let mut s = MemberSets::new(vec![1, 2], vec![3]);
+    c.apply_member_sets(T0, s.clone());
+    assert_eq!((c.role(), c.leader()), (Role::Observer, None));
+    s.members = vec![2, 3];
+    s.observers = vec![];
+    c.apply_member_sets(T0, s);
+    assert_eq!(c.role(), Role::Follower);
+}
