@@ -26,6 +26,10 @@
 //! assert_eq!(log.read(1, 10, usize::MAX).unwrap()[0].body, &b"hello"[..]);
 //! ```
 //!
+//! * [`core`]: the sans-IO consensus core of one group (election with pre-vote, per-peer
+//!   replication progress, commit with the joint-consensus quorums, lease). It takes
+//!   messages, ticks of time and IO completions and returns actions; no IO inside.
+//!
 //! ## On-disk format
 //!
 //! A group's data directory is the reference's, byte for byte (`docs/storage-format.md`): `raft.status`,
@@ -77,5 +81,6 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod core;
 pub mod raft_log;
 pub mod store;

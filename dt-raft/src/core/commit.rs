@@ -1,0 +1,54 @@
+//! Commit (raft.md §8.1, §8.2): the leader commits by the rwQuorum of persisted
+//! matchIndex, only entries of its own term; the follower follows leaderCommit up to
+//! its persisted index.
+
+use super::{Action, RaftCore};
+
+impl RaftCore {
+    /// `leaderTryCommit`: the highest index an rwQuorum of members (and of prepared
+    /// members when joint) has persisted, bounded by the leader's own persisted index.
+    /// A new quorum index refreshes the election timer and self's lease confirm; it
+    /// becomes the commit index only from the first index of the current term on
+    /// (§17 item 10).
+    pub(super) fn leader_try_commit(&mut self) {
+        let peers = &self.peers;
+        let m = self.sets.quorum_value(
+            |id| {
+                peers
+                    .iter()
+                    .find(|p| p.node_id == id)
+                    .map_or(0, |p| p.match_index)
+            },
+            &mut self.scratch,
+        );
+        let me = self.cfg.node_id;
+        let m = if self.sets.is_voter(me) {
+            m.min(self.persisted_index)
+        } else {
+            m
+        };
+        if m <= self.commit_index {
+            return;
+        }
+        self.restart_elect_timer();
+        let now = self.now;
+        if let Some(i) = self.peer_index(me) {
+            self.peers[i].last_confirm = now;
+        }
+        if m >= self.group_ready_index {
+            self.commit_index = m;
+            self.actions.push(Action::Apply { commit_index: m });
+            // propagate the new commit index
+            self.replicate_all();
+        }
+    }
+
+    /// Follower: commitIndex := min(leaderCommit, persisted index) when larger.
+    pub(super) fn follower_commit(&mut self) {
+        let c = self.leader_commit.min(self.persisted_index);
+        if c > self.commit_index {
+            self.commit_index = c;
+            self.actions.push(Action::Apply { commit_index: c });
+        }
+    }
+}

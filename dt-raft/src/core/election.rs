@@ -1,0 +1,300 @@
+//! Election (raft.md §5): the vote timer, pre-vote, vote, the voter rules, becoming
+//! leader, and the leader's step-down after an election timeout without a commit.
+
+use super::{
+    Action, NodeId, RaftCore, ReqId, Role, Term, VoteRefused, VoteReq, VoteResp, VoteSend,
+};
+
+impl RaftCore {
+    /// One pass of the reference's vote-fiber loop (§5.1), run when the election check
+    /// time has come.
+    pub(super) fn election_check(&mut self) {
+        let now = self.now;
+        let timed_out = now.saturating_sub(self.last_elect_time) > self.cfg.elect_timeout_ms;
+        if self.installing_snapshot {
+            self.elect_check_at = now + self.rng.range(10, 700);
+            return;
+        }
+        if self.vote.active {
+            if !timed_out {
+                self.schedule_next_check();
+                return;
+            }
+            // "vote timeout"
+            self.cancel_vote();
+        }
+        if timed_out {
+            self.leader = None;
+            match self.role {
+                Role::Observer | Role::None => {}
+                Role::Leader => {
+                    // check quorum: a leader that could not commit for an election
+                    // timeout steps down (same term, tasks are not failed)
+                    self.reset(false);
+                    self.set_role(Role::Follower);
+                }
+                Role::Follower | Role::Candidate => {
+                    if self.persisted_index != self.last_log_index
+                        || self.receiver.truncating()
+                        || self.last_applied < self.commit_index
+                    {
+                        self.elect_check_at = now + self.rng.range(10, 700);
+                        return;
+                    }
+                    self.start_pre_vote();
+                }
+            }
+        }
+        self.schedule_next_check();
+    }
+
+    fn schedule_next_check(&mut self) {
+        let at = self.last_elect_time + self.cfg.elect_timeout_ms + self.rng.range(10, 700);
+        self.elect_check_at = if at > self.now {
+            at
+        } else {
+            self.now + self.rng.range(10, 700)
+        };
+    }
+
+    /// Readiness to campaign: ready voters reach the elect quorum of members (and of
+    /// prepared members when joint), §5.2.
+    fn ready_quorum(&self) -> bool {
+        let peers = &self.peers;
+        let me = self.cfg.node_id;
+        self.sets
+            .has_elect_quorum(|id| id == me || peers.iter().any(|p| p.node_id == id && p.ready))
+    }
+
+    fn open_round(&mut self, pre_vote: bool) {
+        self.vote.id += 1;
+        self.vote.active = true;
+        self.vote.pre_vote = pre_vote;
+        self.vote.waiting_status = false;
+        self.vote.granted.clear();
+    }
+
+    pub(super) fn cancel_vote(&mut self) {
+        self.vote.active = false;
+        self.vote.waiting_status = false;
+        self.vote.granted.clear();
+    }
+
+    fn set_self_confirm(&mut self) {
+        let (me, now) = (self.cfg.node_id, self.now);
+        if let Some(i) = self.peer_index(me) {
+            self.peers[i].last_confirm = now;
+        }
+    }
+
+    /// §5.2: send a pre-vote carrying the current term to every ready voter.
+    fn start_pre_vote(&mut self) {
+        // a term at the top of its range (only a peer can have pushed it there) cannot
+        // be incremented: never campaign then
+        if !self.sets.is_voter(self.cfg.node_id) || self.term == Term::MAX || !self.ready_quorum() {
+            return;
+        }
+        self.restart_elect_timer();
+        self.set_self_confirm();
+        self.open_round(true);
+        self.send_votes(true);
+    }
+
+    /// Sends the round's request to voters (only ready ones for a pre-vote); self
+    /// grants locally.
+    fn send_votes(&mut self, only_ready: bool) {
+        let req = VoteReq {
+            term: self.term,
+            candidate_id: self.cfg.node_id,
+            last_log_index: self.last_log_index,
+            last_log_term: self.last_log_term,
+            pre_vote: self.vote.pre_vote,
+        };
+        let msg = VoteSend {
+            req,
+            round: self.vote.id,
+            sent_at: self.now,
+        };
+        let me = self.cfg.node_id;
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        self.sets.for_each_voter(|id| targets.push(id as u64));
+        for &id in &targets {
+            let id = id as NodeId;
+            if id == me {
+                continue;
+            }
+            let ready = self.progress(id).is_some_and(|p| p.ready);
+            if only_ready && !ready {
+                continue;
+            }
+            self.actions.push(Action::SendVote { to: id, msg });
+        }
+        self.scratch = targets;
+        self.count_vote(me, self.now);
+    }
+
+    /// Records a granted (pre-)vote and acts when the round is won.
+    fn count_vote(&mut self, from: NodeId, sent_at: u64) {
+        if !self.vote.granted.contains(&from) {
+            self.vote.granted.push(from);
+        }
+        if !self.vote.pre_vote {
+            if let Some(i) = self.peer_index(from) {
+                let p = &mut self.peers[i];
+                p.last_confirm = p.last_confirm.max(sent_at);
+            }
+        }
+        let granted = &self.vote.granted;
+        if !self.sets.has_elect_quorum(|id| granted.contains(&id)) {
+            return;
+        }
+        if self.vote.pre_vote {
+            self.start_vote();
+        } else {
+            self.become_leader();
+        }
+    }
+
+    /// §5.5 pre-vote success → vote: new round, candidate, term+1, vote for self,
+    /// persist and wait before sending.
+    fn start_vote(&mut self) {
+        if !self.ready_quorum() || self.term == Term::MAX {
+            self.cancel_vote();
+            return;
+        }
+        self.open_round(false);
+        self.reset(false);
+        self.term += 1;
+        self.voted_for = self.cfg.node_id;
+        self.set_role(Role::Candidate);
+        self.restart_elect_timer();
+        self.set_self_confirm();
+        self.vote.waiting_status = true;
+        self.save_status();
+    }
+
+    /// The candidate's own status write finished: send the votes.
+    pub(super) fn candidate_status_saved(&mut self) {
+        if !(self.vote.active && self.vote.waiting_status && self.role == Role::Candidate) {
+            return;
+        }
+        if self.saved_term != self.term || self.saved_vote != self.cfg.node_id {
+            return;
+        }
+        self.vote.waiting_status = false;
+        if !self.ready_quorum() {
+            self.cancel_vote();
+            return;
+        }
+        self.send_votes(false);
+    }
+
+    /// §5.6: become leader of the current term and write its first entry (a heartbeat).
+    fn become_leader(&mut self) {
+        self.cancel_vote();
+        self.become_leader_in_term();
+    }
+
+    /// A (pre-)vote request from `from` (§5.4). The reply is an [`Action::ReplyVote`],
+    /// for a granted real vote only after the status file holds the vote.
+    pub fn handle_vote(&mut self, now: u64, req_id: ReqId, req: &VoteReq) {
+        self.now = self.now.max(now);
+        if !self.sets.is_voter(req.candidate_id) {
+            self.reply_vote(req_id, Err(VoteRefused::UnknownCandidate));
+            return;
+        }
+        if !self.sets.is_voter(self.cfg.node_id) {
+            self.reply_vote(req_id, Err(VoteRefused::NotMember));
+            return;
+        }
+        if req.term > self.term {
+            // also for pre-votes (§17 item 4)
+            self.incr_term(req.term);
+        }
+        if self.installing_snapshot {
+            let resp = self.vote_resp(false);
+            self.reply_vote(req_id, Ok(resp));
+            return;
+        }
+        if !req.pre_vote
+            && (self.persisted_index != self.last_log_index || self.receiver.truncating())
+        {
+            // wait for the local write, then re-run the checks
+            self.parked_votes
+                .push_back((req_id, req.candidate_id, *req));
+            return;
+        }
+        let log_ok = if self.role == Role::Leader && req.pre_vote {
+            // only a leader answering a pre-vote wants a strictly longer log (§17 item 5)
+            req.last_log_term > self.last_log_term
+                || (req.last_log_term == self.last_log_term
+                    && req.last_log_index > self.last_log_index)
+        } else {
+            req.last_log_term > self.last_log_term
+                || (req.last_log_term == self.last_log_term
+                    && req.last_log_index >= self.last_log_index)
+        };
+        let vote_ok = req.pre_vote || self.voted_for == 0 || self.voted_for == req.candidate_id;
+        let grant = req.term >= self.term && vote_ok && log_ok;
+        if grant && !req.pre_vote {
+            self.restart_elect_timer();
+            self.voted_for = req.candidate_id;
+            self.cancel_vote();
+            self.save_status();
+            // reply after the write (§17 item 6)
+            self.vote_replies
+                .push_back((req_id, self.term, req.candidate_id));
+            return;
+        }
+        let resp = self.vote_resp(grant);
+        self.reply_vote(req_id, Ok(resp));
+    }
+
+    fn vote_resp(&self, granted: bool) -> VoteResp {
+        VoteResp {
+            term: self.term,
+            vote_granted: granted,
+        }
+    }
+
+    fn reply_vote(&mut self, req: ReqId, resp: Result<VoteResp, VoteRefused>) {
+        self.actions.push(Action::ReplyVote { req, resp });
+    }
+
+    /// Re-runs vote requests that waited for the local write to finish.
+    pub(super) fn unpark_votes(&mut self) {
+        while self.persisted_index == self.last_log_index && !self.receiver.truncating() {
+            let Some((req_id, _, req)) = self.parked_votes.pop_front() else {
+                break;
+            };
+            self.handle_vote(self.now, req_id, &req);
+        }
+    }
+
+    /// The answer from `from` to a (pre-)vote request `sent` (§5.5).
+    pub fn handle_vote_resp(&mut self, now: u64, from: NodeId, sent: &VoteSend, resp: &VoteResp) {
+        self.now = self.now.max(now);
+        if !self.vote.active || sent.round != self.vote.id || self.vote.waiting_status {
+            return;
+        }
+        if resp.term > self.term {
+            self.incr_term(resp.term);
+            return;
+        }
+        if resp.term < self.term {
+            return;
+        }
+        let role_ok = if sent.req.pre_vote {
+            self.vote.pre_vote && matches!(self.role, Role::Follower | Role::Candidate)
+        } else {
+            !self.vote.pre_vote && self.role == Role::Candidate
+        };
+        if !role_ok || !self.sets.is_voter(from) {
+            return;
+        }
+        if resp.vote_granted {
+            self.count_vote(from, sent.sent_at);
+        }
+    }
+}

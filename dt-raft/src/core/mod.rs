@@ -1,0 +1,642 @@
+//! The sans-IO consensus core of one Raft group (raft.md §4–§9).
+//!
+//! [`RaftCore`] holds the consensus state of one group: role, term and vote, the
+//! per-peer replication progress, commit and apply positions, the lease. It does no
+//! IO. The driver feeds it inputs and executes the [`Action`]s it returns:
+//!
+//! * **messages**: [`RaftCore::handle_vote`], [`RaftCore::handle_vote_resp`],
+//!   [`RaftCore::handle_append`], [`RaftCore::handle_append_resp`] and the RPC error
+//!   forms;
+//! * **time**: [`RaftCore::tick`] with the caller's monotonic milliseconds (call it at
+//!   least at [`RaftCore::next_deadline`]);
+//! * **IO completions**: [`RaftCore::on_log_persisted`], [`RaftCore::on_status_saved`],
+//!   [`RaftCore::on_applied`], and the results of the match-position searches it asked
+//!   for ([`RaftCore::on_follower_match_pos`], [`RaftCore::on_leader_match_pos`]);
+//! * **proposals** on the leader: [`RaftCore::propose`].
+//!
+//! Every call appends actions to an internal buffer that is reused across calls;
+//! take them with [`RaftCore::drain_actions`] and execute them in order. Replies that
+//! must wait for durability (a granted vote, a follower's append) are only emitted
+//! once the matching completion arrives. Randomness (election timeouts) comes from a
+//! [`XorShift`] seeded by the caller, so a run is reproducible.
+//!
+//! ## What the driver promises
+//!
+//! * Time never goes backwards between calls.
+//! * IO completions come in the order the actions were issued: persisted indexes
+//!   and saved statuses never go back (the log and the status file are written in
+//!   order).
+//! * Every [`Action::SendAppend`] comes back exactly once, as a response
+//!   ([`RaftCore::handle_append_resp`]) or an error after rpcTimeout
+//!   ([`RaftCore::handle_append_error`]); otherwise the peer's window stays occupied.
+//! * Every [`Action::FindMatchPos`] is answered.
+//! * Requests are decoded into the plain structs of [`msg`]; terms above the wire's
+//!   int32 range and non-positive node ids are rejected by the decoder. Anything else
+//!   a peer may send (terms, indexes, entry sequences that make no sense) is checked
+//!   here and answered with the spec's code or dropped, never a panic.
+//!
+//! ## Deliberate differences from the reference
+//!
+//! * A follower whose last entry is of the leader's term accepts a request whose
+//!   entries overlap its log without truncating (log matching makes the overlap
+//!   identical): a duplicated or re-sent request never removes acknowledged entries.
+//! * An append waits until the current term is durable in the status file, also
+//!   when the term was raised by a vote request.
+//!
+//! Leader transfer (§10) is here too: [`RaftCore::start_transfer`] on the old
+//! leader, [`RaftCore::handle_transfer_leader`] on the target.
+//!
+//! Membership: [`RaftCore::apply_member_sets`] switches the four sets when the driver
+//! applies a configuration entry; elections, commit and lease use both quorums while
+//! joint.
+//!
+//! Not built yet: the admin side of membership change (prepare / commit / abort
+//! checks and the entries' encoding), the "remove legacy" replication, install
+//! snapshot (the core only marks a peer as needing one), byte limits of replication.
+
+mod commit;
+pub mod config;
+mod election;
+mod lease;
+mod membership;
+pub mod msg;
+pub mod quorum;
+mod receiver;
+mod replicate;
+pub mod rng;
+pub mod role;
+mod transfer;
+
+use std::collections::VecDeque;
+
+pub use config::{ConfigError, CoreConfig};
+pub use lease::LeaseError;
+pub use msg::{
+    AppendCode, AppendReq, AppendResp, AppendSend, EntryMeta, ReqId, VoteRefused, VoteReq,
+    VoteResp, VoteSend,
+};
+pub use quorum::MemberSets;
+pub use replicate::{NotLeader, Progress, Proposed};
+pub use rng::XorShift;
+pub use role::Role;
+pub use transfer::{TransferError, TransferReq};
+
+/// A node id (positive; 0 means "none").
+pub type NodeId = u32;
+/// A Raft term.
+pub type Term = u32;
+/// A Raft log index (first index is 1).
+pub type Index = u64;
+
+/// "Not yet": groupReadyIndex while unknown (+∞ in the spec).
+const NO_INDEX: Index = Index::MAX;
+
+/// Who asked for a match-position search (§7.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchSearch {
+    /// The follower, for the append request `req`.
+    Follower {
+        /// The append request waiting for the result.
+        req: ReqId,
+    },
+    /// The leader, for `peer`'s suggestion.
+    Leader {
+        /// The follower that suggested.
+        peer: NodeId,
+        /// The peer's replicate epoch; a result for another epoch is ignored.
+        epoch: u64,
+    },
+}
+
+/// What produced entries the leader asks to persist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalEntries {
+    /// Entries the driver proposed with [`RaftCore::propose`].
+    Proposal,
+    /// A heartbeat entry (type 1) the core created: on becoming leader (the no-op of
+    /// the new term, §5.6) or after heartbeatInterval without proposals (§6.3).
+    Heartbeat,
+}
+
+/// An action the driver must execute, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Persist the status file (term, votedFor, commitIndex) and report back with
+    /// [`RaftCore::on_status_saved`]. Replies that wait for it are held by the core.
+    SaveStatus {
+        /// currentTerm.
+        term: Term,
+        /// votedFor (0 = none).
+        voted_for: NodeId,
+        /// commitIndex (persisted lazily by the reference).
+        commit_index: Index,
+    },
+    /// Leader: write local entries `first_index..=last_index` of `term`; the first
+    /// one's prevLogTerm is `prev_log_term`. Report with [`RaftCore::on_log_persisted`].
+    AppendLocal {
+        /// What the entries are.
+        kind: LocalEntries,
+        /// First index.
+        first_index: Index,
+        /// Last index.
+        last_index: Index,
+        /// Term of all of them.
+        term: Term,
+        /// Term of `first_index - 1`.
+        prev_log_term: Term,
+    },
+    /// Follower: write entries `first_index..=last_index` of the received request
+    /// `req`, after truncating the log above `truncate_after` if it is set (failing
+    /// pending tasks there with "raft log truncated"). Report with
+    /// [`RaftCore::on_log_persisted`].
+    AppendReceived {
+        /// The request carrying the entries.
+        req: ReqId,
+        /// Truncate entries with index > this first.
+        truncate_after: Option<Index>,
+        /// First entry of the request to write (earlier ones are already in the log).
+        first_index: Index,
+        /// Last entry to write.
+        last_index: Index,
+    },
+    /// Send a (pre-)vote request.
+    SendVote {
+        /// Target.
+        to: NodeId,
+        /// The request and its round.
+        msg: VoteSend,
+    },
+    /// Send an append request.
+    SendAppend {
+        /// Target.
+        to: NodeId,
+        /// The request.
+        msg: AppendSend,
+    },
+    /// Reply to the vote request `req`.
+    ReplyVote {
+        /// The request.
+        req: ReqId,
+        /// The reply, or a refusal written as SYS_ERROR.
+        resp: Result<VoteResp, VoteRefused>,
+    },
+    /// Reply to the append request `req`.
+    ReplyAppend {
+        /// The request.
+        req: ReqId,
+        /// The reply.
+        resp: AppendResp,
+    },
+    /// Search the local log for the last entry valid for the suggestion (§7.5) and
+    /// report with [`RaftCore::on_follower_match_pos`] / [`RaftCore::on_leader_match_pos`].
+    FindMatchPos {
+        /// Who waits for the result.
+        search: MatchSearch,
+        /// Suggested term.
+        suggest_term: Term,
+        /// Suggested index.
+        suggest_index: Index,
+    },
+    /// The peer has no usable log: it needs an install snapshot (§12, not built yet).
+    InstallSnapshot {
+        /// The peer.
+        to: NodeId,
+    },
+    /// Apply committed entries up to `commit_index` (in order; report progress with
+    /// [`RaftCore::on_applied`]).
+    Apply {
+        /// The new commit index.
+        commit_index: Index,
+    },
+    /// The role (or term, or known leader) changed.
+    RoleChanged {
+        /// New role.
+        role: Role,
+        /// Current term.
+        term: Term,
+        /// Known leader, if any.
+        leader: Option<NodeId>,
+    },
+    /// Leader transfer: query the target's status and compare its four member sets
+    /// with ours, then call [`RaftCore::on_transfer_target_checked`].
+    CheckTransferTarget {
+        /// The target.
+        to: NodeId,
+    },
+    /// Leader transfer: this node has stepped down; send RAFT_TRANSFER_LEADER to the
+    /// target. The admin request completes with that RPC's reply.
+    SendTransferLeader {
+        /// The target.
+        to: NodeId,
+        /// The request.
+        req: TransferReq,
+    },
+    /// Leader transfer failed before this node stepped down; the admin request fails
+    /// and held proposals are released.
+    TransferFailed {
+        /// Why.
+        error: TransferError,
+    },
+    /// Reply to RAFT_TRANSFER_LEADER `req` (an error is written as SYS_ERROR).
+    ReplyTransfer {
+        /// The request.
+        req: ReqId,
+        /// The result.
+        result: Result<(), TransferError>,
+    },
+    /// A leader saw a higher term: every task still in its tail cache fails with
+    /// NotLeader (§17 item 19).
+    FailPendingTasks {
+        /// The leader hint, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// The current vote round (pre-vote or vote), §5.2–5.5.
+#[derive(Clone, Debug, Default)]
+struct VoteRound {
+    id: u64,
+    active: bool,
+    pre_vote: bool,
+    /// Vote round opened, status (term+1, self) being persisted before sending.
+    waiting_status: bool,
+    granted: Vec<NodeId>,
+}
+
+/// The consensus core of one group. See the [module docs](self).
+pub struct RaftCore {
+    cfg: CoreConfig,
+    sets: MemberSets,
+    rng: XorShift,
+    now: u64,
+
+    role: Role,
+    term: Term,
+    voted_for: NodeId,
+    leader: Option<NodeId>,
+    saved_term: Term,
+    saved_vote: NodeId,
+
+    last_log_index: Index,
+    last_log_term: Term,
+    /// lastForceLogIndex (syncForce) or lastWriteLogIndex, as reported by the driver.
+    persisted_index: Index,
+    commit_index: Index,
+    leader_commit: Index,
+    last_applied: Index,
+    group_ready_index: Index,
+    group_ready: bool,
+    installing_snapshot: bool,
+
+    last_elect_time: u64,
+    elect_check_at: u64,
+    last_propose_time: u64,
+    vote: VoteRound,
+    /// Granted real votes waiting for their status write: (req, term, candidate).
+    vote_replies: VecDeque<(ReqId, Term, NodeId)>,
+    /// Real vote requests waiting for the local log write to finish (§5.4 rule 5).
+    parked_votes: VecDeque<(ReqId, NodeId, VoteReq)>,
+
+    peers: Vec<Progress>,
+    transfer: Option<transfer::Transfer>,
+    receiver: receiver::Receiver,
+    actions: Vec<Action>,
+    scratch: Vec<u64>,
+}
+
+impl RaftCore {
+    /// A core for a group whose persisted state is `term`, `voted_for`, a log ending at
+    /// (`last_log_index`, `last_log_term`) — all persisted — and `commit_index`, at time
+    /// `now`. Election timeouts use `seed`. Starts as follower (or observer / none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: CoreConfig,
+        seed: u64,
+        now: u64,
+        term: Term,
+        voted_for: NodeId,
+        last_log_index: Index,
+        last_log_term: Term,
+        commit_index: Index,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let sets = MemberSets::new(cfg.members.clone(), cfg.observers.clone());
+        let role = role_in(&sets, cfg.node_id);
+        let peers = sets
+            .replicate_list()
+            .into_iter()
+            .map(|id| Progress::new(id, id == cfg.node_id))
+            .collect();
+        let mut core = RaftCore {
+            rng: XorShift::new(seed),
+            now,
+            role,
+            term,
+            voted_for,
+            leader: None,
+            saved_term: term,
+            saved_vote: voted_for,
+            last_log_index,
+            last_log_term,
+            persisted_index: last_log_index,
+            commit_index: commit_index.min(last_log_index),
+            leader_commit: 0,
+            last_applied: 0,
+            group_ready_index: NO_INDEX,
+            group_ready: false,
+            installing_snapshot: false,
+            last_elect_time: now,
+            elect_check_at: now,
+            last_propose_time: now,
+            vote: VoteRound::default(),
+            vote_replies: VecDeque::new(),
+            parked_votes: VecDeque::new(),
+            peers,
+            transfer: None,
+            receiver: receiver::Receiver::default(),
+            actions: Vec::new(),
+            scratch: Vec::new(),
+            cfg,
+            sets,
+        };
+        // the reference's vote fiber first wakes after a random 1-30 ms
+        core.elect_check_at = now + core.rng.range(1, 30);
+        Ok(core)
+    }
+
+    /// Takes the actions produced since the last call, in execution order.
+    pub fn drain_actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// The local node id.
+    pub fn node_id(&self) -> NodeId {
+        self.cfg.node_id
+    }
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// currentTerm.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    /// votedFor (0 = none).
+    pub fn voted_for(&self) -> NodeId {
+        self.voted_for
+    }
+    /// The known leader (self when leader).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    /// lastLogIndex (entries accepted, persisted or not).
+    pub fn last_log_index(&self) -> Index {
+        self.last_log_index
+    }
+    /// lastLogTerm.
+    pub fn last_log_term(&self) -> Term {
+        self.last_log_term
+    }
+    /// The persisted index reported by the driver.
+    pub fn persisted_index(&self) -> Index {
+        self.persisted_index
+    }
+    /// commitIndex.
+    pub fn commit_index(&self) -> Index {
+        self.commit_index
+    }
+    /// lastApplied as reported by the driver.
+    pub fn last_applied(&self) -> Index {
+        self.last_applied
+    }
+    /// True once the first entry of the current term (leader) or the first entry
+    /// accepted in this term (follower) is applied (§8.5).
+    pub fn group_ready(&self) -> bool {
+        self.group_ready
+    }
+    /// The member sets.
+    pub fn member_sets(&self) -> &MemberSets {
+        &self.sets
+    }
+    /// The replication progress of `id` (leader-side bookkeeping).
+    pub fn progress(&self, id: NodeId) -> Option<&Progress> {
+        self.peers.iter().find(|p| p.node_id == id)
+    }
+
+    /// The latest time at which [`tick`](Self::tick) must be called.
+    pub fn next_deadline(&self) -> u64 {
+        let mut d = self.elect_check_at;
+        if let Some(t) = self.transfer {
+            d = d.min(t.deadline());
+        }
+        if self.role == Role::Leader {
+            d = d.min(self.last_propose_time + self.cfg.heartbeat_interval_ms);
+            for p in &self.peers {
+                if !p.is_self && !p.running && p.ready && !p.searching && !p.install_snapshot {
+                    d = d.min(p.restart_at);
+                }
+            }
+        }
+        d
+    }
+
+    /// Marks peer `id` ready or not (the raft ping of §3.2 decides). Only ready peers
+    /// get pre-votes and replication. Self is always ready.
+    pub fn set_member_ready(&mut self, now: u64, id: NodeId, ready: bool) {
+        self.now = self.now.max(now);
+        let Some(i) = self.peer_index(id) else { return };
+        if self.peers[i].is_self || self.peers[i].ready == ready {
+            return;
+        }
+        self.peers[i].ready = ready;
+        if ready {
+            self.peers[i].running = true;
+            self.replicate_peer(i);
+        } else {
+            self.peers[i].bump_epoch(u64::MAX);
+        }
+    }
+
+    /// Time passes: election checks (§5.1), the leader's step-down without quorum,
+    /// heartbeat entries of an idle leader, restarts of stopped replication.
+    pub fn tick(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        if self.role == Role::Leader {
+            if self.transfer.is_none()
+                && self.now >= self.last_propose_time + self.cfg.heartbeat_interval_ms
+            {
+                self.append_local(LocalEntries::Heartbeat, 1);
+            }
+            let now = self.now;
+            for i in 0..self.peers.len() {
+                let p = &mut self.peers[i];
+                if !p.is_self
+                    && !p.running
+                    && p.ready
+                    && !p.searching
+                    && !p.install_snapshot
+                    && p.restart_at <= now
+                {
+                    p.running = true;
+                    self.replicate_peer(i);
+                }
+            }
+        }
+        self.check_transfer();
+        if self.now >= self.elect_check_at {
+            self.election_check();
+        }
+    }
+
+    /// The log is persisted up to `index` (lastForceLogIndex when syncForce, else
+    /// lastWriteLogIndex). Releases deferred append replies, advances commit.
+    pub fn on_log_persisted(&mut self, now: u64, index: Index) {
+        self.now = self.now.max(now);
+        let index = index.min(self.last_log_index);
+        if index <= self.persisted_index {
+            return;
+        }
+        self.persisted_index = index;
+        if self.role == Role::Leader {
+            let me = self.cfg.node_id;
+            if let Some(i) = self.peer_index(me) {
+                self.peers[i].match_index = index;
+            }
+            self.leader_try_commit();
+            self.check_transfer();
+        } else {
+            self.release_deferred();
+            self.follower_commit();
+        }
+        if self.persisted_index == self.last_log_index {
+            self.receiver_write_finished();
+            self.unpark_votes();
+        }
+    }
+
+    /// The status file now holds `term` and `voted_for`.
+    pub fn on_status_saved(&mut self, now: u64, term: Term, voted_for: NodeId) {
+        self.now = self.now.max(now);
+        if term > self.saved_term || (term == self.saved_term && voted_for != 0) {
+            self.saved_term = term;
+            self.saved_vote = voted_for;
+        }
+        // granted votes: reply only if the term did not move meanwhile (§5.4 rule 7)
+        while let Some(&(req, t, cand)) = self.vote_replies.front() {
+            if t > self.saved_term || (t == self.saved_term && self.saved_vote != cand) {
+                break;
+            }
+            self.vote_replies.pop_front();
+            if t == self.term {
+                let resp = VoteResp {
+                    term: t,
+                    vote_granted: true,
+                };
+                self.actions.push(Action::ReplyVote {
+                    req,
+                    resp: Ok(resp),
+                });
+            }
+        }
+        self.candidate_status_saved();
+        self.receiver_status_saved();
+    }
+
+    /// The state machine has applied up to `index`.
+    pub fn on_applied(&mut self, now: u64, index: Index) {
+        self.now = self.now.max(now);
+        if index > self.last_applied {
+            self.last_applied = index;
+        }
+        if !self.group_ready
+            && self.role != Role::None
+            && self.last_applied >= self.group_ready_index
+        {
+            self.group_ready = true;
+        }
+    }
+
+    fn peer_index(&self, id: NodeId) -> Option<usize> {
+        self.peers.iter().position(|p| p.node_id == id)
+    }
+
+    fn set_role(&mut self, role: Role) {
+        self.role = role;
+        self.actions.push(Action::RoleChanged {
+            role,
+            term: self.term,
+            leader: self.leader,
+        });
+    }
+
+    /// Restarts the election timer: lastElectTime := now; the next check is at
+    /// lastElectTime + electTimeout + random 10–700 ms.
+    fn restart_elect_timer(&mut self) {
+        self.last_elect_time = self.now;
+        self.elect_check_at = self.now + self.cfg.elect_timeout_ms + self.rng.range(10, 700);
+    }
+
+    /// The state reset of §4, on every role and term change.
+    fn reset(&mut self, keep_confirm: bool) {
+        self.fail_transfer(TransferError::NotLeader(None));
+        self.group_ready_index = NO_INDEX;
+        self.group_ready = false;
+        self.restart_elect_timer();
+        self.leader = None;
+        self.leader_commit = 0;
+        for p in &mut self.peers {
+            p.next_index = 0;
+            p.match_index = 0;
+            p.rep_commit_index = 0;
+            p.rep_commit_acked = 0;
+            p.install_snapshot = false;
+            p.searching = false;
+            p.bump_epoch(0);
+            p.running = p.ready || p.is_self;
+            if !keep_confirm {
+                p.last_confirm = 0;
+            }
+        }
+    }
+
+    /// incrTerm (§4): a larger term was seen.
+    fn incr_term(&mut self, term: Term) {
+        let was_leader = self.role == Role::Leader;
+        self.cancel_vote();
+        self.reset(false);
+        self.term = term;
+        self.voted_for = 0;
+        if was_leader {
+            self.actions.push(Action::FailPendingTasks { leader: None });
+        }
+        let role = if self.role.is_voting() {
+            Role::Follower
+        } else {
+            self.role
+        };
+        self.set_role(role);
+        self.save_status();
+    }
+
+    fn save_status(&mut self) {
+        self.actions.push(Action::SaveStatus {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit_index: self.commit_index,
+        });
+    }
+}
+
+/// The role a node has by membership alone.
+fn role_in(sets: &MemberSets, id: NodeId) -> Role {
+    if sets.is_voter(id) {
+        Role::Follower
+    } else if sets.is_observer(id) {
+        Role::Observer
+    } else {
+        Role::None
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,342 @@
+//! The receiver side of AppendEntries (raft.md §7.3): prologue, match-position search,
+//! truncation, append, and success replies deferred until persisted, in order.
+//!
+//! Requests are handled one at a time in arrival order (the reference's sequential
+//! processor). A request that has to wait (for the status file, a match-position
+//! search, or the local write before a truncation) blocks the ones behind it, which
+//! are queued here.
+
+use std::collections::VecDeque;
+
+use super::{
+    Action, AppendCode, AppendReq, AppendResp, Index, MatchSearch, RaftCore, ReqId, Role, Term,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// The status file must hold this term first.
+    Status(Term),
+    /// Waiting for a match-position search started in this term.
+    Search(Term),
+    /// Waiting for the local write to finish before truncating.
+    WriteFinished,
+}
+
+/// Receiver state: queued requests and deferred replies.
+#[derive(Default)]
+pub(super) struct Receiver {
+    /// Requests not yet handled; the front one is the blocked one when `block` is set.
+    queue: VecDeque<(ReqId, AppendReq)>,
+    block: Option<Block>,
+    /// Success replies waiting for the persisted index: (req, last index, term).
+    deferred: VecDeque<(ReqId, Index, Term)>,
+}
+
+impl Receiver {
+    pub(super) fn truncating(&self) -> bool {
+        self.block == Some(Block::WriteFinished)
+    }
+}
+
+enum Outcome {
+    Done,
+    Blocked(Block),
+}
+
+impl RaftCore {
+    /// An AppendEntries request (§7.3). Replies come as [`Action::ReplyAppend`]; a
+    /// success for entries only once they are persisted. `req_id` routes the reply and
+    /// names the request in [`Action::AppendReceived`], so the driver keeps the entries
+    /// until it has written them.
+    ///
+    /// The driver drops a request whose own timeout has already expired (no response,
+    /// §17 item 17) and one for a stopping group, before calling this.
+    pub fn handle_append(&mut self, now: u64, req_id: ReqId, req: &AppendReq) {
+        self.now = self.now.max(now);
+        if self.receiver.block.is_some() || !self.receiver.queue.is_empty() {
+            self.receiver.queue.push_back((req_id, req.clone()));
+            return;
+        }
+        if let Outcome::Blocked(b) = self.process_append(req_id, req) {
+            self.receiver.block = Some(b);
+            self.receiver.queue.push_back((req_id, req.clone()));
+        }
+    }
+
+    fn reply_append(&mut self, req: ReqId, code: AppendCode) {
+        let resp = AppendResp::new(self.term, code);
+        self.actions.push(Action::ReplyAppend { req, resp });
+    }
+
+    /// Prologue and append processing of one request.
+    fn process_append(&mut self, id: ReqId, req: &AppendReq) -> Outcome {
+        let from = req.leader_id;
+        if self.leader != Some(from) && !self.sets.is_voter(from) {
+            self.reply_append(id, AppendCode::NotMemberInGroup);
+            return Outcome::Done;
+        }
+        if req.term < self.term {
+            // "small term", carrying the higher term
+            self.reply_append(id, AppendCode::ReqError);
+            return Outcome::Done;
+        }
+        if req.term > self.term {
+            self.incr_term(req.term);
+            self.restart_elect_timer();
+        }
+        if self.saved_term < self.term {
+            // the term must be durable before accepting its leader
+            return Outcome::Blocked(Block::Status(self.term));
+        }
+        match self.role {
+            Role::Leader => {
+                self.reply_append(id, AppendCode::ReqError);
+                return Outcome::Done;
+            }
+            Role::Candidate => {
+                self.cancel_vote();
+                self.reset(false);
+                self.leader = Some(from);
+                self.set_role(Role::Follower);
+            }
+            _ => {
+                self.cancel_vote();
+                self.restart_elect_timer();
+                if self.leader != Some(from) {
+                    self.leader = Some(from);
+                    self.actions.push(Action::RoleChanged {
+                        role: self.role,
+                        term: self.term,
+                        leader: self.leader,
+                    });
+                }
+            }
+        }
+        if self.installing_snapshot {
+            self.reply_append(id, AppendCode::InstallSnapshot);
+            return Outcome::Done;
+        }
+        if req.entries.is_empty() {
+            self.leader_commit = self.leader_commit.max(req.leader_commit);
+            self.follower_commit();
+            self.reply_append(id, AppendCode::Success);
+            return Outcome::Done;
+        }
+        if !entries_well_formed(req) {
+            self.reply_append(id, AppendCode::ReqError);
+            return Outcome::Done;
+        }
+        let (prev_i, prev_t) = (req.prev_log_index, req.prev_log_term);
+        if prev_i == self.last_log_index && prev_t == self.last_log_term {
+            return self.accept(id, req, None);
+        }
+        if prev_i < self.last_log_index && self.last_log_term == req.term {
+            // Our last entry came from this leader, so (log matching) our log equals
+            // its log up to lastLogIndex: the overlap is identical, nothing to truncate.
+            // A duplicated or re-sent request never truncates acknowledged entries.
+            return self.accept(id, req, None);
+        }
+        if prev_i == 0 {
+            // everything after the start differs: the exact match is the empty prefix
+            return self.truncate_and_accept(id, req);
+        }
+        self.actions.push(Action::FindMatchPos {
+            search: MatchSearch::Follower { req: id },
+            suggest_term: prev_t,
+            suggest_index: prev_i,
+        });
+        Outcome::Blocked(Block::Search(self.term))
+    }
+
+    /// The follower-side search for request `req` found `found` (§7.3 step 3).
+    pub fn on_follower_match_pos(&mut self, now: u64, req: ReqId, found: Option<(Term, Index)>) {
+        self.now = self.now.max(now);
+        let Some(Block::Search(term)) = self.receiver.block else {
+            return;
+        };
+        let Some((id, request)) = self.receiver.queue.pop_front() else {
+            return;
+        };
+        if id != req {
+            self.receiver.queue.push_front((id, request));
+            return;
+        }
+        self.receiver.block = None;
+        let outcome = if term != self.term {
+            self.reply_append(id, AppendCode::ServerError);
+            Outcome::Done
+        } else {
+            match found {
+                None => {
+                    self.reply_append(id, AppendCode::LogNotMatch);
+                    Outcome::Done
+                }
+                Some((t, i)) if t == request.prev_log_term && i == request.prev_log_index => {
+                    self.truncate_and_accept(id, &request)
+                }
+                Some((t, i)) => {
+                    let mut resp = AppendResp::new(self.term, AppendCode::LogNotMatch);
+                    resp.suggest_term = t;
+                    resp.suggest_index = i;
+                    self.actions.push(Action::ReplyAppend { req: id, resp });
+                    Outcome::Done
+                }
+            }
+        };
+        if let Outcome::Blocked(b) = outcome {
+            self.receiver.block = Some(b);
+            self.receiver.queue.push_front((id, request));
+            return;
+        }
+        self.drain_receiver_queue();
+    }
+
+    fn truncate_and_accept(&mut self, id: ReqId, req: &AppendReq) -> Outcome {
+        if req.prev_log_index < self.commit_index {
+            self.reply_append(id, AppendCode::PrevLogIndexLessThanLocalCommit);
+            return Outcome::Done;
+        }
+        if self.persisted_index != self.last_log_index {
+            return Outcome::Blocked(Block::WriteFinished);
+        }
+        self.last_log_index = req.prev_log_index;
+        self.last_log_term = req.prev_log_term;
+        self.persisted_index = self.persisted_index.min(req.prev_log_index);
+        let prev = req.prev_log_index;
+        self.receiver.deferred.retain(|d| d.1 <= prev);
+        self.accept(id, req, Some(prev))
+    }
+
+    /// §7.3 step 4: the request's entries follow our log (entries already in it are
+    /// skipped).
+    fn accept(&mut self, id: ReqId, req: &AppendReq, truncate_after: Option<Index>) -> Outcome {
+        self.leader_commit = self.leader_commit.max(req.leader_commit);
+        let Some(last) = req.entries.last().copied() else {
+            return Outcome::Done;
+        };
+        if self.role != Role::None {
+            let first = req.entries[0].index;
+            self.group_ready_index = self.group_ready_index.min(first);
+        }
+        if last.index > self.last_log_index {
+            let first_index = self.last_log_index + 1;
+            self.last_log_index = last.index;
+            self.last_log_term = last.term;
+            self.actions.push(Action::AppendReceived {
+                req: id,
+                truncate_after,
+                first_index,
+                last_index: last.index,
+            });
+        }
+        self.receiver
+            .deferred
+            .push_back((id, last.index, self.term));
+        self.release_deferred();
+        self.follower_commit();
+        Outcome::Done
+    }
+
+    /// Writes the success replies whose entries are persisted, in FIFO order; drops
+    /// those of an older term (§17 item 7).
+    pub(super) fn release_deferred(&mut self) {
+        while let Some(&(id, index, term)) = self.receiver.deferred.front() {
+            if index > self.persisted_index {
+                break;
+            }
+            self.receiver.deferred.pop_front();
+            if term == self.term {
+                self.reply_append(id, AppendCode::Success);
+            }
+        }
+    }
+
+    pub(super) fn receiver_status_saved(&mut self) {
+        if let Some(Block::Status(t)) = self.receiver.block {
+            if self.saved_term >= t {
+                self.receiver.block = None;
+                self.rerun_front();
+            }
+        }
+    }
+
+    pub(super) fn receiver_write_finished(&mut self) {
+        if self.receiver.block == Some(Block::WriteFinished) {
+            self.receiver.block = None;
+            self.rerun_front();
+        }
+    }
+
+    fn rerun_front(&mut self) {
+        let Some((id, req)) = self.receiver.queue.pop_front() else {
+            return;
+        };
+        if let Outcome::Blocked(b) = self.process_append(id, &req) {
+            self.receiver.block = Some(b);
+            self.receiver.queue.push_front((id, req));
+            return;
+        }
+        self.drain_receiver_queue();
+    }
+
+    fn drain_receiver_queue(&mut self) {
+        while self.receiver.block.is_none() {
+            let Some((id, req)) = self.receiver.queue.pop_front() else {
+                return;
+            };
+            if let Outcome::Blocked(b) = self.process_append(id, &req) {
+                self.receiver.block = Some(b);
+                self.receiver.queue.push_front((id, req));
+            }
+        }
+    }
+
+    /// Follower: a snapshot install finished (§12.3, last request): the log now starts
+    /// after (`last_included_index`, `last_included_term`), everything up to it is
+    /// persisted, committed and applied. Replies still waiting for older entries are
+    /// dropped. (The install protocol itself is not built in the core yet.)
+    pub fn on_install_finished(
+        &mut self,
+        now: u64,
+        last_included_index: Index,
+        last_included_term: Term,
+    ) {
+        self.now = self.now.max(now);
+        self.last_log_index = last_included_index;
+        self.last_log_term = last_included_term;
+        self.persisted_index = last_included_index;
+        self.commit_index = self.commit_index.max(last_included_index);
+        self.last_applied = self.last_applied.max(last_included_index);
+        self.receiver.deferred.clear();
+        self.installing_snapshot = false;
+    }
+
+    /// Append requests queued behind one that waits (status write, search, write).
+    pub fn queued_appends(&self) -> usize {
+        self.receiver.queue.len()
+    }
+}
+
+/// prevLogTerm is 0 exactly for prevLogIndex 0; entries must follow prevLogIndex consecutively, with terms that never decrease,
+/// start at or above prevLogTerm and do not exceed the leader's term.
+fn entries_well_formed(req: &AppendReq) -> bool {
+    if req.prev_log_index == 0 && req.prev_log_term != 0 {
+        return false;
+    }
+    let mut expect = match req.prev_log_index.checked_add(1) {
+        Some(i) => i,
+        None => return false,
+    };
+    let mut term = req.prev_log_term;
+    for e in &req.entries {
+        if e.index != expect || e.term < term || e.term > req.term {
+            return false;
+        }
+        expect = match expect.checked_add(1) {
+            Some(i) => i,
+            None => return false,
+        };
+        term = e.term;
+    }
+    true
+}
