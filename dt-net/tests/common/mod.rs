@@ -159,3 +159,40 @@ pub fn write_until_blocked(s: &mut TcpStream, data: &[u8], off: &mut usize) -> b
         }
     }
 }
+
+/// Checks that `server` (on `addr`) still answers a new client's ping while others hold
+/// it busy, then drops `peers` and checks that the server closes every connection
+/// within 3 s (closing with unread data resets them, so even paused connections go).
+pub fn still_serves_then_closes_dropped_peers<T>(
+    server: &dt_net::NioServer,
+    addr: SocketAddr,
+    peers: T,
+) {
+    use bytes::Bytes;
+    use dt_net::*;
+    let mut c = NioClient::new(NioClientConfig {
+        peers: vec![addr],
+        ..Default::default()
+    });
+    c.start().unwrap();
+    assert!(c.wait_connected(Duration::from_secs(5)));
+    let r = c
+        .send_request_sync(
+            None,
+            WritePacket::request_bytes(Commands::CMD_PING, Bytes::from_static(b"hi")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(&r.body[..], b"hi");
+    c.stop(Duration::from_secs(1));
+    drop(peers);
+    let t1 = Instant::now();
+    while server.stats().connections > 0 && t1.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        server.stats().connections,
+        0,
+        "connections outlived their peers"
+    );
+}
