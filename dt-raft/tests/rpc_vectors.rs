@@ -6,7 +6,7 @@
 //! byte.
 
 use std::fmt::Debug;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use dt_codec::{
@@ -23,7 +23,7 @@ fn vectors(test: &str) -> Option<PathBuf> {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -34,7 +34,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn read_jsonl(dir: &PathBuf, file: &str) -> Vec<Value> {
+fn read_jsonl(dir: &Path, file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join(file)).unwrap();
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -428,7 +428,7 @@ fn decode(p: &ReadPacket, single_name: &str) -> Option<Decoded> {
 const DTKV_QUERY_STATUS: i32 = 79;
 
 /// Runs every vector of `file`; returns how many there were.
-fn run_file(dir: &PathBuf, file: &str) -> usize {
+fn run_file(dir: &Path, file: &str) -> usize {
     let all = read_jsonl(dir, file);
     for v in &all {
         let name = v["name"].as_str().unwrap();
