@@ -1,6 +1,6 @@
 //! Constants of the Raft RPCs: command codes (`raft.md` §1.1), append codes (§7.2) and
 //! log item types (§6.1), named as in the reference. The packet response codes are
-//! dt-net's [`CmdCodes`](dt_net::CmdCodes) (§1.2).
+//! dt-net's [`CmdCodes`] (§1.2).
 
 pub use dt_net::CmdCodes;
 

@@ -1,7 +1,7 @@
 //! Wire bodies of the Raft RPCs and admin commands, byte-compatible with the reference
 //! (`raft.md` §3, §5.3, §7.1–7.2, §10–14; `wire-protocol.md` §4–5 and Appendix A).
 //!
-//! Each message is a plain struct with the reference's field names, an [`Encodable`]
+//! Each message is a plain struct with the reference's field names, an [`Encodable`](dt_codec::Encodable)
 //! encoder following the reference's omission rules, and a [`PbCallback`] decoder
 //! (`*Callback`) that can be driven by a streaming [`dt_codec::PbParser`] or by
 //! [`dt_net::ReadPacket::decode_body`]. [`RpcBody::decode`] decodes a whole body in one
@@ -27,6 +27,33 @@
 //! Single-int bodies (query-status and remove-group group ids, remove-node node id) are
 //! [`dt_codec::PbInt`]; the config-change responses are [`dt_codec::PbLong`]. Commands
 //! 44, 45, 50–53 and 56 answer with an empty body; 54, 55 and 56 take an empty request.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dt_codec::encode;
+//! use dt_raft::rpc::{AppendReq, LogItem, LogItemType, RaftCommands, RpcBody};
+//! use dt_net::{WriteBody, WritePacket};
+//!
+//! let req = AppendReq {
+//!     term: 2,
+//!     leader_id: 1,
+//!     prev_log_index: 102,
+//!     prev_log_term: 2,
+//!     leader_commit: 102,
+//!     logs: vec![LogItem {
+//!         item_type: LogItemType::TYPE_HEARTBEAT,
+//!         term: 2,
+//!         index: 103,
+//!         prev_log_term: 2,
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! };
+//! let body = encode::to_bytes(&req);
+//! assert_eq!(AppendReq::decode(&body).unwrap(), req);
+//! // As a packet body, encoded straight into the socket buffer:
+//! let _p = WritePacket::request(RaftCommands::RAFT_APPEND_ENTRIES, WriteBody::Encodable(Box::new(req)));
+//! ```
 //!
 //! ## Where this differs from the reference
 //!
