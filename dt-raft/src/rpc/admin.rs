@@ -9,8 +9,7 @@ use bytes::BytesMut;
 use dt_codec::encode::{self, Encodable};
 use dt_codec::{BytesCollector, Chunk, NestedParser, ParseStatus, PbCallback, PbError};
 
-use super::snapshot::{put_ids, size_ids};
-use super::{add_id, check_count, collect_str, int32, RpcBody};
+use super::{add_id, check_count, collect_str, int32, put_ids, size_ids, RpcBody};
 
 /// `AdminPrepareConfigChangeReq` (47): the expected current sets and the new ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

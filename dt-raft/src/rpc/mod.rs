@@ -1,8 +1,9 @@
 //! Wire bodies of the Raft RPCs and admin commands, byte-compatible with the reference
 //! (`raft.md` §3, §5.3, §7.1–7.2, §10–14; `wire-protocol.md` §4–5 and Appendix A).
 //!
-//! Each message is a plain struct with the reference's field names, an [`Encodable`](dt_codec::Encodable)
-//! encoder following the reference's omission rules, and a [`PbCallback`] decoder
+//! Each message is a plain struct with the reference's field names, an
+//! [`Encodable`](dt_codec::Encodable) encoder following the reference's omission rules,
+//! and a [`PbCallback`] decoder
 //! (`*Callback`) that can be driven by a streaming [`dt_codec::PbParser`] or by
 //! [`dt_net::ReadPacket::decode_body`]. [`RpcBody::decode`] decodes a whole body in one
 //! call.
@@ -67,7 +68,9 @@
 //! * Strings the reference writes with its ASCII writer (one byte per UTF-16 unit) are
 //!   written as UTF-8; they are identical for the ASCII ids and host names they carry.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use dt_codec::encode;
+use dt_codec::wire::WIRE_FIXED32;
 use dt_codec::{BytesCollector, Chunk, ParseStatus, PbCallback, PbError, PbParser};
 
 pub mod admin;
@@ -129,6 +132,19 @@ pub(crate) fn add_id(set: &mut Vec<i32>, id: u32) {
     let id = id as i32;
     if !set.contains(&id) {
         set.push(id);
+    }
+}
+
+/// Size of a set of ids written as `repeated fixed32` (unpacked).
+pub(crate) fn size_ids(field: u32, v: &[i32]) -> usize {
+    v.len() * (encode::size_tag(field) + 4)
+}
+
+/// Writes a set of ids as `repeated fixed32` (unpacked), in the order given.
+pub(crate) fn put_ids(out: &mut BytesMut, field: u32, v: &[i32]) {
+    for &x in v {
+        encode::put_tag(out, field, WIRE_FIXED32);
+        out.put_u32_le(x as u32);
     }
 }
 

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use dt_codec::encode::{self, Encodable};
 use dt_codec::{BytesCollector, Chunk, PbCallback, PbError};
 
-use super::{add_id, int32, RpcBody};
+use super::{add_id, int32, put_ids, size_ids, RpcBody};
 
 /// `InstallSnapshotReq`: one chunk of a snapshot stream.
 ///
@@ -42,22 +42,6 @@ pub struct InstallSnapshotReq {
     pub last_config_change_index: i64,
     /// Field 15, bytes (data requests); empty data is not written.
     pub data: Bytes,
-}
-
-fn ids(v: &[i32]) -> impl Iterator<Item = u32> + '_ {
-    v.iter().map(|&x| x as u32)
-}
-
-/// Size of a set of ids written as `repeated fixed32`.
-pub(crate) fn size_ids(field: u32, v: &[i32]) -> usize {
-    v.len() * (encode::size_tag(field) + 4)
-}
-
-/// Writes a set of ids as `repeated fixed32`, in the order given.
-pub(crate) fn put_ids(out: &mut BytesMut, field: u32, v: &[i32]) {
-    for x in ids(v) {
-        encode::put_repeated_fixed32(out, field, &[x]);
-    }
 }
 
 impl Encodable for InstallSnapshotReq {

@@ -5,8 +5,7 @@ use bytes::BytesMut;
 use dt_codec::encode::{self, Encodable};
 use dt_codec::{BytesCollector, Chunk, PbCallback, PbError};
 
-use super::snapshot::{put_ids, size_ids};
-use super::{add_id, collect_str, int32, RpcBody};
+use super::{add_id, collect_str, int32, put_ids, size_ids, RpcBody};
 
 /// `QueryStatusResp`: a node's view of one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
