@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use dt_codec::{
-    encode, Encodable, ParseStatus, PbField, PbInt, PbIntCallback, PbLong, PbLongCallback,
+    encode, Encodable, ParseStatus, PbError, PbField, PbInt, PbIntCallback, PbLong, PbLongCallback,
     PbMessage, PbParser, PbValue,
 };
 use dt_net::{CmdCodes, FrameDecoder, ReadPacket, WriteBody, WritePacket};
@@ -633,4 +633,49 @@ fn session_frames() {
     for c in [4].into_iter().chain(40..=42).chain(44..=56) {
         assert!(per_command.contains_key(&c), "no frame of command {c}");
     }
+}
+
+/// The reference decoder's verdicts on made-up bodies (`vectors/parser/`) for the
+/// decoders of this module: accepted, skipped (the callback returned false: a
+/// rejection, the stream stays usable) or rejected (fatal).
+#[test]
+fn parser_verdicts() {
+    let Some(dir) = dt_common::vectors::golden_vectors("parser_verdicts") else {
+        return;
+    };
+    let mut n = 0;
+    for file in ["reject.jsonl", "accept.jsonl"] {
+        let text = std::fs::read_to_string(dir.join("parser").join(file)).unwrap();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let body = Bytes::from(unhex(v["hex"].as_str().unwrap_or("")));
+            let verdict = v["whole_buffer"]["result"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let (ok, rejected) = match v["decoder"].as_str() {
+                Some("AdminListGroupsResp") => {
+                    let r = AdminListGroupsResp::decode(&body);
+                    (r.is_ok(), matches!(r, Err(PbError::Rejected(_))))
+                }
+                Some("PbInt") => {
+                    let mut p = PbParser::new(PbIntCallback::default());
+                    let r = p.parse_whole(&body);
+                    (r.is_ok(), false)
+                }
+                _ => continue,
+            };
+            let name = v["name"].as_str().unwrap();
+            if verdict == "accepted" {
+                assert!(ok, "{name}: {verdict}");
+            } else if verdict == "skipped" {
+                assert!(rejected, "{name}: {verdict}");
+            } else {
+                assert_eq!(verdict, "rejected", "{name}");
+                assert!(!ok && !rejected, "{name}: {verdict}");
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, 4);
 }

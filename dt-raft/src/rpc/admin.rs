@@ -443,6 +443,10 @@ impl PbCallback for AdminListGroupsRespCallback {
                 self.count = Some(n);
             }
             2 => {
+                if self.count.is_some_and(|n| self.msg.group_ids.len() >= n) {
+                    // The reference discards the message without failing the stream.
+                    return Err(PbError::rejected("more group ids than the list size"));
+                }
                 check_room(self.count, self.msg.group_ids.len())?;
                 self.msg.group_ids.push(int32(v));
             }

@@ -64,7 +64,9 @@
 //! * A count field (AppendEntries `logs_size`, list sizes) must match the number of
 //!   elements that follow and must come before them; the reference pre-sizes from it and
 //!   fails or pads in various ways otherwise. A count larger than the body could hold is
-//!   refused before anything is allocated.
+//!   refused before anything is allocated. More group ids than the size of an
+//!   [`AdminListGroupsResp`] reject the message without failing the stream
+//!   ([`PbError::Rejected`]), as in the reference.
 //! * Strings the reference writes with its ASCII writer (one byte per UTF-16 unit) are
 //!   written as UTF-8; they are identical for the ASCII ids and host names they carry.
 
