@@ -551,6 +551,12 @@ fn core_mapping_of_vectors() {
                 assert_eq!(VoteResp::from(&c), w);
                 n += 1;
             }
+            (RaftCommands::RAFT_TRANSFER_LEADER, 1) => {
+                let w = TransferLeaderReq::decode(&p.body).unwrap();
+                let c = dt_raft::core::TransferReq::try_from(&w).unwrap();
+                assert_eq!(TransferLeaderReq::from_core(w.group_id, &c), w);
+                n += 1;
+            }
             (RaftCommands::RAFT_APPEND_ENTRIES, 2) => {
                 let w = AppendResp::decode(&p.body).unwrap();
                 let c = dt_raft::core::AppendResp::try_from(&w).unwrap();
@@ -585,7 +591,7 @@ fn core_mapping_of_vectors() {
             _ => {}
         }
     }
-    assert_eq!(n, 3 + 4 + 8);
+    assert_eq!(n, 3 + 4 + 8 + 1);
 }
 
 /// Real replicate-port and admin traffic between three reference servers (and the

@@ -29,6 +29,17 @@
 //! [`dt_codec::PbInt`]; the config-change responses are [`dt_codec::PbLong`]. Commands
 //! 44, 45, 50–53 and 56 answer with an empty body; 54, 55 and 56 take an empty request.
 //!
+//! ## Mapping to the core and the store
+//!
+//! The wire structs keep the reference's signed types (`int32` terms and ids, `fixed64`
+//! indexes as `i64`). [`crate::core`]'s messages convert to them with `From` /
+//! `from_core` / [`AppendReq::from_send`], and back with `TryFrom`, which refuses
+//! negative terms, ids and indexes, an unknown append code, or a `success` flag that
+//! disagrees with it: [`VoteReq`], [`VoteResp`], [`AppendReq`] (entries reduced to
+//! index and term), [`AppendResp`], [`TransferLeaderReq`]. A [`LogItem`] converts to and
+//! from the store's [`store::LogItem`](crate::store::LogItem) without copying header or
+//! body.
+//!
 //! ```
 //! use bytes::Bytes;
 //! use dt_codec::encode;

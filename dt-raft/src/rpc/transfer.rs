@@ -5,7 +5,8 @@ use bytes::BytesMut;
 use dt_codec::encode::{self, Encodable};
 use dt_codec::{PbCallback, PbError};
 
-use super::{int32, RpcBody};
+use super::{int32, unsigned32, unsigned64, RpcBody};
+use crate::core::TransferReq;
 
 /// `TransferLeaderReq`. The admin request (44) leaves `term` and `log_index` at 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,5 +73,31 @@ impl RpcBody for TransferLeaderReq {
     type Callback = TransferLeaderReqCallback;
     fn finish(cb: TransferLeaderReqCallback) -> Result<Self, PbError> {
         Ok(cb.msg)
+    }
+}
+
+impl TransferLeaderReq {
+    /// The RAFT_TRANSFER_LEADER (45) body of the core's request for group `group_id`.
+    pub fn from_core(group_id: i32, r: &TransferReq) -> Self {
+        TransferLeaderReq {
+            group_id,
+            term: r.term as i32,
+            old_leader_id: r.old_leader_id as i32,
+            new_leader_id: r.new_leader_id as i32,
+            log_index: r.log_index as i64,
+        }
+    }
+}
+
+impl TryFrom<&TransferLeaderReq> for TransferReq {
+    type Error = PbError;
+    /// The core's view of a RAFT_TRANSFER_LEADER (45) body; negative values are refused.
+    fn try_from(r: &TransferLeaderReq) -> Result<Self, PbError> {
+        Ok(TransferReq {
+            term: unsigned32("term", r.term)?,
+            old_leader_id: unsigned32("old_leader_id", r.old_leader_id)?,
+            new_leader_id: unsigned32("new_leader_id", r.new_leader_id)?,
+            log_index: unsigned64("log_index", r.log_index)?,
+        })
     }
 }
