@@ -427,3 +427,45 @@ fn query_status_flags() {
         "1,127.0.0.1:4001;2,h:4002;"
     );
 }
+
+/// One parser and callback decode message after message (as a connection does), also
+/// after a failed one.
+#[test]
+fn callbacks_are_reusable() {
+    let a = AppendReq {
+        term: 3,
+        logs: vec![LogItem {
+            index: 9,
+            body: Some(Bytes::from_static(b"x")),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let b = AppendReq {
+        leader_commit: 4,
+        ..Default::default()
+    };
+    // Fails inside the parse (the second entry is one too many), leaving state behind.
+    let mut bad = BytesMut::new();
+    varint_field(&mut bad, 7, 1);
+    entry(&mut bad, &a.logs[0]);
+    entry(&mut bad, &a.logs[0]);
+    let bad = bad.freeze();
+    let mut cb = <AppendReq as RpcBody>::Callback::default();
+    for (body, want) in [
+        (encode::to_bytes(&a), Some(&a)),
+        (bad.clone(), None),
+        (encode::to_bytes(&b), Some(&b)),
+        (encode::to_bytes(&a), Some(&a)),
+    ] {
+        let mut p = PbParser::new(&mut cb);
+        let status = p.parse_whole(&body);
+        // The callback is taken only after a finished parse; a failed one stays in
+        // use with whatever it had collected, and `begin` must clear that.
+        let got = status.and_then(|_| AppendReq::finish(std::mem::take(&mut cb)));
+        match want {
+            Some(m) => assert_eq!(&got.unwrap(), m),
+            None => assert!(got.is_err()),
+        }
+    }
+}
