@@ -29,6 +29,7 @@
 //! * [`core`]: the sans-IO consensus core of one group (election with pre-vote, per-peer
 //!   replication progress, commit with the joint-consensus quorums, lease). It takes
 //!   messages, ticks of time and IO completions and returns actions; no IO inside.
+//! * [`rpc`]: the wire bodies of the Raft RPCs and admin commands, byte for byte the reference's.
 //!
 //! ## On-disk format
 //!
@@ -83,4 +84,5 @@
 
 pub mod core;
 pub mod raft_log;
+pub mod rpc;
 pub mod store;

@@ -1,0 +1,194 @@
+//! RAFT_QUERY_STATUS (46) response body (`raft.md` §13, `wire-protocol.md` §5.3). The
+//! request is the group id as a [`PbInt`](dt_codec::PbInt).
+
+use bytes::BytesMut;
+use dt_codec::encode::{self, Encodable};
+use dt_codec::{BytesCollector, Chunk, PbCallback, PbError};
+
+use super::{add_id, collect_str, int32, put_ids, size_ids, RpcBody};
+
+/// `QueryStatusResp`: a node's view of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryStatusResp {
+    /// Field 1, int32.
+    pub group_id: i32,
+    /// Field 2, int32: the responder.
+    pub node_id: i32,
+    /// Field 3, int32: `FLAG_*` bits.
+    pub flag: i32,
+    /// Field 4, int32.
+    pub term: i32,
+    /// Field 5, int32: 0 when unknown.
+    pub leader_id: i32,
+    /// Field 6, fixed64.
+    pub commit_index: i64,
+    /// Field 7, fixed64.
+    pub last_applied: i64,
+    /// Field 8, fixed64.
+    pub last_apply_time_to_now_millis: i64,
+    /// Field 9, fixed64.
+    pub last_log_index: i64,
+    /// Field 10, fixed64: sampled commit-to-apply delay.
+    pub apply_lag_millis: i64,
+    /// Field 11, repeated fixed32.
+    pub members: Vec<i32>,
+    /// Field 12, repeated fixed32.
+    pub observers: Vec<i32>,
+    /// Field 13, repeated fixed32.
+    pub prepared_members: Vec<i32>,
+    /// Field 14, repeated fixed32.
+    pub prepared_observers: Vec<i32>,
+    /// Field 15, fixed64.
+    pub last_config_change_index: i64,
+    /// Field 16, string: the first internal error logged; empty when none.
+    pub last_error: String,
+}
+
+impl QueryStatusResp {
+    /// `flag` bit: group init finished.
+    pub const FLAG_INIT_FINISHED: i32 = 1;
+    /// `flag` bit: group init failed.
+    pub const FLAG_INIT_FAILED: i32 = 1 << 1;
+    /// `flag` bit: the group is ready.
+    pub const FLAG_GROUP_READY: i32 = 1 << 2;
+    /// `flag` bit: the server logged an internal bug.
+    pub const FLAG_BUG: i32 = 1 << 3;
+
+    /// Sets `flag` from its four bits.
+    pub fn set_flag(
+        &mut self,
+        init_finished: bool,
+        init_failed: bool,
+        group_ready: bool,
+        bug: bool,
+    ) {
+        let bit = |on: bool, mask: i32| if on { mask } else { 0 };
+        self.flag = bit(init_finished, Self::FLAG_INIT_FINISHED)
+            | bit(init_failed, Self::FLAG_INIT_FAILED)
+            | bit(group_ready, Self::FLAG_GROUP_READY)
+            | bit(bug, Self::FLAG_BUG);
+    }
+
+    /// Whether group init finished.
+    pub fn is_init_finished(&self) -> bool {
+        self.flag & Self::FLAG_INIT_FINISHED != 0
+    }
+
+    /// Whether group init failed.
+    pub fn is_init_failed(&self) -> bool {
+        self.flag & Self::FLAG_INIT_FAILED != 0
+    }
+
+    /// Whether the group is ready.
+    pub fn is_group_ready(&self) -> bool {
+        self.flag & Self::FLAG_GROUP_READY != 0
+    }
+
+    /// Whether the server logged an internal bug.
+    pub fn is_bug(&self) -> bool {
+        self.flag & Self::FLAG_BUG != 0
+    }
+}
+
+impl Encodable for QueryStatusResp {
+    fn encoded_size(&self) -> usize {
+        encode::size_int32(1, self.group_id)
+            + encode::size_int32(2, self.node_id)
+            + encode::size_int32(3, self.flag)
+            + encode::size_int32(4, self.term)
+            + encode::size_int32(5, self.leader_id)
+            + encode::size_fixed64(6, self.commit_index as u64)
+            + encode::size_fixed64(7, self.last_applied as u64)
+            + encode::size_fixed64(8, self.last_apply_time_to_now_millis as u64)
+            + encode::size_fixed64(9, self.last_log_index as u64)
+            + encode::size_fixed64(10, self.apply_lag_millis as u64)
+            + size_ids(11, &self.members)
+            + size_ids(12, &self.observers)
+            + size_ids(13, &self.prepared_members)
+            + size_ids(14, &self.prepared_observers)
+            + encode::size_fixed64(15, self.last_config_change_index as u64)
+            + encode::size_str(16, &self.last_error)
+    }
+    fn encode(&self, out: &mut BytesMut) {
+        encode::put_int32(out, 1, self.group_id);
+        encode::put_int32(out, 2, self.node_id);
+        encode::put_int32(out, 3, self.flag);
+        encode::put_int32(out, 4, self.term);
+        encode::put_int32(out, 5, self.leader_id);
+        encode::put_fixed64(out, 6, self.commit_index as u64);
+        encode::put_fixed64(out, 7, self.last_applied as u64);
+        encode::put_fixed64(out, 8, self.last_apply_time_to_now_millis as u64);
+        encode::put_fixed64(out, 9, self.last_log_index as u64);
+        encode::put_fixed64(out, 10, self.apply_lag_millis as u64);
+        put_ids(out, 11, &self.members);
+        put_ids(out, 12, &self.observers);
+        put_ids(out, 13, &self.prepared_members);
+        put_ids(out, 14, &self.prepared_observers);
+        encode::put_fixed64(out, 15, self.last_config_change_index as u64);
+        encode::put_str(out, 16, &self.last_error);
+    }
+}
+
+/// Decoder of [`QueryStatusResp`].
+#[derive(Debug, Default)]
+pub struct QueryStatusRespCallback {
+    msg: QueryStatusResp,
+    acc: BytesCollector,
+}
+
+impl PbCallback for QueryStatusRespCallback {
+    fn begin(&mut self, _len: usize) -> Result<(), PbError> {
+        self.msg = QueryStatusResp::default();
+        self.acc.reset();
+        Ok(())
+    }
+    fn varint(&mut self, field: u32, v: i64) -> Result<(), PbError> {
+        let v = int32(v);
+        match field {
+            1 => self.msg.group_id = v,
+            2 => self.msg.node_id = v,
+            3 => self.msg.flag = v,
+            4 => self.msg.term = v,
+            5 => self.msg.leader_id = v,
+            _ => {}
+        }
+        Ok(())
+    }
+    fn fixed64(&mut self, field: u32, v: u64) -> Result<(), PbError> {
+        let v = v as i64;
+        let m = &mut self.msg;
+        match field {
+            6 => m.commit_index = v,
+            7 => m.last_applied = v,
+            8 => m.last_apply_time_to_now_millis = v,
+            9 => m.last_log_index = v,
+            10 => m.apply_lag_millis = v,
+            15 => m.last_config_change_index = v,
+            _ => {}
+        }
+        Ok(())
+    }
+    fn fixed32(&mut self, field: u32, v: u32) -> Result<(), PbError> {
+        match field {
+            11 => add_id(&mut self.msg.members, v),
+            12 => add_id(&mut self.msg.observers, v),
+            13 => add_id(&mut self.msg.prepared_members, v),
+            14 => add_id(&mut self.msg.prepared_observers, v),
+            _ => {}
+        }
+        Ok(())
+    }
+    fn bytes(&mut self, field: u32, chunk: Chunk<'_>) -> Result<(), PbError> {
+        if field == 16 {
+            collect_str(&mut self.acc, &chunk, &mut self.msg.last_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl RpcBody for QueryStatusResp {
+    type Callback = QueryStatusRespCallback;
+    fn finish(cb: Self::Callback) -> Result<Self, PbError> {
+        Ok(cb.msg)
+    }
+}
