@@ -274,6 +274,27 @@ impl IdxFileQueue {
         Ok(n)
     }
 
+    /// [`IdxFileQueue::delete_before`] without the deletion: the files are unmapped and
+    /// taken out of the queue, for the caller to delete elsewhere (an IO thread) with
+    /// [`FileQueue::delete_file`].
+    pub fn take_before(&mut self, first_log_index: u64) -> Vec<Arc<DtFile>> {
+        let mut out = Vec::new();
+        while self.queue.len() > 1 {
+            let next_first = self.queue.first_start().expect("non-empty") / 8 + self.items_per_file;
+            if first_log_index >= next_first
+                && self.next_flush > next_first
+                && !self.queue.first_in_use()
+            {
+                let start = self.queue.first_start().expect("non-empty");
+                self.maps.remove(&start);
+                out.extend(self.queue.pop_first());
+            } else {
+                break;
+            }
+        }
+        out
+    }
+
     /// Drops every memory mapping (they are made again on the next access).
     pub fn unmap_all(&mut self) {
         self.maps.clear();
