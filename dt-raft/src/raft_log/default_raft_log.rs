@@ -151,11 +151,7 @@ impl<R: Send + 'static> Drop for Reply<R> {
 
 /// Posts a job's result. `Err` here is a failure of the job itself (panic, refused,
 /// lost): it fails the log before the job's own handler sees it.
-fn post<R: Send + 'static>(
-    inbox: &Inbox,
-    done: Done<R>,
-    r: Result<R, StoreError>,
-) {
+fn post<R: Send + 'static>(inbox: &Inbox, done: Done<R>, r: Result<R, StoreError>) {
     inbox.post(Box::new(move |o: &mut Owner| match r {
         Ok(v) => done(o, Ok(v)),
         Err(e) => {
