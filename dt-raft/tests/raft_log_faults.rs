@@ -130,6 +130,9 @@ fn a_refusing_executor_fails_the_log_instead_of_hanging_it() {
     block_on(log.init()).unwrap();
     assert_eq!(block_on(log.append(entries(1, 5, 1, 0))).unwrap(), 5);
     io.refuse.store(true, Ordering::SeqCst);
+    // The write lane lingers a few microseconds for a next append before it gives its
+    // thread back; after that, the next append needs the executor.
+    std::thread::sleep(Duration::from_millis(20));
     for i in 6..9 {
         match block_on_timeout(log.append(entries(i, i, 1, 1)), LIMIT) {
             None => panic!("append {i} on a refusing executor hangs"),
@@ -141,6 +144,57 @@ fn a_refusing_executor_fails_the_log_instead_of_hanging_it() {
     }
     assert_eq!(log.persisted_index(), 5);
     // Reads of what is cached still work; the log reports the failure on close.
+    assert!(block_on_timeout(log.close(), LIMIT)
+        .expect("close hangs")
+        .is_err());
+}
+
+/// An executor that accepts tasks and drops them unrun once told to (a pool shut down
+/// with work in its queue).
+struct Dropping {
+    inner: Arc<ThreadPoolIo>,
+    drop_all: AtomicBool,
+}
+
+impl Executor for Dropping {
+    fn execute(&self, task: Task) -> Result<(), Task> {
+        if self.drop_all.load(Ordering::SeqCst) {
+            drop(task);
+            Ok(())
+        } else {
+            self.inner.execute(task)
+        }
+    }
+}
+
+/// Jobs accepted but dropped unrun (the write lane's own runner included) fail the log
+/// instead of leaving appends waiting forever.
+#[test]
+fn an_executor_dropping_jobs_fails_the_log_instead_of_hanging_it() {
+    let d = tempfile::tempdir().unwrap();
+    let io = Arc::new(Dropping {
+        inner: ThreadPoolIo::new(2),
+        drop_all: AtomicBool::new(false),
+    });
+    let log = DefaultRaftLog::new(d.path(), StoreConfig::small_for_tests(), io.clone());
+    block_on(log.init()).unwrap();
+    assert_eq!(block_on(log.append(entries(1, 5, 1, 0))).unwrap(), 5);
+    io.drop_all.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 6..9 {
+        match block_on_timeout(log.append(entries(i, i, 1, 1)), LIMIT) {
+            None => panic!("append {i} on an executor dropping jobs hangs"),
+            Some(Err(StoreError::Failed { .. })) => {}
+            Some(other) => panic!("append {i} on an executor dropping jobs: {other:?}"),
+        }
+    }
+    // A failed log answers everything at once (with its failure), also reads.
+    let mut it = log.open_iterator();
+    assert!(
+        block_on_timeout(it.next(1, 5, 1 << 20), LIMIT).is_some(),
+        "read hangs"
+    );
+    drop(it);
     assert!(block_on_timeout(log.close(), LIMIT)
         .expect("close hangs")
         .is_err());
