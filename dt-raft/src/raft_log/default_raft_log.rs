@@ -299,6 +299,8 @@ struct Owner {
     failed: Option<Arc<StoreError>>,
     /// A commit index reported while the store was away.
     pending_commit: u64,
+    /// The persisted index when the store went away (for a close in progress).
+    persisted_away: u64,
     /// Owner-side results of jobs in flight, by key (each a `Slot<T>`).
     ops: HashMap<u64, Box<dyn Any>>,
     next_op: u64,
@@ -735,6 +737,7 @@ impl DefaultRaftLog {
                 lent: None,
                 failed: None,
                 pending_commit: 0,
+                persisted_away: 0,
                 ops: HashMap::new(),
                 next_op: 0,
                 queued: Vec::new(),
@@ -848,6 +851,10 @@ impl DefaultRaftLog {
                     return Err(o.away_error());
                 };
                 o.lent = Some(kind);
+                o.persisted_away = match kind {
+                    Lent::Close => s.persisted_index(),
+                    _ => 0,
+                };
                 let (key, slot) = o.new_op::<T>();
                 o.spawn(
                     "log store",
@@ -1016,7 +1023,9 @@ impl RaftLog for DefaultRaftLog {
         let o = self.owner();
         match &o.store {
             Some(s) if s.init_result().is_some() => s.persisted_index(),
-            _ => 0,
+            Some(_) => 0,
+            None if o.lent == Some(Lent::Close) => o.persisted_away,
+            None => 0,
         }
     }
 
