@@ -885,6 +885,20 @@ impl DefaultRaftLog {
     }
 }
 
+impl Drop for DefaultRaftLog {
+    fn drop(&mut self) {
+        let o = self.st.get_mut();
+        if let Some(s) = o.store.take() {
+            if o.write_busy {
+                // A write job may still be writing into the files: keep the store (and
+                // its directory lock) until the lane is past it, so that nobody reopens
+                // the directory under a write in flight.
+                Lane::submit(&o.lane, &*o.io, Box::new(move || drop(s)));
+            }
+        }
+    }
+}
+
 impl RaftLog for DefaultRaftLog {
     fn init(&self) -> LogFuture<'_, Option<(u32, u64)>> {
         let mut o = self.owner();
