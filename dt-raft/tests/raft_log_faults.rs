@@ -304,3 +304,55 @@ fn truncation_racing_writes_never_leaves_a_stale_persisted_index() {
     }
     block_on(log.close()).unwrap();
 }
+
+/// Records which threads write files.
+#[derive(Debug, Default)]
+struct WriterThreads {
+    seen: Mutex<Vec<(std::thread::ThreadId, std::path::PathBuf)>>,
+}
+
+impl FileFaults for WriterThreads {
+    fn before_write(&self, path: &Path, _len: usize) -> Result<(), (usize, std::io::Error)> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((std::thread::current().id(), path.to_path_buf()));
+        Ok(())
+    }
+}
+
+/// The log's owner (the thread calling it) never writes a file itself: segment and
+/// index files are created and allocated, entries written, the status file replaced,
+/// all by IO jobs, while the owner only plans and records.
+#[test]
+fn the_owner_thread_writes_no_file() {
+    let d = tempfile::tempdir().unwrap();
+    let hook = Arc::new(WriterThreads::default());
+    let cfg = StoreConfig {
+        faults: Some(hook.clone()),
+        ..StoreConfig::small_for_tests()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    let all = entries(1, 1200, 1, 0);
+    for c in all.chunks(40) {
+        let last = c.last().unwrap().index;
+        assert_eq!(block_on(log.append(c.to_vec())).unwrap(), last);
+        log.set_commit_index(last);
+    }
+    block_on(log.persist_term_vote(2, 1)).unwrap();
+    block_on(log.close()).unwrap();
+    let me = std::thread::current().id();
+    let seen = hook.seen.lock().unwrap();
+    let on_owner: Vec<_> = seen.iter().filter(|(t, _)| *t == me).collect();
+    assert!(
+        on_owner.is_empty(),
+        "written on the owner thread: {on_owner:?}"
+    );
+    assert!(seen
+        .iter()
+        .any(|(_, p)| p.starts_with(d.path().join("idx"))));
+    assert!(seen
+        .iter()
+        .any(|(_, p)| p.starts_with(d.path().join("log"))));
+}

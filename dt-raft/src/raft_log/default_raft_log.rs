@@ -588,6 +588,27 @@ impl Owner {
         if s.failure().is_some() || !s.index_flush_due() {
             return;
         }
+        if let Some(job) = s.plan_index_files() {
+            // The files come first, made and allocated on an IO thread.
+            self.idx_flush_busy = true;
+            self.spawn(
+                "create index file",
+                move || job.run(),
+                |o, r| {
+                    o.idx_flush_busy = false;
+                    let added = r
+                        .and_then(|x| x)
+                        .and_then(|files| o.store()?.index_files_created(files));
+                    match added {
+                        Ok(()) => o.maybe_start_index_flush(),
+                        Err(e) => {
+                            o.fail(e);
+                        }
+                    }
+                },
+            );
+            return;
+        }
         match s.begin_index_flush(false) {
             Ok(IndexFlush::Nothing) => {}
             Ok(IndexFlush::Status(_)) => self.request_status(None),

@@ -25,7 +25,7 @@ use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
 mod split;
-pub use split::{sync_files, DeleteJob, HeaderRead, Lookup, WriteDone, WriteJob};
+pub use split::{sync_files, DeleteJob, HeaderRead, IndexFilesJob, Lookup, WriteDone, WriteJob};
 
 /// What [`LogStore::begin_index_flush`] left to do.
 #[derive(Debug)]

@@ -121,6 +121,22 @@ impl DeleteJob {
     }
 }
 
+/// Creation of the index files an index flush will need, planned by
+/// [`LogStore::plan_index_files`] so that the flush itself (stores into mapped files on
+/// the owner) never creates and allocates a file there.
+#[derive(Debug)]
+pub struct IndexFilesJob {
+    maker: FileMaker,
+    starts: Vec<u64>,
+}
+
+impl IndexFilesJob {
+    /// Creates (allocates, fsyncs) the files, in order.
+    pub fn run(self) -> StoreResult<Vec<Arc<DtFile>>> {
+        self.starts.iter().map(|&s| self.maker.create(s)).collect()
+    }
+}
+
 /// A term to read from a segment header (see [`LogStore::plan_term_at`]).
 #[derive(Debug)]
 pub struct HeaderRead {
@@ -280,6 +296,24 @@ impl LogStore {
             index,
             at,
         })
+    }
+
+    /// The index files a due index flush still needs, if any (see [`IndexFilesJob`]).
+    pub fn plan_index_files(&self) -> Option<IndexFilesJob> {
+        let upto = self.commit_index.min(self.last_force_index);
+        let starts = self.idx.files_missing_for_flush(upto);
+        (!starts.is_empty()).then(|| IndexFilesJob {
+            maker: self.idx.maker(),
+            starts,
+        })
+    }
+
+    /// Adds the index files an [`IndexFilesJob`] made.
+    pub fn index_files_created(&mut self, files: Vec<Arc<DtFile>>) -> StoreResult<()> {
+        for f in files {
+            self.idx.push_created(f)?;
+        }
+        Ok(())
     }
 
     /// First and last index, for a match-position search.
