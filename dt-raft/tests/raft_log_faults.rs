@@ -356,3 +356,32 @@ fn the_owner_thread_writes_no_file() {
         .iter()
         .any(|(_, p)| p.starts_with(d.path().join("log"))));
 }
+
+/// A status-file write that fails (its fsync returns EIO) fails the log: the term/vote
+/// write reports it, and later appends are refused with it as the cause even after
+/// the disk recovers. (Before: only the persist call failed; appends went on after a
+/// failed fsync, whose dropped pages could hide a lost vote or anchor.)
+#[test]
+fn a_failed_status_write_fails_the_log() {
+    use dt_raft::store::faults::{DiskFaults, EIO};
+    let d = tempfile::tempdir().unwrap();
+    let disk = DiskFaults::healthy();
+    let cfg = StoreConfig {
+        faults: Some(disk.clone()),
+        ..StoreConfig::small_for_tests()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    assert_eq!(block_on(log.append(entries(1, 5, 1, 0))).unwrap(), 5);
+    disk.fail_syncs(Some(EIO));
+    let e = block_on_timeout(log.persist_term_vote(3, 1), LIMIT)
+        .expect("status write hangs")
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
+    disk.fail_syncs(None);
+    match block_on_timeout(log.append(entries(6, 6, 1, 1)), LIMIT) {
+        Some(Err(StoreError::Failed { cause })) => assert_eq!(cause.raw_os_error(), Some(EIO)),
+        other => panic!("append after a failed status write: {other:?}"),
+    }
+    assert_eq!(log.persisted_index(), 5);
+}
