@@ -75,10 +75,13 @@
 //!
 //! ## Threads
 //!
-//! [`store::LogStore`] is plain blocking code. [`raft_log::DefaultRaftLog`] keeps it
-//! behind a mutex that the Raft thread takes only for in-memory work (encoding an
-//! append, planning a read); writes, fsyncs, cold reads and header lookups run on the
-//! [`Executor`](dt_common::Executor) threads.
+//! [`store::LogStore`] is plain blocking code. [`raft_log::DefaultRaftLog`] gives it one
+//! owner, the group's thread: all bookkeeping (positions, segments, tail cache, index
+//! cache, watermarks, status values) is done there, in memory, with no mutex. Writes,
+//! fsyncs, cold reads, header lookups, file creation and deletion are planned there as
+//! jobs holding only buffers and file handles, run on the
+//! [`Executor`](dt_common::Executor) threads, and their results come back as messages
+//! the owner applies.
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

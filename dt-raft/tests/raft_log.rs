@@ -250,52 +250,39 @@ fn sync_force_off_acknowledges_written_entries() {
     assert_eq!(block_on(log.init()).unwrap(), Some((1, 50)));
 }
 
-/// Appends (with occasional uncommitted-tail truncations) race with readers on other
-/// threads: every entry a reader gets is one that was appended at that index, and
+/// Appends (with occasional uncommitted-tail truncations) race with reads in flight on
+/// the IO threads (issued, as Raft's replication does, from the log's own thread, and
+/// awaited later): every entry a read gets is one that was appended at that index, and
 /// entries at or below the commit index never change.
 #[test]
 fn concurrent_appends_truncations_and_reads() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    type ReadFut<'a> =
+        Pin<Box<dyn Future<Output = (u64, u64, Result<Vec<LogItem>, StoreError>)> + 'a>>;
     let d = tempfile::tempdir().unwrap();
-    let log = Arc::new(DefaultRaftLog::new(d.path(), cfg(), ThreadPoolIo::new(2)));
+    let log = new_log(d.path());
     block_on(log.init()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicU64::new(0));
-    let mut readers = Vec::new();
-    for _ in 0..2 {
-        let (log, stop, committed) = (log.clone(), stop.clone(), committed.clone());
-        readers.push(std::thread::spawn(move || {
-            let mut reads = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let c = committed.load(Ordering::Acquire);
-                if c == 0 {
-                    std::thread::yield_now();
-                    continue;
-                }
-                let first = log.with_store(|s| Ok(s.first_index())).unwrap();
-                if c < first {
-                    continue;
-                }
-                let from = first + (reads * 7919) % (c - first + 1);
-                let mut it = log.open_iterator();
-                // committed entries never change: reading them must succeed, unless
-                // their segment was deleted meanwhile (the test uses a zero delay)
-                let n = (c - from + 1).min(50) as usize;
-                let v = match block_on(it.next(from, n, 1 << 20)) {
-                    Ok(v) => v,
-                    Err(StoreError::NotFound { .. }) => continue,
-                    Err(e) => panic!("reading {from}..: {e}"),
-                };
-                assert_eq!(v[0].index, from);
-                for e in v {
-                    assert!(e.index <= c);
-                    assert_eq!(e.body, common::entry(e.index, e.term, e.prev_log_term).body);
-                }
-                reads += 1;
-            }
-            reads
-        }));
-    }
+    let mut committed = 0u64;
+    let mut reads_in_flight: VecDeque<ReadFut<'_>> = VecDeque::new();
+    let mut reads = 0u64;
+    let check = |(from, c, r): (u64, u64, Result<Vec<LogItem>, StoreError>)| {
+        // committed entries never change: reading them must succeed, unless their
+        // segment was deleted meanwhile (the test uses a zero delay)
+        let v = match r {
+            Ok(v) => v,
+            Err(StoreError::NotFound { .. }) => return false,
+            Err(e) => panic!("reading {from}..: {e}"),
+        };
+        assert_eq!(v[0].index, from);
+        for e in v {
+            assert!(e.index <= c);
+            assert_eq!(e.body, common::entry(e.index, e.term, e.prev_log_term).body);
+        }
+        true
+    };
     let mut last = 0u64;
     let mut term = 1u32;
     let mut prev = 0u32;
@@ -307,9 +294,31 @@ fn concurrent_appends_truncations_and_reads() {
         prev = term;
         let f = log.append(items);
         last += n;
-        if round % 7 == 3 && last > committed.load(Ordering::Relaxed) + 5 {
+        if committed > 0 {
+            let first = log.with_store(|s| Ok(s.first_index())).unwrap();
+            if committed >= first {
+                let from = first + (round * 7919) % (committed - first + 1);
+                let c = committed;
+                let cnt = (c - from + 1).min(50) as usize;
+                let log = &log;
+                let mut rf: ReadFut<'_> = Box::pin(async move {
+                    let mut it = log.open_iterator();
+                    (from, c, it.next(from, cnt, 1 << 20).await)
+                });
+                // Start it (the read goes to an IO thread); it is awaited later.
+                match rf.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                    std::task::Poll::Ready(r) => reads += check(r) as u64,
+                    std::task::Poll::Pending => reads_in_flight.push_back(rf),
+                }
+            }
+        }
+        while reads_in_flight.len() > 3 {
+            reads += check(block_on(reads_in_flight.pop_front().unwrap())) as u64;
+        }
+        if round % 7 == 3 && last > committed + 5 {
             let at = last - 3;
             log.truncate_tail(at).unwrap();
+            assert!(log.persisted_index() < at);
             expected.truncate(at as usize - 1);
             prev = expected.last().unwrap().term;
             last = at - 1;
@@ -321,21 +330,21 @@ fn concurrent_appends_truncations_and_reads() {
             let s_term = expected[s_index as usize - 1].term;
             let got = block_on(log.try_find_match_pos(s_term, s_index)).unwrap();
             assert_eq!(got, Some((s_term, s_index)));
-            log.mark_truncate_by_index(committed.load(Ordering::Relaxed) / 2, Duration::ZERO);
+            log.mark_truncate_by_index(committed / 2, Duration::ZERO);
             let _ = block_on(log.delete_expired());
         }
         let _ = block_on(f);
         if round % 5 == 0 {
-            let c = last
-                .saturating_sub(10)
-                .max(committed.load(Ordering::Relaxed));
+            let c = last.saturating_sub(10).max(committed);
             log.set_commit_index(c);
-            committed.store(c.min(log.persisted_index()), Ordering::Release);
+            committed = c.min(log.persisted_index());
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    while let Some(rf) = reads_in_flight.pop_front() {
+        reads += check(block_on(rf)) as u64;
+    }
     assert!(reads > 0);
+    drop(reads_in_flight);
     block_on(log.close()).unwrap();
     drop(log);
     let log2 = new_log(d.path());

@@ -1,69 +1,729 @@
-//! `DefaultRaftLog`: [`LogStore`] driven asynchronously, with group commit.
+//! `DefaultRaftLog`: [`LogStore`] owned by the group's thread, its file work on IO
+//! threads, with group commit.
 //!
-//! Appends are encoded and given positions on the caller's thread (cheap, in memory),
-//! then queued to a single *write lane*: one IO job at a time drains the queue, writes
-//! every queued batch in order, issues **one** `fdatasync` per segment touched, and
-//! completes all those appends. While it syncs, new appends queue up and share the
-//! next sync: the more load, the bigger the groups. The lane also advances the
-//! written / fsynced watermarks, flushes committed index entries and deletes expired
-//! segments.
+//! # One owner
+//!
+//! Everything about the log (positions, segments, the tail cache, the index cache, the
+//! watermarks, the status values) lives in one [`LogStore`] that only the thread
+//! calling the [`RaftLog`] methods touches: `DefaultRaftLog` is neither `Send` nor
+//! `Sync`, and its state sits in a `RefCell`, not behind a mutex. File work is planned
+//! there, in memory, as a job holding only buffers and open file handles (see
+//! `store::log_store::split`); an IO thread of the [`Executor`] runs the job and posts
+//! its result back as a message. Messages are applied on the owner's thread whenever
+//! one of the log's methods is called or one of its futures is polled; an IO thread
+//! finishing a job wakes the futures waiting on the log.
+//!
+//! # Group commit
+//!
+//! Appends are encoded and given positions at once (the entries are readable from the
+//! tail cache right away) and queued. At most one write job is in flight: it writes
+//! every batch queued when it started, then issues one `fdatasync` per segment touched,
+//! and its completion acknowledges all those appends. Appends that arrive meanwhile
+//! queue up and share the next job: the more load, the bigger the groups. With
+//! `sync_force` off, appends are acknowledged once written and the `fdatasync` follows
+//! as its own job before the next write.
+//!
+//! # Failures
+//!
+//! A write or fsync error, a panic in any IO job, a job the executor refuses or drops
+//! without running: each puts the log in the failed state (fail-stop). The appends
+//! waiting on it and every later one get [`StoreError::Failed`] naming the first cause;
+//! nothing hangs.
+//!
+//! # Rare whole-store operations
+//!
+//! `init`, `begin_install`, `finish_install` and `close` hand the whole `LogStore` to an
+//! IO job (moved, not shared) once nothing else is in flight, and get it back with the
+//! result; in between, calls that need the store fail with
+//! [`StoreError::Installing`] or [`StoreError::Closed`].
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::completion::{completion, run_blocking, Completer, Completion};
 use super::{LogFuture, LogIterator, RaftLog};
-use crate::store::log_store::IndexFlush;
-use crate::store::log_store::ReadPlan;
-use crate::store::match_pos::find_match_pos;
-use crate::store::reader::read_header_at;
+use crate::store::log_store::{sync_files, IndexFlush, Lookup, ReadPlan, WriteDone};
+use crate::store::match_pos::{MatchSearch, Probe};
 use crate::store::{
-    LogItem, LogStore, PersistedState, StoreConfig, StoreError, StoreResult, WriteBatch,
+    LogItem, LogStore, PersistedState, RaftStatus, StoreConfig, StoreError, StoreResult, WriteBatch,
 };
-use dt_common::Executor;
+use dt_common::{Executor, Task};
 
-/// How long an idle write lane waits for the next append before releasing its thread.
-const LANE_LINGER: Duration = Duration::from_micros(50);
-
-/// How often the write lane looks for expired segments to delete.
+/// How often the log looks for expired segments to delete (after a write).
 const DELETE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
-enum LaneJob {
-    Write(WriteBatch, Completer<u64>),
-    Barrier(Completer<()>),
-}
+/// A result from an IO job, applied on the owner's thread.
+type Msg = Box<dyn FnOnce(&mut Owner) + Send>;
+
+/// What the owner does with the result of an IO job.
+type Done<R> = Box<dyn FnOnce(&mut Owner, StoreResult<R>) + Send>;
+
+/// Where an owner-side future finds its result.
+type Slot<T> = Rc<Cell<Option<StoreResult<T>>>>;
 
 #[derive(Default)]
-struct Lane {
-    jobs: VecDeque<LaneJob>,
-    running: bool,
+struct InboxQ {
+    msgs: Vec<Msg>,
+    wakers: Vec<Waker>,
 }
 
-struct Shared {
-    dir: PathBuf,
+/// The only thing IO threads and the owner share: a queue of result messages and the
+/// wakers of the owner's futures waiting for them.
+#[derive(Default)]
+struct Inbox {
+    q: Mutex<InboxQ>,
+}
+
+impl Inbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxQ> {
+        // A message queue stays consistent even if a holder panicked.
+        self.q.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn post(&self, m: Msg) {
+        let wakers = {
+            let mut q = self.lock();
+            q.msgs.push(m);
+            std::mem::take(&mut q.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Moves the posted messages into `out` (empty).
+    fn take(&self, out: &mut Vec<Msg>) {
+        let mut q = self.lock();
+        std::mem::swap(&mut q.msgs, out);
+    }
+
+    /// Registers `w` to be woken by the next message, unless one is already there
+    /// (then returns false: pump again).
+    fn park(&self, w: &Waker) -> bool {
+        let mut q = self.lock();
+        if !q.msgs.is_empty() {
+            return false;
+        }
+        if !q.wakers.iter().any(|x| x.will_wake(w)) {
+            q.wakers.push(w.clone());
+        }
+        true
+    }
+}
+
+/// The reply half of an IO job: delivers its result to the owner exactly once; if the
+/// job is dropped without running (refused or discarded by the executor) it delivers
+/// that failure instead.
+struct Reply<R: Send + 'static> {
+    inbox: Arc<Inbox>,
+    what: &'static str,
+    dir: Arc<Path>,
+    done: Option<Done<R>>,
+}
+
+impl<R: Send + 'static> Reply<R> {
+    fn send(mut self, r: Result<R, StoreError>) {
+        if let Some(done) = self.done.take() {
+            post(&self.inbox, done, r);
+        }
+    }
+}
+
+impl<R: Send + 'static> Drop for Reply<R> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let e = job_error(
+                self.what,
+                &self.dir,
+                "the IO executor refused the job or dropped it without running it".into(),
+            );
+            post(&self.inbox, done, Err(e));
+        }
+    }
+}
+
+/// Posts a job's result. `Err` here is a failure of the job itself (panic, refused,
+/// lost): it fails the log before the job's own handler sees it.
+fn post<R: Send + 'static>(inbox: &Inbox, done: Done<R>, r: Result<R, StoreError>) {
+    inbox.post(Box::new(move |o: &mut Owner| match r {
+        Ok(v) => done(o, Ok(v)),
+        Err(e) => {
+            let f = o.fail(e);
+            done(o, Err(f))
+        }
+    }));
+}
+
+fn job_error(what: &'static str, dir: &Path, msg: String) -> StoreError {
+    StoreError::io(what, dir, std::io::Error::other(msg))
+}
+
+fn panic_text(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic".into()
+    }
+}
+
+/// A copy of an error that is to be given to several waiters.
+fn dup(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Failed { cause } => StoreError::failed(cause.clone()),
+        StoreError::Closed => StoreError::Closed,
+        StoreError::Installing => StoreError::Installing,
+        other => StoreError::Io {
+            op: "raft log",
+            path: PathBuf::new(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// How long an idle write lane waits for the next job before releasing its thread.
+const LANE_LINGER: Duration = Duration::from_micros(50);
+
+/// The write lane: write and fsync jobs (at most one in flight, the owner sees to
+/// that) run on an IO thread that lingers briefly for the next one. In a
+/// request/response rhythm the next append arrives within microseconds of the last
+/// acknowledgement, and picking it up here saves a pool wake-up (as costly as a fast
+/// fsync). The lane holds no log state: only the jobs handed to it.
+struct Lane {
+    tx: crossbeam_channel::Sender<Task>,
+    rx: crossbeam_channel::Receiver<Task>,
+    running: AtomicBool,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Lane {
+            tx,
+            rx,
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Lane {
+    fn submit(me: &Arc<Lane>, io: &dyn Executor, task: Task) {
+        // The lane owns both ends; sending cannot fail.
+        let _ = me.tx.send(task);
+        if !me.running.swap(true, Ordering::AcqRel) {
+            let runner = LaneRunner {
+                lane: me.clone(),
+                finished: false,
+            };
+            // A refused runner is dropped here and fails the queued jobs.
+            let _ = io.execute(Box::new(move || runner.run()));
+        }
+    }
+}
+
+/// The lane's IO-thread loop. If the executor drops it without running it (or it
+/// dies), its drop releases the lane and drops the queued jobs, whose replies report
+/// them as lost: the log fails instead of waiting forever.
+struct LaneRunner {
+    lane: Arc<Lane>,
+    finished: bool,
+}
+
+impl LaneRunner {
+    fn run(mut self) {
+        let lane = self.lane.clone();
+        loop {
+            while let Ok(task) = lane.rx.try_recv() {
+                // Jobs catch their own panics; this only keeps the lane alive if a
+                // reply's waker panics.
+                let _ = catch_unwind(AssertUnwindSafe(task));
+            }
+            // Yield rather than spin: the caller just woken is often placed on this
+            // very CPU, and a spinning lane would keep it off until the linger ends.
+            let until = Instant::now() + LANE_LINGER;
+            while lane.rx.is_empty() && Instant::now() < until {
+                std::thread::yield_now();
+            }
+            if !lane.rx.is_empty() {
+                continue;
+            }
+            lane.running.store(false, Ordering::Release);
+            // A job queued after the check above and before the release found the
+            // lane running and started nobody: take it back if nobody else did.
+            if lane.rx.is_empty() || lane.running.swap(true, Ordering::AcqRel) {
+                self.finished = true;
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for LaneRunner {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.lane.running.store(false, Ordering::Release);
+            while let Ok(task) = self.lane.rx.try_recv() {
+                drop(task);
+            }
+        }
+    }
+}
+
+/// Why the store is away from its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lent {
+    Opening,
+    Install,
+    Close,
+}
+
+/// The state of one log, owned by the group's thread.
+struct Owner {
+    dir: Arc<Path>,
     cfg: StoreConfig,
     io: Arc<dyn Executor>,
-    core: Mutex<Option<LogStore>>,
-    /// Serializes status-file writes, which happen off the `core` lock. Lock order:
-    /// `status_io`, then `core`.
-    status_io: Mutex<()>,
-    lane: Mutex<Lane>,
-    persisted: AtomicU64,
-    syncs: AtomicU64,
-    /// Jobs were queued on the lane since it last drained it: lets the lingering lane
-    /// poll without taking the lane lock (which the enqueuer needs).
-    lane_has_jobs: AtomicBool,
-    /// An index flush job is queued or running (at most one at a time, so that
-    /// `persistIdxIndex` only ever covers synced index files).
-    idx_flush_busy: AtomicBool,
-    last_delete_check: Mutex<Instant>,
+    inbox: Arc<Inbox>,
+    lane: Arc<Lane>,
+    store: Option<LogStore>,
+    lent: Option<Lent>,
+    /// The first failure, also while the store is away.
+    failed: Option<Arc<StoreError>>,
+    /// A commit index reported while the store was away.
+    pending_commit: u64,
+    /// The persisted index when the store went away (for a close in progress).
+    persisted_away: u64,
+    /// Owner-side results of jobs in flight, by key (each a `Slot<T>`).
+    ops: HashMap<u64, Box<dyn Any>>,
+    next_op: u64,
+    /// Batches prepared but not yet handed to a write job, and their waiters.
+    queued: Vec<WriteBatch>,
+    queued_waiters: Vec<Slot<u64>>,
+    /// Waiters of the write job in flight.
+    writing: Vec<Slot<u64>>,
+    /// A write job (or its follow-up fsync) is in flight.
+    write_busy: bool,
+    idx_flush_busy: bool,
+    /// Status-file writes: one in flight; requests meanwhile share the next one.
+    status_busy: bool,
+    status_requested: bool,
+    status_next: Vec<Slot<()>>,
+    status_flight: Vec<Slot<()>>,
+    delete_busy: bool,
+    last_delete_check: Instant,
+    syncs: u64,
+    spare_msgs: Vec<Msg>,
+}
+
+impl Owner {
+    /// Applies every posted message (each may start more work).
+    fn pump(&mut self) {
+        loop {
+            let mut msgs = std::mem::take(&mut self.spare_msgs);
+            self.inbox.take(&mut msgs);
+            if msgs.is_empty() {
+                self.spare_msgs = msgs;
+                return;
+            }
+            for m in msgs.drain(..) {
+                m(self);
+            }
+            self.spare_msgs = msgs;
+        }
+    }
+
+    /// Runs `work` on an IO thread; `done` gets its result on the owner's thread. A
+    /// panic, a refusal or a lost job fails the log and reaches `done` as `Err`.
+    fn spawn<R, W, D>(&mut self, what: &'static str, work: W, done: D)
+    where
+        R: Send + 'static,
+        W: FnOnce() -> R + Send + 'static,
+        D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
+    {
+        let task = self.make_task(what, work, done);
+        // A refused task is dropped here; its reply reports the refusal.
+        let _ = self.io.execute(task);
+    }
+
+    /// [`Owner::spawn`] through the write lane (write and fsync jobs, one at a time).
+    fn spawn_on_lane<R, W, D>(&mut self, what: &'static str, work: W, done: D)
+    where
+        R: Send + 'static,
+        W: FnOnce() -> R + Send + 'static,
+        D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
+    {
+        let task = self.make_task(what, work, done);
+        Lane::submit(&self.lane, &*self.io, task);
+    }
+
+    fn make_task<R, W, D>(&mut self, what: &'static str, work: W, done: D) -> Task
+    where
+        R: Send + 'static,
+        W: FnOnce() -> R + Send + 'static,
+        D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
+    {
+        let reply = Reply {
+            inbox: self.inbox.clone(),
+            what,
+            dir: self.dir.clone(),
+            done: Some(Box::new(done)),
+        };
+        Box::new(move || match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(v) => reply.send(Ok(v)),
+            Err(p) => {
+                let msg = format!("the IO job panicked: {}", panic_text(&*p));
+                let e = job_error(reply.what, &reply.dir, msg);
+                reply.send(Err(e))
+            }
+        })
+    }
+
+    /// A new owner-side result slot and its key.
+    fn new_op<T: 'static>(&mut self) -> (u64, Slot<T>) {
+        let slot: Slot<T> = Rc::new(Cell::new(None));
+        let key = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(key, Box::new(slot.clone()));
+        (key, slot)
+    }
+
+    fn finish_op<T: 'static>(&mut self, key: u64, r: StoreResult<T>) {
+        if let Some(b) = self.ops.remove(&key) {
+            if let Ok(slot) = b.downcast::<Slot<T>>() {
+                slot.set(Some(r));
+            }
+        }
+    }
+
+    /// Runs `work` on an IO thread; the returned slot gets its result.
+    fn run_io<T, W>(&mut self, what: &'static str, work: W) -> Slot<T>
+    where
+        T: Send + 'static,
+        W: FnOnce() -> StoreResult<T> + Send + 'static,
+    {
+        let (key, slot) = self.new_op::<T>();
+        self.spawn(what, work, move |o, r| o.finish_op(key, r.and_then(|x| x)));
+        slot
+    }
+
+    /// The store, or why it cannot be used.
+    fn store(&mut self) -> StoreResult<&mut LogStore> {
+        if self.store.is_none() {
+            return Err(self.away_error());
+        }
+        Ok(self.store.as_mut().expect("checked"))
+    }
+
+    fn away_error(&self) -> StoreError {
+        match (&self.failed, self.lent) {
+            (Some(c), _) => StoreError::failed(c.clone()),
+            (None, Some(Lent::Install)) => StoreError::Installing,
+            _ => StoreError::Closed,
+        }
+    }
+
+    /// Puts the log in the failed state (the first cause wins) and returns the
+    /// [`StoreError::Failed`] to pass on.
+    fn fail(&mut self, e: StoreError) -> StoreError {
+        let f = match self.store.as_mut() {
+            Some(s) => s.fail(Arc::new(e)),
+            None => {
+                let cause = match e {
+                    StoreError::Failed { cause } => cause,
+                    other => Arc::new(other),
+                };
+                if self.failed.is_none() {
+                    log::error!(
+                        "raft log in {} failed, refusing further work: {cause}",
+                        self.dir.display()
+                    );
+                }
+                StoreError::failed(self.failed.get_or_insert(cause).clone())
+            }
+        };
+        if let StoreError::Failed { cause } = &f {
+            self.failed.get_or_insert_with(|| cause.clone());
+        }
+        f
+    }
+
+    /// Nothing but reads in flight or queued.
+    fn idle(&self) -> bool {
+        !self.write_busy
+            && self.queued.is_empty()
+            && !self.idx_flush_busy
+            && !self.status_busy
+            && !self.status_requested
+            && !self.delete_busy
+    }
+
+    /// Starts a write job for the queued batches if none is in flight.
+    fn kick_writes(&mut self) {
+        if self.write_busy || self.queued.is_empty() {
+            return;
+        }
+        let sync_force = self.cfg.sync_force;
+        let err = match self.store.as_mut() {
+            Some(s) => match s.failure() {
+                Some(c) => Some(StoreError::failed(c.clone())),
+                None => {
+                    let job = s.plan_write(std::mem::take(&mut self.queued), sync_force);
+                    self.writing = std::mem::take(&mut self.queued_waiters);
+                    self.write_busy = true;
+                    self.spawn_on_lane("write", move || job.run(), |o, r| o.write_finished(r));
+                    None
+                }
+            },
+            None => Some(self.away_error()),
+        };
+        if let Some(e) = err {
+            self.queued.clear();
+            for w in self.queued_waiters.drain(..) {
+                w.set(Some(Err(dup(&e))));
+            }
+        }
+    }
+
+    fn write_finished(&mut self, r: StoreResult<StoreResult<WriteDone>>) {
+        self.write_busy = false;
+        let done = r.and_then(|x| x);
+        let synced = done.as_ref().is_ok_and(|d| d.synced);
+        let recorded = match (done, self.store.as_mut()) {
+            (Ok(d), Some(s)) => s.write_done(d).map(|touched| (touched, s)),
+            (Ok(_), None) => Err(StoreError::Closed),
+            (Err(e), _) => Err(e),
+        };
+        match recorded {
+            Ok((touched, s)) => {
+                let persisted = s.persisted_index();
+                let follow_up = (!synced && s.config().sync && !touched.is_empty())
+                    .then(|| (touched, s.last_write_index()));
+                if synced {
+                    self.syncs += 1;
+                }
+                for w in self.writing.drain(..) {
+                    w.set(Some(Ok(persisted)));
+                }
+                if let Some((touched, target)) = follow_up {
+                    // sync_force off: acknowledged once written; the fsync follows
+                    // before the next write.
+                    self.write_busy = true;
+                    self.spawn_on_lane(
+                        "fdatasync",
+                        move || sync_files(&touched),
+                        move |o, r| o.sync_finished(target, r.and_then(|x| x)),
+                    );
+                    return;
+                }
+                self.after_write();
+            }
+            Err(e) => {
+                let f = self.fail(e);
+                for w in self.writing.drain(..) {
+                    w.set(Some(Err(dup(&f))));
+                }
+            }
+        }
+        self.kick_writes();
+    }
+
+    fn sync_finished(&mut self, target: u64, r: StoreResult<()>) {
+        self.write_busy = false;
+        match r {
+            Ok(()) => {
+                self.syncs += 1;
+                if let Some(s) = self.store.as_mut() {
+                    s.on_forced(target);
+                }
+                self.after_write();
+            }
+            Err(e) => {
+                self.fail(e);
+            }
+        }
+        self.kick_writes();
+    }
+
+    /// Index flush and segment deletion, when due, after a successful write.
+    fn after_write(&mut self) {
+        self.maybe_start_index_flush();
+        if !self.delete_busy && self.last_delete_check.elapsed() >= DELETE_CHECK_INTERVAL {
+            self.last_delete_check = Instant::now();
+            if let Some(s) = self.store.as_mut() {
+                let job = s.plan_delete_expired(Instant::now());
+                if !job.is_empty() {
+                    self.delete_busy = true;
+                    self.spawn(
+                        "delete",
+                        move || job.run(),
+                        |o, r| {
+                            o.delete_busy = false;
+                            if let Ok(Err(e)) = r {
+                                log::warn!("deleting old log segments failed: {e}");
+                            }
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts an index flush when one is due: the entries go into the mapped index
+    /// files here, their fsync runs as its own job (so neither the appends just
+    /// acknowledged nor the next write wait for it), then the status file records the
+    /// new anchor.
+    fn maybe_start_index_flush(&mut self) {
+        if self.idx_flush_busy {
+            return;
+        }
+        let Some(s) = self.store.as_mut() else { return };
+        if s.failure().is_some() || !s.index_flush_due() {
+            return;
+        }
+        if let Some(job) = s.plan_index_files() {
+            // The files come first, made and allocated on an IO thread.
+            self.idx_flush_busy = true;
+            self.spawn(
+                "create index file",
+                move || job.run(),
+                |o, r| {
+                    o.idx_flush_busy = false;
+                    let added = r
+                        .and_then(|x| x)
+                        .and_then(|files| o.store()?.index_files_created(files));
+                    match added {
+                        Ok(()) => o.maybe_start_index_flush(),
+                        Err(e) => {
+                            o.fail(e);
+                        }
+                    }
+                },
+            );
+            return;
+        }
+        match s.begin_index_flush(false) {
+            Ok(IndexFlush::Nothing) => {}
+            Ok(IndexFlush::Status(_)) => self.request_status(None),
+            Ok(IndexFlush::Write(w)) => {
+                self.idx_flush_busy = true;
+                self.spawn(
+                    "index fdatasync",
+                    move || w.sync().map(|()| w.end),
+                    |o, r| o.index_synced(r.and_then(|x| x)),
+                );
+            }
+            Err(e) => {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn index_synced(&mut self, r: StoreResult<u64>) {
+        self.idx_flush_busy = false;
+        match r {
+            Ok(end) => {
+                if let Some(s) = self.store.as_mut() {
+                    if s.finish_index_flush(end).is_some() {
+                        self.request_status(None);
+                    }
+                }
+            }
+            Err(e) => {
+                self.fail(e);
+            }
+        }
+    }
+
+    /// Asks for the status file to be written with the current values; `waiter`, if
+    /// any, is completed when a write that started after this call is durable.
+    fn request_status(&mut self, waiter: Option<Slot<()>>) {
+        self.status_next.extend(waiter);
+        self.status_requested = true;
+        self.kick_status();
+    }
+
+    fn kick_status(&mut self) {
+        if self.status_busy || !self.status_requested {
+            return;
+        }
+        let err = match self.store.as_mut() {
+            None if self.lent.is_some() && self.failed.is_none() => return, // when it is back
+            None => Some(self.away_error()),
+            Some(s) => match s.failure() {
+                Some(c) => Some(StoreError::failed(c.clone())),
+                None => {
+                    let p = s.status().pending();
+                    self.status_requested = false;
+                    self.status_flight = std::mem::take(&mut self.status_next);
+                    self.status_busy = true;
+                    self.spawn(
+                        "status write",
+                        move || p.write().map(|()| p.status),
+                        |o, r| o.status_written(r.and_then(|x| x)),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(e) = err {
+            self.status_requested = false;
+            for w in self.status_next.drain(..) {
+                w.set(Some(Err(dup(&e))));
+            }
+        }
+    }
+
+    fn status_written(&mut self, r: StoreResult<RaftStatus>) {
+        self.status_busy = false;
+        match r {
+            Ok(st) => {
+                if let Some(s) = self.store.as_mut() {
+                    s.status().mark_persisted(st);
+                }
+                for w in self.status_flight.drain(..) {
+                    w.set(Some(Ok(())));
+                }
+            }
+            Err(e) => {
+                let f = self.fail(e);
+                for w in self.status_flight.drain(..) {
+                    w.set(Some(Err(dup(&f))));
+                }
+            }
+        }
+        self.kick_status();
+    }
+
+    /// The store is back from an IO job that had it.
+    fn store_back(&mut self, mut s: LogStore) {
+        self.lent = None;
+        if let Some(c) = &self.failed {
+            s.fail(c.clone());
+        }
+        if self.pending_commit > 0 && !s.is_closed() {
+            s.set_commit_index(self.pending_commit);
+        }
+        self.pending_commit = 0;
+        self.store = Some(s);
+        self.kick_status();
+        self.kick_writes();
+    }
 }
 
 /// The default [`RaftLog`]: segment and index files in a data directory, file work on
-/// an [`Executor`], group commit, a tail cache for recent entries.
+/// an [`Executor`], group commit, a tail cache for recent entries. See the module
+/// documentation for how the work is split.
+///
+/// It belongs to the thread (the group's dispatcher thread) that calls its methods
+/// and polls its futures: it is neither `Send` nor `Sync`.
 ///
 /// ```
 /// use dt_raft::raft_log::{block_on, DefaultRaftLog, RaftLog, ThreadPoolIo};
@@ -81,450 +741,327 @@ struct Shared {
 /// block_on(log.close()).unwrap();
 /// ```
 pub struct DefaultRaftLog {
-    shared: Arc<Shared>,
+    st: RefCell<Owner>,
 }
 
 impl DefaultRaftLog {
     /// A log over `data_dir` (not opened until [`RaftLog::init`]).
-    pub fn new(data_dir: &std::path::Path, cfg: StoreConfig, io: Arc<dyn Executor>) -> Self {
+    pub fn new(data_dir: &Path, cfg: StoreConfig, io: Arc<dyn Executor>) -> Self {
         DefaultRaftLog {
-            shared: Arc::new(Shared {
-                dir: data_dir.to_path_buf(),
+            st: RefCell::new(Owner {
+                dir: Arc::from(data_dir),
                 cfg,
                 io,
-                core: Mutex::new(None),
-                status_io: Mutex::new(()),
-                lane: Mutex::new(Lane::default()),
-                persisted: AtomicU64::new(0),
-                syncs: AtomicU64::new(0),
-                lane_has_jobs: AtomicBool::new(false),
-                idx_flush_busy: AtomicBool::new(false),
-                last_delete_check: Mutex::new(Instant::now()),
+                inbox: Arc::new(Inbox::default()),
+                lane: Arc::new(Lane::default()),
+                store: None,
+                lent: None,
+                failed: None,
+                pending_commit: 0,
+                persisted_away: 0,
+                ops: HashMap::new(),
+                next_op: 0,
+                queued: Vec::new(),
+                queued_waiters: Vec::new(),
+                writing: Vec::new(),
+                write_busy: false,
+                idx_flush_busy: false,
+                status_busy: false,
+                status_requested: false,
+                status_next: Vec::new(),
+                status_flight: Vec::new(),
+                delete_busy: false,
+                last_delete_check: Instant::now(),
+                syncs: 0,
+                spare_msgs: Vec::new(),
             }),
         }
     }
 
-    /// Runs `f` on the opened store (under its lock, on the caller's thread): reading
-    /// the status (term, vote), inspection, tests. Do not write the status file from
-    /// here; use [`DefaultRaftLog::persist_status`], which orders status writes.
+    /// The owner's state, with the IO results that arrived applied.
+    fn owner(&self) -> std::cell::RefMut<'_, Owner> {
+        let mut o = self.st.borrow_mut();
+        o.pump();
+        o
+    }
+
+    /// Resolves with `check`'s answer, applying IO results as they arrive.
+    fn wait<'a, T>(
+        &'a self,
+        mut check: impl FnMut(&mut Owner) -> Option<StoreResult<T>> + 'a,
+    ) -> impl Future<Output = StoreResult<T>> + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut o = self.st.borrow_mut();
+            loop {
+                o.pump();
+                if let Some(r) = check(&mut o) {
+                    return Poll::Ready(r);
+                }
+                if o.inbox.park(cx.waker()) {
+                    return Poll::Pending;
+                }
+            }
+        })
+    }
+
+    fn wait_slot<T: 'static>(&self, slot: Slot<T>) -> LogFuture<'_, T> {
+        Box::pin(self.wait(move |_| slot.take()))
+    }
+
+    /// Runs `f` on the opened store, on the caller's thread: reading the status (term,
+    /// vote), inspection, tests. Do not write files from here; use
+    /// [`DefaultRaftLog::persist_status`] for the status file.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut LogStore) -> StoreResult<T>) -> StoreResult<T> {
-        let mut g = self.shared.core();
-        let s = g.as_mut().ok_or(StoreError::Closed)?;
-        f(s)
+        let mut o = self.owner();
+        f(o.store()?)
     }
 
-    /// Deletes segments whose deletion delay has passed (also done periodically by
-    /// the write lane).
+    /// Deletes segments whose deletion delay has passed (also done after writes, every
+    /// ten seconds): they leave the log at once, the files are deleted on an IO thread.
     pub fn delete_expired(&self) -> LogFuture<'_, usize> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let mut g = sh.core();
-            g.as_mut()
-                .ok_or(StoreError::Closed)?
-                .delete_expired(Instant::now())
-        }))
+        let mut o = self.owner();
+        let job = match o.store() {
+            Ok(s) => s.plan_delete_expired(Instant::now()),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let slot = o.run_io("delete", move || job.run());
+        drop(o);
+        self.wait_slot(slot)
     }
 
-    /// Changes the status file (term, vote, ...) with `f` and persists it atomically on
-    /// an IO thread; resolves when it is durable. Raft awaits this before granting a
-    /// vote, starting an election or accepting a higher term.
-    pub fn persist_status(
-        &self,
-        f: impl FnOnce(&mut crate::store::RaftStatus) + Send + 'static,
-    ) -> LogFuture<'_, ()> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let _status_io = sh.status_io.lock().expect("status lock");
-            let p = {
-                let mut g = sh.core();
-                let s = g.as_mut().ok_or(StoreError::Closed)?;
-                f(&mut s.status().status);
-                s.status().pending()
-            };
-            p.write()?;
-            if let Some(s) = sh.core().as_mut() {
-                s.status().mark_persisted(p.status);
-            }
-            Ok(())
-        }))
+    /// Changes the status values (term, vote, ...) with `f` at once and persists them
+    /// atomically on an IO thread; resolves when they are durable. Raft awaits this
+    /// before granting a vote, starting an election or accepting a higher term. A
+    /// failed write fails the log.
+    pub fn persist_status(&self, f: impl FnOnce(&mut RaftStatus)) -> LogFuture<'_, ()> {
+        let mut o = self.owner();
+        let s = match o.store() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        if s.is_closed() {
+            let e = s
+                .failure()
+                .map_or(StoreError::Closed, |c| StoreError::failed(c.clone()));
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        f(&mut s.status().status);
+        let slot: Slot<()> = Rc::new(Cell::new(None));
+        o.request_status(Some(slot.clone()));
+        drop(o);
+        self.wait_slot(slot)
     }
 
-    /// Number of group fsyncs issued so far (each covers every append queued when it
-    /// started).
+    /// Number of group fsyncs issued so far (each covers every append of its job).
     pub fn sync_count(&self) -> u64 {
-        self.shared.syncs.load(Ordering::Relaxed)
+        self.owner().syncs
     }
 
-    fn barrier(&self) -> Completion<()> {
-        let (c, f) = completion();
-        self.shared.enqueue(LaneJob::Barrier(c));
-        f
-    }
-}
-
-impl Shared {
-    fn core(&self) -> MutexGuard<'_, Option<LogStore>> {
-        self.core.lock().expect("log store lock")
-    }
-
-    fn enqueue(self: &Arc<Self>, job: LaneJob) {
-        let start = {
-            let mut l = self.lane.lock().expect("lane lock");
-            l.jobs.push_back(job);
-            self.lane_has_jobs.store(true, Ordering::Release);
-            !std::mem::replace(&mut l.running, true)
-        };
-        if start {
-            let me = self.clone();
-            if self.io.execute(Box::new(move || me.run_lane())).is_err() {
-                log::error!(
-                    "log store IO executor refused the write lane in {}",
-                    self.dir.display()
+    /// Waits until nothing but reads is in flight, then hands the store to an IO job
+    /// running `work`, and takes it back.
+    fn lend<T, W>(&self, kind: Lent, work: W) -> LogFuture<'_, T>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut LogStore) -> StoreResult<T> + Send + 'static,
+    {
+        Box::pin(async move {
+            self.wait(|o| o.idle().then_some(Ok(()))).await?;
+            let slot = {
+                let mut o = self.owner();
+                let Some(mut s) = o.store.take() else {
+                    return Err(o.away_error());
+                };
+                o.lent = Some(kind);
+                o.persisted_away = match kind {
+                    Lent::Close => s.persisted_index(),
+                    _ => 0,
+                };
+                let (key, slot) = o.new_op::<T>();
+                o.spawn(
+                    "log store",
+                    move || {
+                        let r = work(&mut s);
+                        (s, r)
+                    },
+                    move |o, r| match r {
+                        Ok((s, r)) => {
+                            o.store_back(s);
+                            o.finish_op(key, r);
+                        }
+                        Err(e) => {
+                            // The store went down with the job; the log is failed.
+                            o.lent = None;
+                            o.finish_op::<T>(key, Err(e));
+                        }
+                    },
                 );
-            }
-        }
-    }
-
-    /// The write lane: drain, write, one fsync, complete; repeat while work arrives.
-    fn run_lane(self: &Arc<Self>) {
-        loop {
-            let jobs: Vec<LaneJob> = {
-                let mut l = self.lane.lock().expect("lane lock");
-                if l.jobs.is_empty() {
-                    // Linger briefly: in a request/response rhythm the next append
-                    // arrives within microseconds of the last completion, and picking
-                    // it up here saves a pool wake-up (as costly as a fast fsync).
-                    // The lane yields instead of spinning: the caller it just woke
-                    // is often placed on this very CPU, and a spinning lane would
-                    // keep it off until the linger ends (measured: 35 us per append
-                    // at batch 256 on a 2-core VM, against 3 us when yielding).
-                    drop(l);
-                    let until = Instant::now() + LANE_LINGER;
-                    while !self.lane_has_jobs.load(Ordering::Acquire) && Instant::now() < until {
-                        std::thread::yield_now();
-                    }
-                    l = self.lane.lock().expect("lane lock");
-                    if l.jobs.is_empty() {
-                        l.running = false;
-                        return;
-                    }
-                }
-                self.lane_has_jobs.store(false, Ordering::Release);
-                l.jobs.drain(..).collect()
+                slot
             };
-            let files = match self.core().as_ref() {
-                Some(s) => s.file_queue(),
-                None => {
-                    for j in jobs {
-                        match j {
-                            LaneJob::Write(_, c) => c.complete(Err(StoreError::Closed)),
-                            LaneJob::Barrier(c) => c.complete(Err(StoreError::Closed)),
-                        }
-                    }
-                    continue;
-                }
-            };
-            let mut err: Option<Arc<StoreError>> = None;
-            let mut waiters = Vec::new();
-            let mut barriers = Vec::new();
-            for j in jobs {
-                match j {
-                    LaneJob::Write(batch, c) => {
-                        if err.is_none() {
-                            match batch.write(&files) {
-                                Ok(touched) => {
-                                    if let Some(s) = self.core().as_mut() {
-                                        s.on_written(batch.last_index, batch.epoch, touched);
-                                        s.recycle(batch);
-                                    }
-                                }
-                                Err(e) => err = Some(Arc::new(e)),
-                            }
-                        }
-                        waiters.push(c);
-                    }
-                    LaneJob::Barrier(c) => barriers.push(c),
-                }
-            }
-            if err.is_none() && !self.cfg.sync_force {
-                // Acknowledged once in the OS; the fsync below still follows.
-                let written = self.core().as_ref().map_or(0, |s| s.persisted_index());
-                self.persisted.store(written, Ordering::Release);
-                for c in waiters.drain(..) {
-                    c.complete(Ok(written));
-                }
-            }
-            if err.is_none() {
-                if let Err(e) = self.sync_log() {
-                    err = Some(Arc::new(e));
-                }
-            }
-            if let Some(e) = &err {
-                // Like the reference's writer error state: no more appends; the group
-                // has to stop and recover from what is on disk. Set before any waiter
-                // learns of the error, so no later append slips in.
-                log::error!("raft log write failed in {}: {e}", self.dir.display());
-                if let Some(s) = self.core().as_mut() {
-                    s.fail(e.clone());
-                }
-            }
-            let persisted = self.persisted.load(Ordering::Acquire);
-            for c in waiters {
-                c.complete(match &err {
-                    None => Ok(persisted),
-                    Some(e) => Err(lane_error(e)),
-                });
-            }
-            for c in barriers {
-                c.complete(match &err {
-                    None => Ok(()),
-                    Some(e) => Err(lane_error(e)),
-                });
-            }
-            if err.is_none() {
-                self.maybe_start_index_flush();
-            }
-            self.maybe_delete();
-        }
+            self.wait(move |_| slot.take()).await
+        })
     }
 
-    /// Starts an index flush on another IO thread when one is due, so that neither the
-    /// appends just acknowledged nor the next write wait for index and status-file
-    /// syncs (the reference runs them in their own fiber too).
-    fn maybe_start_index_flush(self: &Arc<Self>) {
-        let due = self.core().as_ref().is_some_and(|s| s.index_flush_due());
-        if due && !self.idx_flush_busy.swap(true, Ordering::AcqRel) {
-            let me = self.clone();
-            let _ = self.io.execute(Box::new(move || {
-                let r = me.flush_index();
-                me.idx_flush_busy.store(false, Ordering::Release);
-                if let Err(e) = r {
-                    log::error!("raft index flush failed in {}: {e}", me.dir.display());
-                    if let Some(s) = me.core().as_mut() {
-                        s.fail(Arc::new(e));
-                    }
-                }
-            }));
-        }
-    }
-
-    /// One index flush: store due entries into the mapped index files (under the store
-    /// lock, memory only), sync them (no store lock), raise `persistIdxIndex`, write the
-    /// status file (no store lock). Status writes are ordered by `status_io`, held
-    /// throughout.
-    fn flush_index(&self) -> StoreResult<()> {
-        let _status_io = self.status_io.lock().expect("status lock");
-        let plan = match self.core().as_mut() {
-            Some(s) => s.begin_index_flush(false)?,
-            None => return Ok(()),
-        };
-        let pending = match plan {
-            IndexFlush::Nothing => None,
-            IndexFlush::Status(p) => Some(p),
-            IndexFlush::Write(w) => {
-                w.sync()?;
-                self.core()
-                    .as_mut()
-                    .and_then(|s| s.finish_index_flush(w.end))
-            }
-        };
-        if let Some(p) = pending {
-            p.write()?;
-            if let Some(s) = self.core().as_mut() {
-                s.status().mark_persisted(p.status);
-            }
-        }
-        Ok(())
-    }
-
-    /// One group fsync of everything written so far, then the watermarks.
-    fn sync_log(&self) -> StoreResult<()> {
-        let (dirty, target) = {
-            let mut g = self.core();
-            let Some(s) = g.as_mut() else { return Ok(()) };
-            (s.take_dirty(), s.last_write_index())
-        };
-        if self.cfg.sync && !dirty.is_empty() {
-            for f in &dirty {
-                f.sync_data()?;
-            }
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        drop(dirty);
-        let mut g = self.core();
-        if let Some(s) = g.as_mut() {
-            s.on_forced(target);
-            self.persisted.store(s.persisted_index(), Ordering::Release);
-        }
-        Ok(())
-    }
-
-    fn maybe_delete(&self) {
-        let due = {
-            let mut t = self.last_delete_check.lock().expect("lock");
-            if t.elapsed() >= DELETE_CHECK_INTERVAL {
-                *t = Instant::now();
-                true
-            } else {
-                false
-            }
-        };
-        if due {
-            if let Some(s) = self.core().as_mut() {
-                if let Err(e) = s.delete_expired(Instant::now()) {
-                    log::warn!("deleting old log segments failed: {e}");
-                }
-            }
-        }
+    fn ready<T: 'static>(r: StoreResult<T>) -> LogFuture<'static, T> {
+        Box::pin(std::future::ready(r))
     }
 }
 
-fn lane_error(cause: &Arc<StoreError>) -> StoreError {
-    StoreError::failed(cause.clone())
+impl Drop for DefaultRaftLog {
+    fn drop(&mut self) {
+        let o = self.st.get_mut();
+        if let Some(s) = o.store.take() {
+            if o.write_busy {
+                // A write job may still be writing into the files: keep the store (and
+                // its directory lock) until the lane is past it, so that nobody reopens
+                // the directory under a write in flight.
+                Lane::submit(&o.lane, &*o.io, Box::new(move || drop(s)));
+            }
+        }
+    }
 }
 
 impl RaftLog for DefaultRaftLog {
     fn init(&self) -> LogFuture<'_, Option<(u32, u64)>> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let s = LogStore::open(&sh.dir, sh.cfg.clone())?;
-            let r = s.init_result();
-            sh.persisted.store(s.persisted_index(), Ordering::Release);
-            *sh.core() = Some(s);
-            Ok(r)
-        }))
+        let mut o = self.owner();
+        if o.store.is_some() || o.lent.is_some() {
+            return Self::ready(Err(StoreError::InvalidArgument(
+                "the log is already initialized".into(),
+            )));
+        }
+        o.lent = Some(Lent::Opening);
+        let (dir, cfg) = (o.dir.to_path_buf(), o.cfg.clone());
+        let (key, slot) = o.new_op::<Option<(u32, u64)>>();
+        o.spawn(
+            "open",
+            move || LogStore::open(&dir, cfg),
+            move |o, r| match r.and_then(|x| x) {
+                Ok(s) => {
+                    let res = s.init_result();
+                    o.store_back(s);
+                    o.finish_op(key, Ok(res));
+                }
+                Err(e) => {
+                    o.lent = None;
+                    o.finish_op::<Option<(u32, u64)>>(key, Err(e));
+                }
+            },
+        );
+        drop(o);
+        self.wait_slot(slot)
     }
 
     fn append(&self, items: Vec<LogItem>) -> LogFuture<'_, u64> {
-        let batch = {
-            let mut g = self.shared.core();
-            match g.as_mut() {
-                Some(s) => s.prepare_append_owned(items),
-                None => Err(StoreError::Closed),
-            }
+        let mut o = self.owner();
+        let batch = match o.store() {
+            Ok(s) => s.prepare_append_owned(items),
+            Err(e) => Err(e),
         };
         match batch {
             Ok(b) => {
-                let (c, f) = completion();
-                self.shared.enqueue(LaneJob::Write(b, c));
-                Box::pin(f)
+                let slot: Slot<u64> = Rc::new(Cell::new(None));
+                o.queued.push(b);
+                o.queued_waiters.push(slot.clone());
+                o.kick_writes();
+                drop(o);
+                self.wait_slot(slot)
             }
-            Err(e) => Box::pin(Completion::ready(Err(e))),
+            Err(e) => Self::ready(Err(e)),
         }
     }
 
     fn truncate_tail(&self, index: u64) -> StoreResult<()> {
-        let mut g = self.shared.core();
-        let s = g.as_mut().ok_or(StoreError::Closed)?;
-        s.truncate_tail(index)?;
-        self.shared
-            .persisted
-            .fetch_min(s.persisted_index(), Ordering::AcqRel);
-        Ok(())
+        // Batches in flight that the truncation cuts belong to an older epoch: their
+        // completion no longer moves the watermarks, which only the owner changes.
+        self.owner().store()?.truncate_tail(index)
     }
 
     fn open_iterator(&self) -> Box<dyn LogIterator + '_> {
-        Box::new(DefaultLogIterator {
-            shared: self.shared.clone(),
-        })
+        Box::new(DefaultLogIterator { log: self })
     }
 
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let (first, last, files) = {
-                let g = sh.core();
-                let s = g.as_ref().ok_or(StoreError::Closed)?;
-                (s.first_index(), s.last_index(), s.file_queue())
+        Box::pin(async move {
+            let mut search = {
+                let mut o = self.owner();
+                let (first, last) = o.store()?.index_range()?;
+                MatchSearch::new(term, index, first, last)
             };
-            // The store lock is held only for cache and index lookups, never across a
-            // disk read, so appends on the Raft thread do not wait for the search.
-            find_match_pos(term, index, first, last, |i| {
-                let pos = {
-                    let mut g = sh.core();
-                    let s = g.as_mut().ok_or(StoreError::Closed)?;
-                    if let Some(t) = s.cached_term(i) {
-                        return Ok(t);
+            loop {
+                match search.next_probe() {
+                    Probe::Done(r) => return Ok(r),
+                    Probe::TermOf(i) => {
+                        let slot = {
+                            let mut o = self.owner();
+                            match o.store()?.plan_term_at(i)? {
+                                Lookup::Known(t) => {
+                                    search.feed(t);
+                                    continue;
+                                }
+                                Lookup::Read(h) => o.run_io("read", move || h.run()),
+                            }
+                        };
+                        let (t, _) = self.wait(move |_| slot.take()).await?;
+                        search.feed(t);
                     }
-                    s.index_pos(i)?
-                };
-                Ok(read_header_at(&files, pos, i)?.term)
-            })
-        }))
+                }
+            }
+        })
     }
 
     fn mark_truncate_by_index(&self, index: u64, delay: Duration) {
-        if let Some(s) = self.shared.core().as_mut() {
+        if let Ok(s) = self.owner().store() {
             s.mark_truncate_by_index(index, delay);
         }
     }
 
     fn mark_truncate_by_timestamp(&self, timestamp_ms: i64, bound_index: u64, delay: Duration) {
-        if let Some(s) = self.shared.core().as_mut() {
+        if let Ok(s) = self.owner().store() {
             s.mark_truncate_by_timestamp(timestamp_ms, bound_index, delay);
         }
     }
 
     fn begin_install(&self) -> LogFuture<'_, ()> {
-        let drained = self.barrier();
-        let sh = self.shared.clone();
-        Box::pin(async move {
-            // In-flight writes may fail once their files are gone; that is fine.
-            let _ = drained.await;
-            run_blocking(&*sh.io.clone(), move || {
-                let _status_io = sh.status_io.lock().expect("status lock");
-                let mut g = sh.core();
-                let s = g.as_mut().ok_or(StoreError::Closed)?;
-                s.begin_install()?;
-                sh.persisted.store(0, Ordering::Release);
-                Ok(())
-            })
-            .await
-        })
+        self.lend(Lent::Install, |s| s.begin_install())
     }
 
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let _status_io = sh.status_io.lock().expect("status lock");
-            let mut g = sh.core();
-            let s = g.as_mut().ok_or(StoreError::Closed)?;
-            s.finish_install(next_index, next_pos)?;
-            sh.persisted.store(s.persisted_index(), Ordering::Release);
-            Ok(())
-        }))
+        self.lend(Lent::Install, move |s| {
+            s.finish_install(next_index, next_pos)
+        })
     }
 
     fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64> {
-        let sh = self.shared.clone();
-        Box::pin(run_blocking(&*self.shared.io, move || {
-            let (pos, files) = {
-                let mut g = sh.core();
-                let s = g.as_mut().ok_or(StoreError::Closed)?;
-                if index == 0 {
-                    return Ok(0);
-                }
-                if index == s.last_index() {
-                    return Ok(s.next_pos());
-                }
-                let pos = s.index_pos(index)?;
-                if let Some(len) = s.cached_len(index) {
-                    return Ok(pos + len);
-                }
-                (pos, s.file_queue())
-            };
-            Ok(pos + read_header_at(&files, pos, index)?.total_len as u64)
-        }))
+        let mut o = self.owner();
+        let look = match o.store().and_then(|s| s.plan_next_item_pos(index)) {
+            Ok(l) => l,
+            Err(e) => return Self::ready(Err(e)),
+        };
+        match look {
+            Lookup::Known(p) => Self::ready(Ok(p)),
+            Lookup::Read(h) => {
+                let slot = o.run_io("read", move || h.run().map(|(_, next)| next));
+                drop(o);
+                self.wait_slot(slot)
+            }
+        }
     }
 
     fn set_commit_index(&self, index: u64) {
-        if let Some(s) = self.shared.core().as_mut() {
-            s.set_commit_index(index);
+        let mut o = self.owner();
+        match o.store.as_mut() {
+            Some(s) => s.set_commit_index(index),
+            None => o.pending_commit = o.pending_commit.max(index),
         }
     }
 
     fn persisted_index(&self) -> u64 {
-        self.shared.persisted.load(Ordering::Acquire)
+        let o = self.owner();
+        match &o.store {
+            Some(s) if s.init_result().is_some() => s.persisted_index(),
+            Some(_) => 0,
+            None if o.lent == Some(Lent::Close) => o.persisted_away,
+            None => 0,
+        }
     }
 
     fn persisted_state(&self) -> StoreResult<PersistedState> {
@@ -539,53 +1076,45 @@ impl RaftLog for DefaultRaftLog {
     }
 
     fn close(&self) -> LogFuture<'_, ()> {
-        let drained = self.barrier();
-        let sh = self.shared.clone();
-        Box::pin(async move {
-            drained.await?;
-            run_blocking(&*sh.io.clone(), move || {
-                let _status_io = sh.status_io.lock().expect("status lock");
-                let mut g = sh.core();
-                match g.as_mut() {
-                    Some(s) => s.close(),
-                    None => Ok(()),
-                }
-            })
-            .await
-        })
+        {
+            let o = self.owner();
+            if o.store.is_none() && o.lent.is_none() {
+                return match &o.failed {
+                    Some(c) => Self::ready(Err(StoreError::failed(c.clone()))),
+                    None => Self::ready(Ok(())),
+                };
+            }
+        }
+        self.lend(Lent::Close, |s| s.close())
     }
 }
 
 /// Iterator of [`DefaultRaftLog`]: the tail cache answers at once; older entries are
-/// read on an IO thread.
-struct DefaultLogIterator {
-    shared: Arc<Shared>,
+/// read on an IO thread from the segment files handed to it.
+struct DefaultLogIterator<'a> {
+    log: &'a DefaultRaftLog,
 }
 
-impl LogIterator for DefaultLogIterator {
+impl LogIterator for DefaultLogIterator<'_> {
     fn next(
         &mut self,
         index: u64,
         limit: usize,
         bytes_limit: usize,
     ) -> LogFuture<'_, Vec<LogItem>> {
-        let plan = {
-            let mut g = self.shared.core();
-            match g.as_mut() {
-                Some(s) => s
-                    .plan_read(index, limit, bytes_limit)
-                    .map(|p| (p, s.file_queue())),
-                None => Err(StoreError::Closed),
-            }
-        };
+        let mut o = self.log.owner();
+        let plan = o.store().and_then(|s| {
+            s.plan_read(index, limit, bytes_limit)
+                .map(|p| (p, s.files_snapshot()))
+        });
         match plan {
-            Err(e) => Box::pin(Completion::ready(Err(e))),
-            Ok((ReadPlan::Cached(v), _)) => Box::pin(Completion::ready(Ok(v))),
+            Err(e) => DefaultRaftLog::ready(Err(e)),
+            Ok((ReadPlan::Cached(v), _)) => DefaultRaftLog::ready(Ok(v)),
             Ok((ReadPlan::Files(r), files)) => {
-                let block = self.shared.cfg.read_block_size;
-                Box::pin(run_blocking(&*self.shared.io, move || {
-                    r.read(&files, block)
-                }))
+                let block = o.cfg.read_block_size;
+                let slot = o.run_io("read", move || r.read(&Mutex::new(files), block));
+                drop(o);
+                self.log.wait_slot(slot)
             }
         }
     }

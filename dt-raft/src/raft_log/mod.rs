@@ -48,7 +48,11 @@
 //!
 //! [`DefaultRaftLog`] never blocks the caller on a file: it hands work to a
 //! [`Executor`] (dt-fiber's IO pool implements it; [`ThreadPoolIo`] is a std-thread
-//! pool for tests and tools).
+//! pool for tests and tools). Its state stays on the caller's thread; IO threads get
+//! jobs (buffers and file handles) and post their results back, which the log applies
+//! when one of its methods is called or one of its futures is polled. A job that fails,
+//! panics, or is refused or dropped by the executor fails the log: waiting and later
+//! calls get [`StoreError::Failed`](crate::store::StoreError::Failed), never a hang.
 
 mod completion;
 mod default_raft_log;

@@ -301,50 +301,81 @@ impl FileQueue {
     }
 
     fn create(&mut self, start: u64) -> StoreResult<()> {
-        let path = self.dir.join(file_name(start));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::io("create", &path, e))?;
-        let f = DtFile {
-            start,
-            path,
-            file,
-            faults: self.faults.clone(),
-        };
-        if let Err(e) = self.size_new_file(&f) {
-            // Leave no half-made file behind: the next open would take it for a torn
-            // creation and complete it, which is harmless, but a full disk is better
-            // served by not holding on to the space.
-            let _ = fs::remove_file(&f.path);
-            return Err(e);
-        }
-        if self.sync {
-            sync_dir(&self.dir)?;
-        }
-        self.files.push_back(Arc::new(f));
+        let f = self.maker().create(start)?;
+        self.files.push_back(f);
         Ok(())
     }
 
-    fn size_new_file(&self, f: &DtFile) -> StoreResult<()> {
-        if self.allocate {
-            let zeros = vec![0u8; (64 * 1024).min(self.file_size as usize)];
-            let mut off = 0u64;
-            while off < self.file_size {
-                let n = (self.file_size - off).min(zeros.len() as u64) as usize;
-                f.write_all_at(&zeros[..n], off)?;
-                off += n as u64;
-            }
-        } else {
-            f.file
-                .set_len(self.file_size)
-                .map_err(|e| StoreError::io("preallocate", &f.path, e))?;
+    /// What creating a file of this queue takes, to do it on another thread (an IO
+    /// thread) while the queue stays with its owner; the owner adds the result with
+    /// [`FileQueue::push_created`].
+    pub fn maker(&self) -> FileMaker {
+        FileMaker {
+            dir: self.dir.clone(),
+            file_size: self.file_size,
+            sync: self.sync,
+            faults: self.faults.clone(),
+            allocate: self.allocate,
         }
-        if self.sync {
-            f.sync_all()?;
+    }
+
+    /// Adds a file made by [`FileQueue::maker`]; it must be the one just after the
+    /// last file (or the first one of an empty queue).
+    pub fn push_created(&mut self, f: Arc<DtFile>) -> StoreResult<()> {
+        if self.end().is_some_and(|end| end != f.start) {
+            return Err(StoreError::InvalidArgument(format!(
+                "{} does not follow the last file of {}",
+                f.path.display(),
+                self.dir.display()
+            )));
+        }
+        self.files.push_back(f);
+        Ok(())
+    }
+
+    /// The starts of the files [`FileQueue::ensure`] would create for `pos` (none if
+    /// the file exists).
+    pub fn missing_for(&self, pos: u64) -> Vec<u64> {
+        if self.get(pos).is_some() {
+            return Vec::new();
+        }
+        let target = self.file_start_of(pos);
+        let mut next = self.end().unwrap_or(target);
+        let mut v = Vec::new();
+        while next <= target {
+            v.push(next);
+            next += self.file_size;
+        }
+        v
+    }
+
+    /// A copy of the queue sharing the same open files: handed to an IO thread for
+    /// reads, it keeps the files it holds from being deleted while it exists.
+    pub fn snapshot(&self) -> FileQueue {
+        FileQueue {
+            dir: self.dir.clone(),
+            file_size: self.file_size,
+            sync: self.sync,
+            files: self.files.clone(),
+            faults: self.faults.clone(),
+            allocate: self.allocate,
+        }
+    }
+
+    /// Removes the first file from the queue without deleting it (the caller deletes
+    /// it, for example on an IO thread, with [`FileQueue::delete_file`]).
+    pub fn pop_first(&mut self) -> Option<Arc<DtFile>> {
+        self.files.pop_front()
+    }
+
+    /// Deletes a file taken off a queue with [`FileQueue::pop_first`] (and fsyncs its
+    /// directory when `sync`).
+    pub fn delete_file(f: &DtFile, sync: bool) -> StoreResult<()> {
+        fs::remove_file(&f.path).map_err(|e| StoreError::io("delete", &f.path, e))?;
+        if sync {
+            if let Some(dir) = f.path.parent() {
+                sync_dir(dir)?;
+            }
         }
         Ok(())
     }
@@ -377,6 +408,69 @@ impl FileQueue {
         }
         if self.sync {
             sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates (and pre-allocates) files of one [`FileQueue`] wherever file IO may block;
+/// see [`FileQueue::maker`].
+#[derive(Clone, Debug)]
+pub struct FileMaker {
+    dir: PathBuf,
+    file_size: u64,
+    sync: bool,
+    faults: Faults,
+    allocate: bool,
+}
+
+impl FileMaker {
+    /// Creates the file starting at `start`, sized (and fsynced with its directory
+    /// when `sync`).
+    pub fn create(&self, start: u64) -> StoreResult<Arc<DtFile>> {
+        let path = self.dir.join(file_name(start));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::io("create", &path, e))?;
+        let f = DtFile {
+            start,
+            path,
+            file,
+            faults: self.faults.clone(),
+        };
+        if let Err(e) = self.size_new_file(&f) {
+            // Leave no half-made file behind: the next open would take it for a torn
+            // creation and complete it, which is harmless, but a full disk is better
+            // served by not holding on to the space.
+            let _ = fs::remove_file(&f.path);
+            return Err(e);
+        }
+        if self.sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(Arc::new(f))
+    }
+
+    fn size_new_file(&self, f: &DtFile) -> StoreResult<()> {
+        if self.allocate {
+            let zeros = vec![0u8; (64 * 1024).min(self.file_size as usize)];
+            let mut off = 0u64;
+            while off < self.file_size {
+                let n = (self.file_size - off).min(zeros.len() as u64) as usize;
+                f.write_all_at(&zeros[..n], off)?;
+                off += n as u64;
+            }
+        } else {
+            f.file
+                .set_len(self.file_size)
+                .map_err(|e| StoreError::io("preallocate", &f.path, e))?;
+        }
+        if self.sync {
+            f.sync_all()?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use memmap2::MmapMut;
 
 use super::error::{StoreError, StoreResult};
 use super::faults::Faults;
-use super::file_queue::{DtFile, FileQueue};
+use super::file_queue::{DtFile, FileMaker, FileQueue};
 
 /// The index files of one group plus the cache of not-yet-flushed entries.
 pub struct IdxFileQueue {
@@ -272,6 +272,59 @@ impl IdxFileQueue {
             }
         }
         Ok(n)
+    }
+
+    /// [`IdxFileQueue::delete_before`] without the deletion: the files are unmapped and
+    /// taken out of the queue, for the caller to delete elsewhere (an IO thread) with
+    /// [`FileQueue::delete_file`].
+    pub fn take_before(&mut self, first_log_index: u64) -> Vec<Arc<DtFile>> {
+        let mut out = Vec::new();
+        while self.queue.len() > 1 {
+            let next_first = self.queue.first_start().expect("non-empty") / 8 + self.items_per_file;
+            if first_log_index >= next_first
+                && self.next_flush > next_first
+                && !self.queue.first_in_use()
+            {
+                let start = self.queue.first_start().expect("non-empty");
+                self.maps.remove(&start);
+                out.extend(self.queue.pop_first());
+            } else {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The starts of the index files a flush up to `upto` would have to create (in
+    /// order), so that they can be made elsewhere first ([`IdxFileQueue::maker`],
+    /// [`IdxFileQueue::push_created`]).
+    pub fn files_missing_for_flush(&self, upto: u64) -> Vec<u64> {
+        let end = upto.min(self.last_index());
+        if end < self.next_flush {
+            return Vec::new();
+        }
+        let size = self.queue.file_size();
+        let last = self.queue.file_start_of(end * 8);
+        let mut next = self
+            .queue
+            .end()
+            .unwrap_or_else(|| self.queue.file_start_of(self.next_flush * 8));
+        let mut v = Vec::new();
+        while next <= last {
+            v.push(next);
+            next += size;
+        }
+        v
+    }
+
+    /// Makes index files off this queue's owner (see [`FileQueue::maker`]).
+    pub fn maker(&self) -> FileMaker {
+        self.queue.maker()
+    }
+
+    /// Adds an index file made by [`IdxFileQueue::maker`].
+    pub fn push_created(&mut self, f: Arc<DtFile>) -> StoreResult<()> {
+        self.queue.push_created(f)
     }
 
     /// Drops every memory mapping (they are made again on the next access).

@@ -24,6 +24,9 @@ use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
 use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
+mod split;
+pub use split::{sync_files, DeleteJob, HeaderRead, IndexFilesJob, Lookup, WriteDone, WriteJob};
+
 /// What [`LogStore::begin_index_flush`] left to do.
 #[derive(Debug)]
 pub enum IndexFlush {

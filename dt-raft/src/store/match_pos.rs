@@ -22,27 +22,105 @@ pub fn find_match_pos(
     last: u64,
     mut term_at: impl FnMut(u64) -> StoreResult<u32>,
 ) -> StoreResult<Option<(u32, u64)>> {
-    let hi_bound = s_index.min(last);
-    if first == 0 || hi_bound < first {
-        return Ok(None);
-    }
-    let t_first = term_at(first)?;
-    if !is_valid(t_first, first, s_term, s_index) {
-        return Ok(None);
-    }
-    // Invariant: `lo` is valid (with term `t_lo`); everything above `hi` is invalid.
-    let (mut lo, mut t_lo, mut hi) = (first, t_first, hi_bound);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        let t = term_at(mid)?;
-        if is_valid(t, mid, s_term, s_index) {
-            lo = mid;
-            t_lo = t;
-        } else {
-            hi = mid - 1;
+    let mut search = MatchSearch::new(s_term, s_index, first, last);
+    loop {
+        match search.next_probe() {
+            Probe::Done(r) => return Ok(r),
+            Probe::TermOf(i) => {
+                let t = term_at(i)?;
+                search.feed(t);
+            }
         }
     }
-    Ok(Some((t_lo, lo)))
+}
+
+/// What [`MatchSearch`] needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The term of this local entry (give it to [`MatchSearch::feed`]).
+    TermOf(u64),
+    /// The search is over: the last valid entry, if any.
+    Done(Option<(u32, u64)>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    First { first: u64, hi: u64 },
+    // Invariant: `lo` is valid (with term `t_lo`); everything above `hi` is invalid.
+    Bisect { lo: u64, t_lo: u32, hi: u64 },
+    Done(Option<(u32, u64)>),
+}
+
+/// [`find_match_pos`] one term lookup at a time, for a caller that looks terms up
+/// asynchronously (the owner of a log, whose disk reads run on IO threads).
+#[derive(Debug, Clone)]
+pub struct MatchSearch {
+    s_term: u32,
+    s_index: u64,
+    step: Step,
+}
+
+impl MatchSearch {
+    /// A search for the suggestion `(s_term, s_index)` over local entries
+    /// `first..=last`.
+    pub fn new(s_term: u32, s_index: u64, first: u64, last: u64) -> Self {
+        let hi = s_index.min(last);
+        let step = if first == 0 || hi < first {
+            Step::Done(None)
+        } else {
+            Step::First { first, hi }
+        };
+        MatchSearch {
+            s_term,
+            s_index,
+            step,
+        }
+    }
+
+    /// The next term to look up, or the result.
+    pub fn next_probe(&self) -> Probe {
+        match self.step {
+            Step::First { first, .. } => Probe::TermOf(first),
+            Step::Bisect { lo, t_lo, hi } if lo >= hi => Probe::Done(Some((t_lo, lo))),
+            Step::Bisect { lo, hi, .. } => Probe::TermOf(lo + (hi - lo).div_ceil(2)),
+            Step::Done(r) => Probe::Done(r),
+        }
+    }
+
+    /// The term of the entry [`MatchSearch::next_probe`] asked for.
+    pub fn feed(&mut self, term: u32) {
+        let (s_term, s_index) = (self.s_term, self.s_index);
+        self.step = match self.step {
+            Step::First { first, hi } => {
+                if is_valid(term, first, s_term, s_index) {
+                    Step::Bisect {
+                        lo: first,
+                        t_lo: term,
+                        hi,
+                    }
+                } else {
+                    Step::Done(None)
+                }
+            }
+            Step::Bisect { lo, t_lo, hi } if lo < hi => {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if is_valid(term, mid, s_term, s_index) {
+                    Step::Bisect {
+                        lo: mid,
+                        t_lo: term,
+                        hi,
+                    }
+                } else {
+                    Step::Bisect {
+                        lo,
+                        t_lo,
+                        hi: mid - 1,
+                    }
+                }
+            }
+            other => other,
+        };
+    }
 }
 
 #[cfg(test)]
