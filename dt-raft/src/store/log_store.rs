@@ -1027,15 +1027,31 @@ fn lock_dir(dir: &Path) -> StoreResult<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| StoreError::io("create lock file", &path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            dir: dir.to_path_buf(),
-            lock_file: path,
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
+    // A process that spawns a child shares the lock with it from the fork until the
+    // child's exec closes the (close-on-exec) descriptor: a store closed and reopened
+    // while another thread spawns a program can find its own old lock still held for
+    // that moment. Such a lock goes away within microseconds; a real second owner does
+    // not, and is reported after the grace period.
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    lock_file: path,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
+        }
     }
 }
+
+/// How long [`lock_dir`] retries a held lock before reporting it (see there).
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Where [`LogStore::plan_read`] found the entries.
 #[derive(Debug)]
