@@ -18,8 +18,9 @@
 //! is NP-complete; histories with many concurrent unknown-outcome writes on one key are
 //! the expensive ones).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::history::{operations, Action, Event, HistoryError, Key, Operation, Value};
 
@@ -154,8 +155,6 @@ pub fn check_operations(ops: &[Operation], cfg: &CheckConfig) -> Report {
 }
 
 /// The register model: the next state, or `None` if `action` cannot happen in `state`.
-/// An unknown-outcome cas or remove that would change nothing is refused: linearizing
-/// it is the same as dropping it.
 fn step(state: Option<Value>, action: &Action) -> Option<Option<Value>> {
     match *action {
         Action::Put(v) => Some(Some(v)),
@@ -174,6 +173,34 @@ fn step(state: Option<Value>, action: &Action) -> Option<Option<Value>> {
             (false, Some(false)) => Some(None),
             _ => None,
         },
+    }
+}
+
+/// As [`step`], but an unknown-outcome operation that would change nothing is refused:
+/// leaving it unlinearized (free to take effect later) covers every case linearizing it
+/// here would.
+fn step_op(state: Option<Value>, op: &Operation) -> Option<Option<Value>> {
+    let next = step(state, &op.action)?;
+    (op.complete_index.is_some() || next != state).then_some(next)
+}
+
+/// FxHash-style hasher for the memo (keys are bitsets, not attacker-controlled).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
@@ -226,9 +253,25 @@ fn check_key(key: Key, ops: &[Operation], budget: u64) -> (KeyOutcome, u64) {
         }
     };
 
+    // Unknown-outcome operations with the same action are interchangeable, the earlier
+    // invoked one's interval ([invoke, forever)) containing the later one's: linearize
+    // them in invoke order only (`twin[i]`: the previous such operation, which must be
+    // linearized before `i` is tried).
+    let mut twin = vec![NONE; n];
+    let mut last_of: HashMap<Action, usize> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.complete_index.is_none() {
+            if let Some(prev) = last_of.insert(op.action, i) {
+                twin[i] = prev;
+            }
+        }
+    }
+    let is_set = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
+
     let words = n.div_ceil(64);
     let mut bits = vec![0u64; words];
-    let mut cache: HashSet<(Box<[u64]>, Option<Value>)> = HashSet::new();
+    let mut cache: HashSet<(Box<[u64]>, Option<Value>), BuildHasherDefault<FxHasher>> =
+        HashSet::default();
     let mut state: Option<Value> = None;
     // (call entry, state before it)
     let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
@@ -242,7 +285,8 @@ fn check_key(key: Key, ops: &[Operation], budget: u64) -> (KeyOutcome, u64) {
         }
         let i = op_of[entry];
         if !is_return[entry] {
-            if let Some(new_state) = step(state, &ops[i].action) {
+            let twin_ok = twin[i] == NONE || is_set(&bits, twin[i]);
+            if let Some(new_state) = step_op(state, &ops[i]).filter(|_| twin_ok) {
                 bits[i / 64] |= 1 << (i % 64);
                 if cache.insert((bits.clone().into_boxed_slice(), new_state)) {
                     stack.push((entry, state));
