@@ -329,7 +329,8 @@ fn jsonl_round_trip_and_format() {
 fn jsonl_malformed_lines_are_typed_errors() {
     let good =
         r#"{"process":0,"type":"invoke","f":"put","key":1,"value":5,"expected":null,"time":1}"#;
-    let cases: &[(&str, fn(&ReadErrorKind) -> bool)] = &[
+    type Is = fn(&ReadErrorKind) -> bool;
+    let cases: &[(&str, Is)] = &[
         ("{", |k| matches!(k, ReadErrorKind::Syntax { .. })),
         (r#"{"process":0"#, |k| {
             matches!(k, ReadErrorKind::Syntax { .. })

@@ -204,6 +204,9 @@ impl Hasher for FxHasher {
     }
 }
 
+/// Lowe's memo: (linearized set, state) pairs already explored.
+type Memo = HashSet<(Box<[u64]>, Option<Value>), BuildHasherDefault<FxHasher>>;
+
 enum KeyOutcome {
     Ok,
     Unknown,
@@ -270,8 +273,7 @@ fn check_key(key: Key, ops: &[Operation], budget: u64) -> (KeyOutcome, u64) {
 
     let words = n.div_ceil(64);
     let mut bits = vec![0u64; words];
-    let mut cache: HashSet<(Box<[u64]>, Option<Value>), BuildHasherDefault<FxHasher>> =
-        HashSet::default();
+    let mut cache: Memo = HashSet::default();
     let mut state: Option<Value> = None;
     // (call entry, state before it)
     let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
