@@ -30,6 +30,8 @@
 //!   replication progress, commit with the joint-consensus quorums, lease). It takes
 //!   messages, ticks of time and IO completions and returns actions; no IO inside.
 //! * [`rpc`]: the wire bodies of the Raft RPCs and admin commands, byte for byte the reference's.
+//! * [`sim`]: support code for the whole-cluster simulation: client histories, their
+//!   JSON-lines format and a linearizability checker.
 //!
 //! ## On-disk format
 //!
@@ -88,4 +90,5 @@
 pub mod core;
 pub mod raft_log;
 pub mod rpc;
+pub mod sim;
 pub mod store;
