@@ -3,34 +3,35 @@
 //! dt-net's [`CmdCodes`] (§1.2).
 
 pub use dt_net::CmdCodes;
+use dt_net::Commands;
 
 /// The Raft command codes (packet header field 2), the reference's `Commands` from 4 and
-/// 40 to 56.
+/// 40 to 56 (those dt-net already names are taken from its [`Commands`]).
 #[derive(Debug)]
 pub struct RaftCommands;
 
 impl RaftCommands {
     /// AppendEntries, leader → member/observer: [`AppendReq`](super::AppendReq) /
     /// [`AppendResp`](super::AppendResp).
-    pub const RAFT_APPEND_ENTRIES: i32 = 4;
+    pub const RAFT_APPEND_ENTRIES: i32 = Commands::RAFT_APPEND_ENTRIES;
     /// Server ↔ server node ping: [`NodePing`](super::NodePing) both ways.
-    pub const NODE_PING: i32 = 40;
+    pub const NODE_PING: i32 = Commands::NODE_PING;
     /// Per-group ping: [`RaftPing`](super::RaftPing) both ways.
-    pub const RAFT_PING: i32 = 41;
+    pub const RAFT_PING: i32 = Commands::RAFT_PING;
     /// Pre-vote and vote: [`VoteReq`](super::VoteReq) / [`VoteResp`](super::VoteResp).
-    pub const RAFT_REQUEST_VOTE: i32 = 42;
+    pub const RAFT_REQUEST_VOTE: i32 = Commands::RAFT_REQUEST_VOTE;
     /// Snapshot chunks: [`InstallSnapshotReq`](super::InstallSnapshotReq) /
     /// [`AppendResp`](super::AppendResp).
-    pub const RAFT_INSTALL_SNAPSHOT: i32 = 43;
+    pub const RAFT_INSTALL_SNAPSHOT: i32 = Commands::RAFT_INSTALL_SNAPSHOT;
     /// Admin tool → old leader: [`TransferLeaderReq`](super::TransferLeaderReq), empty
     /// response.
-    pub const RAFT_ADMIN_TRANSFER_LEADER: i32 = 44;
+    pub const RAFT_ADMIN_TRANSFER_LEADER: i32 = Commands::RAFT_ADMIN_TRANSFER_LEADER;
     /// Old leader → new leader: [`TransferLeaderReq`](super::TransferLeaderReq), empty
     /// response.
-    pub const RAFT_TRANSFER_LEADER: i32 = 45;
+    pub const RAFT_TRANSFER_LEADER: i32 = Commands::RAFT_TRANSFER_LEADER;
     /// Group status (leader discovery): group id as [`PbInt`](dt_codec::PbInt) /
     /// [`QueryStatusResp`](super::QueryStatusResp).
-    pub const RAFT_QUERY_STATUS: i32 = 46;
+    pub const RAFT_QUERY_STATUS: i32 = Commands::RAFT_QUERY_STATUS;
     /// Admin → leader: [`AdminPrepareConfigChangeReq`](super::AdminPrepareConfigChangeReq)
     /// / [`PbLong`](dt_codec::PbLong) prepare index.
     pub const RAFT_ADMIN_PREPARE_CHANGE: i32 = 47;
