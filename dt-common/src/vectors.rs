@@ -22,11 +22,18 @@ pub const VECTORS_ENV: &str = "DT_VECTORS";
 /// The environment variable that turns a missing vectors directory into a test failure.
 pub const REQUIRE_ENV: &str = "DT_REQUIRE_VECTORS";
 
-/// The workspace root: the folder holding the workspace's `Cargo.toml` (the parent of
-/// this crate's folder, as the crates sit at the top level of the workspace).
+/// The workspace root: the folder holding the workspace's `Cargo.toml`, the parent of
+/// every crate's folder (the crates sit at the top level of the workspace).
+///
+/// Taken from the running test's crate folder (`CARGO_MANIFEST_DIR`, which cargo sets
+/// when it runs a test or program), so a build shared between two checkouts of the
+/// workspace still looks beside the checkout being tested; else from where this crate
+/// was built.
 pub fn workspace_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let crate_dir = crate_dir.as_deref().unwrap_or(built);
+    crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
 }
 
 /// The directory the golden vectors are looked for in: `$DT_VECTORS`, else
