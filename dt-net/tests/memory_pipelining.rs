@@ -7,7 +7,7 @@
 //! test is alone in its binary so that the RSS is the server's.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dt_net::*;
 
@@ -41,42 +41,23 @@ fn never_reading_pipeliners_keep_the_server_bounded() {
         .map(|i| (raw_handshaken(addr, i as u64 + 1), 0usize))
         .collect();
     let write_bound = 64 * MIB + CONNS * 80 * 1024;
-    let rss_bound = 200 * MIB;
-    let (mut max_w, mut max_rss) = (0usize, 0usize);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(6) {
+    let mut watch = BoundWatch::new("unsent output", write_bound, rss0, 200 * MIB);
+    while watch.elapsed() < Duration::from_secs(6) {
         for (s, off) in socks.iter_mut() {
             assert!(
                 write_until_blocked(s, &pings, off),
                 "the server closed a pipelining connection instead of pausing it"
             );
         }
-        let st = server.stats();
-        let rss = rss_bytes().saturating_sub(rss0);
-        max_w = max_w.max(st.write_buffered_bytes);
-        max_rss = max_rss.max(rss);
-        assert!(
-            st.write_buffered_bytes <= write_bound,
-            "unsent output {} MiB > bound {} MiB after {:?}",
-            st.write_buffered_bytes / MIB,
-            write_bound / MIB,
-            t0.elapsed()
-        );
-        assert!(
-            rss <= rss_bound,
-            "RSS grew by {} MiB > {} MiB after {:?}",
-            rss / MIB,
-            rss_bound / MIB,
-            t0.elapsed()
-        );
+        watch.sample(server.stats().write_buffered_bytes);
         std::thread::sleep(Duration::from_millis(20));
     }
     let sent: usize = socks.iter().map(|s| s.1).sum();
     println!(
         "peers wrote {} MiB; max unsent output {} MiB, max RSS growth {} MiB",
         sent / MIB,
-        max_w / MIB,
-        max_rss / MIB
+        watch.max / MIB,
+        watch.max_rss / MIB
     );
     assert_eq!(server.stats().connections, CONNS);
     // Another client is still served; the peers' connections close when they go.

@@ -196,3 +196,61 @@ pub fn still_serves_then_closes_dropped_peers<T>(
         "connections outlived their peers"
     );
 }
+
+/// Tracks one server figure and this process's RSS growth against their bounds, sample
+/// by sample, failing the test at the first sample over either bound.
+pub struct BoundWatch {
+    what: &'static str,
+    bound: usize,
+    rss0: usize,
+    rss_bound: usize,
+    /// The largest figure seen.
+    pub max: usize,
+    /// The largest RSS growth seen.
+    pub max_rss: usize,
+    t0: Instant,
+}
+
+impl BoundWatch {
+    /// Starts watching `what` (bounded by `bound` bytes) and RSS growth over `rss0` (by
+    /// `rss_bound`).
+    pub fn new(what: &'static str, bound: usize, rss0: usize, rss_bound: usize) -> Self {
+        BoundWatch {
+            what,
+            bound,
+            rss0,
+            rss_bound,
+            max: 0,
+            max_rss: 0,
+            t0: Instant::now(),
+        }
+    }
+
+    /// Time since the watch started.
+    pub fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    /// Checks one sample of the figure, and the RSS now.
+    pub fn sample(&mut self, value: usize) {
+        const MIB: usize = 1024 * 1024;
+        let rss = rss_bytes().saturating_sub(self.rss0);
+        self.max = self.max.max(value);
+        self.max_rss = self.max_rss.max(rss);
+        assert!(
+            value <= self.bound,
+            "{} {} MiB > bound {} MiB after {:?}",
+            self.what,
+            value / MIB,
+            self.bound / MIB,
+            self.elapsed()
+        );
+        assert!(
+            rss <= self.rss_bound,
+            "RSS grew by {} MiB > {} MiB after {:?}",
+            rss / MIB,
+            self.rss_bound / MIB,
+            self.elapsed()
+        );
+    }
+}
