@@ -4,41 +4,17 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use common::entries;
-use dt_raft::raft_log::{block_on, DefaultRaftLog, Executor, RaftLog, Task, ThreadPoolIo};
+use dt_raft::raft_log::{
+    block_on, block_on_timeout, DefaultRaftLog, Executor, RaftLog, Task, ThreadPoolIo,
+};
 use dt_raft::store::faults::FileFaults;
 use dt_raft::store::{StoreConfig, StoreError};
-
-/// Drives `fut` for at most `limit`; `None` if it did not finish (a hang).
-fn block_on_timeout<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
-    struct ThreadWaker(std::thread::Thread);
-    impl Wake for ThreadWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Some(v);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::park_timeout(deadline - now);
-    }
-}
 
 const LIMIT: Duration = Duration::from_secs(10);
 

@@ -103,6 +103,16 @@ pub fn run_blocking<T: Send + 'static>(
 ///
 /// For tests, tools and synchronous embedders; never call it on a dispatcher thread.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    drive(fut, None).expect("a wait without a limit ends only with the future")
+}
+
+/// [`block_on`] for at most `limit`: `None` when the future did not finish in time (a
+/// hang, for tests that must tell one from a result).
+pub fn block_on_timeout<F: Future>(fut: F, limit: std::time::Duration) -> Option<F::Output> {
+    drive(fut, Some(std::time::Instant::now() + limit))
+}
+
+fn drive<F: Future>(fut: F, deadline: Option<std::time::Instant>) -> Option<F::Output> {
     use std::task::Wake;
     struct ThreadWaker(std::thread::Thread);
     impl Wake for ThreadWaker {
@@ -115,8 +125,17 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
+            return Some(v);
         }
-        std::thread::park();
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    return None;
+                }
+                std::thread::park_timeout(d - now);
+            }
+        }
     }
 }

@@ -62,7 +62,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use completion::{block_on, completion, run_blocking, Completer, Completion};
+pub use completion::{block_on, block_on_timeout, completion, run_blocking, Completer, Completion};
 pub use default_raft_log::DefaultRaftLog;
 pub use dt_common::{Executor, Task};
 pub use thread_pool::ThreadPoolIo;
