@@ -5,8 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use dt_raft::core::{
-    Action, AppendReq, AppendResp, AppendSend, CoreConfig, EntryMeta, Index, MatchSearch, NodeId,
-    RaftCore, ReqId, Role, Term, TransferReq, VoteResp, VoteSend, XorShift,
+    Action, AppendReq, AppendResp, AppendSend, CoreConfig, EntryMeta, Index, InstallStart,
+    MatchSearch, NodeId, RaftCore, ReqId, Role, Term, TransferReq, VoteResp, VoteSend, XorShift,
 };
 
 const ELECT: u64 = 1000;
@@ -281,9 +281,9 @@ impl Cluster {
                     }
                 }
             }
-            Action::InstallSnapshot { to } => {
+            Action::StartInstallSnapshot { to, start } => {
                 self.stats.3 += 1;
-                self.install(id, to)
+                self.install(id, to, start)
             }
             Action::Apply { commit_index } => {
                 let n = &mut self.nodes[id as usize - 1];
@@ -343,18 +343,27 @@ impl Cluster {
                     self.transfers.0 += 1;
                 }
             }
+            Action::InstallSnapshot { .. }
+            | Action::BeginInstallSnapshot { .. }
+            | Action::InstallSnapshotData { .. }
+            | Action::FinishInstallSnapshot { .. } => {
+                unreachable!("installs are shortcut here, no install requests are sent")
+            }
         }
     }
 
-    /// An instantaneous snapshot install of the leader's applied prefix.
-    fn install(&mut self, leader: NodeId, to: NodeId) {
+    /// A shortcut for the install stream: the follower adopts the leader's applied
+    /// prefix at once.
+    fn install(&mut self, leader: NodeId, to: NodeId, start: InstallStart) {
         let now = self.now;
         let l = self.node(leader);
         let c = l.applied;
         let prefix: Vec<Term> = l.log[..c as usize].to_vec();
         let f = self.node(to);
         if f.core.commit_index() > c {
-            return; // the leader will learn more first; retried when asked again
+            // the leader will learn more first; the core retries after a failure
+            self.node(leader).core.handle_install_error(now, to, &start);
+            return;
         }
         f.log = prefix;
         f.io.retain(|e| matches!(e.1, Io::Status(..)));

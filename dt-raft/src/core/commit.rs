@@ -2,7 +2,7 @@
 //! matchIndex, only entries of its own term; the follower follows leaderCommit up to
 //! its persisted index.
 
-use super::{Action, RaftCore};
+use super::{Action, Index, RaftCore};
 
 impl RaftCore {
     /// `leaderTryCommit`: the highest index an rwQuorum of members (and of prepared
@@ -37,9 +37,32 @@ impl RaftCore {
         }
         if m >= self.group_ready_index {
             self.commit_index = m;
+            self.record_commit(m);
+            self.trim_tail_bytes();
             self.actions.push(Action::Apply { commit_index: m });
             // propagate the new commit index
             self.replicate_all();
+        }
+    }
+
+    /// Forgets the sizes of committed entries every peer has been sent (and, beyond
+    /// the reference's maxCacheTasks, of committed ones anyway: later sends of
+    /// them count as log reads).
+    fn trim_tail_bytes(&mut self) {
+        const MAX_TRACKED: usize = 100_000;
+        let min_next = self
+            .peers
+            .iter()
+            .filter(|p| !p.is_self)
+            .map(|p| p.next_index)
+            .min()
+            .unwrap_or(Index::MAX);
+        while !self.tail_bytes.is_empty() && self.tail_base <= self.commit_index {
+            if self.tail_base >= min_next && self.tail_bytes.len() <= MAX_TRACKED {
+                break;
+            }
+            self.tail_bytes.pop_front();
+            self.tail_base += 1;
         }
     }
 
@@ -48,6 +71,7 @@ impl RaftCore {
         let c = self.leader_commit.min(self.persisted_index);
         if c > self.commit_index {
             self.commit_index = c;
+            self.record_commit(c);
             self.actions.push(Action::Apply { commit_index: c });
         }
     }

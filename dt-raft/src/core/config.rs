@@ -24,6 +24,21 @@ pub struct CoreConfig {
     pub sync_force: bool,
     /// Entries in flight per follower (`maxReplicateItems`, default 20 000).
     pub max_replicate_items: u64,
+    /// Bytes of entries in flight per follower (`maxReplicateBytes`, default 16 MiB;
+    /// counts the sizes given to [`RaftCore::propose_sized`](super::RaftCore::propose_sized)).
+    pub max_replicate_bytes: u64,
+    /// Bytes of entries per AppendEntries request (`singleReplicateLimit`, default
+    /// 1 800 KiB); a request carries at least one entry.
+    pub single_replicate_limit: u64,
+    /// Install chunks in flight per follower (`replicateSnapshotConcurrency`,
+    /// default 4). Used by the driver's install stream.
+    pub replicate_snapshot_concurrency: u32,
+    /// Bytes per install chunk (`replicateSnapshotBufferSize`, default 64 KiB). Used
+    /// by the driver's install stream.
+    pub replicate_snapshot_buffer_size: u32,
+    /// Ignore every configuration application (`disableConfigChange`, default
+    /// false): configuration entries still move lastConfigChangeIndex.
+    pub disable_config_change: bool,
     /// Delay before a replication stopped by an error is restarted (the reference's
     /// raft-ping period, 1 000 ms).
     pub replicate_retry_ms: u64,
@@ -40,6 +55,11 @@ impl CoreConfig {
             heartbeat_interval_ms: 2_000,
             sync_force: true,
             max_replicate_items: 20_000,
+            max_replicate_bytes: 16 * 1024 * 1024,
+            single_replicate_limit: 1800 * 1024,
+            replicate_snapshot_concurrency: 4,
+            replicate_snapshot_buffer_size: 64 * 1024,
+            disable_config_change: false,
             replicate_retry_ms: 1_000,
         }
     }
@@ -80,6 +100,27 @@ impl CoreConfig {
         if self.max_replicate_items == 0 {
             return Err(ConfigError::new("max_replicate_items", "must be positive"));
         }
+        if self.max_replicate_bytes == 0 {
+            return Err(ConfigError::new("max_replicate_bytes", "must be positive"));
+        }
+        if self.single_replicate_limit == 0 {
+            return Err(ConfigError::new(
+                "single_replicate_limit",
+                "must be positive",
+            ));
+        }
+        if self.replicate_snapshot_concurrency == 0 {
+            return Err(ConfigError::new(
+                "replicate_snapshot_concurrency",
+                "must be positive",
+            ));
+        }
+        if self.replicate_snapshot_buffer_size == 0 {
+            return Err(ConfigError::new(
+                "replicate_snapshot_buffer_size",
+                "must be positive",
+            ));
+        }
         Ok(())
     }
 }
@@ -112,6 +153,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn s15_2_defaults_are_the_references() {
+        let c = CoreConfig::new(1, vec![1]);
+        assert_eq!(c.max_replicate_items, 20_000);
+        assert_eq!(c.max_replicate_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.single_replicate_limit, 1_843_200);
+        assert_eq!(c.replicate_snapshot_concurrency, 4);
+        assert_eq!(c.replicate_snapshot_buffer_size, 65_536);
+        assert!(!c.disable_config_change && c.sync_force);
+        assert_eq!(
+            (c.elect_timeout_ms, c.heartbeat_interval_ms),
+            (15_000, 2_000)
+        );
+    }
+
+    #[test]
     fn s11_5_config_validation_names_the_field() {
         assert!(CoreConfig::new(1, vec![1, 2, 3]).validate().is_ok());
         let field = |c: CoreConfig| c.validate().unwrap_err().field;
@@ -127,5 +183,14 @@ mod tests {
         let mut c = CoreConfig::new(1, vec![1]);
         c.max_replicate_items = 0;
         assert_eq!(field(c), "max_replicate_items");
+        let mut c = CoreConfig::new(1, vec![1]);
+        c.max_replicate_bytes = 0;
+        assert_eq!(field(c), "max_replicate_bytes");
+        let mut c = CoreConfig::new(1, vec![1]);
+        c.single_replicate_limit = 0;
+        assert_eq!(field(c), "single_replicate_limit");
+        let mut c = CoreConfig::new(1, vec![1]);
+        c.replicate_snapshot_buffer_size = 0;
+        assert_eq!(field(c), "replicate_snapshot_buffer_size");
     }
 }

@@ -56,7 +56,9 @@
 
 mod commit;
 pub mod config;
+pub mod config_change;
 mod election;
+mod install;
 mod lease;
 mod membership;
 pub mod msg;
@@ -65,20 +67,26 @@ mod receiver;
 mod replicate;
 pub mod rng;
 pub mod role;
+mod status;
 mod transfer;
 
 use std::collections::VecDeque;
 
 pub use config::{ConfigError, CoreConfig};
+pub use config_change::{
+    ConfigApplied, ConfigBody, ConfigBodyError, ConfigChangeError, ConfigEntry, ConfigProposal,
+};
+pub use install::InstallStart;
 pub use lease::LeaseError;
 pub use msg::{
-    AppendCode, AppendReq, AppendResp, AppendSend, EntryMeta, ReqId, VoteRefused, VoteReq,
-    VoteResp, VoteSend,
+    AppendCode, AppendReq, AppendResp, AppendSend, EntryMeta, InstallReq, ReqId, VoteRefused,
+    VoteReq, VoteResp, VoteSend,
 };
 pub use quorum::MemberSets;
 pub use replicate::{NotLeader, Progress, Proposed};
 pub use rng::XorShift;
 pub use role::Role;
+pub use status::CoreStatus;
 pub use transfer::{TransferError, TransferReq};
 
 /// A node id (positive; 0 means "none").
@@ -197,10 +205,83 @@ pub enum Action {
         /// Suggested index.
         suggest_index: Index,
     },
-    /// The peer has no usable log: it needs an install snapshot (§12, not built yet).
+    /// No longer emitted: superseded by [`Action::StartInstallSnapshot`]. Kept so
+    /// that existing matches compile; it will be removed.
     InstallSnapshot {
         /// The peer.
         to: NodeId,
+    },
+    /// Leader (§12.2): peer `to` has no usable log (it suggested (0,0), no match was
+    /// found, or it answered INSTALL_SNAPSHOT); appends to it stop. Emitted when the
+    /// peer is marked, and again `replicate_retry_ms` after a failed stream (while
+    /// the peer is ready). The driver:
+    ///
+    /// 1. asks the apply fiber for a fresh state-machine snapshot at lastApplied (not
+    ///    the snapshot file, §17 item 15) giving lastIncludedIndex / Term, and looks
+    ///    up `nextWritePos` (byte position after lastIncludedIndex in the log);
+    /// 2. sends the first request (`start.sets`, `start.last_config_change_index`,
+    ///    offset 0, no data), then data chunks of `replicate_snapshot_buffer_size`
+    ///    with up to `replicate_snapshot_concurrency` in flight, then the last
+    ///    request (`done`, `nextWritePos`, offset = total bytes), all with
+    ///    `start.term` and `start.leader_id`;
+    /// 3. passes every reply to [`RaftCore::handle_install_resp`] and stops the
+    ///    stream when it returns false; an RPC error or a snapshot read failure goes
+    ///    to [`RaftCore::handle_install_error`];
+    /// 4. after the last request's SUCCESS calls [`RaftCore::on_snapshot_installed`]
+    ///    with lastIncludedIndex.
+    StartInstallSnapshot {
+        /// The peer.
+        to: NodeId,
+        /// Term, epoch and configuration of the stream.
+        start: InstallStart,
+    },
+    /// Follower (§12.3), first install request `req`: the core has set
+    /// installSnapshot, adopted the leader's sets and set lastConfigChangeIndex :=
+    /// `last_included_index`. The driver persists installSnapshot = true in the
+    /// status file, stops the apply fiber and waits for it, fails pending tasks,
+    /// deletes all log and index files and clears the tail cache
+    /// (`RaftLog::begin_install`), then calls [`RaftCore::on_install_begun`] (which
+    /// replies). Later requests wait for it.
+    BeginInstallSnapshot {
+        /// The first request.
+        req: ReqId,
+        /// The snapshot's last index.
+        last_included_index: Index,
+        /// The snapshot's last term.
+        last_included_term: Term,
+    },
+    /// Follower: data request `req` of the install begun: hand its data to
+    /// `StateMachine::install_snapshot(last_included_index, last_included_term,
+    /// offset, done = false, data)` and, when that completes, call
+    /// [`RaftCore::on_install_data_done`] (which replies). Later requests do not wait;
+    /// chunks reach the state machine in this order.
+    InstallSnapshotData {
+        /// The data request.
+        req: ReqId,
+        /// The snapshot's last index.
+        last_included_index: Index,
+        /// The snapshot's last term.
+        last_included_term: Term,
+        /// Byte offset of the chunk.
+        offset: u64,
+    },
+    /// Follower: last install request `req`: call `StateMachine::install_snapshot(…,
+    /// done = true, …)` and wait; re-create the log so that entry
+    /// `last_included_index + 1` is written at byte `next_write_pos`
+    /// (`RaftLog::finish_install`, storage.md §7); persist the status
+    /// (installSnapshot = false, commitIndex = lastIncludedIndex) and wait; restart
+    /// the apply fiber at lastApplied = lastIncludedIndex; start saving a local
+    /// snapshot (asynchronously); then call [`RaftCore::on_install_complete`] (which
+    /// replies). Later requests wait for it.
+    FinishInstallSnapshot {
+        /// The last request.
+        req: ReqId,
+        /// The snapshot's last index.
+        last_included_index: Index,
+        /// The snapshot's last term.
+        last_included_term: Term,
+        /// Where the new log continues (§17 item 15).
+        next_write_pos: u64,
     },
     /// Apply committed entries up to `commit_index` (in order; report progress with
     /// [`RaftCore::on_applied`]).
@@ -287,6 +368,17 @@ pub struct RaftCore {
     group_ready_index: Index,
     group_ready: bool,
     installing_snapshot: bool,
+    follower_install: Option<install::FollowerInstall>,
+    last_config_change_index: Index,
+
+    /// Body sizes of the leader's recent entries: `tail_bytes[k]` is index
+    /// `tail_base + k`.
+    tail_base: Index,
+    tail_bytes: VecDeque<u64>,
+    /// (commit index, time) samples for applyLagMillis (§13).
+    commit_history: VecDeque<(Index, u64)>,
+    apply_lag_ms: u64,
+    last_apply_time: u64,
 
     last_elect_time: u64,
     elect_check_at: u64,
@@ -345,6 +437,13 @@ impl RaftCore {
             group_ready_index: NO_INDEX,
             group_ready: false,
             installing_snapshot: false,
+            follower_install: None,
+            last_config_change_index: 0,
+            tail_base: 0,
+            tail_bytes: VecDeque::new(),
+            commit_history: VecDeque::new(),
+            apply_lag_ms: 0,
+            last_apply_time: now,
             last_elect_time: now,
             elect_check_at: now,
             last_propose_time: now,
@@ -435,6 +534,12 @@ impl RaftCore {
                 if !p.is_self && !p.running && p.ready && !p.searching && !p.install_snapshot {
                     d = d.min(p.restart_at);
                 }
+                if !p.is_self && p.ready && p.install_snapshot && !p.installing {
+                    d = d.min(p.restart_at);
+                }
+                if let Some((_, deadline)) = p.remove_legacy {
+                    d = d.min(deadline);
+                }
             }
         }
         d
@@ -451,7 +556,9 @@ impl RaftCore {
         self.peers[i].ready = ready;
         if ready {
             self.peers[i].running = true;
+            self.peers[i].restart_at = self.now;
             self.replicate_peer(i);
+            self.try_start_install(i);
         } else {
             self.peers[i].bump_epoch(u64::MAX);
         }
@@ -481,6 +588,10 @@ impl RaftCore {
                     self.replicate_peer(i);
                 }
             }
+            for i in 0..self.peers.len() {
+                self.try_start_install(i);
+            }
+            self.check_legacy();
         }
         self.check_transfer();
         if self.now >= self.elect_check_at {
@@ -547,6 +658,8 @@ impl RaftCore {
         self.now = self.now.max(now);
         if index > self.last_applied {
             self.last_applied = index;
+            self.last_apply_time = self.now;
+            self.sample_apply_lag();
         }
         if !self.group_ready
             && self.role != Role::None
@@ -584,6 +697,10 @@ impl RaftCore {
         self.restart_elect_timer();
         self.leader = None;
         self.leader_commit = 0;
+        self.tail_bytes.clear();
+        self.commit_history.clear();
+        self.apply_lag_ms = status::APPLY_LAG_UNKNOWN_MS;
+        self.peers.retain(|p| p.remove_legacy.is_none());
         for p in &mut self.peers {
             p.next_index = 0;
             p.match_index = 0;
@@ -592,6 +709,7 @@ impl RaftCore {
             p.install_snapshot = false;
             p.searching = false;
             p.bump_epoch(0);
+            p.installing = false;
             p.running = p.ready || p.is_self;
             if !keep_confirm {
                 p.last_confirm = 0;

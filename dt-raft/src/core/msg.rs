@@ -185,3 +185,32 @@ impl AppendSend {
         self.first_index.saturating_sub(1)
     }
 }
+
+/// RAFT_INSTALL_SNAPSHOT request as the core sees it (§12.1); the chunk's bytes stay
+/// with the driver (only their length is here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstallReq {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader.
+    pub leader_id: NodeId,
+    /// Index of the last entry the snapshot covers.
+    pub last_included_index: Index,
+    /// Term of that entry.
+    pub last_included_term: Term,
+    /// Byte offset of this chunk in the snapshot stream.
+    pub offset: u64,
+    /// True in the last request.
+    pub done: bool,
+    /// Last request: byte position in the leader's log right after
+    /// lastIncludedIndex, where the follower's new log continues (§17 item 15).
+    pub next_write_pos: u64,
+    /// First request: the leader's four sets (the wire's members non-empty); `None`
+    /// in data and last requests.
+    pub sets: Option<super::MemberSets>,
+    /// First request: the leader's lastConfigChangeIndex (field 13). The follower
+    /// does not use it: its lastConfigChangeIndex becomes lastIncludedIndex.
+    pub last_config_change_index: Index,
+    /// Bytes of data in this request (field 15).
+    pub data_len: u64,
+}

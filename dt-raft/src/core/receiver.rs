@@ -8,28 +8,38 @@
 
 use std::collections::VecDeque;
 
+use super::msg::InstallReq;
 use super::{
     Action, AppendCode, AppendReq, AppendResp, Index, MatchSearch, RaftCore, ReqId, Role, Term,
 };
 
+/// A request of the receiver's sequential queue.
+#[derive(Clone, Debug)]
+pub(super) enum Received {
+    Append(AppendReq),
+    Install(InstallReq),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Block {
+pub(super) enum Block {
     /// The status file must hold this term first.
     Status(Term),
     /// Waiting for a match-position search started in this term.
     Search(Term),
     /// Waiting for the local write to finish before truncating.
     WriteFinished,
+    /// Waiting for the driver to finish the first or last install request.
+    Install(ReqId),
 }
 
 /// Receiver state: queued requests and deferred replies.
 #[derive(Default)]
 pub(super) struct Receiver {
     /// Requests not yet handled; the front one is the blocked one when `block` is set.
-    queue: VecDeque<(ReqId, AppendReq)>,
+    queue: VecDeque<(ReqId, Received)>,
     block: Option<Block>,
     /// Success replies waiting for the persisted index: (req, last index, term).
-    deferred: VecDeque<(ReqId, Index, Term)>,
+    pub(super) deferred: VecDeque<(ReqId, Index, Term)>,
 }
 
 impl Receiver {
@@ -38,7 +48,7 @@ impl Receiver {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Done,
     Blocked(Block),
 }
@@ -53,45 +63,94 @@ impl RaftCore {
     /// §17 item 17) and one for a stopping group, before calling this.
     pub fn handle_append(&mut self, now: u64, req_id: ReqId, req: &AppendReq) {
         self.now = self.now.max(now);
+        self.receive(req_id, Received::Append(req.clone()));
+    }
+
+    /// A RAFT_INSTALL_SNAPSHOT request (§12.3), handled in arrival order with the
+    /// append requests (same prologue). Replies come as [`Action::ReplyAppend`]:
+    ///
+    /// * the first request (with the sets) adopts the leader's configuration, sets
+    ///   lastConfigChangeIndex := lastIncludedIndex (§17 item 16) and emits
+    ///   [`Action::BeginInstallSnapshot`]; its reply and every later request wait
+    ///   for [`on_install_begun`](Self::on_install_begun);
+    /// * a data request of the stream begun (same lastIncluded, offset where the
+    ///   previous chunk ended) emits [`Action::InstallSnapshotData`]; its reply waits
+    ///   for [`on_install_data_done`](Self::on_install_data_done), later requests do
+    ///   not wait; any other chunk is answered SERVER_ERROR;
+    /// * the last request (`done`) emits [`Action::FinishInstallSnapshot`]; its
+    ///   reply and later requests wait for
+    ///   [`on_install_complete`](Self::on_install_complete).
+    ///
+    /// While installing, appends are answered INSTALL_SNAPSHOT, votes are not granted
+    /// and the node does not campaign.
+    pub fn handle_install_snapshot(&mut self, now: u64, req_id: ReqId, req: &InstallReq) {
+        self.now = self.now.max(now);
+        self.receive(req_id, Received::Install(req.clone()));
+    }
+
+    fn receive(&mut self, req_id: ReqId, req: Received) {
         if self.receiver.block.is_some() || !self.receiver.queue.is_empty() {
-            self.receiver.queue.push_back((req_id, req.clone()));
+            self.receiver.queue.push_back((req_id, req));
             return;
         }
-        if let Outcome::Blocked(b) = self.process_append(req_id, req) {
+        if let Outcome::Blocked(b) = self.process_received(req_id, &req) {
             self.receiver.block = Some(b);
-            self.receiver.queue.push_back((req_id, req.clone()));
+            self.receiver.queue.push_back((req_id, req));
         }
     }
 
-    fn reply_append(&mut self, req: ReqId, code: AppendCode) {
+    fn process_received(&mut self, id: ReqId, req: &Received) -> Outcome {
+        match req {
+            Received::Append(r) => self.process_append(id, r),
+            Received::Install(r) => {
+                if let Some(o) = self.prologue(id, r.term, r.leader_id) {
+                    return o;
+                }
+                self.process_install(id, r)
+            }
+        }
+    }
+
+    /// Unblocks the receiver if it waits for the install request `req`; true if so
+    /// (the request is removed from the queue).
+    pub(super) fn receiver_unblock_install(&mut self, req: ReqId) -> bool {
+        if self.receiver.block != Some(Block::Install(req)) {
+            return false;
+        }
+        self.receiver.block = None;
+        self.receiver.queue.pop_front();
+        true
+    }
+
+    pub(super) fn reply_append(&mut self, req: ReqId, code: AppendCode) {
         let resp = AppendResp::new(self.term, code);
         self.actions.push(Action::ReplyAppend { req, resp });
     }
 
-    /// Prologue and append processing of one request.
-    fn process_append(&mut self, id: ReqId, req: &AppendReq) -> Outcome {
-        let from = req.leader_id;
+    /// The common prologue of appends and installs (§7.3): sender, term, durable
+    /// term, role. `Some` if the request is answered or must wait.
+    fn prologue(&mut self, id: ReqId, term: Term, from: super::NodeId) -> Option<Outcome> {
         if self.leader != Some(from) && !self.sets.is_voter(from) {
             self.reply_append(id, AppendCode::NotMemberInGroup);
-            return Outcome::Done;
+            return Some(Outcome::Done);
         }
-        if req.term < self.term {
+        if term < self.term {
             // "small term", carrying the higher term
             self.reply_append(id, AppendCode::ReqError);
-            return Outcome::Done;
+            return Some(Outcome::Done);
         }
-        if req.term > self.term {
-            self.incr_term(req.term);
+        if term > self.term {
+            self.incr_term(term);
             self.restart_elect_timer();
         }
         if self.saved_term < self.term {
             // the term must be durable before accepting its leader
-            return Outcome::Blocked(Block::Status(self.term));
+            return Some(Outcome::Blocked(Block::Status(self.term)));
         }
         match self.role {
             Role::Leader => {
                 self.reply_append(id, AppendCode::ReqError);
-                return Outcome::Done;
+                return Some(Outcome::Done);
             }
             Role::Candidate => {
                 self.cancel_vote();
@@ -111,6 +170,13 @@ impl RaftCore {
                     });
                 }
             }
+        }
+        None
+    }
+
+    fn process_append(&mut self, id: ReqId, req: &AppendReq) -> Outcome {
+        if let Some(o) = self.prologue(id, req.term, req.leader_id) {
+            return o;
         }
         if self.installing_snapshot {
             self.reply_append(id, AppendCode::InstallSnapshot);
@@ -154,13 +220,16 @@ impl RaftCore {
         let Some(Block::Search(term)) = self.receiver.block else {
             return;
         };
-        let Some((id, request)) = self.receiver.queue.pop_front() else {
+        let Some((id, received)) = self.receiver.queue.pop_front() else {
             return;
         };
-        if id != req {
-            self.receiver.queue.push_front((id, request));
-            return;
-        }
+        let request = match received {
+            Received::Append(r) if id == req => r,
+            other => {
+                self.receiver.queue.push_front((id, other));
+                return;
+            }
+        };
         self.receiver.block = None;
         let outcome = if term != self.term {
             self.reply_append(id, AppendCode::ServerError);
@@ -185,7 +254,9 @@ impl RaftCore {
         };
         if let Outcome::Blocked(b) = outcome {
             self.receiver.block = Some(b);
-            self.receiver.queue.push_front((id, request));
+            self.receiver
+                .queue
+                .push_front((id, Received::Append(request)));
             return;
         }
         self.drain_receiver_queue();
@@ -271,7 +342,7 @@ impl RaftCore {
         let Some((id, req)) = self.receiver.queue.pop_front() else {
             return;
         };
-        if let Outcome::Blocked(b) = self.process_append(id, &req) {
+        if let Outcome::Blocked(b) = self.process_received(id, &req) {
             self.receiver.block = Some(b);
             self.receiver.queue.push_front((id, req));
             return;
@@ -279,12 +350,12 @@ impl RaftCore {
         self.drain_receiver_queue();
     }
 
-    fn drain_receiver_queue(&mut self) {
+    pub(super) fn drain_receiver_queue(&mut self) {
         while self.receiver.block.is_none() {
             let Some((id, req)) = self.receiver.queue.pop_front() else {
                 return;
             };
-            if let Outcome::Blocked(b) = self.process_append(id, &req) {
+            if let Outcome::Blocked(b) = self.process_received(id, &req) {
                 self.receiver.block = Some(b);
                 self.receiver.queue.push_front((id, req));
             }
@@ -294,7 +365,9 @@ impl RaftCore {
     /// Follower: a snapshot install finished (§12.3, last request): the log now starts
     /// after (`last_included_index`, `last_included_term`), everything up to it is
     /// persisted, committed and applied. Replies still waiting for older entries are
-    /// dropped. (The install protocol itself is not built in the core yet.)
+    /// dropped. [`on_install_complete`](Self::on_install_complete) calls this and
+    /// also replies; call this directly only for an install outside the receiver
+    /// (e.g. init after a crash during an install).
     pub fn on_install_finished(
         &mut self,
         now: u64,
@@ -309,6 +382,7 @@ impl RaftCore {
         self.last_applied = self.last_applied.max(last_included_index);
         self.receiver.deferred.clear();
         self.installing_snapshot = false;
+        self.follower_install = None;
     }
 
     /// Append requests queued behind one that waits (status write, search, write).

@@ -2,6 +2,8 @@
 //! epoch carrying one entry then pipelining, empty appends for the commit index, the
 //! response handling with the leader half of the match-position search (§7.5).
 
+use std::collections::VecDeque;
+
 use super::{
     Action, AppendCode, AppendResp, AppendSend, Index, LocalEntries, MatchSearch, NodeId, RaftCore,
     Role, Term,
@@ -33,6 +35,9 @@ pub struct Progress {
     pub epoch: u64,
     /// The member needs an install snapshot.
     pub install_snapshot: bool,
+    /// An install-snapshot stream to the member is running (the driver is executing
+    /// an [`Action::StartInstallSnapshot`]).
+    pub installing: bool,
     /// A leader-side match-position search is running for it.
     pub searching: bool,
     /// The "replication fiber" runs (false after an error until `restart_at`).
@@ -45,6 +50,15 @@ pub struct Progress {
     pub pending_items: u64,
     /// An empty append is in flight.
     pub empty_in_flight: bool,
+    /// Bytes of entry bodies in flight (as the core knows them, see
+    /// [`RaftCore::propose_sized`]).
+    pub pending_bytes: u64,
+    /// The member left the replicate list and is only replicated to until its
+    /// matchIndex and acknowledged commit reach `.0`, or the core's time reaches `.1`
+    /// ("remove legacy", §11.2 step 8).
+    pub remove_legacy: Option<(Index, u64)>,
+    /// (first index, bytes) of the appends in flight, oldest first.
+    inflight_bytes: VecDeque<(Index, u64)>,
 }
 
 impl Progress {
@@ -60,12 +74,16 @@ impl Progress {
             ready: is_self,
             epoch: 0,
             install_snapshot: false,
+            installing: false,
             searching: false,
             running: is_self,
             restart_at: 0,
             multi_append: false,
             pending_items: 0,
             empty_in_flight: false,
+            pending_bytes: 0,
+            remove_legacy: None,
+            inflight_bytes: VecDeque::new(),
         }
     }
 
@@ -74,6 +92,9 @@ impl Progress {
     pub(super) fn bump_epoch(&mut self, restart_at: u64) {
         self.epoch += 1;
         self.pending_items = 0;
+        self.pending_bytes = 0;
+        self.inflight_bytes.clear();
+        self.installing = false;
         self.empty_in_flight = false;
         self.multi_append = false;
         self.running = false;
@@ -103,7 +124,29 @@ impl RaftCore {
     /// Leader: assigns indexes `last+1 ..= last+count` of the current term to `count`
     /// new entries (the driver writes them, see [`Action::AppendLocal`]) and starts
     /// replicating them.
+    ///
+    /// The core does not know these entries' sizes: they count as 0 bytes for
+    /// `max_replicate_bytes` and `single_replicate_limit`. Prefer
+    /// [`propose_sized`](Self::propose_sized).
     pub fn propose(&mut self, now: u64, count: u64) -> Result<Proposed, NotLeader> {
+        self.propose_inner(now, count, None)
+    }
+
+    /// [`propose`](Self::propose) for `sizes.len()` entries whose body sizes (bytes
+    /// of header + body, the part the reference counts against
+    /// `singleReplicateLimit` and `maxReplicateBytes`) are `sizes`. The core then cuts
+    /// appends at `single_replicate_limit` bytes (at least one entry) and stops
+    /// sending to a peer with `max_replicate_bytes` in flight (§7.4, §15.2).
+    pub fn propose_sized(&mut self, now: u64, sizes: &[u64]) -> Result<Proposed, NotLeader> {
+        self.propose_inner(now, sizes.len() as u64, Some(sizes))
+    }
+
+    fn propose_inner(
+        &mut self,
+        now: u64,
+        count: u64,
+        sizes: Option<&[u64]>,
+    ) -> Result<Proposed, NotLeader> {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
             return Err(NotLeader {
@@ -113,7 +156,7 @@ impl RaftCore {
         let prev_log_term = self.last_log_term;
         let first_index = self.last_log_index + 1;
         if count > 0 {
-            self.append_local(LocalEntries::Proposal, count);
+            self.append_local_sized(LocalEntries::Proposal, count, sizes);
         }
         Ok(Proposed {
             first_index,
@@ -123,8 +166,22 @@ impl RaftCore {
     }
 
     pub(super) fn append_local(&mut self, kind: LocalEntries, count: u64) {
+        self.append_local_sized(kind, count, None);
+    }
+
+    fn append_local_sized(&mut self, kind: LocalEntries, count: u64, sizes: Option<&[u64]>) {
         let first_index = self.last_log_index + 1;
         let prev_log_term = self.last_log_term;
+        if self.tail_base + self.tail_bytes.len() as u64 != first_index {
+            self.tail_bytes.clear();
+            self.tail_base = first_index;
+        }
+        match sizes {
+            Some(s) => self.tail_bytes.extend(s.iter().copied()),
+            None => self
+                .tail_bytes
+                .extend(std::iter::repeat_n(0, count as usize)),
+        }
         self.last_log_index += count;
         self.last_log_term = self.term;
         self.last_propose_time = self.now;
@@ -153,6 +210,8 @@ impl RaftCore {
             return;
         }
         let max = self.cfg.max_replicate_items;
+        let max_bytes = self.cfg.max_replicate_bytes;
+        let limit = self.cfg.single_replicate_limit;
         let (term, me, now) = (self.term, self.cfg.node_id, self.now);
         let (last, commit) = (self.last_log_index, self.commit_index);
         loop {
@@ -160,7 +219,7 @@ impl RaftCore {
             if p.is_self || !p.ready || !p.running || p.install_snapshot || p.searching {
                 return;
             }
-            if p.pending_items >= max {
+            if p.pending_items >= max || p.pending_bytes >= max_bytes {
                 return;
             }
             let diff = (last + 1).saturating_sub(p.next_index);
@@ -188,6 +247,11 @@ impl RaftCore {
                     window.min(diff)
                 }
             };
+            let (count, bytes) = if count == 0 {
+                (0, 0)
+            } else {
+                batch_limit(self.tail_base, &self.tail_bytes, limit, p.next_index, count)
+            };
             let msg = AppendSend {
                 term,
                 leader_id: me,
@@ -202,6 +266,8 @@ impl RaftCore {
             } else {
                 p.next_index += count;
                 p.pending_items += count;
+                p.pending_bytes += bytes;
+                p.inflight_bytes.push_back((msg.first_index, bytes));
             }
             p.rep_commit_index = commit;
             let to = p.node_id;
@@ -235,6 +301,14 @@ impl RaftCore {
             p.empty_in_flight = false;
         } else {
             p.pending_items = p.pending_items.saturating_sub(sent.count);
+            if let Some(k) = p
+                .inflight_bytes
+                .iter()
+                .position(|b| b.0 == sent.first_index)
+            {
+                let (_, bytes) = p.inflight_bytes.remove(k).unwrap_or_default();
+                p.pending_bytes = p.pending_bytes.saturating_sub(bytes);
+            }
         }
         match resp.code {
             AppendCode::Success => {
@@ -255,9 +329,7 @@ impl RaftCore {
             AppendCode::LogNotMatch => {
                 p.last_confirm = p.last_confirm.max(sent.sent_at);
                 if resp.suggest_term == 0 && resp.suggest_index == 0 {
-                    p.bump_epoch(0);
-                    p.install_snapshot = true;
-                    self.actions.push(Action::InstallSnapshot { to: from });
+                    self.mark_install(i);
                 } else {
                     p.bump_epoch(0);
                     p.searching = true;
@@ -278,15 +350,16 @@ impl RaftCore {
             }
             AppendCode::InstallSnapshot => {
                 p.last_confirm = p.last_confirm.max(sent.sent_at);
-                p.bump_epoch(0);
-                p.install_snapshot = true;
-                self.actions.push(Action::InstallSnapshot { to: from });
+                self.mark_install(i);
             }
             AppendCode::PrevLogIndexLessThanLocalCommit
             | AppendCode::ReqError
             | AppendCode::NotMemberInGroup => p.bump_epoch(retry_at),
         }
         self.replicate_peer(i);
+        if self.peers[i].remove_legacy.is_some() {
+            self.check_legacy();
+        }
     }
 
     /// The append `sent` to `from` failed (timeout, connection): replication to it
@@ -322,10 +395,7 @@ impl RaftCore {
         }
         p.searching = false;
         match found {
-            None => {
-                p.install_snapshot = true;
-                self.actions.push(Action::InstallSnapshot { to: peer });
-            }
+            None => self.mark_install(i),
             Some((_, index)) => {
                 p.next_index = index.saturating_add(1).min(self.last_log_index + 1);
                 p.epoch += 1;
@@ -336,8 +406,9 @@ impl RaftCore {
     }
 
     /// Leader: the install snapshot to `peer` finished successfully at
-    /// `last_included_index` (§12.2 step 6; the transfer itself is not built in the
-    /// core yet): matchIndex and nextIndex follow it and replication restarts.
+    /// `last_included_index` (§12.2 step 6: the reply to the request with `done`
+    /// was SUCCESS): matchIndex and nextIndex follow it and replication restarts.
+    /// Ignored unless the peer is marked for install.
     pub fn on_snapshot_installed(&mut self, now: u64, peer: NodeId, last_included_index: Index) {
         self.now = self.now.max(now);
         let Some(i) = self.peer_index(peer) else {
@@ -348,6 +419,7 @@ impl RaftCore {
         }
         let p = &mut self.peers[i];
         p.install_snapshot = false;
+        p.installing = false;
         p.match_index = p.match_index.max(last_included_index);
         p.next_index = last_included_index.saturating_add(1);
         p.epoch += 1;
@@ -355,4 +427,34 @@ impl RaftCore {
         self.leader_try_commit();
         self.replicate_peer(i);
     }
+}
+
+/// Most entries one append read from the log (not the tail) may carry, as the
+/// reference's log iterator reads at most 1024 items per request.
+pub(super) const DISK_READ_MAX_ITEMS: u64 = 1024;
+
+/// How many of the `count` entries from `first` one append carries and their bytes:
+/// entries whose sizes the core knows (`sizes[k]` is index `base + k`) stop before
+/// the one that would take the total over `limit` (at least one entry); others are
+/// read from the log, at most [`DISK_READ_MAX_ITEMS`], size unknown (0).
+fn batch_limit(
+    base: Index,
+    sizes: &VecDeque<u64>,
+    limit: u64,
+    first: Index,
+    count: u64,
+) -> (u64, u64) {
+    if first < base || first - base >= sizes.len() as u64 {
+        return (count.min(DISK_READ_MAX_ITEMS), 0);
+    }
+    let start = (first - base) as usize;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for &s in sizes.range(start..).take(count as usize) {
+        if n > 0 && bytes + s > limit {
+            break;
+        }
+        n += 1;
+        bytes += s;
+    }
+    (n, bytes)
 }

@@ -1,0 +1,260 @@
+//! Install snapshot decisions (raft.md §12): the leader marks a peer that has no
+//! usable log and starts a stream to it (the driver streams a fresh state-machine
+//! snapshot, §17 item 15), and the follower's side of the three kinds of requests
+//! (first with the configuration, data chunks, last with `done`).
+//!
+//! The core never sees snapshot bytes: on the leader the driver reads and sends the
+//! chunks and reports each reply; on the follower it hands each chunk to the state
+//! machine and reports when that is done. The core decides what is accepted and
+//! answers with [`Action::ReplyAppend`] (the install response is the append
+//! response, §12.1).
+
+use super::msg::InstallReq;
+use super::receiver::{Block, Outcome};
+use super::{
+    Action, AppendCode, AppendResp, Index, MemberSets, NodeId, RaftCore, ReqId, Role, Term,
+};
+
+/// What the leader's driver needs to start an install stream to one peer
+/// (carried by [`Action::StartInstallSnapshot`], handed back with every reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallStart {
+    /// The leader's term (request field 2).
+    pub term: Term,
+    /// The leader (self, field 3).
+    pub leader_id: NodeId,
+    /// The peer's replicate epoch; replies for another epoch are ignored.
+    pub epoch: u64,
+    /// The four sets for the first request (fields 9–12).
+    pub sets: MemberSets,
+    /// lastConfigChangeIndex for the first request (field 13).
+    pub last_config_change_index: Index,
+}
+
+/// The follower's install in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FollowerInstall {
+    last_included_index: Index,
+    last_included_term: Term,
+    /// Byte offset the next chunk must start at.
+    next_offset: u64,
+    /// The first request has been acknowledged by the driver.
+    begun: bool,
+}
+
+impl RaftCore {
+    /// Leader: `peer` has no usable log (suggestion (0,0), no match found, or it
+    /// answered INSTALL_SNAPSHOT): stop appends to it and start an install.
+    pub(super) fn mark_install(&mut self, i: usize) {
+        let p = &mut self.peers[i];
+        p.bump_epoch(0);
+        p.install_snapshot = true;
+        self.try_start_install(i);
+    }
+
+    /// Emits [`Action::StartInstallSnapshot`] for peer `i` when it is marked, ready,
+    /// not already streaming and its retry time has come.
+    pub(super) fn try_start_install(&mut self, i: usize) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let now = self.now;
+        let p = &mut self.peers[i];
+        if p.is_self || !p.ready || !p.install_snapshot || p.installing || p.restart_at > now {
+            return;
+        }
+        p.installing = true;
+        let start = InstallStart {
+            term: self.term,
+            leader_id: self.cfg.node_id,
+            epoch: p.epoch,
+            sets: self.sets.clone(),
+            last_config_change_index: self.last_config_change_index,
+        };
+        let to = p.node_id;
+        self.actions
+            .push(Action::StartInstallSnapshot { to, start });
+    }
+
+    /// Leader: the reply of `from` to one request of the install stream `start`.
+    /// Returns true if the stream may go on (SUCCESS and still current). Anything
+    /// else ends it: a higher term makes this node a follower; another code, or a
+    /// stream that is no longer current (epoch changed, not leader), aborts it and the
+    /// core starts a new one from scratch after `replicate_retry_ms` (§12.2 step 6).
+    /// After the SUCCESS of the request with `done`, call
+    /// [`on_snapshot_installed`](Self::on_snapshot_installed).
+    pub fn handle_install_resp(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        start: &InstallStart,
+        resp: &AppendResp,
+    ) -> bool {
+        self.now = self.now.max(now);
+        if resp.term > self.term {
+            self.incr_term(resp.term);
+            return false;
+        }
+        if !self.install_current(from, start) {
+            return false;
+        }
+        if resp.code == AppendCode::Success {
+            return true;
+        }
+        self.fail_install(from);
+        false
+    }
+
+    /// Leader: a request of the install stream `start` to `from` failed (RPC error,
+    /// timeout, or the driver could not read the snapshot): the stream is aborted
+    /// and restarted from scratch after `replicate_retry_ms`.
+    pub fn handle_install_error(&mut self, now: u64, from: NodeId, start: &InstallStart) {
+        self.now = self.now.max(now);
+        if self.install_current(from, start) {
+            self.fail_install(from);
+        }
+    }
+
+    /// True while the install stream `start` to `peer` is the current one.
+    pub fn install_current(&self, peer: NodeId, start: &InstallStart) -> bool {
+        self.role == Role::Leader
+            && start.term == self.term
+            && self
+                .progress(peer)
+                .is_some_and(|p| p.installing && p.epoch == start.epoch)
+    }
+
+    fn fail_install(&mut self, peer: NodeId) {
+        let retry_at = self.now + self.cfg.replicate_retry_ms;
+        if let Some(i) = self.peer_index(peer) {
+            self.peers[i].bump_epoch(retry_at);
+        }
+    }
+
+    /// Follower: one RAFT_INSTALL_SNAPSHOT request (§12.3), after the common
+    /// prologue of the receiver.
+    pub(super) fn process_install(&mut self, id: ReqId, req: &InstallReq) -> Outcome {
+        let idx = req.last_included_index;
+        let term = req.last_included_term;
+        if term > req.term || (idx == 0) != (term == 0) {
+            self.reply_append(id, AppendCode::ReqError);
+            return Outcome::Done;
+        }
+        if let Some(sets) = &req.sets {
+            // first request: the log is thrown away, the configuration adopted
+            self.installing_snapshot = true;
+            self.receiver.deferred.clear();
+            self.follower_install = Some(FollowerInstall {
+                last_included_index: idx,
+                last_included_term: term,
+                next_offset: 0,
+                begun: false,
+            });
+            self.last_config_change_index = idx;
+            if !self.cfg.disable_config_change {
+                self.apply_sets(sets.clone(), 0);
+            }
+            self.actions.push(Action::BeginInstallSnapshot {
+                req: id,
+                last_included_index: idx,
+                last_included_term: term,
+            });
+            return Outcome::Blocked(Block::Install(id));
+        }
+        let ok = self.installing_snapshot
+            && self.follower_install.is_some_and(|f| {
+                f.begun
+                    && f.last_included_index == idx
+                    && f.last_included_term == term
+                    && f.next_offset == req.offset
+            });
+        if !ok {
+            // "not in install snapshot state", or a chunk of another stream / gap
+            self.reply_append(id, AppendCode::ServerError);
+            return Outcome::Done;
+        }
+        if let Some(f) = &mut self.follower_install {
+            f.next_offset = f.next_offset.saturating_add(req.data_len);
+        }
+        if req.done {
+            self.actions.push(Action::FinishInstallSnapshot {
+                req: id,
+                last_included_index: idx,
+                last_included_term: term,
+                next_write_pos: req.next_write_pos,
+            });
+            return Outcome::Blocked(Block::Install(id));
+        }
+        self.actions.push(Action::InstallSnapshotData {
+            req: id,
+            last_included_index: idx,
+            last_included_term: term,
+            offset: req.offset,
+        });
+        Outcome::Done
+    }
+
+    /// Follower: the driver finished (`ok`) or failed the work of
+    /// [`Action::BeginInstallSnapshot`] for request `req`; the reply is SUCCESS or
+    /// SERVER_ERROR and the requests queued behind it are processed.
+    pub fn on_install_begun(&mut self, now: u64, req: ReqId, ok: bool) {
+        self.now = self.now.max(now);
+        if !self.receiver_unblock_install(req) {
+            return;
+        }
+        if let Some(f) = &mut self.follower_install {
+            f.begun = ok;
+        }
+        let code = if ok {
+            AppendCode::Success
+        } else {
+            AppendCode::ServerError
+        };
+        self.reply_append(req, code);
+        self.drain_receiver_queue();
+    }
+
+    /// Follower: the state machine took (`ok`) or refused the chunk of
+    /// [`Action::InstallSnapshotData`] `req`; the reply is SUCCESS or SERVER_ERROR.
+    /// A refused chunk ends the install: the leader starts over with a first request.
+    pub fn on_install_data_done(&mut self, now: u64, req: ReqId, ok: bool) {
+        self.now = self.now.max(now);
+        if !ok {
+            if let Some(f) = &mut self.follower_install {
+                f.begun = false;
+            }
+        }
+        let code = if ok {
+            AppendCode::Success
+        } else {
+            AppendCode::ServerError
+        };
+        self.reply_append(req, code);
+    }
+
+    /// Follower: the driver finished (`ok`) or failed the work of
+    /// [`Action::FinishInstallSnapshot`] for request `req`. On success the log now
+    /// starts after (lastIncludedIndex, lastIncludedTerm), which is persisted,
+    /// committed and applied (as [`on_install_finished`](Self::on_install_finished));
+    /// the reply is SUCCESS. On failure the node stays installing and answers
+    /// SERVER_ERROR.
+    pub fn on_install_complete(&mut self, now: u64, req: ReqId, ok: bool) {
+        self.now = self.now.max(now);
+        if !self.receiver_unblock_install(req) {
+            return;
+        }
+        match self.follower_install {
+            Some(f) if ok => {
+                self.on_install_finished(now, f.last_included_index, f.last_included_term);
+                self.reply_append(req, AppendCode::Success);
+            }
+            _ => {
+                if let Some(f) = &mut self.follower_install {
+                    f.begun = false;
+                }
+                self.reply_append(req, AppendCode::ServerError);
+            }
+        }
+        self.drain_receiver_queue();
+    }
+}
