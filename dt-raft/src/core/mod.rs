@@ -758,3 +758,5 @@ fn role_in(sets: &MemberSets, id: NodeId) -> Role {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_membership;

@@ -3,8 +3,8 @@
 
 use super::*;
 
-const ELECT: u64 = 1000;
-const T0: u64 = 10_000;
+pub(super) const ELECT: u64 = 1000;
+pub(super) const T0: u64 = 10_000;
 
 pub(crate) fn cfg(id: NodeId, n: u32) -> CoreConfig {
     let mut c = CoreConfig::new(id, (1..=n).collect());
@@ -15,7 +15,7 @@ pub(crate) fn cfg(id: NodeId, n: u32) -> CoreConfig {
 }
 
 /// A core of node `id` in a group of `n`, all peers ready, log (last, last_term).
-fn node(id: NodeId, n: u32, term: Term, last: Index, last_term: Term) -> RaftCore {
+pub(super) fn node(id: NodeId, n: u32, term: Term, last: Index, last_term: Term) -> RaftCore {
     let mut c = RaftCore::new(cfg(id, n), id as u64, T0, term, 0, last, last_term, 0).unwrap();
     for p in 1..=n {
         c.set_member_ready(T0, p, true);
@@ -24,11 +24,11 @@ fn node(id: NodeId, n: u32, term: Term, last: Index, last_term: Term) -> RaftCor
     c
 }
 
-fn take(c: &mut RaftCore) -> Vec<Action> {
+pub(super) fn take(c: &mut RaftCore) -> Vec<Action> {
     c.drain_actions().collect()
 }
 
-fn sent_votes(acts: &[Action]) -> Vec<(NodeId, VoteSend)> {
+pub(super) fn sent_votes(acts: &[Action]) -> Vec<(NodeId, VoteSend)> {
     acts.iter()
         .filter_map(|a| match a {
             Action::SendVote { to, msg } => Some((*to, *msg)),
@@ -37,7 +37,7 @@ fn sent_votes(acts: &[Action]) -> Vec<(NodeId, VoteSend)> {
         .collect()
 }
 
-fn sent_appends(acts: &[Action]) -> Vec<(NodeId, AppendSend)> {
+pub(super) fn sent_appends(acts: &[Action]) -> Vec<(NodeId, AppendSend)> {
     acts.iter()
         .filter_map(|a| match a {
             Action::SendAppend { to, msg } => Some((*to, *msg)),
@@ -46,7 +46,7 @@ fn sent_appends(acts: &[Action]) -> Vec<(NodeId, AppendSend)> {
         .collect()
 }
 
-fn append_replies(acts: &[Action]) -> Vec<(ReqId, AppendResp)> {
+pub(super) fn append_replies(acts: &[Action]) -> Vec<(ReqId, AppendResp)> {
     acts.iter()
         .filter_map(|a| match a {
             Action::ReplyAppend { req, resp } => Some((*req, *resp)),
@@ -55,7 +55,7 @@ fn append_replies(acts: &[Action]) -> Vec<(ReqId, AppendResp)> {
         .collect()
 }
 
-fn installs(acts: &[Action]) -> Vec<NodeId> {
+pub(super) fn installs(acts: &[Action]) -> Vec<NodeId> {
     acts.iter()
         .filter_map(|a| match a {
             Action::StartInstallSnapshot { to, .. } => Some(*to),
@@ -64,7 +64,7 @@ fn installs(acts: &[Action]) -> Vec<NodeId> {
         .collect()
 }
 
-fn vote_replies(acts: &[Action]) -> Vec<(ReqId, Result<VoteResp, VoteRefused>)> {
+pub(super) fn vote_replies(acts: &[Action]) -> Vec<(ReqId, Result<VoteResp, VoteRefused>)> {
     acts.iter()
         .filter_map(|a| match a {
             Action::ReplyVote { req, resp } => Some((*req, *resp)),
@@ -73,7 +73,7 @@ fn vote_replies(acts: &[Action]) -> Vec<(ReqId, Result<VoteResp, VoteRefused>)> 
         .collect()
 }
 
-fn granted(term: Term) -> VoteResp {
+pub(super) fn granted(term: Term) -> VoteResp {
     VoteResp {
         term,
         vote_granted: true,
@@ -81,14 +81,14 @@ fn granted(term: Term) -> VoteResp {
 }
 
 /// Runs the election clock past the timeout; returns the time and the actions.
-fn time_out(c: &mut RaftCore, from: u64) -> (u64, Vec<Action>) {
+pub(super) fn time_out(c: &mut RaftCore, from: u64) -> (u64, Vec<Action>) {
     let now = from + ELECT + 701;
     c.tick(now);
     (now, take(c))
 }
 
 /// Makes `c` leader with the votes of `voters` (not self); returns the time.
-fn elect(c: &mut RaftCore, voters: &[NodeId]) -> u64 {
+pub(super) fn elect(c: &mut RaftCore, voters: &[NodeId]) -> u64 {
     let (now, acts) = time_out(c, T0);
     let pre = sent_votes(&acts);
     for (to, msg) in &pre {
@@ -109,7 +109,7 @@ fn elect(c: &mut RaftCore, voters: &[NodeId]) -> u64 {
     now
 }
 
-fn req(
+pub(super) fn req(
     term: Term,
     leader: NodeId,
     prev: (Index, Term),
@@ -133,7 +133,7 @@ fn req(
     }
 }
 
-fn ok(term: Term) -> AppendResp {
+pub(super) fn ok(term: Term) -> AppendResp {
     AppendResp::new(term, AppendCode::Success)
 }
 
@@ -1185,7 +1185,7 @@ fn s7_3_a_candidate_hearing_the_leader_of_its_term_becomes_its_follower() {
 // ---------------------------------------------------------------- transfer
 
 /// A leader (node 1 of 3) with entry 1 committed and acked by node 2 only.
-fn leader_with_commit() -> (RaftCore, u64, AppendSend) {
+pub(super) fn leader_with_commit() -> (RaftCore, u64, AppendSend) {
     let mut c = node(1, 3, 0, 0, 0);
     let now = elect(&mut c, &[2]);
     let (_, m) = sent_appends(&take(&mut c))
@@ -1329,7 +1329,7 @@ fn s4_a_term_change_aborts_a_pending_transfer() {
 
 // ---------------------------------------------------------------- membership
 
-fn joint(members: &[NodeId], prepared: &[NodeId]) -> MemberSets {
+pub(super) fn joint(members: &[NodeId], prepared: &[NodeId]) -> MemberSets {
     MemberSets {
         members: members.to_vec(),
         observers: vec![],

@@ -1,0 +1,420 @@
+//! Unit tests of joint-consensus membership change (raft.md §11) with explicit time.
+
+use super::config_change::REMOVE_LEGACY_MS;
+use super::tests::*;
+use super::*;
+
+/// Leader side: persists everything locally and answers every append sent to
+/// `acks` with success until nothing more is sent; returns all actions seen.
+pub(super) fn settle(c: &mut RaftCore, now: u64, acks: &[NodeId]) -> Vec<Action> {
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        c.on_log_persisted(now, c.last_log_index());
+        let acts = take(c);
+        let sends: Vec<_> = sent_appends(&acts)
+            .into_iter()
+            .filter(|(to, _)| acks.contains(to))
+            .collect();
+        all.extend(acts);
+        if sends.is_empty() {
+            return all;
+        }
+        for (to, m) in sends {
+            c.handle_append_resp(now, to, &m, &ok(c.term()));
+        }
+    }
+    panic!("replication does not settle");
+}
+
+fn all_nodes(id: NodeId) -> bool {
+    (1..=9).contains(&id)
+}
+
+/// A leader of 1..=3 with everything committed and applied.
+fn leader3() -> (RaftCore, u64) {
+    let mut c = node(1, 3, 0, 0, 0);
+    let now = elect(&mut c, &[2, 3]);
+    settle(&mut c, now, &[2, 3]);
+    c.on_applied(now, c.commit_index());
+    (c, now)
+}
+
+fn apply_all(c: &mut RaftCore, now: u64, entries: &[(Index, ConfigEntry)]) {
+    for (i, e) in entries {
+        c.apply_config_entry(now, *i, e);
+        c.on_applied(now, *i);
+    }
+}
+
+#[test]
+fn s11_2_prepare_body_is_ascii_sets_and_parses_back() {
+    let b = ConfigBody {
+        old_members: vec![1, 2, 3],
+        old_observers: vec![],
+        new_members: vec![2, 3, 4],
+        new_observers: vec![],
+    };
+    assert_eq!(b.to_bytes(), b"1,2,3;;2,3,4;");
+    assert_eq!(ConfigBody::parse(b"1,2,3;;2,3,4;").unwrap(), b);
+    let b = ConfigBody::parse(b";7;1;2147483647").unwrap();
+    assert_eq!(b.old_observers, vec![7]);
+    assert_eq!(b.new_observers, vec![2_147_483_647]);
+    assert_eq!(
+        ConfigBody::parse(b"1,1,2;;;").unwrap().old_members,
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn s11_2_bad_prepare_bodies_are_refused_without_panic() {
+    use ConfigBodyError::*;
+    let e = |b: &[u8]| ConfigBody::parse(b).unwrap_err();
+    assert_eq!(e(b"1,2;;3"), FieldCount(3));
+    assert_eq!(e(b"1;;;;"), FieldCount(5));
+    assert_eq!(e(b""), FieldCount(1));
+    assert_eq!(e(b"0;;1;"), BadId("0".into()));
+    assert_eq!(e(b"-1;;1;"), BadId("-1".into()));
+    assert_eq!(e(b"2147483648;;1;"), BadId("2147483648".into()));
+    assert_eq!(e(b"1,,2;;1;"), BadId("".into()));
+    assert_eq!(e(b" 1;;1;"), BadId(" 1".into()));
+    assert_eq!(
+        e(b"99999999999999999999;;1;"),
+        BadId("99999999999999999999".into())
+    );
+    assert_eq!(e(&[0xff, b';', b';', b';']), NotAscii);
+    assert_eq!(ConfigEntry::decode(0, b"").unwrap_err(), NotConfigType(0));
+    assert_eq!(ConfigEntry::decode(3, b"junk").unwrap(), ConfigEntry::Drop);
+    assert_eq!(ConfigEntry::decode(4, b"").unwrap(), ConfigEntry::Commit);
+}
+
+#[test]
+fn s11_3_prepare_checks_come_in_the_references_order() {
+    let (mut c, now) = leader3();
+    let p = |c: &mut RaftCore, old: &[NodeId], new: &[NodeId], obs: &[NodeId]| {
+        c.prepare_config_change(now, old, &[], new, obs, |id| id <= 5)
+    };
+    use ConfigChangeError::*;
+    assert_eq!(p(&mut c, &[1, 2, 3], &[], &[4]), Err(PreparedMembersEmpty));
+    assert_eq!(
+        p(&mut c, &[1, 2, 3], &[1, 4], &[4]),
+        Err(MemberAndObserver(4))
+    );
+    assert_eq!(p(&mut c, &[1, 2], &[1, 2, 4], &[]), Err(OldSetsMismatch));
+    assert_eq!(
+        p(&mut c, &[1, 2, 3, 4], &[1, 2, 4], &[]),
+        Err(OldSetsMismatch)
+    );
+    assert_eq!(p(&mut c, &[1, 2, 3], &[1, 2, 6], &[]), Err(NodeNotExist(6)));
+    assert_eq!(p(&mut c, &[1, 2, 3], &[1, 2], &[0]), Err(NodeNotExist(0)));
+    assert_eq!(
+        NodeNotExist(6).to_string(),
+        "node not exist: 6",
+        "messages are the reference's"
+    );
+    assert!(take(&mut c).is_empty(), "a refused prepare writes nothing");
+    // the expected sets are compared as sets
+    let prop = p(&mut c, &[3, 1, 2], &[1, 2, 4], &[5]).unwrap();
+    assert_eq!(prop.proposed.first_index, c.last_log_index());
+    assert_eq!(prop.entry.item_type(), 2);
+    assert_eq!(prop.entry.body(), b"1,2,3;;1,2,4;5");
+    let acts = take(&mut c);
+    assert!(acts.contains(&Action::AppendLocal {
+        kind: LocalEntries::Proposal,
+        first_index: prop.proposed.first_index,
+        last_index: prop.proposed.first_index,
+        term: c.term(),
+        prev_log_term: prop.proposed.prev_log_term,
+    }));
+}
+
+#[test]
+fn s11_3_non_leaders_answer_not_leader_with_the_hint() {
+    let mut f = node(2, 3, 1, 0, 0);
+    f.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[]));
+    let e = f.prepare_config_change(T0, &[1, 2, 3], &[], &[1, 2], &[], all_nodes);
+    assert_eq!(e, Err(ConfigChangeError::NotLeader(Some(1))));
+    assert_eq!(
+        f.abort_config_change(T0),
+        Err(ConfigChangeError::NotLeader(Some(1)))
+    );
+    assert_eq!(
+        f.commit_config_change(T0, 0),
+        Err(ConfigChangeError::NotLeader(Some(1)))
+    );
+}
+
+#[test]
+fn s11_3_prepare_then_commit_moves_to_the_new_sets() {
+    let (mut c, now) = leader3();
+    let prep = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2, 4], &[], all_nodes)
+        .unwrap();
+    let pi = prep.proposed.first_index;
+    settle(&mut c, now, &[2, 3]);
+    assert_eq!(
+        c.commit_index(),
+        pi,
+        "joint only once applied: old quorum commits"
+    );
+    let applied = c.apply_config_entry(now, pi, &prep.entry);
+    assert!(applied.changed && !applied.persist_config && !applied.old_sets_mismatch);
+    assert_eq!(
+        applied.reply_when_applied,
+        pi + 1,
+        "prepare replies after index + 1"
+    );
+    assert_eq!(c.member_sets(), &joint(&[1, 2, 3], &[1, 2, 4]));
+    assert_eq!(c.last_config_change_index(), pi);
+    // the leader writes a heartbeat so that index + 1 exists
+    let acts = take(&mut c);
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::AppendLocal { kind: LocalEntries::Heartbeat, first_index, .. } if *first_index == pi + 1
+    )));
+    c.on_applied(now, pi);
+    // commit needs the index of the last config change
+    let wrong = c.commit_config_change(now, pi - 1).unwrap_err();
+    assert_eq!(
+        wrong.to_string(),
+        format!(
+            "prepareIndex not match. prepareIndex={}, lastConfigChangeIndex={pi}",
+            pi - 1
+        )
+    );
+    let com = c.commit_config_change(now, pi).unwrap();
+    assert_eq!(com.entry, ConfigEntry::Commit);
+    assert!(com.entry.body().is_empty());
+    let ci = com.proposed.first_index;
+    assert_eq!(ci, pi + 2);
+    c.set_member_ready(now, 4, true);
+    settle(&mut c, now, &[2, 3, 4]);
+    assert_eq!(c.commit_index(), ci);
+    let applied = c.apply_config_entry(now, ci, &com.entry);
+    assert!(applied.changed && applied.persist_config);
+    assert_eq!(applied.reply_when_applied, ci);
+    assert_eq!(c.member_sets(), &MemberSets::new(vec![1, 2, 4], vec![]));
+    assert_eq!(c.last_config_change_index(), ci);
+    // a repeated commit after the first was applied fails
+    assert!(matches!(
+        c.commit_config_change(now, pi),
+        Err(ConfigChangeError::PrepareIndexMismatch { .. })
+    ));
+}
+
+#[test]
+fn s11_3_a_repeated_prepare_applies_as_a_noop_and_moves_the_index() {
+    let (mut c, now) = leader3();
+    let a = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2, 4], &[], all_nodes)
+        .unwrap();
+    let b = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2, 4], &[], all_nodes)
+        .unwrap();
+    assert_eq!(a.entry, b.entry);
+    let ra = c.apply_config_entry(now, a.proposed.first_index, &a.entry);
+    let rb = c.apply_config_entry(now, b.proposed.first_index, &b.entry);
+    assert!(ra.changed && !rb.changed);
+    assert_eq!(c.last_config_change_index(), b.proposed.first_index);
+    assert!(c.commit_config_change(now, a.proposed.first_index).is_err());
+    assert!(c.commit_config_change(now, b.proposed.first_index).is_ok());
+}
+
+#[test]
+fn s11_3_commit_twice_before_apply_is_harmless_and_abort_is_idempotent() {
+    let (mut c, now) = leader3();
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2], &[], all_nodes)
+        .unwrap();
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    let c1 = c.commit_config_change(now, p.proposed.first_index).unwrap();
+    let c2 = c.commit_config_change(now, p.proposed.first_index).unwrap();
+    assert!(
+        c.apply_config_entry(now, c1.proposed.first_index, &c1.entry)
+            .changed
+    );
+    assert!(
+        !c.apply_config_entry(now, c2.proposed.first_index, &c2.entry)
+            .changed
+    );
+    assert_eq!(c.member_sets(), &MemberSets::new(vec![1, 2], vec![]));
+    assert_eq!(c.last_config_change_index(), c2.proposed.first_index);
+
+    // abort: prepare again (2 -> 2 + observer 3), then drop it, twice
+    let p = c
+        .prepare_config_change(now, &[2, 1], &[], &[1, 2], &[3], all_nodes)
+        .unwrap();
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    assert!(c.member_sets().is_joint());
+    let d1 = c.abort_config_change(now).unwrap();
+    let d2 = c.abort_config_change(now).unwrap();
+    assert_eq!(d1.entry, ConfigEntry::Drop);
+    assert!(
+        c.apply_config_entry(now, d1.proposed.first_index, &d1.entry)
+            .changed
+    );
+    assert!(
+        !c.apply_config_entry(now, d2.proposed.first_index, &d2.entry)
+            .changed
+    );
+    assert_eq!(c.member_sets(), &MemberSets::new(vec![1, 2], vec![]));
+    assert_eq!(c.last_config_change_index(), d2.proposed.first_index);
+}
+
+#[test]
+fn s11_2_a_prepare_with_other_old_sets_is_applied_and_reported() {
+    let mut f = node(2, 3, 1, 0, 0);
+    let body = ConfigBody::parse(b"1,2;;1,2,3,4;").unwrap();
+    let r = f.apply_config_entry(T0, 5, &ConfigEntry::Prepare(body));
+    assert!(r.old_sets_mismatch && r.changed);
+    assert_eq!(f.member_sets(), &joint(&[1, 2, 3], &[1, 2, 3, 4]));
+    // a follower writes no heartbeat for it
+    assert!(!take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::AppendLocal { .. })));
+}
+
+#[test]
+fn s11_2_disable_config_change_keeps_the_sets_but_moves_the_index() {
+    let mut cfg = cfg(2, 3);
+    cfg.disable_config_change = true;
+    let mut f = RaftCore::new(cfg, 2, T0, 1, 0, 0, 0, 0).unwrap();
+    let body = ConfigBody::parse(b"1,2,3;;1,2;").unwrap();
+    let r = f.apply_config_entry(T0, 9, &ConfigEntry::Prepare(body));
+    assert!(!r.changed);
+    assert_eq!(f.member_sets(), &MemberSets::new(vec![1, 2, 3], vec![]));
+    assert_eq!(f.last_config_change_index(), 9);
+    f.restore_config(T0, MemberSets::new(vec![2], vec![]), 12);
+    assert_eq!(f.member_sets(), &MemberSets::new(vec![1, 2, 3], vec![]));
+    assert_eq!(f.last_config_change_index(), 12);
+}
+
+#[test]
+fn s11_4_the_snapshot_configuration_replaces_the_static_one() {
+    let mut f = node(3, 3, 1, 0, 0);
+    assert_eq!(f.role(), Role::Follower);
+    let snap = MemberSets {
+        members: vec![1, 2, 4],
+        observers: vec![3],
+        prepared_members: vec![],
+        prepared_observers: vec![],
+    };
+    f.restore_config(T0, snap.clone(), 40);
+    assert_eq!(f.member_sets(), &snap);
+    assert_eq!(f.role(), Role::Observer);
+    assert_eq!(f.last_config_change_index(), 40);
+    assert_eq!(f.status(T0).last_config_change_index, 40);
+}
+
+#[test]
+fn s17_13_prepared_observers_are_not_replicated_to_until_commit() {
+    let (mut c, now) = leader3();
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2, 3], &[5], all_nodes)
+        .unwrap();
+    settle(&mut c, now, &[2, 3]);
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    assert!(
+        c.progress(5).is_none(),
+        "no replication state for a prepared observer"
+    );
+    c.set_member_ready(now, 5, true);
+    c.propose(now, 3).unwrap();
+    let acts = settle(&mut c, now, &[2, 3]);
+    assert!(sent_appends(&acts).iter().all(|(to, _)| *to != 5));
+    let com = c.commit_config_change(now, p.proposed.first_index).unwrap();
+    settle(&mut c, now, &[2, 3]);
+    apply_all(
+        &mut c,
+        now,
+        &[(com.proposed.first_index, com.entry.clone())],
+    );
+    assert_eq!(c.member_sets().observers, vec![5]);
+    c.set_member_ready(now, 5, true);
+    c.propose(now, 1).unwrap();
+    let sends = sent_appends(&take(&mut c));
+    assert!(
+        sends.iter().any(|(to, _)| *to == 5),
+        "observer 5 replicated to"
+    );
+}
+
+#[test]
+fn s11_2_a_removed_node_is_replicated_to_until_it_has_the_change() {
+    let (mut c, now) = leader3();
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2], &[], all_nodes)
+        .unwrap();
+    settle(&mut c, now, &[2, 3]);
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    let com = c.commit_config_change(now, p.proposed.first_index).unwrap();
+    let ci = com.proposed.first_index;
+    // node 3 is slow: only 2 acknowledges before the commit entry applies
+    let late: Vec<_> = sent_appends(&settle(&mut c, now, &[2]))
+        .into_iter()
+        .filter(|s| s.0 == 3)
+        .collect();
+    assert_eq!(c.commit_index(), ci);
+    c.apply_config_entry(now, ci, &com.entry);
+    assert_eq!(c.member_sets(), &MemberSets::new(vec![1, 2], vec![]));
+    let legacy = c.progress(3).expect("3 still replicated to");
+    assert_eq!(legacy.remove_legacy, Some((ci, now + REMOVE_LEGACY_MS)));
+    // 3 answers, catches up with the commit entry and its commit: replication stops
+    for (to, m) in late {
+        c.handle_append_resp(now, to, &m, &ok(c.term()));
+    }
+    let acts = settle(&mut c, now, &[3]);
+    assert!(sent_appends(&acts).iter().any(|(to, _)| *to == 3));
+    assert!(c.progress(3).is_none(), "legacy replication finished");
+    assert_eq!(c.role(), Role::Leader);
+}
+
+#[test]
+fn s11_2_legacy_replication_gives_up_after_five_seconds() {
+    let (mut c, now) = leader3();
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2], &[], all_nodes)
+        .unwrap();
+    settle(&mut c, now, &[2, 3]);
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    let com = c.commit_config_change(now, p.proposed.first_index).unwrap();
+    settle(&mut c, now, &[2]);
+    c.apply_config_entry(now, com.proposed.first_index, &com.entry);
+    assert!(c.progress(3).is_some());
+    assert!(c.next_deadline() <= now + REMOVE_LEGACY_MS);
+    // 3 never answers; 2 keeps the leader committing heartbeats
+    let mut t = now;
+    while t + 100 < now + REMOVE_LEGACY_MS {
+        t += 100;
+        c.tick(t);
+        settle(&mut c, t, &[2]);
+    }
+    assert!(c.progress(3).is_some());
+    c.tick(now + REMOVE_LEGACY_MS);
+    assert!(c.progress(3).is_none(), "legacy replication timed out");
+    assert_eq!(c.role(), Role::Leader);
+}
+
+#[test]
+fn s11_2_joint_prepare_on_leader_needs_the_new_members_for_commit() {
+    let (mut c, now) = leader3();
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 4, 5], &[], all_nodes)
+        .unwrap();
+    settle(&mut c, now, &[2, 3]);
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry.clone())]);
+    let before = c.commit_index();
+    c.propose(now, 1).unwrap();
+    settle(&mut c, now, &[2, 3]);
+    assert_eq!(
+        c.commit_index(),
+        before,
+        "old quorum alone no longer commits"
+    );
+    c.set_member_ready(now, 4, true);
+    settle(&mut c, now, &[4]);
+    assert_eq!(
+        c.commit_index(),
+        c.last_log_index(),
+        "1 and 4 are a quorum of 1,4,5"
+    );
+}
