@@ -759,4 +759,6 @@ fn role_in(sets: &MemberSets, id: NodeId) -> Role {
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
+mod tests_install;
+#[cfg(test)]
 mod tests_membership;

@@ -408,13 +408,16 @@ impl RaftCore {
     /// Leader: the install snapshot to `peer` finished successfully at
     /// `last_included_index` (§12.2 step 6: the reply to the request with `done`
     /// was SUCCESS): matchIndex and nextIndex follow it and replication restarts.
-    /// Ignored unless the peer is marked for install.
+    /// Ignored unless an install stream to the peer is running (a stream that
+    /// [`handle_install_resp`](Self::handle_install_resp) or
+    /// [`handle_install_error`](Self::handle_install_error) ended does not count).
     pub fn on_snapshot_installed(&mut self, now: u64, peer: NodeId, last_included_index: Index) {
         self.now = self.now.max(now);
         let Some(i) = self.peer_index(peer) else {
             return;
         };
-        if self.role != Role::Leader || !self.peers[i].install_snapshot {
+        if self.role != Role::Leader || !self.peers[i].install_snapshot || !self.peers[i].installing
+        {
             return;
         }
         let p = &mut self.peers[i];

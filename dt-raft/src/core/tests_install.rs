@@ -1,0 +1,343 @@
+//! Unit tests of the install-snapshot decisions (raft.md §12) with explicit time.
+
+use super::tests::*;
+use super::tests_membership::settle;
+use super::*;
+
+fn starts(acts: &[Action]) -> Vec<(NodeId, InstallStart)> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::StartInstallSnapshot { to, start } => Some((*to, start.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Leader 1 of 3 whose peer 3 asked for a snapshot; returns the stream start.
+fn leader_installing_to_3() -> (RaftCore, u64, InstallStart) {
+    let (mut c, now, m) = leader_with_commit();
+    // the probe to 3 sent while electing is still in flight
+    let (to, m) = (
+        3,
+        AppendSend {
+            epoch: c.progress(3).unwrap().epoch,
+            ..m
+        },
+    );
+    c.handle_append_resp(
+        now,
+        to,
+        &m,
+        &AppendResp::new(1, AppendCode::InstallSnapshot),
+    );
+    let s = starts(&take(&mut c));
+    assert_eq!(s.len(), 1, "one install stream starts");
+    assert_eq!(s[0].0, 3);
+    (c, now, s[0].1.clone())
+}
+
+#[test]
+fn s12_2_leader_streams_with_its_term_epoch_and_config() {
+    let (mut c, now, start) = leader_installing_to_3();
+    assert_eq!(start.term, c.term());
+    assert_eq!(start.leader_id, 1);
+    assert_eq!(start.sets, MemberSets::new(vec![1, 2, 3], vec![]));
+    assert_eq!(start.epoch, c.progress(3).unwrap().epoch);
+    assert!(c.progress(3).unwrap().install_snapshot && c.progress(3).unwrap().installing);
+    // no appends to 3 while installing, even with new entries
+    c.propose(now, 2).unwrap();
+    let acts = settle(&mut c, now, &[2]);
+    assert!(sent_appends(&acts).iter().all(|s| s.0 != 3));
+    assert!(
+        starts(&acts).is_empty(),
+        "the running stream is not restarted"
+    );
+    // chunk replies keep it going; the last one's success ends it
+    assert!(c.handle_install_resp(now, 3, &start, &ok(c.term())));
+    c.on_snapshot_installed(now, 3, 2);
+    let p = c.progress(3).unwrap();
+    assert!(!p.install_snapshot && !p.installing);
+    assert_eq!(p.match_index, 2);
+    let sends = sent_appends(&take(&mut c));
+    assert!(
+        sends.iter().any(|(to, m)| *to == 3 && m.first_index == 3),
+        "replication restarts after the snapshot"
+    );
+}
+
+#[test]
+fn s12_2_a_failed_stream_restarts_from_scratch_after_the_retry_delay() {
+    let (mut c, now, start) = leader_installing_to_3();
+    let resp = AppendResp::new(c.term(), AppendCode::ServerError);
+    assert!(!c.handle_install_resp(now, 3, &start, &resp));
+    assert!(!c.install_current(3, &start), "the old stream is dead");
+    assert!(!c.handle_install_resp(now, 3, &start, &ok(c.term())));
+    let p = c.progress(3).unwrap();
+    assert!(p.install_snapshot && !p.installing);
+    let retry = now + c.cfg.replicate_retry_ms;
+    assert!(c.next_deadline() <= retry);
+    c.tick(retry - 1);
+    assert!(starts(&take(&mut c)).is_empty());
+    c.tick(retry);
+    let again = starts(&take(&mut c));
+    assert_eq!(again.len(), 1);
+    assert!(again[0].1.epoch > start.epoch, "a new stream, a new epoch");
+    // an RPC error does the same
+    c.handle_install_error(retry, 3, &again[0].1);
+    assert!(!c.progress(3).unwrap().installing);
+    // an old stream's success is ignored
+    c.on_snapshot_installed(retry, 3, 1);
+    assert!(c.progress(3).unwrap().install_snapshot);
+}
+
+#[test]
+fn s12_2_a_higher_term_in_an_install_reply_ends_the_leadership() {
+    let (mut c, now, start) = leader_installing_to_3();
+    let t = c.term();
+    assert!(!c.handle_install_resp(
+        now,
+        3,
+        &start,
+        &AppendResp::new(t + 1, AppendCode::ReqError)
+    ));
+    assert_eq!((c.role(), c.term()), (Role::Follower, t + 1));
+    assert!(!c.install_current(3, &start));
+}
+
+#[test]
+fn s12_2_a_peer_that_is_not_ready_gets_its_install_when_ready_again() {
+    let (mut c, now, _) = leader_installing_to_3();
+    c.set_member_ready(now, 3, false);
+    assert!(!c.progress(3).unwrap().installing);
+    c.tick(now + 500);
+    assert!(starts(&take(&mut c)).is_empty(), "not ready: no stream");
+    c.set_member_ready(now + 500, 3, true);
+    assert_eq!(starts(&take(&mut c)).len(), 1);
+}
+
+// ---- follower side ----
+
+fn first(term: Term, idx: Index, t: Term) -> InstallReq {
+    InstallReq {
+        term,
+        leader_id: 1,
+        last_included_index: idx,
+        last_included_term: t,
+        sets: Some(MemberSets::new(vec![1, 2, 3], vec![4])),
+        last_config_change_index: 7,
+        ..Default::default()
+    }
+}
+
+fn chunk(term: Term, idx: Index, t: Term, offset: u64, len: u64) -> InstallReq {
+    InstallReq {
+        term,
+        leader_id: 1,
+        last_included_index: idx,
+        last_included_term: t,
+        offset,
+        data_len: len,
+        ..Default::default()
+    }
+}
+
+fn last(term: Term, idx: Index, t: Term, offset: u64, pos: u64) -> InstallReq {
+    InstallReq {
+        done: true,
+        next_write_pos: pos,
+        ..chunk(term, idx, t, offset, 0)
+    }
+}
+
+/// Follower 2 of 3 in term 2, log 1..=10 of term 1, that has begun an install of
+/// (500, 2).
+fn follower_installing() -> RaftCore {
+    let mut f = node(2, 3, 2, 10, 1);
+    f.handle_install_snapshot(T0, 1, &first(2, 500, 2));
+    let acts = take(&mut f);
+    assert!(acts.contains(&Action::BeginInstallSnapshot {
+        req: 1,
+        last_included_index: 500,
+        last_included_term: 2,
+    }));
+    assert!(
+        append_replies(&acts).is_empty(),
+        "reply waits for the driver"
+    );
+    f.on_install_begun(T0, 1, true);
+    assert_eq!(append_replies(&take(&mut f)), vec![(1, ok(2))]);
+    f
+}
+
+#[test]
+fn s17_16_last_config_change_index_after_install_is_last_included_index() {
+    let f = follower_installing();
+    assert_eq!(f.last_config_change_index(), 500, "not the request's 7");
+    assert_eq!(f.member_sets(), &MemberSets::new(vec![1, 2, 3], vec![4]));
+    assert!(f.status(T0).installing_snapshot);
+}
+
+#[test]
+fn s12_3_requests_behind_a_first_request_wait_for_the_driver() {
+    let mut f = node(2, 3, 2, 10, 1);
+    f.handle_install_snapshot(T0, 1, &first(2, 500, 2));
+    f.handle_install_snapshot(T0, 2, &chunk(2, 500, 2, 0, 10));
+    f.handle_append(T0, 3, &req(2, 1, (10, 1), 0, &[2]));
+    let acts = take(&mut f);
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::InstallSnapshotData { .. })));
+    assert_eq!(f.queued_appends(), 3);
+    f.on_install_begun(T0, 1, true);
+    let acts = take(&mut f);
+    assert!(acts.contains(&Action::InstallSnapshotData {
+        req: 2,
+        last_included_index: 500,
+        last_included_term: 2,
+        offset: 0,
+    }));
+    // the append is answered INSTALL_SNAPSHOT while installing
+    assert_eq!(
+        append_replies(&acts),
+        vec![
+            (1, ok(2)),
+            (3, AppendResp::new(2, AppendCode::InstallSnapshot))
+        ]
+    );
+    f.on_install_data_done(T0, 2, true);
+    assert_eq!(append_replies(&take(&mut f)), vec![(2, ok(2))]);
+}
+
+#[test]
+fn s12_3_chunks_must_continue_the_stream_begun() {
+    let mut f = follower_installing();
+    f.handle_install_snapshot(T0, 2, &chunk(2, 500, 2, 0, 100));
+    f.handle_install_snapshot(T0, 3, &chunk(2, 500, 2, 100, 50));
+    let acts = take(&mut f);
+    let offsets: Vec<u64> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::InstallSnapshotData { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, vec![0, 100]);
+    let err = |id| (id, AppendResp::new(2, AppendCode::ServerError));
+    // a gap, another snapshot, a done at the wrong offset: SERVER_ERROR
+    f.handle_install_snapshot(T0, 4, &chunk(2, 500, 2, 200, 1));
+    f.handle_install_snapshot(T0, 5, &chunk(2, 499, 2, 150, 1));
+    f.handle_install_snapshot(T0, 6, &last(2, 500, 2, 151, 9));
+    assert_eq!(append_replies(&take(&mut f)), vec![err(4), err(5), err(6)]);
+    // a chunk the state machine refused ends the stream
+    f.on_install_data_done(T0, 3, false);
+    assert_eq!(append_replies(&take(&mut f)), vec![err(3)]);
+    f.handle_install_snapshot(T0, 7, &chunk(2, 500, 2, 150, 1));
+    assert_eq!(append_replies(&take(&mut f)), vec![err(7)]);
+}
+
+#[test]
+fn s12_3_data_without_an_install_is_a_server_error() {
+    let mut f = node(2, 3, 2, 10, 1);
+    f.handle_install_snapshot(T0, 1, &chunk(2, 500, 2, 0, 10));
+    f.handle_install_snapshot(T0, 2, &last(2, 500, 2, 0, 9));
+    let e = |id| (id, AppendResp::new(2, AppendCode::ServerError));
+    assert_eq!(append_replies(&take(&mut f)), vec![e(1), e(2)]);
+    assert_eq!(f.last_log_index(), 10);
+}
+
+#[test]
+fn s17_15_the_follower_adopts_the_leaders_log_position() {
+    let mut f = follower_installing();
+    f.handle_install_snapshot(T0, 2, &chunk(2, 500, 2, 0, 64));
+    f.on_install_data_done(T0, 2, true);
+    f.drain_actions();
+    f.handle_install_snapshot(T0, 3, &last(2, 500, 2, 64, 123_456));
+    let acts = take(&mut f);
+    assert!(acts.contains(&Action::FinishInstallSnapshot {
+        req: 3,
+        last_included_index: 500,
+        last_included_term: 2,
+        next_write_pos: 123_456,
+    }));
+    assert!(append_replies(&acts).is_empty());
+    f.on_install_complete(T0, 3, true);
+    assert_eq!(append_replies(&take(&mut f)), vec![(3, ok(2))]);
+    assert_eq!((f.last_log_index(), f.last_log_term()), (500, 2));
+    assert_eq!(f.persisted_index(), 500);
+    assert_eq!((f.commit_index(), f.last_applied()), (500, 500));
+    assert!(!f.status(T0).installing_snapshot);
+    // the next append continues the log after the snapshot
+    f.handle_append(T0, 4, &req(2, 1, (500, 2), 500, &[2]));
+    let acts = take(&mut f);
+    assert!(acts.contains(&Action::AppendReceived {
+        req: 4,
+        truncate_after: None,
+        first_index: 501,
+        last_index: 501,
+    }));
+}
+
+#[test]
+fn s12_3_a_failed_finish_keeps_the_node_installing() {
+    let mut f = follower_installing();
+    f.handle_install_snapshot(T0, 2, &last(2, 500, 2, 0, 9));
+    f.drain_actions();
+    f.on_install_complete(T0, 2, false);
+    assert_eq!(
+        append_replies(&take(&mut f)),
+        vec![(2, AppendResp::new(2, AppendCode::ServerError))]
+    );
+    assert!(f.status(T0).installing_snapshot);
+    assert_eq!(f.last_log_index(), 10);
+}
+
+#[test]
+fn s12_3_while_installing_no_vote_is_granted_and_no_campaign_starts() {
+    let mut f = follower_installing();
+    let v = VoteReq {
+        term: 3,
+        candidate_id: 3,
+        last_log_index: 1000,
+        last_log_term: 3,
+        pre_vote: true,
+    };
+    f.handle_vote(T0, 9, &v);
+    let replies = vote_replies(&take(&mut f));
+    assert!(replies
+        .iter()
+        .all(|(_, r)| !r.is_ok_and(|r| r.vote_granted)));
+    let (_, acts) = time_out(&mut f, T0);
+    assert!(sent_votes(&acts).is_empty());
+}
+
+#[test]
+fn s12_3_install_requests_share_the_append_prologue() {
+    let mut f = node(2, 3, 2, 10, 1);
+    // small term, unknown sender, a last included term above the leader's
+    f.handle_install_snapshot(T0, 1, &first(1, 500, 1));
+    let mut r = first(2, 500, 2);
+    r.leader_id = 9;
+    f.handle_install_snapshot(T0, 2, &r);
+    f.handle_install_snapshot(T0, 3, &first(2, 500, 3));
+    f.handle_install_snapshot(T0, 4, &first(2, 0, 1));
+    assert_eq!(
+        append_replies(&take(&mut f)),
+        vec![
+            (1, AppendResp::new(2, AppendCode::ReqError)),
+            (2, AppendResp::new(2, AppendCode::NotMemberInGroup)),
+            (3, AppendResp::new(2, AppendCode::ReqError)),
+            (4, AppendResp::new(2, AppendCode::ReqError)),
+        ]
+    );
+    assert!(!f.status(T0).installing_snapshot);
+    // a higher term waits for the status file first
+    f.handle_install_snapshot(T0, 5, &first(3, 500, 3));
+    let acts = take(&mut f);
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { .. })));
+    f.on_status_saved(T0, 3, 0);
+    assert!(take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 5, .. })));
+}
