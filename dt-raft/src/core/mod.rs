@@ -377,6 +377,8 @@ pub struct RaftCore {
     tail_bytes: VecDeque<u64>,
     /// (commit index, time) samples for applyLagMillis (§13).
     commit_history: VecDeque<(Index, u64)>,
+    /// The newest sample taken, consumed or not (rate limit).
+    last_commit_sample: Option<(Index, u64)>,
     apply_lag_ms: u64,
     last_apply_time: u64,
 
@@ -442,6 +444,7 @@ impl RaftCore {
             tail_base: 0,
             tail_bytes: VecDeque::new(),
             commit_history: VecDeque::new(),
+            last_commit_sample: None,
             apply_lag_ms: 0,
             last_apply_time: now,
             last_elect_time: now,
@@ -699,6 +702,7 @@ impl RaftCore {
         self.leader_commit = 0;
         self.tail_bytes.clear();
         self.commit_history.clear();
+        self.last_commit_sample = None;
         self.apply_lag_ms = status::APPLY_LAG_UNKNOWN_MS;
         self.peers.retain(|p| p.remove_legacy.is_none());
         for p in &mut self.peers {
@@ -760,5 +764,7 @@ fn role_in(sets: &MemberSets, id: NodeId) -> Role {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_install;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_membership;

@@ -79,9 +79,9 @@ impl RaftCore {
     /// once per second, at most 64 samples.
     pub(super) fn record_commit(&mut self, index: Index) {
         let now = self.now;
-        let take = match self.commit_history.back() {
+        let take = match self.last_commit_sample {
             None => true,
-            Some(&(i, t)) => {
+            Some((i, t)) => {
                 index > i
                     && now.saturating_sub(t) > SAMPLE_EVERY_MS
                     && self.commit_history.len() < MAX_SAMPLES
@@ -89,6 +89,7 @@ impl RaftCore {
         };
         if take {
             self.commit_history.push_back((index, now));
+            self.last_commit_sample = Some((index, now));
         }
     }
 

@@ -31,7 +31,7 @@ fn all_nodes(id: NodeId) -> bool {
 }
 
 /// A leader of 1..=3 with everything committed and applied.
-fn leader3() -> (RaftCore, u64) {
+pub(super) fn leader3() -> (RaftCore, u64) {
     let mut c = node(1, 3, 0, 0, 0);
     let now = elect(&mut c, &[2, 3]);
     settle(&mut c, now, &[2, 3]);
