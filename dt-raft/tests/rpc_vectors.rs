@@ -685,3 +685,85 @@ fn parser_verdicts() {
     }
     assert_eq!(n, 4);
 }
+
+/// The install-snapshot requests and a QUERY_STATUS response of the vectors through
+/// the core's types: the first request's sets reach the core and the core's stream
+/// start rebuilds the same body; a status built by the core encodes to the
+/// reference's bytes.
+#[test]
+fn install_and_status_core_mapping_of_vectors() {
+    let Some(dir) = vectors("install_and_status_core_mapping") else {
+        return;
+    };
+    let mut seen = 0;
+    for v in read_jsonl(&dir, "raft_replication.jsonl") {
+        let name = v["name"].as_str().unwrap();
+        if !name.starts_with("install_snapshot_") {
+            continue;
+        }
+        let p = parse_frame(v["hex"].as_str().unwrap());
+        let w = InstallSnapshotReq::decode(&p.body).unwrap();
+        let c = dt_raft::core::InstallReq::try_from(&w).unwrap();
+        assert_eq!((c.term, c.leader_id), (2, 1));
+        assert_eq!((c.last_included_index, c.last_included_term), (500, 2));
+        match name {
+            "install_snapshot_first" => {
+                let sets = c.sets.clone().expect("the first request carries the sets");
+                assert_eq!(sets.members, vec![1, 2, 3]);
+                assert_eq!(sets.observers, vec![4]);
+                assert_eq!(c.last_config_change_index, 7);
+                let start = dt_raft::core::InstallStart {
+                    term: 2,
+                    leader_id: 1,
+                    epoch: 0,
+                    sets,
+                    last_config_change_index: 7,
+                };
+                assert_eq!(
+                    InstallSnapshotReq::first_from_core(w.group_id, &start, 500, 2),
+                    w
+                );
+            }
+            "install_snapshot_data" => {
+                assert!(c.sets.is_none() && !c.done);
+                assert_eq!((c.offset, c.data_len), (65536, 20));
+            }
+            "install_snapshot_last" => {
+                assert!(c.sets.is_none() && c.done);
+                assert_eq!((c.offset, c.next_write_pos), (65556, 123456));
+            }
+            other => panic!("unexpected install vector {other}"),
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+
+    let v = read_jsonl(&dir, "raft_client.jsonl")
+        .into_iter()
+        .find(|v| v["name"] == "raft_query_status_resp")
+        .unwrap();
+    let p = parse_frame(v["hex"].as_str().unwrap());
+    let w = QueryStatusResp::decode(&p.body).unwrap();
+    let s = dt_raft::core::CoreStatus {
+        node_id: 1,
+        role: dt_raft::core::Role::Leader,
+        term: 3,
+        voted_for: 1,
+        leader_id: Some(1),
+        commit_index: 100,
+        last_applied: 100,
+        last_apply_time_to_now_ms: 5,
+        last_log_index: 100,
+        last_log_term: 3,
+        persisted_index: 100,
+        apply_lag_ms: 0,
+        sets: dt_raft::core::MemberSets::new(vec![1, 2, 3], vec![]),
+        last_config_change_index: 1,
+        group_ready: true,
+        installing_snapshot: false,
+    };
+    let mut r = QueryStatusResp::from_core(0, &s);
+    r.flag |= QueryStatusResp::FLAG_INIT_FINISHED;
+    assert_eq!(r, w);
+    assert_eq!(encode::to_bytes(&r), p.body);
+}

@@ -36,7 +36,10 @@
 //! `from_core` / [`AppendReq::from_send`], and back with `TryFrom`, which refuses
 //! negative terms, ids and indexes, an unknown append code, or a `success` flag that
 //! disagrees with it: [`VoteReq`], [`VoteResp`], [`AppendReq`] (entries reduced to
-//! index and term), [`AppendResp`], [`TransferLeaderReq`]. A [`LogItem`] converts to and
+//! index and term), [`AppendResp`], [`TransferLeaderReq`], [`InstallSnapshotReq`] (to
+//! the core's `InstallReq`; [`InstallSnapshotReq::first_from_core`] builds a stream's
+//! first request). [`QueryStatusResp::from_core`] fills a status response from the
+//! core's `CoreStatus`. A [`LogItem`] converts to and
 //! from the store's [`store::LogItem`](crate::store::LogItem) without copying header or
 //! body.
 //!

@@ -140,3 +140,71 @@ impl RpcBody for InstallSnapshotReq {
         Ok(cb.msg)
     }
 }
+
+fn ids(what: &'static str, v: &[i32]) -> Result<Vec<u32>, PbError> {
+    v.iter().map(|&id| super::unsigned32(what, id)).collect()
+}
+
+fn wire_ids(v: &[u32]) -> Vec<i32> {
+    v.iter().map(|&id| id as i32).collect()
+}
+
+impl InstallSnapshotReq {
+    /// The first request of the core's install stream `start` for group `group_id`:
+    /// the sets and lastConfigChangeIndex, offset 0, no data.
+    pub fn first_from_core(
+        group_id: i32,
+        start: &crate::core::InstallStart,
+        last_included_index: u64,
+        last_included_term: u32,
+    ) -> Self {
+        InstallSnapshotReq {
+            group_id,
+            term: start.term as i32,
+            leader_id: start.leader_id as i32,
+            last_included_index: last_included_index as i64,
+            last_included_term: last_included_term as i32,
+            members: wire_ids(&start.sets.members),
+            observers: wire_ids(&start.sets.observers),
+            prepared_members: wire_ids(&start.sets.prepared_members),
+            prepared_observers: wire_ids(&start.sets.prepared_observers),
+            last_config_change_index: start.last_config_change_index as i64,
+            ..Default::default()
+        }
+    }
+}
+
+impl TryFrom<&InstallSnapshotReq> for crate::core::InstallReq {
+    type Error = PbError;
+    /// The core's view: a request with members is a first request (carrying the four
+    /// sets); the data stays with the caller (`data_len` is its length). Negative
+    /// terms, ids, indexes or offsets are refused.
+    fn try_from(r: &InstallSnapshotReq) -> Result<Self, PbError> {
+        use super::{unsigned32, unsigned64};
+        let sets = if r.members.is_empty() {
+            None
+        } else {
+            Some(crate::core::MemberSets {
+                members: ids("members", &r.members)?,
+                observers: ids("observers", &r.observers)?,
+                prepared_members: ids("prepared_members", &r.prepared_members)?,
+                prepared_observers: ids("prepared_observers", &r.prepared_observers)?,
+            })
+        };
+        Ok(crate::core::InstallReq {
+            term: unsigned32("term", r.term)?,
+            leader_id: unsigned32("leader_id", r.leader_id)?,
+            last_included_index: unsigned64("last_included_index", r.last_included_index)?,
+            last_included_term: unsigned32("last_included_term", r.last_included_term)?,
+            offset: unsigned64("offset", r.offset)?,
+            done: r.done,
+            next_write_pos: unsigned64("next_write_pos", r.next_write_pos)?,
+            sets,
+            last_config_change_index: unsigned64(
+                "last_config_change_index",
+                r.last_config_change_index,
+            )?,
+            data_len: r.data.len() as u64,
+        })
+    }
+}

@@ -192,3 +192,33 @@ impl RpcBody for QueryStatusResp {
         Ok(cb.msg)
     }
 }
+
+impl QueryStatusResp {
+    /// The response for group `group_id` from the core's status. The flag bits the
+    /// driver owns (init finished / failed, bug) and `last_error` are left clear; the
+    /// group-ready bit comes from the core.
+    pub fn from_core(group_id: i32, s: &crate::core::CoreStatus) -> Self {
+        let ids = |v: &[u32]| v.iter().map(|&id| id as i32).collect::<Vec<i32>>();
+        let mut r = QueryStatusResp {
+            group_id,
+            node_id: s.node_id as i32,
+            term: s.term as i32,
+            leader_id: s.leader_id.unwrap_or(0) as i32,
+            commit_index: s.commit_index as i64,
+            last_applied: s.last_applied as i64,
+            last_apply_time_to_now_millis: s.last_apply_time_to_now_ms as i64,
+            last_log_index: s.last_log_index as i64,
+            apply_lag_millis: s.apply_lag_ms as i64,
+            members: ids(&s.sets.members),
+            observers: ids(&s.sets.observers),
+            prepared_members: ids(&s.sets.prepared_members),
+            prepared_observers: ids(&s.sets.prepared_observers),
+            last_config_change_index: s.last_config_change_index as i64,
+            ..Default::default()
+        };
+        if s.group_ready {
+            r.flag |= Self::FLAG_GROUP_READY;
+        }
+        r
+    }
+}
