@@ -5,7 +5,7 @@
 //! The admin methods return the entry to write; the core has already assigned its
 //! index like [`RaftCore::propose`] does, and an
 //! [`Action::AppendLocal`](super::Action::AppendLocal) of kind
-//! [`LocalEntries::Proposal`](super::LocalEntries::Proposal) follows, so the driver
+//! [`LocalEntries::Proposal`] follows, so the driver
 //! writes these entries exactly like proposals (item type and body from the
 //! [`ConfigEntry`]). When the apply fiber reaches such an entry (after all earlier
 //! entries are applied) the driver calls [`RaftCore::apply_config_entry`] and then

@@ -1,18 +1,27 @@
-//! The sans-IO consensus core of one Raft group (raft.md §4–§9).
+//! The sans-IO consensus core of one Raft group (raft.md §4–§13).
 //!
 //! [`RaftCore`] holds the consensus state of one group: role, term and vote, the
-//! per-peer replication progress, commit and apply positions, the lease. It does no
-//! IO. The driver feeds it inputs and executes the [`Action`]s it returns:
+//! per-peer replication progress, commit and apply positions, the lease, the
+//! configuration. It does no IO. The driver feeds it inputs and executes the
+//! [`Action`]s it returns:
 //!
 //! * **messages**: [`RaftCore::handle_vote`], [`RaftCore::handle_vote_resp`],
-//!   [`RaftCore::handle_append`], [`RaftCore::handle_append_resp`] and the RPC error
-//!   forms;
+//!   [`RaftCore::handle_append`], [`RaftCore::handle_append_resp`],
+//!   [`RaftCore::handle_install_snapshot`], [`RaftCore::handle_install_resp`],
+//!   [`RaftCore::handle_transfer_leader`] and the RPC error forms;
 //! * **time**: [`RaftCore::tick`] with the caller's monotonic milliseconds (call it at
 //!   least at [`RaftCore::next_deadline`]);
 //! * **IO completions**: [`RaftCore::on_log_persisted`], [`RaftCore::on_status_saved`],
-//!   [`RaftCore::on_applied`], and the results of the match-position searches it asked
-//!   for ([`RaftCore::on_follower_match_pos`], [`RaftCore::on_leader_match_pos`]);
-//! * **proposals** on the leader: [`RaftCore::propose`].
+//!   [`RaftCore::on_applied`], the results of the match-position searches it asked
+//!   for ([`RaftCore::on_follower_match_pos`], [`RaftCore::on_leader_match_pos`]), the
+//!   install steps ([`RaftCore::on_install_begun`], [`RaftCore::on_install_data_done`],
+//!   [`RaftCore::on_install_complete`], [`RaftCore::on_snapshot_installed`]);
+//! * **proposals** on the leader: [`RaftCore::propose`] / [`RaftCore::propose_sized`];
+//! * **admin**: [`RaftCore::start_transfer`], [`RaftCore::prepare_config_change`],
+//!   [`RaftCore::commit_config_change`], [`RaftCore::abort_config_change`];
+//! * **apply of configuration entries**: [`RaftCore::apply_config_entry`] (and
+//!   [`RaftCore::restore_config`] for a snapshot's configuration at start);
+//! * **queries**: [`RaftCore::status`] (QUERY_STATUS), the lease, the accessors.
 //!
 //! Every call appends actions to an internal buffer that is reused across calls;
 //! take them with [`RaftCore::drain_actions`] and execute them in order. Replies that
@@ -29,11 +38,52 @@
 //! * Every [`Action::SendAppend`] comes back exactly once, as a response
 //!   ([`RaftCore::handle_append_resp`]) or an error after rpcTimeout
 //!   ([`RaftCore::handle_append_error`]); otherwise the peer's window stays occupied.
-//! * Every [`Action::FindMatchPos`] is answered.
+//!   Likewise an [`Action::StartInstallSnapshot`] stream ends with
+//!   [`RaftCore::on_snapshot_installed`], a `false` from
+//!   [`RaftCore::handle_install_resp`], or [`RaftCore::handle_install_error`].
+//! * Every [`Action::FindMatchPos`] is answered, and every follower-side install
+//!   action ([`Action::BeginInstallSnapshot`], [`Action::InstallSnapshotData`],
+//!   [`Action::FinishInstallSnapshot`]) is completed.
+//! * Configuration entries are applied with [`RaftCore::apply_config_entry`] in log
+//!   order, after every earlier entry is applied, followed by
+//!   [`RaftCore::on_applied`].
 //! * Requests are decoded into the plain structs of [`msg`]; terms above the wire's
 //!   int32 range and non-positive node ids are rejected by the decoder. Anything else
-//!   a peer may send (terms, indexes, entry sequences that make no sense) is checked
-//!   here and answered with the spec's code or dropped, never a panic.
+//!   a peer may send (terms, indexes, entry sequences, snapshot chunks that make no
+//!   sense) is checked here and answered with the spec's code or dropped, never a
+//!   panic.
+//!
+//! ## What is here
+//!
+//! * Election with pre-vote, the voter and candidate rules, the leader's step-down
+//!   without quorum (§5).
+//! * Replication (§7): per-peer progress, the first append of an epoch carrying one
+//!   entry then pipelining within `max_replicate_items` (silly window) and
+//!   `max_replicate_bytes`, appends cut at `single_replicate_limit` bytes (sizes from
+//!   [`RaftCore::propose_sized`]; entries the core has no size for are read from the
+//!   log at most 1024 per append), empty appends for the commit index, the two-sided
+//!   match-position search; the receiver with deferred, in-order replies.
+//! * Commit of own-term entries by rwQuorum (joint: both quorums), follower commit,
+//!   group ready (§8); the lease (§9); leader transfer (§10).
+//! * Membership change by joint consensus (§11, [`config_change`]): the admin checks
+//!   and idempotency of prepare / commit / abort, the PREPARE / DROP / COMMIT entries
+//!   and their body encoding (byte-exact with the reference's), applying them
+//!   (`disable_config_change`, lastConfigChangeIndex), "remove legacy" replication
+//!   to nodes that left, prepared observers not replicated to, observers.
+//! * Install snapshot decisions (§12): the leader marks a peer, starts, aborts and
+//!   retries streams; the follower checks the first / data / last requests, adopts
+//!   the leader's configuration and log position (lastConfigChangeIndex :=
+//!   lastIncludedIndex).
+//! * Query status (§13): [`CoreStatus`], with the sampled applyLagMillis.
+//!
+//! ## What the driver does (not here)
+//!
+//! Reading and writing the log, the status file and snapshots; streaming snapshot
+//! chunks and taking the fresh state-machine snapshot; the node table (ids given to
+//! the admin methods are checked with the caller's `node_exists`); raft pings and
+//! readiness; the apply fiber and the state machine's futures; the linear task
+//! runner's flow control (maxPendingTasks); dropping requests whose timeout has
+//! expired (§17 item 17); the "persist config" hook; the init replay.
 //!
 //! ## Deliberate differences from the reference
 //!
@@ -42,17 +92,14 @@
 //!   identical): a duplicated or re-sent request never removes acknowledged entries.
 //! * An append waits until the current term is durable in the status file, also
 //!   when the term was raised by a vote request.
-//!
-//! Leader transfer (§10) is here too: [`RaftCore::start_transfer`] on the old
-//! leader, [`RaftCore::handle_transfer_leader`] on the target.
-//!
-//! Membership: [`RaftCore::apply_member_sets`] switches the four sets when the driver
-//! applies a configuration entry; elections, commit and lease use both quorums while
-//! joint.
-//!
-//! Not built yet: the admin side of membership change (prepare / commit / abort
-//! checks and the entries' encoding), the "remove legacy" replication, install
-//! snapshot (the core only marks a peer as needing one), byte limits of replication.
+//! * Install data chunks must continue the stream begun (same lastIncluded, offset
+//!   where the previous chunk ended); others are answered SERVER_ERROR, and the
+//!   leader restarts the stream.
+//! * Configuration sets are compared as sets (order and repeats ignored), as the
+//!   reference's `Set.equals`; the PREPARE body lists ids in the order held (the
+//!   reference writes its hash-set order, which is ascending for small ids).
+//! * Any leader applying a PREPARE writes the heartbeat entry that lets the admin's
+//!   prepare complete (the reference does it in the admin request's callback).
 
 mod commit;
 pub mod config;
