@@ -357,7 +357,7 @@ impl RaftCore {
             | AppendCode::NotMemberInGroup => p.bump_epoch(retry_at),
         }
         self.replicate_peer(i);
-        if self.peers[i].remove_legacy.is_some() {
+        if self.peers.get(i).is_some_and(|p| p.remove_legacy.is_some()) {
             self.check_legacy();
         }
     }

@@ -418,3 +418,35 @@ fn s11_2_joint_prepare_on_leader_needs_the_new_members_for_commit() {
         "1 and 4 are a quorum of 1,4,5"
     );
 }
+
+#[test]
+fn s11_7_an_observer_follows_appends_but_never_campaigns() {
+    let mut cfg = cfg(4, 3);
+    cfg.observers = vec![4];
+    let mut o = RaftCore::new(cfg, 4, T0, 1, 0, 0, 0, 0).unwrap();
+    assert_eq!(o.role(), Role::Observer);
+    o.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[1, 1]));
+    o.on_log_persisted(T0, 2);
+    let acts = take(&mut o);
+    assert_eq!(
+        append_replies(&acts),
+        vec![(1, ok(1))],
+        "acked like a follower"
+    );
+    assert_eq!(o.leader(), Some(1));
+    o.on_applied(T0, 0);
+    o.handle_append(T0, 2, &req(1, 1, (2, 1), 2, &[]));
+    o.on_applied(T0, 2);
+    assert!(o.group_ready(), "group ready like a follower");
+    // an election timeout only forgets the leader
+    let (_, acts) = time_out(&mut o, T0);
+    assert!(sent_votes(&acts).is_empty());
+    assert_eq!((o.role(), o.leader(), o.term()), (Role::Observer, None, 1));
+    // promoted by a committed change, it becomes a follower
+    o.apply_config_entry(
+        T0,
+        3,
+        &ConfigEntry::Prepare(ConfigBody::parse(b"1,2,3;4;1,2,3,4;").unwrap()),
+    );
+    assert_eq!(o.role(), Role::Follower);
+}
