@@ -364,7 +364,10 @@ impl RaftCore {
 
     /// Follower: a snapshot install finished (§12.3, last request): the log now starts
     /// after (`last_included_index`, `last_included_term`), everything up to it is
-    /// persisted, committed and applied. Replies still waiting for older entries are
+    /// persisted, committed and applied: lastLogIndex, the persisted index,
+    /// commitIndex and lastApplied all become `last_included_index` (as in the
+    /// reference, also when that is below the old commit index: the state machine now
+    /// holds the snapshot). Replies still waiting for older entries are
     /// dropped. [`on_install_complete`](Self::on_install_complete) calls this and
     /// also replies; call this directly only for an install outside the receiver
     /// (e.g. init after a crash during an install).
@@ -378,8 +381,10 @@ impl RaftCore {
         self.last_log_index = last_included_index;
         self.last_log_term = last_included_term;
         self.persisted_index = last_included_index;
-        self.commit_index = self.commit_index.max(last_included_index);
-        self.last_applied = self.last_applied.max(last_included_index);
+        self.commit_index = last_included_index;
+        self.leader_commit = self.leader_commit.max(last_included_index);
+        self.last_applied = last_included_index;
+        self.last_apply_time = self.now;
         self.receiver.deferred.clear();
         self.installing_snapshot = false;
         self.follower_install = None;

@@ -341,3 +341,139 @@ fn s12_3_install_requests_share_the_append_prologue() {
         .iter()
         .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 5, .. })));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Install(InstallReq),
+        Append(AppendReq),
+        Begun(ReqId, bool),
+        Data(ReqId, bool),
+        Complete(ReqId, bool),
+        Persisted(Index),
+        Saved(Term),
+        Tick(u64),
+    }
+
+    fn install() -> impl Strategy<Value = InstallReq> {
+        (
+            0u32..5,
+            1u32..5,
+            0u64..40,
+            0u32..5,
+            0u64..300,
+            any::<bool>(),
+            0u64..1000,
+            any::<bool>(),
+            0u64..200,
+        )
+            .prop_map(
+                |(term, leader, idx, t, offset, done, pos, first, len)| InstallReq {
+                    term,
+                    leader_id: leader,
+                    last_included_index: idx,
+                    last_included_term: t,
+                    offset,
+                    done,
+                    next_write_pos: pos,
+                    sets: first.then(|| MemberSets::new(vec![1, 2, 3], vec![])),
+                    last_config_change_index: idx / 2,
+                    data_len: len,
+                },
+            )
+    }
+
+    fn append() -> impl Strategy<Value = AppendReq> {
+        (
+            0u32..5,
+            1u32..4,
+            0u64..40,
+            0u32..5,
+            0u64..50,
+            prop::collection::vec(0u32..5, 0..4),
+        )
+            .prop_map(|(term, leader, pi, pt, commit, terms)| {
+                req(term, leader, (pi, pt), commit, &terms)
+            })
+            .prop_map(|mut r| {
+                r.leader_id = r.leader_id.max(1);
+                r
+            })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            install().prop_map(Op::Install),
+            append().prop_map(Op::Append),
+            (0u64..30, any::<bool>()).prop_map(|(r, ok)| Op::Begun(r, ok)),
+            (0u64..30, any::<bool>()).prop_map(|(r, ok)| Op::Data(r, ok)),
+            (0u64..30, any::<bool>()).prop_map(|(r, ok)| Op::Complete(r, ok)),
+            (0u64..60).prop_map(Op::Persisted),
+            (0u32..5).prop_map(Op::Saved),
+            (0u64..3000).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of install and append requests and completions of the
+        /// actions the core emitted: no panic, the positions stay ordered, every
+        /// request is answered at most once, a leader never comes out of it.
+        #[test]
+        fn s12_3_nonsense_install_sequences_never_break_the_follower(ops in prop::collection::vec(op(), 1..60)) {
+            let mut f = node(2, 3, 1, 10, 1);
+            let mut now = T0;
+            let mut replied = std::collections::HashSet::new();
+            // requests waiting for a completion: (begin, data, finish)
+            let (mut begins, mut datas, mut finishes) = (Vec::new(), Vec::new(), Vec::new());
+            fn pick(v: &mut Vec<ReqId>, k: ReqId) -> Option<ReqId> {
+                (!v.is_empty()).then(|| v.remove(k as usize % v.len()))
+            }
+            for (k, op) in ops.into_iter().enumerate() {
+                let id = 1000 + k as ReqId;
+                match op {
+                    Op::Install(r) => f.handle_install_snapshot(now, id, &r),
+                    Op::Append(r) => f.handle_append(now, id, &r),
+                    Op::Begun(r, ok) => {
+                        if let Some(r) = pick(&mut begins, r) {
+                            f.on_install_begun(now, r, ok)
+                        }
+                    }
+                    Op::Data(r, ok) => {
+                        if let Some(r) = pick(&mut datas, r) {
+                            f.on_install_data_done(now, r, ok)
+                        }
+                    }
+                    Op::Complete(r, ok) => {
+                        if let Some(r) = pick(&mut finishes, r) {
+                            f.on_install_complete(now, r, ok)
+                        }
+                    }
+                    Op::Persisted(i) => f.on_log_persisted(now, i),
+                    Op::Saved(t) => f.on_status_saved(now, f.term().max(t), 0),
+                    Op::Tick(d) => {
+                        now += d;
+                        f.tick(now);
+                    }
+                }
+                let acts = take(&mut f);
+                for a in &acts {
+                    match a {
+                        Action::BeginInstallSnapshot { req, .. } => begins.push(*req),
+                        Action::InstallSnapshotData { req, .. } => datas.push(*req),
+                        Action::FinishInstallSnapshot { req, .. } => finishes.push(*req),
+                        _ => {}
+                    }
+                }
+                for (req, _) in append_replies(&acts) {
+                    prop_assert!(replied.insert(req), "request {} answered twice", req);
+                }
+                prop_assert!(f.persisted_index() <= f.last_log_index());
+                prop_assert!(f.commit_index() <= f.last_log_index());
+                prop_assert!(f.role() != Role::Leader);
+            }
+        }
+    }
+}
