@@ -131,6 +131,23 @@ impl RaftCore {
         }
     }
 
+    /// Init (§14.3): the status file says an install was under way, or there is no
+    /// snapshot to recover from while the log does not start at 1 (or no snapshot
+    /// manager): the node waits for the leader's install. Until an install finishes
+    /// its appends are answered INSTALL_SNAPSHOT (the leader then starts a stream),
+    /// it grants no votes and never campaigns.
+    pub fn set_install_required(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        self.installing_snapshot = true;
+        self.follower_install = None;
+    }
+
+    /// True while an install is required or under way on this node (the status
+    /// file's installSnapshot flag).
+    pub fn installing_snapshot(&self) -> bool {
+        self.installing_snapshot
+    }
+
     /// Follower: one RAFT_INSTALL_SNAPSHOT request (§12.3), after the common
     /// prologue of the receiver.
     pub(super) fn process_install(&mut self, id: ReqId, req: &InstallReq) -> Outcome {

@@ -20,7 +20,8 @@
 //! * **admin**: [`RaftCore::start_transfer`], [`RaftCore::prepare_config_change`],
 //!   [`RaftCore::commit_config_change`], [`RaftCore::abort_config_change`];
 //! * **apply of configuration entries**: [`RaftCore::apply_config_entry`] (and
-//!   [`RaftCore::restore_config`] for a snapshot's configuration at start);
+//!   [`RaftCore::restore_config`] for a snapshot's configuration at start;
+//!   [`RaftCore::set_install_required`] when init finds the node needs an install);
 //! * **queries**: [`RaftCore::status`] (QUERY_STATUS), the lease, the accessors.
 //!
 //! Every call appends actions to an internal buffer that is reused across calls;

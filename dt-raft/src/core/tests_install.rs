@@ -477,3 +477,32 @@ mod props {
         }
     }
 }
+
+#[test]
+fn s14_3_a_node_that_needs_an_install_at_init_asks_the_leader_for_one() {
+    let mut f = node(2, 3, 2, 0, 0);
+    f.set_install_required(T0);
+    assert!(f.installing_snapshot());
+    f.handle_append(T0, 1, &req(2, 1, (7, 2), 7, &[2]));
+    assert_eq!(
+        append_replies(&take(&mut f)),
+        vec![(1, AppendResp::new(2, AppendCode::InstallSnapshot))]
+    );
+    // data before a first request is refused; a whole stream installs
+    f.handle_install_snapshot(T0, 2, &chunk(2, 7, 2, 0, 5));
+    f.handle_install_snapshot(T0, 3, &first(2, 7, 2));
+    f.on_install_begun(T0, 3, true);
+    f.handle_install_snapshot(T0, 4, &last(2, 7, 2, 0, 99));
+    f.on_install_complete(T0, 4, true);
+    let replies = append_replies(&take(&mut f));
+    assert_eq!(
+        replies,
+        vec![
+            (2, AppendResp::new(2, AppendCode::ServerError)),
+            (3, ok(2)),
+            (4, ok(2))
+        ]
+    );
+    assert!(!f.installing_snapshot());
+    assert_eq!((f.last_log_index(), f.commit_index()), (7, 7));
+}
