@@ -9,7 +9,8 @@
 //! writes these entries exactly like proposals (item type and body from the
 //! [`ConfigEntry`]). When the apply fiber reaches such an entry (after all earlier
 //! entries are applied) the driver calls [`RaftCore::apply_config_entry`] and then
-//! [`RaftCore::on_applied`].
+//! [`RaftCore::on_applied`]. While a leader transfer runs the driver holds these
+//! admin calls as it holds proposals.
 
 use std::fmt;
 
