@@ -1,7 +1,26 @@
 //! # dt-server: the DtKV state machine (library part)
 //!
-//! This crate owns the server side of DtKV. Its first module, `dtkv`, is being built:
-//! the key tree, versions, MVCC and the apply-time semantics of every command, as a
-//! plain, IO-free data model.
+//! This crate owns the server side of DtKV: the state machine's data model in
+//! [`dtkv`] — the key tree with directories, versions and MVCC for snapshots, and the
+//! apply-time semantics of every command with the reference's business codes — as a
+//! plain, IO-free module that a `StateMachine` binding, the TtlManager, the watch
+//! manager and the request processors will drive once the consensus layer is in place.
+//! The KV message types it reads and answers with are `dt_client::kv`'s.
+//!
+//! ```
+//! use dt_client::kv::{KvCode, KvReq};
+//! use dt_server::dtkv::{BizType, KvTree};
+//!
+//! let mut tree = KvTree::new();
+//! tree.apply(1, 0, BizType::Put, &KvReq::put(0, "k", "v"));
+//! let snap = tree.open_snapshot(1);
+//! tree.apply(2, 0, BizType::Put, &KvReq::put(0, "k", "w"));
+//! assert_eq!(&tree.get(b"k").node.unwrap().data[..], b"w");
+//! // The snapshot still reads the state after index 1.
+//! assert_eq!(&tree.snapshot_get(&snap, b"k").unwrap().data[..], b"v");
+//! # let _ = KvCode::Success;
+//! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod dtkv;

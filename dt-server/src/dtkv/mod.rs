@@ -1,0 +1,37 @@
+//! DtKV's data model: the key tree with directories, versions and MVCC, and the
+//! apply-time semantics of every command (`dtkv-server.md` §2–§6, §8–§9).
+//!
+//! Everything here is plain and IO-free: no clock, no thread, no network. A write is
+//! applied with [`KvTree::apply`] from (raft index, entry timestamp, [`BizType`],
+//! [`KvReq`](dt_client::kv::KvReq)) and returns an [`ApplyOutcome`]: the result for the
+//! client, the TTL changes a TtlManager needs, and the lock hand-over to push. The same
+//! entries give the same tree on every replica. Reads ([`KvTree::get`],
+//! [`KvTree::batch_get`], [`KvTree::list`]) see the latest state; snapshots
+//! ([`KvTree::open_snapshot`]) see the state at their index while writes go on.
+//!
+//! | file | holds |
+//! |---|---|
+//! | [`biz_type`] | [`BizType`]: the log entry's operation |
+//! | [`validate`] | [`check_ttl`]: the TTL pre-checks before the log |
+//! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
+//! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
+//! | [`apply`] | the write semantics, [`ApplyOutcome`] |
+//!
+//! What is not here yet: the TtlManager (local expiry queues, driven by
+//! [`TtlChange`]s), the watch manager, the processors and the `StateMachine` binding
+//! (they wait for the consensus layer).
+
+pub mod apply;
+pub mod biz_type;
+pub mod node;
+pub mod tree;
+pub mod validate;
+
+pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
+pub use biz_type::BizType;
+pub use node::{NodeVersion, TtlInfo};
+pub use tree::{GcSweep, KvTree, SnapshotId};
+pub use validate::check_ttl;
+
+#[cfg(test)]
+mod apply_tests;
