@@ -16,6 +16,7 @@
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
+//! | [`response`] | [`KvResponse`]: the response shapes |
 //! | [`snapshot`] | the snapshot stream: [`SnapshotRecord`], reader, decoder, install |
 //!
 //! What is not here yet: the TtlManager (local expiry queues, driven by
@@ -25,6 +26,7 @@
 pub mod apply;
 pub mod biz_type;
 pub mod node;
+pub mod response;
 pub mod snapshot;
 pub mod tree;
 pub mod validate;
@@ -32,6 +34,7 @@ pub mod validate;
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
 pub use biz_type::BizType;
 pub use node::{NodeVersion, TtlInfo};
+pub use response::KvResponse;
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
 pub use tree::{GcSweep, KvTree, SnapshotId};
 pub use validate::check_ttl;
