@@ -41,3 +41,6 @@ pub use validate::check_ttl;
 
 #[cfg(test)]
 mod apply_tests;
+
+#[cfg(test)]
+mod prop_tests;

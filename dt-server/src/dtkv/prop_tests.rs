@@ -1,0 +1,262 @@
+//! Property tests of the data model: random command sequences (every business type,
+//! two owners, small key space, random TTLs and values, batches) never panic, keep the
+//! tree's invariants, give the same results whether snapshots are open or not, and every
+//! snapshot reads, streams and installs exactly the state at its index while writes go
+//! on.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use dt_client::kv::{KvNode, KvReq, LockPayload};
+use dt_net::ProcessInfo;
+use proptest::prelude::*;
+
+use super::*;
+
+const OWNERS: [ProcessInfo; 2] = [
+    ProcessInfo { uuid1: 1, uuid2: 2 },
+    ProcessInfo { uuid1: 3, uuid2: 4 },
+];
+
+#[derive(Debug, Clone)]
+enum Step {
+    Write(BizType, usize, KvReq),
+    OpenSnapshot,
+    CloseSnapshot(usize),
+    ReadSome(usize, usize),
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4).prop_map(|s| s.join("."))
+}
+
+fn value() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        Just(Bytes::new()),
+        Just(
+            LockPayload {
+                hold_ttl_millis: 500,
+                lock_id: 1,
+                op_id: 1
+            }
+            .to_bytes()
+        ),
+        "[xyz]{1,3}".prop_map(Bytes::from),
+    ]
+}
+
+fn biz() -> impl Strategy<Value = BizType> {
+    prop::sample::select(vec![
+        BizType::Put,
+        BizType::Remove,
+        BizType::Mkdir,
+        BizType::BatchPut,
+        BizType::BatchRemove,
+        BizType::Cas,
+        BizType::PutTempNode,
+        BizType::MkTempDir,
+        BizType::Expire,
+        BizType::UpdateTtl,
+        BizType::TryLock,
+        BizType::Unlock,
+        BizType::UpdateLockLease,
+    ])
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let write = (
+        biz(),
+        0..2usize,
+        key(),
+        value(),
+        value(),
+        prop_oneof![Just(0i64), Just(100), Just(-1), 1..20i64],
+        prop::collection::vec((key(), value()), 0..3),
+    )
+        .prop_map(|(b, who, k, v, e, ttl, batch)| {
+            let mut req = KvReq::cas(0, k, e, v).with_ttl(ttl);
+            req.keys = batch.iter().map(|x| Bytes::from(x.0.clone())).collect();
+            if b == BizType::BatchPut {
+                req.values = batch.into_iter().map(|x| x.1).collect();
+            }
+            Step::Write(b, who, req)
+        });
+    prop_oneof![
+        8 => write,
+        1 => Just(Step::OpenSnapshot),
+        1 => any::<usize>().prop_map(Step::CloseSnapshot),
+        1 => (any::<usize>(), 1..200usize).prop_map(|(a, b)| Step::ReadSome(a, b)),
+    ]
+}
+
+/// Every live key and its node, and every directory's children in list order.
+fn view(t: &KvTree) -> BTreeMap<Bytes, (KvNode, Vec<Bytes>)> {
+    let mut out = BTreeMap::new();
+    for h in t.iter_order() {
+        let x = &t.holders[h];
+        if x.latest().removed {
+            continue;
+        }
+        let kids = t
+            .children(h)
+            .iter()
+            .map(|&c| t.holders[c].key.clone())
+            .collect();
+        out.insert(x.key.clone(), (x.latest().to_kv_node(), kids));
+    }
+    out
+}
+
+fn check_invariants(t: &KvTree) {
+    assert_eq!(t.map.len(), t.order.len);
+    assert_eq!(t.iter_order().count(), t.map.len());
+    let mut max_update = 0;
+    for h in t.iter_order() {
+        let x = &t.holders[h];
+        assert_eq!(t.map.get(&x.key), Some(&h));
+        assert!(!x.versions.is_empty());
+        assert!(x
+            .versions
+            .windows(2)
+            .all(|w| w[0].update_index <= w[1].update_index));
+        if !t.snapshots_open() {
+            assert_eq!(x.versions.len(), 1, "{:?}", x.key);
+        }
+        let kids: Vec<_> = t
+            .iter_order()
+            .filter(|&c| t.holders[c].parent == Some(h))
+            .collect();
+        assert_eq!(x.child_holder_count, kids.len(), "{:?}", x.key);
+        let live_kids = kids
+            .iter()
+            .filter(|&&c| !t.holders[c].latest().removed)
+            .count();
+        assert_eq!(x.children.len, live_kids, "{:?}", x.key);
+        assert_eq!(t.children(h).len(), live_kids);
+        let v = x.latest();
+        if !v.removed {
+            max_update = max_update.max(v.update_index);
+            if v.is_lock() && v.is_dir() {
+                assert_eq!(x.lock_queue.len(), live_kids);
+            } else {
+                assert!(x.lock_queue.is_empty());
+            }
+            if let Some(p) = x.parent {
+                let pv = t.holders[p].latest();
+                assert!(!pv.removed && pv.is_dir(), "{:?}", x.key);
+                assert!(pv.update_index >= v.update_index, "{:?}", x.key);
+            }
+        } else {
+            assert!(!x.in_children);
+        }
+    }
+    assert_eq!(t.holders[t.root].latest().update_index, max_update);
+}
+
+fn stream_all(t: &mut KvTree, r: &mut SnapshotReader) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = t.read_snapshot(r, 97);
+        if b.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&b);
+    }
+}
+
+/// A view with each directory's children as a set: an installed snapshot lists
+/// children in the stream's (map insertion) order, which is not the children-list
+/// order when a key was re-created while its holder was kept (as in the reference).
+fn unordered(
+    mut v: BTreeMap<Bytes, (KvNode, Vec<Bytes>)>,
+) -> BTreeMap<Bytes, (KvNode, Vec<Bytes>)> {
+    for (_, kids) in v.values_mut() {
+        kids.sort();
+    }
+    v
+}
+
+fn records_view(bytes: &[u8]) -> BTreeMap<Bytes, (KvNode, Vec<Bytes>)> {
+    let mut d = SnapshotDecoder::new();
+    let mut recs = Vec::new();
+    d.feed(bytes, &mut recs).unwrap();
+    d.finish().unwrap();
+    let (t, _) = KvTree::install(recs).unwrap();
+    unordered(view(&t))
+}
+
+struct Open {
+    reader: SnapshotReader,
+    expected: BTreeMap<Bytes, (KvNode, Vec<Bytes>)>,
+    got: Vec<u8>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_commands_keep_invariants_and_snapshots_see_their_index(
+        steps in prop::collection::vec(step(), 1..60)
+    ) {
+        let mut t = KvTree::new();
+        // The same writes without any snapshot: MVCC must not change any result.
+        let mut plain = KvTree::new();
+        let mut open: Vec<Open> = Vec::new();
+        let mut index = 0;
+        for s in steps {
+            match s {
+                Step::Write(biz, who, mut req) => {
+                    index += 1;
+                    req.set_owner(OWNERS[who]);
+                    if biz == BizType::Expire {
+                        // Name a real TTL index sometimes.
+                        req.ttl_millis = t
+                            .live(&req.key)
+                            .and_then(|h| t.holders[h].latest().ttl)
+                            .map_or(req.ttl_millis, |x| x.raft_index);
+                    }
+                    let a = t.apply(index, 1000 + index, biz, &req);
+                    let b = plain.apply(index, 1000 + index, biz, &req);
+                    prop_assert_eq!(&a, &b);
+                    check_invariants(&t);
+                }
+                Step::OpenSnapshot => {
+                    let expected = unordered(view(&t));
+                    let reader = t.snapshot_reader(index);
+                    open.push(Open { reader, expected, got: Vec::new() });
+                }
+                Step::CloseSnapshot(i) if !open.is_empty() => {
+                    let mut o = open.remove(i % open.len());
+                    let rest = stream_all(&mut t, &mut o.reader);
+                    o.got.extend_from_slice(&rest);
+                    prop_assert_eq!(&records_view(&o.got), &o.expected);
+                    let mut sweep = t.close_snapshot_reader(o.reader);
+                    while t.gc_step(&mut sweep, 3) {}
+                    check_invariants(&t);
+                }
+                Step::ReadSome(i, n) if !open.is_empty() => {
+                    let k = i % open.len();
+                    let o = &mut open[k];
+                    let b = t.read_snapshot(&mut o.reader, n);
+                    o.got.extend_from_slice(&b);
+                }
+                _ => {}
+            }
+            prop_assert_eq!(view(&t), view(&plain));
+        }
+        for mut o in open {
+            let rest = stream_all(&mut t, &mut o.reader);
+            o.got.extend_from_slice(&rest);
+            prop_assert_eq!(&records_view(&o.got), &o.expected);
+            let mut sweep = t.close_snapshot_reader(o.reader);
+            while t.gc_step(&mut sweep, 500) {}
+        }
+        check_invariants(&t);
+        // With every snapshot closed and swept, only latest versions remain, and the
+        // live state streams and installs to itself.
+        prop_assert_eq!(t.version_count(), t.holder_count());
+        let mut r = t.snapshot_reader(index);
+        let bytes = stream_all(&mut t, &mut r);
+        prop_assert_eq!(records_view(&bytes), unordered(view(&t)));
+    }
+}
