@@ -16,12 +16,12 @@
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
+//! | [`ttl_manager`] | [`TtlManager`]: local expiry queues, the leader's EXPIRE task |
 //! | [`response`] | [`KvResponse`]: the response shapes |
 //! | [`snapshot`] | the snapshot stream: [`SnapshotRecord`], reader, decoder, install |
 //!
-//! What is not here yet: the TtlManager (local expiry queues, driven by
-//! [`TtlChange`]s), the watch manager, the processors and the `StateMachine` binding
-//! (they wait for the consensus layer).
+//! What is not here yet: the watch manager, the request processors and the
+//! `StateMachine` binding (they wait for the consensus layer).
 
 pub mod apply;
 pub mod biz_type;
@@ -29,6 +29,7 @@ pub mod node;
 pub mod response;
 pub mod snapshot;
 pub mod tree;
+pub mod ttl_manager;
 pub mod validate;
 
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
@@ -37,6 +38,7 @@ pub use node::{NodeVersion, TtlInfo};
 pub use response::KvResponse;
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
 pub use tree::{GcSweep, KvTree, SnapshotId};
+pub use ttl_manager::{TtlManager, TtlRun};
 pub use validate::check_ttl;
 
 #[cfg(test)]

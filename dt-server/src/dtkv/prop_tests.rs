@@ -202,6 +202,8 @@ proptest! {
         // The same writes without any snapshot: MVCC must not change any result.
         let mut plain = KvTree::new();
         let mut open: Vec<Open> = Vec::new();
+        // Fed with every TTL change: it must track exactly the live TTLs of the tree.
+        let mut ttl = TtlManager::new();
         let mut index = 0;
         for s in steps {
             match s {
@@ -219,6 +221,20 @@ proptest! {
                     let b = plain.apply(index, 1000 + index, biz, &req);
                     prop_assert_eq!(&a, &b);
                     check_invariants(&t);
+                    ttl.apply_changes(&a.ttl_changes, index);
+                    let live: Vec<(Bytes, i64)> = t
+                        .iter_order()
+                        .filter_map(|h| {
+                            let x = &t.holders[h];
+                            let v = x.latest();
+                            (!v.removed).then_some(())?;
+                            v.ttl.map(|i| (x.key.clone(), i.raft_index))
+                        })
+                        .collect();
+                    prop_assert_eq!(ttl.len(), live.len());
+                    for (k, i) in live {
+                        prop_assert_eq!(ttl.expiry_of(&k).map(|e| e.0), Some(i));
+                    }
                 }
                 Step::OpenSnapshot => {
                     let expected = unordered(view(&t));
