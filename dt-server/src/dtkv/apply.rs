@@ -23,6 +23,9 @@ pub struct ApplyOutcome {
     /// A lock passed to a new owner (UNLOCK by the owner, or EXPIRE of the owner's
     /// entry): the leader pushes DTKV_LOCK_PUSH to that client.
     pub lock_handover: Option<LockHandover>,
+    /// Watched keys ([`KvTree::set_watched`]) the entry changed, in order: each is
+    /// `(key, removed)`; directories appear when anything below them changed.
+    pub watch_events: Vec<(Bytes, bool)>,
 }
 
 /// The result of an entry, by response shape (`wire-protocol.md` §6.4).
@@ -89,6 +92,7 @@ struct Op {
     ttl_changes: Vec<TtlChange>,
     handover: Option<LockHandover>,
     last_put: Option<HolderId>,
+    watch_events: Vec<(Bytes, bool)>,
 }
 
 impl Op {
@@ -131,6 +135,7 @@ impl KvTree {
             ttl_changes: Vec::new(),
             handover: None,
             last_put: None,
+            watch_events: Vec::new(),
         };
         let key = &req.key;
         let result = match biz {
@@ -159,6 +164,17 @@ impl KvTree {
             result,
             ttl_changes: op.ttl_changes,
             lock_handover: op.handover,
+            watch_events: op.watch_events,
+        }
+    }
+
+    /// Records a change of `h` for the watch manager when its key is watched.
+    fn touched(&self, op: &mut Op, h: HolderId, removed: bool) {
+        if !self.watched.is_empty() {
+            let k = &self.holders[h].key;
+            if self.watched.contains(k) {
+                op.watch_events.push((k.clone(), removed));
+            }
         }
     }
 
@@ -366,6 +382,7 @@ impl KvTree {
                 }
             }
             self.init_ttl(op, h);
+            self.touched(op, h, false);
             self.update_parents(op, parent);
             op.last_put = Some(h);
             return res;
@@ -398,15 +415,17 @@ impl KvTree {
             }
             self.restart_ttl(op, h);
         }
+        self.touched(op, h, false);
         self.update_parents(op, parent);
         op.last_put = Some(h);
         res
     }
 
     /// Gives every ancestor from `parent` up to the root a new version at this entry.
-    fn update_parents(&mut self, op: &Op, parent: HolderId) {
+    fn update_parents(&mut self, op: &mut Op, parent: HolderId) {
         let mut p = Some(parent);
         while let Some(h) = p {
+            self.touched(op, h, false);
             let old = self.holders[h].latest();
             let v = old.updated(op.index, op.time, old.data.clone());
             self.push_version(h, v);
@@ -499,6 +518,7 @@ impl KvTree {
 
     fn do_remove(&mut self, op: &mut Op, h: HolderId) -> KvResult {
         let parent = self.holders[h].parent.expect("the root is never removed");
+        self.touched(op, h, true);
         self.remove_child(parent, h);
         if let Some(t) = self.holders[h].latest().ttl {
             op.ttl_changes.push(TtlChange::Removed {

@@ -16,12 +16,13 @@
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
+//! | [`watch_manager`] | [`WatchManager`]: watch registrations, notification dispatch and pushes |
 //! | [`ttl_manager`] | [`TtlManager`]: local expiry queues, the leader's EXPIRE task |
 //! | [`response`] | [`KvResponse`]: the response shapes |
 //! | [`snapshot`] | the snapshot stream: [`SnapshotRecord`], reader, decoder, install |
 //!
-//! What is not here yet: the watch manager, the request processors and the
-//! `StateMachine` binding (they wait for the consensus layer).
+//! What is not here yet: the request processors and the `StateMachine` binding (they
+//! wait for the consensus layer).
 
 pub mod apply;
 pub mod biz_type;
@@ -31,15 +32,17 @@ pub mod snapshot;
 pub mod tree;
 pub mod ttl_manager;
 pub mod validate;
+pub mod watch_manager;
 
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
 pub use biz_type::BizType;
 pub use node::{NodeVersion, TtlInfo};
 pub use response::KvResponse;
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
-pub use tree::{GcSweep, KvTree, SnapshotId};
+pub use tree::{GcSweep, KvTree, SnapshotId, WatchView};
 pub use ttl_manager::{TtlManager, TtlRun};
 pub use validate::check_ttl;
+pub use watch_manager::{check_watch_req, Push, PushOutcome, PushToken, WatchConfig, WatchManager};
 
 #[cfg(test)]
 mod apply_tests;

@@ -1,7 +1,7 @@
 //! The key tree: holders in an insertion-ordered map, their version chains, directory
 //! children lists, lock queues, and MVCC for snapshots (`dtkv-server.md` §3, §8).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
@@ -96,6 +96,8 @@ pub struct KvTree {
     /// Snapshot readers' cursors (the next holder in map order each will visit).
     pub(crate) cursors: Slab<Option<HolderId>>,
     pub(crate) next_serial: u64,
+    /// Keys with watches: their changes are reported in `ApplyOutcome::watch_events`.
+    pub(crate) watched: HashSet<Bytes>,
 }
 
 impl Default for KvTree {
@@ -115,6 +117,7 @@ impl KvTree {
             open_snapshots: BTreeMap::new(),
             cursors: Slab::new(),
             next_serial: 0,
+            watched: HashSet::new(),
         };
         let root = NodeVersion {
             create_index: 0,
@@ -193,6 +196,40 @@ impl KvTree {
                 }
             })
             .collect())
+    }
+
+    // ---- watches ----
+
+    /// Marks `key` as watched (or not): changes of watched keys are reported by
+    /// [`KvTree::apply`] in [`ApplyOutcome::watch_events`](super::ApplyOutcome).
+    pub fn set_watched(&mut self, key: &Bytes, watched: bool) {
+        if watched {
+            self.watched.insert(key.clone());
+        } else {
+            self.watched.remove(key);
+        }
+    }
+
+    /// What a watch on `key` sees now: the live node (update index, directory or value),
+    /// or, for a missing key, the update index of its nearest live ancestor.
+    pub fn watch_view(&self, key: &[u8]) -> WatchView {
+        if let Some(h) = self.live(key) {
+            let v = self.holders[h].latest();
+            return WatchView::Exists {
+                update_index: v.update_index,
+                dir: v.is_dir(),
+                data: v.data.clone(),
+            };
+        }
+        let mut k = key;
+        loop {
+            k = dt_client::kv::parent_key(k);
+            if let Some(h) = self.live(k) {
+                return WatchView::Missing {
+                    ancestor_update_index: self.holders[h].latest().update_index,
+                };
+            }
+        }
     }
 
     // ---- snapshots (MVCC) ----
@@ -486,6 +523,25 @@ impl KvTree {
             _ => Some(self.root),
         }
     }
+}
+
+/// What a watch on a key sees ([`KvTree::watch_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchView {
+    /// The key exists.
+    Exists {
+        /// Its update index.
+        update_index: i64,
+        /// Whether it is a directory.
+        dir: bool,
+        /// Its value (empty for a directory).
+        data: Bytes,
+    },
+    /// The key does not exist.
+    Missing {
+        /// The update index of its nearest existing ancestor (the root at worst).
+        ancestor_update_index: i64,
+    },
 }
 
 /// A handle on an open snapshot ([`KvTree::open_snapshot`]).
