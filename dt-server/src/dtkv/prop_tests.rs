@@ -2,7 +2,8 @@
 //! two owners, small key space, random TTLs and values, batches) never panic, keep the
 //! tree's invariants, give the same results whether snapshots are open or not, and every
 //! snapshot reads, streams and installs exactly the state at its index while writes go
-//! on.
+//! on; with random watches, every notification is newer than what its watch knew and
+//! every watch on an existing key ends up told its current state.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,8 @@ enum Step {
     OpenSnapshot,
     CloseSnapshot(usize),
     ReadSome(usize, usize),
+    Watch(u32, Vec<(String, i64)>, bool),
+    Dispatch,
 }
 
 fn key() -> impl Strategy<Value = String> {
@@ -86,6 +89,13 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::OpenSnapshot),
         1 => any::<usize>().prop_map(Step::CloseSnapshot),
         1 => (any::<usize>(), 1..200usize).prop_map(|(a, b)| Step::ReadSome(a, b)),
+        1 => (
+            0..2u32,
+            prop::collection::vec((key(), prop_oneof![Just(-1i64), Just(0), 1..30i64]), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(c, keys, all)| Step::Watch(c, keys, all)),
+        2 => Just(Step::Dispatch),
     ]
 }
 
@@ -185,6 +195,35 @@ fn records_view(bytes: &[u8]) -> BTreeMap<Bytes, (KvNode, Vec<Bytes>)> {
     unordered(view(&t))
 }
 
+/// What the clients were told, per (channel, key): the last notification, or the
+/// index they claimed to know.
+type Told = std::collections::HashMap<(u32, Bytes), (i64, Option<dt_client::kv::WatchNotify>)>;
+
+/// Runs dispatch rounds and acknowledges every push until nothing is left; checks
+/// that each notification is newer than what its watch knew.
+fn flush(t: &mut KvTree, wm: &mut WatchManager<u32>, told: &mut Told) -> Result<(), TestCaseError> {
+    for _ in 0..100 {
+        let (mut pushes, _) = wm.dispatch(t, 0);
+        if pushes.is_empty() {
+            return Ok(());
+        }
+        while let Some(p) = pushes.pop() {
+            for n in &p.req.notify_list {
+                let e = told.entry((p.channel, n.key.clone())).or_insert((0, None));
+                prop_assert!(n.raft_index > e.0, "stale notification {n:?} after {e:?}");
+                *e = (n.raft_index, Some(n.clone()));
+            }
+            let outcome = PushOutcome::Answered {
+                biz_code: dt_client::kv::KvCode::Success,
+                results: vec![0; p.req.notify_list.len()],
+            };
+            pushes.extend(wm.push_result(t, p.channel, &p.token, outcome, 0));
+        }
+    }
+    prop_assert!(false, "dispatch never settles");
+    Ok(())
+}
+
 struct Open {
     reader: SnapshotReader,
     expected: BTreeMap<Bytes, (KvNode, Vec<Bytes>)>,
@@ -204,6 +243,8 @@ proptest! {
         let mut open: Vec<Open> = Vec::new();
         // Fed with every TTL change: it must track exactly the live TTLs of the tree.
         let mut ttl = TtlManager::new();
+        let mut wm: WatchManager<u32> = WatchManager::new(0, WatchConfig::default());
+        let mut told: Told = Default::default();
         let mut index = 0;
         for s in steps {
             match s {
@@ -219,7 +260,10 @@ proptest! {
                     }
                     let a = t.apply(index, 1000 + index, biz, &req);
                     let b = plain.apply(index, 1000 + index, biz, &req);
-                    prop_assert_eq!(&a, &b);
+                    prop_assert_eq!(&a.result, &b.result);
+                    prop_assert_eq!(&a.ttl_changes, &b.ttl_changes);
+                    prop_assert_eq!(&a.lock_handover, &b.lock_handover);
+                    wm.after_apply(&a.watch_events, index);
                     check_invariants(&t);
                     ttl.apply_changes(&a.ttl_changes, index);
                     let live: Vec<(Bytes, i64)> = t
@@ -250,6 +294,30 @@ proptest! {
                     while t.gc_step(&mut sweep, 3) {}
                     check_invariants(&t);
                 }
+                Step::Watch(c, keys, sync_all) => {
+                    let req = dt_client::kv::WatchReq {
+                        group_id: 0,
+                        sync_all,
+                        known_raft_indexes: keys.iter().map(|k| k.1).collect(),
+                        keys: keys.iter().map(|k| Bytes::from(k.0.clone())).collect(),
+                    };
+                    if check_watch_req(&req) == dt_client::kv::KvCode::Success {
+                        wm.sync(&mut t, c, &req, 0);
+                        if sync_all {
+                            told.retain(|(ch, k), _| *ch != c || req.keys.contains(k));
+                        }
+                        for (k, i) in keys {
+                            let k = Bytes::from(k);
+                            if i < 0 {
+                                told.remove(&(c, k));
+                            } else {
+                                told.insert((c, k), (i, None));
+                            }
+                        }
+                    }
+                    prop_assert_eq!(wm.watched_keys(), t.watched.clone());
+                }
+                Step::Dispatch => flush(&mut t, &mut wm, &mut told)?,
                 Step::ReadSome(i, n) if !open.is_empty() => {
                     let k = i % open.len();
                     let o = &mut open[k];
@@ -268,6 +336,19 @@ proptest! {
             while t.gc_step(&mut sweep, 500) {}
         }
         check_invariants(&t);
+        // Every watch on an existing key ends up told its current state.
+        flush(&mut t, &mut wm, &mut told)?;
+        for ((c, k), (idx, last)) in &told {
+            if let WatchView::Exists { update_index, dir, data } = t.watch_view(k) {
+                // Told the current index, unless the client claimed to know more.
+                prop_assert!(*idx >= update_index, "channel {} key {:?}", c, k);
+                if let Some(n) = last.as_ref().filter(|n| n.raft_index == update_index) {
+                    prop_assert_eq!(n.state, if dir { 2 } else { 1 });
+                    prop_assert_eq!(&n.value, &data);
+                }
+            }
+        }
+        prop_assert_eq!(wm.watched_keys(), t.watched.clone());
         // With every snapshot closed and swept, only latest versions remain, and the
         // live state streams and installs to itself.
         prop_assert_eq!(t.version_count(), t.holder_count());

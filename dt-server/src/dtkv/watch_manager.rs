@@ -193,6 +193,12 @@ impl<C: Copy + Eq + Hash + Ord + std::fmt::Debug> WatchManager<C> {
         self.epoch = epoch;
     }
 
+    /// The keys with watches (tests compare them with the tree's watched set).
+    #[cfg(test)]
+    pub(crate) fn watched_keys(&self) -> HashSet<Bytes> {
+        self.holders.keys().cloned().collect()
+    }
+
     /// Number of channels with watches.
     pub fn channel_count(&self) -> usize {
         self.channels.len()
