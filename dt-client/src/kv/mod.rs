@@ -14,6 +14,8 @@
 //! | response | [`resp`] | [`KvResp`], [`KvResult`], [`KvNode`] |
 //! | watches | [`watch`] | [`WatchReq`], [`WatchNotifyReq`], [`WatchNotify`], [`WatchNotifyResp`], [`KvStatusResp`] |
 //! | locks | [`lock`] | [`LockPayload`], [`lock_entry_key`] |
+//! | operations | [`ops`] | request builders with the client checks, response interpretation |
+//! | errors | [`error`] | [`KvError`] |
 //!
 //! Decoding is bounded: a count read from the wire never makes the decoder allocate more
 //! than the body can hold (or than the reference's own limit), and malformed input gives a
@@ -24,13 +26,16 @@ use bytes::Bytes;
 use dt_codec::{ParseStatus, PbCallback, PbError, PbParser};
 
 pub mod codes;
+pub mod error;
 pub mod key;
 pub mod lock;
+pub mod ops;
 pub mod req;
 pub mod resp;
 pub mod watch;
 
 pub use codes::{KvCode, KvCommands};
+pub use error::KvError;
 pub use key::{
     check_key, check_value, key_in_dir, parent_key, MAX_KEY_SIZE, MAX_TTL_MILLIS, MAX_VALUE_SIZE,
     SEPARATOR,
