@@ -18,15 +18,17 @@
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
 //! | [`watch_manager`] | [`WatchManager`]: watch registrations, notification dispatch and pushes |
 //! | [`ttl_manager`] | [`TtlManager`]: local expiry queues, the leader's EXPIRE task |
+//! | [`processor`] | [`plan`]: what to do with a request before any IO, [`read`] |
 //! | [`response`] | [`KvResponse`]: the response shapes |
 //! | [`snapshot`] | the snapshot stream: [`SnapshotRecord`], reader, decoder, install |
 //!
-//! What is not here yet: the request processors and the `StateMachine` binding (they
-//! wait for the consensus layer).
+//! What is not here yet: the networked request processors and the `StateMachine`
+//! binding (they wait for the consensus layer); [`plan`] is the decision they will make.
 
 pub mod apply;
 pub mod biz_type;
 pub mod node;
+pub mod processor;
 pub mod response;
 pub mod snapshot;
 pub mod tree;
@@ -37,6 +39,7 @@ pub mod watch_manager;
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
 pub use biz_type::BizType;
 pub use node::{NodeVersion, TtlInfo};
+pub use processor::{plan, read, KvAction};
 pub use response::KvResponse;
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
 pub use tree::{GcSweep, KvTree, SnapshotId, WatchView};

@@ -357,3 +357,75 @@ proptest! {
         prop_assert_eq!(records_view(&bytes), unordered(view(&t)));
     }
 }
+
+/// A message's encoding, maybe with one byte changed and junk appended.
+fn body_for(m: &impl dt_codec::Encodable, garbage: &[u8], mutate: Option<(usize, u8)>) -> Bytes {
+    let mut b = dt_codec::encode::to_bytes(m).to_vec();
+    if let Some((i, x)) = mutate {
+        if !b.is_empty() {
+            let n = b.len();
+            b[i % n] = x;
+        }
+    }
+    b.extend_from_slice(garbage);
+    Bytes::from(b)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Random and malformed requests through the processors' decisions and the data
+    /// model: never a panic, a typed error for bodies that cannot be decoded, and the
+    /// tree's invariants hold.
+    #[test]
+    fn random_requests_through_the_processors_never_panic(
+        reqs in prop::collection::vec(
+            (
+                prop::sample::select(vec![5, 6, 70, 71, 72, 73, 74, 75, 76, 77, 79, 80, 81, 82, 83, 84, 86]),
+                0..2usize,
+                step(),
+                prop::collection::vec(any::<u8>(), 0..6),
+                prop::option::of((any::<usize>(), any::<u8>())),
+            ),
+            1..40,
+        )
+    ) {
+        let mut t = KvTree::new();
+        let mut wm: WatchManager<u32> = WatchManager::new(0, WatchConfig::default());
+        let mut index = 0;
+        for (command, who, s, garbage, mutate) in reqs {
+            let Step::Write(_, _, req) = s else { continue };
+            let body = if command == 77 {
+                let w = dt_client::kv::WatchReq {
+                    group_id: 0,
+                    sync_all: req.ttl_millis > 50,
+                    known_raft_indexes: req.keys.iter().map(|_| req.ttl_millis).collect(),
+                    keys: req.keys.clone(),
+                };
+                body_for(&w, &garbage, mutate)
+            } else {
+                body_for(&req, &garbage, mutate)
+            };
+            let Some(action) = plan(command, &body, OWNERS[who]) else { continue };
+            let Ok(action) = action else { continue };
+            match action {
+                KvAction::Write { biz, req } => {
+                    index += 1;
+                    let out = t.apply(index, index, biz, &req);
+                    wm.after_apply(&out.watch_events, index);
+                }
+                KvAction::Read { command, req } => {
+                    let _ = read(&t, command, &req);
+                }
+                KvAction::SyncWatch(w) => wm.sync(&mut t, who as u32, &w, index),
+                KvAction::Respond { .. } | KvAction::Status { .. } => {}
+            }
+            let (pushes, _) = wm.dispatch(&t, index);
+            for p in pushes {
+                let outcome = PushOutcome::Failed { resp_code: None };
+                wm.push_result(&mut t, p.channel, &p.token, outcome, index);
+            }
+            check_invariants(&t);
+        }
+    }
+}
