@@ -777,3 +777,95 @@ fn session_requests_and_responses_through_the_client_operations() {
     // kv_basic's PARENT_DIR_NOT_EXISTS, HAS_CHILDREN and IS_TEMP_NODE were checked.
     assert!(checked_exceptions >= 3);
 }
+
+/// Client A of the kv_watch session, played by our [`WatchClient`]: its sync requests
+/// are the recorded ones byte for byte, its answers to the four pushes too, and the
+/// events it delivers are the seven the reference client delivered.
+#[test]
+fn kv_watch_session_through_the_watch_client() {
+    let Some(dir) = vectors("kv_watch_session_through_the_watch_client") else {
+        return;
+    };
+    let raw = std::fs::read_to_string(dir.join("sessions/kv_watch.jsonl")).unwrap();
+    let header: Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    let expected_events: Vec<String> = header["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            s["step"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("A event ")
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(expected_events.len(), 7);
+    let mut c = WatchClient::new();
+    // What the program did, in order: add both, then remove one and the other.
+    let mut actions = vec![
+        (vec!["w.k", "w.d"], true),
+        (vec!["w.k"], false),
+        (vec!["w.d"], false),
+    ]
+    .into_iter();
+    let mut events = Vec::new();
+    let mut answers = std::collections::VecDeque::new();
+    let mut syncs = 0;
+    for v in read_jsonl(&dir.join("sessions/kv_watch.frames.jsonl")) {
+        let Some(frame_hex) = v["frame_hex"].as_str() else {
+            continue;
+        };
+        let p = parse_frame(frame_hex);
+        if v["conn"] != 2 {
+            continue;
+        }
+        match (p.command, p.packet_type) {
+            (KvCommands::DTKV_SYNC_WATCH, 1) => {
+                let (keys, add) = actions.next().unwrap();
+                let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
+                if add {
+                    c.add_watch(0, &keys).unwrap();
+                } else {
+                    c.remove_watch(0, &keys).unwrap();
+                }
+                let req = c.next_sync(0).unwrap();
+                assert_eq!(hex(&encode::to_bytes(&req)), hex(&p.body), "sync {syncs}");
+                syncs += 1;
+            }
+            (KvCommands::DTKV_WATCH_NOTIFY_PUSH, 1) => {
+                let push = WatchNotifyReq::decode(&p.body).unwrap();
+                answers.push_back(c.on_push(&push));
+                events.extend(std::iter::from_fn(|| c.take_event()));
+            }
+            (KvCommands::DTKV_WATCH_NOTIFY_PUSH, 2) => {
+                let (code, resp) = answers.pop_front().unwrap();
+                assert_eq!(p.biz_code, code.code());
+                let body = resp.map(|r| encode::to_bytes(&r)).unwrap_or_default();
+                assert_eq!(hex(&body), hex(&p.body), "push answer");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(syncs, 3);
+    let ours: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let value = if e.value.is_empty() {
+                "null".to_string()
+            } else {
+                String::from_utf8_lossy(&e.value).into_owned()
+            };
+            format!(
+                "key={} state={} raftIndex={} value={}",
+                String::from_utf8_lossy(&e.key),
+                e.state,
+                e.raft_index,
+                value
+            )
+        })
+        .collect();
+    assert_eq!(ours, expected_events);
+    // The session ended with every watch removed: nothing to send at stop.
+    assert!(c.remove_all().is_empty());
+}

@@ -16,6 +16,7 @@
 //! | locks | [`lock`] | [`LockPayload`], [`lock_entry_key`] |
 //! | operations | [`ops`] | request builders with the client checks, response interpretation |
 //! | errors | [`error`] | [`KvError`] |
+//! | watch client | [`watch_client`] | [`WatchClient`]: keys, syncs, push answers, events |
 //!
 //! Decoding is bounded: a count read from the wire never makes the decoder allocate more
 //! than the body can hold (or than the reference's own limit), and malformed input gives a
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod req;
 pub mod resp;
 pub mod watch;
+pub mod watch_client;
 
 pub use codes::{KvCode, KvCommands};
 pub use error::KvError;
@@ -48,6 +50,7 @@ pub use watch::{
     WatchNotifyReqCallback, WatchNotifyResp, WatchNotifyRespCallback, WatchReq, WatchReqCallback,
     WatchState,
 };
+pub use watch_client::{WatchClient, WatchEvent};
 
 /// A message body with a decoder callback (the same shape as `dt_raft::rpc::RpcBody`).
 ///
