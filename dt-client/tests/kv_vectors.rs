@@ -869,3 +869,88 @@ fn kv_watch_session_through_the_watch_client() {
     // The session ended with every watch removed: nothing to send at stop.
     assert!(c.remove_all().is_empty());
 }
+
+/// Both clients of the kv_lock session, played by our [`LockClient`]s: every lock
+/// request they send is the recorded one byte for byte (payload with lock id and
+/// operation id), and the outcomes are the reference clients' (A gets the lock, B waits
+/// and gets it by push when A unlocks, A's second try without waiting fails, closing A
+/// sends a last UNLOCK).
+#[test]
+fn kv_lock_session_through_the_lock_client() {
+    let Some(dir) = vectors("kv_lock_session_through_the_lock_client") else {
+        return;
+    };
+    let mut locks: std::collections::HashMap<i64, LockClient> = std::collections::HashMap::new();
+    let mut sent: std::collections::HashMap<(i64, i32), Option<i32>> = Default::default();
+    let mut outcomes: Vec<(i64, String)> = Vec::new();
+    let mut closes = 0;
+    for v in read_jsonl(&dir.join("sessions/kv_lock.frames.jsonl")) {
+        let Some(frame_hex) = v["frame_hex"].as_str() else {
+            continue;
+        };
+        let p = parse_frame(frame_hex);
+        let conn = v["conn"].as_i64().unwrap();
+        let now = (v["t_ms"].as_f64().unwrap() * 1e6) as i64;
+        let l = locks
+            .entry(conn)
+            .or_insert_with(|| LockClient::new(0, "locks.l1", 1, now).unwrap());
+        let mut record = |done: Option<LockDone>| {
+            if let Some(d) = done {
+                outcomes.push((conn, format!("{d:?}")));
+            }
+        };
+        match (p.command, p.packet_type) {
+            (KvCommands::DTKV_TRY_LOCK, 1) => {
+                let r = KvReq::decode(&p.body).unwrap();
+                let lease = LockPayload::parse(&r.value).unwrap().hold_ttl_millis;
+                let (_, req) = l.try_lock(lease, r.ttl_millis, now).unwrap();
+                assert_eq!(hex(&encode::to_bytes(&req)), hex(&p.body));
+                sent.insert((conn, p.seq), l.current_op());
+            }
+            (KvCommands::DTKV_UPDATE_LOCK_LEASE, 1) => {
+                let r = KvReq::decode(&p.body).unwrap();
+                let (_, req) = l.update_lease(r.ttl_millis, now).unwrap();
+                assert_eq!(hex(&encode::to_bytes(&req)), hex(&p.body));
+                sent.insert((conn, p.seq), l.current_op());
+            }
+            (KvCommands::DTKV_UNLOCK, 1) => {
+                let req = if l.status() == LockStatus::Unknown && l.current_op().is_none() {
+                    // The program closes A while its last try-lock's lease could run.
+                    closes += 1;
+                    l.close(now).0.unwrap().1
+                } else {
+                    l.unlock(false, now).unwrap().0.unwrap().1
+                };
+                assert_eq!(hex(&encode::to_bytes(&req)), hex(&p.body));
+                sent.insert((conn, p.seq), l.current_op());
+            }
+            (
+                KvCommands::DTKV_TRY_LOCK
+                | KvCommands::DTKV_UPDATE_LOCK_LEASE
+                | KvCommands::DTKV_UNLOCK,
+                2,
+            ) => {
+                if let Some(op) = sent.remove(&(conn, p.seq)).flatten() {
+                    record(l.on_response(op, Ok(KvCode::from_code(p.biz_code)), now));
+                }
+            }
+            (KvCommands::DTKV_LOCK_PUSH, 3) => {
+                let r = KvReq::decode(&p.body).unwrap();
+                record(l.on_push(&r.value, r.ttl_millis, now));
+            }
+            _ => {}
+        }
+    }
+    let expected = [
+        (1, "TryLock(Ok(true))"),
+        (1, "UpdateLease(Ok(()))"),
+        (1, "Unlock(Ok(()))"),
+        (2, "TryLock(Ok(true))"),
+        (1, "TryLock(Ok(false))"),
+        (2, "UpdateLease(Ok(()))"),
+        (2, "Unlock(Ok(()))"),
+    ];
+    let ours: Vec<(i64, &str)> = outcomes.iter().map(|(c, s)| (*c, s.as_str())).collect();
+    assert_eq!(ours, expected);
+    assert_eq!(closes, 1);
+}

@@ -16,6 +16,7 @@
 //! | locks | [`lock`] | [`LockPayload`], [`lock_entry_key`] |
 //! | operations | [`ops`] | request builders with the client checks, response interpretation |
 //! | errors | [`error`] | [`KvError`] |
+//! | lock client | [`lock_client`] | [`LockClient`]: a lock's state, requests, answers, pushes, lease |
 //! | watch client | [`watch_client`] | [`WatchClient`]: keys, syncs, push answers, events |
 //!
 //! Decoding is bounded: a count read from the wire never makes the decoder allocate more
@@ -30,6 +31,7 @@ pub mod codes;
 pub mod error;
 pub mod key;
 pub mod lock;
+pub mod lock_client;
 pub mod ops;
 pub mod req;
 pub mod resp;
@@ -43,6 +45,7 @@ pub use key::{
     SEPARATOR,
 };
 pub use lock::{lock_entry_key, LockPayload};
+pub use lock_client::{LockClient, LockDone, LockStatus};
 pub use req::{KvReq, KvReqCallback};
 pub use resp::{KvNode, KvNodeCallback, KvResp, KvRespCallback, KvResult, KvResultCallback};
 pub use watch::{
