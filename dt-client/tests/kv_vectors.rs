@@ -917,9 +917,9 @@ fn kv_lock_session_through_the_lock_client() {
                 let req = if l.status() == LockStatus::Unknown && l.current_op().is_none() {
                     // The program closes A while its last try-lock's lease could run.
                     closes += 1;
-                    l.close(now).0.unwrap().1
+                    l.close(now).request.unwrap().1
                 } else {
-                    l.unlock(false, now).unwrap().0.unwrap().1
+                    l.unlock(false, now).unwrap().request.unwrap().1
                 };
                 assert_eq!(hex(&encode::to_bytes(&req)), hex(&p.body));
                 sent.insert((conn, p.seq), l.current_op());

@@ -45,6 +45,18 @@ struct Op {
     op_id: i32,
 }
 
+/// A request to send: the command and its body.
+pub type LockRequest = (i32, KvReq);
+
+/// What starting an unlock or closing produced.
+#[derive(Debug)]
+pub struct Release {
+    /// The UNLOCK to send, if any.
+    pub request: Option<LockRequest>,
+    /// The operation in flight that was cancelled, if any.
+    pub cancelled: Option<LockDone>,
+}
+
 /// The end of an operation, for its caller.
 #[derive(Debug)]
 pub enum LockDone {
@@ -179,16 +191,15 @@ impl LockClient {
 
     /// Starts an unlock (cancelling an operation in flight). `None` when the lock is
     /// not held and `force` is false: nothing to send, the unlock is done.
-    pub fn unlock(
-        &mut self,
-        force: bool,
-        now: i64,
-    ) -> Result<(Option<(i32, KvReq)>, Option<LockDone>), KvError> {
+    pub fn unlock(&mut self, force: bool, now: i64) -> Result<Release, KvError> {
         if self.status == LockStatus::Closed {
             return Err(state_err("lock is closed"));
         }
         if self.status == LockStatus::NotLocked && !force {
-            return Ok((None, None));
+            return Ok(Release {
+                request: None,
+                cancelled: None,
+            });
         }
         let cancelled = self.cancel_current("canceled by unlock");
         self.op_id = self.op_id.wrapping_add(1);
@@ -199,7 +210,10 @@ impl LockClient {
         self.status = LockStatus::Unknown;
         self.reset_lease(now);
         let req = KvReq::key(self.group_id, self.key.clone());
-        Ok((Some((KvCommands::DTKV_UNLOCK, req)), cancelled))
+        Ok(Release {
+            request: Some((KvCommands::DTKV_UNLOCK, req)),
+            cancelled,
+        })
     }
 
     /// Starts a lease update of the held lock to `lease_millis` from now.
@@ -376,9 +390,12 @@ impl LockClient {
     /// Closes the lock object: cancels the operation in flight, and returns an UNLOCK to
     /// send when the lock may still be held (held, or a try-lock whose lease would still
     /// run).
-    pub fn close(&mut self, now: i64) -> (Option<(i32, KvReq)>, Option<LockDone>) {
+    pub fn close(&mut self, now: i64) -> Release {
         if self.status == LockStatus::Closed {
-            return (None, None);
+            return Release {
+                request: None,
+                cancelled: None,
+            };
         }
         let old = self.status;
         self.status = LockStatus::Closed;
@@ -386,13 +403,13 @@ impl LockClient {
         let send =
             matches!(old, LockStatus::Locked | LockStatus::Unknown) && self.new_lease_end - now > 0;
         self.reset_lease(now);
-        let req = send.then(|| {
+        let request = send.then(|| {
             (
                 KvCommands::DTKV_UNLOCK,
                 KvReq::key(self.group_id, self.key.clone()),
             )
         });
-        (req, cancelled)
+        Release { request, cancelled }
     }
 }
 
@@ -422,8 +439,8 @@ mod tests {
             Some(LockDone::UpdateLease(Ok(())))
         ));
         assert_eq!(l.lease_end(), Some(25 * S));
-        assert_eq!(l.check_expiry(24 * S).0, false);
-        assert_eq!(l.check_expiry(25 * S).0, true);
+        assert!(!l.check_expiry(24 * S).0);
+        assert!(l.check_expiry(25 * S).0);
         assert_eq!(l.status(), LockStatus::NotLocked);
     }
 
@@ -467,11 +484,14 @@ mod tests {
     #[test]
     fn unlock_close_and_errors() {
         let mut l = LockClient::new(0, "lk", 1, 0).unwrap();
-        assert!(l.unlock(false, 0).unwrap().0.is_none(), "nothing held");
+        assert!(
+            l.unlock(false, 0).unwrap().request.is_none(),
+            "nothing held"
+        );
         l.try_lock(10_000, 0, 0).unwrap();
-        let (req, cancelled) = l.unlock(false, 0).unwrap();
-        assert!(req.is_some());
-        assert!(matches!(cancelled, Some(LockDone::TryLock(Err(_)))));
+        let r = l.unlock(false, 0).unwrap();
+        assert!(r.request.is_some());
+        assert!(matches!(r.cancelled, Some(LockDone::TryLock(Err(_)))));
         assert!(matches!(
             l.on_response(2, Ok(KvCode::NotFound), 0),
             Some(LockDone::Unlock(Ok(())))
@@ -492,7 +512,7 @@ mod tests {
             l.on_response(4, Ok(KvCode::LockByOther), 0),
             Some(LockDone::TryLock(Ok(false)))
         ));
-        assert!(l.close(S / 2).0.is_some());
+        assert!(l.close(S / 2).request.is_some());
         assert!(l.try_lock(10, 0, S).is_err());
         assert!(LockClient::new(0, "a..b", 1, 0).is_err());
     }

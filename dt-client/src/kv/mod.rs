@@ -45,7 +45,7 @@ pub use key::{
     SEPARATOR,
 };
 pub use lock::{lock_entry_key, LockPayload};
-pub use lock_client::{LockClient, LockDone, LockStatus};
+pub use lock_client::{LockClient, LockDone, LockRequest, LockStatus, Release};
 pub use req::{KvReq, KvReqCallback};
 pub use resp::{KvNode, KvNodeCallback, KvResp, KvRespCallback, KvResult, KvResultCallback};
 pub use watch::{
