@@ -11,6 +11,7 @@
 //!
 //! | file | holds |
 //! |---|---|
+//! | [`dt_kv`] | [`DtKv`]: one group's state machine: tree, TTLs, watches, install and snapshots |
 //! | [`biz_type`] | [`BizType`]: the log entry's operation |
 //! | [`validate`] | [`check_ttl`]: the TTL pre-checks before the log |
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
@@ -27,6 +28,7 @@
 
 pub mod apply;
 pub mod biz_type;
+pub mod dt_kv;
 pub mod node;
 pub mod processor;
 pub mod response;
@@ -38,6 +40,7 @@ pub mod watch_manager;
 
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};
 pub use biz_type::BizType;
+pub use dt_kv::{DtKv, DtKvError, DtKvSnapshot};
 pub use node::{NodeVersion, TtlInfo};
 pub use processor::{plan, read, KvAction};
 pub use response::KvResponse;

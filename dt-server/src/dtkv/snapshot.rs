@@ -361,40 +361,49 @@ impl KvTree {
         let mut t = KvTree::new();
         let mut ttls = Vec::new();
         for rec in records {
-            let v = NodeVersion {
-                create_index: rec.create_index,
-                create_time: rec.create_time,
-                update_index: rec.update_index,
-                update_time: rec.update_time,
-                flag: rec.flag,
-                data: rec.value,
-                removed: false,
-                ttl: rec.ttl,
-            };
-            if rec.key.is_empty() {
-                let root = t.root;
-                t.holders[root].versions = vec![v];
-                continue;
-            }
-            if t.lookup(&rec.key).is_some() {
-                return Err(SnapshotError::DuplicateKey { key: rec.key });
-            }
-            let Some(parent) = t.lookup(parent_key(&rec.key)) else {
-                return Err(SnapshotError::ParentMissing { key: rec.key });
-            };
-            if !t.holders[parent].latest().is_dir() {
-                return Err(SnapshotError::ParentNotDir { key: rec.key });
-            }
-            if let Some(info) = rec.ttl {
-                ttls.push(TtlChange::Started {
-                    key: rec.key.clone(),
-                    info,
-                });
-            }
-            let h = t.insert_holder(rec.key, Some(parent), v);
-            t.add_child(parent, h);
+            ttls.extend(t.install_record(rec)?);
         }
         Ok((t, ttls))
+    }
+
+    /// Adds one record of a snapshot being installed into this (new) tree: the root's
+    /// record replaces the root, any other goes under its parent, which must already be
+    /// there. Returns the record's TTL, if it has one.
+    pub fn install_record(
+        &mut self,
+        rec: SnapshotRecord,
+    ) -> Result<Option<TtlChange>, SnapshotError> {
+        let v = NodeVersion {
+            create_index: rec.create_index,
+            create_time: rec.create_time,
+            update_index: rec.update_index,
+            update_time: rec.update_time,
+            flag: rec.flag,
+            data: rec.value,
+            removed: false,
+            ttl: rec.ttl,
+        };
+        if rec.key.is_empty() {
+            let root = self.root;
+            self.holders[root].versions = vec![v];
+            return Ok(None);
+        }
+        if self.lookup(&rec.key).is_some() {
+            return Err(SnapshotError::DuplicateKey { key: rec.key });
+        }
+        let Some(parent) = self.lookup(parent_key(&rec.key)) else {
+            return Err(SnapshotError::ParentMissing { key: rec.key });
+        };
+        if !self.holders[parent].latest().is_dir() {
+            return Err(SnapshotError::ParentNotDir { key: rec.key });
+        }
+        let ttl = rec.ttl.map(|info| TtlChange::Started {
+            key: rec.key.clone(),
+            info,
+        });
+        let h = self.insert_holder(rec.key, Some(parent), v);
+        self.add_child(parent, h);
+        Ok(ttl)
     }
 }
 

@@ -135,11 +135,17 @@ impl TtlManager {
             ..TtlManager::default()
         };
         for c in changes {
-            if let TtlChange::Started { key, info } = c {
-                let cost = (wall_millis - info.leader_start_millis).max(0);
-                let local = now_nanos.saturating_sub(cost.saturating_mul(1_000_000));
-                self.start(key.clone(), *info, local);
-            }
+            self.add_installed(c, now_nanos, wall_millis);
+        }
+    }
+
+    /// Queues one TTL of a snapshot being installed (its local start reconstructed from
+    /// the wall clock, as in [`TtlManager::install`]).
+    pub fn add_installed(&mut self, change: &TtlChange, now_nanos: i64, wall_millis: i64) {
+        if let TtlChange::Started { key, info } = change {
+            let cost = (wall_millis - info.leader_start_millis).max(0);
+            let local = now_nanos.saturating_sub(cost.saturating_mul(1_000_000));
+            self.start(key.clone(), *info, local);
         }
     }
 
