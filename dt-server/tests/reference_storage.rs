@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use dt_client::kv::{KvCode, KvReq};
 use dt_net::ProcessInfo;
-use dt_server::dtkv::{ApplyResult, BizType, KvTree, SnapshotDecoder, SnapshotRecord};
+use dt_server::dtkv::{
+    ApplyResult, BizType, DtKv, KvTree, SnapshotDecoder, SnapshotRecord, WatchConfig,
+};
 use serde_json::Value;
 
 const CLIENT: ProcessInfo = ProcessInfo {
@@ -269,6 +271,19 @@ fn run(image: &str) {
         again.extend_from_slice(&b);
     }
     assert_eq!(again, stream, "{image}: re-read of the installed snapshot");
+
+    // The same stream installed into a DtKv in odd-sized chunks gives the same tree.
+    let mut kv: DtKv<u32> = DtKv::new(0, WatchConfig::default());
+    let mut offset = 0;
+    for c in stream.chunks(777) {
+        kv.install_chunk(offset, c, false, 0, 0).unwrap();
+        offset += c.len() as u64;
+    }
+    kv.install_chunk(offset, &[], true, 0, 0).unwrap();
+    for r in &records {
+        assert_eq!(kv.tree().get(&r.key), installed.get(&r.key), "{image}");
+    }
+    assert_eq!(kv.tree().holder_count(), installed.holder_count());
 
     // The workload up to the snapshot's index, replayed through our apply: our
     // snapshot of it must be the reference's, byte for byte (same insertion order and
