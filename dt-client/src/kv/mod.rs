@@ -17,6 +17,7 @@
 //! | operations | [`ops`] | request builders with the client checks, response interpretation |
 //! | errors | [`error`] | [`KvError`] |
 //! | lock client | [`lock_client`] | [`LockClient`]: a lock's state, requests, answers, pushes, lease |
+//! | auto-renewing lock | [`auto_renewal`] | [`AutoRenewalLock`] over a [`LockClient`] |
 //! | watch client | [`watch_client`] | [`WatchClient`]: keys, syncs, push answers, events |
 //!
 //! Decoding is bounded: a count read from the wire never makes the decoder allocate more
@@ -27,6 +28,7 @@
 use bytes::Bytes;
 use dt_codec::{ParseStatus, PbCallback, PbError, PbParser};
 
+pub mod auto_renewal;
 pub mod codes;
 pub mod error;
 pub mod key;
@@ -38,6 +40,7 @@ pub mod resp;
 pub mod watch;
 pub mod watch_client;
 
+pub use auto_renewal::{AutoRenewalLock, Renewal};
 pub use codes::{KvCode, KvCommands};
 pub use error::KvError;
 pub use key::{
