@@ -18,7 +18,10 @@
 //!   [`kv::KvNode`], the watch messages ([`kv::WatchReq`], [`kv::WatchNotifyReq`],
 //!   [`kv::WatchNotifyResp`], [`kv::KvStatusResp`]), the lock payload
 //!   ([`kv::LockPayload`]), the command codes ([`kv::KvCommands`]), the business codes
-//!   ([`kv::KvCode`]) and the key rules ([`kv::check_key`]).
+//!   ([`kv::KvCode`]) and the key rules ([`kv::check_key`]); the client operations
+//!   ([`kv::ops`]: request builders with the client checks, response interpretation,
+//!   [`kv::KvError`]); and the IO-free state machines the networked clients will drive:
+//!   [`kv::WatchClient`], [`kv::LockClient`], [`kv::AutoRenewalLock`].
 //!
 //! ```
 //! use bytes::Bytes;

@@ -1,11 +1,12 @@
 //! # dt-server: the DtKV state machine (library part)
 //!
-//! This crate owns the server side of DtKV: the state machine's data model in
-//! [`dtkv`] — the key tree with directories, versions and MVCC for snapshots, and the
-//! apply-time semantics of every command with the reference's business codes — as a
-//! plain, IO-free module that a `StateMachine` binding, the TtlManager, the watch
-//! manager and the request processors will drive once the consensus layer is in place.
-//! The KV message types it reads and answers with are `dt_client::kv`'s.
+//! This crate owns the server side of DtKV. Today that is [`dtkv`], plain and IO-free:
+//! the key tree with directories, versions and MVCC for snapshots, the apply-time
+//! semantics of every command with the reference's business codes, the snapshot stream,
+//! the TtlManager, the WatchManager, the processors' decisions, and [`dtkv::DtKv`] which
+//! keeps them in step for one group — what the consensus layer's `StateMachine` binding
+//! and the networked processors will drive. The KV message types it reads and answers
+//! with are `dt_client::kv`'s.
 //!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
