@@ -26,3 +26,5 @@ guide!(DtCodecGuide, "dt-codec.md");
 guide!(DtNetGuide, "dt-net.md");
 guide!(DtFiberGuide, "dt-fiber.md");
 guide!(DtRaftGuide, "dt-raft.md");
+guide!(DtClientGuide, "dt-client.md");
+guide!(DtServerGuide, "dt-server.md");

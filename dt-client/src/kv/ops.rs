@@ -1,0 +1,353 @@
+//! The DtKV operations as a client performs them, without the networking: building
+//! each request with the client-side checks (the full key check, values, TTLs, batch
+//! shapes: `wire-protocol.md` §6.3, §6.5), and interpreting each response with the
+//! reference client's rules of what counts as success (§6.4).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dt_client::kv::{ops, KvCommands, KvError, KvReq, KvResp, KvResult, KvCode};
+//! use dt_net::ReadPacket;
+//!
+//! let (cmd, req) = ops::put(0, "a.b", "v").unwrap();
+//! assert_eq!(cmd, KvCommands::DTKV_PUT);
+//! assert!(matches!(ops::put(0, "a..b", "v"), Err(KvError::InvalidArgument(_))));
+//!
+//! // A NOT_FOUND answer to a remove is a success for the reference client...
+//! let resp = ReadPacket { packet_type: 2, command: 70, biz_code: 2, ..Default::default() };
+//! assert_eq!(ops::interpret(KvCommands::DTKV_REMOVE, &resp).unwrap().0, KvCode::NotFound);
+//! // ... but not for a put.
+//! let resp = ReadPacket { packet_type: 2, command: 6, biz_code: 9, ..Default::default() };
+//! let e = ops::interpret(KvCommands::DTKV_PUT, &resp).unwrap_err();
+//! assert_eq!(e.biz_code(), Some(KvCode::ParentDirNotExists));
+//! ```
+
+use bytes::Bytes;
+use dt_net::{CmdCodes, ReadPacket};
+
+use super::codes::{KvCode, KvCommands};
+use super::error::KvError;
+use super::key::{check_key, check_value, MAX_TTL_MILLIS};
+use super::req::KvReq;
+use super::resp::{KvNode, KvResp, KvResult};
+use super::KvBody;
+
+/// A request ready to send: the command and its body.
+pub type KvRequest = (i32, KvReq);
+
+fn key_ok(key: &[u8], allow_empty: bool) -> Result<(), KvError> {
+    match check_key(key, allow_empty, true) {
+        KvCode::Success => Ok(()),
+        c => Err(KvError::InvalidArgument(format!(
+            "invalid key {:?}: {}",
+            String::from_utf8_lossy(key),
+            c.name()
+        ))),
+    }
+}
+
+fn value_ok(value: &[u8]) -> Result<(), KvError> {
+    match check_value(value) {
+        KvCode::Success => Ok(()),
+        c => Err(KvError::InvalidArgument(format!(
+            "invalid value of {} bytes: {}",
+            value.len(),
+            c.name()
+        ))),
+    }
+}
+
+fn ttl_ok(ttl: i64, what: &str) -> Result<(), KvError> {
+    if ttl <= 0 || ttl > MAX_TTL_MILLIS {
+        return Err(KvError::InvalidArgument(format!(
+            "{what} must be in 1..={MAX_TTL_MILLIS} ms, got {ttl}"
+        )));
+    }
+    Ok(())
+}
+
+fn batch_keys_ok(keys: &[Bytes]) -> Result<(), KvError> {
+    if keys.is_empty() {
+        return Err(KvError::InvalidArgument("keys must not be empty".into()));
+    }
+    keys.iter().try_for_each(|k| key_ok(k, false))
+}
+
+/// DTKV_GET: the empty key is the root.
+pub fn get(group_id: i32, key: impl Into<Bytes>) -> Result<KvRequest, KvError> {
+    let key = key.into();
+    key_ok(&key, true)?;
+    Ok((KvCommands::DTKV_GET, KvReq::key(group_id, key)))
+}
+
+/// DTKV_LIST: the empty key is the root.
+pub fn list(group_id: i32, key: impl Into<Bytes>) -> Result<KvRequest, KvError> {
+    let key = key.into();
+    key_ok(&key, true)?;
+    Ok((KvCommands::DTKV_LIST, KvReq::key(group_id, key)))
+}
+
+/// DTKV_PUT: a non-empty value of at most 1 MiB.
+pub fn put(
+    group_id: i32,
+    key: impl Into<Bytes>,
+    value: impl Into<Bytes>,
+) -> Result<KvRequest, KvError> {
+    let (key, value) = (key.into(), value.into());
+    key_ok(&key, false)?;
+    value_ok(&value)?;
+    Ok((KvCommands::DTKV_PUT, KvReq::put(group_id, key, value)))
+}
+
+/// DTKV_PUT_TEMP_NODE: a put with a TTL, owned by this client.
+pub fn put_temp(
+    group_id: i32,
+    key: impl Into<Bytes>,
+    value: impl Into<Bytes>,
+    ttl_millis: i64,
+) -> Result<KvRequest, KvError> {
+    ttl_ok(ttl_millis, "ttl")?;
+    let (cmd, req) = put(group_id, key, value)?;
+    let _ = cmd;
+    Ok((KvCommands::DTKV_PUT_TEMP_NODE, req.with_ttl(ttl_millis)))
+}
+
+/// DTKV_REMOVE.
+pub fn remove(group_id: i32, key: impl Into<Bytes>) -> Result<KvRequest, KvError> {
+    let key = key.into();
+    key_ok(&key, false)?;
+    Ok((KvCommands::DTKV_REMOVE, KvReq::key(group_id, key)))
+}
+
+/// DTKV_MKDIR.
+pub fn mkdir(group_id: i32, key: impl Into<Bytes>) -> Result<KvRequest, KvError> {
+    let key = key.into();
+    key_ok(&key, false)?;
+    Ok((KvCommands::DTKV_MKDIR, KvReq::key(group_id, key)))
+}
+
+/// DTKV_MAKE_TEMP_DIR.
+pub fn make_temp_dir(
+    group_id: i32,
+    key: impl Into<Bytes>,
+    ttl_millis: i64,
+) -> Result<KvRequest, KvError> {
+    ttl_ok(ttl_millis, "ttl")?;
+    let (_, req) = mkdir(group_id, key)?;
+    Ok((KvCommands::DTKV_MAKE_TEMP_DIR, req.with_ttl(ttl_millis)))
+}
+
+/// DTKV_UPDATE_TTL of one's own temporary node.
+pub fn update_ttl(
+    group_id: i32,
+    key: impl Into<Bytes>,
+    ttl_millis: i64,
+) -> Result<KvRequest, KvError> {
+    ttl_ok(ttl_millis, "ttl")?;
+    let (_, req) = remove(group_id, key)?;
+    Ok((KvCommands::DTKV_UPDATE_TTL, req.with_ttl(ttl_millis)))
+}
+
+/// DTKV_BATCH_GET.
+pub fn batch_get(group_id: i32, keys: Vec<Bytes>) -> Result<KvRequest, KvError> {
+    batch_keys_ok(&keys)?;
+    Ok((
+        KvCommands::DTKV_BATCH_GET,
+        KvReq::batch(group_id, keys, vec![]),
+    ))
+}
+
+/// DTKV_BATCH_PUT: as many non-empty values as keys (the server would turn an empty
+/// value into a directory).
+pub fn batch_put(
+    group_id: i32,
+    keys: Vec<Bytes>,
+    values: Vec<Bytes>,
+) -> Result<KvRequest, KvError> {
+    if keys.len() != values.len() {
+        return Err(KvError::InvalidArgument(format!(
+            "{} keys but {} values",
+            keys.len(),
+            values.len()
+        )));
+    }
+    batch_keys_ok(&keys)?;
+    values.iter().try_for_each(|v| value_ok(v))?;
+    Ok((
+        KvCommands::DTKV_BATCH_PUT,
+        KvReq::batch(group_id, keys, values),
+    ))
+}
+
+/// DTKV_BATCH_REMOVE.
+pub fn batch_remove(group_id: i32, keys: Vec<Bytes>) -> Result<KvRequest, KvError> {
+    batch_keys_ok(&keys)?;
+    Ok((
+        KvCommands::DTKV_BATCH_REMOVE,
+        KvReq::batch(group_id, keys, vec![]),
+    ))
+}
+
+/// DTKV_CAS: `expect` empty means "create if absent", `value` empty "remove if equal";
+/// not both empty. The new value obeys the value rules when present.
+pub fn compare_and_set(
+    group_id: i32,
+    key: impl Into<Bytes>,
+    expect: impl Into<Bytes>,
+    value: impl Into<Bytes>,
+) -> Result<KvRequest, KvError> {
+    let (key, expect, value) = (key.into(), expect.into(), value.into());
+    key_ok(&key, false)?;
+    if expect.is_empty() && value.is_empty() {
+        return Err(KvError::InvalidArgument(
+            "expect value and new value can't both be empty".into(),
+        ));
+    }
+    if !value.is_empty() {
+        value_ok(&value)?;
+    }
+    Ok((
+        KvCommands::DTKV_CAS,
+        KvReq::cas(group_id, key, expect, value),
+    ))
+}
+
+/// Whether `code` is a success for `command`, as the reference client decides
+/// (`wire-protocol.md` §6.4): NOT_FOUND is a success for get and remove, DIR_EXISTS for
+/// mkdir and make-temp-dir, SUCCESS_OVERWRITE for the puts, every code for CAS (its
+/// result is whether the code is SUCCESS). Lock commands are the lock client's.
+pub fn is_success(command: i32, code: KvCode) -> bool {
+    use KvCode::*;
+    match command {
+        KvCommands::DTKV_PUT | KvCommands::DTKV_PUT_TEMP_NODE => {
+            matches!(code, Success | SuccessOverwrite)
+        }
+        KvCommands::DTKV_GET | KvCommands::DTKV_REMOVE => matches!(code, Success | NotFound),
+        KvCommands::DTKV_MKDIR | KvCommands::DTKV_MAKE_TEMP_DIR => {
+            matches!(code, Success | DirExists)
+        }
+        KvCommands::DTKV_CAS => true,
+        _ => code == Success,
+    }
+}
+
+/// The leader a NOT_RAFT_LEADER answer names: `extra` holds its node id in decimal
+/// ASCII (absent when the server does not know the leader).
+pub fn leader_hint(p: &ReadPacket) -> Option<i32> {
+    let e = p.extra.as_ref()?;
+    std::str::from_utf8(e).ok()?.trim().parse().ok()
+}
+
+/// Interprets a DtKV data response to `command`: a non-zero response code is
+/// [`KvError::Server`], a business code that is not a success for the command
+/// [`KvError::Business`], else the code and the decoded body.
+pub fn interpret(command: i32, p: &ReadPacket) -> Result<(KvCode, KvResp), KvError> {
+    if p.resp_code != CmdCodes::SUCCESS {
+        return Err(KvError::Server {
+            resp_code: p.resp_code,
+            msg: p.msg.clone(),
+            leader_hint: if p.resp_code == CmdCodes::NOT_RAFT_LEADER {
+                leader_hint(p)
+            } else {
+                None
+            },
+        });
+    }
+    let code = KvCode::from_code(p.biz_code);
+    if !is_success(command, code) {
+        return Err(KvError::Business {
+            command,
+            code,
+            msg: p.msg.clone(),
+        });
+    }
+    let resp = KvResp::decode(&p.body).map_err(KvError::Malformed)?;
+    Ok((code, resp))
+}
+
+/// GET's node: `None` when the key does not exist.
+pub fn get_node(code: KvCode, resp: KvResp) -> Option<KvNode> {
+    if code != KvCode::Success {
+        return None;
+    }
+    resp.results.into_iter().next().and_then(|r| r.node)
+}
+
+/// BATCH_GET's nodes, one per key in request order; `None` for a missing key.
+pub fn batch_get_nodes(resp: KvResp) -> Vec<Option<KvNode>> {
+    resp.results.into_iter().map(|r| r.node).collect()
+}
+
+/// LIST's children (each with its `key_in_dir` and node), in insertion order.
+pub fn list_children(resp: KvResp) -> Vec<KvResult> {
+    resp.results
+}
+
+/// CAS's outcome: whether the condition held and the write was done.
+pub fn cas_done(code: KvCode) -> bool {
+    code == KvCode::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_side_checks() {
+        assert!(get(0, "").is_ok());
+        assert!(list(0, "").is_ok());
+        assert!(put(0, "", "v").is_err());
+        assert!(put(0, "a b", "v").is_err());
+        assert!(put(0, "k", "").is_err());
+        assert!(put(0, "k", vec![0u8; super::super::MAX_VALUE_SIZE + 1]).is_err());
+        assert!(put_temp(0, "k", "v", 0).is_err());
+        assert!(put_temp(0, "k", "v", MAX_TTL_MILLIS + 1).is_err());
+        assert!(make_temp_dir(0, "k", -5).is_err());
+        assert!(update_ttl(0, "k", 0).is_err());
+        assert!(batch_get(0, vec![]).is_err());
+        assert!(batch_put(0, vec!["a".into()], vec![]).is_err());
+        assert!(batch_put(0, vec!["a".into()], vec![Bytes::new()]).is_err());
+        assert!(batch_remove(0, vec!["a".into(), ".b".into()]).is_err());
+        assert!(compare_and_set(0, "k", "", "").is_err());
+        assert!(compare_and_set(0, "k", "x", "").is_ok());
+        let (cmd, r) = put_temp(1, "t", "v", 5).unwrap();
+        assert_eq!((cmd, r.group_id, r.ttl_millis), (80, 1, 5));
+        // Plain writes never carry a TTL (the server would make a temp node).
+        assert_eq!(put(0, "k", "v").unwrap().1.ttl_millis, 0);
+    }
+
+    #[test]
+    fn success_table_and_errors() {
+        assert!(is_success(KvCommands::DTKV_GET, KvCode::NotFound));
+        assert!(!is_success(KvCommands::DTKV_LIST, KvCode::NotFound));
+        assert!(is_success(
+            KvCommands::DTKV_MAKE_TEMP_DIR,
+            KvCode::DirExists
+        ));
+        assert!(!is_success(KvCommands::DTKV_PUT, KvCode::DirExists));
+        assert!(is_success(KvCommands::DTKV_CAS, KvCode::CasMismatch));
+        assert!(!is_success(KvCommands::DTKV_UPDATE_TTL, KvCode::NotOwner));
+        let p = ReadPacket {
+            packet_type: 2,
+            command: 6,
+            resp_code: CmdCodes::NOT_RAFT_LEADER,
+            extra: Some(Bytes::from_static(b"12")),
+            ..Default::default()
+        };
+        match interpret(6, &p) {
+            Err(KvError::Server { leader_hint, .. }) => assert_eq!(leader_hint, Some(12)),
+            other => panic!("{other:?}"),
+        }
+        let p = ReadPacket {
+            packet_type: 2,
+            command: 80,
+            biz_code: 21,
+            msg: "ttl must be positive: 0".into(),
+            ..Default::default()
+        };
+        let e = interpret(80, &p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "DTKV_PUT_TEMP_NODE failed: INVALID_TTL(21) (ttl must be positive: 0)"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! `KvReq`: the request body of every DtKV data command, the Raft log entry body of every
+//! DtKV write, and the body of the lock push (`wire-protocol.md` §6.1.1,
+//! `dtkv-server.md` §1.2).
+
+use bytes::{Bytes, BytesMut};
+use dt_codec::encode::{self, Encodable};
+use dt_codec::{BytesCollector, Chunk, PbCallback, PbError};
+use dt_net::ProcessInfo;
+
+use super::{int32, presize, KvBody};
+
+/// `KvReq`. Which fields a command uses is in `wire-protocol.md` §6.5; the others are
+/// ignored by the server (except `ttl_millis`, see below).
+///
+/// Empty `Bytes` stand for an absent field (the reference makes no difference between an
+/// absent and an empty single bytes field). `keys` and `values` keep empty elements: they
+/// are written as `tag 00` so positions are kept.
+///
+/// * `owner_uuid1`/`owner_uuid2` are never sent by clients; the server overwrites them
+///   with the connection's handshake UUID before the request goes into the log. They are
+///   kept as received (so a body re-encodes to the same bytes); [`KvReq::owner`] reads
+///   them the reference's way (an owner only when both halves are non-zero).
+/// * `ttl_millis`: the TTL for temp nodes and TTL updates; the wait time for TRY_LOCK;
+///   the new lease for UPDATE_LOCK_LEASE; in an EXPIRE log entry the expected TTL raft
+///   index; in DTKV_LOCK_PUSH the server-side wait in **nanoseconds**. Quirk of the
+///   reference: a PUT, MKDIR, BATCH_PUT or CAS carrying `ttl_millis > 0` creates a
+///   temporary node, so clients must leave it 0 for plain writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvReq {
+    /// Field 1, int32: the Raft group.
+    pub group_id: i32,
+    /// Field 2, bytes: the key (empty: the root, for get and list).
+    pub key: Bytes,
+    /// Field 3, bytes: the value, the CAS new value, or the lock payload.
+    pub value: Bytes,
+    /// Field 4, bytes: the CAS expected value.
+    pub expect_value: Bytes,
+    /// Field 5, fixed64: owner UUID, most significant half.
+    pub owner_uuid1: u64,
+    /// Field 6, fixed64: owner UUID, least significant half.
+    pub owner_uuid2: u64,
+    /// Field 7, int64: TTL / wait / lease (see the type's documentation).
+    pub ttl_millis: i64,
+    /// Field 9, repeated bytes (count in field 8, `keys_size`, written before them).
+    pub keys: Vec<Bytes>,
+    /// Field 10, repeated bytes: batch-put values, parallel to `keys`.
+    pub values: Vec<Bytes>,
+}
+
+impl KvReq {
+    /// A request for one key (get, remove, mkdir, list, unlock).
+    pub fn key(group_id: i32, key: impl Into<Bytes>) -> Self {
+        KvReq {
+            group_id,
+            key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A put of `value` at `key`.
+    pub fn put(group_id: i32, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        KvReq {
+            group_id,
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A request with a TTL (put temp node, make temp dir, update TTL, try-lock wait,
+    /// lock lease).
+    pub fn with_ttl(mut self, ttl_millis: i64) -> Self {
+        self.ttl_millis = ttl_millis;
+        self
+    }
+
+    /// A compare-and-set: `expect` empty means "create if absent", `value` empty means
+    /// "remove if equal".
+    pub fn cas(
+        group_id: i32,
+        key: impl Into<Bytes>,
+        expect: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Self {
+        KvReq {
+            group_id,
+            key: key.into(),
+            value: value.into(),
+            expect_value: expect.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A batch request (batch get, batch remove; batch put with `values`).
+    pub fn batch(group_id: i32, keys: Vec<Bytes>, values: Vec<Bytes>) -> Self {
+        KvReq {
+            group_id,
+            keys,
+            values,
+            ..Default::default()
+        }
+    }
+
+    /// The owner as the reference reads it: only when both halves are non-zero.
+    pub fn owner(&self) -> Option<ProcessInfo> {
+        (self.owner_uuid1 != 0 && self.owner_uuid2 != 0).then_some(ProcessInfo {
+            uuid1: self.owner_uuid1,
+            uuid2: self.owner_uuid2,
+        })
+    }
+
+    /// Sets the owner (what the server does with the connection's UUID before a write
+    /// goes into the log).
+    pub fn set_owner(&mut self, owner: ProcessInfo) {
+        self.owner_uuid1 = owner.uuid1;
+        self.owner_uuid2 = owner.uuid2;
+    }
+
+    fn keys_size(&self) -> i32 {
+        self.keys.len() as i32
+    }
+}
+
+impl Encodable for KvReq {
+    fn encoded_size(&self) -> usize {
+        encode::size_int32(1, self.group_id)
+            + encode::size_bytes(2, &self.key)
+            + encode::size_bytes(3, &self.value)
+            + encode::size_bytes(4, &self.expect_value)
+            + encode::size_fixed64(5, self.owner_uuid1)
+            + encode::size_fixed64(6, self.owner_uuid2)
+            + encode::size_int64(7, self.ttl_millis)
+            + encode::size_int32(8, self.keys_size())
+            + encode::size_repeated_bytes(9, &self.keys)
+            + encode::size_repeated_bytes(10, &self.values)
+    }
+    fn encode(&self, out: &mut BytesMut) {
+        encode::put_int32(out, 1, self.group_id);
+        encode::put_bytes(out, 2, &self.key);
+        encode::put_bytes(out, 3, &self.value);
+        encode::put_bytes(out, 4, &self.expect_value);
+        encode::put_fixed64(out, 5, self.owner_uuid1);
+        encode::put_fixed64(out, 6, self.owner_uuid2);
+        encode::put_int64(out, 7, self.ttl_millis);
+        encode::put_int32(out, 8, self.keys_size());
+        encode::put_repeated_bytes(out, 9, &self.keys);
+        encode::put_repeated_bytes(out, 10, &self.values);
+    }
+}
+
+/// Decoder of [`KvReq`].
+///
+/// As in the reference: `keys_size` is only an allocation hint; when both `keys` and
+/// `values` are present their counts must be equal, otherwise the body is invalid (a
+/// fatal error: the connection is closed). Fields with an unexpected wire type are
+/// ignored; the last occurrence of a single field wins.
+#[derive(Debug, Default)]
+pub struct KvReqCallback {
+    msg: KvReq,
+    body_len: usize,
+    keys_size: i32,
+    acc: BytesCollector,
+}
+
+impl PbCallback for KvReqCallback {
+    fn begin(&mut self, len: usize) -> Result<(), PbError> {
+        self.msg = KvReq::default();
+        self.body_len = len;
+        self.keys_size = 0;
+        self.acc.reset();
+        Ok(())
+    }
+    fn varint(&mut self, field: u32, v: i64) -> Result<(), PbError> {
+        match field {
+            1 => self.msg.group_id = int32(v),
+            7 => self.msg.ttl_millis = v,
+            8 => self.keys_size = int32(v),
+            _ => {}
+        }
+        Ok(())
+    }
+    fn fixed64(&mut self, field: u32, v: u64) -> Result<(), PbError> {
+        match field {
+            5 => self.msg.owner_uuid1 = v,
+            6 => self.msg.owner_uuid2 = v,
+            _ => {}
+        }
+        Ok(())
+    }
+    fn bytes(&mut self, field: u32, chunk: Chunk<'_>) -> Result<(), PbError> {
+        if !(2..=4).contains(&field) && field != 9 && field != 10 {
+            return Ok(());
+        }
+        let Some(b) = self.acc.push(&chunk) else {
+            return Ok(());
+        };
+        let m = &mut self.msg;
+        match field {
+            2 => m.key = b,
+            3 => m.value = b,
+            4 => m.expect_value = b,
+            9 | 10 => {
+                let list = if field == 9 {
+                    &mut m.keys
+                } else {
+                    &mut m.values
+                };
+                if list.is_empty() {
+                    list.reserve(presize(self.keys_size, self.body_len, 2));
+                }
+                list.push(b);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    fn end(&mut self, success: bool) -> Result<(), PbError> {
+        let m = &self.msg;
+        if success && !m.keys.is_empty() && !m.values.is_empty() && m.keys.len() != m.values.len() {
+            return Err(PbError::invalid(format!(
+                "KvReq: keys and values size mismatch ({} keys, {} values)",
+                m.keys.len(),
+                m.values.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl KvReqCallback {
+    /// Takes the decoded request out.
+    pub fn take(&mut self) -> KvReq {
+        std::mem::take(&mut self.msg)
+    }
+}
+
+impl KvBody for KvReq {
+    type Callback = KvReqCallback;
+    fn finish(mut cb: KvReqCallback) -> Result<Self, PbError> {
+        Ok(cb.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_example_put_bodies() {
+        let b = encode::to_bytes(&KvReq::put(0, "a.b", "v"));
+        assert_eq!(&b[..], b"\x12\x03a.b\x1a\x01v");
+        let b = encode::to_bytes(&KvReq::put(1, "a.b", "v"));
+        assert_eq!(&b[..], b"\x08\x01\x12\x03a.b\x1a\x01v");
+        assert_eq!(KvReq::decode(&b).unwrap(), KvReq::put(1, "a.b", "v"));
+    }
+
+    #[test]
+    fn owner_needs_both_halves() {
+        let mut r = KvReq::key(0, "a");
+        assert_eq!(r.owner(), None);
+        r.owner_uuid2 = 5;
+        assert_eq!(r.owner(), None);
+        r.set_owner(ProcessInfo { uuid1: 1, uuid2: 2 });
+        assert_eq!(r.owner(), Some(ProcessInfo { uuid1: 1, uuid2: 2 }));
+    }
+
+    #[test]
+    fn mismatched_batch_is_fatal() {
+        let r = KvReq::batch(0, vec!["k1".into(), "k2".into()], vec!["v1".into()]);
+        let e = KvReq::decode(&encode::to_bytes(&r)).unwrap_err();
+        assert!(matches!(e, PbError::Invalid(_)), "{e:?}");
+        // Values without keys are not a mismatch (the server answers INVALID_KEY later).
+        let r = KvReq::batch(0, vec![], vec!["v1".into()]);
+        assert_eq!(KvReq::decode(&encode::to_bytes(&r)).unwrap(), r);
+    }
+
+    #[test]
+    fn lying_keys_size_allocates_nothing_big() {
+        // keys_size = i32::MAX, one key.
+        let body = Bytes::from_static(b"\x40\xff\xff\xff\xff\x07\x4a\x01k");
+        let r = KvReq::decode(&body).unwrap();
+        assert_eq!(r.keys, vec![Bytes::from_static(b"k")]);
+        assert!(r.keys.capacity() < 64);
+    }
+}

@@ -1,0 +1,44 @@
+//! # dt-client: what users of dt talk to
+//!
+//! This crate owns the client side of dt: the DtKV message types that travel between a
+//! client and a DtKV server, and (to come, once the consensus layer is in place) the
+//! `RaftClient` (groups, leader discovery, NOT_RAFT_LEADER redirects, retries), the
+//! `KvClient` (every DtKV operation, blocking, as a future and with callbacks), the watch
+//! and lock managers and the `AdminRaftClient`. It does not own any server code path: the
+//! DtKV state machine lives in `dt-server`, which uses the message types of this crate.
+//!
+//! Everything here is wire-compatible with the reference (Dongting 0.8,
+//! `wire-protocol.md` §5–9): the encoders are byte-exact with the reference's, the
+//! decoders accept what the reference accepts and refuse what it refuses, with a typed
+//! [`dt_codec::PbError`], never a panic.
+//!
+//! ## Modules
+//!
+//! * [`kv`]: the DtKV messages — [`kv::KvReq`], [`kv::KvResp`], [`kv::KvResult`],
+//!   [`kv::KvNode`], the watch messages ([`kv::WatchReq`], [`kv::WatchNotifyReq`],
+//!   [`kv::WatchNotifyResp`], [`kv::KvStatusResp`]), the lock payload
+//!   ([`kv::LockPayload`]), the command codes ([`kv::KvCommands`]), the business codes
+//!   ([`kv::KvCode`]) and the key rules ([`kv::check_key`]); the client operations
+//!   ([`kv::ops`]: request builders with the client checks, response interpretation,
+//!   [`kv::KvError`]); and the IO-free state machines the networked clients will drive:
+//!   [`kv::WatchClient`], [`kv::LockClient`], [`kv::AutoRenewalLock`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dt_client::kv::{KvBody, KvCode, KvReq, KvResp, KvResult};
+//! use dt_codec::encode;
+//!
+//! // A put request, as the client sends it (wire-protocol.md §8.3).
+//! let req = KvReq::put(0, "a.b", "v");
+//! assert_eq!(&encode::to_bytes(&req)[..], b"\x12\x03a.b\x1a\x01v");
+//!
+//! // The server's answer: raft index 42, one SUCCESS result (§8.4).
+//! let body = Bytes::from_static(b"\x09\x2a\0\0\0\0\0\0\0\x10\x01\x1a\x00");
+//! let resp = KvResp::decode(&body).unwrap();
+//! assert_eq!(resp.raft_index, 42);
+//! assert_eq!(resp.results, vec![KvResult::code(KvCode::Success)]);
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod kv;

@@ -1,0 +1,568 @@
+//! The key tree: holders in an insertion-ordered map, their version chains, directory
+//! children lists, lock queues, and MVCC for snapshots (`dtkv-server.md` §3, §8).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use bytes::Bytes;
+use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
+use slab::Slab;
+
+use super::node::NodeVersion;
+
+/// The index of a holder in the tree's arena.
+pub(crate) type HolderId = usize;
+
+/// An intrusive doubly-linked list of holders (the map's insertion order, or a
+/// directory's children).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Links {
+    pub(crate) prev: Option<HolderId>,
+    pub(crate) next: Option<HolderId>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ListHead {
+    pub(crate) head: Option<HolderId>,
+    pub(crate) tail: Option<HolderId>,
+    pub(crate) len: usize,
+}
+
+/// Everything about one key that exists or still has versions or child holders.
+#[derive(Debug)]
+pub(crate) struct Holder {
+    pub(crate) key: Bytes,
+    pub(crate) parent: Option<HolderId>,
+    /// Oldest first; the last is the latest. Never empty.
+    pub(crate) versions: Vec<NodeVersion>,
+    /// Holders whose parent is this one (live children and tombstones).
+    pub(crate) child_holder_count: usize,
+    /// Position in the map's insertion order.
+    pub(crate) order: Links,
+    /// Position in the parent's children list (while a live child).
+    pub(crate) sibling: Links,
+    pub(crate) in_children: bool,
+    /// Live children of this directory, in insertion order (shared by all its versions).
+    pub(crate) children: ListHead,
+    /// For lock directories: the entries ordered by create index (the first owns the
+    /// lock).
+    pub(crate) lock_queue: BTreeSet<(i64, HolderId)>,
+    /// Distinguishes holders that reuse an arena slot.
+    pub(crate) serial: u64,
+}
+
+impl Holder {
+    pub(crate) fn latest(&self) -> &NodeVersion {
+        self.versions.last().expect("a holder has a version")
+    }
+
+    pub(crate) fn latest_mut(&mut self) -> &mut NodeVersion {
+        self.versions.last_mut().expect("a holder has a version")
+    }
+
+    pub(crate) fn key_in_dir(&self) -> Bytes {
+        let k = key_in_dir(&self.key);
+        self.key.slice(self.key.len() - k.len()..)
+    }
+
+    /// The version a snapshot at `index` sees (the newest with `update_index ≤ index`),
+    /// `None` when it sees none or a tombstone.
+    pub(crate) fn visible_at(&self, index: i64) -> Option<&NodeVersion> {
+        let n = self.versions.partition_point(|v| v.update_index <= index);
+        let v = self.versions.get(n.checked_sub(1)?)?;
+        (!v.removed).then_some(v)
+    }
+}
+
+/// The DtKV key tree: an in-memory, IO-free, deterministic data model.
+///
+/// The root (empty key, a directory with indexes 0) always exists. Keys map to holders
+/// kept in insertion order (a key re-created while its holder still exists keeps its
+/// place; snapshots iterate in this order). While a snapshot is open
+/// ([`KvTree::open_snapshot`]) every replaced or removed version stays on its holder's
+/// chain as long as an open snapshot can see it, so the snapshot reads a consistent
+/// state while writes go on; otherwise only the latest version exists.
+///
+/// Reads ([`KvTree::get`], [`KvTree::batch_get`], [`KvTree::list`]) see the latest
+/// state; writes go through [`KvTree::apply`](KvTree::apply) with the entry's index and
+/// timestamp.
+#[derive(Debug)]
+pub struct KvTree {
+    pub(crate) holders: Slab<Holder>,
+    pub(crate) map: HashMap<Bytes, HolderId>,
+    pub(crate) order: ListHead,
+    pub(crate) root: HolderId,
+    /// lastIncludedIndex of each open snapshot → how many are open at it.
+    pub(crate) open_snapshots: BTreeMap<i64, usize>,
+    /// Snapshot readers' cursors (the next holder in map order each will visit).
+    pub(crate) cursors: Slab<Option<HolderId>>,
+    pub(crate) next_serial: u64,
+    /// Keys with watches: their changes are reported in `ApplyOutcome::watch_events`.
+    pub(crate) watched: HashSet<Bytes>,
+}
+
+impl Default for KvTree {
+    fn default() -> Self {
+        KvTree::new()
+    }
+}
+
+impl KvTree {
+    /// An empty tree: only the root directory.
+    pub fn new() -> Self {
+        let mut t = KvTree {
+            holders: Slab::new(),
+            map: HashMap::new(),
+            order: ListHead::default(),
+            root: 0,
+            open_snapshots: BTreeMap::new(),
+            cursors: Slab::new(),
+            next_serial: 0,
+            watched: HashSet::new(),
+        };
+        let root = NodeVersion {
+            create_index: 0,
+            create_time: 0,
+            update_index: 0,
+            update_time: 0,
+            flag: KvNode::FLAG_DIR,
+            data: Bytes::new(),
+            removed: false,
+            ttl: None,
+        };
+        t.root = t.insert_holder(Bytes::new(), None, root);
+        t
+    }
+
+    /// Number of holders in the map (live keys, the root, and tombstones still kept).
+    pub fn holder_count(&self) -> usize {
+        self.map.len()
+    }
+
+    // ---- reads (latest state; `dtkv-server.md` §8) ----
+
+    /// GET: the empty key is the root. Missing or removed → NOT_FOUND; else SUCCESS with
+    /// the node (data for values, none for directories).
+    pub fn get(&self, key: &[u8]) -> KvResult {
+        let ck = check_key(key, true, false);
+        if ck != KvCode::Success {
+            return KvResult::code(ck);
+        }
+        self.get0(key)
+    }
+
+    fn get0(&self, key: &[u8]) -> KvResult {
+        match self.live(key) {
+            Some(h) => KvResult::with_node(self.holders[h].latest().to_kv_node()),
+            None => KvResult::code(KvCode::NotFound),
+        }
+    }
+
+    /// BATCH_GET: no keys → INVALID_KEY overall; per key an empty key is INVALID_KEY
+    /// (not the root), else like GET.
+    pub fn batch_get(&self, keys: &[Bytes]) -> Result<Vec<KvResult>, KvCode> {
+        if keys.is_empty() {
+            return Err(KvCode::InvalidKey);
+        }
+        Ok(keys
+            .iter()
+            .map(|k| match check_key(k, false, false) {
+                KvCode::Success => self.get0(k),
+                c => KvResult::code(c),
+            })
+            .collect())
+    }
+
+    /// LIST: the empty key is the root. Missing → NOT_FOUND; a value → PARENT_NOT_DIR;
+    /// else one SUCCESS result per child, in the children list's (insertion) order,
+    /// with the node and its key-in-dir.
+    pub fn list(&self, key: &[u8]) -> Result<Vec<KvResult>, KvCode> {
+        let ck = check_key(key, true, false);
+        if ck != KvCode::Success {
+            return Err(ck);
+        }
+        let h = self.live(key).ok_or(KvCode::NotFound)?;
+        if !self.holders[h].latest().is_dir() {
+            return Err(KvCode::ParentNotDir);
+        }
+        Ok(self
+            .children(h)
+            .into_iter()
+            .map(|c| {
+                let c = &self.holders[c];
+                KvResult {
+                    biz_code: KvCode::Success,
+                    node: Some(c.latest().to_kv_node()),
+                    key_in_dir: c.key_in_dir(),
+                }
+            })
+            .collect())
+    }
+
+    // ---- watches ----
+
+    /// Marks `key` as watched (or not): changes of watched keys are reported by
+    /// [`KvTree::apply`] in [`ApplyOutcome::watch_events`](super::ApplyOutcome).
+    pub fn set_watched(&mut self, key: &Bytes, watched: bool) {
+        if watched {
+            self.watched.insert(key.clone());
+        } else {
+            self.watched.remove(key);
+        }
+    }
+
+    /// What a watch on `key` sees now: the live node (update index, directory or value),
+    /// or, for a missing key, the update index of its nearest live ancestor.
+    pub fn watch_view(&self, key: &[u8]) -> WatchView {
+        if let Some(h) = self.live(key) {
+            let v = self.holders[h].latest();
+            return WatchView::Exists {
+                update_index: v.update_index,
+                dir: v.is_dir(),
+                data: v.data.clone(),
+            };
+        }
+        let mut k = key;
+        loop {
+            k = dt_client::kv::parent_key(k);
+            if let Some(h) = self.live(k) {
+                return WatchView::Missing {
+                    ancestor_update_index: self.holders[h].latest().update_index,
+                };
+            }
+        }
+    }
+
+    // ---- snapshots (MVCC) ----
+
+    /// Opens a snapshot of the state after entry `last_included_index`: from now on, the
+    /// versions it sees are kept until [`KvTree::close_snapshot`]. Returns a handle for
+    /// [`KvTree::snapshot_get`] and the snapshot reader.
+    pub fn open_snapshot(&mut self, last_included_index: i64) -> SnapshotId {
+        *self.open_snapshots.entry(last_included_index).or_default() += 1;
+        let cursor = self.cursors.insert(self.order.head);
+        SnapshotId {
+            index: last_included_index,
+            cursor,
+        }
+    }
+
+    /// Closes a snapshot. Versions nobody sees any more are dropped as holders are
+    /// updated, and by a [`GcSweep`] over the whole map.
+    pub fn close_snapshot(&mut self, id: SnapshotId) -> GcSweep {
+        if let Some(n) = self.open_snapshots.get_mut(&id.index) {
+            *n -= 1;
+            if *n == 0 {
+                self.open_snapshots.remove(&id.index);
+            }
+        }
+        if self.cursors.contains(id.cursor) {
+            self.cursors.remove(id.cursor);
+        }
+        GcSweep {
+            ids: self
+                .iter_order()
+                .map(|h| (h, self.holders[h].serial))
+                .collect(),
+            pos: 0,
+        }
+    }
+
+    /// Runs up to `max` holders of a sweep (the reference does 500 per step); returns
+    /// whether holders remain.
+    pub fn gc_step(&mut self, sweep: &mut GcSweep, max: usize) -> bool {
+        let end = (sweep.pos + max).min(sweep.ids.len());
+        for i in sweep.pos..end {
+            let (h, serial) = sweep.ids[i];
+            if self.holders.get(h).is_some_and(|x| x.serial == serial) {
+                self.gc(h);
+            }
+        }
+        sweep.pos = end;
+        sweep.pos < sweep.ids.len()
+    }
+
+    /// What the snapshot `id` sees at `key`: the version current after its last
+    /// included entry, `None` when the key did not exist then.
+    pub fn snapshot_get(&self, id: &SnapshotId, key: &[u8]) -> Option<KvNode> {
+        let h = *self.map.get(key)?;
+        self.holders[h].visible_at(id.index).map(|v| v.to_kv_node())
+    }
+
+    /// Total number of versions kept (all holders), for tests and status.
+    pub fn version_count(&self) -> usize {
+        self.holders.iter().map(|(_, h)| h.versions.len()).sum()
+    }
+
+    // ---- internals shared with apply and snapshot ----
+
+    pub(crate) fn snapshots_open(&self) -> bool {
+        !self.open_snapshots.is_empty()
+    }
+
+    /// The holder of a live (existing, not removed) key; the empty key is the root.
+    pub(crate) fn live(&self, key: &[u8]) -> Option<HolderId> {
+        let h = *self.map.get(key)?;
+        (!self.holders[h].latest().removed).then_some(h)
+    }
+
+    pub(crate) fn lookup(&self, key: &[u8]) -> Option<HolderId> {
+        self.map.get(key).copied()
+    }
+
+    pub(crate) fn children(&self, dir: HolderId) -> Vec<HolderId> {
+        let mut out = Vec::with_capacity(self.holders[dir].children.len);
+        let mut c = self.holders[dir].children.head;
+        while let Some(h) = c {
+            out.push(h);
+            c = self.holders[h].sibling.next;
+        }
+        out
+    }
+
+    pub(crate) fn iter_order(&self) -> impl Iterator<Item = HolderId> + '_ {
+        let mut c = self.order.head;
+        std::iter::from_fn(move || {
+            let h = c?;
+            c = self.holders[h].order.next;
+            Some(h)
+        })
+    }
+
+    /// Creates a holder, appends it to the map order and counts it in its parent.
+    pub(crate) fn insert_holder(
+        &mut self,
+        key: Bytes,
+        parent: Option<HolderId>,
+        first: NodeVersion,
+    ) -> HolderId {
+        self.next_serial += 1;
+        let h = self.holders.insert(Holder {
+            key: key.clone(),
+            parent,
+            versions: vec![first],
+            child_holder_count: 0,
+            order: Links::default(),
+            sibling: Links::default(),
+            in_children: false,
+            children: ListHead::default(),
+            lock_queue: BTreeSet::new(),
+            serial: self.next_serial,
+        });
+        self.map.insert(key, h);
+        let tail = self.order.tail;
+        self.holders[h].order.prev = tail;
+        match tail {
+            Some(t) => self.holders[t].order.next = Some(h),
+            None => self.order.head = Some(h),
+        }
+        self.order.tail = Some(h);
+        self.order.len += 1;
+        if let Some(p) = parent {
+            self.holders[p].child_holder_count += 1;
+        }
+        h
+    }
+
+    /// Drops a holder from the map, the order list and the arena; readers whose cursor
+    /// pointed at it move on to the next holder.
+    fn drop_holder(&mut self, h: HolderId) {
+        let Links { prev, next } = self.holders[h].order;
+        match prev {
+            Some(p) => self.holders[p].order.next = next,
+            None => self.order.head = next,
+        }
+        match next {
+            Some(n) => self.holders[n].order.prev = prev,
+            None => self.order.tail = prev,
+        }
+        self.order.len -= 1;
+        for (_, c) in self.cursors.iter_mut() {
+            if *c == Some(h) {
+                *c = next;
+            }
+        }
+        let holder = self.holders.remove(h);
+        self.map.remove(&holder.key);
+    }
+
+    /// Appends `child` to `dir`'s children list (and its lock queue for a lock dir).
+    pub(crate) fn add_child(&mut self, dir: HolderId, child: HolderId) {
+        debug_assert!(!self.holders[child].in_children);
+        let tail = self.holders[dir].children.tail;
+        {
+            let c = &mut self.holders[child];
+            c.sibling = Links {
+                prev: tail,
+                next: None,
+            };
+            c.in_children = true;
+        }
+        match tail {
+            Some(t) => self.holders[t].sibling.next = Some(child),
+            None => self.holders[dir].children.head = Some(child),
+        }
+        let d = &mut self.holders[dir];
+        d.children.tail = Some(child);
+        d.children.len += 1;
+        if d.latest().is_lock() {
+            let ci = self.holders[child].latest().create_index;
+            self.holders[dir].lock_queue.insert((ci, child));
+        }
+    }
+
+    /// Takes `child` out of its parent's children list (and lock queue).
+    pub(crate) fn remove_child(&mut self, dir: HolderId, child: HolderId) {
+        if !self.holders[child].in_children {
+            return;
+        }
+        let Links { prev, next } = self.holders[child].sibling;
+        match prev {
+            Some(p) => self.holders[p].sibling.next = next,
+            None => self.holders[dir].children.head = next,
+        }
+        match next {
+            Some(n) => self.holders[n].sibling.prev = prev,
+            None => self.holders[dir].children.tail = prev,
+        }
+        let ci = self.holders[child].latest().create_index;
+        let c = &mut self.holders[child];
+        c.sibling = Links::default();
+        c.in_children = false;
+        let d = &mut self.holders[dir];
+        d.children.len -= 1;
+        d.lock_queue.remove(&(ci, child));
+    }
+
+    /// The owner of a lock directory: its entry with the smallest create index.
+    pub(crate) fn lock_owner(&self, dir: HolderId) -> Option<HolderId> {
+        self.holders[dir].lock_queue.first().map(|&(_, h)| h)
+    }
+
+    /// Installs a new latest version of `h`: kept beside the older ones while
+    /// snapshots are open (then garbage-collected), alone otherwise.
+    pub(crate) fn push_version(&mut self, h: HolderId, v: NodeVersion) {
+        if self.snapshots_open() {
+            self.holders[h].versions.push(v);
+            self.gc(h);
+        } else {
+            let vs = &mut self.holders[h].versions;
+            vs.clear();
+            vs.push(v);
+        }
+    }
+
+    /// Drops the versions of `h` no open snapshot can see; removes the holder when only
+    /// a tombstone is left and it has no child holders (which may cascade to its
+    /// parent).
+    pub(crate) fn gc(&mut self, h: HolderId) {
+        if !self.snapshots_open() {
+            let holder = &mut self.holders[h];
+            if holder.latest().removed {
+                self.try_remove_from_map(h);
+            } else {
+                let n = holder.versions.len();
+                holder.versions.drain(..n - 1);
+            }
+            return;
+        }
+        let holder = &mut self.holders[h];
+        let vs = &holder.versions;
+        let last = vs.len() - 1;
+        let mut keep = vec![false; vs.len()];
+        keep[last] = true;
+        for &s in self.open_snapshots.keys() {
+            let n = vs.partition_point(|v| v.update_index <= s);
+            if n > 0 {
+                keep[n - 1] = true;
+            }
+        }
+        let mut i = 0;
+        holder.versions.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        // A tombstone with nothing before it is the same as nothing.
+        while holder.versions.len() > 1 && holder.versions[0].removed {
+            holder.versions.remove(0);
+        }
+        if holder.versions.len() == 1 && holder.versions[0].removed {
+            self.try_remove_from_map(h);
+        }
+    }
+
+    fn try_remove_from_map(&mut self, h: HolderId) {
+        if h == self.root || self.holders[h].child_holder_count > 0 {
+            return;
+        }
+        let parent = self.holders[h].parent;
+        self.drop_holder(h);
+        if let Some(p) = parent {
+            let c = &mut self.holders[p].child_holder_count;
+            *c -= 1;
+            if *c == 0 {
+                self.gc(p);
+            }
+        }
+    }
+
+    /// Decrements the parent's child-holder count after a holder was dropped without
+    /// garbage collection (the reference's remove without open snapshots).
+    pub(crate) fn drop_removed_holder(&mut self, h: HolderId) {
+        let parent = self.holders[h].parent;
+        self.drop_holder(h);
+        if let Some(p) = parent {
+            self.holders[p].child_holder_count -= 1;
+        }
+    }
+
+    /// The parent holder of a key with a separator (`None` when it does not exist), or
+    /// the root.
+    pub(crate) fn parent_of(&self, key: &[u8]) -> Option<HolderId> {
+        match key.iter().rposition(|&b| b == SEPARATOR) {
+            Some(i) if i > 0 => self.lookup(&key[..i]),
+            _ => Some(self.root),
+        }
+    }
+}
+
+/// What a watch on a key sees ([`KvTree::watch_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchView {
+    /// The key exists.
+    Exists {
+        /// Its update index.
+        update_index: i64,
+        /// Whether it is a directory.
+        dir: bool,
+        /// Its value (empty for a directory).
+        data: Bytes,
+    },
+    /// The key does not exist.
+    Missing {
+        /// The update index of its nearest existing ancestor (the root at worst).
+        ancestor_update_index: i64,
+    },
+}
+
+/// A handle on an open snapshot ([`KvTree::open_snapshot`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SnapshotId {
+    /// The snapshot's last included index.
+    pub index: i64,
+    pub(crate) cursor: usize,
+}
+
+/// A garbage-collection sweep over every holder, started when a snapshot closes
+/// ([`KvTree::close_snapshot`], [`KvTree::gc_step`]).
+#[derive(Debug, Default)]
+pub struct GcSweep {
+    ids: Vec<(HolderId, u64)>,
+    pos: usize,
+}
+
+impl GcSweep {
+    /// Whether every holder was visited.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.ids.len()
+    }
+}

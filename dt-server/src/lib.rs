@@ -1,0 +1,27 @@
+//! # dt-server: the DtKV state machine (library part)
+//!
+//! This crate owns the server side of DtKV. Today that is [`dtkv`], plain and IO-free:
+//! the key tree with directories, versions and MVCC for snapshots, the apply-time
+//! semantics of every command with the reference's business codes, the snapshot stream,
+//! the TtlManager, the WatchManager, the processors' decisions, and [`dtkv::DtKv`] which
+//! keeps them in step for one group — what the consensus layer's `StateMachine` binding
+//! and the networked processors will drive. The KV message types it reads and answers
+//! with are `dt_client::kv`'s.
+//!
+//! ```
+//! use dt_client::kv::{KvCode, KvReq};
+//! use dt_server::dtkv::{BizType, KvTree};
+//!
+//! let mut tree = KvTree::new();
+//! tree.apply(1, 0, BizType::Put, &KvReq::put(0, "k", "v"));
+//! let snap = tree.open_snapshot(1);
+//! tree.apply(2, 0, BizType::Put, &KvReq::put(0, "k", "w"));
+//! assert_eq!(&tree.get(b"k").node.unwrap().data[..], b"w");
+//! // The snapshot still reads the state after index 1.
+//! assert_eq!(&tree.snapshot_get(&snap, b"k").unwrap().data[..], b"v");
+//! # let _ = KvCode::Success;
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod dtkv;
