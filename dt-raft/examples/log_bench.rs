@@ -301,11 +301,7 @@ fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) -> Result<(), Str
         }
         // fsync once at the end; no commit index, so persistIdxIndex stays 0 and
         // recovery has to scan (and CRC-check) the whole log: the worst case.
-        let queue = log.file_queue();
-        let files = queue
-            .lock()
-            .map_err(|_| "log file queue poisoned".to_string())?;
-        for f in files.files() {
+        for f in log.file_queue().files() {
             at(dir, f.sync_data())?;
         }
     }

@@ -27,6 +27,10 @@ pub struct DtFile {
 impl DtFile {
     /// Reads exactly `buf.len()` bytes at `offset` inside the file.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<()> {
+        if let Some(f) = &self.faults {
+            f.before_read(&self.path, buf.len())
+                .map_err(|e| StoreError::io("read", &self.path, e))?;
+        }
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| StoreError::io("read", &self.path, e))

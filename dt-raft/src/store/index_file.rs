@@ -171,6 +171,37 @@ impl IdxFileQueue {
         })
     }
 
+    /// The position of `index` if the cache holds it (no file access).
+    pub fn cached_pos(&self, index: u64) -> Option<u64> {
+        (index >= self.cache_first && index <= self.last_index())
+            .then(|| self.cache[(index - self.cache_first) as usize])
+    }
+
+    /// Where the position of `index` is, without reading a file: in the cache, or in
+    /// an index file, to be read by [`PosAt::resolve`] wherever file IO may block (the
+    /// owner of the queue never touches the mapping for it).
+    pub fn locate(&self, index: u64) -> StoreResult<PosAt> {
+        if let Some(p) = self.cached_pos(index) {
+            return Ok(PosAt::Known(p));
+        }
+        if index > 0 && index < self.next_flush {
+            if let Some(file) = index.checked_mul(8).and_then(|p| self.queue.get(p)) {
+                let prev = match index - 1 {
+                    0 => PrevAt::None,
+                    p => match self.cached_pos(p) {
+                        Some(pp) => PrevAt::Known(pp),
+                        None => self.queue.get(p * 8).map_or(PrevAt::None, PrevAt::File),
+                    },
+                };
+                return Ok(PosAt::File(IdxEntryRead { file, index, prev }));
+            }
+        }
+        Err(StoreError::NotFound {
+            index,
+            reason: "no index entry (truncated, deleted or never written)".into(),
+        })
+    }
+
     /// Where the index entry of `index` (holding position `pos`) lives, with the
     /// position of entry `index - 1` when it is known, for diagnosing a bad position.
     pub fn entry_ref(&mut self, index: u64, pos: u64) -> Option<IndexEntryRef> {
@@ -209,7 +240,7 @@ impl IdxFileQueue {
     }
 
     /// The first half of [`IdxFileQueue::flush`]: stores the entries into the mapped
-    /// files (memory only, cheap under a lock) and returns what must still be synced,
+    /// files (memory only, cheap on the owner's thread) and returns what must still be synced,
     /// which [`IdxWrite::sync`] does without needing this queue.
     pub fn write_upto(&mut self, upto: u64) -> StoreResult<Option<IdxWrite>> {
         let end = upto.min(self.last_index());
@@ -408,8 +439,83 @@ impl IndexEntryRef {
     }
 }
 
+/// Where a log position is: see [`IdxFileQueue::locate`].
+#[derive(Clone, Debug)]
+pub enum PosAt {
+    /// Known in memory (computed by this process; it cannot be damaged on disk).
+    Known(u64),
+    /// In an index file.
+    File(IdxEntryRead),
+}
+
+impl PosAt {
+    /// The position, reading the index file if needed (an 8-byte `pread`, not the
+    /// mapping: it runs on an IO thread), and where it came from when it came from a
+    /// file (for blaming a damaged entry).
+    pub fn resolve(&self) -> StoreResult<(u64, Option<IndexEntryRef>)> {
+        match self {
+            PosAt::Known(p) => Ok((*p, None)),
+            PosAt::File(r) => r.run().map(|(p, at)| (p, Some(at))),
+        }
+    }
+
+    /// The position if it is known without a read.
+    pub fn known(&self) -> Option<u64> {
+        match self {
+            PosAt::Known(p) => Some(*p),
+            PosAt::File(_) => None,
+        }
+    }
+}
+
+/// Where the position of the entry before an index-file entry is (for diagnostics).
+#[derive(Clone, Debug)]
+enum PrevAt {
+    None,
+    Known(u64),
+    File(Arc<DtFile>),
+}
+
+/// One index-file entry to read: the file handle and the index (the offset follows
+/// from it). Holding the file keeps it from being deleted until the read is done.
+#[derive(Clone, Debug)]
+pub struct IdxEntryRead {
+    file: Arc<DtFile>,
+    index: u64,
+    prev: PrevAt,
+}
+
+fn read_entry(file: &DtFile, index: u64) -> StoreResult<u64> {
+    let mut b = [0u8; 8];
+    file.read_exact_at(&mut b, index * 8 - file.start)?;
+    Ok(u64::from_be_bytes(b))
+}
+
+impl IdxEntryRead {
+    /// Reads the entry (and, best effort, the one before it): the position and the
+    /// entry's reference.
+    pub fn run(&self) -> StoreResult<(u64, IndexEntryRef)> {
+        let pos = read_entry(&self.file, self.index)?;
+        let prev_pos = match &self.prev {
+            PrevAt::None => None,
+            PrevAt::Known(p) => Some(*p),
+            PrevAt::File(f) => read_entry(f, self.index - 1).ok(),
+        };
+        Ok((
+            pos,
+            IndexEntryRef {
+                file: self.file.path.clone(),
+                offset: self.index * 8 - self.file.start,
+                index: self.index,
+                pos,
+                prev_pos,
+            },
+        ))
+    }
+}
+
 /// Index entries stored into the mapped files by [`IdxFileQueue::write_upto`] but not yet
-/// durable. Syncing needs only the files, so it runs without the store's lock.
+/// durable. Syncing needs only the files, so it runs on an IO thread without the queue.
 #[derive(Debug)]
 pub struct IdxWrite {
     /// The last index written.
