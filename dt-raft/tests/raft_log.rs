@@ -563,16 +563,23 @@ fn full_disk_fails_the_lane_with_its_cause() {
     assert_eq!(read_all(&log, 1, acked), entries(1, acked, 1, 0));
 }
 
-/// A file layer that records which thread ran each read, and of which file.
+/// A file layer that records which thread ran each read and write, and of which file.
 #[derive(Debug, Default)]
 struct ReadThreads {
     reads: Mutex<Vec<(ThreadId, PathBuf)>>,
+    writes: Mutex<Vec<(ThreadId, PathBuf)>>,
 }
 
 impl FileFaults for ReadThreads {
     fn before_read(&self, path: &Path, _len: usize) -> std::io::Result<()> {
         let me = std::thread::current().id();
         self.reads.lock().unwrap().push((me, path.to_path_buf()));
+        Ok(())
+    }
+
+    fn before_write(&self, path: &Path, _len: usize) -> Result<(), (usize, std::io::Error)> {
+        let me = std::thread::current().id();
+        self.writes.lock().unwrap().push((me, path.to_path_buf()));
         Ok(())
     }
 }
@@ -583,6 +590,8 @@ impl FileFaults for ReadThreads {
 /// owns the log (here the test's thread, which polls every future). The cuts are still
 /// right: at a segment start the next entry continues the previous segment, and the
 /// last term is the one read from disk (the next append's chain check proves it).
+/// Every write of the log (segments, the index flush, the status file) ran on IO
+/// threads too.
 #[test]
 fn truncate_tail_reads_files_only_on_io_threads() {
     let d = tempfile::tempdir().unwrap();
@@ -652,6 +661,21 @@ fn truncate_tail_reads_files_only_on_io_threads() {
     assert_eq!(block_on(log.append(new.clone())).unwrap(), 230);
     block_on(log.close()).unwrap();
     drop(log);
+    let writes = std::mem::take(&mut *hook.writes.lock().unwrap());
+    assert!(
+        writes
+            .iter()
+            .any(|(_, p)| p.parent().unwrap().ends_with("idx")),
+        "no index-file write: {writes:?}"
+    );
+    for (t, p) in &writes {
+        assert_ne!(
+            *t,
+            owner,
+            "{} was written on the log's own thread",
+            p.display()
+        );
+    }
     let log = new_log(d.path());
     assert_eq!(block_on(log.init()).unwrap(), Some((3, 230)));
     assert_eq!(read_all(&log, 201, 230), new);

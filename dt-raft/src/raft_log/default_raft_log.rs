@@ -576,10 +576,9 @@ impl Owner {
         }
     }
 
-    /// Starts an index flush when one is due: the entries go into the mapped index
-    /// files here, their fsync runs as its own job (so neither the appends just
-    /// acknowledged nor the next write wait for it), then the status file records the
-    /// new anchor.
+    /// Starts an index flush when one is due: the entries are encoded here, their write
+    /// and fsync run as their own job (so neither the appends just acknowledged nor the
+    /// next write wait for it), then the status file records the new anchor.
     fn maybe_start_index_flush(&mut self) {
         if self.idx_flush_busy {
             return;
@@ -615,8 +614,8 @@ impl Owner {
             Ok(IndexFlush::Write(w)) => {
                 self.idx_flush_busy = true;
                 self.spawn(
-                    "index fdatasync",
-                    move || w.sync().map(|()| w.end),
+                    "index write",
+                    move || w.run().map(|()| w.end),
                     |o, r| o.index_synced(r.and_then(|x| x)),
                 );
             }

@@ -37,7 +37,8 @@ pub enum IndexFlush {
     Nothing,
     /// No index entries, but the status file has changes to persist (forced flush).
     Status(PendingStatus),
-    /// Index entries stored in the mapped files; sync them, then finish.
+    /// Index entries encoded for the files; write and sync them
+    /// ([`IdxWrite::run`]), then [`LogStore::finish_index_flush`].
     Write(IdxWrite),
 }
 
@@ -611,7 +612,7 @@ impl LogStore {
             IndexFlush::Nothing => None,
             IndexFlush::Status(p) => Some(p),
             IndexFlush::Write(w) => {
-                w.sync()?;
+                w.run()?;
                 self.finish_index_flush(w.end)
             }
         };
@@ -633,9 +634,10 @@ impl LogStore {
                 || self.idx.next_flush() <= self.status.status.first_valid_index)
     }
 
-    /// First step of an index flush, cheap enough for the owner's thread: stores the due
-    /// committed index entries into the mapped files. The caller syncs the returned
-    /// [`IdxWrite`] (no lock needed) and then calls [`LogStore::finish_index_flush`].
+    /// First step of an index flush, cheap enough for the owner's thread: encodes the
+    /// due committed index entries. The caller writes and syncs the returned
+    /// [`IdxWrite`] (anywhere: it holds buffers and file handles) and then calls
+    /// [`LogStore::finish_index_flush`].
     pub fn begin_index_flush(&mut self, force: bool) -> StoreResult<IndexFlush> {
         self.sync_status_commit();
         if !force && !self.index_flush_due() {
@@ -652,10 +654,11 @@ impl LogStore {
         }
     }
 
-    /// Last step of an index flush, after its [`IdxWrite`] was synced: raises
-    /// `persistIdxIndex` to min(synced index, fsynced log) and returns the status-file
-    /// version to write (on an IO thread).
+    /// Last step of an index flush, after its [`IdxWrite`] was written and synced: the
+    /// entries may leave the index cache, `persistIdxIndex` rises to min(synced index,
+    /// fsynced log), and the status-file version to write (on an IO thread) is returned.
     pub fn finish_index_flush(&mut self, synced_end: u64) -> Option<PendingStatus> {
+        self.idx.written(synced_end);
         let p = synced_end.min(self.last_force_index);
         if p > self.status.status.persist_idx_index {
             self.status.status.persist_idx_index = p;
@@ -980,10 +983,8 @@ impl LogStore {
         Ok(())
     }
 
-    /// Unmaps the index files, then unlocks the directory, so that whoever opens it
-    /// next is its only user.
+    /// Unlocks the directory.
     fn release_lock(&mut self) {
-        self.idx.unmap_all();
         self.lock = None;
     }
 }

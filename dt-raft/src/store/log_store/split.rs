@@ -10,8 +10,7 @@
 //!
 //! Planning reads no file: a position that only an index file holds travels in the job
 //! as the file handle and entry to read ([`PosAt`]), and is read by the job (an 8-byte
-//! `pread`), not through the owner's memory mapping, which could block on a page
-//! fault.
+//! `pread`).
 
 use super::*;
 use crate::store::file_queue::FileMaker;
@@ -128,8 +127,8 @@ impl DeleteJob {
 }
 
 /// Creation of the index files an index flush will need, planned by
-/// [`LogStore::plan_index_files`] so that the flush itself (stores into mapped files on
-/// the owner) never creates and allocates a file there.
+/// [`LogStore::plan_index_files`] so that planning the flush itself (encoding on the
+/// owner) never creates and allocates a file there.
 #[derive(Debug)]
 pub struct IndexFilesJob {
     maker: FileMaker,
