@@ -360,12 +360,19 @@ impl LogStore {
         }
         let first = self.first_index();
         let prev = if index > first {
-            let known = self
-                .cached_term(index - 1)
-                .zip(self.idx.cached_pos(index - 1))
-                .zip(self.cached_len(index - 1));
-            match known {
-                Some(((term, pos), len)) => Some((term, pos + len)),
+            // The end of entry `index - 1` matters only for a cut at a segment start.
+            let at_seg_start = self
+                .idx
+                .cached_pos(index)
+                .is_some_and(|p| p % self.cfg.log_file_size == 0);
+            let end = match (self.idx.cached_pos(index - 1), self.cached_len(index - 1)) {
+                (Some(pos), Some(len)) => Some(pos + len),
+                // Not used by `apply_truncate` away from a segment start.
+                _ if !at_seg_start => Some(0),
+                _ => None,
+            };
+            match self.cached_term(index - 1).zip(end) {
+                Some(known) => Some(known),
                 None => {
                     return Ok(TruncatePlan::Read(TruncateRead {
                         index,
