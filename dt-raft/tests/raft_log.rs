@@ -590,10 +590,11 @@ impl FileFaults for ReadThreads {
 /// owns the log (here the test's thread, which polls every future). The cuts are still
 /// right: at a segment start the next entry continues the previous segment, and the
 /// last term is the one read from disk (the next append's chain check proves it).
-/// Every write of the log (segments, the index flush, the status file) ran on IO
-/// threads too.
+/// The log's other reads of old entries (iteration, match-position search, the
+/// position after an entry) and every write (segments, the index flush, the status
+/// file) ran on IO threads too.
 #[test]
-fn truncate_tail_reads_files_only_on_io_threads() {
+fn no_file_io_on_the_owner_thread_truncation_included() {
     let d = tempfile::tempdir().unwrap();
     let hook = Arc::new(ReadThreads::default());
     let cfg = StoreConfig {
@@ -622,6 +623,8 @@ fn truncate_tail_reads_files_only_on_io_threads() {
         })
         .expect("some entry in 210..=280 starts a segment");
     let end_prev = log.with_store(|s| s.next_item_pos(k - 1)).unwrap();
+    // (These blocking lookups read on this thread; the log's own do not.)
+    let pos_101 = log.with_store(|s| s.index_pos(101)).unwrap();
     assert!(log
         .with_store(|s| Ok(s.cached_term(k - 1)))
         .unwrap()
@@ -639,6 +642,14 @@ fn truncate_tail_reads_files_only_on_io_threads() {
         .with_store(|s| Ok((s.last_index(), s.last_term())))
         .unwrap();
     assert_eq!((last, last_term), (200, 1));
+    // The other reads of old entries go the same way: iteration, the match-position
+    // search, the position after an entry.
+    assert!(read_all(&log, 1, 40)[..40] == entries(1, 40, 1, 0)[..]);
+    assert_eq!(
+        block_on(log.try_find_match_pos(1, 150)).unwrap(),
+        Some((1, 150))
+    );
+    assert_eq!(block_on(log.load_next_item_pos(100)).unwrap(), pos_101);
 
     let reads = std::mem::take(&mut *hook.reads.lock().unwrap());
     let under = |dir: &str| {
