@@ -306,6 +306,7 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
     let slice = secs / ROUNDS as f64;
     let (mut oe, mut ot, mut re, mut rt, mut he, mut ht) = (0u64, 0f64, 0u64, 0f64, 0u64, 0f64);
     let mut ratios = Vec::new();
+    let mut vs_handoff = Vec::new();
     for r in 0..ROUNDS {
         // The handoff loop takes its turn in the middle, ours and raw alternate ends.
         let (a, b, h) = if r % 2 == 0 {
@@ -318,6 +319,7 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
             (y, raw.run(n, slice)?, h)
         };
         ratios.push((a.0 as f64 / a.1) / (b.0 as f64 / b.1));
+        vs_handoff.push((a.0 as f64 / a.1) / (h.0 as f64 / h.1));
         oe += a.0;
         ot += a.1;
         re += b.0;
@@ -326,11 +328,15 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
         ht += h.1;
     }
     ratios.sort_by(f64::total_cmp);
+    vs_handoff.sort_by(f64::total_cmp);
     println!(
-        "INFO batch={n} per-round ratios: min={:.3} median={:.3} max={:.3}",
+        "INFO batch={n} per-round ratios: min={:.3} median={:.3} max={:.3} (ours/handoff: min={:.3} median={:.3} max={:.3})",
         ratios[0],
         ratios[ROUNDS / 2],
-        ratios[ROUNDS - 1]
+        ratios[ROUNDS - 1],
+        vs_handoff[0],
+        vs_handoff[ROUNDS / 2],
+        vs_handoff[ROUNDS - 1]
     );
     let piped = if pipeline > 1 {
         let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline)?;
