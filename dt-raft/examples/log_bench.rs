@@ -9,10 +9,18 @@
 //! For each batch size (1, 16, 256 entries of 256-byte bodies, fsync on):
 //! * ours: a closed loop of `append(batch)` awaited until durable (fsynced);
 //! * raw limit: a closed loop of `pwrite(batch bytes) + fdatasync` into a file
-//!   pre-allocated the same way as a segment, on the same disk.
+//!   pre-allocated the same way as a segment, on the same disk;
+//! * handoff limit: the raw loop's write + fdatasync done by a second thread that the
+//!   caller hands each batch to and waits on (a channel each way; the IO thread lingers
+//!   50 us for the next batch, as the log's write lane does). No log code: this is the
+//!   floor for any design that keeps file IO off the caller's thread, as dt's
+//!   dispatcher threads must.
 //!
 //! Prints `RESULT batch=<n> entries_per_s=<x> raw_limit_entries_per_s=<y> ratio=<x/y>`
-//! per batch size, then the recovery time of a log of `--recovery-mib` MiB.
+//! per batch size, then `INFO batch=<n> handoff_limit_entries_per_s=<h>
+//! handoff_vs_raw=<h/y> ours_vs_handoff=<x/h>` (what the thread handoff alone costs,
+//! and how close the log gets to that floor), then the recovery time of a log of
+//! `--recovery-mib` MiB.
 //! `entries_per_s` is fsync'd entries per second through `DefaultRaftLog`,
 //! `raw_limit_entries_per_s` the same bytes written and fdatasync'd by a bare loop; a
 //! `ratio` near 1.0 means the log adds little over what the disk allows.
@@ -189,66 +197,146 @@ impl Raw {
 
     /// write + fdatasync of the batch bytes in a loop; returns (entries, seconds).
     fn run(&mut self, n: usize, secs: f64) -> Result<(u64, f64), String> {
-        let failed = |e: std::io::Error| format!("raw write failed: {e}");
         let deadline = Duration::from_secs_f64(secs);
         let start = Instant::now();
         let mut done = 0u64;
         while start.elapsed() < deadline {
-            if self.pos + self.bytes.len() as u64 > 1 << 30 {
-                // Like a log rolling to a new segment: never overwrite blocks that are
-                // already allocated (that would skip the allocation cost a log pays).
-                self.f.set_len(0).map_err(failed)?;
-                self.f.set_len(1 << 30).map_err(failed)?;
-                self.f.sync_all().map_err(failed)?;
-                self.pos = 0;
+            self.step()?;
+            done += n as u64;
+        }
+        Ok((done, start.elapsed().as_secs_f64()))
+    }
+
+    /// One write + fdatasync of the batch bytes.
+    fn step(&mut self) -> Result<(), String> {
+        let failed = |e: std::io::Error| format!("raw write failed: {e}");
+        if self.pos + self.bytes.len() as u64 > 1 << 30 {
+            // Like a log rolling to a new segment: never overwrite blocks that are
+            // already allocated (that would skip the allocation cost a log pays).
+            self.f.set_len(0).map_err(failed)?;
+            self.f.set_len(1 << 30).map_err(failed)?;
+            self.f.sync_all().map_err(failed)?;
+            self.pos = 0;
+        }
+        self.f.write_all_at(&self.bytes, self.pos).map_err(failed)?;
+        self.f.sync_data().map_err(failed)?;
+        self.pos += self.bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The raw loop's IO on a second thread: the caller hands it each batch and waits for
+/// the answer (see the module documentation, "handoff limit").
+struct Handoff {
+    tx: Option<crossbeam_channel::Sender<u64>>,
+    done: crossbeam_channel::Receiver<Result<(), String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handoff {
+    fn new(path: &Path, n: usize) -> Result<Handoff, String> {
+        let mut raw = Raw::new(path, n)?;
+        let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn(move || {
+            const LINGER: Duration = Duration::from_micros(50);
+            loop {
+                let job = match rx.try_recv() {
+                    Ok(j) => Ok(j),
+                    Err(_) => {
+                        let until = Instant::now() + LINGER;
+                        while rx.is_empty() && Instant::now() < until {
+                            std::thread::yield_now();
+                        }
+                        rx.recv()
+                    }
+                };
+                let Ok(_) = job else { return };
+                let _ = done_tx.send(raw.step());
             }
-            self.f.write_all_at(&self.bytes, self.pos).map_err(failed)?;
-            self.f.sync_data().map_err(failed)?;
-            self.pos += self.bytes.len() as u64;
+        });
+        Ok(Handoff {
+            tx: Some(tx),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn run(&mut self, n: usize, secs: f64) -> Result<(u64, f64), String> {
+        let deadline = Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut done = 0u64;
+        let tx = self.tx.as_ref().ok_or("handoff thread gone")?;
+        while start.elapsed() < deadline {
+            tx.send(n as u64).map_err(|_| "handoff thread gone")?;
+            self.done.recv().map_err(|_| "handoff thread gone")??;
             done += n as u64;
         }
         Ok((done, start.elapsed().as_secs_f64()))
     }
 }
 
-/// Ours and the raw loop in alternating short rounds, so that load from other
-/// processes on the machine hits both alike. Returns (ours, raw, pipelined) rates.
-type Rates = (f64, f64, Option<f64>);
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ours, the raw loop and the handoff loop in alternating short rounds, so that load
+/// from other processes on the machine hits them alike. Returns (ours, raw, handoff,
+/// pipelined) rates.
+type Rates = (f64, f64, f64, Option<f64>);
 
 fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, String> {
     let _ = std::fs::remove_dir_all(dir);
     at(dir, std::fs::create_dir_all(dir))?;
     let mut raw = Raw::new(&dir.join("raw"), n)?;
+    let mut handoff = Handoff::new(&dir.join("handoff"), n)?;
     let log_dir = dir.join("log");
     let log = DefaultRaftLog::new(&log_dir, StoreConfig::default(), ThreadPoolIo::new(2));
     at(&log_dir, block_on(log.init()))?;
     let mut next = 1u64;
     run_ours(&log, &mut next, n, 0.2, 1)?; // warm-up
     raw.run(n, 0.2)?;
+    handoff.run(n, 0.2)?;
     const ROUNDS: usize = 20;
     let slice = secs / ROUNDS as f64;
-    let (mut oe, mut ot, mut re, mut rt) = (0u64, 0f64, 0u64, 0f64);
+    let (mut oe, mut ot, mut re, mut rt, mut he, mut ht) = (0u64, 0f64, 0u64, 0f64, 0u64, 0f64);
     let mut ratios = Vec::new();
+    let mut vs_handoff = Vec::new();
     for r in 0..ROUNDS {
-        let (a, b) = if r % 2 == 0 {
+        // The handoff loop takes its turn in the middle, ours and raw alternate ends.
+        let (a, b, h) = if r % 2 == 0 {
             let x = raw.run(n, slice)?;
-            (run_ours(&log, &mut next, n, slice, 1)?, x)
+            let h = handoff.run(n, slice)?;
+            (run_ours(&log, &mut next, n, slice, 1)?, x, h)
         } else {
             let y = run_ours(&log, &mut next, n, slice, 1)?;
-            (y, raw.run(n, slice)?)
+            let h = handoff.run(n, slice)?;
+            (y, raw.run(n, slice)?, h)
         };
         ratios.push((a.0 as f64 / a.1) / (b.0 as f64 / b.1));
+        vs_handoff.push((a.0 as f64 / a.1) / (h.0 as f64 / h.1));
         oe += a.0;
         ot += a.1;
         re += b.0;
         rt += b.1;
+        he += h.0;
+        ht += h.1;
     }
     ratios.sort_by(f64::total_cmp);
+    vs_handoff.sort_by(f64::total_cmp);
     println!(
-        "INFO batch={n} per-round ratios: min={:.3} median={:.3} max={:.3}",
+        "INFO batch={n} per-round ratios: min={:.3} median={:.3} max={:.3} (ours/handoff: min={:.3} median={:.3} max={:.3})",
         ratios[0],
         ratios[ROUNDS / 2],
-        ratios[ROUNDS - 1]
+        ratios[ROUNDS - 1],
+        vs_handoff[0],
+        vs_handoff[ROUNDS / 2],
+        vs_handoff[ROUNDS - 1]
     );
     let piped = if pipeline > 1 {
         let (e, t) = run_ours(&log, &mut next, n, secs / 2.0, pipeline)?;
@@ -259,8 +347,9 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
     at(&log_dir, block_on(log.close()))?;
     drop(log);
     drop(raw);
+    drop(handoff);
     let _ = std::fs::remove_dir_all(dir);
-    Ok((oe as f64 / ot, re as f64 / rt, piped))
+    Ok((oe as f64 / ot, re as f64 / rt, he as f64 / ht, piped))
 }
 
 fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) -> Result<(), String> {
@@ -301,11 +390,7 @@ fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) -> Result<(), Str
         }
         // fsync once at the end; no commit index, so persistIdxIndex stays 0 and
         // recovery has to scan (and CRC-check) the whole log: the worst case.
-        let queue = log.file_queue();
-        let files = queue
-            .lock()
-            .map_err(|_| "log file queue poisoned".to_string())?;
-        for f in files.files() {
+        for f in log.file_queue().files() {
             at(dir, f.sync_data())?;
         }
     }
@@ -350,11 +435,16 @@ pub fn run(a: &Args) -> Result<(), String> {
     );
     for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
         let n = n as usize;
-        let (ours, raw, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
+        let (ours, raw, handoff, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
             "RESULT batch={n} entries_per_s={ours:.0} raw_limit_entries_per_s={raw:.0} ratio={:.3} mb_per_s={mbps:.2}",
             ours / raw
+        );
+        println!(
+            "INFO batch={n} handoff_limit_entries_per_s={handoff:.0} handoff_vs_raw={:.3} ours_vs_handoff={:.3}",
+            handoff / raw,
+            ours / handoff
         );
         if let Some(p) = piped {
             println!(

@@ -62,13 +62,15 @@
 //!   a retry that succeeds proves nothing. The group has to restart and recover from
 //!   disk; nothing acknowledged is lost. This holds for the blocking
 //!   [`store::LogStore`] as for [`raft_log::DefaultRaftLog`].
-//! * New index files are allocated with zeros, not left sparse: they are memory mapped,
-//!   and a store into an unallocated page of a full file system kills the process
-//!   (SIGBUS), where a write at creation fails with ENOSPC.
+//! * New index files are allocated with zeros, not left sparse, on an IO thread: a full
+//!   file system shows as ENOSPC when a file is made, not in the middle of a flush.
+//! * The index files are written and read with `pwrite`/`pread` on IO threads, not
+//!   memory mapped: a page fault on a mapping would make whichever thread touches it
+//!   (the group's dispatcher thread) wait for the disk.
 //! * The data directory is locked while a store has it open (`dt.lock`, an exclusive
 //!   `flock`): a second open, in this process or another, fails with
 //!   [`StoreError::Locked`](store::StoreError::Locked) instead of two writers sharing
-//!   the files and the index mappings.
+//!   the files.
 //! * A status file with a valid checksum but values that do not fit the log
 //!   (`firstValidPos` past the log or not at entry `firstValidIndex`, `persistIdxIndex`
 //!   above `commitIndex`, ...) is refused, naming the key; a damaged index entry is

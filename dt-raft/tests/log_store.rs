@@ -405,9 +405,8 @@ fn owned_and_borrowed_batches_encode_alike_and_recycled_buffers_start_clean() {
             assert_eq!(got_a, expect);
         }
         for (log, w) in [(&mut a, wa), (&mut b, wb)] {
-            let touched = w.write(&log.file_queue()).unwrap();
-            log.on_written(w.last_index, w.epoch, touched);
-            log.recycle(w);
+            let done = log.plan_write(vec![w], true).run().unwrap();
+            log.write_done(done).unwrap();
         }
     }
     a.sync().unwrap();

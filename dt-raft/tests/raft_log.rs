@@ -2,11 +2,14 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use common::entries;
 use dt_raft::raft_log::{block_on, DefaultRaftLog, Executor, RaftLog, Task, ThreadPoolIo};
+use dt_raft::store::faults::FileFaults;
 use dt_raft::store::{LogItem, StoreConfig, StoreError};
 
 fn cfg() -> StoreConfig {
@@ -90,9 +93,9 @@ fn truncate_while_writes_are_in_flight() {
     block_on(log.append(entries(1, 100, 1, 0))).unwrap();
     log.set_commit_index(50);
     let f1 = log.append(entries(101, 200, 1, 1));
-    log.truncate_tail(150).unwrap();
+    block_on(log.truncate_tail(150)).unwrap();
     assert!(log.persisted_index() <= 149);
-    assert!(log.truncate_tail(40).is_err());
+    assert!(block_on(log.truncate_tail(40)).is_err());
     let new = entries(150, 220, 2, 1);
     let f2 = log.append(new.clone());
     block_on(f1).unwrap();
@@ -158,7 +161,7 @@ fn delete_after_mark_with_delay() {
     log.mark_truncate_by_index(300, Duration::ZERO);
     let segs = log.with_store(|s| Ok(s.segment_count())).unwrap();
     let held = log
-        .with_store(|s| Ok(s.file_queue().lock().unwrap().get(0).unwrap()))
+        .with_store(|s| Ok(s.file_queue().get(0).unwrap()))
         .unwrap();
     assert_eq!(block_on(log.delete_expired()).unwrap(), 0);
     drop(held);
@@ -317,7 +320,7 @@ fn concurrent_appends_truncations_and_reads() {
         }
         if round % 7 == 3 && last > committed + 5 {
             let at = last - 3;
-            log.truncate_tail(at).unwrap();
+            block_on(log.truncate_tail(at)).unwrap();
             assert!(log.persisted_index() < at);
             expected.truncate(at as usize - 1);
             prev = expected.last().unwrap().term;
@@ -558,4 +561,133 @@ fn full_disk_fails_the_lane_with_its_cause() {
         "acknowledged {acked}, reopened log ends at {last}"
     );
     assert_eq!(read_all(&log, 1, acked), entries(1, acked, 1, 0));
+}
+
+/// A file layer that records which thread ran each read and write, and of which file.
+#[derive(Debug, Default)]
+struct ReadThreads {
+    reads: Mutex<Vec<(ThreadId, PathBuf)>>,
+    writes: Mutex<Vec<(ThreadId, PathBuf)>>,
+}
+
+impl FileFaults for ReadThreads {
+    fn before_read(&self, path: &Path, _len: usize) -> std::io::Result<()> {
+        let me = std::thread::current().id();
+        self.reads.lock().unwrap().push((me, path.to_path_buf()));
+        Ok(())
+    }
+
+    fn before_write(&self, path: &Path, _len: usize) -> Result<(), (usize, std::io::Error)> {
+        let me = std::thread::current().id();
+        self.writes.lock().unwrap().push((me, path.to_path_buf()));
+        Ok(())
+    }
+}
+
+/// A tail truncation whose entry before the cut is neither in the tail cache nor (its
+/// position) in the index cache reads that entry's header from its segment, and its
+/// position from the index file: both reads run on IO threads, never on the thread that
+/// owns the log (here the test's thread, which polls every future). The cuts are still
+/// right: at a segment start the next entry continues the previous segment, and the
+/// last term is the one read from disk (the next append's chain check proves it).
+/// The log's other reads of old entries (iteration, match-position search, the
+/// position after an entry) and every write (segments, the index flush, the status
+/// file) ran on IO threads too.
+#[test]
+fn no_file_io_on_the_owner_thread_truncation_included() {
+    let d = tempfile::tempdir().unwrap();
+    let hook = Arc::new(ReadThreads::default());
+    let cfg = StoreConfig {
+        faults: Some(hook.clone()),
+        ..cfg()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 200, 1, 0))).unwrap();
+    block_on(log.append(entries(201, 300, 2, 1))).unwrap();
+    log.set_commit_index(200);
+    // The next write starts the index flush of entries ..=200 (they leave the index
+    // cache); wait until it is done.
+    block_on(log.append(entries(301, 301, 2, 2))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.with_store(|s| Ok(s.persist_idx_index())).unwrap() < 200 {
+        assert!(Instant::now() < deadline, "the index flush never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // An entry starting a segment, well before the tail cache.
+    let k = (210..=280u64)
+        .find(|&k| {
+            log.with_store(|s| s.index_pos(k))
+                .unwrap()
+                .is_multiple_of(16384)
+        })
+        .expect("some entry in 210..=280 starts a segment");
+    let end_prev = log.with_store(|s| s.next_item_pos(k - 1)).unwrap();
+    // (These blocking lookups read on this thread; the log's own do not.)
+    let pos_101 = log.with_store(|s| s.index_pos(101)).unwrap();
+    assert!(log
+        .with_store(|s| Ok(s.cached_term(k - 1)))
+        .unwrap()
+        .is_none());
+
+    let owner = std::thread::current().id();
+    hook.reads.lock().unwrap().clear();
+    block_on(log.truncate_tail(k)).unwrap();
+    let (last, next_pos, last_term) = log
+        .with_store(|s| Ok((s.last_index(), s.next_pos(), s.last_term())))
+        .unwrap();
+    assert_eq!((last, next_pos, last_term), (k - 1, end_prev, 2));
+    block_on(log.truncate_tail(201)).unwrap();
+    let (last, last_term) = log
+        .with_store(|s| Ok((s.last_index(), s.last_term())))
+        .unwrap();
+    assert_eq!((last, last_term), (200, 1));
+    // The other reads of old entries go the same way: iteration, the match-position
+    // search, the position after an entry.
+    assert!(read_all(&log, 1, 40)[..40] == entries(1, 40, 1, 0)[..]);
+    assert_eq!(
+        block_on(log.try_find_match_pos(1, 150)).unwrap(),
+        Some((1, 150))
+    );
+    assert_eq!(block_on(log.load_next_item_pos(100)).unwrap(), pos_101);
+
+    let reads = std::mem::take(&mut *hook.reads.lock().unwrap());
+    let under = |dir: &str| {
+        reads
+            .iter()
+            .any(|(_, p)| p.parent().unwrap().ends_with(dir))
+    };
+    assert!(under("log"), "no segment read: {reads:?}");
+    assert!(under("idx"), "no index-file read: {reads:?}");
+    for (t, p) in &reads {
+        assert_ne!(
+            *t,
+            owner,
+            "{} was read on the log's own thread",
+            p.display()
+        );
+    }
+    // Entry 200 has term 1 (read from disk): a new term continues it.
+    let new = entries(201, 230, 3, 1);
+    assert_eq!(block_on(log.append(new.clone())).unwrap(), 230);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let writes = std::mem::take(&mut *hook.writes.lock().unwrap());
+    assert!(
+        writes
+            .iter()
+            .any(|(_, p)| p.parent().unwrap().ends_with("idx")),
+        "no index-file write: {writes:?}"
+    );
+    for (t, p) in &writes {
+        assert_ne!(
+            *t,
+            owner,
+            "{} was written on the log's own thread",
+            p.display()
+        );
+    }
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((3, 230)));
+    assert_eq!(read_all(&log, 201, 230), new);
 }

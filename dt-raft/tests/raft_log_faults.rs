@@ -225,7 +225,7 @@ fn truncation_during_a_held_write_keeps_the_persisted_index_honest() {
     log.set_commit_index(10);
     gate.hold.store(true, Ordering::SeqCst);
     let f = log.append(entries(11, 30, 1, 1));
-    log.truncate_tail(15).unwrap();
+    block_on(log.truncate_tail(15)).unwrap();
     assert!(log.persisted_index() <= 14);
     gate.release();
     let _ = block_on(f);
@@ -268,7 +268,7 @@ fn truncation_racing_writes_never_leaves_a_stale_persisted_index() {
         while Instant::now() < until {
             std::hint::spin_loop();
         }
-        log.truncate_tail(2).unwrap();
+        block_on(log.truncate_tail(2)).unwrap();
         // The append resolves (with the persisted index at that time, or an error if
         // the truncation beat it); either way, what counts is the index after it.
         let _ = block_on(f);

@@ -50,7 +50,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{LogFuture, LogIterator, RaftLog};
-use crate::store::log_store::{sync_files, IndexFlush, Lookup, ReadPlan, WriteDone};
+use crate::store::log_store::{sync_files, IndexFlush, Lookup, ReadPlan, TruncatePlan, WriteDone};
 use crate::store::match_pos::{MatchSearch, Probe};
 use crate::store::{
     LogItem, LogStore, PersistedState, RaftStatus, StoreConfig, StoreError, StoreResult, WriteBatch,
@@ -576,10 +576,9 @@ impl Owner {
         }
     }
 
-    /// Starts an index flush when one is due: the entries go into the mapped index
-    /// files here, their fsync runs as its own job (so neither the appends just
-    /// acknowledged nor the next write wait for it), then the status file records the
-    /// new anchor.
+    /// Starts an index flush when one is due: the entries are encoded here, their write
+    /// and fsync run as their own job (so neither the appends just acknowledged nor the
+    /// next write wait for it), then the status file records the new anchor.
     fn maybe_start_index_flush(&mut self) {
         if self.idx_flush_busy {
             return;
@@ -615,8 +614,8 @@ impl Owner {
             Ok(IndexFlush::Write(w)) => {
                 self.idx_flush_busy = true;
                 self.spawn(
-                    "index fdatasync",
-                    move || w.sync().map(|()| w.end),
+                    "index write",
+                    move || w.run().map(|()| w.end),
                     |o, r| o.index_synced(r.and_then(|x| x)),
                 );
             }
@@ -969,10 +968,29 @@ impl RaftLog for DefaultRaftLog {
         }
     }
 
-    fn truncate_tail(&self, index: u64) -> StoreResult<()> {
+    fn truncate_tail(&self, index: u64) -> LogFuture<'_, ()> {
+        // Planned here, at the call: applied at once when the entry before the cut is
+        // in memory. Otherwise its header (and its index-file entry) is read on an IO
+        // thread and the cut is applied when the future is polled after that.
         // Batches in flight that the truncation cuts belong to an older epoch: their
         // completion no longer moves the watermarks, which only the owner changes.
-        self.owner().store()?.truncate_tail(index)
+        let first = self
+            .owner()
+            .store()
+            .and_then(|s| s.plan_truncate_tail(index));
+        Box::pin(async move {
+            let mut plan = first?;
+            loop {
+                match plan {
+                    TruncatePlan::Done => return Ok(()),
+                    TruncatePlan::Read(r) => {
+                        let slot = self.owner().run_io("read", move || r.run());
+                        let prev = self.wait(move |_| slot.take()).await?;
+                        plan = self.owner().store()?.finish_truncate_tail(prev)?;
+                    }
+                }
+            }
+        })
     }
 
     fn open_iterator(&self) -> Box<dyn LogIterator + '_> {
@@ -1112,7 +1130,7 @@ impl LogIterator for DefaultLogIterator<'_> {
             Ok((ReadPlan::Cached(v), _)) => DefaultRaftLog::ready(Ok(v)),
             Ok((ReadPlan::Files(r), files)) => {
                 let block = o.cfg.read_block_size;
-                let slot = o.run_io("read", move || r.read(&Mutex::new(files), block));
+                let slot = o.run_io("read", move || r.read(&files, block));
                 drop(o);
                 self.log.wait_slot(slot)
             }

@@ -84,9 +84,15 @@ pub trait RaftLog {
     /// [`RaftLog::persisted_index`].
     fn append(&self, items: Vec<LogItem>) -> LogFuture<'_, u64>;
 
-    /// Removes entries `index..` (they must be uncommitted). Takes effect at once for
-    /// reads and the next append.
-    fn truncate_tail(&self, index: u64) -> StoreResult<()>;
+    /// Removes entries `index..` (they must be uncommitted). Takes effect for reads and
+    /// appends when the future resolves; await it before the next append.
+    ///
+    /// A future (it was a plain call before) because finding the term and end of entry
+    /// `index - 1` may need a file read, which must not run on the group's thread; a
+    /// log that has everything in memory returns a ready future.
+    /// [`DefaultRaftLog`] applies the cut at the call when it can (the entry before is
+    /// in its tail cache) and on an IO thread's answer otherwise.
+    fn truncate_tail(&self, index: u64) -> LogFuture<'_, ()>;
 
     /// A reader over the log. Each open iterator may keep a file in use, delaying its
     /// deletion; drop it when done.

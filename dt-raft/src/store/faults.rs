@@ -1,4 +1,4 @@
-//! Fault injection under the store's file writes and fsyncs.
+//! Fault injection under the store's file writes, fsyncs and reads.
 //!
 //! Every write and fsync of log segments, index files and the status file goes through
 //! [`FileFaults`] when [`StoreConfig::faults`](super::StoreConfig::faults) is set. The
@@ -6,6 +6,10 @@
 //! prefix, then fail, as a disk that fills up mid-write does) or fail it. It changes
 //! nothing else: the bytes that get through are really written, so a test can reopen
 //! the directory and see exactly what a real failure would have left.
+//!
+//! Positional reads of log segments and index files (recovery, iteration, term
+//! lookups, tail truncation) go through [`FileFaults::before_read`] too, so a test can
+//! also see on which thread a read runs or make it fail.
 //!
 //! [`DiskFaults`] is the implementation the tests use: a disk with a byte budget
 //! (ENOSPC once it is spent) whose fsyncs can be made to fail (EIO). A deterministic
@@ -22,7 +26,7 @@ pub const ENOSPC: i32 = 28;
 /// `EIO` on Linux: input/output error.
 pub const EIO: i32 = 5;
 
-/// A hook under the store's file writes and fsyncs (see the module documentation).
+/// A hook under the store's file writes, fsyncs and reads (see the module documentation).
 ///
 /// Called from whichever thread does the IO; implementations must be thread-safe.
 pub trait FileFaults: Send + Sync + fmt::Debug {
@@ -37,6 +41,13 @@ pub trait FileFaults: Send + Sync + fmt::Debug {
     /// Before an fsync (or fdatasync) of `path`; an error fails the fsync.
     fn before_sync(&self, path: &Path) -> io::Result<()> {
         let _ = path;
+        Ok(())
+    }
+
+    /// Before a positional read of `len` bytes of `path` (a log segment or an index
+    /// file); an error fails the read.
+    fn before_read(&self, path: &Path, len: usize) -> io::Result<()> {
+        let _ = (path, len);
         Ok(())
     }
 }

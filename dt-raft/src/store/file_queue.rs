@@ -27,6 +27,10 @@ pub struct DtFile {
 impl DtFile {
     /// Reads exactly `buf.len()` bytes at `offset` inside the file.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<()> {
+        if let Some(f) = &self.faults {
+            f.before_read(&self.path, buf.len())
+                .map_err(|e| StoreError::io("read", &self.path, e))?;
+        }
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| StoreError::io("read", &self.path, e))
@@ -108,7 +112,7 @@ impl FileQueue {
         Self::open_inner(dir, file_size, sync, faults, false)
     }
 
-    /// [`FileQueue::open_with`] for memory-mapped files: new files, and the completion
+    /// [`FileQueue::open_with`] for the index files: new files, and the completion
     /// of a short last file, are allocated with zeros (see
     /// [`FileQueue::allocate_new_files`]).
     pub fn open_allocated(
@@ -218,10 +222,9 @@ impl FileQueue {
         })
     }
 
-    /// Makes new files really allocated (zeros written) instead of sparse. Needed for
-    /// memory-mapped files: a store into an unallocated page of a full file system is
-    /// a SIGBUS that kills the process, while a write of zeros at creation fails with
-    /// ENOSPC, an error the store can handle.
+    /// Makes new files really allocated (zeros written) instead of sparse, so that a
+    /// full file system shows when a file is made (ENOSPC from the writes of zeros),
+    /// not later in a write that must not fail half-way (an index flush).
     pub fn allocate_new_files(&mut self, allocate: bool) {
         self.allocate = allocate;
     }
@@ -489,7 +492,7 @@ mod tests {
         assert_eq!(parse_file_name("00000000001073741824.tmp"), None);
     }
 
-    /// Files of an allocated queue (memory-mapped index files) own their blocks, also
+    /// Files of an allocated queue (index files) own their blocks, also
     /// when a short last file is completed; a plain queue's are sparse.
     #[test]
     fn allocated_files_are_not_sparse() {

@@ -2,16 +2,19 @@
 //! log position of its item.
 //!
 //! Entries live first in an in-memory cache; only committed entries are written to the
-//! files (big-endian u64 at `index × 8` of the index address space). Files are memory
-//! mapped: an index write is a store into the page cache and a flush is one `msync` of
-//! the touched range, instead of a syscall per batch plus a copy.
+//! files (big-endian u64 at `index × 8` of the index address space). A flush encodes the
+//! due entries into one buffer per file on the owner's thread ([`IdxFileQueue::write_upto`])
+//! and an IO thread writes and fsyncs them ([`IdxWrite::run`]); lookups of entries no
+//! longer cached read 8 bytes with `pread` ([`PosAt::resolve`]). The files are not
+//! memory mapped: a store into or a load from a mapping can fault and wait for the disk
+//! on whatever thread touches it, which must never be a dispatcher thread. Flushes are
+//! rare (every `idx_flush_threshold` committed entries), so a `pwrite` each costs
+//! nothing measurable.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
-
-use memmap2::MmapMut;
 
 use super::error::{StoreError, StoreResult};
 use super::faults::Faults;
@@ -20,7 +23,6 @@ use super::file_queue::{DtFile, FileMaker, FileQueue};
 /// The index files of one group plus the cache of not-yet-flushed entries.
 pub struct IdxFileQueue {
     queue: FileQueue,
-    maps: HashMap<u64, MmapMut>,
     items_per_file: u64,
     sync: bool,
     cache: VecDeque<u64>,
@@ -56,7 +58,6 @@ impl IdxFileQueue {
         let queue = FileQueue::open_allocated(dir, items_per_file * 8, sync, faults)?;
         Ok(IdxFileQueue {
             queue,
-            maps: HashMap::new(),
             items_per_file,
             sync,
             cache: VecDeque::new(),
@@ -76,26 +77,8 @@ impl IdxFileQueue {
         self.queue.len()
     }
 
-    fn map_for(&mut self, file: &DtFile) -> StoreResult<&mut MmapMut> {
-        use std::collections::hash_map::Entry;
-        match self.maps.entry(file.start) {
-            Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(v) => {
-                // SAFETY: index files are private to this store: `LogStore::open` holds
-                // the data directory's exclusive lock (dt.lock) for as long as any
-                // mapping exists (close unmaps before unlocking), so no other store
-                // maps or writes them; within this store nothing truncates them while
-                // mapped (they are created at full size), and the mapping is dropped
-                // before the file is deleted. Outside tampering with the files while
-                // the store runs is not defended against.
-                let m = unsafe { MmapMut::map_mut(file.file()) }
-                    .map_err(|e| StoreError::io("mmap", &file.path, e))?;
-                Ok(v.insert(m))
-            }
-        }
-    }
-
     /// Reads the entry of `index` from the files (no cache). `None` if no file covers it.
+    /// (A `pread` on the calling thread: for recovery and the blocking API.)
     pub fn read_file_entry(&mut self, index: u64) -> StoreResult<Option<u64>> {
         let Some(pos) = index.checked_mul(8) else {
             return Ok(None);
@@ -103,10 +86,7 @@ impl IdxFileQueue {
         let Some(file) = self.queue.get(pos) else {
             return Ok(None);
         };
-        let off = (pos - file.start) as usize;
-        let m = self.map_for(&file)?;
-        let v = u64::from_be_bytes(m[off..off + 8].try_into().expect("8 bytes"));
-        Ok(Some(v))
+        read_entry(&file, index).map(Some)
     }
 
     /// Restarts the cache so that the next pushed entry is `first_index`; entries
@@ -171,6 +151,37 @@ impl IdxFileQueue {
         })
     }
 
+    /// The position of `index` if the cache holds it (no file access).
+    pub fn cached_pos(&self, index: u64) -> Option<u64> {
+        (index >= self.cache_first && index <= self.last_index())
+            .then(|| self.cache[(index - self.cache_first) as usize])
+    }
+
+    /// Where the position of `index` is, without reading a file: in the cache, or in
+    /// an index file, to be read by [`PosAt::resolve`] wherever file IO may block (the
+    /// owner of the queue reads no file for it).
+    pub fn locate(&self, index: u64) -> StoreResult<PosAt> {
+        if let Some(p) = self.cached_pos(index) {
+            return Ok(PosAt::Known(p));
+        }
+        if index > 0 && index < self.next_flush {
+            if let Some(file) = index.checked_mul(8).and_then(|p| self.queue.get(p)) {
+                let prev = match index - 1 {
+                    0 => PrevAt::None,
+                    p => match self.cached_pos(p) {
+                        Some(pp) => PrevAt::Known(pp),
+                        None => self.queue.get(p * 8).map_or(PrevAt::None, PrevAt::File),
+                    },
+                };
+                return Ok(PosAt::File(IdxEntryRead { file, index, prev }));
+            }
+        }
+        Err(StoreError::NotFound {
+            index,
+            reason: "no index entry (truncated, deleted or never written)".into(),
+        })
+    }
+
     /// Where the index entry of `index` (holding position `pos`) lives, with the
     /// position of entry `index - 1` when it is known, for diagnosing a bad position.
     pub fn entry_ref(&mut self, index: u64, pos: u64) -> Option<IndexEntryRef> {
@@ -196,61 +207,68 @@ impl IdxFileQueue {
     }
 
     /// Writes the cached entries from the next unflushed one up to `min(upto, last
-    /// cached)` into the files and syncs them (unless sync is off). Returns the last
-    /// index now durable in the files, if anything was written.
+    /// cached)` into the files and syncs them (unless sync is off), on the calling
+    /// thread. Returns the last index now durable in the files, if anything was written.
     pub fn flush(&mut self, upto: u64) -> StoreResult<Option<u64>> {
         match self.write_upto(upto)? {
             Some(w) => {
-                w.sync()?;
+                w.run()?;
+                self.written(w.end);
                 Ok(Some(w.end))
             }
             None => Ok(None),
         }
     }
 
-    /// The first half of [`IdxFileQueue::flush`]: stores the entries into the mapped
-    /// files (memory only, cheap under a lock) and returns what must still be synced,
-    /// which [`IdxWrite::sync`] does without needing this queue.
+    /// The first half of [`IdxFileQueue::flush`]: encodes the entries (memory only,
+    /// cheap on the owner's thread, as long as the files they go to exist; see
+    /// [`IdxFileQueue::files_missing_for_flush`]) and returns the write, which
+    /// [`IdxWrite::run`] does without needing this queue. Until
+    /// [`IdxFileQueue::written`] reports it done, the entries stay cached, so lookups
+    /// never read a file that does not hold them yet.
     pub fn write_upto(&mut self, upto: u64) -> StoreResult<Option<IdxWrite>> {
         let end = upto.min(self.last_index());
         if end < self.next_flush {
             return Ok(None);
         }
-        let mut files = Vec::new();
+        let mut parts = Vec::new();
         let mut i = self.next_flush;
         while i <= end {
+            // Made beforehand by an IO job in `DefaultRaftLog`; here only for the
+            // blocking API.
             let file = self.queue.ensure(i * 8)?;
             let file_last = (file.start + self.queue.file_size()) / 8 - 1;
             let stop = end.min(file_last);
-            let off = (i * 8 - file.start) as usize;
-            let n = (stop - i + 1) as usize;
             let first = (i - self.cache_first) as usize;
-            let mut buf = [0u8; 8 * 64];
-            let mut k = 0;
-            while k < n {
-                let chunk = (n - k).min(64);
-                for j in 0..chunk {
-                    let pos = self.cache[first + k + j];
-                    buf[j * 8..j * 8 + 8].copy_from_slice(&pos.to_be_bytes());
-                }
-                let m = self.map_for(&file)?;
-                m[off + k * 8..off + (k + chunk) * 8].copy_from_slice(&buf[..chunk * 8]);
-                k += chunk;
+            let n = (stop - i + 1) as usize;
+            let mut data = Vec::with_capacity(n * 8);
+            for k in 0..n {
+                data.extend_from_slice(&self.cache[first + k].to_be_bytes());
             }
-            files.push(file);
+            parts.push(IdxPart {
+                offset: i * 8 - file.start,
+                file,
+                data,
+            });
             i = stop + 1;
         }
         self.next_flush = end + 1;
-        // Drop flushed entries beyond the cache budget (the mapping serves them now).
-        while self.cache.len() > self.cache_limit && self.cache_first < self.next_flush {
+        Ok(Some(IdxWrite {
+            end,
+            parts,
+            sync: self.sync,
+        }))
+    }
+
+    /// Records that a write from [`IdxFileQueue::write_upto`] up to `end` is in the
+    /// files: flushed entries beyond the cache budget leave the cache (lookups read
+    /// them from the files now).
+    pub fn written(&mut self, end: u64) {
+        let upto = end.saturating_add(1).min(self.next_flush);
+        while self.cache.len() > self.cache_limit && self.cache_first < upto {
             self.cache.pop_front();
             self.cache_first += 1;
         }
-        Ok(Some(IdxWrite {
-            end,
-            files,
-            sync: self.sync,
-        }))
     }
 
     /// Deletes leading index files that only cover indexes below `first_log_index`
@@ -263,8 +281,6 @@ impl IdxFileQueue {
                 && self.next_flush > next_first
                 && !self.queue.first_in_use()
             {
-                let start = self.queue.first_start().expect("non-empty");
-                self.maps.remove(&start);
                 self.queue.delete_first()?;
                 n += 1;
             } else {
@@ -274,8 +290,8 @@ impl IdxFileQueue {
         Ok(n)
     }
 
-    /// [`IdxFileQueue::delete_before`] without the deletion: the files are unmapped and
-    /// taken out of the queue, for the caller to delete elsewhere (an IO thread) with
+    /// [`IdxFileQueue::delete_before`] without the deletion: the files are taken out of
+    /// the queue, for the caller to delete elsewhere (an IO thread) with
     /// [`FileQueue::delete_file`].
     pub fn take_before(&mut self, first_log_index: u64) -> Vec<Arc<DtFile>> {
         let mut out = Vec::new();
@@ -285,8 +301,6 @@ impl IdxFileQueue {
                 && self.next_flush > next_first
                 && !self.queue.first_in_use()
             {
-                let start = self.queue.first_start().expect("non-empty");
-                self.maps.remove(&start);
                 out.extend(self.queue.pop_first());
             } else {
                 break;
@@ -327,14 +341,8 @@ impl IdxFileQueue {
         self.queue.push_created(f)
     }
 
-    /// Drops every memory mapping (they are made again on the next access).
-    pub fn unmap_all(&mut self) {
-        self.maps.clear();
-    }
-
     /// Deletes every index file (install begin) and clears the cache.
     pub fn delete_all(&mut self) -> StoreResult<()> {
-        self.maps.clear();
         self.queue.delete_all()?;
         self.cache.clear();
         Ok(())
@@ -344,6 +352,36 @@ impl IdxFileQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Entries being flushed stay cached until the write is done: a lookup never goes
+    /// to a file that does not hold them yet. Afterwards they come from the file.
+    #[test]
+    fn flushed_entries_leave_the_cache_only_once_written() {
+        let d = tempfile::tempdir().unwrap();
+        let mut q = IdxFileQueue::open(d.path(), 256, 2, true, None).unwrap();
+        q.reset(1);
+        for i in 1..=10u64 {
+            q.push(i, i * 100);
+        }
+        let w = q.write_upto(8).unwrap().unwrap();
+        assert_eq!((w.end, q.next_flush()), (8, 9));
+        assert!(matches!(q.locate(3).unwrap(), PosAt::Known(300)));
+        assert!(q.truncate(8).is_err(), "flushed entries are not truncated");
+        w.run().unwrap();
+        q.written(w.end);
+        match q.locate(3).unwrap() {
+            PosAt::File(r) => {
+                let (pos, at) = r.run().unwrap();
+                assert_eq!(
+                    (pos, at.index, at.offset, at.prev_pos),
+                    (300, 3, 24, Some(200))
+                );
+            }
+            other => panic!("entry 3 should be read from its file: {other:?}"),
+        }
+        assert_eq!(q.cached_pos(9), Some(900));
+        assert_eq!(q.locate(9).unwrap().resolve().unwrap(), (900, None));
+    }
 
     #[test]
     fn push_flush_read_truncate() {
@@ -408,24 +446,110 @@ impl IndexEntryRef {
     }
 }
 
-/// Index entries stored into the mapped files by [`IdxFileQueue::write_upto`] but not yet
-/// durable. Syncing needs only the files, so it runs without the store's lock.
+/// Where a log position is: see [`IdxFileQueue::locate`].
+#[derive(Clone, Debug)]
+pub enum PosAt {
+    /// Known in memory (computed by this process; it cannot be damaged on disk).
+    Known(u64),
+    /// In an index file.
+    File(IdxEntryRead),
+}
+
+impl PosAt {
+    /// The position, reading the index file if needed (an 8-byte `pread`, run on an
+    /// IO thread), and where it came from when it came from a
+    /// file (for blaming a damaged entry).
+    pub fn resolve(&self) -> StoreResult<(u64, Option<IndexEntryRef>)> {
+        match self {
+            PosAt::Known(p) => Ok((*p, None)),
+            PosAt::File(r) => r.run().map(|(p, at)| (p, Some(at))),
+        }
+    }
+
+    /// The position if it is known without a read.
+    pub fn known(&self) -> Option<u64> {
+        match self {
+            PosAt::Known(p) => Some(*p),
+            PosAt::File(_) => None,
+        }
+    }
+}
+
+/// Where the position of the entry before an index-file entry is (for diagnostics).
+#[derive(Clone, Debug)]
+enum PrevAt {
+    None,
+    Known(u64),
+    File(Arc<DtFile>),
+}
+
+/// One index-file entry to read: the file handle and the index (the offset follows
+/// from it). Holding the file keeps it from being deleted until the read is done.
+#[derive(Clone, Debug)]
+pub struct IdxEntryRead {
+    file: Arc<DtFile>,
+    index: u64,
+    prev: PrevAt,
+}
+
+fn read_entry(file: &DtFile, index: u64) -> StoreResult<u64> {
+    let mut b = [0u8; 8];
+    file.read_exact_at(&mut b, index * 8 - file.start)?;
+    Ok(u64::from_be_bytes(b))
+}
+
+impl IdxEntryRead {
+    /// Reads the entry (and, best effort, the one before it): the position and the
+    /// entry's reference.
+    pub fn run(&self) -> StoreResult<(u64, IndexEntryRef)> {
+        let pos = read_entry(&self.file, self.index)?;
+        let prev_pos = match &self.prev {
+            PrevAt::None => None,
+            PrevAt::Known(p) => Some(*p),
+            PrevAt::File(f) => read_entry(f, self.index - 1).ok(),
+        };
+        Ok((
+            pos,
+            IndexEntryRef {
+                file: self.file.path.clone(),
+                offset: self.index * 8 - self.file.start,
+                index: self.index,
+                pos,
+                prev_pos,
+            },
+        ))
+    }
+}
+
+/// Index entries encoded by [`IdxFileQueue::write_upto`], to be written and made
+/// durable: buffers and file handles only, so it runs on an IO thread without the
+/// queue.
 #[derive(Debug)]
 pub struct IdxWrite {
     /// The last index written.
     pub end: u64,
-    files: Vec<Arc<DtFile>>,
+    parts: Vec<IdxPart>,
     sync: bool,
 }
 
+/// The entries of one index file in one write.
+#[derive(Debug)]
+struct IdxPart {
+    file: Arc<DtFile>,
+    offset: u64,
+    data: Vec<u8>,
+}
+
 impl IdxWrite {
-    /// Makes the written entries durable. `fdatasync` of the file writes back the dirty
-    /// pages of its shared mappings too (on Linux `msync(MS_SYNC)` is the same range
-    /// sync), so the mapping itself is not needed here.
-    pub fn sync(&self) -> StoreResult<()> {
+    /// Writes the entries (one `pwrite` per file) and fsyncs the files (unless sync is
+    /// off).
+    pub fn run(&self) -> StoreResult<()> {
+        for p in &self.parts {
+            p.file.write_all_at(&p.data, p.offset)?;
+        }
         if self.sync {
-            for f in &self.files {
-                f.sync_data()?;
+            for p in &self.parts {
+                p.file.sync_data()?;
             }
         }
         Ok(())

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::StoreConfig;
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
-use super::index_file::{IdxFileQueue, IdxWrite, IndexEntryRef};
+use super::index_file::{IdxFileQueue, IdxWrite, IndexEntryRef, PosAt};
 use super::log_item::{encode_end_marker, LogItem, ITEM_HEADER_SIZE};
 use super::match_pos::find_match_pos;
 use super::reader::{blame_index_entry, read_header_at, read_items};
@@ -25,7 +25,10 @@ use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
 mod split;
-pub use split::{sync_files, DeleteJob, HeaderRead, IndexFilesJob, Lookup, WriteDone, WriteJob};
+pub use split::{
+    sync_files, DeleteJob, HeaderRead, IndexFilesJob, Lookup, PrevEntry, TruncatePlan,
+    TruncateRead, WriteDone, WriteJob,
+};
 
 /// What [`LogStore::begin_index_flush`] left to do.
 #[derive(Debug)]
@@ -34,7 +37,8 @@ pub enum IndexFlush {
     Nothing,
     /// No index entries, but the status file has changes to persist (forced flush).
     Status(PendingStatus),
-    /// Index entries stored in the mapped files; sync them, then finish.
+    /// Index entries encoded for the files; write and sync them
+    /// ([`IdxWrite::run`]), then [`LogStore::finish_index_flush`].
     Write(IdxWrite),
 }
 
@@ -70,12 +74,13 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// Writes the chunks (creating segments as needed). Returns the files written, for
-    /// a later fsync.
-    pub fn write(&self, files: &Mutex<FileQueue>) -> StoreResult<Vec<Arc<DtFile>>> {
+    /// Writes the chunks (creating segments as needed) on the calling thread. Returns
+    /// the files written, for a later fsync. (`DefaultRaftLog` writes through
+    /// [`LogStore::plan_write`] instead, off its owner's thread.)
+    pub fn write(&self, files: &mut FileQueue) -> StoreResult<Vec<Arc<DtFile>>> {
         let mut touched: Vec<Arc<DtFile>> = Vec::new();
         for c in &self.chunks {
-            let f = files.lock().expect("file queue lock").ensure(c.pos)?;
+            let f = files.ensure(c.pos)?;
             f.write_all_at(&c.data, c.pos - f.start)?;
             if !touched.iter().any(|t| t.start == f.start) {
                 touched.push(f);
@@ -96,7 +101,9 @@ struct SegInfo {
 pub struct LogStore {
     dir: PathBuf,
     cfg: StoreConfig,
-    files: Arc<Mutex<FileQueue>>,
+    /// The segments. Owned by the store (its owner's thread): IO jobs get the open
+    /// files they need by value (`Arc<DtFile>` handles or a [`FileQueue::snapshot`]).
+    files: FileQueue,
     segs: BTreeMap<u64, SegInfo>,
     idx: IdxFileQueue,
     status: StatusManager,
@@ -171,7 +178,7 @@ impl LogStore {
         let mut s = LogStore {
             dir: data_dir.to_path_buf(),
             tail: TailCache::new(cfg.tail_cache_items, cfg.tail_cache_bytes),
-            files: Arc::new(Mutex::new(log)),
+            files: log,
             segs: BTreeMap::new(),
             idx,
             next_index: 1,
@@ -195,7 +202,7 @@ impl LogStore {
             Recovered::NoLog => {
                 if s.status.status.install_snapshot {
                     // An install was interrupted: its files are garbage.
-                    s.files.lock().expect("lock").delete_all()?;
+                    s.files.delete_all()?;
                     s.idx.delete_all()?;
                 }
                 s.install_required = true;
@@ -213,8 +220,13 @@ impl LogStore {
                 if s.cfg.verify_on_start {
                     if let Some((&start, fi)) = firsts.iter().next() {
                         let pos = start.max(s.status.status.first_valid_pos);
-                        let q = s.files.lock().expect("lock");
-                        verify_prefix(&q, pos, fi.index, restore_index, s.cfg.read_block_size)?;
+                        verify_prefix(
+                            &s.files,
+                            pos,
+                            fi.index,
+                            restore_index,
+                            s.cfg.read_block_size,
+                        )?;
                     }
                 }
                 for (start, fi) in firsts {
@@ -235,14 +247,12 @@ impl LogStore {
                 s.last_term = (last_index > 0).then_some(last_term);
                 s.last_write_index = last_index;
                 s.last_force_index = last_index;
-                let q = s.files.lock().expect("lock");
-                for f in q.files() {
+                for f in s.files.files() {
                     s.segs.entry(f.start).or_default();
                 }
-                drop(q);
-                if s.files.lock().expect("lock").is_empty() {
+                if s.files.is_empty() {
                     let p = s.next_pos;
-                    s.files.lock().expect("lock").ensure(p)?;
+                    s.files.ensure(p)?;
                     s.segs.entry(p & !(s.cfg.log_file_size - 1)).or_default();
                 }
             }
@@ -270,9 +280,10 @@ impl LogStore {
         &self.cfg
     }
 
-    /// The shared segment queue (for IO threads).
-    pub fn file_queue(&self) -> Arc<Mutex<FileQueue>> {
-        self.files.clone()
+    /// The segment files (for inspection; IO threads get a
+    /// [`LogStore::files_snapshot`] or single file handles instead).
+    pub fn file_queue(&self) -> &FileQueue {
+        &self.files
     }
 
     /// The status manager (term, vote, ... live here).
@@ -530,7 +541,7 @@ impl LogStore {
         }
         let before = (self.next_index, self.next_pos, self.last_term);
         let b = self.prepare_append(items)?;
-        match b.write(&self.files) {
+        match b.write(&mut self.files) {
             Ok(touched) => {
                 self.on_written(b.last_index, b.epoch, touched);
                 self.recycle(b);
@@ -601,7 +612,7 @@ impl LogStore {
             IndexFlush::Nothing => None,
             IndexFlush::Status(p) => Some(p),
             IndexFlush::Write(w) => {
-                w.sync()?;
+                w.run()?;
                 self.finish_index_flush(w.end)
             }
         };
@@ -623,9 +634,10 @@ impl LogStore {
                 || self.idx.next_flush() <= self.status.status.first_valid_index)
     }
 
-    /// First step of an index flush, cheap enough to run under a lock: stores the due
-    /// committed index entries into the mapped files. The caller syncs the returned
-    /// [`IdxWrite`] (no lock needed) and then calls [`LogStore::finish_index_flush`].
+    /// First step of an index flush, cheap enough for the owner's thread: encodes the
+    /// due committed index entries. The caller writes and syncs the returned
+    /// [`IdxWrite`] (anywhere: it holds buffers and file handles) and then calls
+    /// [`LogStore::finish_index_flush`].
     pub fn begin_index_flush(&mut self, force: bool) -> StoreResult<IndexFlush> {
         self.sync_status_commit();
         if !force && !self.index_flush_due() {
@@ -642,10 +654,11 @@ impl LogStore {
         }
     }
 
-    /// Last step of an index flush, after its [`IdxWrite`] was synced: raises
-    /// `persistIdxIndex` to min(synced index, fsynced log) and returns the status-file
-    /// version to write (off the store's lock).
+    /// Last step of an index flush, after its [`IdxWrite`] was written and synced: the
+    /// entries may leave the index cache, `persistIdxIndex` rises to min(synced index,
+    /// fsynced log), and the status-file version to write (on an IO thread) is returned.
     pub fn finish_index_flush(&mut self, synced_end: u64) -> Option<PendingStatus> {
+        self.idx.written(synced_end);
         let p = synced_end.min(self.last_force_index);
         if p > self.status.status.persist_idx_index {
             self.status.status.persist_idx_index = p;
@@ -667,7 +680,8 @@ impl LogStore {
         }
     }
 
-    /// Decides where a read is served from (no file IO except an index-file lookup).
+    /// Decides where a read is served from (no file IO: a position in an index file
+    /// is read by [`FileRead::read`]).
     pub fn plan_read(
         &mut self,
         index: u64,
@@ -688,19 +702,18 @@ impl LogStore {
         if self.tail.get(index).is_some() {
             return Ok(ReadPlan::Cached(self.tail.read(index, max, bytes_limit)));
         }
-        let (pos, index_entry) = self.idx.pos_and_source(index)?;
+        let at = self.idx.locate(index)?;
         let stop_before = self
             .tail
             .first_index()
             .unwrap_or(self.next_index)
             .min(self.last_write_index + 1);
         Ok(ReadPlan::Files(FileRead {
-            pos,
+            at,
             index,
             max,
             bytes_limit,
             stop_before,
-            index_entry,
         }))
     }
 
@@ -726,10 +739,7 @@ impl LogStore {
         if let Some(it) = self.tail.get(index) {
             return Ok(it.term);
         }
-        let (pos, at) = self.idx.pos_and_source(index)?;
-        read_header_at(&self.files, pos, index)
-            .map(|h| h.term)
-            .map_err(|e| blame(&self.files, at.as_ref(), e))
+        self.plan_header(index)?.run().map(|(t, _)| t)
     }
 
     /// Match-position search (`docs/dt-raft.md`): the last local entry `(term, index)` that
@@ -744,58 +754,27 @@ impl LogStore {
 
     /// Position just after entry `index` (used as `nextPos` of an install).
     pub fn next_item_pos(&mut self, index: u64) -> StoreResult<u64> {
-        if index == 0 {
-            return Ok(0);
+        match self.lookup_next_item_pos(index)? {
+            Lookup::Known(p) => Ok(p),
+            Lookup::Read(h) => h.run().map(|(_, next)| next),
         }
-        if index == self.last_index() {
-            return Ok(self.next_pos);
-        }
-        let (pos, at) = self.idx.pos_and_source(index)?;
-        // Entries not yet written are only in the tail cache.
-        if let Some(len) = self.cached_len(index) {
-            return Ok(pos + len);
-        }
-        let h = read_header_at(&self.files, pos, index)
-            .map_err(|e| blame(&self.files, at.as_ref(), e))?;
-        Ok(pos + h.total_len as u64)
     }
 
     /// Removes entries `index..` (`docs/storage-format.md` §7). They must not be committed.
+    ///
+    /// Reads the header of entry `index - 1` on the calling thread when it is not in
+    /// memory; [`LogStore::plan_truncate_tail`] is the same without that read.
     pub fn truncate_tail(&mut self, index: u64) -> StoreResult<()> {
-        self.check_open()?;
-        if index <= self.commit_index {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot truncate at {index}: entries up to {} are committed",
-                self.commit_index
-            )));
+        let mut plan = self.plan_truncate_tail(index)?;
+        loop {
+            match plan {
+                TruncatePlan::Done => return Ok(()),
+                TruncatePlan::Read(r) => {
+                    let prev = r.run()?;
+                    plan = self.finish_truncate_tail(prev)?;
+                }
+            }
         }
-        if index > self.last_index() {
-            return Ok(());
-        }
-        if index < self.first_index() {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot truncate at {index}: the log starts at {}",
-                self.first_index()
-            )));
-        }
-        let seg_size = self.cfg.log_file_size;
-        let mut pos = self.idx.pos(index)?;
-        let prev_term = if index > self.first_index() {
-            Some(self.term_at(index - 1)?)
-        } else {
-            None
-        };
-        if pos % seg_size == 0 && index > self.first_index() {
-            pos = self.next_item_pos(index - 1)?;
-        }
-        if index < self.idx.next_flush() {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot truncate at {index}: entries up to {} are flushed to the index files",
-                self.idx.next_flush() - 1
-            )));
-        }
-        self.cut_tail(index, pos, prev_term);
-        Ok(())
     }
 
     /// Forgets entries `index..` in memory: the next entry is `index` at `pos`, after
@@ -871,12 +850,11 @@ impl LogStore {
             if !ok {
                 break;
             }
-            let mut q = self.files.lock().expect("lock");
+            let q = &mut self.files;
             if q.first_start() != Some(s0) || q.first_in_use() {
                 break;
             }
             q.delete_first()?;
-            drop(q);
             self.segs.remove(&s0);
             n += 1;
         }
@@ -916,7 +894,7 @@ impl LogStore {
 
     /// Number of log segment files.
     pub fn segment_count(&self) -> usize {
-        self.files.lock().expect("lock").len()
+        self.files.len()
     }
 
     /// Install begin (`docs/storage-format.md` §7): marks the install in the status file, then
@@ -929,7 +907,7 @@ impl LogStore {
             return Err(self.fail(Arc::new(e)));
         }
         self.install_required = true;
-        let deleted = self.files.lock().expect("lock").delete_all();
+        let deleted = self.files.delete_all();
         if let Err(e) = deleted.and_then(|_| self.idx.delete_all()) {
             return Err(self.fail(Arc::new(e)));
         }
@@ -955,7 +933,7 @@ impl LogStore {
         self.last_write_index = next_index - 1;
         self.last_force_index = next_index - 1;
         self.commit_index = self.commit_index.max(next_index - 1);
-        let created = self.files.lock().expect("lock").ensure(next_pos);
+        let created = self.files.ensure(next_pos);
         if let Err(e) = created {
             return Err(self.fail(Arc::new(e)));
         }
@@ -1005,10 +983,8 @@ impl LogStore {
         Ok(())
     }
 
-    /// Unmaps the index files, then unlocks the directory, so that whoever opens it
-    /// next is its only user.
+    /// Unlocks the directory.
     fn release_lock(&mut self) {
-        self.idx.unmap_all();
         self.lock = None;
     }
 }
@@ -1062,12 +1038,13 @@ pub enum ReadPlan {
     Files(FileRead),
 }
 
-/// A read of consecutive entries from the segment files, planned under the store's
-/// lock and carried out (with [`FileRead::read`]) wherever file IO may block.
+/// A read of consecutive entries from the segment files, planned by the store's owner
+/// and carried out (with [`FileRead::read`]) wherever file IO may block.
 #[derive(Debug, Clone)]
 pub struct FileRead {
-    /// Position of the first entry.
-    pub pos: u64,
+    /// Where the position of the first entry is (memory, or an index file that the
+    /// read looks up first).
+    pub at: PosAt,
     /// Its index.
     pub index: u64,
     /// Most entries.
@@ -1076,39 +1053,35 @@ pub struct FileRead {
     pub bytes_limit: usize,
     /// Do not read this index or later (not yet written, or cached).
     pub stop_before: u64,
-    /// The index-file entry `pos` was read from (`None` when it came from memory).
-    pub index_entry: Option<IndexEntryRef>,
 }
 
 impl FileRead {
     /// Reads the entries (every CRC and the index sequence checked) in blocks of
     /// `block` bytes.
     ///
-    /// When the read fails and `pos` came from an index file, the log is checked for
+    /// When the read fails and the position came from an index file, the log is checked for
     /// where the entry really is: a damaged index entry is reported as a
     /// [`StoreError::Corrupt`] naming the index file, the entry's offset in it and the
     /// Raft index, not as a problem of the log segment it pointed into.
-    pub fn read(&self, files: &Mutex<FileQueue>, block: usize) -> StoreResult<Vec<LogItem>> {
+    pub fn read(&self, files: &FileQueue, block: usize) -> StoreResult<Vec<LogItem>> {
+        let (pos, index_entry) = self.at.resolve()?;
         read_items(
             files,
-            self.pos,
+            pos,
             self.index,
             self.max,
             self.bytes_limit,
             self.stop_before,
             block,
         )
-        .map_err(|e| blame(files, self.index_entry.as_ref(), e))
+        .map_err(|e| blame(files, index_entry.as_ref(), e))
     }
 }
 
 /// `e`, or the index entry's error when `at` is to blame for it.
-fn blame(files: &Mutex<FileQueue>, at: Option<&IndexEntryRef>, e: StoreError) -> StoreError {
+fn blame(files: &FileQueue, at: Option<&IndexEntryRef>, e: StoreError) -> StoreError {
     match at {
-        Some(at) => {
-            let q = files.lock().expect("file queue lock");
-            blame_index_entry(&q, at, true).unwrap_or(e)
-        }
+        Some(at) => blame_index_entry(files, at, true).unwrap_or(e),
         None => e,
     }
 }

@@ -6,7 +6,7 @@
 //! | [`log_item`] | `LogItem`, the 42-byte item header, the end marker |
 //! | [`faults`] | fault injection under file writes and fsyncs (tests, simulation) |
 //! | [`file_queue`] | fixed-size pre-allocated files named by 20-digit positions |
-//! | [`index_file`] | `IdxFileQueue`: index → position, memory-mapped files |
+//! | [`index_file`] | `IdxFileQueue`: index → position, cache and index files |
 //! | [`status`] | `StatusFile` (atomic, checksummed) and `StatusManager` |
 //! | [`snapshot`] | snapshot data/metadata files, listing, retention |
 //! | [`recovery`] | the start-up scan, torn-tail detection |

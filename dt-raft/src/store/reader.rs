@@ -1,7 +1,7 @@
 //! Sequential, block-buffered reading of log items from segment files (used by
 //! recovery and by log iteration).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
@@ -68,7 +68,7 @@ impl BlockReader {
 /// Every CRC and the index sequence are verified; a mismatch is
 /// [`StoreError::Corrupt`].
 pub fn read_items(
-    files: &Mutex<FileQueue>,
+    files: &FileQueue,
     mut pos: u64,
     index: u64,
     max_count: usize,
@@ -76,7 +76,7 @@ pub fn read_items(
     stop_before: u64,
     block: usize,
 ) -> StoreResult<Vec<LogItem>> {
-    let seg_size = files.lock().expect("file queue lock").file_size();
+    let seg_size = files.file_size();
     let mut out = Vec::new();
     let mut bytes = 0usize;
     let mut expect = index;
@@ -84,14 +84,10 @@ pub fn read_items(
     while out.len() < max_count && expect < stop_before {
         let seg_start = pos & !(seg_size - 1);
         if reader.as_ref().is_none_or(|r| r.file.start != seg_start) {
-            let f = files
-                .lock()
-                .expect("file queue lock")
-                .get(pos)
-                .ok_or_else(|| StoreError::NotFound {
-                    index: expect,
-                    reason: format!("log segment for position {pos} was deleted"),
-                })?;
+            let f = files.get(pos).ok_or_else(|| StoreError::NotFound {
+                index: expect,
+                reason: format!("log segment for position {pos} was deleted"),
+            })?;
             reader = Some(BlockReader::new(f, seg_size, block));
         }
         let r = reader.as_mut().expect("set");
@@ -140,15 +136,12 @@ pub fn read_items(
 
 /// Reads the header of the item `index` at `pos` and returns it (for term lookups and
 /// next-position computation). The index must match.
-pub fn read_header_at(files: &Mutex<FileQueue>, pos: u64, index: u64) -> StoreResult<LogHeader> {
-    let f = {
-        let q = files.lock().expect("file queue lock");
-        q.get(pos).ok_or_else(|| StoreError::NotFound {
-            index,
-            reason: format!("log segment for position {pos} was deleted"),
-        })?
-    };
-    let seg_size = files.lock().expect("file queue lock").file_size();
+pub fn read_header_at(files: &FileQueue, pos: u64, index: u64) -> StoreResult<LogHeader> {
+    let f = files.get(pos).ok_or_else(|| StoreError::NotFound {
+        index,
+        reason: format!("log segment for position {pos} was deleted"),
+    })?;
+    let seg_size = files.file_size();
     let off = pos - f.start;
     if seg_size - off < ITEM_HEADER_SIZE as u64 {
         return Err(StoreError::corrupt(

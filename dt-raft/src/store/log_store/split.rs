@@ -3,9 +3,14 @@
 //! The owner (the thread of the group, see `DefaultRaftLog`) keeps every piece of
 //! bookkeeping: positions, segments, the tail cache, the index cache, watermarks. It
 //! *plans* each piece of file work here, in memory, and gets back a job that holds
-//! only what the syscalls need: buffers and open file handles. The job runs anywhere
-//! (an IO thread), and its result comes back to the owner, which records it. No job
-//! holds a reference into the store.
+//! only what the syscalls need: buffers and open file handles (by value: `Arc<DtFile>`
+//! handles or a snapshot of the segment list, never the store's own list). The job
+//! runs anywhere (an IO thread), and its result comes back to the owner, which records
+//! it. No job holds a reference into the store.
+//!
+//! Planning reads no file: a position that only an index file holds travels in the job
+//! as the file handle and entry to read ([`PosAt`]), and is read by the job (an 8-byte
+//! `pread`).
 
 use super::*;
 use crate::store::file_queue::FileMaker;
@@ -122,8 +127,8 @@ impl DeleteJob {
 }
 
 /// Creation of the index files an index flush will need, planned by
-/// [`LogStore::plan_index_files`] so that the flush itself (stores into mapped files on
-/// the owner) never creates and allocates a file there.
+/// [`LogStore::plan_index_files`] so that planning the flush itself (encoding on the
+/// owner) never creates and allocates a file there.
 #[derive(Debug)]
 pub struct IndexFilesJob {
     maker: FileMaker,
@@ -137,23 +142,65 @@ impl IndexFilesJob {
     }
 }
 
-/// A term to read from a segment header (see [`LogStore::plan_term_at`]).
+/// A segment header to read (see [`LogStore::plan_term_at`]): the entry's position
+/// (known, or an index-file entry to read first) and the open segment files.
 #[derive(Debug)]
 pub struct HeaderRead {
     files: FileQueue,
-    pos: u64,
+    at: PosAt,
     index: u64,
-    at: Option<IndexEntryRef>,
 }
 
 impl HeaderRead {
-    /// Reads the header of the entry; returns its term and encoded length.
+    /// Reads the position if it is in an index file, then the header of the entry;
+    /// returns its term and the position just after it.
     pub fn run(self) -> StoreResult<(u32, u64)> {
-        let files = Mutex::new(self.files);
-        read_header_at(&files, self.pos, self.index)
-            .map(|h| (h.term, self.pos + h.total_len as u64))
-            .map_err(|e| blame(&files, self.at.as_ref(), e))
+        let (pos, at) = self.at.resolve()?;
+        read_header_at(&self.files, pos, self.index)
+            .map(|h| (h.term, pos + h.total_len as u64))
+            .map_err(|e| blame(&self.files, at.as_ref(), e))
     }
+}
+
+/// What [`LogStore::plan_truncate_tail`] left to do.
+#[derive(Debug)]
+pub enum TruncatePlan {
+    /// The truncation is applied (or there was nothing to truncate).
+    Done,
+    /// The entry before the cut must be read first ([`TruncateRead::run`], on an IO
+    /// thread), then the result handed to [`LogStore::finish_truncate_tail`].
+    Read(TruncateRead),
+}
+
+/// The read a tail truncation needs: the header of entry `index - 1` (its term becomes
+/// the last term, its end the next position when the cut is at a segment start).
+#[derive(Debug)]
+pub struct TruncateRead {
+    index: u64,
+    epoch: u64,
+    header: HeaderRead,
+}
+
+impl TruncateRead {
+    /// Reads the header (and its index-file entry when needed).
+    pub fn run(self) -> StoreResult<PrevEntry> {
+        let (term, end) = self.header.run()?;
+        Ok(PrevEntry {
+            index: self.index,
+            epoch: self.epoch,
+            term,
+            end,
+        })
+    }
+}
+
+/// The result of a [`TruncateRead`].
+#[derive(Debug, Clone, Copy)]
+pub struct PrevEntry {
+    index: u64,
+    epoch: u64,
+    term: u32,
+    end: u64,
 }
 
 /// A value known at once, or a header to read first.
@@ -170,7 +217,7 @@ impl LogStore {
     /// order): which segments to create and which open files to write. With `sync`
     /// the job fsyncs each segment it touched.
     pub fn plan_write(&self, batches: Vec<WriteBatch>, sync: bool) -> WriteJob {
-        let q = self.files.lock().expect("file queue lock");
+        let q = &self.files;
         let seg_size = q.file_size();
         let mut creates: Vec<u64> = Vec::new();
         let mut files: Vec<Arc<DtFile>> = Vec::new();
@@ -210,11 +257,8 @@ impl LogStore {
     /// reuse. Returns the segments written, for a later [`sync_files`] when the job
     /// did not fsync.
     pub fn write_done(&mut self, done: WriteDone) -> StoreResult<Vec<Arc<DtFile>>> {
-        {
-            let mut q = self.files.lock().expect("file queue lock");
-            for f in done.created {
-                q.push_created(f)?;
-            }
+        for f in done.created {
+            self.files.push_created(f)?;
         }
         for b in done.batches {
             self.on_written(b.last_index, b.epoch, Vec::new());
@@ -243,12 +287,11 @@ impl LogStore {
             if !ok {
                 break;
             }
-            let mut q = self.files.lock().expect("file queue lock");
+            let q = &mut self.files;
             if q.first_start() != Some(s0) || q.first_in_use() {
                 break;
             }
             job.log.extend(q.pop_first());
-            drop(q);
             self.segs.remove(&s0);
         }
         let first = self.first_index();
@@ -259,7 +302,7 @@ impl LogStore {
     /// The segment files as they are now, for reads on an IO thread (see
     /// [`FileRead::read`]); they stay on disk while the copy exists.
     pub fn files_snapshot(&self) -> FileQueue {
-        self.files.lock().expect("file queue lock").snapshot()
+        self.files.snapshot()
     }
 
     /// The term of entry `index`: from the tail cache, or a header read to run.
@@ -275,27 +318,139 @@ impl LogStore {
     /// to read (whose second result is the position).
     pub fn plan_next_item_pos(&mut self, index: u64) -> StoreResult<Lookup<u64>> {
         self.check_open()?;
+        self.lookup_next_item_pos(index)
+    }
+
+    pub(super) fn lookup_next_item_pos(&self, index: u64) -> StoreResult<Lookup<u64>> {
         if index == 0 {
             return Ok(Lookup::Known(0));
         }
         if index == self.last_index() {
             return Ok(Lookup::Known(self.next_pos));
         }
-        let pos = self.idx.pos(index)?;
-        if let Some(len) = self.cached_len(index) {
+        let at = self.idx.locate(index)?;
+        // Entries not yet written are only in the tail cache.
+        if let (Some(pos), Some(len)) = (at.known(), self.cached_len(index)) {
             return Ok(Lookup::Known(pos + len));
         }
-        self.plan_header(index).map(Lookup::Read)
+        Ok(Lookup::Read(self.header_read(index, at)))
     }
 
-    fn plan_header(&mut self, index: u64) -> StoreResult<HeaderRead> {
-        let (pos, at) = self.idx.pos_and_source(index)?;
-        Ok(HeaderRead {
+    pub(super) fn plan_header(&self, index: u64) -> StoreResult<HeaderRead> {
+        let at = self.idx.locate(index)?;
+        Ok(self.header_read(index, at))
+    }
+
+    fn header_read(&self, index: u64, at: PosAt) -> HeaderRead {
+        HeaderRead {
             files: self.files_snapshot(),
-            pos,
-            index,
             at,
-        })
+            index,
+        }
+    }
+
+    /// [`LogStore::truncate_tail`] without file access on the caller's thread: checks
+    /// the request, and applies it at once when everything it needs is in memory (the
+    /// entry before the cut in the tail cache); otherwise returns the read to run
+    /// elsewhere, after which [`LogStore::finish_truncate_tail`] applies it. Until then
+    /// the log is unchanged.
+    pub fn plan_truncate_tail(&mut self, index: u64) -> StoreResult<TruncatePlan> {
+        if !self.check_truncate(index)? {
+            return Ok(TruncatePlan::Done);
+        }
+        let first = self.first_index();
+        let prev = if index > first {
+            // The end of entry `index - 1` matters only for a cut at a segment start.
+            let at_seg_start = self
+                .idx
+                .cached_pos(index)
+                .is_some_and(|p| p % self.cfg.log_file_size == 0);
+            let end = match (self.idx.cached_pos(index - 1), self.cached_len(index - 1)) {
+                (Some(pos), Some(len)) => Some(pos + len),
+                // Not used by `apply_truncate` away from a segment start.
+                _ if !at_seg_start => Some(0),
+                _ => None,
+            };
+            match self.cached_term(index - 1).zip(end) {
+                Some(known) => Some(known),
+                None => {
+                    return Ok(TruncatePlan::Read(TruncateRead {
+                        index,
+                        epoch: self.epoch,
+                        header: self.plan_header(index - 1)?,
+                    }))
+                }
+            }
+        } else {
+            None
+        };
+        self.apply_truncate(index, prev)?;
+        Ok(TruncatePlan::Done)
+    }
+
+    /// Applies a truncation planned by [`LogStore::plan_truncate_tail`] with the entry
+    /// read. If the log was truncated or reinstalled in between, the read may be
+    /// stale: the truncation is planned again (possibly another read).
+    pub fn finish_truncate_tail(&mut self, prev: PrevEntry) -> StoreResult<TruncatePlan> {
+        if prev.epoch != self.epoch {
+            return self.plan_truncate_tail(prev.index);
+        }
+        if !self.check_truncate(prev.index)? {
+            return Ok(TruncatePlan::Done);
+        }
+        let known = (prev.index > self.first_index()).then_some((prev.term, prev.end));
+        self.apply_truncate(prev.index, known)?;
+        Ok(TruncatePlan::Done)
+    }
+
+    /// Whether a truncation at `index` has something to do (`Err` if it may not be
+    /// done at all).
+    fn check_truncate(&self, index: u64) -> StoreResult<bool> {
+        self.check_open()?;
+        if index <= self.commit_index {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are committed",
+                self.commit_index
+            )));
+        }
+        if index > self.last_index() {
+            return Ok(false);
+        }
+        if index < self.first_index() {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: the log starts at {}",
+                self.first_index()
+            )));
+        }
+        if index < self.idx.next_flush() {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot truncate at {index}: entries up to {} are flushed to the index files",
+                self.idx.next_flush() - 1
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Cuts at `index` (checked), given the term and end position of entry
+    /// `index - 1` (`None` when the cut is at the log's first entry).
+    fn apply_truncate(&mut self, index: u64, prev: Option<(u32, u64)>) -> StoreResult<()> {
+        // Entries not flushed to the index files (checked) have their position cached.
+        let mut pos = self
+            .idx
+            .cached_pos(index)
+            .ok_or_else(|| StoreError::NotFound {
+                index,
+                reason: "no cached index entry for an unflushed entry".into(),
+            })?;
+        if let Some((_, end)) = prev {
+            if pos % self.cfg.log_file_size == 0 {
+                // The entry before ended in the previous segment (with or without an
+                // end marker): the next append continues right after it.
+                pos = end;
+            }
+        }
+        self.cut_tail(index, pos, prev.map(|(t, _)| t));
+        Ok(())
     }
 
     /// The index files a due index flush still needs, if any (see [`IndexFilesJob`]).
