@@ -54,6 +54,10 @@ const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
 
 /// A received append kept until its entries are written and it is answered.
 struct Received {
+    /// The request's term.
+    term: Term,
+    /// Its entries were handed to the writer (the reply may be deferred).
+    written: bool,
     items: Vec<LogItem>,
     reply: Option<Responder<AppendResp>>,
 }
@@ -80,7 +84,7 @@ struct PeerLane {
 #[derive(Default)]
 struct Book {
     next_req: ReqId,
-    votes: HashMap<ReqId, Responder<VoteReply>>,
+    votes: HashMap<ReqId, (Term, Responder<VoteReply>)>,
     appends: HashMap<ReqId, Received>,
     transfers: HashMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
@@ -367,7 +371,7 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         let book = std::mem::take(&mut *self.book.borrow_mut());
-        for (_, r) in book.votes {
+        for (_, (_, r)) in book.votes {
             call(r, Err(InboundError::GroupStopped));
         }
         for (_, a) in book.appends {
@@ -512,7 +516,7 @@ impl<S: StateMachine> Driver<S> {
                 lane.send_notify.notify();
             }
             Action::ReplyVote { req, resp } => {
-                if let Some(r) = self.book.borrow_mut().votes.remove(&req) {
+                if let Some((_, r)) = self.book.borrow_mut().votes.remove(&req) {
                     call(r, Ok(resp));
                 }
             }
@@ -564,7 +568,10 @@ impl<S: StateMachine> Driver<S> {
                     self.apply_notify.notify();
                 }
             }
-            Action::RoleChanged { .. } => self.publish(),
+            Action::RoleChanged { term, .. } => {
+                self.forget_superseded(term);
+                self.publish();
+            }
             Action::CheckTransferTarget { to } => {
                 let fut = self.transport.query_status(to, self.cfg.group_id);
                 let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
@@ -635,6 +642,15 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// The core never answers a granted vote or a deferred append success of a term
+    /// older than `term` (raft.md §5.4 rule 7, §17 item 7): drop their responders (the
+    /// sender sees no answer, as with the reference) instead of keeping them forever.
+    fn forget_superseded(&self, term: Term) {
+        let mut b = self.book.borrow_mut();
+        b.votes.retain(|_, (t, _)| *t >= term);
+        b.appends.retain(|_, r| !r.written || r.term >= term);
+    }
+
     /// The `Rc` of this driver (fibers keep it alive).
     fn self_rc(&self) -> Rc<Self> {
         self.me
@@ -694,7 +710,10 @@ impl<S: StateMachine> Driver<S> {
         let items = {
             let mut book = self.book.borrow_mut();
             match book.appends.get_mut(&req) {
-                Some(r) => std::mem::take(&mut r.items),
+                Some(r) => {
+                    r.written = true;
+                    std::mem::take(&mut r.items)
+                }
                 None => {
                     drop(book);
                     return self.fatal(format!("append request {req} to write is unknown"));
@@ -1105,7 +1124,7 @@ impl<S: StateMachine> Driver<S> {
         match m {
             Inbound::Vote(req, reply) => {
                 let id = self.next_req();
-                self.book.borrow_mut().votes.insert(id, reply);
+                self.book.borrow_mut().votes.insert(id, (req.term, reply));
                 self.core().handle_vote(now, id, &req);
             }
             Inbound::Append(req, reply) => {
@@ -1124,6 +1143,8 @@ impl<S: StateMachine> Driver<S> {
                 self.book.borrow_mut().appends.insert(
                     id,
                     Received {
+                        term: req.term as Term,
+                        written: false,
                         items,
                         reply: Some(reply),
                     },
