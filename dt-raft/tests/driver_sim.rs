@@ -257,3 +257,73 @@ fn same_seed_same_run() {
     let (_, t3) = scenario(43);
     assert_ne!(t1, t3, "the seed does not reach the run");
 }
+
+#[test]
+fn partitioned_leader_loses_its_uncommitted_write() {
+    let mut c = Cluster::new(9, 3);
+    let old = c.wait_leader();
+    c.write(old, 1..=5);
+    c.wait_applied_equal(5);
+    let others: Vec<NodeId> = (1..=3).filter(|&i| i != old).collect();
+    for &o in &others {
+        c.net.set_cut(old, o, true);
+    }
+    // the isolated leader takes a write it can never commit
+    let lost = Box::pin(c.group(old).submit_async(RaftInput::new(0, "1000")));
+    let g: Vec<RaftGroup<i64>> = others.iter().map(|&i| c.group(i).clone()).collect();
+    let ok = c.sim.run_until(
+        || {
+            g.iter().any(|g| {
+                let s = g.status();
+                s.role == Role::Leader && s.group_ready
+            })
+        },
+        Duration::from_secs(60),
+    );
+    assert!(ok, "the majority side elected no leader");
+    let new = *others
+        .iter()
+        .find(|&&i| c.group(i).status().role == Role::Leader)
+        .unwrap();
+    c.write(new, 6..=8);
+    for &o in &others {
+        c.net.set_cut(old, o, false);
+    }
+    // the old leader learns the new term, drops its entry and follows
+    let r = c.run_future_pinned(lost);
+    assert!(
+        matches!(
+            r,
+            Err(RaftError::NotLeader { .. }) | Err(RaftError::LogTruncated)
+        ),
+        "{r:?}"
+    );
+    let applied = c.wait_applied_equal(8);
+    assert!(applied.iter().all(|(_, b)| b != b"1000"));
+    assert_eq!(c.write(new, [0]), 36);
+    let all: Vec<RaftGroup<i64>> = (1..=3).map(|i| c.group(i).clone()).collect();
+    assert!(c
+        .sim
+        .run_until(|| c_status_leader(&all, new), Duration::from_secs(10)));
+}
+
+fn c_status_leader(groups: &[RaftGroup<i64>], leader: NodeId) -> bool {
+    groups.iter().all(|g| g.status().leader == Some(leader))
+}
+
+impl Cluster {
+    fn run_future_pinned<T>(
+        &mut self,
+        mut f: std::pin::Pin<Box<RaftFuture<T>>>,
+    ) -> Result<T, RaftError> {
+        let mut out = None;
+        self.sim.run_until(
+            || {
+                out = f.as_mut().try_take();
+                out.is_some()
+            },
+            Duration::from_secs(60),
+        );
+        out.expect("no answer within 60 s of virtual time")
+    }
+}
