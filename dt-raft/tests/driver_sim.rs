@@ -327,3 +327,56 @@ impl Cluster {
         out.expect("no answer within 60 s of virtual time")
     }
 }
+
+/// A state machine whose executions finish later (after a fiber sleep), in order.
+struct SlowSm {
+    total: i64,
+}
+
+impl dt_raft::sm::StateMachine for SlowSm {
+    type Output = i64;
+    fn exec(&mut self, e: &dt_raft::sm::ExecEntry<'_>) -> dt_raft::sm::Exec<i64> {
+        self.total += std::str::from_utf8(e.body).unwrap().parse::<i64>().unwrap();
+        let total = self.total;
+        dt_raft::sm::Exec::Pending(Box::pin(async move {
+            dt_fiber::sleep(Duration::from_millis(3)).await.unwrap();
+            Ok(total)
+        }))
+    }
+}
+
+#[test]
+fn pending_executions_complete_callers_in_index_order() {
+    let mut sim = Simulation::new(3);
+    let g = sim.new_group("n1");
+    let net = LocalNetwork::new();
+    let mut cfg = RaftGroupConfig::new(1, 1, vec![1]);
+    cfg.elect_timeout_ms = 1000;
+    cfg.heartbeat_interval_ms = 300;
+    let group = RaftGroup::start_on(
+        &g,
+        MemLogFactory::new(|| SlowSm { total: 0 }),
+        cfg,
+        net.transport(1),
+    );
+    net.register(1, &group);
+    assert!(sim.run_until(|| group.status().group_ready, Duration::from_secs(10)));
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = sim.elapsed();
+    for v in 1..=30i64 {
+        let d = done.clone();
+        group.submit(RaftInput::new(0, v.to_string()), move |r| {
+            d.lock().unwrap().push(r.unwrap())
+        });
+    }
+    let d = done.clone();
+    assert!(sim.run_until(|| d.lock().unwrap().len() == 30, Duration::from_secs(10)));
+    let took = sim.elapsed() - start;
+    let got = done.lock().unwrap().clone();
+    assert!(got.windows(2).all(|w| w[0].0 + 1 == w[1].0), "{got:?}");
+    let totals: Vec<i64> = got.iter().map(|r| r.1).collect();
+    let want: Vec<i64> = (1..=30).map(|n| n * (n + 1) / 2).collect();
+    assert_eq!(totals, want);
+    // executions overlapped: 30 sleeps of 3 ms one after the other take 90 ms
+    assert!(took < Duration::from_millis(45), "took {took:?}");
+}

@@ -34,8 +34,9 @@
 //! * the **writer** hands appends and truncations to the log in action order and
 //!   reports what became durable (`on_log_persisted`); the **status** fiber saves term
 //!   and vote one at a time (`on_status_saved`); the **apply** fiber executes committed
-//!   entries in index order (from the tail cache, else from the log), completes the
-//!   callers in order and reports `on_applied`; per peer, **replicate** builds and
+//!   entries in index order (from the tail cache, else from the log), running ahead of
+//!   their completion (up to 1024 pending `exec` futures, each polled once at once),
+//!   completes the callers in index order and reports `on_applied`; per peer, **replicate** builds and
 //!   sends appends in order (entries from the tail cache, else the log) and **ack**
 //!   awaits the answers in send order, each bounded by rpcTimeout;
 //! * the clock is the dispatcher's ([`FiberGroup::now`](dt_fiber::FiberGroup::now)),
@@ -53,8 +54,7 @@
 //!
 //! Snapshots (saving, recovery from one, install to a lagging follower: a peer that
 //! needs one is logged and left behind), applying configuration-change entries
-//! (joint consensus), and the byte limits of replication. A state machine's pending
-//! `exec` futures are awaited one at a time (in order) rather than pipelined.
+//! (joint consensus), and the byte limits of replication.
 
 pub mod config;
 pub mod oneshot;
