@@ -380,3 +380,21 @@ fn pending_executions_complete_callers_in_index_order() {
     // executions overlapped: 30 sleeps of 3 ms one after the other take 90 ms
     assert!(took < Duration::from_millis(45), "took {took:?}");
 }
+
+#[test]
+fn shutdown_fails_pending_writes_with_stopped() {
+    let mut c = Cluster::new(21, 3);
+    let leader = c.wait_leader();
+    c.write(leader, [1]);
+    for o in (1..=3).filter(|&i| i != leader) {
+        c.net.set_cut(leader, o, true);
+    }
+    let pending = Box::pin(c.group(leader).submit_async(RaftInput::new(0, "2")));
+    c.sim.run_for(Duration::from_millis(50));
+    let g = c.group(leader).clone();
+    c.kill(leader);
+    assert_eq!(c.run_future_pinned(pending), Err(RaftError::Stopped));
+    // a stopped group refuses at once
+    let f = g.submit_async(RaftInput::new(0, "3"));
+    assert_eq!(c.run_future(f), Err(RaftError::Stopped));
+}

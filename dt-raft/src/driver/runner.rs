@@ -1201,6 +1201,9 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn inbound(&self, m: Inbound) {
+        if self.group.should_stop() {
+            return m.fail(InboundError::GroupStopped);
+        }
         let now = self.now();
         match m {
             Inbound::Vote(req, reply) => {
@@ -1251,6 +1254,12 @@ impl<S: StateMachine> Driver<S> {
                 return;
             }
             let now = self.now();
+            if self.group.should_stop() {
+                for r in buf.drain(..) {
+                    r.fail(RaftError::Stopped);
+                }
+                continue;
+            }
             for r in buf.drain(..) {
                 match r {
                     Request::Submit(input, cb) => {
