@@ -38,6 +38,24 @@ struct Args {
     /// Data directory (a temporary one by default).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Raft groups on the 3 nodes (each node runs all its groups on one dispatcher);
+    /// writes go to group 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    groups: u32,
+    /// Write nothing: measure the process's CPU use while the groups idle
+    /// (heartbeats only) and print `RESULT idle_cpu_pct_of_one_core=<x>`.
+    #[arg(long, default_value_t = false)]
+    idle: bool,
+}
+
+/// User + system CPU time of this process, from /proc/self/stat (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -54,47 +72,82 @@ fn main() {
     }
     let io: Arc<dyn Executor> = ThreadPoolIo::new(4);
     let net = LocalNetwork::new();
-    let mut groups = Vec::new();
     let mut dispatchers = Vec::new();
     for id in 1..=3u32 {
-        let mut cfg = RaftGroupConfig::new(1, id, vec![1, 2, 3]);
-        cfg.data_dir = base.join(format!("node{id}"));
-        cfg.sync_force = args.sync_force;
-        cfg.elect_timeout_ms = 3000;
-        cfg.heartbeat_interval_ms = 1000;
-        cfg.log_file_size = 64 << 20;
-        let factory = Arc::new(DefaultRaftFactory::new(
-            io.clone(),
-            |_: &RaftGroupConfig| Ok(CounterSm::new()),
-        ));
         let d = Dispatcher::start(DispatcherConfig::new(format!("node{id}")))
             .unwrap_or_else(|e| fail(format!("dispatcher: {e}")));
-        let h = d
-            .start_group("group1")
-            .unwrap_or_else(|e| fail(format!("fiber group: {e}")));
-        let n = net.clone();
-        let g: RaftGroup<i64> = RaftGroup::start(&h, factory, cfg, move || n.transport(id))
-            .unwrap_or_else(|e| fail(format!("raft group: {e}")));
-        net.register(id, &g);
-        groups.push(g);
         dispatchers.push(d);
     }
+    let factory = Arc::new(DefaultRaftFactory::new(
+        io.clone(),
+        |_: &RaftGroupConfig| Ok(CounterSm::new()),
+    ));
+    let mut groups: Vec<RaftGroup<i64>> = Vec::new();
+    for gid in 1..=args.groups as i32 {
+        for id in 1..=3u32 {
+            let mut cfg = RaftGroupConfig::new(gid, id, vec![1, 2, 3]);
+            cfg.data_dir = base.join(format!("node{id}")).join(format!("group{gid}"));
+            cfg.sync_force = args.sync_force;
+            cfg.elect_timeout_ms = 3000;
+            cfg.heartbeat_interval_ms = 2000;
+            cfg.log_file_size = if args.groups > 1 { 1 << 20 } else { 64 << 20 };
+            cfg.idx_items_per_file = 1 << 16;
+            let h = dispatchers[id as usize - 1]
+                .start_group(&format!("group{gid}"))
+                .unwrap_or_else(|e| fail(format!("fiber group: {e}")));
+            let n = net.clone();
+            let g: RaftGroup<i64> =
+                RaftGroup::start(&h, factory.clone(), cfg, move || n.transport(id))
+                    .unwrap_or_else(|e| fail(format!("raft group: {e}")));
+            net.register(id, &g);
+            groups.push(g);
+        }
+    }
     let start = Instant::now();
-    let leader = loop {
-        if let Some(g) = groups
-            .iter()
-            .find(|g| g.status().role == Role::Leader && g.status().group_ready)
-        {
-            break g.clone();
+    loop {
+        let with_leader = groups
+            .chunks(3)
+            .filter(|c| {
+                c.iter()
+                    .any(|g| g.status().role == Role::Leader && g.status().group_ready)
+            })
+            .count();
+        if with_leader == args.groups as usize {
+            break;
         }
         if let Some(why) = groups.iter().find_map(|g| g.status().init_failed.clone()) {
             fail(format!("group init failed: {why}"));
         }
-        if start.elapsed() > Duration::from_secs(30) {
-            fail("no leader elected within 30 s");
+        if start.elapsed() > Duration::from_secs(60) {
+            fail(format!(
+                "{with_leader} of {} groups elected a leader within 60 s",
+                args.groups
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
-    };
+    }
+    println!("{} groups elected in {:?}", args.groups, start.elapsed());
+    if args.idle {
+        let (c0, t0) = (cpu_time(), Instant::now());
+        std::thread::sleep(Duration::from_secs(args.seconds));
+        let (c1, t1) = (cpu_time(), Instant::now());
+        match (c0, c1) {
+            (Some(c0), Some(c1)) => println!(
+                "RESULT idle_cpu_pct_of_one_core={:.2} groups={} nodes=3 seconds={:.1}",
+                (c1 - c0).as_secs_f64() * 100.0 / (t1 - t0).as_secs_f64(),
+                args.groups,
+                (t1 - t0).as_secs_f64()
+            ),
+            _ => fail("cannot read /proc/self/stat"),
+        }
+        stop(&groups, dispatchers);
+        return;
+    }
+    let leader = groups[..3]
+        .iter()
+        .find(|g| g.status().role == Role::Leader)
+        .unwrap_or_else(|| fail("group 1 lost its leader"))
+        .clone();
     println!("leader: node {}", leader.node_id());
 
     let body = bytes::Bytes::from(vec![b'0'; args.body_size.max(1)]);
@@ -155,8 +208,14 @@ fn main() {
         hist.value_at_quantile(0.99),
         hist.max()
     );
-    for g in &groups {
+    stop(&groups, dispatchers);
+}
+
+fn stop(groups: &[RaftGroup<i64>], dispatchers: Vec<Dispatcher>) {
+    for g in groups {
         g.shutdown();
+    }
+    for g in groups {
         g.wait_stopped(Duration::from_secs(10));
     }
     for d in dispatchers {
