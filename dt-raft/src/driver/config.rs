@@ -118,16 +118,16 @@ impl RaftGroupConfig {
 
     /// The consensus core's part of the configuration, checked.
     pub fn core_config(&self) -> Result<CoreConfig, ConfigError> {
-        let cfg = CoreConfig {
-            node_id: self.node_id,
-            members: self.members.clone(),
-            observers: self.observers.clone(),
-            elect_timeout_ms: self.elect_timeout_ms,
-            heartbeat_interval_ms: self.heartbeat_interval_ms,
-            sync_force: self.sync_force,
-            max_replicate_items: self.max_replicate_items,
-            replicate_retry_ms: self.replicate_retry_ms,
-        };
+        let mut cfg = CoreConfig::new(self.node_id, self.members.clone());
+        cfg.observers = self.observers.clone();
+        cfg.elect_timeout_ms = self.elect_timeout_ms;
+        cfg.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        cfg.sync_force = self.sync_force;
+        cfg.max_replicate_items = self.max_replicate_items;
+        cfg.max_replicate_bytes = self.max_replicate_bytes;
+        cfg.single_replicate_limit = self.single_replicate_limit as u64;
+        cfg.disable_config_change = self.disable_config_change;
+        cfg.replicate_retry_ms = self.replicate_retry_ms;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -297,17 +297,17 @@ impl RaftLog for MemRaftLog {
         ready(Ok(d.items.len() as u64))
     }
 
-    fn truncate_tail(&self, index: u64) -> StoreResult<()> {
+    fn truncate_tail(&self, index: u64) -> LogFuture<'_, ()> {
         let mut d = self.store.lock();
         if index <= d.commit {
-            return Err(StoreError::InvalidArgument(format!(
+            return ready(Err(StoreError::InvalidArgument(format!(
                 "truncating at {index} would remove committed entries (commit {})",
                 d.commit
-            )));
+            ))));
         }
         let keep = ((index.max(1) - 1) as usize).min(d.items.len());
         d.items.truncate(keep);
-        Ok(())
+        ready(Ok(()))
     }
 
     fn open_iterator(&self) -> Box<dyn LogIterator + '_> {

@@ -572,6 +572,32 @@ impl<S: StateMachine> Driver<S> {
                     d.run_actions();
                 });
             }
+            Action::StartInstallSnapshot { to, start } => {
+                // Not sent yet: end the stream as failed so the core retries it after
+                // replicate_retry_ms (the peer stays behind until installs exist).
+                if !self.snapshot_warned.replace(true) {
+                    log::warn!(
+                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
+                        self.cfg.group_id
+                    );
+                }
+                let now = self.now();
+                self.core().handle_install_error(now, to, &start);
+            }
+            Action::BeginInstallSnapshot { req, .. } => {
+                // Install requests are not delivered to this driver yet; refuse so the
+                // core replies and the leader starts over.
+                let now = self.now();
+                self.core().on_install_begun(now, req, false);
+            }
+            Action::InstallSnapshotData { req, .. } => {
+                let now = self.now();
+                self.core().on_install_data_done(now, req, false);
+            }
+            Action::FinishInstallSnapshot { req, .. } => {
+                let now = self.now();
+                self.core().on_install_complete(now, req, false);
+            }
             Action::InstallSnapshot { to } => {
                 if !self.snapshot_warned.replace(true) {
                     log::warn!(
@@ -891,20 +917,26 @@ impl<S: StateMachine> Driver<S> {
     async fn writer(self: Rc<Self>) {
         let log = self.log.clone();
         let mut flight: VecDeque<crate::raft_log::LogFuture<'_, u64>> = VecDeque::new();
+        // A truncation in progress: later appends wait until it is done (the log
+        // requires it), earlier ones may still be in flight.
+        let mut truncating: Option<(u64, crate::raft_log::LogFuture<'_, ()>)> = None;
         poll_fn(|cx| loop {
             let mut progressed = false;
             loop {
-                let op = self.writes.borrow_mut().pop_front();
-                match op {
-                    None => break,
-                    Some(WriteOp::Truncate(i)) => {
-                        // (if truncate_tail becomes asynchronous, push its future into
-                        // `flight` here: completions are still reported in order)
-                        if let Err(e) = log.truncate_tail(i) {
+                if let Some((i, f)) = &mut truncating {
+                    match f.as_mut().poll(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(Err(e)) => {
                             self.fatal(format!("truncating the log at {i} failed: {e}"));
                             return Poll::Ready(());
                         }
+                        Poll::Ready(Ok(())) => truncating = None,
                     }
+                }
+                let op = self.writes.borrow_mut().pop_front();
+                match op {
+                    None => break,
+                    Some(WriteOp::Truncate(i)) => truncating = Some((i, log.truncate_tail(i))),
                     Some(WriteOp::Append(b)) => flight.push_back(log.append(b)),
                 }
             }
@@ -1319,7 +1351,8 @@ impl<S: StateMachine> Driver<S> {
         if accepted.is_empty() {
             return;
         }
-        let proposed = self.core().propose(now, accepted.len() as u64);
+        let sizes: Vec<u64> = accepted.iter().map(|(i, _)| i.size() as u64).collect();
+        let proposed = self.core().propose_sized(now, &sizes);
         match proposed {
             Err(nl) => {
                 for (_, cb) in accepted {
