@@ -90,5 +90,6 @@
 pub mod core;
 pub mod raft_log;
 pub mod rpc;
+pub mod server;
 pub mod sim;
 pub mod store;
