@@ -442,7 +442,7 @@ impl NodeManager {
     }
 
     /// Answers a NODE_PING from another server: our id, its id and our UUID, or an error
-    /// text when the sender is not in our table ("node not found: <id>").
+    /// text when the sender is not in our table (`node not found: <id>`).
     pub fn answer_ping(&self, req: &NodePing) -> Result<NodePing, String> {
         if !self.lock().nodes.contains_key(&req.local_node_id) {
             return Err(format!("node not found: {}", req.local_node_id));
