@@ -21,14 +21,18 @@ pub mod config;
 mod group;
 mod group_table;
 mod inbound;
+mod inbox;
 pub mod node;
 mod processors;
 mod raft_server;
+mod transport;
 
 pub use config::{parse_member_ids, parse_servers, RaftServerConfig, ServerConfigError};
 pub use group::{GroupRef, GroupState, MemberIds, ServerGroup};
 pub use group_table::GroupTable;
 pub use inbound::GroupRequest;
+pub use inbox::{deliver_to_inbox, inbound_error_packet};
 pub use node::{NodeError, NodeInfo, NodeManager, NodeStatus, NodeTiming};
 pub use processors::GroupAdmin;
 pub use raft_server::{GroupStopper, RaftServer, RaftServerError, StartHooks};
+pub use transport::{net_error, NioRaftTransport};
