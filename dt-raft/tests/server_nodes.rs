@@ -42,6 +42,7 @@ fn config(ports: &[u16], id: i32, service_port: u16) -> RaftServerConfig {
         service_port,
         bind_host: "127.0.0.1".parse().unwrap(),
         ping_interval: Duration::from_millis(100),
+        raft_ping_interval: Duration::from_millis(100),
         rpc_timeout: Duration::from_millis(1000),
         connect_timeout: Duration::from_millis(1000),
         io_threads: 1,
@@ -94,6 +95,8 @@ struct TestGroup {
     state: Mutex<GroupState>,
     members: MemberIds,
     seen: Mutex<Vec<i32>>,
+    check: i32,
+    verdicts: Mutex<Vec<(i32, bool)>>,
 }
 
 impl ServerGroup for TestGroup {
@@ -105,6 +108,12 @@ impl ServerGroup for TestGroup {
     }
     fn member_ids(&self) -> MemberIds {
         self.members.clone()
+    }
+    fn raft_ping_check(&self) -> i32 {
+        self.check
+    }
+    fn set_member_ready(&self, node: i32, ready: bool) {
+        self.verdicts.lock().unwrap().push((node, ready));
     }
     fn deliver(&self, req: GroupRequest, _ctx: ReqContext) -> Option<WritePacket> {
         self.seen.lock().unwrap().push(req.group_id());
@@ -130,6 +139,8 @@ fn test_group(id: i32, members: &[i32], state: GroupState) -> Arc<TestGroup> {
             ..Default::default()
         },
         seen: Mutex::default(),
+        check: 0,
+        verdicts: Mutex::default(),
     })
 }
 
@@ -474,4 +485,71 @@ fn admin_node_and_group_commands() {
     );
     let _ = encode::to_bytes(&PbInt(0));
     s.stop(Duration::from_secs(1));
+}
+
+#[test]
+fn raft_pings_make_members_ready() {
+    let ports = free_ports(3);
+    let servers: Vec<Arc<RaftServer>> = (1..=3)
+        .map(|id| RaftServer::new(config(&ports, id, 0)).unwrap())
+        .collect();
+    let mut groups = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let g = test_group(1, &[1, 2, 3], GroupState::Running);
+        s.add_group_entry(g.clone()).unwrap();
+        // Group 2: node 1 checks ids (raftPingCheck 1) but believes the group is {1, 2};
+        // nodes 2 and 3 say {1, 2, 3}: node 1 never sees member 2 ready in group 2.
+        let members: &[i32] = if i == 0 { &[1, 2] } else { &[1, 2, 3] };
+        let g2 = Arc::new(TestGroup {
+            check: 1,
+            ..Arc::try_unwrap(test_group(2, members, GroupState::Running))
+                .ok()
+                .unwrap()
+        });
+        s.add_group_entry(g2.clone()).unwrap();
+        groups.push((g, g2));
+    }
+    for s in &servers {
+        s.start().unwrap();
+    }
+    // Group ready needs every group ping-ready: group 2 on node 1 has members {1, 2}
+    // (quorum 2) and member 2 never gets ready there, so only nodes 2 and 3 get ready.
+    for s in &servers[1..] {
+        s.wait_group_ready(Duration::from_secs(10)).unwrap();
+    }
+    for s in &servers {
+        wait_until("members of group 1 ready", Duration::from_secs(10), || {
+            (1..=3).all(|n| s.is_member_ready(1, n) == Some(true))
+        });
+        assert_eq!(s.is_member_ping_ready(1), Some(true));
+    }
+    assert_eq!(servers[0].is_member_ping_ready(2), Some(false));
+    assert_eq!(servers[0].is_member_ready(2, 2), Some(false));
+    assert!(!servers[0].is_group_ready());
+    {
+        let v = groups[0].0.verdicts.lock().unwrap();
+        assert!(v.contains(&(2, true)) && v.contains(&(3, true)), "{v:?}");
+        let v2 = groups[0].1.verdicts.lock().unwrap();
+        assert!(!v2.contains(&(2, true)), "{v2:?}");
+    }
+    // Node 3 stops: its member turns not ready on node 1 (and the group is told).
+    servers[2].stop(Duration::from_secs(1));
+    wait_until("member 3 not ready", Duration::from_secs(10), || {
+        servers[0].is_member_ready(1, 3) == Some(false)
+    });
+    assert_eq!(
+        groups[0].0.verdicts.lock().unwrap().last(),
+        Some(&(3, false))
+    );
+    // It comes back (node epoch 2): a new raft ping makes it ready again.
+    let s3 = RaftServer::new(config(&ports, 3, 0)).unwrap();
+    s3.add_group_entry(test_group(1, &[1, 2, 3], GroupState::Running))
+        .unwrap();
+    s3.start().unwrap();
+    wait_until("member 3 ready again", Duration::from_secs(10), || {
+        servers[0].is_member_ready(1, 3) == Some(true)
+    });
+    for s in servers.iter().take(2).chain([&s3]) {
+        s.stop(Duration::from_secs(1));
+    }
 }

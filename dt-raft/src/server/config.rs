@@ -50,6 +50,9 @@ pub struct RaftServerConfig {
     /// Address both ports are bound on (all interfaces by default, as the reference does).
     /// Not a reference setting.
     pub bind_host: IpAddr,
+    /// Period of the raft-ping pass over all groups' members (§3.2; the reference's
+    /// fixed 1 s). Not a reference setting.
+    pub raft_ping_interval: Duration,
     /// IO threads of the NIO server (not a reference setting; the reference uses its
     /// NioServer default). Default: 1 per 2 cores, at least 1, at most 4.
     pub io_threads: usize,
@@ -72,6 +75,7 @@ impl Default for RaftServerConfig {
             block_io_threads: (cpus * 2).max(4),
             bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             io_threads: (cpus / 2).clamp(1, 4),
+            raft_ping_interval: Duration::from_millis(1_000),
         }
     }
 }
@@ -161,6 +165,7 @@ impl RaftServerConfig {
             ("connect_timeout", self.connect_timeout),
             ("heartbeat_interval", self.heartbeat_interval),
             ("ping_interval", self.ping_interval),
+            ("raft_ping_interval", self.raft_ping_interval),
         ] {
             if d.is_zero() {
                 return Err(ServerConfigError::ZeroDuration(k));

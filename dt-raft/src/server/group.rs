@@ -62,6 +62,17 @@ pub trait ServerGroup: Send + Sync + 'static {
     /// Hands a decoded request to the group; the group answers through `ctx` (now or
     /// later), or returns the answer at once.
     fn deliver(&self, req: GroupRequest, ctx: ReqContext) -> Option<WritePacket>;
+
+    /// The group's `raftPingCheck` (0 none, 1 compare ids, 2 also host:port).
+    fn raft_ping_check(&self) -> i32 {
+        0
+    }
+
+    /// The raft ping's verdict on member `node` changed (§3.2): only ready members get
+    /// pre-votes and replication. Called from the server's threads; must not block.
+    fn set_member_ready(&self, node: i32, ready: bool) {
+        let _ = (node, ready);
+    }
 }
 
 /// A shared group.

@@ -22,6 +22,7 @@ mod group;
 mod group_table;
 mod inbound;
 mod inbox;
+mod member_ping;
 pub mod node;
 mod processors;
 mod raft_server;

@@ -13,6 +13,7 @@ use dt_net::{NetError, NioClient, NioClientConfig, NioServer, NioServerConfig};
 use super::biz::BizExecutor;
 use super::config::{RaftServerConfig, ServerConfigError};
 use super::group::GroupRef;
+use super::member_ping::MemberPinger;
 use super::node::{NodeError, NodeManager, NodeTiming};
 use super::processors::{AdminProcessor, GroupAdmin, GroupProcessor, NodePingProcessor, Shared};
 use super::GroupTable;
@@ -94,8 +95,8 @@ impl From<std::io::Error> for RaftServerError {
 pub trait StartHooks: Send + Sync + 'static {
     /// Waits until every group's init finished (step 4 of §14.2).
     fn wait_groups_init(&self, server: &RaftServer) -> Result<(), RaftServerError>;
-    /// Node-ping ready: start member pings and wait until every group is ping-ready,
-    /// then until every group whose role is not none is group-ready (step 5).
+    /// After every group is ping-ready: waits until every group whose role is not none
+    /// is group-ready (the end of step 5).
     fn wait_groups_ready(&self, server: &RaftServer) -> Result<(), RaftServerError>;
 }
 
@@ -136,6 +137,7 @@ pub struct RaftServer {
     nio: Mutex<NioServer>,
     client: Arc<NioClient>,
     biz: Arc<BizExecutor>,
+    pinger: Arc<MemberPinger>,
     phase: Mutex<Phase>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
     starter: Mutex<Option<JoinHandle<()>>>,
@@ -248,9 +250,15 @@ impl RaftServer {
                 },
             );
         }
+        let pinger = Arc::new(MemberPinger::new(
+            shared.clone(),
+            cfg.raft_ping_interval,
+            cfg.rpc_timeout,
+        ));
         let s = Arc::new(RaftServer {
             cfg,
             shared,
+            pinger,
             nio: Mutex::new(nio),
             client,
             biz,
@@ -338,6 +346,7 @@ impl RaftServer {
     pub fn remove_group_entry(&self, g: &GroupRef) -> bool {
         let removed = self.shared.groups.remove_if_same(g.group_id(), g);
         if removed {
+            self.pinger.remove_group(g.group_id());
             let m = g.member_ids();
             let _ = self.shared.nodes.add_use(&m.sets(), -1);
         }
@@ -371,8 +380,9 @@ impl RaftServer {
 
     /// Starts the server (§14.2): binds both ports, starts the replicate client, registers
     /// the nodes and runs the self check (errors here are returned), then continues in
-    /// the background: group inits, node pings, node-ping ready, member pings, group
-    /// ready. Watch it with [`RaftServer::wait_group_ready`].
+    /// the background: group inits ([`StartHooks::wait_groups_init`]), node pings,
+    /// node-ping ready, raft pings of every group, every group ping-ready, group ready
+    /// ([`StartHooks::wait_groups_ready`]). Watch it with [`RaftServer::wait_group_ready`].
     pub fn start(&self) -> Result<(), RaftServerError> {
         {
             let mut ph = self.phase.lock().unwrap_or_else(|p| p.into_inner());
@@ -455,10 +465,46 @@ impl RaftServer {
             }
             self.check_running()?;
         }
+        self.pinger.start()?;
+        for g in self.groups() {
+            self.pinger.add_group(g);
+        }
+        loop {
+            if self.pinger.wait_all_ready(Duration::from_millis(200)) {
+                break;
+            }
+            self.check_running()?;
+        }
+        log::info!(
+            "raft server {}: all group members ping ready",
+            self.cfg.node_id
+        );
         if let Some(h) = &hooks {
             h.wait_groups_ready(self)?;
         }
         self.check_running()
+    }
+
+    /// Starts the raft pings of a group (done for all groups by the start sequence; call
+    /// it for a group added at run time once its init finished).
+    pub fn start_member_ping(&self, group_id: i32) -> Result<(), RaftServerError> {
+        let g = self.group(group_id).ok_or(RaftServerError::Group {
+            group_id,
+            reason: "group not found".into(),
+        })?;
+        self.pinger.start()?;
+        self.pinger.add_group(g);
+        Ok(())
+    }
+
+    /// Whether a group's members reached ping-ready (`None` before its pings started).
+    pub fn is_member_ping_ready(&self, group_id: i32) -> Option<bool> {
+        self.pinger.is_ping_ready(group_id)
+    }
+
+    /// The raft ping's verdict on member `node` of a group (`None` if unknown).
+    pub fn is_member_ready(&self, group_id: i32, node: i32) -> Option<bool> {
+        self.pinger.is_member_ready(group_id, node)
     }
 
     fn check_running(&self) -> Result<(), RaftServerError> {
@@ -513,6 +559,7 @@ impl RaftServer {
             s.stop_groups(self, timeout);
         }
         self.progress.1.notify_all();
+        self.pinger.stop();
         self.shared.nodes.stop();
         let left = end.saturating_duration_since(Instant::now());
         self.nio
