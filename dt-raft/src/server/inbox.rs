@@ -148,3 +148,63 @@ fn command_name(r: &GroupRequest) -> &'static str {
         GroupRequest::AbortChange(_) => "RAFT_ADMIN_ABORT_CHANGE",
     }
 }
+
+/// The response packet of a failed Raft-backed request (`raft.md` §1.2, the reference's
+/// `RaftProcessor` error writer): a timeout gets no response at all (`None`: the client
+/// times out by itself); flow control → FLOW_CONTROL; not leader → NOT_RAFT_LEADER with
+/// the leader's id in `extra` (ASCII decimal, absent when unknown); a stopped group →
+/// RAFT_GROUP_STOPPED; anything else → SYS_ERROR. `msg` is the error text.
+pub fn raft_error_packet(e: &crate::sm::RaftError) -> Option<WritePacket> {
+    use crate::sm::RaftError;
+    let msg = e.to_string();
+    Some(match e {
+        RaftError::Timeout => return None,
+        RaftError::FlowControl { .. } => WritePacket::error(CmdCodes::FLOW_CONTROL, msg),
+        RaftError::NotLeader { leader } => {
+            let mut p = WritePacket::error(CmdCodes::NOT_RAFT_LEADER, msg);
+            p.extra = leader.map(|l| bytes::Bytes::from(l.to_string()));
+            p
+        }
+        RaftError::Stopped | RaftError::Rejected(_) => {
+            WritePacket::error(CmdCodes::RAFT_GROUP_STOPPED, msg)
+        }
+        RaftError::NotInitialized(_) => WritePacket::error(CmdCodes::RAFT_GROUP_NOT_INIT, msg),
+        _ => WritePacket::error(CmdCodes::SYS_ERROR, msg),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sm::RaftError;
+
+    #[test]
+    fn raft_errors_map_to_the_spec_codes() {
+        assert!(raft_error_packet(&RaftError::Timeout).is_none());
+        let p = raft_error_packet(&RaftError::NotLeader { leader: Some(12) }).unwrap();
+        assert_eq!(p.resp_code, CmdCodes::NOT_RAFT_LEADER);
+        assert_eq!(p.extra.as_deref(), Some(&b"12"[..]));
+        let p = raft_error_packet(&RaftError::NotLeader { leader: None }).unwrap();
+        assert_eq!(p.extra, None);
+        let p = raft_error_packet(&RaftError::FlowControl {
+            pending_tasks: 1,
+            pending_bytes: 2,
+        })
+        .unwrap();
+        assert_eq!(p.resp_code, CmdCodes::FLOW_CONTROL);
+        assert_eq!(
+            raft_error_packet(&RaftError::Stopped).unwrap().resp_code,
+            CmdCodes::RAFT_GROUP_STOPPED
+        );
+        assert_eq!(
+            raft_error_packet(&RaftError::LogTruncated)
+                .unwrap()
+                .resp_code,
+            CmdCodes::SYS_ERROR
+        );
+        assert_eq!(
+            vote_refused_text(VoteRefused::NotMember),
+            "current node is not members"
+        );
+    }
+}

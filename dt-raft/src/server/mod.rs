@@ -32,7 +32,7 @@ pub use config::{parse_member_ids, parse_servers, RaftServerConfig, ServerConfig
 pub use group::{GroupRef, GroupState, MemberIds, ServerGroup};
 pub use group_table::GroupTable;
 pub use inbound::GroupRequest;
-pub use inbox::{deliver_to_inbox, inbound_error_packet};
+pub use inbox::{deliver_to_inbox, inbound_error_packet, raft_error_packet};
 pub use node::{NodeError, NodeInfo, NodeManager, NodeStatus, NodeTiming};
 pub use processors::GroupAdmin;
 pub use raft_server::{GroupStopper, RaftServer, RaftServerError, StartHooks};
