@@ -15,3 +15,10 @@ pub use transport::{
     GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
     TransferReply, VoteReply,
 };
+mod group;
+pub mod local;
+mod notify;
+mod runner;
+mod tail;
+
+pub use group::{ActionTrace, DriverOptions, GroupStatus, RaftFuture, RaftGroup};
