@@ -25,6 +25,7 @@ mod inbox;
 mod member_ping;
 pub mod node;
 mod processors;
+mod raft_groups;
 mod raft_server;
 mod transport;
 
@@ -35,5 +36,6 @@ pub use inbound::GroupRequest;
 pub use inbox::{deliver_to_inbox, inbound_error_packet, raft_error_packet};
 pub use node::{NodeError, NodeInfo, NodeManager, NodeStatus, NodeTiming};
 pub use processors::GroupAdmin;
+pub use raft_groups::{FactoryOutput, GroupsOptions, RaftGroups};
 pub use raft_server::{GroupStopper, RaftServer, RaftServerError, StartHooks};
 pub use transport::{net_error, NioRaftTransport};
