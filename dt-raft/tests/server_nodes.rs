@@ -553,3 +553,55 @@ fn raft_pings_make_members_ready() {
         s.stop(Duration::from_secs(1));
     }
 }
+
+/// Delays the server's stop for a while (to look at the server while it stops).
+struct SlowStopper;
+impl dt_raft::server::GroupStopper for SlowStopper {
+    fn stop_groups(&self, _server: &RaftServer, _timeout: Duration) {
+        std::thread::sleep(Duration::from_millis(600));
+    }
+}
+
+#[test]
+fn client_commands_pass_the_service_gate() {
+    let ports = free_ports(2);
+    // A one-node cluster: ready as soon as its self check and node pings are done.
+    let s = RaftServer::new(config(&ports[..1], 1, ports[1])).unwrap();
+    let gate = s.service_gate();
+    s.register(
+        5,
+        dt_net::FnProcessor(move |pkt: &dt_net::ReadPacket, ctx: &ReqContext| {
+            Some(
+                gate.check(ctx)
+                    .unwrap_or_else(|| WritePacket::response(WriteBody::Bytes(pkt.body.clone()))),
+            )
+        }),
+    );
+    s.set_group_stopper(Arc::new(SlowStopper));
+    s.start().unwrap();
+    s.wait_group_ready(Duration::from_secs(10)).unwrap();
+    let svc = Client::new(ports[1]);
+    let rep = Client::new(ports[0]);
+    let r = svc
+        .call(5, WriteBody::Bytes(Bytes::from_static(b"hi")))
+        .unwrap();
+    assert_eq!(&r.body[..], b"hi");
+    let (code, msg) = remote_code(rep.call(5, WriteBody::Empty));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            CmdCodes::COMMAND_NOT_SUPPORT,
+            "command not supported on this port"
+        )
+    );
+    // While the server stops (its groups take a while), client commands get STOPPING.
+    let s2 = s.clone();
+    let stopper = std::thread::spawn(move || s2.stop(Duration::from_secs(2)));
+    wait_until("stopping", Duration::from_secs(5), || s.is_stopping());
+    let (code, msg) = remote_code(svc.call(5, WriteBody::Empty));
+    assert_eq!(
+        (code, msg.as_str()),
+        (CmdCodes::STOPPING, "raft server shutdown")
+    );
+    stopper.join().unwrap();
+}

@@ -37,5 +37,5 @@ pub use inbox::{deliver_to_inbox, inbound_error_packet, raft_error_packet};
 pub use node::{NodeError, NodeInfo, NodeManager, NodeStatus, NodeTiming};
 pub use processors::GroupAdmin;
 pub use raft_groups::{FactoryOutput, GroupsOptions, RaftGroups};
-pub use raft_server::{GroupStopper, RaftServer, RaftServerError, StartHooks};
+pub use raft_server::{GroupStopper, RaftServer, RaftServerError, ServiceGate, StartHooks};
 pub use transport::{net_error, NioRaftTransport};

@@ -293,6 +293,29 @@ impl RaftServer {
         &self.client
     }
 
+    /// Registers the processor of a client command served on the service port (e.g. the
+    /// DtKV commands), before [`RaftServer::start`]. The processor should begin with
+    /// [`RaftServer::check_service_request`] (or the same checks through
+    /// [`ServiceGate`]).
+    pub fn register<P: dt_net::ReqProcessor>(&self, command: i32, p: P) {
+        self.nio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(command, p);
+    }
+
+    /// The checks of a client command (`raft.md` §2), to run first in its processor.
+    pub fn service_gate(&self) -> ServiceGate {
+        ServiceGate {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// [`ServiceGate::check`] of this server.
+    pub fn check_service_request(&self, ctx: &dt_net::ReqContext) -> Option<dt_net::WritePacket> {
+        self.service_gate().check(ctx)
+    }
+
     /// Sets the start hooks of the group layer (before [`RaftServer::start`]).
     pub fn set_start_hooks(&self, h: Arc<dyn StartHooks>) {
         let _ = self.hooks.set(h);
@@ -590,4 +613,45 @@ impl RaftServer {
 pub trait GroupStopper: Send + Sync + 'static {
     /// Stops all groups of `server`, waiting at most `timeout`.
     fn stop_groups(&self, server: &RaftServer, timeout: Duration);
+}
+
+/// The checks of a client (service-port) command, cheap to clone into a processor:
+/// a client command on the replicate port is COMMAND_NOT_SUPPORT, before the server is
+/// group ready NOT_INIT, once it stops STOPPING.
+#[derive(Clone)]
+pub struct ServiceGate {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ServiceGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServiceGate(node {})", self.shared.node_id)
+    }
+}
+
+impl ServiceGate {
+    /// `None` when the request may proceed, else the answer to send.
+    pub fn check(&self, ctx: &dt_net::ReqContext) -> Option<dt_net::WritePacket> {
+        use dt_net::{CmdCodes, WritePacket};
+        let sp = self.shared.service_port.load(Ordering::Acquire);
+        if sp == 0 || u32::from(ctx.local_port()) != sp {
+            return Some(WritePacket::error(
+                CmdCodes::COMMAND_NOT_SUPPORT,
+                "command not supported on this port",
+            ));
+        }
+        if !self.shared.group_ready.load(Ordering::Acquire) {
+            return Some(WritePacket::error(
+                CmdCodes::NOT_INIT,
+                "raft server not ready",
+            ));
+        }
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Some(WritePacket::error(
+                CmdCodes::STOPPING,
+                "raft server shutdown",
+            ));
+        }
+        None
+    }
 }
