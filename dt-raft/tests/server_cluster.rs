@@ -75,37 +75,60 @@ struct Node {
 }
 
 fn start_cluster(dir: &std::path::Path, ports: &[u16], dispatchers: usize) -> Vec<Node> {
+    start_nodes(
+        dir,
+        ports,
+        1,
+        dispatchers,
+        &(1..=ports.len() as i32).collect::<Vec<_>>(),
+    )
+}
+
+fn server_config(ports: &[u16], id: i32) -> RaftServerConfig {
     let servers: String = ports
         .iter()
         .enumerate()
         .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
         .collect();
+    RaftServerConfig {
+        servers,
+        node_id: id,
+        replicate_port: ports[id as usize - 1],
+        bind_host: "127.0.0.1".parse().unwrap(),
+        elect_timeout: Duration::from_millis(1500),
+        heartbeat_interval: Duration::from_millis(300),
+        rpc_timeout: Duration::from_millis(1000),
+        ping_interval: Duration::from_millis(200),
+        raft_ping_interval: Duration::from_millis(100),
+        io_threads: 1,
+        block_io_threads: 1,
+        ..Default::default()
+    }
+}
+
+/// Builds and starts nodes `ids` of a cluster on `ports`, each with groups 1..=`groups`
+/// (all nodes members), and waits until they are group ready.
+fn start_nodes(
+    dir: &std::path::Path,
+    ports: &[u16],
+    groups: i32,
+    dispatchers: usize,
+    ids: &[i32],
+) -> Vec<Node> {
     let io = ThreadPoolIo::new(2);
-    let nodes: Vec<Node> = (1..=ports.len() as i32)
-        .map(|id| {
-            let server = RaftServer::new(RaftServerConfig {
-                servers: servers.clone(),
-                node_id: id,
-                replicate_port: ports[id as usize - 1],
-                bind_host: "127.0.0.1".parse().unwrap(),
-                elect_timeout: Duration::from_millis(1500),
-                heartbeat_interval: Duration::from_millis(300),
-                rpc_timeout: Duration::from_millis(1000),
-                ping_interval: Duration::from_millis(200),
-                raft_ping_interval: Duration::from_millis(100),
-                io_threads: 1,
-                block_io_threads: 1,
-                ..Default::default()
-            })
-            .unwrap();
+    let nodes: Vec<Node> = ids
+        .iter()
+        .map(|&id| {
+            let server = RaftServer::new(server_config(ports, id)).unwrap();
             let factory = Arc::new(TestFactory {
                 base: dir.join(format!("n{id}")),
                 io: io.clone(),
             });
-            let cfg = factory.config(1, (1..=ports.len() as u32).collect());
+            let cfgs = (1..=groups)
+                .map(|g| factory.config(g, (1..=ports.len() as u32).collect()))
+                .collect();
             let groups =
-                RaftGroups::install(&server, factory, vec![cfg], GroupsOptions { dispatchers })
-                    .unwrap();
+                RaftGroups::install(&server, factory, cfgs, GroupsOptions { dispatchers }).unwrap();
             Node { server, groups }
         })
         .collect();
@@ -343,4 +366,79 @@ fn three_servers_elect_commit_and_answer_admin_commands() {
         write(&group(&nodes, l, 1), 1),
         Err(RaftError::Stopped) | Err(RaftError::Rejected(_))
     ));
+}
+
+fn applied(g: &RaftGroup<i64>) -> u64 {
+    g.query_status()
+        .wait(Duration::from_secs(5))
+        .map(|s| s.last_applied)
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stopped_leader_restarts_from_its_data_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut nodes = start_cluster(dir.path(), &ports, 0);
+    let l = leader_of(&nodes, 1);
+    for v in 1..=10 {
+        write(&group(&nodes, l, 1), v).unwrap();
+    }
+    // The leader's server stops; the other two elect a new leader and go on.
+    nodes[l].server.stop(Duration::from_secs(5));
+    let rest: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    let mut nl = None;
+    wait_until("a new leader", Duration::from_secs(20), || {
+        nl = rest
+            .iter()
+            .copied()
+            .find(|i| group(&nodes, *i, 1).status().role == Role::Leader);
+        nl.is_some()
+    });
+    let nl = nl.unwrap();
+    let mut last = (0, 0);
+    for v in 11..=20 {
+        last = write(&group(&nodes, nl, 1), v).unwrap();
+    }
+    assert_eq!(last.1, (1..=20).sum::<i64>());
+    // It restarts on the same port with the same data directory: it recovers its log,
+    // rejoins, and applies everything up to the new leader's last write.
+    let again = start_nodes(dir.path(), &ports, 1, 0, &[l as i32 + 1]);
+    nodes[l] = again.into_iter().next().unwrap();
+    wait_until(
+        "the restarted node caught up",
+        Duration::from_secs(20),
+        || applied(&group(&nodes, l, 1)) >= last.0,
+    );
+    let total = write(&group(&nodes, nl, 1), 1).unwrap().1;
+    assert_eq!(total, (1..=20).sum::<i64>() + 1);
+    for n in &nodes {
+        n.server.stop(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn twenty_groups_share_two_dispatchers_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let ids = [1, 2, 3];
+    let nodes = start_nodes(dir.path(), &ports, 20, 2, &ids);
+    for gid in 1..=20 {
+        let l = leader_of(&nodes, gid);
+        assert_eq!(
+            write(&group(&nodes, l, gid), gid as i64).unwrap().1,
+            gid as i64
+        );
+    }
+    let c = Client::new(&ports);
+    let r = c
+        .call(1, RaftCommands::RAFT_ADMIN_LIST_GROUPS, WriteBody::Empty)
+        .unwrap();
+    assert_eq!(
+        AdminListGroupsResp::decode(&r.body).unwrap().group_ids,
+        (1..=20).collect::<Vec<i32>>()
+    );
+    for n in &nodes {
+        n.server.stop(Duration::from_secs(5));
+    }
 }
