@@ -93,7 +93,7 @@ fn remote_code(r: Result<dt_net::ReadPacket, NetError>) -> (i32, String) {
 struct TestGroup {
     id: i32,
     state: Mutex<GroupState>,
-    members: MemberIds,
+    members: Mutex<MemberIds>,
     seen: Mutex<Vec<i32>>,
     check: i32,
     verdicts: Mutex<Vec<(i32, bool)>>,
@@ -107,7 +107,7 @@ impl ServerGroup for TestGroup {
         *self.state.lock().unwrap()
     }
     fn member_ids(&self) -> MemberIds {
-        self.members.clone()
+        self.members.lock().unwrap().clone()
     }
     fn raft_ping_check(&self) -> i32 {
         self.check
@@ -134,10 +134,10 @@ fn test_group(id: i32, members: &[i32], state: GroupState) -> Arc<TestGroup> {
     Arc::new(TestGroup {
         id,
         state: Mutex::new(state),
-        members: MemberIds {
+        members: Mutex::new(MemberIds {
             members: members.to_vec(),
             ..Default::default()
-        },
+        }),
         seen: Mutex::default(),
         check: 0,
         verdicts: Mutex::default(),
@@ -604,4 +604,46 @@ fn client_commands_pass_the_service_gate() {
         (CmdCodes::STOPPING, "raft server shutdown")
     );
     stopper.join().unwrap();
+}
+
+#[test]
+fn node_use_counts_follow_membership_changes() {
+    let ports = free_ports(3);
+    let s = RaftServer::new(config(&ports, 1, 0)).unwrap();
+    s.start().unwrap();
+    let g = test_group(4, &[1, 2], GroupState::Running);
+    s.add_group_entry(g.clone()).unwrap();
+    let count = |id: i32| {
+        s.node_manager()
+            .nodes()
+            .iter()
+            .find(|n| n.node.node_id == id)
+            .unwrap()
+            .use_count
+    };
+    assert_eq!((count(1), count(2), count(3)), (1, 1, 0));
+    // A membership change (joint: {1,2} → {1,3}) is picked up by the raft-ping pass.
+    s.start_member_ping(4).unwrap();
+    *g.members.lock().unwrap() = MemberIds {
+        members: vec![1, 2],
+        prepared_members: vec![1, 3],
+        ..Default::default()
+    };
+    wait_until("counts of the joint config", Duration::from_secs(5), || {
+        (count(1), count(2), count(3)) == (2, 1, 1)
+    });
+    assert!(s.node_manager().remove_node(3).is_err());
+    *g.members.lock().unwrap() = MemberIds {
+        members: vec![1, 3],
+        ..Default::default()
+    };
+    wait_until("counts of the new config", Duration::from_secs(5), || {
+        (count(1), count(2), count(3)) == (1, 0, 1)
+    });
+    s.node_manager().remove_node(2).unwrap();
+    // Removing the group releases what it holds.
+    let gr: dt_raft::server::GroupRef = g;
+    assert!(s.remove_group_entry(&gr));
+    assert_eq!((count(1), count(3)), (0, 0));
+    s.stop(Duration::from_secs(1));
 }

@@ -214,6 +214,7 @@ impl MemberPinger {
                     }
                 }
                 update_group(me, gp, &ids);
+                self.shared.sync_use_counts(*gid, Some(&ids));
             }
             self.cond.notify_all();
         }

@@ -48,9 +48,34 @@ pub(crate) struct Shared {
     pub groups: GroupTable<dyn ServerGroup>,
     pub nodes: NodeManager,
     pub group_admin: std::sync::OnceLock<Arc<dyn GroupAdmin>>,
+    /// The membership sets counted in the nodes' use counts, per group.
+    pub counted: std::sync::Mutex<std::collections::HashMap<i32, super::group::MemberIds>>,
 }
 
 impl Shared {
+    /// Brings the nodes' use counts of a group in line with its current sets (after a
+    /// membership change); `None` removes the group's counts.
+    pub fn sync_use_counts(&self, group_id: i32, now: Option<&super::group::MemberIds>) {
+        let mut c = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        let old = c.get(&group_id);
+        if old.map(|o| Some(o) == now).unwrap_or(now.is_none()) {
+            return;
+        }
+        if let Some(n) = now {
+            if self.nodes.add_use(&n.sets(), 1).is_err() {
+                // A set names a node we do not know: keep the old counts.
+                log::warn!("group {group_id}: membership names an unknown node: {n:?}");
+                return;
+            }
+        }
+        if let Some(o) = c.remove(&group_id) {
+            let _ = self.nodes.add_use(&o.sets(), -1);
+        }
+        if let Some(n) = now {
+            c.insert(group_id, n.clone());
+        }
+    }
+
     fn on_service_port(&self, ctx: &ReqContext) -> bool {
         let sp = self.service_port.load(Ordering::Acquire);
         sp != 0 && u32::from(ctx.local_port()) == sp

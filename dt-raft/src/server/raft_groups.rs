@@ -43,6 +43,8 @@ struct DriverGroup<O: Send + 'static> {
     group: RaftGroup<O>,
     raft_ping_check: i32,
     stopping: AtomicBool,
+    /// Init finished (it never goes back): requests skip reading the status after.
+    init_seen: AtomicBool,
     /// The dispatcher owned by this group alone (one-per-group mode).
     own_dispatcher: Mutex<Option<Dispatcher>>,
 }
@@ -56,7 +58,11 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
         if self.stopping.load(Ordering::Acquire) || self.group.fiber_group().should_stop() {
             return GroupState::Stopping;
         }
+        if self.init_seen.load(Ordering::Relaxed) {
+            return GroupState::Running;
+        }
         if self.group.status().init_finished {
+            self.init_seen.store(true, Ordering::Relaxed);
             GroupState::Running
         } else {
             GroupState::NotInit
@@ -282,6 +288,7 @@ impl<F: RaftFactory> RaftGroups<F> {
             group: group.clone(),
             raft_ping_check,
             stopping: AtomicBool::new(false),
+            init_seen: AtomicBool::new(false),
             own_dispatcher: Mutex::new(own),
         });
         if let Err(e) = server.add_group_entry(entry.clone()) {

@@ -194,6 +194,7 @@ impl RaftServer {
             groups: GroupTable::default(),
             nodes,
             group_admin: OnceLock::new(),
+            counted: Default::default(),
         });
         let biz = Arc::new(BizExecutor::start(format!("raft-biz-{}", cfg.node_id))?);
         let mut ports = vec![cfg.replicate_port];
@@ -347,20 +348,22 @@ impl RaftServer {
     pub fn add_group_entry(&self, g: GroupRef) -> Result<(), RaftServerError> {
         let id = g.group_id();
         let m = g.member_ids();
+        let mut all: Vec<i32> = m.sets().iter().flat_map(|s| s.iter().copied()).collect();
+        all.dedup();
         self.shared
             .nodes
-            .add_use(&m.sets(), 1)
+            .check_nodes(&all)
             .map_err(|e| RaftServerError::Group {
                 group_id: id,
                 reason: e.to_string(),
             })?;
         if self.shared.groups.insert_new(id, g).is_err() {
-            let _ = self.shared.nodes.add_use(&m.sets(), -1);
             return Err(RaftServerError::Group {
                 group_id: id,
                 reason: format!("group already exist: {id}"),
             });
         }
+        self.shared.sync_use_counts(id, Some(&m));
         Ok(())
     }
 
@@ -370,8 +373,7 @@ impl RaftServer {
         let removed = self.shared.groups.remove_if_same(g.group_id(), g);
         if removed {
             self.pinger.remove_group(g.group_id());
-            let m = g.member_ids();
-            let _ = self.shared.nodes.add_use(&m.sets(), -1);
+            self.shared.sync_use_counts(g.group_id(), None);
         }
         removed
     }
@@ -605,6 +607,12 @@ impl RaftServer {
     /// Sets what stops the groups at server stop (before [`RaftServer::start`]).
     pub fn set_group_stopper(&self, s: Arc<dyn GroupStopper>) {
         let _ = self.stopper.set(s);
+    }
+}
+
+impl Drop for RaftServer {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(1));
     }
 }
 
