@@ -14,6 +14,9 @@
 //! `sec=<s> ops=<n> p50_us=<a> p99_us=<b> max_us=<c>`, then
 //! `RESULT ops_per_s=<x> p50_us=<a> p99_us=<b> max_us=<c>` over the whole run.
 //!
+//! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
+//! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>`.
+//!
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
 
@@ -65,6 +68,28 @@ pub struct Args {
     /// one per group up to the number of cores).
     #[arg(long)]
     dispatchers: Option<usize>,
+    /// Before writing, measure the idle cluster's CPU use for this many seconds and print
+    /// `IDLE groups=<g> cpu_pct_of_one_core=<x>` (0 = skip).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    idle_seconds: u64,
+}
+
+/// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
+/// rate in the auxiliary vector.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let auxv = std::fs::read("/proc/self/auxv").ok()?;
+    let hz = auxv
+        .chunks_exact(16)
+        .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
+        .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
+        .filter(|h| *h > 0)
+        .unwrap_or(100);
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
 
 /// Does nothing but count.
@@ -207,6 +232,17 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     );
 
+    if args.idle_seconds > 0 {
+        let c0 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(args.idle_seconds));
+        let c1 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        println!(
+            "IDLE groups={} cpu_pct_of_one_core={:.2}",
+            args.groups,
+            (c1 - c0).as_secs_f64() * 100.0 / t0.elapsed().as_secs_f64()
+        );
+    }
     let stats = Arc::new(Mutex::new(Stats {
         total: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
         second: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
