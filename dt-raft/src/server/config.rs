@@ -105,6 +105,9 @@ pub enum ServerConfigError {
     SamePorts(u16),
     /// A duration that must be positive is zero.
     ZeroDuration(&'static str),
+    /// `heartbeat_interval` is not below `elect_timeout` (a leader would lose its
+    /// followers between heartbeats).
+    HeartbeatNotBelowElectTimeout,
     /// `block_io_threads` or `io_threads` is 0.
     ZeroThreads(&'static str),
     /// Two groups have the same id.
@@ -135,6 +138,9 @@ impl fmt::Display for ServerConfigError {
                 write!(f, "service port {p} is the replicate port")
             }
             ServerConfigError::ZeroDuration(k) => write!(f, "{k} must be positive"),
+            ServerConfigError::HeartbeatNotBelowElectTimeout => {
+                write!(f, "heartbeat_interval must be below elect_timeout")
+            }
             ServerConfigError::ZeroThreads(k) => write!(f, "{k} must be at least 1"),
             ServerConfigError::DuplicateGroupId(g) => write!(f, "duplicate group id: {g}"),
             ServerConfigError::BadGroupMembers { group_id, reason } => {
@@ -170,6 +176,9 @@ impl RaftServerConfig {
             if d.is_zero() {
                 return Err(ServerConfigError::ZeroDuration(k));
             }
+        }
+        if self.heartbeat_interval >= self.elect_timeout {
+            return Err(ServerConfigError::HeartbeatNotBelowElectTimeout);
         }
         if self.block_io_threads == 0 {
             return Err(ServerConfigError::ZeroThreads("block_io_threads"));
@@ -393,6 +402,12 @@ mod tests {
         assert_eq!(
             c.validate(),
             Err(ServerConfigError::ZeroDuration("rpc_timeout"))
+        );
+        let mut c = cfg(s, 1, 4001);
+        c.elect_timeout = c.heartbeat_interval;
+        assert_eq!(
+            c.validate(),
+            Err(ServerConfigError::HeartbeatNotBelowElectTimeout)
         );
         let mut c = cfg(s, 1, 4001);
         c.service_port = 4001;
