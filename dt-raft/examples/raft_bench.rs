@@ -180,7 +180,6 @@ pub fn run(args: &Args) -> Result<(), String> {
         .enumerate()
         .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
         .collect();
-    let io = ThreadPoolIo::new(cores.clamp(2, 8));
     let mut nodes = Vec::new();
     for id in 1..=args.nodes as i32 {
         let server = RaftServer::new(RaftServerConfig {
@@ -192,12 +191,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             heartbeat_interval: Duration::from_millis(1000),
             ping_interval: Duration::from_millis(500),
             raft_ping_interval: Duration::from_millis(200),
+            block_io_threads: (cores * 2).max(4),
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;
         let factory = Arc::new(BenchFactory {
             base: dir.join(format!("n{id}")),
-            io: io.clone(),
+            io: server.block_io(),
         });
         let cfgs = (1..=args.groups as i32)
             .map(|g| {

@@ -137,6 +137,7 @@ pub struct RaftServer {
     nio: Mutex<NioServer>,
     client: Arc<NioClient>,
     biz: Arc<BizExecutor>,
+    block_io: Arc<crate::raft_log::ThreadPoolIo>,
     pinger: Arc<MemberPinger>,
     phase: Mutex<Phase>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
@@ -256,9 +257,11 @@ impl RaftServer {
             cfg.raft_ping_interval,
             cfg.rpc_timeout,
         ));
+        let block_io = crate::raft_log::ThreadPoolIo::new(cfg.block_io_threads);
         let s = Arc::new(RaftServer {
             cfg,
             shared,
+            block_io,
             pinger,
             nio: Mutex::new(nio),
             client,
@@ -315,6 +318,14 @@ impl RaftServer {
     /// [`ServiceGate::check`] of this server.
     pub fn check_service_request(&self, ctx: &dt_net::ReqContext) -> Option<dt_net::WritePacket> {
         self.service_gate().check(ctx)
+    }
+
+    /// The shared blocking-IO pool (`block_io_threads` threads) for the groups' file work:
+    /// hand it to the factory's logs (e.g.
+    /// [`DefaultRaftFactory::new`](crate::sm::DefaultRaftFactory::new)). Its threads end
+    /// when the last holder drops it.
+    pub fn block_io(&self) -> Arc<crate::raft_log::ThreadPoolIo> {
+        self.block_io.clone()
     }
 
     /// Sets the start hooks of the group layer (before [`RaftServer::start`]).
