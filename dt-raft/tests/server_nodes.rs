@@ -369,9 +369,16 @@ fn group_requests_get_the_spec_codes() {
 fn admin_node_and_group_commands() {
     let ports = free_ports(4);
     let s = RaftServer::new(config(&ports[..3], 1, 0)).unwrap();
+    let persisted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p2 = persisted.clone();
+    s.set_persist_config_hook(move || {
+        p2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let persisted = move || persisted.load(std::sync::atomic::Ordering::SeqCst);
     s.start().unwrap();
     s.add_group_entry(test_group(7, &[1, 2], GroupState::Running))
         .unwrap();
+    assert_eq!(persisted(), 1, "a group added while running");
     s.add_group_entry(test_group(3, &[1], GroupState::Running))
         .unwrap();
     let c = Client::new(ports[0]);
@@ -418,9 +425,12 @@ fn admin_node_and_group_commands() {
         )
     };
     // Add node 4, twice (idempotent); same id with another port fails.
+    let before = persisted();
     add(4, ports[3]).unwrap();
+    assert_eq!(persisted(), before + 1);
     add(4, ports[3]).unwrap();
     let (code, msg) = remote_code(add(4, ports[2]));
+    assert_eq!(persisted(), before + 2, "failed commands persist nothing");
     assert_eq!(code, CmdCodes::SYS_ERROR);
     assert!(
         msg.contains("already exist but host/port is not same"),

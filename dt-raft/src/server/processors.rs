@@ -48,11 +48,20 @@ pub(crate) struct Shared {
     pub groups: GroupTable<dyn ServerGroup>,
     pub nodes: NodeManager,
     pub group_admin: std::sync::OnceLock<Arc<dyn GroupAdmin>>,
+    /// Run after the node or group set changed (the reference's persist-config task).
+    pub persist_config: std::sync::OnceLock<Arc<dyn Fn() + Send + Sync>>,
     /// The membership sets counted in the nodes' use counts, per group.
     pub counted: std::sync::Mutex<std::collections::HashMap<i32, super::group::MemberIds>>,
 }
 
 impl Shared {
+    /// Runs the persist-config hook, if any.
+    pub fn run_persist_config(&self) {
+        if let Some(h) = self.persist_config.get() {
+            h();
+        }
+    }
+
     /// Brings the nodes' use counts of a group in line with its current sets (after a
     /// membership change); `None` removes the group's counts.
     pub fn sync_use_counts(&self, group_id: i32, now: Option<&super::group::MemberIds>) {
@@ -284,11 +293,17 @@ impl ReqProcessor for AdminProcessor {
                 };
                 let res = sh.nodes.add_node(node).map_err(|e| e.to_string());
                 log::info!("add node {}: {res:?}", r.node_id);
+                if res.is_ok() {
+                    sh.run_persist_config();
+                }
                 result(res)
             }
             AdminReq::RemoveNode(id) => {
                 let res = sh.nodes.remove_node(id).map_err(|e| e.to_string());
                 log::info!("remove node {id}: {res:?}");
+                if res.is_ok() {
+                    sh.run_persist_config();
+                }
                 result(res)
             }
             AdminReq::AddGroup(r) => result(match sh.group_admin.get() {

@@ -196,6 +196,7 @@ impl RaftServer {
             nodes,
             group_admin: OnceLock::new(),
             counted: Default::default(),
+            persist_config: OnceLock::new(),
         });
         let biz = Arc::new(BizExecutor::start(format!("raft-biz-{}", cfg.node_id))?);
         let mut ports = vec![cfg.replicate_port];
@@ -328,6 +329,13 @@ impl RaftServer {
         self.block_io.clone()
     }
 
+    /// Sets the hook run after a node was added or removed and after a group was added
+    /// or removed at run time (the reference's persist-config task: a bootstrap writes
+    /// its configuration files there). Runs on a server thread; keep it short.
+    pub fn set_persist_config_hook(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.shared.persist_config.set(Arc::new(hook));
+    }
+
     /// Sets the start hooks of the group layer (before [`RaftServer::start`]).
     pub fn set_start_hooks(&self, h: Arc<dyn StartHooks>) {
         let _ = self.hooks.set(h);
@@ -375,6 +383,9 @@ impl RaftServer {
             });
         }
         self.shared.sync_use_counts(id, Some(&m));
+        if *self.phase.lock().unwrap_or_else(|p| p.into_inner()) == Phase::Running {
+            self.shared.run_persist_config();
+        }
         Ok(())
     }
 
@@ -385,6 +396,7 @@ impl RaftServer {
         if removed {
             self.pinger.remove_group(g.group_id());
             self.shared.sync_use_counts(g.group_id(), None);
+            self.shared.run_persist_config();
         }
         removed
     }
