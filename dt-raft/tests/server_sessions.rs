@@ -2,11 +2,13 @@
 //! (`vectors/sessions/cluster3_replicate_and_admin.frames.jsonl`): the admin client's
 //! request frames are replayed byte for byte on a raw connection to a server configured
 //! with the captured cluster's node list, and the answers must be the captured frames,
-//! byte for byte (LIST_NODES, LIST_GROUPS, ADD_NODE, REMOVE_NODE), or carry the same
-//! fields (NODE_PING, whose UUID is per process).
+//! byte for byte (LIST_NODES, LIST_GROUPS, ADD_NODE, REMOVE_NODE, RAFT_PING and its
+//! RAFT_GROUP_NOT_INIT / RAFT_GROUP_NOT_FOUND answers), or carry the same fields
+//! (NODE_PING, whose UUID is per process).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,13 +64,19 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-struct Group0;
+struct Group0 {
+    running: AtomicBool,
+}
 impl ServerGroup for Group0 {
     fn group_id(&self) -> i32 {
         0
     }
     fn state(&self) -> GroupState {
-        GroupState::Running
+        if self.running.load(Ordering::SeqCst) {
+            GroupState::Running
+        } else {
+            GroupState::NotInit
+        }
     }
     fn member_ids(&self) -> MemberIds {
         MemberIds {
@@ -103,7 +111,10 @@ fn admin_frames_match_the_reference_session() {
         ..Default::default()
     })
     .unwrap();
-    s.add_group_entry(Arc::new(Group0)).unwrap();
+    let g0 = Arc::new(Group0 {
+        running: AtomicBool::new(true),
+    });
+    s.add_group_entry(g0.clone()).unwrap();
     s.start().unwrap();
 
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -124,6 +135,26 @@ fn admin_frames_match_the_reference_session() {
         assert_eq!(
             hex(&got),
             hex(&frame(&all, resp, cmd)),
+            "answer to frame {req}"
+        );
+    }
+    // RAFT_PING for group 0 while it is not initialised (frame 35 → 36), once it is
+    // (node 1 → node 3, frame 37 → 41: our id and the group's lists), and for a group
+    // this node does not have (frame 256 → 258).
+    g0.running.store(false, Ordering::SeqCst);
+    c.write_all(&frame(&all, 35, 41)).unwrap();
+    assert_eq!(
+        hex(&read_frame(&mut c)),
+        hex(&frame(&all, 36, 41)),
+        "not init"
+    );
+    g0.running.store(true, Ordering::SeqCst);
+    for (req, resp) in [(37, 41), (256, 258)] {
+        c.write_all(&frame(&all, req, 41)).unwrap();
+        let got = read_frame(&mut c);
+        assert_eq!(
+            hex(&got),
+            hex(&frame(&all, resp, 41)),
             "answer to frame {req}"
         );
     }
