@@ -92,6 +92,23 @@ pub(crate) fn decode_int(body: &Bytes) -> Result<i32, PbError> {
 mod tests {
     use super::*;
     use dt_codec::{encode, PbInt};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever bytes arrive as the body of a group command, decoding returns a
+        /// request or an error; it never panics.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            cmd in prop::sample::select(vec![4, 41, 42, 43, 44, 45, 46, 47, 48, 49]),
+            body in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let b = Bytes::from(body);
+            let r = GroupRequest::decode(cmd, &b).expect("a group command");
+            if let Ok(req) = r {
+                let _ = req.group_id();
+            }
+        }
+    }
 
     #[test]
     fn decodes_by_command() {
