@@ -190,3 +190,43 @@ fn transport_round_trips_through_a_group_inbox() {
     s2.stop(Duration::from_secs(1));
     s1.stop(Duration::from_secs(1));
 }
+
+/// A group that never answers (its requests are dropped unanswered).
+struct SilentGroup;
+impl ServerGroup for SilentGroup {
+    fn group_id(&self) -> i32 {
+        6
+    }
+    fn state(&self) -> GroupState {
+        GroupState::Running
+    }
+    fn member_ids(&self) -> MemberIds {
+        MemberIds::default()
+    }
+    fn deliver(&self, _req: GroupRequest, _ctx: ReqContext) -> Option<WritePacket> {
+        None
+    }
+}
+
+#[test]
+fn an_unanswered_request_times_out_with_a_typed_error() {
+    let ports = free_ports(2);
+    let s1 = RaftServer::new(config(&ports, 1)).unwrap();
+    let s2 = RaftServer::new(config(&ports, 2)).unwrap();
+    s1.start().unwrap();
+    s2.start().unwrap();
+    s1.add_group_entry(Arc::new(SilentGroup)).unwrap();
+    let t = NioRaftTransport::new(s2.node_manager().clone(), Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let r = block_on_timeout(t.query_status(1, 6), Duration::from_secs(5)).unwrap();
+    assert_eq!(r, Err(RpcError::Timeout));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // A peer that is down: not connected (or a timeout while connecting), never a hang.
+    s1.stop(Duration::from_secs(1));
+    let r = block_on_timeout(t.query_status(1, 6), Duration::from_secs(5)).unwrap();
+    assert!(
+        matches!(r, Err(RpcError::NotConnected(_)) | Err(RpcError::Timeout)),
+        "{r:?}"
+    );
+    s2.stop(Duration::from_secs(1));
+}
