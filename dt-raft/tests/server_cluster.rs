@@ -442,3 +442,32 @@ fn twenty_groups_share_two_dispatchers_per_node() {
         n.server.stop(Duration::from_secs(5));
     }
 }
+
+#[test]
+fn five_servers_elect_and_commit_with_two_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(5);
+    let nodes = start_nodes(dir.path(), &ports, 1, 0, &[1, 2, 3, 4, 5]);
+    let l = leader_of(&nodes, 1);
+    let mut last = 0;
+    for v in 1..=5 {
+        last = write(&group(&nodes, l, 1), v).unwrap().0;
+    }
+    for i in 0..5 {
+        wait_until("all applied", Duration::from_secs(10), || {
+            applied(&group(&nodes, i, 1)) >= last
+        });
+    }
+    // Two followers stop: the three left still commit.
+    let down: Vec<usize> = (0..5).filter(|i| *i != l).take(2).collect();
+    for &i in &down {
+        nodes[i].server.stop(Duration::from_secs(5));
+    }
+    let (_, total) = write(&group(&nodes, l, 1), 100).unwrap();
+    assert_eq!(total, 15 + 100);
+    for (i, n) in nodes.iter().enumerate() {
+        if !down.contains(&i) {
+            n.server.stop(Duration::from_secs(5));
+        }
+    }
+}
