@@ -657,3 +657,63 @@ fn node_use_counts_follow_membership_changes() {
     assert_eq!((count(1), count(3)), (0, 0));
     s.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn random_bodies_on_every_command_leave_the_server_serving() {
+    let ports = free_ports(3);
+    let s = RaftServer::new(config(&ports[..2], 1, ports[2])).unwrap();
+    s.start().unwrap();
+    s.add_group_entry(test_group(0, &[1, 2], GroupState::Running))
+        .unwrap();
+    let rep = Client::new(ports[0]);
+    let svc = Client::new(ports[2]);
+    // A fixed-seed xorshift: the same inputs every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let cmds: Vec<i32> = [4].into_iter().chain(40..=56).collect();
+    let mut answered = 0;
+    for i in 0..400 {
+        let cmd = cmds[(next() % cmds.len() as u64) as usize];
+        // A third have an empty body (all fields default), the rest random bytes.
+        let len = if i % 3 == 0 {
+            0
+        } else {
+            (next() % 64) as usize
+        };
+        let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let c = if i % 4 == 0 { &svc } else { &rep };
+        match c.c.send_request_sync(
+            Some(c.peer),
+            WritePacket::request_bytes(cmd, Bytes::from(body)),
+            Duration::from_secs(3),
+        ) {
+            Ok(_) | Err(NetError::Remote { .. }) => answered += 1,
+            // A body that cannot be decoded closes that connection (the client
+            // reconnects for the next request).
+            Err(NetError::ConnectionClosed(_)) | Err(NetError::Connect(_)) => {}
+            Err(e) => panic!("command {cmd}: unexpected {e:?}"),
+        }
+    }
+    assert!(answered > 100, "only {answered} answers");
+    // The server still serves well-formed requests, and its tables are intact.
+    let r = rep
+        .call(RaftCommands::RAFT_ADMIN_LIST_GROUPS, WriteBody::Empty)
+        .unwrap();
+    assert_eq!(AdminListGroupsResp::decode(&r.body).unwrap().group_ids, [0]);
+    let r = rep
+        .call(RaftCommands::RAFT_ADMIN_LIST_NODES, WriteBody::Empty)
+        .unwrap();
+    let ids: Vec<i32> = AdminListNodesResp::decode(&r.body)
+        .unwrap()
+        .nodes
+        .iter()
+        .map(|n| n.node_id)
+        .collect();
+    assert!(ids.contains(&1) && ids.contains(&2), "{ids:?}");
+    s.stop(Duration::from_secs(1));
+}
