@@ -471,3 +471,65 @@ fn five_servers_elect_and_commit_with_two_down() {
         }
     }
 }
+
+#[test]
+fn bad_group_configurations_are_refused_at_install() {
+    use dt_raft::server::{RaftServerError, ServerConfigError};
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let io = ThreadPoolIo::new(1);
+    let factory = || {
+        Arc::new(TestFactory {
+            base: dir.path().to_path_buf(),
+            io: io.clone(),
+        })
+    };
+    let server = RaftServer::new(server_config(&ports, 1)).unwrap();
+    let f = factory();
+    let two = vec![f.config(1, vec![1, 2, 3]), f.config(1, vec![1, 2, 3])];
+    assert!(matches!(
+        RaftGroups::install(&server, factory(), two, GroupsOptions::default()),
+        Err(RaftServerError::Config(
+            ServerConfigError::DuplicateGroupId(1)
+        ))
+    ));
+    // The second group is bad: the first, already started, is undone.
+    let unknown = vec![f.config(5, vec![1, 2, 3]), f.config(2, vec![1, 2, 7])];
+    match RaftGroups::install(&server, factory(), unknown, GroupsOptions::default()) {
+        Err(RaftServerError::Group {
+            group_id: 2,
+            reason,
+        }) => {
+            assert!(reason.contains("node not exist: 7"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut both = f.config(3, vec![1, 2]);
+    both.observers = vec![2];
+    match RaftGroups::install(&server, factory(), vec![both], GroupsOptions::default()) {
+        Err(RaftServerError::Group {
+            group_id: 3,
+            reason,
+        }) => {
+            assert!(reason.contains("member and observer"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        RaftGroups::install(
+            &server,
+            factory(),
+            vec![f.config(4, vec![])],
+            GroupsOptions::default()
+        ),
+        Err(RaftServerError::Group { group_id: 4, .. })
+    ));
+    // Nothing of the refused groups is left in the server.
+    assert!(server.group_ids().is_empty());
+    server.start().unwrap();
+    assert!(matches!(
+        RaftGroups::install(&server, factory(), vec![], GroupsOptions::default()),
+        Err(RaftServerError::BadState(_))
+    ));
+    server.stop(Duration::from_secs(1));
+}

@@ -170,6 +170,11 @@ impl<F: RaftFactory> RaftGroups<F> {
         configs: Vec<RaftGroupConfig>,
         opts: GroupsOptions,
     ) -> Result<Arc<RaftGroups<F>>, RaftServerError> {
+        if server.is_started() {
+            return Err(RaftServerError::BadState(
+                "RaftGroups::install must come before RaftServer::start",
+            ));
+        }
         let me = Arc::new(RaftGroups {
             server: Arc::downgrade(server),
             factory,
@@ -191,7 +196,18 @@ impl<F: RaftFactory> RaftGroups<F> {
             }
         }
         for c in configs {
-            me.create(server, c)?;
+            if let Err(e) = me.create(server, c) {
+                // Undo the groups created so far: stopped and out of the server's table.
+                let created: Vec<Arc<DriverGroup<FactoryOutput<F>>>> =
+                    me.lock().groups.values().map(|g| g.1.clone()).collect();
+                me.stop_groups(server, Duration::from_secs(5));
+                for g in created {
+                    let entry: Arc<dyn ServerGroup> = g;
+                    server.remove_group_entry(&entry);
+                }
+                me.lock().groups.clear();
+                return Err(e);
+            }
         }
         server.set_start_hooks(me.clone());
         server.set_group_stopper(me.clone());

@@ -421,6 +421,11 @@ impl RaftServer {
         self.shared.group_ready.load(Ordering::Acquire)
     }
 
+    /// Whether [`RaftServer::start`] has been called.
+    pub fn is_started(&self) -> bool {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) != Phase::Created
+    }
+
     /// Whether stop has begun.
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::Acquire)
