@@ -30,6 +30,11 @@
 //!   replication progress, commit with the joint-consensus quorums, lease). It takes
 //!   messages, ticks of time and IO completions and returns actions; no IO inside.
 //! * [`rpc`]: the wire bodies of the Raft RPCs and admin commands, byte for byte the reference's.
+//! * [`server`]: RaftServer: the replicate and service ports with their command checks,
+//!   the node layer (node pings, readiness, admin nodes), raft pings, the multi-raft group
+//!   table, the start and stop sequences, the transport of the driver over dt-net, and
+//!   [`RaftGroups`](server::RaftGroups) (groups built by a factory, added and removed at
+//!   run time).
 //! * [`sim`]: support code for the whole-cluster simulation: client histories, their
 //!   JSON-lines format and a linearizability checker.
 //!
