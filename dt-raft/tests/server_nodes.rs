@@ -431,6 +431,11 @@ fn admin_node_and_group_commands() {
     add(4, ports[3]).unwrap();
     let (code, msg) = remote_code(add(4, ports[2]));
     assert_eq!(persisted(), before + 2, "failed commands persist nothing");
+    let (bad_code, bad_msg) = remote_code(add(-3, ports[3]));
+    assert_eq!(
+        (bad_code, bad_msg.as_str()),
+        (CmdCodes::SYS_ERROR, "node id must be positive: -3")
+    );
     assert_eq!(code, CmdCodes::SYS_ERROR);
     assert!(
         msg.contains("already exist but host/port is not same"),

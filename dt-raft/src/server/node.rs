@@ -74,6 +74,8 @@ pub enum NodeError {
     NotExist(i32),
     /// The node's address cannot be resolved.
     BadAddress(String),
+    /// A node id that is not positive.
+    BadNodeId(i32),
     /// A ping answer contradicts the configuration (wrong id, same process UUID as a
     /// different node, or a self check answered by another process).
     ConfigMismatch(String),
@@ -103,6 +105,7 @@ impl fmt::Display for NodeError {
             }
             NodeError::NotExist(id) => write!(f, "node not exist: {id}"),
             NodeError::BadAddress(s) => write!(f, "bad node address: {s}"),
+            NodeError::BadNodeId(id) => write!(f, "node id must be positive: {id}"),
             NodeError::ConfigMismatch(s) => write!(f, "config fail: {s}"),
             NodeError::Net(e) => write!(f, "node ping failed: {e}"),
             NodeError::Decode(e) => write!(f, "bad node ping answer: {e}"),
@@ -374,10 +377,7 @@ impl NodeManager {
             };
         }
         if node.node_id <= 0 {
-            return Err(NodeError::BadAddress(format!(
-                "node id must be positive: {}",
-                node.node_id
-            )));
+            return Err(NodeError::BadNodeId(node.node_id));
         }
         let addr = resolve(&node.host, node.port).map_err(NodeError::BadAddress)?;
         let mut t = self.lock();
