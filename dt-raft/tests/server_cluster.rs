@@ -533,3 +533,47 @@ fn bad_group_configurations_are_refused_at_install() {
     ));
     server.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn an_observer_applies_what_the_members_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let io = ThreadPoolIo::new(2);
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let server = RaftServer::new(server_config(&ports, id)).unwrap();
+            let factory = Arc::new(TestFactory {
+                base: dir.path().join(format!("n{id}")),
+                io: io.clone(),
+            });
+            let mut cfg = factory.config(1, vec![1, 2]);
+            cfg.observers = vec![3];
+            let groups =
+                RaftGroups::install(&server, factory, vec![cfg], GroupsOptions::default()).unwrap();
+            Node { server, groups }
+        })
+        .collect();
+    for n in &nodes {
+        n.server.start().unwrap();
+    }
+    for n in &nodes {
+        n.server.wait_group_ready(Duration::from_secs(20)).unwrap();
+    }
+    let l = leader_of(&nodes, 1);
+    assert!(l < 2, "the observer must not lead");
+    assert_eq!(group(&nodes, 2, 1).status().role, Role::Observer);
+    let mut last = 0;
+    for v in 1..=5 {
+        last = write(&group(&nodes, l, 1), v).unwrap().0;
+    }
+    wait_until("the observer applied", Duration::from_secs(10), || {
+        applied(&group(&nodes, 2, 1)) >= last
+    });
+    // QUERY_STATUS on the observer reports it in the observers.
+    let c = Client::new(&ports);
+    let s = c.status(2, 1);
+    assert_eq!(s.observers, [3]);
+    for n in &nodes {
+        n.server.stop(Duration::from_secs(5));
+    }
+}
