@@ -35,6 +35,11 @@
 //!   [`RaftFactory`](sm::RaftFactory), the inputs and errors of a group.
 //! * [`driver`]: the fiber driver that runs a core on a dt-fiber group with a log, a
 //!   transport and a state machine, and its public handle [`RaftGroup`](driver::RaftGroup).
+//! * [`server`]: RaftServer: the replicate and service ports with their command checks,
+//!   the node layer (node pings, readiness, admin nodes), raft pings, the multi-raft group
+//!   table, the start and stop sequences, the transport of the driver over dt-net, and
+//!   [`RaftGroups`](server::RaftGroups) (groups built by a factory, added and removed at
+//!   run time).
 //! * [`sim`]: support code for the whole-cluster simulation: client histories, their
 //!   JSON-lines format and a linearizability checker.
 //!
@@ -98,6 +103,7 @@ pub mod core;
 pub mod driver;
 pub mod raft_log;
 pub mod rpc;
+pub mod server;
 pub mod sim;
 pub mod sm;
 pub mod store;

@@ -1,0 +1,374 @@
+//! Raft write throughput and latency: N RaftServers in one process over loopback, a
+//! trivial state machine, asynchronous writes (like the reference's RaftBenchmark).
+//!
+//! ```text
+//! cargo run --release -p dt-raft --example raft_bench -- [--nodes 3] [--groups 1]
+//!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
+//!     [--dir D] [--dispatchers N]
+//! ```
+//!
+//! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
+//! on). Writes of `--body-size` bytes go to the groups' leaders round-robin with at most
+//! `--max-pending` in flight; a write's latency is from submit to the leader's callback
+//! (committed on a quorum and executed). One line per second:
+//! `sec=<s> ops=<n> p50_us=<a> p99_us=<b> max_us=<c>`, then
+//! `RESULT ops_per_s=<x> p50_us=<a> p99_us=<b> max_us=<c>` over the whole run.
+//!
+//! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
+//! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>`.
+//!
+//! A bad flag exits with status 2 (clap's message); a failure to build or run the
+//! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use dt_raft::core::Role;
+use dt_raft::driver::{RaftGroup, RaftGroupConfig};
+use dt_raft::raft_log::{DefaultRaftLog, RaftLog, ThreadPoolIo};
+use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig};
+use dt_raft::sm::{store_config, Exec, ExecEntry, RaftError, RaftFactory, RaftInput, StateMachine};
+use hdrhistogram::Histogram;
+
+#[derive(Parser)]
+#[command(
+    name = "raft_bench",
+    about = "Raft write throughput and latency of N servers in one process over loopback"
+)]
+pub struct Args {
+    /// Servers (all members of every group), 1 to 9.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    nodes: u32,
+    /// Raft groups, 1 to 1000.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    groups: u32,
+    /// Seconds to measure, 1 to 3600.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+    /// Writes in flight at most, 1 to 1 000 000.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_pending: u64,
+    /// Bytes per write, 1 to 1 MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    body_size: u64,
+    /// syncForce: acknowledge only fsynced entries.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sync_force: bool,
+    /// Data directory (created; default: a fresh directory under the system temp dir,
+    /// removed at the end).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Dispatcher threads per server shared by its groups; 0 = one per group (default:
+    /// one per group up to the number of cores).
+    #[arg(long)]
+    dispatchers: Option<usize>,
+    /// Before writing, measure the idle cluster's CPU use for this many seconds and print
+    /// `IDLE groups=<g> cpu_pct_of_one_core=<x>` (0 = skip).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    idle_seconds: u64,
+}
+
+/// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
+/// rate in the auxiliary vector.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let auxv = std::fs::read("/proc/self/auxv").ok()?;
+    let hz = auxv
+        .chunks_exact(16)
+        .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
+        .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
+        .filter(|h| *h > 0)
+        .unwrap_or(100);
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+/// Does nothing but count.
+struct NoopSm;
+
+impl StateMachine for NoopSm {
+    type Output = ();
+    fn exec(&mut self, _e: &ExecEntry<'_>) -> Exec<()> {
+        Exec::Done(Ok(()))
+    }
+}
+
+struct BenchFactory {
+    base: PathBuf,
+    io: Arc<ThreadPoolIo>,
+}
+
+impl RaftFactory for BenchFactory {
+    type Sm = NoopSm;
+    fn create_state_machine(&self, _cfg: &RaftGroupConfig) -> Result<NoopSm, RaftError> {
+        Ok(NoopSm)
+    }
+    fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError> {
+        Ok(Box::new(DefaultRaftLog::new(
+            &cfg.data_dir,
+            store_config(cfg),
+            self.io.clone(),
+        )))
+    }
+}
+
+/// Latencies of the whole run and of the current second.
+struct Stats {
+    total: Histogram<u64>,
+    second: Histogram<u64>,
+}
+
+struct Pending {
+    n: Mutex<u64>,
+    cond: Condvar,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raft_bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let (dir, _tmp) = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            (d.clone(), None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("raft_bench")
+                .tempdir()
+                .map_err(|e| format!("temp dir: {e}"))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dispatchers = args
+        .dispatchers
+        .unwrap_or(if args.groups as usize <= cores {
+            0
+        } else {
+            cores
+        });
+    let ports: Vec<u16> = {
+        let ls: Vec<TcpListener> = (0..args.nodes)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("bind: {e}"))?;
+        ls.iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("bind: {e}"))?
+    };
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
+        .collect();
+    let mut nodes = Vec::new();
+    for id in 1..=args.nodes as i32 {
+        let server = RaftServer::new(RaftServerConfig {
+            servers: servers.clone(),
+            node_id: id,
+            replicate_port: ports[id as usize - 1],
+            bind_host: "127.0.0.1".parse().expect("an address"),
+            elect_timeout: Duration::from_millis(3000),
+            heartbeat_interval: Duration::from_millis(1000),
+            ping_interval: Duration::from_millis(500),
+            raft_ping_interval: Duration::from_millis(200),
+            block_io_threads: (cores * 2).max(4),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+        let factory = Arc::new(BenchFactory {
+            base: dir.join(format!("n{id}")),
+            io: server.block_io(),
+        });
+        let cfgs = (1..=args.groups as i32)
+            .map(|g| {
+                let mut c = RaftGroupConfig::new(g, 0, (1..=args.nodes).collect());
+                c.data_dir = factory.base.join(format!("g{g}"));
+                c.sync_force = args.sync_force;
+                c.log_file_size = 64 << 20;
+                c.idx_items_per_file = 1 << 16;
+                c
+            })
+            .collect();
+        let groups = RaftGroups::install(&server, factory, cfgs, GroupsOptions { dispatchers })
+            .map_err(|e| e.to_string())?;
+        nodes.push((server, groups));
+    }
+    for (s, _) in &nodes {
+        s.start().map_err(|e| e.to_string())?;
+    }
+    for (s, _) in &nodes {
+        s.wait_group_ready(Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+    }
+    let leaders = find_leaders(&nodes, args.groups as i32)?;
+    eprintln!(
+        "raft_bench: {} nodes, {} groups, {} dispatchers per node, leaders ready",
+        args.nodes,
+        args.groups,
+        if dispatchers == 0 {
+            args.groups as usize
+        } else {
+            dispatchers
+        }
+    );
+
+    if args.idle_seconds > 0 {
+        let c0 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(args.idle_seconds));
+        let c1 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        println!(
+            "IDLE groups={} cpu_pct_of_one_core={:.2}",
+            args.groups,
+            (c1 - c0).as_secs_f64() * 100.0 / t0.elapsed().as_secs_f64()
+        );
+    }
+    let stats = Arc::new(Mutex::new(Stats {
+        total: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+        second: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+    }));
+    let errors = Arc::new(AtomicU64::new(0));
+    let pending = Arc::new(Pending {
+        n: Mutex::new(0),
+        cond: Condvar::new(),
+    });
+    let body = Bytes::from(vec![b'x'; args.body_size as usize]);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let mut next_report = start + Duration::from_secs(1);
+    let mut sec = 0;
+    let mut i = 0usize;
+    while Instant::now() < end {
+        {
+            let mut n = pending.n.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= args.max_pending {
+                n = pending
+                    .cond
+                    .wait_timeout(n, Duration::from_millis(10))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                if Instant::now() >= next_report {
+                    break;
+                }
+            }
+            if *n < args.max_pending {
+                *n += 1;
+            } else {
+                drop(n);
+                report(&stats, &mut sec, &mut next_report);
+                continue;
+            }
+        }
+        let g = &leaders[i % leaders.len()];
+        i += 1;
+        let t0 = Instant::now();
+        let (st, er, pe) = (stats.clone(), errors.clone(), pending.clone());
+        g.submit(RaftInput::new(0, body.clone()), move |r| {
+            match r {
+                Ok(_) => {
+                    let us = (t0.elapsed().as_micros() as u64).max(1);
+                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = s.total.record(us);
+                    let _ = s.second.record(us);
+                }
+                Err(_) => {
+                    er.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let mut n = pe.n.lock().unwrap_or_else(|p| p.into_inner());
+            *n -= 1;
+            pe.cond.notify_one();
+        });
+        if Instant::now() >= next_report {
+            report(&stats, &mut sec, &mut next_report);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    // Let the writes in flight finish (they count in the latencies, not the rate).
+    let drain_end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = *pending.n.lock().unwrap_or_else(|p| p.into_inner());
+        if n == 0 || Instant::now() > drain_end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = s.total.len();
+    let errs = errors.load(Ordering::Relaxed);
+    if errs > 0 {
+        eprintln!("raft_bench: {errs} writes failed");
+    }
+    println!(
+        "RESULT ops_per_s={:.0} p50_us={} p99_us={} max_us={}",
+        ok as f64 / elapsed,
+        s.total.value_at_quantile(0.5),
+        s.total.value_at_quantile(0.99),
+        s.total.max()
+    );
+    drop(s);
+    for (srv, _) in &nodes {
+        srv.stop(Duration::from_secs(10));
+    }
+    Ok(())
+}
+
+fn report(stats: &Mutex<Stats>, sec: &mut u64, next: &mut Instant) {
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    *sec += 1;
+    println!(
+        "sec={} ops={} p50_us={} p99_us={} max_us={}",
+        sec,
+        s.second.len(),
+        s.second.value_at_quantile(0.5),
+        s.second.value_at_quantile(0.99),
+        s.second.max()
+    );
+    s.second.reset();
+    *next += Duration::from_secs(1);
+}
+
+fn find_leaders(
+    nodes: &[(Arc<RaftServer>, Arc<RaftGroups<BenchFactory>>)],
+    groups: i32,
+) -> Result<Vec<RaftGroup<()>>, String> {
+    let mut out = Vec::new();
+    for gid in 1..=groups {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = nodes.iter().find_map(|(_, gs)| {
+                gs.group(gid)
+                    .filter(|g| g.status().role == Role::Leader && g.status().group_ready)
+            });
+            if let Some(l) = l {
+                out.push(l);
+                break;
+            }
+            if Instant::now() > end {
+                return Err(format!("group {gid} has no leader after 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,54 @@
+//! The `raft_bench` example refuses bad flags, reports a directory it cannot create, and
+//! runs a short measurement end to end. Its source is compiled into this test.
+
+use clap::Parser;
+
+#[allow(dead_code)]
+#[path = "../examples/raft_bench.rs"]
+mod raft_bench;
+
+#[test]
+fn bad_flags_are_refused() {
+    for bad in [
+        &["--bogus"][..],
+        &["--nodes", "0"],
+        &["--groups", "0"],
+        &["--seconds", "0"],
+        &["--max-pending", "0"],
+        &["--body-size", "0"],
+        &["--sync-force", "maybe"],
+    ] {
+        let argv = std::iter::once("raft_bench").chain(bad.iter().copied());
+        assert!(
+            raft_bench::Args::try_parse_from(argv).is_err(),
+            "accepted {bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_that_cannot_be_created_is_reported() {
+    let args =
+        raft_bench::Args::try_parse_from(["raft_bench", "--dir", "/proc/dt-no-such-dir"]).unwrap();
+    let err = raft_bench::run(&args).unwrap_err();
+    assert!(err.starts_with("/proc/dt-no-such-dir: "), "{err}");
+}
+
+#[test]
+fn a_one_second_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let args = raft_bench::Args::try_parse_from([
+        "raft_bench",
+        "--seconds",
+        "1",
+        "--max-pending",
+        "64",
+        "--dir",
+        d,
+    ])
+    .unwrap();
+    raft_bench::run(&args).unwrap();
+    // The groups' logs are where the flag says.
+    assert!(dir.path().join("n1").join("g1").exists());
+}
