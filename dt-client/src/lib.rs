@@ -41,4 +41,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod future;
 pub mod kv;
+pub mod kv_client;
+pub mod raft;
+mod timer;
+pub mod watch_manager;
+
+pub use future::{kv_channel, KvFuture, KvPromise};
+pub use kv_client::{KvClient, KvClientConfig};
+pub use raft::{RaftClient, RaftClientConfig, RaftNode};
+pub use watch_manager::{WatchListener, WatchManager};

@@ -1,0 +1,202 @@
+//! Runs every DtKV operation, a watch and (blocking, future and callback idioms) against
+//! a DtKV cluster — a dt server or the reference's — and prints what it sees.
+//!
+//! ```text
+//! cargo run -p dt-client --example kv_demo -- --servers "1,127.0.0.1:5001" --group 0 --members 1
+//! ```
+//! Exits non-zero on the first unexpected answer.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dt_client::kv::WatchEvent;
+use dt_client::KvClient;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn check(cond: bool, what: &str) {
+    if !cond {
+        eprintln!("FAILED: {what}");
+        std::process::exit(1);
+    }
+    println!("ok: {what}");
+}
+
+fn main() {
+    env_logger::init();
+    let args: Vec<String> = std::env::args().collect();
+    let servers = arg(&args, "--servers", "1,127.0.0.1:5001");
+    let group: i32 = arg(&args, "--group", "0").parse().expect("--group");
+    let members: Vec<i32> = arg(&args, "--members", "1")
+        .split(',')
+        .map(|s| s.trim().parse().expect("--members"))
+        .collect();
+    let prefix = arg(&args, "--prefix", "dtdemo");
+
+    let kv = KvClient::connect(&servers, &[(group, &members)]).expect("client");
+    let t0 = Instant::now();
+    let leader = kv
+        .raft()
+        .fetch_leader(group, Duration::from_secs(10))
+        .wait();
+    println!("leader of group {group}: {leader:?} ({:?})", t0.elapsed());
+    let leader = leader.expect("leader");
+    check(members.contains(&leader), "leader is a member");
+
+    // Watches first, so the puts below show up as events.
+    let (tx, rx) = mpsc::channel::<WatchEvent>();
+    kv.watch_manager().set_listener(
+        move |e| {
+            let _ = tx.send(e);
+        },
+        None,
+    );
+    let wkey = format!("{prefix}.watched");
+    kv.remove(group, wkey.clone()).expect("clean watched");
+    kv.watch_manager()
+        .add_watch(group, &[&wkey])
+        .expect("add watch");
+
+    let dir = prefix.clone();
+    kv.mkdir(group, dir.clone()).expect("mkdir");
+    let k1 = format!("{dir}.k1");
+    let idx = kv.put(group, k1.clone(), "v1").expect("put");
+    println!("put {k1} at raft index {idx}");
+    let n = kv.get(group, k1.clone()).expect("get").expect("node");
+    check(&n.data[..] == b"v1", "get returns the put value");
+    check(
+        kv.get(group, format!("{dir}.absent"))
+            .expect("get absent")
+            .is_none(),
+        "absent key is None",
+    );
+
+    // Future idiom, awaited by a tiny executor-less poll (wait) and callback idiom.
+    let f = kv.put_async(group, format!("{dir}.k2"), "v2");
+    check(f.wait().expect("put_async") > idx, "put_async index grows");
+    let (ctx, crx) = mpsc::channel();
+    kv.get_cb(group, format!("{dir}.k2"), move |r| {
+        let _ = ctx.send(r);
+    });
+    let r = crx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("cb")
+        .expect("get_cb");
+    check(
+        r.map(|n| n.data) == Some(Bytes::from_static(b"v2")),
+        "get_cb sees v2",
+    );
+
+    let children = kv.list(group, dir.clone()).expect("list");
+    let names: Vec<String> = children
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c.key_in_dir).into_owned())
+        .collect();
+    println!("list {dir}: {names:?}");
+    check(
+        names.contains(&"k1".to_string()) && names.contains(&"k2".to_string()),
+        "list has k1 and k2",
+    );
+
+    let keys: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("{dir}.b{i}"))).collect();
+    let vals: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("bv{i}"))).collect();
+    kv.batch_put(group, keys.clone(), vals.clone())
+        .expect("batch_put");
+    let got = kv.batch_get(group, keys.clone()).expect("batch_get");
+    check(
+        got.iter()
+            .zip(&vals)
+            .all(|(n, v)| n.as_ref().map(|n| &n.data) == Some(v)),
+        "batch_get returns batch_put values",
+    );
+    kv.batch_remove(group, keys.clone()).expect("batch_remove");
+    check(
+        kv.batch_get(group, keys)
+            .expect("batch_get")
+            .iter()
+            .all(Option::is_none),
+        "batch_remove removed all",
+    );
+
+    check(
+        kv.compare_and_set(group, k1.clone(), "v1", "v1b")
+            .expect("cas"),
+        "cas with right expect",
+    );
+    check(
+        !kv.compare_and_set(group, k1.clone(), "wrong", "v1c")
+            .expect("cas"),
+        "cas with wrong expect fails",
+    );
+
+    let tkey = format!("{dir}.temp");
+    kv.put_temp(group, tkey.clone(), "t", 60_000)
+        .expect("put_temp");
+    kv.update_ttl(group, tkey.clone(), 120_000)
+        .expect("update_ttl");
+    check(
+        kv.get(group, tkey.clone()).expect("get temp").is_some(),
+        "temp node exists",
+    );
+    let tdir = format!("{prefix}tmpdir");
+    kv.make_temp_dir(group, tdir.clone(), 1_000)
+        .expect("make_temp_dir");
+    kv.put(group, format!("{tdir}.x"), "y")
+        .expect("put under temp dir");
+    let end = Instant::now() + Duration::from_secs(15);
+    while kv.get(group, tdir.clone()).expect("get temp dir").is_some() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check(
+        kv.get(group, tdir.clone()).expect("get").is_none(),
+        "temp dir expired with its content",
+    );
+
+    match kv.put(group, "bad..key", "v") {
+        Err(dt_client::kv::KvError::InvalidArgument(m)) => {
+            println!("ok: bad key refused locally: {m}")
+        }
+        other => check(false, &format!("bad key: {other:?}")),
+    }
+
+    kv.put(group, wkey.clone(), "w1").expect("put watched");
+    kv.put(group, wkey.clone(), "w2").expect("put watched");
+    let mut last = None;
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(e) => {
+                println!(
+                    "watch event: key {} index {} state {} value {:?}",
+                    String::from_utf8_lossy(&e.key),
+                    e.raft_index,
+                    e.state,
+                    String::from_utf8_lossy(&e.value)
+                );
+                let done = &e.value[..] == b"w2";
+                last = Some(e);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    check(
+        last.is_some_and(|e| &e.value[..] == b"w2"),
+        "watch delivered the latest value",
+    );
+
+    for k in [k1, format!("{dir}.k2"), tkey, wkey] {
+        kv.remove(group, k).expect("remove");
+    }
+    kv.remove(group, dir).expect("remove dir");
+    kv.stop(Duration::from_secs(2));
+    println!("kv_demo finished in {:?}", t0.elapsed());
+}
