@@ -39,7 +39,32 @@ fn main() {
         .collect();
     let prefix = arg(&args, "--prefix", "dtdemo");
 
+    let loop_secs: u64 = arg(&args, "--loop-secs", "0").parse().expect("--loop-secs");
     let kv = KvClient::connect(&servers, &[(group, &members)]).expect("client");
+    if loop_secs > 0 {
+        // Puts every 50 ms; prints leader changes and errors (run a leader transfer
+        // meanwhile to see redirects followed).
+        let end = Instant::now() + Duration::from_secs(loop_secs);
+        let (mut ok, mut err, mut last_leader) = (0u64, 0u64, None);
+        while Instant::now() < end {
+            match kv.put(group, format!("{prefix}loop"), format!("{ok}")) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    err += 1;
+                    println!("put failed: {e}");
+                }
+            }
+            let l = kv.raft().leader(group);
+            if l != last_leader {
+                println!("leader now {l:?} (after {ok} puts)");
+                last_leader = l;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("loop: {ok} puts ok, {err} failed");
+        kv.stop(Duration::from_secs(2));
+        std::process::exit(if err == 0 { 0 } else { 2 });
+    }
     let t0 = Instant::now();
     let leader = kv
         .raft()
