@@ -218,6 +218,56 @@ fn main() {
         "watch delivered the latest value",
     );
 
+    // Locks: client A holds, client B waits and gets the lock by push when A unlocks.
+    let kv_b = KvClient::connect(&servers, &[(group, &members)]).expect("client B");
+    let lkey = format!("{prefix}lock");
+    let la = kv.create_lock(group, lkey.clone()).expect("lock A");
+    let lb = kv_b.create_lock(group, lkey.clone()).expect("lock B");
+    check(
+        la.try_lock(30_000, 0).expect("A try_lock"),
+        "A takes the free lock",
+    );
+    let ta = la.fencing_token();
+    println!(
+        "A fencing token {ta:?}, lease rest {} ms",
+        la.lease_rest_millis()
+    );
+    check(
+        !lb.try_lock(30_000, 0).expect("B try_lock no wait"),
+        "B can't take a held lock without waiting",
+    );
+    let fb = lb.try_lock_async(30_000, 10_000);
+    std::thread::sleep(Duration::from_millis(300));
+    check(!fb.is_done(), "B is waiting");
+    la.update_lease(20_000).expect("A update_lease");
+    let t = Instant::now();
+    la.unlock().expect("A unlock");
+    check(
+        fb.wait().expect("B try_lock wait"),
+        "B gets the lock after A unlocks",
+    );
+    println!("B got the lock {:?} after A's unlock", t.elapsed());
+    check(
+        lb.is_held_by_current_client() && !la.is_held_by_current_client(),
+        "only B holds it",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let tb = lb.fencing_token();
+    println!("B fencing token {tb:?}");
+    check(
+        matches!((ta, tb), (Some(a), Some(b)) if b > a),
+        "fencing token grows with the holder",
+    );
+    drop(lb); // closing a held lock unlocks it
+    std::thread::sleep(Duration::from_millis(300));
+    check(
+        la.try_lock(5_000, 0).expect("A again"),
+        "A takes it again after B closed its lock",
+    );
+    la.unlock().expect("unlock");
+    drop(la);
+    kv_b.stop(Duration::from_secs(2));
+
     for k in [k1, format!("{dir}.k2"), tkey, wkey] {
         kv.remove(group, k).expect("remove");
     }

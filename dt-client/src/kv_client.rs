@@ -21,6 +21,7 @@ use dt_codec::encode;
 
 use crate::future::{kv_channel, KvFuture};
 use crate::kv::{ops, KvCode, KvError, KvNode, KvResp, KvResult};
+use crate::lock_manager::{DistributedLock, LockManager};
 use crate::raft::{RaftClient, RaftClientConfig, RaftNode};
 use crate::watch_manager::WatchManager;
 
@@ -47,6 +48,7 @@ pub struct KvClientConfig {
 pub struct KvClient {
     raft: RaftClient,
     watch: WatchManager,
+    locks: LockManager,
 }
 
 impl std::fmt::Debug for KvClient {
@@ -99,10 +101,15 @@ macro_rules! kv_op {
 impl KvClient {
     /// Starts a client with no servers yet (add them through [`KvClient::raft`]).
     pub fn new(cfg: KvClientConfig) -> Result<KvClient, KvError> {
-        let (watch, register) = WatchManager::prepare();
-        let raft = RaftClient::with_processors(cfg.raft, register)?;
+        let (watch, register_watch) = WatchManager::prepare();
+        let (locks, register_lock) = LockManager::prepare();
+        let raft = RaftClient::with_processors(cfg.raft, |nio| {
+            register_watch(nio);
+            register_lock(nio);
+        })?;
         watch.attach(&raft);
-        Ok(KvClient { raft, watch })
+        locks.attach(&raft);
+        Ok(KvClient { raft, watch, locks })
     }
 
     /// A client with the default settings for the given servers
@@ -125,6 +132,20 @@ impl KvClient {
     /// The watch manager of this client.
     pub fn watch_manager(&self) -> &WatchManager {
         &self.watch
+    }
+
+    /// The lock manager of this client.
+    pub fn lock_manager(&self) -> &LockManager {
+        &self.locks
+    }
+
+    /// A distributed lock object for `key` in `group_id` (see [`DistributedLock`]).
+    pub fn create_lock(
+        &self,
+        group_id: i32,
+        key: impl Into<Bytes>,
+    ) -> Result<DistributedLock, KvError> {
+        self.locks.create_lock(group_id, key)
     }
 
     /// Stops the client: watches are removed from the servers (best effort, within

@@ -44,11 +44,13 @@
 pub mod future;
 pub mod kv;
 pub mod kv_client;
+pub mod lock_manager;
 pub mod raft;
 mod timer;
 pub mod watch_manager;
 
 pub use future::{kv_channel, KvFuture, KvPromise};
 pub use kv_client::{KvClient, KvClientConfig};
+pub use lock_manager::{DistributedLock, LockManager};
 pub use raft::{RaftClient, RaftClientConfig, RaftNode};
 pub use watch_manager::{WatchListener, WatchManager};

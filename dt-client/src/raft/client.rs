@@ -462,17 +462,8 @@ impl RaftClient {
         opts: SendOptions,
         cb: impl FnOnce(Result<ReadPacket, KvError>) + Send + 'static,
     ) {
-        let call = Call {
-            group: group_id,
-            command,
-            permit_bytes: body.len() + 64,
-            body,
-            deadline: Instant::now() + timeout,
-            opts,
-            retried: false,
-            cb: Box::new(cb),
-        };
-        self.inner.submit(call, None);
+        self.inner
+            .send_request_arc(group_id, command, body, timeout, opts, cb);
     }
 
     /// Sends a request to one node (not routed to the leader, never retried: watch
@@ -524,6 +515,29 @@ pub(crate) fn group_body(group_id: i32) -> Bytes {
 }
 
 impl Inner {
+    /// [`RaftClient::send_request_with`].
+    pub(crate) fn send_request_arc(
+        self: &Arc<Self>,
+        group_id: i32,
+        command: i32,
+        body: Bytes,
+        timeout: Duration,
+        opts: SendOptions,
+        cb: impl FnOnce(Result<ReadPacket, KvError>) + Send + 'static,
+    ) {
+        let call = Call {
+            group: group_id,
+            command,
+            permit_bytes: body.len() + 64,
+            body,
+            deadline: Instant::now() + timeout,
+            opts,
+            retried: false,
+            cb: Box::new(cb),
+        };
+        self.submit(call, None);
+    }
+
     /// [`RaftClient::send_to_node`].
     pub(crate) fn send_to_node_arc(
         self: &Arc<Self>,
