@@ -1,0 +1,193 @@
+//! Replays the recorded reference session `kv_basic` (a reference KvClient against a
+//! reference single-node DtKV server) through our networked KvClient: a fake server
+//! answers each request with the response the reference server gave, after checking
+//! that our request has the recorded command and the byte-identical body; the test
+//! checks that the client turns each answer into the result the reference client had.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use dt_client::kv::{ops, KvBody, KvCode, KvCommands, KvError, KvReq};
+use dt_client::raft::{QueryStatus, RaftNode};
+use dt_client::{KvClient, KvClientConfig};
+use dt_net::{
+    Commands, FrameDecoder, NioServer, NioServerConfig, ReadPacket, ReqContext, ReqProcessor,
+    WriteBody, WritePacket,
+};
+use serde_json::Value;
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn parse_frame(hex_frame: &str) -> ReadPacket {
+    let mut buf = BytesMut::from(&unhex(hex_frame)[..]);
+    FrameDecoder::new(i32::MAX as usize)
+        .decode(&mut buf)
+        .unwrap()
+        .expect("a whole frame")
+}
+
+/// (request, response) pairs of the recorded service connection, in request order.
+fn load(name: &str) -> Option<Vec<(ReadPacket, ReadPacket)>> {
+    let dir = dt_common::vectors::golden_vectors("session_replay")?;
+    let path = dir.join("sessions").join(format!("{name}.frames.jsonl"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut reqs: Vec<ReadPacket> = Vec::new();
+    let mut resps: Vec<ReadPacket> = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(h) = v["frame_hex"].as_str() else {
+            continue;
+        };
+        let p = parse_frame(h);
+        if p.command == Commands::CMD_HANDSHAKE {
+            continue;
+        }
+        if v["dir"] == "c2s" {
+            reqs.push(p);
+        } else {
+            resps.push(p);
+        }
+    }
+    Some(
+        reqs.into_iter()
+            .map(|q| {
+                let r = resps
+                    .iter()
+                    .find(|r| r.seq == q.seq && r.command == q.command)
+                    .cloned()
+                    .expect("a response per request");
+                (q, r)
+            })
+            .collect(),
+    )
+}
+
+struct Replay {
+    script: Arc<Mutex<VecDeque<(ReadPacket, ReadPacket)>>>,
+    mismatches: Arc<Mutex<Vec<String>>>,
+}
+
+impl ReqProcessor for Replay {
+    type Body = ();
+    fn decode(&self, _p: &ReadPacket) -> Result<(), dt_codec::PbError> {
+        Ok(())
+    }
+    fn process(&self, pkt: ReadPacket, _b: (), _ctx: ReqContext) -> Option<WritePacket> {
+        let (q, r) = self.script.lock().unwrap().pop_front()?;
+        if q.command != pkt.command || q.body != pkt.body {
+            self.mismatches.lock().unwrap().push(format!(
+                "recorded cmd {} body {:02x?}, ours cmd {} body {:02x?}",
+                q.command,
+                &q.body[..],
+                pkt.command,
+                &pkt.body[..]
+            ));
+        }
+        Some(WritePacket {
+            resp_code: r.resp_code,
+            biz_code: r.biz_code,
+            msg: r.msg,
+            extra: r.extra,
+            ..WritePacket::response(if r.body.is_empty() {
+                WriteBody::Empty
+            } else {
+                WriteBody::Bytes(r.body)
+            })
+        })
+    }
+}
+
+#[test]
+fn kv_basic_replays_through_the_networked_client() {
+    let Some(pairs) = load("kv_basic") else {
+        return;
+    };
+    assert!(pairs.len() > 30, "{} recorded requests", pairs.len());
+    assert_eq!(pairs[0].0.command, Commands::RAFT_QUERY_STATUS);
+    let status = QueryStatus::decode_body(&pairs[0].1.body).unwrap();
+    let script = Arc::new(Mutex::new(VecDeque::from(pairs.clone())));
+    let mismatches = Arc::new(Mutex::new(Vec::new()));
+    let mut server = NioServer::new(NioServerConfig {
+        ports: vec![0],
+        io_threads: 1,
+        ..Default::default()
+    });
+    let mut cmds = vec![Commands::RAFT_QUERY_STATUS];
+    cmds.extend(pairs.iter().map(|p| p.0.command));
+    cmds.sort_unstable();
+    cmds.dedup();
+    for c in cmds {
+        server.register(
+            c,
+            Replay {
+                script: script.clone(),
+                mismatches: mismatches.clone(),
+            },
+        );
+    }
+    server.start().unwrap();
+
+    let kv = KvClient::new(KvClientConfig::default()).unwrap();
+    kv.raft()
+        .add_or_update_nodes(&[RaftNode {
+            node_id: status.leader_id,
+            addr: format!("127.0.0.1:{}", server.port()).parse().unwrap(),
+        }])
+        .unwrap();
+    let group = KvReq::decode(&pairs[1].0.body).unwrap().group_id;
+    kv.raft()
+        .add_or_update_group(group, &[status.leader_id])
+        .unwrap();
+
+    let mut checked = 0;
+    for (q, r) in &pairs[1..] {
+        let m = KvReq::decode(&q.body).unwrap();
+        let g = m.group_id;
+        let (k, v) = (m.key.clone(), m.value.clone());
+        let res: Result<(), KvError> = match q.command {
+            KvCommands::DTKV_GET => kv.get(g, k).map(|_| ()),
+            KvCommands::DTKV_PUT => kv.put(g, k, v).map(|_| ()),
+            KvCommands::DTKV_REMOVE => kv.remove(g, k).map(|_| ()),
+            KvCommands::DTKV_MKDIR => kv.mkdir(g, k).map(|_| ()),
+            KvCommands::DTKV_LIST => kv.list(g, k).map(|_| ()),
+            KvCommands::DTKV_BATCH_GET => kv.batch_get(g, m.keys.clone()).map(|_| ()),
+            KvCommands::DTKV_BATCH_PUT => kv
+                .batch_put(g, m.keys.clone(), m.values.clone())
+                .map(|_| ()),
+            KvCommands::DTKV_BATCH_REMOVE => kv.batch_remove(g, m.keys.clone()).map(|_| ()),
+            KvCommands::DTKV_CAS => {
+                let done = kv.compare_and_set(g, k, m.expect_value.clone(), v);
+                if let Ok(d) = &done {
+                    assert_eq!(*d, r.biz_code == 0, "cas result");
+                }
+                done.map(|_| ())
+            }
+            KvCommands::DTKV_PUT_TEMP_NODE => kv.put_temp(g, k, v, m.ttl_millis).map(|_| ()),
+            KvCommands::DTKV_UPDATE_TTL => kv.update_ttl(g, k, m.ttl_millis).map(|_| ()),
+            KvCommands::DTKV_MAKE_TEMP_DIR => kv.make_temp_dir(g, k, m.ttl_millis).map(|_| ()),
+            c => panic!("unexpected command {c} in kv_basic"),
+        };
+        let code = KvCode::from_code(r.biz_code);
+        if ops::is_success(q.command, code) {
+            assert!(res.is_ok(), "cmd {} code {code:?}: {res:?}", q.command);
+        } else {
+            match res {
+                Err(KvError::Business { code: c, .. }) => assert_eq!(c, code),
+                other => panic!("cmd {} expected {code:?}, got {other:?}", q.command),
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, pairs.len() - 1);
+    assert!(script.lock().unwrap().is_empty());
+    assert_eq!(mismatches.lock().unwrap().as_slice(), &[] as &[String]);
+    kv.stop(Duration::from_secs(1));
+    server.stop(Duration::from_secs(1));
+}
