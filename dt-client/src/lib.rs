@@ -1,11 +1,18 @@
 //! # dt-client: what users of dt talk to
 //!
 //! This crate owns the client side of dt: the DtKV message types that travel between a
-//! client and a DtKV server, and (to come, once the consensus layer is in place) the
-//! `RaftClient` (groups, leader discovery, NOT_RAFT_LEADER redirects, retries), the
-//! `KvClient` (every DtKV operation, blocking, as a future and with callbacks), the watch
-//! and lock managers and the `AdminRaftClient`. It does not own any server code path: the
-//! DtKV state machine lives in `dt-server`, which uses the message types of this crate.
+//! client and a DtKV server; the [`RaftClient`] (server nodes with one shared connection
+//! each, groups and their members, leader discovery, NOT_RAFT_LEADER redirects, the
+//! reference's retry policy, deadlines, outbound permits that wait); the [`KvClient`]
+//! (every DtKV operation, blocking, as a `std::future::Future` ([`KvFuture`], no runtime
+//! needed) and with callbacks); the [`WatchManager`] and the [`LockManager`] with its
+//! [`DistributedLock`]s. It does not own any server code path: the DtKV state machine
+//! lives in `dt-server`, which uses the message types of this crate.
+//!
+//! Threads: the network IO thread (dt-net's `NioClient`) and one timer thread per
+//! client. Callbacks (`*_cb`) run on one of them: keep them short and never block in
+//! them; use the blocking or future forms for anything longer. Watch listeners run on
+//! the executor you give [`WatchManager::set_listener`].
 //!
 //! Everything here is wire-compatible with the reference (Dongting 0.8,
 //! `wire-protocol.md` §5–9): the encoders are byte-exact with the reference's, the
@@ -22,6 +29,11 @@
 //!   ([`kv::ops`]: request builders with the client checks, response interpretation,
 //!   [`kv::KvError`]); and the IO-free state machines the networked clients will drive:
 //!   [`kv::WatchClient`], [`kv::LockClient`], [`kv::AutoRenewalLock`].
+//!
+//! * [`raft`]: [`RaftClient`], [`raft::RaftNode`], [`raft::QueryStatus`].
+//! * [`kv_client`]: [`KvClient`]; [`future`]: [`KvFuture`].
+//! * [`watch_manager`]: [`WatchManager`] (what it guarantees is in its docs).
+//! * [`lock_manager`]: [`LockManager`], [`DistributedLock`] (fencing token included).
 //!
 //! ```
 //! use bytes::Bytes;
