@@ -30,6 +30,7 @@
 //!   [`kv::KvError`]); and the IO-free state machines the networked clients will drive:
 //!   [`kv::WatchClient`], [`kv::LockClient`], [`kv::AutoRenewalLock`].
 //!
+//! * [`admin`]: [`admin::AdminRaftClient`] (replicate ports).
 //! * [`raft`]: [`RaftClient`], [`raft::RaftNode`], [`raft::QueryStatus`].
 //! * [`kv_client`]: [`KvClient`]; [`future`]: [`KvFuture`].
 //! * [`watch_manager`]: [`WatchManager`] (what it guarantees is in its docs).
@@ -53,6 +54,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod future;
 pub mod kv;
 pub mod kv_client;
