@@ -266,6 +266,47 @@ fn main() {
     );
     la.unlock().expect("unlock");
     drop(la);
+
+    // Auto-renewing locks: A keeps it past several leases; B gets it when A drops its.
+    let akey = format!("{prefix}auto");
+    let (atx, arx) = mpsc::channel::<(char, bool)>();
+    let t1 = atx.clone();
+    let aa = kv
+        .create_auto_renewal_lock(group, akey.clone(), 1_000, move |h| {
+            let _ = t1.send(('A', h));
+        })
+        .expect("auto A");
+    check(
+        arx.recv_timeout(Duration::from_secs(5)).ok() == Some(('A', true)),
+        "A's auto lock acquired",
+    );
+    let t2 = atx.clone();
+    let ab = kv_b
+        .create_auto_renewal_lock(group, akey.clone(), 1_000, move |h| {
+            let _ = t2.send(('B', h));
+        })
+        .expect("auto B");
+    std::thread::sleep(Duration::from_millis(3_000));
+    check(
+        aa.is_held_by_current_client() && !ab.is_held_by_current_client(),
+        "A still holds after 3 leases (renewed), B waits",
+    );
+    check(arx.try_recv().is_err(), "no loss reported meanwhile");
+    let t = Instant::now();
+    drop(aa);
+    let mut got_b = false;
+    while let Ok(ev) = arx.recv_timeout(Duration::from_secs(5)) {
+        println!("auto lock event {ev:?} after {:?}", t.elapsed());
+        if ev == ('B', true) {
+            got_b = true;
+            break;
+        }
+    }
+    check(
+        got_b && ab.is_held_by_current_client(),
+        "B's auto lock takes over when A's is dropped",
+    );
+    drop(ab);
     kv_b.stop(Duration::from_secs(2));
 
     for k in [k1, format!("{dir}.k2"), tkey, wkey] {

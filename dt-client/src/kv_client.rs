@@ -21,7 +21,7 @@ use dt_codec::encode;
 
 use crate::future::{kv_channel, KvFuture};
 use crate::kv::{ops, KvCode, KvError, KvNode, KvResp, KvResult};
-use crate::lock_manager::{DistributedLock, LockManager};
+use crate::lock_manager::{AutoRenewalLock, DistributedLock, LockManager};
 use crate::raft::{RaftClient, RaftClientConfig, RaftNode};
 use crate::watch_manager::WatchManager;
 
@@ -146,6 +146,18 @@ impl KvClient {
         key: impl Into<Bytes>,
     ) -> Result<DistributedLock, KvError> {
         self.locks.create_lock(group_id, key)
+    }
+
+    /// An auto-renewing lock (see [`LockManager::create_auto_renewal_lock`]).
+    pub fn create_auto_renewal_lock(
+        &self,
+        group_id: i32,
+        key: impl Into<Bytes>,
+        lease_millis: i64,
+        listener: impl Fn(bool) + Send + Sync + 'static,
+    ) -> Result<AutoRenewalLock, KvError> {
+        self.locks
+            .create_auto_renewal_lock(group_id, key, lease_millis, listener)
     }
 
     /// Stops the client: watches are removed from the servers (best effort, within

@@ -65,6 +65,6 @@ pub mod watch_manager;
 
 pub use future::{kv_channel, KvFuture, KvPromise};
 pub use kv_client::{KvClient, KvClientConfig};
-pub use lock_manager::{DistributedLock, LockManager};
+pub use lock_manager::{AutoRenewalLock, DistributedLock, LockManager};
 pub use raft::{RaftClient, RaftClientConfig, RaftNode};
 pub use watch_manager::{WatchListener, WatchManager};

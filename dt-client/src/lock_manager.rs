@@ -24,8 +24,8 @@ use dt_net::{FnProcessor, NioClient, ReadPacket};
 
 use crate::future::{kv_channel, KvFuture};
 use crate::kv::{
-    lock_entry_key, ops, KvBody, KvCode, KvCommands, KvError, KvReq, LockClient, LockDone,
-    LockStatus,
+    self, lock_entry_key, ops, KvBody, KvCode, KvCommands, KvError, KvReq, LockClient, LockDone,
+    LockStatus, Renewal,
 };
 use crate::raft::client::Inner;
 use crate::raft::{RaftClient, SendOptions};
@@ -55,9 +55,24 @@ struct LockObj {
     mgr: Weak<Shared>,
 }
 
+/// A registered lock object: push routing goes by (group, key).
+enum Entry {
+    Plain(Weak<LockObj>),
+    Auto(Weak<AutoObj>),
+}
+
+impl Entry {
+    fn alive(&self) -> bool {
+        match self {
+            Entry::Plain(w) => w.strong_count() > 0,
+            Entry::Auto(w) => w.strong_count() > 0,
+        }
+    }
+}
+
 struct Shared {
     raft: OnceLock<Weak<Inner>>,
-    locks: Mutex<HashMap<(i32, Bytes), Weak<LockObj>>>,
+    locks: Mutex<HashMap<(i32, Bytes), Entry>>,
     next_id: AtomicI32,
 }
 
@@ -132,15 +147,7 @@ impl LockManager {
     ) -> Result<DistributedLock, KvError> {
         let key = key.into();
         let mut locks = lock(&self.shared.locks);
-        if locks
-            .get(&(group_id, key.clone()))
-            .is_some_and(|w| w.strong_count() > 0)
-        {
-            return Err(KvError::InvalidArgument(format!(
-                "a lock object for {:?} in group {group_id} exists already",
-                String::from_utf8_lossy(&key)
-            )));
-        }
+        check_free(&locks, group_id, &key)?;
         let lock_id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let client = LockClient::new(group_id, key.clone(), lock_id, now())?;
         let obj = Arc::new(LockObj {
@@ -155,8 +162,191 @@ impl LockManager {
             }),
             mgr: Arc::downgrade(&self.shared),
         });
-        locks.insert((group_id, key), Arc::downgrade(&obj));
+        locks.insert((group_id, key), Entry::Plain(Arc::downgrade(&obj)));
         Ok(DistributedLock { obj })
+    }
+
+    /// An auto-renewing lock for `key` in `group_id` (the reference's
+    /// `AutoRenewalLock`): it keeps trying to acquire the lock (try-lock with wait =
+    /// lease), renews the lease every lease / 2 while held, retries failed requests after
+    /// 1, 10, 30, then 60 s, and when the lease runs out locally reports the loss and
+    /// starts again. `listener(true)` runs when the lock is acquired, `listener(false)`
+    /// when it is lost; it runs on the client's network or timer thread: keep it short.
+    /// Dropping the returned object releases the lock.
+    pub fn create_auto_renewal_lock(
+        &self,
+        group_id: i32,
+        key: impl Into<Bytes>,
+        lease_millis: i64,
+        listener: impl Fn(bool) + Send + Sync + 'static,
+    ) -> Result<AutoRenewalLock, KvError> {
+        let key = key.into();
+        let mut locks = lock(&self.shared.locks);
+        check_free(&locks, group_id, &key)?;
+        let lock_id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let client = LockClient::new(group_id, key.clone(), lock_id, now())?;
+        let auto = kv::AutoRenewalLock::new(
+            client,
+            lease_millis,
+            kv::AutoRenewalLock::DEFAULT_RETRY_MILLIS.to_vec(),
+        )?;
+        let obj = Arc::new(AutoObj {
+            group_id,
+            key: key.clone(),
+            state: Mutex::new((auto, None)),
+            mgr: Arc::downgrade(&self.shared),
+            listener: Box::new(listener),
+        });
+        locks.insert((group_id, key), Entry::Auto(Arc::downgrade(&obj)));
+        drop(locks);
+        let out = lock(&obj.state).0.start(now());
+        obj.process(out);
+        Ok(AutoRenewalLock { obj })
+    }
+}
+
+fn check_free(
+    locks: &HashMap<(i32, Bytes), Entry>,
+    group_id: i32,
+    key: &Bytes,
+) -> Result<(), KvError> {
+    if locks
+        .get(&(group_id, key.clone()))
+        .is_some_and(Entry::alive)
+    {
+        return Err(KvError::InvalidArgument(format!(
+            "a lock object for {:?} in group {group_id} exists already",
+            String::from_utf8_lossy(key)
+        )));
+    }
+    Ok(())
+}
+
+struct AutoObj {
+    group_id: i32,
+    key: Bytes,
+    /// The lock and its pending timer.
+    state: Mutex<(kv::AutoRenewalLock, Option<u64>)>,
+    mgr: Weak<Shared>,
+    listener: Box<dyn Fn(bool) + Send + Sync>,
+}
+
+impl AutoObj {
+    fn raft(&self) -> Option<Arc<Inner>> {
+        self.mgr.upgrade().and_then(|m| m.raft())
+    }
+
+    /// Carries out what the auto-renewal logic asked for, then re-arms its timer.
+    fn process(self: &Arc<Self>, out: Vec<Renewal>) {
+        let Some(raft) = self.raft() else { return };
+        for r in out {
+            match r {
+                Renewal::Acquired => (self.listener)(true),
+                Renewal::Lost => (self.listener)(false),
+                Renewal::Send {
+                    request: (cmd, req),
+                    op_id,
+                } => {
+                    let me = self.clone();
+                    raft.send_request_arc(
+                        self.group_id,
+                        cmd,
+                        encode::to_bytes(&req),
+                        raft.rpc_timeout,
+                        SendOptions {
+                            retryable: true,
+                            wait_permit: false,
+                        },
+                        move |r| {
+                            let answer = r.map(|p| KvCode::from_code(p.biz_code));
+                            let out = lock(&me.state).0.on_response(op_id, answer, now());
+                            me.process(out);
+                        },
+                    );
+                }
+            }
+        }
+        let mut st = lock(&self.state);
+        if let Some(t) = st.1.take() {
+            raft.timer.cancel(t);
+        }
+        if let Some(at) = st.0.next_wake() {
+            let at = Instant::now() + Duration::from_nanos((at - now()).max(0) as u64);
+            let weak = Arc::downgrade(self);
+            st.1 = Some(raft.timer.schedule(at, move || {
+                if let Some(me) = weak.upgrade() {
+                    let out = {
+                        let mut st = lock(&me.state);
+                        st.1 = None;
+                        st.0.tick(now())
+                    };
+                    me.process(out);
+                }
+            }));
+        }
+    }
+}
+
+/// An auto-renewing lock (see [`LockManager::create_auto_renewal_lock`]); dropping it
+/// stops renewing and releases the lock.
+pub struct AutoRenewalLock {
+    obj: Arc<AutoObj>,
+}
+
+impl std::fmt::Debug for AutoRenewalLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AutoRenewalLock({:?})",
+            String::from_utf8_lossy(&self.obj.key)
+        )
+    }
+}
+
+impl AutoRenewalLock {
+    /// Whether this client holds the lock now (by its local lease).
+    pub fn is_held_by_current_client(&self) -> bool {
+        lock(&self.obj.state).0.is_held(now())
+    }
+
+    /// What is left of the lease, in ms.
+    pub fn lease_rest_millis(&self) -> i64 {
+        lock(&self.obj.state).0.lock().lease_rest_millis(now())
+    }
+}
+
+impl Drop for AutoRenewalLock {
+    fn drop(&mut self) {
+        let raft = self.obj.raft();
+        let (req, out) = {
+            let mut st = lock(&self.obj.state);
+            if let (Some(t), Some(r)) = (st.1.take(), raft.as_ref()) {
+                r.timer.cancel(t);
+            }
+            st.0.close(now())
+        };
+        for r in out {
+            if let Renewal::Lost = r {
+                (self.obj.listener)(false);
+            }
+        }
+        if let Some(m) = self.obj.mgr.upgrade() {
+            lock(&m.locks).remove(&(self.obj.group_id, self.obj.key.clone()));
+        }
+        if let (Some((cmd, req)), Some(raft)) = (req, raft) {
+            raft.send_request_arc(
+                self.obj.group_id,
+                cmd,
+                encode::to_bytes(&req),
+                raft.rpc_timeout,
+                SendOptions::default(),
+                |r| {
+                    if let Err(e) = r {
+                        log::warn!("unlock on close failed: {e}");
+                    }
+                },
+            );
+        }
     }
 }
 
@@ -170,10 +360,17 @@ impl Shared {
             log::warn!("undecodable lock push ignored");
             return;
         };
-        let obj = lock(&self.locks)
-            .get(&(req.group_id, req.key.clone()))
-            .and_then(Weak::upgrade);
-        let Some(obj) = obj else {
+        let (plain, auto) = match lock(&self.locks).get(&(req.group_id, req.key.clone())) {
+            Some(Entry::Plain(w)) => (w.upgrade(), None),
+            Some(Entry::Auto(w)) => (None, w.upgrade()),
+            None => (None, None),
+        };
+        if let Some(a) = auto {
+            let out = lock(&a.state).0.on_push(&req.value, req.ttl_millis, now());
+            a.process(out);
+            return;
+        }
+        let Some(obj) = plain else {
             log::debug!("lock push for a key without lock object");
             return;
         };

@@ -282,3 +282,51 @@ fn wait_timer_and_local_lease_expiry() {
     b.stop(Duration::from_secs(1));
     server.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn auto_renewal_lock_renews_and_hands_over() {
+    let (server, st) = start();
+    let a = client(&server);
+    let b = client(&server);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ta = tx.clone();
+    let la = a
+        .create_auto_renewal_lock(0, "auto", 300, move |h| ta.send(('A', h)).unwrap())
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(3)).unwrap(),
+        ('A', true)
+    );
+    let lb = b
+        .create_auto_renewal_lock(0, "auto", 300, move |h| tx.send(('B', h)).unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(la.is_held_by_current_client());
+    assert!(!lb.is_held_by_current_client());
+    assert!(rx.try_recv().is_err(), "no loss while renewing");
+    let renewals = st
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|e| **e == (KvCommands::DTKV_UPDATE_LOCK_LEASE, KvCode::Success))
+        .count();
+    assert!(
+        renewals >= 3,
+        "{renewals} renewals in 1 s with a 300 ms lease"
+    );
+    drop(la);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)).unwrap(),
+        ('A', false)
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(2)).unwrap(),
+        ('B', true)
+    );
+    assert!(lb.is_held_by_current_client());
+    drop(lb);
+    a.stop(Duration::from_secs(1));
+    b.stop(Duration::from_secs(1));
+    server.stop(Duration::from_secs(1));
+}
