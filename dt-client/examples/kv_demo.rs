@@ -40,7 +40,77 @@ fn main() {
     let prefix = arg(&args, "--prefix", "dtdemo");
 
     let loop_secs: u64 = arg(&args, "--loop-secs", "0").parse().expect("--loop-secs");
+    let watch_secs: u64 = arg(&args, "--watch-loop-secs", "0")
+        .parse()
+        .expect("--watch-loop-secs");
     let kv = KvClient::connect(&servers, &[(group, &members)]).expect("client");
+    if watch_secs > 0 {
+        // A writer puts an increasing counter every 100 ms; the watch must see the
+        // indexes only grow and end with the last value, whatever happens to the watch
+        // server meanwhile (kill it to see the re-sync).
+        let key = format!("{prefix}wloop");
+        let (tx, rx) = mpsc::channel::<WatchEvent>();
+        kv.watch_manager().set_listener(
+            move |e| {
+                let _ = tx.send(e);
+            },
+            None,
+        );
+        kv.watch_manager().add_watch(group, &[&key]).expect("watch");
+        let writer = KvClient::connect(&servers, &[(group, &members)]).expect("writer");
+        let end = Instant::now() + Duration::from_secs(watch_secs);
+        let (mut last_index, mut last_value, mut written, mut failed, mut events) =
+            (0i64, String::new(), 0u64, 0u64, 0u64);
+        let mut server = None;
+        while Instant::now() < end {
+            if writer
+                .put(group, key.clone(), format!("{}", written + 1))
+                .is_ok()
+            {
+                written += 1
+            } else {
+                failed += 1
+            }
+            while let Ok(e) = rx.try_recv() {
+                events += 1;
+                if e.raft_index <= last_index {
+                    check(
+                        false,
+                        &format!("index went back: {} after {last_index}", e.raft_index),
+                    );
+                }
+                last_index = e.raft_index;
+                last_value = String::from_utf8_lossy(&e.value).into_owned();
+            }
+            let s = kv.watch_manager().watch_server(group);
+            if s != server {
+                println!(
+                    "watch server now {s:?} (written {written}, last event value {last_value})"
+                );
+                server = s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let t = Instant::now();
+        while last_value != written.to_string() && t.elapsed() < Duration::from_secs(10) {
+            if let Ok(e) = rx.recv_timeout(Duration::from_millis(200)) {
+                events += 1;
+                if e.raft_index <= last_index {
+                    check(false, "index went back");
+                }
+                last_index = e.raft_index;
+                last_value = String::from_utf8_lossy(&e.value).into_owned();
+            }
+        }
+        println!("watch loop: {written} puts ({failed} failed), {events} events, last value {last_value}");
+        check(
+            last_value == written.to_string(),
+            "the watch ends with the last value written",
+        );
+        writer.stop(Duration::from_secs(1));
+        kv.stop(Duration::from_secs(1));
+        return;
+    }
     if loop_secs > 0 {
         // Puts every 50 ms; prints leader changes and errors (run a leader transfer
         // meanwhile to see redirects followed).
