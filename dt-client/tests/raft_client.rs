@@ -681,3 +681,41 @@ fn watches_sync_deliver_and_resync_on_another_server() {
     fake.servers.remove(node as usize - 1);
     kv.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn watches_resync_when_the_server_lost_them() {
+    let fake = Fake::start(1, 1);
+    let kv = kv_client(&fake, 2000);
+    kv.watch_manager()
+        .set_check_interval(Duration::from_millis(500));
+    kv.watch_manager().add_watch(0, &["x.a"]).unwrap();
+    let t = Instant::now();
+    while fake.state().watches.get(&1).is_none_or(|w| w.1.is_empty()) {
+        assert!(t.elapsed() < Duration::from_secs(5), "no watch sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server forgets the registration (as after a restart or a reconnect): the
+    // status check sees watch_count 0 < 1 and the client registers again, fully.
+    {
+        let mut st = fake.state();
+        st.watches.get_mut(&1).unwrap().1.clear();
+        st.watch_syncs.clear();
+    }
+    let t = Instant::now();
+    loop {
+        let st = fake.state();
+        if let Some((_, r)) = st.watch_syncs.first() {
+            assert!(r.sync_all);
+            assert_eq!(r.keys, [Bytes::from("x.a")]);
+            break;
+        }
+        drop(st);
+        assert!(t.elapsed() < Duration::from_secs(5), "no re-sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kv.stop(Duration::from_secs(1));
+    // Stopping removes the registrations on the server (sync_all with no keys).
+    let st = fake.state();
+    let (_, last) = st.watch_syncs.last().unwrap();
+    assert!(last.sync_all && last.keys.is_empty());
+}
