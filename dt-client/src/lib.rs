@@ -19,6 +19,49 @@
 //! decoders accept what the reference accepts and refuse what it refuses, with a typed
 //! [`dt_codec::PbError`], never a panic.
 //!
+//! ## A round trip
+//!
+//! Against a stand-in server that answers like a DtKV node
+//! (node 1, leader of group 0, holding `cfg.db = pg://`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use dt_client::kv::{KvCommands, KvNode, KvResp, KvResult};
+//! use dt_client::{KvClient, KvClientConfig, RaftNode};
+//! use dt_codec::encode;
+//! use dt_net::{Commands, FnProcessor, NioServer, NioServerConfig, WriteBody, WritePacket};
+//!
+//! let mut server = NioServer::new(NioServerConfig { io_threads: 1, ..Default::default() });
+//! // RAFT_QUERY_STATUS: "the leader is node 1" (QueryStatusResp field 5).
+//! server.register(Commands::RAFT_QUERY_STATUS, FnProcessor(|_p: &_, _c: &_| {
+//!     Some(WritePacket::response(WriteBody::Bytes(Bytes::from_static(b"("))))
+//! }));
+//! server.register(KvCommands::DTKV_GET, FnProcessor(|_p: &_, _c: &_| {
+//!     let node = KvNode { create_index: 7, create_time: 1, update_index: 7, update_time: 1,
+//!                         flag: 0, data: Bytes::from_static(b"pg://") };
+//!     let resp = KvResp::single(0, KvResult::with_node(node));
+//!     Some(WritePacket::response(WriteBody::Bytes(encode::to_bytes(&resp))))
+//! }));
+//! server.start().unwrap();
+//!
+//! let kv = KvClient::new(KvClientConfig::default()).unwrap();
+//! let addr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+//! kv.raft().add_or_update_nodes(&[RaftNode { node_id: 1, addr }]).unwrap();
+//! kv.raft().add_or_update_group(0, &[1]).unwrap();
+//!
+//! let node = kv.get(0, "cfg.db").unwrap().unwrap();             // blocking
+//! assert_eq!(&node.data[..], b"pg://");
+//! let again = kv.get_async(0, "cfg.db").wait().unwrap();        // a Future
+//! assert_eq!(again.unwrap().update_index, 7);
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! kv.get_cb(0, "cfg.db", move |r| tx.send(r.is_ok()).unwrap()); // a callback
+//! assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+//! assert_eq!(kv.raft().leader(0), Some(1));
+//! kv.stop(Duration::from_secs(1));
+//! server.stop(Duration::from_secs(1));
+//! ```
+//!
 //! ## Modules
 //!
 //! * [`kv`]: the DtKV messages — [`kv::KvReq`], [`kv::KvResp`], [`kv::KvResult`],
@@ -27,9 +70,8 @@
 //!   ([`kv::LockPayload`]), the command codes ([`kv::KvCommands`]), the business codes
 //!   ([`kv::KvCode`]) and the key rules ([`kv::check_key`]); the client operations
 //!   ([`kv::ops`]: request builders with the client checks, response interpretation,
-//!   [`kv::KvError`]); and the IO-free state machines the networked clients will drive:
+//!   [`kv::KvError`]); and the IO-free state machines the networked clients drive:
 //!   [`kv::WatchClient`], [`kv::LockClient`], [`kv::AutoRenewalLock`].
-//!
 //! * [`admin`]: [`admin::AdminRaftClient`] (replicate ports).
 //! * [`raft`]: [`RaftClient`], [`raft::RaftNode`], [`raft::QueryStatus`].
 //! * [`kv_client`]: [`KvClient`]; [`future`]: [`KvFuture`].
