@@ -415,7 +415,7 @@ fn no_leader_fails_fast_for_a_second() {
     fake.state().reported.clear();
     let t = Instant::now();
     assert!(matches!(kv.put(0, "k", "v"), Err(KvError::NoLeader { .. })));
-    assert!(t.elapsed() < Duration::from_millis(200));
+    assert!(t.elapsed() < Duration::from_millis(500), "fail fast");
     std::thread::sleep(Duration::from_millis(1100));
     kv.put(0, "k", "v").unwrap();
     kv.stop(Duration::from_secs(1));
@@ -468,7 +468,7 @@ fn flow_control_waits_for_a_permit_until_the_deadline() {
     }
     let e = t.elapsed();
     assert!(
-        e >= Duration::from_millis(180) && e < Duration::from_millis(700),
+        e >= Duration::from_millis(180) && e < Duration::from_millis(2_000),
         "{e:?}"
     );
     first.wait().unwrap();
