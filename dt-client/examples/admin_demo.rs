@@ -74,6 +74,30 @@ fn main() {
         .unwrap();
     let c = admin.commit_change(group, idx, t).wait().unwrap();
     println!("prepare at index {idx}, committed at {c}");
+    // --add-group G: add group G on the first server (members: that server), list,
+    // then remove it again.
+    let add: i32 = arg(&args, "--add-group", "-1").parse().unwrap();
+    if add >= 0 {
+        admin
+            .server_add_group(ids[0], add, &ids[..1], &[], t)
+            .wait()
+            .unwrap();
+        let groups = admin.server_list_groups(ids[0], t).wait().unwrap();
+        println!("after adding group {add}: {groups:?}");
+        if !groups.contains(&add) {
+            eprintln!("FAILED: group not added");
+            std::process::exit(1);
+        }
+        admin.server_remove_group(ids[0], add, t).wait().unwrap();
+        // The server stops the group in the background.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        let mut groups = admin.server_list_groups(ids[0], t).wait().unwrap();
+        while groups.contains(&add) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(200));
+            groups = admin.server_list_groups(ids[0], t).wait().unwrap();
+        }
+        println!("after removing it: {groups:?}");
+    }
     admin.stop(Duration::from_secs(1));
     println!("admin_demo finished");
 }
