@@ -176,6 +176,31 @@ struct Fake {
     servers: Vec<NioServer>,
 }
 
+fn node_server(node: i32, port: u16, cluster: &Cluster) -> NioServer {
+    let mut s = NioServer::new(NioServerConfig {
+        ports: vec![port],
+        io_threads: 1,
+        ..Default::default()
+    });
+    for cmd in [
+        Commands::RAFT_QUERY_STATUS,
+        KvCommands::DTKV_QUERY_STATUS,
+        KvCommands::DTKV_SYNC_WATCH,
+        KvCommands::DTKV_GET,
+        KvCommands::DTKV_PUT,
+    ] {
+        s.register(
+            cmd,
+            FakeNode {
+                node,
+                cluster: cluster.clone(),
+            },
+        );
+    }
+    s.start().unwrap();
+    s
+}
+
 impl Fake {
     fn start(n: i32, leader: i32) -> Fake {
         let cluster: Cluster = Arc::new(Mutex::new(ClusterState {
@@ -184,28 +209,7 @@ impl Fake {
         }));
         let mut servers = Vec::new();
         for node in 1..=n {
-            let mut s = NioServer::new(NioServerConfig {
-                ports: vec![0],
-                io_threads: 1,
-                ..Default::default()
-            });
-            for cmd in [
-                Commands::RAFT_QUERY_STATUS,
-                KvCommands::DTKV_QUERY_STATUS,
-                KvCommands::DTKV_SYNC_WATCH,
-                KvCommands::DTKV_GET,
-                KvCommands::DTKV_PUT,
-            ] {
-                s.register(
-                    cmd,
-                    FakeNode {
-                        node,
-                        cluster: cluster.clone(),
-                    },
-                );
-            }
-            s.start().unwrap();
-            servers.push(s);
+            servers.push(node_server(node, 0, &cluster));
         }
         Fake { cluster, servers }
     }
@@ -718,4 +722,27 @@ fn watches_resync_when_the_server_lost_them() {
     let st = fake.state();
     let (_, last) = st.watch_syncs.last().unwrap();
     assert!(last.sync_all && last.keys.is_empty());
+}
+
+#[test]
+fn a_restarted_node_is_reconnected_and_used_again() {
+    let mut fake = Fake::start(1, 1);
+    let kv = kv_client(&fake, 1000);
+    kv.put(0, "k", "v").unwrap();
+    let port = fake.servers[0].port();
+    fake.servers[0].stop(Duration::from_millis(100));
+    fake.servers.clear();
+    assert!(kv.get(0, "k").is_err(), "the node is down");
+    // Back on the same port: the client reconnects (back-off 100 ms, 1 s, ...).
+    fake.servers.push(node_server(1, port, &fake.cluster));
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(n)) = kv.get(0, "k") {
+            assert_eq!(&n.data[..], b"v");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(8), "not reconnected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kv.stop(Duration::from_secs(1));
 }
