@@ -333,3 +333,158 @@ fn cluster3_redirects_replay_through_the_networked_client() {
         s.stop(Duration::from_secs(1));
     }
 }
+
+/// The recorded frames of one connection of a session, in order, as (dir, packet).
+fn conn_frames(name: &str, conn: i64) -> Option<Vec<(String, ReadPacket)>> {
+    let dir = dt_common::vectors::golden_vectors("session_replay")?;
+    let path = dir.join("sessions").join(format!("{name}.frames.jsonl"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(h) = v["frame_hex"].as_str() else {
+            continue;
+        };
+        if v["conn"].as_i64() == Some(conn) {
+            out.push((v["dir"].as_str().unwrap().to_string(), parse_frame(h)));
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn kv_watch_pushes_replay_through_the_watch_manager() {
+    use dt_client::kv::WatchReq;
+    // Connection 2 is the watching client A.
+    let Some(frames) = conn_frames("kv_watch", 2) else {
+        return;
+    };
+    let find = |dir: &str, cmd: i32| -> Vec<ReadPacket> {
+        frames
+            .iter()
+            .filter(|(d, p)| d == dir && p.command == cmd)
+            .map(|x| x.1.clone())
+            .collect()
+    };
+    let status = find("s2c", KvCommands::DTKV_QUERY_STATUS)[0].clone();
+    let syncs = find("c2s", KvCommands::DTKV_SYNC_WATCH);
+    let pushes: Vec<ReadPacket> = find("s2c", KvCommands::DTKV_WATCH_NOTIFY_PUSH)
+        .into_iter()
+        .filter(|p| p.packet_type == 1)
+        .collect();
+    let answers: Vec<ReadPacket> = find("c2s", KvCommands::DTKV_WATCH_NOTIFY_PUSH);
+    assert_eq!((syncs.len(), pushes.len(), answers.len()), (3, 4, 4));
+
+    let got_syncs: Arc<Mutex<Vec<Bytes>>> = Arc::new(Mutex::new(Vec::new()));
+    let conn: Arc<Mutex<Option<dt_net::ConnRef>>> = Arc::new(Mutex::new(None));
+    let mut server = NioServer::new(NioServerConfig {
+        ports: vec![0],
+        io_threads: 1,
+        ..Default::default()
+    });
+    let body = status.body.clone();
+    server.register(
+        KvCommands::DTKV_QUERY_STATUS,
+        dt_net::FnProcessor(move |_p: &ReadPacket, _c: &ReqContext| {
+            Some(WritePacket::response(WriteBody::Bytes(body.clone())))
+        }),
+    );
+    let (gs, cn) = (got_syncs.clone(), conn.clone());
+    server.register(
+        KvCommands::DTKV_SYNC_WATCH,
+        dt_net::FnProcessor(move |p: &ReadPacket, c: &ReqContext| {
+            gs.lock().unwrap().push(p.body.clone());
+            *cn.lock().unwrap() = Some(c.conn());
+            Some(WritePacket::response(WriteBody::Empty))
+        }),
+    );
+    server.start().unwrap();
+
+    let kv = KvClient::new(KvClientConfig::default()).unwrap();
+    kv.raft()
+        .add_or_update_nodes(&[RaftNode {
+            node_id: 1,
+            addr: format!("127.0.0.1:{}", server.port()).parse().unwrap(),
+        }])
+        .unwrap();
+    let group = WatchReq::decode(&syncs[0].body).unwrap().group_id;
+    kv.raft().add_or_update_group(group, &[1]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    kv.watch_manager().set_listener(
+        move |e| {
+            tx.send((
+                String::from_utf8_lossy(&e.key).into_owned(),
+                e.state,
+                e.raft_index,
+            ))
+            .unwrap()
+        },
+        None,
+    );
+    let wait_syncs = |n: usize| {
+        let t = std::time::Instant::now();
+        while got_syncs.lock().unwrap().len() < n {
+            assert!(t.elapsed() < Duration::from_secs(5), "no sync {n}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        got_syncs.lock().unwrap()[n - 1].clone()
+    };
+    let push = |i: usize| {
+        let c = conn.lock().unwrap().unwrap();
+        let r = server
+            .send_request(
+                c,
+                WritePacket::request(
+                    KvCommands::DTKV_WATCH_NOTIFY_PUSH,
+                    WriteBody::Bytes(pushes[i].body.clone()),
+                ),
+                Duration::from_secs(3),
+            )
+            .wait()
+            .unwrap();
+        assert_eq!(r.biz_code, answers[i].biz_code, "push {i}: biz_code");
+        assert_eq!(r.body, answers[i].body, "push {i}: our answer differs");
+    };
+    let events = |n: usize| -> Vec<(String, i32, i64)> {
+        (0..n)
+            .map(|_| rx.recv_timeout(Duration::from_secs(3)).unwrap())
+            .collect()
+    };
+
+    kv.watch_manager()
+        .add_watch(group, &["w.k", "w.d"])
+        .unwrap();
+    // The first sync: the same keys and indexes; we send it as a full sync
+    // (sync_all, on a newly chosen server), the reference as an incremental one.
+    let first = WatchReq::decode(&wait_syncs(1)).unwrap();
+    let rec = WatchReq::decode(&syncs[0].body).unwrap();
+    assert_eq!(
+        (first.keys.clone(), first.known_raft_indexes.clone()),
+        (rec.keys, rec.known_raft_indexes)
+    );
+    assert!(first.sync_all);
+    push(0);
+    let mut e = events(2);
+    e.sort();
+    assert_eq!(e, [("w.d".into(), 2, 26), ("w.k".into(), 1, 27)]);
+    push(1);
+    let mut e = events(2);
+    e.sort();
+    assert_eq!(e, [("w.d".into(), 2, 31), ("w.k".into(), 1, 29)]);
+    push(2);
+    let mut e = events(2);
+    e.sort();
+    assert_eq!(e, [("w.d".into(), 2, 32), ("w.k".into(), 0, 33)]);
+    kv.watch_manager().remove_watch(group, &["w.k"]).unwrap();
+    assert_eq!(wait_syncs(2), syncs[1].body, "remove-watch sync bytes");
+    push(3);
+    assert_eq!(events(1), [("w.d".into(), 2, 36)]);
+    kv.watch_manager().remove_watch(group, &["w.d"]).unwrap();
+    assert_eq!(wait_syncs(3), syncs[2].body, "last remove-watch sync bytes");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "7 events in all"
+    );
+    kv.stop(Duration::from_secs(1));
+    server.stop(Duration::from_secs(1));
+}
