@@ -488,3 +488,196 @@ fn kv_watch_pushes_replay_through_the_watch_manager() {
     kv.stop(Duration::from_secs(1));
     server.stop(Duration::from_secs(1));
 }
+
+/// A client's process uuid.
+type Uuid = (u64, u64);
+/// The recorded (request, response) pairs of one connection.
+type Script = VecDeque<(ReadPacket, ReadPacket)>;
+
+struct LockReplay {
+    /// Per client uuid: the recorded (request, response) pairs of its connection.
+    scripts: Arc<Mutex<std::collections::HashMap<Uuid, Script>>>,
+    conns: Arc<Mutex<std::collections::HashMap<Uuid, dt_net::ConnRef>>>,
+    mismatches: Arc<Mutex<Vec<String>>>,
+    /// Sent to client B after client A's first UNLOCK is answered.
+    push: Arc<Mutex<Option<(ReadPacket, Uuid)>>>,
+    server: Arc<std::sync::OnceLock<Arc<NioServer>>>,
+}
+
+impl ReqProcessor for LockReplay {
+    type Body = ();
+    fn decode(&self, _p: &ReadPacket) -> Result<(), dt_codec::PbError> {
+        Ok(())
+    }
+    fn process(&self, pkt: ReadPacket, _b: (), ctx: ReqContext) -> Option<WritePacket> {
+        let pi = ctx.process_info().unwrap();
+        let who = (pi.uuid1, pi.uuid2);
+        self.conns.lock().unwrap().insert(who, ctx.conn());
+        let (q, r) = self.scripts.lock().unwrap().get_mut(&who)?.pop_front()?;
+        if q.command != pkt.command || q.body != pkt.body {
+            self.mismatches.lock().unwrap().push(format!(
+                "recorded cmd {} body {:02x?}, ours cmd {} body {:02x?}",
+                q.command,
+                &q.body[..],
+                pkt.command,
+                &pkt.body[..]
+            ));
+        }
+        if pkt.command == KvCommands::DTKV_UNLOCK {
+            if let Some((p, to)) = self.push.lock().unwrap().take() {
+                let conn = self.conns.lock().unwrap()[&to];
+                let server = self.server.get().unwrap().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let mut w = WritePacket::request(
+                        KvCommands::DTKV_LOCK_PUSH,
+                        WriteBody::Bytes(p.body.clone()),
+                    );
+                    w.packet_type = 3;
+                    server
+                        .send_one_way(conn, w, Duration::from_secs(5))
+                        .unwrap();
+                });
+            }
+        }
+        Some(WritePacket {
+            resp_code: r.resp_code,
+            biz_code: r.biz_code,
+            msg: r.msg,
+            extra: r.extra,
+            ..WritePacket::response(if r.body.is_empty() {
+                WriteBody::Empty
+            } else {
+                WriteBody::Bytes(r.body)
+            })
+        })
+    }
+}
+
+#[test]
+fn kv_lock_replays_through_two_lock_clients() {
+    let (Some(fa), Some(fb)) = (conn_frames("kv_lock", 1), conn_frames("kv_lock", 2)) else {
+        return;
+    };
+    let a_id = (0x0123_4567_89ab_cdef_u64, 0xfedc_ba98_7654_3210_u64);
+    let b_id = (0x1111_1111_1111_1111_u64, 0x2222_2222_2222_2222_u64);
+    let pairs = |f: &[(String, ReadPacket)]| -> VecDeque<(ReadPacket, ReadPacket)> {
+        f.iter()
+            .filter(|(d, p)| d == "c2s" && p.command != Commands::CMD_HANDSHAKE)
+            .map(|(_, q)| {
+                let r = f
+                    .iter()
+                    .find(|(d, r)| {
+                        d == "s2c" && r.packet_type == 2 && r.seq == q.seq && r.command == q.command
+                    })
+                    .unwrap()
+                    .1
+                    .clone();
+                (q.clone(), r)
+            })
+            .collect()
+    };
+    let push = fb
+        .iter()
+        .find(|(d, p)| d == "s2c" && p.command == KvCommands::DTKV_LOCK_PUSH)
+        .unwrap()
+        .1
+        .clone();
+    let scripts = Arc::new(Mutex::new(
+        [(a_id, pairs(&fa)), (b_id, pairs(&fb))]
+            .into_iter()
+            .collect(),
+    ));
+    let mismatches = Arc::new(Mutex::new(Vec::new()));
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let mut server = NioServer::new(NioServerConfig {
+        ports: vec![0],
+        io_threads: 1,
+        ..Default::default()
+    });
+    let shared = LockReplay {
+        scripts: scripts.clone(),
+        conns: Default::default(),
+        mismatches: mismatches.clone(),
+        push: Default::default(),
+        server: cell.clone(),
+    };
+    *shared.push.lock().unwrap() = Some((push, b_id));
+    for c in [
+        Commands::RAFT_QUERY_STATUS,
+        KvCommands::DTKV_MKDIR,
+        KvCommands::DTKV_LIST,
+        KvCommands::DTKV_TRY_LOCK,
+        KvCommands::DTKV_UNLOCK,
+        KvCommands::DTKV_UPDATE_LOCK_LEASE,
+    ] {
+        server.register(
+            c,
+            LockReplay {
+                scripts: shared.scripts.clone(),
+                conns: shared.conns.clone(),
+                mismatches: shared.mismatches.clone(),
+                push: shared.push.clone(),
+                server: shared.server.clone(),
+            },
+        );
+    }
+    server.start().unwrap();
+    let server = Arc::new(server);
+    let _ = cell.set(server.clone());
+    let client = |id: (u64, u64)| {
+        let mut cfg = KvClientConfig::default();
+        cfg.raft.nio.process_info = dt_net::ProcessInfo {
+            uuid1: id.0,
+            uuid2: id.1,
+        };
+        let kv = KvClient::new(cfg).unwrap();
+        kv.raft()
+            .add_or_update_nodes(&[RaftNode {
+                node_id: 1,
+                addr: format!("127.0.0.1:{}", server.port()).parse().unwrap(),
+            }])
+            .unwrap();
+        kv.raft().add_or_update_group(0, &[1]).unwrap();
+        kv
+    };
+    let a = client(a_id);
+    let b = client(b_id);
+    // Discovery first, in the recorded order.
+    a.raft()
+        .fetch_leader(0, Duration::from_secs(3))
+        .wait()
+        .unwrap();
+    b.raft()
+        .fetch_leader(0, Duration::from_secs(3))
+        .wait()
+        .unwrap();
+
+    a.mkdir(0, "locks").unwrap();
+    let la = a.create_lock(0, "locks.l1").unwrap();
+    let lb = b.create_lock(0, "locks.l1").unwrap();
+    assert!(la.try_lock(30_000, 0).unwrap());
+    let fb = lb.try_lock_async(30_000, 10_000);
+    std::thread::sleep(Duration::from_millis(100));
+    la.update_lease(20_000).unwrap();
+    la.unlock().unwrap();
+    assert!(fb.wait().unwrap(), "B gets the lock by the recorded push");
+    assert!(!la.try_lock(1_000, 0).unwrap());
+    lb.update_lease(40_000).unwrap();
+    lb.unlock().unwrap();
+    drop(la); // may be held as far as A knows: the reference client unlocks too
+    assert!(a.list(0, "locks").unwrap().is_empty());
+
+    for (who, s) in scripts.lock().unwrap().iter() {
+        assert!(
+            s.is_empty(),
+            "{who:x?}: recorded requests left: {}",
+            s.len()
+        );
+    }
+    assert_eq!(mismatches.lock().unwrap().as_slice(), &[] as &[String]);
+    drop(lb);
+    a.stop(Duration::from_secs(1));
+    b.stop(Duration::from_secs(1));
+    server.stop(Duration::from_secs(1));
+}
