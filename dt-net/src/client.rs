@@ -264,6 +264,20 @@ impl NioClient {
         self.submit(peer, pkt, timeout, Completion::Boxed(Box::new(cb)));
     }
 
+    /// Like [`NioClient::send_request_cb`], but a response with a non-zero `resp_code` is
+    /// delivered as `Ok(packet)` instead of [`NetError::Remote`], so the caller can read
+    /// its `msg` and `extra` (the leader hint of NOT_RAFT_LEADER). Transport failures are
+    /// still errors.
+    pub fn send_request_raw_cb(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        timeout: Duration,
+        cb: impl FnOnce(Result<ReadPacket, NetError>) + Send + 'static,
+    ) {
+        self.submit(peer, pkt, timeout, Completion::Raw(Box::new(cb)));
+    }
+
     /// Like [`NioClient::send_request_cb`], but the result goes to `handler` with `token`:
     /// no allocation per request (pipelines that send many requests, e.g. replication).
     pub fn send_request_handler(

@@ -39,6 +39,9 @@ pub trait RpcHandler: Send + Sync + 'static {
 /// How a request's result is delivered.
 pub(crate) enum Completion {
     Boxed(RespCallback),
+    /// Like `Boxed`, but a response with a non-zero `resp_code` is delivered as it came
+    /// (`Ok`), so the caller can read its `msg` and `extra`.
+    Raw(RespCallback),
     Shared(Arc<dyn RpcHandler>, u64),
     Static(&'static dyn RpcHandler, u64),
 }
@@ -46,10 +49,15 @@ pub(crate) enum Completion {
 impl Completion {
     pub(crate) fn run(self, r: Result<ReadPacket, NetError>) {
         match self {
-            Completion::Boxed(cb) => cb(r),
+            Completion::Boxed(cb) | Completion::Raw(cb) => cb(r),
             Completion::Shared(h, t) => h.on_result(t, r),
             Completion::Static(h, t) => h.on_result(t, r),
         }
+    }
+
+    /// Whether a non-zero `resp_code` is delivered as the packet rather than an error.
+    pub(crate) fn is_raw(&self) -> bool {
+        matches!(self, Completion::Raw(_))
     }
 
     /// Delivers an error on the calling thread (immediate failures).

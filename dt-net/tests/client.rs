@@ -695,3 +695,35 @@ fn late_responder_keeps_its_flow_control_permit_until_the_response_leaves() {
     c.stop(T);
     s.stop(T);
 }
+
+#[test]
+fn raw_callback_sees_resp_code_msg_and_extra() {
+    let s = server_with(
+        |s| {
+            s.register(
+                100,
+                FnProcessor(|_p: &ReadPacket, _c: &ReqContext| {
+                    let mut w = WritePacket::error(CmdCodes::NOT_RAFT_LEADER, "not leader");
+                    w.extra = Some(Bytes::from_static(b"2"));
+                    Some(w)
+                }),
+            );
+        },
+        small(),
+    );
+    let c = client_to(addr(&s));
+    let (tx, rx) = std::sync::mpsc::channel();
+    c.send_request_raw_cb(
+        None,
+        WritePacket::request_bytes(100, Bytes::new()),
+        T,
+        move |r| tx.send(r).unwrap(),
+    );
+    let p = rx.recv_timeout(T).unwrap().unwrap();
+    assert_eq!(p.resp_code, CmdCodes::NOT_RAFT_LEADER);
+    assert_eq!(p.msg, "not leader");
+    assert_eq!(p.extra.as_deref(), Some(&b"2"[..]));
+    // The plain callback still turns it into an error.
+    let r = c.send_request_sync(None, WritePacket::request_bytes(100, Bytes::new()), T);
+    assert!(matches!(r, Err(NetError::Remote { code: 7, .. })), "{r:?}");
+}

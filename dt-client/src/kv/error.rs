@@ -42,6 +42,16 @@ pub enum KvError {
     Net(NetError),
     /// The response body could not be decoded.
     Malformed(PbError),
+    /// No leader could be found for the group: every configured member was asked with
+    /// RAFT_QUERY_STATUS and none named a configured member as leader (or the
+    /// deadline passed first). Discovery for the group then fails fast for 1 s, as the
+    /// reference client's does.
+    NoLeader {
+        /// The group.
+        group_id: i32,
+        /// What the members answered.
+        reason: String,
+    },
 }
 
 impl KvError {
@@ -82,6 +92,9 @@ impl fmt::Display for KvError {
             }
             KvError::Net(e) => write!(f, "transport error: {e}"),
             KvError::Malformed(e) => write!(f, "malformed response: {e}"),
+            KvError::NoLeader { group_id, reason } => {
+                write!(f, "can't find leader of group {group_id}: {reason}")
+            }
         }
     }
 }

@@ -254,6 +254,18 @@ impl WatchClient {
         None
     }
 
+    /// The groups that have watches.
+    pub fn groups(&self) -> Vec<i32> {
+        let mut g: Vec<i32> = self.groups.keys().copied().collect();
+        g.sort_unstable();
+        g
+    }
+
+    /// Whether an event waits in the queue.
+    pub fn has_events(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// The sync to send when the client stops: `sync_all` with no keys for every group
     /// that still has watches.
     pub fn remove_all(&mut self) -> Vec<WatchReq> {

@@ -126,7 +126,7 @@ impl NioWorker {
                         "response command {} does not match request command {}",
                         pkt.command, p.command
                     )))
-                } else if pkt.resp_code != CmdCodes::SUCCESS {
+                } else if pkt.resp_code != CmdCodes::SUCCESS && !cb.is_raw() {
                     Err(NetError::Remote {
                         code: pkt.resp_code,
                         msg: pkt.msg,
