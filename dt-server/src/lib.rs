@@ -24,3 +24,4 @@
 #![forbid(unsafe_code)]
 
 pub mod dtkv;
+pub mod props;
