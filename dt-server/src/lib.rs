@@ -23,5 +23,6 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod dtkv;
 pub mod props;
