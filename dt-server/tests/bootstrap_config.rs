@@ -447,3 +447,34 @@ fn start_checks_name_the_problem() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn configuration_page_lists_every_key() {
+    use dt_server::bootstrap::{GroupConfig, KvConfig, ServerConfig};
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
+    let all = ServerConfig::KEYS
+        .iter()
+        .chain(GroupConfig::KEYS)
+        .chain(KvConfig::KEYS);
+    let mut n = 0;
+    for k in all {
+        let cell = format!("| `{}` | {} |", k.key, k.default);
+        assert!(
+            page.contains(&cell),
+            "docs/configuration.md lacks the row for {}",
+            k.key
+        );
+        n += 1;
+    }
+    assert_eq!(n, 44);
+    for k in [
+        "servers",
+        "group.<id>.nodeIdOfMembers",
+        "group.<id>.nodeIdOfObservers",
+    ] {
+        assert!(page.contains(&format!("`{k}`")), "{k}");
+    }
+}
