@@ -108,82 +108,98 @@ fn is_blank(c: char) -> bool {
 }
 
 /// Splits the text into logical lines (continuations joined, comments and blank lines
-/// dropped), each with the 1-based number of its first natural line.
+/// dropped), each with the 1-based number of the line holding its first character.
+///
+/// This follows the JDK's line reader step by step, including its corner cases: a
+/// continuation that leaves nothing read lets the next line be a comment, and a line
+/// of only a backslash at the very end of the input is an entry with an empty key.
 fn logical_lines(text: &[char]) -> Vec<(usize, Vec<char>)> {
+    let n = text.len();
     let mut out = Vec::new();
     let mut i = 0;
     let mut line_no = 1;
-    let n = text.len();
-    while i < n {
-        // Start of a natural line that may start a logical line.
-        while i < n && is_blank(text[i]) {
-            i += 1;
+    // Takes the next char, keeping the line count (`\r\n` counts once).
+    let next = |i: &mut usize, line_no: &mut usize| -> (char, usize) {
+        let c = text[*i];
+        let here = *line_no;
+        *i += 1;
+        if c == '\n' || (c == '\r' && !(*i < n && text[*i] == '\n')) {
+            *line_no += 1;
         }
-        if i >= n {
-            break;
-        }
-        let c = text[i];
-        if c == '\n' || c == '\r' {
-            i = skip_eol(text, i, &mut line_no);
-            continue;
-        }
-        if c == '#' || c == '!' {
-            while i < n && text[i] != '\n' && text[i] != '\r' {
-                i += 1;
+        (c, here)
+    };
+    loop {
+        let mut buf: Vec<char> = Vec::new();
+        let mut start_line = line_no;
+        let mut skip_blanks = true;
+        let mut appended_begin = false;
+        let mut backslash = false;
+        let line = loop {
+            if i >= n {
+                if buf.is_empty() {
+                    break None;
+                }
+                if backslash {
+                    buf.pop();
+                }
+                break Some(buf);
             }
-            if i < n {
-                i = skip_eol(text, i, &mut line_no);
+            let (c, here) = next(&mut i, &mut line_no);
+            if skip_blanks {
+                if is_blank(c) || (!appended_begin && (c == '\r' || c == '\n')) {
+                    continue;
+                }
+                skip_blanks = false;
+                appended_begin = false;
             }
-            continue;
-        }
-        let start_line = line_no;
-        let mut buf = Vec::new();
-        loop {
-            // Read one natural line's content into buf.
-            let mut backslash = false;
-            while i < n && text[i] != '\n' && text[i] != '\r' {
-                let c = text[i];
-                backslash = if c == '\\' { !backslash } else { false };
+            if buf.is_empty() && (c == '#' || c == '!') {
+                // A comment: drop everything up to and including the line end.
+                while i < n {
+                    let (b, _) = next(&mut i, &mut line_no);
+                    if b == '\r' || b == '\n' {
+                        break;
+                    }
+                }
+                skip_blanks = true;
+                continue;
+            }
+            if c != '\n' && c != '\r' {
+                if buf.is_empty() {
+                    start_line = here;
+                }
                 buf.push(c);
-                i += 1;
+                backslash = if c == '\\' { !backslash } else { false };
+                continue;
+            }
+            // A line end.
+            if buf.is_empty() {
+                skip_blanks = true;
+                continue;
+            }
+            if i >= n {
+                if backslash {
+                    buf.pop();
+                }
+                break Some(buf);
             }
             if !backslash {
-                if i < n {
-                    i = skip_eol(text, i, &mut line_no);
-                }
-                break;
+                break Some(buf);
             }
-            buf.pop(); // the continuation backslash
-            if i >= n {
-                break;
+            // Continuation: drop the backslash, skip the next line's leading blanks.
+            buf.pop();
+            skip_blanks = true;
+            appended_begin = true;
+            backslash = false;
+            if c == '\r' && text[i] == '\n' {
+                next(&mut i, &mut line_no);
             }
-            if buf.is_empty() {
-                // Nothing read yet: the next line starts afresh (and may be a comment).
-                i = skip_eol(text, i, &mut line_no);
-                break;
-            }
-            i = skip_eol(text, i, &mut line_no);
-            // The continuation: leading blanks dropped; an empty line ends it.
-            while i < n && is_blank(text[i]) {
-                i += 1;
-            }
-        }
-        // A logical line that ended up empty (a lone continuation backslash followed
-        // by a blank line or the end) defines nothing.
-        if !buf.is_empty() {
-            out.push((start_line, buf));
+        };
+        match line {
+            Some(l) => out.push((start_line, l)),
+            None => break,
         }
     }
     out
-}
-
-fn skip_eol(text: &[char], i: usize, line_no: &mut usize) -> usize {
-    *line_no += 1;
-    if text[i] == '\r' && i + 1 < text.len() && text[i + 1] == '\n' {
-        i + 2
-    } else {
-        i + 1
-    }
 }
 
 /// Splits a logical line into its raw (still escaped) key and value.
@@ -483,6 +499,8 @@ mod tests {
         assert!(parse(b"").is_empty());
         assert!(parse(b"\n\n   \n# x\n! y\\\n").is_empty());
         assert!(parse(b"\\\n\n").is_empty());
+        // The JDK's corner case: a lone backslash line at the very end is an empty key.
+        assert_eq!(parse(b"\\\n").get(""), Some(""));
         assert!(parse(b"\\\n#x=1\n").is_empty());
         assert_eq!(parse(b"  \\\n  x=1\n").get("x"), Some("1"));
     }
