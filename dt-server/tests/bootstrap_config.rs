@@ -31,7 +31,7 @@ fn load_files(c: &Path, s: &Path, vars: VarSource) -> Result<BootConfig, Bootstr
 #[test]
 fn shipped_single_node_conf_equals_embedded_defaults() {
     let conf = repo_conf();
-    let cfg = load_files(
+    let mut cfg = load_files(
         &conf.join("config.properties"),
         &conf.join("servers.properties"),
         no_vars(),
@@ -79,7 +79,7 @@ fn shipped_three_node_conf_loads_and_agrees() {
     let mut first_servers = None;
     for n in 1..=3 {
         let node = dir.join(format!("node{n}"));
-        let cfg = load_files(
+        let mut cfg = load_files(
             &node.join("config.properties"),
             &node.join("servers.properties"),
             no_vars(),
@@ -134,7 +134,7 @@ fn run(config: &str, servers: &str) -> (tempfile::TempDir, Result<BootConfig, Bo
         servers_file: dir.path().join("servers.properties"),
     };
     let r = BootConfig::load(&args, no_vars(), DataDirCheck::CreateAndProbe)
-        .and_then(|c| c.check_start().map(|_| c));
+        .and_then(|mut c| c.check_start().map(|_| c));
     (dir, r)
 }
 
@@ -420,7 +420,6 @@ fn group_overrides_apply_after_config_properties() {
     assert_eq!(g1.node_id_of_members, "1,2");
     assert_eq!(g1.node_id_of_observers.as_deref(), Some(""));
     assert_eq!(g0.node_id_of_observers, None);
-    cfg.check_start().unwrap();
 
     // A group added at runtime is built the same way.
     let g7 = cfg
@@ -429,6 +428,8 @@ fn group_overrides_apply_after_config_properties() {
     assert!(!g7.sync_force);
     assert_eq!(g7.max_keep_snapshots, 5);
     assert_eq!(g7.data_dir, "./data/7");
+    assert_eq!(cfg.read_kv_config(7).unwrap(), Default::default());
+    assert_eq!(cfg.read_kv_config(1).unwrap().watch_timeout_millis, 90_000);
 }
 
 #[test]
@@ -436,7 +437,7 @@ fn start_checks_name_the_problem() {
     let config = Properties::parse_str("nodeId=2\n").unwrap();
     let servers =
         Properties::parse_str("servers=1,h:1;2,h:2\ngroup.3.nodeIdOfMembers=1,1\n").unwrap();
-    let cfg =
+    let mut cfg =
         BootConfig::from_properties(config, servers, "s".into(), no_vars(), DataDirCheck::Skip)
             .unwrap();
     match cfg.check_start() {

@@ -80,7 +80,9 @@ pub enum StartProblem {
         /// The node.
         node_id: i32,
     },
-    /// A size that must be a power of two is not.
+    /// A size that must be a power of two is not. (The reference finds this only
+    /// while initialising the group, after start, and then hangs with the group
+    /// failed; we refuse to start instead.)
     NotPowerOfTwo {
         /// The group.
         group_id: i32,
@@ -187,6 +189,9 @@ pub enum BootstrapError {
     NoGroups,
     /// The Raft server's construction checks failed (106).
     Start(StartProblem),
+    /// A group's DtKV option has a bad value (106: the reference reads these while it
+    /// builds the state machines, inside the Raft server's construction).
+    BadKvValue(ValueError),
 }
 
 impl BootstrapError {
@@ -203,7 +208,7 @@ impl BootstrapError {
             | BootstrapError::BadGroupKey { .. }
             | BootstrapError::MissingMembers(_)
             | BootstrapError::NoGroups => ExitCode::BadConfig,
-            BootstrapError::Start(_) => ExitCode::StartFail,
+            BootstrapError::Start(_) | BootstrapError::BadKvValue(_) => ExitCode::StartFail,
         }
     }
 
@@ -243,6 +248,7 @@ impl fmt::Display for BootstrapError {
                 "no group configured: add group.<id>.nodeIdOfMembers to servers.properties"
             ),
             BootstrapError::Start(p) => write!(f, "cannot start the server: {p}"),
+            BootstrapError::BadKvValue(e) => write!(f, "cannot start the server: bad DtKV option: {e}"),
         }
     }
 }
@@ -251,7 +257,7 @@ impl std::error::Error for BootstrapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BootstrapError::LoadConfig(e) => Some(e),
-            BootstrapError::BadValue(e) => Some(e),
+            BootstrapError::BadValue(e) | BootstrapError::BadKvValue(e) => Some(e),
             _ => None,
         }
     }

@@ -2,9 +2,11 @@
 //! codes: command line (101), loading both files (102), server values (104), `servers`
 //! present (105), group keys (105), each group's values (104) and data directory (103),
 //! at least one group (105); then [`BootConfig::check_start`] runs the checks the Raft
-//! server's construction makes (106).
+//! server's construction makes and reads each group's DtKV options (106).
 
-use super::config::{GroupConfig, ServerConfig, DEFAULT_REPLICATE_PORT, DEFAULT_SERVICE_PORT};
+use super::config::{
+    GroupConfig, KvConfig, ServerConfig, DEFAULT_REPLICATE_PORT, DEFAULT_SERVICE_PORT,
+};
 use super::exit::{BootstrapError, StartProblem};
 use super::servers::{check_unique, parse_member_ids, parse_servers, ServerNode};
 use crate::props::{PropReader, Properties, VarSource};
@@ -197,7 +199,9 @@ impl BootConfig {
     /// Builds one group's configuration as the bootstrap does, also for a group added
     /// at runtime: defaults, then config.properties, then `group.<id>.*`; the DtKV
     /// options from `group.<id>.*` only; `data_dir` becomes `<dataDir>/<id>` and is
-    /// checked per `dir_check`.
+    /// checked per `dir_check`. The DtKV options are not read here: the reference
+    /// reads them when it builds the group's state machine, see
+    /// [`BootConfig::read_kv_config`].
     pub fn create_group_config(
         &self,
         group_id: i32,
@@ -220,21 +224,36 @@ impl BootConfig {
         Ok(g)
     }
 
-    /// The checks the Raft server makes when it is built (exit 106): positive
-    /// `nodeId` and `replicatePort`, a parsable `servers` list with unique ids and
-    /// addresses containing this node, and per group members/observers that are known,
-    /// unique, non-empty and disjoint, and power-of-two file sizes. Returns the parsed
-    /// server list.
-    pub fn check_start(&self) -> Result<Vec<ServerNode>, BootstrapError> {
-        check_start(&self.server, &self.groups).map_err(BootstrapError::Start)
+    /// The DtKV options of a group: defaults, then `group.<id>.*` of
+    /// servers.properties (never config.properties). A bad value is a start failure
+    /// (106), as in the reference, which reads them while building the state machine.
+    pub fn read_kv_config(&self, group_id: i32) -> Result<KvConfig, BootstrapError> {
+        let mut kv = KvConfig::default();
+        let prefix = format!("{GROUP_PREFIX}{group_id}");
+        kv.apply(&PropReader::new(&self.servers_props, &self.vars, &prefix))
+            .map_err(BootstrapError::BadKvValue)?;
+        Ok(kv)
+    }
+
+    /// The checks the Raft server makes when it is built (exit 106), in its order:
+    /// positive `nodeId` and `replicatePort`, a parsable `servers` list with unique ids
+    /// and addresses containing this node; then per group (in id order) members and
+    /// observers that are known, unique, non-empty and disjoint, power-of-two file
+    /// sizes, and its DtKV options, which are stored in the group's `kv`. Returns the
+    /// parsed server list.
+    pub fn check_start(&mut self) -> Result<Vec<ServerNode>, BootstrapError> {
+        let (nodes, ids) = check_server(&self.server).map_err(BootstrapError::Start)?;
+        for i in 0..self.groups.len() {
+            check_group(&self.groups[i], &ids).map_err(BootstrapError::Start)?;
+            let kv = self.read_kv_config(self.groups[i].group_id)?;
+            self.groups[i].kv = kv;
+        }
+        Ok(nodes)
     }
 }
 
-/// [`BootConfig::check_start`] on plain structs.
-pub fn check_start(
-    server: &ServerConfig,
-    groups: &[GroupConfig],
-) -> Result<Vec<ServerNode>, StartProblem> {
+/// The server-level start checks; returns the parsed list and its ids.
+fn check_server(server: &ServerConfig) -> Result<(Vec<ServerNode>, HashSet<i32>), StartProblem> {
     if server.node_id <= 0 {
         return Err(StartProblem::NodeIdNotPositive(server.node_id));
     }
@@ -249,37 +268,53 @@ pub fn check_start(
     if !ids.contains(&server.node_id) {
         return Err(StartProblem::SelfNotInServers(server.node_id));
     }
-    for g in groups {
-        let members = parse_member_ids(&g.node_id_of_members, g.group_id, &ids)?;
-        if members.is_empty() {
-            return Err(StartProblem::NoMember(g.group_id));
-        }
-        if let Some(obs) = g.node_id_of_observers.as_deref() {
-            if !obs.trim().is_empty() {
-                let observers = parse_member_ids(obs, g.group_id, &ids)?;
-                if let Some(&id) = members.iter().find(|m| observers.contains(m)) {
-                    return Err(StartProblem::MemberIsObserver {
-                        group_id: g.group_id,
-                        node_id: id,
-                    });
-                }
+    Ok((nodes, ids))
+}
+
+/// One group's start checks against the known node ids.
+fn check_group(g: &GroupConfig, ids: &HashSet<i32>) -> Result<(), StartProblem> {
+    let members = parse_member_ids(&g.node_id_of_members, g.group_id, ids)?;
+    if members.is_empty() {
+        return Err(StartProblem::NoMember(g.group_id));
+    }
+    if let Some(obs) = g.node_id_of_observers.as_deref() {
+        if !obs.trim().is_empty() {
+            let observers = parse_member_ids(obs, g.group_id, ids)?;
+            if let Some(&id) = members.iter().find(|m| observers.contains(m)) {
+                return Err(StartProblem::MemberIsObserver {
+                    group_id: g.group_id,
+                    node_id: id,
+                });
             }
         }
-        let pow2 = |v: i64| v > 0 && (v & (v - 1)) == 0;
-        if !pow2(g.idx_items_per_file as i64) {
-            return Err(StartProblem::NotPowerOfTwo {
-                group_id: g.group_id,
-                key: "idxItemsPerFile",
-                value: g.idx_items_per_file as i64,
-            });
-        }
-        if !pow2(g.log_file_size) {
-            return Err(StartProblem::NotPowerOfTwo {
-                group_id: g.group_id,
-                key: "logFileSize",
-                value: g.log_file_size,
-            });
-        }
+    }
+    let pow2 = |v: i64| v > 0 && (v & (v - 1)) == 0;
+    if !pow2(g.idx_items_per_file as i64) {
+        return Err(StartProblem::NotPowerOfTwo {
+            group_id: g.group_id,
+            key: "idxItemsPerFile",
+            value: g.idx_items_per_file as i64,
+        });
+    }
+    if !pow2(g.log_file_size) {
+        return Err(StartProblem::NotPowerOfTwo {
+            group_id: g.group_id,
+            key: "logFileSize",
+            value: g.log_file_size,
+        });
+    }
+    Ok(())
+}
+
+/// The Raft server's checks of [`BootConfig::check_start`] on plain structs
+/// (without the DtKV options).
+pub fn check_start(
+    server: &ServerConfig,
+    groups: &[GroupConfig],
+) -> Result<Vec<ServerNode>, StartProblem> {
+    let (nodes, ids) = check_server(server)?;
+    for g in groups {
+        check_group(g, &ids)?;
     }
     Ok(nodes)
 }

@@ -5,9 +5,10 @@
 //! * [`BootConfig::load`] reads both files and builds the typed configuration:
 //!   [`ServerConfig`] from config.properties, `servers` from servers.properties, one
 //!   [`GroupConfig`] per `group.<id>.` group with config.properties applied first and
-//!   `group.<id>.*` second, the DtKV options ([`KvConfig`]) from `group.<id>.*` only,
-//!   and each group's data directory `<dataDir>/<id>` created and probed.
-//!   [`BootConfig::check_start`] then makes the checks the Raft server makes.
+//!   `group.<id>.*` second, and each group's data directory `<dataDir>/<id>`
+//!   created and probed. [`BootConfig::check_start`] then makes the checks the Raft
+//!   server makes and reads each group's DtKV options ([`KvConfig`], from
+//!   `group.<id>.*` only), where the reference reads them.
 //!   Every failure is a [`BootstrapError`] whose [`BootstrapError::exit_code`] is the
 //!   reference's (101–106, [`ExitCode`]).
 //! * [`ClientConfig`] reads client.properties for the client tools.
@@ -25,7 +26,7 @@
 //! )
 //! .unwrap();
 //! let vars = VarSource::fixed([("DATA_DIR", "/srv/dt")]);
-//! let cfg = BootConfig::from_properties(config, servers, "servers.properties".into(), vars,
+//! let mut cfg = BootConfig::from_properties(config, servers, "servers.properties".into(), vars,
 //!     DataDirCheck::Skip).unwrap();
 //! assert_eq!(cfg.server.service_port, 9332);
 //! assert_eq!(cfg.groups[0].data_dir, "/srv/dt/0");
