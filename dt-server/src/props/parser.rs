@@ -376,8 +376,8 @@ pub fn escape_key(key: &str) -> String {
     escape(key, true)
 }
 
-/// Escapes a value for writing (leading blanks, backslashes, line breaks and
-/// non-printable or non-ASCII characters); ordinary values come out unchanged.
+/// Escapes a value for writing (a leading blank, `=` or `:`, backslashes, line breaks
+/// and non-printable or non-ASCII characters); ordinary values come out unchanged.
 pub fn escape_value(value: &str) -> String {
     escape(value, false)
 }
@@ -392,6 +392,10 @@ fn escape(s: &str, is_key: bool) -> String {
             '\r' => out.push_str("\\r"),
             '\u{c}' => out.push_str("\\f"),
             ' ' if is_key || i == 0 => out.push_str("\\ "),
+            '=' | ':' if i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
             '=' | ':' | '#' | '!' if is_key => {
                 out.push('\\');
                 out.push(c);
@@ -511,6 +515,8 @@ mod tests {
             ("plain.key", "1,127.0.0.1:9331;"),
             ("a key=:#!", "  lead\ttab\nnl\\back é \u{1F600}"),
             ("", ""),
+            ("#", ":"),
+            ("k", "=x"),
         ];
         for (k, v) in cases {
             let text = format!("{} = {}\n", escape_key(k), escape_value(v));
