@@ -21,3 +21,31 @@ pub fn embedded_defaults() -> (ServerConfig, Vec<GroupConfig>) {
     group.data_dir = "./data/0".to_string();
     (server, vec![group])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap::check_start;
+
+    #[test]
+    fn embedded_defaults_are_one_node_on_loopback() {
+        let (server, groups) = embedded_defaults();
+        assert_eq!(server.node_id, 1);
+        assert_eq!(server.replicate_port, 9331);
+        assert_eq!(server.service_port, 9332);
+        assert_eq!(server.elect_timeout, 15_000);
+        assert!(server.check_self);
+        assert!(server.block_io_threads >= 4);
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        assert_eq!(g.group_id, 0);
+        assert_eq!(g.node_id_of_members, "1");
+        assert_eq!(g.data_dir, "./data/0");
+        assert!(g.sync_force);
+        assert_eq!(g.max_keep_snapshots, 2);
+        let nodes = check_start(&server, &groups).unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].host, "127.0.0.1");
+        assert_eq!(nodes[0].port, 9331);
+    }
+}
