@@ -8,6 +8,13 @@
 //! and the networked processors will drive. The KV message types it reads and answers
 //! with are `dt_client::kv`'s.
 //!
+//! It also owns the server's configuration: [`props`] reads Java `.properties` files
+//! with the JDK's and the reference's rules, and [`bootstrap`] turns
+//! config.properties, servers.properties and client.properties into typed settings
+//! with the reference's defaults, start-up checks and exit codes, rewrites
+//! servers.properties safely when membership changes, and gives the embedded defaults
+//! of a server started without arguments (see `docs/configuration.md`).
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -24,4 +31,6 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod dtkv;
+pub mod props;
