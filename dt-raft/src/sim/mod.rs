@@ -23,6 +23,7 @@
 //! assert!(matches!(report.verdict, Verdict::Violation(_)));
 //! ```
 
+pub mod disk;
 pub mod gen;
 pub mod history;
 pub mod jsonl;
