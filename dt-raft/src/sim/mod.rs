@@ -28,3 +28,4 @@ pub mod gen;
 pub mod history;
 pub mod jsonl;
 pub mod lincheck;
+pub mod net;
