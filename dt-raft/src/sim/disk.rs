@@ -206,6 +206,11 @@ impl SimDisk {
         s.failed = None;
     }
 
+    /// Changes the chance of fsync failures (per mille).
+    pub fn set_sync_fail_per_mille(&self, per_mille: u64) {
+        self.s.borrow_mut().cfg.sync_fail_per_mille = per_mille;
+    }
+
     /// The durable status (what a restart would read).
     pub fn durable_status(&self) -> PersistedState {
         self.s.borrow().status
@@ -307,6 +312,37 @@ impl SimRaftLog {
     /// The last index held in memory (written, maybe not synced).
     pub fn last_index(&self) -> u64 {
         self.s.borrow().items.len() as u64
+    }
+
+    /// Simulation shortcut for a snapshot install (§12): the log is replaced, durably
+    /// and at once, by `items` (a leader's applied prefix starting at index 1), which
+    /// also become the durable commit index. Stale bytes of the old log are gone, as
+    /// the store deletes every log file at an install.
+    pub fn install_prefix(&self, items: Vec<LogItem>) -> StoreResult<()> {
+        let mut s = self.check()?;
+        let mut img = Vec::new();
+        let mut pos = Vec::with_capacity(items.len());
+        for (k, it) in items.iter().enumerate() {
+            if it.index != k as u64 + 1 {
+                return Err(StoreError::InvalidArgument(format!(
+                    "install item {} at position {k}",
+                    it.index
+                )));
+            }
+            pos.push(img.len());
+            it.encode_into(&mut img);
+        }
+        let last = items.len() as u64;
+        s.end = img.len();
+        s.dirty_lo = img.len();
+        s.durable = img.clone();
+        s.bytes = img;
+        s.items = items;
+        s.pos = pos;
+        s.persisted = last;
+        s.commit = last;
+        s.status.commit_index = last;
+        Ok(())
     }
 
     /// Whether an fsync failed and the log stopped (the node must restart).

@@ -23,9 +23,12 @@
 //! assert!(matches!(report.verdict, Verdict::Violation(_)));
 //! ```
 
+pub mod bugs;
+pub mod cluster;
 pub mod disk;
 pub mod gen;
 pub mod history;
 pub mod jsonl;
+pub mod kv;
 pub mod lincheck;
 pub mod net;

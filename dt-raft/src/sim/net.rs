@@ -160,7 +160,8 @@ impl<M: Clone + 'static> SimNet<M> {
             let me = self.s.clone();
             let m = msg.clone();
             let wait = Duration::from_nanos((at - now) as u64);
-            let r = self.group.spawn("net", async move {
+            // a stopped network group (end of a run) drops the message
+            let _ = self.group.spawn("net", async move {
                 if dt_fiber::sleep(wait).await.is_err() {
                     return;
                 }
@@ -177,7 +178,6 @@ impl<M: Clone + 'static> SimNet<M> {
                     f(from, to, m);
                 }
             });
-            debug_assert!(r.is_ok(), "network group stopped");
         }
     }
 
