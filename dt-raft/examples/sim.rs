@@ -49,6 +49,10 @@ struct Args {
     /// Virtual seconds of workload and faults per seed.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Run the core without leader stickiness, as the reference does (lease reads are
+    /// then not linearizable under partitions).
+    #[arg(long)]
+    no_stickiness: bool,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
@@ -96,6 +100,7 @@ fn main() {
         faults,
         duration: Duration::from_secs(args.seconds),
         bug,
+        leader_stickiness: !args.no_stickiness,
         ..SimConfig::default()
     };
     let started = Instant::now();
@@ -120,13 +125,16 @@ fn main() {
         }
         if !r.violations.is_empty() {
             violations += 1;
-            let bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
+            let mut bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
+            if args.no_stickiness {
+                bug.push_str(" --no-stickiness");
+            }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
-                r.violations[0], args.nodes, args.faults, args.seconds
+                one_line(&r.violations[0]), args.nodes, args.faults, args.seconds
             );
             for v in r.violations.iter().skip(1).take(3) {
-                println!("    also: {v}");
+                println!("    also: {}", one_line(v));
             }
         }
     }
@@ -138,4 +146,9 @@ fn main() {
         args.seeds,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A violation report on one line (the checker's report has several).
+fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).collect::<Vec<_>>().join(" | ")
 }

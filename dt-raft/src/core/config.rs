@@ -27,6 +27,15 @@ pub struct CoreConfig {
     /// Delay before a replication stopped by an error is restarted (the reference's
     /// raft-ping period, 1 000 ms).
     pub replicate_retry_ms: u64,
+    /// Leader stickiness (not in the reference, off by default there and here): a
+    /// follower that accepted an append of a leader, or started, less than
+    /// `elect_timeout_ms` ago refuses pre-votes and votes, keeping its term. Lease
+    /// reads (§9) need it: the lease ends electTimeout − leaseDelta after a send a
+    /// quorum acknowledged, but without stickiness a candidate cut off from the leader
+    /// can win with those same voters' votes and commit writes while the old leader
+    /// still serves reads from its lease. The simulation found this (dt-raft
+    /// `tests/sim.rs`, seed 2136: a stale read under a slow link).
+    pub leader_stickiness: bool,
 }
 
 impl CoreConfig {
@@ -41,6 +50,7 @@ impl CoreConfig {
             sync_force: true,
             max_replicate_items: 20_000,
             replicate_retry_ms: 1_000,
+            leader_stickiness: false,
         }
     }
 

@@ -289,6 +289,9 @@ pub struct RaftCore {
     installing_snapshot: bool,
 
     last_elect_time: u64,
+    /// When an append of the current leader was last accepted (or the core was made):
+    /// the fence of [`CoreConfig::leader_stickiness`].
+    leader_heard_at: u64,
     elect_check_at: u64,
     last_propose_time: u64,
     vote: VoteRound,
@@ -346,6 +349,7 @@ impl RaftCore {
             group_ready: false,
             installing_snapshot: false,
             last_elect_time: now,
+            leader_heard_at: now,
             elect_check_at: now,
             last_propose_time: now,
             vote: VoteRound::default(),

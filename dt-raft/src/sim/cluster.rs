@@ -31,7 +31,7 @@
 //!   converge, the last checks, then [`super::lincheck`] over the history.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -114,6 +114,9 @@ pub struct SimConfig {
     pub keys: i64,
     /// A deliberate bug to switch on (the simulation's self-test).
     pub bug: Option<Bug>,
+    /// [`CoreConfig::leader_stickiness`]; without it lease reads are not
+    /// linearizable under partitions (the default is on here).
+    pub leader_stickiness: bool,
 }
 
 impl Default for SimConfig {
@@ -125,6 +128,7 @@ impl Default for SimConfig {
             clients: 5,
             keys: 3,
             bug: None,
+            leader_stickiness: true,
         }
     }
 }
@@ -233,7 +237,7 @@ enum Ev {
 struct Checker {
     violations: Vec<String>,
     /// Leader per term.
-    leaders: HashMap<Term, NodeId>,
+    leaders: BTreeMap<Term, NodeId>,
     /// Entry (term, body) applied at each index by anybody: all must agree.
     applied: Vec<(Term, Bytes)>,
     /// Writes acknowledged to a client: (index, term).
@@ -258,9 +262,20 @@ struct Shared {
     next_rpc: Cell<u64>,
     history: RefCell<History>,
     clients_done: Cell<bool>,
+    /// The run is over: the nemesis stops.
+    finished: Cell<bool>,
     ops: Cell<u64>,
     ok: Cell<u64>,
     rpc_timeout_ms: u64,
+    /// Entries in flight per follower, drawn per seed from 1..=64: small windows split
+    /// a new leader's catch-up into batches of older-term entries.
+    max_replicate_items: u64,
+    /// Random choices of the checks-side faults (crash right after an election).
+    rng: RefCell<XorShift>,
+    /// This, for fibers spawned from `&self` methods.
+    me: RefCell<std::rc::Weak<Shared>>,
+    /// The nemesis' group.
+    misc: RefCell<Option<FiberGroup>>,
 }
 
 struct NodeSlot {
@@ -279,6 +294,18 @@ struct NodeClock {
     offset_ms: u64,
     /// Rate error in parts per million.
     ppm: i64,
+}
+
+thread_local! {
+    static TRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Prints what the nodes and the nemesis do to stderr (`DT_SIM_TRACE=1`), for
+/// replaying a failing seed.
+fn trace(what: impl FnOnce() -> String) {
+    if TRACE.with(Cell::get) {
+        eprintln!("[{:>12.6}] {}", vnow() as f64 / 1e9, what());
+    }
 }
 
 fn vnow() -> i64 {
@@ -320,12 +347,12 @@ struct Node {
     kv: Kv,
     applied: Index,
     commit_seen: Index,
-    reqs: HashMap<ReqId, Pending>,
+    reqs: BTreeMap<ReqId, Pending>,
     next_req: ReqId,
-    bodies: HashMap<Index, Bytes>,
-    waiters: HashMap<Index, Waiter>,
+    bodies: BTreeMap<Index, Bytes>,
+    waiters: BTreeMap<Index, Waiter>,
     reads: VecDeque<(Index, Key, u64, ReplyTo)>,
-    rpcs: HashMap<u64, (NodeId, AppendSend, u64)>,
+    rpcs: BTreeMap<u64, (NodeId, AppendSend, u64)>,
     failed: bool,
 }
 
@@ -420,6 +447,15 @@ impl Node {
 
     fn queue_read(&mut self, key: Key, op_id: u64, reply: ReplyTo) {
         let at = self.core.commit_index();
+        trace(|| {
+            format!(
+                "n{} read k{key} op {op_id} at {at} applied {} value {:?} term {}",
+                self.id,
+                self.applied,
+                self.kv.get(key),
+                self.core.term()
+            )
+        });
         if self.applied >= at {
             Self::reply(&reply, op_id, Reply::Ok(self.kv.get(key), true));
         } else {
@@ -575,6 +611,7 @@ impl Node {
             }
             Action::Apply { commit_index } => self.apply(sh, now, commit_index),
             Action::RoleChanged { role, term, .. } => {
+                trace(|| format!("n{} {role:?} term {term}", self.id));
                 if role == Role::Leader {
                     sh.on_leader(self.id, term, &self.log);
                 } else {
@@ -585,7 +622,7 @@ impl Node {
                 }
             }
             Action::FailPendingTasks { .. } => {
-                for (_, w) in self.waiters.drain() {
+                for (_, w) in std::mem::take(&mut self.waiters) {
                     Self::reply(&w.reply, w.op_id, Reply::Unknown);
                 }
             }
@@ -618,7 +655,7 @@ impl Node {
         let term = self.log.term_at(c).unwrap_or(0);
         let fnow = sh.slot(to).clock.now_ms();
         // proposals the follower still waited for are decided elsewhere now
-        for (_, w) in f.waiters.drain() {
+        for (_, w) in std::mem::take(&mut f.waiters) {
             Self::reply(&w.reply, w.op_id, Reply::Unknown);
         }
         f.kv = self.kv.clone();
@@ -692,6 +729,12 @@ impl Node {
                 return;
             };
             sh.on_apply(self.id, i, &e);
+            if e.item_type == TYPE_NORMAL {
+                trace(|| {
+                    let c = Command::decode(&e.body);
+                    format!("n{} apply {i} term {} {c:?}", self.id, e.term)
+                });
+            }
             let mut result = true;
             if e.item_type == TYPE_NORMAL {
                 match Command::decode(&e.body) {
@@ -760,6 +803,25 @@ impl Shared {
     }
 
     fn on_leader(&self, id: NodeId, term: Term, log: &SimRaftLog) {
+        // a crash during the leader change: the new leader dies within a few ms, with
+        // its no-op (and maybe older entries) on only some nodes
+        if self.cfg.faults.crash && !self.finished.get() && self.rng.borrow_mut().range(0, 99) < 15
+        {
+            let wait = Duration::from_micros(self.rng.borrow_mut().range(0, 20_000));
+            let sh = self.me.borrow().upgrade();
+            let g = self.misc.borrow().clone();
+            if let (Some(sh), Some(g)) = (sh, g) {
+                let _ = g.spawn("crash-new-leader", async move {
+                    if dt_fiber::sleep(wait).await.is_ok()
+                        && !sh.finished.get()
+                        && sh.slot(id).node.borrow().is_some()
+                    {
+                        sh.checker.borrow_mut().stats.crashes += 1;
+                        crash_node(&sh, id);
+                    }
+                });
+            }
+        }
         let mut c = self.checker.borrow_mut();
         c.stats.leaders += 1;
         if let Some(prev) = c.leaders.insert(term, id) {
@@ -849,6 +911,7 @@ impl Shared {
 
 /// Starts (or restarts) node `id` from its disk.
 fn start_node(sh: &Rc<Shared>, id: NodeId) {
+    trace(|| format!("n{id} start"));
     let slot = sh.slot(id);
     let inbox: FiberChannel<Ev> = slot.group.new_channel();
     *slot.inbox.borrow_mut() = Some(inbox.clone());
@@ -875,7 +938,8 @@ fn start_node(sh: &Rc<Shared>, id: NodeId) {
         c.elect_timeout_ms = ELECT_MS;
         c.heartbeat_interval_ms = 200;
         c.replicate_retry_ms = 100;
-        c.max_replicate_items = 64;
+        c.max_replicate_items = sh.max_replicate_items;
+        c.leader_stickiness = sh.cfg.leader_stickiness;
         let mut core = match RaftCore::new(
             c,
             seed,
@@ -902,12 +966,12 @@ fn start_node(sh: &Rc<Shared>, id: NodeId) {
             kv: Kv::default(),
             applied: 0,
             commit_seen: 0,
-            reqs: HashMap::new(),
+            reqs: BTreeMap::new(),
             next_req: 0,
-            bodies: HashMap::new(),
-            waiters: HashMap::new(),
+            bodies: BTreeMap::new(),
+            waiters: BTreeMap::new(),
             reads: VecDeque::new(),
-            rpcs: HashMap::new(),
+            rpcs: BTreeMap::new(),
             failed: false,
         }));
         {
@@ -963,6 +1027,7 @@ fn start_node(sh: &Rc<Shared>, id: NodeId) {
 
 /// The process of node `id` dies now.
 fn crash_node(sh: &Shared, id: NodeId) {
+    trace(|| format!("n{id} crash"));
     let slot = sh.slot(id);
     if slot.node.borrow_mut().take().is_none() {
         return;
@@ -1105,6 +1170,9 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
             return;
         }
         let now = vnow();
+        if sh.finished.get() {
+            return;
+        }
         if now >= until_ns {
             // calm: bring every node back, no new faults
             for &id in &ids {
@@ -1137,6 +1205,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
             }
         }
         if heal_at.is_some_and(|t| t <= now) {
+            trace(|| "heal".into());
             sh.net.heal();
             heal_at = None;
         }
@@ -1162,6 +1231,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
                 match rng.range(0, 3) {
                     0 => {
                         if let Some(l) = leader {
+                            trace(|| format!("isolate n{l}"));
                             sh.net.isolate(l, &ids);
                         }
                     }
@@ -1169,6 +1239,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
                         let a = 1 + rng.range(0, n - 1) as NodeId;
                         let b = 1 + rng.range(0, n - 1) as NodeId;
                         if a != b {
+                            trace(|| format!("block n{a}->n{b}"));
                             sh.net.block(a, b);
                         }
                     }
@@ -1178,6 +1249,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
                         for i in (1..shuffled.len()).rev() {
                             shuffled.swap(i, rng.range(0, i as u64) as usize);
                         }
+                        trace(|| format!("partition {:?}", shuffled.split_at(cut)));
                         sh.net.partition(&shuffled[..cut], &shuffled[cut..]);
                     }
                     _ => {
@@ -1227,6 +1299,7 @@ async fn invariant_ticker(sh: Rc<Shared>) {
 /// the same history, byte for byte.
 pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     bugs::set_active(cfg.bug);
+    TRACE.with(|t| t.set(std::env::var_os("DT_SIM_TRACE").is_some()));
     let mut sim = Simulation::new(seed);
     let mut rng = XorShift::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
     let net_group = sim.new_group("net");
@@ -1276,9 +1349,14 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         next_rpc: Cell::new(0),
         history: RefCell::new(History::new()),
         clients_done: Cell::new(false),
+        finished: Cell::new(false),
         ops: Cell::new(0),
         ok: Cell::new(0),
         rpc_timeout_ms: 300,
+        max_replicate_items: [1, 2, 4, 8, 64][rng.range(0, 4) as usize],
+        rng: RefCell::new(XorShift::new(rng.next_u64())),
+        me: RefCell::new(std::rc::Weak::new()),
+        misc: RefCell::new(None),
     });
     {
         let weak = Rc::downgrade(&sh);
@@ -1298,6 +1376,8 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         let _ = cg.spawn("client", client(sh.clone(), p, rng.next_u64()));
     }
     let misc = sim.new_group("nemesis");
+    *sh.me.borrow_mut() = Rc::downgrade(&sh);
+    *sh.misc.borrow_mut() = Some(misc.clone());
     let until = sim.now().nano_time + cfg.duration.as_nanos() as i64;
     let _ = misc.spawn("nemesis", nemesis(sh.clone(), rng.next_u64(), until));
     let _ = misc.spawn("invariants", invariant_ticker(sh.clone()));
@@ -1315,6 +1395,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     sim.run_for(CLIENT_TIMEOUT + Duration::from_secs(4));
     final_checks(&sh);
     let virtual_time = sim.elapsed();
+    sh.finished.set(true);
     // break the Rc cycles (fibers hold the shared state, which holds their inboxes)
     for slot in &sh.nodes {
         slot.node.borrow_mut().take();
@@ -1363,7 +1444,8 @@ fn final_checks(sh: &Shared) {
     for node in sh.live_nodes() {
         let n = node.borrow();
         for &(i, t) in &acked {
-            if n.log.term_at(i) != Some(t) && n.log.last_index() >= i {
+            // beyond its commit index a lagging node may still hold stale entries
+            if n.log.term_at(i) != Some(t) && n.core.commit_index() >= i {
                 sh.violation(format!(
                     "node {}: acknowledged write at {i} (term {t}) is gone",
                     n.id

@@ -18,7 +18,7 @@
 //! time, so delivery happens on virtual time, in a deterministic order.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -73,10 +73,10 @@ type Deliver<M> = Rc<dyn Fn(NodeId, NodeId, M)>;
 struct NetState<M> {
     cfg: NetConfig,
     rng: XorShift,
-    blocked: HashSet<(NodeId, NodeId)>,
-    slow: HashMap<(NodeId, NodeId), u64>,
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    slow: BTreeMap<(NodeId, NodeId), u64>,
     /// Arrival time (ns) of the last message per link (FIFO mode).
-    last_at: HashMap<(NodeId, NodeId), i64>,
+    last_at: BTreeMap<(NodeId, NodeId), i64>,
     deliver: Option<Deliver<M>>,
     stats: NetStats,
 }
@@ -103,9 +103,9 @@ impl<M: Clone + 'static> SimNet<M> {
             s: Rc::new(RefCell::new(NetState {
                 cfg,
                 rng: XorShift::new(seed),
-                blocked: HashSet::new(),
-                slow: HashMap::new(),
-                last_at: HashMap::new(),
+                blocked: BTreeSet::new(),
+                slow: BTreeMap::new(),
+                last_at: BTreeMap::new(),
                 deliver: None,
                 stats: NetStats::default(),
             })),
