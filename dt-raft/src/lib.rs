@@ -88,7 +88,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod core;
+pub mod driver;
 pub mod raft_log;
 pub mod rpc;
 pub mod sim;
+pub mod sm;
 pub mod store;

@@ -1,0 +1,153 @@
+//! [`RaftGroupConfig`]: the configuration of one group (raft.md §15.2, with the
+//! reference's defaults), plus the server-level values the group's driver needs.
+
+use std::path::PathBuf;
+
+use crate::core::{ConfigError, CoreConfig, NodeId};
+
+/// The configuration of one Raft group.
+///
+/// The first block holds the reference's `RaftGroupConfig` keys (§15.2) with its
+/// defaults; the second the values the reference takes from `RaftServerConfig`
+/// (`nodeId`, `electTimeout`, `heartbeatInterval`, `rpcTimeout`), which a RaftServer
+/// copies in from its own configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftGroupConfig {
+    /// `groupId`.
+    pub group_id: i32,
+    /// `nodeIdOfMembers`.
+    pub members: Vec<NodeId>,
+    /// `nodeIdOfObservers`.
+    pub observers: Vec<NodeId>,
+    /// `dataDir` (default `./data`): the group's data directory.
+    pub data_dir: PathBuf,
+    /// `statusFile` (default `raft.status`).
+    pub status_file: String,
+    /// `syncForce` (default true): commit and acknowledge only fsynced entries.
+    pub sync_force: bool,
+    /// Not a reference key: fsync at all (default true). Off only for tests and
+    /// benchmarks of everything but the disk.
+    pub sync: bool,
+    /// `raftPingCheck` (default 0).
+    pub raft_ping_check: i32,
+    /// `disableConfigChange` (default false).
+    pub disable_config_change: bool,
+    /// `maxReplicateItems` (default 20 000): in-flight entries per follower.
+    pub max_replicate_items: u64,
+    /// `maxReplicateBytes` (default 16 MiB).
+    pub max_replicate_bytes: u64,
+    /// `singleReplicateLimit` (default 1800 KiB): body bytes per AppendEntries.
+    pub single_replicate_limit: usize,
+    /// `maxPendingTasks` (default 50 000): leader flow control (unapplied entries).
+    pub max_pending_tasks: usize,
+    /// `maxPendingTaskBytes` (default 256 MiB).
+    pub max_pending_task_bytes: usize,
+    /// `maxCacheTasks` (default 100 000): tail cache bound.
+    pub max_cache_tasks: usize,
+    /// `maxCacheTaskBytes` (default 256 MiB).
+    pub max_cache_task_bytes: usize,
+    /// `idxItemsPerFile` (default 1 048 576, a power of two).
+    pub idx_items_per_file: u64,
+    /// `idxCacheSize` (default 16 384).
+    pub idx_cache_size: usize,
+    /// `idxFlushThreshold` (default 8192).
+    pub idx_flush_threshold: u64,
+    /// `logFileSize` (default 1 GiB, a power of two).
+    pub log_file_size: u64,
+    /// `saveSnapshotSeconds` (default 3600).
+    pub save_snapshot_seconds: u64,
+    /// `maxKeepSnapshots` (default 2).
+    pub max_keep_snapshots: usize,
+    /// `saveSnapshotWhenClose` (default true).
+    pub save_snapshot_when_close: bool,
+    /// `autoDeleteLogDelaySeconds` (default 60).
+    pub auto_delete_log_delay_seconds: u64,
+    /// `deleteLogsAfterTakeSnapshot` (default true).
+    pub delete_logs_after_take_snapshot: bool,
+
+    /// `nodeId` of the server (positive).
+    pub node_id: NodeId,
+    /// `electTimeout` (default 15 000 ms), also the base of the lease.
+    pub elect_timeout_ms: u64,
+    /// `heartbeatInterval` (default 2 000 ms).
+    pub heartbeat_interval_ms: u64,
+    /// `rpcTimeout` (default 5 000 ms): how long a request to a peer may take.
+    pub rpc_timeout_ms: u64,
+    /// Delay before replication stopped by an error restarts (the reference's
+    /// raft-ping period, 1 000 ms).
+    pub replicate_retry_ms: u64,
+}
+
+impl RaftGroupConfig {
+    /// A configuration with the reference's defaults for `node_id` in group
+    /// `group_id` of `members`.
+    pub fn new(group_id: i32, node_id: NodeId, members: Vec<NodeId>) -> Self {
+        RaftGroupConfig {
+            group_id,
+            members,
+            observers: Vec::new(),
+            data_dir: PathBuf::from("./data"),
+            status_file: "raft.status".to_string(),
+            sync_force: true,
+            sync: true,
+            raft_ping_check: 0,
+            disable_config_change: false,
+            max_replicate_items: 20_000,
+            max_replicate_bytes: 16 * 1024 * 1024,
+            single_replicate_limit: 1800 * 1024,
+            max_pending_tasks: 50_000,
+            max_pending_task_bytes: 256 * 1024 * 1024,
+            max_cache_tasks: 100_000,
+            max_cache_task_bytes: 256 * 1024 * 1024,
+            idx_items_per_file: 1 << 20,
+            idx_cache_size: 16_384,
+            idx_flush_threshold: 8192,
+            log_file_size: 1 << 30,
+            save_snapshot_seconds: 3600,
+            max_keep_snapshots: 2,
+            save_snapshot_when_close: true,
+            auto_delete_log_delay_seconds: 60,
+            delete_logs_after_take_snapshot: true,
+            node_id,
+            elect_timeout_ms: 15_000,
+            heartbeat_interval_ms: 2_000,
+            rpc_timeout_ms: 5_000,
+            replicate_retry_ms: 1_000,
+        }
+    }
+
+    /// The consensus core's part of the configuration, checked.
+    pub fn core_config(&self) -> Result<CoreConfig, ConfigError> {
+        let cfg = CoreConfig {
+            node_id: self.node_id,
+            members: self.members.clone(),
+            observers: self.observers.clone(),
+            elect_timeout_ms: self.elect_timeout_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            sync_force: self.sync_force,
+            max_replicate_items: self.max_replicate_items,
+            replicate_retry_ms: self.replicate_retry_ms,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_references() {
+        let c = RaftGroupConfig::new(1, 2, vec![1, 2, 3]);
+        assert_eq!(c.max_replicate_items, 20_000);
+        assert_eq!(c.single_replicate_limit, 1_843_200);
+        assert_eq!(c.max_pending_tasks, 50_000);
+        assert_eq!(c.elect_timeout_ms, 15_000);
+        assert_eq!(c.heartbeat_interval_ms, 2_000);
+        assert_eq!(c.status_file, "raft.status");
+        let core = c.core_config().unwrap();
+        assert_eq!(core.node_id, 2);
+        assert!(RaftGroupConfig::new(1, 0, vec![1]).core_config().is_err());
+    }
+}

@@ -1,0 +1,366 @@
+//! [`RaftGroup`]: the public, thread-safe handle of one running group.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use dt_fiber::{ChannelSender, FiberGroup, GroupHandle, Published};
+
+use super::oneshot::{oneshot, OneshotReceiver};
+use super::runner;
+use super::transport::{GroupInbox, RaftTransport};
+use super::RaftGroupConfig;
+use crate::core::{Action, Index, MemberSets, NodeId, Role, Term};
+use crate::sm::{RaftCallback, RaftError, RaftFactory, RaftInput, RaftResult, StateMachine};
+
+/// A state snapshot of a group, as published by its thread or answered by
+/// [`RaftGroup::query_status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group id.
+    pub group_id: i32,
+    /// This node.
+    pub node_id: NodeId,
+    /// The role.
+    pub role: Role,
+    /// currentTerm.
+    pub term: Term,
+    /// The known leader.
+    pub leader: Option<NodeId>,
+    /// commitIndex.
+    pub commit_index: Index,
+    /// lastApplied.
+    pub last_applied: Index,
+    /// lastLogIndex.
+    pub last_log_index: Index,
+    /// The first entry of the current term (leader) or of the first append accepted in
+    /// it (follower) is applied (raft.md §8.5).
+    pub group_ready: bool,
+    /// The replay after restart reached the commit index loaded at init (§8.4).
+    pub init_finished: bool,
+    /// Why init failed, if it did.
+    pub init_failed: Option<String>,
+    /// The member sets.
+    pub members: MemberSets,
+}
+
+impl GroupStatus {
+    pub(crate) fn initial(cfg: &RaftGroupConfig) -> Self {
+        GroupStatus {
+            group_id: cfg.group_id,
+            node_id: cfg.node_id,
+            role: Role::None,
+            term: 0,
+            leader: None,
+            commit_index: 0,
+            last_applied: 0,
+            last_log_index: 0,
+            group_ready: false,
+            init_finished: false,
+            init_failed: None,
+            members: MemberSets::new(cfg.members.clone(), cfg.observers.clone()),
+        }
+    }
+}
+
+/// A one-shot reply for a request handed to the group's thread.
+pub(crate) type Reply<T> = Box<dyn FnOnce(Result<T, RaftError>) + Send>;
+
+/// A request from a [`RaftGroup`] handle to its group's thread.
+pub(crate) enum Request<O> {
+    Submit(RaftInput, RaftCallback<O>),
+    LeaseRead(Option<Duration>, Reply<()>),
+    Transfer(NodeId, Duration, Reply<()>),
+    Status(Reply<GroupStatus>),
+}
+
+impl<O> Request<O> {
+    pub(crate) fn fail(self, e: RaftError) {
+        match self {
+            Request::Submit(_, cb) => cb(Err(e)),
+            Request::LeaseRead(_, r) => r(Err(e)),
+            Request::Transfer(_, _, r) => r(Err(e)),
+            Request::Status(r) => r(Err(e)),
+        }
+    }
+}
+
+/// A hook that sees every action the group's core produced, with the core's time in
+/// ms and this node's id, before it is executed (tests compare traces of runs).
+pub type ActionTrace = Rc<dyn Fn(u64, NodeId, &Action)>;
+
+/// Options of [`RaftGroup::start_on_with`].
+#[derive(Clone, Default)]
+pub struct DriverOptions {
+    /// See [`ActionTrace`].
+    pub trace: Option<ActionTrace>,
+}
+
+impl fmt::Debug for DriverOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverOptions")
+            .field("trace", &self.trace.is_some())
+            .finish()
+    }
+}
+
+pub(crate) struct Shared<O> {
+    pub(crate) group_id: i32,
+    pub(crate) node_id: NodeId,
+    pub(crate) handle: GroupHandle,
+    pub(crate) requests: ChannelSender<Request<O>>,
+    pub(crate) inbox: GroupInbox,
+    pub(crate) status: Published<GroupStatus>,
+}
+
+/// The public handle of one Raft group on this node: `Send + Sync + Clone`, usable from
+/// any thread (raft.md §16.5).
+///
+/// Every operation is handed to the group's dispatcher thread. Each has a callback form
+/// (the callback runs on the group's thread and must not block) or a std-future form
+/// ([`RaftFuture`], awaitable from any executor, or [`RaftFuture::wait`] on a plain
+/// thread).
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use dt_fiber::Simulation;
+/// use dt_raft::driver::local::{CounterSm, LocalNetwork, MemLogFactory};
+/// use dt_raft::driver::{RaftGroup, RaftGroupConfig};
+/// use dt_raft::sm::RaftInput;
+///
+/// // A one-node group on a simulated (virtual-time) dispatcher, in-memory log.
+/// let mut sim = Simulation::new(7);
+/// let g = sim.new_group("group-1");
+/// let net = LocalNetwork::new();
+/// let mut cfg = RaftGroupConfig::new(1, 1, vec![1]);
+/// cfg.elect_timeout_ms = 1000;
+/// cfg.heartbeat_interval_ms = 300;
+/// let factory = MemLogFactory::new(CounterSm::new);
+/// let group = RaftGroup::start_on(&g, factory, cfg, net.transport(1));
+/// net.register(1, &group);
+/// assert!(sim.run_until(|| group.status().group_ready, Duration::from_secs(10)));
+///
+/// let mut fut = Box::pin(group.submit_async(RaftInput::new(0, &b"5"[..])));
+/// let mut done = None;
+/// sim.run_until(|| { done = fut.as_mut().try_take(); done.is_some() }, Duration::from_secs(10));
+/// let (index, total) = done.unwrap().unwrap();
+/// assert_eq!(total, 5); // the counter's new value
+/// assert!(index >= 2);  // after the leader's first (heartbeat) entry
+/// ```
+pub struct RaftGroup<O: Send + 'static> {
+    inner: Arc<Shared<O>>,
+}
+
+impl<O: Send + 'static> Clone for RaftGroup<O> {
+    fn clone(&self) -> Self {
+        RaftGroup {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<O: Send + 'static> fmt::Debug for RaftGroup<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftGroup")
+            .field("group_id", &self.inner.group_id)
+            .field("node_id", &self.inner.node_id)
+            .finish()
+    }
+}
+
+impl<O: Send + 'static> RaftGroup<O> {
+    /// Starts the group's driver in fiber group `group`, on its dispatcher thread (a
+    /// real [`Dispatcher`](dt_fiber::Dispatcher)'s thread, or a
+    /// [`Simulation`](dt_fiber::Simulation)'s). The state machine and the log are built
+    /// by `factory` there; init (log recovery, replay of committed entries) runs in the
+    /// group's fibers: watch [`RaftGroup::status`].
+    pub fn start_on<F>(
+        group: &FiberGroup,
+        factory: Arc<F>,
+        cfg: RaftGroupConfig,
+        transport: Rc<dyn RaftTransport>,
+    ) -> RaftGroup<O>
+    where
+        F: RaftFactory,
+        F::Sm: StateMachine<Output = O>,
+    {
+        Self::start_on_with(group, factory, cfg, transport, DriverOptions::default())
+    }
+
+    /// [`RaftGroup::start_on`] with options.
+    pub fn start_on_with<F>(
+        group: &FiberGroup,
+        factory: Arc<F>,
+        cfg: RaftGroupConfig,
+        transport: Rc<dyn RaftTransport>,
+        opts: DriverOptions,
+    ) -> RaftGroup<O>
+    where
+        F: RaftFactory,
+        F::Sm: StateMachine<Output = O>,
+    {
+        RaftGroup {
+            inner: runner::start(group, factory, cfg, transport, opts),
+        }
+    }
+
+    /// Starts the group from another thread: builds it on `handle`'s dispatcher thread
+    /// (the transport too, with `transport`) and waits for the handle. Never call it on
+    /// a dispatcher thread (it blocks); use [`RaftGroup::start_on`] there.
+    pub fn start<F, T>(
+        handle: &GroupHandle,
+        factory: Arc<F>,
+        cfg: RaftGroupConfig,
+        transport: T,
+    ) -> Result<RaftGroup<O>, RaftError>
+    where
+        F: RaftFactory,
+        F::Sm: StateMachine<Output = O>,
+        T: FnOnce() -> Rc<dyn RaftTransport> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        handle
+            .execute(move |g| {
+                let r = RaftGroup::start_on(g, factory, cfg, transport());
+                let _ = tx.send(r);
+            })
+            .map_err(|e| RaftError::Rejected(e.to_string()))?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| RaftError::Rejected("the dispatcher did not start the group".into()))
+    }
+
+    /// The group id.
+    pub fn group_id(&self) -> i32 {
+        self.inner.group_id
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Where the network delivers this group's inbound requests.
+    pub fn inbox(&self) -> &GroupInbox {
+        &self.inner.inbox
+    }
+
+    /// The fiber group the driver runs in.
+    pub fn fiber_group(&self) -> &GroupHandle {
+        &self.inner.handle
+    }
+
+    /// The latest published status (updated on role, term, leader, readiness and init
+    /// changes; commit and apply positions may lag, use [`RaftGroup::query_status`]
+    /// for exact values).
+    pub fn status(&self) -> Arc<GroupStatus> {
+        self.inner.status.load()
+    }
+
+    /// Whether this node was the leader at the last published change (no lease check:
+    /// use [`RaftGroup::lease_read`] before serving a read).
+    pub fn is_leader(&self) -> bool {
+        self.status().role == Role::Leader
+    }
+
+    fn send(&self, r: Request<O>) {
+        if let Err(rej) = self.inner.requests.offer(r) {
+            rej.item.fail(RaftError::Stopped);
+        }
+    }
+
+    /// Submits a linearizable write (or, with `read_only`, a read through the log).
+    /// `callback` gets the entry's index and the state machine's output once the entry
+    /// is committed and executed, or an error (see [`RaftCallback`]).
+    pub fn submit(&self, input: RaftInput, callback: impl FnOnce(RaftResult<O>) + Send + 'static) {
+        self.send(Request::Submit(input, Box::new(callback)))
+    }
+
+    /// [`RaftGroup::submit`] as a future.
+    pub fn submit_async(&self, input: RaftInput) -> RaftFuture<(Index, O)> {
+        let (tx, rx) = oneshot();
+        self.submit(input, move |r| tx.send(r));
+        RaftFuture { rx }
+    }
+
+    /// Resolves once a read of the state machine's latest state is linearizable on this
+    /// node (the leader's lease holds and the group is ready, raft.md §9); waits for
+    /// group ready at most `timeout`. Fails with [`RaftError::NotLeader`] otherwise.
+    pub fn lease_read(&self, timeout: Duration) -> RaftFuture<()> {
+        let (tx, rx) = oneshot();
+        self.send(Request::LeaseRead(
+            Some(timeout),
+            Box::new(move |r| tx.send(r)),
+        ));
+        RaftFuture { rx }
+    }
+
+    /// Transfers leadership to `to` (raft.md §10), failing after `timeout`.
+    pub fn transfer_leadership(&self, to: NodeId, timeout: Duration) -> RaftFuture<()> {
+        let (tx, rx) = oneshot();
+        self.send(Request::Transfer(
+            to,
+            timeout,
+            Box::new(move |r| tx.send(r)),
+        ));
+        RaftFuture { rx }
+    }
+
+    /// The exact current status, read on the group's thread.
+    pub fn query_status(&self) -> RaftFuture<GroupStatus> {
+        let (tx, rx) = oneshot();
+        self.send(Request::Status(Box::new(move |r| tx.send(r))));
+        RaftFuture { rx }
+    }
+
+    /// Asks the group to stop: pending callers fail with [`RaftError::Stopped`], the
+    /// log is closed (fsynced), the state machine stopped.
+    pub fn shutdown(&self) {
+        let _ = self.inner.handle.request_shutdown();
+    }
+
+    /// Blocks (not on a dispatcher thread) until the group has stopped.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        self.inner.handle.wait_finished(timeout)
+    }
+}
+
+/// The std future of a [`RaftGroup`] operation. Resolves to
+/// [`RaftError::Stopped`] if the group stopped without answering.
+pub struct RaftFuture<T> {
+    rx: OneshotReceiver<Result<T, RaftError>>,
+}
+
+impl<T> fmt::Debug for RaftFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RaftFuture")
+    }
+}
+
+impl<T> RaftFuture<T> {
+    /// The result if it has arrived (for polling loops, e.g. in a simulation).
+    pub fn try_take(self: Pin<&mut Self>) -> Option<Result<T, RaftError>> {
+        self.rx.try_take()
+    }
+
+    /// Blocks the calling thread (never a dispatcher thread) for the result, at most
+    /// `timeout` ([`RaftError::Timeout`]).
+    pub fn wait(self, timeout: Duration) -> Result<T, RaftError> {
+        match crate::raft_log::block_on_timeout(self, timeout) {
+            Some(r) => r,
+            None => Err(RaftError::Timeout),
+        }
+    }
+}
+
+impl<T> Future for RaftFuture<T> {
+    type Output = Result<T, RaftError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let rx = Pin::new(&mut self.get_mut().rx);
+        rx.poll(cx).map(|r| r.unwrap_or(Err(RaftError::Stopped)))
+    }
+}

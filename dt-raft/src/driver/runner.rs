@@ -1,0 +1,1303 @@
+//! The fibers of one group and the execution of the core's actions.
+//!
+//! Ownership: [`Driver`] is shared by the group's fibers through an `Rc`; the core,
+//! the tail cache and the bookkeeping sit in `RefCell`s that are borrowed only between
+//! awaits. Every input (inbound message, transport answer, IO completion, tick, user
+//! request) is fed to the core by the fiber that received it, followed by
+//! [`Driver::run_actions`], which executes the produced actions in order. Actions never
+//! call back into the core synchronously: work that completes later (log writes,
+//! status saves, searches, sends) is queued to a fiber whose completion is a new input.
+//!
+//! Fibers: `lifecycle` (init, then waits for shutdown and cleans up; the only
+//! non-daemon), `inbound`, `requests` (the linear task runner), `ticker`, `writer`
+//! (log appends and truncations, in order), `status` (term/vote saves, one at a time),
+//! `apply`, and per peer `replicate-N` (builds and sends appends in order) and `ack-N`
+//! (awaits their answers in order).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published};
+
+use super::group::{DriverOptions, GroupStatus, Reply, Request, Shared};
+use super::notify::Notify;
+use super::tail::{TailCache, TailEntry};
+use super::transport::{
+    GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
+    TransferReply, VoteReply,
+};
+use super::RaftGroupConfig;
+use crate::core::{
+    Action, AppendResp, AppendSend, Index, LeaseError, LocalEntries, MatchSearch, NodeId, RaftCore,
+    ReqId, Term, TransferError,
+};
+use crate::raft_log::RaftLog;
+use crate::rpc;
+use crate::sm::{
+    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, StateMachine,
+};
+use crate::store::log_item::{TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
+use crate::store::LogItem;
+
+/// Entries read from the log per read (apply, replication from disk).
+const READ_BATCH: usize = 1024;
+/// Bytes read from the log per read.
+const READ_BYTES: usize = 16 * 1024 * 1024;
+/// Applied entries stay in the tail cache at least this long (raft.md §6.3).
+const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
+
+/// A received append kept until its entries are written and it is answered.
+struct Received {
+    items: Vec<LogItem>,
+    reply: Option<Responder<AppendResp>>,
+}
+
+/// An entry on its way to the state machine: item, caller, localCreateNanos.
+type ToApply<O> = (LogItem, Option<RaftCallback<O>>, i64);
+
+/// A submitted input with its caller and deadline (core ms).
+type Submitted<O> = (RaftInput, RaftCallback<O>, Option<u64>);
+
+enum WriteOp {
+    /// Remove entries `index..`.
+    Truncate(Index),
+    Append(Vec<LogItem>),
+}
+
+struct PeerLane {
+    sends: RefCell<VecDeque<AppendSend>>,
+    send_notify: Notify,
+    acks: RefCell<VecDeque<(AppendSend, RpcFuture<AppendResp>, Duration)>>,
+    ack_notify: Notify,
+}
+
+#[derive(Default)]
+struct Book {
+    next_req: ReqId,
+    votes: HashMap<ReqId, Responder<VoteReply>>,
+    appends: HashMap<ReqId, Received>,
+    transfers: HashMap<ReqId, Responder<TransferReply>>,
+    transfer_reply: Option<Reply<()>>,
+}
+
+pub(crate) struct Driver<S: StateMachine> {
+    me: Weak<Driver<S>>,
+    cfg: RaftGroupConfig,
+    group: FiberGroup,
+    log: Rc<dyn RaftLog>,
+    sm: RefCell<S>,
+    transport: Rc<dyn RaftTransport>,
+    opts: DriverOptions,
+    core: RefCell<Option<RaftCore>>,
+    tail: RefCell<TailCache<S::Output>>,
+    book: RefCell<Book>,
+    acts: RefCell<Vec<Action>>,
+    cbs: RefCell<Vec<RaftCallback<S::Output>>>,
+    status: Published<GroupStatus>,
+
+    tick_notify: Notify,
+    planned_tick: Cell<u64>,
+
+    writes: RefCell<VecDeque<WriteOp>>,
+    write_notify: Notify,
+
+    status_want: Cell<Option<(Term, NodeId)>>,
+    status_notify: Notify,
+
+    apply_commit: Cell<Index>,
+    apply_notify: Notify,
+    /// Commit index loaded at init: init finishes once applied up to it.
+    init_commit: Cell<Index>,
+    init_finished: Cell<bool>,
+    ready: FiberCondition,
+
+    peers: RefCell<HashMap<NodeId, Rc<PeerLane>>>,
+    snapshot_warned: Cell<bool>,
+}
+
+/// Starts the driver; see [`super::RaftGroup::start_on`].
+pub(crate) fn start<F>(
+    group: &FiberGroup,
+    factory: Arc<F>,
+    cfg: RaftGroupConfig,
+    transport: Rc<dyn RaftTransport>,
+    opts: DriverOptions,
+) -> Arc<Shared<<F::Sm as StateMachine>::Output>>
+where
+    F: RaftFactory,
+{
+    let status = Published::new(GroupStatus::initial(&cfg));
+    let inbound: FiberChannel<Inbound> = group.new_channel();
+    let requests: FiberChannel<Request<<F::Sm as StateMachine>::Output>> = group.new_channel();
+    let shared = Arc::new(Shared {
+        group_id: cfg.group_id,
+        node_id: cfg.node_id,
+        handle: group.handle(),
+        requests: requests.sender_with_reject(|r, _| r.fail(RaftError::Stopped)),
+        inbox: GroupInbox::new(
+            cfg.group_id,
+            inbound.sender_with_reject(|m, _| m.fail(InboundError::GroupStopped)),
+        ),
+        status: status.clone(),
+    });
+    let g = group.clone();
+    let spawned = group.spawn("raft-lifecycle", async move {
+        let built = factory.create_raft_log(&cfg).and_then(|log| {
+            let sm = factory.create_state_machine(&cfg)?;
+            Ok((log, sm))
+        });
+        let (log, sm) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                fail_init(&g, &status, &cfg, e.to_string());
+                drain_on_stop(&inbound, &requests);
+                return;
+            }
+        };
+        let d = Rc::new_cyclic(|me| Driver {
+            me: me.clone(),
+            group: g.clone(),
+            log: Rc::from(log),
+            sm: RefCell::new(sm),
+            transport,
+            opts,
+            core: RefCell::new(None),
+            tail: RefCell::new(TailCache::new()),
+            book: RefCell::new(Book::default()),
+            acts: RefCell::new(Vec::new()),
+            cbs: RefCell::new(Vec::new()),
+            status,
+            tick_notify: Notify::default(),
+            planned_tick: Cell::new(u64::MAX),
+            writes: RefCell::new(VecDeque::new()),
+            write_notify: Notify::default(),
+            status_want: Cell::new(None),
+            status_notify: Notify::default(),
+            apply_commit: Cell::new(0),
+            apply_notify: Notify::default(),
+            init_commit: Cell::new(0),
+            init_finished: Cell::new(false),
+            ready: FiberCondition::new("group-ready"),
+            peers: RefCell::new(HashMap::new()),
+            snapshot_warned: Cell::new(false),
+            cfg,
+        });
+        d.clone().lifecycle(inbound, requests).await;
+    });
+    if let Err(e) = spawned {
+        log::error!("raft group {}: driver not started: {e}", shared.group_id);
+    }
+    shared
+}
+
+fn fail_init(g: &FiberGroup, status: &Published<GroupStatus>, cfg: &RaftGroupConfig, why: String) {
+    log::error!("raft group {} init failed: {why}", cfg.group_id);
+    let mut s = GroupStatus::initial(cfg);
+    s.init_failed = Some(why.clone());
+    status.publish(s);
+    let _ = g.fatal(format!("raft group {} init failed: {why}", cfg.group_id));
+}
+
+fn drain_on_stop<O: 'static>(inbound: &FiberChannel<Inbound>, requests: &FiberChannel<Request<O>>) {
+    while let Some(m) = inbound.try_take() {
+        m.fail(InboundError::GroupStopped);
+    }
+    while let Some(r) = requests.try_take() {
+        r.fail(RaftError::Stopped);
+    }
+}
+
+/// Awaits `fut` at most `d` (on the group's clock).
+async fn with_timeout<T>(fut: RpcFuture<T>, d: Duration) -> Result<T, RpcError> {
+    let mut fut = fut;
+    let mut sleep = pin!(dt_fiber::sleep(d));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(RpcError::Timeout)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+fn call<T>(f: impl FnOnce(T), v: T) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v))).is_err() {
+        log::error!("a raft callback panicked");
+    }
+}
+
+impl<S: StateMachine> Driver<S> {
+    fn now(&self) -> u64 {
+        (self.group.now().nano_time / 1_000_000).max(0) as u64
+    }
+
+    fn nanos(&self) -> i64 {
+        self.group.now().nano_time
+    }
+
+    fn core(&self) -> std::cell::RefMut<'_, RaftCore> {
+        std::cell::RefMut::map(self.core.borrow_mut(), |c| {
+            c.as_mut().expect("raft core used before init")
+        })
+    }
+
+    fn fatal(&self, what: String) {
+        let _ = self
+            .group
+            .fatal(format!("raft group {}: {what}", self.cfg.group_id));
+    }
+
+    fn spawn(&self, name: &'static str, fut: impl Future<Output = ()> + 'static) {
+        if let Err(e) = self.group.spawn_with(FiberOptions::new(name).daemon(), fut) {
+            log::debug!(
+                "raft group {}: fiber {name} not started: {e}",
+                self.cfg.group_id
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+
+    async fn lifecycle(
+        self: Rc<Self>,
+        inbound: FiberChannel<Inbound>,
+        requests: FiberChannel<Request<S::Output>>,
+    ) {
+        if let Err(why) = self.init().await {
+            fail_init(&self.group, &self.status, &self.cfg, why);
+            drain_on_stop(&inbound, &requests);
+            return;
+        }
+        self.spawn("raft-writer", self.clone().writer());
+        self.spawn("raft-status", self.clone().status_saver());
+        self.spawn("raft-apply", self.clone().apply_loop());
+        self.spawn("raft-ticker", self.clone().ticker());
+        let inbound = Rc::new(inbound);
+        let requests = Rc::new(requests);
+        self.spawn("raft-inbound", self.clone().inbound_loop(inbound.clone()));
+        self.spawn("raft-requests", self.clone().request_loop(requests.clone()));
+        self.publish();
+        // wait for the shutdown request
+        while !self.group.should_stop() {
+            let _ = dt_fiber::sleep_until_shutdown(Duration::from_secs(3600)).await;
+        }
+        self.shutdown(&inbound, &requests).await;
+    }
+
+    /// Group init (raft.md §14.3, without snapshots yet): start the state machine,
+    /// recover the log, build the core from the persisted state, replay committed
+    /// entries (the apply fiber does, §8.4).
+    async fn init(&self) -> Result<(), String> {
+        self.sm
+            .borrow_mut()
+            .start()
+            .map_err(|e| format!("state machine start: {e}"))?;
+        let last = self
+            .log
+            .init()
+            .await
+            .map_err(|e| format!("log init: {e}"))?;
+        let Some((last_term, last_index)) = last else {
+            return Err(
+                "the log needs a snapshot installed (not supported by this driver yet)".into(),
+            );
+        };
+        let st = self
+            .log
+            .persisted_state()
+            .map_err(|e| format!("status file: {e}"))?;
+        if st.install_snapshot || st.first_valid_index > 1 {
+            return Err(format!(
+                "the log starts at {} (install state {}): recovery from a snapshot is not supported by this driver yet",
+                st.first_valid_index, st.install_snapshot
+            ));
+        }
+        if last_term > st.current_term {
+            return Err(format!(
+                "last log term {last_term} is above currentTerm {}",
+                st.current_term
+            ));
+        }
+        let commit = st.commit_index.min(last_index);
+        let core_cfg = self.cfg.core_config().map_err(|e| e.to_string())?;
+        let seed = self.group.random_u64();
+        let core = RaftCore::new(
+            core_cfg,
+            seed,
+            self.now(),
+            st.current_term,
+            st.voted_for.max(0) as NodeId,
+            last_index,
+            last_term,
+            commit,
+        )
+        .map_err(|e| e.to_string())?;
+        let commit = core.commit_index();
+        *self.core.borrow_mut() = Some(core);
+        self.init_commit.set(commit);
+        self.apply_commit.set(commit);
+        if commit == 0 {
+            self.init_finished.set(true);
+        }
+        self.log.set_commit_index(commit);
+        self.run_actions();
+        Ok(())
+    }
+
+    async fn shutdown(
+        &self,
+        inbound: &FiberChannel<Inbound>,
+        requests: &FiberChannel<Request<S::Output>>,
+    ) {
+        drain_on_stop(inbound, requests);
+        {
+            let mut cbs = Vec::new();
+            self.tail.borrow_mut().take_callbacks(&mut cbs);
+            for cb in cbs {
+                call(cb, Err(RaftError::Stopped));
+            }
+        }
+        let book = std::mem::take(&mut *self.book.borrow_mut());
+        for (_, r) in book.votes {
+            call(r, Err(InboundError::GroupStopped));
+        }
+        for (_, a) in book.appends {
+            if let Some(r) = a.reply {
+                call(r, Err(InboundError::GroupStopped));
+            }
+        }
+        for (_, r) in book.transfers {
+            call(r, Err(InboundError::GroupStopped));
+        }
+        if let Some(r) = book.transfer_reply {
+            call(r, Err(RaftError::Stopped));
+        }
+        self.sm.borrow_mut().stop();
+        if let Err(e) = self.log.close().await {
+            log::error!(
+                "raft group {}: closing the log failed: {e}",
+                self.cfg.group_id
+            );
+        }
+    }
+
+    fn publish(&self) {
+        let s = self.snapshot_status();
+        self.status.publish(s);
+    }
+
+    fn snapshot_status(&self) -> GroupStatus {
+        let c = self.core.borrow();
+        let Some(c) = c.as_ref() else {
+            return GroupStatus::initial(&self.cfg);
+        };
+        GroupStatus {
+            group_id: self.cfg.group_id,
+            node_id: self.cfg.node_id,
+            role: c.role(),
+            term: c.term(),
+            leader: c.leader(),
+            commit_index: c.commit_index(),
+            last_applied: c.last_applied(),
+            last_log_index: c.last_log_index(),
+            group_ready: c.group_ready(),
+            init_finished: self.init_finished.get(),
+            init_failed: None,
+            members: c.member_sets().clone(),
+        }
+    }
+
+    fn query_status_resp(&self) -> rpc::QueryStatusResp {
+        let s = self.snapshot_status();
+        let ids = |v: &[NodeId]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
+        let mut r = rpc::QueryStatusResp {
+            group_id: s.group_id,
+            node_id: s.node_id as i32,
+            term: s.term as i32,
+            leader_id: s.leader.unwrap_or(0) as i32,
+            commit_index: s.commit_index as i64,
+            last_applied: s.last_applied as i64,
+            last_log_index: s.last_log_index as i64,
+            members: ids(&s.members.members),
+            observers: ids(&s.members.observers),
+            prepared_members: ids(&s.members.prepared_members),
+            prepared_observers: ids(&s.members.prepared_observers),
+            ..Default::default()
+        };
+        r.set_flag(s.init_finished, false, s.group_ready, false);
+        r
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    /// Executes the core's actions until it produces no more.
+    fn run_actions(&self) {
+        loop {
+            let mut acts = std::mem::take(&mut *self.acts.borrow_mut());
+            {
+                let mut c = self.core.borrow_mut();
+                let Some(c) = c.as_mut() else { return };
+                acts.extend(c.drain_actions());
+            }
+            if acts.is_empty() {
+                *self.acts.borrow_mut() = acts;
+                break;
+            }
+            if let Some(t) = &self.opts.trace {
+                let now = self.now();
+                for a in &acts {
+                    t(now, self.cfg.node_id, a);
+                }
+            }
+            for a in acts.drain(..) {
+                self.exec(a);
+            }
+            *self.acts.borrow_mut() = acts;
+        }
+        // the ticker sleeps until the planned deadline: wake it if that moved earlier
+        let d = self.core().next_deadline();
+        if d < self.planned_tick.get() {
+            self.tick_notify.notify();
+        }
+    }
+
+    fn exec(&self, a: Action) {
+        match a {
+            Action::SaveStatus {
+                term,
+                voted_for,
+                commit_index,
+            } => {
+                self.log.set_commit_index(commit_index);
+                self.status_want.set(Some((term, voted_for)));
+                self.status_notify.notify();
+            }
+            Action::AppendLocal {
+                kind,
+                first_index,
+                last_index,
+                term,
+                prev_log_term,
+            } => self.append_local(kind, first_index, last_index, term, prev_log_term),
+            Action::AppendReceived {
+                req,
+                truncate_after,
+                first_index,
+                last_index,
+            } => self.append_received(req, truncate_after, first_index, last_index),
+            Action::SendVote { to, msg } => {
+                let fut = self.transport.send_vote(to, self.cfg.group_id, msg.req);
+                let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+                let d = self.self_rc();
+                self.spawn("raft-vote", async move {
+                    if let Ok(resp) = with_timeout(fut, timeout).await {
+                        let now = d.now();
+                        d.core().handle_vote_resp(now, to, &msg, &resp);
+                        d.run_actions();
+                    }
+                });
+            }
+            Action::SendAppend { to, msg } => {
+                let lane = self.lane(to);
+                lane.sends.borrow_mut().push_back(msg);
+                lane.send_notify.notify();
+            }
+            Action::ReplyVote { req, resp } => {
+                if let Some(r) = self.book.borrow_mut().votes.remove(&req) {
+                    call(r, Ok(resp));
+                }
+            }
+            Action::ReplyAppend { req, resp } => {
+                let r = self.book.borrow_mut().appends.remove(&req);
+                if let Some(Received { reply: Some(r), .. }) = r {
+                    call(r, Ok(resp));
+                }
+            }
+            Action::FindMatchPos {
+                search,
+                suggest_term,
+                suggest_index,
+            } => {
+                let d = self.self_rc();
+                self.spawn("raft-match-pos", async move {
+                    // entries still queued for the writer are not in the log yet
+                    while !d.writes.borrow().is_empty() {
+                        dt_fiber::yield_now().await;
+                    }
+                    let found = match d.log.try_find_match_pos(suggest_term, suggest_index).await {
+                        Ok(f) => f,
+                        Err(e) => return d.fatal(format!("match-position search failed: {e}")),
+                    };
+                    let now = d.now();
+                    match search {
+                        MatchSearch::Follower { req } => {
+                            d.core().on_follower_match_pos(now, req, found)
+                        }
+                        MatchSearch::Leader { peer, epoch } => {
+                            d.core().on_leader_match_pos(now, peer, epoch, found)
+                        }
+                    }
+                    d.run_actions();
+                });
+            }
+            Action::InstallSnapshot { to } => {
+                if !self.snapshot_warned.replace(true) {
+                    log::warn!(
+                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
+                        self.cfg.group_id
+                    );
+                }
+            }
+            Action::Apply { commit_index } => {
+                self.log.set_commit_index(commit_index);
+                if commit_index > self.apply_commit.get() {
+                    self.apply_commit.set(commit_index);
+                    self.apply_notify.notify();
+                }
+            }
+            Action::RoleChanged { .. } => self.publish(),
+            Action::CheckTransferTarget { to } => {
+                let fut = self.transport.query_status(to, self.cfg.group_id);
+                let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+                let d = self.self_rc();
+                self.spawn("raft-transfer-check", async move {
+                    let ok = match with_timeout(fut, timeout).await {
+                        Ok(s) => {
+                            let c = d.core();
+                            let sets = c.member_sets();
+                            let same = |a: &[NodeId], b: &[i32]| {
+                                let mut x: Vec<i64> = a.iter().map(|&v| v as i64).collect();
+                                let mut y: Vec<i64> = b.iter().map(|&v| v as i64).collect();
+                                x.sort_unstable();
+                                y.sort_unstable();
+                                x == y
+                            };
+                            same(&sets.members, &s.members)
+                                && same(&sets.observers, &s.observers)
+                                && same(&sets.prepared_members, &s.prepared_members)
+                                && same(&sets.prepared_observers, &s.prepared_observers)
+                        }
+                        Err(_) => false,
+                    };
+                    let now = d.now();
+                    d.core().on_transfer_target_checked(now, ok);
+                    d.run_actions();
+                });
+            }
+            Action::SendTransferLeader { to, req } => {
+                let fut = self
+                    .transport
+                    .send_transfer_leader(to, self.cfg.group_id, req);
+                let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+                let d = self.self_rc();
+                self.spawn("raft-transfer", async move {
+                    let r = with_timeout(fut, timeout).await;
+                    let reply = d.book.borrow_mut().transfer_reply.take();
+                    if let Some(reply) = reply {
+                        call(
+                            reply,
+                            r.map_err(|e| {
+                                log::warn!("transfer to {to} failed: {e}");
+                                RaftError::Transfer(TransferError::Refused)
+                            }),
+                        );
+                    }
+                });
+            }
+            Action::TransferFailed { error } => {
+                let reply = self.book.borrow_mut().transfer_reply.take();
+                if let Some(reply) = reply {
+                    call(reply, Err(RaftError::Transfer(error)));
+                }
+            }
+            Action::ReplyTransfer { req, result } => {
+                if let Some(r) = self.book.borrow_mut().transfers.remove(&req) {
+                    call(r, Ok(result));
+                }
+            }
+            Action::FailPendingTasks { leader } => {
+                let mut cbs = std::mem::take(&mut *self.cbs.borrow_mut());
+                self.tail.borrow_mut().take_callbacks(&mut cbs);
+                for cb in cbs.drain(..) {
+                    call(cb, Err(RaftError::NotLeader { leader }));
+                }
+                *self.cbs.borrow_mut() = cbs;
+            }
+        }
+    }
+
+    /// The `Rc` of this driver (fibers keep it alive).
+    fn self_rc(&self) -> Rc<Self> {
+        self.me
+            .upgrade()
+            .expect("the driver is alive while it runs")
+    }
+
+    fn append_local(
+        &self,
+        kind: LocalEntries,
+        first: Index,
+        last: Index,
+        term: Term,
+        prev_log_term: Term,
+    ) {
+        let mut tail = self.tail.borrow_mut();
+        if kind == LocalEntries::Heartbeat {
+            let ts = self.group.now();
+            let mut prev = prev_log_term;
+            for index in first..=last {
+                tail.push(TailEntry {
+                    item: LogItem {
+                        item_type: TYPE_HEARTBEAT,
+                        term,
+                        prev_log_term: prev,
+                        index,
+                        timestamp: ts.wall_millis,
+                        ..Default::default()
+                    },
+                    cb: None,
+                    local_nanos: ts.nano_time,
+                });
+                prev = term;
+            }
+        }
+        if !tail.covers(first, last + 1 - first) {
+            drop(tail);
+            return self.fatal(format!(
+                "entries {first}..={last} to write are not in the tail cache"
+            ));
+        }
+        let batch: Vec<LogItem> = (first..=last)
+            .filter_map(|i| tail.get(i).map(|e| e.item.clone()))
+            .collect();
+        drop(tail);
+        self.writes.borrow_mut().push_back(WriteOp::Append(batch));
+        self.write_notify.notify();
+    }
+
+    fn append_received(
+        &self,
+        req: ReqId,
+        truncate_after: Option<Index>,
+        first: Index,
+        last: Index,
+    ) {
+        let items = {
+            let mut book = self.book.borrow_mut();
+            match book.appends.get_mut(&req) {
+                Some(r) => std::mem::take(&mut r.items),
+                None => {
+                    drop(book);
+                    return self.fatal(format!("append request {req} to write is unknown"));
+                }
+            }
+        };
+        if let Some(t) = truncate_after {
+            self.writes.borrow_mut().push_back(WriteOp::Truncate(t + 1));
+            let mut cbs = std::mem::take(&mut *self.cbs.borrow_mut());
+            self.tail.borrow_mut().truncate_after(t, &mut cbs);
+            for cb in cbs.drain(..) {
+                call(cb, Err(RaftError::LogTruncated));
+            }
+            *self.cbs.borrow_mut() = cbs;
+        }
+        let nanos = self.nanos();
+        let mut batch = Vec::with_capacity((last + 1 - first) as usize);
+        {
+            let mut tail = self.tail.borrow_mut();
+            for it in items {
+                if it.index >= first && it.index <= last {
+                    tail.push(TailEntry {
+                        item: it.clone(),
+                        cb: None,
+                        local_nanos: nanos,
+                    });
+                    batch.push(it);
+                }
+            }
+        }
+        self.writes.borrow_mut().push_back(WriteOp::Append(batch));
+        self.write_notify.notify();
+    }
+}
+
+// -------------------------------------------------------------------- fibers
+
+impl<S: StateMachine> Driver<S> {
+    /// The send lane of `peer`, with its two fibers started on first use.
+    fn lane(&self, peer: NodeId) -> Rc<PeerLane> {
+        if let Some(l) = self.peers.borrow().get(&peer) {
+            return l.clone();
+        }
+        let lane = Rc::new(PeerLane {
+            sends: RefCell::new(VecDeque::new()),
+            send_notify: Notify::default(),
+            acks: RefCell::new(VecDeque::new()),
+            ack_notify: Notify::default(),
+        });
+        self.peers.borrow_mut().insert(peer, lane.clone());
+        self.spawn(
+            "raft-replicate",
+            self.self_rc().replicate_loop(peer, lane.clone()),
+        );
+        self.spawn("raft-ack", self.self_rc().ack_loop(peer, lane.clone()));
+        lane
+    }
+
+    /// Builds and sends the appends of one peer in order (reading entries from the
+    /// tail cache, else from the log); answers are awaited by [`Self::ack_loop`].
+    async fn replicate_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
+        let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+        loop {
+            let next = lane.sends.borrow_mut().pop_front();
+            let Some(send) = next else {
+                lane.send_notify.notified().await;
+                continue;
+            };
+            let logs = match self.entries_for(send.first_index, send.count).await {
+                Ok(l) => l,
+                Err(e) => {
+                    log::warn!(
+                        "raft group {}: reading entries {}+{} for node {peer} failed: {e}",
+                        self.cfg.group_id,
+                        send.first_index,
+                        send.count
+                    );
+                    let now = self.now();
+                    self.core().handle_append_error(now, peer, &send);
+                    self.run_actions();
+                    continue;
+                }
+            };
+            let req = rpc::AppendReq::from_send(self.cfg.group_id, &send, logs);
+            let fut = self.transport.send_append(peer, req);
+            lane.acks.borrow_mut().push_back((send, fut, timeout));
+            lane.ack_notify.notify();
+        }
+    }
+
+    /// Entries `first .. first + count` in wire form.
+    async fn entries_for(&self, first: Index, count: u64) -> Result<Vec<rpc::LogItem>, String> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        {
+            let tail = self.tail.borrow();
+            if tail.covers(first, count) {
+                return Ok((first..first + count)
+                    .filter_map(|i| tail.get(i).map(|e| rpc::LogItem::from(&e.item)))
+                    .collect());
+            }
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        let mut it = self.log.open_iterator();
+        let mut next = first;
+        while next < first + count {
+            let want = ((first + count - next) as usize).min(READ_BATCH);
+            let items = it
+                .next(next, want, READ_BYTES)
+                .await
+                .map_err(|e| e.to_string())?;
+            if items.is_empty() {
+                return Err(format!("log read at {next} returned nothing"));
+            }
+            for i in items.iter().take(want) {
+                if i.index != next {
+                    return Err(format!("log read returned entry {} for {next}", i.index));
+                }
+                out.push(rpc::LogItem::from(i));
+                next += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Awaits the answers of one peer's appends in send order.
+    async fn ack_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
+        loop {
+            let next = lane.acks.borrow_mut().pop_front();
+            let Some((send, fut, timeout)) = next else {
+                lane.ack_notify.notified().await;
+                continue;
+            };
+            let r = with_timeout(fut, timeout).await;
+            let now = self.now();
+            match r {
+                Ok(resp) => self.core().handle_append_resp(now, peer, &send, &resp),
+                Err(e) => {
+                    log::debug!(
+                        "raft group {}: append to {peer} failed: {e}",
+                        self.cfg.group_id
+                    );
+                    self.core().handle_append_error(now, peer, &send)
+                }
+            }
+            self.run_actions();
+        }
+    }
+
+    /// Hands log writes and truncations to the log in order and reports what became
+    /// durable.
+    async fn writer(self: Rc<Self>) {
+        let log = self.log.clone();
+        let mut flight: VecDeque<crate::raft_log::LogFuture<'_, u64>> = VecDeque::new();
+        poll_fn(|cx| loop {
+            let mut progressed = false;
+            loop {
+                let op = self.writes.borrow_mut().pop_front();
+                match op {
+                    None => break,
+                    Some(WriteOp::Truncate(i)) => {
+                        // (if truncate_tail becomes asynchronous, push its future into
+                        // `flight` here: completions are still reported in order)
+                        if let Err(e) = log.truncate_tail(i) {
+                            self.fatal(format!("truncating the log at {i} failed: {e}"));
+                            return Poll::Ready(());
+                        }
+                    }
+                    Some(WriteOp::Append(b)) => flight.push_back(log.append(b)),
+                }
+            }
+            while let Some(f) = flight.front_mut() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(Ok(idx)) => {
+                        flight.pop_front();
+                        let now = self.now();
+                        self.core().on_log_persisted(now, idx);
+                        self.run_actions();
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.fatal(format!("log write failed: {e}"));
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if !progressed && self.write_notify.poll_notified(cx).is_pending() {
+                return Poll::Pending;
+            }
+        })
+        .await
+    }
+
+    /// Saves term and vote, one save at a time, always the latest wanted pair.
+    async fn status_saver(self: Rc<Self>) {
+        loop {
+            let Some((term, vote)) = self.status_want.take() else {
+                self.status_notify.notified().await;
+                continue;
+            };
+            if let Err(e) = self.log.persist_term_vote(term, vote as i32).await {
+                return self.fatal(format!("saving the status file failed: {e}"));
+            }
+            let now = self.now();
+            self.core().on_status_saved(now, term, vote);
+            self.run_actions();
+        }
+    }
+
+    /// Calls the core's tick at its deadlines.
+    async fn ticker(self: Rc<Self>) {
+        loop {
+            let now = self.now();
+            let deadline = self.core().next_deadline();
+            if deadline <= now {
+                self.core().tick(now);
+                self.run_actions();
+                if self.core().next_deadline() <= now {
+                    // nothing moved the deadline: do not spin
+                    let _ = dt_fiber::sleep(Duration::from_millis(1)).await;
+                }
+                continue;
+            }
+            self.planned_tick.set(deadline);
+            let mut sleep = pin!(dt_fiber::sleep(Duration::from_millis(deadline - now)));
+            poll_fn(|cx| {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                self.tick_notify.poll_notified(cx)
+            })
+            .await;
+            self.planned_tick.set(u64::MAX);
+        }
+    }
+
+    /// Applies committed entries in order (raft.md §8.3).
+    async fn apply_loop(self: Rc<Self>) {
+        let mut applied: Index = self.core().last_applied();
+        let mut batch: Vec<ToApply<S::Output>> = Vec::new();
+        loop {
+            let commit = self.apply_commit.get();
+            if applied >= commit {
+                self.apply_notify.notified().await;
+                continue;
+            }
+            // the next run of entries: from the tail cache, else from the log
+            let first = applied + 1;
+            {
+                let mut tail = self.tail.borrow_mut();
+                if tail.get(first).is_some() {
+                    let mut i = first;
+                    while i <= commit && batch.len() < READ_BATCH {
+                        let Some(e) = tail.get(i) else { break };
+                        let item = e.item.clone();
+                        let nanos = e.local_nanos;
+                        let cb = tail.take_callback(i);
+                        batch.push((item, cb, nanos));
+                        i += 1;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                let want = ((commit - applied) as usize).min(READ_BATCH);
+                let read = {
+                    let mut it = self.log.open_iterator();
+                    it.next(first, want, READ_BYTES).await
+                };
+                let items = match read {
+                    Ok(v) if !v.is_empty() && v[0].index == first => v,
+                    Ok(_) => {
+                        return self.fatal(format!(
+                            "log read for apply at {first} returned a wrong entry"
+                        ))
+                    }
+                    Err(e) => {
+                        return self.fatal(format!("log read for apply at {first} failed: {e}"))
+                    }
+                };
+                let ts = self.group.now();
+                for it in items.into_iter().take(want) {
+                    // localCreateNanos of a replayed entry: now - (wall now - timestamp)
+                    let age = (ts.wall_millis - it.timestamp).max(0) * 1_000_000;
+                    batch.push((it, None, ts.nano_time - age));
+                }
+            }
+            let mut n = 0;
+            for (item, cb, nanos) in batch.drain(..) {
+                let index = item.index;
+                if index != applied + 1 {
+                    return self.fatal(format!("apply out of order: {index} after {applied}"));
+                }
+                if let Err(e) = self.apply_one(&item, cb, nanos).await {
+                    return self.fatal(format!("state machine failed at index {index}: {e}"));
+                }
+                applied = index;
+                n += 1;
+                if n % 100 == 0 {
+                    self.applied(applied);
+                    dt_fiber::yield_now().await;
+                }
+            }
+            self.applied(applied);
+        }
+    }
+
+    async fn apply_one(
+        &self,
+        item: &LogItem,
+        cb: Option<RaftCallback<S::Output>>,
+        nanos: i64,
+    ) -> Result<(), SmError> {
+        let run = match item.item_type {
+            TYPE_NORMAL => true,
+            TYPE_LOG_READ => cb.is_some(),
+            // heartbeats; configuration entries (applied through the core's member
+            // sets once the membership admin is built) count as applied here
+            _ => false,
+        };
+        if !run {
+            return Ok(());
+        }
+        let entry = ExecEntry {
+            index: item.index,
+            term: item.term,
+            item_type: item.item_type,
+            biz_type: item.biz_type,
+            leader_create_millis: item.timestamp,
+            local_create_nanos: nanos,
+            header: &item.header,
+            body: &item.body,
+        };
+        let exec = self.sm.borrow_mut().exec(&entry);
+        let r = match exec {
+            Exec::Done(r) => r,
+            Exec::Pending(f) => f.await,
+        };
+        match r {
+            Ok(o) => {
+                if let Some(cb) = cb {
+                    call(cb, Ok((item.index, o)));
+                }
+                Ok(())
+            }
+            Err(e) if item.item_type == TYPE_LOG_READ => {
+                if let Some(cb) = cb {
+                    call(cb, Err(RaftError::StateMachine(e)));
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn applied(&self, index: Index) {
+        let now = self.now();
+        let (was_ready, ready) = {
+            let mut c = self.core();
+            let was = c.group_ready();
+            c.on_applied(now, index);
+            (was, c.group_ready())
+        };
+        let mut changed = ready != was_ready;
+        if !self.init_finished.get() && index >= self.init_commit.get() {
+            self.init_finished.set(true);
+            changed = true;
+        }
+        self.tail.borrow_mut().evict(
+            index,
+            self.nanos() - TAIL_KEEP_NANOS,
+            self.cfg.max_cache_tasks,
+            self.cfg.max_cache_task_bytes,
+        );
+        self.run_actions();
+        if changed {
+            self.publish();
+            if ready {
+                self.ready.signal_all();
+            }
+        }
+    }
+
+    /// Inbound requests, in arrival order.
+    async fn inbound_loop(self: Rc<Self>, chan: Rc<FiberChannel<Inbound>>) {
+        let mut buf = Vec::new();
+        loop {
+            match chan.take_all(&mut buf, None, false).await {
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            for m in buf.drain(..) {
+                self.inbound(m);
+            }
+            self.run_actions();
+        }
+    }
+
+    fn next_req(&self) -> ReqId {
+        let mut b = self.book.borrow_mut();
+        b.next_req += 1;
+        b.next_req
+    }
+
+    fn inbound(&self, m: Inbound) {
+        let now = self.now();
+        match m {
+            Inbound::Vote(req, reply) => {
+                let id = self.next_req();
+                self.book.borrow_mut().votes.insert(id, reply);
+                self.core().handle_vote(now, id, &req);
+            }
+            Inbound::Append(req, reply) => {
+                let core_req = match crate::core::AppendReq::try_from(&req) {
+                    Ok(r) => r,
+                    Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
+                };
+                let mut items = Vec::with_capacity(req.logs.len());
+                for l in &req.logs {
+                    match LogItem::try_from(l) {
+                        Ok(i) => items.push(i),
+                        Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
+                    }
+                }
+                let id = self.next_req();
+                self.book.borrow_mut().appends.insert(
+                    id,
+                    Received {
+                        items,
+                        reply: Some(reply),
+                    },
+                );
+                self.core().handle_append(now, id, &core_req);
+            }
+            Inbound::TransferLeader(req, reply) => {
+                let id = self.next_req();
+                self.book.borrow_mut().transfers.insert(id, reply);
+                self.core().handle_transfer_leader(now, id, &req);
+            }
+            Inbound::QueryStatus(reply) => call(reply, Ok(self.query_status_resp())),
+            Inbound::MemberReady(node, ready) => self.core().set_member_ready(now, node, ready),
+        }
+    }
+
+    /// The linear task runner (raft.md §6.3) and the other requests of the handle.
+    async fn request_loop(self: Rc<Self>, chan: Rc<FiberChannel<Request<S::Output>>>) {
+        let mut buf = Vec::new();
+        let mut batch: Vec<Submitted<S::Output>> = Vec::new();
+        loop {
+            if chan.take_all(&mut buf, None, false).await.is_err() {
+                return;
+            }
+            let now = self.now();
+            for r in buf.drain(..) {
+                match r {
+                    Request::Submit(input, cb) => {
+                        let deadline = input.timeout.map(|t| now + t.as_millis() as u64);
+                        batch.push((input, cb, deadline));
+                    }
+                    Request::LeaseRead(timeout, reply) => self.lease_read(timeout, reply),
+                    Request::Transfer(to, timeout, reply) => self.transfer(to, timeout, reply),
+                    Request::Status(reply) => call(reply, Ok(self.snapshot_status())),
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            // a leader transfer holds new proposals until it ends
+            while self.core().transfer_in_progress() {
+                let _ = dt_fiber::sleep(Duration::from_millis(5)).await;
+            }
+            self.propose(&mut batch);
+        }
+    }
+
+    fn propose(&self, batch: &mut Vec<Submitted<S::Output>>) {
+        let now = self.now();
+        let (mut tasks, mut bytes) = {
+            let t = self.tail.borrow();
+            (t.pending_tasks, t.pending_bytes)
+        };
+        let mut accepted = Vec::with_capacity(batch.len());
+        for (input, cb, deadline) in batch.drain(..) {
+            if input.biz_type > 127 {
+                call(
+                    cb,
+                    Err(RaftError::InvalidInput(format!(
+                        "bizType {} above 127",
+                        input.biz_type
+                    ))),
+                );
+            } else if deadline.is_some_and(|d| now >= d) {
+                call(cb, Err(RaftError::Timeout));
+            } else if tasks >= self.cfg.max_pending_tasks
+                || bytes >= self.cfg.max_pending_task_bytes
+            {
+                call(
+                    cb,
+                    Err(RaftError::FlowControl {
+                        pending_tasks: tasks,
+                        pending_bytes: bytes,
+                    }),
+                );
+            } else {
+                tasks += 1;
+                bytes += input.size();
+                accepted.push((input, cb));
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let proposed = self.core().propose(now, accepted.len() as u64);
+        match proposed {
+            Err(nl) => {
+                for (_, cb) in accepted {
+                    call(cb, Err(RaftError::NotLeader { leader: nl.leader }));
+                }
+            }
+            Ok(p) => {
+                let ts = self.group.now();
+                let mut tail = self.tail.borrow_mut();
+                let mut prev = p.prev_log_term;
+                for (i, (input, cb)) in accepted.into_iter().enumerate() {
+                    let item = LogItem {
+                        item_type: if input.read_only {
+                            TYPE_LOG_READ
+                        } else {
+                            TYPE_NORMAL
+                        },
+                        biz_type: input.biz_type,
+                        term: p.term,
+                        prev_log_term: prev,
+                        index: p.first_index + i as u64,
+                        timestamp: ts.wall_millis,
+                        header: input.header,
+                        body: input.body,
+                    };
+                    prev = p.term;
+                    tail.push(TailEntry {
+                        item,
+                        cb: Some(cb),
+                        local_nanos: ts.nano_time,
+                    });
+                }
+            }
+        }
+        self.run_actions();
+    }
+
+    fn lease_read(&self, timeout: Option<Duration>, reply: Reply<()>) {
+        let now = self.now();
+        let r = self.core().lease_read(now);
+        match r {
+            Ok(()) => call(reply, Ok(())),
+            Err(LeaseError::NotLeader(l)) => call(reply, Err(RaftError::NotLeader { leader: l })),
+            Err(LeaseError::Expired(_)) => call(reply, Err(RaftError::NotLeader { leader: None })),
+            Err(LeaseError::NotReady) => {
+                let d = self.self_rc();
+                let limit = timeout.unwrap_or(Duration::from_millis(self.cfg.rpc_timeout_ms));
+                let deadline = now + limit.as_millis() as u64;
+                self.spawn("raft-lease-wait", async move {
+                    loop {
+                        let now = d.now();
+                        if now >= deadline {
+                            return call(reply, Err(RaftError::Timeout));
+                        }
+                        let r = d.core().lease_read(now);
+                        match r {
+                            Ok(()) => return call(reply, Ok(())),
+                            Err(LeaseError::NotReady) => {}
+                            Err(LeaseError::NotLeader(l)) => {
+                                return call(reply, Err(RaftError::NotLeader { leader: l }))
+                            }
+                            Err(LeaseError::Expired(_)) => {
+                                return call(reply, Err(RaftError::NotLeader { leader: None }))
+                            }
+                        }
+                        let _ = d
+                            .ready
+                            .wait_timeout(Duration::from_millis(deadline - now))
+                            .await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn transfer(&self, to: NodeId, timeout: Duration, reply: Reply<()>) {
+        let now = self.now();
+        if self.book.borrow().transfer_reply.is_some() {
+            return call(reply, Err(RaftError::Transfer(TransferError::InProgress)));
+        }
+        let r = self
+            .core()
+            .start_transfer(now, to, now + timeout.as_millis() as u64);
+        match r {
+            Ok(()) => {
+                self.book.borrow_mut().transfer_reply = Some(reply);
+                self.run_actions();
+            }
+            Err(e) => call(reply, Err(RaftError::Transfer(e))),
+        }
+    }
+}
