@@ -30,8 +30,11 @@
 //!   replication progress, commit with the joint-consensus quorums, lease). It takes
 //!   messages, ticks of time and IO completions and returns actions; no IO inside.
 //! * [`rpc`]: the wire bodies of the Raft RPCs and admin commands, byte for byte the reference's.
-//! * [`sim`]: support code for the whole-cluster simulation: client histories, their
-//!   JSON-lines format and a linearizability checker.
+//! * [`sim`]: the deterministic whole-cluster simulation (nodes on a fault-injecting
+//!   network and disk, a KV workload, invariants, a linearizability checker over the
+//!   client history; the `sim` example runs it seed after seed). The `sim-bugs` cargo
+//!   feature compiles deliberate bugs into the core for its self-test; never enable it
+//!   outside tests.
 //!
 //! ## On-disk format
 //!

@@ -127,6 +127,8 @@ impl RaftGroupConfig {
             sync_force: self.sync_force,
             max_replicate_items: self.max_replicate_items,
             replicate_retry_ms: self.replicate_retry_ms,
+            // reference behaviour until RaftGroupConfig carries the option
+            leader_stickiness: false,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -239,7 +239,9 @@ struct Checker {
     /// Leader per term.
     leaders: BTreeMap<Term, NodeId>,
     /// Entry (term, body) applied at each index by anybody: all must agree.
-    applied: Vec<(Term, Bytes)>,
+    /// With the term of the first node that applied it, at that moment: an upper
+    /// bound of the term in which it was committed.
+    applied: Vec<(Term, Bytes, Term)>,
     /// Writes acknowledged to a client: (index, term).
     acked: Vec<(Index, Term)>,
     stats: RunStats,
@@ -728,7 +730,7 @@ impl Node {
                 ));
                 return;
             };
-            sh.on_apply(self.id, i, &e);
+            sh.on_apply(self.id, self.core.term(), i, &e);
             if e.item_type == TYPE_NORMAL {
                 trace(|| {
                     let c = Command::decode(&e.body);
@@ -838,12 +840,14 @@ impl Shared {
                 }
             }
         }
-        // leader completeness: every entry known committed is in the new leader's log
+        // leader completeness: every entry committed in an earlier term is in the new
+        // leader's log (a leader of an older term, made by a late transfer, need not
+        // hold what a newer term committed)
         let bad = c
             .applied
             .iter()
             .enumerate()
-            .find(|(i, (t, _))| log.term_at(*i as u64 + 1) != Some(*t))
+            .find(|(i, (t, _, ct))| *ct < term && log.term_at(*i as u64 + 1) != Some(*t))
             .map(|(i, _)| i as u64 + 1);
         if let Some(i) = bad {
             c.violation(
@@ -853,10 +857,10 @@ impl Shared {
         }
     }
 
-    fn on_apply(&self, id: NodeId, index: Index, e: &LogItem) {
+    fn on_apply(&self, id: NodeId, term_now: Term, index: Index, e: &LogItem) {
         let mut c = self.checker.borrow_mut();
         let i = index as usize - 1;
-        if let Some((t, b)) = c.applied.get(i) {
+        if let Some((t, b, _)) = c.applied.get(i) {
             if *t != e.term || *b != e.body {
                 let what = format!(
                     "node {id} applies term {} at {index}, another node applied term {t}",
@@ -865,7 +869,7 @@ impl Shared {
                 c.violation(vnow(), what);
             }
         } else if i == c.applied.len() {
-            c.applied.push((e.term, e.body.clone()));
+            c.applied.push((e.term, e.body.clone(), term_now));
             c.stats.commit = index;
         } else {
             let what = format!("node {id} applies {index} with a gap before it");

@@ -21,7 +21,7 @@
 //! with the store's own header/CRC checks and the index/term chain, and stops at the
 //! first item that does not check out, exactly like the store's tail recovery. A break
 //! at or below the durable commit index is reported as
-//! [`StoreError::Corrupt`](crate::store::StoreError::Corrupt) (the real store refuses to
+//! [`StoreError::Corrupt`] (the real store refuses to
 //! start there too).
 //!
 //! An fsync may fail ([`SimDiskConfig::sync_fail_per_mille`]): the log becomes
