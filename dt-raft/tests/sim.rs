@@ -106,6 +106,7 @@ fn stale_lease_read_is_found() {
 /// The reference's vote rules (no leader stickiness): with stickiness a restarted node
 /// refuses votes for an election timeout, which hides a forgotten vote, and leaders are
 /// rarely replaced with contested logs, which hides an early commit.
+#[cfg(feature = "sim-bugs")]
 fn reference_votes() -> SimConfig {
     SimConfig {
         leader_stickiness: false,
