@@ -127,3 +127,36 @@ fn commit_old_term_is_found() {
     // 1 of seeds 1..=1500 fails, at 736 (none with stickiness)
     found_at(Bug::CommitOldTerm, reference_votes(), 736);
 }
+
+/// What leader stickiness changes in the core: a follower that started (or heard from
+/// a leader) less than an election timeout ago refuses a vote and keeps its term;
+/// later it grants. Without stickiness (the reference) it grants at once.
+#[test]
+fn leader_stickiness_refuses_votes_within_the_election_timeout() {
+    use dt_raft::core::{Action, CoreConfig, RaftCore, VoteReq};
+    let vote = |sticky: bool, after_ms: u64| {
+        let mut c = CoreConfig::new(1, vec![1, 2, 3]);
+        c.elect_timeout_ms = 1_000;
+        c.heartbeat_interval_ms = 100;
+        c.leader_stickiness = sticky;
+        let mut core = RaftCore::new(c, 1, 10_000, 3, 0, 5, 3, 5).unwrap();
+        core.drain_actions().for_each(drop);
+        let req = VoteReq {
+            term: 4,
+            candidate_id: 2,
+            last_log_index: 5,
+            last_log_term: 3,
+            pre_vote: false,
+        };
+        let now = 10_000 + after_ms;
+        core.handle_vote(now, 77, &req);
+        core.on_status_saved(now, core.term(), core.voted_for());
+        let granted = core
+            .drain_actions()
+            .any(|a| matches!(a, Action::ReplyVote { req: 77, resp: Ok(r) } if r.vote_granted));
+        (granted, core.term())
+    };
+    assert_eq!(vote(true, 500), (false, 3), "refused, term kept");
+    assert_eq!(vote(true, 1_001), (true, 4));
+    assert_eq!(vote(false, 500), (true, 4), "the reference grants at once");
+}

@@ -33,8 +33,9 @@ pub struct CoreConfig {
     /// reads (§9) need it: the lease ends electTimeout − leaseDelta after a send a
     /// quorum acknowledged, but without stickiness a candidate cut off from the leader
     /// can win with those same voters' votes and commit writes while the old leader
-    /// still serves reads from its lease. The simulation found this (dt-raft
-    /// `tests/sim.rs`, seed 2136: a stale read under a slow link).
+    /// still serves reads from its lease. The whole-cluster simulation found this
+    /// (`dt_raft::sim`, a stale read under a one-way partition); with stickiness it
+    /// finds none.
     pub leader_stickiness: bool,
 }
 

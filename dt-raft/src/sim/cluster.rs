@@ -1289,7 +1289,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
 
 async fn invariant_ticker(sh: Rc<Shared>) {
     loop {
-        if dt_fiber::sleep(Duration::from_millis(500)).await.is_err() {
+        if dt_fiber::sleep(Duration::from_millis(500)).await.is_err() || sh.finished.get() {
             return;
         }
         sh.check_log_matching();
@@ -1400,6 +1400,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     final_checks(&sh);
     let virtual_time = sim.elapsed();
     sh.finished.set(true);
+    sh.misc.borrow_mut().take();
     // break the Rc cycles (fibers hold the shared state, which holds their inboxes)
     for slot in &sh.nodes {
         slot.node.borrow_mut().take();
@@ -1407,7 +1408,10 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
             inbox.offer(Ev::Stop);
         }
     }
-    sim.stop(Duration::from_secs(5));
+    let stopped = sim.stop(Duration::from_secs(5));
+    if std::env::var_os("DT_SIM_DEBUG_STOP").is_some() {
+        eprintln!("stopped={stopped} groups={}", sim.group_count());
+    }
 
     let history = std::mem::take(&mut sh.history.borrow_mut().events);
     let mut violations = std::mem::take(&mut sh.checker.borrow_mut().violations);
