@@ -1,6 +1,7 @@
-//! # dt-raft: Raft for dt (storage half)
+//! # dt-raft: Raft for dt
 //!
-//! This crate will hold all of Raft. Today it owns the durable half:
+//! This crate holds Raft: the durable store, the consensus core, its fiber driver and
+//! the extension contracts:
 //!
 //! * [`store`]: the synchronous, file-level core. It writes and recovers the on-disk
 //!   format of the reference implementation byte for byte: log segment files with
@@ -30,6 +31,10 @@
 //!   replication progress, commit with the joint-consensus quorums, lease). It takes
 //!   messages, ticks of time and IO completions and returns actions; no IO inside.
 //! * [`rpc`]: the wire bodies of the Raft RPCs and admin commands, byte for byte the reference's.
+//! * [`sm`]: the extension contracts a user implements: [`StateMachine`](sm::StateMachine),
+//!   [`RaftFactory`](sm::RaftFactory), the inputs and errors of a group.
+//! * [`driver`]: the fiber driver that runs a core on a dt-fiber group with a log, a
+//!   transport and a state machine, and its public handle [`RaftGroup`](driver::RaftGroup).
 //! * [`sim`]: the deterministic whole-cluster simulation (nodes on a fault-injecting
 //!   network and disk, a KV workload, invariants, a linearizability checker over the
 //!   client history; the `sim` example runs it seed after seed). The `sim-bugs` cargo

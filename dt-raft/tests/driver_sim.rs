@@ -257,3 +257,144 @@ fn same_seed_same_run() {
     let (_, t3) = scenario(43);
     assert_ne!(t1, t3, "the seed does not reach the run");
 }
+
+#[test]
+fn partitioned_leader_loses_its_uncommitted_write() {
+    let mut c = Cluster::new(9, 3);
+    let old = c.wait_leader();
+    c.write(old, 1..=5);
+    c.wait_applied_equal(5);
+    let others: Vec<NodeId> = (1..=3).filter(|&i| i != old).collect();
+    for &o in &others {
+        c.net.set_cut(old, o, true);
+    }
+    // the isolated leader takes a write it can never commit
+    let lost = Box::pin(c.group(old).submit_async(RaftInput::new(0, "1000")));
+    let g: Vec<RaftGroup<i64>> = others.iter().map(|&i| c.group(i).clone()).collect();
+    let ok = c.sim.run_until(
+        || {
+            g.iter().any(|g| {
+                let s = g.status();
+                s.role == Role::Leader && s.group_ready
+            })
+        },
+        Duration::from_secs(60),
+    );
+    assert!(ok, "the majority side elected no leader");
+    let new = *others
+        .iter()
+        .find(|&&i| c.group(i).status().role == Role::Leader)
+        .unwrap();
+    c.write(new, 6..=8);
+    for &o in &others {
+        c.net.set_cut(old, o, false);
+    }
+    // the old leader learns the new term, drops its entry and follows
+    let r = c.run_future_pinned(lost);
+    assert!(
+        matches!(
+            r,
+            Err(RaftError::NotLeader { .. }) | Err(RaftError::LogTruncated)
+        ),
+        "{r:?}"
+    );
+    let applied = c.wait_applied_equal(8);
+    assert!(applied.iter().all(|(_, b)| b != b"1000"));
+    assert_eq!(c.write(new, [0]), 36);
+    let all: Vec<RaftGroup<i64>> = (1..=3).map(|i| c.group(i).clone()).collect();
+    assert!(c
+        .sim
+        .run_until(|| c_status_leader(&all, new), Duration::from_secs(10)));
+}
+
+fn c_status_leader(groups: &[RaftGroup<i64>], leader: NodeId) -> bool {
+    groups.iter().all(|g| g.status().leader == Some(leader))
+}
+
+impl Cluster {
+    fn run_future_pinned<T>(
+        &mut self,
+        mut f: std::pin::Pin<Box<RaftFuture<T>>>,
+    ) -> Result<T, RaftError> {
+        let mut out = None;
+        self.sim.run_until(
+            || {
+                out = f.as_mut().try_take();
+                out.is_some()
+            },
+            Duration::from_secs(60),
+        );
+        out.expect("no answer within 60 s of virtual time")
+    }
+}
+
+/// A state machine whose executions finish later (after a fiber sleep), in order.
+struct SlowSm {
+    total: i64,
+}
+
+impl dt_raft::sm::StateMachine for SlowSm {
+    type Output = i64;
+    fn exec(&mut self, e: &dt_raft::sm::ExecEntry<'_>) -> dt_raft::sm::Exec<i64> {
+        self.total += std::str::from_utf8(e.body).unwrap().parse::<i64>().unwrap();
+        let total = self.total;
+        dt_raft::sm::Exec::Pending(Box::pin(async move {
+            dt_fiber::sleep(Duration::from_millis(3)).await.unwrap();
+            Ok(total)
+        }))
+    }
+}
+
+#[test]
+fn pending_executions_complete_callers_in_index_order() {
+    let mut sim = Simulation::new(3);
+    let g = sim.new_group("n1");
+    let net = LocalNetwork::new();
+    let mut cfg = RaftGroupConfig::new(1, 1, vec![1]);
+    cfg.elect_timeout_ms = 1000;
+    cfg.heartbeat_interval_ms = 300;
+    let group = RaftGroup::start_on(
+        &g,
+        MemLogFactory::new(|| SlowSm { total: 0 }),
+        cfg,
+        net.transport(1),
+    );
+    net.register(1, &group);
+    assert!(sim.run_until(|| group.status().group_ready, Duration::from_secs(10)));
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = sim.elapsed();
+    for v in 1..=30i64 {
+        let d = done.clone();
+        group.submit(RaftInput::new(0, v.to_string()), move |r| {
+            d.lock().unwrap().push(r.unwrap())
+        });
+    }
+    let d = done.clone();
+    assert!(sim.run_until(|| d.lock().unwrap().len() == 30, Duration::from_secs(10)));
+    let took = sim.elapsed() - start;
+    let got = done.lock().unwrap().clone();
+    assert!(got.windows(2).all(|w| w[0].0 + 1 == w[1].0), "{got:?}");
+    let totals: Vec<i64> = got.iter().map(|r| r.1).collect();
+    let want: Vec<i64> = (1..=30).map(|n| n * (n + 1) / 2).collect();
+    assert_eq!(totals, want);
+    // executions overlapped: 30 sleeps of 3 ms one after the other take 90 ms
+    assert!(took < Duration::from_millis(45), "took {took:?}");
+}
+
+#[test]
+fn shutdown_fails_pending_writes_with_stopped() {
+    let mut c = Cluster::new(21, 3);
+    let leader = c.wait_leader();
+    c.write(leader, [1]);
+    for o in (1..=3).filter(|&i| i != leader) {
+        c.net.set_cut(leader, o, true);
+    }
+    let pending = Box::pin(c.group(leader).submit_async(RaftInput::new(0, "2")));
+    c.sim.run_for(Duration::from_millis(50));
+    let g = c.group(leader).clone();
+    c.kill(leader);
+    assert_eq!(c.run_future_pinned(pending), Err(RaftError::Stopped));
+    // a stopped group refuses at once
+    let f = g.submit_async(RaftInput::new(0, "3"));
+    assert_eq!(c.run_future(f), Err(RaftError::Stopped));
+}

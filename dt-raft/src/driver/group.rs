@@ -364,3 +364,18 @@ impl<T> Future for RaftFuture<T> {
         rx.poll(cx).map(|r| r.unwrap_or(Err(RaftError::Stopped)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        send_sync::<RaftGroup<i64>>();
+        send_sync::<GroupInbox>();
+        fn send<T: Send>() {}
+        send::<RaftFuture<(Index, i64)>>();
+    }
+}

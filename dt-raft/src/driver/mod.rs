@@ -3,9 +3,59 @@
 //! group's [`RaftLog`](crate::raft_log::RaftLog), a [`RaftTransport`] to the peers and
 //! the user's [`StateMachine`](crate::sm::StateMachine).
 //!
-//! * [`RaftGroupConfig`]: the group's configuration (raft.md §15.2).
-//! * [`transport`]: the network seam ([`RaftTransport`] out, [`GroupInbox`] in).
-//! * [`oneshot`]: the std-future bridge used by the public handle.
+//! # Using it
+//!
+//! * [`RaftGroupConfig`]: the group's configuration (raft.md §15.2, the reference's
+//!   defaults) plus the server-level values a group needs (node id, electTimeout,
+//!   heartbeatInterval, rpcTimeout).
+//! * [`RaftGroup::start_on`] (on the dispatcher thread, or a
+//!   [`Simulation`](dt_fiber::Simulation)'s) or [`RaftGroup::start`] (from another
+//!   thread) builds the state machine and the log with a
+//!   [`RaftFactory`](crate::sm::RaftFactory), recovers, replays and runs the group.
+//! * [`RaftGroup`] is the `Send + Sync` handle: [`RaftGroup::submit`] /
+//!   [`RaftGroup::submit_async`] (linearizable writes), [`RaftGroup::lease_read`],
+//!   [`RaftGroup::transfer_leadership`], [`RaftGroup::query_status`],
+//!   [`RaftGroup::status`], [`RaftGroup::shutdown`]. Failures are [`RaftError`](crate::sm::RaftError)s.
+//! * The network: the driver sends through a [`RaftTransport`] and receives through
+//!   its [`GroupInbox`] ([`RaftGroup::inbox`]); see [`transport`] for the contract.
+//!   [`local`] has an in-process network, an in-memory log and a counter state
+//!   machine for tests and simulations.
+//!
+//! # How it runs
+//!
+//! Everything of one group lives on its dispatcher thread, in a few fibers sharing the
+//! core through `Rc<RefCell<..>>` (borrowed only between awaits, never across one):
+//!
+//! * every input (an inbound request, a peer's answer, a finished log write or status
+//!   save, a search result, a tick at the core's `next_deadline()`, a user request) is
+//!   fed to the core by the fiber that received it; the core's actions are then
+//!   executed in order. Actions never call back into the core: what completes later is
+//!   queued to a fiber whose completion is the next input;
+//! * the **writer** hands appends and truncations to the log in action order and
+//!   reports what became durable (`on_log_persisted`); the **status** fiber saves term
+//!   and vote one at a time (`on_status_saved`); the **apply** fiber executes committed
+//!   entries in index order (from the tail cache, else from the log), running ahead of
+//!   their completion (up to 1024 pending `exec` futures, each polled once at once),
+//!   completes the callers in index order and reports `on_applied`; per peer, **replicate** builds and
+//!   sends appends in order (entries from the tail cache, else the log) and **ack**
+//!   awaits the answers in send order, each bounded by rpcTimeout;
+//! * the clock is the dispatcher's ([`FiberGroup::now`](dt_fiber::FiberGroup::now)),
+//!   so a [`Simulation`](dt_fiber::Simulation) runs the same code on virtual time,
+//!   deterministically: the same seed gives the same election timeouts, the same order
+//!   of fibers and the same action trace ([`DriverOptions::trace`]).
+//!
+//! Init (raft.md §14.3, §8.4): the state machine is started, the log recovered, the
+//! core built from the persisted term, vote and commit index, and the committed
+//! entries are replayed through the state machine; [`GroupStatus::init_finished`] turns
+//! true once they are applied. Group ready (§8.5) comes from the core and gates lease
+//! reads.
+//!
+//! # Not built yet
+//!
+//! Snapshots (saving, recovery from one, install to a lagging follower: a peer that
+//! needs one is logged and left behind), applying configuration-change entries
+//! (joint consensus), and the byte limits of replication.
+
 pub mod config;
 pub mod oneshot;
 pub mod transport;

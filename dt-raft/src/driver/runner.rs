@@ -54,8 +54,30 @@ const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
 
 /// A received append kept until its entries are written and it is answered.
 struct Received {
+    /// The request's term.
+    term: Term,
+    /// Its entries were handed to the writer (the reply may be deferred).
+    written: bool,
     items: Vec<LogItem>,
     reply: Option<Responder<AppendResp>>,
+}
+
+/// Executions started ahead of their completion, at most.
+const MAX_APPLY_FLIGHT: usize = 1024;
+
+/// The state of one started execution.
+enum Outcome<O> {
+    /// Nothing to execute (heartbeat, read without caller, configuration entry).
+    Noop,
+    Done(Result<O, SmError>),
+    Pending(crate::sm::SmFuture<'static, O>),
+}
+
+struct InFlight<O> {
+    index: Index,
+    read_only: bool,
+    cb: Option<RaftCallback<O>>,
+    out: Outcome<O>,
 }
 
 /// An entry on its way to the state machine: item, caller, localCreateNanos.
@@ -73,14 +95,15 @@ enum WriteOp {
 struct PeerLane {
     sends: RefCell<VecDeque<AppendSend>>,
     send_notify: Notify,
-    acks: RefCell<VecDeque<(AppendSend, RpcFuture<AppendResp>, Duration)>>,
+    /// Sent appends with their answer and the group-clock nanos they time out at.
+    acks: RefCell<VecDeque<(AppendSend, RpcFuture<AppendResp>, i64)>>,
     ack_notify: Notify,
 }
 
 #[derive(Default)]
 struct Book {
     next_req: ReqId,
-    votes: HashMap<ReqId, Responder<VoteReply>>,
+    votes: HashMap<ReqId, (Term, Responder<VoteReply>)>,
     appends: HashMap<ReqId, Received>,
     transfers: HashMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
@@ -367,7 +390,7 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         let book = std::mem::take(&mut *self.book.borrow_mut());
-        for (_, r) in book.votes {
+        for (_, (_, r)) in book.votes {
             call(r, Err(InboundError::GroupStopped));
         }
         for (_, a) in book.appends {
@@ -512,7 +535,7 @@ impl<S: StateMachine> Driver<S> {
                 lane.send_notify.notify();
             }
             Action::ReplyVote { req, resp } => {
-                if let Some(r) = self.book.borrow_mut().votes.remove(&req) {
+                if let Some((_, r)) = self.book.borrow_mut().votes.remove(&req) {
                     call(r, Ok(resp));
                 }
             }
@@ -564,7 +587,10 @@ impl<S: StateMachine> Driver<S> {
                     self.apply_notify.notify();
                 }
             }
-            Action::RoleChanged { .. } => self.publish(),
+            Action::RoleChanged { term, .. } => {
+                self.forget_superseded(term);
+                self.publish();
+            }
             Action::CheckTransferTarget { to } => {
                 let fut = self.transport.query_status(to, self.cfg.group_id);
                 let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
@@ -635,6 +661,15 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// The core never answers a granted vote or a deferred append success of a term
+    /// older than `term` (raft.md §5.4 rule 7, §17 item 7): drop their responders (the
+    /// sender sees no answer, as with the reference) instead of keeping them forever.
+    fn forget_superseded(&self, term: Term) {
+        let mut b = self.book.borrow_mut();
+        b.votes.retain(|_, (t, _)| *t >= term);
+        b.appends.retain(|_, r| !r.written || r.term >= term);
+    }
+
     /// The `Rc` of this driver (fibers keep it alive).
     fn self_rc(&self) -> Rc<Self> {
         self.me
@@ -694,7 +729,10 @@ impl<S: StateMachine> Driver<S> {
         let items = {
             let mut book = self.book.borrow_mut();
             match book.appends.get_mut(&req) {
-                Some(r) => std::mem::take(&mut r.items),
+                Some(r) => {
+                    r.written = true;
+                    std::mem::take(&mut r.items)
+                }
                 None => {
                     drop(book);
                     return self.fatal(format!("append request {req} to write is unknown"));
@@ -780,7 +818,8 @@ impl<S: StateMachine> Driver<S> {
             };
             let req = rpc::AppendReq::from_send(self.cfg.group_id, &send, logs);
             let fut = self.transport.send_append(peer, req);
-            lane.acks.borrow_mut().push_back((send, fut, timeout));
+            let deadline = self.nanos() + timeout.as_nanos() as i64;
+            lane.acks.borrow_mut().push_back((send, fut, deadline));
             lane.ack_notify.notify();
         }
     }
@@ -825,10 +864,12 @@ impl<S: StateMachine> Driver<S> {
     async fn ack_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
         loop {
             let next = lane.acks.borrow_mut().pop_front();
-            let Some((send, fut, timeout)) = next else {
+            let Some((send, fut, deadline)) = next else {
                 lane.ack_notify.notified().await;
                 continue;
             };
+            // the timeout runs from the send, not from when the earlier answers came
+            let timeout = Duration::from_nanos((deadline - self.nanos()).max(0) as u64);
             let r = with_timeout(fut, timeout).await;
             let now = self.now();
             match r {
@@ -933,18 +974,49 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Applies committed entries in order (raft.md §8.3).
+    /// Applies committed entries in order (raft.md §8.3). `exec` runs ahead of
+    /// completion (lastApplying before lastApplied): pending state-machine futures are
+    /// queued and completed strictly in index order, each caller called then.
     async fn apply_loop(self: Rc<Self>) {
-        let mut applied: Index = self.core().last_applied();
+        let mut applying: Index = self.core().last_applied();
+        let mut applied: Index = applying;
         let mut batch: Vec<ToApply<S::Output>> = Vec::new();
+        let mut flight: VecDeque<InFlight<S::Output>> = VecDeque::new();
         loop {
+            // complete what is done, in order
+            let before = applied;
+            let failed =
+                poll_fn(|cx| Poll::Ready(self.settle(&mut flight, &mut applied, cx))).await;
+            if let Some(why) = failed {
+                return self.fatal(why);
+            }
+            if applied > before {
+                self.applied(applied);
+            }
             let commit = self.apply_commit.get();
-            if applied >= commit {
-                self.apply_notify.notified().await;
+            if applying >= commit || flight.len() >= MAX_APPLY_FLIGHT {
+                // wait for a new commit index or for the oldest pending execution
+                poll_fn(|cx| {
+                    if let Some(InFlight {
+                        out: Outcome::Pending(f),
+                        ..
+                    }) = flight.front_mut()
+                    {
+                        if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                            flight[0].out = Outcome::Done(r);
+                            return Poll::Ready(());
+                        }
+                    }
+                    if flight.len() < MAX_APPLY_FLIGHT {
+                        return self.apply_notify.poll_notified(cx);
+                    }
+                    Poll::Pending
+                })
+                .await;
                 continue;
             }
             // the next run of entries: from the tail cache, else from the log
-            let first = applied + 1;
+            let first = applying + 1;
             {
                 let mut tail = self.tail.borrow_mut();
                 if tail.get(first).is_some() {
@@ -960,7 +1032,7 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             if batch.is_empty() {
-                let want = ((commit - applied) as usize).min(READ_BATCH);
+                let want = ((commit - applying) as usize).min(READ_BATCH);
                 let read = {
                     let mut it = self.log.open_iterator();
                     it.next(first, want, READ_BYTES).await
@@ -986,38 +1058,43 @@ impl<S: StateMachine> Driver<S> {
             let mut n = 0;
             for (item, cb, nanos) in batch.drain(..) {
                 let index = item.index;
-                if index != applied + 1 {
-                    return self.fatal(format!("apply out of order: {index} after {applied}"));
+                if index != applying + 1 {
+                    return self.fatal(format!("apply out of order: {index} after {applying}"));
                 }
-                if let Err(e) = self.apply_one(&item, cb, nanos).await {
-                    return self.fatal(format!("state machine failed at index {index}: {e}"));
+                let mut out = self.exec_one(&item, cb.is_some(), nanos);
+                if let Outcome::Pending(f) = &mut out {
+                    // poll once so that a lazy future starts its work now, beside the
+                    // earlier ones (completions are still taken in index order)
+                    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
+                        out = Outcome::Done(r);
+                    }
                 }
-                applied = index;
+                flight.push_back(InFlight {
+                    index,
+                    read_only: item.item_type == TYPE_LOG_READ,
+                    cb,
+                    out,
+                });
+                applying = index;
                 n += 1;
                 if n % 100 == 0 {
-                    self.applied(applied);
                     dt_fiber::yield_now().await;
                 }
             }
-            self.applied(applied);
         }
     }
 
-    async fn apply_one(
-        &self,
-        item: &LogItem,
-        cb: Option<RaftCallback<S::Output>>,
-        nanos: i64,
-    ) -> Result<(), SmError> {
+    /// Starts the execution of one committed entry.
+    fn exec_one(&self, item: &LogItem, has_caller: bool, nanos: i64) -> Outcome<S::Output> {
         let run = match item.item_type {
             TYPE_NORMAL => true,
-            TYPE_LOG_READ => cb.is_some(),
+            TYPE_LOG_READ => has_caller,
             // heartbeats; configuration entries (applied through the core's member
-            // sets once the membership admin is built) count as applied here
+            // sets once the membership admin is built) count as applied in order
             _ => false,
         };
         if !run {
-            return Ok(());
+            return Outcome::Noop;
         }
         let entry = ExecEntry {
             index: item.index,
@@ -1030,25 +1107,48 @@ impl<S: StateMachine> Driver<S> {
             body: &item.body,
         };
         let exec = self.sm.borrow_mut().exec(&entry);
-        let r = match exec {
-            Exec::Done(r) => r,
-            Exec::Pending(f) => f.await,
-        };
-        match r {
-            Ok(o) => {
-                if let Some(cb) = cb {
-                    call(cb, Ok((item.index, o)));
-                }
-                Ok(())
-            }
-            Err(e) if item.item_type == TYPE_LOG_READ => {
-                if let Some(cb) = cb {
-                    call(cb, Err(RaftError::StateMachine(e)));
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
+        match exec {
+            Exec::Done(r) => Outcome::Done(r),
+            Exec::Pending(f) => Outcome::Pending(f),
         }
+    }
+
+    /// Completes the finished executions at the front of `flight` in order (polling
+    /// the first pending one once), calling their callers. Returns why the group must
+    /// stop if a write entry failed.
+    fn settle(
+        &self,
+        flight: &mut VecDeque<InFlight<S::Output>>,
+        applied: &mut Index,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<String> {
+        while let Some(front) = flight.front_mut() {
+            if let Outcome::Pending(f) = &mut front.out {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(r) => front.out = Outcome::Done(r),
+                    Poll::Pending => return None,
+                }
+            }
+            let e = flight.pop_front().expect("checked");
+            match e.out {
+                Outcome::Noop | Outcome::Pending(_) => {}
+                Outcome::Done(Ok(o)) => {
+                    if let Some(cb) = e.cb {
+                        call(cb, Ok((e.index, o)));
+                    }
+                }
+                Outcome::Done(Err(err)) if e.read_only => {
+                    if let Some(cb) = e.cb {
+                        call(cb, Err(RaftError::StateMachine(err)));
+                    }
+                }
+                Outcome::Done(Err(err)) => {
+                    return Some(format!("state machine failed at index {}: {err}", e.index));
+                }
+            }
+            *applied = e.index;
+        }
+        None
     }
 
     fn applied(&self, index: Index) {
@@ -1101,11 +1201,14 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn inbound(&self, m: Inbound) {
+        if self.group.should_stop() {
+            return m.fail(InboundError::GroupStopped);
+        }
         let now = self.now();
         match m {
             Inbound::Vote(req, reply) => {
                 let id = self.next_req();
-                self.book.borrow_mut().votes.insert(id, reply);
+                self.book.borrow_mut().votes.insert(id, (req.term, reply));
                 self.core().handle_vote(now, id, &req);
             }
             Inbound::Append(req, reply) => {
@@ -1124,6 +1227,8 @@ impl<S: StateMachine> Driver<S> {
                 self.book.borrow_mut().appends.insert(
                     id,
                     Received {
+                        term: req.term as Term,
+                        written: false,
                         items,
                         reply: Some(reply),
                     },
@@ -1149,6 +1254,12 @@ impl<S: StateMachine> Driver<S> {
                 return;
             }
             let now = self.now();
+            if self.group.should_stop() {
+                for r in buf.drain(..) {
+                    r.fail(RaftError::Stopped);
+                }
+                continue;
+            }
             for r in buf.drain(..) {
                 match r {
                     Request::Submit(input, cb) => {

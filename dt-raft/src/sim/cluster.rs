@@ -1419,7 +1419,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     match check_events(
         &history,
         &CheckConfig {
-            max_steps_per_key: 2_000_000,
+            max_steps_per_key: 10_000_000,
         },
     ) {
         Ok(r) => match r.verdict {

@@ -42,8 +42,10 @@ impl std::error::Error for SmError {}
 
 /// The result of [`StateMachine::exec`]: done at once (no allocation), or a future.
 ///
-/// Futures of consecutive entries must complete in index order: Raft awaits them in
-/// order and advances `lastApplied` as each completes.
+/// Futures of consecutive entries must complete in index order: Raft does not wait for
+/// one before executing the next entry (it polls each future once right away, so a
+/// lazy `async` block starts its work), then takes the completions in index order and
+/// advances `lastApplied` as each completes.
 pub enum Exec<T> {
     /// Executed synchronously.
     Done(Result<T, SmError>),

@@ -1,0 +1,223 @@
+//! Three nodes in one process, each group on its own Dispatcher thread, connected by
+//! the in-memory `LocalNetwork`, with the real `DefaultRaftLog` in temporary
+//! directories (fsync on): elect, replicate, apply in the same order; a killed leader
+//! is replaced and writes continue; the killed node restarts from its data directory
+//! and catches up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dt_fiber::{Dispatcher, DispatcherConfig};
+use dt_raft::core::{NodeId, Role};
+use dt_raft::driver::local::{AppliedLog, CounterSm, LocalNetwork};
+use dt_raft::driver::{RaftGroup, RaftGroupConfig};
+use dt_raft::raft_log::{Executor, ThreadPoolIo};
+use dt_raft::sm::{DefaultRaftFactory, RaftError, RaftInput};
+
+const GROUP: i32 = 1;
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Node {
+    dir: PathBuf,
+    applied: AppliedLog,
+    dispatcher: Option<Dispatcher>,
+    group: Option<RaftGroup<i64>>,
+}
+
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    io: Arc<ThreadPoolIo>,
+    net: LocalNetwork,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn new(n: u32) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let nodes = (1..=n)
+            .map(|id| Node {
+                dir: tmp.path().join(format!("node{id}")),
+                applied: AppliedLog::default(),
+                dispatcher: None,
+                group: None,
+            })
+            .collect();
+        let mut c = Cluster {
+            _tmp: tmp,
+            io: ThreadPoolIo::new(2),
+            net: LocalNetwork::new(),
+            nodes,
+        };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let n = self.nodes.len() as u32;
+        let node = &mut self.nodes[id as usize - 1];
+        let mut cfg = RaftGroupConfig::new(GROUP, id, (1..=n).collect());
+        cfg.data_dir = node.dir.clone();
+        cfg.elect_timeout_ms = 1000;
+        cfg.heartbeat_interval_ms = 200;
+        cfg.rpc_timeout_ms = 500;
+        cfg.replicate_retry_ms = 100;
+        cfg.log_file_size = 64 * 1024;
+        cfg.idx_items_per_file = 256;
+        cfg.idx_cache_size = 64;
+        cfg.idx_flush_threshold = 32;
+        node.applied.lock().unwrap().clear(); // the state machine replays from 1
+        let applied = node.applied.clone();
+        let io: Arc<dyn Executor> = self.io.clone();
+        let factory = Arc::new(DefaultRaftFactory::new(
+            io,
+            move |_cfg: &RaftGroupConfig| Ok(CounterSm::recording(applied.clone())),
+        ));
+        let d = Dispatcher::start(DispatcherConfig::new(format!("node{id}"))).unwrap();
+        let h = d.start_group(&format!("group{GROUP}")).unwrap();
+        let net = self.net.clone();
+        let group = RaftGroup::start(&h, factory, cfg, move || net.transport(id)).unwrap();
+        self.net.register(id, &group);
+        node.dispatcher = Some(d);
+        node.group = Some(group);
+    }
+
+    fn kill(&mut self, id: NodeId) {
+        self.net.set_down(id);
+        let node = &mut self.nodes[id as usize - 1];
+        let g = node.group.take().unwrap();
+        g.shutdown();
+        assert!(g.wait_stopped(WAIT), "node {id} did not stop");
+        let d = node.dispatcher.take().unwrap();
+        assert!(d.stop(WAIT).stopped);
+    }
+
+    fn group(&self, id: NodeId) -> &RaftGroup<i64> {
+        self.nodes[id as usize - 1].group.as_ref().unwrap()
+    }
+
+    fn live(&self) -> Vec<NodeId> {
+        (1..=self.nodes.len() as NodeId)
+            .filter(|&i| self.nodes[i as usize - 1].group.is_some())
+            .collect()
+    }
+
+    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + WAIT;
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_leader(&self) -> NodeId {
+        let mut leader = 0;
+        self.wait_until("a leader", || {
+            let l: Vec<NodeId> = self
+                .live()
+                .into_iter()
+                .filter(|&i| {
+                    let s = self.group(i).status();
+                    s.role == Role::Leader && s.group_ready
+                })
+                .collect();
+            if l.len() == 1 {
+                leader = l[0];
+            }
+            l.len() == 1
+        });
+        leader
+    }
+
+    /// Writes `values` through `leader`, pipelined (all submitted, then awaited).
+    fn write(&self, leader: NodeId, values: impl IntoIterator<Item = i64>) -> i64 {
+        let futs: Vec<_> = values
+            .into_iter()
+            .map(|v| {
+                self.group(leader)
+                    .submit_async(RaftInput::new(0, v.to_string()))
+            })
+            .collect();
+        let mut last = (0, 0);
+        for f in futs {
+            let r = f.wait(WAIT).expect("write failed");
+            assert!(r.0 > last.0, "indexes of one leader's writes increase");
+            last = r;
+        }
+        last.1
+    }
+
+    fn wait_applied_equal(&self, count: usize) -> Vec<(u64, Vec<u8>)> {
+        let live = self.live();
+        self.wait_until("every node to apply", || {
+            live.iter()
+                .all(|&i| self.nodes[i as usize - 1].applied.lock().unwrap().len() >= count)
+        });
+        let get = |i: NodeId| self.nodes[i as usize - 1].applied.lock().unwrap().clone();
+        let first = get(live[0]);
+        for &i in &live[1..] {
+            assert_eq!(get(i), first, "node {i} applied differently");
+        }
+        first
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(g) = n.group.take() {
+                g.shutdown();
+                g.wait_stopped(WAIT);
+            }
+            if let Some(d) = n.dispatcher.take() {
+                d.stop(WAIT);
+            }
+        }
+    }
+}
+
+#[test]
+fn three_dispatchers_real_log_kill_and_restart() {
+    let mut c = Cluster::new(3);
+    let leader = c.wait_leader();
+    assert_eq!(c.write(leader, 1..=50), 1275);
+    let applied = c.wait_applied_equal(50);
+    let bodies: Vec<i64> = applied
+        .iter()
+        .map(|(_, b)| std::str::from_utf8(b).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(bodies, (1..=50).collect::<Vec<_>>());
+
+    // a follower answers NotLeader with the leader's id
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    let r = c
+        .group(follower)
+        .submit_async(RaftInput::new(0, "1"))
+        .wait(WAIT);
+    assert_eq!(
+        r.unwrap_err(),
+        RaftError::NotLeader {
+            leader: Some(leader)
+        }
+    );
+
+    // kill the leader: another node takes over and writes continue
+    c.kill(leader);
+    let new = c.wait_leader();
+    assert_ne!(new, leader);
+    assert_eq!(c.write(new, 51..=80), (1..=80).sum::<i64>());
+    c.wait_applied_equal(80);
+
+    // restart the killed node from its data directory: it replays and catches up
+    c.start(leader);
+    let all = c.wait_applied_equal(80);
+    assert_eq!(all.len(), 80);
+    let st = c.group(leader).query_status().wait(WAIT).unwrap();
+    assert!(st.init_finished);
+    assert_eq!(st.leader, Some(new));
+    // and it takes part in new writes
+    assert_eq!(c.write(new, [1000]), (1..=80).sum::<i64>() + 1000);
+    c.wait_applied_equal(81);
+}
