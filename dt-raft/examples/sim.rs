@@ -130,8 +130,10 @@ fn main() {
                 bug.push_str(" --no-stickiness");
             }
             println!(
-                "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
-                one_line(&r.violations[0]), args.nodes, args.faults, args.seconds
+                "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
+                one_line(&r.violations[0]),
+                if cfg!(feature = "sim-bugs") { " --features sim-bugs" } else { "" },
+                args.nodes, args.faults, args.seconds
             );
             for v in r.violations.iter().skip(1).take(3) {
                 println!("    also: {}", one_line(v));
