@@ -35,7 +35,13 @@ impl RaftCore {
         if let Some(i) = self.peer_index(me) {
             self.peers[i].last_confirm = now;
         }
-        if m >= self.group_ready_index {
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): count replicas
+        // of older-term entries too.
+        #[cfg(feature = "sim-bugs")]
+        let old_term_bug = crate::sim::bugs::is_active(crate::sim::bugs::Bug::CommitOldTerm);
+        #[cfg(not(feature = "sim-bugs"))]
+        let old_term_bug = false;
+        if m >= self.group_ready_index || old_term_bug {
             self.commit_index = m;
             self.record_commit(m);
             self.trim_tail_bytes();

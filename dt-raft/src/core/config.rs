@@ -42,6 +42,17 @@ pub struct CoreConfig {
     /// Delay before a replication stopped by an error is restarted (the reference's
     /// raft-ping period, 1 000 ms).
     pub replicate_retry_ms: u64,
+    /// Leader stickiness (not in the reference; off in `CoreConfig::new`, on in the
+    /// driver's `RaftGroupConfig`): a
+    /// follower that accepted an append of a leader, or started, less than
+    /// `elect_timeout_ms` ago refuses pre-votes and votes, keeping its term. Lease
+    /// reads (§9) need it: the lease ends electTimeout − leaseDelta after a send a
+    /// quorum acknowledged, but without stickiness a candidate cut off from the leader
+    /// can win with those same voters' votes and commit writes while the old leader
+    /// still serves reads from its lease. The whole-cluster simulation found this
+    /// (`dt_raft::sim`, a stale read under a one-way partition); with stickiness it
+    /// finds none.
+    pub leader_stickiness: bool,
 }
 
 impl CoreConfig {
@@ -61,6 +72,7 @@ impl CoreConfig {
             replicate_snapshot_buffer_size: 64 * 1024,
             disable_config_change: false,
             replicate_retry_ms: 1_000,
+            leader_stickiness: false,
         }
     }
 

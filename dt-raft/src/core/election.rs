@@ -208,6 +208,15 @@ impl RaftCore {
             self.reply_vote(req_id, Err(VoteRefused::NotMember));
             return;
         }
+        if self.cfg.leader_stickiness
+            && self.role == Role::Follower
+            && self.now < self.leader_heard_at + self.cfg.elect_timeout_ms
+        {
+            // see CoreConfig::leader_stickiness: refuse, keep the term
+            let resp = self.vote_resp(false);
+            self.reply_vote(req_id, Ok(resp));
+            return;
+        }
         if req.term > self.term {
             // also for pre-votes (§17 item 4)
             self.incr_term(req.term);
@@ -242,6 +251,14 @@ impl RaftCore {
             self.voted_for = req.candidate_id;
             self.cancel_vote();
             self.save_status();
+            // DELIBERATE BUG (feature sim-bugs, simulation self-test only): grant before
+            // the status file holds the vote.
+            #[cfg(feature = "sim-bugs")]
+            if crate::sim::bugs::is_active(crate::sim::bugs::Bug::VoteBeforePersist) {
+                let resp = self.vote_resp(true);
+                self.reply_vote(req_id, Ok(resp));
+                return;
+            }
             // reply after the write (§17 item 6)
             self.vote_replies
                 .push_back((req_id, self.term, req.candidate_id));

@@ -431,6 +431,9 @@ pub struct RaftCore {
     last_apply_time: u64,
 
     last_elect_time: u64,
+    /// When an append of the current leader was last accepted (or the core was made):
+    /// the fence of [`CoreConfig::leader_stickiness`].
+    leader_heard_at: u64,
     elect_check_at: u64,
     last_propose_time: u64,
     vote: VoteRound,
@@ -496,6 +499,7 @@ impl RaftCore {
             apply_lag_ms: 0,
             last_apply_time: now,
             last_elect_time: now,
+            leader_heard_at: now,
             elect_check_at: now,
             last_propose_time: now,
             vote: VoteRound::default(),

@@ -153,12 +153,14 @@ impl RaftCore {
                 return Some(Outcome::Done);
             }
             Role::Candidate => {
+                self.leader_heard_at = self.now;
                 self.cancel_vote();
                 self.reset(false);
                 self.leader = Some(from);
                 self.set_role(Role::Follower);
             }
             _ => {
+                self.leader_heard_at = self.now;
                 self.cancel_vote();
                 self.restart_elect_timer();
                 if self.leader != Some(from) {

@@ -30,6 +30,14 @@ pub struct RaftGroupConfig {
     pub sync: bool,
     /// `raftPingCheck` (default 0).
     pub raft_ping_check: i32,
+    /// Leader stickiness (on by default; the reference has none): a follower that
+    /// heard from a leader less than the election timeout ago refuses pre-votes and
+    /// votes. Lease reads are linearizable only with it: without it a candidate cut
+    /// off from the leader can win and commit while the old leader still serves reads
+    /// from its lease (found by the whole-cluster simulation). The refusal is an
+    /// ordinary vote refusal on the wire, so mixed clusters with the reference work;
+    /// set it to false to get the reference's vote rules.
+    pub leader_stickiness: bool,
     /// `disableConfigChange` (default false).
     pub disable_config_change: bool,
     /// `maxReplicateItems` (default 20 000): in-flight entries per follower.
@@ -92,6 +100,7 @@ impl RaftGroupConfig {
             sync: true,
             raft_ping_check: 0,
             disable_config_change: false,
+            leader_stickiness: true,
             max_replicate_items: 20_000,
             max_replicate_bytes: 16 * 1024 * 1024,
             single_replicate_limit: 1800 * 1024,
@@ -127,6 +136,7 @@ impl RaftGroupConfig {
         cfg.max_replicate_bytes = self.max_replicate_bytes;
         cfg.single_replicate_limit = self.single_replicate_limit as u64;
         cfg.disable_config_change = self.disable_config_change;
+        cfg.leader_stickiness = self.leader_stickiness;
         cfg.replicate_retry_ms = self.replicate_retry_ms;
         cfg.validate()?;
         Ok(cfg)

@@ -1,12 +1,24 @@
-//! Support code for the deterministic whole-cluster simulation (issue 11): the client
-//! history model, its JSON-lines file format, and the linearizability checker that
-//! judges a recorded history. The simulation itself comes with the consensus driver.
+//! The deterministic whole-cluster simulation (issue 11) and its support code. One
+//! seed decides a whole run: nodes, network, disks, clients and faults share one
+//! [`dt_fiber::Simulation`] thread on virtual time, so a failing seed replays exactly.
 //!
+//! * [`cluster`]: the harness: nodes running the consensus core, a KV workload,
+//!   faults (network, disk, crash, clock), invariants checked as events happen, the
+//!   linearizability check at the end ([`cluster::run_seed`]). The `sim` example runs
+//!   seeds from the command line:
+//!   `cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5] [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]`;
+//! * [`disk`]: [`disk::SimRaftLog`], an in-memory `RaftLog` holding the store's real
+//!   item encoding, with fsync timing, torn tails at a crash and fail-stop fsync errors;
+//! * [`net`]: [`net::SimNet`], a seeded network with loss, delay, reordering,
+//!   duplicates, partitions and slow links;
+//! * [`kv`]: the KV state machine and its command encoding;
+//! * [`bugs`]: deliberate bugs the simulation must find (its self-test);
 //! * [`history`]: events (`invoke`, `ok`, `fail`, `info` of `put`, `get`, `cas`,
 //!   `remove`), their Jepsen semantics, and the pairing into [`history::Operation`]s;
 //! * [`jsonl`]: the `--history-out` format, one event per line:
 //!   `{"process":p,"type":"invoke|ok|fail|info","f":"put|get|cas|remove","key":k,"value":v,"expected":e,"time":ns}`
-//!   (plus an optional `"result":bool` for cas and remove);
+//!   (plus an optional `"result":bool` for cas and remove; `time` is virtual
+//!   nanoseconds), readable by any outside checker;
 //! * [`lincheck`]: Wing & Gong's search with Lowe's memoisation over a per-key register
 //!   model, with a step budget;
 //! * [`gen`]: random histories linearizable by construction (tests, benchmarks).
@@ -23,7 +35,12 @@
 //! assert!(matches!(report.verdict, Verdict::Violation(_)));
 //! ```
 
+pub mod bugs;
+pub mod cluster;
+pub mod disk;
 pub mod gen;
 pub mod history;
 pub mod jsonl;
+pub mod kv;
 pub mod lincheck;
+pub mod net;

@@ -1,0 +1,70 @@
+//! Deliberate bugs the simulation must be able to find (its self-test).
+//!
+//! Each [`Bug`] is a small, marked change of behaviour. Two live in the consensus core
+//! and exist only when dt-raft is built with the `sim-bugs` cargo feature (the hooks
+//! compile to nothing otherwise); the others live in the simulation's own disk and
+//! node runner and are always available. A bug is switched on for the current thread
+//! (the simulation is single-threaded) with [`set_active`].
+
+use std::cell::Cell;
+
+/// A deliberate bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bug {
+    /// Core: the leader commits an entry of an older term by counting its replicas
+    /// (raft.md §8.2 forbids it; Figure 8 of the Raft paper).
+    CommitOldTerm,
+    /// Core: a granted vote is answered before the status file holds it.
+    VoteBeforePersist,
+    /// Node runner: a lease read is served even after the lease ran out.
+    StaleLeaseRead,
+    /// Disk: an append is acknowledged as persisted before its fsync.
+    AckBeforeFsync,
+}
+
+impl Bug {
+    /// Every bug, in `--list-bugs` order.
+    pub const ALL: [Bug; 4] = [
+        Bug::CommitOldTerm,
+        Bug::VoteBeforePersist,
+        Bug::StaleLeaseRead,
+        Bug::AckBeforeFsync,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CommitOldTerm => "commit-old-term",
+            Bug::VoteBeforePersist => "vote-before-persist",
+            Bug::StaleLeaseRead => "stale-lease-read",
+            Bug::AckBeforeFsync => "ack-before-fsync",
+        }
+    }
+
+    /// The bug of a command-line name.
+    pub fn from_name(s: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == s)
+    }
+
+    /// Whether this build can switch the bug on (core bugs need `sim-bugs`).
+    pub fn available(self) -> bool {
+        match self {
+            Bug::CommitOldTerm | Bug::VoteBeforePersist => cfg!(feature = "sim-bugs"),
+            Bug::StaleLeaseRead | Bug::AckBeforeFsync => true,
+        }
+    }
+}
+
+thread_local! {
+    static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
+}
+
+/// Switches `bug` on for this thread (`None`: all off).
+pub fn set_active(bug: Option<Bug>) {
+    ACTIVE.with(|a| a.set(bug));
+}
+
+/// Whether `bug` is on for this thread.
+pub fn is_active(bug: Bug) -> bool {
+    ACTIVE.with(|a| a.get() == Some(bug))
+}
