@@ -64,6 +64,7 @@ impl Cluster {
             trace: Some(Rc::new(move |now, node, a| {
                 t.borrow_mut().push(format!("{now} n{node} {a:?}"))
             })),
+            ..Default::default()
         };
         let node = &mut self.nodes[id as usize - 1];
         node.applied.lock().unwrap().clear(); // a restarted state machine replays from 1

@@ -14,7 +14,7 @@ use super::oneshot::{oneshot, OneshotReceiver};
 use super::runner;
 use super::transport::{GroupInbox, RaftTransport};
 use super::RaftGroupConfig;
-use crate::core::{Action, Index, MemberSets, NodeId, Role, Term};
+use crate::core::{Action, ConfigApplied, Index, MemberSets, NodeId, Role, Term};
 use crate::sm::{RaftCallback, RaftError, RaftFactory, RaftInput, RaftResult, StateMachine};
 
 /// A state snapshot of a group, as published by its thread or answered by
@@ -70,12 +70,49 @@ impl GroupStatus {
 /// A one-shot reply for a request handed to the group's thread.
 pub(crate) type Reply<T> = Box<dyn FnOnce(Result<T, RaftError>) + Send>;
 
+/// A membership change asked of the leader (raft.md §11.3), see
+/// [`RaftGroup::config_change`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// RAFT_ADMIN_PREPARE_CHANGE: enter the joint configuration. `members` and
+    /// `observers` are the current sets as the caller expects them (they must match);
+    /// the prepared sets are the new configuration.
+    Prepare {
+        /// The current members, as expected.
+        members: Vec<NodeId>,
+        /// The current observers, as expected.
+        observers: Vec<NodeId>,
+        /// The new members (non-empty).
+        prepared_members: Vec<NodeId>,
+        /// The new observers.
+        prepared_observers: Vec<NodeId>,
+    },
+    /// RAFT_ADMIN_COMMIT_CHANGE: the prepared sets become the current ones;
+    /// `prepare_index` must be the group's lastConfigChangeIndex.
+    Commit {
+        /// The index the prepare answered (of the latest prepare).
+        prepare_index: Index,
+    },
+    /// RAFT_ADMIN_ABORT_CHANGE: drop the prepared sets (a no-op entry when none).
+    Abort,
+}
+
+/// Called on the group's thread after a configuration entry changed the member sets
+/// (in log order, also during replay): the new sets and what the apply did (e.g.
+/// [`ConfigApplied::persist_config`] after a COMMIT). Must not block.
+pub type ConfigHook = Rc<dyn Fn(&MemberSets, &ConfigApplied)>;
+
+/// Tells whether a node id is known (the server's node table); a prepare naming an
+/// unknown id is refused with "node not exist".
+pub type NodeExists = Rc<dyn Fn(NodeId) -> bool>;
+
 /// A request from a [`RaftGroup`] handle to its group's thread.
 pub(crate) enum Request<O> {
     Submit(RaftInput, RaftCallback<O>),
     LeaseRead(Option<Duration>, Reply<()>),
     Transfer(NodeId, Duration, Reply<()>),
     Status(Reply<GroupStatus>),
+    Config(ConfigChange, Reply<Index>),
 }
 
 impl<O> Request<O> {
@@ -85,6 +122,7 @@ impl<O> Request<O> {
             Request::LeaseRead(_, r) => r(Err(e)),
             Request::Transfer(_, _, r) => r(Err(e)),
             Request::Status(r) => r(Err(e)),
+            Request::Config(_, r) => r(Err(e)),
         }
     }
 }
@@ -98,12 +136,18 @@ pub type ActionTrace = Rc<dyn Fn(u64, NodeId, &Action)>;
 pub struct DriverOptions {
     /// See [`ActionTrace`].
     pub trace: Option<ActionTrace>,
+    /// See [`ConfigHook`].
+    pub config_hook: Option<ConfigHook>,
+    /// See [`NodeExists`]; without it every id is accepted.
+    pub node_exists: Option<NodeExists>,
 }
 
 impl fmt::Debug for DriverOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DriverOptions")
             .field("trace", &self.trace.is_some())
+            .field("config_hook", &self.config_hook.is_some())
+            .field("node_exists", &self.node_exists.is_some())
             .finish()
     }
 }
@@ -223,10 +267,29 @@ impl<O: Send + 'static> RaftGroup<O> {
         F::Sm: StateMachine<Output = O>,
         T: FnOnce() -> Rc<dyn RaftTransport> + Send + 'static,
     {
+        Self::start_with(handle, factory, cfg, move || {
+            (transport(), DriverOptions::default())
+        })
+    }
+
+    /// [`RaftGroup::start`] with options: `setup` runs on the dispatcher thread and
+    /// gives the transport and the [`DriverOptions`].
+    pub fn start_with<F, T>(
+        handle: &GroupHandle,
+        factory: Arc<F>,
+        cfg: RaftGroupConfig,
+        setup: T,
+    ) -> Result<RaftGroup<O>, RaftError>
+    where
+        F: RaftFactory,
+        F::Sm: StateMachine<Output = O>,
+        T: FnOnce() -> (Rc<dyn RaftTransport>, DriverOptions) + Send + 'static,
+    {
         let (tx, rx) = std::sync::mpsc::channel();
         handle
             .execute(move |g| {
-                let r = RaftGroup::start_on(g, factory, cfg, transport());
+                let (transport, opts) = setup();
+                let r = RaftGroup::start_on_with(g, factory, cfg, transport, opts);
                 let _ = tx.send(r);
             })
             .map_err(|e| RaftError::Rejected(e.to_string()))?;
@@ -307,6 +370,57 @@ impl<O: Send + 'static> RaftGroup<O> {
             timeout,
             Box::new(move |r| tx.send(r)),
         ));
+        RaftFuture { rx }
+    }
+
+    /// Asks the leader for a membership change (raft.md §11.3); `callback` gets the
+    /// index of the entry written (prepare, commit or abort index) once the change
+    /// is applied on this node (for a prepare: once the entry after it is applied, so
+    /// the prepared members have caught up), or an error: [`RaftError::NotLeader`]
+    /// with the leader hint, [`RaftError::ConfigChange`] with the reference's reason.
+    /// Held like writes while a leader transfer runs. A repeated prepare with the same
+    /// sets succeeds with a new index (commit with that one); a repeated commit before
+    /// the first is applied writes a no-op entry.
+    pub fn config_change(
+        &self,
+        change: ConfigChange,
+        callback: impl FnOnce(Result<Index, RaftError>) + Send + 'static,
+    ) {
+        self.send(Request::Config(change, Box::new(callback)))
+    }
+
+    /// [`RaftGroup::config_change`] with [`ConfigChange::Prepare`], as a future
+    /// resolving to the prepare index.
+    pub fn prepare_config_change(
+        &self,
+        members: Vec<NodeId>,
+        observers: Vec<NodeId>,
+        prepared_members: Vec<NodeId>,
+        prepared_observers: Vec<NodeId>,
+    ) -> RaftFuture<Index> {
+        self.config_change_async(ConfigChange::Prepare {
+            members,
+            observers,
+            prepared_members,
+            prepared_observers,
+        })
+    }
+
+    /// [`RaftGroup::config_change`] with [`ConfigChange::Commit`], as a future
+    /// resolving to the commit entry's index.
+    pub fn commit_change(&self, prepare_index: Index) -> RaftFuture<Index> {
+        self.config_change_async(ConfigChange::Commit { prepare_index })
+    }
+
+    /// [`RaftGroup::config_change`] with [`ConfigChange::Abort`], as a future
+    /// resolving to the abort (DROP) entry's index.
+    pub fn abort_change(&self) -> RaftFuture<Index> {
+        self.config_change_async(ConfigChange::Abort)
+    }
+
+    fn config_change_async(&self, change: ConfigChange) -> RaftFuture<Index> {
+        let (tx, rx) = oneshot();
+        self.config_change(change, move |r| tx.send(r));
         RaftFuture { rx }
     }
 

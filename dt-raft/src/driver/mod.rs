@@ -14,7 +14,9 @@
 //!   [`RaftFactory`](crate::sm::RaftFactory), recovers, replays and runs the group.
 //! * [`RaftGroup`] is the `Send + Sync` handle: [`RaftGroup::submit`] /
 //!   [`RaftGroup::submit_async`] (linearizable writes), [`RaftGroup::lease_read`],
-//!   [`RaftGroup::transfer_leadership`], [`RaftGroup::query_status`],
+//!   [`RaftGroup::transfer_leadership`], membership changes by joint consensus
+//!   ([`RaftGroup::prepare_config_change`], [`RaftGroup::commit_change`],
+//!   [`RaftGroup::abort_change`]), [`RaftGroup::query_status`],
 //!   [`RaftGroup::status`], [`RaftGroup::shutdown`]. Failures are [`RaftError`](crate::sm::RaftError)s.
 //! * The network: the driver sends through a [`RaftTransport`] and receives through
 //!   its [`GroupInbox`] ([`RaftGroup::inbox`]); see [`transport`] for the contract.
@@ -53,8 +55,13 @@
 //! # Not built yet
 //!
 //! Snapshots (saving, recovery from one, install to a lagging follower: a peer that
-//! needs one is logged and left behind), applying configuration-change entries
-//! (joint consensus), and the byte limits of replication.
+//! needs one is logged and left behind), and the byte limits of replication.
+//!
+//! Configuration entries (PREPARE / DROP / COMMIT) are applied by the apply fiber in
+//! log order through the core (`apply_config_entry`), also during replay, so the
+//! member sets after a restart are the static ones plus the logged changes; the
+//! replication fibers of a peer that left the group (and its "remove legacy" time)
+//! are stopped.
 
 pub mod config;
 pub mod oneshot;
@@ -71,4 +78,7 @@ mod notify;
 mod runner;
 mod tail;
 
-pub use group::{ActionTrace, DriverOptions, GroupStatus, RaftFuture, RaftGroup};
+pub use group::{
+    ActionTrace, ConfigChange, ConfigHook, DriverOptions, GroupStatus, NodeExists, RaftFuture,
+    RaftGroup,
+};

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published};
 
-use super::group::{DriverOptions, GroupStatus, Reply, Request, Shared};
+use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
 use super::notify::Notify;
 use super::tail::{TailCache, TailEntry};
 use super::transport::{
@@ -34,8 +34,8 @@ use super::transport::{
 };
 use super::RaftGroupConfig;
 use crate::core::{
-    Action, AppendResp, AppendSend, Index, LeaseError, LocalEntries, MatchSearch, NodeId, RaftCore,
-    ReqId, Term, TransferError,
+    Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, LeaseError,
+    LocalEntries, MatchSearch, NodeId, RaftCore, ReqId, Term, TransferError,
 };
 use crate::raft_log::RaftLog;
 use crate::rpc;
@@ -76,6 +76,8 @@ enum Outcome<O> {
 struct InFlight<O> {
     index: Index,
     read_only: bool,
+    /// A configuration entry, applied through the core when it is settled (in order).
+    config: Option<ConfigEntry>,
     cb: Option<RaftCallback<O>>,
     out: Outcome<O>,
 }
@@ -93,6 +95,8 @@ enum WriteOp {
 }
 
 struct PeerLane {
+    /// The peer left the group: the lane's fibers end.
+    closed: Cell<bool>,
     sends: RefCell<VecDeque<AppendSend>>,
     send_notify: Notify,
     /// Sent appends with their answer and the group-clock nanos they time out at.
@@ -107,6 +111,16 @@ struct Book {
     appends: HashMap<ReqId, Received>,
     transfers: HashMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
+    /// Admin membership changes waiting for their entry to be applied.
+    config_waiters: Vec<ConfigWaiter>,
+}
+
+/// An admin membership change whose entry is written: answered with `index` once
+/// lastApplied reaches `reply_at` (known when the entry is applied).
+struct ConfigWaiter {
+    index: Index,
+    reply_at: Option<Index>,
+    reply: Reply<Index>,
 }
 
 pub(crate) struct Driver<S: StateMachine> {
@@ -404,6 +418,9 @@ impl<S: StateMachine> Driver<S> {
         if let Some(r) = book.transfer_reply {
             call(r, Err(RaftError::Stopped));
         }
+        for w in book.config_waiters {
+            call(w.reply, Err(RaftError::Stopped));
+        }
         self.sm.borrow_mut().stop();
         if let Err(e) = self.log.close().await {
             log::error!(
@@ -683,6 +700,10 @@ impl<S: StateMachine> Driver<S> {
                     call(cb, Err(RaftError::NotLeader { leader }));
                 }
                 *self.cbs.borrow_mut() = cbs;
+                let waiters = std::mem::take(&mut self.book.borrow_mut().config_waiters);
+                for w in waiters {
+                    call(w.reply, Err(RaftError::NotLeader { leader }));
+                }
             }
         }
     }
@@ -773,6 +794,17 @@ impl<S: StateMachine> Driver<S> {
                 call(cb, Err(RaftError::LogTruncated));
             }
             *self.cbs.borrow_mut() = cbs;
+            let gone: Vec<ConfigWaiter> = {
+                let mut b = self.book.borrow_mut();
+                let (gone, keep) = std::mem::take(&mut b.config_waiters)
+                    .into_iter()
+                    .partition(|w| w.index > t);
+                b.config_waiters = keep;
+                gone
+            };
+            for w in gone {
+                call(w.reply, Err(RaftError::LogTruncated));
+            }
         }
         let nanos = self.nanos();
         let mut batch = Vec::with_capacity((last + 1 - first) as usize);
@@ -803,6 +835,7 @@ impl<S: StateMachine> Driver<S> {
             return l.clone();
         }
         let lane = Rc::new(PeerLane {
+            closed: Cell::new(false),
             sends: RefCell::new(VecDeque::new()),
             send_notify: Notify::default(),
             acks: RefCell::new(VecDeque::new()),
@@ -822,6 +855,9 @@ impl<S: StateMachine> Driver<S> {
     async fn replicate_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
         let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
         loop {
+            if lane.closed.get() {
+                return;
+            }
             let next = lane.sends.borrow_mut().pop_front();
             let Some(send) = next else {
                 lane.send_notify.notified().await;
@@ -889,6 +925,9 @@ impl<S: StateMachine> Driver<S> {
     /// Awaits the answers of one peer's appends in send order.
     async fn ack_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
         loop {
+            if lane.closed.get() {
+                return;
+            }
             let next = lane.acks.borrow_mut().pop_front();
             let Some((send, fut, deadline)) = next else {
                 lane.ack_notify.notified().await;
@@ -987,6 +1026,7 @@ impl<S: StateMachine> Driver<S> {
             if deadline <= now {
                 self.core().tick(now);
                 self.run_actions();
+                self.close_removed_lanes();
                 if self.core().next_deadline() <= now {
                     // nothing moved the deadline: do not spin
                     let _ = dt_fiber::sleep(Duration::from_millis(1)).await;
@@ -1101,9 +1141,11 @@ impl<S: StateMachine> Driver<S> {
                         out = Outcome::Done(r);
                     }
                 }
+                let config = self.config_entry_of(&item);
                 flight.push_back(InFlight {
                     index,
                     read_only: item.item_type == TYPE_LOG_READ,
+                    config,
                     cb,
                     out,
                 });
@@ -1121,8 +1163,8 @@ impl<S: StateMachine> Driver<S> {
         let run = match item.item_type {
             TYPE_NORMAL => true,
             TYPE_LOG_READ => has_caller,
-            // heartbeats; configuration entries (applied through the core's member
-            // sets once the membership admin is built) count as applied in order
+            // heartbeats; configuration entries (applied through the core when they
+            // are settled in order, see `apply_config`)
             _ => false,
         };
         if !run {
@@ -1162,6 +1204,9 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             let e = flight.pop_front().expect("checked");
+            if let Some(entry) = &e.config {
+                self.apply_config(e.index, entry);
+            }
             match e.out {
                 Outcome::Noop | Outcome::Pending(_) => {}
                 Outcome::Done(Ok(o)) => {
@@ -1191,6 +1236,7 @@ impl<S: StateMachine> Driver<S> {
             c.on_applied(now, index);
             (was, c.group_ready())
         };
+        self.answer_config_waiters(index);
         let mut changed = ready != was_ready;
         if !self.init_finished.get() && index >= self.init_commit.get() {
             self.init_finished.set(true);
@@ -1281,6 +1327,7 @@ impl<S: StateMachine> Driver<S> {
     async fn request_loop(self: Rc<Self>, chan: Rc<FiberChannel<Request<S::Output>>>) {
         let mut buf = Vec::new();
         let mut batch: Vec<Submitted<S::Output>> = Vec::new();
+        let mut changes: Vec<(ConfigChange, Reply<Index>)> = Vec::new();
         loop {
             if chan.take_all(&mut buf, None, false).await.is_err() {
                 return;
@@ -1301,16 +1348,22 @@ impl<S: StateMachine> Driver<S> {
                     Request::LeaseRead(timeout, reply) => self.lease_read(timeout, reply),
                     Request::Transfer(to, timeout, reply) => self.transfer(to, timeout, reply),
                     Request::Status(reply) => call(reply, Ok(self.snapshot_status())),
+                    Request::Config(change, reply) => changes.push((change, reply)),
                 }
             }
-            if batch.is_empty() {
+            if batch.is_empty() && changes.is_empty() {
                 continue;
             }
-            // a leader transfer holds new proposals until it ends
+            // a leader transfer holds new proposals (and membership changes) until it ends
             while self.core().transfer_in_progress() {
                 let _ = dt_fiber::sleep(Duration::from_millis(5)).await;
             }
-            self.propose(&mut batch);
+            if !batch.is_empty() {
+                self.propose(&mut batch);
+            }
+            for (change, reply) in changes.drain(..) {
+                self.config_change(change, reply);
+            }
         }
     }
 
@@ -1442,6 +1495,168 @@ impl<S: StateMachine> Driver<S> {
                 self.run_actions();
             }
             Err(e) => call(reply, Err(RaftError::Transfer(e))),
+        }
+    }
+}
+
+// ------------------------------------------------------------ membership change
+
+impl<S: StateMachine> Driver<S> {
+    /// Proposes the configuration entry of an admin membership change (raft.md §11.3)
+    /// and keeps the caller until the entry is applied.
+    fn config_change(&self, change: ConfigChange, reply: Reply<Index>) {
+        let now = self.now();
+        let node_exists = self.opts.node_exists.clone();
+        let proposed = {
+            let mut c = self.core();
+            match &change {
+                ConfigChange::Prepare {
+                    members,
+                    observers,
+                    prepared_members,
+                    prepared_observers,
+                } => c.prepare_config_change(
+                    now,
+                    members,
+                    observers,
+                    prepared_members,
+                    prepared_observers,
+                    |id| node_exists.as_ref().is_none_or(|f| f(id)),
+                ),
+                ConfigChange::Commit { prepare_index } => {
+                    c.commit_config_change(now, *prepare_index)
+                }
+                ConfigChange::Abort => c.abort_config_change(now),
+            }
+        };
+        let p = match proposed {
+            Ok(p) => p,
+            Err(ConfigChangeError::NotLeader(leader)) => {
+                return call(reply, Err(RaftError::NotLeader { leader }))
+            }
+            Err(e) => return call(reply, Err(RaftError::ConfigChange(e))),
+        };
+        let index = p.proposed.first_index;
+        log::info!(
+            "raft group {}: membership change {:?} written at {index}",
+            self.cfg.group_id,
+            p.entry
+        );
+        let ts = self.group.now();
+        self.tail.borrow_mut().push(TailEntry {
+            item: LogItem {
+                item_type: p.entry.item_type() as u8,
+                term: p.proposed.term,
+                prev_log_term: p.proposed.prev_log_term,
+                index,
+                timestamp: ts.wall_millis,
+                body: p.entry.body().into(),
+                ..Default::default()
+            },
+            cb: None,
+            local_nanos: ts.nano_time,
+        });
+        self.book.borrow_mut().config_waiters.push(ConfigWaiter {
+            index,
+            reply_at: None,
+            reply,
+        });
+        self.run_actions();
+    }
+
+    /// The configuration entry a log item holds, if it is one (a body that cannot be
+    /// parsed is logged and applied as nothing).
+    fn config_entry_of(&self, item: &LogItem) -> Option<ConfigEntry> {
+        let t = item.item_type as i32;
+        if !ConfigEntry::is_config_type(t) {
+            return None;
+        }
+        match ConfigEntry::decode(t, &item.body) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                log::error!(
+                    "raft group {}: configuration entry {} ignored: {e}",
+                    self.cfg.group_id,
+                    item.index
+                );
+                None
+            }
+        }
+    }
+
+    /// Applies the configuration entry at `index` (every earlier entry is applied):
+    /// the core switches its sets; the status is published, the lanes of peers that
+    /// left are stopped and the config hook runs.
+    fn apply_config(&self, index: Index, entry: &ConfigEntry) {
+        let now = self.now();
+        let (res, sets) = {
+            let mut c = self.core();
+            let r = c.apply_config_entry(now, index, entry);
+            (r, c.member_sets().clone())
+        };
+        if res.old_sets_mismatch {
+            log::error!(
+                "raft group {}: config entry {index}: old sets differ from the current {sets:?}",
+                self.cfg.group_id
+            );
+        }
+        for w in self.book.borrow_mut().config_waiters.iter_mut() {
+            if w.index == index {
+                w.reply_at = Some(res.reply_when_applied);
+            }
+        }
+        if res.changed {
+            log::info!(
+                "raft group {}: members now {sets:?} (entry {index})",
+                self.cfg.group_id
+            );
+            self.close_removed_lanes();
+            self.publish();
+            if let Some(h) = &self.opts.config_hook {
+                h(&sets, &res);
+            }
+        }
+    }
+
+    /// Answers the membership changes whose entries are applied far enough.
+    fn answer_config_waiters(&self, applied: Index) {
+        let done: Vec<ConfigWaiter> = {
+            let mut b = self.book.borrow_mut();
+            if b.config_waiters.is_empty() {
+                return;
+            }
+            let (done, keep) = std::mem::take(&mut b.config_waiters)
+                .into_iter()
+                .partition(|w| w.reply_at.is_some_and(|r| r <= applied));
+            b.config_waiters = keep;
+            done
+        };
+        for w in done {
+            call(w.reply, Ok(w.index));
+        }
+    }
+
+    /// Stops the replication fibers of peers the core no longer replicates to.
+    fn close_removed_lanes(&self) {
+        let gone: Vec<NodeId> = {
+            let c = self.core();
+            self.peers
+                .borrow()
+                .keys()
+                .copied()
+                .filter(|id| c.progress(*id).is_none())
+                .collect()
+        };
+        for id in gone {
+            if let Some(l) = self.peers.borrow_mut().remove(&id) {
+                log::info!(
+                    "raft group {}: replication to node {id} stopped",
+                    self.cfg.group_id
+                );
+                l.closed.set(true);
+                l.send_notify.notify();
+                l.ack_notify.notify();
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use super::processors::GroupAdmin;
 use super::raft_server::{GroupStopper, RaftServer, RaftServerError, StartHooks};
 use super::transport::NioRaftTransport;
 use crate::core::Role;
-use crate::driver::{RaftGroup, RaftGroupConfig, RaftTransport};
+use crate::driver::{ConfigChange, DriverOptions, RaftGroup, RaftGroupConfig, RaftTransport};
 use crate::rpc::AdminAddGroupReq;
 use crate::sm::{RaftFactory, StateMachine};
 
@@ -122,8 +122,57 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
                     Err(e) => Some(WritePacket::error(CmdCodes::SYS_ERROR, e.to_string())),
                 }
             }
+            GroupRequest::PrepareChange(r) => {
+                let ids = |v: &[i32]| -> Result<Vec<u32>, String> {
+                    v.iter()
+                        .map(|&i| u32::try_from(i).map_err(|_| format!("node not exist: {i}")))
+                        .collect()
+                };
+                let change = (|| {
+                    Ok::<_, String>(ConfigChange::Prepare {
+                        members: ids(&r.members)?,
+                        observers: ids(&r.observers)?,
+                        prepared_members: ids(&r.prepared_members)?,
+                        prepared_observers: ids(&r.prepared_observers)?,
+                    })
+                })();
+                match change {
+                    Ok(c) => self.config_change(c, ctx),
+                    Err(e) => Some(WritePacket::error(CmdCodes::SYS_ERROR, e)),
+                }
+            }
+            GroupRequest::CommitChange(r) => {
+                let Ok(prepare_index) = u64::try_from(r.prepare_index) else {
+                    return Some(WritePacket::error(
+                        CmdCodes::SYS_ERROR,
+                        format!("bad prepareIndex {}", r.prepare_index),
+                    ));
+                };
+                self.config_change(ConfigChange::Commit { prepare_index }, ctx)
+            }
+            GroupRequest::AbortChange(_) => self.config_change(ConfigChange::Abort, ctx),
             other => deliver_to_inbox(self.group.inbox(), other, ctx),
         }
+    }
+}
+
+impl<O: Send + 'static> DriverGroup<O> {
+    /// RAFT_ADMIN_PREPARE / COMMIT / ABORT_CHANGE (raft.md §11.3): answered with the
+    /// entry's index (field 1 fixed64) once applied, or the refusal (NOT_RAFT_LEADER
+    /// with the hint, SYS_ERROR with the reason).
+    fn config_change(&self, change: ConfigChange, ctx: ReqContext) -> Option<WritePacket> {
+        let resp = ctx.responder();
+        self.group.config_change(change, move |r| match r {
+            Ok(index) => resp.respond(WritePacket::response(WriteBody::Encodable(Box::new(
+                dt_codec::PbLong(index as i64),
+            )))),
+            Err(e) => {
+                if let Some(p) = raft_error_packet(&e) {
+                    resp.respond(p)
+                }
+            }
+        });
+        None
     }
 }
 
@@ -296,8 +345,40 @@ impl<F: RaftFactory> RaftGroups<F> {
         let nodes = server.node_manager().clone();
         let timeout = scfg.rpc_timeout + Duration::from_millis(500);
         let raft_ping_check = cfg.raft_ping_check;
-        let group = RaftGroup::start(&handle, self.factory.clone(), cfg, move || {
-            Rc::new(NioRaftTransport::new(nodes, timeout)) as Rc<dyn RaftTransport>
+        let shared = Arc::downgrade(server.shared());
+        let group = RaftGroup::start_with(&handle, self.factory.clone(), cfg, move || {
+            let table = nodes.clone();
+            let opts = DriverOptions {
+                node_exists: Some(Rc::new(move |id| {
+                    i32::try_from(id).is_ok_and(|id| table.node(id).is_some())
+                })),
+                config_hook: Some(Rc::new(move |sets, applied| {
+                    let Some(sh) = shared.upgrade() else { return };
+                    let v = |x: &[u32]| x.iter().map(|i| *i as i32).collect();
+                    // §14.6: use counts follow the sets as each config entry applies
+                    let ids = MemberIds {
+                        members: v(&sets.members),
+                        observers: v(&sets.observers),
+                        prepared_members: v(&sets.prepared_members),
+                        prepared_observers: v(&sets.prepared_observers),
+                    };
+                    sh.sync_use_counts(gid, Some(&ids));
+                    if applied.persist_config {
+                        // the hook may write files: never on the dispatcher thread
+                        let spawned = std::thread::Builder::new()
+                            .name("raft-persist-config".into())
+                            .spawn(move || sh.run_persist_config());
+                        if let Err(e) = spawned {
+                            log::error!("group {gid}: persist config not run: {e}");
+                        }
+                    }
+                })),
+                ..Default::default()
+            };
+            (
+                Rc::new(NioRaftTransport::new(nodes, timeout)) as Rc<dyn RaftTransport>,
+                opts,
+            )
         })
         .map_err(|e| group_err(gid, e.to_string()))?;
         let entry = Arc::new(DriverGroup {

@@ -336,6 +336,11 @@ impl RaftServer {
         let _ = self.shared.persist_config.set(Arc::new(hook));
     }
 
+    /// The state shared with the processors (node table, use counts, hooks).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Sets the start hooks of the group layer (before [`RaftServer::start`]).
     pub fn set_start_hooks(&self, h: Arc<dyn StartHooks>) {
         let _ = self.hooks.set(h);

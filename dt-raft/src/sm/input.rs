@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::state_machine::SmError;
-use crate::core::{Index, NodeId, TransferError};
+use crate::core::{ConfigChangeError, Index, NodeId, TransferError};
 
 /// A state-machine input submitted to the leader with
 /// [`RaftGroup::submit`](crate::driver::RaftGroup::submit).
@@ -78,6 +78,8 @@ pub enum RaftError {
     Storage(String),
     /// The group's dispatcher refused the request (it has stopped).
     Rejected(String),
+    /// A membership change was refused (raft.md §11.3; the text is the reference's).
+    ConfigChange(ConfigChangeError),
 }
 
 impl fmt::Display for RaftError {
@@ -101,6 +103,7 @@ impl fmt::Display for RaftError {
             RaftError::Transfer(e) => write!(f, "leader transfer failed: {e:?}"),
             RaftError::Storage(m) => write!(f, "raft storage failed: {m}"),
             RaftError::Rejected(m) => write!(f, "raft request rejected: {m}"),
+            RaftError::ConfigChange(e) => write!(f, "{e}"),
         }
     }
 }
