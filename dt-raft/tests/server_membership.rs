@@ -107,27 +107,7 @@ fn start_nodes(
     let _ = env_logger::builder().is_test(true).try_init();
     let io = ThreadPoolIo::new(2);
     let nodes: Vec<Node> = (1..=ports.len() as i32)
-        .map(|id| {
-            let server = RaftServer::new(server_config(ports, id)).unwrap();
-            let applied = AppliedLog::default();
-            let factory = Arc::new(TestFactory {
-                base: dir.join(format!("n{id}")),
-                io: io.clone(),
-                applied: applied.clone(),
-            });
-            let mut c = RaftGroupConfig::new(1, 0, members.to_vec());
-            c.observers = observers.to_vec();
-            c.data_dir = factory.base.join("g1");
-            c.log_file_size = 1 << 20;
-            c.idx_items_per_file = 1 << 12;
-            let groups =
-                RaftGroups::install(&server, factory, vec![c], GroupsOptions::default()).unwrap();
-            Node {
-                server,
-                groups,
-                applied,
-            }
-        })
+        .map(|id| new_node(dir, ports, id, members, observers, &io))
         .collect();
     for n in &nodes {
         n.server.start().unwrap();
@@ -136,6 +116,35 @@ fn start_nodes(
         n.server.wait_group_ready(Duration::from_secs(20)).unwrap();
     }
     nodes
+}
+
+/// Builds (does not start) node `id` with its data under `dir`.
+fn new_node(
+    dir: &std::path::Path,
+    ports: &[u16],
+    id: i32,
+    members: &[u32],
+    observers: &[u32],
+    io: &Arc<ThreadPoolIo>,
+) -> Node {
+    let server = RaftServer::new(server_config(ports, id)).unwrap();
+    let applied = AppliedLog::default();
+    let factory = Arc::new(TestFactory {
+        base: dir.join(format!("n{id}")),
+        io: io.clone(),
+        applied: applied.clone(),
+    });
+    let mut c = RaftGroupConfig::new(1, 0, members.to_vec());
+    c.observers = observers.to_vec();
+    c.data_dir = factory.base.join("g1");
+    c.log_file_size = 1 << 20;
+    c.idx_items_per_file = 1 << 12;
+    let groups = RaftGroups::install(&server, factory, vec![c], GroupsOptions::default()).unwrap();
+    Node {
+        server,
+        groups,
+        applied,
+    }
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -511,6 +520,42 @@ fn a_prepared_change_is_aborted_and_refusals_have_the_reference_reasons() {
     wait_until("use count of 4", Duration::from_secs(5), || {
         nodes[l].use_count(4) == 0
     });
+
+    // §11.4: a committed change outlives a restart. A follower f leaves the group; the
+    // other follower k restarts with the static configuration (1, 2, 3) and gets the
+    // sets back from its log.
+    let mut nodes = nodes;
+    let f = (l + 1) % 3;
+    let k = (l + 2) % 3;
+    let left: Vec<i32> = [l, k].iter().map(|i| *i as i32 + 1).collect();
+    let p = c.prepare(l, &[1, 2, 3], &left, &[]).unwrap();
+    c.commit(l, p).unwrap();
+    wait_until("f removed", Duration::from_secs(10), || {
+        nodes[f].group().status().role == Role::None
+    });
+    let (before, _) = nodes[l]
+        .group()
+        .submit_async(RaftInput::new(0, &b"1"[..]))
+        .wait(Duration::from_secs(5))
+        .unwrap();
+    nodes[k].server.stop(Duration::from_secs(5));
+    let io = ThreadPoolIo::new(1);
+    let again = new_node(dir.path(), &ports, k as i32 + 1, &[1, 2, 3], &[], &io);
+    again.server.start().unwrap();
+    nodes[k] = again;
+    wait_until("k replayed", Duration::from_secs(10), || {
+        let s = nodes[k].group().status();
+        s.init_finished && s.last_applied >= before
+    });
+    assert_eq!(sorted(&c.status(k).members), sorted(&left));
+    // the two remaining members commit together again
+    let (after, total) = nodes[l]
+        .group()
+        .submit_async(RaftInput::new(0, &b"1"[..]))
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    assert!(after > before);
+    assert_eq!(total, 7);
     for n in &nodes {
         n.server.stop(Duration::from_secs(5));
     }
