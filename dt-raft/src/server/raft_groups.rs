@@ -47,6 +47,8 @@ struct DriverGroup<O: Send + 'static> {
     init_seen: AtomicBool,
     /// The dispatcher owned by this group alone (one-per-group mode).
     own_dispatcher: Mutex<Option<Dispatcher>>,
+    /// The server, for the ping-ready gate of the admin commands.
+    server: Weak<RaftServer>,
 }
 
 impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
@@ -91,6 +93,20 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
     }
 
     fn deliver(&self, req: GroupRequest, ctx: ReqContext) -> Option<WritePacket> {
+        let admin = matches!(
+            req,
+            GroupRequest::AdminTransferLeader(_)
+                | GroupRequest::PrepareChange(_)
+                | GroupRequest::CommitChange(_)
+                | GroupRequest::AbortChange(_)
+        );
+        if admin && !self.ping_ready() {
+            // raft.md §10.1, §11.3, §16.5: admin commands wait for ping-ready
+            return Some(WritePacket::error(
+                CmdCodes::SYS_ERROR,
+                format!("not initialized: group {}", self.group.group_id()),
+            ));
+        }
         match req {
             GroupRequest::AdminTransferLeader(r) => {
                 let Ok(to) = u32::try_from(r.new_leader_id) else {
@@ -157,6 +173,13 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
 }
 
 impl<O: Send + 'static> DriverGroup<O> {
+    /// The group's member pings reached ping-ready (it never goes back).
+    fn ping_ready(&self) -> bool {
+        self.server
+            .upgrade()
+            .is_some_and(|s| s.is_member_ping_ready(self.group.group_id()) == Some(true))
+    }
+
     /// RAFT_ADMIN_PREPARE / COMMIT / ABORT_CHANGE (raft.md §11.3): answered with the
     /// entry's index (field 1 fixed64) once applied, or the refusal (NOT_RAFT_LEADER
     /// with the hint, SYS_ERROR with the reason).
@@ -387,6 +410,7 @@ impl<F: RaftFactory> RaftGroups<F> {
             stopping: AtomicBool::new(false),
             init_seen: AtomicBool::new(false),
             own_dispatcher: Mutex::new(own),
+            server: Arc::downgrade(server),
         });
         if let Err(e) = server.add_group_entry(entry.clone()) {
             group.shutdown();
