@@ -381,6 +381,38 @@ impl<O: Send + 'static> RaftGroup<O> {
     /// Held like writes while a leader transfer runs. A repeated prepare with the same
     /// sets succeeds with a new index (commit with that one); a repeated commit before
     /// the first is applied writes a no-op entry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dt_fiber::Simulation;
+    /// use dt_raft::driver::local::{CounterSm, LocalNetwork, MemLogFactory};
+    /// use dt_raft::driver::{RaftGroup, RaftGroupConfig};
+    ///
+    /// let mut sim = Simulation::new(3);
+    /// let g = sim.new_group("group-1");
+    /// let net = LocalNetwork::new();
+    /// let mut cfg = RaftGroupConfig::new(1, 1, vec![1]);
+    /// cfg.elect_timeout_ms = 1000;
+    /// cfg.heartbeat_interval_ms = 300;
+    /// let group = RaftGroup::start_on(&g, MemLogFactory::new(CounterSm::new), cfg, net.transport(1));
+    /// net.register(1, &group);
+    /// assert!(sim.run_until(|| group.status().group_ready, Duration::from_secs(10)));
+    ///
+    /// // node 1 stays the only member and node 7 becomes an observer
+    /// let mut prepare = Box::pin(group.prepare_config_change(vec![1], vec![], vec![1], vec![7]));
+    /// let mut index = None;
+    /// sim.run_until(|| { index = prepare.as_mut().try_take(); index.is_some() }, Duration::from_secs(10));
+    /// let prepare_index = index.unwrap().unwrap();
+    /// assert_eq!(group.status().members.prepared_observers, [7]);
+    ///
+    /// let mut commit = Box::pin(group.commit_change(prepare_index));
+    /// let mut done = None;
+    /// sim.run_until(|| { done = commit.as_mut().try_take(); done.is_some() }, Duration::from_secs(10));
+    /// assert!(done.unwrap().unwrap() > prepare_index);
+    /// let sets = group.status().members.clone();
+    /// assert_eq!((sets.members, sets.observers), (vec![1], vec![7]));
+    /// assert!(sets.prepared_observers.is_empty());
+    /// ```
     pub fn config_change(
         &self,
         change: ConfigChange,
