@@ -1,6 +1,7 @@
 //! The driver on one `dt_fiber::Simulation` thread (virtual time): three nodes on the
 //! in-memory network and log elect, replicate, apply in the same order, survive a
-//! leader kill and a restart, and a run is reproducible from its seed.
+//! leader kill and a restart, drop a removed member from replication, and a run is
+//! reproducible from its seed.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -398,4 +399,44 @@ fn shutdown_fails_pending_writes_with_stopped() {
     // a stopped group refuses at once
     let f = g.submit_async(RaftInput::new(0, "3"));
     assert_eq!(c.run_future(f), Err(RaftError::Stopped));
+}
+
+#[test]
+fn a_removed_member_stops_being_replicated_to_after_the_legacy_period() {
+    let mut c = Cluster::new(11, 3);
+    let l = c.wait_leader();
+    c.write(l, 1..=5);
+    let gone = if l == 3 { 2 } else { 3 };
+    let stay: Vec<NodeId> = (1..=3).filter(|i| *i != gone).collect();
+    let f = c
+        .group(l)
+        .prepare_config_change(vec![1, 2, 3], vec![], stay.clone(), vec![]);
+    let p = c.run_future(f).unwrap();
+    let f = c.group(l).commit_change(p);
+    assert!(c.run_future(f).unwrap() > p);
+    assert_eq!(c.group(l).status().members.members, stay);
+    let g = c.group(gone).clone();
+    assert!(c
+        .sim
+        .run_until(|| g.status().role == Role::None, Duration::from_secs(10)));
+    let to_gone = format!("SendAppend {{ to: {gone},");
+    assert!(
+        c.trace.borrow().iter().any(|t| t.contains(&to_gone)),
+        "node {gone} was replicated to while a member"
+    );
+    // past the leader's "remove legacy" period (5 s)
+    c.sim.run_for(Duration::from_secs(6));
+    c.trace.borrow_mut().clear();
+    let total = c.write(l, [10, 20]);
+    assert_eq!(total, 15 + 30);
+    c.sim.run_for(Duration::from_secs(2));
+    let trace = c.trace.borrow();
+    assert!(
+        trace.iter().any(|t| t.contains("SendAppend")),
+        "the remaining member is replicated to"
+    );
+    assert!(
+        !trace.iter().any(|t| t.contains(&to_gone)),
+        "node {gone} was replicated to after it left"
+    );
 }
