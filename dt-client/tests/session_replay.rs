@@ -4,6 +4,7 @@
 //! that our request has the recorded command and the byte-identical body; the test
 //! checks that the client turns each answer into the result the reference client had.
 
+use dt_common::vectors::unhex;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,13 +18,6 @@ use dt_net::{
     WriteBody, WritePacket,
 };
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn parse_frame(hex_frame: &str) -> ReadPacket {
     let mut buf = BytesMut::from(&unhex(hex_frame)[..]);
