@@ -105,7 +105,7 @@ fn kv_basic_replays_through_the_networked_client() {
     };
     assert!(pairs.len() > 30, "{} recorded requests", pairs.len());
     assert_eq!(pairs[0].0.command, Commands::RAFT_QUERY_STATUS);
-    let status = QueryStatus::decode_body(&pairs[0].1.body).unwrap();
+    let status = <QueryStatus as dt_client::kv::KvBody>::decode(&pairs[0].1.body).unwrap();
     let script = Arc::new(Mutex::new(VecDeque::from(pairs.clone())));
     let mismatches = Arc::new(Mutex::new(Vec::new()));
     let mut server = NioServer::new(NioServerConfig {
@@ -240,7 +240,12 @@ fn cluster3_redirects_replay_through_the_networked_client() {
     let conns: Vec<i64> = by_conn.keys().copied().collect();
     assert_eq!(conns, [13, 15], "conns with requests");
     let status = by_conn[&13][0].1.clone();
-    assert_eq!(QueryStatus::decode_body(&status.body).unwrap().leader_id, 3);
+    assert_eq!(
+        <QueryStatus as dt_client::kv::KvBody>::decode(&status.body)
+            .unwrap()
+            .leader_id,
+        3
+    );
     let mismatches = Arc::new(Mutex::new(Vec::new()));
     let mut servers = Vec::new();
     let mut nodes = Vec::new();
