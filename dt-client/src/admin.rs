@@ -14,31 +14,11 @@ use dt_codec::{
     encode, BytesCollector, Chunk, PbCallback, PbError, PbInt, PbLongCallback, PbParser,
 };
 use dt_net::{Commands, ReadPacket};
+use dt_raft::rpc::RaftCommands;
 
 use crate::future::{kv_channel, KvFuture};
 use crate::kv::KvError;
 use crate::raft::{QueryStatus, RaftClient, RaftClientConfig};
-
-/// RAFT_ADMIN_PREPARE_CHANGE (47).
-pub const RAFT_ADMIN_PREPARE_CHANGE: i32 = 47;
-/// RAFT_ADMIN_COMMIT_CHANGE (48).
-pub const RAFT_ADMIN_COMMIT_CHANGE: i32 = 48;
-/// RAFT_ADMIN_ABORT_CHANGE (49).
-pub const RAFT_ADMIN_ABORT_CHANGE: i32 = 49;
-/// RAFT_ADMIN_ADD_NODE (50).
-pub const RAFT_ADMIN_ADD_NODE: i32 = 50;
-/// RAFT_ADMIN_REMOVE_NODE (51).
-pub const RAFT_ADMIN_REMOVE_NODE: i32 = 51;
-/// RAFT_ADMIN_ADD_GROUP (52).
-pub const RAFT_ADMIN_ADD_GROUP: i32 = 52;
-/// RAFT_ADMIN_REMOVE_GROUP (53).
-pub const RAFT_ADMIN_REMOVE_GROUP: i32 = 53;
-/// RAFT_ADMIN_LIST_NODES (54).
-pub const RAFT_ADMIN_LIST_NODES: i32 = 54;
-/// RAFT_ADMIN_LIST_GROUPS (55).
-pub const RAFT_ADMIN_LIST_GROUPS: i32 = 55;
-/// RAFT_ADMIN_SYNC_CONFIG (56).
-pub const RAFT_ADMIN_SYNC_CONFIG: i32 = 56;
 
 /// A node as a server lists it (RAFT_ADMIN_LIST_NODES): id and replicate address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -314,9 +294,13 @@ impl AdminRaftClient {
             prepared_members,
             prepared_observers,
         );
-        self.to_leader(group_id, RAFT_ADMIN_PREPARE_CHANGE, body, timeout, |p| {
-            pb_long(&p)
-        })
+        self.to_leader(
+            group_id,
+            RaftCommands::RAFT_ADMIN_PREPARE_CHANGE,
+            body,
+            timeout,
+            |p| pb_long(&p),
+        )
     }
 
     /// RAFT_ADMIN_COMMIT_CHANGE (48) to the leader; returns the commit entry's index.
@@ -327,17 +311,25 @@ impl AdminRaftClient {
         timeout: Duration,
     ) -> KvFuture<i64> {
         let body = commit_or_abort_body(group_id, prepare_index);
-        self.to_leader(group_id, RAFT_ADMIN_COMMIT_CHANGE, body, timeout, |p| {
-            pb_long(&p)
-        })
+        self.to_leader(
+            group_id,
+            RaftCommands::RAFT_ADMIN_COMMIT_CHANGE,
+            body,
+            timeout,
+            |p| pb_long(&p),
+        )
     }
 
     /// RAFT_ADMIN_ABORT_CHANGE (49) to the leader; returns the abort entry's index.
     pub fn abort_change(&self, group_id: i32, timeout: Duration) -> KvFuture<i64> {
         let body = commit_or_abort_body(group_id, 0);
-        self.to_leader(group_id, RAFT_ADMIN_ABORT_CHANGE, body, timeout, |p| {
-            pb_long(&p)
-        })
+        self.to_leader(
+            group_id,
+            RaftCommands::RAFT_ADMIN_ABORT_CHANGE,
+            body,
+            timeout,
+            |p| pb_long(&p),
+        )
     }
 
     /// RAFT_ADMIN_ADD_NODE (50) on server `target`: it learns node `node_id` at
@@ -351,7 +343,13 @@ impl AdminRaftClient {
         timeout: Duration,
     ) -> KvFuture<()> {
         match add_node_body(node_id, host, port) {
-            Ok(b) => self.to_node(target, RAFT_ADMIN_ADD_NODE, b, timeout, |_| Ok(())),
+            Ok(b) => self.to_node(
+                target,
+                RaftCommands::RAFT_ADMIN_ADD_NODE,
+                b,
+                timeout,
+                |_| Ok(()),
+            ),
             Err(e) => KvFuture::ready(Err(e)),
         }
     }
@@ -359,7 +357,13 @@ impl AdminRaftClient {
     /// RAFT_ADMIN_REMOVE_NODE (51) on server `target`.
     pub fn server_remove_node(&self, target: i32, node_id: i32, timeout: Duration) -> KvFuture<()> {
         let b = encode::to_bytes(&PbInt(node_id));
-        self.to_node(target, RAFT_ADMIN_REMOVE_NODE, b, timeout, |_| Ok(()))
+        self.to_node(
+            target,
+            RaftCommands::RAFT_ADMIN_REMOVE_NODE,
+            b,
+            timeout,
+            |_| Ok(()),
+        )
     }
 
     /// RAFT_ADMIN_ADD_GROUP (52) on server `target`.
@@ -372,7 +376,13 @@ impl AdminRaftClient {
         timeout: Duration,
     ) -> KvFuture<()> {
         let b = add_group_body(group_id, members, observers);
-        self.to_node(target, RAFT_ADMIN_ADD_GROUP, b, timeout, |_| Ok(()))
+        self.to_node(
+            target,
+            RaftCommands::RAFT_ADMIN_ADD_GROUP,
+            b,
+            timeout,
+            |_| Ok(()),
+        )
     }
 
     /// RAFT_ADMIN_REMOVE_GROUP (53) on server `target`.
@@ -383,21 +393,35 @@ impl AdminRaftClient {
         timeout: Duration,
     ) -> KvFuture<()> {
         let b = encode::to_bytes(&PbInt(group_id));
-        self.to_node(target, RAFT_ADMIN_REMOVE_GROUP, b, timeout, |_| Ok(()))
+        self.to_node(
+            target,
+            RaftCommands::RAFT_ADMIN_REMOVE_GROUP,
+            b,
+            timeout,
+            |_| Ok(()),
+        )
     }
 
     /// RAFT_ADMIN_LIST_NODES (54): the nodes server `target` knows.
     pub fn server_list_nodes(&self, target: i32, timeout: Duration) -> KvFuture<Vec<AdminNode>> {
-        self.to_node(target, RAFT_ADMIN_LIST_NODES, Bytes::new(), timeout, |p| {
-            decode_list_nodes(&p.body)
-        })
+        self.to_node(
+            target,
+            RaftCommands::RAFT_ADMIN_LIST_NODES,
+            Bytes::new(),
+            timeout,
+            |p| decode_list_nodes(&p.body),
+        )
     }
 
     /// RAFT_ADMIN_LIST_GROUPS (55): the groups server `target` runs.
     pub fn server_list_groups(&self, target: i32, timeout: Duration) -> KvFuture<Vec<i32>> {
-        self.to_node(target, RAFT_ADMIN_LIST_GROUPS, Bytes::new(), timeout, |p| {
-            decode_list_groups(&p.body)
-        })
+        self.to_node(
+            target,
+            RaftCommands::RAFT_ADMIN_LIST_GROUPS,
+            Bytes::new(),
+            timeout,
+            |p| decode_list_groups(&p.body),
+        )
     }
 
     /// RAFT_ADMIN_SYNC_CONFIG (56) on server `target` (only servers started by the
@@ -405,7 +429,7 @@ impl AdminRaftClient {
     pub fn server_sync_config(&self, target: i32, timeout: Duration) -> KvFuture<()> {
         self.to_node(
             target,
-            RAFT_ADMIN_SYNC_CONFIG,
+            RaftCommands::RAFT_ADMIN_SYNC_CONFIG,
             Bytes::new(),
             timeout,
             |_| Ok(()),

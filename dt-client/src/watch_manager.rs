@@ -490,7 +490,8 @@ fn query_kv_status(
             cb(r.and_then(|p| {
                 let s = KvStatusResp::decode(&p.body).map_err(KvError::Malformed)?;
                 let raw = s.raft_server_status.unwrap_or_default();
-                let q = QueryStatus::decode_body(&raw).map_err(KvError::Malformed)?;
+                let q =
+                    <QueryStatus as crate::kv::KvBody>::decode(&raw).map_err(KvError::Malformed)?;
                 Ok((q, s.watch_count))
             }))
         },

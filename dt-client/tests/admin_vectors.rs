@@ -3,14 +3,8 @@
 
 use bytes::Bytes;
 use dt_client::admin::{self, AdminNode};
+use dt_common::vectors::unhex;
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn vectors() -> Option<Vec<Value>> {
     let dir = dt_common::vectors::golden_vectors("admin_vectors")?;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use dt_client::kv::*;
 use dt_codec::{encode, Encodable, ParseStatus, PbError, PbInt, PbIntCallback, PbParser};
+use dt_common::vectors::{hex, unhex};
 use dt_net::{CmdCodes, FrameDecoder, ReadPacket, WriteBody, WritePacket};
 use serde_json::{json, Value};
 
@@ -21,22 +22,9 @@ fn vectors(test: &str) -> Option<PathBuf> {
     dt_common::vectors::golden_vectors(test)
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn read_jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
+    dt_common::vectors::read_lines(path)
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -4,6 +4,7 @@
 //! that our request has the recorded command and the byte-identical body; the test
 //! checks that the client turns each answer into the result the reference client had.
 
+use dt_common::vectors::unhex;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,13 +18,6 @@ use dt_net::{
     WriteBody, WritePacket,
 };
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn parse_frame(hex_frame: &str) -> ReadPacket {
     let mut buf = BytesMut::from(&unhex(hex_frame)[..]);
@@ -111,7 +105,7 @@ fn kv_basic_replays_through_the_networked_client() {
     };
     assert!(pairs.len() > 30, "{} recorded requests", pairs.len());
     assert_eq!(pairs[0].0.command, Commands::RAFT_QUERY_STATUS);
-    let status = QueryStatus::decode_body(&pairs[0].1.body).unwrap();
+    let status = <QueryStatus as dt_client::kv::KvBody>::decode(&pairs[0].1.body).unwrap();
     let script = Arc::new(Mutex::new(VecDeque::from(pairs.clone())));
     let mismatches = Arc::new(Mutex::new(Vec::new()));
     let mut server = NioServer::new(NioServerConfig {
@@ -246,7 +240,12 @@ fn cluster3_redirects_replay_through_the_networked_client() {
     let conns: Vec<i64> = by_conn.keys().copied().collect();
     assert_eq!(conns, [13, 15], "conns with requests");
     let status = by_conn[&13][0].1.clone();
-    assert_eq!(QueryStatus::decode_body(&status.body).unwrap().leader_id, 3);
+    assert_eq!(
+        <QueryStatus as dt_client::kv::KvBody>::decode(&status.body)
+            .unwrap()
+            .leader_id,
+        3
+    );
     let mismatches = Arc::new(Mutex::new(Vec::new()));
     let mut servers = Vec::new();
     let mut nodes = Vec::new();

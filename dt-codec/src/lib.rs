@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod body;
 mod collect;
 mod common_bodies;
 mod dynamic;
@@ -78,6 +79,7 @@ mod nested;
 mod parser;
 pub mod wire;
 
+pub use body::PbBody;
 pub use collect::{utf8_lossy, BytesCollector};
 pub use common_bodies::{
     PbBytes, PbBytesCallback, PbInt, PbIntCallback, PbLong, PbLongCallback, PbStr, PbStrCallback,

@@ -5,25 +5,17 @@
 //! When the vectors directory is absent (a fresh clone without the shared data) every test
 //! here prints that it skipped and passes.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use bytes::Bytes;
 use dt_codec::{encode, PbError, PbMessage, PbMessageCallback, PbParser, PbValue};
+use dt_common::vectors::unhex;
 use serde_json::Value;
 
-fn read_jsonl(path: &PathBuf) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    dt_common::vectors::read_lines(path)
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
 

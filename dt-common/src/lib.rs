@@ -13,6 +13,9 @@
 //! * [`PerfCallback`]: the single hook a metrics exporter implements to see event counts
 //!   and timed spans, keyed by [`PerfType`]; [`NoopPerfCallback`] is the default.
 //!
+//! * [`oneshot`]: a one-shot result slot usable as a `std::future::Future` or blocking
+//!   (dt-net's `RpcFuture` and dt-client's `KvFuture` are this type).
+//!
 //! It does no IO of its own; [`vectors`] only tells tests where the golden data is.
 //!
 //! ```
@@ -37,4 +40,5 @@ pub use error::{DtError, DtResult};
 pub use executor::{Executor, Task};
 pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
 pub use time::{mono_nanos, DtTime, Timestamp};
+pub mod oneshot;
 pub mod vectors;

@@ -13,6 +13,9 @@
 //! without the shared data still runs green. With `DT_REQUIRE_VECTORS=1` (CI sets it
 //! whenever the vectors exist) absence is a failure instead: CI can never pass by
 //! skipping.
+//!
+//! [`read_lines`], [`unhex`] and [`hex`] are the small readers every vector test shares
+//! (JSON parsing stays in the tests, so this crate needs no JSON library).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,9 +76,64 @@ pub fn golden_vectors(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// The non-blank lines of a golden data file (a `.jsonl` file holds one JSON value per
+/// line); the caller parses each line with its own JSON reader.
+///
+/// # Panics
+///
+/// When the file cannot be read, naming the file: a missing or unreadable vector file is
+/// a broken fixture, and the test reading it must fail.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bytes of a hex string as the vectors write frames and bodies (`"0a0b..."`, two
+/// digits a byte, either case).
+///
+/// # Panics
+///
+/// On an odd length or a character that is not a hex digit: a malformed vector is a
+/// broken fixture, and the test reading it must fail.
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(
+        s.len().is_multiple_of(2),
+        "odd hex length {} in a vector",
+        s.len()
+    );
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .unwrap_or_else(|| panic!("not hex at {i} in a vector: {s:?}"))
+        })
+        .collect()
+}
+
+/// Bytes as lower-case hex, the vectors' notation (the inverse of [`unhex`]).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_round_trips_and_read_lines_skips_blank_lines() {
+        assert_eq!(unhex("00ff0A"), vec![0, 255, 10]);
+        assert_eq!(hex(&[0, 255, 10]), "00ff0a");
+        assert!(std::panic::catch_unwind(|| unhex("0")).is_err());
+        assert!(std::panic::catch_unwind(|| unhex("zz")).is_err());
+        let f = std::env::temp_dir().join(format!("dt_vectors_lines_{}", std::process::id()));
+        std::fs::write(&f, "{\"a\":1}\n\n  \n{\"b\":2}\n").unwrap();
+        assert_eq!(read_lines(&f), vec!["{\"a\":1}", "{\"b\":2}"]);
+        std::fs::remove_file(&f).unwrap();
+    }
 
     #[test]
     fn root_holds_the_workspace_manifest() {

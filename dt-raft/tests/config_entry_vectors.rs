@@ -3,6 +3,7 @@
 //! session (prepare, commit and abort ran there) decodes with
 //! [`ConfigEntry::decode`] and encodes back to the same body.
 
+use dt_common::vectors::unhex;
 use std::path::Path;
 
 use bytes::BytesMut;
@@ -10,13 +11,6 @@ use dt_net::FrameDecoder;
 use dt_raft::core::{ConfigBody, ConfigEntry};
 use dt_raft::rpc::{AppendReq, RaftCommands, RpcBody};
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// The configuration entries of every AppendEntries request among `frames`.
 fn config_entries(frames: impl Iterator<Item = String>) -> Vec<(i32, Vec<u8>)> {

@@ -13,6 +13,7 @@ use dt_codec::{
     encode, Encodable, ParseStatus, PbError, PbField, PbInt, PbIntCallback, PbLong, PbLongCallback,
     PbMessage, PbParser, PbValue,
 };
+use dt_common::vectors::{hex, unhex};
 use dt_net::{CmdCodes, FrameDecoder, ReadPacket, WriteBody, WritePacket};
 use dt_raft::rpc::admin::RaftNode;
 use dt_raft::rpc::*;
@@ -22,22 +23,9 @@ fn vectors(test: &str) -> Option<PathBuf> {
     dt_common::vectors::golden_vectors(test).map(|d| d.join("wire"))
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn read_jsonl(dir: &Path, file: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
+    dt_common::vectors::read_lines(&dir.join(file))
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dt_common::vectors::{hex, unhex};
 use dt_net::{ReqContext, WritePacket};
 use dt_raft::rpc::{NodePing, RpcBody};
 use dt_raft::server::{
@@ -19,25 +20,14 @@ use dt_raft::server::{
 };
 use serde_json::Value;
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn frames() -> Option<Vec<Value>> {
     let dir = dt_common::vectors::golden_vectors("admin_frames_match_the_reference_session")?;
-    let text =
-        std::fs::read_to_string(dir.join("sessions/cluster3_replicate_and_admin.frames.jsonl"))
-            .unwrap();
+    let lines = dt_common::vectors::read_lines(
+        &dir.join("sessions/cluster3_replicate_and_admin.frames.jsonl"),
+    );
     Some(
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
+        lines
+            .iter()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .filter(|v| v.get("header").is_none())
             .collect(),

@@ -6,6 +6,7 @@
 //! must be byte for byte the reference's snapshot file content. The reference's
 //! snapshot files are also decoded and installed.
 
+use dt_common::vectors::unhex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -28,13 +29,6 @@ fn storage(test: &str) -> Option<PathBuf> {
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// A workload value: a UTF-8 string, `{"hex", "len"}`, or null (empty).

@@ -9,20 +9,10 @@
 use bytes::BytesMut;
 use dt_client::kv::{KvBody, KvCommands, KvResp};
 use dt_codec::encode;
+use dt_common::vectors::{hex, unhex};
 use dt_net::{FrameDecoder, ProcessInfo, ReadPacket, WriteBody, WritePacket};
 use dt_server::dtkv::{plan, read, KvAction, KvResponse, KvTree};
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn frame(h: &str) -> Option<ReadPacket> {
     let mut buf = BytesMut::from(&unhex(h)[..]);

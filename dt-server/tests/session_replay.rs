@@ -16,23 +16,13 @@ use dt_client::kv::{
 };
 use dt_codec::encode;
 use dt_codec::PbParser;
+use dt_common::vectors::{hex, unhex};
 use dt_net::{FrameDecoder, ProcessInfo, ReadPacket, WriteBody, WritePacket};
 use dt_server::dtkv::{
     check_ttl, check_watch_req, BizType, KvResponse, KvTree, LockHandover, PushOutcome, PushToken,
     WatchConfig, WatchManager,
 };
 use serde_json::Value;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn parse_frame(h: &str) -> ReadPacket {
     let mut buf = BytesMut::from(&unhex(h)[..]);

@@ -2,9 +2,10 @@
 //!
 //! Each message is a plain struct with the reference's field names, an
 //! [`Encodable`](dt_codec::Encodable) encoder following the reference's omission rules
-//! (so encodings are byte-exact), and a [`PbCallback`] decoder (`*Callback`) that can be
-//! driven by a streaming [`PbParser`] or by [`dt_net::ReadPacket::decode_body`], in the
-//! style of `dt_raft::rpc`. [`KvBody::decode`] decodes a whole body in one call.
+//! (so encodings are byte-exact), and a [`PbCallback`](dt_codec::PbCallback) decoder
+//! (`*Callback`) that can be driven by a streaming [`PbParser`](dt_codec::PbParser) or by
+//! [`dt_net::ReadPacket::decode_body`], in the style of `dt_raft::rpc`. [`KvBody::decode`]
+//! decodes a whole body in one call.
 //!
 //! | what | file | messages |
 //! |---|---|---|
@@ -22,11 +23,8 @@
 //!
 //! Decoding is bounded: a count read from the wire never makes the decoder allocate more
 //! than the body can hold (or than the reference's own limit), and malformed input gives a
-//! [`PbError`], never a panic. Bytes fields are zero-copy slices of the received body when
-//! it arrived in one piece.
-
-use bytes::Bytes;
-use dt_codec::{ParseStatus, PbCallback, PbError, PbParser};
+//! [`PbError`](dt_codec::PbError), never a panic. Bytes fields are zero-copy slices of the
+//! received body when it arrived in one piece.
 
 pub mod auto_renewal;
 pub mod codes;
@@ -58,31 +56,9 @@ pub use watch::{
 };
 pub use watch_client::{WatchClient, WatchEvent};
 
-/// A message body with a decoder callback (the same shape as `dt_raft::rpc::RpcBody`).
-///
-/// The callback can also be driven piecewise (a streaming [`PbParser`], or
-/// [`dt_net::ReadPacket::decode_body`]); [`KvBody::finish`] then turns it into the
-/// message and runs the checks that need the whole body.
-pub trait KvBody: Sized {
-    /// The decoder callback.
-    type Callback: PbCallback + Default;
-
-    /// The decoded message, once the parser finished the body.
-    fn finish(cb: Self::Callback) -> Result<Self, PbError>;
-
-    /// Decodes a whole body (zero-copy for bytes fields).
-    fn decode(body: &Bytes) -> Result<Self, PbError> {
-        let mut p = PbParser::new(Self::Callback::default());
-        match p.parse_whole(body)? {
-            ParseStatus::Finished => Self::finish(p.into_callback()),
-            ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
-            ParseStatus::NeedMore => Err(PbError::Truncated {
-                field: 0,
-                what: "body",
-            }),
-        }
-    }
-}
+/// A message body with a decoder callback: dt-codec's [`PbBody`](dt_codec::PbBody)
+/// under the name the KV code uses.
+pub use dt_codec::PbBody as KvBody;
 
 /// Reads an `int32` field value the reference's way: the low 32 bits of the varint.
 #[inline]

@@ -431,7 +431,8 @@ impl RaftClient {
             timeout,
             move |r| {
                 p.complete(r.and_then(|pkt| {
-                    QueryStatus::decode_body(&pkt.body).map_err(KvError::Malformed)
+                    <QueryStatus as crate::kv::KvBody>::decode(&pkt.body)
+                        .map_err(KvError::Malformed)
                 }))
             },
         );
@@ -702,7 +703,7 @@ impl Inner {
             move |r| {
                 let found = match r {
                     Ok(p) if p.resp_code == CmdCodes::SUCCESS => {
-                        match QueryStatus::decode_body(&p.body) {
+                        match <QueryStatus as crate::kv::KvBody>::decode(&p.body) {
                             Ok(s) if s.leader_id > 0 => Ok(s.leader_id),
                             Ok(_) => Err(format!("node {node}: leader unknown")),
                             Err(e) => Err(format!("node {node}: {e}")),

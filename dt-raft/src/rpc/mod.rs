@@ -3,7 +3,7 @@
 //!
 //! Each message is a plain struct with the reference's field names, an
 //! [`Encodable`](dt_codec::Encodable) encoder following the reference's omission rules,
-//! and a [`PbCallback`] decoder
+//! and a [`PbCallback`](dt_codec::PbCallback) decoder
 //! (`*Callback`) that can be driven by a streaming [`dt_codec::PbParser`] or by
 //! [`dt_net::ReadPacket::decode_body`]. [`RpcBody::decode`] decodes a whole body in one
 //! call.
@@ -84,10 +84,10 @@
 //! * Strings the reference writes with its ASCII writer (one byte per UTF-16 unit) are
 //!   written as UTF-8; they are identical for the ASCII ids and host names they carry.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use dt_codec::encode;
 use dt_codec::wire::WIRE_FIXED32;
-use dt_codec::{BytesCollector, Chunk, ParseStatus, PbCallback, PbError, PbParser};
+use dt_codec::{BytesCollector, Chunk, PbError};
 
 pub mod admin;
 pub mod append;
@@ -110,31 +110,9 @@ pub use status::QueryStatusResp;
 pub use transfer::TransferLeaderReq;
 pub use vote::{VoteReq, VoteResp};
 
-/// A message body with a decoder callback.
-///
-/// The callback can also be driven piecewise (a streaming [`PbParser`], or
-/// [`dt_net::ReadPacket::decode_body`]); [`RpcBody::finish`] then turns it into the
-/// message and runs the checks that need the whole body.
-pub trait RpcBody: Sized {
-    /// The decoder callback.
-    type Callback: PbCallback + Default;
-
-    /// The decoded message, once the parser finished the body.
-    fn finish(cb: Self::Callback) -> Result<Self, PbError>;
-
-    /// Decodes a whole body (zero-copy for bytes fields).
-    fn decode(body: &Bytes) -> Result<Self, PbError> {
-        let mut p = PbParser::new(Self::Callback::default());
-        match p.parse_whole(body)? {
-            ParseStatus::Finished => Self::finish(p.into_callback()),
-            ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
-            ParseStatus::NeedMore => Err(PbError::Truncated {
-                field: 0,
-                what: "body",
-            }),
-        }
-    }
-}
+/// A message body with a decoder callback: dt-codec's [`PbBody`](dt_codec::PbBody)
+/// under the name the Raft RPC code uses.
+pub use dt_codec::PbBody as RpcBody;
 
 /// Reads an `int32` field value the reference's way: the low 32 bits of the varint.
 #[inline]

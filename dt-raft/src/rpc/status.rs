@@ -88,6 +88,18 @@ impl QueryStatusResp {
     pub fn is_bug(&self) -> bool {
         self.flag & Self::FLAG_BUG != 0
     }
+
+    /// The most ids the decoder keeps in each id list; later ones are dropped.
+    pub const MAX_IDS: usize = 10_000;
+
+    /// The reference watch client's health test for a watch server (`wire-protocol.md`
+    /// §6.7.3): group ready, leader known, applied within 15 s, apply lag at most 15 s.
+    pub fn is_healthy_watch_server(&self) -> bool {
+        self.is_group_ready()
+            && self.leader_id > 0
+            && self.last_apply_time_to_now_millis <= 15_000
+            && self.apply_lag_millis <= 15_000
+    }
 }
 
 impl Encodable for QueryStatusResp {
@@ -169,12 +181,18 @@ impl PbCallback for QueryStatusRespCallback {
         Ok(())
     }
     fn fixed32(&mut self, field: u32, v: u32) -> Result<(), PbError> {
-        match field {
-            11 => add_id(&mut self.msg.members, v),
-            12 => add_id(&mut self.msg.observers, v),
-            13 => add_id(&mut self.msg.prepared_members, v),
-            14 => add_id(&mut self.msg.prepared_observers, v),
-            _ => {}
+        let m = &mut self.msg;
+        let set = match field {
+            11 => &mut m.members,
+            12 => &mut m.observers,
+            13 => &mut m.prepared_members,
+            14 => &mut m.prepared_observers,
+            _ => return Ok(()),
+        };
+        // A status answer comes from any server a client asks; a hostile one cannot make
+        // the decoder's duplicate check quadratic in the body size.
+        if set.len() < QueryStatusResp::MAX_IDS {
+            add_id(set, v);
         }
         Ok(())
     }
@@ -220,5 +238,44 @@ impl QueryStatusResp {
             r.flag |= Self::FLAG_GROUP_READY;
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dt_codec::encode::to_bytes;
+
+    #[test]
+    fn id_lists_are_capped_and_deduplicated() {
+        let mut out = BytesMut::new();
+        for id in 0..(QueryStatusResp::MAX_IDS as i32 + 5) {
+            encode::put_fixed32(&mut out, 11, id as u32);
+        }
+        encode::put_fixed32(&mut out, 12, 7);
+        encode::put_fixed32(&mut out, 12, 7);
+        let m = QueryStatusResp::decode(&out.freeze()).unwrap();
+        assert_eq!(m.members.len(), QueryStatusResp::MAX_IDS);
+        assert_eq!(m.observers, vec![7]);
+    }
+
+    #[test]
+    fn healthy_watch_server_needs_ready_leader_and_fresh_apply() {
+        let mut s = QueryStatusResp {
+            leader_id: 1,
+            last_apply_time_to_now_millis: 15_000,
+            apply_lag_millis: 15_000,
+            ..Default::default()
+        };
+        assert!(!s.is_healthy_watch_server());
+        s.set_flag(true, false, true, false);
+        assert!(s.is_healthy_watch_server());
+        let back = QueryStatusResp::decode(&to_bytes(&s)).unwrap();
+        assert_eq!(back, s);
+        s.apply_lag_millis = 15_001;
+        assert!(!s.is_healthy_watch_server());
+        s.apply_lag_millis = 0;
+        s.leader_id = 0;
+        assert!(!s.is_healthy_watch_server());
     }
 }
