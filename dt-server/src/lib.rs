@@ -33,4 +33,5 @@
 
 pub mod bootstrap;
 pub mod dtkv;
+pub mod kv_server;
 pub mod props;
