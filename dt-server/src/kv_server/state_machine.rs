@@ -187,7 +187,7 @@ impl Snapshot for KvSnapshot {
         if let Some(s) = self.snap.take() {
             let mut kv = self.group.lock();
             if let Some(mut sweep) = kv.close_snapshot(s) {
-                while !kv.gc_step(&mut sweep, 1024) {}
+                while kv.gc_step(&mut sweep, 1024) {}
             }
         }
     }
@@ -273,5 +273,123 @@ impl RaftFactory for DtKvFactory {
         c.observers = observers.to_vec();
         c.data_dir = base.join(group_id.to_string());
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use dt_client::kv::{KvCode, KvCommands};
+    use dt_codec::encode;
+    use dt_raft::store::log_item::TYPE_NORMAL;
+    use std::task::{Context, Poll, Waker};
+
+    fn ready<T>(mut f: SmFuture<'_, T>) -> Result<T, SmError> {
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("the DtKV futures complete at once"),
+        }
+    }
+
+    fn exec(sm: &mut DtKvStateMachine, index: u64, biz: BizType, req: &KvReq) -> KvOutput {
+        let body = encode::to_bytes(req);
+        let header = Bytes::new();
+        let e = ExecEntry {
+            index,
+            term: 1,
+            item_type: TYPE_NORMAL,
+            biz_type: biz.code(),
+            leader_create_millis: 1_000,
+            local_create_nanos: dt_common::mono_nanos(),
+            header: &header,
+            body: &body,
+        };
+        match sm.exec(&e) {
+            Exec::Done(r) => r.unwrap(),
+            Exec::Pending(_) => panic!("DtKV executes synchronously"),
+        }
+    }
+
+    #[test]
+    fn exec_answers_with_the_entry_index_and_snapshots_round_trip() {
+        let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        let mut sm = DtKvStateMachine::new(g.clone());
+        let out = exec(&mut sm, 5, BizType::Mkdir, &KvReq::key(0, "d"));
+        assert_eq!(out.response.biz_code, KvCode::Success);
+        assert_eq!(out.response.body.unwrap().raft_index, 5);
+        for i in 0..50u64 {
+            let out = exec(
+                &mut sm,
+                6 + i,
+                BizType::Put,
+                &KvReq::put(0, format!("d.k{i}"), format!("v{i}")),
+            );
+            assert_eq!(out.response.biz_code, KvCode::Success);
+        }
+        // A bad biz type or body is refused (fatal to the group, never applied).
+        let body = Bytes::from_static(&[0x0b]);
+        let header = Bytes::new();
+        let mut e = ExecEntry {
+            index: 100,
+            term: 1,
+            item_type: TYPE_NORMAL,
+            biz_type: 120,
+            leader_create_millis: 0,
+            local_create_nanos: 0,
+            header: &header,
+            body: &body,
+        };
+        assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
+        e.biz_type = BizType::Put.code();
+        assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
+
+        let info = SnapshotInfo {
+            last_included_index: 55,
+            last_included_term: 1,
+            members: vec![1],
+            ..Default::default()
+        };
+        let mut snap = ready(sm.take_snapshot(&info)).unwrap();
+        // A write after the snapshot must not leak into it.
+        exec(&mut sm, 56, BizType::Put, &KvReq::put(0, "d.late", "x"));
+        let mut stream = Vec::new();
+        loop {
+            let mut buf = BytesMut::with_capacity(100);
+            let n = ready(snap.read_next(&mut buf)).unwrap();
+            if n == 0 {
+                break;
+            }
+            stream.extend_from_slice(&buf);
+        }
+        snap.close();
+        assert!(!stream.is_empty());
+
+        let g2 = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        let mut sm2 = DtKvStateMachine::new(g2.clone());
+        let data: Vec<Bytes> = stream.chunks(77).map(Bytes::copy_from_slice).collect();
+        let mut off = 0u64;
+        for (i, d) in data.iter().enumerate() {
+            ready(sm2.install_snapshot(SnapshotChunk {
+                info: &info,
+                offset: off,
+                done: i + 1 == data.len(),
+                data: d,
+            }))
+            .unwrap();
+            off += d.len() as u64;
+        }
+        let read = |g: &KvGroup, k: &str| {
+            g.lock()
+                .read(KvCommands::DTKV_GET, &KvReq::key(0, k.to_string()))
+                .body
+                .and_then(|b| b.results.into_iter().next())
+                .and_then(|r| r.node)
+                .map(|n| n.data)
+        };
+        assert_eq!(read(&g2, "d.k7"), Some(Bytes::from("v7")));
+        assert_eq!(read(&g2, "d.k49"), Some(Bytes::from("v49")));
+        assert_eq!(read(&g2, "d.late"), None);
+        assert_eq!(read(&g, "d.late"), Some(Bytes::from("x")));
     }
 }
