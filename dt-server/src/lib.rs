@@ -4,9 +4,13 @@
 //! the key tree with directories, versions and MVCC for snapshots, the apply-time
 //! semantics of every command with the reference's business codes, the snapshot stream,
 //! the TtlManager, the WatchManager, the processors' decisions, and [`dtkv::DtKv`] which
-//! keeps them in step for one group — what the consensus layer's `StateMachine` binding
-//! and the networked processors will drive. The KV message types it reads and answers
-//! with are `dt_client::kv`'s.
+//! keeps them in step for one group. [`kv_server`] puts it on consensus: the
+//! `StateMachine` binding ([`kv_server::DtKvStateMachine`], built by
+//! [`kv_server::DtKvFactory`]), the request processors of the service port
+//! ([`kv_server::KvProcessor`]) and [`kv_server::DtKvServer`], which assembles a
+//! `RaftServer`, its DtKV groups, the processors and the daemon task (TTL expiry through
+//! the log, watch dispatch) from a [`kv_server::DtKvServerConfig`]. The KV message
+//! types it reads and answers with are `dt_client::kv`'s.
 //!
 //! It also owns the server's configuration: [`props`] reads Java `.properties` files
 //! with the JDK's and the reference's rules, and [`bootstrap`] turns
@@ -33,4 +37,5 @@
 
 pub mod bootstrap;
 pub mod dtkv;
+pub mod kv_server;
 pub mod props;

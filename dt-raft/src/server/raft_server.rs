@@ -309,6 +309,44 @@ impl RaftServer {
             .register(command, p);
     }
 
+    /// Sends a request to a client connected on the service port (a server push such as
+    /// DTKV_WATCH_NOTIFY_PUSH); `cb` gets the response or the error.
+    pub fn push_request_cb(
+        &self,
+        conn: dt_net::ConnRef,
+        pkt: dt_net::WritePacket,
+        timeout: Duration,
+        cb: impl FnOnce(Result<dt_net::ReadPacket, dt_net::NetError>) + Send + 'static,
+    ) {
+        self.nio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send_request_cb(conn, pkt, timeout, cb);
+    }
+
+    /// Sends a one-way request to a client connected on the service port (e.g.
+    /// DTKV_LOCK_PUSH).
+    pub fn push_one_way(
+        &self,
+        conn: dt_net::ConnRef,
+        pkt: dt_net::WritePacket,
+        timeout: Duration,
+    ) -> Result<(), dt_net::NetError> {
+        self.nio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send_one_way(conn, pkt, timeout)
+    }
+
+    /// The most recent live service-port connection of the client with this handshake
+    /// identity.
+    pub fn conn_of(&self, pi: dt_net::ProcessInfo) -> Option<dt_net::ConnRef> {
+        self.nio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .conn_of(pi)
+    }
+
     /// The checks of a client command (`raft.md` §2), to run first in its processor.
     pub fn service_gate(&self) -> ServiceGate {
         ServiceGate {

@@ -23,8 +23,8 @@
 //! | [`response`] | [`KvResponse`]: the response shapes |
 //! | [`snapshot`] | the snapshot stream: [`SnapshotRecord`], reader, decoder, install |
 //!
-//! What is not here yet: the networked request processors and the `StateMachine`
-//! binding (they wait for the consensus layer); [`plan`] is the decision they will make.
+//! The networked request processors and the `StateMachine` binding are in
+//! [`crate::kv_server`]; [`plan`] is the decision its processors make.
 
 pub mod apply;
 pub mod biz_type;

@@ -1,0 +1,19 @@
+//! DtKV on consensus: the [`StateMachine`](dt_raft::sm::StateMachine) binding of
+//! [`DtKv`](crate::dtkv::DtKv), the request processors of the service port and the
+//! [`DtKvServer`] that assembles a RaftServer with DtKV groups from a configuration.
+//!
+//! | file | holds |
+//! |---|---|
+//! | [`state_machine`] | [`DtKvStateMachine`], [`KvGroup`], [`KvOutput`], [`DtKvFactory`] |
+//! | [`processor`] | [`KvProcessor`]: gate, plan, lease reads, writes, watches, status |
+//! | [`server`] | [`DtKvServer`], [`DtKvServerConfig`], the daemon (TTL expiry, watch dispatch) |
+
+pub mod processor;
+pub mod server;
+pub mod state_machine;
+
+pub use processor::{kv_packet, query_status_resp, ChannelTable, KvContext, KvProcessor};
+pub use server::{DtKvServer, DtKvServerConfig, KvGroupConfig, CLIENT_COMMANDS};
+pub use state_machine::{
+    lock_push_req, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup, KvOutput,
+};

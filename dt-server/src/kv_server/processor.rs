@@ -1,0 +1,293 @@
+//! The DtKV request processors on the service port (`dtkv-server.md` §1, §5.1, §7,
+//! §8; `wire-protocol.md` §6): [`ServiceGate`] first, then [`plan`]; reads answered
+//! after a lease read on the leader, writes through [`RaftGroup::submit`], watch syncs
+//! and KV status on the group's [`KvGroup`]. A Raft failure is answered as the
+//! reference does ([`raft_error_packet`]: NOT_RAFT_LEADER with the leader hint in
+//! `extra`, no answer on a timeout).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use dt_client::kv::{KvCode, KvCommands, KvReq, KvStatusResp};
+use dt_codec::{encode, PbError};
+use dt_net::{
+    CmdCodes, ConnRef, ProcessInfo, ReadPacket, ReqContext, ReqProcessor, Responder, WriteBody,
+    WritePacket,
+};
+use dt_raft::driver::{GroupStatus, RaftFuture, RaftGroup};
+use dt_raft::rpc::QueryStatusResp;
+use dt_raft::server::{raft_error_packet, RaftGroups, RaftServer, ServiceGate};
+use dt_raft::sm::{RaftError, RaftInput};
+
+use super::state_machine::{ChannelId, DtKvFactory, KvGroup, KvOutput};
+use crate::dtkv::{plan, KvAction, KvResponse};
+
+/// How long a lock push may wait to be sent (`dtkv-server.md` §6.6).
+pub const LOCK_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Server-wide ids of the client connections that hold watches (the watch manager's
+/// channels).
+#[derive(Debug, Default)]
+pub struct ChannelTable {
+    by_conn: HashMap<ConnRef, ChannelId>,
+    by_id: HashMap<ChannelId, ConnRef>,
+    next: ChannelId,
+}
+
+impl ChannelTable {
+    /// The id of `conn` (assigned on first use).
+    pub fn id_of(&mut self, conn: ConnRef) -> ChannelId {
+        if let Some(&id) = self.by_conn.get(&conn) {
+            return id;
+        }
+        self.next += 1;
+        self.by_conn.insert(conn, self.next);
+        self.by_id.insert(self.next, conn);
+        self.next
+    }
+
+    /// The connection of `id`.
+    pub fn conn(&self, id: ChannelId) -> Option<ConnRef> {
+        self.by_id.get(&id).copied()
+    }
+}
+
+/// What the processors of one server share.
+pub struct KvContext {
+    pub(crate) gate: ServiceGate,
+    pub(crate) server: Weak<RaftServer>,
+    pub(crate) factory: Arc<DtKvFactory>,
+    pub(crate) groups: OnceLock<Arc<RaftGroups<DtKvFactory>>>,
+    pub(crate) channels: Mutex<ChannelTable>,
+    pub(crate) read_timeout: Duration,
+}
+
+impl std::fmt::Debug for KvContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KvContext({:?})", self.gate)
+    }
+}
+
+impl KvContext {
+    pub(crate) fn channel_id(&self, conn: ConnRef) -> ChannelId {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .id_of(conn)
+    }
+
+    pub(crate) fn channel_conn(&self, id: ChannelId) -> Option<ConnRef> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .conn(id)
+    }
+
+    fn raft_group(&self, gid: i32) -> Option<RaftGroup<KvOutput>> {
+        self.groups.get()?.group(gid)
+    }
+
+    /// Sends the DTKV_LOCK_PUSH of a hand-over to the new owner's connection (skipped
+    /// when it is offline).
+    pub(crate) fn send_lock_push(&self, push: KvReq) {
+        let Some(server) = self.server.upgrade() else {
+            return;
+        };
+        let Some(owner) = push.owner() else { return };
+        let Some(conn) = server.conn_of(owner) else {
+            log::debug!("lock push to offline client {owner:?} skipped");
+            return;
+        };
+        let pkt = WritePacket::request(
+            KvCommands::DTKV_LOCK_PUSH,
+            WriteBody::Encodable(Box::new(push)),
+        );
+        if let Err(e) = server.push_one_way(conn, pkt, LOCK_PUSH_TIMEOUT) {
+            log::warn!("lock push failed: {e}");
+        }
+    }
+}
+
+/// The packet of a DtKV answer.
+pub fn kv_packet(r: KvResponse) -> WritePacket {
+    let mut p = WritePacket::response(match r.body {
+        Some(b) => WriteBody::Encodable(Box::new(b)),
+        None => WriteBody::Empty,
+    });
+    p.biz_code = r.biz_code.code();
+    p.msg = r.msg;
+    p
+}
+
+/// The RAFT_QUERY_STATUS answer of a group from its published status.
+pub fn query_status_resp(s: &GroupStatus) -> QueryStatusResp {
+    let ids = |v: &[u32]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
+    let mut r = QueryStatusResp {
+        group_id: s.group_id,
+        node_id: s.node_id as i32,
+        term: s.term as i32,
+        leader_id: s.leader.unwrap_or(0) as i32,
+        commit_index: s.commit_index as i64,
+        last_applied: s.last_applied as i64,
+        last_log_index: s.last_log_index as i64,
+        members: ids(&s.members.members),
+        observers: ids(&s.members.observers),
+        prepared_members: ids(&s.members.prepared_members),
+        prepared_observers: ids(&s.members.prepared_observers),
+        ..Default::default()
+    };
+    r.set_flag(
+        s.init_finished,
+        s.init_failed.is_some(),
+        s.group_ready,
+        false,
+    );
+    r
+}
+
+/// Runs `f` with the outcome of `fut` when it completes (polled by its waker, on
+/// the thread that completes it): a callback form of a [`RaftFuture`] that blocks no
+/// thread.
+pub(crate) fn on_complete<T: Send + 'static>(
+    fut: RaftFuture<T>,
+    f: impl FnOnce(Result<T, RaftError>) + Send + 'static,
+) {
+    type Job<T> = (
+        Pin<Box<RaftFuture<T>>>,
+        Box<dyn FnOnce(Result<T, RaftError>) + Send>,
+    );
+    struct Task<T> {
+        job: Mutex<Option<Job<T>>>,
+    }
+    impl<T: Send + 'static> Task<T> {
+        fn poll(self: &Arc<Self>) {
+            let waker = Waker::from(self.clone());
+            let mut g = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((fut, _)) = g.as_mut() else { return };
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+                let (_, f) = g.take().expect("job");
+                drop(g);
+                f(r);
+            }
+        }
+    }
+    impl<T: Send + 'static> Wake for Task<T> {
+        fn wake(self: Arc<Self>) {
+            self.poll();
+        }
+    }
+    let t = Arc::new(Task {
+        job: Mutex::new(Some((Box::pin(fut), Box::new(f) as Box<_>))),
+    });
+    t.poll();
+}
+
+/// The processor of every client DtKV command (one instance per command code).
+#[derive(Debug, Clone)]
+pub struct KvProcessor {
+    ctx: Arc<KvContext>,
+}
+
+impl KvProcessor {
+    /// A processor over the server's shared context.
+    pub fn new(ctx: Arc<KvContext>) -> Self {
+        KvProcessor { ctx }
+    }
+
+    fn read(
+        &self,
+        g: RaftGroup<KvOutput>,
+        kv: Arc<KvGroup>,
+        command: i32,
+        req: KvReq,
+        resp: Responder,
+    ) {
+        on_complete(g.lease_read(self.ctx.read_timeout), move |r| match r {
+            Ok(()) => resp.respond(kv_packet(kv.lock().read(command, &req))),
+            Err(e) => {
+                if let Some(p) = raft_error_packet(&e) {
+                    resp.respond(p)
+                }
+            }
+        });
+    }
+
+    fn write(&self, g: RaftGroup<KvOutput>, biz: u8, req: KvReq, resp: Responder) {
+        let ctx = self.ctx.clone();
+        let input = RaftInput::new(biz, encode::to_bytes(&req));
+        g.submit(input, move |r| match r {
+            Ok((_, out)) => {
+                resp.respond(kv_packet(out.response));
+                if let Some(p) = out.lock_push {
+                    ctx.send_lock_push(p);
+                }
+            }
+            Err(e) => {
+                if let Some(p) = raft_error_packet(&e) {
+                    resp.respond(p)
+                }
+            }
+        });
+    }
+}
+
+impl ReqProcessor for KvProcessor {
+    type Body = KvAction;
+
+    fn decode(&self, pkt: &ReadPacket) -> Result<KvAction, PbError> {
+        // The owner is set from the connection in `process`.
+        plan(pkt.command, &pkt.body, ProcessInfo::default())
+            .unwrap_or_else(|| Err(PbError::invalid("not a dtkv client command")))
+    }
+
+    fn process(&self, _pkt: ReadPacket, action: KvAction, ctx: ReqContext) -> Option<WritePacket> {
+        if let Some(p) = self.ctx.gate.check(&ctx) {
+            return Some(p);
+        }
+        let gid = action.group_id();
+        let (Some(g), Some(kv)) = (self.ctx.raft_group(gid), self.ctx.factory.group(gid)) else {
+            return Some(WritePacket::error(
+                CmdCodes::RAFT_GROUP_NOT_FOUND,
+                format!("raft group not found: {gid}"),
+            ));
+        };
+        match action {
+            KvAction::Respond { response, .. } => Some(kv_packet(response)),
+            KvAction::Read { command, req } => {
+                self.read(g, kv, command, req, ctx.responder());
+                None
+            }
+            KvAction::Write { biz, mut req } => {
+                if let Some(owner) = ctx.process_info() {
+                    req.set_owner(owner);
+                }
+                self.write(g, biz.code(), req, ctx.responder());
+                None
+            }
+            KvAction::SyncWatch(w) => {
+                let ch = self.ctx.channel_id(ctx.conn());
+                let code = kv.lock().sync_watch(ch, &w, dt_common::mono_nanos());
+                Some(kv_packet(KvResponse::rejected(code, ""))).map(|mut p| {
+                    if code == KvCode::Success {
+                        p.msg.clear();
+                    }
+                    p
+                })
+            }
+            KvAction::Status { .. } => {
+                let ch = self.ctx.channel_id(ctx.conn());
+                let watch_count = kv.lock().watch_count(ch, dt_common::mono_nanos());
+                let st = query_status_resp(&g.status());
+                let body = KvStatusResp {
+                    raft_server_status: Some(encode::to_bytes(&st)),
+                    watch_count,
+                };
+                Some(WritePacket::response(WriteBody::Encodable(Box::new(body))))
+            }
+        }
+    }
+}

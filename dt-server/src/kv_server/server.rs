@@ -1,0 +1,317 @@
+//! [`DtKvServer`]: a RaftServer with DtKV groups and the DtKV processors on its service
+//! port, assembled from a [`DtKvServerConfig`], plus the daemon task that drives TTL
+//! expiry (through the log, on the leader) and watch dispatch.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dt_client::kv::{KvCommands, WatchNotifyResp};
+use dt_codec::encode;
+use dt_net::{WriteBody, WritePacket};
+use dt_raft::driver::RaftGroupConfig;
+use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig, RaftServerError};
+use dt_raft::sm::RaftInput;
+
+use super::processor::{ChannelTable, KvContext, KvProcessor};
+use super::state_machine::{ChannelId, DtKvFactory, KvGroup};
+use crate::dtkv::{BizType, Push, PushOutcome, WatchConfig};
+
+/// One group of a [`DtKvServer`].
+#[derive(Debug, Clone)]
+pub struct KvGroupConfig {
+    /// The group id.
+    pub group_id: i32,
+    /// Voting members.
+    pub members: Vec<u32>,
+    /// Observers.
+    pub observers: Vec<u32>,
+}
+
+/// What a [`DtKvServer`] is built from.
+#[derive(Debug, Clone)]
+pub struct DtKvServerConfig {
+    /// The Raft server (node id, ports, servers, timings).
+    pub server: RaftServerConfig,
+    /// The DtKV groups.
+    pub groups: Vec<KvGroupConfig>,
+    /// Where each group keeps its files (`<data_dir>/<group id>`).
+    pub data_dir: PathBuf,
+    /// The watch manager's settings.
+    pub watch: WatchConfig,
+    /// Dispatcher threads shared by the groups (0: one per group).
+    pub dispatchers: usize,
+    /// How long a lease read waits for the group to be ready.
+    pub read_timeout: Duration,
+    /// The period of the daemon task (TTL expiry, watch dispatch).
+    pub daemon_interval: Duration,
+    /// Log file size of each group (bytes).
+    pub log_file_size: u64,
+}
+
+impl DtKvServerConfig {
+    /// A configuration with defaults for everything but the server and the groups.
+    pub fn new(server: RaftServerConfig, groups: Vec<KvGroupConfig>, data_dir: PathBuf) -> Self {
+        DtKvServerConfig {
+            server,
+            groups,
+            data_dir,
+            watch: WatchConfig::default(),
+            dispatchers: 0,
+            read_timeout: Duration::from_secs(5),
+            daemon_interval: Duration::from_millis(50),
+            log_file_size: 64 << 20,
+        }
+    }
+}
+
+/// A DtKV server: the RaftServer, its DtKV groups, the processors and the daemon task.
+pub struct DtKvServer {
+    server: Arc<RaftServer>,
+    groups: Arc<RaftGroups<DtKvFactory>>,
+    ctx: Arc<KvContext>,
+    stop: Arc<AtomicBool>,
+    daemon: Mutex<Option<JoinHandle<()>>>,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for DtKvServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DtKvServer({:?})", self.server)
+    }
+}
+
+impl DtKvServer {
+    /// Builds the server (nothing listens until [`DtKvServer::start`]).
+    pub fn new(cfg: DtKvServerConfig) -> Result<DtKvServer, RaftServerError> {
+        let server = RaftServer::new(cfg.server.clone())?;
+        let factory = Arc::new(DtKvFactory::new(
+            server.block_io(),
+            cfg.watch.clone(),
+            Some(cfg.data_dir.clone()),
+        ));
+        let configs = cfg
+            .groups
+            .iter()
+            .map(|g| {
+                let mut c = RaftGroupConfig::new(g.group_id, 0, g.members.clone());
+                c.observers = g.observers.clone();
+                c.data_dir = cfg.data_dir.join(g.group_id.to_string());
+                c.log_file_size = cfg.log_file_size;
+                c
+            })
+            .collect();
+        let groups = RaftGroups::install(
+            &server,
+            factory.clone(),
+            configs,
+            GroupsOptions {
+                dispatchers: cfg.dispatchers,
+            },
+        )?;
+        let ctx = Arc::new(KvContext {
+            gate: server.service_gate(),
+            server: Arc::downgrade(&server),
+            factory,
+            groups: OnceLock::new(),
+            channels: Mutex::new(ChannelTable::default()),
+            read_timeout: cfg.read_timeout,
+        });
+        let _ = ctx.groups.set(groups.clone());
+        for cmd in CLIENT_COMMANDS {
+            server.register(cmd, KvProcessor::new(ctx.clone()));
+        }
+        Ok(DtKvServer {
+            server,
+            groups,
+            ctx,
+            stop: Arc::new(AtomicBool::new(false)),
+            daemon: Mutex::new(None),
+            interval: cfg.daemon_interval,
+        })
+    }
+
+    /// Starts the Raft server and the daemon task.
+    pub fn start(&self) -> Result<(), RaftServerError> {
+        self.server.start()?;
+        let ctx = self.ctx.clone();
+        let stop = self.stop.clone();
+        let interval = self.interval;
+        let h = std::thread::Builder::new()
+            .name(format!("dtkv-daemon-{}", self.server.node_id()))
+            .spawn(move || daemon_loop(ctx, stop, interval))
+            .map_err(RaftServerError::Io)?;
+        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        Ok(())
+    }
+
+    /// Waits until every group is ready (or the timeout).
+    pub fn wait_group_ready(&self, timeout: Duration) -> Result<(), RaftServerError> {
+        self.server.wait_group_ready(timeout)
+    }
+
+    /// The Raft server.
+    pub fn raft_server(&self) -> &Arc<RaftServer> {
+        &self.server
+    }
+
+    /// The groups (typed handles).
+    pub fn groups(&self) -> &Arc<RaftGroups<DtKvFactory>> {
+        &self.groups
+    }
+
+    /// The DtKV state of a group.
+    pub fn kv_group(&self, group_id: i32) -> Option<Arc<KvGroup>> {
+        self.ctx.factory.group(group_id)
+    }
+
+    /// Stops the daemon and the server.
+    pub fn stop(&self, timeout: Duration) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.server.stop(timeout);
+    }
+}
+
+impl Drop for DtKvServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The DtKV commands a client sends to the service port.
+pub const CLIENT_COMMANDS: [i32; 17] = [
+    KvCommands::DTKV_GET,
+    KvCommands::DTKV_PUT,
+    KvCommands::DTKV_REMOVE,
+    KvCommands::DTKV_MKDIR,
+    KvCommands::DTKV_LIST,
+    KvCommands::DTKV_BATCH_GET,
+    KvCommands::DTKV_BATCH_PUT,
+    KvCommands::DTKV_BATCH_REMOVE,
+    KvCommands::DTKV_CAS,
+    KvCommands::DTKV_SYNC_WATCH,
+    KvCommands::DTKV_QUERY_STATUS,
+    KvCommands::DTKV_PUT_TEMP_NODE,
+    KvCommands::DTKV_MAKE_TEMP_DIR,
+    KvCommands::DTKV_UPDATE_TTL,
+    KvCommands::DTKV_TRY_LOCK,
+    KvCommands::DTKV_UNLOCK,
+    KvCommands::DTKV_UPDATE_LOCK_LEASE,
+];
+
+/// How long a watch push may take.
+const WATCH_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Results = Arc<Mutex<Vec<(Arc<KvGroup>, ChannelId, crate::dtkv::PushToken, PushOutcome)>>>;
+
+fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
+    let mut leader_of: std::collections::HashMap<i32, bool> = Default::default();
+    let results: Results = Arc::default();
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(interval);
+        let Some(groups) = ctx.groups.get() else {
+            continue;
+        };
+        // Push results first (they may produce more pushes).
+        let done: Vec<_> = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+        for (kv, ch, token, outcome) in done {
+            let more = kv
+                .lock()
+                .push_result(ch, &token, outcome, dt_common::mono_nanos());
+            send_pushes(&ctx, &kv, more, &results);
+        }
+        for gid in groups.ids() {
+            let (Some(g), Some(kv)) = (groups.group(gid), ctx.factory.group(gid)) else {
+                continue;
+            };
+            let now = dt_common::mono_nanos();
+            let leader = g.is_leader() && g.status().group_ready;
+            if leader_of.insert(gid, leader) != Some(leader) {
+                kv.lock().ttl_manager().role_change(leader);
+            }
+            if leader {
+                let run = kv.lock().ttl_run(now);
+                for req in run.expire {
+                    let body = encode::to_bytes(&req);
+                    let kv2 = kv.clone();
+                    let ctx2 = ctx.clone();
+                    g.submit(
+                        RaftInput::new(BizType::Expire.code(), body),
+                        move |r| match r {
+                            Ok((_, out)) => {
+                                if let Some(p) = out.lock_push {
+                                    ctx2.send_lock_push(p);
+                                }
+                            }
+                            Err(e) => {
+                                log::debug!("expire of {:?} failed: {e}", req.key);
+                                kv2.lock().ttl_manager().expire_failed(
+                                    &req.key,
+                                    req.ttl_millis,
+                                    dt_common::mono_nanos(),
+                                );
+                            }
+                        },
+                    );
+                }
+            }
+            let (pushes, _) = kv.lock().dispatch_watches(now);
+            send_pushes(&ctx, &kv, pushes, &results);
+        }
+    }
+}
+
+fn send_pushes(
+    ctx: &Arc<KvContext>,
+    kv: &Arc<KvGroup>,
+    pushes: Vec<Push<ChannelId>>,
+    results: &Results,
+) {
+    let Some(server) = ctx.server.upgrade() else {
+        return;
+    };
+    for p in pushes {
+        let Some(conn) = ctx.channel_conn(p.channel) else {
+            results.lock().unwrap_or_else(|e| e.into_inner()).push((
+                kv.clone(),
+                p.channel,
+                p.token,
+                PushOutcome::Failed { resp_code: None },
+            ));
+            continue;
+        };
+        let pkt = WritePacket::request(
+            KvCommands::DTKV_WATCH_NOTIFY_PUSH,
+            WriteBody::Encodable(Box::new(p.req)),
+        );
+        let results = results.clone();
+        let kv = kv.clone();
+        let (ch, token) = (p.channel, p.token);
+        server.push_request_cb(conn, pkt, WATCH_PUSH_TIMEOUT, move |r| {
+            let outcome = match r {
+                Ok(resp) if resp.resp_code == dt_net::CmdCodes::SUCCESS => {
+                    match <WatchNotifyResp as dt_client::kv::KvBody>::decode(&resp.body) {
+                        Ok(w) => PushOutcome::Answered {
+                            biz_code: dt_client::kv::KvCode::from_code(resp.biz_code),
+                            results: w.results,
+                        },
+                        Err(_) => PushOutcome::Failed { resp_code: None },
+                    }
+                }
+                Ok(resp) => PushOutcome::Failed {
+                    resp_code: Some(resp.resp_code),
+                },
+                Err(_) => PushOutcome::Failed { resp_code: None },
+            };
+            results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((kv, ch, token, outcome));
+        });
+    }
+}

@@ -1,0 +1,395 @@
+//! [`DtKvStateMachine`]: the consensus layer's [`StateMachine`] over one group's
+//! [`DtKv`], and [`DtKvFactory`], the [`RaftFactory`] that builds it (`dtkv-server.md`
+//! §6, §9, §10).
+//!
+//! The state is shared with the request processors and the daemon task through a
+//! [`KvGroup`] (a short mutex around [`DtKv`]): entries are executed by the group's
+//! dispatcher thread in log order; lease reads, watch syncs and dispatch take the lock
+//! for the time of one tree operation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use dt_client::kv::{KvBody, KvReq};
+use dt_raft::driver::RaftGroupConfig;
+use dt_raft::raft_log::{DefaultRaftLog, Executor, RaftLog};
+use dt_raft::sm::{
+    store_config, Exec, ExecEntry, RaftError, RaftFactory, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine,
+};
+
+use crate::dtkv::{BizType, DtKv, DtKvSnapshot, KvResponse, LockHandover, WatchConfig};
+
+/// A watch channel: the server-wide id of a client connection (see
+/// [`ChannelTable`](super::ChannelTable)).
+pub type ChannelId = u64;
+
+/// One group's DtKV state, shared by its state machine, its processors and the daemon.
+#[derive(Debug)]
+pub struct KvGroup {
+    group_id: i32,
+    kv: Mutex<DtKv<ChannelId>>,
+}
+
+impl KvGroup {
+    /// An empty state for `group_id`.
+    pub fn new(group_id: i32, watch: WatchConfig) -> Self {
+        KvGroup {
+            group_id,
+            kv: Mutex::new(DtKv::new(group_id, watch)),
+        }
+    }
+
+    /// The group id.
+    pub fn group_id(&self) -> i32 {
+        self.group_id
+    }
+
+    /// Locks the state (held for one operation only; never across IO).
+    pub fn lock(&self) -> MutexGuard<'_, DtKv<ChannelId>> {
+        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the leader's caller gets for an executed DtKV entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvOutput {
+    /// The answer to the client.
+    pub response: KvResponse,
+    /// The DTKV_LOCK_PUSH to send to the lock's new owner (only the leader sends it).
+    pub lock_push: Option<KvReq>,
+}
+
+/// The DTKV_LOCK_PUSH body of a hand-over (`dtkv-server.md` §6.6).
+pub fn lock_push_req(group_id: i32, h: &LockHandover, wait_nanos: i64) -> KvReq {
+    let mut r = KvReq::put(group_id, h.lock_key.clone(), h.value.clone());
+    r.ttl_millis = wait_nanos;
+    r.set_owner(h.owner);
+    r
+}
+
+/// Wall-clock milliseconds now.
+pub(crate) fn wall_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The DtKV state machine of one group.
+#[derive(Debug)]
+pub struct DtKvStateMachine {
+    group: Arc<KvGroup>,
+}
+
+impl DtKvStateMachine {
+    /// A state machine over `group`.
+    pub fn new(group: Arc<KvGroup>) -> Self {
+        DtKvStateMachine { group }
+    }
+}
+
+impl StateMachine for DtKvStateMachine {
+    type Output = KvOutput;
+
+    fn exec(&mut self, entry: &ExecEntry<'_>) -> Exec<KvOutput> {
+        let Some(biz) = BizType::from_code(entry.biz_type) else {
+            return Exec::Done(Err(SmError::Rejected(format!(
+                "unknown dtkv biz type {}",
+                entry.biz_type
+            ))));
+        };
+        let req = match KvReq::decode(entry.body) {
+            Ok(r) => r,
+            Err(e) => return Exec::Done(Err(SmError::Rejected(format!("bad KvReq: {e}")))),
+        };
+        let now = dt_common::mono_nanos();
+        let mut kv = self.group.lock();
+        let r = kv.exec_with_push_wait(
+            entry.index as i64,
+            entry.leader_create_millis,
+            entry.local_create_nanos,
+            biz,
+            &req,
+            now,
+        );
+        Exec::Done(match r {
+            Ok((out, wait)) => {
+                let lock_push = out
+                    .lock_handover
+                    .as_ref()
+                    .map(|h| lock_push_req(self.group.group_id, h, wait.unwrap_or(0)));
+                Ok(KvOutput {
+                    response: KvResponse::write(entry.index as i64, &out.result),
+                    lock_push,
+                })
+            }
+            Err(e) => Err(SmError::Failed(e.to_string())),
+        })
+    }
+
+    fn take_snapshot(&mut self, info: &SnapshotInfo) -> SmFuture<'static, Box<dyn Snapshot>> {
+        let r = self
+            .group
+            .lock()
+            .take_snapshot(info.last_included_index as i64);
+        let group = self.group.clone();
+        let info = info.clone();
+        Box::pin(async move {
+            let snap = r.map_err(|e| SmError::Failed(e.to_string()))?;
+            Ok(Box::new(KvSnapshot {
+                info,
+                group,
+                snap: Some(snap),
+            }) as Box<dyn Snapshot>)
+        })
+    }
+
+    fn install_snapshot(&mut self, chunk: SnapshotChunk<'_>) -> SmFuture<'static, ()> {
+        let r = self.group.lock().install_chunk(
+            chunk.offset,
+            chunk.data,
+            chunk.done,
+            dt_common::mono_nanos(),
+            wall_millis(),
+        );
+        Box::pin(async move { r.map_err(|e| SmError::Failed(e.to_string())) })
+    }
+}
+
+/// A DtKV snapshot being read: the tree's MVCC view at its index.
+struct KvSnapshot {
+    info: SnapshotInfo,
+    group: Arc<KvGroup>,
+    snap: Option<DtKvSnapshot>,
+}
+
+impl Snapshot for KvSnapshot {
+    fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    fn read_next<'a>(&'a mut self, buf: &'a mut BytesMut) -> SmFuture<'a, usize> {
+        let max = buf.capacity() - buf.len();
+        let r = match self.snap.as_mut() {
+            None => Ok(bytes::Bytes::new()),
+            Some(s) => self.group.lock().read_snapshot(s, max.max(1)),
+        };
+        Box::pin(async move {
+            let b = r.map_err(|e| SmError::Failed(e.to_string()))?;
+            buf.put_slice(&b);
+            Ok(b.len())
+        })
+    }
+
+    fn close(&mut self) {
+        if let Some(s) = self.snap.take() {
+            let mut kv = self.group.lock();
+            if let Some(mut sweep) = kv.close_snapshot(s) {
+                while kv.gc_step(&mut sweep, 1024) {}
+            }
+        }
+    }
+}
+
+/// Builds DtKV groups: a [`DtKvStateMachine`] over a [`KvGroup`] it records (so the
+/// processors find it) and a file log in `cfg.data_dir`.
+pub struct DtKvFactory {
+    io: Arc<dyn Executor>,
+    watch: WatchConfig,
+    groups: Mutex<HashMap<i32, Arc<KvGroup>>>,
+    base_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for DtKvFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DtKvFactory({:?})", self.group_ids())
+    }
+}
+
+impl DtKvFactory {
+    /// A factory whose logs run their file work on `io`. `base_dir`: where groups added
+    /// at run time keep their files (`<base_dir>/<group id>`); `None` refuses them.
+    pub fn new(
+        io: Arc<dyn Executor>,
+        watch: WatchConfig,
+        base_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        DtKvFactory {
+            io,
+            watch,
+            groups: Mutex::new(HashMap::new()),
+            base_dir,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<i32, Arc<KvGroup>>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state of group `group_id`, once its state machine was created.
+    pub fn group(&self, group_id: i32) -> Option<Arc<KvGroup>> {
+        self.map().get(&group_id).cloned()
+    }
+
+    /// The ids of the groups created so far.
+    pub fn group_ids(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self.map().keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl RaftFactory for DtKvFactory {
+    type Sm = DtKvStateMachine;
+
+    fn create_state_machine(&self, cfg: &RaftGroupConfig) -> Result<DtKvStateMachine, RaftError> {
+        let g = Arc::new(KvGroup::new(cfg.group_id, self.watch.clone()));
+        self.map().insert(cfg.group_id, g.clone());
+        Ok(DtKvStateMachine::new(g))
+    }
+
+    fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError> {
+        Ok(Box::new(DefaultRaftLog::new(
+            &cfg.data_dir,
+            store_config(cfg),
+            self.io.clone(),
+        )))
+    }
+
+    fn create_config(
+        &self,
+        group_id: i32,
+        members: &[u32],
+        observers: &[u32],
+    ) -> Result<RaftGroupConfig, RaftError> {
+        let Some(base) = &self.base_dir else {
+            return Err(RaftError::InvalidInput(format!(
+                "this server has no data directory for new group {group_id}"
+            )));
+        };
+        let mut c = RaftGroupConfig::new(group_id, 0, members.to_vec());
+        c.observers = observers.to_vec();
+        c.data_dir = base.join(group_id.to_string());
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use dt_client::kv::{KvCode, KvCommands};
+    use dt_codec::encode;
+    use dt_raft::store::log_item::TYPE_NORMAL;
+    use std::task::{Context, Poll, Waker};
+
+    fn ready<T>(mut f: SmFuture<'_, T>) -> Result<T, SmError> {
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("the DtKV futures complete at once"),
+        }
+    }
+
+    fn exec(sm: &mut DtKvStateMachine, index: u64, biz: BizType, req: &KvReq) -> KvOutput {
+        let body = encode::to_bytes(req);
+        let header = Bytes::new();
+        let e = ExecEntry {
+            index,
+            term: 1,
+            item_type: TYPE_NORMAL,
+            biz_type: biz.code(),
+            leader_create_millis: 1_000,
+            local_create_nanos: dt_common::mono_nanos(),
+            header: &header,
+            body: &body,
+        };
+        match sm.exec(&e) {
+            Exec::Done(r) => r.unwrap(),
+            Exec::Pending(_) => panic!("DtKV executes synchronously"),
+        }
+    }
+
+    #[test]
+    fn exec_answers_with_the_entry_index_and_snapshots_round_trip() {
+        let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        let mut sm = DtKvStateMachine::new(g.clone());
+        let out = exec(&mut sm, 5, BizType::Mkdir, &KvReq::key(0, "d"));
+        assert_eq!(out.response.biz_code, KvCode::Success);
+        assert_eq!(out.response.body.unwrap().raft_index, 5);
+        for i in 0..50u64 {
+            let out = exec(
+                &mut sm,
+                6 + i,
+                BizType::Put,
+                &KvReq::put(0, format!("d.k{i}"), format!("v{i}")),
+            );
+            assert_eq!(out.response.biz_code, KvCode::Success);
+        }
+        // A bad biz type or body is refused (fatal to the group, never applied).
+        let body = Bytes::from_static(&[0x0b]);
+        let header = Bytes::new();
+        let mut e = ExecEntry {
+            index: 100,
+            term: 1,
+            item_type: TYPE_NORMAL,
+            biz_type: 120,
+            leader_create_millis: 0,
+            local_create_nanos: 0,
+            header: &header,
+            body: &body,
+        };
+        assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
+        e.biz_type = BizType::Put.code();
+        assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
+
+        let info = SnapshotInfo {
+            last_included_index: 55,
+            last_included_term: 1,
+            members: vec![1],
+            ..Default::default()
+        };
+        let mut snap = ready(sm.take_snapshot(&info)).unwrap();
+        // A write after the snapshot must not leak into it.
+        exec(&mut sm, 56, BizType::Put, &KvReq::put(0, "d.late", "x"));
+        let mut stream = Vec::new();
+        loop {
+            let mut buf = BytesMut::with_capacity(100);
+            let n = ready(snap.read_next(&mut buf)).unwrap();
+            if n == 0 {
+                break;
+            }
+            stream.extend_from_slice(&buf);
+        }
+        snap.close();
+        assert!(!stream.is_empty());
+
+        let g2 = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        let mut sm2 = DtKvStateMachine::new(g2.clone());
+        let data: Vec<Bytes> = stream.chunks(77).map(Bytes::copy_from_slice).collect();
+        let mut off = 0u64;
+        for (i, d) in data.iter().enumerate() {
+            ready(sm2.install_snapshot(SnapshotChunk {
+                info: &info,
+                offset: off,
+                done: i + 1 == data.len(),
+                data: d,
+            }))
+            .unwrap();
+            off += d.len() as u64;
+        }
+        let read = |g: &KvGroup, k: &str| {
+            g.lock()
+                .read(KvCommands::DTKV_GET, &KvReq::key(0, k.to_string()))
+                .body
+                .and_then(|b| b.results.into_iter().next())
+                .and_then(|r| r.node)
+                .map(|n| n.data)
+        };
+        assert_eq!(read(&g2, "d.k7"), Some(Bytes::from("v7")));
+        assert_eq!(read(&g2, "d.k49"), Some(Bytes::from("v49")));
+        assert_eq!(read(&g2, "d.late"), None);
+        assert_eq!(read(&g, "d.late"), Some(Bytes::from("x")));
+    }
+}
