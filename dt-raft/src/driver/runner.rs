@@ -34,16 +34,18 @@ use super::transport::{
 };
 use super::RaftGroupConfig;
 use crate::core::{
-    Action, AppendResp, AppendSend, Index, LeaseError, LocalEntries, MatchSearch, NodeId, RaftCore,
-    ReqId, Term, TransferError,
+    Action, AppendResp, AppendSend, Index, InstallStart, LeaseError, LocalEntries, MatchSearch,
+    NodeId, RaftCore, ReqId, Term, TransferError,
 };
 use crate::raft_log::RaftLog;
 use crate::rpc;
 use crate::sm::{
-    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, StateMachine,
+    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine,
 };
 use crate::store::log_item::{TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
 use crate::store::LogItem;
+use bytes::{Bytes, BytesMut};
 
 /// Entries read from the log per read (apply, replication from disk).
 const READ_BATCH: usize = 1024;
@@ -75,6 +77,7 @@ enum Outcome<O> {
 
 struct InFlight<O> {
     index: Index,
+    term: Term,
     read_only: bool,
     cb: Option<RaftCallback<O>>,
     out: Outcome<O>,
@@ -85,6 +88,27 @@ type ToApply<O> = (LogItem, Option<RaftCallback<O>>, i64);
 
 /// A submitted input with its caller and deadline (core ms).
 type Submitted<O> = (RaftInput, RaftCallback<O>, Option<u64>);
+
+/// A follower-side install step, executed in order by the install fiber.
+enum InstallOp {
+    Begin {
+        req: ReqId,
+        index: Index,
+        term: Term,
+    },
+    Data {
+        req: ReqId,
+    },
+    Finish {
+        req: ReqId,
+        index: Index,
+        term: Term,
+        next_write_pos: u64,
+    },
+}
+
+/// A fresh state-machine snapshot asked of the apply fiber.
+type SnapshotWant = super::oneshot::OneshotSender<SmFuture<'static, Box<dyn Snapshot>>>;
 
 enum WriteOp {
     /// Remove entries `index..`.
@@ -107,6 +131,8 @@ struct Book {
     appends: HashMap<ReqId, Received>,
     transfers: HashMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
+    /// The data of received install requests, until their step runs.
+    install_data: HashMap<ReqId, (u64, Bytes)>,
 }
 
 pub(crate) struct Driver<S: StateMachine> {
@@ -141,7 +167,21 @@ pub(crate) struct Driver<S: StateMachine> {
     ready: FiberCondition,
 
     peers: RefCell<HashMap<NodeId, Rc<PeerLane>>>,
-    snapshot_warned: Cell<bool>,
+
+    /// Follower install steps, in order.
+    install_ops: RefCell<VecDeque<InstallOp>>,
+    install_notify: Notify,
+    /// The snapshot being installed (follower).
+    install_info: RefCell<Option<SnapshotInfo>>,
+    /// The apply fiber is asked to stop executing (install under way).
+    apply_pause: Cell<bool>,
+    /// The apply fiber has nothing in flight and waits while paused.
+    apply_idle: Cell<bool>,
+    apply_idle_notify: Notify,
+    /// Where the apply fiber restarts after an install (lastApplied, its term).
+    apply_reset: Cell<Option<(Index, Term)>>,
+    /// Fresh snapshots asked of the apply fiber.
+    snapshot_wants: RefCell<Vec<SnapshotWant>>,
 }
 
 /// Starts the driver; see [`super::RaftGroup::start_on`].
@@ -208,7 +248,14 @@ where
             init_finished: Cell::new(false),
             ready: FiberCondition::new("group-ready"),
             peers: RefCell::new(HashMap::new()),
-            snapshot_warned: Cell::new(false),
+            install_ops: RefCell::new(VecDeque::new()),
+            install_notify: Notify::default(),
+            install_info: RefCell::new(None),
+            apply_pause: Cell::new(false),
+            apply_idle: Cell::new(false),
+            apply_idle_notify: Notify::default(),
+            apply_reset: Cell::new(None),
+            snapshot_wants: RefCell::new(Vec::new()),
             cfg,
         });
         d.clone().lifecycle(inbound, requests).await;
@@ -303,6 +350,7 @@ impl<S: StateMachine> Driver<S> {
         self.spawn("raft-writer", self.clone().writer());
         self.spawn("raft-status", self.clone().status_saver());
         self.spawn("raft-apply", self.clone().apply_loop());
+        self.spawn("raft-install", self.clone().install_loop());
         self.spawn("raft-ticker", self.clone().ticker());
         let inbound = Rc::new(inbound);
         let requests = Rc::new(requests);
@@ -540,7 +588,11 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Action::ReplyAppend { req, resp } => {
-                let r = self.book.borrow_mut().appends.remove(&req);
+                let r = {
+                    let mut b = self.book.borrow_mut();
+                    b.install_data.remove(&req);
+                    b.appends.remove(&req)
+                };
                 if let Some(Received { reply: Some(r), .. }) = r {
                     call(r, Ok(resp));
                 }
@@ -573,39 +625,47 @@ impl<S: StateMachine> Driver<S> {
                 });
             }
             Action::StartInstallSnapshot { to, start } => {
-                // Not sent yet: end the stream as failed so the core retries it after
-                // replicate_retry_ms (the peer stays behind until installs exist).
-                if !self.snapshot_warned.replace(true) {
-                    log::warn!(
-                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
-                        self.cfg.group_id
-                    );
-                }
-                let now = self.now();
-                self.core().handle_install_error(now, to, &start);
+                let d = self.self_rc();
+                self.spawn("raft-install-send", async move {
+                    let ok = d.send_snapshot(to, &start).await;
+                    let now = d.now();
+                    match ok {
+                        Ok(Some(index)) => d.core().on_snapshot_installed(now, to, index),
+                        Ok(None) => {}
+                        Err(e) => {
+                            log::warn!(
+                                "raft group {}: install snapshot to node {to} failed: {e}",
+                                d.cfg.group_id
+                            );
+                            d.core().handle_install_error(now, to, &start);
+                        }
+                    }
+                    d.run_actions();
+                });
             }
-            Action::BeginInstallSnapshot { req, .. } => {
-                // Install requests are not delivered to this driver yet; refuse so the
-                // core replies and the leader starts over.
-                let now = self.now();
-                self.core().on_install_begun(now, req, false);
-            }
-            Action::InstallSnapshotData { req, .. } => {
-                let now = self.now();
-                self.core().on_install_data_done(now, req, false);
-            }
-            Action::FinishInstallSnapshot { req, .. } => {
-                let now = self.now();
-                self.core().on_install_complete(now, req, false);
-            }
-            Action::InstallSnapshot { to } => {
-                if !self.snapshot_warned.replace(true) {
-                    log::warn!(
-                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
-                        self.cfg.group_id
-                    );
-                }
-            }
+            Action::BeginInstallSnapshot {
+                req,
+                last_included_index,
+                last_included_term,
+            } => self.push_install(InstallOp::Begin {
+                req,
+                index: last_included_index,
+                term: last_included_term,
+            }),
+            Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
+            Action::FinishInstallSnapshot {
+                req,
+                last_included_index,
+                last_included_term,
+                next_write_pos,
+            } => self.push_install(InstallOp::Finish {
+                req,
+                index: last_included_index,
+                term: last_included_term,
+                next_write_pos,
+            }),
+            // superseded by StartInstallSnapshot, never emitted
+            Action::InstallSnapshot { .. } => {}
             Action::Apply { commit_index } => {
                 self.log.set_commit_index(commit_index);
                 if commit_index > self.apply_commit.get() {
@@ -1012,18 +1072,57 @@ impl<S: StateMachine> Driver<S> {
     async fn apply_loop(self: Rc<Self>) {
         let mut applying: Index = self.core().last_applied();
         let mut applied: Index = applying;
+        let mut applied_term: Term = self.apply_reset.take().map_or(0, |(_, t)| t);
         let mut batch: Vec<ToApply<S::Output>> = Vec::new();
         let mut flight: VecDeque<InFlight<S::Output>> = VecDeque::new();
         loop {
             // complete what is done, in order
             let before = applied;
-            let failed =
-                poll_fn(|cx| Poll::Ready(self.settle(&mut flight, &mut applied, cx))).await;
+            let failed = poll_fn(|cx| {
+                Poll::Ready(self.settle(&mut flight, &mut applied, &mut applied_term, cx))
+            })
+            .await;
             if let Some(why) = failed {
                 return self.fatal(why);
             }
             if applied > before {
                 self.applied(applied);
+            }
+            if self.apply_pause.get() || !self.snapshot_wants.borrow().is_empty() {
+                if flight.is_empty() {
+                    // between entries, every earlier execution complete
+                    self.serve_snapshot_wants(applied, applied_term);
+                    if self.apply_pause.get() {
+                        self.apply_idle.set(true);
+                        self.apply_idle_notify.notify();
+                        while self.apply_pause.get() {
+                            self.apply_notify.notified().await;
+                        }
+                        self.apply_idle.set(false);
+                        if let Some((i, t)) = self.apply_reset.take() {
+                            applying = i;
+                            applied = i;
+                            applied_term = t;
+                        }
+                    }
+                } else {
+                    // let the executions in flight finish first
+                    poll_fn(|cx| match flight.front_mut() {
+                        Some(InFlight {
+                            out: Outcome::Pending(f),
+                            ..
+                        }) => match f.as_mut().poll(cx) {
+                            Poll::Ready(r) => {
+                                flight[0].out = Outcome::Done(r);
+                                Poll::Ready(())
+                            }
+                            Poll::Pending => Poll::Pending,
+                        },
+                        _ => Poll::Ready(()),
+                    })
+                    .await;
+                }
+                continue;
             }
             let commit = self.apply_commit.get();
             if applying >= commit || flight.len() >= MAX_APPLY_FLIGHT {
@@ -1103,6 +1202,7 @@ impl<S: StateMachine> Driver<S> {
                 }
                 flight.push_back(InFlight {
                     index,
+                    term: item.term,
                     read_only: item.item_type == TYPE_LOG_READ,
                     cb,
                     out,
@@ -1152,6 +1252,7 @@ impl<S: StateMachine> Driver<S> {
         &self,
         flight: &mut VecDeque<InFlight<S::Output>>,
         applied: &mut Index,
+        applied_term: &mut Term,
         cx: &mut std::task::Context<'_>,
     ) -> Option<String> {
         while let Some(front) = flight.front_mut() {
@@ -1179,6 +1280,7 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             *applied = e.index;
+            *applied_term = e.term;
         }
         None
     }
@@ -1273,6 +1375,27 @@ impl<S: StateMachine> Driver<S> {
                 self.core().handle_transfer_leader(now, id, &req);
             }
             Inbound::QueryStatus(reply) => call(reply, Ok(self.query_status_resp())),
+            Inbound::InstallSnapshot(req, reply) => {
+                let core_req = match crate::core::InstallReq::try_from(&req) {
+                    Ok(r) => r,
+                    Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
+                };
+                let id = self.next_req();
+                {
+                    let mut b = self.book.borrow_mut();
+                    b.appends.insert(
+                        id,
+                        Received {
+                            term: core_req.term,
+                            written: false,
+                            items: Vec::new(),
+                            reply: Some(reply),
+                        },
+                    );
+                    b.install_data.insert(id, (core_req.offset, req.data));
+                }
+                self.core().handle_install_snapshot(now, id, &core_req);
+            }
             Inbound::MemberReady(node, ready) => self.core().set_member_ready(now, node, ready),
         }
     }
@@ -1443,5 +1566,317 @@ impl<S: StateMachine> Driver<S> {
             }
             Err(e) => call(reply, Err(RaftError::Transfer(e))),
         }
+    }
+}
+
+// -------------------------------------------------------------- install snapshot
+
+impl<S: StateMachine> Driver<S> {
+    /// Hands every waiting snapshot request a snapshot of the state after `index`
+    /// (called by the apply fiber between entries).
+    fn serve_snapshot_wants(&self, index: Index, term: Term) {
+        let wants = std::mem::take(&mut *self.snapshot_wants.borrow_mut());
+        if wants.is_empty() {
+            return;
+        }
+        let info = {
+            let c = self.core();
+            SnapshotInfo::new(index, term, c.member_sets(), c.last_config_change_index())
+        };
+        for w in wants {
+            let fut = self.sm.borrow_mut().take_snapshot(&info);
+            w.send(fut);
+        }
+    }
+
+    /// A fresh snapshot of the live state machine at lastApplied (raft.md §17 item
+    /// 15), taken by the apply fiber between entries.
+    async fn fresh_snapshot(&self) -> Result<Box<dyn Snapshot>, String> {
+        let (tx, rx) = super::oneshot::oneshot();
+        self.snapshot_wants.borrow_mut().push(tx);
+        self.apply_notify.notify();
+        let fut = rx
+            .await
+            .ok_or_else(|| "the apply fiber stopped".to_string())?;
+        fut.await.map_err(|e| format!("take snapshot: {e}"))
+    }
+
+    /// Leader (§12.2): streams a fresh snapshot to `to`. `Ok(Some(index))` when the
+    /// last request succeeded, `Ok(None)` when the core ended the stream (its reply
+    /// was handled), `Err` on a send or read failure.
+    async fn send_snapshot(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+    ) -> Result<Option<Index>, String> {
+        let mut snap = self.fresh_snapshot().await?;
+        let r = self.stream_snapshot(to, start, snap.as_mut()).await;
+        snap.close();
+        r
+    }
+
+    async fn stream_snapshot(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        snap: &mut dyn Snapshot,
+    ) -> Result<Option<Index>, String> {
+        let gid = self.cfg.group_id;
+        let (index, term) = {
+            let i = snap.info();
+            (i.last_included_index, i.last_included_term)
+        };
+        let next_write_pos = if index == 0 {
+            0
+        } else {
+            self.log
+                .load_next_item_pos(index)
+                .await
+                .map_err(|e| format!("nextWritePos of {index}: {e}"))?
+        };
+        let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+        // the first request: configuration, no data
+        let first = rpc::InstallSnapshotReq::first_from_core(gid, start, index, term);
+        if !self.install_step(to, start, first, timeout).await? {
+            return Ok(None);
+        }
+        let base = rpc::InstallSnapshotReq {
+            group_id: gid,
+            term: start.term as i32,
+            leader_id: start.leader_id as i32,
+            last_included_index: index as i64,
+            last_included_term: term as i32,
+            ..Default::default()
+        };
+        let concurrency = self.cfg.replicate_snapshot_concurrency.max(1);
+        let chunk = self.cfg.replicate_snapshot_buffer_size.max(1);
+        let mut flight: VecDeque<RpcFuture<AppendResp>> = VecDeque::new();
+        let mut offset: u64 = 0;
+        loop {
+            let mut buf = BytesMut::with_capacity(chunk);
+            while buf.len() < chunk {
+                let n = snap
+                    .read_next(&mut buf)
+                    .await
+                    .map_err(|e| format!("reading the snapshot: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            if !self.core().install_current(to, start) {
+                return Ok(None);
+            }
+            let len = buf.len() as u64;
+            let mut req = base.clone();
+            req.offset = offset as i64;
+            req.data = buf.freeze();
+            offset += len;
+            flight.push_back(self.transport.send_install_snapshot(to, req));
+            if flight.len() >= concurrency {
+                let f = flight.pop_front().expect("not empty");
+                if !self.install_answer(to, start, f, timeout).await? {
+                    return Ok(None);
+                }
+            }
+        }
+        while let Some(f) = flight.pop_front() {
+            if !self.install_answer(to, start, f, timeout).await? {
+                return Ok(None);
+            }
+        }
+        let mut last = base;
+        last.offset = offset as i64;
+        last.done = true;
+        last.next_write_pos = next_write_pos as i64;
+        if !self.install_step(to, start, last, timeout).await? {
+            return Ok(None);
+        }
+        Ok(Some(index))
+    }
+
+    async fn install_step(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        req: rpc::InstallSnapshotReq,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        if !self.core().install_current(to, start) {
+            return Ok(false);
+        }
+        let f = self.transport.send_install_snapshot(to, req);
+        self.install_answer(to, start, f, timeout).await
+    }
+
+    /// Awaits one install reply and hands it to the core: true to go on.
+    async fn install_answer(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        f: RpcFuture<AppendResp>,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        let resp = with_timeout(f, timeout)
+            .await
+            .map_err(|e| format!("install request: {e}"))?;
+        let now = self.now();
+        let go = self.core().handle_install_resp(now, to, start, &resp);
+        if !go {
+            self.run_actions();
+        }
+        Ok(go)
+    }
+
+    fn push_install(&self, op: InstallOp) {
+        self.install_ops.borrow_mut().push_back(op);
+        self.install_notify.notify();
+    }
+
+    /// Follower (§12.3): runs the install steps in order.
+    async fn install_loop(self: Rc<Self>) {
+        loop {
+            let next = self.install_ops.borrow_mut().pop_front();
+            let Some(op) = next else {
+                self.install_notify.notified().await;
+                continue;
+            };
+            match op {
+                InstallOp::Begin { req, index, term } => {
+                    let r = self.install_begin(index, term).await;
+                    if let Err(e) = &r {
+                        log::error!(
+                            "raft group {}: install begin failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_begun(now, req, r.is_ok());
+                }
+                InstallOp::Data { req } => {
+                    let r = self.install_chunk(req, false).await;
+                    if let Err(e) = &r {
+                        log::warn!(
+                            "raft group {}: install chunk failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_data_done(now, req, r.is_ok());
+                }
+                InstallOp::Finish {
+                    req,
+                    index,
+                    term,
+                    next_write_pos,
+                } => {
+                    let r = self.install_finish(req, index, term, next_write_pos).await;
+                    if let Err(e) = &r {
+                        log::error!(
+                            "raft group {}: install finish failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_complete(now, req, r.is_ok());
+                    if r.is_ok() {
+                        log::info!(
+                            "raft group {}: snapshot installed up to {index} (term {term})",
+                            self.cfg.group_id
+                        );
+                        if !self.init_finished.replace(true) {
+                            self.publish();
+                        }
+                    }
+                }
+            }
+            self.run_actions();
+        }
+    }
+
+    /// The first install request: stop applying, fail pending tasks, drop the tail
+    /// cache and the log (installSnapshot persisted by the log).
+    async fn install_begin(&self, index: Index, term: Term) -> Result<(), String> {
+        self.apply_pause.set(true);
+        self.apply_notify.notify();
+        while !self.apply_idle.get() {
+            self.apply_idle_notify.notified().await;
+        }
+        {
+            let leader = self.core().leader();
+            let mut cbs = Vec::new();
+            {
+                let mut t = self.tail.borrow_mut();
+                t.take_callbacks(&mut cbs);
+                t.truncate_after(0, &mut cbs);
+            }
+            for cb in cbs {
+                call(cb, Err(RaftError::NotLeader { leader }));
+            }
+        }
+        // entries still queued for the writer must reach the log before it is dropped
+        while !self.writes.borrow().is_empty() {
+            dt_fiber::yield_now().await;
+        }
+        self.log
+            .begin_install()
+            .await
+            .map_err(|e| format!("log begin install: {e}"))?;
+        let info = {
+            let c = self.core();
+            SnapshotInfo::new(index, term, c.member_sets(), index)
+        };
+        *self.install_info.borrow_mut() = Some(info);
+        Ok(())
+    }
+
+    /// Hands the data of install request `req` to the state machine.
+    async fn install_chunk(&self, req: ReqId, done: bool) -> Result<(), String> {
+        let (offset, data) = self
+            .book
+            .borrow_mut()
+            .install_data
+            .remove(&req)
+            .unwrap_or_default();
+        let info = self
+            .install_info
+            .borrow()
+            .clone()
+            .ok_or_else(|| "no install begun".to_string())?;
+        let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+            info: &info,
+            offset,
+            done,
+            data: &data,
+        });
+        fut.await.map_err(|e| format!("state machine install: {e}"))
+    }
+
+    /// The last install request: the state machine finishes, the log restarts after
+    /// `index` at `next_write_pos` (status persisted with installSnapshot = false and
+    /// commitIndex = `index`), the apply fiber restarts at `index`.
+    async fn install_finish(
+        &self,
+        req: ReqId,
+        index: Index,
+        term: Term,
+        next_write_pos: u64,
+    ) -> Result<(), String> {
+        self.install_chunk(req, true).await?;
+        self.log
+            .finish_install(index + 1, next_write_pos)
+            .await
+            .map_err(|e| format!("log finish install: {e}"))?;
+        self.log.set_commit_index(index);
+        *self.install_info.borrow_mut() = None;
+        if self.apply_commit.get() < index {
+            self.apply_commit.set(index);
+        }
+        self.apply_reset.set(Some((index, term)));
+        self.apply_pause.set(false);
+        self.apply_notify.notify();
+        Ok(())
     }
 }
