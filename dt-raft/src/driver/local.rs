@@ -458,6 +458,11 @@ impl<S: StateMachine> RaftFactory for MemLogFactory<S> {
     fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError> {
         Ok(Box::new(MemRaftLog::new(self.store(cfg.group_id))))
     }
+
+    /// No snapshot files: the log is in memory.
+    fn create_snapshot_manager(&self, _cfg: &RaftGroupConfig) -> Option<super::SnapshotManager> {
+        None
+    }
 }
 
 type RecordEntry = (Index, Vec<u8>);

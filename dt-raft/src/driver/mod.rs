@@ -69,6 +69,8 @@ mod group;
 pub mod local;
 mod notify;
 mod runner;
+mod snapshot_manager;
 mod tail;
 
 pub use group::{ActionTrace, DriverOptions, GroupStatus, RaftFuture, RaftGroup};
+pub use snapshot_manager::SnapshotManager;

@@ -27,6 +27,7 @@ use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published
 
 use super::group::{DriverOptions, GroupStatus, Reply, Request, Shared};
 use super::notify::Notify;
+use super::snapshot_manager::{off_thread, SnapshotManager};
 use super::tail::{TailCache, TailEntry};
 use super::transport::{
     GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
@@ -182,6 +183,15 @@ pub(crate) struct Driver<S: StateMachine> {
     apply_reset: Cell<Option<(Index, Term)>>,
     /// Fresh snapshots asked of the apply fiber.
     snapshot_wants: RefCell<Vec<SnapshotWant>>,
+
+    /// The snapshot files.
+    snapshots: Option<SnapshotManager>,
+    /// Asks the save fiber for a save now.
+    save_notify: Notify,
+    /// lastIncludedIndex of the newest saved (or recovered) snapshot.
+    last_saved: Cell<Index>,
+    /// A save is under way.
+    saving: Cell<bool>,
 }
 
 /// Starts the driver; see [`super::RaftGroup::start_on`].
@@ -211,6 +221,7 @@ where
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
+        let snapshots = factory.create_snapshot_manager(&cfg);
         let built = factory.create_raft_log(&cfg).and_then(|log| {
             let sm = factory.create_state_machine(&cfg)?;
             Ok((log, sm))
@@ -256,6 +267,10 @@ where
             apply_idle_notify: Notify::default(),
             apply_reset: Cell::new(None),
             snapshot_wants: RefCell::new(Vec::new()),
+            snapshots,
+            save_notify: Notify::default(),
+            last_saved: Cell::new(0),
+            saving: Cell::new(false),
             cfg,
         });
         d.clone().lifecycle(inbound, requests).await;
@@ -351,6 +366,7 @@ impl<S: StateMachine> Driver<S> {
         self.spawn("raft-status", self.clone().status_saver());
         self.spawn("raft-apply", self.clone().apply_loop());
         self.spawn("raft-install", self.clone().install_loop());
+        self.spawn("raft-snapshot-save", self.clone().save_loop());
         self.spawn("raft-ticker", self.clone().ticker());
         let inbound = Rc::new(inbound);
         let requests = Rc::new(requests);
@@ -364,33 +380,56 @@ impl<S: StateMachine> Driver<S> {
         self.shutdown(&inbound, &requests).await;
     }
 
-    /// Group init (raft.md §14.3, without snapshots yet): start the state machine,
-    /// recover the log, build the core from the persisted state, replay committed
-    /// entries (the apply fiber does, §8.4).
+    /// Group init (raft.md §14.3, §8.4): start the state machine, recover the newest
+    /// valid snapshot into it, recover the log, build the core from the persisted
+    /// state, replay committed entries after the snapshot (the apply fiber does). A
+    /// log that does not continue the snapshot (or an install under way) leaves the
+    /// node waiting for the leader's install.
     async fn init(&self) -> Result<(), String> {
         self.sm
             .borrow_mut()
             .start()
             .map_err(|e| format!("state machine start: {e}"))?;
+        let recovered = match self.snapshots.clone() {
+            Some(mgr) => off_thread("dt-snapshot-load", move || mgr.recover())
+                .await
+                .ok_or_else(|| "snapshot recovery panicked".to_string())??,
+            None => None,
+        };
+        let (snap_index, snap_term) = match &recovered {
+            Some(r) => {
+                self.recover_snapshot(r).await?;
+                (r.info.last_included_index, r.info.last_included_term)
+            }
+            None => (0, 0),
+        };
+        self.last_saved.set(snap_index);
         let last = self
             .log
             .init()
             .await
             .map_err(|e| format!("log init: {e}"))?;
-        let Some((last_term, last_index)) = last else {
-            return Err(
-                "the log needs a snapshot installed (not supported by this driver yet)".into(),
-            );
-        };
         let st = self
             .log
             .persisted_state()
             .map_err(|e| format!("status file: {e}"))?;
-        if st.install_snapshot || st.first_valid_index > 1 {
-            return Err(format!(
-                "the log starts at {} (install state {}): recovery from a snapshot is not supported by this driver yet",
-                st.first_valid_index, st.install_snapshot
-            ));
+        let mut install_required = st.install_snapshot || st.first_valid_index > snap_index + 1;
+        let (mut last_term, mut last_index) = match last {
+            Some(l) => l,
+            None => {
+                install_required = true;
+                (0, 0)
+            }
+        };
+        if install_required {
+            log::warn!(
+                "raft group {}: the log starts at {} (install state {}, snapshot at {snap_index}): waiting for the leader's install",
+                self.cfg.group_id, st.first_valid_index, st.install_snapshot
+            );
+        }
+        if last_index < snap_index {
+            last_index = snap_index;
+            last_term = snap_term;
         }
         if last_term > st.current_term {
             return Err(format!(
@@ -398,13 +437,14 @@ impl<S: StateMachine> Driver<S> {
                 st.current_term
             ));
         }
-        let commit = st.commit_index.min(last_index);
+        let commit = st.commit_index.min(last_index).max(snap_index);
         let core_cfg = self.cfg.core_config().map_err(|e| e.to_string())?;
         let seed = self.group.random_u64();
-        let core = RaftCore::new(
+        let now = self.now();
+        let mut core = RaftCore::new(
             core_cfg,
             seed,
-            self.now(),
+            now,
             st.current_term,
             st.voted_for.max(0) as NodeId,
             last_index,
@@ -412,15 +452,55 @@ impl<S: StateMachine> Driver<S> {
             commit,
         )
         .map_err(|e| e.to_string())?;
+        if snap_index > 0 {
+            core.on_applied(now, snap_index);
+        }
+        if install_required {
+            core.set_install_required(now);
+        }
         let commit = core.commit_index();
         *self.core.borrow_mut() = Some(core);
+        self.apply_reset.set(Some((snap_index, snap_term)));
         self.init_commit.set(commit);
         self.apply_commit.set(commit);
-        if commit == 0 {
+        if commit <= snap_index || install_required {
             self.init_finished.set(true);
         }
         self.log.set_commit_index(commit);
         self.run_actions();
+        Ok(())
+    }
+
+    /// Feeds a snapshot read from disk to the state machine (storage.md §5.5).
+    async fn recover_snapshot(&self, r: &super::snapshot_manager::Recovered) -> Result<(), String> {
+        let mut offset = 0u64;
+        let n = r.chunks.len();
+        for (i, c) in r.chunks.iter().enumerate() {
+            let data = Bytes::copy_from_slice(c);
+            let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+                info: &r.info,
+                offset,
+                done: false,
+                data: &data,
+            });
+            fut.await
+                .map_err(|e| format!("recovering snapshot chunk {i}/{n}: {e}"))?;
+            offset += c.len() as u64;
+        }
+        let empty = Bytes::new();
+        let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+            info: &r.info,
+            offset,
+            done: true,
+            data: &empty,
+        });
+        fut.await.map_err(|e| format!("recovering snapshot: {e}"))?;
+        log::info!(
+            "raft group {}: recovered snapshot at {} (term {})",
+            self.cfg.group_id,
+            r.info.last_included_index,
+            r.info.last_included_term
+        );
         Ok(())
     }
 
@@ -451,6 +531,14 @@ impl<S: StateMachine> Driver<S> {
         }
         if let Some(r) = book.transfer_reply {
             call(r, Err(RaftError::Stopped));
+        }
+        if self.cfg.save_snapshot_when_close && self.init_finished.get() {
+            if let Err(e) = self.save_snapshot().await {
+                log::warn!(
+                    "raft group {}: snapshot on close failed: {e}",
+                    self.cfg.group_id
+                );
+            }
         }
         self.sm.borrow_mut().stop();
         if let Err(e) = self.log.close().await {
@@ -1789,6 +1877,7 @@ impl<S: StateMachine> Driver<S> {
                         if !self.init_finished.replace(true) {
                             self.publish();
                         }
+                        self.save_notify.notify();
                     }
                 }
             }
@@ -1878,5 +1967,93 @@ impl<S: StateMachine> Driver<S> {
         self.apply_pause.set(false);
         self.apply_notify.notify();
         Ok(())
+    }
+}
+
+// -------------------------------------------------------------- snapshot saving
+
+impl<S: StateMachine> Driver<S> {
+    /// Saves a snapshot every `saveSnapshotSeconds`, or when asked (after an install).
+    async fn save_loop(self: Rc<Self>) {
+        let period = Duration::from_secs(self.cfg.save_snapshot_seconds.max(1));
+        loop {
+            let mut sleep = pin!(dt_fiber::sleep(period));
+            poll_fn(|cx| {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                self.save_notify.poll_notified(cx)
+            })
+            .await;
+            if self.group.should_stop() {
+                return;
+            }
+            if let Err(e) = self.save_snapshot().await {
+                log::warn!(
+                    "raft group {}: saving a snapshot failed: {e}",
+                    self.cfg.group_id
+                );
+            }
+        }
+    }
+
+    /// Takes a snapshot of the state machine at lastApplied and saves it (fsynced),
+    /// keeps `maxKeepSnapshots`, then lets the log be deleted up to the oldest kept
+    /// one (`deleteLogsAfterTakeSnapshot`, after `autoDeleteLogDelaySeconds`).
+    /// Returns the saved lastIncludedIndex (or the previous one when nothing new was
+    /// applied).
+    async fn save_snapshot(&self) -> Result<Index, String> {
+        if self.snapshots.is_none()
+            || self.saving.get()
+            || self.apply_pause.get()
+            || self.core().installing_snapshot()
+        {
+            return Ok(self.last_saved.get());
+        }
+        self.saving.set(true);
+        let r = self.save_snapshot_inner().await;
+        self.saving.set(false);
+        r
+    }
+
+    async fn save_snapshot_inner(&self) -> Result<Index, String> {
+        let mut snap = self.fresh_snapshot().await?;
+        let info = snap.info().clone();
+        let index = info.last_included_index;
+        if index == 0 || index <= self.last_saved.get() {
+            snap.close();
+            return Ok(self.last_saved.get());
+        }
+        let mut chunks = Vec::new();
+        let read = loop {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            match snap.read_next(&mut buf).await {
+                Ok(0) => break Ok(()),
+                Ok(_) => chunks.push(buf.freeze()),
+                Err(e) => break Err(format!("reading the snapshot: {e}")),
+            }
+        };
+        snap.close();
+        read?;
+        let Some(mgr) = self.snapshots.clone() else {
+            return Ok(self.last_saved.get());
+        };
+        let saved = info.clone();
+        let oldest = off_thread("dt-snapshot-save", move || mgr.save(&saved, &chunks))
+            .await
+            .ok_or_else(|| "snapshot save panicked".to_string())??;
+        self.last_saved.set(index);
+        log::info!(
+            "raft group {}: snapshot saved at {index} (term {})",
+            self.cfg.group_id,
+            info.last_included_term
+        );
+        if self.cfg.delete_logs_after_take_snapshot {
+            self.log.mark_truncate_by_index(
+                oldest,
+                Duration::from_secs(self.cfg.auto_delete_log_delay_seconds),
+            );
+        }
+        Ok(index)
     }
 }
