@@ -12,7 +12,17 @@
 //! non-daemon), `inbound`, `requests` (the linear task runner), `ticker`, `writer`
 //! (log appends and truncations, in order), `status` (term/vote saves, one at a time),
 //! `apply`, and per peer `replicate-N` (builds and sends appends in order) and `ack-N`
-//! (awaits their answers in order).
+//! (awaits their answers in order), `install` (the follower's install steps, in
+//! order), `snapshot-save` (periodic and requested snapshot saves), and per install
+//! stream `install-send` (the leader's chunks to one peer).
+//!
+//! Snapshots (raft.md §12, §16): a snapshot is always taken by the apply fiber between
+//! entries, once every started execution has completed (leader installs stream such a
+//! fresh snapshot, not the saved file). A follower's install pauses the apply fiber,
+//! drops the log and the tail cache, feeds the chunks to the state machine, re-creates
+//! the log after the snapshot, restarts the apply fiber there and saves a local
+//! snapshot. Init recovers the newest saved snapshot into the state machine and
+//! replays the log after it; a log that does not continue it waits for an install.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
