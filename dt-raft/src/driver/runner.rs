@@ -193,6 +193,8 @@ pub(crate) struct Driver<S: StateMachine> {
     apply_reset: Cell<Option<(Index, Term)>>,
     /// Fresh snapshots asked of the apply fiber.
     snapshot_wants: RefCell<Vec<SnapshotWant>>,
+    /// The apply fiber runs (false after a fatal error ended it).
+    apply_alive: Cell<bool>,
 
     /// The snapshot files.
     snapshots: Option<SnapshotManager>,
@@ -277,6 +279,7 @@ where
             apply_idle_notify: Notify::default(),
             apply_reset: Cell::new(None),
             snapshot_wants: RefCell::new(Vec::new()),
+            apply_alive: Cell::new(true),
             snapshots,
             save_notify: Notify::default(),
             last_saved: Cell::new(0),
@@ -374,7 +377,14 @@ impl<S: StateMachine> Driver<S> {
         }
         self.spawn("raft-writer", self.clone().writer());
         self.spawn("raft-status", self.clone().status_saver());
-        self.spawn("raft-apply", self.clone().apply_loop());
+        let d = self.clone();
+        self.spawn("raft-apply", async move {
+            d.clone().apply_loop().await;
+            // stopped by a fatal error: nobody serves snapshot requests any more
+            d.apply_alive.set(false);
+            d.snapshot_wants.borrow_mut().clear();
+            d.apply_idle_notify.notify();
+        });
         self.spawn("raft-install", self.clone().install_loop());
         self.spawn("raft-snapshot-save", self.clone().save_loop());
         self.spawn("raft-ticker", self.clone().ticker());
@@ -1690,6 +1700,9 @@ impl<S: StateMachine> Driver<S> {
     /// A fresh snapshot of the live state machine at lastApplied (raft.md §17 item
     /// 15), taken by the apply fiber between entries.
     async fn fresh_snapshot(&self) -> Result<Box<dyn Snapshot>, String> {
+        if !self.apply_alive.get() {
+            return Err("the apply fiber stopped".into());
+        }
         let (tx, rx) = super::oneshot::oneshot();
         self.snapshot_wants.borrow_mut().push(tx);
         self.apply_notify.notify();
@@ -1901,6 +1914,9 @@ impl<S: StateMachine> Driver<S> {
         self.apply_pause.set(true);
         self.apply_notify.notify();
         while !self.apply_idle.get() {
+            if !self.apply_alive.get() {
+                return Err("the apply fiber stopped".into());
+            }
             self.apply_idle_notify.notified().await;
         }
         {
