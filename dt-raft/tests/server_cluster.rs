@@ -577,3 +577,53 @@ fn an_observer_applies_what_the_members_commit() {
         n.server.stop(Duration::from_secs(5));
     }
 }
+
+#[test]
+fn a_wiped_follower_is_caught_up_by_install_snapshot_over_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut nodes = start_cluster(dir.path(), &ports, 0);
+    let l = leader_of(&nodes, 1);
+    for v in 1..=10 {
+        write(&group(&nodes, l, 1), v).unwrap();
+    }
+    // a follower stops and loses its data directory
+    let f = (0..3).find(|i| *i != l).unwrap();
+    nodes[f].server.stop(Duration::from_secs(5));
+    std::fs::remove_dir_all(dir.path().join(format!("n{}", f + 1))).unwrap();
+    let mut last = (0, 0);
+    for v in 11..=20 {
+        last = write(&group(&nodes, l, 1), v).unwrap();
+    }
+    // it restarts empty: the leader streams a snapshot over RAFT_INSTALL_SNAPSHOT
+    let again = start_nodes(dir.path(), &ports, 1, 0, &[f as i32 + 1]);
+    nodes[f] = again.into_iter().next().unwrap();
+    wait_until("the wiped node caught up", Duration::from_secs(20), || {
+        applied(&group(&nodes, f, 1)) >= last.0
+    });
+    // the install saved a local snapshot
+    let snap_dir = dir.path().join(format!("n{}/g1/snapshot", f + 1));
+    wait_until(
+        "a snapshot saved after the install",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir(&snap_dir).is_ok_and(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+            })
+        },
+    );
+    // its state machine holds the leader's state: lead from it and add 1
+    group(&nodes, l, 1)
+        .transfer_leadership(f as u32 + 1, Duration::from_secs(10))
+        .wait(Duration::from_secs(15))
+        .unwrap();
+    wait_until("the wiped node leads", Duration::from_secs(10), || {
+        group(&nodes, f, 1).status().role == Role::Leader
+    });
+    let total = write(&group(&nodes, f, 1), 1).unwrap().1;
+    assert_eq!(total, (1..=20).sum::<i64>() + 1);
+    for n in &nodes {
+        n.server.stop(Duration::from_secs(5));
+    }
+}

@@ -97,6 +97,12 @@ fn start_fake_group(d: &Dispatcher, group_id: i32) -> GroupInbox {
                         leader_id: 1,
                         ..Default::default()
                     })),
+                    Inbound::InstallSnapshot(r, reply) => reply(Ok(AppendResp {
+                        term: r.term as u32,
+                        code: AppendCode::Success,
+                        suggest_term: 0,
+                        suggest_index: 0,
+                    })),
                     Inbound::MemberReady(..) => {}
                 }
             }

@@ -72,6 +72,10 @@ pub struct RaftGroupConfig {
     pub auto_delete_log_delay_seconds: u64,
     /// `deleteLogsAfterTakeSnapshot` (default true).
     pub delete_logs_after_take_snapshot: bool,
+    /// `replicateSnapshotConcurrency` (default 4): install chunks in flight.
+    pub replicate_snapshot_concurrency: usize,
+    /// `replicateSnapshotBufferSize` (default 64 KiB): install chunk size.
+    pub replicate_snapshot_buffer_size: usize,
 
     /// `nodeId` of the server (positive).
     pub node_id: NodeId,
@@ -117,6 +121,8 @@ impl RaftGroupConfig {
             save_snapshot_when_close: true,
             auto_delete_log_delay_seconds: 60,
             delete_logs_after_take_snapshot: true,
+            replicate_snapshot_concurrency: 4,
+            replicate_snapshot_buffer_size: 64 * 1024,
             node_id,
             elect_timeout_ms: 15_000,
             heartbeat_interval_ms: 2_000,

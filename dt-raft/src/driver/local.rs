@@ -22,8 +22,12 @@ use super::{RaftGroup, RaftGroupConfig};
 use crate::core::{AppendResp, Index, NodeId, TransferReq, VoteReq, VoteResp};
 use crate::raft_log::{LogFuture, LogIterator, RaftLog};
 use crate::rpc;
-use crate::sm::{Exec, ExecEntry, RaftError, RaftFactory, StateMachine};
+use crate::sm::{
+    BytesSnapshot, Exec, ExecEntry, RaftError, RaftFactory, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine,
+};
 use crate::store::{LogItem, PersistedState, StoreError, StoreResult};
+use bytes::Bytes;
 
 /// SYS_ERROR: the code a refused request is answered with (wire-protocol §1.2).
 const SYS_ERROR: i32 = 1;
@@ -204,6 +208,15 @@ impl RaftTransport for LocalTransport {
 
     fn query_status(&self, to: NodeId, group_id: i32) -> RpcFuture<rpc::QueryStatusResp> {
         self.call(to, group_id, |i, r| i.query_status(r), Ok)
+    }
+
+    fn send_install_snapshot(
+        &self,
+        to: NodeId,
+        req: rpc::InstallSnapshotReq,
+    ) -> RpcFuture<AppendResp> {
+        let gid = req.group_id;
+        self.call(to, gid, |i, r| i.install_snapshot(req, r), Ok)
     }
 }
 
@@ -445,7 +458,14 @@ impl<S: StateMachine> RaftFactory for MemLogFactory<S> {
     fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError> {
         Ok(Box::new(MemRaftLog::new(self.store(cfg.group_id))))
     }
+
+    /// No snapshot files: the log is in memory.
+    fn create_snapshot_manager(&self, _cfg: &RaftGroupConfig) -> Option<super::SnapshotManager> {
+        None
+    }
 }
+
+type RecordEntry = (Index, Vec<u8>);
 
 /// What [`CounterSm`] executed: `(index, body)` in order, shared with the test.
 pub type AppliedLog = Arc<Mutex<Vec<(Index, Vec<u8>)>>>;
@@ -453,10 +473,16 @@ pub type AppliedLog = Arc<Mutex<Vec<(Index, Vec<u8>)>>>;
 /// A trivial state machine: each NORMAL entry's body is a decimal number added to a
 /// total; the output is the new total. Read-only entries return the total. It records
 /// `(index, body)` of everything it executed in [`CounterSm::applied`].
+///
+/// It supports snapshots: the snapshot holds the total and the record, so a node
+/// caught up by an install (or recovered from a snapshot) has the same record as the
+/// leader.
 #[derive(Debug, Default)]
 pub struct CounterSm {
     total: i64,
     applied: AppliedLog,
+    /// Bytes of an install in progress.
+    installing: Vec<u8>,
 }
 
 impl CounterSm {
@@ -467,7 +493,55 @@ impl CounterSm {
 
     /// A counter recording into `applied` (shared with the test).
     pub fn recording(applied: AppliedLog) -> Self {
-        CounterSm { total: 0, applied }
+        CounterSm {
+            total: 0,
+            applied,
+            installing: Vec::new(),
+        }
+    }
+
+    /// The current total.
+    pub fn total(&self) -> i64 {
+        self.total
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let rec = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(12 + rec.len() * 16);
+        out.extend_from_slice(&self.total.to_le_bytes());
+        out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+        for (i, b) in rec.iter() {
+            out.extend_from_slice(&i.to_le_bytes());
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    fn decode(data: &[u8]) -> Result<(i64, Vec<RecordEntry>), SmError> {
+        fn take<'a>(d: &mut &'a [u8], n: usize) -> Result<&'a [u8], SmError> {
+            if d.len() < n {
+                return Err(SmError::Rejected("counter snapshot truncated".into()));
+            }
+            let (a, b) = d.split_at(n);
+            *d = b;
+            Ok(a)
+        }
+        let mut d = data;
+        let total = i64::from_le_bytes(take(&mut d, 8)?.try_into().expect("8 bytes"));
+        let n = u32::from_le_bytes(take(&mut d, 4)?.try_into().expect("4 bytes")) as usize;
+        let mut rec = Vec::with_capacity(n.min(d.len() / 12));
+        for _ in 0..n {
+            let i = u64::from_le_bytes(take(&mut d, 8)?.try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(take(&mut d, 4)?.try_into().expect("4 bytes"));
+            rec.push((i, take(&mut d, len as usize)?.to_vec()));
+        }
+        if !d.is_empty() {
+            return Err(SmError::Rejected(
+                "counter snapshot has trailing bytes".into(),
+            ));
+        }
+        Ok((total, rec))
     }
 
     /// The shared record of executed entries.
@@ -493,5 +567,38 @@ impl StateMachine for CounterSm {
             .unwrap_or_else(|p| p.into_inner())
             .push((e.index, e.body.to_vec()));
         Exec::Done(Ok(self.total))
+    }
+
+    fn take_snapshot(&mut self, info: &SnapshotInfo) -> SmFuture<'static, Box<dyn Snapshot>> {
+        let snap: Box<dyn Snapshot> =
+            Box::new(BytesSnapshot::new(info.clone(), Bytes::from(self.encode())));
+        Box::pin(async move { Ok(snap) })
+    }
+
+    fn install_snapshot(&mut self, chunk: SnapshotChunk<'_>) -> SmFuture<'static, ()> {
+        if chunk.offset == 0 {
+            self.installing.clear();
+        }
+        if chunk.offset != self.installing.len() as u64 {
+            let why = format!(
+                "chunk at {} after {} bytes",
+                chunk.offset,
+                self.installing.len()
+            );
+            return Box::pin(async move { Err(SmError::Rejected(why)) });
+        }
+        self.installing.extend_from_slice(chunk.data);
+        let mut r = Ok(());
+        if chunk.done {
+            match Self::decode(&self.installing) {
+                Ok((total, rec)) => {
+                    self.total = total;
+                    *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = rec;
+                }
+                Err(e) => r = Err(e),
+            }
+            self.installing = Vec::new();
+        }
+        Box::pin(async move { r })
     }
 }

@@ -76,9 +76,11 @@ mod group;
 pub mod local;
 mod notify;
 mod runner;
+mod snapshot_manager;
 mod tail;
 
 pub use group::{
     ActionTrace, ConfigChange, ConfigHook, DriverOptions, GroupStatus, NodeExists, RaftFuture,
     RaftGroup,
 };
+pub use snapshot_manager::SnapshotManager;

@@ -12,7 +12,17 @@
 //! non-daemon), `inbound`, `requests` (the linear task runner), `ticker`, `writer`
 //! (log appends and truncations, in order), `status` (term/vote saves, one at a time),
 //! `apply`, and per peer `replicate-N` (builds and sends appends in order) and `ack-N`
-//! (awaits their answers in order).
+//! (awaits their answers in order), `install` (the follower's install steps, in
+//! order), `snapshot-save` (periodic and requested snapshot saves), and per install
+//! stream `install-send` (the leader's chunks to one peer).
+//!
+//! Snapshots (raft.md §12, §16): a snapshot is always taken by the apply fiber between
+//! entries, once every started execution has completed (leader installs stream such a
+//! fresh snapshot, not the saved file). A follower's install pauses the apply fiber,
+//! drops the log and the tail cache, feeds the chunks to the state machine, re-creates
+//! the log after the snapshot, restarts the apply fiber there and saves a local
+//! snapshot. Init recovers the newest saved snapshot into the state machine and
+//! replays the log after it; a log that does not continue it waits for an install.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +37,7 @@ use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published
 
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
 use super::notify::Notify;
+use super::snapshot_manager::{off_thread, SnapshotManager};
 use super::tail::{TailCache, TailEntry};
 use super::transport::{
     GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
@@ -34,16 +45,18 @@ use super::transport::{
 };
 use super::RaftGroupConfig;
 use crate::core::{
-    Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, LeaseError,
-    LocalEntries, MatchSearch, NodeId, RaftCore, ReqId, Term, TransferError,
+    Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, InstallStart,
+    LeaseError, LocalEntries, MatchSearch, NodeId, RaftCore, ReqId, Term, TransferError,
 };
 use crate::raft_log::RaftLog;
 use crate::rpc;
 use crate::sm::{
-    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, StateMachine,
+    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine,
 };
 use crate::store::log_item::{TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
 use crate::store::LogItem;
+use bytes::{Bytes, BytesMut};
 
 /// Entries read from the log per read (apply, replication from disk).
 const READ_BATCH: usize = 1024;
@@ -75,6 +88,7 @@ enum Outcome<O> {
 
 struct InFlight<O> {
     index: Index,
+    term: Term,
     read_only: bool,
     /// A configuration entry, applied through the core when it is settled (in order).
     config: Option<ConfigEntry>,
@@ -87,6 +101,27 @@ type ToApply<O> = (LogItem, Option<RaftCallback<O>>, i64);
 
 /// A submitted input with its caller and deadline (core ms).
 type Submitted<O> = (RaftInput, RaftCallback<O>, Option<u64>);
+
+/// A follower-side install step, executed in order by the install fiber.
+enum InstallOp {
+    Begin {
+        req: ReqId,
+        index: Index,
+        term: Term,
+    },
+    Data {
+        req: ReqId,
+    },
+    Finish {
+        req: ReqId,
+        index: Index,
+        term: Term,
+        next_write_pos: u64,
+    },
+}
+
+/// A fresh state-machine snapshot asked of the apply fiber.
+type SnapshotWant = super::oneshot::OneshotSender<SmFuture<'static, Box<dyn Snapshot>>>;
 
 enum WriteOp {
     /// Remove entries `index..`.
@@ -111,6 +146,8 @@ struct Book {
     appends: HashMap<ReqId, Received>,
     transfers: HashMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
+    /// The data of received install requests, until their step runs.
+    install_data: HashMap<ReqId, (u64, Bytes)>,
     /// Admin membership changes waiting for their entry to be applied.
     config_waiters: Vec<ConfigWaiter>,
 }
@@ -155,7 +192,32 @@ pub(crate) struct Driver<S: StateMachine> {
     ready: FiberCondition,
 
     peers: RefCell<HashMap<NodeId, Rc<PeerLane>>>,
-    snapshot_warned: Cell<bool>,
+
+    /// Follower install steps, in order.
+    install_ops: RefCell<VecDeque<InstallOp>>,
+    install_notify: Notify,
+    /// The snapshot being installed (follower).
+    install_info: RefCell<Option<SnapshotInfo>>,
+    /// The apply fiber is asked to stop executing (install under way).
+    apply_pause: Cell<bool>,
+    /// The apply fiber has nothing in flight and waits while paused.
+    apply_idle: Cell<bool>,
+    apply_idle_notify: Notify,
+    /// Where the apply fiber restarts after an install (lastApplied, its term).
+    apply_reset: Cell<Option<(Index, Term)>>,
+    /// Fresh snapshots asked of the apply fiber.
+    snapshot_wants: RefCell<Vec<SnapshotWant>>,
+    /// The apply fiber runs (false after a fatal error ended it).
+    apply_alive: Cell<bool>,
+
+    /// The snapshot files.
+    snapshots: Option<SnapshotManager>,
+    /// Asks the save fiber for a save now.
+    save_notify: Notify,
+    /// lastIncludedIndex of the newest saved (or recovered) snapshot.
+    last_saved: Cell<Index>,
+    /// A save is under way.
+    saving: Cell<bool>,
 }
 
 /// Starts the driver; see [`super::RaftGroup::start_on`].
@@ -185,6 +247,7 @@ where
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
+        let snapshots = factory.create_snapshot_manager(&cfg);
         let built = factory.create_raft_log(&cfg).and_then(|log| {
             let sm = factory.create_state_machine(&cfg)?;
             Ok((log, sm))
@@ -222,7 +285,19 @@ where
             init_finished: Cell::new(false),
             ready: FiberCondition::new("group-ready"),
             peers: RefCell::new(HashMap::new()),
-            snapshot_warned: Cell::new(false),
+            install_ops: RefCell::new(VecDeque::new()),
+            install_notify: Notify::default(),
+            install_info: RefCell::new(None),
+            apply_pause: Cell::new(false),
+            apply_idle: Cell::new(false),
+            apply_idle_notify: Notify::default(),
+            apply_reset: Cell::new(None),
+            snapshot_wants: RefCell::new(Vec::new()),
+            apply_alive: Cell::new(true),
+            snapshots,
+            save_notify: Notify::default(),
+            last_saved: Cell::new(0),
+            saving: Cell::new(false),
             cfg,
         });
         d.clone().lifecycle(inbound, requests).await;
@@ -316,7 +391,16 @@ impl<S: StateMachine> Driver<S> {
         }
         self.spawn("raft-writer", self.clone().writer());
         self.spawn("raft-status", self.clone().status_saver());
-        self.spawn("raft-apply", self.clone().apply_loop());
+        let d = self.clone();
+        self.spawn("raft-apply", async move {
+            d.clone().apply_loop().await;
+            // stopped by a fatal error: nobody serves snapshot requests any more
+            d.apply_alive.set(false);
+            d.snapshot_wants.borrow_mut().clear();
+            d.apply_idle_notify.notify();
+        });
+        self.spawn("raft-install", self.clone().install_loop());
+        self.spawn("raft-snapshot-save", self.clone().save_loop());
         self.spawn("raft-ticker", self.clone().ticker());
         let inbound = Rc::new(inbound);
         let requests = Rc::new(requests);
@@ -330,33 +414,56 @@ impl<S: StateMachine> Driver<S> {
         self.shutdown(&inbound, &requests).await;
     }
 
-    /// Group init (raft.md §14.3, without snapshots yet): start the state machine,
-    /// recover the log, build the core from the persisted state, replay committed
-    /// entries (the apply fiber does, §8.4).
+    /// Group init (raft.md §14.3, §8.4): start the state machine, recover the newest
+    /// valid snapshot into it, recover the log, build the core from the persisted
+    /// state, replay committed entries after the snapshot (the apply fiber does). A
+    /// log that does not continue the snapshot (or an install under way) leaves the
+    /// node waiting for the leader's install.
     async fn init(&self) -> Result<(), String> {
         self.sm
             .borrow_mut()
             .start()
             .map_err(|e| format!("state machine start: {e}"))?;
+        let recovered = match self.snapshots.clone() {
+            Some(mgr) => off_thread("dt-snapshot-load", move || mgr.recover())
+                .await
+                .ok_or_else(|| "snapshot recovery panicked".to_string())??,
+            None => None,
+        };
+        let (snap_index, snap_term) = match &recovered {
+            Some(r) => {
+                self.recover_snapshot(r).await?;
+                (r.info.last_included_index, r.info.last_included_term)
+            }
+            None => (0, 0),
+        };
+        self.last_saved.set(snap_index);
         let last = self
             .log
             .init()
             .await
             .map_err(|e| format!("log init: {e}"))?;
-        let Some((last_term, last_index)) = last else {
-            return Err(
-                "the log needs a snapshot installed (not supported by this driver yet)".into(),
-            );
-        };
         let st = self
             .log
             .persisted_state()
             .map_err(|e| format!("status file: {e}"))?;
-        if st.install_snapshot || st.first_valid_index > 1 {
-            return Err(format!(
-                "the log starts at {} (install state {}): recovery from a snapshot is not supported by this driver yet",
-                st.first_valid_index, st.install_snapshot
-            ));
+        let mut install_required = st.install_snapshot || st.first_valid_index > snap_index + 1;
+        let (mut last_term, mut last_index) = match last {
+            Some(l) => l,
+            None => {
+                install_required = true;
+                (0, 0)
+            }
+        };
+        if install_required {
+            log::warn!(
+                "raft group {}: the log starts at {} (install state {}, snapshot at {snap_index}): waiting for the leader's install",
+                self.cfg.group_id, st.first_valid_index, st.install_snapshot
+            );
+        }
+        if last_index < snap_index {
+            last_index = snap_index;
+            last_term = snap_term;
         }
         if last_term > st.current_term {
             return Err(format!(
@@ -364,13 +471,14 @@ impl<S: StateMachine> Driver<S> {
                 st.current_term
             ));
         }
-        let commit = st.commit_index.min(last_index);
+        let commit = st.commit_index.min(last_index).max(snap_index);
         let core_cfg = self.cfg.core_config().map_err(|e| e.to_string())?;
         let seed = self.group.random_u64();
-        let core = RaftCore::new(
+        let now = self.now();
+        let mut core = RaftCore::new(
             core_cfg,
             seed,
-            self.now(),
+            now,
             st.current_term,
             st.voted_for.max(0) as NodeId,
             last_index,
@@ -378,15 +486,55 @@ impl<S: StateMachine> Driver<S> {
             commit,
         )
         .map_err(|e| e.to_string())?;
+        if snap_index > 0 {
+            core.on_applied(now, snap_index);
+        }
+        if install_required {
+            core.set_install_required(now);
+        }
         let commit = core.commit_index();
         *self.core.borrow_mut() = Some(core);
+        self.apply_reset.set(Some((snap_index, snap_term)));
         self.init_commit.set(commit);
         self.apply_commit.set(commit);
-        if commit == 0 {
+        if commit <= snap_index || install_required {
             self.init_finished.set(true);
         }
         self.log.set_commit_index(commit);
         self.run_actions();
+        Ok(())
+    }
+
+    /// Feeds a snapshot read from disk to the state machine (storage.md §5.5).
+    async fn recover_snapshot(&self, r: &super::snapshot_manager::Recovered) -> Result<(), String> {
+        let mut offset = 0u64;
+        let n = r.chunks.len();
+        for (i, c) in r.chunks.iter().enumerate() {
+            let data = Bytes::copy_from_slice(c);
+            let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+                info: &r.info,
+                offset,
+                done: false,
+                data: &data,
+            });
+            fut.await
+                .map_err(|e| format!("recovering snapshot chunk {i}/{n}: {e}"))?;
+            offset += c.len() as u64;
+        }
+        let empty = Bytes::new();
+        let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+            info: &r.info,
+            offset,
+            done: true,
+            data: &empty,
+        });
+        fut.await.map_err(|e| format!("recovering snapshot: {e}"))?;
+        log::info!(
+            "raft group {}: recovered snapshot at {} (term {})",
+            self.cfg.group_id,
+            r.info.last_included_index,
+            r.info.last_included_term
+        );
         Ok(())
     }
 
@@ -420,6 +568,14 @@ impl<S: StateMachine> Driver<S> {
         }
         for w in book.config_waiters {
             call(w.reply, Err(RaftError::Stopped));
+        }
+        if self.cfg.save_snapshot_when_close && self.init_finished.get() {
+            if let Err(e) = self.save_snapshot().await {
+                log::warn!(
+                    "raft group {}: snapshot on close failed: {e}",
+                    self.cfg.group_id
+                );
+            }
         }
         self.sm.borrow_mut().stop();
         if let Err(e) = self.log.close().await {
@@ -557,7 +713,11 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Action::ReplyAppend { req, resp } => {
-                let r = self.book.borrow_mut().appends.remove(&req);
+                let r = {
+                    let mut b = self.book.borrow_mut();
+                    b.install_data.remove(&req);
+                    b.appends.remove(&req)
+                };
                 if let Some(Received { reply: Some(r), .. }) = r {
                     call(r, Ok(resp));
                 }
@@ -590,39 +750,47 @@ impl<S: StateMachine> Driver<S> {
                 });
             }
             Action::StartInstallSnapshot { to, start } => {
-                // Not sent yet: end the stream as failed so the core retries it after
-                // replicate_retry_ms (the peer stays behind until installs exist).
-                if !self.snapshot_warned.replace(true) {
-                    log::warn!(
-                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
-                        self.cfg.group_id
-                    );
-                }
-                let now = self.now();
-                self.core().handle_install_error(now, to, &start);
+                let d = self.self_rc();
+                self.spawn("raft-install-send", async move {
+                    let ok = d.send_snapshot(to, &start).await;
+                    let now = d.now();
+                    match ok {
+                        Ok(Some(index)) => d.core().on_snapshot_installed(now, to, index),
+                        Ok(None) => {}
+                        Err(e) => {
+                            log::warn!(
+                                "raft group {}: install snapshot to node {to} failed: {e}",
+                                d.cfg.group_id
+                            );
+                            d.core().handle_install_error(now, to, &start);
+                        }
+                    }
+                    d.run_actions();
+                });
             }
-            Action::BeginInstallSnapshot { req, .. } => {
-                // Install requests are not delivered to this driver yet; refuse so the
-                // core replies and the leader starts over.
-                let now = self.now();
-                self.core().on_install_begun(now, req, false);
-            }
-            Action::InstallSnapshotData { req, .. } => {
-                let now = self.now();
-                self.core().on_install_data_done(now, req, false);
-            }
-            Action::FinishInstallSnapshot { req, .. } => {
-                let now = self.now();
-                self.core().on_install_complete(now, req, false);
-            }
-            Action::InstallSnapshot { to } => {
-                if !self.snapshot_warned.replace(true) {
-                    log::warn!(
-                        "raft group {}: node {to} needs an install snapshot, which this driver does not send yet",
-                        self.cfg.group_id
-                    );
-                }
-            }
+            Action::BeginInstallSnapshot {
+                req,
+                last_included_index,
+                last_included_term,
+            } => self.push_install(InstallOp::Begin {
+                req,
+                index: last_included_index,
+                term: last_included_term,
+            }),
+            Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
+            Action::FinishInstallSnapshot {
+                req,
+                last_included_index,
+                last_included_term,
+                next_write_pos,
+            } => self.push_install(InstallOp::Finish {
+                req,
+                index: last_included_index,
+                term: last_included_term,
+                next_write_pos,
+            }),
+            // superseded by StartInstallSnapshot, never emitted
+            Action::InstallSnapshot { .. } => {}
             Action::Apply { commit_index } => {
                 self.log.set_commit_index(commit_index);
                 if commit_index > self.apply_commit.get() {
@@ -1052,18 +1220,57 @@ impl<S: StateMachine> Driver<S> {
     async fn apply_loop(self: Rc<Self>) {
         let mut applying: Index = self.core().last_applied();
         let mut applied: Index = applying;
+        let mut applied_term: Term = self.apply_reset.take().map_or(0, |(_, t)| t);
         let mut batch: Vec<ToApply<S::Output>> = Vec::new();
         let mut flight: VecDeque<InFlight<S::Output>> = VecDeque::new();
         loop {
             // complete what is done, in order
             let before = applied;
-            let failed =
-                poll_fn(|cx| Poll::Ready(self.settle(&mut flight, &mut applied, cx))).await;
+            let failed = poll_fn(|cx| {
+                Poll::Ready(self.settle(&mut flight, &mut applied, &mut applied_term, cx))
+            })
+            .await;
             if let Some(why) = failed {
                 return self.fatal(why);
             }
             if applied > before {
                 self.applied(applied);
+            }
+            if self.apply_pause.get() || !self.snapshot_wants.borrow().is_empty() {
+                if flight.is_empty() {
+                    // between entries, every earlier execution complete
+                    self.serve_snapshot_wants(applied, applied_term);
+                    if self.apply_pause.get() {
+                        self.apply_idle.set(true);
+                        self.apply_idle_notify.notify();
+                        while self.apply_pause.get() {
+                            self.apply_notify.notified().await;
+                        }
+                        self.apply_idle.set(false);
+                        if let Some((i, t)) = self.apply_reset.take() {
+                            applying = i;
+                            applied = i;
+                            applied_term = t;
+                        }
+                    }
+                } else {
+                    // let the executions in flight finish first
+                    poll_fn(|cx| match flight.front_mut() {
+                        Some(InFlight {
+                            out: Outcome::Pending(f),
+                            ..
+                        }) => match f.as_mut().poll(cx) {
+                            Poll::Ready(r) => {
+                                flight[0].out = Outcome::Done(r);
+                                Poll::Ready(())
+                            }
+                            Poll::Pending => Poll::Pending,
+                        },
+                        _ => Poll::Ready(()),
+                    })
+                    .await;
+                }
+                continue;
             }
             let commit = self.apply_commit.get();
             if applying >= commit || flight.len() >= MAX_APPLY_FLIGHT {
@@ -1144,6 +1351,7 @@ impl<S: StateMachine> Driver<S> {
                 let config = self.config_entry_of(&item);
                 flight.push_back(InFlight {
                     index,
+                    term: item.term,
                     read_only: item.item_type == TYPE_LOG_READ,
                     config,
                     cb,
@@ -1194,6 +1402,7 @@ impl<S: StateMachine> Driver<S> {
         &self,
         flight: &mut VecDeque<InFlight<S::Output>>,
         applied: &mut Index,
+        applied_term: &mut Term,
         cx: &mut std::task::Context<'_>,
     ) -> Option<String> {
         while let Some(front) = flight.front_mut() {
@@ -1224,6 +1433,7 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             *applied = e.index;
+            *applied_term = e.term;
         }
         None
     }
@@ -1319,6 +1529,27 @@ impl<S: StateMachine> Driver<S> {
                 self.core().handle_transfer_leader(now, id, &req);
             }
             Inbound::QueryStatus(reply) => call(reply, Ok(self.query_status_resp())),
+            Inbound::InstallSnapshot(req, reply) => {
+                let core_req = match crate::core::InstallReq::try_from(&req) {
+                    Ok(r) => r,
+                    Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
+                };
+                let id = self.next_req();
+                {
+                    let mut b = self.book.borrow_mut();
+                    b.appends.insert(
+                        id,
+                        Received {
+                            term: core_req.term,
+                            written: false,
+                            items: Vec::new(),
+                            reply: Some(reply),
+                        },
+                    );
+                    b.install_data.insert(id, (core_req.offset, req.data));
+                }
+                self.core().handle_install_snapshot(now, id, &core_req);
+            }
             Inbound::MemberReady(node, ready) => self.core().set_member_ready(now, node, ready),
         }
     }
@@ -1658,5 +1889,412 @@ impl<S: StateMachine> Driver<S> {
                 l.ack_notify.notify();
             }
         }
+    }
+}
+
+// -------------------------------------------------------------- install snapshot
+
+impl<S: StateMachine> Driver<S> {
+    /// Hands every waiting snapshot request a snapshot of the state after `index`
+    /// (called by the apply fiber between entries).
+    fn serve_snapshot_wants(&self, index: Index, term: Term) {
+        let wants = std::mem::take(&mut *self.snapshot_wants.borrow_mut());
+        if wants.is_empty() {
+            return;
+        }
+        let info = {
+            let c = self.core();
+            SnapshotInfo::new(index, term, c.member_sets(), c.last_config_change_index())
+        };
+        for w in wants {
+            let fut = self.sm.borrow_mut().take_snapshot(&info);
+            w.send(fut);
+        }
+    }
+
+    /// A fresh snapshot of the live state machine at lastApplied (raft.md §17 item
+    /// 15), taken by the apply fiber between entries.
+    async fn fresh_snapshot(&self) -> Result<Box<dyn Snapshot>, String> {
+        if !self.apply_alive.get() {
+            return Err("the apply fiber stopped".into());
+        }
+        let (tx, rx) = super::oneshot::oneshot();
+        self.snapshot_wants.borrow_mut().push(tx);
+        self.apply_notify.notify();
+        let fut = rx
+            .await
+            .ok_or_else(|| "the apply fiber stopped".to_string())?;
+        fut.await.map_err(|e| format!("take snapshot: {e}"))
+    }
+
+    /// Leader (§12.2): streams a fresh snapshot to `to`. `Ok(Some(index))` when the
+    /// last request succeeded, `Ok(None)` when the core ended the stream (its reply
+    /// was handled), `Err` on a send or read failure.
+    async fn send_snapshot(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+    ) -> Result<Option<Index>, String> {
+        let mut snap = self.fresh_snapshot().await?;
+        let r = self.stream_snapshot(to, start, snap.as_mut()).await;
+        snap.close();
+        r
+    }
+
+    async fn stream_snapshot(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        snap: &mut dyn Snapshot,
+    ) -> Result<Option<Index>, String> {
+        let gid = self.cfg.group_id;
+        let (index, term) = {
+            let i = snap.info();
+            (i.last_included_index, i.last_included_term)
+        };
+        let next_write_pos = if index == 0 {
+            0
+        } else {
+            self.log
+                .load_next_item_pos(index)
+                .await
+                .map_err(|e| format!("nextWritePos of {index}: {e}"))?
+        };
+        let timeout = Duration::from_millis(self.cfg.rpc_timeout_ms);
+        // the first request: configuration, no data
+        let first = rpc::InstallSnapshotReq::first_from_core(gid, start, index, term);
+        if !self.install_step(to, start, first, timeout).await? {
+            return Ok(None);
+        }
+        let base = rpc::InstallSnapshotReq {
+            group_id: gid,
+            term: start.term as i32,
+            leader_id: start.leader_id as i32,
+            last_included_index: index as i64,
+            last_included_term: term as i32,
+            ..Default::default()
+        };
+        let concurrency = self.cfg.replicate_snapshot_concurrency.max(1);
+        let chunk = self.cfg.replicate_snapshot_buffer_size.max(1);
+        let mut flight: VecDeque<RpcFuture<AppendResp>> = VecDeque::new();
+        let mut offset: u64 = 0;
+        loop {
+            let mut buf = BytesMut::with_capacity(chunk);
+            while buf.len() < chunk {
+                let n = snap
+                    .read_next(&mut buf)
+                    .await
+                    .map_err(|e| format!("reading the snapshot: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            if !self.core().install_current(to, start) {
+                return Ok(None);
+            }
+            let len = buf.len() as u64;
+            let mut req = base.clone();
+            req.offset = offset as i64;
+            req.data = buf.freeze();
+            offset += len;
+            flight.push_back(self.transport.send_install_snapshot(to, req));
+            if flight.len() >= concurrency {
+                let f = flight.pop_front().expect("not empty");
+                if !self.install_answer(to, start, f, timeout).await? {
+                    return Ok(None);
+                }
+            }
+        }
+        while let Some(f) = flight.pop_front() {
+            if !self.install_answer(to, start, f, timeout).await? {
+                return Ok(None);
+            }
+        }
+        let mut last = base;
+        last.offset = offset as i64;
+        last.done = true;
+        last.next_write_pos = next_write_pos as i64;
+        if !self.install_step(to, start, last, timeout).await? {
+            return Ok(None);
+        }
+        Ok(Some(index))
+    }
+
+    async fn install_step(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        req: rpc::InstallSnapshotReq,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        if !self.core().install_current(to, start) {
+            return Ok(false);
+        }
+        let f = self.transport.send_install_snapshot(to, req);
+        self.install_answer(to, start, f, timeout).await
+    }
+
+    /// Awaits one install reply and hands it to the core: true to go on.
+    async fn install_answer(
+        &self,
+        to: NodeId,
+        start: &InstallStart,
+        f: RpcFuture<AppendResp>,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        let resp = with_timeout(f, timeout)
+            .await
+            .map_err(|e| format!("install request: {e}"))?;
+        let now = self.now();
+        let go = self.core().handle_install_resp(now, to, start, &resp);
+        if !go {
+            self.run_actions();
+        }
+        Ok(go)
+    }
+
+    fn push_install(&self, op: InstallOp) {
+        self.install_ops.borrow_mut().push_back(op);
+        self.install_notify.notify();
+    }
+
+    /// Follower (§12.3): runs the install steps in order.
+    async fn install_loop(self: Rc<Self>) {
+        loop {
+            let next = self.install_ops.borrow_mut().pop_front();
+            let Some(op) = next else {
+                self.install_notify.notified().await;
+                continue;
+            };
+            match op {
+                InstallOp::Begin { req, index, term } => {
+                    let r = self.install_begin(index, term).await;
+                    if let Err(e) = &r {
+                        log::error!(
+                            "raft group {}: install begin failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_begun(now, req, r.is_ok());
+                }
+                InstallOp::Data { req } => {
+                    let r = self.install_chunk(req, false).await;
+                    if let Err(e) = &r {
+                        log::warn!(
+                            "raft group {}: install chunk failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_data_done(now, req, r.is_ok());
+                }
+                InstallOp::Finish {
+                    req,
+                    index,
+                    term,
+                    next_write_pos,
+                } => {
+                    let r = self.install_finish(req, index, term, next_write_pos).await;
+                    if let Err(e) = &r {
+                        log::error!(
+                            "raft group {}: install finish failed: {e}",
+                            self.cfg.group_id
+                        );
+                    }
+                    let now = self.now();
+                    self.core().on_install_complete(now, req, r.is_ok());
+                    if r.is_ok() {
+                        log::info!(
+                            "raft group {}: snapshot installed up to {index} (term {term})",
+                            self.cfg.group_id
+                        );
+                        if !self.init_finished.replace(true) {
+                            self.publish();
+                        }
+                        self.save_notify.notify();
+                    }
+                }
+            }
+            self.run_actions();
+        }
+    }
+
+    /// The first install request: stop applying, fail pending tasks, drop the tail
+    /// cache and the log (installSnapshot persisted by the log).
+    async fn install_begin(&self, index: Index, term: Term) -> Result<(), String> {
+        self.apply_pause.set(true);
+        self.apply_notify.notify();
+        while !self.apply_idle.get() {
+            if !self.apply_alive.get() {
+                return Err("the apply fiber stopped".into());
+            }
+            self.apply_idle_notify.notified().await;
+        }
+        {
+            let leader = self.core().leader();
+            let mut cbs = Vec::new();
+            {
+                let mut t = self.tail.borrow_mut();
+                t.take_callbacks(&mut cbs);
+                t.truncate_after(0, &mut cbs);
+            }
+            for cb in cbs {
+                call(cb, Err(RaftError::NotLeader { leader }));
+            }
+        }
+        // entries still queued for the writer must reach the log before it is dropped
+        while !self.writes.borrow().is_empty() {
+            dt_fiber::yield_now().await;
+        }
+        self.log
+            .begin_install()
+            .await
+            .map_err(|e| format!("log begin install: {e}"))?;
+        let info = {
+            let c = self.core();
+            SnapshotInfo::new(index, term, c.member_sets(), index)
+        };
+        *self.install_info.borrow_mut() = Some(info);
+        Ok(())
+    }
+
+    /// Hands the data of install request `req` to the state machine.
+    async fn install_chunk(&self, req: ReqId, done: bool) -> Result<(), String> {
+        let (offset, data) = self
+            .book
+            .borrow_mut()
+            .install_data
+            .remove(&req)
+            .unwrap_or_default();
+        let info = self
+            .install_info
+            .borrow()
+            .clone()
+            .ok_or_else(|| "no install begun".to_string())?;
+        let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+            info: &info,
+            offset,
+            done,
+            data: &data,
+        });
+        fut.await.map_err(|e| format!("state machine install: {e}"))
+    }
+
+    /// The last install request: the state machine finishes, the log restarts after
+    /// `index` at `next_write_pos` (status persisted with installSnapshot = false and
+    /// commitIndex = `index`), the apply fiber restarts at `index`.
+    async fn install_finish(
+        &self,
+        req: ReqId,
+        index: Index,
+        term: Term,
+        next_write_pos: u64,
+    ) -> Result<(), String> {
+        self.install_chunk(req, true).await?;
+        self.log
+            .finish_install(index + 1, next_write_pos)
+            .await
+            .map_err(|e| format!("log finish install: {e}"))?;
+        self.log.set_commit_index(index);
+        *self.install_info.borrow_mut() = None;
+        if self.apply_commit.get() < index {
+            self.apply_commit.set(index);
+        }
+        self.apply_reset.set(Some((index, term)));
+        self.apply_pause.set(false);
+        self.apply_notify.notify();
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------- snapshot saving
+
+impl<S: StateMachine> Driver<S> {
+    /// Saves a snapshot every `saveSnapshotSeconds`, or when asked (after an install).
+    async fn save_loop(self: Rc<Self>) {
+        let period = Duration::from_secs(self.cfg.save_snapshot_seconds.max(1));
+        loop {
+            let mut sleep = pin!(dt_fiber::sleep(period));
+            poll_fn(|cx| {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                self.save_notify.poll_notified(cx)
+            })
+            .await;
+            if self.group.should_stop() {
+                return;
+            }
+            if let Err(e) = self.save_snapshot().await {
+                log::warn!(
+                    "raft group {}: saving a snapshot failed: {e}",
+                    self.cfg.group_id
+                );
+            }
+        }
+    }
+
+    /// Takes a snapshot of the state machine at lastApplied and saves it (fsynced),
+    /// keeps `maxKeepSnapshots`, then lets the log be deleted up to the oldest kept
+    /// one (`deleteLogsAfterTakeSnapshot`, after `autoDeleteLogDelaySeconds`).
+    /// Returns the saved lastIncludedIndex (or the previous one when nothing new was
+    /// applied).
+    async fn save_snapshot(&self) -> Result<Index, String> {
+        if self.snapshots.is_none()
+            || self.saving.get()
+            || self.apply_pause.get()
+            || self.core().installing_snapshot()
+        {
+            return Ok(self.last_saved.get());
+        }
+        self.saving.set(true);
+        let r = self.save_snapshot_inner().await;
+        self.saving.set(false);
+        r
+    }
+
+    async fn save_snapshot_inner(&self) -> Result<Index, String> {
+        let mut snap = self.fresh_snapshot().await?;
+        let info = snap.info().clone();
+        let index = info.last_included_index;
+        if index == 0 || index <= self.last_saved.get() {
+            snap.close();
+            return Ok(self.last_saved.get());
+        }
+        let mut chunks = Vec::new();
+        let read = loop {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            match snap.read_next(&mut buf).await {
+                Ok(0) => break Ok(()),
+                Ok(_) => chunks.push(buf.freeze()),
+                Err(e) => break Err(format!("reading the snapshot: {e}")),
+            }
+        };
+        snap.close();
+        read?;
+        let Some(mgr) = self.snapshots.clone() else {
+            return Ok(self.last_saved.get());
+        };
+        let saved = info.clone();
+        let oldest = off_thread("dt-snapshot-save", move || mgr.save(&saved, &chunks))
+            .await
+            .ok_or_else(|| "snapshot save panicked".to_string())??;
+        self.last_saved.set(index);
+        log::info!(
+            "raft group {}: snapshot saved at {index} (term {})",
+            self.cfg.group_id,
+            info.last_included_term
+        );
+        if self.cfg.delete_logs_after_take_snapshot {
+            self.log.mark_truncate_by_index(
+                oldest,
+                Duration::from_secs(self.cfg.auto_delete_log_delay_seconds),
+            );
+        }
+        Ok(index)
     }
 }

@@ -98,6 +98,14 @@ pub trait RaftTransport {
 
     /// RAFT_QUERY_STATUS to `to` (the leader-transfer check compares member sets).
     fn query_status(&self, to: NodeId, group_id: i32) -> RpcFuture<rpc::QueryStatusResp>;
+
+    /// RAFT_INSTALL_SNAPSHOT (43) to `to` (the group id is in the request): one
+    /// request of an install stream (raft.md §12.1); the answer is an append response.
+    fn send_install_snapshot(
+        &self,
+        to: NodeId,
+        req: rpc::InstallSnapshotReq,
+    ) -> RpcFuture<AppendResp>;
 }
 
 /// Why an inbound request got no Raft answer.
@@ -143,6 +151,8 @@ pub enum Inbound {
     TransferLeader(TransferReq, Responder<TransferReply>),
     /// RAFT_QUERY_STATUS.
     QueryStatus(Responder<rpc::QueryStatusResp>),
+    /// RAFT_INSTALL_SNAPSHOT (43), as decoded from the wire.
+    InstallSnapshot(rpc::InstallSnapshotReq, Responder<AppendResp>),
     /// The raft ping (§3.2) found `node` ready (or not): only ready peers get
     /// pre-votes and replication.
     MemberReady(NodeId, bool),
@@ -162,6 +172,17 @@ impl fmt::Debug for Inbound {
             ),
             Inbound::TransferLeader(r, _) => write!(f, "TransferLeader({r:?})"),
             Inbound::QueryStatus(_) => f.write_str("QueryStatus"),
+            Inbound::InstallSnapshot(r, _) => write!(
+                f,
+                "InstallSnapshot(term {}, leader {}, last included {}/{}, offset {}, {} bytes, done {})",
+                r.term,
+                r.leader_id,
+                r.last_included_index,
+                r.last_included_term,
+                r.offset,
+                r.data.len(),
+                r.done
+            ),
             Inbound::MemberReady(n, r) => write!(f, "MemberReady({n}, {r})"),
         }
     }
@@ -175,6 +196,7 @@ impl Inbound {
             Inbound::Append(_, r) => r(Err(err)),
             Inbound::TransferLeader(_, r) => r(Err(err)),
             Inbound::QueryStatus(r) => r(Err(err)),
+            Inbound::InstallSnapshot(_, r) => r(Err(err)),
             Inbound::MemberReady(..) => {}
         }
     }
@@ -234,6 +256,11 @@ impl GroupInbox {
     /// A query-status request.
     pub fn query_status(&self, reply: Responder<rpc::QueryStatusResp>) {
         self.deliver(Inbound::QueryStatus(reply))
+    }
+
+    /// A RAFT_INSTALL_SNAPSHOT request (one chunk of a leader's install stream).
+    pub fn install_snapshot(&self, req: rpc::InstallSnapshotReq, reply: Responder<AppendResp>) {
+        self.deliver(Inbound::InstallSnapshot(req, reply))
     }
 
     /// Marks peer `node` ready or not (the raft ping's verdict).

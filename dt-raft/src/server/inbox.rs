@@ -114,6 +114,19 @@ pub fn deliver_to_inbox(
             );
             None
         }
+        GroupRequest::InstallSnapshot(r) => {
+            let resp = ctx.responder();
+            inbox.install_snapshot(
+                r,
+                Box::new(move |r| {
+                    resp.respond(match r {
+                        Ok(a) => encodable(rpc::AppendResp::from(&a)),
+                        Err(e) => inbound_error_packet(gid, &e),
+                    })
+                }),
+            );
+            None
+        }
         GroupRequest::QueryStatus(_) => {
             let resp = ctx.responder();
             inbox.query_status(Box::new(move |r| {

@@ -158,4 +158,17 @@ impl RaftTransport for NioRaftTransport {
             decode_status,
         )
     }
+
+    fn send_install_snapshot(
+        &self,
+        to: NodeId,
+        req: rpc::InstallSnapshotReq,
+    ) -> RpcFuture<AppendResp> {
+        self.call(
+            to,
+            RaftCommands::RAFT_INSTALL_SNAPSHOT,
+            WriteBody::Encodable(Box::new(req)),
+            decode_append,
+        )
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::input::RaftError;
 use super::state_machine::StateMachine;
-use crate::driver::RaftGroupConfig;
+use crate::driver::{RaftGroupConfig, SnapshotManager};
 use crate::raft_log::{DefaultRaftLog, Executor, RaftLog};
 use crate::store::StoreConfig;
 
@@ -21,6 +21,18 @@ pub trait RaftFactory: Send + Sync + 'static {
 
     /// The log (and status file) of group `cfg.group_id` (on the group's thread).
     fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError>;
+
+    /// The snapshot files of group `cfg.group_id` (raft.md §16.2): periodic saves,
+    /// save on close, recovery at init, log deletion after a save. The default keeps
+    /// them in `<data_dir>/snapshot`; `None` runs the group without snapshot files
+    /// (installs from a leader still work; an in-memory log has no use for them).
+    fn create_snapshot_manager(&self, cfg: &RaftGroupConfig) -> Option<SnapshotManager> {
+        Some(SnapshotManager::new(
+            &cfg.data_dir,
+            cfg.sync,
+            cfg.max_keep_snapshots,
+        ))
+    }
 
     /// The configuration of a group added at run time (RAFT_ADMIN_ADD_GROUP). The
     /// default refuses, like the reference's.

@@ -20,5 +20,5 @@ mod state_machine;
 
 pub use factory::{store_config, DefaultRaftFactory, RaftFactory};
 pub use input::{RaftCallback, RaftError, RaftInput, RaftResult};
-pub use snapshot::{Snapshot, SnapshotChunk, SnapshotInfo};
+pub use snapshot::{BytesSnapshot, Snapshot, SnapshotChunk, SnapshotInfo};
 pub use state_machine::{Exec, ExecEntry, SmError, SmFuture, StateMachine};
