@@ -155,9 +155,31 @@ pub(crate) fn start<F>(
 where
     F: RaftFactory,
 {
+    let build = move |cfg: &RaftGroupConfig| {
+        factory.create_raft_log(cfg).and_then(|log| {
+            let sm = factory.create_state_machine(cfg)?;
+            Ok((log, sm))
+        })
+    };
+    start_built(group, build, cfg, transport, opts)
+}
+
+/// Starts the driver with a log and a state machine built by `build` on the group's
+/// thread; see [`super::RaftGroup::start_with_parts`].
+pub(crate) fn start_built<S, B>(
+    group: &FiberGroup,
+    build: B,
+    cfg: RaftGroupConfig,
+    transport: Rc<dyn RaftTransport>,
+    opts: DriverOptions,
+) -> Arc<Shared<S::Output>>
+where
+    S: StateMachine,
+    B: FnOnce(&RaftGroupConfig) -> Result<(Box<dyn RaftLog>, S), RaftError> + 'static,
+{
     let status = Published::new(GroupStatus::initial(&cfg));
     let inbound: FiberChannel<Inbound> = group.new_channel();
-    let requests: FiberChannel<Request<<F::Sm as StateMachine>::Output>> = group.new_channel();
+    let requests: FiberChannel<Request<S::Output>> = group.new_channel();
     let shared = Arc::new(Shared {
         group_id: cfg.group_id,
         node_id: cfg.node_id,
@@ -171,10 +193,7 @@ where
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
-        let built = factory.create_raft_log(&cfg).and_then(|log| {
-            let sm = factory.create_state_machine(&cfg)?;
-            Ok((log, sm))
-        });
+        let built = build(&cfg);
         let (log, sm) = match built {
             Ok(x) => x,
             Err(e) => {

@@ -117,6 +117,10 @@ pub struct SimConfig {
     /// [`CoreConfig::leader_stickiness`]; without it lease reads are not
     /// linearizable under partitions (the default is on here).
     pub leader_stickiness: bool,
+    /// Run the nodes on the interim node runner of this module (the core driven
+    /// directly, installs by copying, per-node clock drift) instead of the real fiber
+    /// driver ([`super::drive`], the default).
+    pub interim_runner: bool,
 }
 
 impl Default for SimConfig {
@@ -129,6 +133,7 @@ impl Default for SimConfig {
             keys: 3,
             bug: None,
             leader_stickiness: true,
+            interim_runner: false,
         }
     }
 }
@@ -1158,7 +1163,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
 }
 
 /// How long a client waits for an answer before recording `info`.
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(1_500);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 impl Shared {
     /// A value a cas may expect: one recently written to `key`, or a random one.
@@ -1318,6 +1323,15 @@ async fn invariant_ticker(sh: Rc<Shared>) {
 /// Runs one seed and checks it. Deterministic: the same seed and configuration give
 /// the same history, byte for byte.
 pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
+    if cfg.interim_runner {
+        run_seed_interim(cfg, seed)
+    } else {
+        super::drive::run_seed(cfg, seed)
+    }
+}
+
+/// [`run_seed`] on the interim node runner.
+fn run_seed_interim(cfg: &SimConfig, seed: u64) -> SeedReport {
     bugs::set_active(cfg.bug);
     TRACE.with(|t| t.set(std::env::var_os("DT_SIM_TRACE").is_some()));
     let mut sim = Simulation::new(seed);
