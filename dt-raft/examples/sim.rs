@@ -56,6 +56,10 @@ struct Args {
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
+    /// Run the nodes on the interim node runner (the core driven directly) instead of
+    /// the real fiber driver.
+    #[arg(long)]
+    interim_runner: bool,
 }
 
 fn main() {
@@ -101,6 +105,7 @@ fn main() {
         duration: Duration::from_secs(args.seconds),
         bug,
         leader_stickiness: !args.no_stickiness,
+        interim_runner: args.interim_runner,
         ..SimConfig::default()
     };
     let started = Instant::now();
@@ -128,6 +133,9 @@ fn main() {
             let mut bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
             if args.no_stickiness {
                 bug.push_str(" --no-stickiness");
+            }
+            if args.interim_runner {
+                bug.push_str(" --interim-runner");
             }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",

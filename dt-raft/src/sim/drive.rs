@@ -359,7 +359,7 @@ impl Shared {
     }
 
     fn on_leader(&self, id: NodeId, term: Term, log: &SimRaftLog) {
-        if self.cfg.faults.crash && !self.finished.get() && self.rng.borrow_mut().range(0, 99) < 15
+        if self.cfg.faults.crash && !self.clients_done.get() && self.rng.borrow_mut().range(0, 99) < 15
         {
             let wait = Duration::from_micros(self.rng.borrow_mut().range(0, 20_000));
             let sh = self.me.borrow().upgrade();
@@ -368,7 +368,7 @@ impl Shared {
                 let inc = self.slot(id).inc.get();
                 let _ = g.spawn("crash-new-leader", async move {
                     if dt_fiber::sleep(wait).await.is_ok()
-                        && !sh.finished.get()
+                        && !sh.clients_done.get()
                         && sh.slot(id).inc.get() == inc
                         && sh.up(id).is_some()
                     {
@@ -447,6 +447,7 @@ impl Shared {
 
 /// Starts (or restarts) node `id` from its disk, in a new fiber group.
 fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
+    if std::env::var_os("DT_SIM_TRACE").is_some() { eprintln!("[{:?}] start n{id}", sim.elapsed()); }
     let slot = sh.slot(id);
     if slot.up.borrow().is_some() {
         return;
@@ -523,6 +524,7 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
 /// The process of node `id` dies now: the disk keeps only what it synced, nothing of
 /// this incarnation is sent or answered any more, its group is stopped.
 fn crash_node(sh: &Shared, id: NodeId) {
+    if std::env::var_os("DT_SIM_TRACE").is_some() { eprintln!("[{}] crash n{id}", vnow()); }
     let slot = sh.slot(id);
     let Some(up) = slot.up.borrow_mut().take() else {
         return;
@@ -713,10 +715,23 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
             }
         }
         if now >= until_ns {
-            for (id, _) in down.drain(..) {
-                sh.to_start.borrow_mut().push(id);
+            // calm: bring every node back, no new faults
+            down.clear();
+            for &id in &ids {
+                if sh.up(id).is_none() && !sh.to_start.borrow().contains(&id) {
+                    sh.to_start.borrow_mut().push(id);
+                }
             }
             continue;
+        }
+        // nodes crashed elsewhere (right after an election) are back after a while too
+        for &id in &ids {
+            if sh.up(id).is_none()
+                && !down.iter().any(|d| d.0 == id)
+                && !sh.to_start.borrow().contains(&id)
+            {
+                down.push((id, now + rng.range(50, 1_000) as i64 * 1_000_000));
+            }
         }
         let mut k = 0;
         while k < down.len() {
@@ -815,9 +830,8 @@ fn run_for(sim: &mut Simulation, sh: &Rc<Shared>, d: Duration) {
         if left <= 0 {
             return;
         }
-        let want = sh.to_start.clone();
         sim.run_until(
-            || !want.borrow().is_empty(),
+            || !sh.to_start.borrow().is_empty(),
             Duration::from_nanos(left as u64),
         );
         let ids = std::mem::take(&mut *sh.to_start.borrow_mut());
@@ -978,8 +992,32 @@ fn final_checks(sh: &Shared) {
             .filter(|u| u.log.term_at(i) == Some(t))
             .count();
         if holders * 2 <= sh.cfg.nodes as usize {
+            let states: Vec<String> = sh
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(k, s)| match s.up.borrow().as_ref() {
+                    None => format!("{}: down", k + 1),
+                    Some(u) => {
+                        let st = u.raft.status();
+                        format!(
+                            "{}: {:?} term {} last {} commit {} applied {} init {} failed {:?} stop {}",
+                            k + 1,
+                            st.role,
+                            st.term,
+                            u.log.last_index(),
+                            st.commit_index,
+                            st.last_applied,
+                            st.init_finished,
+                            st.init_failed,
+                            u.fg.should_stop()
+                        )
+                    }
+                })
+                .collect();
             sh.violation(format!(
-                "acknowledged write at {i} (term {t}) held by only {holders} nodes"
+                "acknowledged write at {i} (term {t}) held by only {holders} nodes [{}]",
+                states.join("; ")
             ));
         }
     }
