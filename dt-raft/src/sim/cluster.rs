@@ -2,12 +2,12 @@
 //! checks and the linearizability check, all in one thread on a
 //! [`dt_fiber::Simulation`]; one seed decides everything.
 //!
-//! **Interim node runner.** Each node here runs the real consensus core
-//! ([`RaftCore`]) in a fiber of its own group, with a small runner that executes the
-//! core's actions against [`SimRaftLog`] and [`SimNet`] (the shape of the fiber driver
-//! being built beside it). When the driver lands, `NodeRunner` is swapped for the
-//! driver's `RaftGroup` behind the same network and disk; the workload, faults,
-//! checks and the command line stay.
+//! **Which runner.** By default every node is the real fiber driver's
+//! [`RaftGroup`](crate::driver::RaftGroup) with the real apply path ([`super::drive`]:
+//! [`SimRaftLog`] as its log, the KV state machine, a transport over [`SimNet`]).
+//! [`SimConfig::interim_runner`] runs the older interim node runner of this module
+//! instead (the core driven directly, installs by copying, per-node clock drift),
+//! kept for comparison. The workload, faults, checks and command line are the same.
 //!
 //! What a run does ([`run_seed`]):
 //!
@@ -62,7 +62,8 @@ pub struct Faults {
     pub disk: bool,
     /// Crash and restart of nodes.
     pub crash: bool,
-    /// Clock drift between nodes.
+    /// Clock drift between nodes (interim runner only: on the driver every node reads
+    /// the one dispatcher clock of the simulation).
     pub clock: bool,
 }
 

@@ -40,8 +40,8 @@ use super::net::{NetConfig, SimNet};
 use crate::core::{Action, AppendResp, Index, NodeId, Role, Term, TransferReq, VoteReq, XorShift};
 use crate::driver::oneshot::{oneshot, OneshotSender};
 use crate::driver::{
-    DriverOptions, InboundError, RaftGroup, RaftGroupConfig, RaftTransport, RpcError, RpcFuture,
-    TransferReply, VoteReply,
+    ActionTrace, DriverOptions, InboundError, RaftGroup, RaftGroupConfig, RaftTransport, RpcError,
+    RpcFuture, TransferReply, VoteReply,
 };
 use crate::rpc;
 use crate::sm::{Exec, ExecEntry, RaftError, RaftInput, StateMachine};
@@ -359,7 +359,9 @@ impl Shared {
     }
 
     fn on_leader(&self, id: NodeId, term: Term, log: &SimRaftLog) {
-        if self.cfg.faults.crash && !self.clients_done.get() && self.rng.borrow_mut().range(0, 99) < 15
+        if self.cfg.faults.crash
+            && !self.clients_done.get()
+            && self.rng.borrow_mut().range(0, 99) < 15
         {
             let wait = Duration::from_micros(self.rng.borrow_mut().range(0, 20_000));
             let sh = self.me.borrow().upgrade();
@@ -447,7 +449,9 @@ impl Shared {
 
 /// Starts (or restarts) node `id` from its disk, in a new fiber group.
 fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
-    if std::env::var_os("DT_SIM_TRACE").is_some() { eprintln!("[{:?}] start n{id}", sim.elapsed()); }
+    if std::env::var_os("DT_SIM_TRACE").is_some() {
+        eprintln!("[{:?}] start n{id}", sim.elapsed());
+    }
     let slot = sh.slot(id);
     if slot.up.borrow().is_some() {
         return;
@@ -472,7 +476,7 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     let weak = Rc::downgrade(sh);
     let tlog = log.clone();
     let commit_seen = Cell::new(0u64);
-    let trace: Rc<dyn Fn(u64, NodeId, &Action)> = Rc::new(move |_now, id, a| {
+    let trace: ActionTrace = Rc::new(move |_now, id, a| {
         let Some(sh) = weak.upgrade() else { return };
         if sh.slot(id).inc.get() != inc {
             return;
@@ -524,7 +528,9 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
 /// The process of node `id` dies now: the disk keeps only what it synced, nothing of
 /// this incarnation is sent or answered any more, its group is stopped.
 fn crash_node(sh: &Shared, id: NodeId) {
-    if std::env::var_os("DT_SIM_TRACE").is_some() { eprintln!("[{}] crash n{id}", vnow()); }
+    if std::env::var_os("DT_SIM_TRACE").is_some() {
+        eprintln!("[{}] crash n{id}", vnow());
+    }
     let slot = sh.slot(id);
     let Some(up) = slot.up.borrow_mut().take() else {
         return;
