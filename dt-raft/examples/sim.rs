@@ -3,11 +3,12 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--interim-runner]
 //! ```
 //!
-//! Each seed runs a cluster for `--seconds` (default 20) of virtual time with the
-//! chosen faults and a client workload, checks the invariants as it goes and the
+//! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, or with
+//! `--interim-runner` the older runner that drives the core directly) for `--seconds`
+//! (default 20) of virtual time with the chosen faults and a client workload, checks the invariants as it goes and the
 //! client history for linearizability at the end (`dt_raft::sim::cluster`). A failing
 //! seed prints one line with the command that replays it; the run ends with
 //! `RESULT seeds=<n> violations=<v> ops=<total client ops> virtual_s=<simulated seconds> wall_s=<x>`.
