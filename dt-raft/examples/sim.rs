@@ -3,11 +3,12 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--interim-runner]
 //! ```
 //!
-//! Each seed runs a cluster for `--seconds` (default 20) of virtual time with the
-//! chosen faults and a client workload, checks the invariants as it goes and the
+//! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, or with
+//! `--interim-runner` the older runner that drives the core directly) for `--seconds`
+//! (default 20) of virtual time with the chosen faults and a client workload, checks the invariants as it goes and the
 //! client history for linearizability at the end (`dt_raft::sim::cluster`). A failing
 //! seed prints one line with the command that replays it; the run ends with
 //! `RESULT seeds=<n> violations=<v> ops=<total client ops> virtual_s=<simulated seconds> wall_s=<x>`.
@@ -56,6 +57,10 @@ struct Args {
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
+    /// Run the nodes on the interim node runner (the core driven directly) instead of
+    /// the real fiber driver.
+    #[arg(long)]
+    interim_runner: bool,
 }
 
 fn main() {
@@ -101,6 +106,7 @@ fn main() {
         duration: Duration::from_secs(args.seconds),
         bug,
         leader_stickiness: !args.no_stickiness,
+        interim_runner: args.interim_runner,
         ..SimConfig::default()
     };
     let started = Instant::now();
@@ -128,6 +134,9 @@ fn main() {
             let mut bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
             if args.no_stickiness {
                 bug.push_str(" --no-stickiness");
+            }
+            if args.interim_runner {
+                bug.push_str(" --interim-runner");
             }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",

@@ -40,8 +40,8 @@
 //!   table, the start and stop sequences, the transport of the driver over dt-net, and
 //!   [`RaftGroups`](server::RaftGroups) (groups built by a factory, added and removed at
 //!   run time).
-//! * [`sim`]: the deterministic whole-cluster simulation (nodes on a fault-injecting
-//!   network and disk, a KV workload, invariants, a linearizability checker over the
+//! * [`sim`]: the deterministic whole-cluster simulation (nodes on the fiber driver, on a
+//!   fault-injecting network and disk, a KV workload, invariants, a linearizability checker over the
 //!   client history; the `sim` example runs it seed after seed). The `sim-bugs` cargo
 //!   feature compiles deliberate bugs into the core for its self-test; never enable it
 //!   outside tests.

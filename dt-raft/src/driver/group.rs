@@ -15,6 +15,7 @@ use super::runner;
 use super::transport::{GroupInbox, RaftTransport};
 use super::RaftGroupConfig;
 use crate::core::{Action, ConfigApplied, Index, MemberSets, NodeId, Role, Term};
+use crate::raft_log::RaftLog;
 use crate::sm::{RaftCallback, RaftError, RaftFactory, RaftInput, RaftResult, StateMachine};
 
 /// A state snapshot of a group, as published by its thread or answered by
@@ -250,6 +251,26 @@ impl<O: Send + 'static> RaftGroup<O> {
     {
         RaftGroup {
             inner: runner::start(group, factory, cfg, transport, opts),
+        }
+    }
+
+    /// Starts the group's driver in fiber group `group` with a log and a state machine
+    /// already built on this (the dispatcher's) thread, for logs and state machines that
+    /// are not `Send` (a simulation's disk, shared with the test through an `Rc`).
+    /// Otherwise as [`RaftGroup::start_on_with`].
+    pub fn start_with_parts<S>(
+        group: &FiberGroup,
+        log: Box<dyn RaftLog>,
+        sm: S,
+        cfg: RaftGroupConfig,
+        transport: Rc<dyn RaftTransport>,
+        opts: DriverOptions,
+    ) -> RaftGroup<O>
+    where
+        S: StateMachine<Output = O>,
+    {
+        RaftGroup {
+            inner: runner::start_built(group, move |_| Ok((log, sm, None)), cfg, transport, opts),
         }
     }
 

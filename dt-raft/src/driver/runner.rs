@@ -231,9 +231,34 @@ pub(crate) fn start<F>(
 where
     F: RaftFactory,
 {
+    let build = move |cfg: &RaftGroupConfig| {
+        factory.create_raft_log(cfg).and_then(|log| {
+            let sm = factory.create_state_machine(cfg)?;
+            Ok((log, sm, factory.create_snapshot_manager(cfg)))
+        })
+    };
+    start_built(group, build, cfg, transport, opts)
+}
+
+/// Starts the driver with a log, a state machine and (optionally) a snapshot manager
+/// built by `build` on the group's thread; see [`super::RaftGroup::start_with_parts`].
+pub(crate) fn start_built<S, B>(
+    group: &FiberGroup,
+    build: B,
+    cfg: RaftGroupConfig,
+    transport: Rc<dyn RaftTransport>,
+    opts: DriverOptions,
+) -> Arc<Shared<S::Output>>
+where
+    S: StateMachine,
+    B: FnOnce(
+            &RaftGroupConfig,
+        ) -> Result<(Box<dyn RaftLog>, S, Option<SnapshotManager>), RaftError>
+        + 'static,
+{
     let status = Published::new(GroupStatus::initial(&cfg));
     let inbound: FiberChannel<Inbound> = group.new_channel();
-    let requests: FiberChannel<Request<<F::Sm as StateMachine>::Output>> = group.new_channel();
+    let requests: FiberChannel<Request<S::Output>> = group.new_channel();
     let shared = Arc::new(Shared {
         group_id: cfg.group_id,
         node_id: cfg.node_id,
@@ -247,12 +272,8 @@ where
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
-        let snapshots = factory.create_snapshot_manager(&cfg);
-        let built = factory.create_raft_log(&cfg).and_then(|log| {
-            let sm = factory.create_state_machine(&cfg)?;
-            Ok((log, sm))
-        });
-        let (log, sm) = match built {
+        let built = build(&cfg);
+        let (log, sm, snapshots) = match built {
             Ok(x) => x,
             Err(e) => {
                 fail_init(&g, &status, &cfg, e.to_string());

@@ -2,12 +2,12 @@
 //! checks and the linearizability check, all in one thread on a
 //! [`dt_fiber::Simulation`]; one seed decides everything.
 //!
-//! **Interim node runner.** Each node here runs the real consensus core
-//! ([`RaftCore`]) in a fiber of its own group, with a small runner that executes the
-//! core's actions against [`SimRaftLog`] and [`SimNet`] (the shape of the fiber driver
-//! being built beside it). When the driver lands, `NodeRunner` is swapped for the
-//! driver's `RaftGroup` behind the same network and disk; the workload, faults,
-//! checks and the command line stay.
+//! **Which runner.** By default every node is the real fiber driver's
+//! [`RaftGroup`](crate::driver::RaftGroup) with the real apply path ([`super::drive`]:
+//! [`SimRaftLog`] as its log, the KV state machine, a transport over [`SimNet`]).
+//! [`SimConfig::interim_runner`] runs the older interim node runner of this module
+//! instead (the core driven directly, installs by copying, per-node clock drift),
+//! kept for comparison. The workload, faults, checks and command line are the same.
 //!
 //! What a run does ([`run_seed`]):
 //!
@@ -62,7 +62,8 @@ pub struct Faults {
     pub disk: bool,
     /// Crash and restart of nodes.
     pub crash: bool,
-    /// Clock drift between nodes.
+    /// Clock drift between nodes (interim runner only: on the driver every node reads
+    /// the one dispatcher clock of the simulation).
     pub clock: bool,
 }
 
@@ -117,6 +118,10 @@ pub struct SimConfig {
     /// [`CoreConfig::leader_stickiness`]; without it lease reads are not
     /// linearizable under partitions (the default is on here).
     pub leader_stickiness: bool,
+    /// Run the nodes on the interim node runner of this module (the core driven
+    /// directly, installs by copying, per-node clock drift) instead of the real fiber
+    /// driver ([`super::drive`], the default).
+    pub interim_runner: bool,
 }
 
 impl Default for SimConfig {
@@ -129,6 +134,7 @@ impl Default for SimConfig {
             keys: 3,
             bug: None,
             leader_stickiness: true,
+            interim_runner: false,
         }
     }
 }
@@ -1158,7 +1164,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
 }
 
 /// How long a client waits for an answer before recording `info`.
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(1_500);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 impl Shared {
     /// A value a cas may expect: one recently written to `key`, or a random one.
@@ -1318,6 +1324,15 @@ async fn invariant_ticker(sh: Rc<Shared>) {
 /// Runs one seed and checks it. Deterministic: the same seed and configuration give
 /// the same history, byte for byte.
 pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
+    if cfg.interim_runner {
+        run_seed_interim(cfg, seed)
+    } else {
+        super::drive::run_seed(cfg, seed)
+    }
+}
+
+/// [`run_seed`] on the interim node runner.
+fn run_seed_interim(cfg: &SimConfig, seed: u64) -> SeedReport {
     bugs::set_active(cfg.bug);
     TRACE.with(|t| t.set(std::env::var_os("DT_SIM_TRACE").is_some()));
     let mut sim = Simulation::new(seed);

@@ -38,6 +38,7 @@
 pub mod bugs;
 pub mod cluster;
 pub mod disk;
+pub mod drive;
 pub mod gen;
 pub mod history;
 pub mod jsonl;

@@ -1,0 +1,1046 @@
+//! The whole-cluster simulation on the real fiber driver: every node is a
+//! [`RaftGroup`] (the driver of [`crate::driver`]) started with
+//! [`RaftGroup::start_with_parts`] on its own fiber group, with a [`SimRaftLog`] as its
+//! log, the KV state machine ([`KvSm`], a real [`StateMachine`]) and a
+//! [`RaftTransport`] over the [`SimNet`]; clients use the group's public API
+//! (`submit_async`, `lease_read`, `transfer_leadership`, `status`).
+//!
+//! What differs from the interim node runner of [`super::cluster`]:
+//!
+//! * a crash is: the disk crashes (everything unsynced is lost, the old log's calls
+//!   fail), the node's incarnation number moves on (its messages in flight and its
+//!   pending answers are dropped), then the group is shut down; a restart (a new
+//!   fiber group, which needs the [`Simulation`]) is done by the outer loop of
+//!   [`run_seed`] when the nemesis asks for it;
+//! * a failed fsync makes the driver stop its group (fatal); the nemesis sees the
+//!   stopped group and restarts the node like after a crash;
+//! * every node reads the dispatcher's clock, so the `clock` fault (drift between
+//!   nodes) is not simulated here;
+//! * invariants are fed from the driver's action trace ([`DriverOptions::trace`]:
+//!   role changes, commit index) and from the state machine (applied entries).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::{Rc, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dt_fiber::{FiberGroup, FiberOptions, Simulation};
+
+use super::bugs::{self, Bug};
+use super::cluster::{RunStats, SeedReport, SimConfig, CLIENT_TIMEOUT, ELECT_MS};
+use super::disk::{SimDisk, SimDiskConfig, SimRaftLog};
+use super::history::{Event, History, Key, Value};
+use super::kv::{Command, Kv};
+use super::lincheck::{check_events, CheckConfig, Verdict};
+use super::net::{NetConfig, SimNet};
+use crate::core::{Action, AppendResp, Index, NodeId, Role, Term, TransferReq, VoteReq, XorShift};
+use crate::driver::oneshot::{oneshot, OneshotSender};
+use crate::driver::{
+    ActionTrace, DriverOptions, InboundError, RaftGroup, RaftGroupConfig, RaftTransport, RpcError,
+    RpcFuture, TransferReply, VoteReply,
+};
+use crate::rpc;
+use crate::sm::{Exec, ExecEntry, RaftError, RaftInput, StateMachine};
+
+// ------------------------------------------------------------------------------
+// the network: requests and answers as messages on the SimNet
+
+enum ReqBody {
+    Vote(VoteReq),
+    Append(rpc::AppendReq),
+    Transfer(TransferReq),
+    Query,
+}
+
+#[derive(Clone)]
+enum RespBody {
+    Vote(Result<VoteReply, InboundError>),
+    Append(Result<AppendResp, InboundError>),
+    Transfer(Result<TransferReply, InboundError>),
+    Query(Result<rpc::QueryStatusResp, InboundError>),
+}
+
+#[derive(Clone)]
+enum Msg {
+    Req { rpc: u64, body: Rc<ReqBody> },
+    Resp { rpc: u64, body: Rc<RespBody> },
+}
+
+/// The senders' side of the network: answers awaited, by rpc id.
+struct Rpcs {
+    net: SimNet<Msg>,
+    next: Cell<u64>,
+    pending: RefCell<BTreeMap<u64, OneshotSender<RespBody>>>,
+}
+
+/// Removes an awaited answer when its future is dropped (timeout, crash).
+struct PendingGuard {
+    rpcs: Rc<Rpcs>,
+    rpc: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.rpcs.pending.borrow_mut().remove(&self.rpc);
+    }
+}
+
+/// One node incarnation's [`RaftTransport`] over the [`SimNet`].
+struct SimTransport {
+    rpcs: Rc<Rpcs>,
+    me: NodeId,
+}
+
+fn remote(e: impl std::fmt::Debug) -> RpcError {
+    RpcError::Remote {
+        code: 1, // SYS_ERROR (wire-protocol §1.2)
+        message: format!("{e:?}"),
+    }
+}
+
+impl SimTransport {
+    fn call<T: 'static>(
+        &self,
+        to: NodeId,
+        body: ReqBody,
+        map: impl FnOnce(RespBody) -> Result<T, RpcError> + 'static,
+    ) -> RpcFuture<T> {
+        let rpc = self.rpcs.next.get() + 1;
+        self.rpcs.next.set(rpc);
+        let (tx, rx) = oneshot();
+        self.rpcs.pending.borrow_mut().insert(rpc, tx);
+        let guard = PendingGuard {
+            rpcs: self.rpcs.clone(),
+            rpc,
+        };
+        self.rpcs.net.send(
+            self.me,
+            to,
+            Msg::Req {
+                rpc,
+                body: Rc::new(body),
+            },
+        );
+        Box::pin(async move {
+            let _guard = guard;
+            match rx.await {
+                Some(b) => map(b),
+                None => Err(RpcError::NotConnected(format!("node {to} gave no answer"))),
+            }
+        })
+    }
+}
+
+impl RaftTransport for SimTransport {
+    fn send_vote(
+        &self,
+        to: NodeId,
+        _group_id: i32,
+        req: VoteReq,
+    ) -> RpcFuture<crate::core::VoteResp> {
+        self.call(to, ReqBody::Vote(req), |b| match b {
+            RespBody::Vote(Ok(Ok(r))) => Ok(r),
+            RespBody::Vote(Ok(Err(refused))) => Err(remote(refused)),
+            RespBody::Vote(Err(e)) => Err(remote(e)),
+            _ => Err(RpcError::BadResponse("not a vote answer".into())),
+        })
+    }
+
+    fn send_append(&self, to: NodeId, req: rpc::AppendReq) -> RpcFuture<AppendResp> {
+        self.call(to, ReqBody::Append(req), |b| match b {
+            RespBody::Append(Ok(r)) => Ok(r),
+            RespBody::Append(Err(e)) => Err(remote(e)),
+            _ => Err(RpcError::BadResponse("not an append answer".into())),
+        })
+    }
+
+    fn send_transfer_leader(&self, to: NodeId, _group_id: i32, req: TransferReq) -> RpcFuture<()> {
+        self.call(to, ReqBody::Transfer(req), |b| match b {
+            RespBody::Transfer(Ok(Ok(()))) => Ok(()),
+            RespBody::Transfer(Ok(Err(e))) => Err(remote(e)),
+            RespBody::Transfer(Err(e)) => Err(remote(e)),
+            _ => Err(RpcError::BadResponse("not a transfer answer".into())),
+        })
+    }
+
+    fn query_status(&self, to: NodeId, _group_id: i32) -> RpcFuture<rpc::QueryStatusResp> {
+        self.call(to, ReqBody::Query, |b| match b {
+            RespBody::Query(Ok(r)) => Ok(r),
+            RespBody::Query(Err(e)) => Err(remote(e)),
+            _ => Err(RpcError::BadResponse("not a status answer".into())),
+        })
+    }
+
+    /// Installs are not simulated yet (the simulated log is never trimmed and the KV
+    /// state machine takes no snapshots): the stream fails at once and the leader
+    /// retries after replicate_retry_ms, as with a peer that cannot be reached.
+    fn send_install_snapshot(
+        &self,
+        to: NodeId,
+        _req: rpc::InstallSnapshotReq,
+    ) -> RpcFuture<AppendResp> {
+        Box::pin(std::future::ready(Err(RpcError::NotConnected(format!(
+            "install snapshot to node {to} is not simulated"
+        )))))
+    }
+}
+
+// ------------------------------------------------------------------------------
+// the state machine
+
+/// The KV state machine as a real [`StateMachine`]: executes put / cas / remove
+/// entries on the node's [`Kv`] (shared with the harness for lease reads) and reports
+/// every applied entry to the checker.
+pub struct KvSm {
+    id: NodeId,
+    kv: Rc<RefCell<Kv>>,
+    sh: Weak<Shared>,
+}
+
+impl StateMachine for KvSm {
+    type Output = bool;
+
+    fn exec(&mut self, e: &ExecEntry<'_>) -> Exec<bool> {
+        let sh = self.sh.upgrade();
+        if let Some(sh) = &sh {
+            sh.on_apply(self.id, e.index, e.term, e.body);
+        }
+        let r = match Command::decode(e.body) {
+            Ok((cmd, _)) => self.kv.borrow_mut().apply(&cmd),
+            Err(b) => {
+                if let Some(sh) = &sh {
+                    sh.violation(format!("node {}: entry {}: {}", self.id, e.index, b.0));
+                }
+                false
+            }
+        };
+        Exec::Done(Ok(r))
+    }
+}
+
+// ------------------------------------------------------------------------------
+// shared state
+
+#[derive(Default)]
+struct Checker {
+    violations: Vec<String>,
+    leaders: BTreeMap<Term, NodeId>,
+    /// Entry (term, body) applied at each index (write entries only), with the term
+    /// of the first node that applied it at that moment.
+    applied: BTreeMap<Index, (Term, Bytes, Term)>,
+    /// Writes acknowledged to a client: (index, term).
+    acked: Vec<(Index, Term)>,
+    stats: RunStats,
+}
+
+/// One running incarnation of a node.
+struct Up {
+    inc: u64,
+    raft: RaftGroup<bool>,
+    fg: FiberGroup,
+    log: SimRaftLog,
+    kv: Rc<RefCell<Kv>>,
+}
+
+struct Slot {
+    disk: SimDisk,
+    inc: Cell<u64>,
+    up: RefCell<Option<Rc<Up>>>,
+}
+
+struct Shared {
+    cfg: SimConfig,
+    rpcs: Rc<Rpcs>,
+    checker: RefCell<Checker>,
+    slots: Vec<Slot>,
+    history: RefCell<History>,
+    clients_done: Cell<bool>,
+    finished: Cell<bool>,
+    ops: Cell<u64>,
+    ok: Cell<u64>,
+    max_replicate_items: u64,
+    rng: RefCell<XorShift>,
+    /// Nodes the outer loop must (re)start now.
+    to_start: RefCell<Vec<NodeId>>,
+    misc: RefCell<Option<FiberGroup>>,
+    me: RefCell<Weak<Shared>>,
+}
+
+fn vnow() -> i64 {
+    dt_fiber::now().map_or(0, |t| t.nano_time)
+}
+
+impl Shared {
+    fn slot(&self, id: NodeId) -> &Slot {
+        &self.slots[id as usize - 1]
+    }
+
+    fn up(&self, id: NodeId) -> Option<Rc<Up>> {
+        self.slot(id).up.borrow().clone()
+    }
+
+    fn all_ids(&self) -> Vec<NodeId> {
+        (1..=self.cfg.nodes).collect()
+    }
+
+    fn live(&self) -> Vec<Rc<Up>> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.up.borrow().clone())
+            .collect()
+    }
+
+    fn violation(&self, what: String) {
+        let mut c = self.checker.borrow_mut();
+        if c.violations.len() < 20 {
+            c.violations
+                .push(format!("t={:.3}s {what}", vnow() as f64 / 1e9));
+        }
+    }
+
+    fn deliver(&self, from: NodeId, to: NodeId, msg: Msg) {
+        match msg {
+            Msg::Resp { rpc, body } => {
+                if let Some(tx) = self.rpcs.pending.borrow_mut().remove(&rpc) {
+                    tx.send((*body).clone());
+                }
+            }
+            Msg::Req { rpc, body } => {
+                let Some(up) = self.up(to) else { return };
+                let (tx, rx) = oneshot::<RespBody>();
+                let inbox = up.raft.inbox();
+                match &*body {
+                    ReqBody::Vote(r) => {
+                        inbox.vote(*r, Box::new(move |v| tx.send(RespBody::Vote(v))))
+                    }
+                    ReqBody::Append(r) => {
+                        inbox.append(r.clone(), Box::new(move |v| tx.send(RespBody::Append(v))))
+                    }
+                    ReqBody::Transfer(r) => {
+                        inbox.transfer_leader(*r, Box::new(move |v| tx.send(RespBody::Transfer(v))))
+                    }
+                    ReqBody::Query => {
+                        inbox.query_status(Box::new(move |v| tx.send(RespBody::Query(v))))
+                    }
+                }
+                let me = self.me.borrow().clone();
+                let inc = up.inc;
+                let _ = up
+                    .fg
+                    .spawn_with(FiberOptions::new("sim-reply").daemon(), async move {
+                        let Some(r) = rx.await else { return };
+                        let Some(sh) = me.upgrade() else { return };
+                        // a crashed incarnation answers nothing
+                        if sh.slot(to).inc.get() != inc || sh.up(to).is_none() {
+                            return;
+                        }
+                        sh.rpcs.net.send(
+                            to,
+                            from,
+                            Msg::Resp {
+                                rpc,
+                                body: Rc::new(r),
+                            },
+                        );
+                    });
+            }
+        }
+    }
+
+    fn on_apply(&self, id: NodeId, index: Index, term: Term, body: &Bytes) {
+        let term_now = self.up(id).map_or(term, |u| u.raft.status().term.max(term));
+        let mut c = self.checker.borrow_mut();
+        c.stats.commit = c.stats.commit.max(index);
+        match c.applied.get(&index) {
+            Some((t, b, _)) => {
+                if *t != term || b != body {
+                    let t = *t;
+                    drop(c);
+                    self.violation(format!(
+                        "node {id} applies term {term} at {index}, another node applied term {t}"
+                    ));
+                }
+            }
+            None => {
+                c.applied.insert(index, (term, body.clone(), term_now));
+            }
+        }
+    }
+
+    fn on_leader(&self, id: NodeId, term: Term, log: &SimRaftLog) {
+        if self.cfg.faults.crash
+            && !self.clients_done.get()
+            && self.rng.borrow_mut().range(0, 99) < 15
+        {
+            let wait = Duration::from_micros(self.rng.borrow_mut().range(0, 20_000));
+            let sh = self.me.borrow().upgrade();
+            let g = self.misc.borrow().clone();
+            if let (Some(sh), Some(g)) = (sh, g) {
+                let inc = self.slot(id).inc.get();
+                let _ = g.spawn("crash-new-leader", async move {
+                    if dt_fiber::sleep(wait).await.is_ok()
+                        && !sh.clients_done.get()
+                        && sh.slot(id).inc.get() == inc
+                        && sh.up(id).is_some()
+                    {
+                        sh.checker.borrow_mut().stats.crashes += 1;
+                        crash_node(&sh, id);
+                    }
+                });
+            }
+        }
+        let mut c = self.checker.borrow_mut();
+        c.stats.leaders += 1;
+        let prev = c.leaders.insert(term, id);
+        drop(c);
+        if let Some(prev) = prev {
+            if prev != id {
+                let still = self.up(prev).is_some_and(|u| {
+                    let s = u.raft.status();
+                    s.role == Role::Leader && s.term == term
+                });
+                if still {
+                    self.violation(format!("two leaders in term {term}: {prev} and {id}"));
+                }
+            }
+        }
+        let bad = {
+            let c = self.checker.borrow();
+            c.applied
+                .iter()
+                .find(|(i, (t, _, ct))| *ct < term && log.term_at(**i) != Some(*t))
+                .map(|(i, _)| *i)
+        };
+        if let Some(i) = bad {
+            self.violation(format!(
+                "leader {id} of term {term} lacks committed entry {i}"
+            ));
+        }
+    }
+
+    fn check_log_matching(&self) {
+        let nodes = self.live();
+        for a in 0..nodes.len() {
+            for b in a + 1..nodes.len() {
+                let (x, y) = (&nodes[a].log, &nodes[b].log);
+                let top = x.last_index().min(y.last_index());
+                let Some(m) = (1..=top).rev().find(|i| x.term_at(*i) == y.term_at(*i)) else {
+                    continue;
+                };
+                for i in 1..=m {
+                    if x.entry(i) != y.entry(i) {
+                        self.violation(format!(
+                            "log matching: nodes {} and {} agree at {m} but differ at {i}",
+                            nodes[a].raft.node_id(),
+                            nodes[b].raft.node_id()
+                        ));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn recent_value(&self, key: Key, rng: &mut XorShift) -> Value {
+        let h = self.history.borrow();
+        h.events
+            .iter()
+            .rev()
+            .take(40)
+            .filter(|e| e.key == key)
+            .find_map(|e| e.value)
+            .unwrap_or_else(|| rng.range(0, 5) as Value)
+    }
+}
+
+// ------------------------------------------------------------------------------
+// nodes
+
+/// Starts (or restarts) node `id` from its disk, in a new fiber group.
+fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
+    if std::env::var_os("DT_SIM_TRACE").is_some() {
+        eprintln!("[{:?}] start n{id}", sim.elapsed());
+    }
+    let slot = sh.slot(id);
+    if slot.up.borrow().is_some() {
+        return;
+    }
+    let inc = slot.inc.get() + 1;
+    slot.inc.set(inc);
+    let fg = sim.new_group(&format!("node{id}-{inc}"));
+    let log = slot.disk.open();
+    let kv = Rc::new(RefCell::new(Kv::default()));
+    let sm = KvSm {
+        id,
+        kv: kv.clone(),
+        sh: Rc::downgrade(sh),
+    };
+    let mut cfg = RaftGroupConfig::new(1, id, sh.all_ids());
+    cfg.elect_timeout_ms = ELECT_MS;
+    cfg.heartbeat_interval_ms = 200;
+    cfg.rpc_timeout_ms = 300;
+    cfg.replicate_retry_ms = 100;
+    cfg.max_replicate_items = sh.max_replicate_items;
+    cfg.leader_stickiness = sh.cfg.leader_stickiness;
+    let weak = Rc::downgrade(sh);
+    let tlog = log.clone();
+    let commit_seen = Cell::new(0u64);
+    let trace: ActionTrace = Rc::new(move |_now, id, a| {
+        let Some(sh) = weak.upgrade() else { return };
+        if sh.slot(id).inc.get() != inc {
+            return;
+        }
+        match a {
+            Action::RoleChanged {
+                role: Role::Leader,
+                term,
+                ..
+            } => sh.on_leader(id, *term, &tlog),
+            Action::Apply { commit_index } => {
+                if *commit_index < commit_seen.get() {
+                    sh.violation(format!(
+                        "node {id}: commit index moved back from {} to {commit_index}",
+                        commit_seen.get()
+                    ));
+                }
+                commit_seen.set(commit_seen.get().max(*commit_index));
+            }
+            _ => {}
+        }
+    });
+    let transport = Rc::new(SimTransport {
+        rpcs: sh.rpcs.clone(),
+        me: id,
+    });
+    let raft = RaftGroup::start_with_parts(
+        &fg,
+        Box::new(log.clone()),
+        sm,
+        cfg,
+        transport,
+        DriverOptions {
+            trace: Some(trace),
+            ..Default::default()
+        },
+    );
+    for p in sh.all_ids() {
+        if p != id {
+            raft.inbox().set_member_ready(p, true);
+        }
+    }
+    *slot.up.borrow_mut() = Some(Rc::new(Up {
+        inc,
+        raft,
+        fg,
+        log,
+        kv,
+    }));
+}
+
+/// The process of node `id` dies now: the disk keeps only what it synced, nothing of
+/// this incarnation is sent or answered any more, its group is stopped.
+fn crash_node(sh: &Shared, id: NodeId) {
+    if std::env::var_os("DT_SIM_TRACE").is_some() {
+        eprintln!("[{}] crash n{id}", vnow());
+    }
+    let slot = sh.slot(id);
+    let Some(up) = slot.up.borrow_mut().take() else {
+        return;
+    };
+    slot.inc.set(slot.inc.get() + 1);
+    slot.disk.crash();
+    up.fg.request_shutdown();
+}
+
+// ------------------------------------------------------------------------------
+// clients
+
+/// Awaits `fut` at most `d`; `None` on timeout (or when the simulation stops).
+async fn within<T>(fut: impl Future<Output = T>, d: Duration) -> Option<T> {
+    let mut fut = pin!(fut);
+    let mut sleep = pin!(dt_fiber::sleep(d));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+enum Outcome {
+    Ok(Option<Value>, bool),
+    Fail(Option<NodeId>),
+    Info,
+}
+
+async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
+    let mut rng = XorShift::new(seed);
+    let nodes = sh.cfg.nodes as u64;
+    let mut guess: NodeId = 1 + rng.range(0, nodes - 1) as NodeId;
+    let mut n = 0u64;
+    while !sh.clients_done.get() {
+        let think = rng.range(0, 30);
+        if dt_fiber::sleep(Duration::from_millis(think)).await.is_err() || sh.clients_done.get() {
+            return;
+        }
+        n += 1;
+        let op_id = process * 1_000_000 + n;
+        let key = rng.range(0, sh.cfg.keys as u64 - 1) as Key;
+        let value = op_id as Value;
+        let op = match rng.range(0, 99) {
+            0..=39 => None,
+            40..=69 => Some(Command::Put(key, value)),
+            70..=89 => {
+                let expected = match rng.range(0, 3) {
+                    0 => None,
+                    _ => Some(sh.recent_value(key, &mut rng)),
+                };
+                Some(Command::Cas {
+                    key,
+                    expected,
+                    new: Some(value),
+                })
+            }
+            _ => Some(Command::Remove(key)),
+        };
+        {
+            let mut h = sh.history.borrow_mut();
+            h.at(vnow() as u64);
+            match op {
+                None => h.get(process, key),
+                Some(Command::Put(k, v)) => h.put(process, k, v),
+                Some(Command::Cas { key, expected, new }) => h.cas(process, key, expected, new),
+                Some(Command::Remove(k)) => h.remove(process, k),
+            };
+        }
+        let outcome = match sh.up(guess) {
+            None => Outcome::Fail(None),
+            Some(up) => {
+                let st = up.raft.status();
+                if st.role != Role::Leader {
+                    // refused before anything was proposed
+                    Outcome::Fail(st.leader)
+                } else {
+                    match op {
+                        None => read(&sh, &up, key).await,
+                        Some(cmd) => write(&sh, &up, cmd, op_id).await,
+                    }
+                }
+            }
+        };
+        let mut h = sh.history.borrow_mut();
+        h.at(vnow() as u64);
+        sh.ops.set(sh.ops.get() + 1);
+        match outcome {
+            Outcome::Ok(v, result) => {
+                sh.ok.set(sh.ok.get() + 1);
+                match op {
+                    None => h.ok(process, v),
+                    _ if !result => h.ok_false(process),
+                    _ => h.ok(process, None),
+                };
+            }
+            Outcome::Fail(hint) => {
+                h.fail(process);
+                guess = match hint {
+                    Some(l) if l != guess => l,
+                    _ => 1 + rng.range(0, nodes - 1) as NodeId,
+                };
+            }
+            Outcome::Info => {
+                h.info(process);
+                guess = 1 + rng.range(0, nodes - 1) as NodeId;
+            }
+        }
+    }
+}
+
+/// A lease read on `up`, then the read of its state machine.
+async fn read(sh: &Shared, up: &Up, key: Key) -> Outcome {
+    let r = within(
+        up.raft.lease_read(Duration::from_millis(500)),
+        CLIENT_TIMEOUT,
+    )
+    .await;
+    let alive = || sh.slot(up.raft.node_id()).inc.get() == up.inc;
+    match r {
+        Some(Ok(())) if alive() => Outcome::Ok(up.kv.borrow().get(key), true),
+        // deliberate bug: serve the read although the lease check failed
+        Some(Err(RaftError::NotLeader { leader: None }))
+            if alive() && bugs::is_active(Bug::StaleLeaseRead) =>
+        {
+            Outcome::Ok(up.kv.borrow().get(key), true)
+        }
+        Some(Err(RaftError::NotLeader { leader })) => Outcome::Fail(leader),
+        // a read has no effect: whatever went wrong, it did not happen
+        _ => Outcome::Fail(None),
+    }
+}
+
+/// A write through the log on `up`.
+async fn write(sh: &Shared, up: &Up, cmd: Command, op_id: u64) -> Outcome {
+    let fut = up.raft.submit_async(RaftInput::new(0, cmd.encode(op_id)));
+    match within(fut, CLIENT_TIMEOUT).await {
+        Some(Ok((index, result))) => {
+            let term = sh.checker.borrow().applied.get(&index).map(|e| e.0);
+            match term {
+                Some(t) => sh.checker.borrow_mut().acked.push((index, t)),
+                None => sh.violation(format!(
+                    "write acknowledged at {index} but no node applied it"
+                )),
+            }
+            Outcome::Ok(None, result)
+        }
+        Some(Err(
+            RaftError::FlowControl { .. } | RaftError::InvalidInput(_) | RaftError::Rejected(_),
+        )) => Outcome::Fail(None),
+        // NotLeader may come after the entry was proposed (FailPendingTasks): unknown
+        _ => Outcome::Info,
+    }
+}
+
+// ------------------------------------------------------------------------------
+// the nemesis
+
+async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
+    let mut rng = XorShift::new(seed);
+    let f = sh.cfg.faults;
+    let ids = sh.all_ids();
+    let n = ids.len() as u64;
+    let mut down: Vec<(NodeId, i64)> = Vec::new();
+    let mut heal_at: Option<i64> = None;
+    loop {
+        let wait = rng.range(20, 400);
+        if dt_fiber::sleep(Duration::from_millis(wait)).await.is_err() || sh.finished.get() {
+            return;
+        }
+        let now = vnow();
+        // groups the driver stopped (a failed fsync is fatal): the node restarts
+        for &id in &ids {
+            if let Some(up) = sh.up(id) {
+                if let Some(why) = &up.raft.status().init_failed {
+                    sh.violation(format!("node {id} cannot recover: {why}"));
+                }
+                if up.fg.should_stop() || up.fg.is_finished() {
+                    sh.checker.borrow_mut().stats.log_failures += 1;
+                    crash_node(&sh, id);
+                    down.push((id, now + rng.range(50, 1_000) as i64 * 1_000_000));
+                }
+            }
+        }
+        if now >= until_ns {
+            // calm: bring every node back, no new faults
+            down.clear();
+            for &id in &ids {
+                if sh.up(id).is_none() && !sh.to_start.borrow().contains(&id) {
+                    sh.to_start.borrow_mut().push(id);
+                }
+            }
+            continue;
+        }
+        // nodes crashed elsewhere (right after an election) are back after a while too
+        for &id in &ids {
+            if sh.up(id).is_none()
+                && !down.iter().any(|d| d.0 == id)
+                && !sh.to_start.borrow().contains(&id)
+            {
+                down.push((id, now + rng.range(50, 1_000) as i64 * 1_000_000));
+            }
+        }
+        let mut k = 0;
+        while k < down.len() {
+            if down[k].1 <= now {
+                let (id, _) = down.swap_remove(k);
+                sh.to_start.borrow_mut().push(id);
+            } else {
+                k += 1;
+            }
+        }
+        if heal_at.is_some_and(|t| t <= now) {
+            sh.rpcs.net.heal();
+            heal_at = None;
+        }
+        let leader = sh
+            .live()
+            .into_iter()
+            .find(|u| u.raft.status().role == Role::Leader)
+            .map(|u| u.raft.node_id());
+        match rng.range(0, 9) {
+            0 | 1 if f.crash && down.len() < (n as usize - 1) / 2 + 1 => {
+                let id = match (leader, rng.range(0, 2)) {
+                    (Some(l), 0) => l,
+                    _ => 1 + rng.range(0, n - 1) as NodeId,
+                };
+                if sh.up(id).is_some() {
+                    sh.checker.borrow_mut().stats.crashes += 1;
+                    crash_node(&sh, id);
+                    down.push((id, now + rng.range(10, 2_000) as i64 * 1_000_000));
+                }
+            }
+            2 | 3 if f.net && heal_at.is_none() => {
+                sh.checker.borrow_mut().stats.partitions += 1;
+                let net = &sh.rpcs.net;
+                match rng.range(0, 3) {
+                    0 => {
+                        if let Some(l) = leader {
+                            net.isolate(l, &ids);
+                        }
+                    }
+                    1 => {
+                        let a = 1 + rng.range(0, n - 1) as NodeId;
+                        let b = 1 + rng.range(0, n - 1) as NodeId;
+                        if a != b {
+                            net.block(a, b);
+                        }
+                    }
+                    2 => {
+                        let cut = rng.range(1, n - 1) as usize;
+                        let mut shuffled = ids.clone();
+                        for i in (1..shuffled.len()).rev() {
+                            shuffled.swap(i, rng.range(0, i as u64) as usize);
+                        }
+                        net.partition(&shuffled[..cut], &shuffled[cut..]);
+                    }
+                    _ => {
+                        let a = 1 + rng.range(0, n - 1) as NodeId;
+                        let b = 1 + rng.range(0, n - 1) as NodeId;
+                        net.set_slow(a, b, rng.range(50_000, 600_000));
+                    }
+                }
+                heal_at = Some(now + rng.range(200, 3_000) as i64 * 1_000_000);
+            }
+            4 => {
+                if let Some(up) = leader.and_then(|l| sh.up(l)) {
+                    let target = 1 + rng.range(0, n - 1) as NodeId;
+                    if target != up.raft.node_id() {
+                        sh.checker.borrow_mut().stats.transfers += 1;
+                        // the answer is not awaited
+                        drop(up.raft.transfer_leadership(target, Duration::from_secs(2)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn invariant_ticker(sh: Rc<Shared>) {
+    loop {
+        if dt_fiber::sleep(Duration::from_millis(500)).await.is_err() || sh.finished.get() {
+            return;
+        }
+        sh.check_log_matching();
+    }
+}
+
+// ------------------------------------------------------------------------------
+// one seed
+
+/// Runs `sim` for `d`, (re)starting the nodes the nemesis asks for on the way.
+fn run_for(sim: &mut Simulation, sh: &Rc<Shared>, d: Duration) {
+    let end = sim.now().nano_time + d.as_nanos() as i64;
+    loop {
+        let left = end - sim.now().nano_time;
+        if left <= 0 {
+            return;
+        }
+        sim.run_until(
+            || !sh.to_start.borrow().is_empty(),
+            Duration::from_nanos(left as u64),
+        );
+        let ids = std::mem::take(&mut *sh.to_start.borrow_mut());
+        for id in ids {
+            start_node(sh, sim, id);
+        }
+    }
+}
+
+/// Runs one seed with every node on the real fiber driver and checks it.
+/// Deterministic: the same seed and configuration give the same history.
+pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
+    bugs::set_active(cfg.bug);
+    let mut sim = Simulation::new(seed);
+    let mut rng = XorShift::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
+    let net_group = sim.new_group("net");
+    let f = cfg.faults;
+    let net_cfg = if f.net {
+        NetConfig {
+            min_delay_us: 100,
+            max_delay_us: 3_000,
+            loss_per_mille: rng.range(0, 50),
+            dup_per_mille: rng.range(0, 30),
+            reorder: rng.range(0, 1) == 1,
+        }
+    } else {
+        NetConfig::default()
+    };
+    let net: SimNet<Msg> = SimNet::new(net_group, net_cfg, rng.next_u64());
+    let disk_cfg = SimDiskConfig {
+        sync_min_us: 200,
+        sync_max_us: 8_000,
+        torn_writes: f.disk,
+        sync_fail_per_mille: if f.disk { 1 } else { 0 },
+        ack_before_sync: cfg.bug == Some(Bug::AckBeforeFsync),
+    };
+    let slots = (1..=cfg.nodes)
+        .map(|_| Slot {
+            disk: SimDisk::new(disk_cfg.clone(), rng.next_u64()),
+            inc: Cell::new(0),
+            up: RefCell::new(None),
+        })
+        .collect();
+    let sh = Rc::new(Shared {
+        cfg: cfg.clone(),
+        rpcs: Rc::new(Rpcs {
+            net,
+            next: Cell::new(0),
+            pending: RefCell::new(BTreeMap::new()),
+        }),
+        checker: RefCell::new(Checker::default()),
+        slots,
+        history: RefCell::new(History::new()),
+        clients_done: Cell::new(false),
+        finished: Cell::new(false),
+        ops: Cell::new(0),
+        ok: Cell::new(0),
+        max_replicate_items: [1, 2, 4, 8, 64][rng.range(0, 4) as usize],
+        rng: RefCell::new(XorShift::new(rng.next_u64())),
+        to_start: RefCell::new(Vec::new()),
+        misc: RefCell::new(None),
+        me: RefCell::new(Weak::new()),
+    });
+    *sh.me.borrow_mut() = Rc::downgrade(&sh);
+    {
+        let weak = Rc::downgrade(&sh);
+        sh.rpcs.net.set_deliver(move |from, to, msg| {
+            if let Some(sh) = weak.upgrade() {
+                sh.deliver(from, to, msg);
+            }
+        });
+    }
+    for id in 1..=cfg.nodes {
+        start_node(&sh, &mut sim, id);
+    }
+    let cg = sim.new_group("clients");
+    for p in 0..cfg.clients as u64 {
+        let _ = cg.spawn("client", client(sh.clone(), p, rng.next_u64()));
+    }
+    let misc = sim.new_group("nemesis");
+    *sh.misc.borrow_mut() = Some(misc.clone());
+    let until = sim.now().nano_time + cfg.duration.as_nanos() as i64;
+    let _ = misc.spawn("nemesis", nemesis(sh.clone(), rng.next_u64(), until));
+    let _ = misc.spawn("invariants", invariant_ticker(sh.clone()));
+
+    run_for(&mut sim, &sh, cfg.duration);
+    // the end: stop the workload, heal, restart everybody, let it converge
+    sh.clients_done.set(true);
+    sh.rpcs.net.heal();
+    let mut cfgn = sh.rpcs.net.config();
+    cfgn.loss_per_mille = 0;
+    sh.rpcs.net.set_config(cfgn);
+    for slot in &sh.slots {
+        slot.disk.set_sync_fail_per_mille(0);
+    }
+    run_for(&mut sim, &sh, CLIENT_TIMEOUT + Duration::from_secs(4));
+    final_checks(&sh);
+    let virtual_time = sim.elapsed();
+    sh.finished.set(true);
+    sh.misc.borrow_mut().take();
+    let _ = sim.stop(Duration::from_secs(5));
+    for slot in &sh.slots {
+        slot.up.borrow_mut().take();
+    }
+
+    let history: Vec<Event> = std::mem::take(&mut sh.history.borrow_mut().events);
+    let mut violations = std::mem::take(&mut sh.checker.borrow_mut().violations);
+    let mut check_unknown = false;
+    match check_events(
+        &history,
+        &CheckConfig {
+            max_steps_per_key: 10_000_000,
+        },
+    ) {
+        Ok(r) => match r.verdict {
+            Verdict::Linearizable => {}
+            Verdict::Violation(v) => violations.push(format!("not linearizable: {v}")),
+            Verdict::Unknown { .. } => check_unknown = true,
+        },
+        Err(e) => violations.push(format!("history malformed: {e}")),
+    }
+    let mut stats = sh.checker.borrow().stats;
+    stats.messages = sh.rpcs.net.stats().sent;
+    bugs::set_active(None);
+    SeedReport {
+        seed,
+        ops: sh.ops.get(),
+        ok: sh.ok.get(),
+        virtual_time,
+        violations,
+        check_unknown,
+        history,
+        stats,
+    }
+}
+
+/// After convergence: logs match pairwise, every acknowledged write is in every
+/// node's log up to its commit index, and in a majority of the logs.
+fn final_checks(sh: &Shared) {
+    sh.check_log_matching();
+    let acked = sh.checker.borrow().acked.clone();
+    for up in sh.live() {
+        let commit = up.raft.status().commit_index;
+        for &(i, t) in &acked {
+            if up.log.term_at(i) != Some(t) && commit >= i {
+                sh.violation(format!(
+                    "node {}: acknowledged write at {i} (term {t}) is gone",
+                    up.raft.node_id()
+                ));
+                break;
+            }
+        }
+    }
+    if let Some(&(i, t)) = acked.iter().max() {
+        let holders = sh
+            .live()
+            .iter()
+            .filter(|u| u.log.term_at(i) == Some(t))
+            .count();
+        if holders * 2 <= sh.cfg.nodes as usize {
+            let states: Vec<String> = sh
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(k, s)| match s.up.borrow().as_ref() {
+                    None => format!("{}: down", k + 1),
+                    Some(u) => {
+                        let st = u.raft.status();
+                        format!(
+                            "{}: {:?} term {} last {} commit {} applied {} init {} failed {:?} stop {}",
+                            k + 1,
+                            st.role,
+                            st.term,
+                            u.log.last_index(),
+                            st.commit_index,
+                            st.last_applied,
+                            st.init_finished,
+                            st.init_failed,
+                            u.fg.should_stop()
+                        )
+                    }
+                })
+                .collect();
+            sh.violation(format!(
+                "acknowledged write at {i} (term {t}) held by only {holders} nodes [{}]",
+                states.join("; ")
+            ));
+        }
+    }
+}
