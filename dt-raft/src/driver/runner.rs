@@ -46,7 +46,8 @@ use super::transport::{
 use super::RaftGroupConfig;
 use crate::core::{
     Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, InstallStart,
-    LeaseError, LocalEntries, MatchSearch, NodeId, RaftCore, ReqId, Term, TransferError,
+    LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Term,
+    TransferError,
 };
 use crate::raft_log::RaftLog;
 use crate::rpc;
@@ -509,6 +510,21 @@ impl<S: StateMachine> Driver<S> {
         .map_err(|e| e.to_string())?;
         if snap_index > 0 {
             core.on_applied(now, snap_index);
+        }
+        // §11.4: the sets stored with the snapshot replace the static configuration;
+        // configuration entries after it are replayed on top by the apply fiber.
+        if let Some(r) = recovered.as_ref().filter(|r| !r.info.members.is_empty()) {
+            let i = &r.info;
+            core.restore_config(
+                now,
+                MemberSets {
+                    members: i.members.clone(),
+                    observers: i.observers.clone(),
+                    prepared_members: i.prepared_members.clone(),
+                    prepared_observers: i.prepared_observers.clone(),
+                },
+                i.last_config_change_index,
+            );
         }
         if install_required {
             core.set_install_required(now);
