@@ -336,8 +336,7 @@ impl Cluster {
                     self.transfers.0 += 1;
                 }
             }
-            Action::InstallSnapshot { .. }
-            | Action::BeginInstallSnapshot { .. }
+            Action::BeginInstallSnapshot { .. }
             | Action::InstallSnapshotData { .. }
             | Action::FinishInstallSnapshot { .. } => {
                 unreachable!("installs are shortcut here, no install requests are sent")

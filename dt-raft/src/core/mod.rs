@@ -253,12 +253,6 @@ pub enum Action {
         /// Suggested index.
         suggest_index: Index,
     },
-    /// No longer emitted: superseded by [`Action::StartInstallSnapshot`]. Kept so
-    /// that existing matches compile; it will be removed.
-    InstallSnapshot {
-        /// The peer.
-        to: NodeId,
-    },
     /// Leader (§12.2): peer `to` has no usable log (it suggested (0,0), no match was
     /// found, or it answered INSTALL_SNAPSHOT); appends to it stop. Emitted when the
     /// peer is marked, and again `replicate_retry_ms` after a failed stream (while

@@ -826,8 +826,6 @@ impl<S: StateMachine> Driver<S> {
                 term: last_included_term,
                 next_write_pos,
             }),
-            // superseded by StartInstallSnapshot, never emitted
-            Action::InstallSnapshot { .. } => {}
             Action::Apply { commit_index } => {
                 self.log.set_commit_index(commit_index);
                 if commit_index > self.apply_commit.get() {

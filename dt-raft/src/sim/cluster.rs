@@ -620,8 +620,6 @@ impl Node {
                     self.core.handle_install_error(now, to, &start);
                 }
             }
-            // never emitted any more (superseded by StartInstallSnapshot)
-            Action::InstallSnapshot { .. } => {}
             // the simulation installs by copying (`install`), so no node receives
             // install requests; refuse any the core would act on
             Action::BeginInstallSnapshot { req, .. } => self.core.on_install_begun(now, req, false),
