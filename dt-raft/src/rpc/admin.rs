@@ -130,65 +130,9 @@ impl RpcBody for AdminCommitOrAbortReq {
     }
 }
 
-/// `AdminAddNodeReq` (50).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AdminAddNodeReq {
-    /// Field 1, int32.
-    pub node_id: i32,
-    /// Field 2, string (ASCII).
-    pub host: String,
-    /// Field 3, int32: the node's replicate port.
-    pub port: i32,
-}
-
-impl Encodable for AdminAddNodeReq {
-    fn encoded_size(&self) -> usize {
-        encode::size_int32(1, self.node_id)
-            + encode::size_str(2, &self.host)
-            + encode::size_int32(3, self.port)
-    }
-    fn encode(&self, out: &mut BytesMut) {
-        encode::put_int32(out, 1, self.node_id);
-        encode::put_str(out, 2, &self.host);
-        encode::put_int32(out, 3, self.port);
-    }
-}
-
-/// Decoder of [`AdminAddNodeReq`].
-#[derive(Debug, Default)]
-pub struct AdminAddNodeReqCallback {
-    msg: AdminAddNodeReq,
-    acc: BytesCollector,
-}
-
-impl PbCallback for AdminAddNodeReqCallback {
-    fn begin(&mut self, _len: usize) -> Result<(), PbError> {
-        self.msg = AdminAddNodeReq::default();
-        self.acc.reset();
-        Ok(())
-    }
-    fn varint(&mut self, field: u32, v: i64) -> Result<(), PbError> {
-        match field {
-            1 => self.msg.node_id = int32(v),
-            3 => self.msg.port = int32(v),
-            _ => {}
-        }
-        Ok(())
-    }
-    fn bytes(&mut self, field: u32, chunk: Chunk<'_>) -> Result<(), PbError> {
-        if field == 2 {
-            collect_str(&mut self.acc, &chunk, &mut self.msg.host)?;
-        }
-        Ok(())
-    }
-}
-
-impl RpcBody for AdminAddNodeReq {
-    type Callback = AdminAddNodeReqCallback;
-    fn finish(cb: Self::Callback) -> Result<Self, PbError> {
-        Ok(cb.msg)
-    }
-}
+/// `AdminAddNodeReq` (50): the same three fields as a [`RaftNode`] (node id, host,
+/// replicate port), so one message type and one decoder serve both.
+pub type AdminAddNodeReq = RaftNode;
 
 /// `AdminAddGroupReq` (52).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -273,7 +217,8 @@ impl Encodable for RaftNode {
     }
 }
 
-/// Decoder of [`RaftNode`] (used nested by [`AdminListNodesRespCallback`]).
+/// Decoder of [`RaftNode`] (whole, as [`AdminAddNodeReq`], or nested by
+/// [`AdminListNodesRespCallback`]).
 #[derive(Debug, Default)]
 pub struct RaftNodeCallback {
     node: RaftNode,
@@ -299,6 +244,13 @@ impl PbCallback for RaftNodeCallback {
             collect_str(&mut self.acc, &chunk, &mut self.node.host)?;
         }
         Ok(())
+    }
+}
+
+impl RpcBody for RaftNode {
+    type Callback = RaftNodeCallback;
+    fn finish(cb: Self::Callback) -> Result<Self, PbError> {
+        Ok(cb.node)
     }
 }
 
