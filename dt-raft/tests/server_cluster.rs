@@ -18,8 +18,12 @@ use dt_raft::rpc::{
     AdminAddGroupReq, AdminListGroupsResp, QueryStatusResp, RaftCommands, RpcBody,
     TransferLeaderReq,
 };
-use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig};
+use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer};
 use dt_raft::sm::{store_config, RaftError, RaftFactory, RaftInput};
+
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::server_config;
 
 fn free_ports(n: usize) -> Vec<u16> {
     let ls: Vec<TcpListener> = (0..n)
@@ -82,28 +86,6 @@ fn start_cluster(dir: &std::path::Path, ports: &[u16], dispatchers: usize) -> Ve
         dispatchers,
         &(1..=ports.len() as i32).collect::<Vec<_>>(),
     )
-}
-
-fn server_config(ports: &[u16], id: i32) -> RaftServerConfig {
-    let servers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
-        .collect();
-    RaftServerConfig {
-        servers,
-        node_id: id,
-        replicate_port: ports[id as usize - 1],
-        bind_host: "127.0.0.1".parse().unwrap(),
-        elect_timeout: Duration::from_millis(1500),
-        heartbeat_interval: Duration::from_millis(300),
-        rpc_timeout: Duration::from_millis(1000),
-        ping_interval: Duration::from_millis(200),
-        raft_ping_interval: Duration::from_millis(100),
-        io_threads: 1,
-        block_io_threads: 1,
-        ..Default::default()
-    }
 }
 
 /// Builds and starts nodes `ids` of a cluster on `ports`, each with groups 1..=`groups`

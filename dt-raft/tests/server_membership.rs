@@ -19,8 +19,12 @@ use dt_raft::raft_log::{DefaultRaftLog, RaftLog, ThreadPoolIo};
 use dt_raft::rpc::{
     AdminCommitOrAbortReq, AdminPrepareConfigChangeReq, QueryStatusResp, RaftCommands, RpcBody,
 };
-use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig};
+use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer};
 use dt_raft::sm::{store_config, RaftError, RaftFactory, RaftInput};
+
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::server_config;
 
 fn free_ports(n: usize) -> Vec<u16> {
     let ls: Vec<TcpListener> = (0..n)
@@ -71,28 +75,6 @@ impl Node {
             .find(|n| n.node.node_id == id)
             .map(|n| n.use_count)
             .unwrap()
-    }
-}
-
-fn server_config(ports: &[u16], id: i32) -> RaftServerConfig {
-    let servers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
-        .collect();
-    RaftServerConfig {
-        servers,
-        node_id: id,
-        replicate_port: ports[id as usize - 1],
-        bind_host: "127.0.0.1".parse().unwrap(),
-        elect_timeout: Duration::from_millis(1500),
-        heartbeat_interval: Duration::from_millis(300),
-        rpc_timeout: Duration::from_millis(1000),
-        ping_interval: Duration::from_millis(200),
-        raft_ping_interval: Duration::from_millis(100),
-        io_threads: 1,
-        block_io_threads: 1,
-        ..Default::default()
     }
 }
 
