@@ -28,3 +28,4 @@ guide!(DtFiberGuide, "dt-fiber.md");
 guide!(DtRaftGuide, "dt-raft.md");
 guide!(DtClientGuide, "dt-client.md");
 guide!(DtServerGuide, "dt-server.md");
+guide!(UserGuide, "user-guide.md");
