@@ -29,3 +29,6 @@ guide!(DtRaftGuide, "dt-raft.md");
 guide!(DtClientGuide, "dt-client.md");
 guide!(DtServerGuide, "dt-server.md");
 guide!(UserGuide, "user-guide.md");
+guide!(OperationsGuide, "operations.md");
+guide!(AdminCliGuide, "admin-cli.md");
+guide!(BenchCliGuide, "bench-cli.md");
