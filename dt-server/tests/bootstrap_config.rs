@@ -479,3 +479,47 @@ fn configuration_page_lists_every_key() {
         assert!(page.contains(&format!("`{k}`")), "{k}");
     }
 }
+
+#[test]
+fn operations_page_defaults_agree_with_the_keys() {
+    use dt_server::bootstrap::{GroupConfig, KvConfig, ServerConfig};
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"),
+    )
+    .unwrap();
+    let keys: Vec<_> = ServerConfig::KEYS
+        .iter()
+        .chain(GroupConfig::KEYS)
+        .chain(KvConfig::KEYS)
+        .collect();
+    let first_token = |s: &str| {
+        s.replace('`', "")
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(',')
+            .to_string()
+    };
+    let mut checked = 0;
+    for line in page.lines() {
+        // Rows of the tuning table: | `key` | default ... | when to change it |
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let key = cells[1].trim_matches('`');
+        let Some(doc) = keys.iter().find(|k| k.key == key) else {
+            continue;
+        };
+        assert_eq!(
+            first_token(cells[2]),
+            first_token(doc.default),
+            "docs/operations.md gives {key} a default that differs from the code's"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} key rows found in docs/operations.md"
+    );
+}
