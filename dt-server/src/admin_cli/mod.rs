@@ -200,4 +200,22 @@ mod tests {
         assert!(out.contains("--group-id"), "{out}");
         assert!(err.is_empty());
     }
+
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_an_other_error() {
+        let mut err = Vec::new();
+        let code = main_with(["dt-admin", "list-nodes", "--help"], &mut Closed, &mut err);
+        assert_eq!(code, exit::EXIT_OTHER);
+    }
 }
