@@ -373,6 +373,9 @@ fn membership_three_to_five_and_back_while_writes_run() {
     let s = c.status(l);
     assert_eq!(sorted(&s.members), [1, 2, 3]);
     assert_eq!(sorted(&s.prepared_members), [1, 2, 3, 4, 5]);
+    // RAFT_QUERY_STATUS reports the index commit-change must name (the admin tools
+    // check it before committing)
+    assert_eq!(s.last_config_change_index, p2 as i64);
     // the prepared members run as followers of the joint configuration
     for n in &nodes[3..] {
         wait_until("new members follow", Duration::from_secs(10), || {

@@ -19,6 +19,10 @@
 //! servers.properties safely when membership changes, and gives the embedded defaults
 //! of a server started without arguments (see `docs/configuration.md`).
 //!
+//! With the default `cli` feature, [`admin_cli`] is the `dt-admin` tool (the reference's
+//! `DtAdmin`): its subcommands, their checks, output and exit codes, on
+//! `dt_client::admin::AdminRaftClient`.
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -35,6 +39,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cli")]
+pub mod admin_cli;
 pub mod bootstrap;
 pub mod dtkv;
 pub mod kv_server;

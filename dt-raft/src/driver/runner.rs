@@ -650,6 +650,13 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn query_status_resp(&self) -> rpc::QueryStatusResp {
+        // With a core, every field it knows (apply timing, lastConfigChangeIndex, which
+        // commit-change is checked against) comes from its full status.
+        if let Some(c) = self.core.borrow().as_ref() {
+            let mut r = rpc::QueryStatusResp::from_core(self.cfg.group_id, &c.status(self.now()));
+            r.set_flag(self.init_finished.get(), false, c.group_ready(), false);
+            return r;
+        }
         let s = self.snapshot_status();
         let ids = |v: &[NodeId]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
         let mut r = rpc::QueryStatusResp {
