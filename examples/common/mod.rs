@@ -522,7 +522,8 @@ pub struct WriterStats {
     pub retried: u64,
     /// Puts that failed every try.
     pub failed: u64,
-    /// The last value acknowledged in each group is `ok - 1` (the counter).
+    /// The last value acknowledged in every group (the writer puts its round number),
+    /// if any.
     pub last: Option<u64>,
 }
 
