@@ -19,6 +19,11 @@
 //! servers.properties safely when membership changes, and gives the embedded defaults
 //! of a server started without arguments (see `docs/configuration.md`).
 //!
+//! [`launcher`] is the `dt-server` program itself (command line, configuration mapped
+//! onto the Raft and DtKV settings, start, readiness, the servers.properties sync and
+//! its SYNC_CONFIG processor, graceful stop); the binary's `main` only adds logging and
+//! the signal handler.
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -38,4 +43,5 @@
 pub mod bootstrap;
 pub mod dtkv;
 pub mod kv_server;
+pub mod launcher;
 pub mod props;
