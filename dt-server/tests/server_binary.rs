@@ -320,3 +320,50 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
     s.terminate();
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
 }
+
+#[test]
+fn no_arguments_runs_the_embedded_defaults_in_the_working_directory() {
+    // The embedded defaults use the fixed ports 9331/9332; skip (saying so) when
+    // something else on this machine holds them.
+    let busy = [9331u16, 9332]
+        .iter()
+        .any(|p| TcpListener::bind(("127.0.0.1", *p)).is_err());
+    if busy {
+        eprintln!("SKIPPED no_arguments_runs_the_embedded_defaults: port 9331 or 9332 is in use");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::spawn(dir.path(), &[], "run.log");
+    let kv = put_until_ok("1,127.0.0.1:9332", &[1], "hello", "world", T);
+    assert_eq!(
+        kv.get(0, "hello").unwrap().unwrap().data,
+        Bytes::from("world")
+    );
+    kv.stop(Duration::from_secs(1));
+    assert!(dir.path().join("data/0").is_dir(), "data under ./data/0");
+
+    // No servers.properties to rewrite: sync-config says so.
+    let admin = AdminRaftClient::new(RaftClientConfig::default()).unwrap();
+    admin
+        .raft()
+        .add_or_update_nodes(&RaftNode::parse_list("1,127.0.0.1:9331").unwrap())
+        .unwrap();
+    let e = admin
+        .server_sync_config(1, Duration::from_secs(5))
+        .wait()
+        .unwrap_err();
+    assert!(e.to_string().contains("no file to sync"), "{e}");
+    admin.stop(Duration::from_secs(1));
+
+    // Ctrl-C (SIGINT) stops it cleanly too.
+    let st = Command::new("kill")
+        .arg("-INT")
+        .arg(s.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+    let log = s.log_text();
+    assert!(log.contains("embedded defaults"), "{log}");
+    assert!(log.contains("service port 9332"), "{log}");
+}
