@@ -275,6 +275,20 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
         "the backup is the old file"
     );
 
+    // Not on the service port.
+    let wrong = AdminRaftClient::new(RaftClientConfig::default()).unwrap();
+    wrong
+        .raft()
+        .add_or_update_nodes(&RaftNode::parse_list(&l.client_servers()).unwrap())
+        .unwrap();
+    match wrong.server_sync_config(1, Duration::from_secs(5)).wait() {
+        Err(dt_client::kv::KvError::Server { resp_code, .. }) => {
+            assert_eq!(resp_code, dt_net::CmdCodes::COMMAND_NOT_SUPPORT)
+        }
+        r => panic!("sync-config on the service port: {r:?}"),
+    }
+    wrong.stop(Duration::from_secs(1));
+
     // Adding a node runs the persist-config hook: the file follows without a request.
     admin
         .server_add_node(1, 2, "127.0.0.1", 4999, Duration::from_secs(5))
@@ -284,6 +298,19 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
         &f.servers,
         &format!("servers = 1,127.0.0.1:{};2,127.0.0.1:4999;", l.repl[0]),
     );
+
+    // A committed membership change (node 2 becomes an observer of group 0) is written
+    // once the COMMIT entry applies.
+    admin.raft().add_or_update_group(0, &[1]).unwrap();
+    let prepare = admin
+        .prepare_config_change(0, &[1], &[], &[1], &[2], Duration::from_secs(5))
+        .wait()
+        .unwrap();
+    admin
+        .commit_change(0, prepare, Duration::from_secs(5))
+        .wait()
+        .unwrap();
+    wait_file_contains(&f.servers, "group.0.nodeIdOfObservers = 2\n");
 
     // A group added at run time gets its directory under dataDir and its lines.
     admin
