@@ -394,3 +394,35 @@ fn no_arguments_runs_the_embedded_defaults_in_the_working_directory() {
     assert!(log.contains("embedded defaults"), "{log}");
     assert!(log.contains("service port 9332"), "{log}");
 }
+
+#[test]
+fn group_overrides_in_servers_properties_reach_each_running_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(1);
+    // Group 1 turns the snapshot on close off; group 0 keeps the default (on).
+    let f = l.write_node(
+        dir.path(),
+        1,
+        "",
+        "group.1.nodeIdOfMembers = 1\ngroup.1.saveSnapshotWhenClose = false\n",
+    );
+    let mut s = Server::start(&f, "run.log");
+    let kv = put_until_ok(&l.client_servers(), &[1], "a", "0", T);
+    kv.stop(Duration::from_secs(1));
+    let kv1 = KvClient::connect(&l.client_servers(), &[(1, &[1])]).unwrap();
+    kv1.put(1, "b", "1").unwrap();
+    kv1.stop(Duration::from_secs(1));
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+    let count = |g: &str| {
+        fs::read_dir(dir.path().join("node1/data").join(g).join("snapshot"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert!(count("0") > 0, "group 0 saved a snapshot on close");
+    assert_eq!(
+        count("1"),
+        0,
+        "group 1 did not (group.1.saveSnapshotWhenClose)"
+    );
+}
