@@ -513,8 +513,14 @@ impl RaftCore {
             cfg,
             sets,
         };
-        // the reference's vote fiber first wakes after a random 1-30 ms
-        core.elect_check_at = now + core.rng.range(1, 30);
+        // the reference's vote fiber first wakes after a random 1-30 ms; a sole voter
+        // has no rival candidate to spread out from, so it checks at once
+        let me = core.cfg.node_id;
+        core.elect_check_at = if core.sets.has_elect_quorum(|id| id == me) {
+            now
+        } else {
+            now + core.rng.range(1, 30)
+        };
         Ok(core)
     }
 
