@@ -393,6 +393,10 @@ fn no_arguments_runs_the_embedded_defaults_in_the_working_directory() {
     let log = s.log_text();
     assert!(log.contains("embedded defaults"), "{log}");
     assert!(log.contains("service port 9332"), "{log}");
+    assert!(
+        log.contains("replicate port 127.0.0.1:9331"),
+        "loopback only: {log}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `dt-server`: the DtKV server. No argument runs one node with the embedded defaults
 //! (replicate port 9331, service port 9332, data under ./data); `-c config.properties
 //! -s servers.properties` runs the reference's configuration files. Ctrl-C or SIGTERM
-//! stops it cleanly (exit 0); a second signal exits at once. The program itself is
+//! stops it cleanly (exit 0); a second Ctrl-C exits at once (a repeated SIGTERM, as
+//! some supervisors send, is ignored). The program itself is
 //! `dt_server::launcher`; this file adds logging (env_logger, level `info` unless
 //! `RUST_LOG` says otherwise) and the signal handler.
 
@@ -26,15 +27,17 @@ fn main() {
     std::thread::Builder::new()
         .name("dt-signals".into())
         .spawn(move || {
-            let mut seen = 0;
+            let mut stopping = false;
             for sig in signals.forever() {
-                seen += 1;
-                if seen == 1 {
+                if !stopping {
+                    stopping = true;
                     log::info!("signal {sig} received: stopping");
                     let _ = tx.send(());
-                } else {
-                    eprintln!("dt-server: second signal {sig}: exiting without a clean stop");
+                } else if sig == SIGINT {
+                    eprintln!("dt-server: second Ctrl-C: exiting without a clean stop");
                     std::process::exit(130);
+                } else {
+                    log::info!("signal {sig} received: already stopping");
                 }
             }
         })

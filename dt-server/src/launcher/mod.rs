@@ -198,13 +198,18 @@ impl NewGroupConfig for GroupSource {
 
 impl ServerPlan {
     /// The embedded defaults: creates and probes `./data/0` (exit 103 on failure).
+    /// Both ports are bound on 127.0.0.1 only (the files' servers are bound on all
+    /// interfaces, as the reference does): a server started without configuration is
+    /// not reachable from other machines.
     pub fn embedded() -> Result<ServerPlan, BootstrapError> {
         let (server, groups) = embedded_defaults();
         for g in &groups {
             ensure_data_dir(Path::new(&g.data_dir))?;
         }
         check_start(&server, &groups).map_err(BootstrapError::Start)?;
-        Self::build(&server, &groups, None, "./data".into())
+        let mut plan = Self::build(&server, &groups, None, "./data".into())?;
+        plan.config.server.bind_host = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        Ok(plan)
     }
 
     /// Loads `-c` and `-s` with the bootstrap's rules, creating and probing each
