@@ -54,11 +54,7 @@ fn main() {
         };
         let gs = groups
             .iter()
-            .map(|&g| KvGroupConfig {
-                group_id: g,
-                members: members.iter().map(|&m| m as u32).collect(),
-                observers: vec![],
-            })
+            .map(|&g| KvGroupConfig::new(g, members.iter().map(|&m| m as u32).collect()))
             .collect();
         let cfg = DtKvServerConfig::new(scfg, gs, dir.join(format!("node{id}")));
         let s = DtKvServer::new(cfg).expect("server");

@@ -23,6 +23,11 @@
 //! `DtAdmin`): its subcommands, their checks, output and exit codes, on
 //! `dt_client::admin::AdminRaftClient`.
 //!
+//! [`launcher`] is the `dt-server` program itself (command line, configuration mapped
+//! onto the Raft and DtKV settings, start, readiness, the servers.properties sync and
+//! its SYNC_CONFIG processor, graceful stop); the binary's `main` only adds logging and
+//! the signal handler.
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -44,4 +49,5 @@ pub mod admin_cli;
 pub mod bootstrap;
 pub mod dtkv;
 pub mod kv_server;
+pub mod launcher;
 pub mod props;

@@ -45,11 +45,7 @@ fn start(dir: &std::path::Path, repl: &[u16], svc: &[u16]) -> Vec<DtKvServer> {
                 block_io_threads: 1,
                 ..Default::default()
             };
-            let g = KvGroupConfig {
-                group_id: GROUP,
-                members: (1..=repl.len() as u32).collect(),
-                observers: vec![],
-            };
+            let g = KvGroupConfig::new(GROUP, (1..=repl.len() as u32).collect());
             let mut cfg = DtKvServerConfig::new(scfg, vec![g], dir.join(format!("n{id}")));
             cfg.log_file_size = 1 << 20;
             DtKvServer::new(cfg).unwrap()

@@ -10,7 +10,10 @@ impl RaftCore {
     /// time has come.
     pub(super) fn election_check(&mut self) {
         let now = self.now;
-        let timed_out = now.saturating_sub(self.last_elect_time) > self.cfg.elect_timeout_ms;
+        let me = self.cfg.node_id;
+        let alone = self.fresh_start && self.sets.has_elect_quorum(|id| id == me);
+        let timed_out =
+            alone || now.saturating_sub(self.last_elect_time) > self.cfg.elect_timeout_ms;
         if self.installing_snapshot {
             self.elect_check_at = now + self.rng.range(10, 700);
             return;

@@ -425,6 +425,11 @@ pub struct RaftCore {
     last_apply_time: u64,
 
     last_elect_time: u64,
+    /// No election timer has been restarted since the core was made: a group whose
+    /// only voter is this node then campaigns at its first check instead of after an
+    /// election timeout (the reference starts every group with `lastElectTime` a day
+    /// back; with more voters dt waits, see [`CoreConfig::leader_stickiness`]).
+    fresh_start: bool,
     /// When an append of the current leader was last accepted (or the core was made):
     /// the fence of [`CoreConfig::leader_stickiness`].
     leader_heard_at: u64,
@@ -493,6 +498,7 @@ impl RaftCore {
             apply_lag_ms: 0,
             last_apply_time: now,
             last_elect_time: now,
+            fresh_start: true,
             leader_heard_at: now,
             elect_check_at: now,
             last_propose_time: now,
@@ -507,8 +513,14 @@ impl RaftCore {
             cfg,
             sets,
         };
-        // the reference's vote fiber first wakes after a random 1-30 ms
-        core.elect_check_at = now + core.rng.range(1, 30);
+        // the reference's vote fiber first wakes after a random 1-30 ms; a sole voter
+        // has no rival candidate to spread out from, so it checks at once
+        let me = core.cfg.node_id;
+        core.elect_check_at = if core.sets.has_elect_quorum(|id| id == me) {
+            now
+        } else {
+            now + core.rng.range(1, 30)
+        };
         Ok(core)
     }
 
@@ -734,6 +746,7 @@ impl RaftCore {
     /// Restarts the election timer: lastElectTime := now; the next check is at
     /// lastElectTime + electTimeout + random 10–700 ms.
     fn restart_elect_timer(&mut self) {
+        self.fresh_start = false;
         self.last_elect_time = self.now;
         self.elect_check_at = self.now + self.cfg.elect_timeout_ms + self.rng.range(10, 700);
     }

@@ -276,6 +276,22 @@ fn s5_single_member_group_elects_itself() {
 }
 
 #[test]
+fn s5_1_a_sole_voter_campaigns_at_its_first_check_others_wait_a_timeout() {
+    // The reference starts lastElectTime a day back; a group whose only voter is this
+    // node is not held back by the leader-stickiness window, so it campaigns at once.
+    let mut c = node(1, 1, 3, 0, 0);
+    c.tick(T0); // no 1-30 ms jitter either: there is no rival candidate
+    assert_eq!(c.role(), Role::Candidate, "no election timeout to wait for");
+    c.on_status_saved(T0, 4, 1);
+    assert_eq!(c.role(), Role::Leader);
+    // With three voters the first check only schedules the next one.
+    let mut c = node(1, 3, 3, 0, 0);
+    c.tick(T0 + 31);
+    assert!(sent_votes(&take(&mut c)).is_empty());
+    assert_eq!(c.role(), Role::Follower);
+}
+
+#[test]
 fn s17_4_higher_pre_vote_term_still_raises_the_receivers_term() {
     let mut c = node(2, 3, 3, 0, 0);
     let v = VoteReq {

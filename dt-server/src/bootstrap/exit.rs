@@ -80,6 +80,24 @@ pub enum StartProblem {
         /// The node.
         node_id: i32,
     },
+    /// A numeric setting is outside the range it can take.
+    OutOfRange {
+        /// The group, for a group setting.
+        group_id: Option<i32>,
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: i64,
+        /// The range it must be in, for a person.
+        expected: &'static str,
+    },
+    /// A group's DtKV option has a value it cannot take.
+    BadKvOption {
+        /// The group.
+        group_id: i32,
+        /// What is wrong (names the key).
+        reason: String,
+    },
     /// A size that must be a power of two is not. (The reference finds this only
     /// while initialising the group, after start, and then hangs with the group
     /// failed; we refuse to start instead.)
@@ -139,6 +157,20 @@ impl fmt::Display for StartProblem {
                     "group {group_id}: node {node_id} is both member and observer"
                 )
             }
+            StartProblem::OutOfRange {
+                group_id,
+                key,
+                value,
+                expected,
+            } => {
+                if let Some(g) = group_id {
+                    write!(f, "group {g}: ")?;
+                }
+                write!(f, "{key} must be {expected} (got {value})")
+            }
+            StartProblem::BadKvOption { group_id, reason } => {
+                write!(f, "group {group_id}: {reason}")
+            }
             StartProblem::NotPowerOfTwo {
                 group_id,
                 key,
@@ -192,6 +224,9 @@ pub enum BootstrapError {
     /// A group's DtKV option has a bad value (106: the reference reads these while it
     /// builds the state machines, inside the Raft server's construction).
     BadKvValue(ValueError),
+    /// The server could not be built or started: a port taken, the self check failed,
+    /// a group could not be created or initialised (106).
+    Server(dt_raft::server::RaftServerError),
 }
 
 impl BootstrapError {
@@ -208,7 +243,9 @@ impl BootstrapError {
             | BootstrapError::BadGroupKey { .. }
             | BootstrapError::MissingMembers(_)
             | BootstrapError::NoGroups => ExitCode::BadConfig,
-            BootstrapError::Start(_) | BootstrapError::BadKvValue(_) => ExitCode::StartFail,
+            BootstrapError::Start(_)
+            | BootstrapError::BadKvValue(_)
+            | BootstrapError::Server(_) => ExitCode::StartFail,
         }
     }
 
@@ -249,6 +286,7 @@ impl fmt::Display for BootstrapError {
             ),
             BootstrapError::Start(p) => write!(f, "cannot start the server: {p}"),
             BootstrapError::BadKvValue(e) => write!(f, "cannot start the server: bad DtKV option: {e}"),
+            BootstrapError::Server(e) => write!(f, "cannot start the server: {e}"),
         }
     }
 }
@@ -258,6 +296,7 @@ impl std::error::Error for BootstrapError {
         match self {
             BootstrapError::LoadConfig(e) => Some(e),
             BootstrapError::BadValue(e) | BootstrapError::BadKvValue(e) => Some(e),
+            BootstrapError::Server(e) => Some(e),
             _ => None,
         }
     }

@@ -76,8 +76,14 @@ pub struct DtKv<C> {
 impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
     /// An empty state machine for `group_id`.
     pub fn new(group_id: i32, watch: WatchConfig) -> Self {
+        Self::with_capacity(group_id, watch, 0)
+    }
+
+    /// An empty state machine whose key map has room for `map_capacity` keys (the
+    /// reference's `initMapCapacity`).
+    pub fn with_capacity(group_id: i32, watch: WatchConfig, map_capacity: usize) -> Self {
         DtKv {
-            tree: KvTree::new(),
+            tree: KvTree::with_capacity(map_capacity),
             ttl: TtlManager::new(),
             watches: WatchManager::new(group_id, watch),
             installing: None,

@@ -109,9 +109,15 @@ impl Default for KvTree {
 impl KvTree {
     /// An empty tree: only the root directory.
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty tree whose key map has room for `capacity` keys before it grows (the
+    /// reference's `initMapCapacity`).
+    pub fn with_capacity(capacity: usize) -> Self {
         let mut t = KvTree {
-            holders: Slab::new(),
-            map: HashMap::new(),
+            holders: Slab::with_capacity(capacity),
+            map: HashMap::with_capacity(capacity),
             order: ListHead::default(),
             root: 0,
             open_snapshots: BTreeMap::new(),

@@ -13,7 +13,7 @@ pub mod server;
 pub mod state_machine;
 
 pub use processor::{kv_packet, query_status_resp, ChannelTable, KvContext, KvProcessor};
-pub use server::{DtKvServer, DtKvServerConfig, KvGroupConfig, CLIENT_COMMANDS};
+pub use server::{DtKvServer, DtKvServerConfig, KvGroupConfig, NewGroupConfig, CLIENT_COMMANDS};
 pub use state_machine::{
-    lock_push_req, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup, KvOutput,
+    lock_push_req, watch_config_of, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup, KvOutput,
 };

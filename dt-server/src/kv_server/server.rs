@@ -17,9 +17,15 @@ use dt_raft::sm::RaftInput;
 
 use super::processor::{ChannelTable, KvContext, KvProcessor};
 use super::state_machine::{ChannelId, DtKvFactory, KvGroup};
+use crate::bootstrap::KvConfig;
 use crate::dtkv::{BizType, Push, PushOutcome, WatchConfig};
 
 /// One group of a [`DtKvServer`].
+///
+/// `raft` and `kv` carry the group's own settings (the server binary fills them from
+/// config.properties and `group.<id>.*`); left `None`, the group gets the reference's
+/// defaults, its files in `<data_dir>/<group id>` with the server's `log_file_size`,
+/// and the server-wide `watch` settings.
 #[derive(Debug, Clone)]
 pub struct KvGroupConfig {
     /// The group id.
@@ -28,6 +34,38 @@ pub struct KvGroupConfig {
     pub members: Vec<u32>,
     /// Observers.
     pub observers: Vec<u32>,
+    /// The group's Raft settings, `data_dir` included. Its `group_id`, `members` and
+    /// `observers` are replaced by the fields above; its node id and timings by the
+    /// server's.
+    pub raft: Option<RaftGroupConfig>,
+    /// The group's DtKV options (watch limits and dispatch period, map capacity).
+    pub kv: Option<KvConfig>,
+}
+
+impl KvGroupConfig {
+    /// A group of `members` with default settings (no observers).
+    pub fn new(group_id: i32, members: Vec<u32>) -> Self {
+        KvGroupConfig {
+            group_id,
+            members,
+            observers: Vec::new(),
+            raft: None,
+            kv: None,
+        }
+    }
+}
+
+/// Builds the settings of a group added at run time (RAFT_ADMIN_ADD_GROUP): the
+/// server binary reads config.properties, then `group.<id>.*`, as at start.
+pub trait NewGroupConfig: Send + Sync + std::fmt::Debug + 'static {
+    /// The Raft settings (its `data_dir` created and writable) and DtKV options of
+    /// new group `group_id`; the error text goes back to the admin client.
+    fn create(
+        &self,
+        group_id: i32,
+        members: &[u32],
+        observers: &[u32],
+    ) -> Result<(RaftGroupConfig, KvConfig), String>;
 }
 
 /// What a [`DtKvServer`] is built from.
@@ -47,8 +85,11 @@ pub struct DtKvServerConfig {
     pub read_timeout: Duration,
     /// The period of the daemon task (TTL expiry, watch dispatch).
     pub daemon_interval: Duration,
-    /// Log file size of each group (bytes).
+    /// Log file size of each group (bytes) without its own `raft` settings.
     pub log_file_size: u64,
+    /// Builds the settings of groups added at run time; `None`: defaults in
+    /// `<data_dir>/<group id>`.
+    pub new_group: Option<Arc<dyn NewGroupConfig>>,
 }
 
 impl DtKvServerConfig {
@@ -63,6 +104,7 @@ impl DtKvServerConfig {
             read_timeout: Duration::from_secs(5),
             daemon_interval: Duration::from_millis(50),
             log_file_size: 64 << 20,
+            new_group: None,
         }
     }
 }
@@ -87,22 +129,39 @@ impl DtKvServer {
     /// Builds the server (nothing listens until [`DtKvServer::start`]).
     pub fn new(cfg: DtKvServerConfig) -> Result<DtKvServer, RaftServerError> {
         let server = RaftServer::new(cfg.server.clone())?;
-        let factory = Arc::new(DtKvFactory::new(
+        let mut factory = DtKvFactory::new(
             server.block_io(),
             cfg.watch.clone(),
             Some(cfg.data_dir.clone()),
-        ));
-        let configs = cfg
-            .groups
-            .iter()
-            .map(|g| {
-                let mut c = RaftGroupConfig::new(g.group_id, 0, g.members.clone());
-                c.observers = g.observers.clone();
-                c.data_dir = cfg.data_dir.join(g.group_id.to_string());
-                c.log_file_size = cfg.log_file_size;
-                c
-            })
-            .collect();
+        );
+        if let Some(n) = &cfg.new_group {
+            factory.set_new_group(n.clone());
+        }
+        let factory = Arc::new(factory);
+        let mut configs = Vec::with_capacity(cfg.groups.len());
+        for g in &cfg.groups {
+            let mut c = match &g.raft {
+                Some(r) => r.clone(),
+                None => {
+                    let mut c = RaftGroupConfig::new(g.group_id, 0, Vec::new());
+                    c.data_dir = cfg.data_dir.join(g.group_id.to_string());
+                    c.log_file_size = cfg.log_file_size;
+                    c
+                }
+            };
+            c.group_id = g.group_id;
+            c.members = g.members.clone();
+            c.observers = g.observers.clone();
+            if let Some(kv) = &g.kv {
+                factory
+                    .set_kv_config(g.group_id, kv)
+                    .map_err(|reason| RaftServerError::Group {
+                        group_id: g.group_id,
+                        reason,
+                    })?;
+            }
+            configs.push(c);
+        }
         let groups = RaftGroups::install(
             &server,
             factory.clone(),
@@ -211,6 +270,9 @@ type Results = Arc<Mutex<Vec<(Arc<KvGroup>, ChannelId, crate::dtkv::PushToken, P
 
 fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
     let mut leader_of: std::collections::HashMap<i32, bool> = Default::default();
+    // Per group: when its next watch dispatch is due (groups with their own
+    // `watchDispatchIntervalMillis`; the others dispatch every round).
+    let mut next_dispatch: std::collections::HashMap<i32, i64> = Default::default();
     let results: Results = Arc::default();
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(interval);
@@ -260,7 +322,18 @@ fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
                     );
                 }
             }
-            let (pushes, _) = kv.lock().dispatch_watches(now);
+            let interval = ctx.factory.dispatch_interval(gid);
+            if let Some(iv) = interval {
+                if next_dispatch.get(&gid).is_some_and(|&due| now < due) {
+                    continue;
+                }
+                next_dispatch.insert(gid, now.saturating_add(iv.as_nanos() as i64));
+            }
+            let (pushes, done) = kv.lock().dispatch_watches(now);
+            if !done {
+                // A batch limit was hit: go on at the next round.
+                next_dispatch.remove(&gid);
+            }
             send_pushes(&ctx, &kv, pushes, &results);
         }
     }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
 use dt_client::kv::{KvBody, KvReq};
@@ -20,6 +20,8 @@ use dt_raft::sm::{
     SnapshotChunk, SnapshotInfo, StateMachine,
 };
 
+use super::server::NewGroupConfig;
+use crate::bootstrap::KvConfig;
 use crate::dtkv::{BizType, DtKv, DtKvSnapshot, KvResponse, LockHandover, WatchConfig};
 
 /// A watch channel: the server-wide id of a client connection (see
@@ -36,9 +38,14 @@ pub struct KvGroup {
 impl KvGroup {
     /// An empty state for `group_id`.
     pub fn new(group_id: i32, watch: WatchConfig) -> Self {
+        Self::with_capacity(group_id, watch, 0)
+    }
+
+    /// An empty state whose key map has room for `map_capacity` keys.
+    pub fn with_capacity(group_id: i32, watch: WatchConfig, map_capacity: usize) -> Self {
         KvGroup {
             group_id,
-            kv: Mutex::new(DtKv::new(group_id, watch)),
+            kv: Mutex::new(DtKv::with_capacity(group_id, watch, map_capacity)),
         }
     }
 
@@ -200,6 +207,52 @@ pub struct DtKvFactory {
     watch: WatchConfig,
     groups: Mutex<HashMap<i32, Arc<KvGroup>>>,
     base_dir: Option<std::path::PathBuf>,
+    /// Per-group DtKV options (groups without an entry use `watch`).
+    options: Mutex<HashMap<i32, GroupKvOptions>>,
+    new_group: Option<Arc<dyn NewGroupConfig>>,
+}
+
+/// The DtKV options of one group, checked and converted.
+#[derive(Debug, Clone)]
+struct GroupKvOptions {
+    watch: WatchConfig,
+    map_capacity: usize,
+    dispatch_interval: Duration,
+}
+
+/// The watch settings and map capacity a group's [`KvConfig`] names, checked
+/// (`watchMaxBatchSize`, `watchMaxReqBytes`, `watchDispatchIntervalMillis` and
+/// `watchTimeoutMillis` positive, `initMapCapacity` not negative).
+pub fn watch_config_of(kv: &KvConfig) -> Result<(WatchConfig, usize, Duration), String> {
+    fn positive(key: &str, v: i64) -> Result<i64, String> {
+        if v > 0 {
+            Ok(v)
+        } else {
+            Err(format!("{key} must be positive (got {v})"))
+        }
+    }
+    let w = WatchConfig {
+        max_batch: positive("watchMaxBatchSize", kv.watch_max_batch_size as i64)? as usize,
+        max_req_bytes: positive("watchMaxReqBytes", kv.watch_max_req_bytes as i64)? as usize,
+        timeout_nanos: positive("watchTimeoutMillis", kv.watch_timeout_millis)?
+            .saturating_mul(1_000_000),
+        ..WatchConfig::default()
+    };
+    let interval = positive(
+        "watchDispatchIntervalMillis",
+        kv.watch_dispatch_interval_millis as i64,
+    )?;
+    if kv.init_map_capacity < 0 {
+        return Err(format!(
+            "initMapCapacity must not be negative (got {})",
+            kv.init_map_capacity
+        ));
+    }
+    Ok((
+        w,
+        kv.init_map_capacity as usize,
+        Duration::from_millis(interval as u64),
+    ))
 }
 
 impl std::fmt::Debug for DtKvFactory {
@@ -221,7 +274,43 @@ impl DtKvFactory {
             watch,
             groups: Mutex::new(HashMap::new()),
             base_dir,
+            options: Mutex::new(HashMap::new()),
+            new_group: None,
         }
+    }
+
+    /// Sets what builds the configuration of groups added at run time (instead of
+    /// defaults in `<base_dir>/<group id>`).
+    pub fn set_new_group(&mut self, n: Arc<dyn NewGroupConfig>) {
+        self.new_group = Some(n);
+    }
+
+    /// Records group `group_id`'s DtKV options (used when its state machine is
+    /// created); fails with a message naming the bad key.
+    pub fn set_kv_config(&self, group_id: i32, kv: &KvConfig) -> Result<(), String> {
+        let (watch, map_capacity, dispatch_interval) = watch_config_of(kv)?;
+        self.options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                group_id,
+                GroupKvOptions {
+                    watch,
+                    map_capacity,
+                    dispatch_interval,
+                },
+            );
+        Ok(())
+    }
+
+    /// The watch dispatch period of a group with its own DtKV options (`None`: every
+    /// round of the server's daemon).
+    pub fn dispatch_interval(&self, group_id: i32) -> Option<Duration> {
+        self.options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group_id)
+            .map(|o| o.dispatch_interval)
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<i32, Arc<KvGroup>>> {
@@ -245,7 +334,16 @@ impl RaftFactory for DtKvFactory {
     type Sm = DtKvStateMachine;
 
     fn create_state_machine(&self, cfg: &RaftGroupConfig) -> Result<DtKvStateMachine, RaftError> {
-        let g = Arc::new(KvGroup::new(cfg.group_id, self.watch.clone()));
+        let opts = self
+            .options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cfg.group_id)
+            .cloned();
+        let g = Arc::new(match opts {
+            Some(o) => KvGroup::with_capacity(cfg.group_id, o.watch, o.map_capacity),
+            None => KvGroup::new(cfg.group_id, self.watch.clone()),
+        });
         self.map().insert(cfg.group_id, g.clone());
         Ok(DtKvStateMachine::new(g))
     }
@@ -264,6 +362,17 @@ impl RaftFactory for DtKvFactory {
         members: &[u32],
         observers: &[u32],
     ) -> Result<RaftGroupConfig, RaftError> {
+        if let Some(n) = &self.new_group {
+            let (mut c, kv) = n
+                .create(group_id, members, observers)
+                .map_err(RaftError::InvalidInput)?;
+            c.group_id = group_id;
+            c.members = members.to_vec();
+            c.observers = observers.to_vec();
+            self.set_kv_config(group_id, &kv)
+                .map_err(RaftError::InvalidInput)?;
+            return Ok(c);
+        }
         let Some(base) = &self.base_dir else {
             return Err(RaftError::InvalidInput(format!(
                 "this server has no data directory for new group {group_id}"

@@ -1,0 +1,227 @@
+//! Running the real `dt-server` binary as a child process on free loopback ports, with
+//! its configuration files written into a temporary directory.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use dt_client::KvClient;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_dt-server");
+
+/// `n` distinct ports free right now on 127.0.0.1 (all bound at once, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// The files of one node of a loopback cluster.
+#[derive(Debug, Clone)]
+pub struct NodeFiles {
+    /// The node id.
+    pub node_id: i32,
+    /// Its directory (config files, `data/`, `stderr.log`).
+    pub dir: PathBuf,
+    /// `config.properties`.
+    pub config: PathBuf,
+    /// `servers.properties`.
+    pub servers: PathBuf,
+}
+
+/// A loopback cluster's layout: replicate and service port of each node (ids 1..=n).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Replicate ports, node 1 first.
+    pub repl: Vec<u16>,
+    /// Service ports, node 1 first.
+    pub svc: Vec<u16>,
+}
+
+impl Layout {
+    /// `n` nodes on free ports.
+    pub fn new(n: usize) -> Layout {
+        let p = free_ports(2 * n);
+        Layout {
+            repl: p[..n].to_vec(),
+            svc: p[n..].to_vec(),
+        }
+    }
+
+    /// `id,127.0.0.1:replicatePort;…`.
+    pub fn servers(&self) -> String {
+        list(&self.repl)
+    }
+
+    /// `id,127.0.0.1:servicePort;…` (what a KvClient connects to).
+    pub fn client_servers(&self) -> String {
+        list(&self.svc)
+    }
+
+    /// Node ids 1..=n.
+    pub fn ids(&self) -> Vec<i32> {
+        (1..=self.repl.len() as i32).collect()
+    }
+
+    /// Writes node `id`'s files under `root/node<id>` with short timings; `extra_config`
+    /// and `extra_servers` are appended to the two files.
+    pub fn write_node(
+        &self,
+        root: &Path,
+        id: i32,
+        extra_config: &str,
+        extra_servers: &str,
+    ) -> NodeFiles {
+        let dir = root.join(format!("node{id}"));
+        fs::create_dir_all(&dir).unwrap();
+        let i = id as usize - 1;
+        let config = format!(
+            "nodeId = {id}\nreplicatePort = {}\nservicePort = {}\n\
+             electTimeout = 1000\nheartbeatInterval = 200\npingInterval = 200\n\
+             rpcTimeout = 1000\nconnectTimeout = 1000\nblockIoThreads = 2\n\
+             dataDir = {}\nlogFileSize = 1048576\n{extra_config}",
+            self.repl[i],
+            self.svc[i],
+            dir.join("data").display()
+        );
+        let members = self
+            .ids()
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = format!(
+            "# test cluster\nservers = {}\n\ngroup.0.nodeIdOfMembers = {members}\n\
+             group.0.nodeIdOfObservers =\n{extra_servers}",
+            self.servers()
+        );
+        let files = NodeFiles {
+            node_id: id,
+            config: dir.join("config.properties"),
+            servers: dir.join("servers.properties"),
+            dir,
+        };
+        fs::write(&files.config, config).unwrap();
+        fs::write(&files.servers, servers).unwrap();
+        files
+    }
+}
+
+fn list(ports: &[u16]) -> String {
+    let mut s = String::new();
+    for (i, p) in ports.iter().enumerate() {
+        let _ = write!(s, "{},127.0.0.1:{p};", i + 1);
+    }
+    s
+}
+
+/// A running `dt-server` child; killed on drop if still running.
+#[derive(Debug)]
+pub struct Server {
+    /// The child process.
+    pub child: Child,
+    /// Where its stderr (the log) goes.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `args` in `cwd`, stderr into `cwd/<log_name>`.
+    pub fn spawn(cwd: &Path, args: &[&str], log_name: &str) -> Server {
+        let log = cwd.join(log_name);
+        let err = fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Server { child, log }
+    }
+
+    /// Starts node `f` from its files.
+    pub fn start(f: &NodeFiles, log_name: &str) -> Server {
+        Server::spawn(
+            &f.dir,
+            &[
+                "-c",
+                f.config.to_str().unwrap(),
+                "-s",
+                f.servers.to_str().unwrap(),
+            ],
+            log_name,
+        )
+    }
+
+    /// Sends SIGTERM (with the `kill` command).
+    pub fn terminate(&self) {
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit (panics after `timeout`, with its log).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "dt-server did not exit in {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Puts `key` until it succeeds (a fresh client per attempt, so leader discovery does
+/// not back off), within `timeout`; returns the client that succeeded.
+pub fn put_until_ok(
+    servers: &str,
+    members: &[i32],
+    key: &str,
+    value: &str,
+    timeout: Duration,
+) -> KvClient {
+    let end = Instant::now() + timeout;
+    loop {
+        let kv = KvClient::connect(servers, &[(0, members)]).unwrap();
+        match kv.put(0, key.to_string(), value.to_string()) {
+            Ok(_) => return kv,
+            Err(e) => {
+                kv.stop(Duration::from_millis(100));
+                assert!(Instant::now() < end, "no put within {timeout:?}: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
