@@ -47,11 +47,7 @@ fn node(dir: &Path, known: &[u16], svc: u16, id: i32) -> DtKvServer {
         block_io_threads: 1,
         ..Default::default()
     };
-    let g = KvGroupConfig {
-        group_id: GROUP,
-        members: vec![1, 2, 3],
-        observers: vec![],
-    };
+    let g = KvGroupConfig::new(GROUP, vec![1, 2, 3]);
     let mut cfg = DtKvServerConfig::new(scfg, vec![g], dir.join(format!("n{id}")));
     cfg.log_file_size = 1 << 20;
     let s = DtKvServer::new(cfg).unwrap();

@@ -70,11 +70,7 @@ pub struct ClusterArgs {
 
 /// A DtKV group as the nodes of a [`KvCluster`] start it: id and voting members.
 pub fn group(group_id: i32, members: &[u32]) -> KvGroupConfig {
-    KvGroupConfig {
-        group_id,
-        members: members.to_vec(),
-        observers: vec![],
-    }
+    KvGroupConfig::new(group_id, members.to_vec())
 }
 
 /// The server settings of an example node: short timeouts so elections take a second
