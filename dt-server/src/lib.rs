@@ -19,6 +19,9 @@
 //! servers.properties safely when membership changes, and gives the embedded defaults
 //! of a server started without arguments (see `docs/configuration.md`).
 //!
+//! With the default `cli` feature it also holds the command-line programs' logic:
+//! `bench_cli` is `dt-bench`, the benchmark CLI.
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -35,6 +38,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cli")]
+pub mod bench_cli;
 pub mod bootstrap;
 pub mod dtkv;
 pub mod kv_server;
