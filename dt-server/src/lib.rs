@@ -28,6 +28,8 @@
 //! its SYNC_CONFIG processor, graceful stop); the binary's `main` only adds logging and
 //! the signal handler.
 //!
+//! With the same feature, `bench_cli` is `dt-bench`, the benchmark CLI.
+//!
 //! ```
 //! use dt_client::kv::{KvCode, KvReq};
 //! use dt_server::dtkv::{BizType, KvTree};
@@ -46,6 +48,8 @@
 
 #[cfg(feature = "cli")]
 pub mod admin_cli;
+#[cfg(feature = "cli")]
+pub mod bench_cli;
 pub mod bootstrap;
 pub mod dtkv;
 pub mod kv_server;
