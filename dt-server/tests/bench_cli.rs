@@ -32,11 +32,7 @@ fn start_server(dir: &Path, repl: u16, svc: u16) -> DtKvServer {
         block_io_threads: 1,
         ..Default::default()
     };
-    let g = KvGroupConfig {
-        group_id: 0,
-        members: vec![1],
-        observers: vec![],
-    };
+    let g = KvGroupConfig::new(0, vec![1]);
     let mut cfg = DtKvServerConfig::new(scfg, vec![g], dir.join("n1"));
     cfg.log_file_size = 4 << 20;
     let s = DtKvServer::new(cfg).unwrap();
