@@ -10,7 +10,10 @@
 //!   one or more listening ports, request processors registered by command code
 //!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply
 //!   (a thread pool, or a fiber group: see [`RunOn::Executor`]);
-//!   responses from other threads return through the worker's queue and a mio waker.
+//!   responses from other threads return through the worker's queue and a mio waker;
+//!   listeners told once about every connection that closes
+//!   ([`NioServerConfig::conn_closed`], [`ConnClosedListener`]) so per-connection state
+//!   elsewhere can be freed.
 //! * [`NioClient`]: peers added and removed at runtime, connect with timeout, handshake,
 //!   reconnect with the reference's back-off, pipelining (requests queued while
 //!   connecting go out right after the handshake), deadlines carried on the wire in
@@ -151,6 +154,7 @@
 
 mod client;
 mod codes;
+mod conn_closed;
 mod error;
 mod flow_control;
 mod frame;
@@ -166,6 +170,7 @@ mod worker;
 
 pub use client::{NioClient, NioClientConfig};
 pub use codes::{CmdCodes, Commands, PacketType};
+pub use conn_closed::{ConnClosed, ConnClosedListener};
 pub use error::{ConfigError, NetError};
 pub use flow_control::FlowControl;
 pub use frame::{FrameDecoder, FrameError};

@@ -11,6 +11,7 @@ use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::conn_closed::{ConnClosed, ConnClosedListener};
 use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeHook, ProcessInfo};
@@ -87,6 +88,9 @@ pub struct NioServerConfig {
     pub perf: Arc<dyn PerfCallback>,
     /// Optional authentication at the handshake.
     pub auth: Option<HandshakeHook>,
+    /// Told about every accepted connection that closes (see [`ConnClosedListener`];
+    /// also [`NioServer::add_conn_closed_listener`]). Default: none.
+    pub conn_closed: Vec<ConnClosedListener>,
 }
 
 impl Default for NioServerConfig {
@@ -107,6 +111,7 @@ impl Default for NioServerConfig {
             max_write_buffer_bytes: 64 * 1024 * 1024,
             perf: Arc::new(NoopPerfCallback),
             auth: None,
+            conn_closed: Vec::new(),
         }
     }
 }
@@ -232,6 +237,16 @@ impl NioServer {
         self.processors.register(command, p);
     }
 
+    /// Adds a connection-closed listener (before `start`; see [`ConnClosedListener`]):
+    /// `f` runs on the IO thread once for every accepted connection that closes, and
+    /// must not block.
+    pub fn add_conn_closed_listener(
+        &mut self,
+        f: impl Fn(&ConnClosed<'_>) + Send + Sync + 'static,
+    ) {
+        self.cfg.conn_closed.push(Arc::new(f));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -265,6 +280,7 @@ impl NioServer {
                 hint,
                 auth: self.cfg.auth.clone(),
                 by_uuid: self.by_uuid.clone(),
+                conn_closed: self.cfg.conn_closed.clone(),
             }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,

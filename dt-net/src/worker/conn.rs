@@ -12,12 +12,14 @@ use mio::{Interest, Token};
 
 use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
+use crate::conn_closed::{notify, ConnClosed};
 use crate::error::NetError;
 use crate::frame::{FrameDecoder, READ_CHUNK};
 use crate::handshake::ProcessInfo;
 use crate::packet::WritePacket;
 use crate::peer::PeerId;
 use crate::pending::PendingMap;
+use crate::queue::ConnRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ConnState {
@@ -366,6 +368,22 @@ impl NioWorker {
         if let Some(id) = c.peer {
             if self.peers.contains_key(&id) && !stopping {
                 self.connect_failed(id, reason);
+            }
+        }
+        if let Some(srv) = self.cfg.server() {
+            if !srv.conn_closed.is_empty() {
+                let ev = ConnClosed {
+                    conn: ConnRef {
+                        worker: self.idx,
+                        slot,
+                        gen: c.gen,
+                    },
+                    local_port: c.local_port,
+                    remote: c.remote,
+                    process_info: c.process_info,
+                    reason,
+                };
+                notify(&srv.conn_closed, &ev);
             }
         }
     }

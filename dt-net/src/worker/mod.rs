@@ -30,6 +30,7 @@ use dt_common::{PerfCallback, PerfType, Timestamp};
 use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::conn_closed::ConnClosedListener;
 use crate::error::NetError;
 use crate::flow_control::FlowControl;
 use crate::frame::READ_CHUNK;
@@ -83,6 +84,8 @@ pub(crate) struct ServerSide {
     pub auth: Option<HandshakeHook>,
     /// Client identity → its most recent connection.
     pub by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
+    /// Told about every accepted connection that closes.
+    pub conn_closed: Vec<ConnClosedListener>,
 }
 
 /// Settings of a client's worker.
