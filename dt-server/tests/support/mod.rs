@@ -33,6 +33,12 @@ pub struct OneNode {
 
 /// Starts a one-node DtKV server in `dir` and waits until its group is ready.
 pub fn one_node(dir: &std::path::Path) -> OneNode {
+    one_node_with(dir, |_| {})
+}
+
+/// [`one_node`], running `before_start` on the server before it starts (e.g. to add a
+/// connection-closed listener).
+pub fn one_node_with(dir: &std::path::Path, before_start: impl FnOnce(&DtKvServer)) -> OneNode {
     let p = free_ports(2);
     let scfg = RaftServerConfig {
         servers: format!("1,127.0.0.1:{};", p[0]),
@@ -55,6 +61,7 @@ pub fn one_node(dir: &std::path::Path) -> OneNode {
     let mut cfg = DtKvServerConfig::new(scfg, vec![g], dir.to_path_buf());
     cfg.log_file_size = 1 << 20;
     let server = DtKvServer::new(cfg).unwrap();
+    before_start(&server);
     server.start().unwrap();
     server.wait_group_ready(Duration::from_secs(20)).unwrap();
     OneNode {
@@ -83,6 +90,23 @@ pub fn frame(cmd: i32, seq: i32, body: Bytes) -> Vec<u8> {
 pub fn handshake_frame(pi: ProcessInfo) -> Vec<u8> {
     let body = dt_codec::encode::to_bytes(&HandshakeBody::new(Some(pi), None));
     frame(Commands::CMD_HANDSHAKE, 1, body)
+}
+
+/// What [`Raw::next_frame_or_close`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOrClose {
+    /// A frame (well-formed: anything else fails the test).
+    Frame,
+    /// The server closed (end of stream or reset).
+    Closed,
+    /// Nothing within the wait.
+    Timeout,
+}
+
+enum Got {
+    Frame(ReadPacket),
+    Closed,
+    Timeout,
 }
 
 /// A raw client connection.
@@ -135,6 +159,23 @@ impl Raw {
 
     /// The next frame within `wait`; `None` on timeout or close.
     pub fn next_frame(&mut self, wait: Duration) -> Option<ReadPacket> {
+        match self.read_frame(wait) {
+            Got::Frame(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Reads the next frame within `wait` and says whether one came, the server
+    /// closed, or the time ran out.
+    pub fn next_frame_or_close(&mut self, wait: Duration) -> FrameOrClose {
+        match self.read_frame(wait) {
+            Got::Frame(_) => FrameOrClose::Frame,
+            Got::Closed => FrameOrClose::Closed,
+            Got::Timeout => FrameOrClose::Timeout,
+        }
+    }
+
+    fn read_frame(&mut self, wait: Duration) -> Got {
         let end = Instant::now() + wait;
         let mut tmp = [0u8; 8192];
         loop {
@@ -143,17 +184,24 @@ impl Raw {
                 .decode(&mut self.buf)
                 .expect("server frames decode")
             {
-                return Some(p);
+                return Got::Frame(p);
             }
             let now = Instant::now();
             if now >= end {
-                return None;
+                return Got::Timeout;
             }
             self.s.set_read_timeout(Some(end - now)).unwrap();
             match self.s.read(&mut tmp) {
-                Ok(0) => return None,
+                Ok(0) => return Got::Closed,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(_) => return None,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return Got::Timeout
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Got::Closed,
             }
         }
     }
