@@ -14,7 +14,7 @@ use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
-use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
+use crate::peer::{Peer, PeerId, PeerStatus, PeerStatusView, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
 use crate::queue::{Completion, OutRequest, RpcHandler, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
@@ -232,6 +232,13 @@ impl NioClient {
     /// The peers and their connection status.
     pub fn peers(&self) -> Vec<(Peer, PeerStatus)> {
         self.peers.list()
+    }
+
+    /// A live view of one peer's connection status that reads without locking the
+    /// peer table (keep it next to the [`PeerId`] to check a peer per request); `None`
+    /// for an unknown peer.
+    pub fn peer_status_view(&self, id: PeerId) -> Option<PeerStatusView> {
+        self.peers.view(id)
     }
 
     /// This client's identity.

@@ -179,7 +179,7 @@ pub use handshake::{
     MAJOR_VERSION, MINOR_VERSION,
 };
 pub use packet::{ReadPacket, WriteBody, WritePacket};
-pub use peer::{backoff, Peer, PeerId, PeerStatus, RECONNECT_BACKOFF_MS};
+pub use peer::{backoff, Peer, PeerId, PeerStatus, PeerStatusView, RECONNECT_BACKOFF_MS};
 pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
     Task,
