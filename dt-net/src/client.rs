@@ -183,6 +183,8 @@ impl NioClient {
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
             write_high_water: self.cfg.write_high_water,
+            // A client's own requests are bounded by its flow control.
+            max_conn_unsent: usize::MAX,
             // One connection per peer, each bounded by max_packet_size and
             // write_high_water: no worker-wide budgets on the client.
             read_budget: usize::MAX,

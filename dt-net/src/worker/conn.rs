@@ -52,6 +52,9 @@ pub(super) struct Conn {
     pub(super) pending: PendingMap<Pending>,
     pub(super) max_out_packet: usize,
     pub(super) closing: bool,
+    /// Its unsent output passed `max_conn_unsent`: nothing more is written, it is
+    /// closed at the end of the loop iteration.
+    pub(super) overfull: bool,
 }
 
 impl NioWorker {
@@ -94,6 +97,7 @@ impl NioWorker {
             pending: PendingMap::new(),
             max_out_packet: self.cfg.max_packet_size,
             closing: false,
+            overfull: false,
         });
         Ok(slot)
     }
@@ -260,13 +264,32 @@ impl NioWorker {
         }
     }
 
+    /// Closes the connections whose unsent output passed `max_conn_unsent` (deferred to
+    /// here so that no caller of `write_packet` loses its connection under it).
+    pub(super) fn close_overfull(&mut self) {
+        while let Some(slot) = self.overfull.pop() {
+            if self.conns.get(slot).is_some_and(|c| c.overfull) {
+                let limit = self.cfg.max_conn_unsent;
+                self.close(
+                    slot,
+                    &format!("more than {limit} bytes of output unsent: the peer does not read"),
+                );
+            }
+        }
+    }
+
     pub(super) fn mark_dirty(&mut self, slot: usize) {
         self.dirty.push(slot);
     }
 
     pub(super) fn write_packet(&mut self, slot: usize, pkt: &WritePacket) {
         let c = &mut self.conns[slot];
-        if c.closing {
+        if c.closing || c.overfull {
+            return;
+        }
+        if c.write_buf.len() > self.cfg.max_conn_unsent {
+            c.overfull = true;
+            self.overfull.push(slot);
             return;
         }
         let before = c.write_buf.len();
