@@ -59,8 +59,9 @@
 //! once; other connections are unaffected. Requests without a positive timeout are dropped;
 //! unknown commands get `COMMAND_NOT_SUPPORT`; one-ways are never answered. A peer that does
 //! not read its responses stops being read once `write_high_water` bytes are pending for
-//! it, and once the server's unsent output passes `max_write_buffer_bytes` every peer with
-//! unsent output does; partial frames are charged their full size against
+//! it (and is closed once `max_conn_unsent_bytes` are: answers from other threads keep
+//! coming), and once the server's unsent output passes `max_write_buffer_bytes` every
+//! peer with unsent output does; partial frames are charged their full size against
 //! `max_read_buffer_bytes` before their bodies are read. A peer that closes is seen
 //! closing even when its FIN arrives with its last data. The server's memory is bounded
 //! as [`NioServerConfig`] describes.
