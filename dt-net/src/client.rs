@@ -14,7 +14,7 @@ use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeBody, ProcessInfo};
 use crate::packet::{ReadPacket, WritePacket};
-use crate::peer::{Peer, PeerId, PeerStatus, PeerTable};
+use crate::peer::{Peer, PeerId, PeerStatus, PeerStatusView, PeerTable};
 use crate::processor::{Processors, ReqProcessor};
 use crate::queue::{Completion, OutRequest, RpcHandler, Target, WorkerCmd, WorkerHandle};
 use crate::rpc_future::{rpc_channel, RpcFuture};
@@ -183,6 +183,8 @@ impl NioClient {
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
             write_high_water: self.cfg.write_high_water,
+            // A client's own requests are bounded by its flow control.
+            max_conn_unsent: usize::MAX,
             // One connection per peer, each bounded by max_packet_size and
             // write_high_water: no worker-wide budgets on the client.
             read_budget: usize::MAX,
@@ -232,6 +234,13 @@ impl NioClient {
     /// The peers and their connection status.
     pub fn peers(&self) -> Vec<(Peer, PeerStatus)> {
         self.peers.list()
+    }
+
+    /// A live view of one peer's connection status that reads without locking the
+    /// peer table (keep it next to the [`PeerId`] to check a peer per request); `None`
+    /// for an unknown peer.
+    pub fn peer_status_view(&self, id: PeerId) -> Option<PeerStatusView> {
+        self.peers.view(id)
     }
 
     /// This client's identity.

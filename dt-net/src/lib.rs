@@ -10,7 +10,10 @@
 //!   one or more listening ports, request processors registered by command code
 //!   ([`ReqProcessor`]) that run inline on the IO thread or on an [`Executor`] you supply
 //!   (a thread pool, or a fiber group: see [`RunOn::Executor`]);
-//!   responses from other threads return through the worker's queue and a mio waker.
+//!   responses from other threads return through the worker's queue and a mio waker;
+//!   listeners told once about every connection that closes
+//!   ([`NioServerConfig::conn_closed`], [`ConnClosedListener`]) so per-connection state
+//!   elsewhere can be freed.
 //! * [`NioClient`]: peers added and removed at runtime, connect with timeout, handshake,
 //!   reconnect with the reference's back-off, pipelining (requests queued while
 //!   connecting go out right after the handshake), deadlines carried on the wire in
@@ -56,8 +59,9 @@
 //! once; other connections are unaffected. Requests without a positive timeout are dropped;
 //! unknown commands get `COMMAND_NOT_SUPPORT`; one-ways are never answered. A peer that does
 //! not read its responses stops being read once `write_high_water` bytes are pending for
-//! it, and once the server's unsent output passes `max_write_buffer_bytes` every peer with
-//! unsent output does; partial frames are charged their full size against
+//! it (and is closed once `max_conn_unsent_bytes` are: answers from other threads keep
+//! coming), and once the server's unsent output passes `max_write_buffer_bytes` every
+//! peer with unsent output does; partial frames are charged their full size against
 //! `max_read_buffer_bytes` before their bodies are read. A peer that closes is seen
 //! closing even when its FIN arrives with its last data. The server's memory is bounded
 //! as [`NioServerConfig`] describes.
@@ -151,6 +155,7 @@
 
 mod client;
 mod codes;
+mod conn_closed;
 mod error;
 mod flow_control;
 mod frame;
@@ -166,6 +171,7 @@ mod worker;
 
 pub use client::{NioClient, NioClientConfig};
 pub use codes::{CmdCodes, Commands, PacketType};
+pub use conn_closed::{ConnClosed, ConnClosedListener};
 pub use error::{ConfigError, NetError};
 pub use flow_control::FlowControl;
 pub use frame::{FrameDecoder, FrameError};
@@ -174,7 +180,7 @@ pub use handshake::{
     MAJOR_VERSION, MINOR_VERSION,
 };
 pub use packet::{ReadPacket, WriteBody, WritePacket};
-pub use peer::{backoff, Peer, PeerId, PeerStatus, RECONNECT_BACKOFF_MS};
+pub use peer::{backoff, Peer, PeerId, PeerStatus, PeerStatusView, RECONNECT_BACKOFF_MS};
 pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,
     Task,

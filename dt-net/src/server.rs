@@ -11,6 +11,7 @@ use dt_common::{DtTime, NoopPerfCallback, PerfCallback};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::conn_closed::{ConnClosed, ConnClosedListener};
 use crate::error::{check_common, check_limit, ConfigError, NetError};
 use crate::flow_control::FlowControl;
 use crate::handshake::{ConfigBody, HandshakeHook, ProcessInfo};
@@ -30,7 +31,10 @@ use crate::worker::{NioWorker, ServerSide, Side, WorkerConfig};
 ///   (64 MiB), plus 3 bytes per waiting connection;
 /// * unsent output: at most [`max_write_buffer_bytes`](Self::max_write_buffer_bytes)
 ///   (64 MiB) plus, per connection, the responses to one 64 KiB read (a connection with
-///   no unsent output is always read; ping answers are about as large as the requests);
+///   no unsent output is always read; ping answers are about as large as the requests),
+///   when processors answer inline; answers that come later from other threads are
+///   bounded per connection by [`max_conn_unsent_bytes`](Self::max_conn_unsent_bytes)
+///   (64 MiB) plus one packet, above which the connection is closed;
 /// * requests handed to executors, until their responses are written:
 ///   [`max_in_requests`](Self::max_in_requests) and
 ///   [`max_in_bytes`](Self::max_in_bytes) (512 MiB, the reference's default); bodies
@@ -72,6 +76,12 @@ pub struct NioServerConfig {
     /// Stop reading from a connection whose unsent output exceeds this (default 8 MiB;
     /// must not be 0).
     pub write_high_water: usize,
+    /// Close a connection whose unsent output exceeds this (default 64 MiB; at least
+    /// `write_high_water`). Stopping reading is not enough when processors answer later
+    /// (from another thread): a peer that pipelines small requests for large answers and
+    /// never reads gets answers to everything read before its output reached
+    /// `write_high_water`. Its further answers are dropped and it is closed.
+    pub max_conn_unsent_bytes: usize,
     /// Bytes that partial frames (frames whose first bytes have arrived but not their
     /// last) may hold across the server (default 64 MiB), split evenly among the IO
     /// threads. A frame is charged its full size as soon as its length prefix is read; a
@@ -87,6 +97,9 @@ pub struct NioServerConfig {
     pub perf: Arc<dyn PerfCallback>,
     /// Optional authentication at the handshake.
     pub auth: Option<HandshakeHook>,
+    /// Told about every accepted connection that closes (see [`ConnClosedListener`];
+    /// also [`NioServer::add_conn_closed_listener`]). Default: none.
+    pub conn_closed: Vec<ConnClosedListener>,
 }
 
 impl Default for NioServerConfig {
@@ -103,10 +116,12 @@ impl Default for NioServerConfig {
             max_in_bytes: 512 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(5),
             write_high_water: 8 * 1024 * 1024,
+            max_conn_unsent_bytes: 64 * 1024 * 1024,
             max_read_buffer_bytes: 64 * 1024 * 1024,
             max_write_buffer_bytes: 64 * 1024 * 1024,
             perf: Arc::new(NoopPerfCallback),
             auth: None,
+            conn_closed: Vec::new(),
         }
     }
 }
@@ -128,6 +143,16 @@ impl NioServerConfig {
             return Err(ConfigError::new(
                 "io_threads",
                 format!("{} is not in 1..=1024", self.io_threads),
+            ));
+        }
+        if self.max_conn_unsent_bytes < self.write_high_water {
+            return Err(ConfigError::new(
+                "max_conn_unsent_bytes",
+                format!(
+                    "{} is below write_high_water ({}): connections would be closed \
+                     before they stop being read",
+                    self.max_conn_unsent_bytes, self.write_high_water
+                ),
             ));
         }
         check_limit("max_in_requests", self.max_in_requests)?;
@@ -232,6 +257,16 @@ impl NioServer {
         self.processors.register(command, p);
     }
 
+    /// Adds a connection-closed listener (before `start`; see [`ConnClosedListener`]):
+    /// `f` runs on the IO thread once for every accepted connection that closes, and
+    /// must not block.
+    pub fn add_conn_closed_listener(
+        &mut self,
+        f: impl Fn(&ConnClosed<'_>) + Send + Sync + 'static,
+    ) {
+        self.cfg.conn_closed.push(Arc::new(f));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -265,6 +300,7 @@ impl NioServer {
                 hint,
                 auth: self.cfg.auth.clone(),
                 by_uuid: self.by_uuid.clone(),
+                conn_closed: self.cfg.conn_closed.clone(),
             }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,
@@ -274,6 +310,7 @@ impl NioServer {
             perf: self.cfg.perf.clone(),
             stopping: self.stopping.clone(),
             write_high_water: self.cfg.write_high_water,
+            max_conn_unsent: self.cfg.max_conn_unsent_bytes,
             read_budget: self.cfg.max_read_buffer_bytes / self.cfg.io_threads,
             write_budget: self.cfg.max_write_buffer_bytes / self.cfg.io_threads,
         });

@@ -269,6 +269,34 @@ fn wiped_follower_is_caught_up_by_install_snapshot() {
     assert_eq!(c.write(new, [5]), (1..=90).sum::<i64>() + 1005);
 }
 
+/// An input whose log item would not fit in one log file (64 KiB here) is refused with
+/// InvalidInput before it gets an index; before, the log write failed and stopped the
+/// group (found by dt-server's hostile_input test with a 1 MiB DtKV value).
+#[test]
+fn an_entry_larger_than_a_log_file_is_refused_and_the_group_goes_on() {
+    let c = Cluster::new(1);
+    let leader = c.wait_leader();
+    assert_eq!(c.write(leader, [5]), 5);
+    // The largest body that fits: 42-byte item header + body + its 4-byte CRC.
+    let fits = 64 * 1024 - 42 - 4;
+    for (len, ok) in [(fits + 1, false), (100_000, false), (fits, true)] {
+        let body = format!("{}7", "0".repeat(len - 1));
+        let r = c
+            .group(leader)
+            .submit_async(RaftInput::new(0, body))
+            .wait(WAIT);
+        match r {
+            Err(RaftError::InvalidInput(msg)) if !ok => {
+                assert!(msg.contains("larger than a log file"), "{msg}")
+            }
+            Ok(_) if ok => {}
+            other => panic!("body of {len} bytes: {other:?}"),
+        }
+    }
+    assert_eq!(c.write(leader, [1]), 5 + 7 + 1);
+    c.wait_applied_equal(3);
+}
+
 fn snapshot_count(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir.join("snapshot"))
         .map(|d| {

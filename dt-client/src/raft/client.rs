@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dt_codec::{encode, PbInt};
 use dt_net::{
-    CmdCodes, Commands, NetError, NioClient, NioClientConfig, PeerId, PeerStatus, ReadPacket,
-    WritePacket,
+    CmdCodes, Commands, NetError, NioClient, NioClientConfig, PeerId, PeerStatus, PeerStatusView,
+    ReadPacket, WritePacket,
 };
 
 use super::permits::{Acquired, Permits};
@@ -121,6 +121,8 @@ type LeaderWaiter = Box<dyn FnOnce(Result<(i32, PeerId), KvError>) + Send>;
 struct NodeEntry {
     addr: SocketAddr,
     peer: PeerId,
+    /// The peer's connection status, read per request without the peer table's lock.
+    status: PeerStatusView,
 }
 
 #[derive(Default)]
@@ -280,11 +282,17 @@ impl RaftClient {
                 None => {}
             }
             let peer = self.inner.nio.add_peer(n.addr)?;
+            let status = self
+                .inner
+                .nio
+                .peer_status_view(peer.id)
+                .ok_or(KvError::Net(NetError::Stopped))?;
             lock(&self.inner.state).nodes.insert(
                 n.node_id,
                 NodeEntry {
                     addr: n.addr,
                     peer: peer.id,
+                    status,
                 },
             );
         }
@@ -574,18 +582,14 @@ impl Inner {
 
     /// Whether the connection to a node is up.
     pub(crate) fn node_connected(&self, node_id: i32) -> bool {
-        self.peer_of(node_id).is_some_and(|p| self.is_connected(p))
+        lock(&self.state)
+            .nodes
+            .get(&node_id)
+            .is_some_and(|n| n.status.is_connected())
     }
 
     fn peer_of(&self, node_id: i32) -> Option<PeerId> {
         lock(&self.state).nodes.get(&node_id).map(|n| n.peer)
-    }
-
-    fn is_connected(&self, peer: PeerId) -> bool {
-        self.nio
-            .peers()
-            .iter()
-            .any(|(p, s)| p.id == peer && *s == PeerStatus::Connected)
     }
 
     fn random(&self) -> u64 {
@@ -599,8 +603,10 @@ impl Inner {
     }
 
     /// The cached leader when the reference would use it; `Ok(None)`: discover first.
+    /// On every routed request: one lock of the client's own state and one atomic load
+    /// of the connection status (the peer table is not locked, nothing is allocated).
     fn cached_leader(&self, group_id: i32) -> Result<Option<(i32, PeerId)>, KvError> {
-        let (leader, peer, failed_long_ago) = {
+        let (leader, peer, failed_long_ago, connected) = {
             let st = lock(&self.state);
             let g = st
                 .groups
@@ -615,9 +621,9 @@ impl Inner {
             let old = g
                 .leader_fail
                 .is_some_and(|t| t.elapsed() >= LEADER_RETRY_INTERVAL);
-            (l, n.peer, old)
+            (l, n.peer, old, n.status.is_connected())
         };
-        if failed_long_ago || !self.is_connected(peer) {
+        if failed_long_ago || !connected {
             return Ok(None);
         }
         Ok(Some((leader, peer)))

@@ -12,12 +12,14 @@ use mio::{Interest, Token};
 
 use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
+use crate::conn_closed::{notify, ConnClosed};
 use crate::error::NetError;
 use crate::frame::{FrameDecoder, READ_CHUNK};
 use crate::handshake::ProcessInfo;
 use crate::packet::WritePacket;
 use crate::peer::PeerId;
 use crate::pending::PendingMap;
+use crate::queue::ConnRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ConnState {
@@ -50,6 +52,9 @@ pub(super) struct Conn {
     pub(super) pending: PendingMap<Pending>,
     pub(super) max_out_packet: usize,
     pub(super) closing: bool,
+    /// Its unsent output passed `max_conn_unsent`: nothing more is written, it is
+    /// closed at the end of the loop iteration.
+    pub(super) overfull: bool,
 }
 
 impl NioWorker {
@@ -92,6 +97,7 @@ impl NioWorker {
             pending: PendingMap::new(),
             max_out_packet: self.cfg.max_packet_size,
             closing: false,
+            overfull: false,
         });
         Ok(slot)
     }
@@ -258,13 +264,32 @@ impl NioWorker {
         }
     }
 
+    /// Closes the connections whose unsent output passed `max_conn_unsent` (deferred to
+    /// here so that no caller of `write_packet` loses its connection under it).
+    pub(super) fn close_overfull(&mut self) {
+        while let Some(slot) = self.overfull.pop() {
+            if self.conns.get(slot).is_some_and(|c| c.overfull) {
+                let limit = self.cfg.max_conn_unsent;
+                self.close(
+                    slot,
+                    &format!("more than {limit} bytes of output unsent: the peer does not read"),
+                );
+            }
+        }
+    }
+
     pub(super) fn mark_dirty(&mut self, slot: usize) {
         self.dirty.push(slot);
     }
 
     pub(super) fn write_packet(&mut self, slot: usize, pkt: &WritePacket) {
         let c = &mut self.conns[slot];
-        if c.closing {
+        if c.closing || c.overfull {
+            return;
+        }
+        if c.write_buf.len() > self.cfg.max_conn_unsent {
+            c.overfull = true;
+            self.overfull.push(slot);
             return;
         }
         let before = c.write_buf.len();
@@ -366,6 +391,22 @@ impl NioWorker {
         if let Some(id) = c.peer {
             if self.peers.contains_key(&id) && !stopping {
                 self.connect_failed(id, reason);
+            }
+        }
+        if let Some(srv) = self.cfg.server() {
+            if !srv.conn_closed.is_empty() {
+                let ev = ConnClosed {
+                    conn: ConnRef {
+                        worker: self.idx,
+                        slot,
+                        gen: c.gen,
+                    },
+                    local_port: c.local_port,
+                    remote: c.remote,
+                    process_info: c.process_info,
+                    reason,
+                };
+                notify(&srv.conn_closed, &ev);
             }
         }
     }

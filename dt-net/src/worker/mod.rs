@@ -30,6 +30,7 @@ use dt_common::{PerfCallback, PerfType, Timestamp};
 use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::conn_closed::ConnClosedListener;
 use crate::error::NetError;
 use crate::flow_control::FlowControl;
 use crate::frame::READ_CHUNK;
@@ -58,6 +59,8 @@ pub(crate) struct WorkerConfig {
     pub perf: Arc<dyn PerfCallback>,
     pub stopping: Arc<AtomicBool>,
     pub write_high_water: usize,
+    /// Unsent output above which a connection is closed (its further output dropped).
+    pub max_conn_unsent: usize,
     /// This worker's share of the bytes partial frames may hold (see `charge_read`).
     pub read_budget: usize,
     /// This worker's share of unsent output above which connections that have unsent
@@ -83,6 +86,8 @@ pub(crate) struct ServerSide {
     pub auth: Option<HandshakeHook>,
     /// Client identity → its most recent connection.
     pub by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
+    /// Told about every accepted connection that closes.
+    pub conn_closed: Vec<ConnClosedListener>,
 }
 
 /// Settings of a client's worker.
@@ -141,6 +146,8 @@ pub(crate) struct NioWorker {
     paused_spare: Vec<usize>,
     /// Budget was freed since the paused connections were last tried.
     freed: bool,
+    /// Connections whose unsent output passed `max_conn_unsent`, to close.
+    overfull: Vec<usize>,
     /// The gauges last published to `handle.stats`.
     published: (usize, usize, usize),
 }
@@ -176,6 +183,7 @@ impl NioWorker {
                 paused: Vec::new(),
                 paused_spare: Vec::new(),
                 freed: false,
+                overfull: Vec::new(),
                 published: (0, 0, 0),
             },
             handle,
@@ -234,6 +242,7 @@ impl NioWorker {
                 }
             }
             self.drain_cmds();
+            self.close_overfull();
             self.flush_dirty();
             self.resume_reads();
             if self.ts.nano_time >= self.next_sweep {

@@ -55,7 +55,7 @@ use crate::sm::{
     Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, SmFuture, Snapshot,
     SnapshotChunk, SnapshotInfo, StateMachine,
 };
-use crate::store::log_item::{TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
+use crate::store::log_item::{total_len, TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
 use crate::store::LogItem;
 use bytes::{Bytes, BytesMut};
 
@@ -1654,6 +1654,19 @@ impl<S: StateMachine> Driver<S> {
                     Err(RaftError::InvalidInput(format!(
                         "bizType {} above 127",
                         input.biz_type
+                    ))),
+                );
+            } else if !input.read_only
+                && total_len(input.header.len(), input.body.len()) as u64 > self.cfg.log_file_size
+            {
+                // The log cannot store it (an item never spans segments): refused here,
+                // or the write would fail and stop the group.
+                call(
+                    cb,
+                    Err(RaftError::InvalidInput(format!(
+                        "entry of {} bytes is larger than a log file ({} bytes)",
+                        total_len(input.header.len(), input.body.len()),
+                        self.cfg.log_file_size
                     ))),
                 );
             } else if deadline.is_some_and(|d| now >= d) {

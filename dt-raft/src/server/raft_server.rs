@@ -309,6 +309,16 @@ impl RaftServer {
             .register(command, p);
     }
 
+    /// Adds a listener told about every connection of this server (service or replicate
+    /// port) that closes, before [`RaftServer::start`]: see
+    /// [`dt_net::ConnClosedListener`] (runs on the IO thread, must not block).
+    pub fn on_conn_closed(&self, f: impl Fn(&dt_net::ConnClosed<'_>) + Send + Sync + 'static) {
+        self.nio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_conn_closed_listener(f);
+    }
+
     /// Sends a request to a client connected on the service port (a server push such as
     /// DTKV_WATCH_NOTIFY_PUSH); `cb` gets the response or the error.
     pub fn push_request_cb(

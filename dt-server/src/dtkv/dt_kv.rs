@@ -190,6 +190,11 @@ impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
             .push_result(&mut self.tree, channel, token, outcome, now)
     }
 
+    /// Channels that have watches now.
+    pub fn watch_channel_count(&self) -> usize {
+        self.watches.channel_count()
+    }
+
     /// A connection closed: its watches go.
     pub fn channel_closed(&mut self, channel: C) {
         self.watches.remove_channel(&mut self.tree, channel);

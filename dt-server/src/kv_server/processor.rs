@@ -30,12 +30,21 @@ use crate::dtkv::{plan, KvAction, KvResponse};
 pub const LOCK_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Server-wide ids of the client connections that hold watches (the watch manager's
-/// channels).
+/// channels). An entry lives from the connection's first DTKV_SYNC_WATCH or
+/// DTKV_QUERY_STATUS until the connection closes ([`ChannelTable::remove`], from the
+/// server's connection-closed hook); the ids of closed connections wait in
+/// [`ChannelTable::take_closed`] until the daemon drops their watches (within one daemon
+/// period). The reference drops a closed connection's watches only at the next push
+/// attempt or after the 120 s watch timeout; dropping them at once is observably the
+/// same for clients (nobody can re-use a closed connection). A close does not touch
+/// locks, in the reference or here: they belong to the client's UUID, not to a
+/// connection (a reconnecting client keeps them), and end by unlock or lease expiry.
 #[derive(Debug, Default)]
 pub struct ChannelTable {
     by_conn: HashMap<ConnRef, ChannelId>,
     by_id: HashMap<ChannelId, ConnRef>,
     next: ChannelId,
+    closed: Vec<ChannelId>,
 }
 
 impl ChannelTable {
@@ -53,6 +62,30 @@ impl ChannelTable {
     /// The connection of `id`.
     pub fn conn(&self, id: ChannelId) -> Option<ConnRef> {
         self.by_id.get(&id).copied()
+    }
+
+    /// `conn` closed: forgets it; its id (if it had one) is queued for
+    /// [`ChannelTable::take_closed`].
+    pub fn remove(&mut self, conn: ConnRef) -> Option<ChannelId> {
+        let id = self.by_conn.remove(&conn)?;
+        self.by_id.remove(&id);
+        self.closed.push(id);
+        Some(id)
+    }
+
+    /// The ids of the connections closed since the last call.
+    pub fn take_closed(&mut self) -> Vec<ChannelId> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Connections with an id now.
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    /// Whether no connection has an id.
+    pub fn is_empty(&self) -> bool {
+        self.by_conn.is_empty()
     }
 }
 
@@ -74,17 +107,43 @@ impl std::fmt::Debug for KvContext {
 
 impl KvContext {
     pub(crate) fn channel_id(&self, conn: ConnRef) -> ChannelId {
-        self.channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .id_of(conn)
+        self.channels().id_of(conn)
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, ChannelTable> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection-closed hook (IO thread): frees the connection's channel id; the
+    /// daemon drops its watches ([`KvContext::drop_closed_channels`]).
+    pub(crate) fn conn_closed(&self, conn: ConnRef) {
+        self.channels().remove(conn);
+    }
+
+    /// Drops the watches of the connections closed since the last call, in every group
+    /// (the daemon's thread: the groups' locks are not taken on an IO thread for this).
+    pub(crate) fn drop_closed_channels(&self) {
+        let closed = self.channels().take_closed();
+        if closed.is_empty() {
+            return;
+        }
+        for gid in self.factory.group_ids() {
+            if let Some(kv) = self.factory.group(gid) {
+                let mut kv = kv.lock();
+                for &ch in &closed {
+                    kv.channel_closed(ch);
+                }
+            }
+        }
+    }
+
+    /// Connections holding a channel id now (watches or status queries).
+    pub(crate) fn channel_count(&self) -> usize {
+        self.channels().len()
     }
 
     pub(crate) fn channel_conn(&self, id: ChannelId) -> Option<ConnRef> {
-        self.channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .conn(id)
+        self.channels().conn(id)
     }
 
     fn raft_group(&self, gid: i32) -> Option<RaftGroup<KvOutput>> {

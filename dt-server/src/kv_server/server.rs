@@ -179,6 +179,12 @@ impl DtKvServer {
             read_timeout: cfg.read_timeout,
         });
         let _ = ctx.groups.set(groups.clone());
+        let weak = Arc::downgrade(&ctx);
+        server.on_conn_closed(move |c| {
+            if let Some(ctx) = weak.upgrade() {
+                ctx.conn_closed(c.conn);
+            }
+        });
         for cmd in CLIENT_COMMANDS {
             server.register(cmd, KvProcessor::new(ctx.clone()));
         }
@@ -224,6 +230,12 @@ impl DtKvServer {
     /// The DtKV state of a group.
     pub fn kv_group(&self, group_id: i32) -> Option<Arc<KvGroup>> {
         self.ctx.factory.group(group_id)
+    }
+
+    /// Client connections holding a watch channel id (those that sent DTKV_SYNC_WATCH
+    /// or DTKV_QUERY_STATUS and have not closed).
+    pub fn watch_channel_count(&self) -> usize {
+        self.ctx.channel_count()
     }
 
     /// Stops the daemon and the server.
@@ -279,6 +291,8 @@ fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
         let Some(groups) = ctx.groups.get() else {
             continue;
         };
+        // Closed connections lose their watches first.
+        ctx.drop_closed_channels();
         // Push results first (they may produce more pushes).
         let done: Vec<_> = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
         for (kv, ch, token, outcome) in done {
