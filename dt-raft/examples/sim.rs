@@ -135,6 +135,9 @@ fn main() {
         ops += r.ops;
         virt += r.virtual_time.as_secs_f64();
         unknown += u64::from(r.check_unknown);
+        if r.check_unknown {
+            println!("note: seed {seed}: the checker ran out of steps on a key");
+        }
         let st = r.stats;
         snaps.snapshots += st.snapshots;
         snaps.installs += st.installs;

@@ -25,7 +25,7 @@
 //! replays the log after it; a log that does not continue it waits for an install.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::{Rc, Weak};
@@ -140,15 +140,17 @@ struct PeerLane {
     ack_notify: Notify,
 }
 
+/// Ordered maps (not hash maps): what is dropped or retained in bulk is then done in
+/// the same order in every process, which keeps a simulated run deterministic.
 #[derive(Default)]
 struct Book {
     next_req: ReqId,
-    votes: HashMap<ReqId, (Term, Responder<VoteReply>)>,
-    appends: HashMap<ReqId, Received>,
-    transfers: HashMap<ReqId, Responder<TransferReply>>,
+    votes: BTreeMap<ReqId, (Term, Responder<VoteReply>)>,
+    appends: BTreeMap<ReqId, Received>,
+    transfers: BTreeMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
     /// The data of received install requests, until their step runs.
-    install_data: HashMap<ReqId, (u64, Bytes)>,
+    install_data: BTreeMap<ReqId, (u64, Bytes)>,
     /// Admin membership changes waiting for their entry to be applied.
     config_waiters: Vec<ConfigWaiter>,
 }
@@ -194,7 +196,7 @@ pub(crate) struct Driver<S: StateMachine> {
     init_finished: Cell<bool>,
     ready: FiberCondition,
 
-    peers: RefCell<HashMap<NodeId, Rc<PeerLane>>>,
+    peers: RefCell<BTreeMap<NodeId, Rc<PeerLane>>>,
 
     /// Follower install steps, in order.
     install_ops: RefCell<VecDeque<InstallOp>>,
@@ -309,7 +311,7 @@ where
             init_commit: Cell::new(0),
             init_finished: Cell::new(false),
             ready: FiberCondition::new("group-ready"),
-            peers: RefCell::new(HashMap::new()),
+            peers: RefCell::new(BTreeMap::new()),
             install_ops: RefCell::new(VecDeque::new()),
             install_notify: Notify::default(),
             install_info: RefCell::new(None),

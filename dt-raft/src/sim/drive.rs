@@ -1230,6 +1230,9 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         stats.log_deletions += d.log_deletions;
     }
     bugs::set_active(None);
+    // nothing of the run outlives it (a fiber or a callback keeping the shared state
+    // would leak a whole cluster per seed)
+    debug_assert_eq!(Rc::strong_count(&sh), 1, "the run's state leaked");
     SeedReport {
         seed,
         ops: sh.ops.get(),
