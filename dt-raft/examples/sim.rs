@@ -3,14 +3,20 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose] [--no-stickiness] [--interim-runner]
+//!     [--seconds T] [--verbose] [--no-stickiness]
 //! ```
 //!
-//! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, or with
-//! `--interim-runner` the older runner that drives the core directly) for `--seconds`
-//! (default 20) of virtual time with the chosen faults and a client workload, checks the invariants as it goes and the
-//! client history for linearizability at the end (`dt_raft::sim::cluster`). A failing
-//! seed prints one line with the command that replays it; the run ends with
+//! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, saving
+//! snapshots, deleting its log and installing snapshots from the leader) for
+//! `--seconds` (default 20) of virtual time with the chosen faults and a client
+//! workload, checks the invariants as it goes and the client history for
+//! linearizability at the end (`dt_raft::sim::cluster`). A failing seed prints one line
+//! with the command that replays it; the run ends with
+//! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n>`
+//! (the last: seeds that ended without a leader because half the nodes or more waited
+//! for an install, which makes them refuse votes),
+//! `MEMORY rss_kb_start=<kB> rss_kb_end=<kB>` (this process's resident set before the
+//! first seed and after the last, from `/proc/self/status`; 0 where unavailable) and
 //! `RESULT seeds=<n> violations=<v> ops=<total client ops> virtual_s=<simulated seconds> wall_s=<x>`.
 //! `--history-out DIR` writes `DIR/seed-<s>.jsonl` per seed (format in
 //! `dt_raft::sim::jsonl`). `--bug NAME` switches a deliberate bug on (the core's need
@@ -57,13 +63,24 @@ struct Args {
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
-    /// Run the nodes on the interim node runner (the core driven directly) instead of
-    /// the real fiber driver.
-    #[arg(long)]
-    interim_runner: bool,
+}
+
+/// This process's resident set in kB (0 where `/proc` is unavailable).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn main() {
+    // RUST_LOG=info shows the driver's log lines (installs, saves) when replaying a seed
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
     let args = Args::parse();
     if args.list_bugs {
         for b in Bug::ALL {
@@ -106,9 +123,11 @@ fn main() {
         duration: Duration::from_secs(args.seconds),
         bug,
         leader_stickiness: !args.no_stickiness,
-        interim_runner: args.interim_runner,
         ..SimConfig::default()
     };
+    let rss_start = rss_kb();
+    let mut snaps = dt_raft::sim::cluster::RunStats::default();
+    let mut seeds_with_install = 0u64;
     let started = Instant::now();
     let (mut violations, mut ops, mut virt, mut unknown) = (0u64, 0u64, 0f64, 0u64);
     for seed in args.start..args.start + args.seeds {
@@ -116,6 +135,18 @@ fn main() {
         ops += r.ops;
         virt += r.virtual_time.as_secs_f64();
         unknown += u64::from(r.check_unknown);
+        if r.check_unknown {
+            println!("note: seed {seed}: the checker ran out of steps on a key");
+        }
+        let st = r.stats;
+        snaps.snapshots += st.snapshots;
+        snaps.installs += st.installs;
+        snaps.install_requests += st.install_requests;
+        snaps.log_deletions += st.log_deletions;
+        snaps.crashes_in_snapshot += st.crashes_in_snapshot;
+        snaps.snapshot_saves_lost += st.snapshot_saves_lost;
+        seeds_with_install += u64::from(st.installs > 0);
+        snaps.stuck_installing += st.stuck_installing;
         if let Some(dir) = &args.history_out {
             let path = dir.join(format!("seed-{seed}.jsonl"));
             let res = std::fs::File::create(&path).and_then(|f| {
@@ -135,9 +166,6 @@ fn main() {
             if args.no_stickiness {
                 bug.push_str(" --no-stickiness");
             }
-            if args.interim_runner {
-                bug.push_str(" --interim-runner");
-            }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
                 one_line(&r.violations[0]),
@@ -152,6 +180,17 @@ fn main() {
     if unknown > 0 {
         println!("note: the checker ran out of steps on {unknown} seeds (counted as clean)");
     }
+    println!(
+        "SNAPSHOTS saved={} installs={} install_streams={} log_deletions={} crashes_in_snapshot={} saves_lost={} seeds_with_install={seeds_with_install} seeds_stuck_installing={}",
+        snaps.snapshots,
+        snaps.installs,
+        snaps.install_requests,
+        snaps.log_deletions,
+        snaps.crashes_in_snapshot,
+        snaps.snapshot_saves_lost,
+        snaps.stuck_installing
+    );
+    println!("MEMORY rss_kb_start={rss_start} rss_kb_end={}", rss_kb());
     println!(
         "RESULT seeds={} violations={violations} ops={ops} virtual_s={virt:.0} wall_s={:.1}",
         args.seeds,

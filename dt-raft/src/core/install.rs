@@ -157,6 +157,12 @@ impl RaftCore {
             self.reply_append(id, AppendCode::ReqError);
             return Outcome::Done;
         }
+        if req.sets.is_some() && idx < self.commit_index {
+            // older than what this node knows committed: installing it would throw
+            // committed entries away (a leader's snapshot is taken at its lastApplied)
+            self.reply_append(id, AppendCode::ServerError);
+            return Outcome::Done;
+        }
         if let Some(sets) = &req.sets {
             // first request: the log is thrown away, the configuration adopted
             self.installing_snapshot = true;

@@ -342,6 +342,32 @@ fn s12_3_install_requests_share_the_append_prologue() {
         .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 5, .. })));
 }
 
+/// A snapshot older than this node's commit index would throw committed entries
+/// away (a new leader's lastApplied may lag what it committed): refused, the node
+/// keeps its log and its votes; one at or past the commit index is taken.
+#[test]
+fn s12_3_an_install_below_the_commit_index_is_refused() {
+    let mut f = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 10, 1, 8).unwrap();
+    for p in 1..=3 {
+        f.set_member_ready(T0, p, true);
+    }
+    take(&mut f);
+    f.handle_install_snapshot(T0, 1, &first(2, 5, 1));
+    let acts = take(&mut f);
+    assert_eq!(
+        append_replies(&acts),
+        vec![(1, AppendResp::new(2, AppendCode::ServerError))]
+    );
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { .. })));
+    assert!(!f.status(T0).installing_snapshot);
+    f.handle_install_snapshot(T0, 2, &first(2, 8, 1));
+    assert!(take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 2, .. })));
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

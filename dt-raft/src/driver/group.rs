@@ -13,7 +13,7 @@ use dt_fiber::{ChannelSender, FiberGroup, GroupHandle, Published};
 use super::oneshot::{oneshot, OneshotReceiver};
 use super::runner;
 use super::transport::{GroupInbox, RaftTransport};
-use super::RaftGroupConfig;
+use super::{RaftGroupConfig, SnapshotManager};
 use crate::core::{Action, ConfigApplied, Index, MemberSets, NodeId, Role, Term};
 use crate::raft_log::RaftLog;
 use crate::sm::{RaftCallback, RaftError, RaftFactory, RaftInput, RaftResult, StateMachine};
@@ -141,7 +141,14 @@ pub struct DriverOptions {
     pub config_hook: Option<ConfigHook>,
     /// See [`NodeExists`]; without it every id is accepted.
     pub node_exists: Option<NodeExists>,
+    /// See [`NodeClock`]; without it the core reads the dispatcher's clock.
+    pub clock: Option<NodeClock>,
 }
+
+/// Maps the dispatcher's monotonic nanoseconds to the clock this group's core reads
+/// (elections, heartbeats, leases), for simulations whose nodes' clocks drift apart.
+/// It must not go backwards.
+pub type NodeClock = Rc<dyn Fn(i64) -> i64>;
 
 impl fmt::Debug for DriverOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -149,6 +156,7 @@ impl fmt::Debug for DriverOptions {
             .field("trace", &self.trace.is_some())
             .field("config_hook", &self.config_hook.is_some())
             .field("node_exists", &self.node_exists.is_some())
+            .field("clock", &self.clock.is_some())
             .finish()
     }
 }
@@ -269,8 +277,34 @@ impl<O: Send + 'static> RaftGroup<O> {
     where
         S: StateMachine<Output = O>,
     {
+        Self::start_with_parts_and_snapshots(group, log, sm, None, cfg, transport, opts)
+    }
+
+    /// [`RaftGroup::start_with_parts`] with a [`SnapshotManager`] (for example one over
+    /// a [`SnapshotStore`](super::SnapshotStore) of a simulation's disk): the group
+    /// recovers from its newest snapshot, saves one every `save_snapshot_seconds` and
+    /// after an install, and deletes the log after a save
+    /// (`delete_logs_after_take_snapshot`).
+    pub fn start_with_parts_and_snapshots<S>(
+        group: &FiberGroup,
+        log: Box<dyn RaftLog>,
+        sm: S,
+        snapshots: Option<SnapshotManager>,
+        cfg: RaftGroupConfig,
+        transport: Rc<dyn RaftTransport>,
+        opts: DriverOptions,
+    ) -> RaftGroup<O>
+    where
+        S: StateMachine<Output = O>,
+    {
         RaftGroup {
-            inner: runner::start_built(group, move |_| Ok((log, sm, None)), cfg, transport, opts),
+            inner: runner::start_built(
+                group,
+                move |_| Ok((log, sm, snapshots)),
+                cfg,
+                transport,
+                opts,
+            ),
         }
     }
 

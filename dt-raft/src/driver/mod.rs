@@ -52,11 +52,6 @@
 //! true once they are applied. Group ready (§8.5) comes from the core and gates lease
 //! reads.
 //!
-//! # Not built yet
-//!
-//! Snapshots (saving, recovery from one, install to a lagging follower: a peer that
-//! needs one is logged and left behind), and the byte limits of replication.
-//!
 //! Configuration entries (PREPARE / DROP / COMMIT) are applied by the apply fiber in
 //! log order through the core (`apply_config_entry`), also during replay, so the
 //! member sets after a restart are the static ones plus the logged changes; the
@@ -80,7 +75,7 @@ mod snapshot_manager;
 mod tail;
 
 pub use group::{
-    ActionTrace, ConfigChange, ConfigHook, DriverOptions, GroupStatus, NodeExists, RaftFuture,
-    RaftGroup,
+    ActionTrace, ConfigChange, ConfigHook, DriverOptions, GroupStatus, NodeClock, NodeExists,
+    RaftFuture, RaftGroup,
 };
-pub use snapshot_manager::SnapshotManager;
+pub use snapshot_manager::{SavedSnapshot, SnapshotManager, SnapshotStore, SnapshotStoreFuture};

@@ -25,7 +25,7 @@
 //! replays the log after it; a log that does not continue it waits for an install.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::{Rc, Weak};
@@ -37,7 +37,7 @@ use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published
 
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
 use super::notify::Notify;
-use super::snapshot_manager::{off_thread, SnapshotManager};
+use super::snapshot_manager::{SavedSnapshot, SnapshotManager};
 use super::tail::{TailCache, TailEntry};
 use super::transport::{
     GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
@@ -140,15 +140,17 @@ struct PeerLane {
     ack_notify: Notify,
 }
 
+/// Ordered maps (not hash maps): what is dropped or retained in bulk is then done in
+/// the same order in every process, which keeps a simulated run deterministic.
 #[derive(Default)]
 struct Book {
     next_req: ReqId,
-    votes: HashMap<ReqId, (Term, Responder<VoteReply>)>,
-    appends: HashMap<ReqId, Received>,
-    transfers: HashMap<ReqId, Responder<TransferReply>>,
+    votes: BTreeMap<ReqId, (Term, Responder<VoteReply>)>,
+    appends: BTreeMap<ReqId, Received>,
+    transfers: BTreeMap<ReqId, Responder<TransferReply>>,
     transfer_reply: Option<Reply<()>>,
     /// The data of received install requests, until their step runs.
-    install_data: HashMap<ReqId, (u64, Bytes)>,
+    install_data: BTreeMap<ReqId, (u64, Bytes)>,
     /// Admin membership changes waiting for their entry to be applied.
     config_waiters: Vec<ConfigWaiter>,
 }
@@ -181,6 +183,8 @@ pub(crate) struct Driver<S: StateMachine> {
 
     writes: RefCell<VecDeque<WriteOp>>,
     write_notify: Notify,
+    /// Signalled when the writer has handed every queued write to the log (or ended).
+    writes_drained: FiberCondition,
 
     status_want: Cell<Option<(Term, NodeId)>>,
     status_notify: Notify,
@@ -192,7 +196,7 @@ pub(crate) struct Driver<S: StateMachine> {
     init_finished: Cell<bool>,
     ready: FiberCondition,
 
-    peers: RefCell<HashMap<NodeId, Rc<PeerLane>>>,
+    peers: RefCell<BTreeMap<NodeId, Rc<PeerLane>>>,
 
     /// Follower install steps, in order.
     install_ops: RefCell<VecDeque<InstallOp>>,
@@ -299,6 +303,7 @@ where
             planned_tick: Cell::new(u64::MAX),
             writes: RefCell::new(VecDeque::new()),
             write_notify: Notify::default(),
+            writes_drained: FiberCondition::new("writes-drained"),
             status_want: Cell::new(None),
             status_notify: Notify::default(),
             apply_commit: Cell::new(0),
@@ -306,7 +311,7 @@ where
             init_commit: Cell::new(0),
             init_finished: Cell::new(false),
             ready: FiberCondition::new("group-ready"),
-            peers: RefCell::new(HashMap::new()),
+            peers: RefCell::new(BTreeMap::new()),
             install_ops: RefCell::new(VecDeque::new()),
             install_notify: Notify::default(),
             install_info: RefCell::new(None),
@@ -371,7 +376,9 @@ fn call<T>(f: impl FnOnce(T), v: T) {
 
 impl<S: StateMachine> Driver<S> {
     fn now(&self) -> u64 {
-        (self.group.now().nano_time / 1_000_000).max(0) as u64
+        let n = self.group.now().nano_time;
+        let n = self.opts.clock.as_ref().map_or(n, |c| c(n));
+        (n / 1_000_000).max(0) as u64
     }
 
     fn nanos(&self) -> i64 {
@@ -447,9 +454,7 @@ impl<S: StateMachine> Driver<S> {
             .start()
             .map_err(|e| format!("state machine start: {e}"))?;
         let recovered = match self.snapshots.clone() {
-            Some(mgr) => off_thread("dt-snapshot-load", move || mgr.recover())
-                .await
-                .ok_or_else(|| "snapshot recovery panicked".to_string())??,
+            Some(mgr) => mgr.load().await?,
             None => None,
         };
         let (snap_index, snap_term) = match &recovered {
@@ -493,7 +498,14 @@ impl<S: StateMachine> Driver<S> {
                 st.current_term
             ));
         }
-        let commit = st.commit_index.min(last_index).max(snap_index);
+        // A node waiting for an install applies nothing from its log: the entries it
+        // holds may not continue its state (an install finished but its local
+        // snapshot was not saved before a crash), so its commit starts at the snapshot.
+        let commit = if install_required {
+            snap_index
+        } else {
+            st.commit_index.min(last_index).max(snap_index)
+        };
         let core_cfg = self.cfg.core_config().map_err(|e| e.to_string())?;
         let seed = self.group.random_u64();
         let now = self.now();
@@ -543,16 +555,16 @@ impl<S: StateMachine> Driver<S> {
     }
 
     /// Feeds a snapshot read from disk to the state machine (storage.md §5.5).
-    async fn recover_snapshot(&self, r: &super::snapshot_manager::Recovered) -> Result<(), String> {
+    async fn recover_snapshot(&self, r: &SavedSnapshot) -> Result<(), String> {
         let mut offset = 0u64;
         let n = r.chunks.len();
-        for (i, c) in r.chunks.iter().enumerate() {
-            let data = Bytes::copy_from_slice(c);
+        for (i, data) in r.chunks.iter().enumerate() {
+            let c = data;
             let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
                 info: &r.info,
                 offset,
                 done: false,
-                data: &data,
+                data,
             });
             fut.await
                 .map_err(|e| format!("recovering snapshot chunk {i}/{n}: {e}"))?;
@@ -774,8 +786,8 @@ impl<S: StateMachine> Driver<S> {
                 let d = self.self_rc();
                 self.spawn("raft-match-pos", async move {
                     // entries still queued for the writer are not in the log yet
-                    while !d.writes.borrow().is_empty() {
-                        dt_fiber::yield_now().await;
+                    if !d.writes_handed().await {
+                        return;
                     }
                     let found = match d.log.try_find_match_pos(suggest_term, suggest_index).await {
                         Ok(f) => f,
@@ -1184,7 +1196,12 @@ impl<S: StateMachine> Driver<S> {
                 }
                 let op = self.writes.borrow_mut().pop_front();
                 match op {
-                    None => break,
+                    None => {
+                        if self.writes_drained.waiter_count() > 0 {
+                            self.writes_drained.signal_all();
+                        }
+                        break;
+                    }
                     Some(WriteOp::Truncate(i)) => truncating = Some((i, log.truncate_tail(i))),
                     Some(WriteOp::Append(b)) => flight.push_back(log.append(b)),
                 }
@@ -1210,6 +1227,22 @@ impl<S: StateMachine> Driver<S> {
             }
         })
         .await
+    }
+
+    /// Waits until the writer handed every queued write to the log (without spinning:
+    /// a truncation may take a while); false if the group stops first.
+    async fn writes_handed(&self) -> bool {
+        while !self.writes.borrow().is_empty() {
+            if self.group.should_stop() {
+                return false;
+            }
+            // the timeout re-checks the group (a writer ended by a fatal error)
+            let _ = self
+                .writes_drained
+                .wait_timeout(Duration::from_millis(50))
+                .await;
+        }
+        true
     }
 
     /// Saves term and vote, one save at a time, always the latest wanted pair.
@@ -2181,6 +2214,15 @@ impl<S: StateMachine> Driver<S> {
     /// The first install request: stop applying, fail pending tasks, drop the tail
     /// cache and the log (installSnapshot persisted by the log).
     async fn install_begin(&self, index: Index, term: Term) -> Result<(), String> {
+        // Never below what this node persisted as committed (a node waiting for an
+        // install after a restart builds its core at its snapshot, so the core's own
+        // check cannot see it): the log could not take the entries after it.
+        let durable_commit = self.log.persisted_state().map_or(0, |s| s.commit_index);
+        if index < durable_commit {
+            return Err(format!(
+                "snapshot at {index} is older than the commit index {durable_commit} persisted here"
+            ));
+        }
         self.apply_pause.set(true);
         self.apply_notify.notify();
         while !self.apply_idle.get() {
@@ -2202,8 +2244,8 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         // entries still queued for the writer must reach the log before it is dropped
-        while !self.writes.borrow().is_empty() {
-            dt_fiber::yield_now().await;
+        if !self.writes_handed().await {
+            return Err("the log writer stopped".into());
         }
         self.log
             .begin_install()
@@ -2334,10 +2376,7 @@ impl<S: StateMachine> Driver<S> {
         let Some(mgr) = self.snapshots.clone() else {
             return Ok(self.last_saved.get());
         };
-        let saved = info.clone();
-        let oldest = off_thread("dt-snapshot-save", move || mgr.save(&saved, &chunks))
-            .await
-            .ok_or_else(|| "snapshot save panicked".to_string())??;
+        let oldest = mgr.store(info.clone(), chunks).await?;
         self.last_saved.set(index);
         log::info!(
             "raft group {}: snapshot saved at {index} (term {})",

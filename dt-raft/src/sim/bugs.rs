@@ -3,8 +3,8 @@
 //! Each [`Bug`] is a small, marked change of behaviour. Two live in the consensus core
 //! and exist only when dt-raft is built with the `sim-bugs` cargo feature (the hooks
 //! compile to nothing otherwise); the others live in the simulation's own disk and
-//! harness (the lease-read hook in the client path of [`super::drive`] and of the interim
-//! node runner) and are always available. A bug is switched on for the current thread
+//! harness (the lease-read hook in the client path of [`super::drive`]) and are always
+//! available. A bug is switched on for the current thread
 //! (the simulation is single-threaded) with [`set_active`].
 
 use std::cell::Cell;
@@ -17,7 +17,7 @@ pub enum Bug {
     CommitOldTerm,
     /// Core: a granted vote is answered before the status file holds it.
     VoteBeforePersist,
-    /// Node runner: a lease read is served even after the lease ran out.
+    /// Harness: a lease read is served even after the lease ran out.
     StaleLeaseRead,
     /// Disk: an append is acknowledged as persisted before its fsync.
     AckBeforeFsync,

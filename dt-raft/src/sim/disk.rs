@@ -24,6 +24,17 @@
 //! [`StoreError::Corrupt`] (the real store refuses to
 //! start there too).
 //!
+//! **Snapshots and log deletion.** The disk also keeps the node's saved snapshot
+//! ([`SimDisk::snapshots`], a [`SnapshotStore`]: a save is durable when its future
+//! resolves, after a seeded delay; a crash before keeps the previous one, as the
+//! store's data-file-then-idx-file order does). [`RaftLog::mark_truncate_by_index`]
+//! deletes the log's prefix after the delay (never the last entry, never beyond
+//! what is durable), like the store deleting whole segments: the image then starts
+//! at a later index and byte position. An install ([`RaftLog::begin_install`] /
+//! [`RaftLog::finish_install`]) records the install flag in the status, drops the
+//! whole log, and restarts it at the leader's next index and position; a crash in
+//! between leaves a node that waits for the leader's install again.
+//!
 //! An fsync may fail ([`SimDiskConfig::sync_fail_per_mille`]): the log becomes
 //! fail-stop, as the store does: the failing append and every later call get
 //! [`StoreError::Failed`]; the node has to restart (crash) and recover.
@@ -37,8 +48,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::core::XorShift;
+use crate::driver::{SavedSnapshot, SnapshotStore, SnapshotStoreFuture};
 use crate::raft_log::{LogFuture, LogIterator, RaftLog};
+use crate::sm::SnapshotInfo;
 use crate::store::log_item::{HeaderCheck, LogHeader, ITEM_HEADER_SIZE};
 use crate::store::{LogItem, PersistedState, StoreError, StoreResult};
 
@@ -81,6 +96,14 @@ pub struct DiskStats {
     pub tails_cut: u64,
     /// Failed fsyncs.
     pub sync_failures: u64,
+    /// Snapshots saved (completed).
+    pub snapshots_saved: u64,
+    /// Snapshot saves lost to a crash.
+    pub snapshot_saves_lost: u64,
+    /// Log prefixes deleted after a snapshot.
+    pub log_deletions: u64,
+    /// Installs finished (the log restarted after a leader's snapshot).
+    pub installs: u64,
 }
 
 struct DiskState {
@@ -91,8 +114,19 @@ struct DiskState {
     // ---- the device ----
     /// Durable image.
     durable: Vec<u8>,
-    /// Durable status (term, vote, commit index).
+    /// Durable status (term, vote, commit index, install flag, first valid index).
     status: PersistedState,
+    /// Index of the first entry of the image (1, or later after a deletion or an
+    /// install); durable (file deletions and installs are).
+    first: u64,
+    /// Term of entry `first - 1` when known (after a deletion), for the chain check.
+    first_prev: Option<u32>,
+    /// Log position of byte 0 of both images.
+    base: usize,
+    /// The saved snapshot (durable).
+    snapshot: Option<SavedSnapshot>,
+    /// A snapshot save of this incarnation is under way.
+    saving: bool,
     // ---- the process (lost on crash) ----
     /// Page-cache image.
     bytes: Vec<u8>,
@@ -100,7 +134,7 @@ struct DiskState {
     dirty_lo: usize,
     /// Write position (end of the last entry).
     end: usize,
-    /// Entries (index = position + 1) and their byte positions.
+    /// Entries (index = `first` + position) and their byte offsets in the images.
     items: Vec<LogItem>,
     pos: Vec<usize>,
     persisted: u64,
@@ -151,6 +185,11 @@ impl SimDisk {
                 gen: 0,
                 durable: Vec::new(),
                 status: PersistedState::default(),
+                first: 1,
+                first_prev: None,
+                base: 0,
+                snapshot: None,
+                saving: false,
                 bytes: Vec::new(),
                 dirty_lo: 0,
                 end: 0,
@@ -200,10 +239,33 @@ impl SimDisk {
             }
         }
         s.open = false;
+        if s.saving {
+            s.saving = false;
+            s.stats.snapshot_saves_lost += 1;
+        }
         s.bytes = Vec::new();
         s.items = Vec::new();
         s.pos = Vec::new();
         s.failed = None;
+    }
+
+    /// The snapshot store of the current incarnation (dead after a crash).
+    pub fn snapshots(&self) -> SimSnapshots {
+        let gen = self.s.borrow().gen;
+        SimSnapshots {
+            s: self.s.clone(),
+            gen,
+        }
+    }
+
+    /// Whether the status says an install is under way (or required).
+    pub fn installing(&self) -> bool {
+        self.s.borrow().status.install_snapshot
+    }
+
+    /// Whether a snapshot save is under way now.
+    pub fn saving(&self) -> bool {
+        self.s.borrow().saving
     }
 
     /// Changes the chance of fsync failures (per mille).
@@ -225,13 +287,64 @@ impl SimDisk {
     /// invariant checks: what survived).
     pub fn durable_entries(&self) -> Vec<LogItem> {
         let s = self.s.borrow();
-        parse_image(&s.durable).0
+        parse_image(&s.durable, s.first, s.first_prev).0
     }
 }
 
-/// Parses an image: the items from 0 that check out (CRC, index chain, term chain),
-/// and whether it stopped at a bad item (rather than at zeros / the end).
-fn parse_image(img: &[u8]) -> (Vec<LogItem>, Vec<usize>, usize, bool) {
+/// The saved snapshot of a [`SimDisk`], as the driver's [`SnapshotStore`].
+#[derive(Clone)]
+pub struct SimSnapshots {
+    s: Rc<RefCell<DiskState>>,
+    gen: u64,
+}
+
+impl SnapshotStore for SimSnapshots {
+    fn recover(&self) -> SnapshotStoreFuture<Option<SavedSnapshot>> {
+        let s = self.s.borrow();
+        let r = if s.gen != self.gen {
+            Err("sim disk: crashed".to_string())
+        } else {
+            Ok(s.snapshot.clone())
+        };
+        Box::pin(async move { r })
+    }
+
+    fn save(&self, info: SnapshotInfo, chunks: Vec<Bytes>) -> SnapshotStoreFuture<u64> {
+        let me = self.clone();
+        Box::pin(async move {
+            let d = {
+                let mut s = me.s.borrow_mut();
+                if s.gen != me.gen {
+                    return Err("sim disk: crashed".to_string());
+                }
+                s.saving = true;
+                // writing and syncing the data file, then the idx file
+                let lo = s.cfg.sync_min_us * 2;
+                let hi = s.cfg.sync_max_us * 4;
+                Duration::from_micros(s.rng.range(lo, hi.max(lo)))
+            };
+            let slept = dt_fiber::sleep(d).await;
+            let mut s = me.s.borrow_mut();
+            if s.gen != me.gen || slept.is_err() {
+                return Err("sim disk: crashed during the snapshot save".to_string());
+            }
+            s.saving = false;
+            let index = info.last_included_index;
+            s.snapshot = Some(SavedSnapshot { info, chunks });
+            s.stats.snapshots_saved += 1;
+            Ok(index)
+        })
+    }
+}
+
+/// Parses an image: the items from byte 0 (entry `first`, after an entry of term
+/// `first_prev` when known) that check out (CRC, index chain, term chain), and
+/// whether it stopped at a bad item (rather than at zeros / the end).
+fn parse_image(
+    img: &[u8],
+    first: u64,
+    first_prev: Option<u32>,
+) -> (Vec<LogItem>, Vec<usize>, usize, bool) {
     let mut items: Vec<LogItem> = Vec::new();
     let mut pos = Vec::new();
     let mut p = 0usize;
@@ -254,9 +367,13 @@ fn parse_image(img: &[u8]) -> (Vec<LogItem>, Vec<usize>, usize, bool) {
             cut = true;
             break;
         };
-        let expect_index = items.len() as u64 + 1;
-        let expect_prev = items.last().map_or(0, |i| i.term);
-        if item.index != expect_index || item.prev_log_term != expect_prev {
+        let expect_index = items.len() as u64 + first;
+        let expect_prev = match items.last() {
+            Some(i) => Some(i.term),
+            None if first == 1 => Some(0),
+            None => first_prev,
+        };
+        if item.index != expect_index || expect_prev.is_some_and(|p| item.prev_log_term != p) {
             // stale bytes behind a truncation, or an older incarnation's tail
             cut = true;
             break;
@@ -294,10 +411,10 @@ impl SimRaftLog {
     /// Entry `index` from the in-memory view (what the tail cache would give), if held.
     pub fn entry(&self, index: u64) -> Option<LogItem> {
         let s = self.s.borrow();
-        if s.gen != self.gen || index == 0 {
+        if s.gen != self.gen || index < s.first {
             return None;
         }
-        s.items.get(index as usize - 1).cloned()
+        s.items.get((index - s.first) as usize).cloned()
     }
 
     /// Term of entry `index` (0 for index 0), if held.
@@ -306,43 +423,21 @@ impl SimRaftLog {
             return Some(0);
         }
         let s = self.s.borrow();
-        s.items.get(index as usize - 1).map(|i| i.term)
+        if index < s.first {
+            return None;
+        }
+        s.items.get((index - s.first) as usize).map(|i| i.term)
+    }
+
+    /// The first index held (1, or later after a log deletion or an install).
+    pub fn first_index(&self) -> u64 {
+        self.s.borrow().first
     }
 
     /// The last index held in memory (written, maybe not synced).
     pub fn last_index(&self) -> u64 {
-        self.s.borrow().items.len() as u64
-    }
-
-    /// Simulation shortcut for a snapshot install (§12): the log is replaced, durably
-    /// and at once, by `items` (a leader's applied prefix starting at index 1), which
-    /// also become the durable commit index. Stale bytes of the old log are gone, as
-    /// the store deletes every log file at an install.
-    pub fn install_prefix(&self, items: Vec<LogItem>) -> StoreResult<()> {
-        let mut s = self.check()?;
-        let mut img = Vec::new();
-        let mut pos = Vec::with_capacity(items.len());
-        for (k, it) in items.iter().enumerate() {
-            if it.index != k as u64 + 1 {
-                return Err(StoreError::InvalidArgument(format!(
-                    "install item {} at position {k}",
-                    it.index
-                )));
-            }
-            pos.push(img.len());
-            it.encode_into(&mut img);
-        }
-        let last = items.len() as u64;
-        s.end = img.len();
-        s.dirty_lo = img.len();
-        s.durable = img.clone();
-        s.bytes = img;
-        s.items = items;
-        s.pos = pos;
-        s.persisted = last;
-        s.commit = last;
-        s.status.commit_index = last;
-        Ok(())
+        let s = self.s.borrow();
+        s.first - 1 + s.items.len() as u64
     }
 
     /// Whether an fsync failed and the log stopped (the node must restart).
@@ -385,7 +480,7 @@ impl SimRaftLog {
         }
         durable[lo..*end].copy_from_slice(&bytes[lo..*end]);
         *dirty_lo = *end;
-        let upto = upto.min(s.items.len() as u64);
+        let upto = upto.min(s.first - 1 + s.items.len() as u64);
         if upto > s.persisted {
             s.persisted = upto;
         }
@@ -396,7 +491,7 @@ impl SimRaftLog {
     pub fn append_owned(&self, items: Vec<LogItem>) -> LogFuture<'static, u64> {
         let r = (|| {
             let mut s = self.check()?;
-            let mut upto = s.items.len() as u64;
+            let mut upto = s.first - 1 + s.items.len() as u64;
             for it in items {
                 if it.index != upto + 1 {
                     return Err(StoreError::InvalidArgument(format!(
@@ -479,8 +574,8 @@ impl SimRaftLog {
     /// this result immediately; the simulation's node runner calls it directly).
     pub fn truncate_tail_now(&self, index: u64) -> StoreResult<()> {
         let mut s = self.check()?;
-        let last = s.items.len() as u64;
-        if index == 0 || index > last + 1 {
+        let last = s.first - 1 + s.items.len() as u64;
+        if index < s.first || index > last + 1 {
             return Err(StoreError::InvalidArgument(format!(
                 "truncate at {index} with last index {last}"
             )));
@@ -492,14 +587,55 @@ impl SimRaftLog {
             )));
         }
         if index <= last {
-            let p = s.pos[index as usize - 1];
+            let k = (index - s.first) as usize;
+            let p = s.pos[k];
             s.end = p;
             s.dirty_lo = s.dirty_lo.min(p);
-            s.items.truncate(index as usize - 1);
-            s.pos.truncate(index as usize - 1);
+            s.items.truncate(k);
+            s.pos.truncate(k);
             s.persisted = s.persisted.min(index - 1);
         }
         Ok(())
+    }
+
+    /// Deletes the entries up to `index` now, bounded by what is durable and the
+    /// commit index, keeping at least the last entry (the store never deletes the
+    /// segment it writes to). Returns the new first index.
+    pub fn delete_prefix_now(&self, index: u64) -> StoreResult<u64> {
+        let mut s = self.check()?;
+        let last = s.first - 1 + s.items.len() as u64;
+        let bound = index
+            .min(s.persisted)
+            .min(s.commit)
+            .min(last.saturating_sub(1));
+        if bound < s.first {
+            return Ok(s.first);
+        }
+        let k = (bound - s.first + 1) as usize;
+        let cut = s.pos[k];
+        let st = &mut *s;
+        st.first_prev = Some(st.items[k - 1].term);
+        st.items.drain(..k);
+        st.pos.drain(..k);
+        for p in &mut st.pos {
+            *p -= cut;
+        }
+        st.bytes.drain(..cut.min(st.bytes.len()));
+        st.durable.drain(..cut.min(st.durable.len()));
+        st.end -= cut;
+        st.dirty_lo = st.dirty_lo.saturating_sub(cut);
+        st.base += cut;
+        st.first = bound + 1;
+        st.stats.log_deletions += 1;
+        Ok(st.first)
+    }
+
+    /// Waits for an install step's fsyncs, after the appends in flight (the store
+    /// waits for them first); an error if the log died meanwhile.
+    async fn install_sync(&self) -> StoreResult<()> {
+        let d = Self::schedule(&mut *self.check()?, false);
+        dt_fiber::sleep(d).await.map_err(|_| StoreError::Closed)?;
+        self.check().map(drop)
     }
 }
 
@@ -510,11 +646,39 @@ impl RaftLog for SimRaftLog {
             if s.gen != self.gen {
                 return Err(StoreError::Closed);
             }
-            let (items, pos, end, cut) = parse_image(&s.durable);
+            if s.status.install_snapshot {
+                // an install was interrupted: the leader installs again
+                s.durable.clear();
+                s.bytes.clear();
+                s.end = 0;
+                s.dirty_lo = 0;
+                s.items.clear();
+                s.pos.clear();
+                s.persisted = s.first - 1;
+                s.commit = s.status.commit_index;
+                s.open = true;
+                return Ok(None);
+            }
+            let (items, pos, end, cut) = parse_image(&s.durable, s.first, s.first_prev);
             if cut {
                 s.stats.tails_cut += 1;
             }
-            let last = (items.last().map_or(0, |i| i.term), items.len() as u64);
+            if items.is_empty() && s.first > 1 {
+                // nothing written since an install: like the store's empty log
+                s.bytes = s.durable.clone();
+                s.end = 0;
+                s.dirty_lo = 0;
+                s.items = items;
+                s.pos = pos;
+                s.persisted = s.first - 1;
+                s.commit = s.status.commit_index;
+                s.open = true;
+                return Ok(None);
+            }
+            let last = (
+                items.last().map_or(0, |i| i.term),
+                s.first - 1 + items.len() as u64,
+            );
             if last.1 < s.status.commit_index {
                 return Err(StoreError::corrupt(
                     "sim-disk",
@@ -553,38 +717,89 @@ impl RaftLog for SimRaftLog {
 
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>> {
         let r = self.check().map(|s| {
-            let top = index.min(s.items.len() as u64);
-            (1..=top).rev().find_map(|i| {
-                let t = s.items[i as usize - 1].term;
+            let top = index.min(s.first - 1 + s.items.len() as u64);
+            (s.first..=top).rev().find_map(|i| {
+                let t = s.items[(i - s.first) as usize].term;
                 ((t <= term && i < index) || (t == term && i == index)).then_some((t, i))
             })
         });
         Box::pin(async move { r })
     }
 
-    fn mark_truncate_by_index(&self, _index: u64, _delay: Duration) {}
+    fn mark_truncate_by_index(&self, index: u64, delay: Duration) {
+        if delay.is_zero() {
+            let _ = self.delete_prefix_now(index);
+            return;
+        }
+        let me = self.clone();
+        if let Some(g) = dt_fiber::current_group() {
+            let _ = g.spawn("sim-delete-log", async move {
+                if dt_fiber::sleep(delay).await.is_ok() {
+                    let _ = me.delete_prefix_now(index);
+                }
+            });
+        }
+    }
 
     fn mark_truncate_by_timestamp(&self, _ts: i64, _bound: u64, _delay: Duration) {}
 
     fn begin_install(&self) -> LogFuture<'_, ()> {
-        Box::pin(async { Err(StoreError::InvalidArgument("install not simulated".into())) })
+        Box::pin(async move {
+            self.install_sync().await?;
+            let mut s = self.check()?;
+            // the status says "installing", then every log file is deleted
+            s.status.install_snapshot = true;
+            s.durable.clear();
+            s.bytes.clear();
+            s.end = 0;
+            s.dirty_lo = 0;
+            s.items.clear();
+            s.pos.clear();
+            s.persisted = s.first - 1;
+            Ok(())
+        })
     }
 
-    fn finish_install(&self, _next_index: u64, _next_pos: u64) -> LogFuture<'_, ()> {
-        Box::pin(async { Err(StoreError::InvalidArgument("install not simulated".into())) })
+    fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
+        Box::pin(async move {
+            if next_index == 0 {
+                return Err(StoreError::InvalidArgument("next index 0".into()));
+            }
+            self.install_sync().await?;
+            let mut s = self.check()?;
+            s.durable.clear();
+            s.bytes.clear();
+            s.end = 0;
+            s.dirty_lo = 0;
+            s.items.clear();
+            s.pos.clear();
+            s.first = next_index;
+            s.first_prev = None;
+            s.base = next_pos as usize;
+            s.persisted = next_index - 1;
+            s.commit = s.commit.max(next_index - 1);
+            s.status.install_snapshot = false;
+            s.status.first_valid_index = next_index;
+            s.status.commit_index = s.status.commit_index.max(next_index - 1);
+            s.stats.installs += 1;
+            Ok(())
+        })
     }
 
     fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64> {
         let r = self.check().and_then(|s| {
-            s.pos
-                .get(index as usize)
-                .copied()
-                .or((index as usize == s.items.len()).then_some(s.end))
-                .map(|p| p as u64)
-                .ok_or(StoreError::NotFound {
-                    index,
-                    reason: "beyond the log".into(),
-                })
+            let last = s.first - 1 + s.items.len() as u64;
+            let at = if index + 1 < s.first || index > last {
+                None
+            } else if index == last {
+                Some(s.end)
+            } else {
+                s.pos.get((index + 1 - s.first) as usize).copied()
+            };
+            at.map(|p| (s.base + p) as u64).ok_or(StoreError::NotFound {
+                index,
+                reason: "beyond the log".into(),
+            })
         });
         Box::pin(async move { r })
     }
@@ -632,7 +847,7 @@ impl LogIterator for SimIter<'_> {
             let mut bytes = 0;
             let mut i = index;
             while out.len() < limit.max(1) {
-                let Some(it) = s.items.get((i as usize).wrapping_sub(1)) else {
+                let Some(it) = i.checked_sub(s.first).and_then(|k| s.items.get(k as usize)) else {
                     break;
                 };
                 bytes += it.encoded_len();
@@ -825,6 +1040,125 @@ mod tests {
             assert_eq!(log.init().await.unwrap(), Some((0, 0)));
         });
         assert!(disk.stats().sync_failures >= 1);
+    }
+
+    #[test]
+    fn a_deleted_prefix_stays_deleted_and_the_rest_recovers() {
+        let cfg = SimDiskConfig {
+            torn_writes: false,
+            ..Default::default()
+        };
+        let disk = SimDisk::new(cfg, 4);
+        let d2 = disk.clone();
+        run(async move {
+            let log = d2.open();
+            log.init().await.unwrap();
+            let items = (1..=6).map(|i| item(i, 1, if i == 1 { 0 } else { 1 }));
+            log.append(items.collect()).await.unwrap();
+            let pos5 = log.load_next_item_pos(4).await.unwrap();
+            // nothing is committed yet: nothing goes
+            assert_eq!(log.delete_prefix_now(4).unwrap(), 1);
+            log.set_commit_index(6);
+            assert_eq!(log.delete_prefix_now(4).unwrap(), 5);
+            assert_eq!((log.first_index(), log.last_index()), (5, 6));
+            assert_eq!(log.entry(4), None);
+            assert_eq!(log.term_at(4), None);
+            assert_eq!(log.entry(5).unwrap().index, 5);
+            assert_eq!(
+                log.load_next_item_pos(4).await.unwrap(),
+                pos5,
+                "positions kept"
+            );
+            assert_eq!(log.try_find_match_pos(1, 4).await.unwrap(), None);
+            assert_eq!(log.try_find_match_pos(1, 9).await.unwrap(), Some((1, 6)));
+            // never the last entry
+            assert_eq!(log.delete_prefix_now(100).unwrap(), 6);
+            let mut it = log.open_iterator();
+            assert!(it.next(5, 10, 1 << 20).await.is_err());
+            assert_eq!(it.next(6, 10, 1 << 20).await.unwrap().len(), 1);
+            drop(it);
+            log.append(vec![item(7, 2, 1)]).await.unwrap();
+            d2.crash();
+            let log = d2.open();
+            assert_eq!(log.init().await.unwrap(), Some((2, 7)));
+            assert_eq!(log.first_index(), 6);
+        });
+        assert_eq!(disk.stats().log_deletions, 2);
+    }
+
+    #[test]
+    fn an_install_restarts_the_log_and_an_interrupted_one_is_required_again() {
+        let cfg = SimDiskConfig {
+            torn_writes: false,
+            ..Default::default()
+        };
+        let disk = SimDisk::new(cfg, 6);
+        let d2 = disk.clone();
+        run(async move {
+            let log = d2.open();
+            log.init().await.unwrap();
+            log.append(vec![item(1, 1, 0), item(2, 1, 1)])
+                .await
+                .unwrap();
+            log.begin_install().await.unwrap();
+            assert!(d2.installing());
+            assert_eq!(log.last_index(), 0);
+            // a crash before the finish: the install is required again
+            d2.crash();
+            let log = d2.open();
+            assert_eq!(log.init().await.unwrap(), None);
+            log.begin_install().await.unwrap();
+            log.finish_install(41, 9_000).await.unwrap();
+            assert!(!d2.installing());
+            assert_eq!(log.persisted_state().unwrap().first_valid_index, 41);
+            assert_eq!(log.load_next_item_pos(40).await.unwrap(), 9_000);
+            // nothing written yet: a restart waits for an install, like the store
+            d2.crash();
+            let log = d2.open();
+            assert_eq!(log.init().await.unwrap(), None);
+            log.begin_install().await.unwrap();
+            log.finish_install(41, 9_000).await.unwrap();
+            log.append(vec![item(41, 3, 2), item(42, 3, 3)])
+                .await
+                .unwrap();
+            d2.crash();
+            let log = d2.open();
+            assert_eq!(log.init().await.unwrap(), Some((3, 42)));
+            assert_eq!(log.entry(41).unwrap().term, 3);
+        });
+        assert_eq!(disk.stats().installs, 2);
+    }
+
+    #[test]
+    fn a_snapshot_save_is_durable_when_it_resolves_and_lost_in_a_crash_before() {
+        let disk = SimDisk::new(SimDiskConfig::default(), 8);
+        let d2 = disk.clone();
+        let info = |i| SnapshotInfo {
+            last_included_index: i,
+            last_included_term: 1,
+            ..Default::default()
+        };
+        run(async move {
+            let snaps = d2.snapshots();
+            assert_eq!(snaps.recover().await.unwrap(), None);
+            let data = vec![Bytes::from_static(b"abc")];
+            assert_eq!(snaps.save(info(5), data.clone()).await.unwrap(), 5);
+            let f = snaps.save(info(9), data.clone());
+            let g = dt_fiber::current_group().unwrap();
+            let d3 = d2.clone();
+            g.spawn("crash", async move {
+                // while the save sleeps
+                dt_fiber::sleep(Duration::from_micros(1)).await.unwrap();
+                assert!(d3.saving());
+                d3.crash();
+            })
+            .unwrap();
+            assert!(f.await.is_err());
+            let r = d2.snapshots().recover().await.unwrap().unwrap();
+            assert_eq!((r.info.last_included_index, r.chunks), (5, data));
+        });
+        assert_eq!(disk.stats().snapshots_saved, 1);
+        assert_eq!(disk.stats().snapshot_saves_lost, 1);
     }
 
     #[test]

@@ -5,19 +5,24 @@
 //! [`RaftTransport`] over the [`SimNet`]; clients use the group's public API
 //! (`submit_async`, `lease_read`, `transfer_leadership`, `status`).
 //!
-//! What differs from the interim node runner of [`super::cluster`]:
+//! How the faults are made:
 //!
 //! * a crash is: the disk crashes (everything unsynced is lost, the old log's calls
-//!   fail), the node's incarnation number moves on (its messages in flight and its
-//!   pending answers are dropped), then the group is shut down; a restart (a new
-//!   fiber group, which needs the [`Simulation`]) is done by the outer loop of
-//!   [`run_seed`] when the nemesis asks for it;
+//!   fail, a snapshot save under way is lost), the node's incarnation number moves on
+//!   (its messages in flight and its pending answers are dropped), then the group is
+//!   shut down; a restart (a new fiber group, which needs the [`Simulation`]) is done
+//!   by the outer loop of [`run_seed`] when the nemesis asks for it;
 //! * a failed fsync makes the driver stop its group (fatal); the nemesis sees the
 //!   stopped group and restarts the node like after a crash;
-//! * every node reads the dispatcher's clock, so the `clock` fault (drift between
-//!   nodes) is not simulated here;
+//! * snapshots are the driver's own: it saves the [`KvSm`]'s snapshot into the disk's
+//!   [`SimSnapshots`] every `save_snapshot_seconds`, deletes the log up to it, and a
+//!   leader streams a fresh snapshot to a peer behind its log over the same
+//!   [`SimNet`] as every other message (loss, delay, partitions);
+//! * the `clock` fault gives each node a clock running at its own rate
+//!   ([`DriverOptions::clock`]);
 //! * invariants are fed from the driver's action trace ([`DriverOptions::trace`]:
-//!   role changes, commit index) and from the state machine (applied entries).
+//!   role changes, commit index, install streams) and from the state machine (applied
+//!   entries, snapshots taken and installed).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -32,6 +37,7 @@ use dt_fiber::{FiberGroup, FiberOptions, Simulation};
 
 use super::bugs::{self, Bug};
 use super::cluster::{RunStats, SeedReport, SimConfig, CLIENT_TIMEOUT, ELECT_MS};
+use super::disk::SimSnapshots;
 use super::disk::{SimDisk, SimDiskConfig, SimRaftLog};
 use super::history::{Event, History, Key, Value};
 use super::kv::{Command, Kv};
@@ -41,10 +47,13 @@ use crate::core::{Action, AppendResp, Index, NodeId, Role, Term, TransferReq, Vo
 use crate::driver::oneshot::{oneshot, OneshotSender};
 use crate::driver::{
     ActionTrace, DriverOptions, InboundError, RaftGroup, RaftGroupConfig, RaftTransport, RpcError,
-    RpcFuture, TransferReply, VoteReply,
+    RpcFuture, SnapshotManager, TransferReply, VoteReply,
 };
 use crate::rpc;
-use crate::sm::{Exec, ExecEntry, RaftError, RaftInput, StateMachine};
+use crate::sm::{
+    BytesSnapshot, Exec, ExecEntry, RaftError, RaftInput, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine,
+};
 
 // ------------------------------------------------------------------------------
 // the network: requests and answers as messages on the SimNet
@@ -54,6 +63,7 @@ enum ReqBody {
     Append(rpc::AppendReq),
     Transfer(TransferReq),
     Query,
+    Install(rpc::InstallSnapshotReq),
 }
 
 #[derive(Clone)]
@@ -62,6 +72,7 @@ enum RespBody {
     Append(Result<AppendResp, InboundError>),
     Transfer(Result<TransferReply, InboundError>),
     Query(Result<rpc::QueryStatusResp, InboundError>),
+    Install(Result<AppendResp, InboundError>),
 }
 
 #[derive(Clone)]
@@ -117,14 +128,18 @@ impl SimTransport {
             rpcs: self.rpcs.clone(),
             rpc,
         };
-        self.rpcs.net.send(
-            self.me,
-            to,
-            Msg::Req {
-                rpc,
-                body: Rc::new(body),
-            },
-        );
+        // an install stream relies on its connection's order (TCP): its requests and
+        // answers are never reordered or duplicated
+        let ordered = matches!(body, ReqBody::Install(_));
+        let msg = Msg::Req {
+            rpc,
+            body: Rc::new(body),
+        };
+        if ordered {
+            self.rpcs.net.send_ordered(self.me, to, msg);
+        } else {
+            self.rpcs.net.send(self.me, to, msg);
+        }
         Box::pin(async move {
             let _guard = guard;
             match rx.await {
@@ -175,17 +190,16 @@ impl RaftTransport for SimTransport {
         })
     }
 
-    /// Installs are not simulated yet (the simulated log is never trimmed and the KV
-    /// state machine takes no snapshots): the stream fails at once and the leader
-    /// retries after replicate_retry_ms, as with a peer that cannot be reached.
     fn send_install_snapshot(
         &self,
         to: NodeId,
-        _req: rpc::InstallSnapshotReq,
+        req: rpc::InstallSnapshotReq,
     ) -> RpcFuture<AppendResp> {
-        Box::pin(std::future::ready(Err(RpcError::NotConnected(format!(
-            "install snapshot to node {to} is not simulated"
-        )))))
+        self.call(to, ReqBody::Install(req), |b| match b {
+            RespBody::Install(Ok(r)) => Ok(r),
+            RespBody::Install(Err(e)) => Err(remote(e)),
+            _ => Err(RpcError::BadResponse("not an install answer".into())),
+        })
     }
 }
 
@@ -193,12 +207,19 @@ impl RaftTransport for SimTransport {
 // the state machine
 
 /// The KV state machine as a real [`StateMachine`]: executes put / cas / remove
-/// entries on the node's [`Kv`] (shared with the harness for lease reads) and reports
-/// every applied entry to the checker.
+/// entries on the node's [`Kv`] (shared with the harness for lease reads), takes and
+/// installs snapshots ([`Kv::encode`]), and reports every applied entry, snapshot
+/// taken and snapshot installed to the checker.
 pub struct KvSm {
     id: NodeId,
     kv: Rc<RefCell<Kv>>,
     sh: Weak<Shared>,
+    /// Bytes of the snapshot being installed.
+    install_buf: Vec<u8>,
+    /// An install (from the leader or a saved snapshot) is under way.
+    installing: Rc<Cell<bool>>,
+    /// The index the state is at: the last entry executed or snapshot installed.
+    at: Rc<Cell<Index>>,
 }
 
 impl StateMachine for KvSm {
@@ -209,6 +230,7 @@ impl StateMachine for KvSm {
         if let Some(sh) = &sh {
             sh.on_apply(self.id, e.index, e.term, e.body);
         }
+        self.at.set(e.index);
         let r = match Command::decode(e.body) {
             Ok((cmd, _)) => self.kv.borrow_mut().apply(&cmd),
             Err(b) => {
@@ -219,6 +241,50 @@ impl StateMachine for KvSm {
             }
         };
         Exec::Done(Ok(r))
+    }
+
+    fn take_snapshot(&mut self, info: &SnapshotInfo) -> SmFuture<'static, Box<dyn Snapshot>> {
+        let kv = self.kv.borrow().clone();
+        if let Some(sh) = self.sh.upgrade() {
+            sh.check_state(self.id, info.last_included_index, &kv, "snapshot taken");
+        }
+        let snap: Box<dyn Snapshot> = Box::new(BytesSnapshot::new(info.clone(), kv.encode()));
+        Box::pin(async move { Ok(snap) })
+    }
+
+    fn install_snapshot(&mut self, chunk: SnapshotChunk<'_>) -> SmFuture<'static, ()> {
+        let r = self.install_chunk(chunk);
+        Box::pin(async move { r })
+    }
+}
+
+impl KvSm {
+    fn install_chunk(&mut self, chunk: SnapshotChunk<'_>) -> Result<(), SmError> {
+        if chunk.offset == 0 {
+            self.install_buf.clear();
+            self.installing.set(true);
+        }
+        if chunk.offset != self.install_buf.len() as u64 {
+            return Err(SmError::Failed(format!(
+                "snapshot chunk at offset {}, expected {}",
+                chunk.offset,
+                self.install_buf.len()
+            )));
+        }
+        self.install_buf.extend_from_slice(chunk.data);
+        if !chunk.done {
+            return Ok(());
+        }
+        let kv = Kv::decode(&self.install_buf).map_err(|e| SmError::Failed(e.0.to_string()))?;
+        self.install_buf = Vec::new();
+        self.installing.set(false);
+        let index = chunk.info.last_included_index;
+        if let Some(sh) = self.sh.upgrade() {
+            sh.check_state(self.id, index, &kv, "snapshot installed");
+        }
+        *self.kv.borrow_mut() = kv;
+        self.at.set(index);
+        Ok(())
     }
 }
 
@@ -237,6 +303,30 @@ struct Checker {
     stats: RunStats,
 }
 
+/// A node's clock: the simulation's at its own rate, from its own origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Drift {
+    offset_ns: i64,
+    /// Rate error in parts per million.
+    ppm: i64,
+}
+
+impl Drift {
+    fn local_nanos(&self, ns: i64) -> i64 {
+        let local = ns as i128 * (1_000_000 + self.ppm as i128) / 1_000_000;
+        self.offset_ns + local as i64
+    }
+}
+
+/// The snapshot settings of a run (drawn per seed).
+#[derive(Clone, Copy, Debug)]
+struct SnapCfg {
+    save_seconds: u64,
+    delete_delay_seconds: u64,
+    chunk_bytes: usize,
+    concurrency: usize,
+}
+
 /// One running incarnation of a node.
 struct Up {
     inc: u64,
@@ -244,6 +334,10 @@ struct Up {
     fg: FiberGroup,
     log: SimRaftLog,
     kv: Rc<RefCell<Kv>>,
+    /// The state machine is installing a snapshot.
+    installing: Rc<Cell<bool>>,
+    /// The index the state machine's state is at.
+    at: Rc<Cell<Index>>,
 }
 
 struct Slot {
@@ -263,6 +357,10 @@ struct Shared {
     ops: Cell<u64>,
     ok: Cell<u64>,
     max_replicate_items: u64,
+    /// `DT_SIM_TRACE` is set: print the nodes' actions and the nemesis' faults.
+    trace: bool,
+    snap: SnapCfg,
+    clocks: Vec<Drift>,
     rng: RefCell<XorShift>,
     /// Nodes the outer loop must (re)start now.
     to_start: RefCell<Vec<NodeId>>,
@@ -292,6 +390,20 @@ impl Shared {
             .iter()
             .filter_map(|s| s.up.borrow().clone())
             .collect()
+    }
+
+    /// Whether the nemesis may crash `id` now. A node crashed during an install
+    /// restarts waiting for the leader's install, and such a node grants no votes
+    /// (raft.md §12.3): with a majority of nodes waiting so, no leader can be elected
+    /// again and the group is stuck for good (a limit of the design, shared with the
+    /// reference). The nemesis crashes an installing node only when no other node
+    /// waits for an install.
+    fn may_crash(&self, id: NodeId) -> bool {
+        let installing = |i: NodeId| {
+            let s = self.slot(i);
+            s.disk.installing() || s.up.borrow().as_ref().is_some_and(|u| u.installing.get())
+        };
+        !installing(id) || !self.all_ids().into_iter().any(|o| o != id && installing(o))
     }
 
     fn violation(&self, what: String) {
@@ -326,6 +438,10 @@ impl Shared {
                     ReqBody::Query => {
                         inbox.query_status(Box::new(move |v| tx.send(RespBody::Query(v))))
                     }
+                    ReqBody::Install(r) => inbox.install_snapshot(
+                        r.clone(),
+                        Box::new(move |v| tx.send(RespBody::Install(v))),
+                    ),
                 }
                 let me = self.me.borrow().clone();
                 let inc = up.inc;
@@ -338,14 +454,16 @@ impl Shared {
                         if sh.slot(to).inc.get() != inc || sh.up(to).is_none() {
                             return;
                         }
-                        sh.rpcs.net.send(
-                            to,
-                            from,
-                            Msg::Resp {
-                                rpc,
-                                body: Rc::new(r),
-                            },
-                        );
+                        let ordered = matches!(r, RespBody::Install(_));
+                        let msg = Msg::Resp {
+                            rpc,
+                            body: Rc::new(r),
+                        };
+                        if ordered {
+                            sh.rpcs.net.send_ordered(to, from, msg);
+                        } else {
+                            sh.rpcs.net.send(to, from, msg);
+                        }
                     });
             }
         }
@@ -371,6 +489,28 @@ impl Shared {
         }
     }
 
+    /// The state the applied entries give at `index` (every write entry at or below it
+    /// was applied by some node first, or came with a snapshot built from such).
+    fn expected_state(&self, index: Index) -> Kv {
+        let c = self.checker.borrow();
+        let mut kv = Kv::default();
+        for (_, (_, body, _)) in c.applied.range(..=index) {
+            if let Ok((cmd, _)) = Command::decode(body) {
+                kv.apply(&cmd);
+            }
+        }
+        kv
+    }
+
+    /// A state machine's state at `index` must be the applied entries' state there.
+    fn check_state(&self, id: NodeId, index: Index, kv: &Kv, what: &str) {
+        if *kv != self.expected_state(index) {
+            self.violation(format!(
+                "node {id}: {what} at {index} differs from the state of the applied entries"
+            ));
+        }
+    }
+
     fn on_leader(&self, id: NodeId, term: Term, log: &SimRaftLog) {
         if self.cfg.faults.crash
             && !self.clients_done.get()
@@ -386,6 +526,7 @@ impl Shared {
                         && !sh.clients_done.get()
                         && sh.slot(id).inc.get() == inc
                         && sh.up(id).is_some()
+                        && sh.may_crash(id)
                     {
                         sh.checker.borrow_mut().stats.crashes += 1;
                         crash_node(&sh, id);
@@ -412,7 +553,9 @@ impl Shared {
             let c = self.checker.borrow();
             c.applied
                 .iter()
-                .find(|(i, (t, _, ct))| *ct < term && log.term_at(**i) != Some(*t))
+                .find(|(i, (t, _, ct))| {
+                    *ct < term && **i >= log.first_index() && log.term_at(**i) != Some(*t)
+                })
                 .map(|(i, _)| *i)
         };
         if let Some(i) = bad {
@@ -428,10 +571,11 @@ impl Shared {
             for b in a + 1..nodes.len() {
                 let (x, y) = (&nodes[a].log, &nodes[b].log);
                 let top = x.last_index().min(y.last_index());
-                let Some(m) = (1..=top).rev().find(|i| x.term_at(*i) == y.term_at(*i)) else {
+                let lo = x.first_index().max(y.first_index());
+                let Some(m) = (lo..=top).rev().find(|i| x.term_at(*i) == y.term_at(*i)) else {
                     continue;
                 };
-                for i in 1..=m {
+                for i in lo..=m {
                     if x.entry(i) != y.entry(i) {
                         self.violation(format!(
                             "log matching: nodes {} and {} agree at {m} but differ at {i}",
@@ -473,11 +617,17 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     slot.inc.set(inc);
     let fg = sim.new_group(&format!("node{id}-{inc}"));
     let log = slot.disk.open();
+    let snapshots: Rc<SimSnapshots> = Rc::new(slot.disk.snapshots());
     let kv = Rc::new(RefCell::new(Kv::default()));
+    let installing = Rc::new(Cell::new(false));
+    let at = Rc::new(Cell::new(0));
     let sm = KvSm {
         id,
         kv: kv.clone(),
         sh: Rc::downgrade(sh),
+        install_buf: Vec::new(),
+        installing: installing.clone(),
+        at: at.clone(),
     };
     let mut cfg = RaftGroupConfig::new(1, id, sh.all_ids());
     cfg.elect_timeout_ms = ELECT_MS;
@@ -486,6 +636,13 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     cfg.replicate_retry_ms = 100;
     cfg.max_replicate_items = sh.max_replicate_items;
     cfg.leader_stickiness = sh.cfg.leader_stickiness;
+    cfg.save_snapshot_seconds = sh.snap.save_seconds;
+    cfg.max_keep_snapshots = 1;
+    cfg.save_snapshot_when_close = false;
+    cfg.delete_logs_after_take_snapshot = true;
+    cfg.auto_delete_log_delay_seconds = sh.snap.delete_delay_seconds;
+    cfg.replicate_snapshot_buffer_size = sh.snap.chunk_bytes;
+    cfg.replicate_snapshot_concurrency = sh.snap.concurrency;
     let weak = Rc::downgrade(sh);
     let tlog = log.clone();
     let commit_seen = Cell::new(0u64);
@@ -494,12 +651,21 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
         if sh.slot(id).inc.get() != inc {
             return;
         }
+        if sh.trace {
+            match a {
+                Action::Apply { .. } | Action::SendAppend { .. } | Action::ReplyAppend { .. } => {}
+                _ => eprintln!("[{:.6}] n{id} {a:?}", vnow() as f64 / 1e9),
+            }
+        }
         match a {
             Action::RoleChanged {
                 role: Role::Leader,
                 term,
                 ..
             } => sh.on_leader(id, *term, &tlog),
+            Action::StartInstallSnapshot { .. } => {
+                sh.checker.borrow_mut().stats.install_requests += 1;
+            }
             Action::Apply { commit_index } => {
                 if *commit_index < commit_seen.get() {
                     sh.violation(format!(
@@ -516,14 +682,18 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
         rpcs: sh.rpcs.clone(),
         me: id,
     });
-    let raft = RaftGroup::start_with_parts(
+    let clock = sh.clocks[id as usize - 1];
+    let raft = RaftGroup::start_with_parts_and_snapshots(
         &fg,
         Box::new(log.clone()),
         sm,
+        Some(SnapshotManager::with_store(snapshots)),
         cfg,
         transport,
         DriverOptions {
             trace: Some(trace),
+            clock: (clock != Drift::default())
+                .then(|| -> crate::driver::NodeClock { Rc::new(move |ns| clock.local_nanos(ns)) }),
             ..Default::default()
         },
     );
@@ -538,6 +708,8 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
         fg,
         log,
         kv,
+        installing,
+        at,
     }));
 }
 
@@ -586,8 +758,15 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
     let nodes = sh.cfg.nodes as u64;
     let mut guess: NodeId = 1 + rng.range(0, nodes - 1) as NodeId;
     let mut n = 0u64;
+    // consecutive refusals: the pause before the next try doubles with each
+    let mut refused = 0u32;
     while !sh.clients_done.get() {
-        let think = rng.range(0, 30);
+        let think = if refused == 0 {
+            rng.range(0, 30)
+        } else {
+            let cap = (10u64 << refused.min(6)).min(500);
+            rng.range(cap / 2, cap)
+        };
         if dt_fiber::sleep(Duration::from_millis(think)).await.is_err() || sh.clients_done.get() {
             return;
         }
@@ -641,6 +820,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
         sh.ops.set(sh.ops.get() + 1);
         match outcome {
             Outcome::Ok(v, result) => {
+                refused = 0;
                 sh.ok.set(sh.ok.get() + 1);
                 match op {
                     None => h.ok(process, v),
@@ -649,6 +829,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
                 };
             }
             Outcome::Fail(hint) => {
+                refused += 1;
                 h.fail(process);
                 guess = match hint {
                     Some(l) if l != guess => l,
@@ -656,6 +837,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
                 };
             }
             Outcome::Info => {
+                refused = 0;
                 h.info(process);
                 guess = 1 + rng.range(0, nodes - 1) as NodeId;
             }
@@ -779,7 +961,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
                     (Some(l), 0) => l,
                     _ => 1 + rng.range(0, n - 1) as NodeId,
                 };
-                if sh.up(id).is_some() {
+                if sh.up(id).is_some() && sh.may_crash(id) {
                     sh.checker.borrow_mut().stats.crashes += 1;
                     crash_node(&sh, id);
                     down.push((id, now + rng.range(10, 2_000) as i64 * 1_000_000));
@@ -828,6 +1010,42 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Crashes nodes in the middle of a snapshot save or an install: looks every few
+/// milliseconds, and crashes a node caught at it with a seeded chance (at most a few
+/// per run, and never more than a minority down).
+async fn snapshot_nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
+    let mut rng = XorShift::new(seed);
+    let mut budget = rng.range(0, 4);
+    while budget > 0 {
+        if dt_fiber::sleep(Duration::from_millis(rng.range(2, 8)))
+            .await
+            .is_err()
+            || sh.finished.get()
+            || vnow() >= until_ns
+        {
+            return;
+        }
+        let down = sh.slots.iter().filter(|s| s.up.borrow().is_none()).count();
+        if down >= (sh.cfg.nodes as usize - 1) / 2 {
+            continue;
+        }
+        for id in sh.all_ids() {
+            let Some(up) = sh.up(id) else { continue };
+            let busy =
+                sh.slot(id).disk.saving() || up.installing.get() || sh.slot(id).disk.installing();
+            if busy && rng.range(0, 99) < 10 && sh.may_crash(id) {
+                let mut c = sh.checker.borrow_mut();
+                c.stats.crashes += 1;
+                c.stats.crashes_in_snapshot += 1;
+                drop(c);
+                crash_node(&sh, id);
+                budget -= 1;
+                break;
+            }
         }
     }
 }
@@ -890,6 +1108,24 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         sync_fail_per_mille: if f.disk { 1 } else { 0 },
         ack_before_sync: cfg.bug == Some(Bug::AckBeforeFsync),
     };
+    let snap = SnapCfg {
+        save_seconds: rng.range(1, 2),
+        delete_delay_seconds: rng.range(0, 1),
+        chunk_bytes: [8, 16, 64, 1024][rng.range(0, 3) as usize],
+        concurrency: rng.range(1, 4) as usize,
+    };
+    let clocks = (1..=cfg.nodes)
+        .map(|_| {
+            if f.clock {
+                Drift {
+                    offset_ns: rng.range(0, 10_000) as i64 * 1_000_000,
+                    ppm: rng.range(0, 20_000) as i64 - 10_000,
+                }
+            } else {
+                Drift::default()
+            }
+        })
+        .collect();
     let slots = (1..=cfg.nodes)
         .map(|_| Slot {
             disk: SimDisk::new(disk_cfg.clone(), rng.next_u64()),
@@ -912,6 +1148,9 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         ops: Cell::new(0),
         ok: Cell::new(0),
         max_replicate_items: [1, 2, 4, 8, 64][rng.range(0, 4) as usize],
+        trace: std::env::var_os("DT_SIM_TRACE").is_some(),
+        snap,
+        clocks,
         rng: RefCell::new(XorShift::new(rng.next_u64())),
         to_start: RefCell::new(Vec::new()),
         misc: RefCell::new(None),
@@ -938,6 +1177,12 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     let until = sim.now().nano_time + cfg.duration.as_nanos() as i64;
     let _ = misc.spawn("nemesis", nemesis(sh.clone(), rng.next_u64(), until));
     let _ = misc.spawn("invariants", invariant_ticker(sh.clone()));
+    if f.crash {
+        let _ = misc.spawn(
+            "snapshot-nemesis",
+            snapshot_nemesis(sh.clone(), rng.next_u64(), until),
+        );
+    }
 
     run_for(&mut sim, &sh, cfg.duration);
     // the end: stop the workload, heal, restart everybody, let it converge
@@ -977,7 +1222,17 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     }
     let mut stats = sh.checker.borrow().stats;
     stats.messages = sh.rpcs.net.stats().sent;
+    for slot in &sh.slots {
+        let d = slot.disk.stats();
+        stats.installs += d.installs;
+        stats.snapshots += d.snapshots_saved;
+        stats.snapshot_saves_lost += d.snapshot_saves_lost;
+        stats.log_deletions += d.log_deletions;
+    }
     bugs::set_active(None);
+    // nothing of the run outlives it (a fiber or a callback keeping the shared state
+    // would leak a whole cluster per seed)
+    debug_assert_eq!(Rc::strong_count(&sh), 1, "the run's state leaked");
     SeedReport {
         seed,
         ops: sh.ops.get(),
@@ -994,11 +1249,34 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
 /// node's log up to its commit index, and in a majority of the logs.
 fn final_checks(sh: &Shared) {
     sh.check_log_matching();
+    // every node's state is the applied entries' state at its index; equal indexes,
+    // equal states
+    let live = sh.live();
+    for up in &live {
+        let kv = up.kv.borrow().clone();
+        if !up.installing.get() {
+            sh.check_state(up.raft.node_id(), up.at.get(), &kv, "final state");
+        }
+    }
+    let top = live
+        .iter()
+        .map(|u| u.raft.status().last_applied)
+        .max()
+        .unwrap_or(0);
+    let behind = live
+        .iter()
+        .filter(|u| u.raft.status().last_applied < top)
+        .count() as u64;
+    sh.checker.borrow_mut().stats.behind_at_end = behind;
     let acked = sh.checker.borrow().acked.clone();
     for up in sh.live() {
+        if sh.slot(up.raft.node_id()).disk.installing() {
+            // its log is gone until the leader's install: nothing to hold
+            continue;
+        }
         let commit = up.raft.status().commit_index;
         for &(i, t) in &acked {
-            if up.log.term_at(i) != Some(t) && commit >= i {
+            if i >= up.log.first_index() && up.log.term_at(i) != Some(t) && commit >= i {
                 sh.violation(format!(
                     "node {}: acknowledged write at {i} (term {t}) is gone",
                     up.raft.node_id()
@@ -1008,12 +1286,20 @@ fn final_checks(sh: &Shared) {
         }
     }
     if let Some(&(i, t)) = acked.iter().max() {
-        let holders = sh
-            .live()
-            .iter()
-            .filter(|u| u.log.term_at(i) == Some(t))
-            .count();
-        if holders * 2 <= sh.cfg.nodes as usize {
+        let live = sh.live();
+        let holds =
+            |u: &Up| u.log.term_at(i) == Some(t) || (i < u.log.first_index() && u.at.get() >= i);
+        let holders = live.iter().filter(|u| holds(u)).count();
+        // a node waiting for an install grants no votes: it cannot help elect a
+        // leader that lacks the write
+        let waiting = |u: &Up| sh.slot(u.raft.node_id()).disk.installing() || u.installing.get();
+        let voters_without = live.iter().filter(|u| !holds(u) && !waiting(u)).count();
+        let no_leader = !live.iter().any(|u| u.raft.status().role == Role::Leader);
+        if no_leader && live.iter().filter(|u| waiting(u)).count() * 2 >= sh.cfg.nodes as usize {
+            // liveness, not safety: too many nodes wait for an install to elect anyone
+            sh.checker.borrow_mut().stats.stuck_installing = 1;
+        }
+        if holders * 2 <= sh.cfg.nodes as usize && voters_without * 2 > sh.cfg.nodes as usize {
             let states: Vec<String> = sh
                 .slots
                 .iter()

@@ -150,6 +150,38 @@ impl Kv {
     pub fn get(&self, key: Key) -> Option<Value> {
         self.map.get(&key).copied()
     }
+
+    /// The snapshot encoding: the number of keys (4 bytes big-endian), then each key
+    /// and its value (8 bytes each), in key order.
+    pub fn encode(&self) -> Bytes {
+        let mut b = Vec::with_capacity(4 + 16 * self.map.len());
+        b.put_u32(self.map.len() as u32);
+        for (k, v) in &self.map {
+            b.put_i64(*k);
+            b.put_i64(*v);
+        }
+        b.into()
+    }
+
+    /// Decodes [`encode`](Self::encode)'s bytes, every count and length checked.
+    pub fn decode(b: &[u8]) -> Result<Kv, BadCommand> {
+        if b.len() < 4 {
+            return Err(BadCommand("snapshot truncated"));
+        }
+        let n = u32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as usize;
+        if (b.len() - 4) != n.checked_mul(16).ok_or(BadCommand("snapshot count"))? {
+            return Err(BadCommand("snapshot length does not match its count"));
+        }
+        let mut r = Reader(&b[4..]);
+        let mut map = BTreeMap::new();
+        for _ in 0..n {
+            let k = r.i64()?;
+            if map.insert(k, r.i64()?).is_some() {
+                return Err(BadCommand("snapshot repeats a key"));
+            }
+        }
+        Ok(Kv { map })
+    }
 }
 
 #[cfg(test)]
@@ -199,5 +231,21 @@ mod tests {
         assert!(kv.apply(&Command::Put(1, 6)));
         assert!(kv.apply(&Command::Remove(1)));
         assert_eq!(kv.get(1), None);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_bad_ones_are_refused() {
+        let mut kv = Kv::default();
+        assert_eq!(Kv::decode(&kv.encode()), Ok(kv.clone()));
+        kv.apply(&Command::Put(2, -9));
+        kv.apply(&Command::Put(-5, 7));
+        let b = kv.encode();
+        assert_eq!(b.len(), 4 + 32);
+        assert_eq!(Kv::decode(&b), Ok(kv));
+        assert!(Kv::decode(&b[..b.len() - 1]).is_err());
+        assert!(Kv::decode(&[0, 0, 0]).is_err());
+        let mut dup = b.to_vec();
+        dup[20..36].copy_from_slice(&b[4..20]);
+        assert_eq!(Kv::decode(&dup), Err(BadCommand("snapshot repeats a key")));
     }
 }

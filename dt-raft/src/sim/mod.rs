@@ -8,10 +8,15 @@
 //!   seeds from the command line:
 //!   `cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5] [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]`;
 //! * [`disk`]: [`disk::SimRaftLog`], an in-memory `RaftLog` holding the store's real
-//!   item encoding, with fsync timing, torn tails at a crash and fail-stop fsync errors;
+//!   item encoding, with fsync timing, torn tails at a crash, fail-stop fsync errors,
+//!   log deletion after a snapshot and installs; [`disk::SimSnapshots`], the node's
+//!   saved snapshot (lost if a crash interrupts its save);
 //! * [`net`]: [`net::SimNet`], a seeded network with loss, delay, reordering,
-//!   duplicates, partitions and slow links;
-//! * [`kv`]: the KV state machine and its command encoding;
+//!   duplicates, partitions and slow links (install streams go in order, as on their
+//!   TCP connection);
+//! * [`drive`]: the nodes on the real fiber driver, the workload, the nemesis and the
+//!   invariant checks;
+//! * [`kv`]: the KV state machine, its command encoding and its snapshot encoding;
 //! * [`bugs`]: deliberate bugs the simulation must find (its self-test);
 //! * [`history`]: events (`invoke`, `ok`, `fail`, `info` of `put`, `get`, `cas`,
 //!   `remove`), their Jepsen semantics, and the pairing into [`history::Operation`]s;

@@ -130,6 +130,19 @@ impl<M: Clone + 'static> SimNet<M> {
 
     /// Sends `msg` from `from` to `to`.
     pub fn send(&self, from: NodeId, to: NodeId, msg: M) {
+        self.send_with(from, to, msg, false);
+    }
+
+    /// Sends `msg` as on one TCP connection: in order with the link's other ordered
+    /// messages and never duplicated, whatever [`NetConfig::reorder`] and
+    /// [`NetConfig::dup_per_mille`] say (loss, delay, slow links and partitions
+    /// apply). For streams whose protocol relies on the connection's order, like the
+    /// chunks of an install snapshot.
+    pub fn send_ordered(&self, from: NodeId, to: NodeId, msg: M) {
+        self.send_with(from, to, msg, true);
+    }
+
+    fn send_with(&self, from: NodeId, to: NodeId, msg: M, ordered: bool) {
         let now = dt_fiber::now().map_or(0, |t| t.nano_time);
         let mut s = self.s.borrow_mut();
         s.stats.sent += 1;
@@ -141,7 +154,7 @@ impl<M: Clone + 'static> SimNet<M> {
             s.stats.lost += 1;
             return;
         }
-        let copies = if s.rng.range(0, 999) < s.cfg.dup_per_mille {
+        let copies = if s.rng.range(0, 999) < s.cfg.dup_per_mille && !ordered {
             s.stats.duplicated += 1;
             2
         } else {
@@ -152,7 +165,7 @@ impl<M: Clone + 'static> SimNet<M> {
             let (lo, hi) = (s.cfg.min_delay_us, s.cfg.max_delay_us);
             let d = s.rng.range(lo, hi) + extra;
             let mut at = now + d as i64 * 1000;
-            if !s.cfg.reorder && c == 0 {
+            if (!s.cfg.reorder || ordered) && c == 0 {
                 let last = s.last_at.entry((from, to)).or_insert(0);
                 at = at.max(*last);
                 *last = at;
