@@ -1,7 +1,8 @@
 //! The real `dt-server` binary as a child process on free loopback ports: one node and
 //! three nodes from configuration files, SIGTERM and restart with the data intact, the
 //! exit code and message of each bad argument and bad file, and SYNC_CONFIG / the
-//! persist-config hook rewriting servers.properties with a backup.
+//! persist-config hook rewriting servers.properties with a backup (also through the
+//! `dt-admin sync-config` binary).
 
 mod support;
 
@@ -344,6 +345,78 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
     }
     assert!(!backups(&f).is_empty());
     admin.stop(Duration::from_secs(1));
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+}
+
+/// `dt-admin sync-config` (the binary) against the binary started with `-c`/`-s`:
+/// exit 0, the reference's success line, the server's servers.properties rewritten
+/// with the old file kept as `servers.properties.bak.<yyyyMMddHHmmss>`; `--json`
+/// prints one object.
+#[test]
+fn dt_admin_sync_config_rewrites_the_running_servers_file_with_a_backup() {
+    const ADMIN: &str = env!("CARGO_BIN_EXE_dt-admin");
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(1);
+    let f = l.write_node(dir.path(), 1, "", "# dropped by the rewrite\n");
+    let mut s = Server::start(&f, "run.log");
+    let kv = put_until_ok(&l.client_servers(), &[1], "k", "v", T);
+    kv.stop(Duration::from_secs(1));
+    assert!(backups(&f).is_empty());
+    let before = fs::read_to_string(&f.servers).unwrap();
+
+    let servers_file = f.servers.to_str().unwrap();
+    let out = Command::new(ADMIN)
+        .args(["-s", servers_file, "sync-config", "--node-id", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Executing sync-config..."), "{stdout}");
+    assert!(
+        stdout.contains("Sync config completed successfully"),
+        "{stdout}"
+    );
+
+    let text = fs::read_to_string(&f.servers).unwrap();
+    assert!(
+        text.starts_with(&format!("servers = 1,127.0.0.1:{};\n\n", l.repl[0])),
+        "{text}"
+    );
+    assert!(text.contains("group.0.nodeIdOfMembers = 1\n"), "{text}");
+    assert!(!text.contains("dropped by the rewrite"), "{text}");
+    let b = backups(&f);
+    assert_eq!(b.len(), 1, "{b:?}");
+    let stamp = b[0].strip_prefix("servers.properties.bak.").unwrap();
+    assert!(
+        stamp.len() == 14 && stamp.bytes().all(|c| c.is_ascii_digit()),
+        "backup name {}",
+        b[0]
+    );
+    assert_eq!(fs::read_to_string(f.dir.join(&b[0])).unwrap(), before);
+
+    // --json: exactly one object on stdout, no progress line.
+    let out = Command::new(ADMIN)
+        .args([
+            "--json",
+            "-s",
+            servers_file,
+            "sync-config",
+            "--node-id",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(v, serde_json::json!({"command": "sync-config", "ok": true}));
+
     s.terminate();
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
 }

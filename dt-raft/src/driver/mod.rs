@@ -52,6 +52,16 @@
 //! true once they are applied. Group ready (§8.5) comes from the core and gates lease
 //! reads.
 //!
+//! Snapshots: the `SnapshotManager` saves one every `save_snapshot_seconds` and on
+//! close (`save_snapshot_when_close`), keeps `max_keep_snapshots` and deletes the log
+//! files they cover; init recovers the newest valid snapshot before replaying the log
+//! after it; a follower that needs entries the leader has deleted gets an install
+//! snapshot streamed from the leader's live state machine
+//! (`replicate_snapshot_buffer_size` chunks, `replicate_snapshot_concurrency` in
+//! flight). Replication is bounded by `max_replicate_items`, `max_replicate_bytes` and
+//! `single_replicate_limit`. Where snapshots are kept is a seam, `SnapshotStore` (files
+//! by default; the simulation keeps them on its fault-injecting disk).
+//!
 //! Configuration entries (PREPARE / DROP / COMMIT) are applied by the apply fiber in
 //! log order through the core (`apply_config_entry`), also during replay, so the
 //! member sets after a restart are the static ones plus the logged changes; the
