@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose] [--no-stickiness] [--interim-runner]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats]
+//!     [--interim-runner]
 //! ```
 //!
 //! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, or with
@@ -54,6 +55,9 @@ struct Args {
     /// then not linearizable under partitions).
     #[arg(long)]
     no_stickiness: bool,
+    /// Do not align idle leaders' heartbeats to a grid (the reference's timing).
+    #[arg(long)]
+    no_align_heartbeats: bool,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
@@ -106,6 +110,7 @@ fn main() {
         duration: Duration::from_secs(args.seconds),
         bug,
         leader_stickiness: !args.no_stickiness,
+        align_heartbeats: !args.no_align_heartbeats,
         interim_runner: args.interim_runner,
         ..SimConfig::default()
     };

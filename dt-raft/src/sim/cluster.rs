@@ -118,6 +118,9 @@ pub struct SimConfig {
     /// [`CoreConfig::leader_stickiness`]; without it lease reads are not
     /// linearizable under partitions (the default is on here).
     pub leader_stickiness: bool,
+    /// [`CoreConfig::align_heartbeats`] on the fiber driver (the default is on here, as
+    /// in `RaftGroupConfig`; the interim runner never aligns).
+    pub align_heartbeats: bool,
     /// Run the nodes on the interim node runner of this module (the core driven
     /// directly, installs by copying, per-node clock drift) instead of the real fiber
     /// driver ([`super::drive`], the default).
@@ -134,6 +137,7 @@ impl Default for SimConfig {
             keys: 3,
             bug: None,
             leader_stickiness: true,
+            align_heartbeats: true,
             interim_runner: false,
         }
     }

@@ -486,6 +486,7 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     cfg.replicate_retry_ms = 100;
     cfg.max_replicate_items = sh.max_replicate_items;
     cfg.leader_stickiness = sh.cfg.leader_stickiness;
+    cfg.align_heartbeats = sh.cfg.align_heartbeats;
     let weak = Rc::downgrade(sh);
     let tlog = log.clone();
     let commit_seen = Cell::new(0u64);
