@@ -72,6 +72,10 @@ pub struct Args {
     /// `IDLE groups=<g> cpu_pct_of_one_core=<x>` (0 = skip).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
     idle_seconds: u64,
+    /// Blocking-IO threads per server (file writes and fsyncs of all its groups;
+    /// default: max(2 × cores, 4), the reference's `blockIoThreads`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    block_io_threads: Option<u64>,
 }
 
 /// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
@@ -191,7 +195,9 @@ pub fn run(args: &Args) -> Result<(), String> {
             heartbeat_interval: Duration::from_millis(1000),
             ping_interval: Duration::from_millis(500),
             raft_ping_interval: Duration::from_millis(200),
-            block_io_threads: (cores * 2).max(4),
+            block_io_threads: args
+                .block_io_threads
+                .map_or((cores * 2).max(4), |n| n as usize),
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;
