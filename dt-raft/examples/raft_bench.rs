@@ -73,7 +73,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
     idle_seconds: u64,
     /// Blocking-IO threads per server (file writes and fsyncs of all its groups;
-    /// default: max(2 × cores, 4), the reference's `blockIoThreads`).
+    /// default: the reference's `blockIoThreads` = max(2 × cores, 4), raised to
+    /// min(groups, 16) with many groups: each group's log is its own files, so its
+    /// fsyncs cannot share another group's; they run in parallel instead, and the disk
+    /// sustains many concurrent fsyncs (measured here: ~1 000/s on one thread, ~20 000/s
+    /// on 12), while the threads mostly wait).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     block_io_threads: Option<u64>,
 }
@@ -195,9 +199,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             heartbeat_interval: Duration::from_millis(1000),
             ping_interval: Duration::from_millis(500),
             raft_ping_interval: Duration::from_millis(200),
-            block_io_threads: args
-                .block_io_threads
-                .map_or((cores * 2).max(4), |n| n as usize),
+            block_io_threads: args.block_io_threads.map_or(
+                (cores * 2).max(4).max((args.groups as usize).min(16)),
+                |n| n as usize,
+            ),
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;
