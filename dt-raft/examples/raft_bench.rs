@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p dt-raft --example raft_bench -- [--nodes 3] [--groups 1]
 //!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
-//!     [--dir D] [--dispatchers N]
+//!     [--dir D] [--dispatchers N] [--idle-seconds N] [--block-io-threads N]
 //! ```
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
@@ -15,7 +15,9 @@
 //! `RESULT ops_per_s=<x> p50_us=<a> p99_us=<b> max_us=<c>` over the whole run.
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
-//! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>`.
+//! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
+//! whole process, so the kernel's fsync work counts; the first seconds include each
+//! group's one-time index-file creation).
 //!
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
