@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -19,8 +19,10 @@ use crate::fiber::FiberKey;
 use crate::group::{FiberGroup, GroupInner};
 use crate::handle::{GroupHandle, GroupShared};
 
-/// Longest park of an idle dispatcher thread.
-const MAX_PARK: Duration = Duration::from_millis(50);
+/// Longest park of an idle dispatcher thread. Every message and every timer wakes it
+/// earlier; this is only a safety net, long enough that idle dispatchers (one per Raft
+/// group in the reference's layout) do not wake for nothing many times a second.
+const MAX_PARK: Duration = Duration::from_millis(1000);
 /// Most cross-thread messages taken per round, so timers and fibers are not starved.
 const MAX_MSGS_PER_ROUND: usize = 16 * 1024;
 
@@ -60,6 +62,10 @@ pub(crate) struct DispatcherShared {
     exited_cv: Condvar,
     pub(crate) perf: Arc<dyn PerfCallback>,
     time_queue: bool,
+    /// The dispatcher thread, once it runs (parks and unparks it).
+    thread: OnceLock<Thread>,
+    /// The dispatcher thread is parked, or about to park, waiting for a message.
+    parked: AtomicBool,
 }
 
 impl DispatcherShared {
@@ -74,7 +80,29 @@ impl DispatcherShared {
     }
 
     pub(crate) fn send(&self, m: Msg) -> bool {
-        !self.is_stopped() && self.tx.send(m).is_ok()
+        let ok = !self.is_stopped() && self.tx.send(m).is_ok();
+        if ok {
+            self.unpark();
+        }
+        ok
+    }
+
+    /// Wakes the dispatcher thread if it parks (after a message was queued).
+    ///
+    /// The thread parks itself instead of blocking in the channel's receive, whose
+    /// spin-then-yield back-off cost every idle wake-up several `sched_yield` calls. The
+    /// handshake is the store-buffer pattern: the sender queues, fences and reads
+    /// `parked`; the receiver sets `parked`, fences and checks the queue; with both
+    /// fences sequentially consistent one of them sees the other, so a message is never
+    /// left waiting for the park's timeout.
+    #[inline]
+    fn unpark(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
     }
 
     pub(crate) fn post_group(&self, gid: u64, f: GroupTask) -> Result<(), FiberError> {
@@ -111,7 +139,10 @@ impl DispatcherShared {
             enq_nanos,
             task,
         }) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unpark();
+                Ok(())
+            }
             Err(e) => match e.into_inner() {
                 Msg::Task { task, .. } => Err(task),
                 // Not reached: the message sent is the one handed back.
@@ -232,6 +263,8 @@ pub(crate) fn new_shared(cfg: &DispatcherConfig) -> (Arc<DispatcherShared>, Rece
         exited_cv: Condvar::new(),
         time_queue: cfg.perf.accept(PerfType::FiberQueue),
         perf: cfg.perf.clone(),
+        thread: OnceLock::new(),
+        parked: AtomicBool::new(false),
     });
     (shared, rx)
 }
@@ -314,9 +347,20 @@ impl Runner {
     fn collect_slow(&mut self, block: Option<Duration>) -> bool {
         if let Some(t) = block.filter(|t| !t.is_zero()) {
             let start = self.core.perf_poll.then(Instant::now);
-            match self.rx.recv_timeout(t) {
-                Ok(m) => self.msgs.push(m),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            let shared = &self.core.shared;
+            if shared.thread.get().is_some() {
+                // see DispatcherShared::unpark for the handshake
+                shared.parked.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if self.rx.is_empty() {
+                    std::thread::park_timeout(t);
+                }
+                shared.parked.store(false, Ordering::Relaxed);
+            } else {
+                match self.rx.recv_timeout(t) {
+                    Ok(m) => self.msgs.push(m),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+                }
             }
             if let Some(s) = start {
                 self.core
@@ -464,6 +508,7 @@ impl Runner {
 
     /// The dispatcher thread's loop.
     fn run_thread(mut self) {
+        let _ = self.core.shared.thread.set(std::thread::current());
         let virtual_clock = self.core.is_virtual();
         loop {
             let drained = if self.has_ready() {
@@ -608,11 +653,14 @@ impl Dispatcher {
     /// thread keeps running them in the background.
     pub fn stop(&self, timeout: Duration) -> StopReport {
         let deadline = Instant::now() + timeout;
-        if !self.shared.stop_requested.swap(true, Ordering::AcqRel) {
-            let _ = self
+        if !self.shared.stop_requested.swap(true, Ordering::AcqRel)
+            && self
                 .shared
                 .tx
-                .send(Msg::Global(Box::new(|r: &mut Runner| r.request_stop())));
+                .send(Msg::Global(Box::new(|r: &mut Runner| r.request_stop())))
+                .is_ok()
+        {
+            self.shared.unpark();
         }
         let stopped = self.shared.wait_exited(deadline);
         if stopped {

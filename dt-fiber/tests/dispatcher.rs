@@ -420,3 +420,48 @@ fn stop_with_pending_timers_and_waiters_is_prompt() {
     assert!(g.is_finished());
     assert!(g.fatal_error().is_none());
 }
+
+/// An idle dispatcher parks for up to a second; every message must wake it at once. Work
+/// posted from several threads, each time just as the dispatcher may be going to park
+/// (after the previous task ran), is all done quickly: a lost wake-up would cost the
+/// whole park.
+#[test]
+fn an_idle_dispatcher_wakes_for_every_message_without_waiting_for_its_park() {
+    let d = start("park");
+    let g = Arc::new(d.start_group("g").unwrap());
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                for i in 0..300u32 {
+                    let (tx, rx) = mpsc::channel();
+                    let t0 = Instant::now();
+                    g.execute(move |_| {
+                        let _ = tx.send(());
+                    })
+                    .unwrap();
+                    rx.recv_timeout(WAIT).unwrap();
+                    slowest = slowest.max(t0.elapsed());
+                    if (i + t) % 7 == 0 {
+                        // let the dispatcher run out of work and park
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .max()
+        .unwrap();
+    // the park is a second long; a woken dispatcher answers within milliseconds even on
+    // a loaded machine
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest task: {slowest:?}"
+    );
+    assert!(d.stop(WAIT).stopped);
+}

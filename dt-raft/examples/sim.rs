@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose] [--no-stickiness]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats]
 //! ```
 //!
 //! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, saving
@@ -60,6 +60,9 @@ struct Args {
     /// then not linearizable under partitions).
     #[arg(long)]
     no_stickiness: bool,
+    /// Do not align idle leaders' heartbeats to a grid (the reference's timing).
+    #[arg(long)]
+    no_align_heartbeats: bool,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
@@ -123,6 +126,7 @@ fn main() {
         duration: Duration::from_secs(args.seconds),
         bug,
         leader_stickiness: !args.no_stickiness,
+        align_heartbeats: !args.no_align_heartbeats,
         ..SimConfig::default()
     };
     let rss_start = rss_kb();

@@ -590,7 +590,7 @@ impl RaftCore {
             d = d.min(t.deadline());
         }
         if self.role == Role::Leader {
-            d = d.min(self.last_propose_time + self.cfg.heartbeat_interval_ms);
+            d = d.min(self.heartbeat_due());
             for p in &self.peers {
                 if !p.is_self && !p.running && p.ready && !p.searching && !p.install_snapshot {
                     d = d.min(p.restart_at);
@@ -604,6 +604,18 @@ impl RaftCore {
             }
         }
         d
+    }
+
+    /// When an idle leader writes its next heartbeat entry: `heartbeatInterval` after the
+    /// last proposal, rounded up to the alignment grid when
+    /// [`CoreConfig::align_heartbeats`] is on.
+    fn heartbeat_due(&self) -> u64 {
+        let due = self.last_propose_time + self.cfg.heartbeat_interval_ms;
+        if !self.cfg.align_heartbeats {
+            return due;
+        }
+        let q = (self.cfg.heartbeat_interval_ms / 4).max(1);
+        due.div_ceil(q) * q
     }
 
     /// Marks peer `id` ready or not (the raft ping of §3.2 decides). Only ready peers
@@ -630,9 +642,7 @@ impl RaftCore {
     pub fn tick(&mut self, now: u64) {
         self.now = self.now.max(now);
         if self.role == Role::Leader {
-            if self.transfer.is_none()
-                && self.now >= self.last_propose_time + self.cfg.heartbeat_interval_ms
-            {
+            if self.transfer.is_none() && self.now >= self.heartbeat_due() {
                 self.append_local(LocalEntries::Heartbeat, 1);
             }
             let now = self.now;

@@ -619,6 +619,46 @@ fn s17_2_idle_leader_writes_heartbeat_entries_and_empty_appends_carry_commit() {
 }
 
 #[test]
+fn aligned_heartbeats_fire_on_the_quarter_interval_grid() {
+    let mut c0 = cfg(1, 2);
+    c0.align_heartbeats = true;
+    let mut c = RaftCore::new(c0, 1, T0, 0, 0, 0, 0, 0).unwrap();
+    c.set_member_ready(T0, 2, true);
+    c.drain_actions();
+    let now = elect(&mut c, &[2]);
+    let (_, m) = sent_appends(&take(&mut c))[0];
+    c.on_log_persisted(now, 1);
+    c.handle_append_resp(now, 2, &m, &ok(1));
+    take(&mut c);
+    // the grid is 300 / 4 = 75 ms; due = now + 300 rounded up to it
+    let due = (now + 300).div_ceil(75) * 75;
+    assert_eq!(
+        c.next_deadline(),
+        due,
+        "the ticker sleeps until the grid point"
+    );
+    assert!(due >= now + 300 && due < now + 300 + 75);
+    if due > now + 300 {
+        c.tick(due - 1);
+        assert!(take(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::AppendLocal { .. })));
+    }
+    c.tick(due);
+    assert!(take(&mut c).iter().any(|a| matches!(
+        a,
+        Action::AppendLocal {
+            kind: LocalEntries::Heartbeat,
+            ..
+        }
+    )));
+    // the next one is a whole interval later, on the grid again
+    let next = (due + 300).div_ceil(75) * 75;
+    assert_eq!(next, due + 300);
+    assert_eq!(c.next_deadline(), next);
+}
+
+#[test]
 fn propose_on_a_follower_is_refused_with_the_leader_hint() {
     let mut c = node(2, 3, 1, 0, 0);
     c.handle_append(T0, 1, &req(1, 3, (0, 0), 0, &[]));

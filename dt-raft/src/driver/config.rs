@@ -38,6 +38,9 @@ pub struct RaftGroupConfig {
     /// ordinary vote refusal on the wire, so mixed clusters with the reference work;
     /// set it to false to get the reference's vote rules.
     pub leader_stickiness: bool,
+    /// Align idle leaders' heartbeats to a grid of a quarter `heartbeat_interval_ms`
+    /// (default true; not in the reference; see [`CoreConfig::align_heartbeats`]).
+    pub align_heartbeats: bool,
     /// `disableConfigChange` (default false).
     pub disable_config_change: bool,
     /// `maxReplicateItems` (default 20 000): in-flight entries per follower.
@@ -105,6 +108,7 @@ impl RaftGroupConfig {
             raft_ping_check: 0,
             disable_config_change: false,
             leader_stickiness: true,
+            align_heartbeats: true,
             max_replicate_items: 20_000,
             max_replicate_bytes: 16 * 1024 * 1024,
             single_replicate_limit: 1800 * 1024,
@@ -143,6 +147,7 @@ impl RaftGroupConfig {
         cfg.single_replicate_limit = self.single_replicate_limit as u64;
         cfg.disable_config_change = self.disable_config_change;
         cfg.leader_stickiness = self.leader_stickiness;
+        cfg.align_heartbeats = self.align_heartbeats;
         cfg.replicate_retry_ms = self.replicate_retry_ms;
         cfg.validate()?;
         Ok(cfg)

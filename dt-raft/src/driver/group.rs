@@ -428,6 +428,18 @@ impl<O: Send + 'static> RaftGroup<O> {
         RaftFuture { rx }
     }
 
+    /// [`Self::transfer_leadership`] with a callback instead of a future: `callback`
+    /// gets the outcome once, on the group's thread (it must not block), when the
+    /// transfer succeeded or failed (at the latest after `timeout`).
+    pub fn transfer_leadership_cb(
+        &self,
+        to: NodeId,
+        timeout: Duration,
+        callback: impl FnOnce(Result<(), RaftError>) + Send + 'static,
+    ) {
+        self.send(Request::Transfer(to, timeout, Box::new(callback)));
+    }
+
     /// Asks the leader for a membership change (raft.md §11.3); `callback` gets the
     /// index of the entry written (prepare, commit or abort index) once the change
     /// is applied on this node (for a prepare: once the entry after it is applied, so

@@ -44,7 +44,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -198,11 +198,22 @@ const LANE_LINGER: Duration = Duration::from_micros(50);
 /// request/response rhythm the next append arrives within microseconds of the last
 /// acknowledgement, and picking it up here saves a pool wake-up (as costly as a fast
 /// fsync). The lane holds no log state: only the jobs handed to it.
+///
+/// The linger pays off only in that rhythm: a lane whose jobs come seldom (an idle
+/// group's heartbeat a second) would spend every linger yielding for nothing, which for
+/// many groups added up to a visible share of a core. So the lane lingers only while it
+/// is *hot*: its last job arrived within [`LANE_HOT_GAP`] of the lane going idle, or a
+/// linger caught a job.
 struct Lane {
     tx: crossbeam_channel::Sender<Task>,
     rx: crossbeam_channel::Receiver<Task>,
     running: AtomicBool,
+    /// When the lane last went idle (monotonic nanos; 0 = never).
+    idle_since: AtomicI64,
 }
+
+/// A lane restarted within this gap after going idle lingers after its jobs.
+const LANE_HOT_GAP: Duration = Duration::from_micros(250);
 
 impl Default for Lane {
     fn default() -> Self {
@@ -211,6 +222,7 @@ impl Default for Lane {
             tx,
             rx,
             running: AtomicBool::new(false),
+            idle_since: AtomicI64::new(0),
         }
     }
 }
@@ -241,21 +253,29 @@ struct LaneRunner {
 impl LaneRunner {
     fn run(mut self) {
         let lane = self.lane.clone();
+        let since = lane.idle_since.load(Ordering::Relaxed);
+        let mut hot = since != 0
+            && dt_common::mono_nanos().saturating_sub(since) <= LANE_HOT_GAP.as_nanos() as i64;
         loop {
             while let Ok(task) = lane.rx.try_recv() {
                 // Jobs catch their own panics; this only keeps the lane alive if a
                 // reply's waker panics.
                 let _ = catch_unwind(AssertUnwindSafe(task));
             }
-            // Yield rather than spin: the caller just woken is often placed on this
-            // very CPU, and a spinning lane would keep it off until the linger ends.
-            let until = Instant::now() + LANE_LINGER;
-            while lane.rx.is_empty() && Instant::now() < until {
-                std::thread::yield_now();
+            if hot {
+                // Yield rather than spin: the caller just woken is often placed on this
+                // very CPU, and a spinning lane would keep it off until the linger ends.
+                let until = Instant::now() + LANE_LINGER;
+                while lane.rx.is_empty() && Instant::now() < until {
+                    std::thread::yield_now();
+                }
+                if !lane.rx.is_empty() {
+                    continue;
+                }
+                hot = false;
             }
-            if !lane.rx.is_empty() {
-                continue;
-            }
+            lane.idle_since
+                .store(dt_common::mono_nanos(), Ordering::Relaxed);
             lane.running.store(false, Ordering::Release);
             // A job queued after the check above and before the release found the
             // lane running and started nobody: take it back if nobody else did.

@@ -117,26 +117,19 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
                 };
                 let left = ctx.deadline().deadline_nanos() - dt_common::mono_nanos();
                 let timeout = Duration::from_nanos(left.max(1_000_000) as u64);
-                let fut = self.group.transfer_leadership(to, timeout);
                 let resp = ctx.responder();
-                // The transfer takes up to the request's timeout; an admin command is
-                // rare, so a short-lived thread waits for it (never an IO thread).
-                let spawned = std::thread::Builder::new()
-                    .name("raft-admin-transfer".into())
-                    .spawn(
-                        move || match fut.wait(timeout + Duration::from_millis(100)) {
-                            Ok(()) => resp.respond(WritePacket::response(WriteBody::Empty)),
-                            Err(e) => {
-                                if let Some(p) = raft_error_packet(&e) {
-                                    resp.respond(p)
-                                }
+                // The driver answers when the transfer ends (at the latest at its
+                // deadline), on the group's thread: no thread waits for it.
+                self.group
+                    .transfer_leadership_cb(to, timeout, move |r| match r {
+                        Ok(()) => resp.respond(WritePacket::response(WriteBody::Empty)),
+                        Err(e) => {
+                            if let Some(p) = raft_error_packet(&e) {
+                                resp.respond(p)
                             }
-                        },
-                    );
-                match spawned {
-                    Ok(_) => None,
-                    Err(e) => Some(WritePacket::error(CmdCodes::SYS_ERROR, e.to_string())),
-                }
+                        }
+                    });
+                None
             }
             GroupRequest::PrepareChange(r) => {
                 let ids = |v: &[i32]| -> Result<Vec<u32>, String> {

@@ -108,6 +108,9 @@ pub struct SimConfig {
     /// [`CoreConfig::leader_stickiness`](crate::core::CoreConfig::leader_stickiness); without it lease reads are not
     /// linearizable under partitions (the default is on here).
     pub leader_stickiness: bool,
+    /// [`CoreConfig::align_heartbeats`](crate::core::CoreConfig::align_heartbeats) on the
+    /// fiber driver (the default is on here, as in `RaftGroupConfig`).
+    pub align_heartbeats: bool,
 }
 
 impl Default for SimConfig {
@@ -120,6 +123,7 @@ impl Default for SimConfig {
             keys: 3,
             bug: None,
             leader_stickiness: true,
+            align_heartbeats: true,
         }
     }
 }

@@ -643,6 +643,7 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     cfg.auto_delete_log_delay_seconds = sh.snap.delete_delay_seconds;
     cfg.replicate_snapshot_buffer_size = sh.snap.chunk_bytes;
     cfg.replicate_snapshot_concurrency = sh.snap.concurrency;
+    cfg.align_heartbeats = sh.cfg.align_heartbeats;
     let weak = Rc::downgrade(sh);
     let tlog = log.clone();
     let commit_seen = Cell::new(0u64);

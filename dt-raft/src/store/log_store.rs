@@ -42,8 +42,19 @@ pub enum IndexFlush {
     Write(IdxWrite),
 }
 
-/// Committed index entries are flushed at least this often (when there are any).
+/// Committed index entries are flushed at least this often when at least
+/// [`IDX_FLUSH_MIN_PENDING`] are pending.
 pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Pending committed entries that make [`IDX_FLUSH_INTERVAL`] apply. Fewer (an idle
+/// group: a heartbeat entry a second) wait for [`IDX_IDLE_FLUSH_INTERVAL`]: each flush
+/// costs an index fsync and a status-file save (two more fsyncs), which for many idle
+/// groups was most of their idle CPU, while a later anchor only means recovery re-reads a
+/// few more log items.
+pub const IDX_FLUSH_MIN_PENDING: u64 = 64;
+
+/// Committed index entries are flushed at least this often (when there are any).
+pub const IDX_IDLE_FLUSH_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Most encode buffers kept for reuse.
 const SPARE_BUFS: usize = 4;
@@ -596,8 +607,8 @@ impl LogStore {
         }
     }
 
-    /// Flushes committed index entries if at least `idx_flush_threshold` are pending,
-    /// or any when [`IDX_FLUSH_INTERVAL`] passed since the last flush or `force`; fsyncs
+    /// Flushes committed index entries when a flush is due ([`Self::index_flush_due`])
+    /// or `force`; fsyncs
     /// them, and persists `persistIdxIndex` =
     /// min(flushed, fsynced log).
     /// A failure puts the store in the failed state.
@@ -624,14 +635,23 @@ impl LogStore {
     }
 
     /// Whether an index flush is due now (enough committed entries pending, the flush
-    /// interval passed, or the anchor must leave `firstValidIndex` after an install).
+    /// interval passed with [`IDX_FLUSH_MIN_PENDING`] pending or the idle interval with
+    /// any, or the anchor must leave `firstValidIndex` after an install).
     pub fn index_flush_due(&self) -> bool {
         let upto = self.commit_index.min(self.last_force_index);
         let pending = (upto + 1).saturating_sub(self.idx.next_flush());
-        pending > 0
-            && (pending >= self.cfg.idx_flush_threshold
-                || self.last_idx_flush.elapsed() >= IDX_FLUSH_INTERVAL
-                || self.idx.next_flush() <= self.status.status.first_valid_index)
+        if pending == 0 {
+            return false;
+        }
+        if pending >= self.cfg.idx_flush_threshold
+            || self.idx.next_flush() <= self.status.status.first_valid_index
+        {
+            return true;
+        }
+        let since = self.last_idx_flush.elapsed();
+        since >= IDX_IDLE_FLUSH_INTERVAL
+            || (since >= IDX_FLUSH_INTERVAL
+                && pending >= IDX_FLUSH_MIN_PENDING.min(self.cfg.idx_flush_threshold))
     }
 
     /// First step of an index flush, cheap enough for the owner's thread: encodes the
