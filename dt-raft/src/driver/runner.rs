@@ -36,6 +36,7 @@ use std::time::Duration;
 use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published};
 
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
+use super::lease_share::LeaseShare;
 use super::notify::Notify;
 use super::snapshot_manager::{off_thread, SnapshotManager};
 use super::tail::{TailCache, TailEntry};
@@ -46,7 +47,7 @@ use super::transport::{
 use super::RaftGroupConfig;
 use crate::core::{
     Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, InstallStart,
-    LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Term,
+    LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Role, Term,
     TransferError,
 };
 use crate::raft_log::RaftLog;
@@ -175,6 +176,8 @@ pub(crate) struct Driver<S: StateMachine> {
     acts: RefCell<Vec<Action>>,
     cbs: RefCell<Vec<RaftCallback<S::Output>>>,
     status: Published<GroupStatus>,
+    /// The lease published for [`super::RaftGroup::lease_holds_now`] (real clock only).
+    lease: Arc<LeaseShare>,
 
     tick_notify: Notify,
     planned_tick: Cell<u64>,
@@ -258,6 +261,7 @@ where
         + 'static,
 {
     let status = Published::new(GroupStatus::initial(&cfg));
+    let lease = Arc::new(LeaseShare::default());
     let inbound: FiberChannel<Inbound> = group.new_channel();
     let requests: FiberChannel<Request<S::Output>> = group.new_channel();
     let shared = Arc::new(Shared {
@@ -270,6 +274,7 @@ where
             inbound.sender_with_reject(|m, _| m.fail(InboundError::GroupStopped)),
         ),
         status: status.clone(),
+        lease: lease.clone(),
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
@@ -295,6 +300,7 @@ where
             acts: RefCell::new(Vec::new()),
             cbs: RefCell::new(Vec::new()),
             status,
+            lease,
             tick_notify: Notify::default(),
             planned_tick: Cell::new(u64::MAX),
             writes: RefCell::new(VecDeque::new()),
@@ -580,6 +586,7 @@ impl<S: StateMachine> Driver<S> {
         inbound: &FiberChannel<Inbound>,
         requests: &FiberChannel<Request<S::Output>>,
     ) {
+        self.lease.set_end_ms(0);
         drain_on_stop(inbound, requests);
         {
             let mut cbs = Vec::new();
@@ -698,16 +705,63 @@ impl<S: StateMachine> Driver<S> {
                     t(now, self.cfg.node_id, a);
                 }
             }
+            // before any action runs (a vote sent on step down, a TimeoutNow)
+            self.revoke_lease_if_lost();
             for a in acts.drain(..) {
                 self.exec(a);
             }
             *self.acts.borrow_mut() = acts;
         }
+        self.publish_lease();
         // the ticker sleeps until the planned deadline: wake it if that moved earlier
         let d = self.core().next_deadline();
         if d < self.planned_tick.get() {
             self.tick_notify.notify();
         }
+    }
+
+    /// Whether the core may serve lease reads (its lease aside).
+    fn lease_possible(&self, c: &RaftCore) -> bool {
+        !self.group.should_stop()
+            && c.role() == Role::Leader
+            && c.group_ready()
+            && !c.transfer_in_progress()
+    }
+
+    /// Clears the published lease when the core can no longer serve lease reads (a
+    /// cheap check, before the actions of a step down or a transfer run).
+    fn revoke_lease_if_lost(&self) {
+        let lost = match self.core.borrow().as_ref() {
+            Some(c) => !self.lease_possible(c),
+            None => true,
+        };
+        if lost {
+            self.lease.set_end_ms(0);
+        }
+    }
+
+    /// Publishes the lease for reads on other threads: its end when the core would
+    /// answer a lease read with Ok now, else none.
+    fn publish_lease(&self) {
+        if self.group.virtual_clock() {
+            return;
+        }
+        let now = self.now();
+        let end = {
+            let mut c = self.core.borrow_mut();
+            match c.as_mut() {
+                Some(c) if self.lease_possible(c) => {
+                    let end = c.lease_end();
+                    if now < end {
+                        end
+                    } else {
+                        0
+                    }
+                }
+                _ => 0,
+            }
+        };
+        self.lease.set_end_ms(end);
     }
 
     fn exec(&self, a: Action) {
