@@ -64,7 +64,8 @@ use bytes::{Bytes, BytesMut};
 const READ_BATCH: usize = 1024;
 /// Bytes read from the log per read.
 const READ_BYTES: usize = 16 * 1024 * 1024;
-/// Applied entries stay in the tail cache at least this long (raft.md §6.3).
+/// Applied entries stay in the tail cache at least this long (raft.md §6.3), unless
+/// every peer already holds them (then they go at once: a one-node group keeps none).
 const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
 
 /// A received append kept until its entries are written and it is answered.
@@ -1548,8 +1549,10 @@ impl<S: StateMachine> Driver<S> {
             self.init_finished.set(true);
             changed = true;
         }
+        let replicated = self.core().replicated_to_all();
         self.tail.borrow_mut().evict(
             index,
+            replicated,
             self.nanos() - TAIL_KEEP_NANOS,
             self.cfg.max_cache_tasks,
             self.cfg.max_cache_task_bytes,
