@@ -600,6 +600,12 @@ impl FiberGroup {
         self.inner.core.refresh_clock_full()
     }
 
+    /// Whether the dispatcher runs on a virtual clock (a simulation): its readings are
+    /// then not comparable with [`dt_common::mono_nanos`] on other threads.
+    pub fn virtual_clock(&self) -> bool {
+        self.inner.core.is_virtual()
+    }
+
     /// 64 bits from the dispatcher's (possibly seeded) random generator.
     pub fn random_u64(&self) -> u64 {
         self.inner.core.random_u64()

@@ -357,3 +357,34 @@ fn restart_from_snapshot_and_log_suffix() {
     assert_eq!(c.write(leader, [7]), (1..=80).sum::<i64>() + 7);
     c.wait_applied_equal(81);
 }
+
+/// `lease_holds_now` (answered on the caller's thread from the lease the group's thread
+/// publishes) is true on the ready leader only, false on followers, on the old leader
+/// once a transfer started and on a stopped group.
+#[test]
+fn the_published_lease_holds_only_on_the_ready_leader() {
+    let mut c = Cluster::new(3);
+    let l = c.wait_leader();
+    c.wait_until("the leader's published lease", || {
+        c.group(l).lease_holds_now()
+    });
+    for i in c.live() {
+        if i != l {
+            assert!(!c.group(i).lease_holds_now(), "follower {i}");
+        }
+    }
+    let to = if l == 1 { 2 } else { 1 };
+    c.group(l)
+        .transfer_leadership(to, WAIT)
+        .wait(WAIT)
+        .expect("transfer");
+    assert!(
+        !c.group(l).lease_holds_now(),
+        "old leader after the transfer"
+    );
+    c.wait_until("the new leader's lease", || c.group(to).lease_holds_now());
+    assert_eq!(c.write(to, [5]), 5);
+    let g = c.group(to).clone();
+    c.kill(to);
+    assert!(!g.lease_holds_now(), "a stopped group");
+}

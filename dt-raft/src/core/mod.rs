@@ -578,6 +578,21 @@ impl RaftCore {
     pub fn member_sets(&self) -> &MemberSets {
         &self.sets
     }
+    /// Leader: the highest index every other node it replicates to (members,
+    /// observers, prepared and leaving ones) holds, `Index::MAX` when there is none
+    /// (a one-node group). 0 in any other role (nothing is known).
+    pub fn replicated_to_all(&self) -> Index {
+        if self.role != Role::Leader {
+            return 0;
+        }
+        self.peers
+            .iter()
+            .filter(|p| !p.is_self)
+            .map(|p| p.match_index)
+            .min()
+            .unwrap_or(Index::MAX)
+    }
+
     /// The replication progress of `id` (leader-side bookkeeping).
     pub fn progress(&self, id: NodeId) -> Option<&Progress> {
         self.peers.iter().find(|p| p.node_id == id)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dt_fiber::{ChannelSender, FiberGroup, GroupHandle, Published};
 
+use super::lease_share::LeaseShare;
 use super::oneshot::{oneshot, OneshotReceiver};
 use super::runner;
 use super::transport::{GroupInbox, RaftTransport};
@@ -168,6 +169,7 @@ pub(crate) struct Shared<O> {
     pub(crate) requests: ChannelSender<Request<O>>,
     pub(crate) inbox: GroupInbox,
     pub(crate) status: Published<GroupStatus>,
+    pub(crate) lease: Arc<LeaseShare>,
 }
 
 /// The public handle of one Raft group on this node: `Send + Sync + Clone`, usable from
@@ -415,6 +417,16 @@ impl<O: Send + 'static> RaftGroup<O> {
             Box::new(move |r| tx.send(r)),
         ));
         RaftFuture { rx }
+    }
+
+    /// Whether a lease read would succeed right now, answered on the calling thread
+    /// from the lease the group's thread last published (no round trip): true means a
+    /// read of the state machine's current state is linearizable now, as after
+    /// [`RaftGroup::lease_read`] resolved Ok. False is no verdict (not the leader, not
+    /// ready, lease not renewed yet, a transfer, a simulation's virtual clock): use
+    /// [`RaftGroup::lease_read`] then.
+    pub fn lease_holds_now(&self) -> bool {
+        self.inner.lease.holds_at(dt_common::mono_nanos())
     }
 
     /// Transfers leadership to `to` (raft.md §10), failing after `timeout`.

@@ -78,6 +78,7 @@ pub use transport::{
     TransferReply, VoteReply,
 };
 mod group;
+mod lease_share;
 pub mod local;
 mod notify;
 mod runner;

@@ -36,6 +36,7 @@ use std::time::Duration;
 use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published};
 
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
+use super::lease_share::LeaseShare;
 use super::notify::Notify;
 use super::snapshot_manager::{SavedSnapshot, SnapshotManager};
 use super::tail::{TailCache, TailEntry};
@@ -46,7 +47,7 @@ use super::transport::{
 use super::RaftGroupConfig;
 use crate::core::{
     Action, AppendResp, AppendSend, ConfigChangeError, ConfigEntry, Index, InstallStart,
-    LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Term,
+    LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Role, Term,
     TransferError,
 };
 use crate::raft_log::RaftLog;
@@ -63,7 +64,8 @@ use bytes::{Bytes, BytesMut};
 const READ_BATCH: usize = 1024;
 /// Bytes read from the log per read.
 const READ_BYTES: usize = 16 * 1024 * 1024;
-/// Applied entries stay in the tail cache at least this long (raft.md §6.3).
+/// Applied entries stay in the tail cache at least this long (raft.md §6.3), unless
+/// every peer already holds them (then they go at once: a one-node group keeps none).
 const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
 
 /// A received append kept until its entries are written and it is answered.
@@ -177,6 +179,8 @@ pub(crate) struct Driver<S: StateMachine> {
     acts: RefCell<Vec<Action>>,
     cbs: RefCell<Vec<RaftCallback<S::Output>>>,
     status: Published<GroupStatus>,
+    /// The lease published for [`super::RaftGroup::lease_holds_now`] (real clock only).
+    lease: Arc<LeaseShare>,
 
     tick_notify: Notify,
     planned_tick: Cell<u64>,
@@ -262,6 +266,7 @@ where
         + 'static,
 {
     let status = Published::new(GroupStatus::initial(&cfg));
+    let lease = Arc::new(LeaseShare::default());
     let inbound: FiberChannel<Inbound> = group.new_channel();
     let requests: FiberChannel<Request<S::Output>> = group.new_channel();
     let shared = Arc::new(Shared {
@@ -274,6 +279,7 @@ where
             inbound.sender_with_reject(|m, _| m.fail(InboundError::GroupStopped)),
         ),
         status: status.clone(),
+        lease: lease.clone(),
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
@@ -299,6 +305,7 @@ where
             acts: RefCell::new(Vec::new()),
             cbs: RefCell::new(Vec::new()),
             status,
+            lease,
             tick_notify: Notify::default(),
             planned_tick: Cell::new(u64::MAX),
             writes: RefCell::new(VecDeque::new()),
@@ -592,6 +599,7 @@ impl<S: StateMachine> Driver<S> {
         inbound: &FiberChannel<Inbound>,
         requests: &FiberChannel<Request<S::Output>>,
     ) {
+        self.lease.set_end_ms(0);
         drain_on_stop(inbound, requests);
         {
             let mut cbs = Vec::new();
@@ -710,16 +718,63 @@ impl<S: StateMachine> Driver<S> {
                     t(now, self.cfg.node_id, a);
                 }
             }
+            // before any action runs (a vote sent on step down, a TimeoutNow)
+            self.revoke_lease_if_lost();
             for a in acts.drain(..) {
                 self.exec(a);
             }
             *self.acts.borrow_mut() = acts;
         }
+        self.publish_lease();
         // the ticker sleeps until the planned deadline: wake it if that moved earlier
         let d = self.core().next_deadline();
         if d < self.planned_tick.get() {
             self.tick_notify.notify();
         }
+    }
+
+    /// Whether the core may serve lease reads (its lease aside).
+    fn lease_possible(&self, c: &RaftCore) -> bool {
+        !self.group.should_stop()
+            && c.role() == Role::Leader
+            && c.group_ready()
+            && !c.transfer_in_progress()
+    }
+
+    /// Clears the published lease when the core can no longer serve lease reads (a
+    /// cheap check, before the actions of a step down or a transfer run).
+    fn revoke_lease_if_lost(&self) {
+        let lost = match self.core.borrow().as_ref() {
+            Some(c) => !self.lease_possible(c),
+            None => true,
+        };
+        if lost {
+            self.lease.set_end_ms(0);
+        }
+    }
+
+    /// Publishes the lease for reads on other threads: its end when the core would
+    /// answer a lease read with Ok now, else none.
+    fn publish_lease(&self) {
+        if self.group.virtual_clock() {
+            return;
+        }
+        let now = self.now();
+        let end = {
+            let mut c = self.core.borrow_mut();
+            match c.as_mut() {
+                Some(c) if self.lease_possible(c) => {
+                    let end = c.lease_end();
+                    if now < end {
+                        end
+                    } else {
+                        0
+                    }
+                }
+                _ => 0,
+            }
+        };
+        self.lease.set_end_ms(end);
     }
 
     fn exec(&self, a: Action) {
@@ -1527,8 +1582,10 @@ impl<S: StateMachine> Driver<S> {
             self.init_finished.set(true);
             changed = true;
         }
+        let replicated = self.core().replicated_to_all();
         self.tail.borrow_mut().evict(
             index,
+            replicated,
             self.nanos() - TAIL_KEEP_NANOS,
             self.cfg.max_cache_tasks,
             self.cfg.max_cache_task_bytes,

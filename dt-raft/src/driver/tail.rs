@@ -138,10 +138,12 @@ impl<O> TailCache<O> {
     }
 
     /// Drops applied entries (index ≤ `applied`) older than `min_nanos`, or while the
-    /// cache is above its bounds.
+    /// cache is above its bounds, or that every peer already holds (index ≤
+    /// `replicated`: nobody will ask for them again, keeping them only costs memory).
     pub(crate) fn evict(
         &mut self,
         applied: Index,
+        replicated: Index,
         min_nanos: i64,
         max_items: usize,
         max_bytes: usize,
@@ -151,7 +153,7 @@ impl<O> TailCache<O> {
                 break;
             }
             let over = self.entries.len() > max_items || self.bytes > max_bytes;
-            if !over && e.local_nanos >= min_nanos {
+            if !over && e.local_nanos >= min_nanos && e.item.index > replicated {
                 break;
             }
             let e = self.entries.pop_front().expect("checked");
@@ -201,10 +203,27 @@ mod tests {
         for i in 1..=10 {
             t.push(entry(i, false));
         }
-        t.evict(4, 3, 100, usize::MAX);
+        t.evict(4, 0, 3, 100, usize::MAX);
         assert_eq!(t.first_index(), Some(3));
-        t.evict(6, 0, 5, usize::MAX);
+        t.evict(6, 0, 0, 5, usize::MAX);
         assert_eq!(t.first_index(), Some(6));
         assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn evicts_entries_every_peer_holds_at_once_but_not_unapplied_ones() {
+        let mut t = TailCache::new();
+        for i in 1..=10 {
+            t.push(entry(i, i == 9));
+        }
+        // young entries (min_nanos 0), replicated up to 7, applied up to 5
+        t.evict(5, 7, 0, 100, usize::MAX);
+        assert_eq!(t.first_index(), Some(6));
+        // applied up to 10, replicated up to 10: stops at the entry with a caller
+        t.evict(10, 10, 0, 100, usize::MAX);
+        assert_eq!(t.first_index(), Some(9));
+        assert!(t.take_callback(9).is_some());
+        t.evict(10, 8, 0, 100, usize::MAX);
+        assert_eq!(t.first_index(), Some(9), "9 is not held by every peer");
     }
 }

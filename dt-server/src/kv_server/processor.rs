@@ -1,6 +1,7 @@
 //! The DtKV request processors on the service port (`dtkv-server.md` §1, §5.1, §7,
 //! §8; `wire-protocol.md` §6): [`ServiceGate`] first, then [`plan`]; reads answered
-//! after a lease read on the leader, writes through [`RaftGroup::submit`], watch syncs
+//! on the calling thread while the leader's published lease holds
+//! ([`RaftGroup::lease_holds_now`]), else after a lease read on the group's thread, writes through [`RaftGroup::submit`], watch syncs
 //! and KV status on the group's [`KvGroup`]. A Raft failure is answered as the
 //! reference does ([`raft_error_packet`]: NOT_RAFT_LEADER with the leader hint in
 //! `extra`, no answer on a timeout).
@@ -317,6 +318,12 @@ impl ReqProcessor for KvProcessor {
         match action {
             KvAction::Respond { response, .. } => Some(kv_packet(response)),
             KvAction::Read { command, req } => {
+                // The lease as the group's thread published it: while it holds, the
+                // read is answered here, without a round trip to the group's thread
+                // (as the reference's leaseRead does); else that thread decides.
+                if g.lease_holds_now() {
+                    return Some(kv_packet(kv.lock().read(command, &req)));
+                }
                 self.read(g, kv, command, req, ctx.responder());
                 None
             }
