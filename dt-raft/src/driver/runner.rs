@@ -57,7 +57,7 @@ use crate::sm::{
     SnapshotChunk, SnapshotInfo, StateMachine,
 };
 use crate::store::log_item::{total_len, TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
-use crate::store::LogItem;
+use crate::store::{LogItem, StoreError};
 use bytes::{Bytes, BytesMut};
 
 /// Entries read from the log per read (apply, replication from disk).
@@ -402,6 +402,20 @@ impl<S: StateMachine> Driver<S> {
         let _ = self
             .group
             .fatal(format!("raft group {}: {what}", self.cfg.group_id));
+    }
+
+    /// [`fatal`](Self::fatal) for a failed log operation, except when the failure is
+    /// that the log is closed: only the group's own shutdown closes it, so a write or a
+    /// status save still in flight then is not an error to report.
+    fn fatal_log(&self, what: &str, e: &StoreError) {
+        if matches!(e, StoreError::Closed) {
+            log::debug!(
+                "raft group {}: {what} after the log closed at shutdown",
+                self.cfg.group_id
+            );
+            return;
+        }
+        self.fatal(format!("{what} failed: {e}"));
     }
 
     fn spawn(&self, name: &'static str, fut: impl Future<Output = ()> + 'static) {
@@ -1271,7 +1285,7 @@ impl<S: StateMachine> Driver<S> {
                         progressed = true;
                     }
                     Poll::Ready(Err(e)) => {
-                        self.fatal(format!("log write failed: {e}"));
+                        self.fatal_log("log write", &e);
                         return Poll::Ready(());
                     }
                     Poll::Pending => break,
@@ -1308,7 +1322,7 @@ impl<S: StateMachine> Driver<S> {
                 continue;
             };
             if let Err(e) = self.log.persist_term_vote(term, vote as i32).await {
-                return self.fatal(format!("saving the status file failed: {e}"));
+                return self.fatal_log("saving the status file", &e);
             }
             let now = self.now();
             self.core().on_status_saved(now, term, vote);
