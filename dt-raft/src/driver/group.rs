@@ -67,6 +67,34 @@ impl GroupStatus {
             members: MemberSets::new(cfg.members.clone(), cfg.observers.clone()),
         }
     }
+
+    /// The RAFT_QUERY_STATUS answer this published status gives (raft.md §13): the
+    /// fields a published status holds; the apply timing and lastConfigChangeIndex,
+    /// which only the core knows, stay 0.
+    pub fn query_status_resp(&self) -> crate::rpc::QueryStatusResp {
+        let ids = |v: &[NodeId]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
+        let mut r = crate::rpc::QueryStatusResp {
+            group_id: self.group_id,
+            node_id: self.node_id as i32,
+            term: self.term as i32,
+            leader_id: self.leader.unwrap_or(0) as i32,
+            commit_index: self.commit_index as i64,
+            last_applied: self.last_applied as i64,
+            last_log_index: self.last_log_index as i64,
+            members: ids(&self.members.members),
+            observers: ids(&self.members.observers),
+            prepared_members: ids(&self.members.prepared_members),
+            prepared_observers: ids(&self.members.prepared_observers),
+            ..Default::default()
+        };
+        r.set_flag(
+            self.init_finished,
+            self.init_failed.is_some(),
+            self.group_ready,
+            false,
+        );
+        r
+    }
 }
 
 /// A one-shot reply for a request handed to the group's thread.

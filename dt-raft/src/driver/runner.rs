@@ -691,24 +691,7 @@ impl<S: StateMachine> Driver<S> {
             r.set_flag(self.init_finished.get(), false, c.group_ready(), false);
             return r;
         }
-        let s = self.snapshot_status();
-        let ids = |v: &[NodeId]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
-        let mut r = rpc::QueryStatusResp {
-            group_id: s.group_id,
-            node_id: s.node_id as i32,
-            term: s.term as i32,
-            leader_id: s.leader.unwrap_or(0) as i32,
-            commit_index: s.commit_index as i64,
-            last_applied: s.last_applied as i64,
-            last_log_index: s.last_log_index as i64,
-            members: ids(&s.members.members),
-            observers: ids(&s.members.observers),
-            prepared_members: ids(&s.members.prepared_members),
-            prepared_observers: ids(&s.members.prepared_observers),
-            ..Default::default()
-        };
-        r.set_flag(s.init_finished, false, s.group_ready, false);
-        r
+        self.snapshot_status().query_status_resp()
     }
 
     // ---------------------------------------------------------------- actions

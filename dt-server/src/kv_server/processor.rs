@@ -183,30 +183,10 @@ pub fn kv_packet(r: KvResponse) -> WritePacket {
     p
 }
 
-/// The RAFT_QUERY_STATUS answer of a group from its published status.
+/// The RAFT_QUERY_STATUS answer of a group from its published status (see
+/// [`GroupStatus::query_status_resp`]).
 pub fn query_status_resp(s: &GroupStatus) -> QueryStatusResp {
-    let ids = |v: &[u32]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
-    let mut r = QueryStatusResp {
-        group_id: s.group_id,
-        node_id: s.node_id as i32,
-        term: s.term as i32,
-        leader_id: s.leader.unwrap_or(0) as i32,
-        commit_index: s.commit_index as i64,
-        last_applied: s.last_applied as i64,
-        last_log_index: s.last_log_index as i64,
-        members: ids(&s.members.members),
-        observers: ids(&s.members.observers),
-        prepared_members: ids(&s.members.prepared_members),
-        prepared_observers: ids(&s.members.prepared_observers),
-        ..Default::default()
-    };
-    r.set_flag(
-        s.init_finished,
-        s.init_failed.is_some(),
-        s.group_ready,
-        false,
-    );
-    r
+    s.query_status_resp()
 }
 
 /// Runs `f` with the outcome of `fut` when it completes (polled by its waker, on
