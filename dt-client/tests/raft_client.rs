@@ -281,38 +281,51 @@ fn discovery_then_redirect_then_leader_change() {
 }
 
 #[test]
-fn redirect_is_followed_only_once_and_without_hint_fails() {
+fn without_hint_the_leader_is_forgotten_and_found_again_once() {
     let fake = Fake::start(3, 1);
     let kv = kv_client(&fake, 3000);
     kv.put(0, "k", "v").unwrap();
     assert_eq!(kv.raft().leader(0), Some(1));
     fake.data_log();
 
-    // A NOT_RAFT_LEADER without extra: no usable hint, fail, leader unchanged.
+    // A NOT_RAFT_LEADER without extra (a node that left the group, or lost its
+    // lease): the client forgets node 1, asks the members, re-sends once to 3.
     fake.state().leader = 3;
     fake.state().script.extend([(1, CmdCodes::NOT_RAFT_LEADER)]);
-    match kv.put(0, "k", "v2") {
+    assert_eq!(kv.put(0, "k", "v2").unwrap(), 2);
+    assert_eq!(
+        fake.data_log(),
+        [(1, KvCommands::DTKV_PUT), (3, KvCommands::DTKV_PUT)]
+    );
+    assert_eq!(kv.raft().leader(0), Some(3));
+
+    // The leader moves to 2 while every node still reports 1 and no node gives a
+    // hint: 3 refuses, discovery names 1, 1 refuses: one re-send only, then the error,
+    // and no leader is kept.
+    {
+        let mut st = fake.state();
+        st.no_hint = true;
+        st.leader = 2;
+        st.reported = [(1, 1), (2, 1), (3, 1)].into();
+    }
+    assert!(matches!(
+        kv.get(0, "k"),
         Err(KvError::Server {
             resp_code: CmdCodes::NOT_RAFT_LEADER,
             leader_hint: None,
             ..
-        }) => {}
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(kv.raft().leader(0), Some(1));
-    assert_eq!(fake.data_log(), [(1, KvCommands::DTKV_PUT)]);
-
-    // Without hints at all: the same.
-    fake.state().no_hint = true;
-    assert!(matches!(
-        kv.get(0, "k"),
-        Err(KvError::Server {
-            resp_code: 7,
-            leader_hint: None,
-            ..
         })
     ));
-    assert_eq!(fake.data_log(), [(1, KvCommands::DTKV_GET)]);
+    assert_eq!(
+        fake.data_log(),
+        [(3, KvCommands::DTKV_GET), (1, KvCommands::DTKV_GET)]
+    );
+    assert_eq!(kv.raft().leader(0), None);
+
+    // Once the nodes report 2, the next request finds it.
+    fake.state().reported.clear();
+    assert_eq!(&kv.get(0, "k").unwrap().unwrap().data[..], b"v2");
+    assert_eq!(fake.data_log(), [(2, KvCommands::DTKV_GET)]);
     kv.stop(Duration::from_secs(1));
 }
 

@@ -76,6 +76,12 @@ impl NetError {
             _ => false,
         }
     }
+
+    /// Whether this is a bind failing because the address is already in use (another
+    /// process, or an earlier instance, holds the port).
+    pub fn is_addr_in_use(&self) -> bool {
+        matches!(self, NetError::Io(e) if e.kind() == io::ErrorKind::AddrInUse)
+    }
 }
 
 impl fmt::Display for NetError {

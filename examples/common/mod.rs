@@ -164,19 +164,43 @@ pub struct KvCluster {
 impl KvCluster {
     /// Starts nodes `ids`, all running `groups`, and waits until every group has a
     /// leader. A port in use or an unusable directory is an error naming the node.
+    ///
+    /// When the system picks the ports, one of them can be taken between the pick and
+    /// the bind (by any program's outgoing connection): the start is then tried again
+    /// on new ports, up to five times.
     pub fn start(
         args: &ClusterArgs,
         ids: &[i32],
         groups: Vec<KvGroupConfig>,
     ) -> DemoResult<KvCluster> {
-        let (repl, svc) = pick_ports(args, ids)?;
+        let picked = args.replicate_base.is_none() || args.service_base.is_none();
+        let mut tries = 0;
+        loop {
+            match KvCluster::try_start(args, ids, groups.clone()) {
+                Ok(c) => return Ok(c),
+                Err((true, msg)) if picked && tries < 5 => {
+                    tries += 1;
+                    println!("{msg}; trying again on other ports");
+                }
+                Err((_, msg)) => return Err(msg.into()),
+            }
+        }
+    }
+
+    /// One start attempt; the error says whether a port was in use.
+    fn try_start(
+        args: &ClusterArgs,
+        ids: &[i32],
+        groups: Vec<KvGroupConfig>,
+    ) -> Result<KvCluster, (bool, String)> {
+        let (repl, svc) = pick_ports(args, ids).map_err(|e| (false, e.to_string()))?;
         let (dir, tmp) = match &args.dir {
             Some(d) => (d.clone(), None),
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("dt-example-")
                     .tempdir()
-                    .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+                    .map_err(|e| (false, format!("cannot create a temporary directory: {e}")))?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -192,7 +216,7 @@ impl KvCluster {
             let node = cluster.start_node(&servers, id, groups.clone())?;
             cluster.nodes.insert(id, node);
         }
-        cluster.wait_ready()?;
+        cluster.wait_ready().map_err(|e| (false, e.to_string()))?;
         Ok(cluster)
     }
 
@@ -201,15 +225,22 @@ impl KvCluster {
         servers: &str,
         id: i32,
         groups: Vec<KvGroupConfig>,
-    ) -> DemoResult<DtKvServer> {
+    ) -> Result<DtKvServer, (bool, String)> {
         let (r, s) = (self.repl[&id], self.svc[&id]);
         let data = self.dir.join(format!("node{id}"));
-        std::fs::create_dir_all(&data)
-            .map_err(|e| format!("node {id}: cannot create {}: {e}", data.display()))?;
+        std::fs::create_dir_all(&data).map_err(|e| {
+            (
+                false,
+                format!("node {id}: cannot create {}: {e}", data.display()),
+            )
+        })?;
         let cfg = DtKvServerConfig::new(node_config(servers, id, r, s), groups, data);
-        let node = DtKvServer::new(cfg).map_err(|e| format!("node {id}: {e}"))?;
+        let node = DtKvServer::new(cfg).map_err(|e| (false, format!("node {id}: {e}")))?;
         node.start().map_err(|e| {
-            format!("node {id} cannot start on replicate port {r} / service port {s}: {e}")
+            (
+                e.is_addr_in_use(),
+                format!("node {id} cannot start on replicate port {r} / service port {s}: {e}"),
+            )
         })?;
         Ok(node)
     }

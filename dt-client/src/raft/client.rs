@@ -168,7 +168,9 @@ struct Call {
 /// otherwise leader discovery asks the group's members in random order with
 /// RAFT_QUERY_STATUS (concurrent requests share one discovery; when no member names a
 /// configured leader, discovery fails fast for 1 s). Answers: NOT_RAFT_LEADER with a
-/// usable hint switches the leader and re-sends once; NOT_INIT, STOPPING,
+/// usable hint switches the leader and re-sends once; NOT_RAFT_LEADER without one
+/// forgets the leader, re-discovers and re-sends once (the reference keeps the cached
+/// leader, so a node removed from the group would keep refusing); NOT_INIT, STOPPING,
 /// RAFT_GROUP_NOT_FOUND / STOPPED / NOT_INIT re-discover and re-send once; SYS_ERROR,
 /// FLOW_CONTROL and transport errors mark the leader failed and fail the request;
 /// CLIENT_ERROR and COMMAND_NOT_SUPPORT just fail. A re-send keeps the original
@@ -923,7 +925,19 @@ impl Inner {
                             self.finish(call, Err(server_error(&p)))
                         }
                     }
-                    None => self.finish(call, Err(server_error(&p))),
+                    None => {
+                        // No usable hint: the node does not know the leader (an
+                        // election, an expired lease, or it left the group). The
+                        // reference keeps sending to it; we forget it and find the
+                        // leader again, so a removed node cannot hold the group.
+                        self.mark_failed(call.group, node, true);
+                        if can_retry {
+                            call.retried = true;
+                            self.route(call)
+                        } else {
+                            self.finish(call, Err(server_error(&p)))
+                        }
+                    }
                 }
             }
             CmdCodes::NOT_INIT

@@ -68,6 +68,17 @@ impl fmt::Display for RaftServerError {
 
 impl std::error::Error for RaftServerError {}
 
+impl RaftServerError {
+    /// Whether the start failed because a port to listen on is already in use.
+    pub fn is_addr_in_use(&self) -> bool {
+        match self {
+            RaftServerError::Net(e) => e.is_addr_in_use(),
+            RaftServerError::Io(e) => e.kind() == std::io::ErrorKind::AddrInUse,
+            _ => false,
+        }
+    }
+}
+
 impl From<ServerConfigError> for RaftServerError {
     fn from(e: ServerConfigError) -> Self {
         RaftServerError::Config(e)
