@@ -9,7 +9,11 @@
 //! For each batch size (1, 16, 256 entries of 256-byte bodies, fsync on):
 //! * ours: a closed loop of `append(batch)` awaited until durable (fsynced);
 //! * raw limit: a closed loop of `pwrite(batch bytes) + fdatasync` into a file
-//!   pre-allocated the same way as a segment, on the same disk;
+//!   pre-allocated the same way as a segment (sparse: set length), on the same disk;
+//! * allocated limit (INFO): the same loop over blocks already allocated (a 64 MiB
+//!   file zero-filled first, written round and round), the best the disk does. The log
+//!   approaches it by zero-filling its segment ahead of the appends on another thread
+//!   (`StoreConfig::prefill_bytes`), paying for those zeros with disk bandwidth;
 //! * handoff limit: the raw loop's write + fdatasync done by a second thread that the
 //!   caller hands each batch to and waits on (a channel each way; the IO thread lingers
 //!   50 us for the next batch, as the log's write lane does). No log code: this is the
@@ -168,14 +172,23 @@ fn run_ours(
     Ok((done, start.elapsed().as_secs_f64()))
 }
 
+/// Bytes of the allocated raw loop's file, zero-filled before it is measured.
+const ALLOCATED_SPAN: u64 = 64 << 20;
+
 struct Raw {
     f: std::fs::File,
     bytes: Vec<u8>,
     pos: u64,
+    /// Written round and round over zero-filled blocks instead of into a sparse file.
+    allocated: bool,
 }
 
 impl Raw {
     fn new(path: &Path, n: usize) -> Result<Raw, String> {
+        Raw::open(path, n, false)
+    }
+
+    fn open(path: &Path, n: usize, allocated: bool) -> Result<Raw, String> {
         let f = at(
             path,
             OpenOptions::new()
@@ -185,14 +198,26 @@ impl Raw {
                 .truncate(true)
                 .open(path),
         )?;
-        // pre-allocated the same way as a log segment
-        at(path, f.set_len(1 << 30))?;
+        if allocated {
+            let zeros = vec![0u8; 1 << 20];
+            for i in 0..ALLOCATED_SPAN >> 20 {
+                at(path, f.write_all_at(&zeros, i << 20))?;
+            }
+        } else {
+            // pre-allocated the same way as a log segment
+            at(path, f.set_len(1 << 30))?;
+        }
         at(path, f.sync_all())?;
         let mut bytes = Vec::new();
         for it in batch(1, n) {
             it.encode_into(&mut bytes);
         }
-        Ok(Raw { f, bytes, pos: 0 })
+        Ok(Raw {
+            f,
+            bytes,
+            pos: 0,
+            allocated,
+        })
     }
 
     /// write + fdatasync of the batch bytes in a loop; returns (entries, seconds).
@@ -210,6 +235,9 @@ impl Raw {
     /// One write + fdatasync of the batch bytes.
     fn step(&mut self) -> Result<(), String> {
         let failed = |e: std::io::Error| format!("raw write failed: {e}");
+        if self.allocated && self.pos + self.bytes.len() as u64 > ALLOCATED_SPAN {
+            self.pos = 0;
+        }
         if self.pos + self.bytes.len() as u64 > 1 << 30 {
             // Like a log rolling to a new segment: never overwrite blocks that are
             // already allocated (that would skip the allocation cost a log pays).
@@ -286,14 +314,16 @@ impl Drop for Handoff {
 }
 
 /// Ours, the raw loop and the handoff loop in alternating short rounds, so that load
-/// from other processes on the machine hits them alike. Returns (ours, raw, handoff,
-/// pipelined) rates.
-type Rates = (f64, f64, f64, Option<f64>);
+/// from other processes on the machine hits them alike (the allocated loop runs beside
+/// them). Returns (ours, raw, handoff, pipelined, allocated) rates.
+type Rates = (f64, f64, f64, Option<f64>, f64);
 
 fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, String> {
     let _ = std::fs::remove_dir_all(dir);
     at(dir, std::fs::create_dir_all(dir))?;
     let mut raw = Raw::new(&dir.join("raw"), n)?;
+    let mut alloc = Raw::open(&dir.join("allocated"), n, true)?;
+    let (mut ae, mut at_s) = (0u64, 0f64);
     let mut handoff = Handoff::new(&dir.join("handoff"), n)?;
     let log_dir = dir.join("log");
     let log = DefaultRaftLog::new(&log_dir, StoreConfig::default(), ThreadPoolIo::new(2));
@@ -318,6 +348,9 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
             let h = handoff.run(n, slice)?;
             (y, raw.run(n, slice)?, h)
         };
+        let z = alloc.run(n, slice)?;
+        ae += z.0;
+        at_s += z.1;
         ratios.push((a.0 as f64 / a.1) / (b.0 as f64 / b.1));
         vs_handoff.push((a.0 as f64 / a.1) / (h.0 as f64 / h.1));
         oe += a.0;
@@ -349,7 +382,14 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
     drop(raw);
     drop(handoff);
     let _ = std::fs::remove_dir_all(dir);
-    Ok((oe as f64 / ot, re as f64 / rt, he as f64 / ht, piped))
+    drop(alloc);
+    Ok((
+        oe as f64 / ot,
+        re as f64 / rt,
+        he as f64 / ht,
+        piped,
+        ae as f64 / at_s,
+    ))
 }
 
 fn recovery(dir: &Path, mib: u64, keep: bool, open_only: bool) -> Result<(), String> {
@@ -435,7 +475,8 @@ pub fn run(a: &Args) -> Result<(), String> {
     );
     for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
         let n = n as usize;
-        let (ours, raw, handoff, piped) = measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
+        let (ours, raw, handoff, piped, allocated) =
+            measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
             "RESULT batch={n} entries_per_s={ours:.0} raw_limit_entries_per_s={raw:.0} ratio={:.3} mb_per_s={mbps:.2}",
@@ -445,6 +486,10 @@ pub fn run(a: &Args) -> Result<(), String> {
             "INFO batch={n} handoff_limit_entries_per_s={handoff:.0} handoff_vs_raw={:.3} ours_vs_handoff={:.3}",
             handoff / raw,
             ours / handoff
+        );
+        println!(
+            "INFO batch={n} allocated_limit_entries_per_s={allocated:.0} ours_vs_allocated={:.3}",
+            ours / allocated
         );
         if let Some(p) = piped {
             println!(

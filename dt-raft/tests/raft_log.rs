@@ -259,6 +259,20 @@ fn sync_force_off_acknowledges_written_entries() {
 /// entries at or below the commit index never change.
 #[test]
 fn concurrent_appends_truncations_and_reads() {
+    concurrent_appends_truncations_and_reads_with(cfg());
+}
+
+/// The same with the segment zero-filled ahead of the writes in small steps, so that
+/// prefills run beside appends, truncations, reads and deletions all along.
+#[test]
+fn concurrent_appends_truncations_and_reads_with_prefill() {
+    concurrent_appends_truncations_and_reads_with(StoreConfig {
+        prefill_bytes: 128 * 1024,
+        ..cfg()
+    });
+}
+
+fn concurrent_appends_truncations_and_reads_with(cfg: StoreConfig) {
     use std::collections::VecDeque;
     use std::future::Future;
     use std::pin::Pin;
@@ -266,7 +280,7 @@ fn concurrent_appends_truncations_and_reads() {
     type ReadFut<'a> =
         Pin<Box<dyn Future<Output = (u64, u64, Result<Vec<LogItem>, StoreError>)> + 'a>>;
     let d = tempfile::tempdir().unwrap();
-    let log = new_log(d.path());
+    let log = DefaultRaftLog::new(d.path(), cfg.clone(), ThreadPoolIo::new(2));
     block_on(log.init()).unwrap();
     let mut committed = 0u64;
     let mut reads_in_flight: VecDeque<ReadFut<'_>> = VecDeque::new();
@@ -350,7 +364,7 @@ fn concurrent_appends_truncations_and_reads() {
     drop(reads_in_flight);
     block_on(log.close()).unwrap();
     drop(log);
-    let log2 = new_log(d.path());
+    let log2 = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
     let (t, l) = block_on(log2.init()).unwrap().unwrap();
     assert_eq!(
         (t, l),
@@ -690,4 +704,80 @@ fn no_file_io_on_the_owner_thread_truncation_included() {
     let log = new_log(d.path());
     assert_eq!(block_on(log.init()).unwrap(), Some((3, 230)));
     assert_eq!(read_all(&log, 201, 230), new);
+}
+
+/// With prefilling on, once a log has written some, the blocks past its appends are
+/// allocated (zeros written and fsynced) soon after a write; with it off the segment
+/// stays sparse there.
+#[test]
+fn prefill_allocates_the_segment_ahead_of_the_appends() {
+    use std::os::unix::fs::MetadataExt;
+    /// (bytes of log data, bytes allocated to the segment)
+    fn after_appends(prefill: u64) -> (u64, u64) {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            log_file_size: 4 << 20,
+            prefill_bytes: prefill,
+            ..cfg()
+        };
+        let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
+        block_on(log.init()).unwrap();
+        for i in 0..10u64 {
+            let from = i * 100 + 1;
+            block_on(log.append(entries(from, from + 99, 1, u32::from(i > 0)))).unwrap();
+        }
+        let end = log.with_store(|s| Ok(s.next_pos())).unwrap();
+        let seg = d.path().join("log").join("00000000000000000000");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut blocks = 0;
+        while Instant::now() < deadline {
+            blocks = std::fs::metadata(&seg).unwrap().blocks() * 512;
+            if blocks >= end + prefill {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            // Let the owner apply the prefill's result (and start the next).
+            let _ = log.persisted_index();
+        }
+        block_on(log.append(entries(1001, 1010, 1, 1))).unwrap();
+        assert_eq!(read_all(&log, 1, 1010), entries(1, 1010, 1, 0));
+        block_on(log.close()).unwrap();
+        (end, blocks)
+    }
+    let (end, blocks) = after_appends(128 * 1024);
+    assert!(
+        end > 128 * 1024,
+        "the test writes enough to start prefilling: {end}"
+    );
+    assert!(
+        blocks >= end + 64 * 1024,
+        "{blocks} allocated for {end} written"
+    );
+    let (end, blocks) = after_appends(0);
+    assert!(
+        blocks < end + 64 * 1024,
+        "{blocks} allocated for {end} written"
+    );
+}
+
+/// A closed loop of single appends while prefills come and go: none waits forever
+/// behind a prefill.
+#[test]
+fn closed_loop_appends_never_wait_forever_behind_a_prefill() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        log_file_size: 1 << 20,
+        prefill_bytes: 128 * 1024,
+        ..cfg()
+    };
+    let log = DefaultRaftLog::new(d.path(), cfg, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    for i in 1..=3000u64 {
+        let r = dt_raft::raft_log::block_on_timeout(
+            log.append(entries(i, i, 1, u32::from(i > 1))),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.expect("append hung").unwrap(), i);
+    }
+    block_on(log.close()).unwrap();
 }

@@ -23,6 +23,15 @@
 //! `sync_force` off, appends are acknowledged once written and the `fdatasync` follows
 //! as its own job before the next write.
 //!
+//! # Prefill
+//!
+//! With `sync` on and [`StoreConfig::prefill_bytes`] above 0, a job on another IO
+//! thread keeps the stretch of the current segment past the write position zero-filled
+//! and fsynced (`store::log_store::prefill`), so that appends' fsyncs do not also
+//! allocate blocks. The stretch grows with the bytes the log wrote since it opened (in
+//! 64 KiB steps, up to `prefill_bytes`): a quiet group does not prefill at all. A prefill starts at or past the end of every batch prepared so far,
+//! and a write job that would reach into a prefill in flight waits for it.
+//!
 //! # Failures
 //!
 //! A write or fsync error, a panic in any IO job, a job the executor refuses or drops
@@ -50,12 +59,21 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{LogFuture, LogIterator, RaftLog};
-use crate::store::log_store::{sync_files, IndexFlush, Lookup, ReadPlan, TruncatePlan, WriteDone};
+use crate::store::log_store::{
+    sync_files, IndexFlush, Lookup, PrefillGate, ReadPlan, TruncatePlan, WriteDone,
+};
 use crate::store::match_pos::{MatchSearch, Probe};
 use crate::store::{
     LogItem, LogStore, PersistedState, RaftStatus, StoreConfig, StoreError, StoreResult, WriteBatch,
 };
 use dt_common::{Executor, Task};
+
+/// The smallest stretch prefilled, and the step prefills grow by: a log starts
+/// prefilling once it wrote this much since it opened.
+const PREFILL_MIN: u64 = 64 * 1024;
+
+/// How long prefilling pauses after a prefill could not write (a full disk).
+const PREFILL_PAUSE: Duration = Duration::from_secs(10);
 
 /// How often the log looks for expired segments to delete (after a write).
 const DELETE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -231,6 +249,9 @@ impl Lane {
     fn submit(me: &Arc<Lane>, io: &dyn Executor, task: Task) {
         // The lane owns both ends; sending cannot fail.
         let _ = me.tx.send(task);
+        // Pairs with the runner's fence between clearing `running` and looking at the
+        // queue: one of the two sides sees the other's write (see LaneRunner::run).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if !me.running.swap(true, Ordering::AcqRel) {
             let runner = LaneRunner {
                 lane: me.clone(),
@@ -277,6 +298,12 @@ impl LaneRunner {
             lane.idle_since
                 .store(dt_common::mono_nanos(), Ordering::Relaxed);
             lane.running.store(false, Ordering::Release);
+            // Without this fence the store above may become visible only after the
+            // queue is read (store-load reordering): a job sent meanwhile would find
+            // the lane still running and start nobody, while this runner found the
+            // queue empty and left, and the job would wait for the next submit (for
+            // ever, in a closed loop of single appends).
+            std::sync::atomic::fence(Ordering::SeqCst);
             // A job queued after the check above and before the release found the
             // lane running and started nobody: take it back if nobody else did.
             if lane.rx.is_empty() || lane.running.swap(true, Ordering::AcqRel) {
@@ -341,6 +368,17 @@ struct Owner {
     last_delete_check: Instant,
     syncs: u64,
     spare_msgs: Vec<Msg>,
+    /// The range a prefill in flight zero-fills.
+    prefill: Option<(u64, u64)>,
+    /// Positions below this are known zero-filled or written (0: nothing known).
+    prefilled_to: u64,
+    /// Stops prefills once the log is dropped.
+    prefill_gate: Arc<PrefillGate>,
+    /// No prefill before this (after one failed to write).
+    prefill_paused_until: Option<Instant>,
+    /// The write position when the store was opened (or installed): prefills ramp up
+    /// with the bytes written since.
+    prefill_base: Option<u64>,
 }
 
 impl Owner {
@@ -483,12 +521,26 @@ impl Owner {
             && !self.status_busy
             && !self.status_requested
             && !self.delete_busy
+            && self.prefill.is_none()
     }
 
     /// Starts a write job for the queued batches if none is in flight.
     fn kick_writes(&mut self) {
         if self.write_busy || self.queued.is_empty() {
             return;
+        }
+        if let Some((from, _)) = self.prefill {
+            let end = self
+                .queued
+                .iter()
+                .flat_map(|b| b.chunks.last())
+                .map(|c| c.pos + c.data.len() as u64)
+                .max()
+                .unwrap_or(0);
+            if end > from {
+                // The prefill's end kicks the writes again.
+                return;
+            }
         }
         let sync_force = self.cfg.sync_force;
         let err = match self.store.as_mut() {
@@ -572,9 +624,10 @@ impl Owner {
         self.kick_writes();
     }
 
-    /// Index flush and segment deletion, when due, after a successful write.
+    /// Index flush, prefill and segment deletion, when due, after a successful write.
     fn after_write(&mut self) {
         self.maybe_start_index_flush();
+        self.maybe_start_prefill();
         if !self.delete_busy && self.last_delete_check.elapsed() >= DELETE_CHECK_INTERVAL {
             self.last_delete_check = Instant::now();
             if let Some(s) = self.store.as_mut() {
@@ -594,6 +647,65 @@ impl Owner {
                 }
             }
         }
+    }
+
+    /// Starts a prefill of the current segment when the zero-filled stretch past the
+    /// write position runs short (module documentation, "Prefill").
+    fn maybe_start_prefill(&mut self) {
+        if self.prefill.is_some() {
+            return;
+        }
+        if let Some(t) = self.prefill_paused_until {
+            if Instant::now() < t {
+                return;
+            }
+            self.prefill_paused_until = None;
+        }
+        let Some(s) = self.store.as_ref() else { return };
+        // Ramp up with what the log wrote since it opened: a quiet group (heartbeats,
+        // a test's few entries) never prefills, a busy one soon runs the full stretch.
+        let base = *self.prefill_base.get_or_insert(s.next_pos());
+        let written = s.next_pos().saturating_sub(base);
+        let ahead = self.cfg.prefill_bytes.min(written) & !(PREFILL_MIN - 1);
+        if ahead < PREFILL_MIN {
+            return;
+        }
+        let Some(job) = s.plan_prefill(self.prefilled_to, ahead) else {
+            return;
+        };
+        self.prefill = Some(job.range());
+        let gate = self.prefill_gate.clone();
+        self.spawn(
+            "prefill",
+            move || job.run(&gate),
+            |o, r| {
+                o.prefill = None;
+                match r.and_then(|x| x) {
+                    Ok(to) => o.prefilled_to = o.prefilled_to.max(to),
+                    // A write refused (a full disk): the appends will meet it too, or
+                    // the space comes back; prefilling pauses meanwhile.
+                    Err(StoreError::Io {
+                        op: "write",
+                        source,
+                        ..
+                    }) => {
+                        log::warn!(
+                            "raft log in {}: zero-filling ahead of the log failed ({source}); \
+                             paused for {PREFILL_PAUSE:?}",
+                            o.dir.display()
+                        );
+                        o.prefill_paused_until = Some(Instant::now() + PREFILL_PAUSE);
+                    }
+                    // Zeros past the write position protect nothing, but an fsync
+                    // error may have consumed the report of a failed write-back of
+                    // appended data too: fail the log as a failed append fsync does.
+                    Err(e) => {
+                        o.fail(e);
+                    }
+                }
+                o.kick_writes();
+            },
+        );
     }
 
     /// Starts an index flush when one is due: the entries are encoded here, their write
@@ -724,6 +836,9 @@ impl Owner {
     /// The store is back from an IO job that had it.
     fn store_back(&mut self, mut s: LogStore) {
         self.lent = None;
+        // After an install the positions start over: nothing past them is known filled.
+        self.prefilled_to = 0;
+        self.prefill_base = None;
         if let Some(c) = &self.failed {
             s.fail(c.clone());
         }
@@ -793,6 +908,11 @@ impl DefaultRaftLog {
                 last_delete_check: Instant::now(),
                 syncs: 0,
                 spare_msgs: Vec::new(),
+                prefill: None,
+                prefilled_to: 0,
+                prefill_gate: PrefillGate::new(),
+                prefill_paused_until: None,
+                prefill_base: None,
             }),
         }
     }
@@ -929,11 +1049,20 @@ impl Drop for DefaultRaftLog {
     fn drop(&mut self) {
         let o = self.st.get_mut();
         if let Some(s) = o.store.take() {
-            if o.write_busy {
-                // A write job may still be writing into the files: keep the store (and
-                // its directory lock) until the lane is past it, so that nobody reopens
-                // the directory under a write in flight.
-                Lane::submit(&o.lane, &*o.io, Box::new(move || drop(s)));
+            if o.write_busy || o.prefill.is_some() {
+                // A write job or a prefill may still be writing into the files: keep
+                // the store (and its directory lock) until the lane is past the write
+                // and no prefill writes any more, so that nobody reopens the directory
+                // under a write in flight.
+                let gate = o.prefill_gate.clone();
+                Lane::submit(
+                    &o.lane,
+                    &*o.io,
+                    Box::new(move || {
+                        gate.cancel();
+                        drop(s)
+                    }),
+                );
             }
         }
     }

@@ -24,7 +24,9 @@ use super::recovery::{recover, verify_prefix, Recovered, SegFirst};
 use super::status::{PendingStatus, PersistedState, StatusManager};
 use super::tail_cache::TailCache;
 
+mod prefill;
 mod split;
+pub use prefill::{PrefillGate, PrefillJob};
 pub use split::{
     sync_files, DeleteJob, HeaderRead, IndexFilesJob, Lookup, PrevEntry, TruncatePlan,
     TruncateRead, WriteDone, WriteJob,
