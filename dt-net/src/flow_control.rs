@@ -1,7 +1,7 @@
 //! Flow control: counters of outstanding requests and bytes with hard limits. Exceeding a
 //! limit is a typed error ([`NetError::FlowControl`]) at once, never a hang.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::NetError;
@@ -107,7 +107,62 @@ impl FlowControl {
     }
 }
 
-/// One request's share of a [`FlowControl`], returned when the last clone is dropped.
+/// Requests of one connection not yet answered, against the connection's cap
+/// ([`crate::NioServerConfig::max_conn_in_requests`]). Taken on the connection's IO
+/// thread before a request goes to its processor; returned from whichever thread drops
+/// the request's [`Permit`].
+#[derive(Debug)]
+pub(crate) struct ConnInFlight {
+    count: AtomicU32,
+    max: u32,
+}
+
+impl ConnInFlight {
+    /// A counter with cap `max` (at least 1).
+    pub(crate) fn new(max: u32) -> Self {
+        ConnInFlight {
+            count: AtomicU32::new(0),
+            max: max.max(1),
+        }
+    }
+
+    /// Counts one more unanswered request, unless the cap is reached; the unit is
+    /// returned when the [`ConnCredit`] is dropped.
+    pub(crate) fn try_take(self: &Arc<Self>) -> Option<ConnCredit> {
+        // Only the connection's IO thread adds; other threads only subtract, so a
+        // load-then-add cannot overshoot the cap.
+        if self.count.load(Ordering::Acquire) >= self.max {
+            return None;
+        }
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Some(ConnCredit(self.clone()))
+    }
+
+    /// Unanswered requests now.
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// The cap.
+    pub(crate) fn max(&self) -> u32 {
+        self.max
+    }
+}
+
+/// One unit of a [`ConnInFlight`], given back on drop.
+#[derive(Debug)]
+pub(crate) struct ConnCredit(Arc<ConnInFlight>);
+
+impl Drop for ConnCredit {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One request's credit: its share of a [`FlowControl`] (requests handed to executors)
+/// and/or one unit of its connection's [`ConnInFlight`], returned when the last clone is
+/// dropped.
 ///
 /// On a server, the executor task and the context handed to `process` (and from there a
 /// [`crate::Responder`]) each hold a clone, and a response carries one to the IO worker,
@@ -119,22 +174,25 @@ pub(crate) struct Permit {
 }
 
 struct PermitInner {
-    fc: Arc<FlowControl>,
-    bytes: usize,
+    fc: Option<(Arc<FlowControl>, usize)>,
+    _conn: Option<ConnCredit>,
 }
 
 impl Permit {
-    /// Wraps credit of `bytes` already taken from `fc` with [`FlowControl::acquire`].
-    pub(crate) fn new(fc: Arc<FlowControl>, bytes: usize) -> Self {
+    /// Wraps credit of `bytes` already taken from `fc` with [`FlowControl::acquire`]
+    /// (if any) and a connection's unit (if any).
+    pub(crate) fn new(fc: Option<(Arc<FlowControl>, usize)>, conn: Option<ConnCredit>) -> Self {
         Permit {
-            _shared: Arc::new(PermitInner { fc, bytes }),
+            _shared: Arc::new(PermitInner { fc, _conn: conn }),
         }
     }
 }
 
 impl Drop for PermitInner {
     fn drop(&mut self) {
-        self.fc.release(self.bytes);
+        if let Some((fc, bytes)) = &self.fc {
+            fc.release(*bytes);
+        }
     }
 }
 
@@ -169,5 +227,33 @@ mod tests {
             u.acquire(1 << 20).unwrap();
         }
         assert_eq!(u.pending_bytes(), 1000 << 20);
+    }
+
+    #[test]
+    fn conn_in_flight_caps_and_gives_back_on_drop() {
+        let c = Arc::new(ConnInFlight::new(2));
+        let a = c.try_take().unwrap();
+        let b = c.try_take().unwrap();
+        assert!(c.try_take().is_none());
+        assert_eq!(c.count(), 2);
+        drop(a);
+        let p = Permit::new(None, c.try_take());
+        let p2 = p.clone();
+        assert!(c.try_take().is_none());
+        drop(p);
+        assert_eq!(c.count(), 2, "a clone still holds the unit");
+        drop(p2);
+        drop(b);
+        assert_eq!(c.count(), 0);
+        // A permit with both kinds of credit returns both.
+        let fc = Arc::new(FlowControl::new("t", 0, 0));
+        fc.acquire(10).unwrap();
+        let p = Permit::new(Some((fc.clone(), 10)), c.try_take());
+        assert_eq!((fc.pending_requests(), c.count()), (1, 1));
+        drop(p);
+        assert_eq!(
+            (fc.pending_requests(), fc.pending_bytes(), c.count()),
+            (0, 0, 0)
+        );
     }
 }

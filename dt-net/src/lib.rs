@@ -61,7 +61,8 @@
 //! not read its responses stops being read once `write_high_water` bytes are pending for
 //! it (and is closed once `max_conn_unsent_bytes` are: answers from other threads keep
 //! coming), and once the server's unsent output passes `max_write_buffer_bytes` every
-//! peer with unsent output does; partial frames are charged their full size against
+//! peer with unsent output does; a peer that pipelines requests past its port's
+//! `max_conn_in_requests` unanswered ones gets `FLOW_CONTROL` for the excess; partial frames are charged their full size against
 //! `max_read_buffer_bytes` before their bodies are read. A peer that closes is seen
 //! closing even when its FIN arrives with its last data. The server's memory is bounded
 //! as [`NioServerConfig`] describes.

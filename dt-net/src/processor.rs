@@ -11,7 +11,7 @@ pub use dt_common::{Executor, Task};
 
 use crate::codes::{CmdCodes, PacketType};
 use crate::error::NetError;
-use crate::flow_control::{FlowControl, Permit};
+use crate::flow_control::{ConnCredit, FlowControl, Permit};
 use crate::handshake::ProcessInfo;
 use crate::packet::{ReadPacket, WriteBody, WritePacket};
 use crate::queue::{ConnRef, WorkerCmd, WorkerHandle};
@@ -196,7 +196,15 @@ pub(crate) enum Handled {
 }
 
 pub(crate) trait ErasedProcessor: Send + Sync {
-    fn handle(&self, pkt: ReadPacket, ctx: ReqContext, in_fc: &Arc<FlowControl>) -> Handled;
+    /// `conn` is the request's unit of its connection's cap, if the connection has one:
+    /// it stays with the request until it is answered.
+    fn handle(
+        &self,
+        pkt: ReadPacket,
+        ctx: ReqContext,
+        in_fc: &Arc<FlowControl>,
+        conn: Option<ConnCredit>,
+    ) -> Handled;
 }
 
 struct Erased<P>(Arc<P>);
@@ -207,6 +215,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
         mut pkt: ReadPacket,
         mut ctx: ReqContext,
         in_fc: &Arc<FlowControl>,
+        conn: Option<ConnCredit>,
     ) -> Handled {
         let run_on = self.0.run_on();
         if let RunOn::Executor(_) = run_on {
@@ -225,10 +234,14 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
             }
         };
         match run_on {
-            RunOn::IoThread => match self.0.process(pkt, body, ctx) {
-                Some(r) => Handled::Respond(r),
-                None => Handled::Nothing,
-            },
+            RunOn::IoThread => {
+                // Held by the context (and a Responder made of it) until answered.
+                ctx.permit = conn.map(|c| Permit::new(None, Some(c)));
+                match self.0.process(pkt, body, ctx) {
+                    Some(r) => Handled::Respond(r),
+                    None => Handled::Nothing,
+                }
+            }
             RunOn::Executor(ex) => {
                 let bytes = pkt.body.len();
                 if let Err(e) = in_fc.acquire(bytes) {
@@ -240,7 +253,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                         },
                     ));
                 }
-                ctx.permit = Some(Permit::new(in_fc.clone(), bytes));
+                ctx.permit = Some(Permit::new(Some((in_fc.clone(), bytes)), conn));
                 let p = self.0.clone();
                 let task = Box::new(move || {
                     // Expired while queued: drop it, as the reference does (no response).

@@ -70,6 +70,16 @@ pub struct NioServerConfig {
     pub max_in_requests: i64,
     /// Bytes of those requests (0 = unlimited, negative is refused; default 512 MiB).
     pub max_in_bytes: i64,
+    /// Per-connection caps on unanswered requests, by the listening port the connection
+    /// came in on: `(port, max)`, port 0 standing for every port not listed, max 0 for
+    /// no cap (default: none, as in the reference). A request counts from the moment it
+    /// goes to its processor (on the IO thread or an executor) until its answer has been
+    /// written (or dropped, or nothing can answer it any more); at `max`, further requests
+    /// on that connection are answered `FLOW_CONTROL` ("max incoming requests per
+    /// connection: max") until answers leave, and other connections go on being served.
+    /// Where [`max_in_requests`](Self::max_in_requests) keeps all clients together from
+    /// exhausting the server, this keeps one pipelining client from taking all of it.
+    pub max_conn_in_requests: Vec<(u16, u32)>,
     /// Close connections that have not handshaken within this time (default 5 s; must not
     /// be 0).
     pub handshake_timeout: Duration,
@@ -114,6 +124,7 @@ impl Default for NioServerConfig {
             max_body_size: 4 * 1024 * 1024,
             max_in_requests: 100_000,
             max_in_bytes: 512 * 1024 * 1024,
+            max_conn_in_requests: Vec::new(),
             handshake_timeout: Duration::from_secs(5),
             write_high_water: 8 * 1024 * 1024,
             max_conn_unsent_bytes: 64 * 1024 * 1024,
@@ -301,6 +312,7 @@ impl NioServer {
                 auth: self.cfg.auth.clone(),
                 by_uuid: self.by_uuid.clone(),
                 conn_closed: self.cfg.conn_closed.clone(),
+                max_conn_in_requests: self.cfg.max_conn_in_requests.clone(),
             }),
             max_packet_size: self.cfg.max_packet_size,
             max_body_size: self.cfg.max_body_size,

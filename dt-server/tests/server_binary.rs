@@ -327,9 +327,8 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
         assert!(Instant::now() < end, "group 7 never took a put");
         std::thread::sleep(Duration::from_millis(20));
     }
-    kv7.stop(Duration::from_secs(1));
 
-    // Removing it drops its lines.
+    // Removing it drops its lines, and the service port stops serving it.
     admin
         .server_remove_group(1, 7, Duration::from_secs(5))
         .wait()
@@ -343,6 +342,15 @@ fn sync_config_and_membership_changes_rewrite_servers_properties_with_backups() 
         assert!(Instant::now() < end, "group 7 still listed:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let end = Instant::now() + T;
+    loop {
+        match kv7.get(7, "x") {
+            Err(e) if e.to_string().contains("raft group not found: 7") => break,
+            r => assert!(Instant::now() < end, "group 7 still served: {r:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kv7.stop(Duration::from_secs(1));
     assert!(!backups(&f).is_empty());
     admin.stop(Duration::from_secs(1));
     s.terminate();

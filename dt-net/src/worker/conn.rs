@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -14,6 +15,7 @@ use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
 use crate::conn_closed::{notify, ConnClosed};
 use crate::error::NetError;
+use crate::flow_control::ConnInFlight;
 use crate::frame::{FrameDecoder, READ_CHUNK};
 use crate::handshake::ProcessInfo;
 use crate::packet::WritePacket;
@@ -55,6 +57,8 @@ pub(super) struct Conn {
     /// Its unsent output passed `max_conn_unsent`: nothing more is written, it is
     /// closed at the end of the loop iteration.
     pub(super) overfull: bool,
+    /// Its unanswered requests, when its port has a cap.
+    pub(super) in_flight: Option<Arc<ConnInFlight>>,
 }
 
 impl NioWorker {
@@ -98,6 +102,7 @@ impl NioWorker {
             max_out_packet: self.cfg.max_packet_size,
             closing: false,
             overfull: false,
+            in_flight: None,
         });
         Ok(slot)
     }
@@ -109,11 +114,15 @@ impl NioWorker {
             .server()
             .map_or(Duration::ZERO, |s| s.handshake_timeout);
         let deadline = self.ts.nano_time + timeout.as_nanos() as i64;
-        if let Err(e) = self.new_conn(stream, local_port, None, ConnState::Ready, deadline) {
-            log::warn!(
+        let cap = self.cfg.server().and_then(|s| s.conn_in_cap(local_port));
+        match self.new_conn(stream, local_port, None, ConnState::Ready, deadline) {
+            Ok(slot) => {
+                self.conns[slot].in_flight = cap.map(|m| Arc::new(ConnInFlight::new(m)));
+            }
+            Err(e) => log::warn!(
                 "{}: register accepted connection failed: {e}",
                 self.cfg.name
-            );
+            ),
         }
     }
 

@@ -67,6 +67,24 @@ impl NioWorker {
         };
         let c = &self.conns[slot];
         let (command, seq) = (pkt.command, pkt.seq);
+        // The connection's cap on unanswered requests.
+        let credit = match &c.in_flight {
+            None => None,
+            Some(f) => match f.try_take() {
+                Some(credit) => Some(credit),
+                None => {
+                    if !one_way {
+                        let mut r = WritePacket::error(
+                            CmdCodes::FLOW_CONTROL,
+                            format!("max incoming requests per connection: {}", f.max()),
+                        );
+                        fill_response(&mut r, command, seq);
+                        self.write_packet(slot, &r);
+                    }
+                    return Ok(());
+                }
+            },
+        };
         let ctx = ReqContext {
             conn: ConnRef {
                 worker: self.idx,
@@ -84,9 +102,10 @@ impl NioWorker {
             permit: None,
         };
         let in_fc = &self.cfg.in_fc;
-        let handled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.handle(pkt, ctx, in_fc)))
-                .unwrap_or_else(|e| Handled::Respond(panic_response(e.as_ref())));
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.handle(pkt, ctx, in_fc, credit)
+        }))
+        .unwrap_or_else(|e| Handled::Respond(panic_response(e.as_ref())));
         match handled {
             Handled::Respond(mut r) => {
                 if !one_way {

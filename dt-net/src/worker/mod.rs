@@ -88,6 +88,18 @@ pub(crate) struct ServerSide {
     pub by_uuid: Arc<Mutex<HashMap<ProcessInfo, ConnRef>>>,
     /// Told about every accepted connection that closes.
     pub conn_closed: Vec<ConnClosedListener>,
+    /// Per-connection caps on unanswered requests by listening port (0: every other
+    /// port); see `NioServerConfig::max_conn_in_requests`.
+    pub max_conn_in_requests: Vec<(u16, u32)>,
+}
+
+impl ServerSide {
+    /// The cap of connections accepted on `port` (`None`: no cap).
+    pub fn conn_in_cap(&self, port: u16) -> Option<u32> {
+        let exact = self.max_conn_in_requests.iter().find(|(p, _)| *p == port);
+        let any = || self.max_conn_in_requests.iter().find(|(p, _)| *p == 0);
+        exact.or_else(any).map(|&(_, m)| m).filter(|&m| m > 0)
+    }
 }
 
 /// Settings of a client's worker.

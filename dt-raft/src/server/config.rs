@@ -56,7 +56,21 @@ pub struct RaftServerConfig {
     /// IO threads of the NIO server (not a reference setting; the reference uses its
     /// NioServer default). Default: 1 per 2 cores, at least 1, at most 4.
     pub io_threads: usize,
+    /// Cap on the unanswered requests of one client connection on the service port (0 =
+    /// none, as in the reference); past it a request is answered FLOW_CONTROL ("max
+    /// incoming requests per connection: N") until answers leave (see
+    /// `dt_net::NioServerConfig::max_conn_in_requests`). Not a reference setting.
+    /// Default [`DEFAULT_MAX_CONN_IN_REQUESTS`]. The replicate port has no cap: one
+    /// connection there carries every group's replication between two nodes, bounded
+    /// by the groups' own limits.
+    pub max_conn_in_requests: u32,
 }
+
+/// The default [`RaftServerConfig::max_conn_in_requests`]: five times the reference
+/// client's 2 000 outstanding requests (so standard clients never meet it), and a fifth
+/// of a group's default `maxPendingTasks` (so one connection cannot fill a group's write
+/// queue alone).
+pub const DEFAULT_MAX_CONN_IN_REQUESTS: u32 = 10_000;
 
 impl Default for RaftServerConfig {
     fn default() -> Self {
@@ -76,6 +90,7 @@ impl Default for RaftServerConfig {
             bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             io_threads: (cpus / 2).clamp(1, 4),
             raft_ping_interval: Duration::from_millis(1_000),
+            max_conn_in_requests: DEFAULT_MAX_CONN_IN_REQUESTS,
         }
     }
 }

@@ -88,7 +88,10 @@ mod raft_groups;
 mod raft_server;
 mod transport;
 
-pub use config::{parse_member_ids, parse_servers, RaftServerConfig, ServerConfigError};
+pub use config::{
+    parse_member_ids, parse_servers, RaftServerConfig, ServerConfigError,
+    DEFAULT_MAX_CONN_IN_REQUESTS,
+};
 pub use group::{GroupRef, GroupState, MemberIds, ServerGroup};
 pub use group_table::GroupTable;
 pub use inbound::GroupRequest;

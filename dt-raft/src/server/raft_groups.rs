@@ -209,6 +209,8 @@ pub struct RaftGroups<F: RaftFactory> {
     opts: GroupsOptions,
     inner: Mutex<Inner<FactoryOutput<F>>>,
     me: std::sync::OnceLock<Weak<RaftGroups<F>>>,
+    /// Bumped after every change of `inner.groups` (see [`RaftGroups::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl<F: RaftFactory> std::fmt::Debug for RaftGroups<F> {
@@ -250,6 +252,7 @@ impl<F: RaftFactory> RaftGroups<F> {
                 next: 0,
             }),
             me: std::sync::OnceLock::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         let _ = me.me.set(Arc::downgrade(&me));
         let mut seen = std::collections::HashSet::new();
@@ -271,6 +274,7 @@ impl<F: RaftFactory> RaftGroups<F> {
                     server.remove_group_entry(&entry);
                 }
                 me.lock().groups.clear();
+                me.bump_generation();
                 return Err(e);
             }
         }
@@ -282,6 +286,19 @@ impl<F: RaftFactory> RaftGroups<F> {
 
     fn lock(&self) -> MutexGuard<'_, Inner<FactoryOutput<F>>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump_generation(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A number that changes after every change of the group table (a group added or
+    /// removed), read without a lock: a per-thread cache of [`RaftGroups::group`]
+    /// handles is current while this returns the value it was built at (build it after
+    /// reading the value).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The typed handle of a group.
@@ -411,6 +428,7 @@ impl<F: RaftFactory> RaftGroups<F> {
             return Err(e);
         }
         self.lock().groups.insert(gid, (group, entry));
+        self.bump_generation();
         Ok(())
     }
 
@@ -597,6 +615,8 @@ impl<F: RaftFactory> GroupAdmin for RaftGroups<F> {
                         .is_some_and(|(_, cur)| Arc::ptr_eq(cur, &e))
                     {
                         inner.groups.remove(&group_id);
+                        drop(inner);
+                        me.bump_generation();
                     }
                 }
                 log::info!("group {group_id} removed");

@@ -221,6 +221,11 @@ impl RaftServer {
             name: format!("RaftNioServer{}", cfg.node_id),
             max_in_requests: 0,
             max_in_bytes: 0,
+            max_conn_in_requests: if cfg.service_port != 0 && cfg.max_conn_in_requests > 0 {
+                vec![(cfg.service_port, cfg.max_conn_in_requests)]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         });
         nio.register(

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub check_self: bool,
     /// `blockIoThreads`: size of the shared blocking-IO pool.
     pub block_io_threads: i32,
+    /// `maxConnInRequests` (dt only): cap on one client connection's unanswered
+    /// requests on the service port (0 = none).
+    pub max_conn_in_requests: i64,
 }
 
 /// The default `blockIoThreads`: max(2 × CPUs, 4).
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             ping_interval: 2_000,
             check_self: true,
             block_io_threads: default_block_io_threads(),
+            max_conn_in_requests: dt_raft::server::DEFAULT_MAX_CONN_IN_REQUESTS as i64,
         }
     }
 }
@@ -128,6 +132,11 @@ impl ServerConfig {
             default: "max(2 x CPUs, 4)",
             meaning: "threads of the shared blocking-IO pool",
         },
+        KeyDoc {
+            key: "maxConnInRequests",
+            default: "10000",
+            meaning: "dt only: unanswered requests one client connection may have on the service port; more are answered FLOW_CONTROL (0 = no cap)",
+        },
     ];
 
     /// Sets every field present in `r` (missing and blank keys keep their value).
@@ -144,6 +153,7 @@ impl ServerConfig {
         r.long("pingInterval", &mut self.ping_interval)?;
         r.boolean("checkSelf", &mut self.check_self)?;
         r.int("blockIoThreads", &mut self.block_io_threads)?;
+        r.long("maxConnInRequests", &mut self.max_conn_in_requests)?;
         Ok(())
     }
 }

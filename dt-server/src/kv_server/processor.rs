@@ -6,9 +6,12 @@
 //! reference does ([`raft_error_packet`]: NOT_RAFT_LEADER with the leader hint in
 //! `extra`, no answer on a timeout).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -98,6 +101,14 @@ pub struct KvContext {
     pub(crate) groups: OnceLock<Arc<RaftGroups<DtKvFactory>>>,
     pub(crate) channels: Mutex<ChannelTable>,
     pub(crate) read_timeout: Duration,
+    /// Identifies this context in the IO threads' [`GroupCache`]s.
+    pub(crate) cache_id: u64,
+}
+
+/// A fresh [`KvContext::cache_id`].
+pub(crate) fn next_cache_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for KvContext {
@@ -147,8 +158,20 @@ impl KvContext {
         self.channels().conn(id)
     }
 
-    fn raft_group(&self, gid: i32) -> Option<RaftGroup<KvOutput>> {
-        self.groups.get()?.group(gid)
+    /// Group `gid`'s Raft handle and DtKV state, from this thread's [`GroupCache`]: one
+    /// lookup and no lock while the group tables are unchanged (two atomic loads tell);
+    /// rebuilt under the tables' locks after a change.
+    fn group_entry(&self, gid: i32) -> Option<GroupEntry> {
+        let groups = self.groups.get()?;
+        let gens = (groups.generation(), self.factory.generation());
+        let owner = self.cache_id;
+        GROUP_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.owner != owner || c.gens != Some(gens) {
+                c.rebuild(owner, gens, groups, &self.factory);
+            }
+            c.map.get(&gid).cloned()
+        })
     }
 
     /// Sends the DTKV_LOCK_PUSH of a hand-over to the new owner's connection (skipped
@@ -170,6 +193,64 @@ impl KvContext {
             log::warn!("lock push failed: {e}");
         }
     }
+}
+
+/// A group as the processors use it.
+#[derive(Clone)]
+struct GroupEntry {
+    raft: RaftGroup<KvOutput>,
+    kv: Arc<KvGroup>,
+}
+
+/// Hashes an `i32` group id as itself (the map is keyed by ids the server chose).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = v as u32 as u64;
+    }
+}
+
+/// One IO thread's copy of the group tables (its processors run there): the
+/// [`RaftGroups`] handle and the [`KvGroup`] of every group whose state machine exists,
+/// as of the tables' generations it was built at, for the [`KvContext`] at `owner`.
+#[derive(Default)]
+struct GroupCache {
+    owner: u64,
+    gens: Option<(u64, u64)>,
+    map: HashMap<i32, GroupEntry, BuildHasherDefault<IdHasher>>,
+}
+
+impl GroupCache {
+    fn rebuild(
+        &mut self,
+        owner: u64,
+        gens: (u64, u64),
+        groups: &RaftGroups<DtKvFactory>,
+        factory: &DtKvFactory,
+    ) {
+        self.map.clear();
+        for gid in groups.ids() {
+            if let (Some(raft), Some(kv)) = (groups.group(gid), factory.group(gid)) {
+                self.map.insert(gid, GroupEntry { raft, kv });
+            }
+        }
+        self.owner = owner;
+        self.gens = Some(gens);
+    }
+}
+
+thread_local! {
+    static GROUP_CACHE: RefCell<GroupCache> = RefCell::default();
 }
 
 /// The packet of a DtKV answer.
@@ -289,7 +370,7 @@ impl ReqProcessor for KvProcessor {
             return Some(p);
         }
         let gid = action.group_id();
-        let (Some(g), Some(kv)) = (self.ctx.raft_group(gid), self.ctx.factory.group(gid)) else {
+        let Some(GroupEntry { raft: g, kv }) = self.ctx.group_entry(gid) else {
             return Some(WritePacket::error(
                 CmdCodes::RAFT_GROUP_NOT_FOUND,
                 format!("raft group not found: {gid}"),

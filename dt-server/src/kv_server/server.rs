@@ -177,6 +177,7 @@ impl DtKvServer {
             groups: OnceLock::new(),
             channels: Mutex::new(ChannelTable::default()),
             read_timeout: cfg.read_timeout,
+            cache_id: super::processor::next_cache_id(),
         });
         let _ = ctx.groups.set(groups.clone());
         let weak = Arc::downgrade(&ctx);

@@ -206,6 +206,8 @@ pub struct DtKvFactory {
     io: Arc<dyn Executor>,
     watch: WatchConfig,
     groups: Mutex<HashMap<i32, Arc<KvGroup>>>,
+    /// Bumped after every insert into `groups` (see [`DtKvFactory::generation`]).
+    generation: std::sync::atomic::AtomicU64,
     base_dir: Option<std::path::PathBuf>,
     /// Per-group DtKV options (groups without an entry use `watch`).
     options: Mutex<HashMap<i32, GroupKvOptions>>,
@@ -273,6 +275,7 @@ impl DtKvFactory {
             io,
             watch,
             groups: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             base_dir,
             options: Mutex::new(HashMap::new()),
             new_group: None,
@@ -322,6 +325,13 @@ impl DtKvFactory {
         self.map().get(&group_id).cloned()
     }
 
+    /// A number that changes after every group state created (read without a lock): a
+    /// per-thread cache of [`DtKvFactory::group`] results is current while this returns
+    /// the value it was built at (build it after reading the value).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The ids of the groups created so far.
     pub fn group_ids(&self) -> Vec<i32> {
         let mut v: Vec<i32> = self.map().keys().copied().collect();
@@ -345,6 +355,8 @@ impl RaftFactory for DtKvFactory {
             None => KvGroup::new(cfg.group_id, self.watch.clone()),
         });
         self.map().insert(cfg.group_id, g.clone());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(DtKvStateMachine::new(g))
     }
 

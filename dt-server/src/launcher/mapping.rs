@@ -110,6 +110,14 @@ pub fn raft_server_config(s: &ServerConfig) -> Result<RaftServerConfig, StartPro
             4096,
             "between 1 and 4096",
         )? as usize,
+        max_conn_in_requests: range(
+            None,
+            "maxConnInRequests",
+            s.max_conn_in_requests,
+            0,
+            u32::MAX as i64,
+            "0 (no cap) or a positive number of requests",
+        )? as u32,
         ..RaftServerConfig::default()
     })
 }
@@ -249,7 +257,8 @@ mod tests {
         let config = Properties::parse_str(
             "nodeId = 2\nreplicatePort = 4001\nservicePort = 4002\nelectTimeout = 1111\n\
              rpcTimeout = 2222\nconnectTimeout = 3333\nheartbeatInterval = 444\n\
-             pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\ndataDir = /d\n\
+             pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\nmaxConnInRequests = 77\n\
+             dataDir = /d\n\
              statusFile = st\nsyncForce = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
              maxReplicateItems = 11\nmaxReplicateBytes = 12\nsingleReplicateLimit = 13\n\
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
@@ -290,6 +299,7 @@ mod tests {
         assert_eq!(s.ping_interval, Duration::from_millis(555));
         assert!(!s.check_self);
         assert_eq!(s.block_io_threads, 7);
+        assert_eq!(s.max_conn_in_requests, 77);
 
         let k = kv_group_config(&boot.groups[0]).unwrap();
         assert_eq!((k.group_id, &k.members[..]), (5, &[1u32, 2][..]));
