@@ -174,6 +174,7 @@ impl RaftCore {
                 begun: false,
             });
             self.last_config_change_index = idx;
+            self.log_configs.clear();
             if !self.cfg.disable_config_change {
                 self.apply_sets(sets.clone(), 0);
             }

@@ -412,6 +412,10 @@ pub struct RaftCore {
     installing_snapshot: bool,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
+    /// The configuration entries the log holds above lastApplied, in log order (the
+    /// driver's view, [`RaftCore::set_log_configs`]): a campaign needs an elect quorum
+    /// in every configuration they may give.
+    log_configs: Vec<(Index, config_change::ConfigEntry)>,
 
     /// Body sizes of the leader's recent entries: `tail_bytes[k]` is index
     /// `tail_base + k`.
@@ -491,6 +495,7 @@ impl RaftCore {
             installing_snapshot: false,
             follower_install: None,
             last_config_change_index: 0,
+            log_configs: Vec::new(),
             tail_base: 0,
             tail_bytes: VecDeque::new(),
             commit_history: VecDeque::new(),

@@ -227,6 +227,9 @@ pub(crate) struct Driver<S: StateMachine> {
     last_saved: Cell<Index>,
     /// A save is under way.
     saving: Cell<bool>,
+    /// The configuration entries the log holds above lastApplied, by index (the core
+    /// campaigns with them too, [`RaftCore::set_log_configs`]).
+    log_configs: RefCell<BTreeMap<Index, ConfigEntry>>,
 }
 
 /// Starts the driver; see [`super::RaftGroup::start_on`].
@@ -332,6 +335,7 @@ where
             save_notify: Notify::default(),
             last_saved: Cell::new(0),
             saving: Cell::new(false),
+            log_configs: RefCell::new(BTreeMap::new()),
             cfg,
         });
         d.clone().lifecycle(inbound, requests).await;
@@ -564,6 +568,11 @@ impl<S: StateMachine> Driver<S> {
         }
         let commit = core.commit_index();
         *self.core.borrow_mut() = Some(core);
+        if !install_required && last_index > commit {
+            // configuration entries not known committed: the core campaigns with them
+            // too (set_log_configs)
+            self.read_log_configs(commit + 1, last_index).await?;
+        }
         self.apply_reset.set(Some((snap_index, snap_term)));
         self.init_commit.set(commit);
         self.apply_commit.set(commit);
@@ -572,6 +581,34 @@ impl<S: StateMachine> Driver<S> {
         }
         self.log.set_commit_index(commit);
         self.run_actions();
+        Ok(())
+    }
+
+    /// Records the configuration entries of the log in `first..=last` (init).
+    async fn read_log_configs(&self, first: Index, last: Index) -> Result<(), String> {
+        let mut it = self.log.open_iterator();
+        let mut next = first;
+        while next <= last {
+            let want = ((last + 1 - next) as usize).min(READ_BATCH);
+            let items = it
+                .next(next, want, READ_BYTES)
+                .await
+                .map_err(|e| format!("log read at {next} (init): {e}"))?;
+            if items.is_empty() {
+                return Err(format!("log read at {next} (init) returned nothing"));
+            }
+            for i in items.iter().take(want) {
+                if i.index != next {
+                    return Err(format!(
+                        "log read (init) returned entry {} for {next}",
+                        i.index
+                    ));
+                }
+                self.note_log_config(i);
+                next += 1;
+            }
+        }
+        self.sync_log_configs();
         Ok(())
     }
 
@@ -880,11 +917,15 @@ impl<S: StateMachine> Driver<S> {
                 req,
                 last_included_index,
                 last_included_term,
-            } => self.push_install(InstallOp::Begin {
-                req,
-                index: last_included_index,
-                term: last_included_term,
-            }),
+            } => {
+                // the log is thrown away (the core forgot its configuration entries)
+                self.log_configs.borrow_mut().clear();
+                self.push_install(InstallOp::Begin {
+                    req,
+                    index: last_included_index,
+                    term: last_included_term,
+                })
+            }
             Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
             Action::FinishInstallSnapshot {
                 req,
@@ -1061,6 +1102,7 @@ impl<S: StateMachine> Driver<S> {
             }
         };
         if let Some(t) = truncate_after {
+            self.log_configs.borrow_mut().split_off(&(t + 1));
             self.writes.borrow_mut().push_back(WriteOp::Truncate(t + 1));
             let mut cbs = std::mem::take(&mut *self.cbs.borrow_mut());
             self.tail.borrow_mut().truncate_after(t, &mut cbs);
@@ -1086,6 +1128,7 @@ impl<S: StateMachine> Driver<S> {
             let mut tail = self.tail.borrow_mut();
             for it in items {
                 if it.index >= first && it.index <= last {
+                    self.note_log_config(&it);
                     tail.push(TailEntry {
                         item: it.clone(),
                         cb: None,
@@ -1097,6 +1140,27 @@ impl<S: StateMachine> Driver<S> {
         }
         self.writes.borrow_mut().push_back(WriteOp::Append(batch));
         self.write_notify.notify();
+        self.sync_log_configs();
+    }
+
+    /// Records `item` if it is a configuration entry above lastApplied.
+    fn note_log_config(&self, item: &LogItem) {
+        if ConfigEntry::is_config_type(item.item_type as i32) {
+            if let Some(e) = self.config_entry_of(item) {
+                self.log_configs.borrow_mut().insert(item.index, e);
+            }
+        }
+    }
+
+    /// Hands the configuration entries above lastApplied to the core.
+    fn sync_log_configs(&self) {
+        let entries: Vec<(Index, ConfigEntry)> = self
+            .log_configs
+            .borrow()
+            .iter()
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
+        self.core().set_log_configs(entries);
     }
 }
 
@@ -1916,6 +1980,8 @@ impl<S: StateMachine> Driver<S> {
             p.entry
         );
         let ts = self.group.now();
+        self.log_configs.borrow_mut().insert(index, p.entry.clone());
+        self.sync_log_configs();
         self.tail.borrow_mut().push(TailEntry {
             item: LogItem {
                 item_type: p.entry.item_type() as u8,
@@ -1962,6 +2028,11 @@ impl<S: StateMachine> Driver<S> {
     /// left are stopped and the config hook runs.
     fn apply_config(&self, index: Index, entry: &ConfigEntry) {
         let now = self.now();
+        {
+            let mut m = self.log_configs.borrow_mut();
+            *m = m.split_off(&(index + 1));
+        }
+        self.sync_log_configs();
         let (res, sets) = {
             let mut c = self.core();
             let r = c.apply_config_entry(now, index, entry);
