@@ -3,8 +3,13 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats] [--membership]
 //! ```
+//!
+//! `--membership` adds a spare node (empty, in no set at first) and membership changes
+//! under the faults (members moved to observers and back, added, removed, changes
+//! aborted); the run then also prints
+//! `MEMBERSHIP prepares=<n> commits=<n> aborts=<n>` (changes the leaders answered).
 //!
 //! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, saving
 //! snapshots, deleting its log and installing snapshots from the leader) for
@@ -63,6 +68,9 @@ struct Args {
     /// Do not align idle leaders' heartbeats to a grid (the reference's timing).
     #[arg(long)]
     no_align_heartbeats: bool,
+    /// Membership changes under the faults, with one spare node.
+    #[arg(long)]
+    membership: bool,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
@@ -127,6 +135,7 @@ fn main() {
         bug,
         leader_stickiness: !args.no_stickiness,
         align_heartbeats: !args.no_align_heartbeats,
+        membership: args.membership,
         ..SimConfig::default()
     };
     let rss_start = rss_kb();
@@ -151,6 +160,9 @@ fn main() {
         snaps.snapshot_saves_lost += st.snapshot_saves_lost;
         seeds_with_install += u64::from(st.installs > 0);
         snaps.stuck_installing += st.stuck_installing;
+        snaps.config_prepares += st.config_prepares;
+        snaps.config_commits += st.config_commits;
+        snaps.config_aborts += st.config_aborts;
         if let Some(dir) = &args.history_out {
             let path = dir.join(format!("seed-{seed}.jsonl"));
             let res = std::fs::File::create(&path).and_then(|f| {
@@ -169,6 +181,12 @@ fn main() {
             let mut bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
             if args.no_stickiness {
                 bug.push_str(" --no-stickiness");
+            }
+            if args.no_align_heartbeats {
+                bug.push_str(" --no-align-heartbeats");
+            }
+            if args.membership {
+                bug.push_str(" --membership");
             }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
@@ -194,6 +212,12 @@ fn main() {
         snaps.snapshot_saves_lost,
         snaps.stuck_installing
     );
+    if args.membership {
+        println!(
+            "MEMBERSHIP prepares={} commits={} aborts={}",
+            snaps.config_prepares, snaps.config_commits, snaps.config_aborts
+        );
+    }
     println!("MEMORY rss_kb_start={rss_start} rss_kb_end={}", rss_kb());
     println!(
         "RESULT seeds={} violations={violations} ops={ops} virtual_s={virt:.0} wall_s={:.1}",

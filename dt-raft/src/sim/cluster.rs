@@ -27,6 +27,11 @@
 //!   what the disk synced, maybe a torn tail), crashes during a snapshot save or an
 //!   install, fsync failures (the node's log fails and the node restarts), leader
 //!   transfers;
+//! * with [`SimConfig::membership`]: one spare node (empty disk, in no set) and an
+//!   admin fiber making membership changes through the leader's API under the
+//!   faults (members to observers and back, nodes added and removed, changes
+//!   aborted or left prepared, the leader crashed with a change prepared); the end
+//!   checks count the members of the configuration reached;
 //! * invariants checked as events happen: at most one leader per term (a transfer
 //!   hands the term over only after the old leader stepped down), leader completeness
 //!   (a new leader holds every entry known committed, or a snapshot past it), one
@@ -111,6 +116,13 @@ pub struct SimConfig {
     /// [`CoreConfig::align_heartbeats`](crate::core::CoreConfig::align_heartbeats) on the
     /// fiber driver (the default is on here, as in `RaftGroupConfig`).
     pub align_heartbeats: bool,
+    /// Membership changes under the faults (raft.md §11): one spare node (id
+    /// `nodes + 1`, empty disk, in none of the sets at first) joins the cluster, and an
+    /// admin fiber moves members to observers and back, adds and removes members and
+    /// aborts prepared changes through the leader's
+    /// [`RaftGroup::config_change`](crate::driver::RaftGroup::config_change) API
+    /// (off by default: it changes every seed's trajectory).
+    pub membership: bool,
 }
 
 impl Default for SimConfig {
@@ -124,6 +136,7 @@ impl Default for SimConfig {
             bug: None,
             leader_stickiness: true,
             align_heartbeats: true,
+            membership: false,
         }
     }
 }
@@ -185,6 +198,12 @@ pub struct RunStats {
     /// for an install (they grant no votes, raft.md §12.3): a liveness limit of the
     /// design, not a safety violation.
     pub stuck_installing: u64,
+    /// Membership changes prepared (entries answered by the leader).
+    pub config_prepares: u64,
+    /// Prepared changes committed (answered).
+    pub config_commits: u64,
+    /// Prepared changes aborted (answered).
+    pub config_aborts: u64,
 }
 
 /// Election timeout of the simulated groups (ms).
