@@ -20,6 +20,8 @@
 //! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n>`
 //! (the last: seeds that ended without a leader because half the nodes or more waited
 //! for an install, which makes them refuse votes),
+//! `READS published_lease=<n>` (gets answered at once from the lease the node's group
+//! published, the DtKV IO thread's fast path),
 //! `MEMORY rss_kb_start=<kB> rss_kb_end=<kB>` (this process's resident set before the
 //! first seed and after the last, from `/proc/self/status`; 0 where unavailable) and
 //! `RESULT seeds=<n> violations=<v> ops=<total client ops> virtual_s=<simulated seconds> wall_s=<x>`.
@@ -160,6 +162,7 @@ fn main() {
         snaps.snapshot_saves_lost += st.snapshot_saves_lost;
         seeds_with_install += u64::from(st.installs > 0);
         snaps.stuck_installing += st.stuck_installing;
+        snaps.published_lease_reads += st.published_lease_reads;
         snaps.config_prepares += st.config_prepares;
         snaps.config_commits += st.config_commits;
         snaps.config_aborts += st.config_aborts;
@@ -218,6 +221,10 @@ fn main() {
             snaps.config_prepares, snaps.config_commits, snaps.config_aborts
         );
     }
+    println!(
+        "READS published_lease={} (gets answered from the lease the group published)",
+        snaps.published_lease_reads
+    );
     println!("MEMORY rss_kb_start={rss_start} rss_kb_end={}", rss_kb());
     println!(
         "RESULT seeds={} violations={violations} ops={ops} virtual_s={virt:.0} wall_s={:.1}",

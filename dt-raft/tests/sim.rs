@@ -37,9 +37,10 @@ fn seeds(release: u64, debug: u64) -> u64 {
 #[test]
 fn three_nodes_all_faults_fixed_seeds_are_clean() {
     let c = cfg(3);
-    let mut ops = 0;
+    let (mut ops, mut fast) = (0, 0);
     for seed in 1..=seeds(400, 120) {
         let r = run_seed(&c, seed);
+        fast += r.stats.published_lease_reads;
         assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
         assert!(r.ops > 100, "the workload ran: {r}");
         // clients back off after a refusal: without it, refused clients retried at
@@ -48,6 +49,12 @@ fn three_nodes_all_faults_fixed_seeds_are_clean() {
         ops += r.ok;
     }
     assert!(ops > 10_000, "clients got answers ({ops})");
+    // seeds 1..=200: 13186 gets answered from the published lease (the IO thread's
+    // fast path), the others after a lease read on the group
+    assert!(
+        fast > 2_000,
+        "gets answered from the published lease: {fast}"
+    );
 }
 
 #[test]
@@ -185,6 +192,22 @@ fn reference_votes() -> SimConfig {
 fn vote_before_persist_is_found() {
     // 1 of seeds 1..=3000 fails, at 1432
     found_at(Bug::VoteBeforePersist, reference_votes(), 1432);
+}
+
+/// The DtKV IO thread's fast path: a get answered from the lease the group published
+/// (`RaftGroup::lease_holds_now`), checked at the node's drifting clock. A published
+/// lease that outlives a step down or a transfer serves stale reads.
+#[cfg(feature = "sim-bugs")]
+#[test]
+fn stale_published_lease_is_found_within_60_seeds() {
+    // 13 of seeds 1..=300 fail, the first at 42
+    let s = first_failing(Bug::StalePublishedLease, 60);
+    assert_eq!(
+        s,
+        Some(42),
+        "rerun the example to find the new first failing seed"
+    );
+    found_at(Bug::StalePublishedLease, cfg(3), 42);
 }
 
 #[cfg(feature = "sim-bugs")]

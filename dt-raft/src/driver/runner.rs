@@ -179,7 +179,8 @@ pub(crate) struct Driver<S: StateMachine> {
     acts: RefCell<Vec<Action>>,
     cbs: RefCell<Vec<RaftCallback<S::Output>>>,
     status: Published<GroupStatus>,
-    /// The lease published for [`super::RaftGroup::lease_holds_now`] (real clock only).
+    /// The lease published for [`super::RaftGroup::lease_holds_now`] (and, on a
+    /// virtual clock, [`super::RaftGroup::lease_holds_at`]).
     lease: Arc<LeaseShare>,
 
     tick_notify: Notify,
@@ -283,6 +284,7 @@ where
         ),
         status: status.clone(),
         lease: lease.clone(),
+        virtual_clock: group.virtual_clock(),
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
@@ -782,6 +784,12 @@ impl<S: StateMachine> Driver<S> {
             Some(c) => !self.lease_possible(c),
             None => true,
         };
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the published
+        // lease outlives a step down or a transfer.
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim::bugs::is_active(crate::sim::bugs::Bug::StalePublishedLease) {
+            return;
+        }
         if lost {
             self.lease.set_end_ms(0);
         }
@@ -790,9 +798,6 @@ impl<S: StateMachine> Driver<S> {
     /// Publishes the lease for reads on other threads: its end when the core would
     /// answer a lease read with Ok now, else none.
     fn publish_lease(&self) {
-        if self.group.virtual_clock() {
-            return;
-        }
         let now = self.now();
         let end = {
             let mut c = self.core.borrow_mut();
@@ -808,6 +813,10 @@ impl<S: StateMachine> Driver<S> {
                 _ => 0,
             }
         };
+        #[cfg(feature = "sim-bugs")]
+        if end == 0 && crate::sim::bugs::is_active(crate::sim::bugs::Bug::StalePublishedLease) {
+            return;
+        }
         self.lease.set_end_ms(end);
     }
 

@@ -15,7 +15,10 @@
 //!   at its own rate (drift within ±1 %, far inside the lease's margin of
 //!   electTimeout/10);
 //! * client processes invoke put / get (lease read) / cas / remove on a few keys at
-//!   the node they think leads, with a timeout; a refusal before anything was
+//!   the node they think leads, with a timeout; a get is answered at once while the
+//!   lease the node's group published holds at the node's own clock (the DtKV IO
+//!   thread's fast path, `RaftGroup::lease_holds_now`), else after a lease read on
+//!   the group; a refusal before anything was
 //!   proposed is `fail`, a timeout or a lost leadership after proposing is `info`;
 //!   after a refusal a client backs off (a short random pause, longer after repeated
 //!   refusals) before it tries the hinted or another node;
@@ -198,6 +201,9 @@ pub struct RunStats {
     /// for an install (they grant no votes, raft.md §12.3): a liveness limit of the
     /// design, not a safety violation.
     pub stuck_installing: u64,
+    /// Gets answered at once from the lease the node's group published (the DtKV IO
+    /// thread's fast path), without a round trip to the group.
+    pub published_lease_reads: u64,
     /// Membership changes prepared (entries answered by the leader).
     pub config_prepares: u64,
     /// Prepared changes committed (answered).
