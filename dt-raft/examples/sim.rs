@@ -18,8 +18,8 @@
 //! linearizability at the end (`dt_raft::sim::cluster`). A failing seed prints one line
 //! with the command that replays it; the run ends with
 //! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n>`
-//! (the last: seeds that ended without a leader because half the nodes or more waited
-//! for an install, which makes them refuse votes),
+//! (the last: seeds that ended without a leader because half the members or more
+//! waited for an install with their log dropped, which makes them refuse votes),
 //! `READS published_lease=<n>` (gets answered at once from the lease the node's group
 //! published, the DtKV IO thread's fast path),
 //! `MEMORY rss_kb_start=<kB> rss_kb_end=<kB>` (this process's resident set before the

@@ -238,7 +238,7 @@ impl RaftCore {
             // also for pre-votes (§17 item 4)
             self.incr_term(req.term);
         }
-        if self.installing_snapshot {
+        if self.installing_snapshot && !self.votes_while_waiting {
             let resp = self.vote_resp(false);
             self.reply_vote(req_id, Ok(resp));
             return;

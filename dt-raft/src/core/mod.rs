@@ -410,6 +410,9 @@ pub struct RaftCore {
     group_ready_index: Index,
     group_ready: bool,
     installing_snapshot: bool,
+    /// Waiting for an install with an intact log: votes are still granted
+    /// ([`RaftCore::set_install_required_voting`]).
+    votes_while_waiting: bool,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
     /// The configuration entries the log holds above lastApplied, in log order (the
@@ -493,6 +496,7 @@ impl RaftCore {
             group_ready_index: NO_INDEX,
             group_ready: false,
             installing_snapshot: false,
+            votes_while_waiting: false,
             follower_install: None,
             last_config_change_index: 0,
             log_configs: Vec::new(),

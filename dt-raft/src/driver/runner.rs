@@ -566,7 +566,12 @@ impl<S: StateMachine> Driver<S> {
             );
         }
         if install_required {
-            core.set_install_required(now);
+            if st.install_snapshot || last.is_none() {
+                core.set_install_required(now);
+            } else {
+                // the log after an installed snapshot is intact: still a voter
+                core.set_install_required_voting(now);
+            }
         }
         let commit = core.commit_index();
         *self.core.borrow_mut() = Some(core);

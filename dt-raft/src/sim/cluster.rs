@@ -197,9 +197,11 @@ pub struct RunStats {
     pub crashes_in_snapshot: u64,
     /// Live nodes whose lastApplied was below the highest at the end.
     pub behind_at_end: u64,
-    /// 1 if the run ended without a leader because half or more of the nodes waited
-    /// for an install (they grant no votes, raft.md §12.3): a liveness limit of the
-    /// design, not a safety violation.
+    /// 1 if the run ended without a leader because half or more of the members waited
+    /// for an install with their log dropped (an install under way or interrupted by
+    /// a crash: they grant no votes, raft.md §12.3): a liveness limit of the design,
+    /// not a safety violation. (A node whose install finished but whose snapshot was
+    /// not saved before a crash keeps its log and votes.)
     pub stuck_installing: u64,
     /// Gets answered at once from the lease the node's group published (the DtKV IO
     /// thread's fast path), without a round trip to the group.

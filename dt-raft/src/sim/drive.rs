@@ -1511,26 +1511,26 @@ fn final_checks(sh: &Shared) {
             .into_iter()
             .filter(|u| members.contains(&u.raft.node_id()))
             .collect();
-        let holds =
-            |u: &Up| u.log.term_at(i) == Some(t) || (i < u.log.first_index() && u.at.get() >= i);
-        let holders = live.iter().filter(|u| holds(u)).count();
-        // a node waiting for an install grants no votes: it cannot help elect a
-        // leader that lacks the write
-        // (also one whose install finished but whose snapshot was not saved before a
-        // crash: its log starts after its state)
-        let waiting = |u: &Up| {
-            sh.slot(u.raft.node_id()).disk.installing()
-                || u.installing.get()
-                || u.at.get() + 1 < u.log.first_index()
+        // a node waiting for an install whose log was dropped (an install under way or
+        // interrupted) grants no votes: it cannot help elect a leader that lacks the
+        // write
+        let refuses = |u: &Up| sh.slot(u.raft.node_id()).disk.installing() || u.installing.get();
+        // an intact log that starts after the node's state (an install finished, the
+        // snapshot was not saved before a crash) continues the committed snapshot it
+        // was installed after: the node holds what is below its log, and votes
+        let holds = |u: &Up| {
+            u.log.term_at(i) == Some(t)
+                || (i < u.log.first_index() && (u.at.get() >= i || !refuses(u)))
         };
+        let holders = live.iter().filter(|u| holds(u)).count();
         // nor can a member that has not learnt it is one (role none: it learns that
         // from a leader's log, which holds the write)
         let voters_without = live
             .iter()
-            .filter(|u| !holds(u) && !waiting(u) && u.raft.status().role.is_voting())
+            .filter(|u| !holds(u) && !refuses(u) && u.raft.status().role.is_voting())
             .count();
         let no_leader = !live.iter().any(|u| u.raft.status().role == Role::Leader);
-        if no_leader && live.iter().filter(|u| waiting(u)).count() * 2 >= members.len() {
+        if no_leader && live.iter().filter(|u| refuses(u)).count() * 2 >= members.len() {
             // liveness, not safety: too many nodes wait for an install to elect anyone
             sh.checker.borrow_mut().stats.stuck_installing = 1;
         }
