@@ -3,8 +3,13 @@
 //! ```text
 //! cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5]
 //!     [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]
-//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats]
+//!     [--seconds T] [--verbose] [--no-stickiness] [--no-align-heartbeats] [--membership]
 //! ```
+//!
+//! `--membership` adds a spare node (empty, in no set at first) and membership changes
+//! under the faults (members moved to observers and back, added, removed, changes
+//! aborted); the run then also prints
+//! `MEMBERSHIP prepares=<n> commits=<n> aborts=<n>` (changes the leaders answered).
 //!
 //! Each seed runs a cluster (every node the real fiber driver's `RaftGroup`, saving
 //! snapshots, deleting its log and installing snapshots from the leader) for
@@ -13,8 +18,10 @@
 //! linearizability at the end (`dt_raft::sim::cluster`). A failing seed prints one line
 //! with the command that replays it; the run ends with
 //! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n>`
-//! (the last: seeds that ended without a leader because half the nodes or more waited
-//! for an install, which makes them refuse votes),
+//! (the last: seeds that ended without a leader because half the members or more
+//! waited for an install with their log dropped, which makes them refuse votes),
+//! `READS published_lease=<n>` (gets answered at once from the lease the node's group
+//! published, the DtKV IO thread's fast path),
 //! `MEMORY rss_kb_start=<kB> rss_kb_end=<kB>` (this process's resident set before the
 //! first seed and after the last, from `/proc/self/status`; 0 where unavailable) and
 //! `RESULT seeds=<n> violations=<v> ops=<total client ops> virtual_s=<simulated seconds> wall_s=<x>`.
@@ -63,6 +70,9 @@ struct Args {
     /// Do not align idle leaders' heartbeats to a grid (the reference's timing).
     #[arg(long)]
     no_align_heartbeats: bool,
+    /// Membership changes under the faults, with one spare node.
+    #[arg(long)]
+    membership: bool,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
@@ -127,6 +137,7 @@ fn main() {
         bug,
         leader_stickiness: !args.no_stickiness,
         align_heartbeats: !args.no_align_heartbeats,
+        membership: args.membership,
         ..SimConfig::default()
     };
     let rss_start = rss_kb();
@@ -151,6 +162,10 @@ fn main() {
         snaps.snapshot_saves_lost += st.snapshot_saves_lost;
         seeds_with_install += u64::from(st.installs > 0);
         snaps.stuck_installing += st.stuck_installing;
+        snaps.published_lease_reads += st.published_lease_reads;
+        snaps.config_prepares += st.config_prepares;
+        snaps.config_commits += st.config_commits;
+        snaps.config_aborts += st.config_aborts;
         if let Some(dir) = &args.history_out {
             let path = dir.join(format!("seed-{seed}.jsonl"));
             let res = std::fs::File::create(&path).and_then(|f| {
@@ -169,6 +184,12 @@ fn main() {
             let mut bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
             if args.no_stickiness {
                 bug.push_str(" --no-stickiness");
+            }
+            if args.no_align_heartbeats {
+                bug.push_str(" --no-align-heartbeats");
+            }
+            if args.membership {
+                bug.push_str(" --membership");
             }
             println!(
                 "FAIL seed={seed}: {} | replay: cargo run --release -p dt-raft{} --example sim -- --seeds 1 --start {seed} --nodes {} --faults {} --seconds {}{bug}",
@@ -193,6 +214,16 @@ fn main() {
         snaps.crashes_in_snapshot,
         snaps.snapshot_saves_lost,
         snaps.stuck_installing
+    );
+    if args.membership {
+        println!(
+            "MEMBERSHIP prepares={} commits={} aborts={}",
+            snaps.config_prepares, snaps.config_commits, snaps.config_aborts
+        );
+    }
+    println!(
+        "READS published_lease={} (gets answered from the lease the group published)",
+        snaps.published_lease_reads
     );
     println!("MEMORY rss_kb_start={rss_start} rss_kb_end={}", rss_kb());
     println!(

@@ -11,16 +11,14 @@ impl RaftCore {
     /// becomes the commit index only from the first index of the current term on
     /// (§17 item 10).
     pub(super) fn leader_try_commit(&mut self) {
-        let peers = &self.peers;
-        let m = self.sets.quorum_value(
-            |id| {
-                peers
-                    .iter()
-                    .find(|p| p.node_id == id)
-                    .map_or(0, |p| p.match_index)
-            },
-            &mut self.scratch,
-        );
+        let peers = std::mem::take(&mut self.peers);
+        let m = self.leader_quorum_value(|id| {
+            peers
+                .iter()
+                .find(|p| p.node_id == id)
+                .map_or(0, |p| p.match_index)
+        });
+        self.peers = peers;
         let me = self.cfg.node_id;
         let m = if self.sets.is_voter(me) {
             m.min(self.persisted_index)

@@ -425,27 +425,12 @@ impl RaftCore {
             reply_when_applied: index,
         };
         let cur = &self.sets;
-        let next = match entry {
-            ConfigEntry::Prepare(b) => {
-                out.old_sets_mismatch = !same_ids(&b.old_members, &cur.members)
-                    || !same_ids(&b.old_observers, &cur.observers);
-                out.reply_when_applied = index + 1;
-                Some(MemberSets {
-                    members: cur.members.clone(),
-                    observers: cur.observers.clone(),
-                    prepared_members: b.new_members.clone(),
-                    prepared_observers: b.new_observers.clone(),
-                })
-            }
-            ConfigEntry::Drop if cur.is_joint() => {
-                Some(MemberSets::new(cur.members.clone(), cur.observers.clone()))
-            }
-            ConfigEntry::Commit if cur.is_joint() => Some(MemberSets::new(
-                cur.prepared_members.clone(),
-                cur.prepared_observers.clone(),
-            )),
-            _ => None,
-        };
+        if let ConfigEntry::Prepare(b) = entry {
+            out.old_sets_mismatch = !same_ids(&b.old_members, &cur.members)
+                || !same_ids(&b.old_observers, &cur.observers);
+            out.reply_when_applied = index + 1;
+        }
+        let next = next_sets(cur, entry);
         if let Some(sets) = next {
             if !self.cfg.disable_config_change && !same_sets(&sets, &self.sets) {
                 self.apply_sets(sets, index);
@@ -463,6 +448,93 @@ impl RaftCore {
         out
     }
 
+    /// Tells the core which configuration entries its log holds above lastApplied, in
+    /// log order (the driver tracks them as entries are written, truncated and
+    /// applied; at start it reads them from the log).
+    ///
+    /// A configuration takes effect when its entry is applied (§11.2), so a node whose
+    /// log holds configuration entries it has not applied (it does not know yet that
+    /// they are committed: after a restart, or a lost leader) may be behind the
+    /// configuration a leader already committed entries with. Campaigning with its
+    /// applied configuration alone, such a node could be elected by a quorum of an
+    /// old configuration that no longer overlaps the one in use and lose committed
+    /// entries (the whole-cluster simulation found this). So a campaign needs an
+    /// elect quorum in the applied configuration and in every configuration the
+    /// entries above lastApplied would give in turn (in Raft terms: also in the
+    /// latest configuration of its log). The reference campaigns with its applied
+    /// configuration only.
+    ///
+    /// A leader likewise commits (and computes its lease) with an rwQuorum in every
+    /// configuration the entries of earlier terms above its lastApplied may give: they
+    /// may be committed already, and a leader that restarted or was just elected has
+    /// not applied them yet. Its own proposals take effect when applied, as in the
+    /// reference.
+    pub fn set_log_configs(&mut self, entries: Vec<(Index, ConfigEntry)>) {
+        self.log_configs = entries;
+    }
+
+    /// The rwQuorum value ([`MemberSets::quorum_value`]) the leader may rely on: the
+    /// smallest over the applied configuration and every configuration the entries of
+    /// earlier terms above lastApplied may give (see [`Self::set_log_configs`]).
+    pub(super) fn leader_quorum_value(&mut self, value: impl Fn(NodeId) -> u64) -> u64 {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut v = self.sets.quorum_value(&value, &mut scratch);
+        if !self.cfg.disable_config_change {
+            let mut cur = None::<MemberSets>;
+            for (i, e) in &self.log_configs {
+                if *i >= self.group_ready_index {
+                    break;
+                }
+                let base = cur.as_ref().unwrap_or(&self.sets);
+                if let Some(next) = next_sets(base, e) {
+                    v = v.min(next.quorum_value(&value, &mut scratch));
+                    cur = Some(next);
+                }
+            }
+        }
+        self.scratch = scratch;
+        v
+    }
+
+    /// True if `f` holds for the applied configuration and every configuration the
+    /// entries above lastApplied would give (see [`Self::set_log_configs`]).
+    pub(super) fn every_possible_config(&self, f: impl Fn(&MemberSets) -> bool) -> bool {
+        if !f(&self.sets) {
+            return false;
+        }
+        if self.cfg.disable_config_change {
+            return true;
+        }
+        let mut cur = None::<MemberSets>;
+        for (_, e) in &self.log_configs {
+            let base = cur.as_ref().unwrap_or(&self.sets);
+            if let Some(next) = next_sets(base, e) {
+                if !f(&next) {
+                    return false;
+                }
+                cur = Some(next);
+            }
+        }
+        true
+    }
+
+    /// Calls `f` for every voter of the configurations of
+    /// [`Self::every_possible_config`] (a voter of several, once per configuration).
+    pub(super) fn for_each_possible_voter(&self, mut f: impl FnMut(NodeId)) {
+        self.sets.for_each_voter(&mut f);
+        if self.cfg.disable_config_change {
+            return;
+        }
+        let mut cur = None::<MemberSets>;
+        for (_, e) in &self.log_configs {
+            let base = cur.as_ref().unwrap_or(&self.sets);
+            if let Some(next) = next_sets(base, e) {
+                next.for_each_voter(&mut f);
+                cur = Some(next);
+            }
+        }
+    }
+
     /// Drops the "remove legacy" replications that are done or timed out.
     pub(super) fn check_legacy(&mut self) {
         let now = self.now;
@@ -472,5 +544,26 @@ impl RaftCore {
             }
             None => true,
         });
+    }
+}
+
+/// The sets applying `entry` to `cur` gives (§11.2), `None` when it changes nothing
+/// (DROP or COMMIT outside a change).
+fn next_sets(cur: &MemberSets, entry: &ConfigEntry) -> Option<MemberSets> {
+    match entry {
+        ConfigEntry::Prepare(b) => Some(MemberSets {
+            members: cur.members.clone(),
+            observers: cur.observers.clone(),
+            prepared_members: b.new_members.clone(),
+            prepared_observers: b.new_observers.clone(),
+        }),
+        ConfigEntry::Drop if cur.is_joint() => {
+            Some(MemberSets::new(cur.members.clone(), cur.observers.clone()))
+        }
+        ConfigEntry::Commit if cur.is_joint() => Some(MemberSets::new(
+            cur.prepared_members.clone(),
+            cur.prepared_observers.clone(),
+        )),
+        _ => None,
     }
 }

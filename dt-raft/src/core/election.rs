@@ -61,12 +61,21 @@ impl RaftCore {
     }
 
     /// Readiness to campaign: ready voters reach the elect quorum of members (and of
-    /// prepared members when joint), §5.2.
+    /// prepared members when joint), §5.2, in every configuration the log may give
+    /// ([`RaftCore::set_log_configs`]).
     fn ready_quorum(&self) -> bool {
         let peers = &self.peers;
         let me = self.cfg.node_id;
-        self.sets
-            .has_elect_quorum(|id| id == me || peers.iter().any(|p| p.node_id == id && p.ready))
+        // a voter only of a configuration not applied yet has no progress here (no
+        // readiness known): counted as ready
+        let ready = |id: NodeId| {
+            id == me
+                || peers
+                    .iter()
+                    .find(|p| p.node_id == id)
+                    .is_none_or(|p| p.ready)
+        };
+        self.every_possible_config(|sets| sets.has_elect_quorum(ready))
     }
 
     fn open_round(&mut self, pre_vote: bool) {
@@ -121,13 +130,18 @@ impl RaftCore {
         let me = self.cfg.node_id;
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
-        self.sets.for_each_voter(|id| targets.push(id as u64));
+        // the voters of every configuration the log may give (set_log_configs), once
+        self.for_each_possible_voter(|id| {
+            if !targets.contains(&(id as u64)) {
+                targets.push(id as u64)
+            }
+        });
         for &id in &targets {
             let id = id as NodeId;
             if id == me {
                 continue;
             }
-            let ready = self.progress(id).is_some_and(|p| p.ready);
+            let ready = self.progress(id).is_none_or(|p| p.ready);
             if only_ready && !ready {
                 continue;
             }
@@ -149,7 +163,7 @@ impl RaftCore {
             }
         }
         let granted = &self.vote.granted;
-        if !self.sets.has_elect_quorum(|id| granted.contains(&id)) {
+        if !self.every_possible_config(|sets| sets.has_elect_quorum(|id| granted.contains(&id))) {
             return;
         }
         if self.vote.pre_vote {
@@ -224,7 +238,7 @@ impl RaftCore {
             // also for pre-votes (§17 item 4)
             self.incr_term(req.term);
         }
-        if self.installing_snapshot {
+        if self.installing_snapshot && !self.votes_while_waiting {
             let resp = self.vote_resp(false);
             self.reply_vote(req_id, Ok(resp));
             return;
@@ -310,7 +324,9 @@ impl RaftCore {
         } else {
             !self.vote.pre_vote && self.role == Role::Candidate
         };
-        if !role_ok || !self.sets.is_voter(from) {
+        let mut voter = false;
+        self.for_each_possible_voter(|id| voter |= id == from);
+        if !role_ok || !voter {
             return;
         }
         if resp.vote_granted {

@@ -140,6 +140,20 @@ impl RaftCore {
         self.now = self.now.max(now);
         self.installing_snapshot = true;
         self.follower_install = None;
+        self.votes_while_waiting = false;
+    }
+
+    /// [`Self::set_install_required`] for a node whose log is intact but starts after
+    /// its state (an install finished, then a crash came before the local snapshot
+    /// was saved): it cannot apply or lead until the leader's install, but its log
+    /// (after the installed snapshot, which was committed) is a Raft log like any
+    /// other, so it keeps voting. The reference refuses votes until the install; when
+    /// half the members or more were caught so, no leader could be elected again
+    /// (the whole-cluster simulation found such runs). A node whose install was
+    /// interrupted (its log dropped) still refuses votes.
+    pub fn set_install_required_voting(&mut self, now: u64) {
+        self.set_install_required(now);
+        self.votes_while_waiting = true;
     }
 
     /// True while an install is required or under way on this node (the status
@@ -166,6 +180,7 @@ impl RaftCore {
         if let Some(sets) = &req.sets {
             // first request: the log is thrown away, the configuration adopted
             self.installing_snapshot = true;
+            self.votes_while_waiting = false;
             self.receiver.deferred.clear();
             self.follower_install = Some(FollowerInstall {
                 last_included_index: idx,
@@ -174,6 +189,7 @@ impl RaftCore {
                 begun: false,
             });
             self.last_config_change_index = idx;
+            self.log_configs.clear();
             if !self.cfg.disable_config_change {
                 self.apply_sets(sets.clone(), 0);
             }

@@ -16,18 +16,18 @@ pub enum LeaseError {
 
 impl RaftCore {
     /// `leaseStart`: the rwQuorum-th largest lastConfirmReqNanos of members (the smaller
-    /// of that and the prepared members' one when joint); 0 when unknown.
+    /// of that and the prepared members' one when joint; also over the configurations
+    /// of [`RaftCore::set_log_configs`]); 0 when unknown.
     pub fn lease_start(&mut self) -> u64 {
-        let peers = &self.peers;
-        self.sets.quorum_value(
-            |id| {
-                peers
-                    .iter()
-                    .find(|p| p.node_id == id)
-                    .map_or(0, |p| p.last_confirm)
-            },
-            &mut self.scratch,
-        )
+        let peers = std::mem::take(&mut self.peers);
+        let v = self.leader_quorum_value(|id| {
+            peers
+                .iter()
+                .find(|p| p.node_id == id)
+                .map_or(0, |p| p.last_confirm)
+        });
+        self.peers = peers;
+        v
     }
 
     /// `leaseEnd = leaseStart + electTimeout − clamp(electTimeout/10, 3, 500)`, or 0

@@ -410,8 +410,15 @@ pub struct RaftCore {
     group_ready_index: Index,
     group_ready: bool,
     installing_snapshot: bool,
+    /// Waiting for an install with an intact log: votes are still granted
+    /// ([`RaftCore::set_install_required_voting`]).
+    votes_while_waiting: bool,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
+    /// The configuration entries the log holds above lastApplied, in log order (the
+    /// driver's view, [`RaftCore::set_log_configs`]): a campaign needs an elect quorum
+    /// in every configuration they may give.
+    log_configs: Vec<(Index, config_change::ConfigEntry)>,
 
     /// Body sizes of the leader's recent entries: `tail_bytes[k]` is index
     /// `tail_base + k`.
@@ -489,8 +496,10 @@ impl RaftCore {
             group_ready_index: NO_INDEX,
             group_ready: false,
             installing_snapshot: false,
+            votes_while_waiting: false,
             follower_install: None,
             last_config_change_index: 0,
+            log_configs: Vec::new(),
             tail_base: 0,
             tail_bytes: VecDeque::new(),
             commit_history: VecDeque::new(),

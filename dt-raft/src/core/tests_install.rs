@@ -532,3 +532,44 @@ fn s14_3_a_node_that_needs_an_install_at_init_asks_the_leader_for_one() {
     assert!(!f.installing_snapshot());
     assert_eq!((f.last_log_index(), f.commit_index()), (7, 7));
 }
+
+/// A node whose log is intact but starts after its state (an install finished, then a
+/// crash before its snapshot was saved) waits for an install yet keeps voting, for
+/// candidates whose log is at least as new; it never campaigns. A node whose install
+/// was interrupted (log dropped) refuses, and so does the first one once a new
+/// install begins.
+#[test]
+fn s12_3_a_node_waiting_for_an_install_with_an_intact_log_still_votes() {
+    let vote = |term, cand, idx, t| VoteReq {
+        term,
+        candidate_id: cand,
+        last_log_index: idx,
+        last_log_term: t,
+        pre_vote: false,
+    };
+    let granted_to = |f: &mut RaftCore, term, req: VoteReq| {
+        f.handle_vote(T0, 7, &req);
+        f.on_status_saved(T0, term, req.candidate_id);
+        vote_replies(&take(f))
+            .iter()
+            .any(|(_, r)| r.is_ok_and(|r| r.vote_granted))
+    };
+    // log 21..=30 of term 2 after an installed snapshot at 20; its state is at 0
+    let mut f = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 30, 2, 0).unwrap();
+    f.set_install_required_voting(T0);
+    take(&mut f);
+    assert!(!granted_to(&mut f, 3, vote(3, 1, 29, 2)), "an older log");
+    assert!(granted_to(&mut f, 3, vote(3, 1, 30, 2)));
+    let (_, acts) = time_out(&mut f, T0);
+    assert!(sent_votes(&acts).is_empty(), "it cannot lead: no campaign");
+    // a new install's first request drops the log: no more votes
+    f.handle_install_snapshot(T0, 8, &first(4, 40, 3));
+    f.on_status_saved(T0, 4, 0);
+    take(&mut f);
+    assert!(!granted_to(&mut f, 5, vote(5, 3, 1000, 5)));
+    // an interrupted install (the plain state) refuses at once
+    let mut g = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 20, 2, 0).unwrap();
+    g.set_install_required(T0);
+    take(&mut g);
+    assert!(!granted_to(&mut g, 3, vote(3, 1, 1000, 3)));
+}

@@ -450,3 +450,86 @@ fn s11_7_an_observer_follows_appends_but_never_campaigns() {
     );
     assert_eq!(o.role(), Role::Follower);
 }
+
+fn prepare(old: &[NodeId], old_obs: &[NodeId], new: &[NodeId], new_obs: &[NodeId]) -> ConfigEntry {
+    ConfigEntry::Prepare(ConfigBody {
+        old_members: old.to_vec(),
+        old_observers: old_obs.to_vec(),
+        new_members: new.to_vec(),
+        new_observers: new_obs.to_vec(),
+    })
+}
+
+/// Whether node 4 (applied sets 1,2,4 + observer 3; its log holds `log_configs`
+/// above lastApplied) becomes a candidate with the pre-votes of `grant`.
+fn campaigns_with(log_configs: Vec<(Index, ConfigEntry)>, grant: &[NodeId]) -> (bool, Vec<NodeId>) {
+    let mut c = node(4, 4, 1, 30, 1);
+    c.restore_config(T0, MemberSets::new(vec![1, 2, 4], vec![3]), 16);
+    c.set_log_configs(log_configs);
+    c.drain_actions();
+    let (now, acts) = time_out(&mut c, T0);
+    let pre = sent_votes(&acts);
+    let to: Vec<NodeId> = pre.iter().map(|(t, _)| *t).collect();
+    for (t, msg) in &pre {
+        if grant.contains(t) {
+            c.handle_vote_resp(now, *t, msg, &granted(c.term()));
+        }
+    }
+    (c.role() == Role::Candidate, to)
+}
+
+/// The simulation's seeds 3334 and 5392 (with membership changes): a node restarted
+/// with configuration entries in its log it had not applied (their commit unknown to
+/// it) campaigned with its older applied configuration, was elected by a quorum of it
+/// that the configuration in use no longer overlapped, and lost committed entries.
+#[test]
+fn s11_a_campaign_needs_a_quorum_in_every_configuration_its_log_may_give() {
+    let later = vec![
+        (18, prepare(&[1, 2, 4], &[3], &[1, 2, 3, 4], &[])),
+        (22, ConfigEntry::Commit),
+    ];
+    // the applied configuration alone: node 1's grant is a quorum of {1, 2, 4}
+    let (won, to) = campaigns_with(Vec::new(), &[1]);
+    assert!(won);
+    assert_eq!(to, vec![1, 2], "only the applied configuration's voters");
+    // with the entries: {1, 2, 3, 4} needs three grants, and node 3 is asked too
+    let (won, to) = campaigns_with(later.clone(), &[1]);
+    assert!(!won, "a quorum of the old configuration only");
+    assert_eq!(to, vec![1, 2, 3]);
+    assert!(campaigns_with(later.clone(), &[1, 3]).0);
+    // a DROP after the PREPARE: both the joint and the old configuration count
+    let dropped = vec![
+        (18, prepare(&[1, 2, 4], &[3], &[3, 4], &[])),
+        (19, ConfigEntry::Drop),
+    ];
+    assert!(!campaigns_with(dropped.clone(), &[1]).0, "joint: 3 too");
+    assert!(!campaigns_with(dropped.clone(), &[3]).0, "and 1 or 2");
+    assert!(campaigns_with(dropped, &[1, 3]).0);
+}
+
+/// The simulation's seed 10092 (5 nodes, membership changes): a leader elected with
+/// configuration entries of earlier terms above its lastApplied committed with the
+/// rwQuorum of its older applied configuration, which a later leader's quorum of the
+/// newer configuration did not overlap.
+#[test]
+fn s11_a_leader_commits_with_a_quorum_in_every_configuration_of_earlier_terms() {
+    let run = |log_configs: Vec<(Index, ConfigEntry)>, acks: &[NodeId]| {
+        let mut c = node(1, 4, 1, 6, 1);
+        c.set_log_configs(log_configs);
+        let now = elect(&mut c, &[3, 4]);
+        settle(&mut c, now, acks);
+        c.commit_index()
+    };
+    // applied {1,2,3,4}: rwQuorum 2, so node 3's copy commits the new term's entry
+    assert_eq!(run(Vec::new(), &[3]), 7);
+    // the log's earlier entries move to {1,2,4} (3 an observer): 3 does not count
+    let later = vec![
+        (5, prepare(&[1, 2, 3, 4], &[], &[1, 2, 4], &[3])),
+        (6, ConfigEntry::Commit),
+    ];
+    assert_eq!(run(later.clone(), &[3]), 0);
+    assert_eq!(run(later.clone(), &[2, 3]), 7);
+    // entries of the leader's own term take effect when applied, as in the reference
+    let own = vec![(7, prepare(&[1, 2, 3, 4], &[], &[1, 2, 4], &[3]))];
+    assert_eq!(run(own, &[3]), 7);
+}

@@ -198,6 +198,9 @@ pub(crate) struct Shared<O> {
     pub(crate) inbox: GroupInbox,
     pub(crate) status: Published<GroupStatus>,
     pub(crate) lease: Arc<LeaseShare>,
+    /// The group runs on a simulation's virtual clock (its lease is not comparable
+    /// with [`dt_common::mono_nanos`]).
+    pub(crate) virtual_clock: bool,
 }
 
 /// The public handle of one Raft group on this node: `Send + Sync + Clone`, usable from
@@ -454,7 +457,15 @@ impl<O: Send + 'static> RaftGroup<O> {
     /// ready, lease not renewed yet, a transfer, a simulation's virtual clock): use
     /// [`RaftGroup::lease_read`] then.
     pub fn lease_holds_now(&self) -> bool {
-        self.inner.lease.holds_at(dt_common::mono_nanos())
+        !self.inner.virtual_clock && self.inner.lease.holds_at(dt_common::mono_nanos())
+    }
+
+    /// [`Self::lease_holds_now`] at `local_nanos` of the clock this group's core reads
+    /// (the dispatcher's monotonic nanoseconds, mapped by
+    /// [`DriverOptions::clock`] when set): for a simulation on virtual time, which
+    /// checks the published lease as the IO thread does, with the node's own clock.
+    pub fn lease_holds_at(&self, local_nanos: i64) -> bool {
+        self.inner.lease.holds_at(local_nanos)
     }
 
     /// Transfers leadership to `to` (raft.md §10), failing after `timeout`.

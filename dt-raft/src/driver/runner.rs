@@ -179,7 +179,8 @@ pub(crate) struct Driver<S: StateMachine> {
     acts: RefCell<Vec<Action>>,
     cbs: RefCell<Vec<RaftCallback<S::Output>>>,
     status: Published<GroupStatus>,
-    /// The lease published for [`super::RaftGroup::lease_holds_now`] (real clock only).
+    /// The lease published for [`super::RaftGroup::lease_holds_now`] (and, on a
+    /// virtual clock, [`super::RaftGroup::lease_holds_at`]).
     lease: Arc<LeaseShare>,
 
     tick_notify: Notify,
@@ -227,6 +228,9 @@ pub(crate) struct Driver<S: StateMachine> {
     last_saved: Cell<Index>,
     /// A save is under way.
     saving: Cell<bool>,
+    /// The configuration entries the log holds above lastApplied, by index (the core
+    /// campaigns with them too, [`RaftCore::set_log_configs`]).
+    log_configs: RefCell<BTreeMap<Index, ConfigEntry>>,
 }
 
 /// Starts the driver; see [`super::RaftGroup::start_on`].
@@ -280,6 +284,7 @@ where
         ),
         status: status.clone(),
         lease: lease.clone(),
+        virtual_clock: group.virtual_clock(),
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
@@ -332,6 +337,7 @@ where
             save_notify: Notify::default(),
             last_saved: Cell::new(0),
             saving: Cell::new(false),
+            log_configs: RefCell::new(BTreeMap::new()),
             cfg,
         });
         d.clone().lifecycle(inbound, requests).await;
@@ -560,10 +566,20 @@ impl<S: StateMachine> Driver<S> {
             );
         }
         if install_required {
-            core.set_install_required(now);
+            if st.install_snapshot || last.is_none() {
+                core.set_install_required(now);
+            } else {
+                // the log after an installed snapshot is intact: still a voter
+                core.set_install_required_voting(now);
+            }
         }
         let commit = core.commit_index();
         *self.core.borrow_mut() = Some(core);
+        if !install_required && last_index > commit {
+            // configuration entries not known committed: the core campaigns with them
+            // too (set_log_configs)
+            self.read_log_configs(commit + 1, last_index).await?;
+        }
         self.apply_reset.set(Some((snap_index, snap_term)));
         self.init_commit.set(commit);
         self.apply_commit.set(commit);
@@ -572,6 +588,34 @@ impl<S: StateMachine> Driver<S> {
         }
         self.log.set_commit_index(commit);
         self.run_actions();
+        Ok(())
+    }
+
+    /// Records the configuration entries of the log in `first..=last` (init).
+    async fn read_log_configs(&self, first: Index, last: Index) -> Result<(), String> {
+        let mut it = self.log.open_iterator();
+        let mut next = first;
+        while next <= last {
+            let want = ((last + 1 - next) as usize).min(READ_BATCH);
+            let items = it
+                .next(next, want, READ_BYTES)
+                .await
+                .map_err(|e| format!("log read at {next} (init): {e}"))?;
+            if items.is_empty() {
+                return Err(format!("log read at {next} (init) returned nothing"));
+            }
+            for i in items.iter().take(want) {
+                if i.index != next {
+                    return Err(format!(
+                        "log read (init) returned entry {} for {next}",
+                        i.index
+                    ));
+                }
+                self.note_log_config(i);
+                next += 1;
+            }
+        }
+        self.sync_log_configs();
         Ok(())
     }
 
@@ -745,6 +789,12 @@ impl<S: StateMachine> Driver<S> {
             Some(c) => !self.lease_possible(c),
             None => true,
         };
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the published
+        // lease outlives a step down or a transfer.
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim::bugs::is_active(crate::sim::bugs::Bug::StalePublishedLease) {
+            return;
+        }
         if lost {
             self.lease.set_end_ms(0);
         }
@@ -753,9 +803,6 @@ impl<S: StateMachine> Driver<S> {
     /// Publishes the lease for reads on other threads: its end when the core would
     /// answer a lease read with Ok now, else none.
     fn publish_lease(&self) {
-        if self.group.virtual_clock() {
-            return;
-        }
         let now = self.now();
         let end = {
             let mut c = self.core.borrow_mut();
@@ -771,6 +818,10 @@ impl<S: StateMachine> Driver<S> {
                 _ => 0,
             }
         };
+        #[cfg(feature = "sim-bugs")]
+        if end == 0 && crate::sim::bugs::is_active(crate::sim::bugs::Bug::StalePublishedLease) {
+            return;
+        }
         self.lease.set_end_ms(end);
     }
 
@@ -880,11 +931,15 @@ impl<S: StateMachine> Driver<S> {
                 req,
                 last_included_index,
                 last_included_term,
-            } => self.push_install(InstallOp::Begin {
-                req,
-                index: last_included_index,
-                term: last_included_term,
-            }),
+            } => {
+                // the log is thrown away (the core forgot its configuration entries)
+                self.log_configs.borrow_mut().clear();
+                self.push_install(InstallOp::Begin {
+                    req,
+                    index: last_included_index,
+                    term: last_included_term,
+                })
+            }
             Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
             Action::FinishInstallSnapshot {
                 req,
@@ -1061,6 +1116,7 @@ impl<S: StateMachine> Driver<S> {
             }
         };
         if let Some(t) = truncate_after {
+            self.log_configs.borrow_mut().split_off(&(t + 1));
             self.writes.borrow_mut().push_back(WriteOp::Truncate(t + 1));
             let mut cbs = std::mem::take(&mut *self.cbs.borrow_mut());
             self.tail.borrow_mut().truncate_after(t, &mut cbs);
@@ -1086,6 +1142,7 @@ impl<S: StateMachine> Driver<S> {
             let mut tail = self.tail.borrow_mut();
             for it in items {
                 if it.index >= first && it.index <= last {
+                    self.note_log_config(&it);
                     tail.push(TailEntry {
                         item: it.clone(),
                         cb: None,
@@ -1097,6 +1154,27 @@ impl<S: StateMachine> Driver<S> {
         }
         self.writes.borrow_mut().push_back(WriteOp::Append(batch));
         self.write_notify.notify();
+        self.sync_log_configs();
+    }
+
+    /// Records `item` if it is a configuration entry above lastApplied.
+    fn note_log_config(&self, item: &LogItem) {
+        if ConfigEntry::is_config_type(item.item_type as i32) {
+            if let Some(e) = self.config_entry_of(item) {
+                self.log_configs.borrow_mut().insert(item.index, e);
+            }
+        }
+    }
+
+    /// Hands the configuration entries above lastApplied to the core.
+    fn sync_log_configs(&self) {
+        let entries: Vec<(Index, ConfigEntry)> = self
+            .log_configs
+            .borrow()
+            .iter()
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
+        self.core().set_log_configs(entries);
     }
 }
 
@@ -1916,6 +1994,8 @@ impl<S: StateMachine> Driver<S> {
             p.entry
         );
         let ts = self.group.now();
+        self.log_configs.borrow_mut().insert(index, p.entry.clone());
+        self.sync_log_configs();
         self.tail.borrow_mut().push(TailEntry {
             item: LogItem {
                 item_type: p.entry.item_type() as u8,
@@ -1962,6 +2042,11 @@ impl<S: StateMachine> Driver<S> {
     /// left are stopped and the config hook runs.
     fn apply_config(&self, index: Index, entry: &ConfigEntry) {
         let now = self.now();
+        {
+            let mut m = self.log_configs.borrow_mut();
+            *m = m.split_off(&(index + 1));
+        }
+        self.sync_log_configs();
         let (res, sets) = {
             let mut c = self.core();
             let r = c.apply_config_entry(now, index, entry);

@@ -1,7 +1,7 @@
 //! Deliberate bugs the simulation must be able to find (its self-test).
 //!
-//! Each [`Bug`] is a small, marked change of behaviour. Two live in the consensus core
-//! and exist only when dt-raft is built with the `sim-bugs` cargo feature (the hooks
+//! Each [`Bug`] is a small, marked change of behaviour. Three live in the consensus
+//! core and its driver and exist only when dt-raft is built with the `sim-bugs` cargo feature (the hooks
 //! compile to nothing otherwise); the others live in the simulation's own disk and
 //! harness (the lease-read hook in the client path of [`super::drive`]) and are always
 //! available. A bug is switched on for the current thread
@@ -21,15 +21,21 @@ pub enum Bug {
     StaleLeaseRead,
     /// Disk: an append is acknowledged as persisted before its fsync.
     AckBeforeFsync,
+    /// Driver: the lease published for reads on other threads
+    /// ([`RaftGroup::lease_holds_now`](crate::driver::RaftGroup::lease_holds_now), the
+    /// DtKV IO thread's fast path) is not cleared when the node can no longer serve
+    /// lease reads (a step down, a leader transfer): it holds until its end.
+    StalePublishedLease,
 }
 
 impl Bug {
     /// Every bug, in `--list-bugs` order.
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::CommitOldTerm,
         Bug::VoteBeforePersist,
         Bug::StaleLeaseRead,
         Bug::AckBeforeFsync,
+        Bug::StalePublishedLease,
     ];
 
     /// The command-line name.
@@ -39,6 +45,7 @@ impl Bug {
             Bug::VoteBeforePersist => "vote-before-persist",
             Bug::StaleLeaseRead => "stale-lease-read",
             Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::StalePublishedLease => "stale-published-lease",
         }
     }
 
@@ -50,7 +57,9 @@ impl Bug {
     /// Whether this build can switch the bug on (core bugs need `sim-bugs`).
     pub fn available(self) -> bool {
         match self {
-            Bug::CommitOldTerm | Bug::VoteBeforePersist => cfg!(feature = "sim-bugs"),
+            Bug::CommitOldTerm | Bug::VoteBeforePersist | Bug::StalePublishedLease => {
+                cfg!(feature = "sim-bugs")
+            }
             Bug::StaleLeaseRead | Bug::AckBeforeFsync => true,
         }
     }

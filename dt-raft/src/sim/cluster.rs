@@ -15,7 +15,10 @@
 //!   at its own rate (drift within ±1 %, far inside the lease's margin of
 //!   electTimeout/10);
 //! * client processes invoke put / get (lease read) / cas / remove on a few keys at
-//!   the node they think leads, with a timeout; a refusal before anything was
+//!   the node they think leads, with a timeout; a get is answered at once while the
+//!   lease the node's group published holds at the node's own clock (the DtKV IO
+//!   thread's fast path, `RaftGroup::lease_holds_now`), else after a lease read on
+//!   the group; a refusal before anything was
 //!   proposed is `fail`, a timeout or a lost leadership after proposing is `info`;
 //!   after a refusal a client backs off (a short random pause, longer after repeated
 //!   refusals) before it tries the hinted or another node;
@@ -27,6 +30,11 @@
 //!   what the disk synced, maybe a torn tail), crashes during a snapshot save or an
 //!   install, fsync failures (the node's log fails and the node restarts), leader
 //!   transfers;
+//! * with [`SimConfig::membership`]: one spare node (empty disk, in no set) and an
+//!   admin fiber making membership changes through the leader's API under the
+//!   faults (members to observers and back, nodes added and removed, changes
+//!   aborted or left prepared, the leader crashed with a change prepared); the end
+//!   checks count the members of the configuration reached;
 //! * invariants checked as events happen: at most one leader per term (a transfer
 //!   hands the term over only after the old leader stepped down), leader completeness
 //!   (a new leader holds every entry known committed, or a snapshot past it), one
@@ -111,6 +119,13 @@ pub struct SimConfig {
     /// [`CoreConfig::align_heartbeats`](crate::core::CoreConfig::align_heartbeats) on the
     /// fiber driver (the default is on here, as in `RaftGroupConfig`).
     pub align_heartbeats: bool,
+    /// Membership changes under the faults (raft.md §11): one spare node (id
+    /// `nodes + 1`, empty disk, in none of the sets at first) joins the cluster, and an
+    /// admin fiber moves members to observers and back, adds and removes members and
+    /// aborts prepared changes through the leader's
+    /// [`RaftGroup::config_change`](crate::driver::RaftGroup::config_change) API
+    /// (off by default: it changes every seed's trajectory).
+    pub membership: bool,
 }
 
 impl Default for SimConfig {
@@ -124,6 +139,7 @@ impl Default for SimConfig {
             bug: None,
             leader_stickiness: true,
             align_heartbeats: true,
+            membership: false,
         }
     }
 }
@@ -181,10 +197,21 @@ pub struct RunStats {
     pub crashes_in_snapshot: u64,
     /// Live nodes whose lastApplied was below the highest at the end.
     pub behind_at_end: u64,
-    /// 1 if the run ended without a leader because half or more of the nodes waited
-    /// for an install (they grant no votes, raft.md §12.3): a liveness limit of the
-    /// design, not a safety violation.
+    /// 1 if the run ended without a leader because half or more of the members waited
+    /// for an install with their log dropped (an install under way or interrupted by
+    /// a crash: they grant no votes, raft.md §12.3): a liveness limit of the design,
+    /// not a safety violation. (A node whose install finished but whose snapshot was
+    /// not saved before a crash keeps its log and votes.)
     pub stuck_installing: u64,
+    /// Gets answered at once from the lease the node's group published (the DtKV IO
+    /// thread's fast path), without a round trip to the group.
+    pub published_lease_reads: u64,
+    /// Membership changes prepared (entries answered by the leader).
+    pub config_prepares: u64,
+    /// Prepared changes committed (answered).
+    pub config_commits: u64,
+    /// Prepared changes aborted (answered).
+    pub config_aborts: u64,
 }
 
 /// Election timeout of the simulated groups (ms).

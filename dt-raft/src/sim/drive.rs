@@ -381,8 +381,30 @@ impl Shared {
         self.slot(id).up.borrow().clone()
     }
 
+    /// Every node of the run: the initial members and, with membership changes, the
+    /// spare.
     fn all_ids(&self) -> Vec<NodeId> {
+        (1..=self.slots.len() as NodeId).collect()
+    }
+
+    /// The members every node is configured with at start (its static configuration,
+    /// raft.md §11.4: snapshots and replayed configuration entries change it).
+    fn initial_members(&self) -> Vec<NodeId> {
         (1..=self.cfg.nodes).collect()
+    }
+
+    /// The members of the configuration the cluster has reached: the leader's, else
+    /// those of the node that applied the most.
+    fn current_members(&self) -> Vec<NodeId> {
+        let live = self.live();
+        let best = live
+            .iter()
+            .find(|u| u.raft.status().role == Role::Leader)
+            .or_else(|| live.iter().max_by_key(|u| u.raft.status().last_applied));
+        match best {
+            Some(u) => u.raft.status().members.members.clone(),
+            None => self.initial_members(),
+        }
     }
 
     fn live(&self) -> Vec<Rc<Up>> {
@@ -589,6 +611,12 @@ impl Shared {
         }
     }
 
+    /// Whether the lease `up`'s group published holds now at the node's clock.
+    fn lease_holds(&self, up: &Up) -> bool {
+        let clock = self.clocks[up.raft.node_id() as usize - 1];
+        up.raft.lease_holds_at(clock.local_nanos(vnow()))
+    }
+
     fn recent_value(&self, key: Key, rng: &mut XorShift) -> Value {
         let h = self.history.borrow();
         h.events
@@ -629,7 +657,7 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
         installing: installing.clone(),
         at: at.clone(),
     };
-    let mut cfg = RaftGroupConfig::new(1, id, sh.all_ids());
+    let mut cfg = RaftGroupConfig::new(1, id, sh.initial_members());
     cfg.elect_timeout_ms = ELECT_MS;
     cfg.heartbeat_interval_ms = 200;
     cfg.rpc_timeout_ms = 300;
@@ -756,7 +784,7 @@ enum Outcome {
 
 async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
     let mut rng = XorShift::new(seed);
-    let nodes = sh.cfg.nodes as u64;
+    let nodes = sh.all_ids().len() as u64;
     let mut guess: NodeId = 1 + rng.range(0, nodes - 1) as NodeId;
     let mut n = 0u64;
     // consecutive refusals: the pause before the next try doubles with each
@@ -803,6 +831,13 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
         }
         let outcome = match sh.up(guess) {
             None => Outcome::Fail(None),
+            // a get is answered at once while the lease the node's group published
+            // holds at the node's own clock: the DtKV IO thread's fast path
+            // (`RaftGroup::lease_holds_now`)
+            Some(up) if op.is_none() && sh.lease_holds(&up) => {
+                sh.checker.borrow_mut().stats.published_lease_reads += 1;
+                Outcome::Ok(up.kv.borrow().get(key), true)
+            }
             Some(up) => {
                 let st = up.raft.status();
                 if st.role != Role::Leader {
@@ -957,7 +992,7 @@ async fn nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
             .find(|u| u.raft.status().role == Role::Leader)
             .map(|u| u.raft.node_id());
         match rng.range(0, 9) {
-            0 | 1 if f.crash && down.len() < (n as usize - 1) / 2 + 1 => {
+            0 | 1 if f.crash && down.len() < (sh.cfg.nodes as usize - 1) / 2 + 1 => {
                 let id = match (leader, rng.range(0, 2)) {
                     (Some(l), 0) => l,
                     _ => 1 + rng.range(0, n - 1) as NodeId,
@@ -1051,6 +1086,180 @@ async fn snapshot_nemesis(sh: Rc<Shared>, seed: u64, until_ns: i64) {
     }
 }
 
+// ------------------------------------------------------------------------------
+// membership changes
+
+/// How long the admin waits for the answer to a prepare, commit or abort.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Shared {
+    /// The live node that believes it leads in the highest term.
+    fn leader(&self) -> Option<Rc<Up>> {
+        self.live()
+            .into_iter()
+            .filter(|u| u.raft.status().role == Role::Leader)
+            .max_by_key(|u| u.raft.status().term)
+    }
+}
+
+fn pick(rng: &mut XorShift, v: &[NodeId]) -> Option<NodeId> {
+    (!v.is_empty()).then(|| v[rng.range(0, v.len() as u64 - 1) as usize])
+}
+
+fn without(v: &[NodeId], x: NodeId) -> Vec<NodeId> {
+    v.iter().copied().filter(|y| *y != x).collect()
+}
+
+fn with(v: &[NodeId], x: NodeId) -> Vec<NodeId> {
+    let mut v = v.to_vec();
+    v.push(x);
+    v.sort_unstable();
+    v
+}
+
+/// An operator's membership changes through the leader's admin API (raft.md §11.3),
+/// at random moments while the faults go on: a member moved to the observers or out
+/// of the group, an observer promoted back, a node in no set (the spare with its empty
+/// disk, or a node removed earlier) added as a member, an observer dropped; each
+/// change prepared, then committed or (one in five) aborted, sometimes with a crash of
+/// the leader in between, sometimes left prepared (the next round aborts it or
+/// prepares it again and commits). The members stay between 2 and every node.
+async fn membership_admin(sh: Rc<Shared>, seed: u64, until_ns: i64) {
+    let mut rng = XorShift::new(seed);
+    let all = sh.all_ids();
+    loop {
+        let wait = rng.range(200, 1_500);
+        if dt_fiber::sleep(Duration::from_millis(wait)).await.is_err()
+            || sh.finished.get()
+            || vnow() >= until_ns
+        {
+            return;
+        }
+        let Some(up) = sh.leader() else { continue };
+        let sets = up.raft.status().members.clone();
+        let (m, o) = (sets.members.clone(), sets.observers.clone());
+        if !sets.prepared_members.is_empty() {
+            let again = rng.range(0, 1) == 0;
+            let (pm, po) = (
+                sets.prepared_members.clone(),
+                sets.prepared_observers.clone(),
+            );
+            if again {
+                change(&sh, &mut rng, m, o, pm, po, false).await;
+            } else {
+                finish_change(&sh, &mut rng, None).await;
+            }
+            continue;
+        }
+        let others: Vec<NodeId> = all
+            .iter()
+            .copied()
+            .filter(|x| !m.contains(x) && !o.contains(x))
+            .collect();
+        let mut choices: Vec<(Vec<NodeId>, Vec<NodeId>)> = Vec::new();
+        if m.len() > 2 {
+            let x = pick(&mut rng, &m).unwrap_or(1);
+            choices.push((without(&m, x), with(&o, x))); // member -> observer
+            choices.push((without(&m, x), o.clone())); // member removed
+        }
+        if m.len() < all.len() {
+            if let Some(x) = pick(&mut rng, &o) {
+                choices.push((with(&m, x), without(&o, x))); // observer -> member
+            }
+            if let Some(x) = pick(&mut rng, &others) {
+                choices.push((with(&m, x), o.clone())); // a new (or removed) node joins
+            }
+        }
+        if let Some(x) = pick(&mut rng, &o) {
+            choices.push((m.clone(), without(&o, x))); // observer dropped
+        }
+        let Some(k) = (!choices.is_empty()).then(|| rng.range(0, choices.len() as u64 - 1)) else {
+            continue;
+        };
+        let (pm, po) = choices.swap_remove(k as usize);
+        let abort = rng.range(0, 99) < 20;
+        change(&sh, &mut rng, m, o, pm, po, abort).await;
+    }
+}
+
+/// Prepares the change from (`m`, `o`) to (`pm`, `po`) on the leader, then commits
+/// it (or aborts it).
+async fn change(
+    sh: &Rc<Shared>,
+    rng: &mut XorShift,
+    m: Vec<NodeId>,
+    o: Vec<NodeId>,
+    pm: Vec<NodeId>,
+    po: Vec<NodeId>,
+    abort: bool,
+) {
+    let Some(up) = sh.leader() else { return };
+    if sh.trace {
+        eprintln!(
+            "[{:.6}] admin: prepare {m:?}/{o:?} -> {pm:?}/{po:?} at n{}",
+            vnow() as f64 / 1e9,
+            up.raft.node_id()
+        );
+    }
+    let fut = up.raft.prepare_config_change(m, o, pm, po);
+    let Some(Ok(prepare_index)) = within(fut, ADMIN_TIMEOUT).await else {
+        return;
+    };
+    sh.checker.borrow_mut().stats.config_prepares += 1;
+    // the leader crashes with the change prepared
+    if sh.cfg.faults.crash && rng.range(0, 99) < 10 {
+        let down = sh.slots.iter().filter(|s| s.up.borrow().is_none()).count();
+        let id = up.raft.node_id();
+        if down < (sh.cfg.nodes as usize - 1) / 2 + 1 && sh.up(id).is_some() && sh.may_crash(id) {
+            sh.checker.borrow_mut().stats.crashes += 1;
+            crash_node(sh, id);
+        }
+    }
+    // the admin gives up: the change stays prepared
+    if rng.range(0, 99) < 5 {
+        return;
+    }
+    finish_change(sh, rng, (!abort).then_some(prepare_index)).await;
+}
+
+/// Commits the change prepared at `prepare_index`, or aborts the prepared change
+/// (`None`), on whichever node leads, trying a few times.
+async fn finish_change(sh: &Rc<Shared>, rng: &mut XorShift, prepare_index: Option<Index>) {
+    for _ in 0..3 {
+        if let Some(l) = sh.leader() {
+            if sh.trace {
+                eprintln!(
+                    "[{:.6}] admin: {} at n{}",
+                    vnow() as f64 / 1e9,
+                    prepare_index.map_or("abort".to_string(), |i| format!("commit {i}")),
+                    l.raft.node_id()
+                );
+            }
+            let fut = match prepare_index {
+                Some(i) => l.raft.commit_change(i),
+                None => l.raft.abort_change(),
+            };
+            match within(fut, ADMIN_TIMEOUT).await {
+                Some(Ok(_)) => {
+                    let mut c = sh.checker.borrow_mut();
+                    match prepare_index {
+                        Some(_) => c.stats.config_commits += 1,
+                        None => c.stats.config_aborts += 1,
+                    }
+                    return;
+                }
+                // e.g. "prepareIndex not match": the next round looks again
+                Some(Err(RaftError::ConfigChange(_))) => return,
+                _ => {}
+            }
+        }
+        let pause = Duration::from_millis(rng.range(100, 600));
+        if dt_fiber::sleep(pause).await.is_err() || sh.finished.get() {
+            return;
+        }
+    }
+}
+
 async fn invariant_ticker(sh: Rc<Shared>) {
     loop {
         if dt_fiber::sleep(Duration::from_millis(500)).await.is_err() || sh.finished.get() {
@@ -1115,7 +1324,8 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         chunk_bytes: [8, 16, 64, 1024][rng.range(0, 3) as usize],
         concurrency: rng.range(1, 4) as usize,
     };
-    let clocks = (1..=cfg.nodes)
+    let all = cfg.nodes + u32::from(cfg.membership);
+    let clocks = (1..=all)
         .map(|_| {
             if f.clock {
                 Drift {
@@ -1127,7 +1337,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
             }
         })
         .collect();
-    let slots = (1..=cfg.nodes)
+    let slots = (1..=all)
         .map(|_| Slot {
             disk: SimDisk::new(disk_cfg.clone(), rng.next_u64()),
             inc: Cell::new(0),
@@ -1166,7 +1376,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
             }
         });
     }
-    for id in 1..=cfg.nodes {
+    for id in 1..=all {
         start_node(&sh, &mut sim, id);
     }
     let cg = sim.new_group("clients");
@@ -1182,6 +1392,12 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         let _ = misc.spawn(
             "snapshot-nemesis",
             snapshot_nemesis(sh.clone(), rng.next_u64(), until),
+        );
+    }
+    if cfg.membership {
+        let _ = misc.spawn(
+            "membership-admin",
+            membership_admin(sh.clone(), rng.next_u64(), until),
         );
     }
 
@@ -1287,20 +1503,38 @@ fn final_checks(sh: &Shared) {
         }
     }
     if let Some(&(i, t)) = acked.iter().max() {
-        let live = sh.live();
-        let holds =
-            |u: &Up| u.log.term_at(i) == Some(t) || (i < u.log.first_index() && u.at.get() >= i);
+        // the members of the configuration reached (all nodes without membership
+        // changes): a majority of them must hold the write
+        let members = sh.current_members();
+        let live: Vec<Rc<Up>> = sh
+            .live()
+            .into_iter()
+            .filter(|u| members.contains(&u.raft.node_id()))
+            .collect();
+        // a node waiting for an install whose log was dropped (an install under way or
+        // interrupted) grants no votes: it cannot help elect a leader that lacks the
+        // write
+        let refuses = |u: &Up| sh.slot(u.raft.node_id()).disk.installing() || u.installing.get();
+        // an intact log that starts after the node's state (an install finished, the
+        // snapshot was not saved before a crash) continues the committed snapshot it
+        // was installed after: the node holds what is below its log, and votes
+        let holds = |u: &Up| {
+            u.log.term_at(i) == Some(t)
+                || (i < u.log.first_index() && (u.at.get() >= i || !refuses(u)))
+        };
         let holders = live.iter().filter(|u| holds(u)).count();
-        // a node waiting for an install grants no votes: it cannot help elect a
-        // leader that lacks the write
-        let waiting = |u: &Up| sh.slot(u.raft.node_id()).disk.installing() || u.installing.get();
-        let voters_without = live.iter().filter(|u| !holds(u) && !waiting(u)).count();
+        // nor can a member that has not learnt it is one (role none: it learns that
+        // from a leader's log, which holds the write)
+        let voters_without = live
+            .iter()
+            .filter(|u| !holds(u) && !refuses(u) && u.raft.status().role.is_voting())
+            .count();
         let no_leader = !live.iter().any(|u| u.raft.status().role == Role::Leader);
-        if no_leader && live.iter().filter(|u| waiting(u)).count() * 2 >= sh.cfg.nodes as usize {
+        if no_leader && live.iter().filter(|u| refuses(u)).count() * 2 >= members.len() {
             // liveness, not safety: too many nodes wait for an install to elect anyone
             sh.checker.borrow_mut().stats.stuck_installing = 1;
         }
-        if holders * 2 <= sh.cfg.nodes as usize && voters_without * 2 > sh.cfg.nodes as usize {
+        if holders * 2 <= members.len() && voters_without * 2 > members.len() {
             let states: Vec<String> = sh
                 .slots
                 .iter()
@@ -1325,7 +1559,7 @@ fn final_checks(sh: &Shared) {
                 })
                 .collect();
             sh.violation(format!(
-                "acknowledged write at {i} (term {t}) held by only {holders} nodes [{}]",
+                "acknowledged write at {i} (term {t}) held by only {holders} of members {members:?} [{}]",
                 states.join("; ")
             ));
         }

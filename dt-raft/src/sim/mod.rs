@@ -6,7 +6,7 @@
 //!   faults (network, disk, crash, clock), invariants checked as events happen, the
 //!   linearizability check at the end ([`cluster::run_seed`]). The `sim` example runs
 //!   seeds from the command line:
-//!   `cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5] [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs]`;
+//!   `cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5] [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs] [--membership]`;
 //! * [`disk`]: [`disk::SimRaftLog`], an in-memory `RaftLog` holding the store's real
 //!   item encoding, with fsync timing, torn tails at a crash, fail-stop fsync errors,
 //!   log deletion after a snapshot and installs; [`disk::SimSnapshots`], the node's
