@@ -220,10 +220,19 @@ impl Admin {
         cmd: i32,
         body: impl RpcBodyBox,
     ) -> Result<dt_net::ReadPacket, NetError> {
+        self.try_call_within(node, cmd, body, Duration::from_secs(10))
+    }
+    fn try_call_within(
+        &self,
+        node: i32,
+        cmd: i32,
+        body: impl RpcBodyBox,
+        timeout: Duration,
+    ) -> Result<dt_net::ReadPacket, NetError> {
         self.c.send_request_sync(
             Some(self.peers[node as usize - 1]),
             WritePacket::request(cmd, body.boxed()),
-            Duration::from_secs(10),
+            timeout,
         )
     }
     fn add_node(&self, target: i32, id: i32, port: u16) {
@@ -558,6 +567,66 @@ fn a_wiped_follower_installs_from_a_leader_that_deleted_its_log() {
     let acked = writer.finish();
     let all: Vec<&Node> = nodes.iter().collect();
     check_applied(&all, &acked);
+    for n in &nodes {
+        n.stop();
+    }
+}
+
+#[test]
+fn a_configuration_naming_a_node_missing_from_the_node_table_stops_the_group_at_apply() {
+    // §11.2 step 3: the operator told only the leader about node 4 (ADD_NODE), so the
+    // leader accepts the prepare, but the followers cannot apply a configuration
+    // naming a node they do not know: their group stops, as the reference's does.
+    let _ = env_logger::builder().is_test(true).try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(4);
+    let io = ThreadPoolIo::new(2);
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            start_node(
+                dir.path(),
+                &ports[..3],
+                id,
+                Some((&[1, 2, 3], &[])),
+                Storage::KeepLog,
+                &io,
+            )
+        })
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    wait_ready(&all);
+    let l = leader_of(&all);
+    let admin = Admin::new(&ports);
+    admin.add_node(l as i32 + 1, 4, ports[3]);
+    let followers: Vec<RaftGroup<i64>> = (0..3)
+        .filter(|&i| i != l)
+        .map(|i| nodes[i].group().unwrap())
+        .collect();
+    for g in &followers {
+        assert!(!g.wait_stopped(Duration::from_millis(1)));
+    }
+    // the answer may never come: the heartbeat after the prepare needs a follower
+    let _ = admin.try_call_within(
+        l as i32 + 1,
+        RaftCommands::RAFT_ADMIN_PREPARE_CHANGE,
+        AdminPrepareConfigChangeReq {
+            group_id: G,
+            members: vec![1, 2, 3],
+            observers: vec![],
+            prepared_members: vec![1, 2, 3],
+            prepared_observers: vec![4],
+        },
+        Duration::from_secs(1),
+    );
+    for g in &followers {
+        assert!(
+            g.wait_stopped(Duration::from_secs(10)),
+            "node {} still runs the group",
+            g.node_id()
+        );
+        // nothing of the configuration was applied there
+        assert!(g.status().members.prepared_observers.is_empty());
+    }
     for n in &nodes {
         n.stop();
     }

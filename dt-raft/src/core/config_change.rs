@@ -409,8 +409,9 @@ impl RaftCore {
     /// writes a heartbeat entry so that index + 1 exists (see
     /// [`ConfigApplied::reply_when_applied`]).
     ///
-    /// The driver checks that every id is in its node table before calling this (the
-    /// reference fails the apply otherwise).
+    /// The driver checks that every id is in its node table before calling this (see
+    /// [`config_entry_sets`](Self::config_entry_sets)); like the reference, an unknown
+    /// id is a fatal error of the group, the entry is not applied.
     pub fn apply_config_entry(
         &mut self,
         now: u64,
@@ -424,34 +425,15 @@ impl RaftCore {
             persist_config: false,
             reply_when_applied: index,
         };
-        let cur = &self.sets;
-        let next = match entry {
-            ConfigEntry::Prepare(b) => {
-                out.old_sets_mismatch = !same_ids(&b.old_members, &cur.members)
-                    || !same_ids(&b.old_observers, &cur.observers);
-                out.reply_when_applied = index + 1;
-                Some(MemberSets {
-                    members: cur.members.clone(),
-                    observers: cur.observers.clone(),
-                    prepared_members: b.new_members.clone(),
-                    prepared_observers: b.new_observers.clone(),
-                })
-            }
-            ConfigEntry::Drop if cur.is_joint() => {
-                Some(MemberSets::new(cur.members.clone(), cur.observers.clone()))
-            }
-            ConfigEntry::Commit if cur.is_joint() => Some(MemberSets::new(
-                cur.prepared_members.clone(),
-                cur.prepared_observers.clone(),
-            )),
-            _ => None,
-        };
-        if let Some(sets) = next {
-            if !self.cfg.disable_config_change && !same_sets(&sets, &self.sets) {
-                self.apply_sets(sets, index);
-                out.changed = true;
-                out.persist_config = matches!(entry, ConfigEntry::Commit);
-            }
+        if let ConfigEntry::Prepare(b) = entry {
+            out.old_sets_mismatch = !same_ids(&b.old_members, &self.sets.members)
+                || !same_ids(&b.old_observers, &self.sets.observers);
+            out.reply_when_applied = index + 1;
+        }
+        if let Some(sets) = self.config_entry_sets(entry) {
+            self.apply_sets(sets, index);
+            out.changed = true;
+            out.persist_config = matches!(entry, ConfigEntry::Commit);
         }
         self.last_config_change_index = index;
         if matches!(entry, ConfigEntry::Prepare(_))
@@ -461,6 +443,34 @@ impl RaftCore {
             self.append_local(LocalEntries::Heartbeat, 1);
         }
         out
+    }
+
+    /// The sets that applying `entry` switches to, or `None` when it changes none of
+    /// them (`disable_config_change`, the same sets, DROP or COMMIT outside a joint
+    /// configuration). Before [`apply_config_entry`](Self::apply_config_entry) the
+    /// driver checks every id of the current and these sets against its node table
+    /// (§11.2 "applying a configuration", step 3).
+    pub fn config_entry_sets(&self, entry: &ConfigEntry) -> Option<MemberSets> {
+        if self.cfg.disable_config_change {
+            return None;
+        }
+        let cur = &self.sets;
+        let next = match entry {
+            ConfigEntry::Prepare(b) => MemberSets {
+                members: cur.members.clone(),
+                observers: cur.observers.clone(),
+                prepared_members: b.new_members.clone(),
+                prepared_observers: b.new_observers.clone(),
+            },
+            ConfigEntry::Drop if cur.is_joint() => {
+                MemberSets::new(cur.members.clone(), cur.observers.clone())
+            }
+            ConfigEntry::Commit if cur.is_joint() => {
+                MemberSets::new(cur.prepared_members.clone(), cur.prepared_observers.clone())
+            }
+            _ => return None,
+        };
+        (!same_sets(&next, cur)).then_some(next)
     }
 
     /// Drops the "remove legacy" replications that are done or timed out.
