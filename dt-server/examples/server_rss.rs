@@ -290,7 +290,7 @@ fn main() {
     let out = reader.join().unwrap_or_default();
     for l in out
         .lines()
-        .filter(|l| l.starts_with("RESULT") || l.contains("TPS"))
+        .filter(|l| l.starts_with("RESULT") || l.contains("[Final]"))
     {
         println!("dt-bench: {l}");
     }

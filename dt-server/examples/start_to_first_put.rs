@@ -165,8 +165,9 @@ fn prefill(bin: &std::path::Path, dir: &std::path::Path, mib: u64, value_size: u
     kv.stop(Duration::from_millis(100));
     let code = stop(&mut child, how);
     println!(
-        "prefill: {count} puts of {value_size} B in {:.1} s; server stopped with SIG{} (exit {code:?}); \
-         log files {} MiB, snapshot files {} MiB",
+        "prefill: {count} puts of {value_size} B ({} MiB of values) in {:.1} s; server stopped with \
+         SIG{} (exit {code:?}); log files {} MiB (preallocated), snapshot files {} MiB",
+        (count * value_size as u64) >> 20,
         t.elapsed().as_secs_f64(),
         how.to_uppercase(),
         dir_bytes(&dir.join("data/0/log")) >> 20,
