@@ -10,7 +10,7 @@
 //! ```
 //!
 //! * `single`: one node; RSS sampled every 100 ms during the benchmark.
-//! * `lagging-follower`: three nodes; two seconds into the benchmark one follower is
+//! * `lagging-follower`: three nodes; five seconds into the benchmark one follower is
 //!   stopped (SIGTERM) for `--lag-seconds`, then restarted on its data directory and
 //!   caught up by the leader while the puts go on; the leader's RSS is sampled
 //!   (before, while the follower is down, while it catches up).
