@@ -1,9 +1,11 @@
 //! A standalone DtKV server: one node (id 1) running group 0, listening on the
 //! reference's demo ports (replicate 4001 for servers and admin, service 5001 for
 //! clients), data in `target/dt-examples/standalone` so it survives a restart. Runs
-//! until you press Enter (a clean stop) or Ctrl-C; talk to it with the
-//! `standalone_client` example, or any other client example given `--servers`. The
-//! reference's `StandaloneDemoServer`.
+//! until you press Enter, Ctrl-C or send SIGTERM: each is a clean stop (the group
+//! saves a snapshot on close, exit status 0), as the `dt-server` binary does; a second
+//! Ctrl-C exits at once (status 130). Talk to it with the `standalone_client` example,
+//! or any other client example given `--servers`. The reference's
+//! `StandaloneDemoServer`.
 //!
 //! ```text
 //! cargo run --example standalone_server -- [--replicate-port 4001] [--service-port 5001]
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dt_examples::common::{group, main_with, node_config, server_list, DemoResult, READY_TIMEOUT};
 use dt_server::kv_server::{DtKvServer, DtKvServerConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -47,22 +51,46 @@ pub struct Args {
 }
 
 fn main() -> ExitCode {
-    main_with("standalone_server", |args: &Args| {
-        // Enter on the terminal asks for a clean stop (a closed stdin does not).
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            if std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .is_ok_and(|n| n > 0)
-            {
-                s.store(true, Ordering::Release);
+    main_with("standalone_server", run_until_stopped)
+}
+
+/// Serves until Enter on the terminal, Ctrl-C (SIGINT) or SIGTERM, then stops
+/// cleanly; a second Ctrl-C while stopping exits the process at once with status 130.
+pub fn run_until_stopped(args: &Args) -> DemoResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Enter on the terminal asks for a clean stop (a closed stdin does not).
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        if std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .is_ok_and(|n| n > 0)
+        {
+            s.store(true, Ordering::Release);
+        }
+    });
+    // Ctrl-C and SIGTERM too: with the handler installed they no longer kill the
+    // process, so the group can save its snapshot and close its files.
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    let signals_handle = signals.handle();
+    let s = stop.clone();
+    let waiter = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if !s.swap(true, Ordering::AcqRel) {
+                let name = if sig == SIGINT { "Ctrl-C" } else { "SIGTERM" };
+                println!("{name} received: stopping (a second Ctrl-C exits at once)");
+            } else if sig == SIGINT {
+                eprintln!("standalone_server: second Ctrl-C: exiting without a clean stop");
+                std::process::exit(130);
             }
-        });
-        run_until(args, &|| stop.load(Ordering::Acquire))
-    })
+        }
+    });
+    let r = run_until(args, &|| stop.load(Ordering::Acquire));
+    signals_handle.close();
+    let _ = waiter.join();
+    r
 }
 
 /// Starts the server, prints where it listens, and serves until `stop()` is true or

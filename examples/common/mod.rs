@@ -245,6 +245,61 @@ impl KvCluster {
         Ok(node)
     }
 
+    /// Starts node `id` while the cluster runs, the way an operator adds a machine: a
+    /// new, empty data directory `<dir>/node<id>`, new ports (`BASE+id` with the bases,
+    /// else picked by the system and picked again, up to five times, when one was
+    /// taken before the bind), a server list of every node including itself, and
+    /// `groups` (often none: the admin command ADD_GROUP creates them later). Returns
+    /// its replicate port. It does not wait for the node to be ready: the running nodes
+    /// must first learn it (ADD_NODE) to answer its node pings; then
+    /// [`KvCluster::wait_node_ready`].
+    pub fn start_node_at_run_time(
+        &mut self,
+        args: &ClusterArgs,
+        id: i32,
+        groups: Vec<KvGroupConfig>,
+    ) -> DemoResult<u16> {
+        if self.nodes.contains_key(&id) {
+            return Err(format!("node {id} runs already").into());
+        }
+        let picked = args.replicate_base.is_none() || args.service_base.is_none();
+        let mut tries = 0;
+        loop {
+            let (r, s) = pick_ports(args, &[id])?;
+            self.repl.insert(id, r[&id]);
+            self.svc.insert(id, s[&id]);
+            let data = self.dir.join(format!("node{id}"));
+            if data.exists() {
+                std::fs::remove_dir_all(&data)
+                    .map_err(|e| format!("node {id}: cannot empty {}: {e}", data.display()))?;
+            }
+            match self.start_node(&server_list(&self.repl), id, groups.clone()) {
+                Ok(node) => {
+                    self.nodes.insert(id, node);
+                    return Ok(r[&id]);
+                }
+                Err((in_use, msg)) => {
+                    self.repl.remove(&id);
+                    self.svc.remove(&id);
+                    if in_use && picked && tries < 5 {
+                        tries += 1;
+                        println!("{msg}; trying again on other ports");
+                    } else {
+                        return Err(msg.into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until node `id` is ready (its node pings answered, its groups led).
+    pub fn wait_node_ready(&self, id: i32) -> DemoResult {
+        let n = self.nodes.get(&id).ok_or_else(|| format!("no node {id}"))?;
+        n.wait_group_ready(READY_TIMEOUT)
+            .map_err(|e| format!("node {id} not ready: {e}"))?;
+        Ok(())
+    }
+
     /// Waits until every node's groups are ready (a leader elected and known).
     pub fn wait_ready(&self) -> DemoResult {
         for (id, n) in &self.nodes {
@@ -267,6 +322,11 @@ impl KvCluster {
     /// Where the nodes keep their data.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Node `id`'s service port.
+    pub fn service_port(&self, id: i32) -> Option<u16> {
+        self.svc.get(&id).copied()
     }
 
     /// The clients' view: `id,127.0.0.1:<service port>;...`.
@@ -537,6 +597,7 @@ pub fn wait_leader(kv: &KvClient, group_id: i32, timeout: Duration) -> DemoResul
 /// application would across a leader change), and printing each leader change it sees.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    kv: std::sync::Arc<KvClient>,
     handle: std::thread::JoinHandle<WriterStats>,
 }
 
@@ -558,10 +619,11 @@ impl Writer {
     /// Starts writing to `groups` of the cluster at `servers` with a client of its own.
     pub fn start(servers: &str, groups: &[(i32, &[i32])]) -> DemoResult<Writer> {
         use std::sync::atomic::Ordering;
-        let kv = connect_client(servers, groups)?;
+        let kv = std::sync::Arc::new(connect_client(servers, groups)?);
         let ids: Vec<i32> = groups.iter().map(|(g, _)| *g).collect();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
+        let client = kv.clone();
         let handle = std::thread::spawn(move || {
             let mut st = WriterStats::default();
             let mut leaders: BTreeMap<i32, Option<i32>> = BTreeMap::new();
@@ -604,7 +666,17 @@ impl Writer {
             kv.stop(Duration::from_secs(1));
             st
         });
-        Ok(Writer { stop, handle })
+        Ok(Writer {
+            stop,
+            kv: client,
+            handle,
+        })
+    }
+
+    /// The writer's client: tell it about nodes and members added meanwhile
+    /// (`client().raft().add_or_update_nodes(..)`, `add_or_update_group(..)`).
+    pub fn client(&self) -> &KvClient {
+        &self.kv
     }
 
     /// Stops the writer and prints and returns what it did.

@@ -239,3 +239,118 @@ fn every_example_has_help_and_refuses_bad_flags() {
     check::<auto_renew_lock::Args>("auto_renew_lock", &["--lease-ms", "10"]);
     check::<embedded_raft::Args>("embedded_raft", &["--adds", "0"]);
 }
+
+/// Set in the child process of [`standalone_server_stops_cleanly_on_ctrl_c`]: the
+/// server's flags, separated by spaces.
+const STANDALONE_CHILD: &str = "DT_EXAMPLES_STANDALONE_CHILD";
+
+#[test]
+fn standalone_server_stops_cleanly_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if let Ok(flags) = std::env::var(STANDALONE_CHILD) {
+        // The child: this test binary run again, serving with the example's signal
+        // handling until SIGINT; its exit status is the example's.
+        let argv: Vec<&str> = flags.split(' ').collect();
+        let code = match standalone_server::run_until_stopped(&args(&argv)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("standalone_server: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The ports are picked here and bound by the child: another program may take one
+    // in between, then the child fails at once and the start is tried again.
+    let mut tries = 0;
+    let (mut child, lines, servers) = loop {
+        let (rp, sp) = (free_port(), free_port());
+        let flags = format!(
+            "--replicate-port {rp} --service-port {sp} --dir {}",
+            data.display()
+        );
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "standalone_server_stops_cleanly_on_ctrl_c",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(STANDALONE_CHILD, &flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let mut ready = false;
+        while let Ok(l) = lines.recv_timeout(Duration::from_secs(30)) {
+            // (after the child harness's "test ... " on the same line)
+            if l.contains("DtKV server ready") {
+                ready = true;
+                break;
+            }
+        }
+        if ready {
+            break (child, lines, format!("1,127.0.0.1:{sp}"));
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(
+            err.contains("in use") && tries < 5,
+            "the server did not start ({status}): {err}"
+        );
+        tries += 1;
+    };
+    // Some data, then Ctrl-C.
+    standalone_client::run(&args(&[
+        "--servers",
+        &servers,
+        "--count",
+        "100",
+        "--keys",
+        "10",
+    ]))
+    .unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the server did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said: Vec<String> = lines.try_iter().collect();
+    assert_eq!(status.code(), Some(0), "{said:?}");
+    assert!(
+        said.iter().any(|l| l.starts_with("Ctrl-C received")),
+        "{said:?}"
+    );
+    assert_eq!(said.last().map(String::as_str), Some("stopped"), "{said:?}");
+    // The stop saved a snapshot of group 0 (snapshot on close).
+    let snaps: Vec<String> = std::fs::read_dir(data.join("0/snapshot"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(snaps.iter().any(|n| n.ends_with(".idx")), "{snaps:?}");
+}

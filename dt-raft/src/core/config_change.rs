@@ -409,8 +409,9 @@ impl RaftCore {
     /// writes a heartbeat entry so that index + 1 exists (see
     /// [`ConfigApplied::reply_when_applied`]).
     ///
-    /// The driver checks that every id is in its node table before calling this (the
-    /// reference fails the apply otherwise).
+    /// The driver checks that every id is in its node table before calling this (see
+    /// [`config_entry_sets`](Self::config_entry_sets)); like the reference, an unknown
+    /// id is a fatal error of the group, the entry is not applied.
     pub fn apply_config_entry(
         &mut self,
         now: u64,
@@ -424,19 +425,15 @@ impl RaftCore {
             persist_config: false,
             reply_when_applied: index,
         };
-        let cur = &self.sets;
         if let ConfigEntry::Prepare(b) = entry {
-            out.old_sets_mismatch = !same_ids(&b.old_members, &cur.members)
-                || !same_ids(&b.old_observers, &cur.observers);
+            out.old_sets_mismatch = !same_ids(&b.old_members, &self.sets.members)
+                || !same_ids(&b.old_observers, &self.sets.observers);
             out.reply_when_applied = index + 1;
         }
-        let next = next_sets(cur, entry);
-        if let Some(sets) = next {
-            if !self.cfg.disable_config_change && !same_sets(&sets, &self.sets) {
-                self.apply_sets(sets, index);
-                out.changed = true;
-                out.persist_config = matches!(entry, ConfigEntry::Commit);
-            }
+        if let Some(sets) = self.config_entry_sets(entry) {
+            self.apply_sets(sets, index);
+            out.changed = true;
+            out.persist_config = matches!(entry, ConfigEntry::Commit);
         }
         self.last_config_change_index = index;
         if matches!(entry, ConfigEntry::Prepare(_))
@@ -533,6 +530,18 @@ impl RaftCore {
                 cur = Some(next);
             }
         }
+    }
+
+    /// The sets that applying `entry` switches to, or `None` when it changes none of
+    /// them (`disable_config_change`, the same sets, DROP or COMMIT outside a joint
+    /// configuration). Before [`apply_config_entry`](Self::apply_config_entry) the
+    /// driver checks every id of the current and these sets against its node table
+    /// (§11.2 "applying a configuration", step 3).
+    pub fn config_entry_sets(&self, entry: &ConfigEntry) -> Option<MemberSets> {
+        if self.cfg.disable_config_change {
+            return None;
+        }
+        next_sets(&self.sets, entry).filter(|next| !same_sets(next, &self.sets))
     }
 
     /// Drops the "remove legacy" replications that are done or timed out.

@@ -289,6 +289,42 @@ fn s11_2_disable_config_change_keeps_the_sets_but_moves_the_index() {
 }
 
 #[test]
+fn s11_2_config_entry_sets_are_what_the_apply_switches_to() {
+    // The driver checks these ids against its node table before the apply (step 3).
+    let mut f = RaftCore::new(cfg(2, 3), 2, T0, 1, 0, 0, 0, 0).unwrap();
+    let prepare = ConfigEntry::Prepare(ConfigBody::parse(b"1,2,3;;1,2,3;4").unwrap());
+    let joint = MemberSets {
+        members: vec![1, 2, 3],
+        observers: vec![],
+        prepared_members: vec![1, 2, 3],
+        prepared_observers: vec![4],
+    };
+    // DROP and COMMIT outside a joint configuration change nothing
+    assert_eq!(f.config_entry_sets(&ConfigEntry::Drop), None);
+    assert_eq!(f.config_entry_sets(&ConfigEntry::Commit), None);
+    assert_eq!(f.config_entry_sets(&prepare), Some(joint.clone()));
+    // asking changes nothing; the apply switches to exactly those sets
+    assert_eq!(f.member_sets(), &MemberSets::new(vec![1, 2, 3], vec![]));
+    assert!(f.apply_config_entry(T0, 5, &prepare).changed);
+    assert_eq!(f.member_sets(), &joint);
+    // the same prepare again: no change
+    assert_eq!(f.config_entry_sets(&prepare), None);
+    assert_eq!(
+        f.config_entry_sets(&ConfigEntry::Commit),
+        Some(MemberSets::new(vec![1, 2, 3], vec![4]))
+    );
+    assert_eq!(
+        f.config_entry_sets(&ConfigEntry::Drop),
+        Some(MemberSets::new(vec![1, 2, 3], vec![]))
+    );
+    // disabled: never any sets to check
+    let mut c = cfg(2, 3);
+    c.disable_config_change = true;
+    let g = RaftCore::new(c, 2, T0, 1, 0, 0, 0, 0).unwrap();
+    assert_eq!(g.config_entry_sets(&prepare), None);
+}
+
+#[test]
 fn s11_4_the_snapshot_configuration_replaces_the_static_one() {
     let mut f = node(3, 3, 1, 0, 0);
     assert_eq!(f.role(), Role::Follower);

@@ -554,16 +554,19 @@ impl<S: StateMachine> Driver<S> {
         // configuration entries after it are replayed on top by the apply fiber.
         if let Some(r) = recovered.as_ref().filter(|r| !r.info.members.is_empty()) {
             let i = &r.info;
-            core.restore_config(
-                now,
-                MemberSets {
-                    members: i.members.clone(),
-                    observers: i.observers.clone(),
-                    prepared_members: i.prepared_members.clone(),
-                    prepared_observers: i.prepared_observers.clone(),
-                },
-                i.last_config_change_index,
-            );
+            let sets = MemberSets {
+                members: i.members.clone(),
+                observers: i.observers.clone(),
+                prepared_members: i.prepared_members.clone(),
+                prepared_observers: i.prepared_observers.clone(),
+            };
+            // the same node-table check as a configuration entry's (§11.2 step 3)
+            if let Some(id) = self.unknown_node(&sets) {
+                return Err(format!(
+                    "the snapshot's configuration {sets:?} names node {id}, not in the node table"
+                ));
+            }
+            core.restore_config(now, sets, i.last_config_change_index);
         }
         if install_required {
             if st.install_snapshot || last.is_none() {
@@ -1619,7 +1622,9 @@ impl<S: StateMachine> Driver<S> {
             }
             let e = flight.pop_front().expect("checked");
             if let Some(entry) = &e.config {
-                self.apply_config(e.index, entry);
+                if let Err(why) = self.apply_config(e.index, entry) {
+                    return Some(why);
+                }
             }
             match e.out {
                 Outcome::Noop | Outcome::Pending(_) => {}
@@ -2037,10 +2042,29 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// The first id of `sets` missing from the node table ([`DriverOptions::node_exists`];
+    /// without it every id is known).
+    fn unknown_node(&self, sets: &MemberSets) -> Option<NodeId> {
+        let exists = self.opts.node_exists.as_ref()?;
+        sets.members
+            .iter()
+            .chain(&sets.observers)
+            .chain(&sets.prepared_members)
+            .chain(&sets.prepared_observers)
+            .copied()
+            .find(|&id| !exists(id))
+    }
+
     /// Applies the configuration entry at `index` (every earlier entry is applied):
     /// the core switches its sets; the status is published, the lanes of peers that
     /// left are stopped and the config hook runs.
-    fn apply_config(&self, index: Index, entry: &ConfigEntry) {
+    ///
+    /// §11.2 step 3: when the entry changes the sets, every id of the current and the
+    /// new sets must be in the node table; otherwise the entry is not applied and the
+    /// error returned is fatal to the group (the reference's apply fiber fails the
+    /// same way: a node that has not been told about a node with ADD_NODE cannot run a
+    /// configuration naming it).
+    fn apply_config(&self, index: Index, entry: &ConfigEntry) -> Result<(), String> {
         let now = self.now();
         {
             let mut m = self.log_configs.borrow_mut();
@@ -2049,6 +2073,16 @@ impl<S: StateMachine> Driver<S> {
         self.sync_log_configs();
         let (res, sets) = {
             let mut c = self.core();
+            if let Some(next) = c.config_entry_sets(entry) {
+                if let Some(id) = self
+                    .unknown_node(c.member_sets())
+                    .or_else(|| self.unknown_node(&next))
+                {
+                    return Err(format!(
+                        "applying configuration entry {index} ({next:?}): node not exist: {id}"
+                    ));
+                }
+            }
             let r = c.apply_config_entry(now, index, entry);
             (r, c.member_sets().clone())
         };
@@ -2074,6 +2108,7 @@ impl<S: StateMachine> Driver<S> {
                 h(&sets, &res);
             }
         }
+        Ok(())
     }
 
     /// Answers the membership changes whose entries are applied far enough.
