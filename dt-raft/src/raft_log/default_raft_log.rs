@@ -29,9 +29,7 @@
 //! thread keeps the stretch of the current segment past the write position zero-filled
 //! and fsynced (`store::log_store::prefill`), so that appends' fsyncs do not also
 //! allocate blocks. The stretch grows with the bytes the log wrote since it opened (in
-//! 64 KiB steps, up to `prefill_bytes`): a quiet group does not prefill at all. A log
-//! whose write jobs average above 32 KiB does not prefill either: there the allocation
-//! is a small part of each fsync and the zeros would cost as much bandwidth as the data. A prefill starts at or past the end of every batch prepared so far,
+//! 64 KiB steps, up to `prefill_bytes`): a quiet group does not prefill at all. A prefill starts at or past the end of every batch prepared so far,
 //! and a write job that would reach into a prefill in flight waits for it.
 //!
 //! # Failures
@@ -73,10 +71,6 @@ use dt_common::{Executor, Task};
 /// The smallest stretch prefilled, and the step prefills grow by: a log starts
 /// prefilling once it wrote this much since it opened.
 const PREFILL_MIN: u64 = 64 * 1024;
-
-/// Write jobs larger than this on average are not helped by prefilling: the block
-/// allocation is a small part of their fsync, the zeros a large part of the bandwidth.
-const PREFILL_MAX_WRITE: u64 = 32 * 1024;
 
 /// How long prefilling pauses after a prefill could not write (a full disk).
 const PREFILL_PAUSE: Duration = Duration::from_secs(10);
@@ -385,8 +379,6 @@ struct Owner {
     /// The write position when the store was opened (or installed): prefills ramp up
     /// with the bytes written since.
     prefill_base: Option<u64>,
-    /// Bytes per write job, averaged (exponentially, 1/8 per job).
-    avg_write_bytes: u64,
 }
 
 impl Owner {
@@ -576,15 +568,6 @@ impl Owner {
         self.write_busy = false;
         let done = r.and_then(|x| x);
         let synced = done.as_ref().is_ok_and(|d| d.synced);
-        if let Ok(d) = &done {
-            let bytes: u64 = d
-                .batches
-                .iter()
-                .flat_map(|b| &b.chunks)
-                .map(|c| c.data.len() as u64)
-                .sum();
-            self.avg_write_bytes = self.avg_write_bytes - self.avg_write_bytes / 8 + bytes / 8;
-        }
         let recorded = match (done, self.store.as_mut()) {
             (Ok(d), Some(s)) => s.write_done(d).map(|touched| (touched, s)),
             (Ok(_), None) => Err(StoreError::Closed),
@@ -677,11 +660,6 @@ impl Owner {
                 return;
             }
             self.prefill_paused_until = None;
-        }
-        if self.avg_write_bytes > PREFILL_MAX_WRITE {
-            // Big writes: the allocation is a small part of their fsync, and the zeros
-            // would take as much disk bandwidth as the data.
-            return;
         }
         let Some(s) = self.store.as_ref() else { return };
         // Ramp up with what the log wrote since it opened: a quiet group (heartbeats,
@@ -935,7 +913,6 @@ impl DefaultRaftLog {
                 prefill_gate: PrefillGate::new(),
                 prefill_paused_until: None,
                 prefill_base: None,
-                avg_write_bytes: 0,
             }),
         }
     }
