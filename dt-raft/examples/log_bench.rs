@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p dt-raft --example log_bench -- --dir D [--seconds 5]
-//!     [--recovery-mib 1024] [--pipeline 0]
+//!     [--recovery-mib 1024] [--pipeline 0] [--prefill-kib 4096]
 //! ```
 //!
 //! For each batch size (1, 16, 256 entries of 256-byte bodies, fsync on):
@@ -68,6 +68,10 @@ pub struct Args {
     /// Only time opening an existing recovery log (written by --recovery-keep).
     #[arg(long)]
     recovery_open_only: bool,
+    /// Zero-fill the log's segment this many KiB ahead of the appends
+    /// (`StoreConfig::prefill_bytes`; 0, the default, leaves it off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1048576))]
+    prefill_kib: u64,
     /// Batch sizes to measure (1 to 65536 entries each).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 16, 256],
           value_parser = clap::value_parser!(u64).range(1..=65536))]
@@ -318,7 +322,13 @@ impl Drop for Handoff {
 /// them). Returns (ours, raw, handoff, pipelined, allocated) rates.
 type Rates = (f64, f64, f64, Option<f64>, f64);
 
-fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, String> {
+fn measure(
+    dir: &Path,
+    n: usize,
+    secs: f64,
+    pipeline: usize,
+    prefill_kib: u64,
+) -> Result<Rates, String> {
     let _ = std::fs::remove_dir_all(dir);
     at(dir, std::fs::create_dir_all(dir))?;
     let mut raw = Raw::new(&dir.join("raw"), n)?;
@@ -326,7 +336,11 @@ fn measure(dir: &Path, n: usize, secs: f64, pipeline: usize) -> Result<Rates, St
     let (mut ae, mut at_s) = (0u64, 0f64);
     let mut handoff = Handoff::new(&dir.join("handoff"), n)?;
     let log_dir = dir.join("log");
-    let log = DefaultRaftLog::new(&log_dir, StoreConfig::default(), ThreadPoolIo::new(2));
+    let cfg = StoreConfig {
+        prefill_bytes: prefill_kib << 10,
+        ..StoreConfig::default()
+    };
+    let log = DefaultRaftLog::new(&log_dir, cfg, ThreadPoolIo::new(2));
     at(&log_dir, block_on(log.init()))?;
     let mut next = 1u64;
     run_ours(&log, &mut next, n, 0.2, 1)?; // warm-up
@@ -475,8 +489,13 @@ pub fn run(a: &Args) -> Result<(), String> {
     );
     for &n in a.batches.iter().filter(|_| !a.recovery_open_only) {
         let n = n as usize;
-        let (ours, raw, handoff, piped, allocated) =
-            measure(&a.dir.join("append"), n, a.seconds, a.pipeline)?;
+        let (ours, raw, handoff, piped, allocated) = measure(
+            &a.dir.join("append"),
+            n,
+            a.seconds,
+            a.pipeline,
+            a.prefill_kib,
+        )?;
         let mbps = ours * item(1).encoded_len() as f64 / 1e6;
         println!(
             "RESULT batch={n} entries_per_s={ours:.0} raw_limit_entries_per_s={raw:.0} ratio={:.3} mb_per_s={mbps:.2}",
