@@ -1,24 +1,26 @@
 //! Linearizability checker for key-value histories.
 //!
 //! Wing & Gong's search with Lowe's memoisation, in the form Porcupine uses: the calls
-//! and returns of one key's operations are a doubly linked list in real-time order; the
-//! search linearizes the first call that the model accepts and whose (set of linearized
-//! operations, model state) pair was not seen before, and backtracks when it reaches a
+//! and returns of one key's completed operations are a doubly linked list in real-time
+//! order; the search linearizes a call that the model accepts and whose search node was
+//! not covered before, and backtracks when nothing is left to try before the first
 //! return whose operation is not linearized yet. Operations on different keys are
 //! independent, so each key's sub-history is checked on its own.
 //!
 //! The model is one register per key, initially absent ([`Action`] says what each
 //! operation does). An operation with an unknown outcome has no return: it can be
-//! linearized anywhere after its invoke or not at all (when the search reaches the
-//! returns of unknown operations, every completed one is linearized, and the unknown
-//! ones left are dropped).
+//! linearized anywhere after its invoke or not at all. Such operations are grouped by
+//! action and taken in invoke order; they are tried only after the completed calls, and
+//! a node that used no fewer of each group than an explored node with the same
+//! completed operations and state is skipped (the explored one covered it). The search
+//! succeeds once every completed operation is linearized.
 //!
 //! Work is bounded by [`CheckConfig::max_steps_per_key`]: a key whose search needs more
 //! steps is reported as [`Verdict::Unknown`] rather than running forever (the problem
 //! is NP-complete; histories with many concurrent unknown-outcome writes on one key are
 //! the expensive ones).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -204,8 +206,36 @@ impl Hasher for FxHasher {
     }
 }
 
-/// Lowe's memo: (linearized set, state) pairs already explored.
-type Memo = HashSet<(Box<[u64]>, Option<Value>), BuildHasherDefault<FxHasher>>;
+/// Lowe's memo, widened to dominance over unknown-outcome operations.
+///
+/// A search node is (completed operations linearized, state, how many operations of
+/// each unknown-outcome class are linearized). The memo maps the first two to the
+/// class counts of the nodes explored with them. A node is skipped when an explored
+/// node has the same completed set and state and used no more of any class: every
+/// continuation of the new node is one of the old node's too (it has at least the
+/// same unknown-outcome operations left, each invoked no later), so the old node's
+/// search covered it. With no unknown-outcome operations this is Lowe's memo.
+struct Memo {
+    seen: HashMap<NodeKey, Vec<Box<[u32]>>, BuildHasherDefault<FxHasher>>,
+}
+
+/// The completed operations linearized (a bitset) and the state.
+type NodeKey = (Box<[u64]>, Option<Value>);
+
+impl Memo {
+    /// Records the node; false if an explored node covers it.
+    fn admit(&mut self, bits: &[u64], state: Option<Value>, counts: &[u32]) -> bool {
+        let le = |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x <= y);
+        let explored = self.seen.entry((bits.into(), state)).or_default();
+        if explored.iter().any(|old| le(old, counts)) {
+            return false;
+        }
+        // Nodes the new one covers need not be remembered.
+        explored.retain(|old| !le(counts, old));
+        explored.push(counts.into());
+        true
+    }
+}
 
 enum KeyOutcome {
     Ok,
@@ -215,16 +245,66 @@ enum KeyOutcome {
 
 const NONE: usize = usize::MAX;
 
-/// One key's search. Entry 0 is the list head; entries `1..` are calls and returns.
+/// The next choice a search node tries.
+#[derive(Clone, Copy)]
+enum Cursor {
+    /// A call in the list of completed operations (or the first return: the end of
+    /// the calls that may go next).
+    Call(usize),
+    /// The next unknown-outcome operation of this class.
+    Class(usize),
+}
+
+/// A linearized operation on the search stack.
+struct Frame {
+    /// The choice that linearized it (the parent node resumes after it).
+    choice: Cursor,
+    /// The operation.
+    op: usize,
+    /// The state before it.
+    state: Option<Value>,
+    /// The parent node's frontier (see [`check_key`]).
+    frontier: usize,
+}
+
+/// One key's search.
+///
+/// Completed operations are a doubly linked list of calls and returns in real-time
+/// order (entry 0 is the head). A node may linearize any call before the first return
+/// in the list (the frontier: that operation must take effect before it completes) and
+/// the earliest-invoked unused operation of any class of unknown-outcome operations
+/// with the same action, if invoked before the frontier and if it changes the state.
+/// Operations of a class are interchangeable, an earlier invoked one able to stand in
+/// for a later one, so taking them in invoke order loses nothing; completed calls are
+/// tried first, unknown-outcome operations only when needed. The history is
+/// linearizable when every completed operation is linearized; the unknown-outcome
+/// operations left are dropped.
 fn check_key(key: Key, ops: &[Operation], budget: u64) -> (KeyOutcome, u64) {
     let n = ops.len();
-    // (position, is_return, op): returns of unknown operations sort last.
+    // (position, is_return, op) of completed operations.
     let mut order: Vec<(usize, bool, usize)> = Vec::with_capacity(2 * n);
+    // Unknown-outcome operations by action, in invoke order.
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    let mut class_of: HashMap<Action, usize> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
-        order.push((op.invoke_index, false, i));
-        order.push((op.complete_index.unwrap_or(usize::MAX), true, i));
+        match op.complete_index {
+            Some(c) => {
+                order.push((op.invoke_index, false, i));
+                order.push((c, true, i));
+            }
+            None => {
+                let c = *class_of.entry(op.action).or_insert_with(|| {
+                    classes.push(Vec::new());
+                    classes.len() - 1
+                });
+                classes[c].push(i);
+            }
+        }
     }
     order.sort_unstable();
+    for class in &mut classes {
+        class.sort_unstable_by_key(|&i| ops[i].invoke_index);
+    }
     let len = order.len() + 1;
     let mut op_of = vec![NONE; len];
     let mut is_return = vec![false; len];
@@ -256,73 +336,103 @@ fn check_key(key: Key, ops: &[Operation], budget: u64) -> (KeyOutcome, u64) {
         }
     };
 
-    // Unknown-outcome operations with the same action are interchangeable, the earlier
-    // invoked one's interval ([invoke, forever)) containing the later one's: linearize
-    // them in invoke order only (`twin[i]`: the previous such operation, which must be
-    // linearized before `i` is tried).
-    let mut twin = vec![NONE; n];
-    let mut last_of: HashMap<Action, usize> = HashMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        if op.complete_index.is_none() {
-            if let Some(prev) = last_of.insert(op.action, i) {
-                twin[i] = prev;
-            }
-        }
-    }
-    let is_set = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
-
-    let words = n.div_ceil(64);
-    let mut bits = vec![0u64; words];
-    let mut cache: Memo = HashSet::default();
+    let mut bits = vec![0u64; n.div_ceil(64)];
+    let mut counts = vec![0u32; classes.len()];
+    let mut memo = Memo {
+        seen: HashMap::default(),
+    };
+    memo.admit(&bits, None, &counts);
     let mut state: Option<Value> = None;
-    // (call entry, state before it)
-    let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     let mut best: Vec<usize> = Vec::new();
     let mut steps = 0u64;
-    let mut entry = next[0];
-    while next[0] != NONE {
+    // The completion index of the first return in the list, once the cursor passed
+    // the calls.
+    let mut frontier = NONE;
+    let mut cursor = Cursor::Call(next[0]);
+    loop {
         steps += 1;
         if steps > budget {
             return (KeyOutcome::Unknown, steps);
         }
-        let i = op_of[entry];
-        if !is_return[entry] {
-            let twin_ok = twin[i] == NONE || is_set(&bits, twin[i]);
-            if let Some(new_state) = step_op(state, &ops[i]).filter(|_| twin_ok) {
-                bits[i / 64] |= 1 << (i % 64);
-                if cache.insert((bits.clone().into_boxed_slice(), new_state)) {
-                    stack.push((entry, state));
-                    state = new_state;
-                    // Lift the call and its return out of the list.
-                    unlink(entry, &mut next, &mut prev);
-                    unlink(ret_of_op[i], &mut next, &mut prev);
-                    if stack.len() > best.len() {
-                        best.clear();
-                        best.extend(stack.iter().map(|&(e, _)| op_of[e]));
+        // The operation this choice linearizes, and the state after it.
+        let mut chosen = None;
+        match cursor {
+            Cursor::Call(NONE) => return (KeyOutcome::Ok, steps),
+            Cursor::Call(e) if is_return[e] => {
+                frontier = ops[op_of[e]].complete_index.unwrap_or(NONE);
+                cursor = Cursor::Class(0);
+                continue;
+            }
+            Cursor::Call(e) => {
+                let i = op_of[e];
+                if let Some(new_state) = step(state, &ops[i].action) {
+                    bits[i / 64] |= 1 << (i % 64);
+                    if memo.admit(&bits, new_state, &counts) {
+                        unlink(e, &mut next, &mut prev);
+                        unlink(ret_of_op[i], &mut next, &mut prev);
+                        chosen = Some((i, new_state));
+                    } else {
+                        bits[i / 64] &= !(1 << (i % 64));
                     }
-                    entry = next[0];
-                    continue;
                 }
-                bits[i / 64] &= !(1 << (i % 64));
+                if chosen.is_none() {
+                    cursor = Cursor::Call(next[e]);
+                }
             }
-            entry = next[entry];
-        } else {
-            if ops[i].complete_index.is_none() {
-                // Only unknown-outcome operations are left: drop them.
-                return (KeyOutcome::Ok, steps);
+            Cursor::Class(c) if c == classes.len() => {
+                // Nothing more to try here: undo the last choice.
+                let Some(frame) = stack.pop() else {
+                    return (KeyOutcome::Violation(explain(key, ops, &best)), steps);
+                };
+                state = frame.state;
+                frontier = frame.frontier;
+                cursor = match frame.choice {
+                    Cursor::Call(e) => {
+                        let i = frame.op;
+                        bits[i / 64] &= !(1 << (i % 64));
+                        relink(ret_of_op[i], &mut next, &mut prev);
+                        relink(e, &mut next, &mut prev);
+                        Cursor::Call(next[e])
+                    }
+                    Cursor::Class(c) => {
+                        counts[c] -= 1;
+                        Cursor::Class(c + 1)
+                    }
+                };
             }
-            let Some((call, old)) = stack.pop() else {
-                return (KeyOutcome::Violation(explain(key, ops, &best)), steps);
-            };
-            let j = op_of[call];
-            bits[j / 64] &= !(1 << (j % 64));
-            state = old;
-            relink(ret_of_op[j], &mut next, &mut prev);
-            relink(call, &mut next, &mut prev);
-            entry = next[call];
+            Cursor::Class(c) => {
+                let i = classes[c].get(counts[c] as usize).copied().unwrap_or(NONE);
+                if i != NONE && ops[i].invoke_index < frontier {
+                    if let Some(new_state) = step_op(state, &ops[i]) {
+                        counts[c] += 1;
+                        if memo.admit(&bits, new_state, &counts) {
+                            chosen = Some((i, new_state));
+                        } else {
+                            counts[c] -= 1;
+                        }
+                    }
+                }
+                if chosen.is_none() {
+                    cursor = Cursor::Class(c + 1);
+                }
+            }
+        }
+        if let Some((op, new_state)) = chosen {
+            stack.push(Frame {
+                choice: cursor,
+                op,
+                state,
+                frontier,
+            });
+            state = new_state;
+            if stack.len() > best.len() {
+                best.clear();
+                best.extend(stack.iter().map(|f| f.op));
+            }
+            cursor = Cursor::Call(next[0]);
         }
     }
-    (KeyOutcome::Ok, steps)
 }
 
 /// Builds the explanation from the longest prefix found.
