@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dt_codec::{PbInt, PbLongCallback};
-use dt_net::{NetError, NioClient, NioClientConfig, PeerId, WriteBody, WritePacket};
+use dt_net::{NetError, NioClient, PeerId, WriteBody, WritePacket};
 use dt_raft::core::Role;
 use dt_raft::driver::local::{AppliedLog, CounterSm};
 use dt_raft::driver::{RaftGroup, RaftGroupConfig};
@@ -198,16 +198,7 @@ struct Admin {
 
 impl Admin {
     fn new(ports: &[u16]) -> Admin {
-        let mut c = NioClient::new(NioClientConfig::default());
-        c.start().unwrap();
-        let peers = ports
-            .iter()
-            .map(|p| {
-                c.add_peer(format!("127.0.0.1:{p}").parse().unwrap())
-                    .unwrap()
-                    .id
-            })
-            .collect();
+        let (c, peers) = loopback::client_to(ports);
         Admin { c, peers }
     }
     fn call(&self, node: i32, cmd: i32, body: impl RpcBodyBox) -> dt_net::ReadPacket {

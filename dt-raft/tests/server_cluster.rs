@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dt_codec::PbInt;
-use dt_net::{CmdCodes, NetError, NioClient, NioClientConfig, PeerId, WriteBody, WritePacket};
+use dt_net::{CmdCodes, NetError, NioClient, PeerId, WriteBody, WritePacket};
 use dt_raft::core::Role;
 use dt_raft::driver::local::CounterSm;
 use dt_raft::driver::{RaftGroup, RaftGroupConfig};
@@ -155,16 +155,7 @@ struct Client {
 
 impl Client {
     fn new(ports: &[u16]) -> Client {
-        let mut c = NioClient::new(NioClientConfig::default());
-        c.start().unwrap();
-        let peers = ports
-            .iter()
-            .map(|p| {
-                c.add_peer(format!("127.0.0.1:{p}").parse().unwrap())
-                    .unwrap()
-                    .id
-            })
-            .collect();
+        let (c, peers) = loopback::client_to(ports);
         Client { c, peers }
     }
     fn call(&self, node: usize, cmd: i32, body: WriteBody) -> Result<dt_net::ReadPacket, NetError> {

@@ -4,7 +4,25 @@
 
 use std::time::Duration;
 
+use dt_net::{NioClient, NioClientConfig, PeerId};
 use dt_raft::server::RaftServerConfig;
+
+/// A started NioClient with one peer per port (node id i+1 at `ports[i]`), and the
+/// peers in port order.
+#[allow(dead_code)]
+pub fn client_to(ports: &[u16]) -> (NioClient, Vec<PeerId>) {
+    let mut c = NioClient::new(NioClientConfig::default());
+    c.start().unwrap();
+    let peers = ports
+        .iter()
+        .map(|p| {
+            c.add_peer(format!("127.0.0.1:{p}").parse().unwrap())
+                .unwrap()
+                .id
+        })
+        .collect();
+    (c, peers)
+}
 
 /// The configuration of node `id` (1-based) of the cluster on `ports`.
 pub fn server_config(ports: &[u16], id: i32) -> RaftServerConfig {
