@@ -25,10 +25,45 @@ use std::time::{Duration, Instant};
 
 use dt_client::KvClient;
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+/// What to measure.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// One node under the benchmark.
+    Single,
+    /// Three nodes; one follower stopped, then caught up.
+    LaggingFollower,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Single => "single",
+            Mode::LaggingFollower => "lagging-follower",
+        })
+    }
+}
+
+#[derive(clap::Parser)]
+#[command(
+    name = "server_rss",
+    about = "RSS of dt-server processes under dt-bench async puts"
+)]
+struct Args {
+    /// single: one node; lagging-follower: three nodes, one follower stopped a while.
+    #[arg(long, value_enum, default_value = "single")]
+    mode: Mode,
+    /// Seconds of benchmark (1 to 3600).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+    /// Seconds the follower stays stopped (lagging-follower; 1 to 3600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lag_seconds: u64,
+    /// Where dt-server and dt-bench are (default: beside this program's directory).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Data directories (removed first).
+    #[arg(long, default_value = "target/server_rss")]
+    dir: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -185,20 +220,12 @@ impl Drop for Cluster {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mode = arg(&args, "--mode").unwrap_or_else(|| "single".into());
-    assert!(
-        mode == "single" || mode == "lagging-follower",
-        "--mode must be single or lagging-follower"
-    );
-    let seconds: u64 = arg(&args, "--seconds").map_or(20, |s| s.parse().expect("--seconds N"));
-    let lag: u64 = arg(&args, "--lag-seconds").map_or(10, |s| s.parse().expect("--lag-seconds N"));
-    let bin_dir = arg(&args, "--bin-dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().unwrap();
-            exe.parent().unwrap().parent().unwrap().to_path_buf()
-        });
+    let a = <Args as clap::Parser>::parse();
+    let (mode, seconds, lag) = (a.mode, a.seconds, a.lag_seconds);
+    let bin_dir = a.bin_dir.unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().to_path_buf()
+    });
     for b in ["dt-server", "dt-bench"] {
         if !bin_dir.join(b).exists() {
             eprintln!(
@@ -208,10 +235,10 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let root = PathBuf::from(arg(&args, "--dir").unwrap_or_else(|| "target/server_rss".into()));
+    let root = a.dir;
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let n = if mode == "single" { 1 } else { 3 };
+    let n = if mode == Mode::Single { 1 } else { 3 };
     let mut cluster = Cluster::new(&bin_dir, &root, n);
     for id in 1..=n {
         cluster.start(id);
@@ -261,7 +288,7 @@ fn main() {
             break s;
         }
         let t = t0.elapsed().as_secs();
-        if let (Some(f), "lagging-follower") = (follower, mode.as_str()) {
+        if let (Some(f), Mode::LaggingFollower) = (follower, mode) {
             if stopped_at.is_none() && t >= 5 {
                 cluster.stop(f);
                 stopped_at = Some(t);
@@ -295,7 +322,7 @@ fn main() {
         println!("dt-bench: {l}");
     }
     let (end, hwm) = rss_kib(lpid).unwrap_or((0, 0));
-    if mode == "lagging-follower" {
+    if mode == Mode::LaggingFollower {
         println!(
             "leader RSS max: before the stop {:.1} MiB, follower down {:.1} MiB, catching up {:.1} MiB",
             mib(phase_max[0]),
