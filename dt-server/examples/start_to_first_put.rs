@@ -31,10 +31,30 @@ use std::time::{Duration, Instant};
 
 use dt_client::KvClient;
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+#[derive(clap::Parser)]
+#[command(
+    name = "start_to_first_put",
+    about = "Time from spawning dt-server to its first acknowledged put"
+)]
+struct Args {
+    /// Rounds to time (1 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    rounds: u64,
+    /// The dt-server binary (default: beside this program's directory).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Where the data directories go.
+    #[arg(long, default_value = "target/start_to_first_put")]
+    dir: PathBuf,
+    /// Start every round on a log of about this many MiB (0: an empty data dir).
+    #[arg(long, default_value_t = 0)]
+    prefill_mib: u64,
+    /// Bytes per value of the prefilled log (1 to 1048576).
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    prefill_value_size: u64,
+    /// How the prefilling server (and every round's) is stopped.
+    #[arg(long, default_value = "kill", value_parser = ["kill", "term"])]
+    prefill_stop: String,
 }
 
 fn free_port() -> u16 {
@@ -176,22 +196,10 @@ fn prefill(bin: &std::path::Path, dir: &std::path::Path, mib: u64, value_size: u
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rounds: usize = arg(&args, "--rounds").map_or(10, |r| r.parse().expect("--rounds N"));
-    let prefill_mib: u64 =
-        arg(&args, "--prefill-mib").map_or(0, |r| r.parse().expect("--prefill-mib N"));
-    let value_size: usize = arg(&args, "--prefill-value-size")
-        .map_or(16384, |r| r.parse().expect("--prefill-value-size BYTES"));
-    assert!(
-        (1..=1 << 20).contains(&value_size),
-        "--prefill-value-size must be 1..=1048576"
-    );
-    let how = arg(&args, "--prefill-stop").unwrap_or_else(|| "kill".into());
-    assert!(
-        how == "kill" || how == "term",
-        "--prefill-stop must be kill or term"
-    );
-    let bin = arg(&args, "--bin").map(PathBuf::from).unwrap_or_else(|| {
+    let a = <Args as clap::Parser>::parse();
+    let (rounds, prefill_mib, how) = (a.rounds, a.prefill_mib, a.prefill_stop);
+    let value_size = a.prefill_value_size as usize;
+    let bin = a.bin.unwrap_or_else(|| {
         let exe = std::env::current_exe().unwrap();
         // target/<profile>/examples/<this> -> target/<profile>/dt-server
         exe.parent().unwrap().parent().unwrap().join("dt-server")
@@ -204,8 +212,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let root =
-        PathBuf::from(arg(&args, "--dir").unwrap_or_else(|| "target/start_to_first_put".into()));
+    let root = a.dir;
     let prefilled = root.join("prefilled");
     if prefill_mib > 0 {
         println!(
