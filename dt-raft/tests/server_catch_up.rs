@@ -130,6 +130,22 @@ impl Node {
 /// Starts node `id` whose server list is `ports` (node i+1 at ports[i]), with its data
 /// under `<dir>/n<id>`, running group 1 with the static sets `sets` (None: no group),
 /// and waits until it is group ready.
+/// Nodes 1, 2 and 3 on the first three ports, members of group 0, keeping their logs.
+fn start_members_1_2_3(dir: &Path, ports: &[u16], io: &Arc<ThreadPoolIo>) -> Vec<Node> {
+    (1..=3)
+        .map(|id| {
+            start_node(
+                dir,
+                ports,
+                id,
+                Some((&[1, 2, 3], &[])),
+                Storage::KeepLog,
+                io,
+            )
+        })
+        .collect()
+}
+
 fn start_node(
     dir: &Path,
     ports: &[u16],
@@ -391,18 +407,7 @@ fn an_empty_node_added_at_run_time_catches_up_and_votes() {
     let ports = free_ports(4);
     let io = ThreadPoolIo::new(2);
     // Nodes 1-3 know only each other.
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| {
-            start_node(
-                dir.path(),
-                &ports[..3],
-                id,
-                Some((&[1, 2, 3], &[])),
-                Storage::KeepLog,
-                &io,
-            )
-        })
-        .collect();
+    let mut nodes: Vec<Node> = start_members_1_2_3(dir.path(), &ports[..3], &io);
     wait_ready(&nodes.iter().collect::<Vec<_>>());
     let writer = Writer::start(&nodes.iter().collect::<Vec<_>>(), 0);
     writer.wait_more(30);
@@ -572,18 +577,7 @@ fn a_configuration_naming_a_node_missing_from_the_node_table_stops_the_group_at_
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(4);
     let io = ThreadPoolIo::new(2);
-    let nodes: Vec<Node> = (1..=3)
-        .map(|id| {
-            start_node(
-                dir.path(),
-                &ports[..3],
-                id,
-                Some((&[1, 2, 3], &[])),
-                Storage::KeepLog,
-                &io,
-            )
-        })
-        .collect();
+    let nodes: Vec<Node> = start_members_1_2_3(dir.path(), &ports[..3], &io);
     let all: Vec<&Node> = nodes.iter().collect();
     wait_ready(&all);
     let l = leader_of(&all);
