@@ -155,11 +155,16 @@ pub fn pick_ports(
 /// data directory `<dir>/node<N>`. Dropping it stops the nodes.
 pub struct KvCluster {
     nodes: BTreeMap<i32, DtKvServer>,
+    server_config: NodeConfigFn,
     repl: BTreeMap<i32, u16>,
     svc: BTreeMap<i32, u16>,
     dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
+
+/// Builds a node's server settings from the server list, its id, its replicate port
+/// and its service port ([`node_config`] by default).
+pub type NodeConfigFn = fn(&str, i32, u16, u16) -> RaftServerConfig;
 
 impl KvCluster {
     /// Starts nodes `ids`, all running `groups`, and waits until every group has a
@@ -173,10 +178,22 @@ impl KvCluster {
         ids: &[i32],
         groups: Vec<KvGroupConfig>,
     ) -> DemoResult<KvCluster> {
+        KvCluster::start_with(args, ids, groups, node_config)
+    }
+
+    /// [`KvCluster::start`] with each node's server settings built by `server_config`
+    /// instead of [`node_config`] (a benchmark wants the defaults, not the examples'
+    /// short timeouts and single IO thread).
+    pub fn start_with(
+        args: &ClusterArgs,
+        ids: &[i32],
+        groups: Vec<KvGroupConfig>,
+        server_config: NodeConfigFn,
+    ) -> DemoResult<KvCluster> {
         let picked = args.replicate_base.is_none() || args.service_base.is_none();
         let mut tries = 0;
         loop {
-            match KvCluster::try_start(args, ids, groups.clone()) {
+            match KvCluster::try_start(args, ids, groups.clone(), server_config) {
                 Ok(c) => return Ok(c),
                 Err((true, msg)) if picked && tries < 5 => {
                     tries += 1;
@@ -192,6 +209,7 @@ impl KvCluster {
         args: &ClusterArgs,
         ids: &[i32],
         groups: Vec<KvGroupConfig>,
+        server_config: NodeConfigFn,
     ) -> Result<KvCluster, (bool, String)> {
         let (repl, svc) = pick_ports(args, ids).map_err(|e| (false, e.to_string()))?;
         let (dir, tmp) = match &args.dir {
@@ -206,6 +224,7 @@ impl KvCluster {
         };
         let mut cluster = KvCluster {
             nodes: BTreeMap::new(),
+            server_config,
             repl,
             svc,
             dir,
@@ -234,7 +253,7 @@ impl KvCluster {
                 format!("node {id}: cannot create {}: {e}", data.display()),
             )
         })?;
-        let cfg = DtKvServerConfig::new(node_config(servers, id, r, s), groups, data);
+        let cfg = DtKvServerConfig::new((self.server_config)(servers, id, r, s), groups, data);
         let node = DtKvServer::new(cfg).map_err(|e| (false, format!("node {id}: {e}")))?;
         node.start().map_err(|e| {
             (

@@ -32,6 +32,9 @@ mod lock;
 #[path = "../multi_raft.rs"]
 mod multi_raft;
 #[allow(dead_code)]
+#[path = "../raft_benchmark.rs"]
+mod raft_benchmark;
+#[allow(dead_code)]
 #[path = "../standalone_client.rs"]
 mod standalone_client;
 #[allow(dead_code)]
@@ -68,6 +71,22 @@ fn embedded_cluster_puts_and_gets() {
         "--keys",
         "50",
         "--in-flight",
+        "64",
+    ]))
+    .unwrap();
+}
+
+#[test]
+fn raft_benchmark_runs_its_puts_without_a_failure() {
+    // run() fails when a put failed or none succeeded
+    raft_benchmark::run(&args(&[
+        "--seconds",
+        "1",
+        "--warmup",
+        "0",
+        "--keys",
+        "100",
+        "--max-pending",
         "64",
     ]))
     .unwrap();
@@ -238,6 +257,7 @@ fn every_example_has_help_and_refuses_bad_flags() {
     check::<lock::Args>("lock", &["--lease-ms", "-1"]);
     check::<auto_renew_lock::Args>("auto_renew_lock", &["--lease-ms", "10"]);
     check::<embedded_raft::Args>("embedded_raft", &["--adds", "0"]);
+    check::<raft_benchmark::Args>("raft_benchmark", &["--nodes", "10"]);
 }
 
 /// Set in the child process of [`standalone_server_stops_cleanly_on_ctrl_c`]: the

@@ -44,5 +44,5 @@ pub mod stats;
 
 pub use args::{BenchArgs, Op, ParseOutcome};
 pub use report::Summary;
-pub use run::{run, run_cli, BenchError, Outcome};
+pub use run::{finish, run, run_cli, BenchError, Outcome};
 pub use stats::{Percentiles, Window};

@@ -437,8 +437,8 @@ where
 }
 
 /// Prints the configuration again, the final lines, the JSON object (with `--json`)
-/// and the RESULT line.
-fn finish(args: &BenchArgs, o: &Outcome, progress: &mut dyn Write) -> Result<(), BenchError> {
+/// and the RESULT line (on stdout); an error when nothing succeeded.
+pub fn finish(args: &BenchArgs, o: &Outcome, progress: &mut dyn Write) -> Result<(), BenchError> {
     writeln!(progress)?;
     writeln!(progress, "{}", report::benchmark_config_block(args))?;
     writeln!(progress, "{}", report::final_lines(&o.summary))?;
