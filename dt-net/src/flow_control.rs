@@ -154,6 +154,15 @@ impl ConnInFlight {
 #[derive(Debug)]
 pub(crate) struct ConnCredit(Arc<ConnInFlight>);
 
+impl ConnCredit {
+    /// One more unit of the same connection (for another holder of the same request),
+    /// taken whatever the cap: the request was admitted already.
+    fn another(&self) -> ConnCredit {
+        self.0.count.fetch_add(1, Ordering::AcqRel);
+        ConnCredit(self.0.clone())
+    }
+}
+
 impl Drop for ConnCredit {
     fn drop(&mut self) {
         self.0.count.fetch_sub(1, Ordering::AcqRel);
@@ -168,12 +177,28 @@ impl Drop for ConnCredit {
 /// [`crate::Responder`]) each hold a clone, and a response carries one to the IO worker,
 /// which drops it once the response is written: the credit is held until the response
 /// has left, or nothing can answer any more.
-#[derive(Clone)]
-pub(crate) struct Permit {
-    _shared: Arc<PermitInner>,
+///
+/// A permit of the connection's unit alone (requests processed on the IO thread) is that
+/// unit itself, counted once per holder, with no allocation: clones exist only while
+/// the IO thread runs `process`, when that connection admits no other request, so the
+/// cap sees one unit per request.
+pub(crate) enum Permit {
+    /// A connection's unit only.
+    Conn(ConnCredit),
+    /// Shared credit (flow control and/or a connection's unit).
+    Shared(Arc<PermitInner>),
 }
 
-struct PermitInner {
+impl Clone for Permit {
+    fn clone(&self) -> Self {
+        match self {
+            Permit::Conn(c) => Permit::Conn(c.another()),
+            Permit::Shared(s) => Permit::Shared(s.clone()),
+        }
+    }
+}
+
+pub(crate) struct PermitInner {
     fc: Option<(Arc<FlowControl>, usize)>,
     _conn: Option<ConnCredit>,
 }
@@ -182,9 +207,12 @@ impl Permit {
     /// Wraps credit of `bytes` already taken from `fc` with [`FlowControl::acquire`]
     /// (if any) and a connection's unit (if any).
     pub(crate) fn new(fc: Option<(Arc<FlowControl>, usize)>, conn: Option<ConnCredit>) -> Self {
-        Permit {
-            _shared: Arc::new(PermitInner { fc, _conn: conn }),
-        }
+        Permit::Shared(Arc::new(PermitInner { fc, _conn: conn }))
+    }
+
+    /// A connection's unit alone (no flow-control bytes): no allocation.
+    pub(crate) fn conn(conn: ConnCredit) -> Self {
+        Permit::Conn(conn)
     }
 }
 
@@ -255,5 +283,22 @@ mod tests {
             (fc.pending_requests(), fc.pending_bytes(), c.count()),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn a_connection_permit_is_its_unit_counted_per_holder() {
+        let c = Arc::new(ConnInFlight::new(2));
+        let p = Permit::conn(c.try_take().unwrap());
+        assert_eq!(c.count(), 1);
+        let p2 = p.clone();
+        assert_eq!(c.count(), 2, "each holder counts while both live");
+        drop(p);
+        assert_eq!(c.count(), 1, "the other holder keeps the request's unit");
+        assert!(c.try_take().is_some_and(|x| {
+            drop(x);
+            true
+        }));
+        drop(p2);
+        assert_eq!(c.count(), 0, "the last holder gives the unit back");
     }
 }

@@ -180,7 +180,7 @@ pub use handshake::{
     ConfigBody, HandshakeBody, HandshakeCallback, HandshakeHook, ProcessInfo, MAGIC1, MAGIC2,
     MAJOR_VERSION, MINOR_VERSION,
 };
-pub use packet::{ReadPacket, WriteBody, WritePacket};
+pub use packet::{InlineBody, ReadPacket, WriteBody, WritePacket, INLINE_BODY_MAX};
 pub use peer::{backoff, Peer, PeerId, PeerStatus, PeerStatusView, RECONNECT_BACKOFF_MS};
 pub use processor::{
     Executor, FnProcessor, PingProcessor, Processors, ReqContext, ReqProcessor, Responder, RunOn,

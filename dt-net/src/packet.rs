@@ -123,15 +123,72 @@ pub enum WriteBody {
     /// A message encoded straight into the socket buffer (no field when it encodes to 0
     /// bytes).
     Encodable(Box<dyn Encodable + Send>),
+    /// A small message already encoded, held inside the packet ([`WriteBody::of`]).
+    Inline(InlineBody),
+}
+
+/// Most bytes a [`WriteBody::Inline`] body holds.
+pub const INLINE_BODY_MAX: usize = 48;
+
+/// A small encoded body held inside its packet: no heap allocation, so a packet built
+/// on one thread (a Raft group's dispatcher) and dropped on another (the IO thread that
+/// writes it) costs the allocator nothing.
+#[derive(Clone, Copy)]
+pub struct InlineBody {
+    len: u8,
+    buf: [u8; INLINE_BODY_MAX],
+}
+
+impl InlineBody {
+    /// The encoded bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
+thread_local! {
+    /// Where [`WriteBody::of`] encodes before copying into the packet (reused: it never
+    /// grows past [`INLINE_BODY_MAX`]).
+    static INLINE_SCRATCH: std::cell::RefCell<BytesMut> =
+        std::cell::RefCell::new(BytesMut::with_capacity(INLINE_BODY_MAX));
 }
 
 impl WriteBody {
+    /// `m` as a body: encoded now into the packet when it takes at most
+    /// [`INLINE_BODY_MAX`] bytes (most responses: a code and an index), else boxed and
+    /// encoded straight into the socket buffer later ([`WriteBody::Encodable`]).
+    pub fn of<E: Encodable + Send + 'static>(m: E) -> WriteBody {
+        let size = m.encoded_size();
+        if size == 0 {
+            return WriteBody::Empty;
+        }
+        if size > INLINE_BODY_MAX {
+            return WriteBody::Encodable(Box::new(m));
+        }
+        INLINE_SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            m.encode(&mut s);
+            let mut body = InlineBody {
+                len: 0,
+                buf: [0; INLINE_BODY_MAX],
+            };
+            // encoded_size is the contract's length; guard anyway so a buggy message
+            // cannot write past the array
+            let n = s.len().min(INLINE_BODY_MAX);
+            body.buf[..n].copy_from_slice(&s[..n]);
+            body.len = n as u8;
+            WriteBody::Inline(body)
+        })
+    }
+
     /// Encoded size of the body content.
     pub fn len(&self) -> usize {
         match self {
             WriteBody::Empty => 0,
             WriteBody::Bytes(b) => b.len(),
             WriteBody::Encodable(e) => e.encoded_size(),
+            WriteBody::Inline(b) => b.len as usize,
         }
     }
 
@@ -147,6 +204,7 @@ impl fmt::Debug for WriteBody {
             WriteBody::Empty => write!(f, "Empty"),
             WriteBody::Bytes(b) => write!(f, "Bytes({})", b.len()),
             WriteBody::Encodable(e) => write!(f, "Encodable({})", e.encoded_size()),
+            WriteBody::Inline(b) => write!(f, "Inline({})", b.len),
         }
     }
 }
@@ -262,6 +320,7 @@ impl WritePacket {
                 WriteBody::Empty => {}
                 WriteBody::Bytes(b) => out.put_slice(b),
                 WriteBody::Encodable(e) => e.encode(out),
+                WriteBody::Inline(b) => out.put_slice(b.as_slice()),
             }
         }
     }
@@ -372,6 +431,26 @@ impl PbCallback for PacketCallback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_bodies_are_encoded_into_the_packet_and_large_ones_boxed() {
+        use dt_codec::PbInt;
+        let small = WriteBody::of(PbInt(300));
+        assert!(matches!(small, WriteBody::Inline(_)), "{small:?}");
+        assert_eq!(small.len(), PbInt(300).encoded_size());
+        let mut a = BytesMut::new();
+        let mut b = BytesMut::new();
+        let mut p = WritePacket::response(small);
+        p.seq = 7;
+        p.encode_frame(&mut a);
+        let mut q = WritePacket::response(WriteBody::Encodable(Box::new(PbInt(300))));
+        q.seq = 7;
+        q.encode_frame(&mut b);
+        assert_eq!(a, b, "inline and boxed bodies write the same frame");
+        assert!(matches!(WriteBody::of(PbInt(0)), WriteBody::Empty));
+        let big = WriteBody::of(Bytes::from(vec![1u8; INLINE_BODY_MAX + 1]));
+        assert!(matches!(big, WriteBody::Encodable(_)), "{big:?}");
+    }
 
     #[test]
     fn detach_small_copies_out_of_the_frame() {

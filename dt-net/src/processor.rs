@@ -236,7 +236,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
         match run_on {
             RunOn::IoThread => {
                 // Held by the context (and a Responder made of it) until answered.
-                ctx.permit = conn.map(|c| Permit::new(None, Some(c)));
+                ctx.permit = conn.map(Permit::conn);
                 match self.0.process(pkt, body, ctx) {
                     Some(r) => Handled::Respond(r),
                     None => Handled::Nothing,

@@ -255,8 +255,10 @@ thread_local! {
 
 /// The packet of a DtKV answer.
 pub fn kv_packet(r: KvResponse) -> WritePacket {
+    // small answers (a code and an index) are encoded here, into the packet: nothing
+    // allocated here is then freed by the IO thread that writes it
     let mut p = WritePacket::response(match r.body {
-        Some(b) => WriteBody::Encodable(Box::new(b)),
+        Some(b) => WriteBody::of(b),
         None => WriteBody::Empty,
     });
     p.biz_code = r.biz_code.code();
