@@ -57,8 +57,6 @@ impl std::fmt::Debug for KvClient {
     }
 }
 
-type Cb<T> = Box<dyn FnOnce(Result<T, KvError>) + Send>;
-
 macro_rules! kv_op {
     (
         $(#[doc = $doc:expr])*
@@ -93,7 +91,7 @@ macro_rules! kv_op {
         ) {
             #[allow(clippy::redundant_closure_call)]
             let req = ($build)(group_id, $($arg),*);
-            self.exec(req, $map, Box::new(cb));
+            self.exec(req, $map, cb);
         }
     };
 }
@@ -171,7 +169,7 @@ impl KvClient {
         &self,
         req: Result<ops::KvRequest, KvError>,
         map: impl FnOnce(KvCode, KvResp) -> T + Send + 'static,
-        cb: Cb<T>,
+        cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
     ) {
         let (command, req) = match req {
             Ok(r) => r,
