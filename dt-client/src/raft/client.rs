@@ -789,7 +789,6 @@ impl Inner {
         let bytes = call.permit_bytes;
         let wait = call.opts.wait_permit;
         let deadline = call.deadline;
-        let since = Instant::now();
         let go = move |r: Result<(), NetError>| match r {
             Ok(()) => match node {
                 Some(n) => me.send_direct(call, n),
@@ -798,6 +797,8 @@ impl Inner {
             Err(e) => (call.cb)(Err(KvError::Net(e))),
         };
         if let Acquired::Queued(id) = self.permits.acquire(bytes, wait, go) {
+            // read the clock only for a call that waits (most are sent at once)
+            let since = Instant::now();
             let weak: Weak<Inner> = Arc::downgrade(self);
             self.timer.schedule(deadline, move || {
                 if let Some(me) = weak.upgrade() {
@@ -813,12 +814,13 @@ impl Inner {
     }
 
     fn route(self: &Arc<Self>, call: Call) {
-        if Instant::now() >= call.deadline {
+        let now = Instant::now();
+        if now >= call.deadline {
             return self.finish(call, Err(timeout_error("request deadline")));
         }
         match self.cached_leader(call.group) {
             Err(e) => self.finish(call, Err(e)),
-            Ok(Some((node, peer))) => self.send_call(call, node, peer),
+            Ok(Some((node, peer))) => self.send_call_at(call, node, peer, now),
             Ok(None) => {
                 let me = self.clone();
                 let (group, deadline) = (call.group, call.deadline);
@@ -859,7 +861,13 @@ impl Inner {
     }
 
     fn send_call(self: &Arc<Self>, call: Call, node: i32, peer: PeerId) {
-        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        self.send_call_at(call, node, peer, Instant::now())
+    }
+
+    /// [`Inner::send_call`] with the time just read by the caller (one clock read per
+    /// request on the common path).
+    fn send_call_at(self: &Arc<Self>, call: Call, node: i32, peer: PeerId, now: Instant) {
+        let remaining = call.deadline.saturating_duration_since(now);
         if remaining.is_zero() {
             return self.finish(call, Err(timeout_error("request deadline")));
         }
@@ -878,7 +886,9 @@ impl Inner {
         peer: PeerId,
         r: Result<ReadPacket, NetError>,
     ) {
-        let can_retry = call.opts.retryable && !call.retried && Instant::now() < call.deadline;
+        // the clock is read only when a retry is possible (not on a plain success)
+        let can_retry =
+            |call: &Call| call.opts.retryable && !call.retried && Instant::now() < call.deadline;
         let p = match r {
             Ok(p) => p,
             Err(NetError::FlowControl { .. }) => {
@@ -915,7 +925,7 @@ impl Inner {
                             "group {}: node {node} is not the leader, redirected to {h}",
                             call.group
                         );
-                        if can_retry {
+                        if can_retry(&call) {
                             call.retried = true;
                             match self.peer_of(h) {
                                 Some(hp) => self.send_call(call, h, hp),
@@ -931,7 +941,7 @@ impl Inner {
                         // reference keeps sending to it; we forget it and find the
                         // leader again, so a removed node cannot hold the group.
                         self.mark_failed(call.group, node, true);
-                        if can_retry {
+                        if can_retry(&call) {
                             call.retried = true;
                             self.route(call)
                         } else {
@@ -946,7 +956,7 @@ impl Inner {
             | CmdCodes::RAFT_GROUP_STOPPED
             | CmdCodes::RAFT_GROUP_NOT_INIT => {
                 self.mark_failed(call.group, node, true);
-                if can_retry {
+                if can_retry(&call) {
                     call.retried = true;
                     self.route(call)
                 } else {
