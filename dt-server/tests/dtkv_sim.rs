@@ -87,6 +87,10 @@ fn dtkv_snapshots_carrying_newer_ttls_are_clean() {
         let r = run_dtkv_seed(&c, seed, None);
         assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
     }
+    // 5 nodes, seed 290: a node replays a lock hand-over at 15 over a snapshot whose
+    // new holder's TTL was refreshed at 23: its fencing token reads 23, not 15
+    let r = run_dtkv_seed(&cfg(5), 290, None);
+    assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
 }
 
 #[test]
