@@ -57,8 +57,9 @@ pub trait SimApp {
         app: &Rc<dyn AppNode>,
         raft: &RaftGroup<bool>,
         fg: &FiberGroup,
+        cluster: &ClusterView,
     ) {
-        let _ = (node, app, raft, fg);
+        let _ = (node, app, raft, fg, cluster);
     }
 
     /// More client fibers on `fg` (not part of the linearizability history); `seed`

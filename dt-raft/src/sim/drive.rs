@@ -668,7 +668,10 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     }
     // a new state machine's state is the empty state, the state at index 0
     sh.check_digest(id, 0, app.digest(), true, "initial state");
-    sh.app.node_started(id, &app, &raft, &fg);
+    let view = ClusterView {
+        sh: Rc::downgrade(sh),
+    };
+    sh.app.node_started(id, &app, &raft, &fg, &view);
     *slot.up.borrow_mut() = Some(Rc::new(Up {
         inc,
         raft,

@@ -19,7 +19,11 @@
 //!   refreshes them (UPDATE_TTL) or removes them; expiry happens through EXPIRE log
 //!   entries only;
 //! * lock clients try-lock (with and without a wait), refresh the lease, unlock or let
-//!   the hold lease run out, on one lock key (`lk`).
+//!   the hold lease run out, on one lock key (`lk`);
+//! * on every node a watcher (one client connection) watches `k0` and the node runs
+//!   the watch dispatch every 50 ms; now and then a push is lost (retried by the
+//!   server); after a restart or an install the watcher syncs again with the raft
+//!   index it knows.
 //!
 //! Invariants, besides the harness's own (one entry per index, leader completeness,
 //! log matching, commit never backwards, acknowledged writes kept, linearizability):
@@ -37,12 +41,16 @@
 //!   tracks exactly the TTLs of its tree, and no temporary node whose TTL ran out on
 //!   the leader's clock more than [`EXPIRY_BOUND`] before (or before the leader took
 //!   office, whichever is later) is still there;
+//! * watches: every notification a watcher gets from a node has a raft index above
+//!   the last one it got from that node; at the end, on every node that applied as
+//!   far as any, the watcher's last notification is `k0`'s final state;
 //! * client answers are codes a correct DtKV gives for the request.
 //!
 //! The [`bugs`] module holds deliberate DtKV bugs (feature `sim-bugs`) the simulation
 //! must find. The `dtkv_sim` example runs seeds from the command line.
 
 pub mod bugs;
+mod watch;
 mod workload;
 
 use std::cell::{Cell, RefCell};
@@ -54,7 +62,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dt_client::kv::{lock_entry_key, KvBody, KvCode, KvCommands, KvReq};
 use dt_codec::encode;
-use dt_fiber::FiberGroup;
+use dt_fiber::{FiberGroup, FiberOptions};
 use dt_net::ProcessInfo;
 use dt_raft::core::NodeId;
 use dt_raft::driver::RaftGroup;
@@ -115,6 +123,8 @@ pub struct DtKvStats {
     pub expiry_checks: u64,
     /// Temporary nodes the end's expiry check found (and checked).
     pub temps_at_end: u64,
+    /// Watchers whose last notification was compared with the final state.
+    pub watch_final_checks: u64,
 }
 
 /// The DtKV application of a simulation run (one per run: it keeps the run's
@@ -128,6 +138,10 @@ pub struct DtKvApp {
     office: Rc<RefCell<Option<(NodeId, u32, i64)>>>,
     /// The DtKV state of each node's latest incarnation.
     groups: RefCell<BTreeMap<NodeId, Arc<KvGroup>>>,
+    /// Each node's watcher (a client: it outlives the node's incarnations).
+    watchers: RefCell<BTreeMap<NodeId, Rc<RefCell<watch::Watcher>>>>,
+    /// Incarnations started (seeds the watchers' randomness).
+    starts: Cell<u64>,
 }
 
 impl DtKvApp {
@@ -202,9 +216,18 @@ impl SimApp for DtKvApp {
         _app: &Rc<dyn AppNode>,
         raft: &RaftGroup<bool>,
         fg: &FiberGroup,
+        cluster: &ClusterView,
     ) {
         if let Some(group) = self.groups.borrow().get(&node) {
-            let _ = fg.spawn("dtkv-ttl", ttl_task(raft.clone(), group.clone()));
+            let daemon = |name| FiberOptions::new(name).daemon();
+            let _ = fg.spawn_with(daemon("dtkv-ttl"), ttl_task(raft.clone(), group.clone()));
+            let watcher = self.watchers.borrow_mut().entry(node).or_default().clone();
+            self.starts.set(self.starts.get() + 1);
+            let seed = self.starts.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(node);
+            let _ = fg.spawn_with(
+                daemon("dtkv-watch"),
+                watch::watch_task(node, group.clone(), watcher, cluster.clone(), seed),
+            );
         }
     }
 
@@ -218,6 +241,7 @@ impl SimApp for DtKvApp {
 
     fn final_checks(&self, cluster: &ClusterView) {
         self.check_expiry(cluster);
+        self.check_watches(cluster);
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {
@@ -230,6 +254,17 @@ impl SimApp for DtKvApp {
             ("lock_ops", s.lock_ops),
             ("expiry_checks", s.expiry_checks),
             ("temps_at_end", s.temps_at_end),
+            ("ttls_ahead", self.records.ahead.get()),
+            ("tokens_ahead", self.records.ahead_tokens.get()),
+            ("watch_final_checks", s.watch_final_checks),
+            (
+                "watch_notifications",
+                self.watchers
+                    .borrow()
+                    .values()
+                    .map(|w| w.borrow().delivered)
+                    .sum(),
+            ),
         ]
     }
 }
@@ -255,6 +290,25 @@ async fn watch_office(cluster: ClusterView, office: Rc<RefCell<Option<(NodeId, u
 }
 
 impl DtKvApp {
+    /// The end check of the watchers, on the live nodes that applied as far as any.
+    fn check_watches(&self, cluster: &ClusterView) {
+        let applied = |id| cluster.status(id).map(|s| s.last_applied);
+        let top = cluster.node_ids().into_iter().filter_map(applied).max();
+        for id in cluster.node_ids() {
+            if applied(id).is_none() || applied(id) != top || cluster.installing(id) {
+                continue;
+            }
+            let (Some(g), Some(w)) = (
+                self.groups.borrow().get(&id).cloned(),
+                self.watchers.borrow().get(&id).cloned(),
+            ) else {
+                continue;
+            };
+            watch::final_check(id, &g, &w.borrow(), cluster);
+            self.stats.borrow_mut().watch_final_checks += 1;
+        }
+    }
+
     /// The end checks of TTLs on the leader (see the module docs).
     fn check_expiry(&self, cluster: &ClusterView) {
         let Some(l) = cluster.leader() else { return };
@@ -341,10 +395,8 @@ impl AppNode for DtKvNode {
 /// [`ttl_round`]), on the node's fiber group and clock.
 async fn ttl_task(raft: RaftGroup<bool>, group: Arc<KvGroup>) {
     let mut was = None;
-    loop {
-        if dt_fiber::sleep(TTL_TASK_PERIOD).await.is_err() {
-            return;
-        }
+    // ends with the node's incarnation (a crash shuts its fiber group down)
+    while let Ok(false) = dt_fiber::sleep_until_shutdown(TTL_TASK_PERIOD).await {
         let st = raft.status();
         let leader = raft.is_leader() && st.group_ready;
         let now = kv_clock().0;
@@ -381,6 +433,10 @@ struct Records {
     /// The TTLs of the state after each index, as the first node to apply it had
     /// them (the digest leaves their timing out).
     ttls: RefCell<BTreeMap<u64, BTreeMap<Bytes, TtlInfo>>>,
+    /// TTL comparisons that differed only by a TTL restarted after the index.
+    ahead: Cell<u64>,
+    /// Lock grants whose token is a later lease refresh's index.
+    ahead_tokens: Cell<u64>,
 }
 
 /// The TTLs of a node's state at `index` must be those the first node to apply it
@@ -408,6 +464,9 @@ fn check_ttls(
             .iter()
             .zip(&ttls)
             .all(|((k1, t1), (k2, t2))| k1 == k2 && (t1 == t2 || ahead(t1) || ahead(t2)));
+    if same && expected != &ttls {
+        records.ahead.set(records.ahead.get() + 1);
+    }
     if !same {
         let diff: Vec<String> = ttls
             .iter()
@@ -501,6 +560,11 @@ impl DtKvSimSm {
                         self.last_grant,
                         desc()
                     ));
+                }
+                if token > index {
+                    self.records
+                        .ahead_tokens
+                        .set(self.records.ahead_tokens.get() + 1);
                 }
                 self.last_grant = index;
                 if first {
