@@ -146,4 +146,10 @@ mod bugs {
         // seeds 1..=60: found in 54 (the first is seed 1), by the lock hand-over check
         found_within(DtKvBug::TryLockStealsHeldLock, 5);
     }
+
+    #[test]
+    fn install_forgets_ttls_is_found_within_5_seeds() {
+        // seeds 1..=30: found in 6 (the first is seed 1), by the end's TTL check
+        found_within(DtKvBug::InstallForgetsTtls, 5);
+    }
 }

@@ -16,17 +16,25 @@ pub enum DtKvBug {
     /// Apply: a TRY_LOCK on a lock held by another client takes it away from the
     /// holder (the holder's entry is dropped, the caller is granted the lock).
     TryLockStealsHeldLock,
+    /// Install: the TTLs of an installed snapshot (from the leader, or the node's own
+    /// at a restart) are not queued in the TtlManager: those nodes never expire.
+    InstallForgetsTtls,
 }
 
 impl DtKvBug {
     /// Every bug, in `--list-bugs` order.
-    pub const ALL: [DtKvBug; 2] = [DtKvBug::ExpireByLocalClock, DtKvBug::TryLockStealsHeldLock];
+    pub const ALL: [DtKvBug; 3] = [
+        DtKvBug::ExpireByLocalClock,
+        DtKvBug::TryLockStealsHeldLock,
+        DtKvBug::InstallForgetsTtls,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
             DtKvBug::ExpireByLocalClock => "expire-by-local-clock",
             DtKvBug::TryLockStealsHeldLock => "try-lock-steals-held-lock",
+            DtKvBug::InstallForgetsTtls => "install-forgets-ttls",
         }
     }
 
