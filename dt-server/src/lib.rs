@@ -55,3 +55,4 @@ pub mod dtkv;
 pub mod kv_server;
 pub mod launcher;
 pub mod props;
+pub mod sim;

@@ -164,6 +164,8 @@ pub struct SeedReport {
     pub history: Vec<Event>,
     /// Counters for people.
     pub stats: RunStats,
+    /// The application's counters ([`SimApp::stats`](super::app::SimApp::stats)).
+    pub app_stats: Vec<(&'static str, u64)>,
 }
 
 /// Counters of a run.
@@ -224,6 +226,16 @@ pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// it. Deterministic: the same seed and configuration give the same history.
 pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     super::drive::run_seed(cfg, seed)
+}
+
+/// [`run_seed`] with another application than the simulation's KV
+/// ([`super::app`]).
+pub fn run_seed_with(
+    cfg: &SimConfig,
+    seed: u64,
+    app: std::rc::Rc<dyn super::app::SimApp>,
+) -> SeedReport {
+    super::drive::run_seed_with(cfg, seed, app)
 }
 
 impl fmt::Display for SeedReport {

@@ -1,7 +1,8 @@
 //! The whole-cluster simulation on the real fiber driver: every node is a
 //! [`RaftGroup`] (the driver of [`crate::driver`]) started with
 //! [`RaftGroup::start_with_parts`] on its own fiber group, with a [`SimRaftLog`] as its
-//! log, the KV state machine ([`KvSm`], a real [`StateMachine`]) and a
+//! log, the application's state machine (the KV's [`KvSm`](super::app::KvSm) by
+//! default, see [`super::app`]) and a
 //! [`RaftTransport`] over the [`SimNet`]; clients use the group's public API
 //! (`submit_async`, `lease_read`, `transfer_leadership`, `status`).
 //!
@@ -14,7 +15,7 @@
 //!   by the outer loop of [`run_seed`] when the nemesis asks for it;
 //! * a failed fsync makes the driver stop its group (fatal); the nemesis sees the
 //!   stopped group and restarts the node like after a crash;
-//! * snapshots are the driver's own: it saves the [`KvSm`]'s snapshot into the disk's
+//! * snapshots are the driver's own: it saves the state machine's snapshot into the disk's
 //!   [`SimSnapshots`] every `save_snapshot_seconds`, deletes the log up to it, and a
 //!   leader streams a fresh snapshot to a peer behind its log over the same
 //!   [`SimNet`] as every other message (loss, delay, partitions);
@@ -35,12 +36,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use dt_fiber::{FiberGroup, FiberOptions, Simulation};
 
+use super::app::{AppNode, ClusterView, DynSm, KvApp, SimApp, SmHooks};
 use super::bugs::{self, Bug};
 use super::cluster::{RunStats, SeedReport, SimConfig, CLIENT_TIMEOUT, ELECT_MS};
 use super::disk::SimSnapshots;
 use super::disk::{SimDisk, SimDiskConfig, SimRaftLog};
 use super::history::{Event, History, Key, Value};
-use super::kv::{Command, Kv};
+use super::kv::Command;
 use super::lincheck::{check_events, CheckConfig, Verdict};
 use super::net::{NetConfig, SimNet};
 use crate::core::{Action, AppendResp, Index, NodeId, Role, Term, TransferReq, VoteReq, XorShift};
@@ -50,10 +52,7 @@ use crate::driver::{
     RpcFuture, SnapshotManager, TransferReply, VoteReply,
 };
 use crate::rpc;
-use crate::sm::{
-    BytesSnapshot, Exec, ExecEntry, RaftError, RaftInput, SmError, SmFuture, Snapshot,
-    SnapshotChunk, SnapshotInfo, StateMachine,
-};
+use crate::sm::RaftError;
 
 // ------------------------------------------------------------------------------
 // the network: requests and answers as messages on the SimNet
@@ -204,91 +203,6 @@ impl RaftTransport for SimTransport {
 }
 
 // ------------------------------------------------------------------------------
-// the state machine
-
-/// The KV state machine as a real [`StateMachine`]: executes put / cas / remove
-/// entries on the node's [`Kv`] (shared with the harness for lease reads), takes and
-/// installs snapshots ([`Kv::encode`]), and reports every applied entry, snapshot
-/// taken and snapshot installed to the checker.
-pub struct KvSm {
-    id: NodeId,
-    kv: Rc<RefCell<Kv>>,
-    sh: Weak<Shared>,
-    /// Bytes of the snapshot being installed.
-    install_buf: Vec<u8>,
-    /// An install (from the leader or a saved snapshot) is under way.
-    installing: Rc<Cell<bool>>,
-    /// The index the state is at: the last entry executed or snapshot installed.
-    at: Rc<Cell<Index>>,
-}
-
-impl StateMachine for KvSm {
-    type Output = bool;
-
-    fn exec(&mut self, e: &ExecEntry<'_>) -> Exec<bool> {
-        let sh = self.sh.upgrade();
-        if let Some(sh) = &sh {
-            sh.on_apply(self.id, e.index, e.term, e.body);
-        }
-        self.at.set(e.index);
-        let r = match Command::decode(e.body) {
-            Ok((cmd, _)) => self.kv.borrow_mut().apply(&cmd),
-            Err(b) => {
-                if let Some(sh) = &sh {
-                    sh.violation(format!("node {}: entry {}: {}", self.id, e.index, b.0));
-                }
-                false
-            }
-        };
-        Exec::Done(Ok(r))
-    }
-
-    fn take_snapshot(&mut self, info: &SnapshotInfo) -> SmFuture<'static, Box<dyn Snapshot>> {
-        let kv = self.kv.borrow().clone();
-        if let Some(sh) = self.sh.upgrade() {
-            sh.check_state(self.id, info.last_included_index, &kv, "snapshot taken");
-        }
-        let snap: Box<dyn Snapshot> = Box::new(BytesSnapshot::new(info.clone(), kv.encode()));
-        Box::pin(async move { Ok(snap) })
-    }
-
-    fn install_snapshot(&mut self, chunk: SnapshotChunk<'_>) -> SmFuture<'static, ()> {
-        let r = self.install_chunk(chunk);
-        Box::pin(async move { r })
-    }
-}
-
-impl KvSm {
-    fn install_chunk(&mut self, chunk: SnapshotChunk<'_>) -> Result<(), SmError> {
-        if chunk.offset == 0 {
-            self.install_buf.clear();
-            self.installing.set(true);
-        }
-        if chunk.offset != self.install_buf.len() as u64 {
-            return Err(SmError::Failed(format!(
-                "snapshot chunk at offset {}, expected {}",
-                chunk.offset,
-                self.install_buf.len()
-            )));
-        }
-        self.install_buf.extend_from_slice(chunk.data);
-        if !chunk.done {
-            return Ok(());
-        }
-        let kv = Kv::decode(&self.install_buf).map_err(|e| SmError::Failed(e.0.to_string()))?;
-        self.install_buf = Vec::new();
-        self.installing.set(false);
-        let index = chunk.info.last_included_index;
-        if let Some(sh) = self.sh.upgrade() {
-            sh.check_state(self.id, index, &kv, "snapshot installed");
-        }
-        *self.kv.borrow_mut() = kv;
-        self.at.set(index);
-        Ok(())
-    }
-}
-
-// ------------------------------------------------------------------------------
 // shared state
 
 #[derive(Default)]
@@ -300,6 +214,9 @@ struct Checker {
     applied: BTreeMap<Index, (Term, Bytes, Term)>,
     /// Writes acknowledged to a client: (index, term).
     acked: Vec<(Index, Term)>,
+    /// The state digest after each applied index, as the first node that applied it
+    /// reported it.
+    digests: BTreeMap<Index, u64>,
     stats: RunStats,
 }
 
@@ -328,32 +245,33 @@ struct SnapCfg {
 }
 
 /// One running incarnation of a node.
-struct Up {
+pub(crate) struct Up {
     inc: u64,
-    raft: RaftGroup<bool>,
+    pub(crate) raft: RaftGroup<bool>,
     fg: FiberGroup,
     log: SimRaftLog,
-    kv: Rc<RefCell<Kv>>,
+    pub(crate) app: Rc<dyn AppNode>,
     /// The state machine is installing a snapshot.
-    installing: Rc<Cell<bool>>,
+    pub(crate) installing: Rc<Cell<bool>>,
     /// The index the state machine's state is at.
     at: Rc<Cell<Index>>,
 }
 
-struct Slot {
-    disk: SimDisk,
+pub(crate) struct Slot {
+    pub(crate) disk: SimDisk,
     inc: Cell<u64>,
     up: RefCell<Option<Rc<Up>>>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     cfg: SimConfig,
+    app: Rc<dyn SimApp>,
     rpcs: Rc<Rpcs>,
     checker: RefCell<Checker>,
     slots: Vec<Slot>,
     history: RefCell<History>,
-    clients_done: Cell<bool>,
-    finished: Cell<bool>,
+    pub(crate) clients_done: Cell<bool>,
+    pub(crate) finished: Cell<bool>,
     ops: Cell<u64>,
     ok: Cell<u64>,
     max_replicate_items: u64,
@@ -368,22 +286,22 @@ struct Shared {
     me: RefCell<Weak<Shared>>,
 }
 
-fn vnow() -> i64 {
+pub(crate) fn vnow() -> i64 {
     dt_fiber::now().map_or(0, |t| t.nano_time)
 }
 
 impl Shared {
-    fn slot(&self, id: NodeId) -> &Slot {
+    pub(crate) fn slot(&self, id: NodeId) -> &Slot {
         &self.slots[id as usize - 1]
     }
 
-    fn up(&self, id: NodeId) -> Option<Rc<Up>> {
+    pub(crate) fn up(&self, id: NodeId) -> Option<Rc<Up>> {
         self.slot(id).up.borrow().clone()
     }
 
     /// Every node of the run: the initial members and, with membership changes, the
     /// spare.
-    fn all_ids(&self) -> Vec<NodeId> {
+    pub(crate) fn all_ids(&self) -> Vec<NodeId> {
         (1..=self.slots.len() as NodeId).collect()
     }
 
@@ -428,7 +346,7 @@ impl Shared {
         !installing(id) || !self.all_ids().into_iter().any(|o| o != id && installing(o))
     }
 
-    fn violation(&self, what: String) {
+    pub(crate) fn violation(&self, what: String) {
         let mut c = self.checker.borrow_mut();
         if c.violations.len() < 20 {
             c.violations
@@ -491,7 +409,7 @@ impl Shared {
         }
     }
 
-    fn on_apply(&self, id: NodeId, index: Index, term: Term, body: &Bytes) {
+    pub(crate) fn on_apply(&self, id: NodeId, index: Index, term: Term, body: &Bytes) {
         let term_now = self.up(id).map_or(term, |u| u.raft.status().term.max(term));
         let mut c = self.checker.borrow_mut();
         c.stats.commit = c.stats.commit.max(index);
@@ -511,25 +429,41 @@ impl Shared {
         }
     }
 
-    /// The state the applied entries give at `index` (every write entry at or below it
-    /// was applied by some node first, or came with a snapshot built from such).
-    fn expected_state(&self, index: Index) -> Kv {
-        let c = self.checker.borrow();
-        let mut kv = Kv::default();
-        for (_, (_, body, _)) in c.applied.range(..=index) {
-            if let Ok((cmd, _)) = Command::decode(body) {
-                kv.apply(&cmd);
+    /// The digest of a node's state at `index`: the first node that applies `index`
+    /// records it (`applied`); every other must match the digest recorded at the
+    /// greatest index `≤ index` (every write entry at or below it was applied by some
+    /// node first, or came with a snapshot built from such).
+    pub(crate) fn check_digest(
+        &self,
+        id: NodeId,
+        index: Index,
+        digest: u64,
+        applied: bool,
+        what: &str,
+    ) {
+        let mut c = self.checker.borrow_mut();
+        let expected = match c.digests.range(..=index).next_back() {
+            Some((&i, &d)) if i == index || !applied => Some(d),
+            _ => None,
+        };
+        match expected {
+            None if applied => {
+                c.digests.insert(index, digest);
             }
-        }
-        kv
-    }
-
-    /// A state machine's state at `index` must be the applied entries' state there.
-    fn check_state(&self, id: NodeId, index: Index, kv: &Kv, what: &str) {
-        if *kv != self.expected_state(index) {
-            self.violation(format!(
-                "node {id}: {what} at {index} differs from the state of the applied entries"
-            ));
+            None if index == 0 => {}
+            None => {
+                drop(c);
+                self.violation(format!(
+                    "node {id}: {what} at {index} but no node applied an entry up to it"
+                ));
+            }
+            Some(d) if d != digest => {
+                drop(c);
+                self.violation(format!(
+                    "node {id}: {what} at {index} differs from the state of the applied entries"
+                ));
+            }
+            Some(_) => {}
         }
     }
 
@@ -646,17 +580,18 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     let fg = sim.new_group(&format!("node{id}-{inc}"));
     let log = slot.disk.open();
     let snapshots: Rc<SimSnapshots> = Rc::new(slot.disk.snapshots());
-    let kv = Rc::new(RefCell::new(Kv::default()));
     let installing = Rc::new(Cell::new(false));
     let at = Rc::new(Cell::new(0));
-    let sm = KvSm {
+    let (sm, app) = sh.app.new_node(
         id,
-        kv: kv.clone(),
-        sh: Rc::downgrade(sh),
-        install_buf: Vec::new(),
-        installing: installing.clone(),
-        at: at.clone(),
-    };
+        SmHooks {
+            id,
+            sh: Rc::downgrade(sh),
+            installing: installing.clone(),
+            at: at.clone(),
+        },
+    );
+    let sm = DynSm(sm);
     let mut cfg = RaftGroupConfig::new(1, id, sh.initial_members());
     cfg.elect_timeout_ms = ELECT_MS;
     cfg.heartbeat_interval_ms = 200;
@@ -731,12 +666,18 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
             raft.inbox().set_member_ready(p, true);
         }
     }
+    // a new state machine's state is the empty state, the state at index 0
+    sh.check_digest(id, 0, app.digest(), true, "initial state");
+    let view = ClusterView {
+        sh: Rc::downgrade(sh),
+    };
+    sh.app.node_started(id, &app, &raft, &fg, &view);
     *slot.up.borrow_mut() = Some(Rc::new(Up {
         inc,
         raft,
         fg,
         log,
-        kv,
+        app,
         installing,
         at,
     }));
@@ -836,7 +777,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
             // (`RaftGroup::lease_holds_now`)
             Some(up) if op.is_none() && sh.lease_holds(&up) => {
                 sh.checker.borrow_mut().stats.published_lease_reads += 1;
-                Outcome::Ok(up.kv.borrow().get(key), true)
+                app_read(&up, key)
             }
             Some(up) => {
                 let st = up.raft.status();
@@ -846,7 +787,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
                 } else {
                     match op {
                         None => read(&sh, &up, key).await,
-                        Some(cmd) => write(&sh, &up, cmd, op_id).await,
+                        Some(cmd) => write(&sh, &up, cmd, op_id, process).await,
                     }
                 }
             }
@@ -890,12 +831,12 @@ async fn read(sh: &Shared, up: &Up, key: Key) -> Outcome {
     .await;
     let alive = || sh.slot(up.raft.node_id()).inc.get() == up.inc;
     match r {
-        Some(Ok(())) if alive() => Outcome::Ok(up.kv.borrow().get(key), true),
+        Some(Ok(())) if alive() => app_read(up, key),
         // deliberate bug: serve the read although the lease check failed
         Some(Err(RaftError::NotLeader { leader: None }))
             if alive() && bugs::is_active(Bug::StaleLeaseRead) =>
         {
-            Outcome::Ok(up.kv.borrow().get(key), true)
+            app_read(up, key)
         }
         Some(Err(RaftError::NotLeader { leader })) => Outcome::Fail(leader),
         // a read has no effect: whatever went wrong, it did not happen
@@ -903,9 +844,20 @@ async fn read(sh: &Shared, up: &Up, key: Key) -> Outcome {
     }
 }
 
+/// A read of the node's state (its lease checked): fails when the state cannot serve
+/// it (a read has no effect).
+fn app_read(up: &Up, key: Key) -> Outcome {
+    match up.app.get(key) {
+        Ok(v) => Outcome::Ok(v, true),
+        Err(_) => Outcome::Fail(None),
+    }
+}
+
 /// A write through the log on `up`.
-async fn write(sh: &Shared, up: &Up, cmd: Command, op_id: u64) -> Outcome {
-    let fut = up.raft.submit_async(RaftInput::new(0, cmd.encode(op_id)));
+async fn write(sh: &Shared, up: &Up, cmd: Command, op_id: u64, process: u64) -> Outcome {
+    let fut = up
+        .raft
+        .submit_async(sh.app.write_input(&cmd, op_id, process));
     match within(fut, CLIENT_TIMEOUT).await {
         Some(Ok((index, result))) => {
             let term = sh.checker.borrow().applied.get(&index).map(|e| e.0);
@@ -1094,7 +1046,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Shared {
     /// The live node that believes it leads in the highest term.
-    fn leader(&self) -> Option<Rc<Up>> {
+    pub(crate) fn leader(&self) -> Option<Rc<Up>> {
         self.live()
             .into_iter()
             .filter(|u| u.raft.status().role == Role::Leader)
@@ -1294,6 +1246,11 @@ fn run_for(sim: &mut Simulation, sh: &Rc<Shared>, d: Duration) {
 /// Runs one seed with every node on the real fiber driver and checks it.
 /// Deterministic: the same seed and configuration give the same history.
 pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
+    run_seed_with(cfg, seed, Rc::new(KvApp))
+}
+
+/// [`run_seed`] with another application than the simulation's KV.
+pub fn run_seed_with(cfg: &SimConfig, seed: u64, app: Rc<dyn SimApp>) -> SeedReport {
     bugs::set_active(cfg.bug);
     let mut sim = Simulation::new(seed);
     let mut rng = XorShift::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
@@ -1346,6 +1303,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         .collect();
     let sh = Rc::new(Shared {
         cfg: cfg.clone(),
+        app: app.clone(),
         rpcs: Rc::new(Rpcs {
             net,
             next: Cell::new(0),
@@ -1401,6 +1359,15 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         );
     }
 
+    // the application's own workload, seeded apart from the harness's randomness
+    app.spawn_workload(
+        ClusterView {
+            sh: Rc::downgrade(&sh),
+        },
+        &misc,
+        seed ^ 0x000A_995E_ED0F_DA7A,
+    );
+
     run_for(&mut sim, &sh, cfg.duration);
     // the end: stop the workload, heal, restart everybody, let it converge
     sh.clients_done.set(true);
@@ -1413,6 +1380,9 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
     }
     run_for(&mut sim, &sh, CLIENT_TIMEOUT + Duration::from_secs(4));
     final_checks(&sh);
+    app.final_checks(&ClusterView {
+        sh: Rc::downgrade(&sh),
+    });
     let virtual_time = sim.elapsed();
     sh.finished.set(true);
     sh.misc.borrow_mut().take();
@@ -1459,6 +1429,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> SeedReport {
         check_unknown,
         history,
         stats,
+        app_stats: app.stats(),
     }
 }
 
@@ -1470,9 +1441,9 @@ fn final_checks(sh: &Shared) {
     // equal states
     let live = sh.live();
     for up in &live {
-        let kv = up.kv.borrow().clone();
         if !up.installing.get() {
-            sh.check_state(up.raft.node_id(), up.at.get(), &kv, "final state");
+            let d = up.app.digest();
+            sh.check_digest(up.raft.node_id(), up.at.get(), d, false, "final state");
         }
     }
     let top = live

@@ -7,6 +7,10 @@
 //!   linearizability check at the end ([`cluster::run_seed`]). The `sim` example runs
 //!   seeds from the command line:
 //!   `cargo run --release -p dt-raft --example sim -- --seeds N [--start S] [--nodes 3|5] [--faults net,disk,crash,clock,all] [--history-out DIR] [--bug NAME] [--list-bugs] [--membership]`;
+//! * [`app`]: the extension point for the application the nodes run
+//!   ([`app::SimApp`]; the simulation's own KV, [`app::KvApp`], by default; DtKV's
+//!   simulation in dt-server plugs in its real state machine binding), and the
+//!   state-digest checks every application gets;
 //! * [`disk`]: [`disk::SimRaftLog`], an in-memory `RaftLog` holding the store's real
 //!   item encoding, with fsync timing, torn tails at a crash, fail-stop fsync errors,
 //!   log deletion after a snapshot and installs; [`disk::SimSnapshots`], the node's
@@ -40,6 +44,7 @@
 //! assert!(matches!(report.verdict, Verdict::Violation(_)));
 //! ```
 
+pub mod app;
 pub mod bugs;
 pub mod cluster;
 pub mod disk;

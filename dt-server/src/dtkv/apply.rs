@@ -653,6 +653,15 @@ impl KvTree {
         let entry_key = Self::operator_entry_key(op, &dir_key);
         let entry = self.lookup(&entry_key);
         let owner = self.lock_owner(dir);
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the caller
+        // takes a lock held by another client.
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim::bugs::is_active(crate::sim::bugs::DtKvBug::TryLockStealsHeldLock) {
+            if let Some(o) = owner.filter(|&o| Some(o) != entry) {
+                self.do_remove(op, o);
+                return self.do_put(op, &entry_key, value, entry, dir);
+            }
+        }
         if wait == 0 && owner.is_some() && owner != entry {
             return r(KvCode::LockByOther);
         }

@@ -239,6 +239,12 @@ impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
         for r in records {
             ttls.extend(self.tree.install_record(r).map_err(DtKvError::Snapshot)?);
         }
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the TTLs of an
+        // installed snapshot are not queued (they never expire).
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim::bugs::is_active(crate::sim::bugs::DtKvBug::InstallForgetsTtls) {
+            ttls.clear();
+        }
         // Installed TTLs are placed by the wall clock, like a restart.
         for t in &ttls {
             self.ttl.add_installed(t, now, wall_millis);

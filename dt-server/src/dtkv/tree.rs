@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
 use slab::Slab;
 
-use super::node::NodeVersion;
+use super::node::{NodeVersion, TtlInfo};
 
 /// The index of a holder in the tree's arena.
 pub(crate) type HolderId = usize;
@@ -142,6 +142,92 @@ impl KvTree {
     /// Number of holders in the map (live keys, the root, and tombstones still kept).
     pub fn holder_count(&self) -> usize {
         self.map.len()
+    }
+
+    /// A digest of the latest state: every live node's key, indexes, times, flags,
+    /// value and whether it has a TTL and whose. Equal trees give equal digests,
+    /// whatever their insertion order, MVCC versions or tombstones (simulation and
+    /// replica checks). The TTL's timing (its raft index, start and length) is left
+    /// out: a restart of a TTL changes it in place, without a new version, so a
+    /// snapshot taken before the restart may carry it (as in the reference, whose
+    /// replay skips the older restart: `dtkv-server.md` §5.2); compare
+    /// [`KvTree::ttl_infos`] with that in mind.
+    pub fn state_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut sum = 0u64;
+        for (key, &h) in &self.map {
+            let v = self.holders[h].latest();
+            if v.removed {
+                continue;
+            }
+            #[allow(deprecated)] // SipHash with fixed keys: the same on every run
+            let mut st = std::hash::SipHasher::new();
+            key.hash(&mut st);
+            (v.create_index, v.create_time, v.update_index, v.update_time).hash(&mut st);
+            (v.flag, &v.data[..]).hash(&mut st);
+            if let Some(t) = v.ttl {
+                (t.owner.uuid1, t.owner.uuid2).hash(&mut st);
+            }
+            sum = sum.wrapping_add(st.finish());
+        }
+        sum
+    }
+
+    /// The TTL of every live node that has one, by key.
+    pub fn ttl_infos(&self) -> BTreeMap<Bytes, TtlInfo> {
+        self.map
+            .iter()
+            .filter_map(|(key, &h)| {
+                let v = self.holders[h].latest();
+                v.ttl.filter(|_| !v.removed).map(|t| (key.clone(), t))
+            })
+            .collect()
+    }
+
+    /// The latest state as text, one sorted line per live node (key, indexes, times,
+    /// flags, value, TTL): what [`KvTree::state_digest`] covers, for reports.
+    pub fn state_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .map
+            .iter()
+            .filter_map(|(key, &h)| {
+                let v = self.holders[h].latest();
+                (!v.removed).then(|| {
+                    format!(
+                        "{:?} c={}@{} u={}@{} f={} v={:?} ttl={:?}",
+                        String::from_utf8_lossy(key),
+                        v.create_index,
+                        v.create_time,
+                        v.update_index,
+                        v.update_time,
+                        v.flag,
+                        v.data,
+                        v.ttl
+                    )
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The entries of the lock at `lock_key` in queue order (the first holds the lock):
+    /// each entry's owner, create index and TTL; empty when there is no such lock.
+    pub fn lock_entries(
+        &self,
+        lock_key: &[u8],
+    ) -> Vec<(dt_net::ProcessInfo, i64, Option<TtlInfo>)> {
+        let Some(dir) = self.live(lock_key) else {
+            return Vec::new();
+        };
+        self.holders[dir]
+            .lock_queue
+            .iter()
+            .map(|&(ci, h)| {
+                let ttl = self.holders[h].latest().ttl;
+                (ttl.map(|t| t.owner).unwrap_or_default(), ci, ttl)
+            })
+            .collect()
     }
 
     // ---- reads (latest state; `dtkv-server.md` §8) ----

@@ -13,7 +13,10 @@ pub mod server;
 pub mod state_machine;
 
 pub use processor::{kv_packet, query_status_resp, ChannelTable, KvContext, KvProcessor};
-pub use server::{DtKvServer, DtKvServerConfig, KvGroupConfig, NewGroupConfig, CLIENT_COMMANDS};
+pub use server::{
+    ttl_round, DtKvServer, DtKvServerConfig, KvGroupConfig, NewGroupConfig, CLIENT_COMMANDS,
+};
 pub use state_machine::{
-    lock_push_req, watch_config_of, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup, KvOutput,
+    kv_clock, lock_push_req, watch_config_of, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup,
+    KvOutput,
 };

@@ -281,8 +281,37 @@ const WATCH_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Results = Arc<Mutex<Vec<(Arc<KvGroup>, ChannelId, crate::dtkv::PushToken, PushOutcome)>>>;
 
+/// One round of a group's TTL expiry task (`dtkv-server.md` §5.2), the daemon's and
+/// the DtKV simulation's: tells the group's TtlManager when its role changed
+/// (`was_leader` remembers the role of the last round; `leader`: the group leads and
+/// is ready) and, on the leader, returns the EXPIRE requests due at `now` (the
+/// [`kv_clock`](super::kv_clock) base) with their log entries. A failed submission
+/// goes back with `TtlManager::expire_failed(&req.key, req.ttl_millis, now)`.
+pub fn ttl_round(
+    kv: &KvGroup,
+    leader: bool,
+    was_leader: &mut Option<bool>,
+    now: i64,
+) -> Vec<(dt_client::kv::KvReq, RaftInput)> {
+    if *was_leader != Some(leader) {
+        *was_leader = Some(leader);
+        kv.lock().ttl_manager().role_change(leader);
+    }
+    if !leader {
+        return Vec::new();
+    }
+    let run = kv.lock().ttl_run(now);
+    run.expire
+        .into_iter()
+        .map(|req| {
+            let input = RaftInput::new(BizType::Expire.code(), encode::to_bytes(&req));
+            (req, input)
+        })
+        .collect()
+}
+
 fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
-    let mut leader_of: std::collections::HashMap<i32, bool> = Default::default();
+    let mut leader_of: std::collections::HashMap<i32, Option<bool>> = Default::default();
     // Per group: when its next watch dispatch is due (groups with their own
     // `watchDispatchIntervalMillis`; the others dispatch every round).
     let mut next_dispatch: std::collections::HashMap<i32, i64> = Default::default();
@@ -308,33 +337,26 @@ fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
             };
             let now = dt_common::mono_nanos();
             let leader = g.is_leader() && g.status().group_ready;
-            if leader_of.insert(gid, leader) != Some(leader) {
-                kv.lock().ttl_manager().role_change(leader);
-            }
-            if leader {
-                let run = kv.lock().ttl_run(now);
-                for req in run.expire {
-                    let body = encode::to_bytes(&req);
+            {
+                let was = leader_of.entry(gid).or_default();
+                for (req, input) in ttl_round(&kv, leader, was, now) {
                     let kv2 = kv.clone();
                     let ctx2 = ctx.clone();
-                    g.submit(
-                        RaftInput::new(BizType::Expire.code(), body),
-                        move |r| match r {
-                            Ok((_, out)) => {
-                                if let Some(p) = out.lock_push {
-                                    ctx2.send_lock_push(p);
-                                }
+                    g.submit(input, move |r| match r {
+                        Ok((_, out)) => {
+                            if let Some(p) = out.lock_push {
+                                ctx2.send_lock_push(p);
                             }
-                            Err(e) => {
-                                log::debug!("expire of {:?} failed: {e}", req.key);
-                                kv2.lock().ttl_manager().expire_failed(
-                                    &req.key,
-                                    req.ttl_millis,
-                                    dt_common::mono_nanos(),
-                                );
-                            }
-                        },
-                    );
+                        }
+                        Err(e) => {
+                            log::debug!("expire of {:?} failed: {e}", req.key);
+                            kv2.lock().ttl_manager().expire_failed(
+                                &req.key,
+                                req.ttl_millis,
+                                dt_common::mono_nanos(),
+                            );
+                        }
+                    });
                 }
             }
             let interval = ctx.factory.dispatch_interval(gid);

@@ -84,6 +84,17 @@ pub(crate) fn wall_millis() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The local clock DtKV's TTLs and watches run on: on a dispatcher thread its fiber
+/// clock (the operating system's monotonic clock, cached per round, in production; the
+/// virtual clock in a simulation: the same base as the driver's `local_create_nanos`),
+/// elsewhere the monotonic clock. Returns (monotonic nanoseconds, wall-clock millis).
+pub fn kv_clock() -> (i64, i64) {
+    match dt_fiber::now() {
+        Some(t) => (t.nano_time, t.wall_millis),
+        None => (dt_common::mono_nanos(), wall_millis()),
+    }
+}
+
 /// The DtKV state machine of one group.
 #[derive(Debug)]
 pub struct DtKvStateMachine {
@@ -111,8 +122,20 @@ impl StateMachine for DtKvStateMachine {
             Ok(r) => r,
             Err(e) => return Exec::Done(Err(SmError::Rejected(format!("bad KvReq: {e}")))),
         };
-        let now = dt_common::mono_nanos();
+        let now = kv_clock().0;
         let mut kv = self.group.lock();
+        #[cfg(feature = "sim-bugs")]
+        if crate::sim::bugs::skip_expire(biz, &req, &mut kv, now) {
+            return Exec::Done(Ok(KvOutput {
+                response: KvResponse::write(
+                    entry.index as i64,
+                    &crate::dtkv::ApplyResult::Single(dt_client::kv::KvResult::code(
+                        dt_client::kv::KvCode::Success,
+                    )),
+                ),
+                lock_push: None,
+            }));
+        }
         let r = kv.exec_with_push_wait(
             entry.index as i64,
             entry.leader_create_millis,
@@ -154,13 +177,11 @@ impl StateMachine for DtKvStateMachine {
     }
 
     fn install_snapshot(&mut self, chunk: SnapshotChunk<'_>) -> SmFuture<'static, ()> {
-        let r = self.group.lock().install_chunk(
-            chunk.offset,
-            chunk.data,
-            chunk.done,
-            dt_common::mono_nanos(),
-            wall_millis(),
-        );
+        let (now, wall) = kv_clock();
+        let r = self
+            .group
+            .lock()
+            .install_chunk(chunk.offset, chunk.data, chunk.done, now, wall);
         Box::pin(async move { r.map_err(|e| SmError::Failed(e.to_string())) })
     }
 }
