@@ -64,18 +64,9 @@ impl RaftCore {
     /// prepared members when joint), §5.2, in every configuration the log may give
     /// ([`RaftCore::set_log_configs`]).
     fn ready_quorum(&self) -> bool {
-        let peers = &self.peers;
-        let me = self.cfg.node_id;
-        // a voter only of a configuration not applied yet has no progress here (no
-        // readiness known): counted as ready
-        let ready = |id: NodeId| {
-            id == me
-                || peers
-                    .iter()
-                    .find(|p| p.node_id == id)
-                    .is_none_or(|p| p.ready)
-        };
-        self.every_possible_config(|sets| sets.has_elect_quorum(ready))
+        // a voter only of a configuration not applied yet: per its last verdict,
+        // ready without one (counts_ready)
+        self.every_possible_config(|sets| sets.has_elect_quorum(|id| self.counts_ready(id)))
     }
 
     fn open_round(&mut self, pre_vote: bool) {
@@ -141,8 +132,7 @@ impl RaftCore {
             if id == me {
                 continue;
             }
-            let ready = self.progress(id).is_none_or(|p| p.ready);
-            if only_ready && !ready {
+            if only_ready && !self.counts_ready(id) {
                 continue;
             }
             self.actions.push(Action::SendVote { to: id, msg });
@@ -217,14 +207,16 @@ impl RaftCore {
     /// for a granted real vote only after the status file holds the vote.
     pub fn handle_vote(&mut self, now: u64, req_id: ReqId, req: &VoteReq) {
         self.now = self.now.max(now);
-        if !self.sets.is_voter(req.candidate_id) {
-            self.reply_vote(req_id, Err(VoteRefused::UnknownCandidate));
-            return;
-        }
-        if !self.sets.is_voter(self.cfg.node_id) {
-            self.reply_vote(req_id, Err(VoteRefused::NotMember));
-            return;
-        }
+        // Neither the candidate nor this node need be a voter of a configuration this
+        // node knows (a deliberate difference, see the module docs): a change's new
+        // members vote before they have the change, and for a candidate of a
+        // configuration this node has not seen, as in Raft. What makes an election safe
+        // is the candidate's count, a quorum in every configuration its log may give
+        // (set_log_configs), with every voter's log check and persisted vote; the
+        // reference's refusals only cost liveness: a leader lost in the middle of a
+        // change whose new members had not received it left a group that could elect
+        // no one again (the whole-cluster simulation's seeds 17 and 37 with
+        // membership changes).
         if self.cfg.leader_stickiness
             && self.role == Role::Follower
             && self.now < self.leader_heard_at + self.cfg.elect_timeout_ms

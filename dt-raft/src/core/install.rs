@@ -156,6 +156,23 @@ impl RaftCore {
         self.votes_while_waiting = true;
     }
 
+    /// Whether the first install request carrying `sets` switches this node to them:
+    /// false with `disable_config_change` or when they are the current sets (the
+    /// reference then skips the switch and its node-table check). Before handing such
+    /// a request to the core the driver checks every id of `sets` against its node
+    /// table and answers SERVER_ERROR for an unknown one, as the reference's install
+    /// does ("node not exist", raft.md §12.3).
+    pub fn adopts_install_sets(&self, sets: &MemberSets) -> bool {
+        !self.cfg.disable_config_change && !super::config_change::same_sets(sets, &self.sets)
+    }
+
+    /// True while this node waits for (or runs) an install with its log dropped: it
+    /// grants no votes until the install finishes (raft.md §12.3; see
+    /// [`Self::set_install_required_voting`] for the case that still votes).
+    pub fn refuses_votes_for_install(&self) -> bool {
+        self.installing_snapshot && !self.votes_while_waiting
+    }
+
     /// True while an install is required or under way on this node (the status
     /// file's installSnapshot flag).
     pub fn installing_snapshot(&self) -> bool {

@@ -101,6 +101,20 @@
 //!   reference writes its hash-set order, which is ascending for small ids).
 //! * Any leader applying a PREPARE writes the heartbeat entry that lets the admin's
 //!   prepare complete (the reference does it in the admin request's callback).
+//! * Campaigns, commit and the lease need a quorum in every configuration the
+//!   unapplied configuration entries of the log may give
+//!   ([`RaftCore::set_log_configs`]), and the core keeps replication progress for, and a
+//!   leader replicates to, every node those configurations name
+//!   ([`RaftCore::replication_targets`]); readiness verdicts are remembered for nodes
+//!   not (yet) in any of them.
+//! * A node votes whatever configuration it knows, and takes appends and installs
+//!   from the leader of a term whoever it is, as in Raft: the reference refuses a
+//!   vote when the candidate or the node itself is not a member of the node's applied
+//!   configuration ("unknown member", "not members") and an append from a non-member
+//!   (NOT_MEMBER_IN_GROUP). The candidate's count (a quorum of its configurations,
+//!   each voter checking logs and persisting its vote) keeps elections safe; the
+//!   refusals only left a group whose leader was lost in the middle of a change, with
+//!   new members that had not applied (or received) it, unable to elect anyone again.
 
 mod commit;
 pub mod config;
@@ -449,6 +463,10 @@ pub struct RaftCore {
     parked_votes: VecDeque<(ReqId, NodeId, VoteReq)>,
 
     peers: Vec<Progress>,
+    /// The last readiness verdict the driver gave for each node
+    /// ([`RaftCore::set_member_ready`]), also for nodes the core has no progress for
+    /// (yet, or any more): a node that joins the replicate list later starts with it.
+    verdicts: Vec<(NodeId, bool)>,
     transfer: Option<transfer::Transfer>,
     receiver: receiver::Receiver,
     actions: Vec<Action>,
@@ -515,6 +533,7 @@ impl RaftCore {
             vote_replies: VecDeque::new(),
             parked_votes: VecDeque::new(),
             peers,
+            verdicts: Vec::new(),
             transfer: None,
             receiver: receiver::Receiver::default(),
             actions: Vec::new(),
@@ -643,9 +662,17 @@ impl RaftCore {
     }
 
     /// Marks peer `id` ready or not (the raft ping of §3.2 decides). Only ready peers
-    /// get pre-votes and replication. Self is always ready.
+    /// get pre-votes and replication. Self is always ready. The verdict is remembered
+    /// for a node the core does not replicate to (yet): it applies when a
+    /// configuration brings the node in.
     pub fn set_member_ready(&mut self, now: u64, id: NodeId, ready: bool) {
         self.now = self.now.max(now);
+        if id != self.cfg.node_id {
+            match self.verdicts.iter_mut().find(|v| v.0 == id) {
+                Some(v) => v.1 = ready,
+                None => self.verdicts.push((id, ready)),
+            }
+        }
         let Some(i) = self.peer_index(id) else { return };
         if self.peers[i].is_self || self.peers[i].ready == ready {
             return;

@@ -727,6 +727,8 @@ impl<S: StateMachine> Driver<S> {
             init_finished: self.init_finished.get(),
             init_failed: None,
             members: c.member_sets().clone(),
+            log_config_nodes: log_config_nodes(c),
+            refuses_votes_for_install: c.refuses_votes_for_install(),
         }
     }
 
@@ -937,6 +939,8 @@ impl<S: StateMachine> Driver<S> {
             } => {
                 // the log is thrown away (the core forgot its configuration entries)
                 self.log_configs.borrow_mut().clear();
+                // refuses_votes_for_install and the sets moved
+                self.publish();
                 self.push_install(InstallOp::Begin {
                     req,
                     index: last_included_index,
@@ -1169,7 +1173,8 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Hands the configuration entries above lastApplied to the core.
+    /// Hands the configuration entries above lastApplied to the core; publishes the
+    /// status when the nodes only they name changed (the raft ping checks those too).
     fn sync_log_configs(&self) {
         let entries: Vec<(Index, ConfigEntry)> = self
             .log_configs
@@ -1177,7 +1182,15 @@ impl<S: StateMachine> Driver<S> {
             .iter()
             .map(|(i, e)| (*i, e.clone()))
             .collect();
-        self.core().set_log_configs(entries);
+        let changed = {
+            let mut c = self.core();
+            let before = log_config_nodes(&c);
+            c.set_log_configs(entries);
+            before != log_config_nodes(&c)
+        };
+        if changed {
+            self.publish();
+        }
     }
 }
 
@@ -1746,6 +1759,28 @@ impl<S: StateMachine> Driver<S> {
                     Ok(r) => r,
                     Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
                 };
+                if let Some(sets) = &core_req.sets {
+                    // the first request's configuration is applied like a
+                    // configuration entry's (§12.3): every node it names must be in
+                    // the node table
+                    let unknown = {
+                        let c = self.core();
+                        c.adopts_install_sets(sets)
+                            .then(|| self.unknown_node(sets))
+                            .flatten()
+                            .map(|id| (id, c.term()))
+                    };
+                    if let Some((node, term)) = unknown {
+                        log::error!(
+                            "raft group {}: install snapshot from node {}: its configuration \
+                             {sets:?} names node {node}, not in the node table (node not exist)",
+                            self.cfg.group_id,
+                            core_req.leader_id
+                        );
+                        let resp = AppendResp::new(term, crate::core::AppendCode::ServerError);
+                        return call(reply, Ok(resp));
+                    }
+                }
                 let id = self.next_req();
                 {
                     let mut b = self.book.borrow_mut();
@@ -2374,9 +2409,9 @@ impl<S: StateMachine> Driver<S> {
                             "raft group {}: snapshot installed up to {index} (term {term})",
                             self.cfg.group_id
                         );
-                        if !self.init_finished.replace(true) {
-                            self.publish();
-                        }
+                        self.init_finished.set(true);
+                        // refuses_votes_for_install and the sets moved
+                        self.publish();
                         self.save_notify.notify();
                     }
                 }
@@ -2565,4 +2600,14 @@ impl<S: StateMachine> Driver<S> {
         }
         Ok(index)
     }
+}
+
+/// The nodes `c` replicates to that its member sets' replicate list does not name
+/// ([`GroupStatus::log_config_nodes`]).
+fn log_config_nodes(c: &RaftCore) -> Vec<NodeId> {
+    let listed = c.member_sets().replicate_list();
+    c.replication_targets()
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect()
 }
