@@ -230,12 +230,16 @@ impl RaftCore {
             // also for pre-votes (§17 item 4)
             self.incr_term(req.term);
         }
-        if self.installing_snapshot && !self.votes_while_waiting {
+        if self.refuses_votes_for_install() {
             let resp = self.vote_resp(false);
             self.reply_vote(req_id, Ok(resp));
             return;
         }
+        // while installing with its log dropped, the node votes with install_vote
+        let install_vote = self.install_vote().filter(|_| !self.votes_while_waiting);
+        let (my_term, my_index) = install_vote.unwrap_or((self.last_log_term, self.last_log_index));
         if !req.pre_vote
+            && install_vote.is_none()
             && (self.persisted_index != self.last_log_index || self.receiver.truncating())
         {
             // wait for the local write, then re-run the checks
@@ -245,13 +249,11 @@ impl RaftCore {
         }
         let log_ok = if self.role == Role::Leader && req.pre_vote {
             // only a leader answering a pre-vote wants a strictly longer log (§17 item 5)
-            req.last_log_term > self.last_log_term
-                || (req.last_log_term == self.last_log_term
-                    && req.last_log_index > self.last_log_index)
+            req.last_log_term > my_term
+                || (req.last_log_term == my_term && req.last_log_index > my_index)
         } else {
-            req.last_log_term > self.last_log_term
-                || (req.last_log_term == self.last_log_term
-                    && req.last_log_index >= self.last_log_index)
+            req.last_log_term > my_term
+                || (req.last_log_term == my_term && req.last_log_index >= my_index)
         };
         let vote_ok = req.pre_vote || self.voted_for == 0 || self.voted_for == req.candidate_id;
         let grant = req.term >= self.term && vote_ok && log_ok;

@@ -115,6 +115,12 @@
 //!   each voter checking logs and persisting its vote) keeps elections safe; the
 //!   refusals only left a group whose leader was lost in the middle of a change, with
 //!   new members that had not applied (or received) it, unable to elect anyone again.
+//! * A node whose log is dropped for an install votes with the later of its log's
+//!   last entry and the snapshot's ([`RaftCore::install_vote`]), recorded in the
+//!   status file with `installSnapshot` (dt-only keys the reference ignores), also
+//!   after a crash interrupted the install; the reference refuses every vote until
+//!   the install finishes, and a group whose nodes' installs were interrupted could
+//!   never elect a leader again.
 
 mod commit;
 pub mod config;
@@ -294,7 +300,8 @@ pub enum Action {
     /// Follower (§12.3), first install request `req`: the core has set
     /// installSnapshot, adopted the leader's sets and set lastConfigChangeIndex :=
     /// `last_included_index`. The driver persists installSnapshot = true in the
-    /// status file, stops the apply fiber and waits for it, fails pending tasks,
+    /// status file (with [`RaftCore::install_vote`], the position the node votes with
+    /// meanwhile, `RaftLog::begin_install_voting`), stops the apply fiber and waits for it, fails pending tasks,
     /// deletes all log and index files and clears the tail cache
     /// (`RaftLog::begin_install`), then calls [`RaftCore::on_install_begun`] (which
     /// replies). Later requests wait for it.
@@ -427,6 +434,9 @@ pub struct RaftCore {
     /// Waiting for an install with an intact log: votes are still granted
     /// ([`RaftCore::set_install_required_voting`]).
     votes_while_waiting: bool,
+    /// While installing: the (last log term, last log index) votes are granted with,
+    /// the log being dropped ([`RaftCore::install_vote`]).
+    install_vote: Option<(Term, Index)>,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
     /// The configuration entries the log holds above lastApplied, in log order (the
@@ -515,6 +525,7 @@ impl RaftCore {
             group_ready: false,
             installing_snapshot: false,
             votes_while_waiting: false,
+            install_vote: None,
             follower_install: None,
             last_config_change_index: 0,
             log_configs: Vec::new(),

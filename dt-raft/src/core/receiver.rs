@@ -389,6 +389,7 @@ impl RaftCore {
         self.last_apply_time = self.now;
         self.receiver.deferred.clear();
         self.installing_snapshot = false;
+        self.install_vote = None;
         self.follower_install = None;
     }
 

@@ -111,6 +111,8 @@ enum InstallOp {
         req: ReqId,
         index: Index,
         term: Term,
+        /// The position the node votes with meanwhile (RaftCore::install_vote).
+        vote: Option<(Term, Index)>,
     },
     Data {
         req: ReqId,
@@ -569,7 +571,11 @@ impl<S: StateMachine> Driver<S> {
             core.restore_config(now, sets, i.last_config_change_index);
         }
         if install_required {
-            if st.install_snapshot || last.is_none() {
+            if let (true, Some((t, i))) = (st.install_snapshot, st.install_vote) {
+                // an install interrupted: the log is gone, the status file kept the
+                // position to vote with (RaftCore::install_vote)
+                core.set_install_required_with_vote(now, t, i);
+            } else if st.install_snapshot || last.is_none() {
                 core.set_install_required(now);
             } else {
                 // the log after an installed snapshot is intact: still a voter
@@ -941,10 +947,12 @@ impl<S: StateMachine> Driver<S> {
                 self.log_configs.borrow_mut().clear();
                 // refuses_votes_for_install and the sets moved
                 self.publish();
+                let vote = self.core().install_vote();
                 self.push_install(InstallOp::Begin {
                     req,
                     index: last_included_index,
                     term: last_included_term,
+                    vote,
                 })
             }
             Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
@@ -2367,8 +2375,13 @@ impl<S: StateMachine> Driver<S> {
                 continue;
             };
             match op {
-                InstallOp::Begin { req, index, term } => {
-                    let r = self.install_begin(index, term).await;
+                InstallOp::Begin {
+                    req,
+                    index,
+                    term,
+                    vote,
+                } => {
+                    let r = self.install_begin(index, term, vote).await;
                     if let Err(e) = &r {
                         log::error!(
                             "raft group {}: install begin failed: {e}",
@@ -2422,7 +2435,12 @@ impl<S: StateMachine> Driver<S> {
 
     /// The first install request: stop applying, fail pending tasks, drop the tail
     /// cache and the log (installSnapshot persisted by the log).
-    async fn install_begin(&self, index: Index, term: Term) -> Result<(), String> {
+    async fn install_begin(
+        &self,
+        index: Index,
+        term: Term,
+        vote: Option<(Term, Index)>,
+    ) -> Result<(), String> {
         // Never below what this node persisted as committed (a node waiting for an
         // install after a restart builds its core at its snapshot, so the core's own
         // check cannot see it): the log could not take the entries after it.
@@ -2456,10 +2474,11 @@ impl<S: StateMachine> Driver<S> {
         if !self.writes_handed().await {
             return Err("the log writer stopped".into());
         }
-        self.log
-            .begin_install()
-            .await
-            .map_err(|e| format!("log begin install: {e}"))?;
+        let begun = match vote {
+            Some(v) => self.log.begin_install_voting(v).await,
+            None => self.log.begin_install().await,
+        };
+        begun.map_err(|e| format!("log begin install: {e}"))?;
         let info = {
             let c = self.core();
             SnapshotInfo::new(index, term, c.member_sets(), index)

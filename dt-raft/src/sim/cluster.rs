@@ -206,7 +206,10 @@ pub struct RunStats {
     /// the configuration reached, or any such node when the group has no ready leader
     /// (it may be needed by a configuration of a candidate's log). A liveness limit of
     /// the design, not a safety violation. (A node whose install finished but whose
-    /// snapshot was not saved before a crash keeps its log and votes.)
+    /// snapshot was not saved before a crash keeps its log and votes; one whose install
+    /// a crash interrupted votes with the position its status file kept,
+    /// `RaftCore::install_vote`, so this counts nodes that began an install without
+    /// one.)
     pub stuck_installing: u64,
     /// 1 if the run ended without a leader whose group is ready (its term's first
     /// entry committed and applied) although the faults were healed and every node
