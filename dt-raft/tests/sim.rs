@@ -347,3 +347,18 @@ fn regression_seeds_of_the_membership_stalls_end_with_a_ready_leader() {
         assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
     }
 }
+
+/// Seeds that ended stuck installing (no leader: nodes whose install a crash
+/// interrupted refused every vote, raft.md §12.3, the reference's rule) and end with a
+/// ready leader since such a node votes with the position its status file kept
+/// (`RaftCore::install_vote`): 181 (3 nodes), 3 and 34 (3 nodes with membership
+/// changes).
+#[test]
+fn regression_seeds_stuck_installing_end_with_a_ready_leader() {
+    for (c, seed) in [(cfg(3), 181), (members_cfg(3), 3), (members_cfg(3), 34)] {
+        let r = run_seed(&c, seed);
+        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
+        assert_eq!(r.stats.stuck_installing, 0, "seed {seed}");
+    }
+}
