@@ -17,9 +17,12 @@
 //! workload, checks the invariants as it goes and the client history for
 //! linearizability at the end (`dt_raft::sim::cluster`). A failing seed prints one line
 //! with the command that replays it; the run ends with
-//! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n>`
-//! (the last: seeds that ended without a leader because half the members or more
-//! waited for an install with their log dropped, which makes them refuse votes),
+//! `SNAPSHOTS saved=<n> installs=<n> install_streams=<n> log_deletions=<n> crashes_in_snapshot=<n> saves_lost=<n> seeds_with_install=<n> seeds_stuck_installing=<n> seeds_stalled=<n>`
+//! (stuck_installing: seeds that ended without a leader because half the members or
+//! more waited for an install with their log dropped, which makes them refuse votes;
+//! stalled: seeds that ended without a ready leader after the heal for any reason,
+//! those included; a stalled seed not stuck installing prints `STALL seed=<s>: <the
+//! nodes' states>`),
 //! `READS published_lease=<n>` (gets answered at once from the lease the node's group
 //! published, the DtKV IO thread's fast path),
 //! `MEMORY rss_kb_start=<kB> rss_kb_end=<kB>` (this process's resident set before the
@@ -162,6 +165,10 @@ fn main() {
         snaps.snapshot_saves_lost += st.snapshot_saves_lost;
         seeds_with_install += u64::from(st.installs > 0);
         snaps.stuck_installing += st.stuck_installing;
+        snaps.stalled += st.stalled;
+        if let (Some(why), true) = (&r.stall, args.verbose || st.stuck_installing == 0) {
+            println!("STALL seed={seed}: {why}");
+        }
         snaps.published_lease_reads += st.published_lease_reads;
         snaps.config_prepares += st.config_prepares;
         snaps.config_commits += st.config_commits;
@@ -206,14 +213,15 @@ fn main() {
         println!("note: the checker ran out of steps on {unknown} seeds (counted as clean)");
     }
     println!(
-        "SNAPSHOTS saved={} installs={} install_streams={} log_deletions={} crashes_in_snapshot={} saves_lost={} seeds_with_install={seeds_with_install} seeds_stuck_installing={}",
+        "SNAPSHOTS saved={} installs={} install_streams={} log_deletions={} crashes_in_snapshot={} saves_lost={} seeds_with_install={seeds_with_install} seeds_stuck_installing={} seeds_stalled={}",
         snaps.snapshots,
         snaps.installs,
         snaps.install_requests,
         snaps.log_deletions,
         snaps.crashes_in_snapshot,
         snaps.snapshot_saves_lost,
-        snaps.stuck_installing
+        snaps.stuck_installing,
+        snaps.stalled
     );
     if args.membership {
         println!(

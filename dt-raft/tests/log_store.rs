@@ -216,18 +216,24 @@ fn install_begin_finish() {
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
     log.append(&entries(1, 50, 1, 0)).unwrap();
     log.sync().unwrap();
-    log.begin_install().unwrap();
+    // with the position to vote with meanwhile (dt only)
+    log.begin_install(Some((1, 1000))).unwrap();
     assert!(matches!(
         log.append(&entries(51, 51, 1, 1)),
         Err(StoreError::Installing)
     ));
     drop(log);
-    // a crash during the install: the log reports "install needed"
+    // a crash during the install: the log reports "install needed", the status keeps
+    // the position
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
     assert_eq!(log.init_result(), None);
     assert_eq!(log.segment_count(), 0);
+    let st = log.persisted_state();
+    assert!(st.install_snapshot);
+    assert_eq!(st.install_vote, Some((1, 1000)));
     // finish: next entry 1001 at the leader's position 40000 (inside segment 2)
     log.finish_install(1001, 40000).unwrap();
+    assert_eq!(log.persisted_state().install_vote, None);
     log.set_prev_term_after_install(5);
     assert!(log.append(&entries(1001, 1001, 6, 4)).is_err());
     let new = entries(1001, 1100, 6, 5);
@@ -247,7 +253,7 @@ fn install_begin_finish() {
 fn install_then_crash_before_anything_persisted_needs_install() {
     let d = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
-    log.begin_install().unwrap();
+    log.begin_install(None).unwrap();
     log.finish_install(501, 12345).unwrap();
     drop(log);
     let log = LogStore::open(d.path(), cfg()).unwrap();
@@ -310,7 +316,7 @@ fn corrupt_committed_entry_refuses_to_start_with_file_and_offset() {
 fn first_commit_after_install_is_flushed_at_once() {
     let d = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
-    log.begin_install().unwrap();
+    log.begin_install(None).unwrap();
     log.finish_install(501, 0).unwrap();
     log.append(&entries(501, 505, 2, 0)).unwrap();
     log.set_commit_index(503);

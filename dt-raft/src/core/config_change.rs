@@ -466,8 +466,15 @@ impl RaftCore {
     /// may be committed already, and a leader that restarted or was just elected has
     /// not applied them yet. Its own proposals take effect when applied, as in the
     /// reference.
+    ///
+    /// The core keeps replication progress for every node these configurations name
+    /// ([`Self::replication_targets`]) and a leader replicates to them; nodes none of
+    /// them names any more are dropped here on a follower, and on a leader when the
+    /// entry that leaves them out is applied ("remove legacy", as for any node that
+    /// leaves).
     pub fn set_log_configs(&mut self, entries: Vec<(Index, ConfigEntry)>) {
         self.log_configs = entries;
+        self.sync_peers();
     }
 
     /// The rwQuorum value ([`MemberSets::quorum_value`]) the leader may rely on: the
@@ -518,7 +525,13 @@ impl RaftCore {
     /// Calls `f` for every voter of the configurations of
     /// [`Self::every_possible_config`] (a voter of several, once per configuration).
     pub(super) fn for_each_possible_voter(&self, mut f: impl FnMut(NodeId)) {
-        self.sets.for_each_voter(&mut f);
+        self.for_each_possible_config(|sets| sets.for_each_voter(&mut f));
+    }
+
+    /// Calls `f` for the applied configuration and every configuration the entries
+    /// above lastApplied would give in turn (see [`Self::set_log_configs`]).
+    fn for_each_possible_config(&self, mut f: impl FnMut(&MemberSets)) {
+        f(&self.sets);
         if self.cfg.disable_config_change {
             return;
         }
@@ -526,10 +539,33 @@ impl RaftCore {
         for (_, e) in &self.log_configs {
             let base = cur.as_ref().unwrap_or(&self.sets);
             if let Some(next) = next_sets(base, e) {
-                next.for_each_voter(&mut f);
+                f(&next);
                 cur = Some(next);
             }
         }
+    }
+
+    /// The nodes the core keeps replication progress for: the replicate list
+    /// ([`MemberSets::replicate_list`]) of the applied configuration and of every
+    /// configuration the entries above lastApplied may give, each once, applied ones
+    /// first.
+    ///
+    /// A leader commits with a quorum in the configurations of earlier terms' entries
+    /// it has not applied yet ([`Self::set_log_configs`]); it must replicate to their
+    /// voters too, or a change that replaces several members at once (1,2,3 → 1,4,5)
+    /// stalls for good when the leader changes before the change is applied: the new
+    /// leader's applied configuration does not name 4 and 5, yet it needs one of them
+    /// to commit anything.
+    pub fn replication_targets(&self) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = Vec::new();
+        self.for_each_possible_config(|sets| {
+            for id in sets.replicate_list() {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        });
+        out
     }
 
     /// The sets that applying `entry` switches to, or `None` when it changes none of

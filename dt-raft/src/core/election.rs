@@ -64,18 +64,9 @@ impl RaftCore {
     /// prepared members when joint), §5.2, in every configuration the log may give
     /// ([`RaftCore::set_log_configs`]).
     fn ready_quorum(&self) -> bool {
-        let peers = &self.peers;
-        let me = self.cfg.node_id;
-        // a voter only of a configuration not applied yet has no progress here (no
-        // readiness known): counted as ready
-        let ready = |id: NodeId| {
-            id == me
-                || peers
-                    .iter()
-                    .find(|p| p.node_id == id)
-                    .is_none_or(|p| p.ready)
-        };
-        self.every_possible_config(|sets| sets.has_elect_quorum(ready))
+        // a voter only of a configuration not applied yet: per its last verdict,
+        // ready without one (counts_ready)
+        self.every_possible_config(|sets| sets.has_elect_quorum(|id| self.counts_ready(id)))
     }
 
     fn open_round(&mut self, pre_vote: bool) {
@@ -141,8 +132,7 @@ impl RaftCore {
             if id == me {
                 continue;
             }
-            let ready = self.progress(id).is_none_or(|p| p.ready);
-            if only_ready && !ready {
+            if only_ready && !self.counts_ready(id) {
                 continue;
             }
             self.actions.push(Action::SendVote { to: id, msg });
@@ -217,14 +207,16 @@ impl RaftCore {
     /// for a granted real vote only after the status file holds the vote.
     pub fn handle_vote(&mut self, now: u64, req_id: ReqId, req: &VoteReq) {
         self.now = self.now.max(now);
-        if !self.sets.is_voter(req.candidate_id) {
-            self.reply_vote(req_id, Err(VoteRefused::UnknownCandidate));
-            return;
-        }
-        if !self.sets.is_voter(self.cfg.node_id) {
-            self.reply_vote(req_id, Err(VoteRefused::NotMember));
-            return;
-        }
+        // Neither the candidate nor this node need be a voter of a configuration this
+        // node knows (a deliberate difference, see the module docs): a change's new
+        // members vote before they have the change, and for a candidate of a
+        // configuration this node has not seen, as in Raft. What makes an election safe
+        // is the candidate's count, a quorum in every configuration its log may give
+        // (set_log_configs), with every voter's log check and persisted vote; the
+        // reference's refusals only cost liveness: a leader lost in the middle of a
+        // change whose new members had not received it left a group that could elect
+        // no one again (the whole-cluster simulation's seeds 17 and 37 with
+        // membership changes).
         if self.cfg.leader_stickiness
             && self.role == Role::Follower
             && self.now < self.leader_heard_at + self.cfg.elect_timeout_ms
@@ -238,12 +230,16 @@ impl RaftCore {
             // also for pre-votes (§17 item 4)
             self.incr_term(req.term);
         }
-        if self.installing_snapshot && !self.votes_while_waiting {
+        if self.refuses_votes_for_install() {
             let resp = self.vote_resp(false);
             self.reply_vote(req_id, Ok(resp));
             return;
         }
+        // while installing with its log dropped, the node votes with install_vote
+        let install_vote = self.install_vote().filter(|_| !self.votes_while_waiting);
+        let (my_term, my_index) = install_vote.unwrap_or((self.last_log_term, self.last_log_index));
         if !req.pre_vote
+            && install_vote.is_none()
             && (self.persisted_index != self.last_log_index || self.receiver.truncating())
         {
             // wait for the local write, then re-run the checks
@@ -253,13 +249,11 @@ impl RaftCore {
         }
         let log_ok = if self.role == Role::Leader && req.pre_vote {
             // only a leader answering a pre-vote wants a strictly longer log (§17 item 5)
-            req.last_log_term > self.last_log_term
-                || (req.last_log_term == self.last_log_term
-                    && req.last_log_index > self.last_log_index)
+            req.last_log_term > my_term
+                || (req.last_log_term == my_term && req.last_log_index > my_index)
         } else {
-            req.last_log_term > self.last_log_term
-                || (req.last_log_term == self.last_log_term
-                    && req.last_log_index >= self.last_log_index)
+            req.last_log_term > my_term
+                || (req.last_log_term == my_term && req.last_log_index >= my_index)
         };
         let vote_ok = req.pre_vote || self.voted_for == 0 || self.voted_for == req.candidate_id;
         let grant = req.term >= self.term && vote_ok && log_ok;

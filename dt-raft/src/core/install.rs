@@ -141,6 +141,41 @@ impl RaftCore {
         self.installing_snapshot = true;
         self.follower_install = None;
         self.votes_while_waiting = false;
+        self.install_vote = None;
+    }
+
+    /// [`Self::set_install_required`] for a node whose install was interrupted (its
+    /// log dropped) but whose status file recorded the position to vote with
+    /// ([`Self::install_vote`]): it grants votes as if its log ended at
+    /// (`last_log_term`, `last_log_index`) until the install finishes.
+    pub fn set_install_required_with_vote(
+        &mut self,
+        now: u64,
+        last_log_term: Term,
+        last_log_index: Index,
+    ) {
+        self.set_install_required(now);
+        self.install_vote = Some((last_log_term, last_log_index));
+    }
+
+    /// While an install is under way (from its first request) or required: the (last
+    /// log term, last log index) this node votes with, its log being dropped. It is
+    /// the later of the log's last entry when the first install request came (or the
+    /// position recorded before) and the snapshot's last included entry: every
+    /// committed entry the node held is covered by both (an install replaces a log
+    /// that matched the leader's only up to an entry at or below the snapshot's), so
+    /// a candidate at least as up to date holds them too, and the vote is as safe as
+    /// one with the log. The driver records it in the status file with the install
+    /// ([`RaftLog::begin_install_voting`](crate::raft_log::RaftLog::begin_install_voting))
+    /// so that a node whose install a crash interrupted still votes: the reference
+    /// refuses votes then, and a group with too many such nodes could never elect a
+    /// leader again (the whole-cluster simulation's `seeds_stuck_installing`).
+    pub fn install_vote(&self) -> Option<(Term, Index)> {
+        if self.installing_snapshot {
+            self.install_vote
+        } else {
+            None
+        }
     }
 
     /// [`Self::set_install_required`] for a node whose log is intact but starts after
@@ -154,6 +189,23 @@ impl RaftCore {
     pub fn set_install_required_voting(&mut self, now: u64) {
         self.set_install_required(now);
         self.votes_while_waiting = true;
+    }
+
+    /// Whether the first install request carrying `sets` switches this node to them:
+    /// false with `disable_config_change` or when they are the current sets (the
+    /// reference then skips the switch and its node-table check). Before handing such
+    /// a request to the core the driver checks every id of `sets` against its node
+    /// table and answers SERVER_ERROR for an unknown one, as the reference's install
+    /// does ("node not exist", raft.md §12.3).
+    pub fn adopts_install_sets(&self, sets: &MemberSets) -> bool {
+        !self.cfg.disable_config_change && !super::config_change::same_sets(sets, &self.sets)
+    }
+
+    /// True while this node waits for (or runs) an install with its log dropped: it
+    /// grants no votes until the install finishes (raft.md §12.3; see
+    /// [`Self::set_install_required_voting`] for the case that still votes).
+    pub fn refuses_votes_for_install(&self) -> bool {
+        self.installing_snapshot && !self.votes_while_waiting && self.install_vote.is_none()
     }
 
     /// True while an install is required or under way on this node (the status
@@ -178,7 +230,16 @@ impl RaftCore {
             return Outcome::Done;
         }
         if let Some(sets) = &req.sets {
-            // first request: the log is thrown away, the configuration adopted
+            // first request: the log is thrown away, the configuration adopted; votes
+            // go on with the later of the log's end and the snapshot's (install_vote)
+            let mut vote = (term, idx);
+            if !self.installing_snapshot || self.votes_while_waiting {
+                vote = vote.max((self.last_log_term, self.last_log_index));
+            }
+            if let Some(v) = self.install_vote() {
+                vote = vote.max(v);
+            }
+            self.install_vote = Some(vote);
             self.installing_snapshot = true;
             self.votes_while_waiting = false;
             self.receiver.deferred.clear();

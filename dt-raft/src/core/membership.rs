@@ -32,28 +32,21 @@ impl RaftCore {
             return;
         }
         let me = self.cfg.node_id;
-        let next = self.last_log_index + 1;
         let mut old = std::mem::take(&mut self.peers);
-        let ids: Vec<NodeId> = sets.replicate_list();
-        for id in ids {
+        self.sets = sets;
+        // the applied configuration's replicate list and the nodes configurations of
+        // the log not applied yet name (replication_targets)
+        for id in self.replication_targets() {
             let p = match old.iter().position(|p| p.node_id == id) {
                 Some(i) => {
                     let mut p = old.swap_remove(i);
                     p.remove_legacy = None;
                     p
                 }
-                None => {
-                    let mut p = Progress::new(id, id == me);
-                    p.next_index = next;
-                    if id == me {
-                        p.match_index = self.persisted_index;
-                    }
-                    p
-                }
+                None => self.new_progress(id),
             };
             self.peers.push(p);
         }
-        self.sets = sets;
         if self.leader.is_some_and(|l| !self.sets.is_voter(l)) {
             self.leader = None;
         }
@@ -90,6 +83,63 @@ impl RaftCore {
             self.check_legacy();
             self.leader_try_commit();
             self.replicate_all();
+        }
+    }
+
+    /// Progress for a node the core starts tracking: nextIndex = lastLogIndex + 1,
+    /// ready per the last verdict the driver gave for it
+    /// ([`set_member_ready`](Self::set_member_ready)), not ready without one.
+    pub(super) fn new_progress(&self, id: NodeId) -> Progress {
+        let me = self.cfg.node_id;
+        let mut p = Progress::new(id, id == me);
+        p.next_index = self.last_log_index + 1;
+        if id == me {
+            p.match_index = self.persisted_index;
+        } else if self.verdict(id) == Some(true) {
+            p.ready = true;
+            p.running = true;
+            p.restart_at = self.now;
+        }
+        p
+    }
+
+    /// The last readiness verdict the driver gave for `id`, if any.
+    pub(super) fn verdict(&self, id: NodeId) -> Option<bool> {
+        self.verdicts.iter().find(|v| v.0 == id).map(|v| v.1)
+    }
+
+    /// Whether `id` counts as ready for a campaign: self always; a node of the
+    /// applied configuration per its progress; a node only configurations of the log
+    /// not applied yet name per its last verdict, ready when there is none (the driver
+    /// may not ping it).
+    pub(super) fn counts_ready(&self, id: NodeId) -> bool {
+        if id == self.cfg.node_id {
+            return true;
+        }
+        if self.sets.replicate_list().contains(&id) {
+            return self.progress(id).is_some_and(|p| p.ready);
+        }
+        self.verdict(id).unwrap_or(true)
+    }
+
+    /// Keeps progress for exactly the nodes of [`replication_targets`](Self::replication_targets)
+    /// (and those in "remove legacy"): adds the missing ones (a leader starts
+    /// replicating to them at once when they are ready); drops the others except on a
+    /// leader, where a node leaves when the entry that leaves it out is applied
+    /// ([`apply_sets`](Self::apply_sets)).
+    pub(super) fn sync_peers(&mut self) {
+        let ids = self.replication_targets();
+        for &id in &ids {
+            if self.peer_index(id).is_none() {
+                let p = self.new_progress(id);
+                self.peers.push(p);
+                let i = self.peers.len() - 1;
+                self.replicate_peer(i);
+            }
+        }
+        if self.role != Role::Leader {
+            self.peers
+                .retain(|p| p.is_self || p.remove_legacy.is_some() || ids.contains(&p.node_id));
         }
     }
 }

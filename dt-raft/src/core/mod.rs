@@ -101,6 +101,26 @@
 //!   reference writes its hash-set order, which is ascending for small ids).
 //! * Any leader applying a PREPARE writes the heartbeat entry that lets the admin's
 //!   prepare complete (the reference does it in the admin request's callback).
+//! * Campaigns, commit and the lease need a quorum in every configuration the
+//!   unapplied configuration entries of the log may give
+//!   ([`RaftCore::set_log_configs`]), and the core keeps replication progress for, and a
+//!   leader replicates to, every node those configurations name
+//!   ([`RaftCore::replication_targets`]); readiness verdicts are remembered for nodes
+//!   not (yet) in any of them.
+//! * A node votes whatever configuration it knows, and takes appends and installs
+//!   from the leader of a term whoever it is, as in Raft: the reference refuses a
+//!   vote when the candidate or the node itself is not a member of the node's applied
+//!   configuration ("unknown member", "not members") and an append from a non-member
+//!   (NOT_MEMBER_IN_GROUP). The candidate's count (a quorum of its configurations,
+//!   each voter checking logs and persisting its vote) keeps elections safe; the
+//!   refusals only left a group whose leader was lost in the middle of a change, with
+//!   new members that had not applied (or received) it, unable to elect anyone again.
+//! * A node whose log is dropped for an install votes with the later of its log's
+//!   last entry and the snapshot's ([`RaftCore::install_vote`]), recorded in the
+//!   status file with `installSnapshot` (dt-only keys the reference ignores), also
+//!   after a crash interrupted the install; the reference refuses every vote until
+//!   the install finishes, and a group whose nodes' installs were interrupted could
+//!   never elect a leader again.
 
 mod commit;
 pub mod config;
@@ -280,7 +300,8 @@ pub enum Action {
     /// Follower (§12.3), first install request `req`: the core has set
     /// installSnapshot, adopted the leader's sets and set lastConfigChangeIndex :=
     /// `last_included_index`. The driver persists installSnapshot = true in the
-    /// status file, stops the apply fiber and waits for it, fails pending tasks,
+    /// status file (with [`RaftCore::install_vote`], the position the node votes with
+    /// meanwhile, `RaftLog::begin_install_voting`), stops the apply fiber and waits for it, fails pending tasks,
     /// deletes all log and index files and clears the tail cache
     /// (`RaftLog::begin_install`), then calls [`RaftCore::on_install_begun`] (which
     /// replies). Later requests wait for it.
@@ -413,6 +434,9 @@ pub struct RaftCore {
     /// Waiting for an install with an intact log: votes are still granted
     /// ([`RaftCore::set_install_required_voting`]).
     votes_while_waiting: bool,
+    /// While installing: the (last log term, last log index) votes are granted with,
+    /// the log being dropped ([`RaftCore::install_vote`]).
+    install_vote: Option<(Term, Index)>,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
     /// The configuration entries the log holds above lastApplied, in log order (the
@@ -449,6 +473,10 @@ pub struct RaftCore {
     parked_votes: VecDeque<(ReqId, NodeId, VoteReq)>,
 
     peers: Vec<Progress>,
+    /// The last readiness verdict the driver gave for each node
+    /// ([`RaftCore::set_member_ready`]), also for nodes the core has no progress for
+    /// (yet, or any more): a node that joins the replicate list later starts with it.
+    verdicts: Vec<(NodeId, bool)>,
     transfer: Option<transfer::Transfer>,
     receiver: receiver::Receiver,
     actions: Vec<Action>,
@@ -497,6 +525,7 @@ impl RaftCore {
             group_ready: false,
             installing_snapshot: false,
             votes_while_waiting: false,
+            install_vote: None,
             follower_install: None,
             last_config_change_index: 0,
             log_configs: Vec::new(),
@@ -515,6 +544,7 @@ impl RaftCore {
             vote_replies: VecDeque::new(),
             parked_votes: VecDeque::new(),
             peers,
+            verdicts: Vec::new(),
             transfer: None,
             receiver: receiver::Receiver::default(),
             actions: Vec::new(),
@@ -643,9 +673,17 @@ impl RaftCore {
     }
 
     /// Marks peer `id` ready or not (the raft ping of §3.2 decides). Only ready peers
-    /// get pre-votes and replication. Self is always ready.
+    /// get pre-votes and replication. Self is always ready. The verdict is remembered
+    /// for a node the core does not replicate to (yet): it applies when a
+    /// configuration brings the node in.
     pub fn set_member_ready(&mut self, now: u64, id: NodeId, ready: bool) {
         self.now = self.now.max(now);
+        if id != self.cfg.node_id {
+            match self.verdicts.iter_mut().find(|v| v.0 == id) {
+                Some(v) => v.1 = ready,
+                None => self.verdicts.push((id, ready)),
+            }
+        }
         let Some(i) = self.peer_index(id) else { return };
         if self.peers[i].is_self || self.peers[i].ready == ready {
             return;

@@ -130,10 +130,10 @@ impl RaftCore {
     /// The common prologue of appends and installs (§7.3): sender, term, durable
     /// term, role. `Some` if the request is answered or must wait.
     fn prologue(&mut self, id: ReqId, term: Term, from: super::NodeId) -> Option<Outcome> {
-        if self.leader != Some(from) && !self.sets.is_voter(from) {
-            self.reply_append(id, AppendCode::NotMemberInGroup);
-            return Some(Outcome::Done);
-        }
+        // the sender need not be a voter of a configuration this node knows (a
+        // deliberate difference, see the module docs): a term has one leader, whoever
+        // elected it, and a node that has not received the change that made the leader
+        // a member learns it from the leader only
         if term < self.term {
             // "small term", carrying the higher term
             self.reply_append(id, AppendCode::ReqError);
@@ -389,6 +389,7 @@ impl RaftCore {
         self.last_apply_time = self.now;
         self.receiver.deferred.clear();
         self.installing_snapshot = false;
+        self.install_vote = None;
         self.follower_install = None;
     }
 

@@ -292,20 +292,25 @@ fn s12_3_a_failed_finish_keeps_the_node_installing() {
 }
 
 #[test]
-fn s12_3_while_installing_no_vote_is_granted_and_no_campaign_starts() {
+fn s12_3_while_installing_votes_go_by_the_install_position_and_no_campaign_starts() {
     let mut f = follower_installing();
-    let v = VoteReq {
+    let pos = f.install_vote().unwrap();
+    let mut v = VoteReq {
         term: 3,
         candidate_id: 3,
-        last_log_index: 1000,
-        last_log_term: 3,
+        last_log_index: pos.1 - 1,
+        last_log_term: pos.0,
         pre_vote: true,
     };
-    f.handle_vote(T0, 9, &v);
-    let replies = vote_replies(&take(&mut f));
-    assert!(replies
-        .iter()
-        .all(|(_, r)| !r.is_ok_and(|r| r.vote_granted)));
+    let granted = |f: &mut RaftCore, v: &VoteReq| {
+        f.handle_vote(T0, 9, v);
+        vote_replies(&take(f))
+            .iter()
+            .any(|(_, r)| r.is_ok_and(|r| r.vote_granted))
+    };
+    assert!(!granted(&mut f, &v), "behind the install position");
+    v.last_log_index = pos.1;
+    assert!(granted(&mut f, &v));
     let (_, acts) = time_out(&mut f, T0);
     assert!(sent_votes(&acts).is_empty());
 }
@@ -313,18 +318,15 @@ fn s12_3_while_installing_no_vote_is_granted_and_no_campaign_starts() {
 #[test]
 fn s12_3_install_requests_share_the_append_prologue() {
     let mut f = node(2, 3, 2, 10, 1);
-    // small term, unknown sender, a last included term above the leader's
+    // small term, a last included term above the leader's, a zero index with a term
+    // (a sender in no configuration the node knows is the term's leader all the same)
     f.handle_install_snapshot(T0, 1, &first(1, 500, 1));
-    let mut r = first(2, 500, 2);
-    r.leader_id = 9;
-    f.handle_install_snapshot(T0, 2, &r);
     f.handle_install_snapshot(T0, 3, &first(2, 500, 3));
     f.handle_install_snapshot(T0, 4, &first(2, 0, 1));
     assert_eq!(
         append_replies(&take(&mut f)),
         vec![
             (1, AppendResp::new(2, AppendCode::ReqError)),
-            (2, AppendResp::new(2, AppendCode::NotMemberInGroup)),
             (3, AppendResp::new(2, AppendCode::ReqError)),
             (4, AppendResp::new(2, AppendCode::ReqError)),
         ]
@@ -535,9 +537,10 @@ fn s14_3_a_node_that_needs_an_install_at_init_asks_the_leader_for_one() {
 
 /// A node whose log is intact but starts after its state (an install finished, then a
 /// crash before its snapshot was saved) waits for an install yet keeps voting, for
-/// candidates whose log is at least as new; it never campaigns. A node whose install
-/// was interrupted (log dropped) refuses, and so does the first one once a new
-/// install begins.
+/// candidates whose log is at least as new; it never campaigns. Once a new install
+/// begins it votes by the install's position (`RaftCore::install_vote`); a node whose
+/// install was interrupted with no position recorded (a status file of the
+/// reference) refuses.
 #[test]
 fn s12_3_a_node_waiting_for_an_install_with_an_intact_log_still_votes() {
     let vote = |term, cand, idx, t| VoteReq {
@@ -562,14 +565,90 @@ fn s12_3_a_node_waiting_for_an_install_with_an_intact_log_still_votes() {
     assert!(granted_to(&mut f, 3, vote(3, 1, 30, 2)));
     let (_, acts) = time_out(&mut f, T0);
     assert!(sent_votes(&acts).is_empty(), "it cannot lead: no campaign");
-    // a new install's first request drops the log: no more votes
+    // a new install's first request drops the log: votes go by the later of the
+    // log's end and the snapshot's
     f.handle_install_snapshot(T0, 8, &first(4, 40, 3));
     f.on_status_saved(T0, 4, 0);
     take(&mut f);
-    assert!(!granted_to(&mut f, 5, vote(5, 3, 1000, 5)));
+    assert_eq!(f.install_vote(), Some((3, 40)));
+    assert!(!granted_to(&mut f, 5, vote(5, 3, 39, 3)));
+    assert!(granted_to(&mut f, 6, vote(6, 3, 1000, 5)));
     // an interrupted install (the plain state) refuses at once
     let mut g = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 20, 2, 0).unwrap();
     g.set_install_required(T0);
     take(&mut g);
     assert!(!granted_to(&mut g, 3, vote(3, 1, 1000, 3)));
+}
+
+/// A vote request of term 3 from node 3 whose log ends at (`term`, `index`).
+fn vote3(term: Term, index: Index) -> VoteReq {
+    VoteReq {
+        term: 3,
+        candidate_id: 3,
+        last_log_index: index,
+        last_log_term: term,
+        pre_vote: false,
+    }
+}
+
+fn granted_vote(c: &mut RaftCore, now: u64, term: Term, index: Index) -> bool {
+    c.handle_vote(now, 77, &vote3(term, index));
+    c.on_status_saved(now, c.term(), c.voted_for());
+    vote_replies(&take(c))
+        .iter()
+        .any(|(r, v)| *r == 77 && v.is_ok_and(|v| v.vote_granted))
+}
+
+/// An installing node (its log being dropped) votes with the later of its log's end
+/// and the snapshot's last included entry, instead of refusing every vote as the
+/// reference does (a group whose nodes' installs a crash interrupted could never elect
+/// a leader again: 852 of 5,000 seeds of the simulation with membership changes ended
+/// so, 104 now).
+#[test]
+fn s12_3_an_installing_node_votes_with_the_later_of_its_log_and_the_snapshot() {
+    // the snapshot is later than the log (term 1 up to 10)
+    let mut f = node(2, 3, 2, 10, 1);
+    f.handle_install_snapshot(T0, 1, &first(2, 500, 2));
+    assert!(take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { .. })));
+    assert_eq!(f.install_vote(), Some((2, 500)));
+    assert!(!f.refuses_votes_for_install());
+    let now = T0 + 10 * ELECT;
+    assert!(!granted_vote(&mut f, now, 2, 499), "behind the snapshot");
+    assert!(granted_vote(&mut f, now, 2, 500));
+    // the log is later than the snapshot (term 3 up to 10; the snapshot at term 2)
+    let mut g = node(2, 3, 3, 10, 3);
+    g.handle_install_snapshot(T0, 1, &first(3, 8, 2));
+    assert_eq!(g.install_vote(), Some((3, 10)));
+    assert!(!granted_vote(&mut g, now, 3, 9), "behind the dropped log");
+    // the install done, the log's end is the snapshot's
+    let mut h = node(2, 3, 2, 10, 1);
+    h.handle_install_snapshot(T0, 1, &first(2, 500, 2));
+    h.on_install_begun(T0, 1, true);
+    h.handle_install_snapshot(T0, 2, &last(2, 500, 2, 0, 100));
+    h.on_install_complete(T0, 2, true);
+    take(&mut h);
+    assert_eq!(h.install_vote(), None);
+    assert_eq!((h.last_log_term(), h.last_log_index()), (2, 500));
+}
+
+/// After a restart in the middle of an install, the position the status file kept
+/// (RaftLog::begin_install_voting) lets the node vote; without one (a status file of
+/// the reference) it refuses as before.
+#[test]
+fn s12_3_a_restarted_installing_node_votes_with_the_recorded_position() {
+    let now = T0 + 10 * ELECT;
+    let mut c = node(2, 3, 2, 0, 0);
+    c.set_install_required_with_vote(T0, 2, 40);
+    assert!(!c.refuses_votes_for_install());
+    assert!(!granted_vote(&mut c, now, 2, 39));
+    assert!(granted_vote(&mut c, now, 2, 40));
+    let mut r = node(2, 3, 2, 0, 0);
+    r.set_install_required(T0);
+    assert!(r.refuses_votes_for_install());
+    assert!(!granted_vote(&mut r, now, 5, 1_000));
+    // a new stream keeps the recorded position if it is later
+    c.handle_install_snapshot(now, 1, &first(3, 30, 2));
+    assert_eq!(c.install_vote(), Some((2, 40)));
 }

@@ -569,3 +569,154 @@ fn s11_a_leader_commits_with_a_quorum_in_every_configuration_of_earlier_terms() 
     let own = vec![(7, prepare(&[1, 2, 3, 4], &[], &[1, 2, 4], &[3]))];
     assert_eq!(run(own, &[3]), 7);
 }
+
+/// A change replacing two of three members (1,2,3 → 1,4,5) whose PREPARE, of an
+/// earlier term, the new leader 2 has not applied: it commits only with a quorum of
+/// 1,4,5 too, so it must replicate to 4 and 5, which its applied configuration does
+/// not name. Without that the group stalled for good.
+#[test]
+fn s11_a_new_leader_replicates_to_the_voters_of_an_unapplied_earlier_configuration() {
+    let mut c = node(2, 3, 1, 6, 1);
+    c.set_member_ready(T0, 4, true);
+    c.set_member_ready(T0, 5, true);
+    c.set_log_configs(vec![(5, prepare(&[1, 2, 3], &[], &[1, 4, 5], &[]))]);
+    c.drain_actions();
+    assert!(c.progress(4).is_some() && c.progress(5).is_some());
+    let now = elect(&mut c, &[1, 4]);
+    assert_eq!(c.role(), Role::Leader);
+    // the old configuration alone does not commit the new term's entry
+    let acts = settle(&mut c, now, &[1, 3]);
+    let sent = sent_appends(&acts);
+    let to: Vec<NodeId> = sent.iter().map(|a| a.0).collect();
+    assert!(to.contains(&4) && to.contains(&5), "appends to {to:?}");
+    assert_eq!(c.commit_index(), 0);
+    // 4's copy completes the quorum of 1,4,5
+    for (_, m) in sent.iter().filter(|a| a.0 == 4) {
+        c.handle_append_resp(now, 4, m, &ok(c.term()));
+    }
+    settle(&mut c, now, &[1, 3, 4]);
+    assert_eq!(c.commit_index(), c.last_log_index());
+    assert_eq!(c.last_log_index(), 7);
+    // the PREPARE is applied (the driver first drops it from the log's entries):
+    // 4 and 5 keep their progress
+    c.set_log_configs(Vec::new());
+    let m4 = c.progress(4).map(|p| p.match_index);
+    assert_eq!(m4, Some(7));
+    c.apply_config_entry(now, 5, &prepare(&[1, 2, 3], &[], &[1, 4, 5], &[]));
+    c.on_applied(now, 7);
+    assert_eq!(c.progress(4).map(|p| p.match_index), m4);
+    // the COMMIT is applied: 2 and 3 leave (3 kept for a while as remove legacy)
+    let p = c.commit_config_change(now, 5).unwrap();
+    settle(&mut c, now, &[1, 3, 4]);
+    apply_all(&mut c, now, &[(p.proposed.first_index, p.entry)]);
+    assert_eq!(c.member_sets().members, vec![1, 4, 5]);
+    assert_eq!(c.role(), Role::None, "2 left the group");
+    assert!(c.progress(5).is_some());
+}
+
+/// Without the fix's replication the new leader's heartbeat entry sat uncommitted:
+/// the same scenario with 4 and 5 never answering shows the commit needs them.
+#[test]
+fn s11_an_unapplied_earlier_configuration_needs_its_own_quorum_to_commit() {
+    let mut c = node(2, 3, 1, 6, 1);
+    c.set_log_configs(vec![(5, prepare(&[1, 2, 3], &[], &[1, 4, 5], &[]))]);
+    c.drain_actions();
+    let now = elect(&mut c, &[1, 3, 4]);
+    settle(&mut c, now, &[1, 3]);
+    assert_eq!(c.commit_index(), 0, "1,2,3 alone is no quorum of 1,4,5");
+    // 4 and 5 had no verdict: not replicated to until the driver says they are ready
+    assert!(c.progress(4).is_some_and(|p| !p.ready));
+    c.set_member_ready(now, 5, true);
+    settle(&mut c, now, &[5]);
+    assert_eq!(c.commit_index(), c.last_log_index());
+}
+
+/// A readiness verdict for a node in no configuration is kept: when a change brings
+/// the node in, the leader replicates to it at once (the simulation marks every node
+/// ready at start; a joining node used to wait for the leader's restart).
+#[test]
+fn s3_2_a_verdict_given_before_a_node_joins_applies_when_it_joins() {
+    let (mut c, now) = leader3();
+    c.set_member_ready(now, 4, true);
+    assert!(c.progress(4).is_none());
+    let p = c
+        .prepare_config_change(now, &[1, 2, 3], &[], &[1, 2, 3, 4], &[], all_nodes)
+        .unwrap();
+    settle(&mut c, now, &[2, 3]);
+    let acts = take(&mut c);
+    drop(acts);
+    c.apply_config_entry(now, p.proposed.first_index, &p.entry);
+    let acts = take(&mut c);
+    let to: Vec<NodeId> = sent_appends(&acts).iter().map(|a| a.0).collect();
+    assert!(to.contains(&4), "appends to {to:?}");
+    assert!(c.progress(4).is_some_and(|p| p.ready));
+}
+
+/// A follower keeps progress (readiness) for the nodes of its log's configurations
+/// and forgets them when the entries naming them go (truncated).
+#[test]
+fn s11_a_follower_forgets_nodes_no_configuration_names_any_more() {
+    let mut c = node(3, 3, 1, 6, 1);
+    c.set_log_configs(vec![(5, prepare(&[1, 2, 3], &[], &[1, 4], &[6]))]);
+    assert!(c.progress(4).is_some());
+    assert!(
+        c.progress(6).is_none(),
+        "a prepared observer is not replicated to"
+    );
+    c.set_log_configs(vec![
+        (5, prepare(&[1, 2, 3], &[], &[1, 4], &[6])),
+        (6, ConfigEntry::Commit),
+    ]);
+    assert!(c.progress(6).is_some(), "an observer once committed");
+    c.set_log_configs(Vec::new());
+    assert!(c.progress(4).is_none() && c.progress(6).is_none());
+    assert!(c.progress(1).is_some() && c.progress(3).is_some());
+}
+
+/// The simulation's seeds 17 and 37 (3 nodes, membership changes, two spares): a
+/// leader was lost in the middle of a change. In 17, {3,5} → {1,3,4,5} was written on
+/// 1, 3, 4 and 5; 1 and 4, members only of the change, refused every vote ("not
+/// member", they had not applied it), and 3 needed one of them. In 37, the candidate
+/// 4 was a member only of a change that 3 and 5, which it needed, had not received
+/// ("unknown member"). Either way no leader for good. Like Raft, a node now votes
+/// whatever configuration it knows (the candidate counts the votes of its
+/// configurations) and takes appends from the leader of a term whoever it is.
+#[test]
+fn s11_a_node_votes_and_follows_whatever_configuration_it_knows() {
+    let vote = |candidate: NodeId| VoteReq {
+        term: 2,
+        candidate_id: candidate,
+        last_log_index: 9,
+        last_log_term: 1,
+        pre_vote: false,
+    };
+    // 4 is in no configuration it knows (role none)
+    let mut c = node(4, 4, 1, 6, 1);
+    c.restore_config(T0, MemberSets::new(vec![1, 2, 3], vec![]), 0);
+    assert_eq!(c.role(), Role::None);
+    c.drain_actions();
+    c.handle_vote(T0, 1, &vote(1));
+    c.on_status_saved(T0, 2, 1);
+    let r = vote_replies(&take(&mut c));
+    assert!(r[0].1.is_ok_and(|v| v.vote_granted), "{r:?}");
+    assert_eq!((c.voted_for(), c.role()), (1, Role::None));
+    // the log rule still holds: a shorter log gets no vote
+    let mut short = vote(2);
+    short.term = 3;
+    short.last_log_index = 5;
+    c.handle_vote(T0, 2, &short);
+    c.on_status_saved(T0, 3, 0);
+    let r = vote_replies(&take(&mut c));
+    assert!(r[0].1.is_ok_and(|v| !v.vote_granted), "{r:?}");
+    // a candidate this node knows as no member
+    let mut f = node(2, 3, 1, 6, 1);
+    f.handle_vote(T0 + 1, 3, &vote(4));
+    f.on_status_saved(T0 + 1, 2, 4);
+    let r = vote_replies(&take(&mut f));
+    assert!(r[0].1.is_ok_and(|v| v.vote_granted), "{r:?}");
+    // and its appends once it leads
+    f.handle_append(T0 + 2, 4, &req(2, 4, (6, 1), 0, &[2]));
+    f.on_log_persisted(T0 + 2, 7);
+    assert_eq!(append_replies(&take(&mut f)), vec![(4, ok(2))]);
+    assert_eq!(f.leader(), Some(4));
+}

@@ -48,6 +48,15 @@ pub struct GroupStatus {
     pub init_failed: Option<String>,
     /// The member sets.
     pub members: MemberSets,
+    /// Nodes the member sets' replicate list does not name that the group replicates
+    /// to too (when it leads) and whose readiness the raft ping must check: the nodes
+    /// of configurations its log holds but has not applied
+    /// ([`RaftCore::replication_targets`](crate::core::RaftCore::replication_targets)).
+    pub log_config_nodes: Vec<NodeId>,
+    /// The node waits for (or runs) an install with its log dropped and grants no
+    /// votes until it finishes (raft.md §12.3,
+    /// [`RaftCore::refuses_votes_for_install`](crate::core::RaftCore::refuses_votes_for_install)).
+    pub refuses_votes_for_install: bool,
 }
 
 impl GroupStatus {
@@ -65,6 +74,8 @@ impl GroupStatus {
             init_finished: false,
             init_failed: None,
             members: MemberSets::new(cfg.members.clone(), cfg.observers.clone()),
+            log_config_nodes: Vec::new(),
+            refuses_votes_for_install: false,
         }
     }
 

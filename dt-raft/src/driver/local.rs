@@ -384,6 +384,7 @@ impl RaftLog for MemRaftLog {
             commit_index: d.commit,
             install_snapshot: false,
             first_valid_index: 1,
+            install_vote: None,
         })
     }
 

@@ -111,6 +111,8 @@ enum InstallOp {
         req: ReqId,
         index: Index,
         term: Term,
+        /// The position the node votes with meanwhile (RaftCore::install_vote).
+        vote: Option<(Term, Index)>,
     },
     Data {
         req: ReqId,
@@ -569,7 +571,11 @@ impl<S: StateMachine> Driver<S> {
             core.restore_config(now, sets, i.last_config_change_index);
         }
         if install_required {
-            if st.install_snapshot || last.is_none() {
+            if let (true, Some((t, i))) = (st.install_snapshot, st.install_vote) {
+                // an install interrupted: the log is gone, the status file kept the
+                // position to vote with (RaftCore::install_vote)
+                core.set_install_required_with_vote(now, t, i);
+            } else if st.install_snapshot || last.is_none() {
                 core.set_install_required(now);
             } else {
                 // the log after an installed snapshot is intact: still a voter
@@ -727,6 +733,8 @@ impl<S: StateMachine> Driver<S> {
             init_finished: self.init_finished.get(),
             init_failed: None,
             members: c.member_sets().clone(),
+            log_config_nodes: log_config_nodes(c),
+            refuses_votes_for_install: c.refuses_votes_for_install(),
         }
     }
 
@@ -937,10 +945,14 @@ impl<S: StateMachine> Driver<S> {
             } => {
                 // the log is thrown away (the core forgot its configuration entries)
                 self.log_configs.borrow_mut().clear();
+                // refuses_votes_for_install and the sets moved
+                self.publish();
+                let vote = self.core().install_vote();
                 self.push_install(InstallOp::Begin {
                     req,
                     index: last_included_index,
                     term: last_included_term,
+                    vote,
                 })
             }
             Action::InstallSnapshotData { req, .. } => self.push_install(InstallOp::Data { req }),
@@ -1169,7 +1181,8 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Hands the configuration entries above lastApplied to the core.
+    /// Hands the configuration entries above lastApplied to the core; publishes the
+    /// status when the nodes only they name changed (the raft ping checks those too).
     fn sync_log_configs(&self) {
         let entries: Vec<(Index, ConfigEntry)> = self
             .log_configs
@@ -1177,7 +1190,15 @@ impl<S: StateMachine> Driver<S> {
             .iter()
             .map(|(i, e)| (*i, e.clone()))
             .collect();
-        self.core().set_log_configs(entries);
+        let changed = {
+            let mut c = self.core();
+            let before = log_config_nodes(&c);
+            c.set_log_configs(entries);
+            before != log_config_nodes(&c)
+        };
+        if changed {
+            self.publish();
+        }
     }
 }
 
@@ -1746,6 +1767,28 @@ impl<S: StateMachine> Driver<S> {
                     Ok(r) => r,
                     Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
                 };
+                if let Some(sets) = &core_req.sets {
+                    // the first request's configuration is applied like a
+                    // configuration entry's (§12.3): every node it names must be in
+                    // the node table
+                    let unknown = {
+                        let c = self.core();
+                        c.adopts_install_sets(sets)
+                            .then(|| self.unknown_node(sets))
+                            .flatten()
+                            .map(|id| (id, c.term()))
+                    };
+                    if let Some((node, term)) = unknown {
+                        log::error!(
+                            "raft group {}: install snapshot from node {}: its configuration \
+                             {sets:?} names node {node}, not in the node table (node not exist)",
+                            self.cfg.group_id,
+                            core_req.leader_id
+                        );
+                        let resp = AppendResp::new(term, crate::core::AppendCode::ServerError);
+                        return call(reply, Ok(resp));
+                    }
+                }
                 let id = self.next_req();
                 {
                     let mut b = self.book.borrow_mut();
@@ -2332,8 +2375,13 @@ impl<S: StateMachine> Driver<S> {
                 continue;
             };
             match op {
-                InstallOp::Begin { req, index, term } => {
-                    let r = self.install_begin(index, term).await;
+                InstallOp::Begin {
+                    req,
+                    index,
+                    term,
+                    vote,
+                } => {
+                    let r = self.install_begin(index, term, vote).await;
                     if let Err(e) = &r {
                         log::error!(
                             "raft group {}: install begin failed: {e}",
@@ -2374,9 +2422,9 @@ impl<S: StateMachine> Driver<S> {
                             "raft group {}: snapshot installed up to {index} (term {term})",
                             self.cfg.group_id
                         );
-                        if !self.init_finished.replace(true) {
-                            self.publish();
-                        }
+                        self.init_finished.set(true);
+                        // refuses_votes_for_install and the sets moved
+                        self.publish();
                         self.save_notify.notify();
                     }
                 }
@@ -2387,7 +2435,12 @@ impl<S: StateMachine> Driver<S> {
 
     /// The first install request: stop applying, fail pending tasks, drop the tail
     /// cache and the log (installSnapshot persisted by the log).
-    async fn install_begin(&self, index: Index, term: Term) -> Result<(), String> {
+    async fn install_begin(
+        &self,
+        index: Index,
+        term: Term,
+        vote: Option<(Term, Index)>,
+    ) -> Result<(), String> {
         // Never below what this node persisted as committed (a node waiting for an
         // install after a restart builds its core at its snapshot, so the core's own
         // check cannot see it): the log could not take the entries after it.
@@ -2421,10 +2474,11 @@ impl<S: StateMachine> Driver<S> {
         if !self.writes_handed().await {
             return Err("the log writer stopped".into());
         }
-        self.log
-            .begin_install()
-            .await
-            .map_err(|e| format!("log begin install: {e}"))?;
+        let begun = match vote {
+            Some(v) => self.log.begin_install_voting(v).await,
+            None => self.log.begin_install().await,
+        };
+        begun.map_err(|e| format!("log begin install: {e}"))?;
         let info = {
             let c = self.core();
             SnapshotInfo::new(index, term, c.member_sets(), index)
@@ -2565,4 +2619,14 @@ impl<S: StateMachine> Driver<S> {
         }
         Ok(index)
     }
+}
+
+/// The nodes `c` replicates to that its member sets' replicate list does not name
+/// ([`GroupStatus::log_config_nodes`]).
+fn log_config_nodes(c: &RaftCore) -> Vec<NodeId> {
+    let listed = c.member_sets().replicate_list();
+    c.replication_targets()
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect()
 }

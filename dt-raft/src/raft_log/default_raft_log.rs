@@ -1188,7 +1188,11 @@ impl RaftLog for DefaultRaftLog {
     }
 
     fn begin_install(&self) -> LogFuture<'_, ()> {
-        self.lend(Lent::Install, |s| s.begin_install())
+        self.lend(Lent::Install, |s| s.begin_install(None))
+    }
+
+    fn begin_install_voting(&self, vote: (u32, u64)) -> LogFuture<'_, ()> {
+        self.lend(Lent::Install, move |s| s.begin_install(Some(vote)))
     }
 
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {

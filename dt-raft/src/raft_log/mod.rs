@@ -113,6 +113,17 @@ pub trait RaftLog {
     /// file and deletes every log and index file.
     fn begin_install(&self) -> LogFuture<'_, ()>;
 
+    /// [`begin_install`](Self::begin_install) that also records, with the install,
+    /// the (last log term, last log index) the node votes with until the install
+    /// finishes ([`PersistedState::install_vote`](crate::store::status::PersistedState::install_vote)
+    /// after a restart). A log that cannot record it begins the install without
+    /// (the default): the node then grants no votes after a restart until the
+    /// install, as the reference.
+    fn begin_install_voting(&self, vote: (u32, u64)) -> LogFuture<'_, ()> {
+        let _ = vote;
+        self.begin_install()
+    }
+
     /// Install finish: the log restarts with entry `next_index` at position
     /// `next_pos` (the leader's position after `next_index - 1`).
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()>;

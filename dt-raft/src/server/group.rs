@@ -59,6 +59,13 @@ pub trait ServerGroup: Send + Sync + 'static {
     /// The membership sets now (RAFT_PING answers, node use counts).
     fn member_ids(&self) -> MemberIds;
 
+    /// Nodes the group replicates to besides its sets' replicate list (members of
+    /// configurations its log holds but has not applied); the raft ping checks them
+    /// too. None by default.
+    fn log_config_nodes(&self) -> Vec<i32> {
+        Vec::new()
+    }
+
     /// Hands a decoded request to the group; the group answers through `ctx` (now or
     /// later), or returns the answer at once.
     fn deliver(&self, req: GroupRequest, ctx: ReqContext) -> Option<WritePacket>;

@@ -2,7 +2,9 @@
 //! one thread.
 //!
 //! Every second, for each group whose member pings started and each other node in its
-//! replicate list (members, observers, prepared members; not prepared observers): a node
+//! replicate list (members, observers, prepared members; not prepared observers; and the
+//! nodes of configurations its log holds but has not applied, which a leader also
+//! replicates to, `ServerGroup::log_config_nodes`): a node
 //! that is not ready makes the member not ready; a node whose epoch differs from the one
 //! recorded for the member makes it not ready and, unless a ping is in flight, sends a
 //! RAFT_PING with this node's view of the group. A successful answer (lists matching per
@@ -188,14 +190,21 @@ impl MemberPinger {
             let mut t = self.lock();
             for (gid, gp) in t.groups.iter_mut() {
                 let ids = gp.group.member_ids();
-                let list: Vec<i32> = ids
+                // and the nodes of configurations the group's log has not applied
+                // yet: a leader replicates to them too
+                let extra = gp.group.log_config_nodes();
+                let mut list: Vec<i32> = Vec::new();
+                for &id in ids
                     .members
                     .iter()
                     .chain(&ids.observers)
                     .chain(&ids.prepared_members)
-                    .copied()
-                    .filter(|id| *id != me)
-                    .collect();
+                    .chain(&extra)
+                {
+                    if id != me && !list.contains(&id) {
+                        list.push(id);
+                    }
+                }
                 gp.members.retain(|id, _| list.contains(id));
                 for id in list {
                     let status = self.shared.nodes.status_of(id);

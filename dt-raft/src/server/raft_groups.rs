@@ -82,6 +82,11 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
         }
     }
 
+    fn log_config_nodes(&self) -> Vec<i32> {
+        let s = self.group.status();
+        s.log_config_nodes.iter().map(|i| *i as i32).collect()
+    }
+
     fn raft_ping_check(&self) -> i32 {
         self.raft_ping_check
     }

@@ -119,10 +119,11 @@ pub struct SimConfig {
     /// [`CoreConfig::align_heartbeats`](crate::core::CoreConfig::align_heartbeats) on the
     /// fiber driver (the default is on here, as in `RaftGroupConfig`).
     pub align_heartbeats: bool,
-    /// Membership changes under the faults (raft.md §11): one spare node (id
-    /// `nodes + 1`, empty disk, in none of the sets at first) joins the cluster, and an
-    /// admin fiber moves members to observers and back, adds and removes members and
-    /// aborts prepared changes through the leader's
+    /// Membership changes under the faults (raft.md §11): two spare nodes (ids
+    /// `nodes + 1` and `nodes + 2`, empty disks, in none of the sets at first) join the
+    /// cluster, and an admin fiber moves members to observers and back, adds and
+    /// removes members (one or two at a time, or replaces two at once) and aborts
+    /// prepared changes through the leader's
     /// [`RaftGroup::config_change`](crate::driver::RaftGroup::config_change) API
     /// (off by default: it changes every seed's trajectory).
     pub membership: bool,
@@ -166,6 +167,8 @@ pub struct SeedReport {
     pub stats: RunStats,
     /// The application's counters ([`SimApp::stats`](super::app::SimApp::stats)).
     pub app_stats: Vec<(&'static str, u64)>,
+    /// When [`RunStats::stalled`]: the nodes' states at the end.
+    pub stall: Option<String>,
 }
 
 /// Counters of a run.
@@ -199,12 +202,22 @@ pub struct RunStats {
     pub crashes_in_snapshot: u64,
     /// Live nodes whose lastApplied was below the highest at the end.
     pub behind_at_end: u64,
-    /// 1 if the run ended without a leader because half or more of the members waited
-    /// for an install with their log dropped (an install under way or interrupted by
-    /// a crash: they grant no votes, raft.md §12.3): a liveness limit of the design,
-    /// not a safety violation. (A node whose install finished but whose snapshot was
-    /// not saved before a crash keeps its log and votes.)
+    /// 1 if the run ended without a leader because nodes waited for an install with
+    /// their log dropped (an install under way or interrupted by a crash: they grant
+    /// no votes, raft.md §12.3): half or more of the members or prepared members of
+    /// the configuration reached, or any such node when the group has no ready leader
+    /// (it may be needed by a configuration of a candidate's log). A liveness limit of
+    /// the design, not a safety violation. (A node whose install finished but whose
+    /// snapshot was not saved before a crash keeps its log and votes; one whose install
+    /// a crash interrupted votes with the position its status file kept,
+    /// `RaftCore::install_vote`, so this counts nodes that began an install without
+    /// one.)
     pub stuck_installing: u64,
+    /// 1 if the run ended without a leader whose group is ready (its term's first
+    /// entry committed and applied) although the faults were healed and every node
+    /// restarted several election timeouts before: no progress after the heal
+    /// (liveness). Counts the stuck installs too.
+    pub stalled: u64,
     /// Gets answered at once from the lease the node's group published (the DtKV IO
     /// thread's fast path), without a round trip to the group.
     pub published_lease_reads: u64,

@@ -630,6 +630,25 @@ impl SimRaftLog {
         Ok(st.first)
     }
 
+    /// Install begin: the status says "installing" (with the vote position), then
+    /// every log file is deleted.
+    fn begin_install_with(&self, vote: Option<(u32, u64)>) -> LogFuture<'_, ()> {
+        Box::pin(async move {
+            self.install_sync().await?;
+            let mut s = self.check()?;
+            s.status.install_snapshot = true;
+            s.status.install_vote = vote;
+            s.durable.clear();
+            s.bytes.clear();
+            s.end = 0;
+            s.dirty_lo = 0;
+            s.items.clear();
+            s.pos.clear();
+            s.persisted = s.first - 1;
+            Ok(())
+        })
+    }
+
     /// Waits for an install step's fsyncs, after the appends in flight (the store
     /// waits for them first); an error if the log died meanwhile.
     async fn install_sync(&self) -> StoreResult<()> {
@@ -744,20 +763,11 @@ impl RaftLog for SimRaftLog {
     fn mark_truncate_by_timestamp(&self, _ts: i64, _bound: u64, _delay: Duration) {}
 
     fn begin_install(&self) -> LogFuture<'_, ()> {
-        Box::pin(async move {
-            self.install_sync().await?;
-            let mut s = self.check()?;
-            // the status says "installing", then every log file is deleted
-            s.status.install_snapshot = true;
-            s.durable.clear();
-            s.bytes.clear();
-            s.end = 0;
-            s.dirty_lo = 0;
-            s.items.clear();
-            s.pos.clear();
-            s.persisted = s.first - 1;
-            Ok(())
-        })
+        self.begin_install_with(None)
+    }
+
+    fn begin_install_voting(&self, vote: (u32, u64)) -> LogFuture<'_, ()> {
+        self.begin_install_with(Some(vote))
     }
 
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
@@ -779,6 +789,7 @@ impl RaftLog for SimRaftLog {
             s.persisted = next_index - 1;
             s.commit = s.commit.max(next_index - 1);
             s.status.install_snapshot = false;
+            s.status.install_vote = None;
             s.status.first_valid_index = next_index;
             s.status.commit_index = s.status.commit_index.max(next_index - 1);
             s.stats.installs += 1;

@@ -919,12 +919,13 @@ impl LogStore {
         self.files.len()
     }
 
-    /// Install begin (`docs/storage-format.md` §7): marks the install in the status file, then
-    /// deletes every segment and index file. Appends fail until
-    /// [`LogStore::finish_install`].
-    pub fn begin_install(&mut self) -> StoreResult<()> {
+    /// Install begin (`docs/storage-format.md` §7): marks the install in the status file
+    /// (with the position the node votes with meanwhile, `vote`, if any), then deletes
+    /// every segment and index file. Appends fail until [`LogStore::finish_install`].
+    pub fn begin_install(&mut self, vote: Option<(u32, u64)>) -> StoreResult<()> {
         self.check_writable()?;
         self.status.status.install_snapshot = true;
+        self.status.status.install_vote = vote;
         if let Err(e) = self.status.persist() {
             return Err(self.fail(Arc::new(e)));
         }
@@ -965,6 +966,7 @@ impl LogStore {
         st.first_valid_pos = next_pos;
         st.first_valid_index = next_index;
         st.install_snapshot = false;
+        st.install_vote = None;
         st.persist_idx_index = next_index - 1;
         st.commit_index = st.commit_index.max(next_index - 1);
         if let Err(e) = self.status.persist() {

@@ -162,6 +162,11 @@ pub mod keys {
     pub const PERSIST_IDX_INDEX: &str = "persistIdxIndex";
     /// Position of the first valid item after an install.
     pub const FIRST_VALID_POS: &str = "firstValidPos";
+    /// dt only (the reference ignores it): while an install is under way, the last
+    /// log term the node votes with (see [`super::RaftStatus::install_vote`]).
+    pub const INSTALL_VOTE_TERM: &str = "dtInstallVoteTerm";
+    /// dt only: the last log index that goes with [`INSTALL_VOTE_TERM`].
+    pub const INSTALL_VOTE_INDEX: &str = "dtInstallVoteIndex";
 }
 
 /// The typed content of `raft.status`, plus any unknown keys (kept and rewritten).
@@ -181,6 +186,14 @@ pub struct RaftStatus {
     pub persist_idx_index: u64,
     /// Position of the first valid item after an install (0 otherwise).
     pub first_valid_pos: u64,
+    /// dt only: with `install_snapshot`, the (last log term, last log index) the node
+    /// votes with while its log is dropped: the later of its log's last entry when the
+    /// install began and the snapshot's last included entry (both cover every
+    /// committed entry the node held, so a vote with it is as safe as with the log).
+    /// Written with `installSnapshot = true` before the log is deleted; absent in a
+    /// reference file, and then the node grants no votes until the install, as the
+    /// reference.
+    pub install_vote: Option<(u32, u64)>,
     /// Keys this version does not know, preserved as read.
     pub extra: Props,
 }
@@ -195,6 +208,7 @@ impl Default for RaftStatus {
             first_valid_index: 1,
             persist_idx_index: 0,
             first_valid_pos: 0,
+            install_vote: None,
             extra: Vec::new(),
         }
     }
@@ -203,6 +217,7 @@ impl Default for RaftStatus {
 impl RaftStatus {
     fn from_props(path: &Path, props: Props) -> StoreResult<RaftStatus> {
         let mut s = RaftStatus::default();
+        let (mut vote_term, mut vote_index) = (None, None);
         for (k, v) in props {
             let bad =
                 |what: &str| StoreError::corrupt(path, 0, format!("bad value {v:?} for {what}"));
@@ -214,8 +229,13 @@ impl RaftStatus {
                 keys::FIRST_VALID_INDEX => s.first_valid_index = v.parse().map_err(|_| bad(&k))?,
                 keys::PERSIST_IDX_INDEX => s.persist_idx_index = v.parse().map_err(|_| bad(&k))?,
                 keys::FIRST_VALID_POS => s.first_valid_pos = v.parse().map_err(|_| bad(&k))?,
+                keys::INSTALL_VOTE_TERM => vote_term = Some(v.parse().map_err(|_| bad(&k))?),
+                keys::INSTALL_VOTE_INDEX => vote_index = Some(v.parse().map_err(|_| bad(&k))?),
                 _ => s.extra.push((k, v)),
             }
+        }
+        if let (Some(t), Some(i), true) = (vote_term, vote_index, s.install_snapshot) {
+            s.install_vote = Some((t, i));
         }
         Ok(s)
     }
@@ -244,6 +264,10 @@ impl RaftStatus {
                 self.first_valid_pos.to_string(),
             ));
         }
+        if let (Some((t, i)), true) = (self.install_vote, self.install_snapshot) {
+            p.push((keys::INSTALL_VOTE_TERM.into(), t.to_string()));
+            p.push((keys::INSTALL_VOTE_INDEX.into(), i.to_string()));
+        }
         p.extend(self.extra.iter().cloned());
         p
     }
@@ -270,6 +294,9 @@ pub struct PersistedState {
     /// `firstValidIndex`: the first index this node may hold entries for (1, or
     /// lastIncludedIndex + 1 after an install).
     pub first_valid_index: u64,
+    /// With `install_snapshot`: the position the node votes with while its log is
+    /// dropped ([`RaftStatus::install_vote`]), if recorded.
+    pub install_vote: Option<(u32, u64)>,
 }
 
 impl Default for PersistedState {
@@ -286,6 +313,7 @@ impl From<&RaftStatus> for PersistedState {
             commit_index: s.commit_index,
             install_snapshot: s.install_snapshot,
             first_valid_index: s.first_valid_index,
+            install_vote: s.install_vote,
         }
     }
 }
@@ -445,6 +473,43 @@ mod tests {
         let m2 = StatusManager::load(&path, true).unwrap();
         assert_eq!(m2.status, m.status);
         assert!(!d.path().join("raft.status.tmp").exists());
+    }
+
+    /// The position an installing node votes with (dt only) is written with
+    /// `installSnapshot = true` and read back; a file without it (the reference's) or
+    /// with the install done gives none, and the keys are not written then.
+    #[test]
+    fn install_vote_round_trips_only_while_installing() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("raft.status");
+        let mut m = StatusManager::load(&path, true).unwrap();
+        m.status.install_snapshot = true;
+        m.status.install_vote = Some((3, 40));
+        m.persist().unwrap();
+        let m2 = StatusManager::load(&path, true).unwrap();
+        assert_eq!(m2.status.install_vote, Some((3, 40)));
+        assert_eq!(PersistedState::from(&m2.status).install_vote, Some((3, 40)));
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("dtInstallVoteTerm=3\n") && text.contains("dtInstallVoteIndex=40\n"));
+        m.status.install_snapshot = false;
+        m.persist().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("dtInstallVote"), "{text}");
+        assert_eq!(
+            StatusManager::load(&path, true)
+                .unwrap()
+                .status
+                .install_vote,
+            None
+        );
+        // the reference's file while installing: no position
+        let p = StatusFile::parse(
+            Path::new("x"),
+            &StatusFile::encode(&vec![("installSnapshot".into(), "true".into())]),
+        )
+        .unwrap();
+        let st = RaftStatus::from_props(Path::new("x"), p).unwrap();
+        assert!(st.install_snapshot && st.install_vote.is_none());
     }
 
     /// Atomicity: whatever prefix of a new version reached the temp file, and whether
