@@ -91,11 +91,11 @@ fn dtkv_five_nodes_all_faults_fixed_seeds_are_clean() {
 
 /// A replica that installed a snapshot read after a later lease refresh replays the
 /// lock hand-over under it with the newer TTL (TTLs change in place, as in the
-/// reference): its fencing token reads the refresh's index, not the grant's. Seed 244
+/// reference): its fencing token reads the refresh's index, not the grant's. Seed 315
 /// does that; the lock check allows a later token, never an earlier one.
 #[test]
 fn dtkv_replayed_grant_under_a_newer_ttl_is_clean() {
-    let r = run_dtkv_seed(&cfg(3), 244, None);
+    let r = run_dtkv_seed(&cfg(3), 315, None);
     assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
     assert_eq!(stat(&r, "tokens_ahead"), 1, "the seed still shows it: {r}");
 }
