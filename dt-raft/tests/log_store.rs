@@ -676,3 +676,66 @@ fn config_is_validated_before_anything_is_touched() {
     assert!(cfg().validated().is_ok());
     assert!(StoreConfig::default().validate().is_ok());
 }
+
+/// Counts the writes to log segments (files directly in the log's directory, not the
+/// index or status files).
+#[derive(Debug, Default)]
+struct SegmentWrites {
+    n: std::sync::atomic::AtomicUsize,
+}
+
+impl dt_raft::store::faults::FileFaults for SegmentWrites {
+    fn before_write(
+        &self,
+        path: &std::path::Path,
+        _len: usize,
+    ) -> Result<(), (usize, std::io::Error)> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+            self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_write_job_of_many_batches_writes_each_segment_once() {
+    let d = tempfile::tempdir().unwrap();
+    let counter = std::sync::Arc::new(SegmentWrites::default());
+    let mut c = cfg();
+    c.faults = Some(counter.clone());
+    let mut log = LogStore::open(d.path(), c.clone()).unwrap();
+    let seg = c.log_file_size;
+    let e = entries(1, 300, 1, 0);
+    // Jobs of several batches each, the last ones crossing into the next segments.
+    let mut from = 0usize;
+    let mut jobs = 0;
+    while from < e.len() {
+        let mut batches = Vec::new();
+        for n in [7usize, 1, 12, 5] {
+            let n = n.min(e.len() - from);
+            if n == 0 {
+                break;
+            }
+            batches.push(log.prepare_append(&e[from..from + n]).unwrap());
+            from += n;
+        }
+        let segments: std::collections::BTreeSet<u64> = batches
+            .iter()
+            .flat_map(|b| b.chunks.iter().map(|ch| ch.pos / seg))
+            .collect();
+        let before = counter.n.load(std::sync::atomic::Ordering::SeqCst);
+        let done = log.plan_write(batches, true).run().unwrap();
+        log.write_done(done).unwrap();
+        let writes = counter.n.load(std::sync::atomic::Ordering::SeqCst) - before;
+        // One pwrite per segment touched, however many batches the job carries.
+        assert_eq!(writes, segments.len(), "job {jobs}");
+        jobs += 1;
+    }
+    assert!(jobs > 10);
+    assert_eq!(read_all(&mut log, 1), e);
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), e.len() as u64);
+    assert_eq!(read_all(&mut log, 1), e);
+}
