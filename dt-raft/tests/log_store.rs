@@ -322,6 +322,31 @@ fn first_commit_after_install_is_flushed_at_once() {
 }
 
 #[test]
+fn a_fresh_log_waits_for_its_first_index_flush_and_still_recovers() {
+    // A log that starts at entry 1 recovers from position 0: its first commit does not
+    // make it create (and fsync) an index file at once, as a first commit after an
+    // install does (above).
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 5, 1, 0)).unwrap();
+    log.set_commit_index(3);
+    log.sync().unwrap();
+    assert_eq!(log.persist_idx_index(), 0);
+    let idx_files = std::fs::read_dir(d.path().join("idx"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(idx_files, 0, "no index file before the first flush is due");
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((1, 5)));
+    assert_eq!(read_all(&mut log, 1), entries(1, 5, 1, 0));
+    // A forced flush (as at close) still writes it.
+    log.set_commit_index(5);
+    log.maybe_flush_index(true).unwrap();
+    assert_eq!(log.persist_idx_index(), 5);
+}
+
+#[test]
 fn status_commit_index_never_exceeds_the_fsynced_log() {
     let d = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
