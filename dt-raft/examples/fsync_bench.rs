@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! cargo run --release -p dt-raft --example fsync_bench -- [--dir D] [--seconds 3]
-//!     [--threads 1 2 4 8 16 32 64] [--bytes 4096]
+//!     [--threads 1 2 4 8 16 32 64] [--bytes 4096] [--sparse]
 //! ```
 //!
 //! For each thread count T: T threads, each with its own file (zero-filled and synced
-//! first, as the log's prefill leaves a segment), loop `pwrite(--bytes) + fdatasync` at
+//! first, as the log's prefill leaves a segment; `--sparse`: only its length set, as a
+//! segment is made), loop `pwrite(--bytes) + fdatasync` at
 //! increasing offsets (wrapping round the file). Prints
 //! `RESULT threads=<T> fsyncs_per_s=<x> per_thread=<y> p50_us=<a> p99_us=<b>`.
 //!
@@ -45,6 +46,10 @@ struct Args {
     /// Bytes written before each fdatasync (1 to 1 MiB).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     bytes: u64,
+    /// Leave the files sparse (`set_len`, as a log segment is made) instead of
+    /// zero-filling them: each fdatasync then also writes the blocks' allocation.
+    #[arg(long)]
+    sparse: bool,
 }
 
 /// Size of each thread's file: written round and round.
@@ -78,7 +83,7 @@ fn run(args: &Args) -> Result<(), String> {
     let max = args.threads.iter().copied().max().unwrap_or(1);
     let paths: Vec<PathBuf> = (0..max).map(|k| dir.join(format!("f{k}"))).collect();
     for p in &paths {
-        prepare(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        prepare(p, args.sparse).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     for &t in &args.threads {
         measure(&paths[..t as usize], args)?;
@@ -89,13 +94,17 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn prepare(p: &Path) -> std::io::Result<()> {
+fn prepare(p: &Path, sparse: bool) -> std::io::Result<()> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(p)?;
-    f.write_all_at(&vec![0u8; FILE_SIZE as usize], 0)?;
+    if sparse {
+        f.set_len(FILE_SIZE)?;
+    } else {
+        f.write_all_at(&vec![0u8; FILE_SIZE as usize], 0)?;
+    }
     f.sync_all()
 }
 

@@ -2,7 +2,8 @@
 //! tools and embedders without dt-fiber (whose `IoPool` is the normal choice).
 //!
 //! An idle thread sleeps on a condition variable at once: it does not spin or yield
-//! first (a channel's receive does, a few `sched_yield`s per miss). The pool's jobs are
+//! first (a channel's receive does, a few `sched_yield`s per miss). Only a thread whose
+//! last sleep was short (a busy pool) yields a few times before sleeping again. The pool's jobs are
 //! file writes and fsyncs of hundreds of microseconds, so a spin saves nothing, while
 //! with many groups every job's thread went idle after it and the yields were a large
 //! share of an idle server's context switches. A submitter wakes a thread only when
@@ -14,6 +15,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use dt_common::{Executor, Task};
+
+/// A sleep shorter than this marks the pool busy (see [`Shared::work`]).
+const HOT_SLEEP: std::time::Duration = std::time::Duration::from_micros(500);
+/// Yields a busy thread makes before sleeping.
+const HOT_YIELDS: usize = 4;
 
 #[derive(Default)]
 struct State {
@@ -38,6 +44,9 @@ impl Shared {
     }
 
     fn work(&self) {
+        // Whether this thread's last sleep was short: the pool is busy, and the next
+        // job is likely to come within a few yields.
+        let mut hot = false;
         let mut st = self.lock();
         loop {
             if let Some(job) = st.jobs.pop_front() {
@@ -50,10 +59,27 @@ impl Shared {
             if st.closed {
                 return;
             }
+            if hot {
+                // Under load a woken thread may wait for a CPU longer than the job
+                // takes; a thread that stays runnable a little picks the next job up
+                // without that wait. Only while hot: idle threads sleep at once.
+                hot = false;
+                drop(st);
+                for _ in 0..HOT_YIELDS {
+                    std::thread::yield_now();
+                    if !self.lock().jobs.is_empty() {
+                        break;
+                    }
+                }
+                st = self.lock();
+                continue;
+            }
             st.sleeping += 1;
+            let slept = std::time::Instant::now();
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
             st.sleeping -= 1;
             st.woken = st.woken.saturating_sub(1);
+            hot = slept.elapsed() < HOT_SLEEP;
         }
     }
 }
