@@ -17,8 +17,9 @@
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
-//! whole process, so the kernel's fsync work counts; the first seconds include each
-//! group's one-time index-file creation).
+//! whole process, so the kernel's fsync work counts; a window of 20 s or more includes
+//! each log's first index flush, which creates its index file: an idle log flushes its
+//! index 20 s after it opened).
 //!
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
