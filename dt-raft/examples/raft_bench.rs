@@ -5,6 +5,7 @@
 //! cargo run --release -p dt-raft --example raft_bench -- [--nodes 3] [--groups 1]
 //!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
 //!     [--dir D] [--dispatchers N] [--idle-seconds N] [--block-io-threads N]
+//!     [--prefill-kib K]
 //! ```
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
@@ -16,8 +17,9 @@
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
-//! whole process, so the kernel's fsync work counts; the first seconds include each
-//! group's one-time index-file creation).
+//! whole process, so the kernel's fsync work counts; a window of 20 s or more includes
+//! each log's first index flush, which creates its index file: an idle log flushes its
+//! index 20 s after it opened).
 //!
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
@@ -82,6 +84,11 @@ pub struct Args {
     /// on 12), while the threads mostly wait).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     block_io_threads: Option<u64>,
+    /// Zero-fill each log's current segment this many KiB ahead of its appends
+    /// (`StoreConfig::prefill_bytes`; 0, the default, leaves it off), so an append's
+    /// fsync does not also write the blocks' allocation.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    prefill_kib: u64,
 }
 
 /// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
@@ -115,6 +122,7 @@ impl StateMachine for NoopSm {
 struct BenchFactory {
     base: PathBuf,
     io: Arc<ThreadPoolIo>,
+    prefill_bytes: u64,
 }
 
 impl RaftFactory for BenchFactory {
@@ -123,9 +131,11 @@ impl RaftFactory for BenchFactory {
         Ok(NoopSm)
     }
     fn create_raft_log(&self, cfg: &RaftGroupConfig) -> Result<Box<dyn RaftLog>, RaftError> {
+        let mut sc = store_config(cfg);
+        sc.prefill_bytes = self.prefill_bytes;
         Ok(Box::new(DefaultRaftLog::new(
             &cfg.data_dir,
-            store_config(cfg),
+            sc,
             self.io.clone(),
         )))
     }
@@ -211,6 +221,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         let factory = Arc::new(BenchFactory {
             base: dir.join(format!("n{id}")),
             io: server.block_io(),
+            prefill_bytes: args.prefill_kib << 10,
         });
         let cfgs = (1..=args.groups as i32)
             .map(|g| {

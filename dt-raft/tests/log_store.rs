@@ -328,6 +328,31 @@ fn first_commit_after_install_is_flushed_at_once() {
 }
 
 #[test]
+fn a_fresh_log_waits_for_its_first_index_flush_and_still_recovers() {
+    // A log that starts at entry 1 recovers from position 0: its first commit does not
+    // make it create (and fsync) an index file at once, as a first commit after an
+    // install does (above).
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.append(&entries(1, 5, 1, 0)).unwrap();
+    log.set_commit_index(3);
+    log.sync().unwrap();
+    assert_eq!(log.persist_idx_index(), 0);
+    let idx_files = std::fs::read_dir(d.path().join("idx"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(idx_files, 0, "no index file before the first flush is due");
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((1, 5)));
+    assert_eq!(read_all(&mut log, 1), entries(1, 5, 1, 0));
+    // A forced flush (as at close) still writes it.
+    log.set_commit_index(5);
+    log.maybe_flush_index(true).unwrap();
+    assert_eq!(log.persist_idx_index(), 5);
+}
+
+#[test]
 fn status_commit_index_never_exceeds_the_fsynced_log() {
     let d = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(d.path(), cfg()).unwrap();
@@ -681,4 +706,67 @@ fn config_is_validated_before_anything_is_touched() {
     }
     assert!(cfg().validated().is_ok());
     assert!(StoreConfig::default().validate().is_ok());
+}
+
+/// Counts the writes to log segments (files directly in the log's directory, not the
+/// index or status files).
+#[derive(Debug, Default)]
+struct SegmentWrites {
+    n: std::sync::atomic::AtomicUsize,
+}
+
+impl dt_raft::store::faults::FileFaults for SegmentWrites {
+    fn before_write(
+        &self,
+        path: &std::path::Path,
+        _len: usize,
+    ) -> Result<(), (usize, std::io::Error)> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+            self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_write_job_of_many_batches_writes_each_segment_once() {
+    let d = tempfile::tempdir().unwrap();
+    let counter = std::sync::Arc::new(SegmentWrites::default());
+    let mut c = cfg();
+    c.faults = Some(counter.clone());
+    let mut log = LogStore::open(d.path(), c.clone()).unwrap();
+    let seg = c.log_file_size;
+    let e = entries(1, 300, 1, 0);
+    // Jobs of several batches each, the last ones crossing into the next segments.
+    let mut from = 0usize;
+    let mut jobs = 0;
+    while from < e.len() {
+        let mut batches = Vec::new();
+        for n in [7usize, 1, 12, 5] {
+            let n = n.min(e.len() - from);
+            if n == 0 {
+                break;
+            }
+            batches.push(log.prepare_append(&e[from..from + n]).unwrap());
+            from += n;
+        }
+        let segments: std::collections::BTreeSet<u64> = batches
+            .iter()
+            .flat_map(|b| b.chunks.iter().map(|ch| ch.pos / seg))
+            .collect();
+        let before = counter.n.load(std::sync::atomic::Ordering::SeqCst);
+        let done = log.plan_write(batches, true).run().unwrap();
+        log.write_done(done).unwrap();
+        let writes = counter.n.load(std::sync::atomic::Ordering::SeqCst) - before;
+        // One pwrite per segment touched, however many batches the job carries.
+        assert_eq!(writes, segments.len(), "job {jobs}");
+        jobs += 1;
+    }
+    assert!(jobs > 10);
+    assert_eq!(read_all(&mut log, 1), e);
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.last_index(), e.len() as u64);
+    assert_eq!(read_all(&mut log, 1), e);
 }

@@ -645,8 +645,15 @@ impl LogStore {
         if pending == 0 {
             return false;
         }
+        // After an install (firstValidIndex above 1) the recovery anchor must leave
+        // firstValidIndex quickly: until it does, a restart finds "no log" and needs
+        // another install. A log that starts at entry 1 recovers from position 0
+        // without any index file, so its first flush waits for the usual triggers: a
+        // fresh idle group does not create and fsync its index file at once (with many
+        // groups that was a burst of file creations right after start).
+        let st = &self.status.status;
         if pending >= self.cfg.idx_flush_threshold
-            || self.idx.next_flush() <= self.status.status.first_valid_index
+            || (st.first_valid_index > 1 && self.idx.next_flush() <= st.first_valid_index)
         {
             return true;
         }

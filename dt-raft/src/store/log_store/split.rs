@@ -55,9 +55,39 @@ impl WriteJob {
             created.push(self.maker.create(start)?);
         }
         let mut touched: Vec<Arc<DtFile>> = Vec::with_capacity(1);
+        // Chunks that continue each other in one segment (the batches queued behind one
+        // write job) go out as one pwrite: the syscalls of a job stay one per segment
+        // however many appends it carries. `run` holds the pending stretch: its file,
+        // its position and either the one chunk (no copy) or the chunks copied.
+        let mut run: Option<(Arc<DtFile>, u64, &[u8])> = None;
+        let mut joined: Vec<u8> = Vec::new();
         for b in &self.batches {
             for c in &b.chunks {
                 let start = c.pos & !(self.seg_size - 1);
+                if let Some((f, pos, first)) = &run {
+                    let len = if joined.is_empty() {
+                        first.len()
+                    } else {
+                        joined.len()
+                    };
+                    if f.start == start && pos + len as u64 == c.pos {
+                        if joined.is_empty() {
+                            joined.reserve(first.len() + c.data.len());
+                            joined.extend_from_slice(first);
+                        }
+                        joined.extend_from_slice(&c.data);
+                        continue;
+                    }
+                }
+                if let Some((f, pos, first)) = run.take() {
+                    let data = if joined.is_empty() {
+                        first
+                    } else {
+                        &joined[..]
+                    };
+                    f.write_all_at(data, pos - f.start)?;
+                    joined.clear();
+                }
                 let f = match touched.iter().find(|t| t.start == start) {
                     Some(f) => f.clone(),
                     None => {
@@ -77,8 +107,16 @@ impl WriteJob {
                         f
                     }
                 };
-                f.write_all_at(&c.data, c.pos - f.start)?;
+                run = Some((f, c.pos, &c.data[..]));
             }
+        }
+        if let Some((f, pos, first)) = run.take() {
+            let data = if joined.is_empty() {
+                first
+            } else {
+                &joined[..]
+            };
+            f.write_all_at(data, pos - f.start)?;
         }
         if self.sync {
             for f in &touched {
