@@ -1274,9 +1274,13 @@ impl<S: StateMachine> Driver<S> {
         {
             let tail = self.tail.borrow();
             if tail.covers(first, count) {
-                return Ok((first..first + count)
-                    .filter_map(|i| tail.get(i).map(|e| rpc::LogItem::from(&e.item)))
-                    .collect());
+                // sized at once: collecting a filter_map would grow it from empty
+                let mut out = Vec::with_capacity(count as usize);
+                out.extend(
+                    (first..first + count)
+                        .filter_map(|i| tail.get(i).map(|e| rpc::LogItem::from(&e.item))),
+                );
+                return Ok(out);
             }
         }
         let mut out = Vec::with_capacity(count as usize);
