@@ -15,6 +15,13 @@
 //! `sec=<s> ops=<n> p50_us=<a> p99_us=<b> max_us=<c>`, then
 //! `RESULT ops_per_s=<x> p50_us=<a> p99_us=<b> max_us=<c>` over the whole run.
 //!
+//! Then `ALLOCS allocations=<n> per_entry=<x>`: heap allocations (alloc + realloc
+//! calls of the whole process: every node's leader or follower path and the submitting
+//! thread, counted by a counting global allocator as in dt-net's `rpc_bench`) during the
+//! measured seconds, per committed entry. With `--nodes 1` that is the leader's own path
+//! (submit → log write → commit → apply → callback); with more nodes each follower's
+//! receive path and the leader's replication add to it.
+//!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
 //! whole process, so the kernel's fsync work counts; a window of 20 s or more includes
@@ -108,6 +115,31 @@ fn process_cpu() -> Option<Duration> {
         .unwrap_or(100);
     Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
+
+/// Counts heap allocations (alloc and realloc calls) of the whole process.
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged, only counting calls.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// Does nothing but count.
 struct NoopSm;
@@ -277,6 +309,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         cond: Condvar::new(),
     });
     let body = Bytes::from(vec![b'x'; args.body_size as usize]);
+    let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
+    let allocs0 = ALLOCS.load(Ordering::Relaxed);
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut next_report = start + Duration::from_secs(1);
@@ -328,6 +362,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+    let committed = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len() - ok0;
     // Let the writes in flight finish (they count in the latencies, not the rate).
     let drain_end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -349,6 +385,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         s.total.value_at_quantile(0.5),
         s.total.value_at_quantile(0.99),
         s.total.max()
+    );
+    println!(
+        "ALLOCS allocations={allocs} per_entry={:.2}",
+        allocs as f64 / committed.max(1) as f64
     );
     drop(s);
     for (srv, _) in &nodes {

@@ -6,7 +6,8 @@
 //! ```text
 //! cargo build --release -p dt-server --bins
 //! cargo run --release -p dt-server --example server_rss -- [--mode single|lagging-follower]
-//!     [--seconds 20] [--lag-seconds 10] [--bin-dir target/release] [--dir DIR]
+//!     [--seconds 20] [--lag-seconds 10] [--settle-seconds 15] [--bin-dir target/release]
+//!     [--dir DIR]
 //! ```
 //!
 //! * `single`: one node; RSS sampled every 100 ms during the benchmark.
@@ -15,7 +16,8 @@
 //!   caught up by the leader while the puts go on; the leader's RSS is sampled
 //!   (before, while the follower is down, while it catches up).
 //!
-//! Prints the RSS once a second, dt-bench's own `RESULT` line, then
+//! After the benchmark the leader's RSS is sampled `--settle-seconds` longer (idle: does
+//! it come down?). Prints the RSS once a second, dt-bench's own `RESULT` line, then
 //! `RESULT rss_mib mode=.. max=.. end=.. hwm=..` (hwm: the kernel's peak, VmHWM).
 
 use std::net::{TcpListener, TcpStream};
@@ -61,6 +63,14 @@ struct Args {
     /// Where dt-server and dt-bench are (default: beside this program's directory).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Seconds the leader's RSS is still sampled after the benchmark ended (0 to 3600):
+    /// whether it comes down once the load and the catch-up are over.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    settle_seconds: u64,
+    /// An extra line for every node's config.properties (repeatable), e.g.
+    /// `--conf "maxCacheTasks = 5000"` to see what a setting does to the RSS.
+    #[arg(long)]
+    conf: Vec<String>,
     /// Data directories (removed first).
     #[arg(long, default_value = "target/server_rss")]
     dir: PathBuf,
@@ -99,7 +109,7 @@ struct Cluster {
 
 impl Cluster {
     /// Writes the configuration of `n` nodes on free loopback ports under `dir`.
-    fn new(bin: &Path, dir: &Path, n: usize) -> Cluster {
+    fn new(bin: &Path, dir: &Path, n: usize, extra: &[String]) -> Cluster {
         let repl: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let svc: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let servers: Vec<String> = repl
@@ -121,11 +131,12 @@ impl Cluster {
             std::fs::write(
                 dir.join(format!("config{}.properties", i + 1)),
                 format!(
-                    "nodeId = {}\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\n",
+                    "nodeId = {}\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\n{}",
                     i + 1,
                     repl[i],
                     svc[i],
-                    dir.join(format!("data{}", i + 1)).display()
+                    dir.join(format!("data{}", i + 1)).display(),
+                    extra.iter().map(|l| format!("{l}\n")).collect::<String>()
                 ),
             )
             .unwrap();
@@ -239,7 +250,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let n = if mode == Mode::Single { 1 } else { 3 };
-    let mut cluster = Cluster::new(&bin_dir, &root, n);
+    let mut cluster = Cluster::new(&bin_dir, &root, n, &a.conf);
     for id in 1..=n {
         cluster.start(id);
     }
@@ -321,6 +332,16 @@ fn main() {
     {
         println!("dt-bench: {l}");
     }
+    let bench_end = rss_kib(lpid).map_or(0, |r| r.0);
+    // after the benchmark: does the RSS come down?
+    let settle = Instant::now();
+    let mut settle_min = bench_end;
+    while settle.elapsed() < Duration::from_secs(a.settle_seconds) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some((rss, _)) = rss_kib(lpid) {
+            settle_min = settle_min.min(rss);
+        }
+    }
     let (end, hwm) = rss_kib(lpid).unwrap_or((0, 0));
     if mode == Mode::LaggingFollower {
         println!(
@@ -330,6 +351,13 @@ fn main() {
             mib(phase_max[2])
         );
     }
+    println!(
+        "leader RSS after the benchmark: at its end {:.1} MiB, {} s later {:.1} MiB (min {:.1} MiB)",
+        mib(bench_end),
+        a.settle_seconds,
+        mib(end),
+        mib(settle_min)
+    );
     println!(
         "RESULT rss_mib mode={mode} max={:.1} end={:.1} hwm={:.1} bench_exit={:?}",
         mib(max),

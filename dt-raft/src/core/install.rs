@@ -12,7 +12,8 @@
 use super::msg::InstallReq;
 use super::receiver::{Block, Outcome};
 use super::{
-    Action, AppendCode, AppendResp, Index, MemberSets, NodeId, RaftCore, ReqId, Role, Term,
+    Action, AppendCode, AppendResp, AppendSend, Index, MemberSets, NodeId, RaftCore, ReqId, Role,
+    Term,
 };
 
 /// What the leader's driver needs to start an install stream to one peer
@@ -50,6 +51,24 @@ impl RaftCore {
         p.bump_epoch(0);
         p.install_snapshot = true;
         self.try_start_install(i);
+    }
+
+    /// Leader: the entries of the append `sent` to `peer` are no longer in the log
+    /// (deleted after a snapshot): it can only be caught up by an install snapshot.
+    /// Ignored when the append is stale (another term or replication epoch).
+    pub fn on_entries_gone(&mut self, now: u64, peer: NodeId, sent: &AppendSend) {
+        self.now = self.now.max(now);
+        let Some(i) = self.peer_index(peer) else {
+            return;
+        };
+        if self.role != Role::Leader
+            || sent.term != self.term
+            || self.peers[i].epoch != sent.epoch
+            || self.peers[i].install_snapshot
+        {
+            return;
+        }
+        self.mark_install(i);
     }
 
     /// Emits [`Action::StartInstallSnapshot`] for peer `i` when it is marked, ready,

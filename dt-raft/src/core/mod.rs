@@ -617,16 +617,27 @@ impl RaftCore {
     pub fn member_sets(&self) -> &MemberSets {
         &self.sets
     }
-    /// Leader: the highest index every other node it replicates to (members,
-    /// observers, prepared and leaving ones) holds, `Index::MAX` when there is none
-    /// (a one-node group). 0 in any other role (nothing is known).
-    pub fn replicated_to_all(&self) -> Index {
+    /// Leader: the highest index every other node it is replicating to right now
+    /// from memory (members, observers, prepared and leaving ones) holds, `Index::MAX`
+    /// when there is none (a one-node group, or every peer unreachable or behind).
+    /// 0 in any other role (nothing is known). `cached_from` is the first index the
+    /// caller still holds in memory.
+    ///
+    /// A peer does not count when the leader is not replicating to it (the raft ping
+    /// marks it not ready: down, unreachable; its replication stopped after an error,
+    /// until it restarts; it waits for a snapshot), or when it already lacks an entry
+    /// before `cached_from` (it is caught up from the log). Whatever such a peer needs
+    /// is read from the log, so the driver's tail cache need not hold entries for it:
+    /// kept for a dead or far-behind follower, a busy leader's cache would fill to its
+    /// bounds (`maxCacheTasks`, 100 000 entries, tens of MiB).
+    pub fn replicated_to_all(&self, cached_from: Index) -> Index {
         if self.role != Role::Leader {
             return 0;
         }
         self.peers
             .iter()
-            .filter(|p| !p.is_self)
+            .filter(|p| !p.is_self && p.ready && p.running && !p.install_snapshot)
+            .filter(|p| p.match_index.saturating_add(1) >= cached_from)
             .map(|p| p.match_index)
             .min()
             .unwrap_or(Index::MAX)

@@ -1476,3 +1476,69 @@ fn s11_2_membership_decides_the_role_and_forgets_a_removed_leader() {
     c.apply_member_sets(T0, s);
     assert_eq!(c.role(), Role::Follower);
 }
+
+#[test]
+fn s6_3_a_peer_the_leader_does_not_replicate_to_holds_no_entries_in_the_tail() {
+    let mut c = node(1, 3, 0, 0, 0);
+    let now = elect(&mut c, &[2]);
+    for (to, m) in sent_appends(&take(&mut c)) {
+        c.handle_append_resp(now, to, &m, &ok(1));
+    }
+    assert_eq!(
+        c.replicated_to_all(0),
+        1,
+        "both followers hold the first entry"
+    );
+    c.propose(now, 3).unwrap();
+    for (to, m) in sent_appends(&take(&mut c)) {
+        if to == 2 {
+            c.handle_append_resp(now, to, &m, &ok(1));
+        }
+    }
+    assert_eq!(
+        c.replicated_to_all(0),
+        1,
+        "3 is reachable and still lacks 2..=4"
+    );
+    // 3 goes down: what it lacks is read from the log when it comes back
+    c.set_member_ready(now, 3, false);
+    assert_eq!(c.replicated_to_all(0), 4);
+    // back: replication restarts and it counts again
+    c.set_member_ready(now, 3, true);
+    assert_eq!(c.replicated_to_all(0), 1);
+    // its replication stops after an error: it does not count until it restarts
+    c.drain_actions();
+    c.propose(now, 1).unwrap();
+    let (_, m) = sent_appends(&take(&mut c))
+        .into_iter()
+        .find(|(to, _)| *to == 3)
+        .expect("an append to 3");
+    c.handle_append_error(now, 3, &m);
+    assert_eq!(c.replicated_to_all(0), 4, "2 holds 1..=4, not 5");
+    c.set_member_ready(now, 3, false);
+    c.set_member_ready(now, 3, true);
+    assert_eq!(c.replicated_to_all(0), 1);
+    // 3 lacks 2, which the caller no longer holds in memory: it reads the log
+    assert_eq!(c.replicated_to_all(3), 4);
+    assert_eq!(c.replicated_to_all(2), 1, "3 still reads from memory");
+    c.set_member_ready(now, 2, false);
+    c.set_member_ready(now, 3, false);
+    assert_eq!(c.replicated_to_all(0), Index::MAX, "nobody reachable");
+}
+
+#[test]
+fn s12_a_peer_whose_next_entries_were_deleted_gets_an_install() {
+    let mut c = node(1, 2, 0, 0, 0);
+    let now = elect(&mut c, &[2]);
+    let (_, m) = sent_appends(&take(&mut c))[0];
+    // a stale append (another epoch) changes nothing
+    let stale = AppendSend {
+        epoch: m.epoch + 1,
+        ..m
+    };
+    c.on_entries_gone(now, 2, &stale);
+    assert!(!c.progress(2).unwrap().install_snapshot);
+    c.on_entries_gone(now, 2, &m);
+    assert!(c.progress(2).unwrap().install_snapshot);
+    assert_eq!(installs(&take(&mut c)), vec![2]);
+}

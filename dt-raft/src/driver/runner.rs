@@ -68,6 +68,14 @@ const READ_BYTES: usize = 16 * 1024 * 1024;
 /// every peer already holds them (then they go at once: a one-node group keeps none).
 const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
 
+/// Why the entries of an append could not be read.
+enum EntriesError {
+    /// They were deleted from the log (after a snapshot): the peer needs an install.
+    Gone(String),
+    /// Any other failure: replication to the peer restarts later.
+    Failed(String),
+}
+
 /// A received append kept until its entries are written and it is answered.
 struct Received {
     /// The request's term.
@@ -1241,7 +1249,20 @@ impl<S: StateMachine> Driver<S> {
             };
             let logs = match self.entries_for(send.first_index, send.count).await {
                 Ok(l) => l,
-                Err(e) => {
+                Err(EntriesError::Gone(e)) => {
+                    log::info!(
+                        "raft group {}: entries {}+{} for node {peer} are gone from the log \
+                         ({e}): installing a snapshot on it",
+                        self.cfg.group_id,
+                        send.first_index,
+                        send.count
+                    );
+                    let now = self.now();
+                    self.core().on_entries_gone(now, peer, &send);
+                    self.run_actions();
+                    continue;
+                }
+                Err(EntriesError::Failed(e)) => {
                     log::warn!(
                         "raft group {}: reading entries {}+{} for node {peer} failed: {e}",
                         self.cfg.group_id,
@@ -1263,16 +1284,24 @@ impl<S: StateMachine> Driver<S> {
     }
 
     /// Entries `first .. first + count` in wire form.
-    async fn entries_for(&self, first: Index, count: u64) -> Result<Vec<rpc::LogItem>, String> {
+    async fn entries_for(
+        &self,
+        first: Index,
+        count: u64,
+    ) -> Result<Vec<rpc::LogItem>, EntriesError> {
         if count == 0 {
             return Ok(Vec::new());
         }
         {
             let tail = self.tail.borrow();
             if tail.covers(first, count) {
-                return Ok((first..first + count)
-                    .filter_map(|i| tail.get(i).map(|e| rpc::LogItem::from(&e.item)))
-                    .collect());
+                // sized at once: collecting a filter_map would grow it from empty
+                let mut out = Vec::with_capacity(count as usize);
+                out.extend(
+                    (first..first + count)
+                        .filter_map(|i| tail.get(i).map(|e| rpc::LogItem::from(&e.item))),
+                );
+                return Ok(out);
             }
         }
         let mut out = Vec::with_capacity(count as usize);
@@ -1280,16 +1309,27 @@ impl<S: StateMachine> Driver<S> {
         let mut next = first;
         while next < first + count {
             let want = ((first + count - next) as usize).min(READ_BATCH);
-            let items = it
-                .next(next, want, READ_BYTES)
-                .await
-                .map_err(|e| e.to_string())?;
+            let items = match it.next(next, want, READ_BYTES).await {
+                Ok(items) => items,
+                // below what this node persisted and not there: deleted after a snapshot
+                Err(e @ StoreError::NotFound { index, .. })
+                    if index <= self.log.persisted_index() =>
+                {
+                    return Err(EntriesError::Gone(e.to_string()));
+                }
+                Err(e) => return Err(EntriesError::Failed(e.to_string())),
+            };
             if items.is_empty() {
-                return Err(format!("log read at {next} returned nothing"));
+                return Err(EntriesError::Failed(format!(
+                    "log read at {next} returned nothing"
+                )));
             }
             for i in items.iter().take(want) {
                 if i.index != next {
-                    return Err(format!("log read returned entry {} for {next}", i.index));
+                    return Err(EntriesError::Failed(format!(
+                        "log read returned entry {} for {next}",
+                        i.index
+                    )));
                 }
                 out.push(rpc::LogItem::from(i));
                 next += 1;
@@ -1683,7 +1723,8 @@ impl<S: StateMachine> Driver<S> {
             self.init_finished.set(true);
             changed = true;
         }
-        let replicated = self.core().replicated_to_all();
+        let cached_from = self.tail.borrow().first_index().unwrap_or(Index::MAX);
+        let replicated = self.core().replicated_to_all(cached_from);
         self.tail.borrow_mut().evict(
             index,
             replicated,

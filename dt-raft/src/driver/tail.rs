@@ -159,8 +159,23 @@ impl<O> TailCache<O> {
             let e = self.entries.pop_front().expect("checked");
             self.forget(&e);
         }
+        self.release_room();
+    }
+
+    /// Gives back the room of a queue that once held far more entries than it does
+    /// now (a burst, a lagging follower): a `VecDeque` never shrinks by itself, and
+    /// 100 000 slots are about 11 MiB.
+    fn release_room(&mut self) {
+        let (len, cap) = (self.entries.len(), self.entries.capacity());
+        if cap > SHRINK_MIN_SLOTS && cap / 4 > len {
+            self.entries.shrink_to((len * 2).max(SHRINK_MIN_SLOTS));
+        }
     }
 }
+
+/// The queue keeps at least this many slots once it had them (a shrink below would
+/// only grow again in the next burst).
+const SHRINK_MIN_SLOTS: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -208,6 +223,28 @@ mod tests {
         t.evict(6, 0, 0, 5, usize::MAX);
         assert_eq!(t.first_index(), Some(6));
         assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn gives_back_the_room_of_a_burst_once_it_is_evicted() {
+        let mut t = TailCache::new();
+        for i in 1..=100_000 {
+            t.push(entry(i, false));
+        }
+        assert!(t.entries.capacity() >= 100_000);
+        t.evict(99_990, 99_990, 0, 100_000, usize::MAX);
+        assert_eq!(t.len(), 10);
+        assert!(
+            t.entries.capacity() <= 2 * SHRINK_MIN_SLOTS,
+            "capacity {} kept for 10 entries",
+            t.entries.capacity()
+        );
+        // the entries left are intact
+        assert_eq!(
+            (t.first_index(), t.last_index()),
+            (Some(99_991), Some(100_000))
+        );
+        assert_eq!(t.get(99_995).map(|e| e.item.index), Some(99_995));
     }
 
     #[test]

@@ -346,16 +346,14 @@ impl TryFrom<&AppendReq> for msg::AppendReq {
     type Error = PbError;
     /// The core's view: entries reduced to index and term.
     fn try_from(r: &AppendReq) -> Result<Self, PbError> {
-        let entries = r
-            .logs
-            .iter()
-            .map(|i| {
-                Ok(msg::EntryMeta {
-                    index: unsigned64("index", i.index)?,
-                    term: unsigned32("term", i.term)?,
-                })
-            })
-            .collect::<Result<Vec<_>, PbError>>()?;
+        // sized at once: collecting through `Result` would grow it from empty
+        let mut entries = Vec::with_capacity(r.logs.len());
+        for i in &r.logs {
+            entries.push(msg::EntryMeta {
+                index: unsigned64("index", i.index)?,
+                term: unsigned32("term", i.term)?,
+            });
+        }
         Ok(msg::AppendReq {
             term: unsigned32("term", r.term)?,
             leader_id: unsigned32("leader_id", r.leader_id)?,
