@@ -91,13 +91,24 @@ fn dtkv_five_nodes_all_faults_fixed_seeds_are_clean() {
 
 /// A replica that installed a snapshot read after a later lease refresh replays the
 /// lock hand-over under it with the newer TTL (TTLs change in place, as in the
-/// reference): its fencing token reads the refresh's index, not the grant's. Seed 315
-/// does that; the lock check allows a later token, never an earlier one.
+/// reference): its fencing token reads the refresh's index, not the grant's. The lock
+/// check allows a later token, never an earlier one. These seeds did that when they
+/// were chosen; a change to the consensus code changes the runs, so the test asks only
+/// that one of them still does. When none does, find new ones with
+/// `for s in $(seq 1 2000); do cargo run --release -p dt-server --example dtkv_sim --
+/// --seeds 1 --start $s | grep -q 'tokens_ahead=[1-9]' && echo $s; done`.
 #[test]
 fn dtkv_replayed_grant_under_a_newer_ttl_is_clean() {
-    let r = run_dtkv_seed(&cfg(3), 315, None);
-    assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
-    assert_eq!(stat(&r, "tokens_ahead"), 1, "the seed still shows it: {r}");
+    let mut shown = 0;
+    for seed in [264, 790, 936, 1049, 1247] {
+        let r = run_dtkv_seed(&cfg(3), seed, None);
+        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        shown += stat(&r, "tokens_ahead");
+    }
+    assert!(
+        shown > 0,
+        "none of the seeds replays a grant under a newer TTL any more"
+    );
 }
 
 #[test]
