@@ -7,6 +7,9 @@
 //!
 //! `cargo run --release -p dt-raft --example driver_bench -- --seconds 5`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -46,16 +49,6 @@ struct Args {
     /// (heartbeats only) and print `RESULT idle_cpu_pct_of_one_core=<x>`.
     #[arg(long, default_value_t = false)]
     idle: bool,
-}
-
-/// User + system CPU time of this process, from /proc/self/stat (Linux).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux
-    Some(Duration::from_millis(ticks * 10))
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -128,9 +121,9 @@ fn main() {
     }
     println!("{} groups elected in {:?}", args.groups, start.elapsed());
     if args.idle {
-        let (c0, t0) = (cpu_time(), Instant::now());
+        let (c0, t0) = (support::process_cpu(), Instant::now());
         std::thread::sleep(Duration::from_secs(args.seconds));
-        let (c1, t1) = (cpu_time(), Instant::now());
+        let (c1, t1) = (support::process_cpu(), Instant::now());
         match (c0, c1) {
             (Some(c0), Some(c1)) => println!(
                 "RESULT idle_cpu_pct_of_one_core={:.2} groups={} nodes=3 seconds={:.1}",

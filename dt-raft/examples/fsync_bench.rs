@@ -16,6 +16,9 @@
 //! A bad flag exits with status 2 (clap's message); a file that cannot be created or
 //! written prints `fsync_bench: <path>: <cause>` and exits with status 1.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -67,19 +70,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let (dir, _tmp) = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("fsync_bench")
-                .tempdir()
-                .map_err(|e| format!("temp dir: {e}"))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (dir, _tmp) = support::work_dir(args.dir.as_deref(), "fsync_bench")?;
     let max = args.threads.iter().copied().max().unwrap_or(1);
     let paths: Vec<PathBuf> = (0..max).map(|k| dir.join(format!("f{k}"))).collect();
     for p in &paths {

@@ -31,6 +31,9 @@
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,24 +99,6 @@ pub struct Args {
     /// fsync does not also write the blocks' allocation.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
     prefill_kib: u64,
-}
-
-/// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
-/// rate in the auxiliary vector.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let auxv = std::fs::read("/proc/self/auxv").ok()?;
-    let hz = auxv
-        .chunks_exact(16)
-        .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
-        .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
-        .filter(|h| *h > 0)
-        .unwrap_or(100);
-    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
 
 /// Counts heap allocations (alloc and realloc calls) of the whole process.
@@ -196,19 +181,7 @@ fn main() -> ExitCode {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (dir, _tmp) = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("raft_bench")
-                .tempdir()
-                .map_err(|e| format!("temp dir: {e}"))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (dir, _tmp) = support::work_dir(args.dir.as_deref(), "raft_bench")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dispatchers = args
         .dispatchers
@@ -289,10 +262,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
 
     if args.idle_seconds > 0 {
-        let c0 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        let c0 = support::process_cpu().ok_or("cannot read /proc/self/stat")?;
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(args.idle_seconds));
-        let c1 = process_cpu().ok_or("cannot read /proc/self/stat")?;
+        let c1 = support::process_cpu().ok_or("cannot read /proc/self/stat")?;
         println!(
             "IDLE groups={} cpu_pct_of_one_core={:.2}",
             args.groups,
