@@ -135,7 +135,7 @@ pub use handle::GroupHandle;
 pub use io_pool::IoPool;
 pub use share::Published;
 pub use sim::{Simulation, MAX_IDLE_ROUNDS};
-pub use timer::{sleep, sleep_until_shutdown, yield_now, Sleep, YieldNow};
+pub use timer::{sleep, sleep_until_shutdown, within, yield_now, Sleep, YieldNow};
 
 use dt_common::Timestamp;
 

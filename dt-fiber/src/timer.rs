@@ -129,6 +129,45 @@ pub fn sleep_until_shutdown(d: Duration) -> Sleep {
     }
 }
 
+/// Awaits `fut` for at most `d` (by the dispatcher's clock): `Some(output)` when it
+/// finished in time, `None` when the time ran out first (or the sleep failed: the
+/// fiber was interrupted).
+///
+/// ```
+/// use dt_fiber::{sleep, within, Simulation};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// let mut sim = Simulation::new(1);
+/// let g = sim.new_group("g");
+/// let seen = Rc::new(Cell::new((None, None)));
+/// let s2 = seen.clone();
+/// g.spawn("t", async move {
+///     let fast = within(async { 7 }, Duration::from_secs(1)).await;
+///     let slow = within(sleep(Duration::from_secs(10)), Duration::from_secs(1)).await;
+///     s2.set((fast, slow.map(|_| ())));
+/// })
+/// .unwrap();
+/// assert!(sim.run_until(|| seen.get().0.is_some(), Duration::from_secs(60)));
+/// assert_eq!(seen.get(), (Some(7), None));
+/// assert_eq!(sim.elapsed(), Duration::from_secs(1), "gave up after the limit");
+/// ```
+pub async fn within<T>(fut: impl Future<Output = T>, d: Duration) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = std::pin::pin!(sleep(d));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// The future of [`sleep`] and [`sleep_until_shutdown`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {

@@ -27,10 +27,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::rc::{Rc, Weak};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -711,22 +708,6 @@ fn crash_node(sh: &Shared, id: NodeId) {
 // ------------------------------------------------------------------------------
 // clients
 
-/// Awaits `fut` at most `d`; `None` on timeout (or when the simulation stops).
-async fn within<T>(fut: impl Future<Output = T>, d: Duration) -> Option<T> {
-    let mut fut = pin!(fut);
-    let mut sleep = pin!(dt_fiber::sleep(d));
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(r));
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
 enum Outcome {
     Ok(Option<Value>, bool),
     Fail(Option<NodeId>),
@@ -834,7 +815,7 @@ async fn client(sh: Rc<Shared>, process: u64, seed: u64) {
 
 /// A lease read on `up`, then the read of its state machine.
 async fn read(sh: &Shared, up: &Up, key: Key) -> Outcome {
-    let r = within(
+    let r = dt_fiber::within(
         up.raft.lease_read(Duration::from_millis(500)),
         CLIENT_TIMEOUT,
     )
@@ -868,7 +849,7 @@ async fn write(sh: &Shared, up: &Up, cmd: Command, op_id: u64, process: u64) -> 
     let fut = up
         .raft
         .submit_async(sh.app.write_input(&cmd, op_id, process));
-    match within(fut, CLIENT_TIMEOUT).await {
+    match dt_fiber::within(fut, CLIENT_TIMEOUT).await {
         Some(Ok((index, result))) => {
             let term = sh.checker.borrow().applied.get(&index).map(|e| e.0);
             match term {
@@ -1190,7 +1171,7 @@ async fn change(
         );
     }
     let fut = up.raft.prepare_config_change(m, o, pm, po);
-    let Some(Ok(prepare_index)) = within(fut, ADMIN_TIMEOUT).await else {
+    let Some(Ok(prepare_index)) = dt_fiber::within(fut, ADMIN_TIMEOUT).await else {
         return;
     };
     sh.checker.borrow_mut().stats.config_prepares += 1;
@@ -1227,7 +1208,7 @@ async fn finish_change(sh: &Rc<Shared>, rng: &mut XorShift, prepare_index: Optio
                 Some(i) => l.raft.commit_change(i),
                 None => l.raft.abort_change(),
             };
-            match within(fut, ADMIN_TIMEOUT).await {
+            match dt_fiber::within(fut, ADMIN_TIMEOUT).await {
                 Some(Ok(_)) => {
                     let mut c = sh.checker.borrow_mut();
                     match prepare_index {

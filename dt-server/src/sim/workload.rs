@@ -2,10 +2,7 @@
 //! client writing temporary nodes, and lock clients on one lock key.
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::Duration;
 
 use dt_client::kv::{KvCommands, KvReq, LockPayload};
@@ -51,26 +48,10 @@ pub(crate) fn spawn(
     }
 }
 
-/// Awaits `fut` at most `d`; `None` on timeout.
-async fn within<T>(fut: impl Future<Output = T>, d: Duration) -> Option<T> {
-    let mut fut = pin!(fut);
-    let mut sleep = pin!(dt_fiber::sleep(d));
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(r));
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
 /// Submits `input` at the leader; `Some(result)` when an answer came.
 async fn submit(cluster: &ClusterView, input: RaftInput) -> Option<bool> {
     let raft = cluster.raft(cluster.leader()?)?;
-    match within(raft.submit_async(input), TIMEOUT).await {
+    match dt_fiber::within(raft.submit_async(input), TIMEOUT).await {
         Some(Ok((_, ok))) => Some(ok),
         _ => None,
     }
