@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use dt_codec::PbParser;
 use dt_common::{PerfCallback, PerfType, Timestamp};
 use mio::{Events, Poll, Token, Waker};
@@ -43,6 +42,9 @@ use conn::{Conn, ConnState};
 use peers::PeerState;
 
 const WAKER: Token = Token(usize::MAX);
+
+/// Commands' capacity a worker keeps between drains (~200 bytes each).
+const MAX_KEPT_CMD_CAPACITY: usize = 4096;
 const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
 
 /// Settings shared by the workers of one server or client.
@@ -130,13 +132,23 @@ impl WorkerConfig {
     }
 }
 
+/// A worker that ends without its `shutdown` (never run, or a panic) still refuses
+/// later commands and fails the requests queued for it.
+impl Drop for NioWorker {
+    fn drop(&mut self) {
+        self.close_queue();
+    }
+}
+
 /// One IO thread.
 pub(crate) struct NioWorker {
     idx: usize,
     poll: Poll,
     conns: Slab<Conn>,
     next_gen: u64,
-    rx: Receiver<WorkerCmd>,
+    /// The commands being handled (swapped with the handle's queue; see
+    /// [`WorkerHandle::take_batch`]). Holds the unhandled rest when a `Stop` ends a drain.
+    cmd_batch: Vec<WorkerCmd>,
     handle: Arc<WorkerHandle>,
     cfg: Arc<WorkerConfig>,
     ts: Timestamp,
@@ -168,8 +180,7 @@ impl NioWorker {
     pub fn new(idx: usize, cfg: Arc<WorkerConfig>) -> io::Result<(NioWorker, Arc<WorkerHandle>)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handle = Arc::new(WorkerHandle::new(tx, waker));
+        let handle = Arc::new(WorkerHandle::new(waker));
         let ts = Timestamp::now();
         Ok((
             NioWorker {
@@ -177,7 +188,7 @@ impl NioWorker {
                 poll,
                 conns: Slab::new(),
                 next_gen: 1,
-                rx,
+                cmd_batch: Vec::new(),
                 handle: handle.clone(),
                 cfg,
                 ts,
@@ -283,12 +294,23 @@ impl NioWorker {
 
     fn drain_cmds(&mut self) {
         self.handle.clear_wake();
-        while let Ok(cmd) = self.rx.try_recv() {
+        let mut batch = std::mem::take(&mut self.cmd_batch);
+        self.handle.take_batch(&mut batch);
+        let mut cmds = batch.drain(..);
+        while let Some(cmd) = cmds.next() {
             self.on_cmd(cmd);
             if self.stop {
+                // `shutdown` fails what is left
+                self.cmd_batch = cmds.collect();
                 return;
             }
         }
+        drop(cmds);
+        // A burst may have grown the vector: do not keep a burst's worth for ever.
+        if batch.capacity() > MAX_KEPT_CMD_CAPACITY {
+            batch = Vec::new();
+        }
+        self.cmd_batch = batch;
     }
 
     fn on_cmd(&mut self, cmd: WorkerCmd) {
@@ -323,6 +345,17 @@ impl NioWorker {
         }
     }
 
+    /// Closes the command queue and fails the requests still in it.
+    fn close_queue(&mut self) {
+        let mut left = std::mem::take(&mut self.cmd_batch);
+        left.extend(self.handle.close());
+        for cmd in left {
+            if let WorkerCmd::Send(r) = cmd {
+                self.fail_req(r, NetError::Stopped);
+            }
+        }
+    }
+
     fn shutdown(&mut self) {
         // Best effort: push out what is buffered, then close everything.
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -343,10 +376,6 @@ impl NioWorker {
                 }
             }
         }
-        while let Ok(cmd) = self.rx.try_recv() {
-            if let WorkerCmd::Send(r) = cmd {
-                self.fail_req(r, NetError::Stopped);
-            }
-        }
+        self.close_queue();
     }
 }
