@@ -29,7 +29,7 @@ fn resp_frame(req: &ReadPacket, resp: &KvResponse) -> String {
         msg: resp.msg.clone(),
         timeout_nanos: 0,
         extra: None,
-        body: WriteBody::Bytes(resp.body.as_ref().map(encode::to_bytes).unwrap_or_default()),
+        body: WriteBody::Bytes(encode::to_bytes(&resp.body)),
     };
     let mut out = BytesMut::new();
     w.encode_frame(&mut out);
@@ -99,7 +99,7 @@ fn server_behaviour_dtkv_requests() {
                 KvAction::Write { biz, req } => {
                     let index = KvResp::decode(&body.clone().into()).unwrap().raft_index;
                     let out = tree.apply(index, 0, biz, &req);
-                    let resp = KvResponse::write(index, &out.result);
+                    let resp = KvResponse::write(index, out.result);
                     assert_eq!(
                         resp_frame(&p, &resp),
                         a["frame_hex"].as_str().unwrap(),
@@ -112,7 +112,7 @@ fn server_behaviour_dtkv_requests() {
                     // The live server held other data: compare the nodes we wrote here.
                     if command == KvCommands::DTKV_GET && !req.key.is_empty() {
                         let theirs = KvResp::decode(&body.into()).unwrap();
-                        let ours = resp.body.unwrap();
+                        let ours = resp.body.to_resp().unwrap();
                         let (t, o) = (&theirs.results[0], &ours.results[0]);
                         assert_eq!(t.biz_code, o.biz_code, "{name}");
                         let (tn, on) = (t.node.as_ref().unwrap(), o.node.as_ref().unwrap());

@@ -90,7 +90,7 @@ fn uuid(s: &str) -> ProcessInfo {
 
 /// Rebuilds the recorded response frame around our `biz_code`, `msg` and body.
 fn our_frame(rec: &ReadPacket, resp: &KvResponse) -> String {
-    let body = resp.body.as_ref().map(encode::to_bytes).unwrap_or_default();
+    let body = encode::to_bytes(&resp.body);
     let w = WritePacket {
         packet_type: rec.packet_type,
         command: rec.command,
@@ -239,7 +239,7 @@ fn replay(file: &str) -> Option<(usize, usize)> {
                         let out = tree.apply(index, time, biz, &req);
                         watches.after_apply(&out.watch_events, index);
                         handovers.extend(out.lock_handover);
-                        KvResponse::write(index, &out.result)
+                        KvResponse::write(index, out.result)
                     }
                 }
             }

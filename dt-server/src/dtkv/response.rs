@@ -2,24 +2,88 @@
 //! `dtkv-server.md` §1.3): the packet's `biz_code` and `KvResp` body for each kind of
 //! result.
 
+use bytes::BytesMut;
 use dt_client::kv::{KvCode, KvResp, KvResult};
+use dt_codec::encode::{self, Encodable};
 
 use super::apply::ApplyResult;
 
 /// What a DtKV response carries besides the transport fields: the header's `biz_code`
-/// and the body (`None`: no body; a `KvResp` that encodes to nothing is no body either).
+/// and the body (a body that encodes to nothing is no body either).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvResponse {
     /// The packet's `biz_code`.
     pub biz_code: KvCode,
     /// The body.
-    pub body: Option<KvResp>,
+    pub body: KvRespBody,
     /// The packet's `msg` (the INVALID_TTL pre-check's reason), empty otherwise.
     pub msg: String,
 }
 
+/// The body of a DtKV response: none, one result, or any [`KvResp`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KvRespBody {
+    /// No body.
+    #[default]
+    None,
+    /// A `KvResp` of one result (shape A), kept without the vector a [`KvResp`] needs:
+    /// the answer to every single-key command, built on the dispatcher for each write.
+    One {
+        /// The raft index (the write's entry; 0 for a read).
+        raft_index: i64,
+        /// The result.
+        result: KvResult,
+    },
+    /// Any `KvResp`.
+    Resp(KvResp),
+}
+
+impl KvRespBody {
+    /// The body as the [`KvResp`] a client decodes, `None` when there is no body.
+    pub fn to_resp(&self) -> Option<KvResp> {
+        match self {
+            KvRespBody::None => None,
+            KvRespBody::One { raft_index, result } => {
+                Some(KvResp::single(*raft_index, result.clone()))
+            }
+            KvRespBody::Resp(r) => Some(r.clone()),
+        }
+    }
+
+    /// True when there is no body.
+    pub fn is_none(&self) -> bool {
+        matches!(self, KvRespBody::None)
+    }
+}
+
+impl Encodable for KvRespBody {
+    fn encoded_size(&self) -> usize {
+        match self {
+            KvRespBody::None => 0,
+            KvRespBody::One { raft_index, result } => {
+                encode::size_fixed64(1, *raft_index as u64)
+                    + encode::size_int32(2, 1)
+                    + encode::size_repeated_nested(3, std::slice::from_ref(result))
+            }
+            KvRespBody::Resp(r) => r.encoded_size(),
+        }
+    }
+
+    fn encode(&self, out: &mut BytesMut) {
+        match self {
+            KvRespBody::None => {}
+            KvRespBody::One { raft_index, result } => {
+                encode::put_fixed64(out, 1, *raft_index as u64);
+                encode::put_int32(out, 2, 1);
+                encode::put_repeated_nested(out, 3, std::slice::from_ref(result));
+            }
+            KvRespBody::Resp(r) => r.encode(out),
+        }
+    }
+}
+
 impl KvResponse {
-    fn new(biz_code: KvCode, body: Option<KvResp>) -> Self {
+    fn new(biz_code: KvCode, body: KvRespBody) -> Self {
         KvResponse {
             biz_code,
             body,
@@ -30,21 +94,21 @@ impl KvResponse {
     /// A write's answer: shape A (one result) for single-key writes, B (all results)
     /// for a successful batch, D (raft index, no results) for a failed batch. The raft
     /// index is the entry's, also when the write failed with a business code.
-    pub fn write(raft_index: i64, result: &ApplyResult) -> Self {
+    pub fn write(raft_index: i64, result: ApplyResult) -> Self {
         match result {
-            ApplyResult::Single(r) => {
-                KvResponse::new(r.biz_code, Some(KvResp::single(raft_index, r.clone())))
+            ApplyResult::Single(result) => {
+                KvResponse::new(result.biz_code, KvRespBody::One { raft_index, result })
             }
-            ApplyResult::Batch(Ok(rs)) => KvResponse::new(
+            ApplyResult::Batch(Ok(results)) => KvResponse::new(
                 KvCode::Success,
-                Some(KvResp {
+                KvRespBody::Resp(KvResp {
                     raft_index,
-                    results: rs.clone(),
+                    results,
                 }),
             ),
             ApplyResult::Batch(Err(c)) => KvResponse::new(
-                *c,
-                Some(KvResp {
+                c,
+                KvRespBody::Resp(KvResp {
                     raft_index,
                     results: vec![],
                 }),
@@ -54,7 +118,13 @@ impl KvResponse {
 
     /// GET's answer: shape A with raft index 0.
     pub fn get(result: KvResult) -> Self {
-        KvResponse::new(result.biz_code, Some(KvResp::single(0, result)))
+        KvResponse::new(
+            result.biz_code,
+            KvRespBody::One {
+                raft_index: 0,
+                result,
+            },
+        )
     }
 
     /// BATCH_GET's and LIST's answer: shape B with raft index 0, or a bare error
@@ -63,12 +133,12 @@ impl KvResponse {
         match result {
             Ok(results) => KvResponse::new(
                 KvCode::Success,
-                Some(KvResp {
+                KvRespBody::Resp(KvResp {
                     raft_index: 0,
                     results,
                 }),
             ),
-            Err(c) => KvResponse::new(c, None),
+            Err(c) => KvResponse::new(c, KvRespBody::None),
         }
     }
 
@@ -76,7 +146,7 @@ impl KvResponse {
     pub fn rejected(biz_code: KvCode, msg: impl Into<String>) -> Self {
         KvResponse {
             biz_code,
-            body: None,
+            body: KvRespBody::None,
             msg: msg.into(),
         }
     }
@@ -89,19 +159,46 @@ mod tests {
 
     #[test]
     fn shapes_encode_as_the_reference_does() {
-        let a = KvResponse::write(42, &ApplyResult::Single(KvResult::code(KvCode::Success)));
-        let b = encode::to_bytes(a.body.as_ref().unwrap());
+        let a = KvResponse::write(42, ApplyResult::Single(KvResult::code(KvCode::Success)));
+        let b = encode::to_bytes(&a.body);
         assert_eq!(&b[..], b"\x09\x2a\0\0\0\0\0\0\0\x10\x01\x1a\x00");
-        let d = KvResponse::write(51, &ApplyResult::Batch(Err(KvCode::InvalidValue)));
+        assert_eq!(encode::to_bytes(&a.body.to_resp().unwrap()), b);
+        let d = KvResponse::write(51, ApplyResult::Batch(Err(KvCode::InvalidValue)));
         assert_eq!(d.biz_code, KvCode::InvalidValue);
-        let b = encode::to_bytes(d.body.as_ref().unwrap());
+        let b = encode::to_bytes(&d.body);
         assert_eq!(&b[..], b"\x09\x33\0\0\0\0\0\0\0");
         let empty = KvResponse::multi_read(Ok(vec![]));
-        assert!(encode::to_bytes(empty.body.as_ref().unwrap()).is_empty());
+        assert!(encode::to_bytes(&empty.body).is_empty());
         let c = KvResponse::multi_read(Err(KvCode::NotFound));
-        assert_eq!((c.biz_code, c.body), (KvCode::NotFound, None));
+        assert_eq!((c.biz_code, c.body), (KvCode::NotFound, KvRespBody::None));
         let nf = KvResponse::get(KvResult::code(KvCode::NotFound));
-        let b = encode::to_bytes(nf.body.as_ref().unwrap());
+        let b = encode::to_bytes(&nf.body);
         assert_eq!(&b[..], b"\x10\x01\x1a\x02\x08\x02");
+    }
+
+    #[test]
+    fn one_result_encodes_as_a_kv_resp_of_one_result() {
+        let result = KvResult {
+            biz_code: KvCode::Success,
+            node: Some(dt_client::kv::KvNode {
+                create_index: 3,
+                create_time: 1_700_000_000_000,
+                update_index: 9,
+                update_time: 1_700_000_000_500,
+                flag: 0,
+                data: bytes::Bytes::from_static(b"value"),
+            }),
+            key_in_dir: bytes::Bytes::from_static(b"k1"),
+        };
+        for raft_index in [0, 7, i64::MAX] {
+            let one = KvRespBody::One {
+                raft_index,
+                result: result.clone(),
+            };
+            let as_resp = KvResp::single(raft_index, result.clone());
+            assert_eq!(one.encoded_size(), as_resp.encoded_size());
+            assert_eq!(encode::to_bytes(&one), encode::to_bytes(&as_resp));
+            assert_eq!(one.to_resp(), Some(as_resp));
+        }
     }
 }

@@ -257,10 +257,7 @@ thread_local! {
 pub fn kv_packet(r: KvResponse) -> WritePacket {
     // small answers (a code and an index) are encoded here, into the packet: nothing
     // allocated here is then freed by the IO thread that writes it
-    let mut p = WritePacket::response(match r.body {
-        Some(b) => WriteBody::of(b),
-        None => WriteBody::Empty,
-    });
+    let mut p = WritePacket::response(WriteBody::of(r.body));
     p.biz_code = r.biz_code.code();
     p.msg = r.msg;
     p
@@ -346,7 +343,7 @@ impl KvProcessor {
             Ok((_, out)) => {
                 resp.respond(kv_packet(out.response));
                 if let Some(p) = out.lock_push {
-                    ctx.send_lock_push(p);
+                    ctx.send_lock_push(*p);
                 }
             }
             Err(e) => {

@@ -345,7 +345,7 @@ fn daemon_loop(ctx: Arc<KvContext>, stop: Arc<AtomicBool>, interval: Duration) {
                     g.submit(input, move |r| match r {
                         Ok((_, out)) => {
                             if let Some(p) = out.lock_push {
-                                ctx2.send_lock_push(p);
+                                ctx2.send_lock_push(*p);
                             }
                         }
                         Err(e) => {

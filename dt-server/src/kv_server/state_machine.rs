@@ -66,7 +66,9 @@ pub struct KvOutput {
     /// The answer to the client.
     pub response: KvResponse,
     /// The DTKV_LOCK_PUSH to send to the lock's new owner (only the leader sends it).
-    pub lock_push: Option<KvReq>,
+    /// Boxed: it is rare, and every output is moved several times on its way to the
+    /// caller.
+    pub lock_push: Option<Box<KvReq>>,
 }
 
 /// The DTKV_LOCK_PUSH body of a hand-over (`dtkv-server.md` §6.6).
@@ -129,7 +131,7 @@ impl StateMachine for DtKvStateMachine {
             return Exec::Done(Ok(KvOutput {
                 response: KvResponse::write(
                     entry.index as i64,
-                    &crate::dtkv::ApplyResult::Single(dt_client::kv::KvResult::code(
+                    crate::dtkv::ApplyResult::Single(dt_client::kv::KvResult::code(
                         dt_client::kv::KvCode::Success,
                     )),
                 ),
@@ -149,9 +151,9 @@ impl StateMachine for DtKvStateMachine {
                 let lock_push = out
                     .lock_handover
                     .as_ref()
-                    .map(|h| lock_push_req(self.group.group_id, h, wait.unwrap_or(0)));
+                    .map(|h| Box::new(lock_push_req(self.group.group_id, h, wait.unwrap_or(0))));
                 Ok(KvOutput {
-                    response: KvResponse::write(entry.index as i64, &out.result),
+                    response: KvResponse::write(entry.index as i64, out.result),
                     lock_push,
                 })
             }
@@ -459,7 +461,7 @@ mod tests {
         let mut sm = DtKvStateMachine::new(g.clone());
         let out = exec(&mut sm, 5, BizType::Mkdir, &KvReq::key(0, "d"));
         assert_eq!(out.response.biz_code, KvCode::Success);
-        assert_eq!(out.response.body.unwrap().raft_index, 5);
+        assert_eq!(out.response.body.to_resp().unwrap().raft_index, 5);
         for i in 0..50u64 {
             let out = exec(
                 &mut sm,
@@ -525,6 +527,7 @@ mod tests {
             g.lock()
                 .read(KvCommands::DTKV_GET, &KvReq::key(0, k.to_string()))
                 .body
+                .to_resp()
                 .and_then(|b| b.results.into_iter().next())
                 .and_then(|r| r.node)
                 .map(|n| n.data)

@@ -374,6 +374,7 @@ impl AppNode for DtKvNode {
         }
         let node = r
             .body
+            .to_resp()
             .and_then(|b| b.results.into_iter().next())
             .and_then(|r| r.node);
         match node {
