@@ -1492,9 +1492,10 @@ impl<S: StateMachine> Driver<S> {
         let mut applied_term: Term = self.apply_reset.take().map_or(0, |(_, t)| t);
         let mut batch: Vec<ToApply<S::Output>> = Vec::new();
         let mut flight: VecDeque<InFlight<S::Output>> = VecDeque::new();
+        // the last index told to `applied` (entries may complete as they are executed)
+        let mut reported = applied;
         loop {
             // complete what is done, in order
-            let before = applied;
             let failed = poll_fn(|cx| {
                 Poll::Ready(self.settle(&mut flight, &mut applied, &mut applied_term, cx))
             })
@@ -1502,7 +1503,8 @@ impl<S: StateMachine> Driver<S> {
             if let Some(why) = failed {
                 return self.fatal(why);
             }
-            if applied > before {
+            if applied > reported {
+                reported = applied;
                 self.applied(applied);
             }
             if self.apply_pause.get() || !self.snapshot_wants.borrow().is_empty() {
@@ -1519,6 +1521,7 @@ impl<S: StateMachine> Driver<S> {
                         if let Some((i, t)) = self.apply_reset.take() {
                             applying = i;
                             applied = i;
+                            reported = i;
                             applied_term = t;
                         }
                     }
@@ -1618,15 +1621,24 @@ impl<S: StateMachine> Driver<S> {
                     }
                 }
                 let config = self.config_entry_of(&item);
-                flight.push_back(InFlight {
+                let e = InFlight {
                     index,
                     term: item.term,
                     read_only: item.item_type == TYPE_LOG_READ,
                     config,
                     cb,
                     out,
-                });
+                };
                 applying = index;
+                if flight.is_empty() && !matches!(e.out, Outcome::Pending(_)) {
+                    // done, and nothing before it is still running: complete it now
+                    // rather than queueing it to be taken out again
+                    if let Some(why) = self.complete(e, &mut applied, &mut applied_term) {
+                        return self.fatal(why);
+                    }
+                } else {
+                    flight.push_back(e);
+                }
                 n += 1;
                 if n % 100 == 0 {
                     dt_fiber::yield_now().await;
@@ -1682,30 +1694,45 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             let e = flight.pop_front().expect("checked");
-            if let Some(entry) = &e.config {
-                if let Err(why) = self.apply_config(e.index, entry) {
-                    return Some(why);
-                }
+            if let Some(why) = self.complete(e, applied, applied_term) {
+                return Some(why);
             }
-            match e.out {
-                Outcome::Noop | Outcome::Pending(_) => {}
-                Outcome::Done(Ok(o)) => {
-                    if let Some(cb) = e.cb {
-                        call(cb, Ok((e.index, o)));
-                    }
-                }
-                Outcome::Done(Err(err)) if e.read_only => {
-                    if let Some(cb) = e.cb {
-                        call(cb, Err(RaftError::StateMachine(err)));
-                    }
-                }
-                Outcome::Done(Err(err)) => {
-                    return Some(format!("state machine failed at index {}: {err}", e.index));
-                }
-            }
-            *applied = e.index;
-            *applied_term = e.term;
         }
+        None
+    }
+
+    /// Completes one finished execution (the first in index order): applies its
+    /// configuration, calls its caller, and advances `applied`. Returns why the group
+    /// must stop if a write entry failed.
+    fn complete(
+        &self,
+        e: InFlight<S::Output>,
+        applied: &mut Index,
+        applied_term: &mut Term,
+    ) -> Option<String> {
+        if let Some(entry) = &e.config {
+            if let Err(why) = self.apply_config(e.index, entry) {
+                return Some(why);
+            }
+        }
+        match e.out {
+            Outcome::Noop | Outcome::Pending(_) => {}
+            Outcome::Done(Ok(o)) => {
+                if let Some(cb) = e.cb {
+                    call(cb, Ok((e.index, o)));
+                }
+            }
+            Outcome::Done(Err(err)) if e.read_only => {
+                if let Some(cb) = e.cb {
+                    call(cb, Err(RaftError::StateMachine(err)));
+                }
+            }
+            Outcome::Done(Err(err)) => {
+                return Some(format!("state machine failed at index {}: {err}", e.index));
+            }
+        }
+        *applied = e.index;
+        *applied_term = e.term;
         None
     }
 
