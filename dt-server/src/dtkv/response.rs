@@ -26,13 +26,21 @@ pub enum KvRespBody {
     /// No body.
     #[default]
     None,
-    /// A `KvResp` of one result (shape A), kept without the vector a [`KvResp`] needs:
-    /// the answer to every single-key command, built on the dispatcher for each write.
+    /// A `KvResp` of one result that is only a code (shape A): what every single-key
+    /// write answers, built on the dispatcher for each write, so kept small and
+    /// without the vector a [`KvResp`] needs.
+    Code {
+        /// The raft index (the write's entry; 0 for a read).
+        raft_index: i64,
+        /// The result's code.
+        biz_code: KvCode,
+    },
+    /// A `KvResp` of one result (shape A) with a node or a key.
     One {
         /// The raft index (the write's entry; 0 for a read).
         raft_index: i64,
         /// The result.
-        result: KvResult,
+        result: Box<KvResult>,
     },
     /// Any `KvResp`.
     Resp(KvResp),
@@ -43,8 +51,12 @@ impl KvRespBody {
     pub fn to_resp(&self) -> Option<KvResp> {
         match self {
             KvRespBody::None => None,
+            KvRespBody::Code {
+                raft_index,
+                biz_code,
+            } => Some(KvResp::single(*raft_index, KvResult::code(*biz_code))),
             KvRespBody::One { raft_index, result } => {
-                Some(KvResp::single(*raft_index, result.clone()))
+                Some(KvResp::single(*raft_index, (**result).clone()))
             }
             KvRespBody::Resp(r) => Some(r.clone()),
         }
@@ -60,10 +72,18 @@ impl Encodable for KvRespBody {
     fn encoded_size(&self) -> usize {
         match self {
             KvRespBody::None => 0,
+            KvRespBody::Code {
+                raft_index,
+                biz_code,
+            } => {
+                encode::size_fixed64(1, *raft_index as u64)
+                    + encode::size_int32(2, 1)
+                    + encode::size_len_field(3, code_result_size(*biz_code))
+            }
             KvRespBody::One { raft_index, result } => {
                 encode::size_fixed64(1, *raft_index as u64)
                     + encode::size_int32(2, 1)
-                    + encode::size_repeated_nested(3, std::slice::from_ref(result))
+                    + encode::size_repeated_nested(3, std::slice::from_ref(&**result))
             }
             KvRespBody::Resp(r) => r.encoded_size(),
         }
@@ -72,12 +92,43 @@ impl Encodable for KvRespBody {
     fn encode(&self, out: &mut BytesMut) {
         match self {
             KvRespBody::None => {}
+            KvRespBody::Code {
+                raft_index,
+                biz_code,
+            } => {
+                encode::put_fixed64(out, 1, *raft_index as u64);
+                encode::put_int32(out, 2, 1);
+                let r = KvResult::code(*biz_code);
+                encode::put_repeated_nested(out, 3, std::slice::from_ref(&r));
+            }
             KvRespBody::One { raft_index, result } => {
                 encode::put_fixed64(out, 1, *raft_index as u64);
                 encode::put_int32(out, 2, 1);
-                encode::put_repeated_nested(out, 3, std::slice::from_ref(result));
+                encode::put_repeated_nested(out, 3, std::slice::from_ref(&**result));
             }
             KvRespBody::Resp(r) => r.encode(out),
+        }
+    }
+}
+
+/// Encoded size of a `KvResult` that is only `biz_code`.
+fn code_result_size(biz_code: KvCode) -> usize {
+    KvResult::code(biz_code).encoded_size()
+}
+
+impl KvRespBody {
+    /// One result at `raft_index`: [`KvRespBody::Code`] when it is only a code.
+    pub fn one(raft_index: i64, result: KvResult) -> Self {
+        if result.node.is_none() && result.key_in_dir.is_empty() {
+            KvRespBody::Code {
+                raft_index,
+                biz_code: result.biz_code,
+            }
+        } else {
+            KvRespBody::One {
+                raft_index,
+                result: Box::new(result),
+            }
         }
     }
 }
@@ -97,7 +148,7 @@ impl KvResponse {
     pub fn write(raft_index: i64, result: ApplyResult) -> Self {
         match result {
             ApplyResult::Single(result) => {
-                KvResponse::new(result.biz_code, KvRespBody::One { raft_index, result })
+                KvResponse::new(result.biz_code, KvRespBody::one(raft_index, result))
             }
             ApplyResult::Batch(Ok(results)) => KvResponse::new(
                 KvCode::Success,
@@ -118,13 +169,7 @@ impl KvResponse {
 
     /// GET's answer: shape A with raft index 0.
     pub fn get(result: KvResult) -> Self {
-        KvResponse::new(
-            result.biz_code,
-            KvRespBody::One {
-                raft_index: 0,
-                result,
-            },
-        )
+        KvResponse::new(result.biz_code, KvRespBody::one(0, result))
     }
 
     /// BATCH_GET's and LIST's answer: shape B with raft index 0, or a bare error
@@ -190,15 +235,24 @@ mod tests {
             }),
             key_in_dir: bytes::Bytes::from_static(b"k1"),
         };
-        for raft_index in [0, 7, i64::MAX] {
-            let one = KvRespBody::One {
-                raft_index,
-                result: result.clone(),
-            };
-            let as_resp = KvResp::single(raft_index, result.clone());
-            assert_eq!(one.encoded_size(), as_resp.encoded_size());
-            assert_eq!(encode::to_bytes(&one), encode::to_bytes(&as_resp));
-            assert_eq!(one.to_resp(), Some(as_resp));
+        let codes = [KvCode::Success, KvCode::NotFound, KvCode::CasMismatch];
+        let results = codes.into_iter().map(KvResult::code).chain([
+            result.clone(),
+            KvResult {
+                node: None,
+                ..result
+            },
+        ]);
+        for result in results {
+            for raft_index in [0, 7, i64::MAX] {
+                let one = KvRespBody::one(raft_index, result.clone());
+                let only_code = result.node.is_none() && result.key_in_dir.is_empty();
+                assert_eq!(matches!(one, KvRespBody::Code { .. }), only_code);
+                let as_resp = KvResp::single(raft_index, result.clone());
+                assert_eq!(one.encoded_size(), as_resp.encoded_size());
+                assert_eq!(encode::to_bytes(&one), encode::to_bytes(&as_resp));
+                assert_eq!(one.to_resp(), Some(as_resp));
+            }
         }
     }
 }
