@@ -1110,9 +1110,8 @@ impl<S: StateMachine> Driver<S> {
                 "entries {first}..={last} to write are not in the tail cache"
             ));
         }
-        let batch: Vec<LogItem> = (first..=last)
-            .filter_map(|i| tail.get(i).map(|e| e.item.clone()))
-            .collect();
+        let mut batch = Vec::with_capacity((last + 1 - first) as usize);
+        batch.extend((first..=last).filter_map(|i| tail.get(i).map(|e| e.item.clone())));
         drop(tail);
         self.writes.borrow_mut().push_back(WriteOp::Append(batch));
         self.write_notify.notify();
@@ -1881,6 +1880,9 @@ impl<S: StateMachine> Driver<S> {
     async fn request_loop(self: Rc<Self>, chan: Rc<FiberChannel<Request<S::Output>>>) {
         let mut buf = Vec::new();
         let mut batch: Vec<Submitted<S::Output>> = Vec::new();
+        // scratch of `propose`, kept between batches
+        let mut accepted: Vec<(RaftInput, RaftCallback<S::Output>)> = Vec::new();
+        let mut sizes: Vec<u64> = Vec::new();
         let mut changes: Vec<(ConfigChange, Reply<Index>)> = Vec::new();
         loop {
             if chan.take_all(&mut buf, None, false).await.is_err() {
@@ -1913,7 +1915,7 @@ impl<S: StateMachine> Driver<S> {
                 let _ = dt_fiber::sleep(Duration::from_millis(5)).await;
             }
             if !batch.is_empty() {
-                self.propose(&mut batch);
+                self.propose(&mut batch, &mut accepted, &mut sizes);
             }
             for (change, reply) in changes.drain(..) {
                 self.config_change(change, reply);
@@ -1921,13 +1923,20 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    fn propose(&self, batch: &mut Vec<Submitted<S::Output>>) {
+    /// Proposes the accepted inputs of `batch` (draining it); `accepted` and `sizes` are
+    /// empty scratch vectors the caller keeps, so a batch allocates none.
+    fn propose(
+        &self,
+        batch: &mut Vec<Submitted<S::Output>>,
+        accepted: &mut Vec<(RaftInput, RaftCallback<S::Output>)>,
+        sizes: &mut Vec<u64>,
+    ) {
         let now = self.now();
         let (mut tasks, mut bytes) = {
             let t = self.tail.borrow();
             (t.pending_tasks, t.pending_bytes)
         };
-        let mut accepted = Vec::with_capacity(batch.len());
+        debug_assert!(accepted.is_empty() && sizes.is_empty());
         for (input, cb, deadline) in batch.drain(..) {
             if input.biz_type > 127 {
                 call(
@@ -1971,11 +1980,12 @@ impl<S: StateMachine> Driver<S> {
         if accepted.is_empty() {
             return;
         }
-        let sizes: Vec<u64> = accepted.iter().map(|(i, _)| i.size() as u64).collect();
-        let proposed = self.core().propose_sized(now, &sizes);
+        sizes.extend(accepted.iter().map(|(i, _)| i.size() as u64));
+        let proposed = self.core().propose_sized(now, sizes);
+        sizes.clear();
         match proposed {
             Err(nl) => {
-                for (_, cb) in accepted {
+                for (_, cb) in accepted.drain(..) {
                     call(cb, Err(RaftError::NotLeader { leader: nl.leader }));
                 }
             }
@@ -1983,7 +1993,7 @@ impl<S: StateMachine> Driver<S> {
                 let ts = self.group.now();
                 let mut tail = self.tail.borrow_mut();
                 let mut prev = p.prev_log_term;
-                for (i, (input, cb)) in accepted.into_iter().enumerate() {
+                for (i, (input, cb)) in accepted.drain(..).enumerate() {
                     let item = LogItem {
                         item_type: if input.read_only {
                             TYPE_LOG_READ
