@@ -10,6 +10,8 @@
 //!   flow control, not leader, stopped, io, bug ...).
 //! * [`Executor`]: how one layer hands work to another thread (a fiber group, the
 //!   blocking-IO pool, a thread pool); dt-net's processors and dt-raft's log use it.
+//! * [`IdHashMap`] / [`IdHasher`]: maps keyed by integer ids (groups, nodes, peers)
+//!   hashed with one multiply instead of SipHash, for per-request lookups.
 //! * [`PerfCallback`]: the single hook a metrics exporter implements to see event counts
 //!   and timed spans, keyed by [`PerfType`]; [`NoopPerfCallback`] is the default.
 //!
@@ -33,11 +35,13 @@
 
 mod error;
 mod executor;
+mod id_hash;
 mod perf;
 mod time;
 
 pub use error::{DtError, DtResult};
 pub use executor::{Executor, Task};
+pub use id_hash::{IdHashMap, IdHasher};
 pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
 pub use time::{mono_nanos, DtTime, Timestamp};
 pub mod oneshot;

@@ -169,27 +169,8 @@ impl PeerTable {
     }
 }
 
-/// A one-multiply hasher for small integer ids (peer ids), instead of SipHash on the
-/// per-request routing path.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// Map keyed by [`PeerId`] with [`IdHasher`].
-pub(crate) type PeerMap<V> = HashMap<PeerId, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// Map keyed by [`PeerId`], hashed with [`dt_common::IdHasher`].
+pub(crate) type PeerMap<V> = dt_common::IdHashMap<PeerId, V>;
 
 /// Back-off delay before reconnect attempt number `attempt` (0-based).
 pub fn backoff(attempt: usize) -> Duration {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dt_codec::{encode, PbInt};
+use dt_common::IdHashMap;
 use dt_net::{
     CmdCodes, Commands, NetError, NioClient, NioClientConfig, PeerId, PeerStatus, PeerStatusView,
     ReadPacket, WritePacket,
@@ -136,8 +137,8 @@ struct GroupEntry {
 
 #[derive(Default)]
 struct State {
-    nodes: HashMap<i32, NodeEntry>,
-    groups: HashMap<i32, GroupEntry>,
+    nodes: IdHashMap<i32, NodeEntry>,
+    groups: IdHashMap<i32, GroupEntry>,
 }
 
 pub(crate) struct Inner {

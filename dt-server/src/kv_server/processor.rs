@@ -9,7 +9,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -202,24 +201,6 @@ struct GroupEntry {
     kv: Arc<KvGroup>,
 }
 
-/// Hashes an `i32` group id as itself (the map is keyed by ids the server chose).
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_i32(&mut self, v: i32) {
-        self.0 = v as u32 as u64;
-    }
-}
-
 /// One IO thread's copy of the group tables (its processors run there): the
 /// [`RaftGroups`] handle and the [`KvGroup`] of every group whose state machine exists,
 /// as of the tables' generations it was built at, for the [`KvContext`] at `owner`.
@@ -227,7 +208,7 @@ impl Hasher for IdHasher {
 struct GroupCache {
     owner: u64,
     gens: Option<(u64, u64)>,
-    map: HashMap<i32, GroupEntry, BuildHasherDefault<IdHasher>>,
+    map: dt_common::IdHashMap<i32, GroupEntry>,
 }
 
 impl GroupCache {
