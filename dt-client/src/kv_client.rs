@@ -62,7 +62,7 @@ macro_rules! kv_op {
         $(#[doc = $doc:expr])*
         $name:ident, $name_async:ident, $name_cb:ident,
         ( $($arg:ident : $ty:ty),* ) -> $out:ty,
-        $build:expr, $map:expr
+        $build:expr, $exec:ident, $map:expr
     ) => {
         $(#[doc = $doc])*
         ///
@@ -91,7 +91,7 @@ macro_rules! kv_op {
         ) {
             #[allow(clippy::redundant_closure_call)]
             let req = ($build)(group_id, $($arg),*);
-            self.exec(req, $map, cb);
+            self.$exec(req, $map, cb);
         }
     };
 }
@@ -184,18 +184,38 @@ impl KvClient {
             });
     }
 
+    /// [`KvClient::exec`] for the commands answered with a code and a raft index only.
+    fn exec_index<T: Send + 'static>(
+        &self,
+        req: Result<ops::KvRequest, KvError>,
+        map: impl FnOnce(KvCode, i64) -> T + Send + 'static,
+        cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
+    ) {
+        let (command, req) = match req {
+            Ok(r) => r,
+            Err(e) => return cb(Err(e)),
+        };
+        let group_id = req.group_id;
+        let body = encode::to_bytes(&req);
+        self.raft
+            .send_request(group_id, command, body, self.raft.rpc_timeout(), move |r| {
+                cb(r.and_then(|p| ops::interpret_index(command, &p))
+                    .map(|(code, index)| map(code, index)))
+            });
+    }
+
     kv_op!(
         /// DTKV_GET: the node at `key` (the empty key is the root), `None` when absent.
         get, get_async, get_cb,
         (key: impl Into<Bytes>) -> Option<KvNode>,
-        |g, key| ops::get(g, key), ops::get_node
+        |g, key| ops::get(g, key), exec, ops::get_node
     );
 
     kv_op!(
         /// DTKV_BATCH_GET: one node per key, in order, `None` for a missing key.
         batch_get, batch_get_async, batch_get_cb,
         (keys: Vec<Bytes>) -> Vec<Option<KvNode>>,
-        ops::batch_get, |_, r| ops::batch_get_nodes(r)
+        ops::batch_get, exec, |_, r| ops::batch_get_nodes(r)
     );
 
     kv_op!(
@@ -203,7 +223,7 @@ impl KvClient {
         /// node); NOT_FOUND / PARENT_NOT_DIR are errors.
         list, list_async, list_cb,
         (key: impl Into<Bytes>) -> Vec<KvResult>,
-        |g, key| ops::list(g, key), |_, r| ops::list_children(r)
+        |g, key| ops::list(g, key), exec, |_, r| ops::list_children(r)
     );
 
     kv_op!(
@@ -211,7 +231,7 @@ impl KvClient {
         /// write.
         put, put_async, put_cb,
         (key: impl Into<Bytes>, value: impl Into<Bytes>) -> i64,
-        |g, k, v| ops::put(g, k, v), |_, r: KvResp| r.raft_index
+        |g, k, v| ops::put(g, k, v), exec_index, |_, index| index
     );
 
     kv_op!(
@@ -219,28 +239,28 @@ impl KvClient {
         /// returns the raft index.
         remove, remove_async, remove_cb,
         (key: impl Into<Bytes>) -> i64,
-        |g, k| ops::remove(g, k), |_, r: KvResp| r.raft_index
+        |g, k| ops::remove(g, k), exec_index, |_, index| index
     );
 
     kv_op!(
         /// DTKV_MKDIR: creates a directory (existing is fine); returns the raft index.
         mkdir, mkdir_async, mkdir_cb,
         (key: impl Into<Bytes>) -> i64,
-        |g, k| ops::mkdir(g, k), |_, r: KvResp| r.raft_index
+        |g, k| ops::mkdir(g, k), exec_index, |_, index| index
     );
 
     kv_op!(
         /// DTKV_BATCH_PUT: sets several values at one raft index (returned).
         batch_put, batch_put_async, batch_put_cb,
         (keys: Vec<Bytes>, values: Vec<Bytes>) -> i64,
-        ops::batch_put, |_, r: KvResp| r.raft_index
+        ops::batch_put, exec_index, |_, index| index
     );
 
     kv_op!(
         /// DTKV_BATCH_REMOVE: removes several keys at one raft index (returned).
         batch_remove, batch_remove_async, batch_remove_cb,
         (keys: Vec<Bytes>) -> i64,
-        ops::batch_remove, |_, r: KvResp| r.raft_index
+        ops::batch_remove, exec_index, |_, index| index
     );
 
     kv_op!(
@@ -248,7 +268,7 @@ impl KvClient {
         /// the key must be absent; empty `value`: remove); true when it was done.
         compare_and_set, compare_and_set_async, compare_and_set_cb,
         (key: impl Into<Bytes>, expect: impl Into<Bytes>, value: impl Into<Bytes>) -> bool,
-        |g, k, e, v| ops::compare_and_set(g, k, e, v), |c, _| ops::cas_done(c)
+        |g, k, e, v| ops::compare_and_set(g, k, e, v), exec_index, |c, _| ops::cas_done(c)
     );
 
     kv_op!(
@@ -257,7 +277,7 @@ impl KvClient {
         /// index.
         put_temp, put_temp_async, put_temp_cb,
         (key: impl Into<Bytes>, value: impl Into<Bytes>, ttl_millis: i64) -> i64,
-        |g, k, v, t| ops::put_temp(g, k, v, t), |_, r: KvResp| r.raft_index
+        |g, k, v, t| ops::put_temp(g, k, v, t), exec_index, |_, index| index
     );
 
     kv_op!(
@@ -265,7 +285,7 @@ impl KvClient {
         /// content after `ttl_millis` unless renewed; returns the raft index.
         make_temp_dir, make_temp_dir_async, make_temp_dir_cb,
         (key: impl Into<Bytes>, ttl_millis: i64) -> i64,
-        |g, k, t| ops::make_temp_dir(g, k, t), |_, r: KvResp| r.raft_index
+        |g, k, t| ops::make_temp_dir(g, k, t), exec_index, |_, index| index
     );
 
     kv_op!(
@@ -273,6 +293,6 @@ impl KvClient {
         /// directory; returns the raft index.
         update_ttl, update_ttl_async, update_ttl_cb,
         (key: impl Into<Bytes>, ttl_millis: i64) -> i64,
-        |g, k, t| ops::update_ttl(g, k, t), |_, r: KvResp| r.raft_index
+        |g, k, t| ops::update_ttl(g, k, t), exec_index, |_, index| index
     );
 }

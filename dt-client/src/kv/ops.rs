@@ -22,6 +22,7 @@
 //! ```
 
 use bytes::Bytes;
+use dt_codec::{PbCallback, PbError, PbParser};
 use dt_net::{CmdCodes, ReadPacket};
 
 use super::codes::{KvCode, KvCommands};
@@ -241,6 +242,14 @@ pub fn leader_hint(p: &ReadPacket) -> Option<i32> {
 /// [`KvError::Server`], a business code that is not a success for the command
 /// [`KvError::Business`], else the code and the decoded body.
 pub fn interpret(command: i32, p: &ReadPacket) -> Result<(KvCode, KvResp), KvError> {
+    let code = check_codes(command, p)?;
+    let resp = KvResp::decode(&p.body).map_err(KvError::Malformed)?;
+    Ok((code, resp))
+}
+
+/// The response and business codes of a DtKV data response to `command`: the
+/// business code when both say success, else the error.
+fn check_codes(command: i32, p: &ReadPacket) -> Result<KvCode, KvError> {
     if p.resp_code != CmdCodes::SUCCESS {
         return Err(KvError::Server {
             resp_code: p.resp_code,
@@ -260,8 +269,36 @@ pub fn interpret(command: i32, p: &ReadPacket) -> Result<(KvCode, KvResp), KvErr
             msg: p.msg.clone(),
         });
     }
-    let resp = KvResp::decode(&p.body).map_err(KvError::Malformed)?;
-    Ok((code, resp))
+    Ok(code)
+}
+
+/// [`interpret`] for the commands whose answer the caller needs only the code and the
+/// raft index of (put, remove, mkdir, the batches, CAS, temp nodes and TTLs): the
+/// body's `KvResp` is checked as protobuf and its raft index read, but its results
+/// are not decoded (nothing is allocated for them).
+pub fn interpret_index(command: i32, p: &ReadPacket) -> Result<(KvCode, i64), KvError> {
+    let code = check_codes(command, p)?;
+    if p.body.is_empty() {
+        return Ok((code, 0));
+    }
+    let mut parser = PbParser::new(RaftIndexOnly::default());
+    parser.parse_whole(&p.body).map_err(KvError::Malformed)?;
+    Ok((code, parser.callback().raft_index))
+}
+
+/// Reads field 1 (`raftIndex`, fixed64) of a `KvResp` and skips the rest.
+#[derive(Default)]
+struct RaftIndexOnly {
+    raft_index: i64,
+}
+
+impl PbCallback for RaftIndexOnly {
+    fn fixed64(&mut self, field: u32, v: u64) -> Result<(), PbError> {
+        if field == 1 {
+            self.raft_index = v as i64;
+        }
+        Ok(())
+    }
 }
 
 /// GET's node: `None` when the key does not exist.
@@ -349,5 +386,56 @@ mod tests {
             e.to_string(),
             "DTKV_PUT_TEMP_NODE failed: INVALID_TTL(21) (ttl must be positive: 0)"
         );
+    }
+
+    #[test]
+    fn interpret_index_reads_the_raft_index_and_skips_the_results() {
+        let resp = KvResp {
+            raft_index: 4242,
+            results: vec![KvResult {
+                biz_code: KvCode::Success,
+                node: Some(KvNode {
+                    create_index: 1,
+                    create_time: 2,
+                    update_index: 3,
+                    update_time: 4,
+                    flag: 0,
+                    data: Bytes::from_static(b"some value"),
+                }),
+                key_in_dir: Bytes::from_static(b"k"),
+            }],
+        };
+        let packet = |biz_code: i32, body: Bytes| ReadPacket {
+            packet_type: 2,
+            command: KvCommands::DTKV_PUT,
+            biz_code,
+            body,
+            ..Default::default()
+        };
+        let ok = packet(0, dt_codec::encode::to_bytes(&resp));
+        assert_eq!(
+            interpret_index(KvCommands::DTKV_PUT, &ok).unwrap(),
+            (KvCode::Success, 4242)
+        );
+        assert_eq!(
+            interpret(KvCommands::DTKV_PUT, &ok).unwrap().1.raft_index,
+            4242
+        );
+        // no body (a bare code): index 0
+        let bare = packet(KvCode::NotFound.code(), Bytes::new());
+        assert_eq!(
+            interpret_index(KvCommands::DTKV_REMOVE, &bare).unwrap(),
+            (KvCode::NotFound, 0)
+        );
+        // a failure code is the business error, as with `interpret`
+        let failed = packet(KvCode::ParentDirNotExists.code(), Bytes::new());
+        let e = interpret_index(KvCommands::DTKV_PUT, &failed).unwrap_err();
+        assert_eq!(e.biz_code(), Some(KvCode::ParentDirNotExists));
+        // a body that is not protobuf is malformed
+        let bad = packet(0, Bytes::from_static(&[0x0a, 0x05, 0x01]));
+        assert!(matches!(
+            interpret_index(KvCommands::DTKV_PUT, &bad),
+            Err(KvError::Malformed(_))
+        ));
     }
 }
