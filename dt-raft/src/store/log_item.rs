@@ -66,18 +66,21 @@ impl LogItem {
         } else {
             (self.header.len(), self.body.len())
         };
-        let start = out.len();
-        out.put_u32(total_len(hl, bl) as u32);
-        out.put_u32(hl as u32);
-        out.put_u32(bl as u32);
-        out.put_u8(self.item_type);
-        out.put_u8(self.biz_type);
-        out.put_u32(self.term);
-        out.put_u32(self.prev_log_term);
-        out.put_u64(self.index);
-        out.put_i64(self.timestamp);
-        let crc = crc32c(&out[start..start + ITEM_HEADER_SIZE - 4]);
-        out.put_u32(crc);
+        out.reserve(total_len(hl, bl));
+        // the fixed header is built in place, then appended at once
+        let mut h = [0u8; ITEM_HEADER_SIZE];
+        h[0..4].copy_from_slice(&(total_len(hl, bl) as u32).to_be_bytes());
+        h[4..8].copy_from_slice(&(hl as u32).to_be_bytes());
+        h[8..12].copy_from_slice(&(bl as u32).to_be_bytes());
+        h[12] = self.item_type;
+        h[13] = self.biz_type;
+        h[14..18].copy_from_slice(&self.term.to_be_bytes());
+        h[18..22].copy_from_slice(&self.prev_log_term.to_be_bytes());
+        h[22..30].copy_from_slice(&self.index.to_be_bytes());
+        h[30..38].copy_from_slice(&self.timestamp.to_be_bytes());
+        let crc = crc32c(&h[..ITEM_HEADER_SIZE - 4]);
+        h[38..42].copy_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&h);
         if hl > 0 {
             out.extend_from_slice(&self.header);
             out.put_u32(crc32c(&self.header));
