@@ -57,6 +57,10 @@ impl std::fmt::Debug for KvClient {
     }
 }
 
+/// How an operation reads its response: the business code and what the op needs of
+/// the body ([`ops::interpret`], [`ops::interpret_index`]).
+type Interpret<R> = fn(i32, &dt_net::ReadPacket) -> Result<(KvCode, R), KvError>;
+
 macro_rules! kv_op {
     (
         $(#[doc = $doc:expr])*
@@ -165,43 +169,46 @@ impl KvClient {
         self.raft.stop(timeout);
     }
 
+    /// Sends `req` and answers `cb` with `map` of the response as `interpret` reads it.
+    fn send_op<R: 'static, T: Send + 'static>(
+        &self,
+        req: Result<ops::KvRequest, KvError>,
+        interpret: Interpret<R>,
+        map: impl FnOnce(KvCode, R) -> T + Send + 'static,
+        cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
+    ) {
+        let (command, req) = match req {
+            Ok(r) => r,
+            Err(e) => return cb(Err(e)),
+        };
+        let group_id = req.group_id;
+        let body = encode::to_bytes(&req);
+        self.raft
+            .send_request(group_id, command, body, self.raft.rpc_timeout(), move |r| {
+                cb(r.and_then(|p| interpret(command, &p))
+                    .map(|(code, v)| map(code, v)))
+            });
+    }
+
+    /// An operation whose answer is read whole ([`ops::interpret`]).
     fn exec<T: Send + 'static>(
         &self,
         req: Result<ops::KvRequest, KvError>,
         map: impl FnOnce(KvCode, KvResp) -> T + Send + 'static,
         cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
     ) {
-        let (command, req) = match req {
-            Ok(r) => r,
-            Err(e) => return cb(Err(e)),
-        };
-        let group_id = req.group_id;
-        let body = encode::to_bytes(&req);
-        self.raft
-            .send_request(group_id, command, body, self.raft.rpc_timeout(), move |r| {
-                cb(r.and_then(|p| ops::interpret(command, &p))
-                    .map(|(code, resp)| map(code, resp)))
-            });
+        self.send_op(req, ops::interpret, map, cb)
     }
 
-    /// [`KvClient::exec`] for the commands answered with a code and a raft index only.
+    /// An operation answered with a code and a raft index only
+    /// ([`ops::interpret_index`]).
     fn exec_index<T: Send + 'static>(
         &self,
         req: Result<ops::KvRequest, KvError>,
         map: impl FnOnce(KvCode, i64) -> T + Send + 'static,
         cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
     ) {
-        let (command, req) = match req {
-            Ok(r) => r,
-            Err(e) => return cb(Err(e)),
-        };
-        let group_id = req.group_id;
-        let body = encode::to_bytes(&req);
-        self.raft
-            .send_request(group_id, command, body, self.raft.rpc_timeout(), move |r| {
-                cb(r.and_then(|p| ops::interpret_index(command, &p))
-                    .map(|(code, index)| map(code, index)))
-            });
+        self.send_op(req, ops::interpret_index, map, cb)
     }
 
     kv_op!(
