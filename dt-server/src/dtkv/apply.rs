@@ -318,14 +318,14 @@ impl KvTree {
         if ck != KvCode::Success {
             return r(ck);
         }
-        let parent = self.parent_of(key);
+        let h = self.lookup(key);
+        let parent = self.parent_for(key, h);
         if parent != Some(self.root) {
             if let Some(c) = self.check_parent(op, parent) {
                 return r(c);
             }
         }
         let parent = parent.expect("checked");
-        let h = self.lookup(key);
         if let Some(c) = self.check_exist(op, h) {
             return r(c);
         }
@@ -401,8 +401,7 @@ impl KvTree {
         if old.is_dir() {
             return r(KvCode::DirExists);
         }
-        let v = old.updated(op.index, op.time, data.clone());
-        self.push_version(h, v);
+        self.update_version(h, op.index, op.time, Some(data));
         let mut res = r(KvCode::SuccessOverwrite);
         if matches!(op.biz, BizType::PutTempNode | BizType::TryLock) {
             if op.biz == BizType::TryLock {
@@ -426,9 +425,7 @@ impl KvTree {
         let mut p = Some(parent);
         while let Some(h) = p {
             self.touched(op, h, false);
-            let old = self.holders[h].latest();
-            let v = old.updated(op.index, op.time, old.data.clone());
-            self.push_version(h, v);
+            self.update_version(h, op.index, op.time, None);
             p = self.holders[h].parent;
         }
     }
@@ -461,14 +458,14 @@ impl KvTree {
         if expect.is_empty() && new.is_empty() {
             return r(KvCode::InvalidValue);
         }
-        let parent = self.parent_of(key);
+        let h = self.lookup(key);
+        let parent = self.parent_for(key, h);
         if parent != Some(self.root) {
             if let Some(c) = self.check_parent(op, parent) {
                 return r(c);
             }
         }
         let parent = parent.expect("checked");
-        let h = self.lookup(key);
         if let Some(c) = self.check_exist(op, h) {
             return r(c);
         }

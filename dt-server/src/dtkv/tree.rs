@@ -7,6 +7,7 @@ use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
 use slab::Slab;
 
+use super::key_hash::KeyHashBuilder;
 use super::node::{NodeVersion, TtlInfo};
 
 /// The index of a holder in the tree's arena.
@@ -88,7 +89,7 @@ impl Holder {
 #[derive(Debug)]
 pub struct KvTree {
     pub(crate) holders: Slab<Holder>,
-    pub(crate) map: HashMap<Bytes, HolderId>,
+    pub(crate) map: HashMap<Bytes, HolderId, KeyHashBuilder>,
     pub(crate) order: ListHead,
     pub(crate) root: HolderId,
     /// lastIncludedIndex of each open snapshot → how many are open at it.
@@ -117,7 +118,7 @@ impl KvTree {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut t = KvTree {
             holders: Slab::with_capacity(capacity),
-            map: HashMap::with_capacity(capacity),
+            map: HashMap::with_capacity_and_hasher(capacity, KeyHashBuilder::default()),
             order: ListHead::default(),
             root: 0,
             open_snapshots: BTreeMap::new(),
@@ -543,6 +544,32 @@ impl KvTree {
         }
     }
 
+    /// Gives `h` a new latest version at `index`/`time`: the latest one's flag, TTL and
+    /// create fields, with `data` (or the latest's data when `None`). Without open
+    /// snapshots the latest version is changed in place (no other version exists and
+    /// nobody can see the old one); otherwise as [`KvTree::push_version`].
+    pub(crate) fn update_version(
+        &mut self,
+        h: HolderId,
+        index: i64,
+        time: i64,
+        data: Option<&Bytes>,
+    ) {
+        if self.snapshots_open() {
+            let old = self.holders[h].latest();
+            let data = data.unwrap_or(&old.data).clone();
+            let v = old.updated(index, time, data);
+            self.push_version(h, v);
+        } else {
+            let v = self.holders[h].latest_mut();
+            v.update_index = index;
+            v.update_time = time;
+            if let Some(d) = data {
+                v.data = d.clone();
+            }
+        }
+    }
+
     /// Drops the versions of `h` no open snapshot can see; removes the holder when only
     /// a tombstone is left and it has no child holders (which may cascade to its
     /// parent).
@@ -604,6 +631,17 @@ impl KvTree {
         self.drop_holder(h);
         if let Some(p) = parent {
             self.holders[p].child_holder_count -= 1;
+        }
+    }
+
+    /// The parent holder of `key`, whose holder is `h` (from [`KvTree::lookup`]): an
+    /// existing holder names its parent (which cannot be dropped, nor its key given to
+    /// another holder, while it has child holders), so only a new key needs the map.
+    #[inline]
+    pub(crate) fn parent_for(&self, key: &[u8], h: Option<HolderId>) -> Option<HolderId> {
+        match h {
+            Some(h) => self.holders[h].parent,
+            None => self.parent_of(key),
         }
     }
 
