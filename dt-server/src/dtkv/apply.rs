@@ -262,7 +262,7 @@ impl KvTree {
                 if self.holders[x].latest().is_temp() {
                     return Some(KvCode::UnderTempDir);
                 }
-                a = self.holders[x].parent;
+                a = self.holders[x].parent();
             }
         }
         None
@@ -426,7 +426,7 @@ impl KvTree {
         while let Some(h) = p {
             self.touched(op, h, false);
             self.update_version(h, op.index, op.time, None);
-            p = self.holders[h].parent;
+            p = self.holders[h].parent();
         }
     }
 
@@ -514,7 +514,7 @@ impl KvTree {
     }
 
     fn do_remove(&mut self, op: &mut Op, h: HolderId) -> KvResult {
-        let parent = self.holders[h].parent.expect("the root is never removed");
+        let parent = self.holders[h].parent().expect("the root is never removed");
         self.touched(op, h, true);
         self.remove_child(parent, h);
         if let Some(t) = self.holders[h].latest().ttl {
@@ -550,9 +550,7 @@ impl KvTree {
                 removed: true,
                 ttl: None,
             };
-            let vs = &mut self.holders[h].versions;
-            vs.clear();
-            vs.push(tomb);
+            self.holders[h].versions.set_only(tomb);
         }
         self.update_parents(op, parent);
         r(KvCode::Success)
@@ -613,7 +611,7 @@ impl KvTree {
             return r(KvCode::Success);
         }
         let is_lock = v.is_lock();
-        let parent = self.holders[h].parent.expect("not the root");
+        let parent = self.holders[h].parent().expect("not the root");
         let was_owner = is_lock && self.lock_owner(parent) == Some(h);
         self.do_remove(op, h);
         if is_lock {

@@ -17,6 +17,7 @@
 //! | `key_hash` | the key map's seeded multiply-fold hash |
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
+//! | `versions` | a holder's version chain: the latest inline, older ones for snapshots |
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
 //! | [`watch_manager`] | [`WatchManager`]: watch registrations, notification dispatch and pushes |
 //! | [`ttl_manager`] | [`TtlManager`]: local expiry queues, the leader's EXPIRE task |
@@ -38,6 +39,7 @@ pub mod snapshot;
 pub mod tree;
 pub mod ttl_manager;
 pub mod validate;
+mod versions;
 pub mod watch_manager;
 
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};

@@ -9,6 +9,7 @@ use slab::Slab;
 
 use super::key_hash::KeyHashBuilder;
 use super::node::{NodeVersion, TtlInfo};
+use super::versions::Versions;
 
 /// The index of a holder in the tree's arena.
 pub(crate) type HolderId = usize;
@@ -29,12 +30,19 @@ pub(crate) struct ListHead {
 }
 
 /// Everything about one key that exists or still has versions or child holders.
+///
+/// Laid out (`repr(C)`, 64-byte aligned) so that what a put to an existing key reads and
+/// writes, the parent link and the latest version's flag, removed mark, update index,
+/// update time and value, fill the holder's first cache line together.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Holder {
+    /// The parent holder's id + 1, 0 for the root ([`Holder::parent`]): one word, so
+    /// it shares the first cache line with the latest version's hot fields.
+    parent_link: usize,
+    /// The latest version and those open snapshots may still see.
+    pub(crate) versions: Versions,
     pub(crate) key: Bytes,
-    pub(crate) parent: Option<HolderId>,
-    /// Oldest first; the last is the latest. Never empty.
-    pub(crate) versions: Vec<NodeVersion>,
     /// Holders whose parent is this one (live children and tombstones).
     pub(crate) child_holder_count: usize,
     /// Position in the map's insertion order.
@@ -52,12 +60,20 @@ pub(crate) struct Holder {
 }
 
 impl Holder {
-    pub(crate) fn latest(&self) -> &NodeVersion {
-        self.versions.last().expect("a holder has a version")
+    /// The parent holder (`None` for the root).
+    #[inline]
+    pub(crate) fn parent(&self) -> Option<HolderId> {
+        self.parent_link.checked_sub(1)
     }
 
+    #[inline]
+    pub(crate) fn latest(&self) -> &NodeVersion {
+        self.versions.latest()
+    }
+
+    #[inline]
     pub(crate) fn latest_mut(&mut self) -> &mut NodeVersion {
-        self.versions.last_mut().expect("a holder has a version")
+        self.versions.latest_mut()
     }
 
     pub(crate) fn key_in_dir(&self) -> Bytes {
@@ -68,9 +84,7 @@ impl Holder {
     /// The version a snapshot at `index` sees (the newest with `update_index ≤ index`),
     /// `None` when it sees none or a tombstone.
     pub(crate) fn visible_at(&self, index: i64) -> Option<&NodeVersion> {
-        let n = self.versions.partition_point(|v| v.update_index <= index);
-        let v = self.versions.get(n.checked_sub(1)?)?;
-        (!v.removed).then_some(v)
+        self.versions.at(index).filter(|v| !v.removed)
     }
 }
 
@@ -431,8 +445,8 @@ impl KvTree {
         self.next_serial += 1;
         let h = self.holders.insert(Holder {
             key: key.clone(),
-            parent,
-            versions: vec![first],
+            parent_link: parent.map_or(0, |p| p + 1),
+            versions: Versions::new(first),
             child_holder_count: 0,
             order: Links::default(),
             sibling: Links::default(),
@@ -538,9 +552,7 @@ impl KvTree {
             self.holders[h].versions.push(v);
             self.gc(h);
         } else {
-            let vs = &mut self.holders[h].versions;
-            vs.clear();
-            vs.push(v);
+            self.holders[h].versions.set_only(v);
         }
     }
 
@@ -561,6 +573,9 @@ impl KvTree {
             let v = old.updated(index, time, data);
             self.push_version(h, v);
         } else {
+            // Older versions left by a closed snapshot (not swept yet) may stay: no
+            // snapshot can see them (a new one sees at least this version), and the
+            // next garbage collection of the holder drops them.
             let v = self.holders[h].latest_mut();
             v.update_index = index;
             v.update_time = time;
@@ -574,37 +589,13 @@ impl KvTree {
     /// a tombstone is left and it has no child holders (which may cascade to its
     /// parent).
     pub(crate) fn gc(&mut self, h: HolderId) {
-        if !self.snapshots_open() {
-            let holder = &mut self.holders[h];
-            if holder.latest().removed {
-                self.try_remove_from_map(h);
-            } else {
-                let n = holder.versions.len();
-                holder.versions.drain(..n - 1);
-            }
-            return;
-        }
         let holder = &mut self.holders[h];
-        let vs = &holder.versions;
-        let last = vs.len() - 1;
-        let mut keep = vec![false; vs.len()];
-        keep[last] = true;
-        for &s in self.open_snapshots.keys() {
-            let n = vs.partition_point(|v| v.update_index <= s);
-            if n > 0 {
-                keep[n - 1] = true;
-            }
+        if self.open_snapshots.is_empty() {
+            holder.versions.drop_older();
+        } else {
+            holder.versions.retain_visible(&self.open_snapshots);
         }
-        let mut i = 0;
-        holder.versions.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        // A tombstone with nothing before it is the same as nothing.
-        while holder.versions.len() > 1 && holder.versions[0].removed {
-            holder.versions.remove(0);
-        }
-        if holder.versions.len() == 1 && holder.versions[0].removed {
+        if holder.versions.is_single() && holder.latest().removed {
             self.try_remove_from_map(h);
         }
     }
@@ -613,7 +604,7 @@ impl KvTree {
         if h == self.root || self.holders[h].child_holder_count > 0 {
             return;
         }
-        let parent = self.holders[h].parent;
+        let parent = self.holders[h].parent();
         self.drop_holder(h);
         if let Some(p) = parent {
             let c = &mut self.holders[p].child_holder_count;
@@ -627,7 +618,7 @@ impl KvTree {
     /// Decrements the parent's child-holder count after a holder was dropped without
     /// garbage collection (the reference's remove without open snapshots).
     pub(crate) fn drop_removed_holder(&mut self, h: HolderId) {
-        let parent = self.holders[h].parent;
+        let parent = self.holders[h].parent();
         self.drop_holder(h);
         if let Some(p) = parent {
             self.holders[p].child_holder_count -= 1;
@@ -640,7 +631,7 @@ impl KvTree {
     #[inline]
     pub(crate) fn parent_for(&self, key: &[u8], h: Option<HolderId>) -> Option<HolderId> {
         match h {
-            Some(h) => self.holders[h].parent,
+            Some(h) => self.holders[h].parent(),
             None => self.parent_of(key),
         }
     }
@@ -694,5 +685,42 @@ impl GcSweep {
     /// Whether every holder was visited.
     pub fn is_done(&self) -> bool {
         self.pos >= self.ids.len()
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn a_puts_fields_share_the_holders_first_cache_line() {
+        let latest = offset_of!(Holder, versions); // the latest version comes first
+        assert_eq!(offset_of!(Holder, parent_link), 0);
+        for end in [
+            offset_of!(NodeVersion, flag) + size_of::<i32>(),
+            offset_of!(NodeVersion, removed) + 1,
+            offset_of!(NodeVersion, update_index) + 8,
+            offset_of!(NodeVersion, update_time) + 8,
+            offset_of!(NodeVersion, data) + size_of::<Bytes>(),
+        ] {
+            assert!(latest + end <= 64, "{latest} + {end}");
+        }
+        // In the arena every holder starts a cache line (the slab's entry tag takes no
+        // line of its own).
+        let mut t = KvTree::new();
+        for i in 0..4 {
+            t.apply(
+                i + 1,
+                0,
+                super::super::BizType::Put,
+                &dt_client::kv::KvReq::put(0, format!("k{i}"), "v"),
+            );
+        }
+        let addr: Vec<usize> = (0..5)
+            .map(|h| &t.holders[h] as *const Holder as usize)
+            .collect();
+        assert!(addr.iter().all(|a| a % 64 == 0), "{addr:?}");
+        assert_eq!(addr[1] - addr[0], size_of::<Holder>());
     }
 }
