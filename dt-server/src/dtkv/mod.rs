@@ -14,6 +14,7 @@
 //! | [`dt_kv`] | [`DtKv`]: one group's state machine: tree, TTLs, watches, install and snapshots |
 //! | [`biz_type`] | [`BizType`]: the log entry's operation |
 //! | [`validate`] | [`check_ttl`]: the TTL pre-checks before the log |
+//! | `holder_arena` | the holders by id, each slot a plain holder |
 //! | `key_hash` | the key map's seeded multiply-fold hash |
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
@@ -31,6 +32,7 @@
 pub mod apply;
 pub mod biz_type;
 pub mod dt_kv;
+mod holder_arena;
 mod key_hash;
 pub mod node;
 pub mod processor;

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
 use slab::Slab;
 
+use super::holder_arena::HolderArena;
+
 use super::key_hash::KeyHashBuilder;
 use super::node::{NodeVersion, TtlInfo};
 use super::versions::Versions;
@@ -59,7 +61,53 @@ pub(crate) struct Holder {
     pub(crate) serial: u64,
 }
 
+/// The root's version in a new tree: a directory with indexes and times 0.
+pub(crate) fn empty_dir() -> NodeVersion {
+    NodeVersion {
+        create_index: 0,
+        create_time: 0,
+        update_index: 0,
+        update_time: 0,
+        flag: KvNode::FLAG_DIR,
+        data: Bytes::new(),
+        removed: false,
+        ttl: None,
+    }
+}
+
 impl Holder {
+    /// A holder of `key` under `parent` with one version; `serial` is not 0.
+    pub(crate) fn new(
+        key: Bytes,
+        parent: Option<HolderId>,
+        first: NodeVersion,
+        serial: u64,
+    ) -> Self {
+        Holder {
+            key,
+            parent_link: parent.map_or(0, |p| p + 1),
+            versions: Versions::new(first),
+            child_holder_count: 0,
+            order: Links::default(),
+            sibling: Links::default(),
+            in_children: false,
+            children: ListHead::default(),
+            lock_queue: BTreeSet::new(),
+            serial,
+        }
+    }
+
+    /// What a free arena slot holds (serial 0; nothing allocated).
+    pub(crate) fn vacant() -> Self {
+        Holder::new(Bytes::new(), None, empty_dir(), 0)
+    }
+
+    /// Whether this is a free arena slot's placeholder.
+    #[inline]
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.serial == 0
+    }
+
     /// The parent holder (`None` for the root).
     #[inline]
     pub(crate) fn parent(&self) -> Option<HolderId> {
@@ -102,7 +150,7 @@ impl Holder {
 /// timestamp.
 #[derive(Debug)]
 pub struct KvTree {
-    pub(crate) holders: Slab<Holder>,
+    pub(crate) holders: HolderArena,
     pub(crate) map: HashMap<Bytes, HolderId, KeyHashBuilder>,
     pub(crate) order: ListHead,
     pub(crate) root: HolderId,
@@ -131,7 +179,7 @@ impl KvTree {
     /// reference's `initMapCapacity`).
     pub fn with_capacity(capacity: usize) -> Self {
         let mut t = KvTree {
-            holders: Slab::with_capacity(capacity),
+            holders: HolderArena::with_capacity(capacity),
             map: HashMap::with_capacity_and_hasher(capacity, KeyHashBuilder::default()),
             order: ListHead::default(),
             root: 0,
@@ -140,17 +188,7 @@ impl KvTree {
             next_serial: 0,
             watched: HashSet::new(),
         };
-        let root = NodeVersion {
-            create_index: 0,
-            create_time: 0,
-            update_index: 0,
-            update_time: 0,
-            flag: KvNode::FLAG_DIR,
-            data: Bytes::new(),
-            removed: false,
-            ttl: None,
-        };
-        t.root = t.insert_holder(Bytes::new(), None, root);
+        t.root = t.insert_holder(Bytes::new(), None, empty_dir());
         t
     }
 
@@ -443,18 +481,9 @@ impl KvTree {
         first: NodeVersion,
     ) -> HolderId {
         self.next_serial += 1;
-        let h = self.holders.insert(Holder {
-            key: key.clone(),
-            parent_link: parent.map_or(0, |p| p + 1),
-            versions: Versions::new(first),
-            child_holder_count: 0,
-            order: Links::default(),
-            sibling: Links::default(),
-            in_children: false,
-            children: ListHead::default(),
-            lock_queue: BTreeSet::new(),
-            serial: self.next_serial,
-        });
+        let h = self
+            .holders
+            .insert(Holder::new(key.clone(), parent, first, self.next_serial));
         self.map.insert(key, h);
         let tail = self.order.tail;
         self.holders[h].order.prev = tail;
@@ -706,8 +735,7 @@ mod layout_tests {
         ] {
             assert!(latest + end <= 64, "{latest} + {end}");
         }
-        // In the arena every holder starts a cache line (the slab's entry tag takes no
-        // line of its own).
+        // In the arena every holder starts a cache line.
         let mut t = KvTree::new();
         for i in 0..4 {
             t.apply(
