@@ -16,6 +16,7 @@
 //! | [`validate`] | [`check_ttl`]: the TTL pre-checks before the log |
 //! | `holder_arena` | the holders by id, each slot a plain holder |
 //! | `key_hash` | the key map's seeded multiply-fold hash |
+//! | `key_map` | the key map: key → holder, short keys inline in the slot |
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
 //! | `versions` | a holder's version chain: the latest inline, older ones for snapshots |
@@ -34,6 +35,7 @@ pub mod biz_type;
 pub mod dt_kv;
 mod holder_arena;
 mod key_hash;
+mod key_map;
 pub mod node;
 pub mod processor;
 pub mod response;

@@ -123,7 +123,7 @@ fn check_invariants(t: &KvTree) {
     let mut max_update = 0;
     for h in t.iter_order() {
         let x = &t.holders[h];
-        assert_eq!(t.map.get(&x.key), Some(&h));
+        assert_eq!(t.map.get(&x.key), Some(h));
         let ui: Vec<i64> = x.versions.iter().map(|v| v.update_index).collect();
         assert!(ui.windows(2).all(|w| w[0] <= w[1]));
         if !t.snapshots_open() {

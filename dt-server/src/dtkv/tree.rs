@@ -1,7 +1,7 @@
 //! The key tree: holders in an insertion-ordered map, their version chains, directory
 //! children lists, lock queues, and MVCC for snapshots (`dtkv-server.md` §3, §8).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
@@ -9,7 +9,7 @@ use slab::Slab;
 
 use super::holder_arena::HolderArena;
 
-use super::key_hash::KeyHashBuilder;
+use super::key_map::KeyMap;
 use super::node::{NodeVersion, TtlInfo};
 use super::versions::Versions;
 
@@ -29,6 +29,47 @@ pub(crate) struct ListHead {
     pub(crate) head: Option<HolderId>,
     pub(crate) tail: Option<HolderId>,
     pub(crate) len: usize,
+}
+
+/// A lock directory's entries by (create index, holder): the first owns the lock. Boxed
+/// and allocated only while the queue has entries (a word in every holder, most of
+/// which are not lock directories).
+#[derive(Debug, Default)]
+// Boxed for its size in the holder (a word, not three), not for its contents.
+#[allow(clippy::box_collection)]
+pub(crate) struct LockQueue(Option<Box<BTreeSet<(i64, HolderId)>>>);
+
+impl LockQueue {
+    pub(crate) fn insert(&mut self, entry: (i64, HolderId)) {
+        self.0.get_or_insert_with(Default::default).insert(entry);
+    }
+
+    pub(crate) fn remove(&mut self, entry: &(i64, HolderId)) {
+        if let Some(q) = &mut self.0 {
+            q.remove(entry);
+            if q.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<&(i64, HolderId)> {
+        self.0.as_ref()?.first()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(i64, HolderId)> {
+        self.0.iter().flat_map(|q| q.iter())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
 }
 
 /// Everything about one key that exists or still has versions or child holders.
@@ -56,7 +97,7 @@ pub(crate) struct Holder {
     pub(crate) children: ListHead,
     /// For lock directories: the entries ordered by create index (the first owns the
     /// lock).
-    pub(crate) lock_queue: BTreeSet<(i64, HolderId)>,
+    pub(crate) lock_queue: LockQueue,
     /// Distinguishes holders that reuse an arena slot.
     pub(crate) serial: u64,
 }
@@ -92,7 +133,7 @@ impl Holder {
             sibling: Links::default(),
             in_children: false,
             children: ListHead::default(),
-            lock_queue: BTreeSet::new(),
+            lock_queue: LockQueue::default(),
             serial,
         }
     }
@@ -151,7 +192,7 @@ impl Holder {
 #[derive(Debug)]
 pub struct KvTree {
     pub(crate) holders: HolderArena,
-    pub(crate) map: HashMap<Bytes, HolderId, KeyHashBuilder>,
+    pub(crate) map: KeyMap,
     pub(crate) order: ListHead,
     pub(crate) root: HolderId,
     /// lastIncludedIndex of each open snapshot → how many are open at it.
@@ -180,7 +221,7 @@ impl KvTree {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut t = KvTree {
             holders: HolderArena::with_capacity(capacity),
-            map: HashMap::with_capacity_and_hasher(capacity, KeyHashBuilder::default()),
+            map: KeyMap::with_capacity(capacity),
             order: ListHead::default(),
             root: 0,
             open_snapshots: BTreeMap::new(),
@@ -208,8 +249,8 @@ impl KvTree {
     pub fn state_digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut sum = 0u64;
-        for (key, &h) in &self.map {
-            let v = self.holders[h].latest();
+        for (_, x) in self.holders.iter() {
+            let (key, v) = (&x.key, x.latest());
             if v.removed {
                 continue;
             }
@@ -228,11 +269,11 @@ impl KvTree {
 
     /// The TTL of every live node that has one, by key.
     pub fn ttl_infos(&self) -> BTreeMap<Bytes, TtlInfo> {
-        self.map
+        self.holders
             .iter()
-            .filter_map(|(key, &h)| {
-                let v = self.holders[h].latest();
-                v.ttl.filter(|_| !v.removed).map(|t| (key.clone(), t))
+            .filter_map(|(_, x)| {
+                let v = x.latest();
+                v.ttl.filter(|_| !v.removed).map(|t| (x.key.clone(), t))
             })
             .collect()
     }
@@ -241,10 +282,10 @@ impl KvTree {
     /// flags, value, TTL): what [`KvTree::state_digest`] covers, for reports.
     pub fn state_lines(&self) -> Vec<String> {
         let mut out: Vec<String> = self
-            .map
+            .holders
             .iter()
-            .filter_map(|(key, &h)| {
-                let v = self.holders[h].latest();
+            .filter_map(|(_, x)| {
+                let (key, v) = (&x.key, x.latest());
                 (!v.removed).then(|| {
                     format!(
                         "{:?} c={}@{} u={}@{} f={} v={:?} ttl={:?}",
@@ -429,7 +470,7 @@ impl KvTree {
     /// What the snapshot `id` sees at `key`: the version current after its last
     /// included entry, `None` when the key did not exist then.
     pub fn snapshot_get(&self, id: &SnapshotId, key: &[u8]) -> Option<KvNode> {
-        let h = *self.map.get(key)?;
+        let h = self.map.get(key)?;
         self.holders[h].visible_at(id.index).map(|v| v.to_kv_node())
     }
 
@@ -446,12 +487,12 @@ impl KvTree {
 
     /// The holder of a live (existing, not removed) key; the empty key is the root.
     pub(crate) fn live(&self, key: &[u8]) -> Option<HolderId> {
-        let h = *self.map.get(key)?;
+        let h = self.map.get(key)?;
         (!self.holders[h].latest().removed).then_some(h)
     }
 
     pub(crate) fn lookup(&self, key: &[u8]) -> Option<HolderId> {
-        self.map.get(key).copied()
+        self.map.get(key)
     }
 
     pub(crate) fn children(&self, dir: HolderId) -> Vec<HolderId> {
@@ -484,7 +525,7 @@ impl KvTree {
         let h = self
             .holders
             .insert(Holder::new(key.clone(), parent, first, self.next_serial));
-        self.map.insert(key, h);
+        self.map.insert(&key, h);
         let tail = self.order.tail;
         self.holders[h].order.prev = tail;
         match tail {
@@ -750,5 +791,8 @@ mod layout_tests {
             .collect();
         assert!(addr.iter().all(|a| a % 64 == 0), "{addr:?}");
         assert_eq!(addr[1] - addr[0], size_of::<Holder>());
+        // Five cache lines a key (plus its map slot): no more than the holder and its
+        // separately allocated version took before the version moved inline.
+        assert_eq!(size_of::<Holder>(), 320);
     }
 }
