@@ -344,7 +344,7 @@ impl KvProcessor {
         let input = RaftInput::new(biz, encode::to_bytes(&req));
         g.submit(input, move |r| match r {
             Ok((_, out)) => {
-                resp.respond(kv_packet(out.response));
+                resp.respond(kv_packet(out.response()));
                 if let Some(p) = out.lock_push {
                     ctx.send_lock_push(p);
                 }
