@@ -168,13 +168,20 @@ impl KvTree {
         }
     }
 
-    /// Records a change of `h` for the watch manager when its key is watched.
+    /// Records a change of `h` for the watch manager when its key is watched. Inlined
+    /// down to one test while nothing is watched (three calls a put).
+    #[inline(always)]
     fn touched(&self, op: &mut Op, h: HolderId, removed: bool) {
         if !self.watched.is_empty() {
-            let k = &self.holders[h].key;
-            if self.watched.contains(k) {
-                op.watch_events.push((k.clone(), removed));
-            }
+            self.touched_watched(op, h, removed);
+        }
+    }
+
+    #[inline(never)]
+    fn touched_watched(&self, op: &mut Op, h: HolderId, removed: bool) {
+        let k = &self.holders[h].key;
+        if self.watched.contains(k) {
+            op.watch_events.push((k.clone(), removed));
         }
     }
 

@@ -630,6 +630,7 @@ impl KvTree {
     /// create fields, with `data` (or the latest's data when `None`). Without open
     /// snapshots the latest version is changed in place (no other version exists and
     /// nobody can see the old one); otherwise as [`KvTree::push_version`].
+    #[inline]
     pub(crate) fn update_version(
         &mut self,
         h: HolderId,
