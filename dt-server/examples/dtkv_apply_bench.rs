@@ -4,10 +4,12 @@
 //! a log entry's body), so keys and values are slices of many buffers as in a server.
 //! With `--state-machine`, every put goes through the group's state machine instead
 //! (`DtKvStateMachine::exec`: decode, group lock, apply, TTL and watch upkeep, the
-//! output every replica produces). Prints `RESULT puts_per_s=<x> ns_per_put=<y>`.
+//! output every replica produces). With `--open-snapshot`, a snapshot stays open
+//! during the measured puts (each keeps the version it sees beside the latest).
+//! Prints `RESULT puts_per_s=<x> ns_per_put=<y>`.
 //!
 //! ```text
-//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256] [--state-machine]
+//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256] [--state-machine | --open-snapshot]
 //! ```
 
 use std::sync::Arc;
@@ -40,6 +42,10 @@ struct Args {
     /// Apply every put through the state machine (`DtKvStateMachine::exec`).
     #[arg(long)]
     state_machine: bool,
+    /// Keep a snapshot open (at the index before the measured puts) while they are
+    /// applied, so each put keeps the version the snapshot sees (MVCC).
+    #[arg(long, conflicts_with = "state_machine")]
+    open_snapshot: bool,
 }
 
 /// Where the puts are applied (one of each per run: the tree stays inline, as the
@@ -100,6 +106,10 @@ fn main() {
         index += 1;
         target.apply(index, BizType::Put, b);
     }
+    let snapshot = match &mut target {
+        Target::Tree(tree) if args.open_snapshot => Some(tree.open_snapshot(index)),
+        _ => None,
+    };
     // a fixed pseudo-random key order (xorshift), like the benchmark's random keys
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let t = Instant::now();
@@ -113,6 +123,10 @@ fn main() {
         assert_eq!(code, KvCode::SuccessOverwrite, "put failed");
     }
     let secs = t.elapsed().as_secs_f64();
+    if let (Some(s), Target::Tree(tree)) = (snapshot, &mut target) {
+        let mut sweep = tree.close_snapshot(s);
+        while tree.gc_step(&mut sweep, 500) {}
+    }
     println!(
         "RESULT puts_per_s={:.0} ns_per_put={:.0}",
         args.puts as f64 / secs,

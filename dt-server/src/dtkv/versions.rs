@@ -101,15 +101,18 @@ impl Versions {
     pub(crate) fn retain_visible<V>(&mut self, snapshots: &BTreeMap<i64, V>) {
         let n = self.older.len();
         let mut w = 0;
+        // Both ascending: one merge walk (no tree search per version).
+        let mut snaps = snapshots.keys().copied().peekable();
         for i in 0..n {
             let next = match self.older.get(i + 1) {
                 Some(v) => v.update_index,
                 None => self.latest.update_index,
             };
             let from = self.older[i].update_index;
+            while snaps.next_if(|&s| s < from).is_some() {}
             // Seen by a snapshot at s when from ≤ s < next (the next version is newer
             // than s); versions sharing an index are seen only as the last of them.
-            if from < next && snapshots.range(from..next).next().is_some() {
+            if snaps.peek().is_some_and(|&s| s < next) {
                 self.older.swap(w, i);
                 w += 1;
             }
@@ -193,6 +196,21 @@ mod tests {
         // A snapshot older than every version keeps none of them.
         vs.retain_visible(&snaps(&[0]));
         assert_eq!(indexes(&vs), vec![8]);
+    }
+
+    #[test]
+    fn several_snapshots_between_two_versions_keep_one() {
+        let mut vs = Versions::new(v(1, false));
+        for i in [3, 7, 9] {
+            vs.push(v(i, false));
+        }
+        // 0 sees nothing; 4, 5 and 6 all see 3; 20 sees the latest.
+        vs.retain_visible(&snaps(&[0, 4, 5, 6, 20]));
+        assert_eq!(indexes(&vs), vec![3, 9]);
+        vs.push(v(12, false));
+        // 9 and 11 see 9; 12 sees the latest.
+        vs.retain_visible(&snaps(&[9, 11, 12]));
+        assert_eq!(indexes(&vs), vec![9, 12]);
     }
 
     #[test]
