@@ -896,3 +896,34 @@ fn an_overwrite_without_snapshots_changes_the_version_in_place_and_with_one_keep
         (2, 5, &b"v4"[..])
     );
 }
+
+#[test]
+fn versions_left_by_a_closed_snapshot_before_its_sweep_are_never_seen() {
+    // A closed snapshot's versions stay until the sweep reaches the holder; puts in
+    // between change the latest version in place, and a snapshot opened then sees
+    // only the latest state; its own puts drop the stale ones.
+    let mut kv = Kv::new();
+    kv.put("k", "v1"); // 1
+    let s1 = kv.t.open_snapshot(1);
+    kv.put("k", "v2"); // 2
+    let h = kv.t.lookup(b"k").unwrap();
+    assert_eq!(kv.t.holders[h].versions.len(), 2);
+    let sweep = kv.t.close_snapshot(s1); // not run yet
+    kv.put("k", "v3"); // 3, in place
+    assert_eq!(&kv.node("k").unwrap().data[..], b"v3");
+    let s2 = kv.t.open_snapshot(3);
+    assert_eq!(&kv.t.snapshot_get(&s2, b"k").unwrap().data[..], b"v3");
+    kv.put("k", "v4"); // 4: keeps v3 for s2, drops v1
+    let kept: Vec<_> = kv.t.holders[h]
+        .versions
+        .iter()
+        .map(|v| v.data.clone())
+        .collect();
+    assert_eq!(kept, vec![Bytes::from("v3"), Bytes::from("v4")]);
+    assert_eq!(&kv.t.snapshot_get(&s2, b"k").unwrap().data[..], b"v3");
+    drop(sweep);
+    let mut sw = kv.t.close_snapshot(s2);
+    while kv.t.gc_step(&mut sw, 500) {}
+    assert_eq!(kv.t.holders[h].versions.len(), 1);
+    assert_eq!(&kv.node("k").unwrap().data[..], b"v4");
+}
