@@ -8,7 +8,6 @@ use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
 use slab::Slab;
 
 use super::holder_arena::HolderArena;
-
 use super::key_map::KeyMap;
 use super::node::{NodeVersion, TtlInfo};
 use super::versions::Versions;
@@ -189,6 +188,13 @@ impl Holder {
 /// Reads ([`KvTree::get`], [`KvTree::batch_get`], [`KvTree::list`]) see the latest
 /// state; writes go through [`KvTree::apply`](KvTree::apply) with the entry's index and
 /// timestamp.
+///
+/// Built for the cost of a put to an existing key (the common write): the key map
+/// (seeded fast hash, short keys inline in the slot) gives the holder id, the holder
+/// (one arena slot) names its parent, and the latest version (inline in the holder) is
+/// updated in place while no snapshot is open; all a put reads of the key's own state
+/// is in one cache line of the map and one of the holder. Measured with
+/// `dtkv_apply_bench` (`docs/examples.md`).
 #[derive(Debug)]
 pub struct KvTree {
     pub(crate) holders: HolderArena,
