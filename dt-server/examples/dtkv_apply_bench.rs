@@ -2,18 +2,26 @@
 //! directory, applied to one [`KvTree`] in a loop (no log, no network), as each replica
 //! applies them: each put decoded from its own encoded request (a buffer of its own, as
 //! a log entry's body), so keys and values are slices of many buffers as in a server.
+//! With `--state-machine`, every put goes through the group's state machine instead
+//! (`DtKvStateMachine::exec`: decode, group lock, apply, TTL and watch upkeep, the
+//! output every replica produces). With `--open-snapshot`, a snapshot stays open
+//! during the measured puts (each keeps the version it sees beside the latest).
 //! Prints `RESULT puts_per_s=<x> ns_per_put=<y>`.
 //!
 //! ```text
-//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256]
+//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256] [--state-machine | --open-snapshot]
 //! ```
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
-use dt_client::kv::{KvBody, KvReq};
-use dt_server::dtkv::{BizType, KvTree};
+use dt_client::kv::{KvBody, KvCode, KvReq};
+use dt_raft::sm::{Exec, ExecEntry, StateMachine};
+use dt_raft::store::log_item::TYPE_NORMAL;
+use dt_server::dtkv::{BizType, KvTree, WatchConfig};
+use dt_server::kv_server::{DtKvStateMachine, KvGroup};
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -31,14 +39,63 @@ struct Args {
     /// Bytes of each value.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     value_size: u32,
+    /// Apply every put through the state machine (`DtKvStateMachine::exec`).
+    #[arg(long)]
+    state_machine: bool,
+    /// Keep a snapshot open (at the index before the measured puts) while they are
+    /// applied, so each put keeps the version the snapshot sees (MVCC).
+    #[arg(long, conflicts_with = "state_machine")]
+    open_snapshot: bool,
+}
+
+/// Where the puts are applied (one of each per run: the tree stays inline, as the
+/// state machine keeps it, rather than behind a box).
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Tree(KvTree),
+    StateMachine(DtKvStateMachine),
+}
+
+impl Target {
+    /// Applies the encoded request `body` of `biz` as entry `index`.
+    fn apply(&mut self, index: i64, biz: BizType, body: &Bytes) -> KvCode {
+        match self {
+            Target::Tree(tree) => {
+                let r = KvReq::decode(body).expect("a request we encoded");
+                tree.apply(index, index, biz, &r).result.biz_code()
+            }
+            Target::StateMachine(sm) => {
+                let header = Bytes::new();
+                let e = ExecEntry {
+                    index: index as u64,
+                    term: 1,
+                    item_type: TYPE_NORMAL,
+                    biz_type: biz.code(),
+                    leader_create_millis: index,
+                    local_create_nanos: 0,
+                    header: &header,
+                    body,
+                };
+                match sm.exec(&e) {
+                    Exec::Done(Ok(out)) => out.biz_code(),
+                    _ => panic!("the state machine refused entry {index}"),
+                }
+            }
+        }
+    }
 }
 
 fn main() {
     let args = Args::parse();
-    let mut tree = KvTree::new();
+    let mut target = if args.state_machine {
+        let group = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        Target::StateMachine(DtKvStateMachine::new(group))
+    } else {
+        Target::Tree(KvTree::new())
+    };
     let mut index = 1i64;
-    let mkdir = KvReq::put(0, "benchmark", Bytes::new());
-    tree.apply(index, 0, BizType::Mkdir, &mkdir);
+    let mkdir = dt_codec::encode::to_bytes(&KvReq::put(0, "benchmark", Bytes::new()));
+    target.apply(index, BizType::Mkdir, &mkdir);
     let value = Bytes::from(vec![7u8; args.value_size as usize]);
     // two encoded bodies per key: the first creates it, the others overwrite it
     let body = |i: u32| -> Bytes {
@@ -47,9 +104,12 @@ fn main() {
     let bodies: Vec<Bytes> = (0..args.keys * 2).map(|i| body(i % args.keys)).collect();
     for b in &bodies[..args.keys as usize] {
         index += 1;
-        let r = KvReq::decode(b).expect("a request we encoded");
-        tree.apply(index, index, BizType::Put, &r);
+        target.apply(index, BizType::Put, b);
     }
+    let snapshot = match &mut target {
+        Target::Tree(tree) if args.open_snapshot => Some(tree.open_snapshot(index)),
+        _ => None,
+    };
     // a fixed pseudo-random key order (xorshift), like the benchmark's random keys
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let t = Instant::now();
@@ -58,16 +118,15 @@ fn main() {
         x ^= x >> 7;
         x ^= x << 17;
         let b = &bodies[(x % (2 * u64::from(args.keys))) as usize];
-        let r = KvReq::decode(b).expect("a request we encoded");
         index += 1;
-        let out = tree.apply(index, index, BizType::Put, &r);
-        assert_eq!(
-            out.result.biz_code(),
-            dt_client::kv::KvCode::SuccessOverwrite,
-            "put failed"
-        );
+        let code = target.apply(index, BizType::Put, b);
+        assert_eq!(code, KvCode::SuccessOverwrite, "put failed");
     }
     let secs = t.elapsed().as_secs_f64();
+    if let (Some(s), Target::Tree(tree)) = (snapshot, &mut target) {
+        let mut sweep = tree.close_snapshot(s);
+        while tree.gc_step(&mut sweep, 500) {}
+    }
     println!(
         "RESULT puts_per_s={:.0} ns_per_put={:.0}",
         args.puts as f64 / secs,

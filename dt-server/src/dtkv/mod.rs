@@ -14,8 +14,12 @@
 //! | [`dt_kv`] | [`DtKv`]: one group's state machine: tree, TTLs, watches, install and snapshots |
 //! | [`biz_type`] | [`BizType`]: the log entry's operation |
 //! | [`validate`] | [`check_ttl`]: the TTL pre-checks before the log |
+//! | `holder_arena` | the holders by id, each slot a plain holder |
+//! | `key_hash` | the key map's seeded multiply-fold hash |
+//! | `key_map` | the key map: key → holder, short keys inline in the slot |
 //! | [`node`] | [`NodeVersion`], [`TtlInfo`] |
 //! | [`tree`] | [`KvTree`]: holders, order, children, lock queues, MVCC and GC, reads |
+//! | `versions` | a holder's version chain: the latest inline, older ones for snapshots |
 //! | [`apply`] | the write semantics, [`ApplyOutcome`] |
 //! | [`watch_manager`] | [`WatchManager`]: watch registrations, notification dispatch and pushes |
 //! | [`ttl_manager`] | [`TtlManager`]: local expiry queues, the leader's EXPIRE task |
@@ -29,6 +33,9 @@
 pub mod apply;
 pub mod biz_type;
 pub mod dt_kv;
+mod holder_arena;
+mod key_hash;
+mod key_map;
 pub mod node;
 pub mod processor;
 pub mod response;
@@ -36,6 +43,7 @@ pub mod snapshot;
 pub mod tree;
 pub mod ttl_manager;
 pub mod validate;
+mod versions;
 pub mod watch_manager;
 
 pub use apply::{ApplyOutcome, ApplyResult, LockHandover, TtlChange};

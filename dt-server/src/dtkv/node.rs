@@ -26,22 +26,27 @@ pub struct TtlInfo {
 ///
 /// A removed key is a *tombstone* version (`removed`), kept while a snapshot may still
 /// see the version before it, or while the key has child holders.
+///
+/// The fields a put reads and writes come first (`repr(C)`): flag, removed mark, update
+/// index and time, value; 56 bytes, so they share a cache line with the holder's parent
+/// link.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct NodeVersion {
-    /// Index of the entry that created the key.
-    pub create_index: i64,
-    /// Timestamp (leader ms) of that entry.
-    pub create_time: i64,
+    /// [`KvNode`] `FLAG_*` bits.
+    pub flag: i32,
+    /// Whether this version is a tombstone.
+    pub removed: bool,
     /// Index of the entry that produced this version.
     pub update_index: i64,
     /// Timestamp (leader ms) of that entry.
     pub update_time: i64,
-    /// [`KvNode`] `FLAG_*` bits.
-    pub flag: i32,
     /// The value (empty for directories and tombstones).
     pub data: Bytes,
-    /// Whether this version is a tombstone.
-    pub removed: bool,
+    /// Index of the entry that created the key.
+    pub create_index: i64,
+    /// Timestamp (leader ms) of that entry.
+    pub create_time: i64,
     /// The TTL, for temporary nodes and lock entries.
     pub ttl: Option<TtlInfo>,
 }

@@ -331,7 +331,7 @@ impl KvTree {
                     continue;
                 }
                 let mut v = v.clone();
-                while let Some(p) = self.holders[h].parent {
+                while let Some(p) = self.holders[h].parent() {
                     if r.processed_dirs.contains(&self.holders[p].key) {
                         break;
                     }
@@ -385,7 +385,7 @@ impl KvTree {
         };
         if rec.key.is_empty() {
             let root = self.root;
-            self.holders[root].versions = vec![v];
+            self.holders[root].versions.set_only(v);
             return Ok(None);
         }
         if self.lookup(&rec.key).is_some() {

@@ -321,9 +321,10 @@ impl KvProcessor {
         let ctx = self.ctx.clone();
         let input = RaftInput::new(biz, encode::to_bytes(&req));
         g.submit(input, move |r| match r {
-            Ok((_, out)) => {
-                resp.respond(kv_packet(out.response));
-                if let Some(p) = out.lock_push {
+            Ok((_, mut out)) => {
+                let push = out.lock_push.take();
+                resp.respond(kv_packet(out.into_response()));
+                if let Some(p) = push {
                     ctx.send_lock_push(*p);
                 }
             }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
-use dt_client::kv::{KvBody, KvReq};
+use dt_client::kv::{KvBody, KvCode, KvReq};
 use dt_raft::driver::RaftGroupConfig;
 use dt_raft::raft_log::{DefaultRaftLog, Executor, RaftLog};
 use dt_raft::sm::{
@@ -22,7 +22,9 @@ use dt_raft::sm::{
 
 use super::server::NewGroupConfig;
 use crate::bootstrap::KvConfig;
-use crate::dtkv::{BizType, DtKv, DtKvSnapshot, KvResponse, LockHandover, WatchConfig};
+use crate::dtkv::{
+    ApplyResult, BizType, DtKv, DtKvSnapshot, KvResponse, LockHandover, WatchConfig,
+};
 
 /// A watch channel: the server-wide id of a client connection (see
 /// [`ChannelTable`](super::ChannelTable)).
@@ -61,14 +63,37 @@ impl KvGroup {
 }
 
 /// What the leader's caller gets for an executed DtKV entry.
+///
+/// Every replica produces one and only the leader's is answered: the answer's packet
+/// body is built from it when answering ([`KvOutput::response`]), not on every replica
+/// for every entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvOutput {
-    /// The answer to the client.
-    pub response: KvResponse,
+    /// The entry's raft index (the answer's `raft_index`).
+    pub raft_index: i64,
+    /// The entry's result.
+    pub result: ApplyResult,
     /// The DTKV_LOCK_PUSH to send to the lock's new owner (only the leader sends it).
     /// Boxed: it is rare, and every output is moved several times on its way to the
     /// caller.
     pub lock_push: Option<Box<KvReq>>,
+}
+
+impl KvOutput {
+    /// The packet's `biz_code`.
+    pub fn biz_code(&self) -> KvCode {
+        self.result.biz_code()
+    }
+
+    /// The answer to the client.
+    pub fn response(&self) -> KvResponse {
+        KvResponse::write(self.raft_index, self.result.clone())
+    }
+
+    /// The answer to the client, taking the result.
+    pub fn into_response(self) -> KvResponse {
+        KvResponse::write(self.raft_index, self.result)
+    }
 }
 
 /// The DTKV_LOCK_PUSH body of a hand-over (`dtkv-server.md` §6.6).
@@ -129,12 +154,8 @@ impl StateMachine for DtKvStateMachine {
         #[cfg(feature = "sim-bugs")]
         if crate::sim::bugs::skip_expire(biz, &req, &mut kv, now) {
             return Exec::Done(Ok(KvOutput {
-                response: KvResponse::write(
-                    entry.index as i64,
-                    crate::dtkv::ApplyResult::Single(dt_client::kv::KvResult::code(
-                        dt_client::kv::KvCode::Success,
-                    )),
-                ),
+                raft_index: entry.index as i64,
+                result: ApplyResult::Single(dt_client::kv::KvResult::code(KvCode::Success)),
                 lock_push: None,
             }));
         }
@@ -153,7 +174,8 @@ impl StateMachine for DtKvStateMachine {
                     .as_ref()
                     .map(|h| Box::new(lock_push_req(self.group.group_id, h, wait.unwrap_or(0))));
                 Ok(KvOutput {
-                    response: KvResponse::write(entry.index as i64, out.result),
+                    raft_index: entry.index as i64,
+                    result: out.result,
                     lock_push,
                 })
             }
@@ -424,7 +446,7 @@ impl RaftFactory for DtKvFactory {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use dt_client::kv::{KvCode, KvCommands};
+    use dt_client::kv::KvCommands;
     use dt_codec::encode;
     use dt_raft::store::log_item::TYPE_NORMAL;
     use std::task::{Context, Poll, Waker};
@@ -460,8 +482,10 @@ mod tests {
         let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
         let mut sm = DtKvStateMachine::new(g.clone());
         let out = exec(&mut sm, 5, BizType::Mkdir, &KvReq::key(0, "d"));
-        assert_eq!(out.response.biz_code, KvCode::Success);
-        assert_eq!(out.response.body.to_resp().unwrap().raft_index, 5);
+        assert_eq!(out.biz_code(), KvCode::Success);
+        let resp = out.response();
+        assert_eq!(resp.biz_code, KvCode::Success);
+        assert_eq!(resp.body.to_resp().unwrap().raft_index, 5);
         for i in 0..50u64 {
             let out = exec(
                 &mut sm,
@@ -469,7 +493,7 @@ mod tests {
                 BizType::Put,
                 &KvReq::put(0, format!("d.k{i}"), format!("v{i}")),
             );
-            assert_eq!(out.response.biz_code, KvCode::Success);
+            assert_eq!(out.response().biz_code, KvCode::Success);
         }
         // A bad biz type or body is refused (fatal to the group, never applied).
         let body = Bytes::from_static(&[0x0b]);

@@ -630,7 +630,7 @@ impl StateMachine for DtKvSimSm {
         let biz = BizType::from_code(e.biz_type);
         match out {
             Ok(o) => {
-                let code = o.response.biz_code;
+                let code = o.biz_code();
                 if first && biz == Some(BizType::Expire) && code == KvCode::Success {
                     self.stats.borrow_mut().expired += 1;
                 }
