@@ -39,6 +39,10 @@ struct Slot<T, E> {
     value: Option<Result<T, E>>,
     waker: Option<Waker>,
     taken: bool,
+    /// A thread blocks (or blocked) in `wait`: only then does completing notify the
+    /// condition variable (a notify is a futex syscall even with nobody waiting, and
+    /// most futures are awaited, not waited for).
+    blocking: bool,
 }
 
 struct Shared<T, E> {
@@ -71,6 +75,7 @@ pub fn oneshot<T, E>() -> (OneshotPromise<T, E>, OneshotFuture<T, E>) {
             value: None,
             waker: None,
             taken: false,
+            blocking: false,
         }),
         cond: Condvar::new(),
     });
@@ -85,15 +90,17 @@ pub fn oneshot<T, E>() -> (OneshotPromise<T, E>, OneshotFuture<T, E>) {
 impl<T, E> OneshotPromise<T, E> {
     /// Completes the future and wakes whoever waits on it.
     pub fn complete(self, r: Result<T, E>) {
-        let waker = {
+        let (waker, blocking) = {
             let mut s = self.shared.lock();
             if s.value.is_some() || s.taken {
                 return;
             }
             s.value = Some(r);
-            s.waker.take()
+            (s.waker.take(), s.blocking)
         };
-        self.shared.cond.notify_all();
+        if blocking {
+            self.shared.cond.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -116,6 +123,7 @@ impl<T, E> OneshotFuture<T, E> {
                 s.taken = true;
                 return v;
             }
+            s.blocking = true;
             s = self.shared.cond.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -135,6 +143,7 @@ impl<T, E> OneshotFuture<T, E> {
                 if now >= end {
                     break;
                 }
+                s.blocking = true;
                 s = self
                     .shared
                     .cond
@@ -227,6 +236,39 @@ mod tests {
         assert!(!f.is_done());
         std::thread::spawn(move || p.complete(Err(TestError::Failed)));
         assert_eq!(f.wait(), Err(TestError::Failed));
+    }
+
+    #[test]
+    fn a_blocked_waiter_is_woken_by_complete() {
+        // the waiter blocks before the result comes (and after a timed wait gave up)
+        for first_timed in [false, true] {
+            let (p, f) = oneshot::<i32, TestError>();
+            let f = if first_timed {
+                f.wait_timeout(Duration::from_millis(5)).unwrap_err()
+            } else {
+                f
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = std::thread::spawn(move || {
+                let _ = tx.send(());
+                let start = Instant::now();
+                let r = f.wait_timeout(Duration::from_secs(20)).ok();
+                (r, start.elapsed())
+            });
+            rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            p.complete(Ok(3));
+            let (r, waited) = t.join().unwrap();
+            assert_eq!(r, Some(Ok(3)));
+            // woken by the completion, not by the timeout
+            assert!(waited < Duration::from_secs(10), "{waited:?}");
+        }
+        // and one blocked in `wait` (a missed wake-up would hang here)
+        let (p, f) = oneshot::<i32, TestError>();
+        let t = std::thread::spawn(move || f.wait());
+        std::thread::sleep(Duration::from_millis(20));
+        p.complete(Ok(4));
+        assert_eq!(t.join().unwrap(), Ok(4));
     }
 
     #[test]

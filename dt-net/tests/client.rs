@@ -107,6 +107,37 @@ fn request_without_answer_times_out() {
 }
 
 #[test]
+fn a_request_sent_after_the_worker_idled_still_times_out_on_time() {
+    // With nothing in flight the worker sleeps up to a second between wake-ups; a request
+    // sent then must bring the sweep's 50 ms rhythm back, not wait for that second.
+    let s = server_with(
+        |s| s.register(100, FnProcessor(|_p: &ReadPacket, _c: &ReqContext| None)),
+        small(),
+    );
+    let c = client_to(addr(&s));
+    assert_eq!(
+        &c.send_request(None, ping(b"x"), T).wait().unwrap().body[..],
+        b"x"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let r = c.send_request_sync(
+            None,
+            WritePacket::request_bytes(100, Bytes::new()),
+            Duration::from_millis(150),
+        );
+        assert!(matches!(r, Err(NetError::Timeout { .. })), "{r:?}");
+        let el = t0.elapsed();
+        assert!(
+            el >= Duration::from_millis(140) && el < Duration::from_millis(700),
+            "{el:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+#[test]
 fn flow_control_is_a_typed_error_not_a_hang() {
     let s = server_with(|s| s.register(100, Slow), small());
     let mut c = NioClient::new(NioClientConfig {

@@ -24,9 +24,9 @@
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
-//! whole process, so the kernel's fsync work counts; a window of 20 s or more includes
+//! whole process, so the kernel's fsync work counts; a window of 60 s or more includes
 //! each log's first index flush, which creates its index file: an idle log flushes its
-//! index 20 s after it opened).
+//! index 60 s after it opened, `IDX_IDLE_FLUSH_INTERVAL`).
 //!
 //! A bad flag exits with status 2 (clap's message); a failure to build or run the
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.

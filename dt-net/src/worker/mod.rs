@@ -46,6 +46,10 @@ const WAKER: Token = Token(usize::MAX);
 /// Commands' capacity a worker keeps between drains (~200 bytes each).
 const MAX_KEPT_CMD_CAPACITY: usize = 4096;
 const SWEEP_INTERVAL_NANOS: i64 = 50_000_000;
+/// The poll timeout of a worker with nothing that can expire (see
+/// [`NioWorker::has_timed_work`]): it wakes for events and commands only, the sweep
+/// runs on its first wake-up after this.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Settings shared by the workers of one server or client.
 pub(crate) struct WorkerConfig {
@@ -219,7 +223,15 @@ impl NioWorker {
         while !self.stop {
             let perf_sel = self.cfg.perf.accept(PerfType::RpcWorkerSel);
             let t0 = if perf_sel { dt_common::mono_nanos() } else { 0 };
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(50))) {
+            // Nothing that can expire (no request, connect or handshake in flight, no
+            // peer to reconnect, no read waiting for budget): sleep until woken, up to
+            // IDLE_POLL; otherwise wake for the sweep.
+            let timeout = if self.has_timed_work() {
+                Duration::from_nanos(SWEEP_INTERVAL_NANOS as u64)
+            } else {
+                IDLE_POLL
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("{} worker {}: poll failed: {e}", self.cfg.name, self.idx);
                     break;
@@ -276,6 +288,24 @@ impl NioWorker {
             self.publish_stats();
         }
         self.shutdown();
+    }
+
+    /// Whether anything can expire and needs the sweep's 50 ms rhythm: a connection
+    /// connecting or (server side) not yet handshaken, a request waiting for its answer
+    /// or for its peer's connection, a peer due to reconnect, a read paused for budget.
+    /// Everything that starts such a thing runs inside the worker's loop, so the answer
+    /// at the end of an iteration holds until the next wake-up.
+    fn has_timed_work(&self) -> bool {
+        !self.paused.is_empty()
+            || self.conns.iter().any(|(_, c)| {
+                c.state == ConnState::Connecting
+                    || (c.peer.is_none() && !c.handshaken)
+                    || !c.pending.is_empty()
+            })
+            || self
+                .peers
+                .values()
+                .any(|p| !p.waiting.is_empty() || p.next_connect_nanos.is_some())
     }
 
     /// Stores the gauges that changed since the last call (an unchanged gauge leaves

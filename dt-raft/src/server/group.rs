@@ -66,6 +66,15 @@ pub trait ServerGroup: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// A token of the state [`ServerGroup::member_ids`] and
+    /// [`ServerGroup::log_config_nodes`] are read from: while a later call returns the
+    /// same token (`Arc::ptr_eq`), both answers are unchanged, and the raft ping reuses
+    /// what it derived from them instead of asking again every round. `None` (the
+    /// default): unknown, ask every round.
+    fn membership_token(&self) -> Option<MembershipToken> {
+        None
+    }
+
     /// Hands a decoded request to the group; the group answers through `ctx` (now or
     /// later), or returns the answer at once.
     fn deliver(&self, req: GroupRequest, ctx: ReqContext) -> Option<WritePacket>;
@@ -84,3 +93,7 @@ pub trait ServerGroup: Send + Sync + 'static {
 
 /// A shared group.
 pub type GroupRef = Arc<dyn ServerGroup>;
+
+/// See [`ServerGroup::membership_token`]: compared by pointer, held so that its address
+/// cannot be reused by a later state while compared.
+pub type MembershipToken = Arc<dyn std::any::Any + Send + Sync>;

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use dt_net::{WriteBody, WritePacket};
 
 use super::config::parse_servers;
-use super::group::{GroupRef, MemberIds};
+use super::group::{GroupRef, MemberIds, MembershipToken};
+use super::node::NodeStatus;
 use super::processors::{raft_ping_body, Shared};
 use crate::rpc::{RaftCommands, RaftNode, RaftPing, RpcBody};
 
@@ -40,6 +41,20 @@ struct GroupPing {
     group: GroupRef,
     members: HashMap<i32, MemberState>,
     ping_ready: bool,
+    /// What the last round derived from the group's membership, while its
+    /// [`ServerGroup::membership_token`] stays the same.
+    derived: Option<Derived>,
+}
+
+/// A group's membership as one round derived it.
+struct Derived {
+    /// `None`: the group gives none, derived again every round.
+    token: Option<MembershipToken>,
+    ids: MemberIds,
+    /// The other nodes to check: the replicate list and the log's configurations' nodes.
+    list: Vec<i32>,
+    /// Whether the nodes' use counts follow `ids`.
+    counted: bool,
 }
 
 #[derive(Default)]
@@ -101,6 +116,7 @@ impl MemberPinger {
                 group: g,
                 members: HashMap::new(),
                 ping_ready,
+                derived: None,
             },
         );
         self.round();
@@ -182,32 +198,45 @@ impl MemberPinger {
         }
     }
 
-    /// One pass over all groups and their members.
+    /// One pass over all groups and their members. A group whose membership is unchanged
+    /// since the last round (same [`ServerGroup::membership_token`]) costs a few lookups
+    /// and no allocation; each node's status is read once per round.
     pub fn round(self: &Arc<Self>) {
         let me = self.shared.node_id;
         let mut sends: Vec<(i32, i32, u32, GroupRef)> = Vec::new();
+        let mut statuses: Vec<(i32, Option<NodeStatus>)> = Vec::new();
         {
             let mut t = self.lock();
             for (gid, gp) in t.groups.iter_mut() {
-                let ids = gp.group.member_ids();
-                // and the nodes of configurations the group's log has not applied
-                // yet: a leader replicates to them too
-                let extra = gp.group.log_config_nodes();
-                let mut list: Vec<i32> = Vec::new();
-                for &id in ids
-                    .members
-                    .iter()
-                    .chain(&ids.observers)
-                    .chain(&ids.prepared_members)
-                    .chain(&extra)
-                {
-                    if id != me && !list.contains(&id) {
-                        list.push(id);
+                let token = gp.group.membership_token();
+                let same = matches!(
+                    (&token, &gp.derived),
+                    (Some(t), Some(Derived { token: Some(d), .. })) if Arc::ptr_eq(t, d)
+                );
+                let d = match gp.derived.take() {
+                    Some(d) if same => d,
+                    _ => {
+                        let ids = gp.group.member_ids();
+                        let list = replicate_list(me, &ids, &gp.group.log_config_nodes());
+                        gp.members.retain(|id, _| list.contains(id));
+                        Derived {
+                            // taken before the reads: a change meanwhile shows next round
+                            token,
+                            ids,
+                            list,
+                            counted: false,
+                        }
                     }
-                }
-                gp.members.retain(|id, _| list.contains(id));
-                for id in list {
-                    let status = self.shared.nodes.status_of(id);
+                };
+                for &id in &d.list {
+                    let status = match statuses.iter().find(|(n, _)| *n == id) {
+                        Some((_, st)) => *st,
+                        None => {
+                            let st = self.shared.nodes.status_of(id);
+                            statuses.push((id, st));
+                            st
+                        }
+                    };
                     let m = gp.members.entry(id).or_default();
                     match status {
                         Some(st) if st.ready => {
@@ -222,8 +251,9 @@ impl MemberPinger {
                         _ => m.ready = false,
                     }
                 }
-                update_group(me, gp, &ids);
-                self.shared.sync_use_counts(*gid, Some(&ids));
+                update_group(me, gp, &d.ids);
+                let counted = d.counted || self.shared.sync_use_counts(*gid, Some(&d.ids));
+                gp.derived = Some(Derived { counted, ..d });
             }
             self.cond.notify_all();
         }
@@ -291,6 +321,26 @@ impl MemberPinger {
             },
         );
     }
+}
+
+/// The nodes other than `me` a round checks for a group: its replicate list (members,
+/// observers, prepared members; not prepared observers) and the nodes of configurations
+/// its log holds but has not applied (`extra`: a leader replicates to them too), each
+/// once.
+fn replicate_list(me: i32, ids: &MemberIds, extra: &[i32]) -> Vec<i32> {
+    let mut list: Vec<i32> = Vec::new();
+    for &id in ids
+        .members
+        .iter()
+        .chain(&ids.observers)
+        .chain(&ids.prepared_members)
+        .chain(extra)
+    {
+        if id != me && !list.contains(&id) {
+            list.push(id);
+        }
+    }
+    list
 }
 
 /// Notifies changed verdicts and recomputes ping-ready.
@@ -362,4 +412,119 @@ fn check_remote_config(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::group::{GroupState, MembershipToken, ServerGroup};
+    use crate::server::inbound::GroupRequest;
+    use crate::server::node::{NodeManager, NodeTiming};
+    use crate::server::GroupTable;
+    use dt_net::{NioClient, NioClientConfig, ReqContext};
+    use std::sync::atomic::{AtomicU32, AtomicUsize};
+    use std::sync::OnceLock;
+
+    /// A group of nodes 1-3 that counts how often its membership is asked for.
+    struct Counted {
+        asks: AtomicUsize,
+        token: Mutex<MembershipToken>,
+        members: Mutex<Vec<i32>>,
+    }
+
+    impl ServerGroup for Counted {
+        fn group_id(&self) -> i32 {
+            7
+        }
+        fn state(&self) -> GroupState {
+            GroupState::NotInit
+        }
+        fn member_ids(&self) -> MemberIds {
+            self.asks.fetch_add(1, Ordering::SeqCst);
+            MemberIds {
+                members: self.members.lock().unwrap().clone(),
+                ..MemberIds::default()
+            }
+        }
+        fn membership_token(&self) -> Option<MembershipToken> {
+            Some(self.token.lock().unwrap().clone())
+        }
+        fn deliver(&self, _: GroupRequest, _: ReqContext) -> Option<WritePacket> {
+            None
+        }
+    }
+
+    fn pinger() -> Arc<MemberPinger> {
+        let nodes: Vec<RaftNode> = (1..=3)
+            .map(|id| RaftNode {
+                node_id: id,
+                host: "127.0.0.1".into(),
+                port: 4000 + id,
+            })
+            .collect();
+        let timing = NodeTiming {
+            ping_interval: Duration::from_secs(1),
+            rpc_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let client = Arc::new(NioClient::new(NioClientConfig::default()));
+        let nodes = NodeManager::new(1, &nodes, client, timing).expect("node table");
+        let shared = Arc::new(Shared {
+            node_id: 1,
+            service_port: AtomicU32::new(0),
+            group_ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            groups: GroupTable::default(),
+            nodes,
+            group_admin: OnceLock::new(),
+            counted: Default::default(),
+            persist_config: OnceLock::new(),
+        });
+        Arc::new(MemberPinger::new(
+            shared,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ))
+    }
+
+    fn use_count(p: &MemberPinger, node: i32) -> u32 {
+        p.shared
+            .nodes
+            .nodes()
+            .iter()
+            .find(|n| n.node.node_id == node)
+            .map_or(0, |n| n.use_count)
+    }
+
+    #[test]
+    fn rounds_over_an_unchanged_group_do_not_ask_for_its_membership_again() {
+        let p = pinger();
+        let g = Arc::new(Counted {
+            asks: AtomicUsize::new(0),
+            token: Mutex::new(Arc::new(1u32)),
+            members: Mutex::new(vec![1, 2, 3]),
+        });
+        p.add_group(g.clone()); // asks once itself, and runs a round
+        let after_add = g.asks.load(Ordering::SeqCst);
+        assert_eq!(after_add, 2);
+        assert_eq!(use_count(&p, 3), 1);
+        for _ in 0..10 {
+            p.round();
+        }
+        assert_eq!(g.asks.load(Ordering::SeqCst), after_add);
+        // nodes 2 and 3 were never pinged ready: the members stay not ready
+        assert_eq!(p.is_member_ready(7, 2), Some(false));
+        assert_eq!(p.is_ping_ready(7), Some(false));
+
+        // a new token (the group published a new status): asked again, once; the use
+        // counts follow the new sets
+        *g.members.lock().unwrap() = vec![1, 2];
+        *g.token.lock().unwrap() = Arc::new(2u32);
+        p.round();
+        p.round();
+        assert_eq!(g.asks.load(Ordering::SeqCst), after_add + 1);
+        assert_eq!(use_count(&p, 3), 0);
+        assert_eq!(use_count(&p, 2), 1);
+        assert_eq!(p.is_member_ready(7, 3), None, "node 3 left the group");
+    }
 }

@@ -92,7 +92,7 @@ pub use config::{
     parse_member_ids, parse_servers, RaftServerConfig, ServerConfigError,
     DEFAULT_MAX_CONN_IN_REQUESTS,
 };
-pub use group::{GroupRef, GroupState, MemberIds, ServerGroup};
+pub use group::{GroupRef, GroupState, MemberIds, MembershipToken, ServerGroup};
 pub use group_table::GroupTable;
 pub use inbound::GroupRequest;
 pub use inbox::{deliver_to_inbox, inbound_error_packet, raft_error_packet};

@@ -63,18 +63,19 @@ impl Shared {
     }
 
     /// Brings the nodes' use counts of a group in line with its current sets (after a
-    /// membership change); `None` removes the group's counts.
-    pub fn sync_use_counts(&self, group_id: i32, now: Option<&super::group::MemberIds>) {
+    /// membership change); `None` removes the group's counts. Returns whether the counts follow
+    /// `now` afterwards (false: a set names an unknown node, the old counts stay).
+    pub fn sync_use_counts(&self, group_id: i32, now: Option<&super::group::MemberIds>) -> bool {
         let mut c = self.counted.lock().unwrap_or_else(|p| p.into_inner());
         let old = c.get(&group_id);
         if old.map(|o| Some(o) == now).unwrap_or(now.is_none()) {
-            return;
+            return true;
         }
         if let Some(n) = now {
             if self.nodes.add_use(&n.sets(), 1).is_err() {
                 // A set names a node we do not know: keep the old counts.
                 log::warn!("group {group_id}: membership names an unknown node: {n:?}");
-                return;
+                return false;
             }
         }
         if let Some(o) = c.remove(&group_id) {
@@ -83,6 +84,7 @@ impl Shared {
         if let Some(n) = now {
             c.insert(group_id, n.clone());
         }
+        true
     }
 
     fn on_service_port(&self, ctx: &ReqContext) -> bool {

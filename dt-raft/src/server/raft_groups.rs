@@ -17,7 +17,7 @@ use dt_fiber::{Dispatcher, DispatcherConfig};
 use dt_net::{CmdCodes, ReqContext, WriteBody, WritePacket};
 
 use super::config::parse_member_ids;
-use super::group::{GroupState, MemberIds, ServerGroup};
+use super::group::{GroupState, MemberIds, MembershipToken, ServerGroup};
 use super::inbound::GroupRequest;
 use super::inbox::{deliver_to_inbox, raft_error_packet};
 use super::processors::GroupAdmin;
@@ -85,6 +85,12 @@ impl<O: Send + 'static> ServerGroup for DriverGroup<O> {
     fn log_config_nodes(&self) -> Vec<i32> {
         let s = self.group.status();
         s.log_config_nodes.iter().map(|i| *i as i32).collect()
+    }
+
+    fn membership_token(&self) -> Option<MembershipToken> {
+        // both answers come from the published status, replaced (never changed in
+        // place) when anything in it moves
+        Some(self.group.status())
     }
 
     fn raft_ping_check(&self) -> i32 {
