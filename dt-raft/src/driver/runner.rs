@@ -2561,8 +2561,10 @@ impl<S: StateMachine> Driver<S> {
         next_write_pos: u64,
     ) -> Result<(), String> {
         self.install_chunk(req, true).await?;
+        // with the snapshot's term, so that a restart before anything is written
+        // finds an empty log after it rather than "install required" (RaftLog::init)
         self.log
-            .finish_install(index + 1, next_write_pos)
+            .finish_install_with_term(index + 1, next_write_pos, term)
             .await
             .map_err(|e| format!("log finish install: {e}"))?;
         self.log.set_commit_index(index);
