@@ -386,7 +386,11 @@ fn regression_seeds_stuck_installing_end_with_a_ready_leader() {
 /// * 902, 1148, 1518 (3 nodes with membership changes): a change's new members held
 ///   the longest logs, with the change not applied, so they refused the old members'
 ///   votes but could not campaign themselves (a node now campaigns as a voter of any
-///   configuration its log may give, `RaftCore::possible_voter`).
+///   configuration its log may give, `RaftCore::possible_voter`);
+/// * 5814 (3 nodes with membership changes): the leader had applied less than an
+///   installing follower knew committed, so the follower refused its install, and the
+///   leader's quorum needed that follower to commit anything (the refusal now carries
+///   the follower's commit index, which the leader learns: `RaftCore::learn_commit`).
 ///
 /// Other changes reroute the runs, so these seeds may stop showing the path; find new
 /// ones with `cargo run --release -p dt-raft --example sim -- --seeds 10000 --verbose`
@@ -404,6 +408,7 @@ fn regression_seeds_of_the_liveness_stalls_end_with_a_ready_leader() {
         (members_cfg(3), 902),
         (members_cfg(3), 1148),
         (members_cfg(3), 1518),
+        (members_cfg(3), 5814),
     ];
     for (c, seed) in seeds {
         let r = run_seed(&c, seed);

@@ -120,8 +120,30 @@ impl RaftCore {
         if resp.code == AppendCode::Success {
             return true;
         }
+        if resp.code == AppendCode::ServerError && resp.suggest_index > self.commit_index {
+            self.learn_commit(resp.suggest_index);
+        }
         self.fail_install(from);
         false
+    }
+
+    /// Leader: a follower refused an install as older than its commit index `index`
+    /// (dt's suggestIndex with SERVER_ERROR): entries up to `index` are committed, and
+    /// this leader holds them (leader completeness), so its commit index moves there
+    /// (within what it holds durably). Its next install, taken at its lastApplied once
+    /// they are applied, is then one the follower takes. Without it, a new leader that
+    /// had not applied as far as the follower knew committed could neither install on
+    /// it nor commit without it when its quorum needed it: no progress ever (the
+    /// whole-cluster simulation with membership changes found such runs).
+    fn learn_commit(&mut self, index: Index) {
+        let c = index.min(self.persisted_index).min(self.last_log_index);
+        if c <= self.commit_index {
+            return;
+        }
+        self.commit_index = c;
+        self.record_commit(c);
+        self.actions.push(Action::Apply { commit_index: c });
+        self.replicate_all();
     }
 
     /// Leader: a request of the install stream `start` to `from` failed (RPC error,
@@ -244,8 +266,13 @@ impl RaftCore {
         }
         if req.sets.is_some() && idx < self.commit_index {
             // older than what this node knows committed: installing it would throw
-            // committed entries away (a leader's snapshot is taken at its lastApplied)
-            self.reply_append(id, AppendCode::ServerError);
+            // committed entries away (a leader's snapshot is taken at its lastApplied).
+            // dt: the answer carries this node's commit index as suggestIndex (the
+            // reference reads no suggestion with SERVER_ERROR), from which the leader
+            // learns that much is committed (handle_install_resp)
+            let mut resp = AppendResp::new(self.term, AppendCode::ServerError);
+            resp.suggest_index = self.commit_index;
+            self.actions.push(Action::ReplyAppend { req: id, resp });
             return Outcome::Done;
         }
         if let Some(sets) = &req.sets {
