@@ -416,3 +416,20 @@ fn regression_seeds_of_the_liveness_stalls_end_with_a_ready_leader() {
         assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
     }
 }
+
+/// The path the first cause above took is still exercised (other changes reroute the
+/// pinned seeds): nodes restart with an empty log after an install within these seeds
+/// and vote, and no seed ends stuck installing.
+#[test]
+fn restarts_with_an_empty_log_after_an_install_happen_and_leave_no_stall() {
+    let (mut empty, mut stalled) = (0, 0);
+    for seed in 1..=seeds(200, 60) {
+        let r = run_seed(&cfg(3), seed);
+        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        empty += r.stats.empty_logs_after_install;
+        stalled += r.stats.stalled;
+        assert_eq!(r.stats.stuck_installing, 0, "seed {seed}: {:?}", r.stall);
+    }
+    assert!(empty > 0, "no restart found an empty log after an install");
+    assert_eq!(stalled, 0);
+}

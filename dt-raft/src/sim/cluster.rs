@@ -192,6 +192,9 @@ pub struct RunStats {
     pub install_requests: u64,
     /// Installs finished on followers (their log restarted after the snapshot).
     pub installs: u64,
+    /// Restarts that found an empty log after an install (nothing written since) and
+    /// went on from the snapshot's entry instead of waiting for another install.
+    pub empty_logs_after_install: u64,
     /// Snapshots saved.
     pub snapshots: u64,
     /// Snapshot saves lost to a crash.

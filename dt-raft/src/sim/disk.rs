@@ -107,6 +107,9 @@ pub struct DiskStats {
     pub log_deletions: u64,
     /// Installs finished (the log restarted after a leader's snapshot).
     pub installs: u64,
+    /// Restarts that found an empty log after an install whose term was recorded
+    /// (reported as the snapshot's entry, not as "install required").
+    pub empty_logs_after_install: u64,
 }
 
 struct DiskState {
@@ -729,6 +732,7 @@ impl RaftLog for SimRaftLog {
                 // when the install recorded its term (finish_install_with_term), else
                 // "install required", like the store's
                 let prev = s.first_prev.map(|t| (t, s.first - 1));
+                s.stats.empty_logs_after_install += u64::from(prev.is_some());
                 s.bytes = s.durable.clone();
                 s.end = 0;
                 s.dirty_lo = 0;
