@@ -390,7 +390,11 @@ fn regression_seeds_stuck_installing_end_with_a_ready_leader() {
 /// * 5814 (3 nodes with membership changes): the leader had applied less than an
 ///   installing follower knew committed, so the follower refused its install, and the
 ///   leader's quorum needed that follower to commit anything (the refusal now carries
-///   the follower's commit index, which the leader learns: `RaftCore::learn_commit`).
+///   the follower's commit index, which the leader learns: `RaftCore::learn_commit`);
+/// * 11109 (3 nodes with membership changes, seeds 10001..=20000): the same with a
+///   follower waiting for an install after a restart, whose core starts at its
+///   snapshot: its status file's commit index now counts too
+///   (`RaftCore::set_known_committed`).
 ///
 /// Other changes reroute the runs, so these seeds may stop showing the path; find new
 /// ones with `cargo run --release -p dt-raft --example sim -- --seeds 10000 --verbose`
@@ -409,6 +413,7 @@ fn regression_seeds_of_the_liveness_stalls_end_with_a_ready_leader() {
         (members_cfg(3), 1148),
         (members_cfg(3), 1518),
         (members_cfg(3), 5814),
+        (members_cfg(3), 11109),
     ];
     for (c, seed) in seeds {
         let r = run_seed(&c, seed);

@@ -405,6 +405,29 @@ fn s12_3_an_install_below_the_commit_index_is_refused() {
         .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 2, .. })));
 }
 
+/// A node waiting for an install after a restart builds its core at its snapshot
+/// (commit 0 here) but its status file said 8 was committed
+/// (`set_known_committed`): an install below 8 is refused with 8 as suggestIndex, for
+/// the leader to learn; one at 8 begins.
+#[test]
+fn s12_3_an_install_below_the_known_committed_index_is_refused_with_it() {
+    let mut f = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 0, 0, 0).unwrap();
+    f.set_install_required(T0);
+    f.set_known_committed(8);
+    for p in 1..=3 {
+        f.set_member_ready(T0, p, true);
+    }
+    take(&mut f);
+    f.handle_install_snapshot(T0, 1, &first(2, 5, 1));
+    let mut refused = AppendResp::new(2, AppendCode::ServerError);
+    refused.suggest_index = 8;
+    assert_eq!(append_replies(&take(&mut f)), vec![(1, refused)]);
+    f.handle_install_snapshot(T0, 2, &first(2, 8, 1));
+    assert!(take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 2, .. })));
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

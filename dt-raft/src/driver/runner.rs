@@ -579,6 +579,9 @@ impl<S: StateMachine> Driver<S> {
             core.restore_config(now, sets, i.last_config_change_index);
         }
         if install_required {
+            // the status file's commit index is committed: installs below it are
+            // refused with it, for the leader to learn (RaftCore::set_known_committed)
+            core.set_known_committed(st.commit_index);
             if let (true, Some((t, i))) = (st.install_snapshot, st.install_vote) {
                 // an install interrupted: the log is gone, the status file kept the
                 // position to vote with (RaftCore::install_vote)
