@@ -261,6 +261,38 @@ fn install_then_crash_before_anything_persisted_needs_install() {
     assert_eq!(log.init_result(), None);
 }
 
+/// An install that recorded the snapshot's term (`dtFirstValidTerm`) and nothing
+/// written after it: the restart finds an empty log after the snapshot's entry (the
+/// node goes on from its saved snapshot, or votes with that position), and the next
+/// append is chain checked against it. Entries written after it but not yet anchored
+/// by the index still give "install needed" (the reference's rule).
+#[test]
+fn install_with_term_then_crash_before_anything_persisted_is_an_empty_log_after_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.begin_install(None).unwrap();
+    log.finish_install_with_term(501, 12345, Some(4)).unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((4, 500)));
+    assert_eq!(log.first_index(), 501);
+    // the match-position search counts the snapshot's entry as the log's
+    assert_eq!(log.find_match_pos(5, 600).unwrap(), Some((4, 500)));
+    assert!(
+        log.append(&entries(501, 501, 5, 3)).is_err(),
+        "chain checked"
+    );
+    log.append(&entries(501, 510, 5, 4)).unwrap();
+    assert_eq!(log.find_match_pos(4, 505).unwrap(), Some((4, 500)));
+    assert_eq!(log.find_match_pos(3, 505).unwrap(), None);
+    assert_eq!(log.find_match_pos(5, 505).unwrap(), Some((5, 505)));
+    log.sync().unwrap();
+    drop(log);
+    // entries 501.. written and synced, nothing committed so no index anchor yet
+    let log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), None);
+}
+
 #[test]
 fn recovery_restores_from_persist_idx_index() {
     let d = tempfile::tempdir().unwrap();

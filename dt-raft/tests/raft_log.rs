@@ -146,6 +146,35 @@ fn match_pos_and_install() {
     assert_eq!(read_all(&log, 1001, 1010), entries(1001, 1010, 3, 3));
 }
 
+/// `finish_install_with_term`: a restart with nothing written since the install finds
+/// an empty log after the snapshot's entry (not "install required"), whose search
+/// counts that entry, and which takes the next entry at once.
+#[test]
+fn an_install_with_its_term_restarts_as_an_empty_log_after_the_snapshot() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    block_on(log.begin_install()).unwrap();
+    block_on(log.finish_install_with_term(1001, 50_000, 3)).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((3, 1000)));
+    assert!(!log.persisted_state().unwrap().install_snapshot);
+    assert_eq!(
+        block_on(log.try_find_match_pos(4, 1005)).unwrap(),
+        Some((3, 1000))
+    );
+    assert_eq!(block_on(log.try_find_match_pos(2, 1005)).unwrap(), None);
+    block_on(log.append(entries(1001, 1003, 4, 3))).unwrap();
+    log.set_commit_index(1003);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((4, 1003)));
+    assert_eq!(read_all(&log, 1001, 1003), entries(1001, 1003, 4, 3));
+}
+
 #[test]
 fn delete_after_mark_with_delay() {
     let d = tempfile::tempdir().unwrap();

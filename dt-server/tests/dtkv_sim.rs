@@ -60,10 +60,12 @@ fn dtkv_three_nodes_all_faults_fixed_seeds_are_clean() {
         temp += stat(&r, "temp_puts");
         installs += r.stats.installs;
     }
-    // seeds 1..=100: 42,341 client operations, 727 TTL expiries through the log,
-    // 126 lock hand-overs, 277 temp nodes written, 2,646 watch notifications, 182
-    // watchers compared with the final state, 58 states whose TTLs differed only by a
-    // TTL restarted later (carried by a snapshot)
+    // seeds 1..=100: 43,728 client operations, 817 TTL expiries through the log,
+    // 159 lock hand-overs, 303 temp nodes written, 2,964 watch notifications, 199
+    // watchers compared with the final state, 10 states whose TTLs differed only by a
+    // TTL restarted later (carried by a snapshot; 58 before the simulated disk kept
+    // the snapshot's entry at a log deletion, as the store does, which made installs
+    // rarer)
     assert!(ops > 20_000, "clients ran ({ops})");
     assert!(
         expired > 300,
@@ -76,7 +78,7 @@ fn dtkv_three_nodes_all_faults_fixed_seeds_are_clean() {
         watch_checks > 100,
         "watchers were checked at the end ({watch_checks})"
     );
-    assert!(ahead > 10, "snapshots carried newer TTLs ({ahead})");
+    assert!(ahead >= 5, "snapshots carried newer TTLs ({ahead})");
     assert!(installs > 20, "snapshots were installed ({installs})");
 }
 

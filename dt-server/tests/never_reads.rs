@@ -67,7 +67,11 @@ fn pipelined_large_reads_never_read_stay_bounded() {
                 encode::to_bytes(&KvReq::key(GROUP, "nothing")),
             )
             .expect("good client answered");
-        assert_eq!(r.resp_code, 0, "the good client's GET was answered {:?}", r.msg);
+        assert_eq!(
+            r.resp_code, 0,
+            "the good client's GET was answered {:?}",
+            r.msg
+        );
         good_slowest = good_slowest.max(t0.elapsed());
         std::thread::sleep(Duration::from_millis(20));
     }

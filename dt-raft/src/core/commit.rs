@@ -20,7 +20,7 @@ impl RaftCore {
         });
         self.peers = peers;
         let me = self.cfg.node_id;
-        let m = if self.sets.is_voter(me) {
+        let m = if self.possible_voter(me) {
             m.min(self.persisted_index)
         } else {
             m

@@ -29,14 +29,16 @@ impl RaftCore {
         if timed_out {
             self.leader = None;
             match self.role {
-                Role::Observer | Role::None => {}
+                // a node that is a voter only of a configuration its log holds but has
+                // not applied (a change's new member) campaigns like a follower
+                Role::Observer | Role::None if !self.possible_voter(me) => {}
                 Role::Leader => {
                     // check quorum: a leader that could not commit for an election
                     // timeout steps down (same term, tasks are not failed)
                     self.reset(false);
                     self.set_role(Role::Follower);
                 }
-                Role::Follower | Role::Candidate => {
+                Role::Follower | Role::Candidate | Role::Observer | Role::None => {
                     if self.persisted_index != self.last_log_index
                         || self.receiver.truncating()
                         || self.last_applied < self.commit_index
@@ -90,11 +92,27 @@ impl RaftCore {
         }
     }
 
+    /// Whether `id` is a voter of the applied configuration or of one the entries
+    /// above lastApplied would give ([`RaftCore::set_log_configs`]). Such a node
+    /// campaigns, as in Raft, where a server uses the latest configuration of its log:
+    /// a change's new members may be the only nodes holding the longest log (the old
+    /// ones refused by their log check), and without it a group whose applied
+    /// configuration has none of them could never elect a leader again (the
+    /// whole-cluster simulation found such runs). Its election still needs an elect
+    /// quorum in every one of these configurations; the reference campaigns as a
+    /// member of the applied configuration only.
+    pub(super) fn possible_voter(&self, id: NodeId) -> bool {
+        let mut voter = false;
+        self.for_each_possible_voter(|v| voter |= v == id);
+        voter
+    }
+
     /// §5.2: send a pre-vote carrying the current term to every ready voter.
     fn start_pre_vote(&mut self) {
         // a term at the top of its range (only a peer can have pushed it there) cannot
         // be incremented: never campaign then
-        if !self.sets.is_voter(self.cfg.node_id) || self.term == Term::MAX || !self.ready_quorum() {
+        if !self.possible_voter(self.cfg.node_id) || self.term == Term::MAX || !self.ready_quorum()
+        {
             return;
         }
         self.restart_elect_timer();
@@ -314,7 +332,7 @@ impl RaftCore {
             return;
         }
         let role_ok = if sent.req.pre_vote {
-            self.vote.pre_vote && matches!(self.role, Role::Follower | Role::Candidate)
+            self.vote.pre_vote && self.role != Role::Leader
         } else {
             !self.vote.pre_vote && self.role == Role::Candidate
         };

@@ -120,8 +120,30 @@ impl RaftCore {
         if resp.code == AppendCode::Success {
             return true;
         }
+        if resp.code == AppendCode::ServerError && resp.suggest_index > self.commit_index {
+            self.learn_commit(resp.suggest_index);
+        }
         self.fail_install(from);
         false
+    }
+
+    /// Leader: a follower refused an install as older than its commit index `index`
+    /// (dt's suggestIndex with SERVER_ERROR): entries up to `index` are committed, and
+    /// this leader holds them (leader completeness), so its commit index moves there
+    /// (within what it holds durably). Its next install, taken at its lastApplied once
+    /// they are applied, is then one the follower takes. Without it, a new leader that
+    /// had not applied as far as the follower knew committed could neither install on
+    /// it nor commit without it when its quorum needed it: no progress ever (the
+    /// whole-cluster simulation with membership changes found such runs).
+    fn learn_commit(&mut self, index: Index) {
+        let c = index.min(self.persisted_index).min(self.last_log_index);
+        if c <= self.commit_index {
+            return;
+        }
+        self.commit_index = c;
+        self.record_commit(c);
+        self.actions.push(Action::Apply { commit_index: c });
+        self.replicate_all();
     }
 
     /// Leader: a request of the install stream `start` to `from` failed (RPC error,
@@ -210,6 +232,15 @@ impl RaftCore {
         self.votes_while_waiting = true;
     }
 
+    /// Init of a node waiting for an install: `index` is committed (the status file's
+    /// commitIndex), although the core starts at its snapshot. An install older than
+    /// it is refused (its log could not take the entries after it), answered with it as
+    /// suggestIndex so that the leader learns it (`handle_install_resp`): without that,
+    /// a leader that had applied less could never install on this node.
+    pub fn set_known_committed(&mut self, index: Index) {
+        self.known_committed = self.known_committed.max(index);
+    }
+
     /// Whether the first install request carrying `sets` switches this node to them:
     /// false with `disable_config_change` or when they are the current sets (the
     /// reference then skips the switch and its node-table check). Before handing such
@@ -242,10 +273,16 @@ impl RaftCore {
             self.reply_append(id, AppendCode::ReqError);
             return Outcome::Done;
         }
-        if req.sets.is_some() && idx < self.commit_index {
+        let floor = self.commit_index.max(self.known_committed);
+        if req.sets.is_some() && idx < floor {
             // older than what this node knows committed: installing it would throw
-            // committed entries away (a leader's snapshot is taken at its lastApplied)
-            self.reply_append(id, AppendCode::ServerError);
+            // committed entries away (a leader's snapshot is taken at its lastApplied).
+            // dt: the answer carries this node's commit index as suggestIndex (the
+            // reference reads no suggestion with SERVER_ERROR), from which the leader
+            // learns that much is committed (handle_install_resp)
+            let mut resp = AppendResp::new(self.term, AppendCode::ServerError);
+            resp.suggest_index = floor;
+            self.actions.push(Action::ReplyAppend { req: id, resp });
             return Outcome::Done;
         }
         if let Some(sets) = &req.sets {

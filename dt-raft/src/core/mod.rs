@@ -437,6 +437,9 @@ pub struct RaftCore {
     /// While installing: the (last log term, last log index) votes are granted with,
     /// the log being dropped ([`RaftCore::install_vote`]).
     install_vote: Option<(Term, Index)>,
+    /// A committed index this node knows of besides its commit index (the status
+    /// file's, for a node waiting for an install: [`RaftCore::set_known_committed`]).
+    known_committed: Index,
     follower_install: Option<install::FollowerInstall>,
     last_config_change_index: Index,
     /// The configuration entries the log holds above lastApplied, in log order (the
@@ -526,6 +529,7 @@ impl RaftCore {
             installing_snapshot: false,
             votes_while_waiting: false,
             install_vote: None,
+            known_committed: 0,
             follower_install: None,
             last_config_change_index: 0,
             log_configs: Vec::new(),

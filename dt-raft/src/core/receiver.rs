@@ -238,6 +238,16 @@ impl RaftCore {
             Outcome::Done
         } else {
             match found {
+                // nothing in the log at or below prevLogIndex, but it is this node's
+                // commit index: the entry there is committed, so it is the leader's
+                // (prevLogTerm, prevLogIndex) whether or not the log still holds it (a
+                // log that starts right after an installed snapshot): a match. The
+                // answer (0, 0) would ask for an install, which the node refuses when
+                // the leader's snapshot is older than its commit index, forever if
+                // the leader needs this node to commit anything newer.
+                None if request.prev_log_index == self.commit_index => {
+                    self.truncate_and_accept(id, &request)
+                }
                 None => {
                     self.reply_append(id, AppendCode::LogNotMatch);
                     Outcome::Done

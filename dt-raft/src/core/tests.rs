@@ -846,6 +846,58 @@ fn s7_3_exact_match_truncates_after_the_local_write_finished() {
     assert_eq!(append_replies(&take(&mut c)), vec![(2, ok(3))]);
 }
 
+/// A follower whose log starts right after its commit index (an installed snapshot,
+/// entries of an old leader after it): the new leader's entries continue the
+/// committed entry, which the log no longer holds, so the search finds nothing; the
+/// committed entry is the leader's, so it is a match and the uncommitted tail goes,
+/// instead of LOG_NOT_MATCH (0, 0), which asks for an install (the whole-cluster
+/// simulation ended stalled when the leader's snapshot was older than the follower's
+/// commit index, which the follower refuses).
+#[test]
+fn s7_3_no_match_at_the_commit_index_matches_the_committed_entry() {
+    let mut c = node(2, 3, 2, 8, 2);
+    c.handle_append(T0, 1, &req(2, 1, (8, 2), 5, &[]));
+    assert_eq!(c.commit_index(), 5);
+    c.drain_actions();
+    // new leader of term 3: its entry 6 (term 3) after the committed entry 5 (term 1)
+    c.handle_append(T0 + 10, 2, &req(3, 3, (5, 1), 5, &[3]));
+    c.on_status_saved(T0 + 10, 3, 0);
+    c.drain_actions();
+    c.on_follower_match_pos(T0 + 10, 2, None);
+    let acts = take(&mut c);
+    assert!(
+        acts.contains(&Action::AppendReceived {
+            req: 2,
+            truncate_after: Some(5),
+            first_index: 6,
+            last_index: 6
+        }),
+        "{acts:?}"
+    );
+    assert_eq!((c.last_log_index(), c.last_log_term()), (6, 3));
+    c.on_log_persisted(T0 + 20, 6);
+    assert_eq!(append_replies(&take(&mut c)), vec![(2, ok(3))]);
+}
+
+/// Nothing found above the commit index is still LOG_NOT_MATCH (0, 0): the leader
+/// installs a snapshot.
+#[test]
+fn s7_3_no_match_above_the_commit_index_asks_for_an_install() {
+    let mut c = node(2, 3, 2, 8, 2);
+    c.handle_append(T0, 1, &req(2, 1, (8, 2), 5, &[]));
+    c.drain_actions();
+    c.handle_append(T0 + 10, 2, &req(3, 3, (7, 3), 5, &[3]));
+    c.on_status_saved(T0 + 10, 3, 0);
+    c.drain_actions();
+    c.on_follower_match_pos(T0 + 10, 2, None);
+    let r = append_replies(&take(&mut c));
+    assert_eq!(
+        (r[0].1.code, r[0].1.suggest_index),
+        (AppendCode::LogNotMatch, 0)
+    );
+    assert_eq!(c.last_log_index(), 8);
+}
+
 #[test]
 fn s7_3_never_truncates_below_commit() {
     let mut c = node(2, 3, 2, 8, 2);

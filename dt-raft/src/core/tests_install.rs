@@ -90,6 +90,41 @@ fn s12_2_a_failed_stream_restarts_from_scratch_after_the_retry_delay() {
     assert!(c.progress(3).unwrap().install_snapshot);
 }
 
+/// A follower refused the install as older than its commit index, which it sent as
+/// suggestIndex: those entries are committed and this leader holds them, so its commit
+/// index moves there (not beyond what it holds durably) and they are applied; the
+/// retried install is then taken at a lastApplied the follower accepts. (The
+/// simulation with membership changes: a new leader that had applied less than an
+/// installing follower knew committed could neither install on it nor commit without
+/// it.)
+#[test]
+fn s12_2_a_refusal_below_the_followers_commit_index_teaches_the_leader_that_commit() {
+    let (mut c, now, start) = leader_installing_to_3();
+    let commit = c.commit_index();
+    // entries the leader holds that only it has acknowledged
+    c.propose(now, 2).unwrap();
+    c.propose(now, 2).unwrap();
+    take(&mut c);
+    let last = c.last_log_index();
+    c.on_log_persisted(now, last - 1);
+    assert_eq!(c.commit_index(), commit);
+    let mut refused = AppendResp::new(c.term(), AppendCode::ServerError);
+    refused.suggest_index = last + 5;
+    assert!(!c.handle_install_resp(now + 10, 3, &start, &refused));
+    assert_eq!(c.commit_index(), last - 1, "up to what it holds durably");
+    assert!(take(&mut c).contains(&Action::Apply {
+        commit_index: last - 1
+    }));
+    // the stream still restarts after the retry delay
+    assert!(c.progress(3).unwrap().install_snapshot && !c.progress(3).unwrap().installing);
+    // a plain SERVER_ERROR (the reference's, no suggestion) teaches nothing
+    let (mut c, now, start) = leader_installing_to_3();
+    let commit = c.commit_index();
+    let resp = AppendResp::new(c.term(), AppendCode::ServerError);
+    c.handle_install_resp(now, 3, &start, &resp);
+    assert_eq!(c.commit_index(), commit);
+}
+
 #[test]
 fn s12_2_a_higher_term_in_an_install_reply_ends_the_leadership() {
     let (mut c, now, start) = leader_installing_to_3();
@@ -356,14 +391,37 @@ fn s12_3_an_install_below_the_commit_index_is_refused() {
     take(&mut f);
     f.handle_install_snapshot(T0, 1, &first(2, 5, 1));
     let acts = take(&mut f);
-    assert_eq!(
-        append_replies(&acts),
-        vec![(1, AppendResp::new(2, AppendCode::ServerError))]
-    );
+    // dt: with the node's commit index as suggestIndex, for the leader to learn
+    let mut refused = AppendResp::new(2, AppendCode::ServerError);
+    refused.suggest_index = 8;
+    assert_eq!(append_replies(&acts), vec![(1, refused)]);
     assert!(!acts
         .iter()
         .any(|a| matches!(a, Action::BeginInstallSnapshot { .. })));
     assert!(!f.status(T0).installing_snapshot);
+    f.handle_install_snapshot(T0, 2, &first(2, 8, 1));
+    assert!(take(&mut f)
+        .iter()
+        .any(|a| matches!(a, Action::BeginInstallSnapshot { req: 2, .. })));
+}
+
+/// A node waiting for an install after a restart builds its core at its snapshot
+/// (commit 0 here) but its status file said 8 was committed
+/// (`set_known_committed`): an install below 8 is refused with 8 as suggestIndex, for
+/// the leader to learn; one at 8 begins.
+#[test]
+fn s12_3_an_install_below_the_known_committed_index_is_refused_with_it() {
+    let mut f = RaftCore::new(cfg(2, 3), 2, T0, 2, 0, 0, 0, 0).unwrap();
+    f.set_install_required(T0);
+    f.set_known_committed(8);
+    for p in 1..=3 {
+        f.set_member_ready(T0, p, true);
+    }
+    take(&mut f);
+    f.handle_install_snapshot(T0, 1, &first(2, 5, 1));
+    let mut refused = AppendResp::new(2, AppendCode::ServerError);
+    refused.suggest_index = 8;
+    assert_eq!(append_replies(&take(&mut f)), vec![(1, refused)]);
     f.handle_install_snapshot(T0, 2, &first(2, 8, 1));
     assert!(take(&mut f)
         .iter()

@@ -487,6 +487,37 @@ fn s11_7_an_observer_follows_appends_but_never_campaigns() {
     assert_eq!(o.role(), Role::Follower);
 }
 
+/// A change's new member (role none: its applied configuration does not name it) with
+/// the change's PREPARE in its log, not applied, campaigns after an election timeout:
+/// the old members may all have shorter logs than the new ones and refuse each other,
+/// so without it the group elects no one again (the simulation's seed 902 with
+/// membership changes). It still needs a quorum of the old members and of the joint
+/// configuration.
+#[test]
+fn s11_a_new_member_with_the_change_in_its_log_campaigns() {
+    let mut c = node(4, 3, 1, 31, 1);
+    assert_eq!(c.role(), Role::None);
+    let (_, acts) = time_out(&mut c, T0);
+    assert!(
+        sent_votes(&acts).is_empty(),
+        "in no configuration: no campaign"
+    );
+    c.set_log_configs(vec![(25, prepare(&[1, 2, 3], &[], &[1, 4, 5], &[]))]);
+    c.drain_actions();
+    let (now, acts) = time_out(&mut c, T0 + 5_000);
+    let pre = sent_votes(&acts);
+    let to: Vec<NodeId> = pre.iter().map(|(t, _)| *t).collect();
+    assert_eq!(to, vec![1, 2, 3, 5]);
+    // node 5 alone: a quorum of {1, 4, 5}, not of {1, 2, 3}
+    let msg = |id| pre.iter().find(|(t, _)| *t == id).unwrap().1;
+    c.handle_vote_resp(now, 5, &msg(5), &granted(c.term()));
+    assert_ne!(c.role(), Role::Candidate);
+    c.handle_vote_resp(now, 2, &msg(2), &granted(c.term()));
+    assert_ne!(c.role(), Role::Candidate, "{{1,2,3}} needs two");
+    c.handle_vote_resp(now, 1, &msg(1), &granted(c.term()));
+    assert_eq!(c.role(), Role::Candidate);
+}
+
 fn prepare(old: &[NodeId], old_obs: &[NodeId], new: &[NodeId], new_obs: &[NodeId]) -> ConfigEntry {
     ConfigEntry::Prepare(ConfigBody {
         old_members: old.to_vec(),

@@ -579,6 +579,9 @@ impl<S: StateMachine> Driver<S> {
             core.restore_config(now, sets, i.last_config_change_index);
         }
         if install_required {
+            // the status file's commit index is committed: installs below it are
+            // refused with it, for the leader to learn (RaftCore::set_known_committed)
+            core.set_known_committed(st.commit_index);
             if let (true, Some((t, i))) = (st.install_snapshot, st.install_vote) {
                 // an install interrupted: the log is gone, the status file kept the
                 // position to vote with (RaftCore::install_vote)
@@ -2598,8 +2601,10 @@ impl<S: StateMachine> Driver<S> {
         next_write_pos: u64,
     ) -> Result<(), String> {
         self.install_chunk(req, true).await?;
+        // with the snapshot's term, so that a restart before anything is written
+        // finds an empty log after it rather than "install required" (RaftLog::init)
         self.log
-            .finish_install(index + 1, next_write_pos)
+            .finish_install_with_term(index + 1, next_write_pos, term)
             .await
             .map_err(|e| format!("log finish install: {e}"))?;
         self.log.set_commit_index(index);

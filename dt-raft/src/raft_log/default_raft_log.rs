@@ -1148,14 +1148,19 @@ impl RaftLog for DefaultRaftLog {
 
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>> {
         Box::pin(async move {
-            let mut search = {
+            let (mut search, base) = {
                 let mut o = self.owner();
-                let (first, last) = o.store()?.index_range()?;
-                MatchSearch::new(term, index, first, last)
+                let s = o.store()?;
+                let (first, last) = s.index_range()?;
+                (MatchSearch::new(term, index, first, last), s.base_entry())
             };
             loop {
                 match search.next_probe() {
-                    Probe::Done(r) => return Ok(r),
+                    Probe::Done(r) => {
+                        return Ok(
+                            r.or_else(|| crate::store::log_store::base_if_valid(base, term, index))
+                        )
+                    }
                     Probe::TermOf(i) => {
                         let slot = {
                             let mut o = self.owner();
@@ -1198,6 +1203,17 @@ impl RaftLog for DefaultRaftLog {
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
         self.lend(Lent::Install, move |s| {
             s.finish_install(next_index, next_pos)
+        })
+    }
+
+    fn finish_install_with_term(
+        &self,
+        next_index: u64,
+        next_pos: u64,
+        prev_term: u32,
+    ) -> LogFuture<'_, ()> {
+        self.lend(Lent::Install, move |s| {
+            s.finish_install_with_term(next_index, next_pos, Some(prev_term))
         })
     }
 

@@ -74,8 +74,10 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + 'a>>;
 
 /// The Raft log as Raft uses it. All methods are called from the group's thread.
 pub trait RaftLog {
-    /// Recovers the log. `Some((last term, last index))` (`(0, 0)` for an empty log),
-    /// or `None` when the node must get a snapshot installed first.
+    /// Recovers the log. `Some((last term, last index))` (`(0, 0)` for an empty log;
+    /// `(t, i)` for an empty log after an install at `i` whose term `t` it recorded,
+    /// [`finish_install_with_term`](Self::finish_install_with_term)), or `None` when
+    /// the node must get a snapshot installed first.
     fn init(&self) -> LogFuture<'_, Option<(u32, u64)>>;
 
     /// Appends consecutive entries continuing the log. The entries are readable at
@@ -127,6 +129,24 @@ pub trait RaftLog {
     /// Install finish: the log restarts with entry `next_index` at position
     /// `next_pos` (the leader's position after `next_index - 1`).
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()>;
+
+    /// [`finish_install`](Self::finish_install) that also records `prev_term`, the
+    /// term of entry `next_index - 1` (the snapshot's lastIncludedTerm), so that
+    /// [`init`](Self::init) after a restart with nothing written since reports the
+    /// empty log as `Some((prev_term, next_index - 1))`: the node then goes on from
+    /// its saved snapshot, or votes with that position while it waits for the leader's
+    /// install, instead of refusing votes (a group with half its members so could never
+    /// elect a leader again). A log that cannot record it finishes the install without
+    /// (the default) and reports such a log as `None`, as the reference.
+    fn finish_install_with_term(
+        &self,
+        next_index: u64,
+        next_pos: u64,
+        prev_term: u32,
+    ) -> LogFuture<'_, ()> {
+        let _ = prev_term;
+        self.finish_install(next_index, next_pos)
+    }
 
     /// The position just after entry `index` (sent as `nextPos` with an install).
     fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64>;

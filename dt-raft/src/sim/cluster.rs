@@ -192,6 +192,9 @@ pub struct RunStats {
     pub install_requests: u64,
     /// Installs finished on followers (their log restarted after the snapshot).
     pub installs: u64,
+    /// Restarts that found an empty log after an install (nothing written since) and
+    /// went on from the snapshot's entry instead of waiting for another install.
+    pub empty_logs_after_install: u64,
     /// Snapshots saved.
     pub snapshots: u64,
     /// Snapshot saves lost to a crash.
@@ -208,7 +211,8 @@ pub struct RunStats {
     /// the configuration reached, or any such node when the group has no ready leader
     /// (it may be needed by a configuration of a candidate's log). A liveness limit of
     /// the design, not a safety violation. (A node whose install finished but whose
-    /// snapshot was not saved before a crash keeps its log and votes; one whose install
+    /// snapshot was not saved before a crash keeps its log and votes, an empty one
+    /// after the snapshot's entry too, `RaftLog::finish_install_with_term`; one whose install
     /// a crash interrupted votes with the position its status file kept,
     /// `RaftCore::install_vote`, so this counts nodes that began an install without
     /// one.)

@@ -33,7 +33,10 @@
 //! at a later index and byte position. An install ([`RaftLog::begin_install`] /
 //! [`RaftLog::finish_install`]) records the install flag in the status, drops the
 //! whole log, and restarts it at the leader's next index and position; a crash in
-//! between leaves a node that waits for the leader's install again.
+//! between leaves a node that waits for the leader's install again. A crash after
+//! the finish with nothing written since finds an empty log after the snapshot's
+//! entry, whose term [`RaftLog::finish_install_with_term`] recorded (as the store's
+//! status file does).
 //!
 //! An fsync may fail ([`SimDiskConfig::sync_fail_per_mille`]): the log becomes
 //! fail-stop, as the store does: the failing append and every later call get
@@ -104,6 +107,9 @@ pub struct DiskStats {
     pub log_deletions: u64,
     /// Installs finished (the log restarted after a leader's snapshot).
     pub installs: u64,
+    /// Restarts that found an empty log after an install whose term was recorded
+    /// (reported as the snapshot's entry, not as "install required").
+    pub empty_logs_after_install: u64,
 }
 
 struct DiskState {
@@ -119,7 +125,8 @@ struct DiskState {
     /// Index of the first entry of the image (1, or later after a deletion or an
     /// install); durable (file deletions and installs are).
     first: u64,
-    /// Term of entry `first - 1` when known (after a deletion), for the chain check.
+    /// Term of entry `first - 1` when known (after a deletion, or an install that
+    /// recorded it), for the chain check and an empty log's position at init.
     first_prev: Option<u32>,
     /// Log position of byte 0 of both images.
     base: usize,
@@ -598,16 +605,20 @@ impl SimRaftLog {
         Ok(())
     }
 
-    /// Deletes the entries up to `index` now, bounded by what is durable and the
-    /// commit index, keeping at least the last entry (the store never deletes the
-    /// segment it writes to). Returns the new first index.
+    /// Deletes the entries before `index` now, bounded by what is durable and the
+    /// commit index, keeping the entry at the bound and at least the last entry: the
+    /// store deletes a segment only when the next one starts at or below the bound
+    /// (storage.md §8.1), so the entry at the bound (the saved snapshot's, at most)
+    /// stays, and it never deletes the segment it writes to. Returns the new first
+    /// index.
     pub fn delete_prefix_now(&self, index: u64) -> StoreResult<u64> {
         let mut s = self.check()?;
         let last = s.first - 1 + s.items.len() as u64;
         let bound = index
             .min(s.persisted)
             .min(s.commit)
-            .min(last.saturating_sub(1));
+            .min(last)
+            .saturating_sub(1);
         if bound < s.first {
             return Ok(s.first);
         }
@@ -649,6 +660,40 @@ impl SimRaftLog {
         })
     }
 
+    /// Install finish: the log restarts empty at `next_index`, the status says so
+    /// (with the term of entry `next_index - 1` when given, durable like the status).
+    fn finish_install_with(
+        &self,
+        next_index: u64,
+        next_pos: u64,
+        prev_term: Option<u32>,
+    ) -> LogFuture<'_, ()> {
+        Box::pin(async move {
+            if next_index == 0 {
+                return Err(StoreError::InvalidArgument("next index 0".into()));
+            }
+            self.install_sync().await?;
+            let mut s = self.check()?;
+            s.durable.clear();
+            s.bytes.clear();
+            s.end = 0;
+            s.dirty_lo = 0;
+            s.items.clear();
+            s.pos.clear();
+            s.first = next_index;
+            s.first_prev = prev_term;
+            s.base = next_pos as usize;
+            s.persisted = next_index - 1;
+            s.commit = s.commit.max(next_index - 1);
+            s.status.install_snapshot = false;
+            s.status.install_vote = None;
+            s.status.first_valid_index = next_index;
+            s.status.commit_index = s.status.commit_index.max(next_index - 1);
+            s.stats.installs += 1;
+            Ok(())
+        })
+    }
+
     /// Waits for an install step's fsyncs, after the appends in flight (the store
     /// waits for them first); an error if the log died meanwhile.
     async fn install_sync(&self) -> StoreResult<()> {
@@ -683,7 +728,11 @@ impl RaftLog for SimRaftLog {
                 s.stats.tails_cut += 1;
             }
             if items.is_empty() && s.first > 1 {
-                // nothing written since an install: like the store's empty log
+                // nothing written since an install: an empty log after entry first - 1
+                // when the install recorded its term (finish_install_with_term), else
+                // "install required", like the store's
+                let prev = s.first_prev.map(|t| (t, s.first - 1));
+                s.stats.empty_logs_after_install += u64::from(prev.is_some());
                 s.bytes = s.durable.clone();
                 s.end = 0;
                 s.dirty_lo = 0;
@@ -692,7 +741,7 @@ impl RaftLog for SimRaftLog {
                 s.persisted = s.first - 1;
                 s.commit = s.status.commit_index;
                 s.open = true;
-                return Ok(None);
+                return Ok(prev);
             }
             let last = (
                 items.last().map_or(0, |i| i.term),
@@ -736,11 +785,20 @@ impl RaftLog for SimRaftLog {
 
     fn try_find_match_pos(&self, term: u32, index: u64) -> LogFuture<'_, Option<(u32, u64)>> {
         let r = self.check().map(|s| {
+            let valid = |t: u32, i: u64| (t <= term && i < index) || (t == term && i == index);
             let top = index.min(s.first - 1 + s.items.len() as u64);
-            (s.first..=top).rev().find_map(|i| {
-                let t = s.items[(i - s.first) as usize].term;
-                ((t <= term && i < index) || (t == term && i == index)).then_some((t, i))
-            })
+            (s.first..=top)
+                .rev()
+                .find_map(|i| {
+                    let t = s.items[(i - s.first) as usize].term;
+                    valid(t, i).then_some((t, i))
+                })
+                // the entry before the log when its term is known (the store's
+                // base_entry after an install; entries deleted after a snapshot too)
+                .or_else(|| {
+                    let base = s.first_prev.filter(|_| s.first > 1);
+                    base.map(|t| (t, s.first - 1)).filter(|&(t, i)| valid(t, i))
+                })
         });
         Box::pin(async move { r })
     }
@@ -771,30 +829,16 @@ impl RaftLog for SimRaftLog {
     }
 
     fn finish_install(&self, next_index: u64, next_pos: u64) -> LogFuture<'_, ()> {
-        Box::pin(async move {
-            if next_index == 0 {
-                return Err(StoreError::InvalidArgument("next index 0".into()));
-            }
-            self.install_sync().await?;
-            let mut s = self.check()?;
-            s.durable.clear();
-            s.bytes.clear();
-            s.end = 0;
-            s.dirty_lo = 0;
-            s.items.clear();
-            s.pos.clear();
-            s.first = next_index;
-            s.first_prev = None;
-            s.base = next_pos as usize;
-            s.persisted = next_index - 1;
-            s.commit = s.commit.max(next_index - 1);
-            s.status.install_snapshot = false;
-            s.status.install_vote = None;
-            s.status.first_valid_index = next_index;
-            s.status.commit_index = s.status.commit_index.max(next_index - 1);
-            s.stats.installs += 1;
-            Ok(())
-        })
+        self.finish_install_with(next_index, next_pos, None)
+    }
+
+    fn finish_install_with_term(
+        &self,
+        next_index: u64,
+        next_pos: u64,
+        prev_term: u32,
+    ) -> LogFuture<'_, ()> {
+        self.finish_install_with(next_index, next_pos, Some(prev_term))
     }
 
     fn load_next_item_pos(&self, index: u64) -> LogFuture<'_, u64> {
@@ -1068,9 +1112,10 @@ mod tests {
             log.append(items.collect()).await.unwrap();
             let pos5 = log.load_next_item_pos(4).await.unwrap();
             // nothing is committed yet: nothing goes
-            assert_eq!(log.delete_prefix_now(4).unwrap(), 1);
+            assert_eq!(log.delete_prefix_now(5).unwrap(), 1);
             log.set_commit_index(6);
-            assert_eq!(log.delete_prefix_now(4).unwrap(), 5);
+            // the entry at the bound stays (as the store's segment rule keeps it)
+            assert_eq!(log.delete_prefix_now(5).unwrap(), 5);
             assert_eq!((log.first_index(), log.last_index()), (5, 6));
             assert_eq!(log.entry(4), None);
             assert_eq!(log.term_at(4), None);
@@ -1080,7 +1125,9 @@ mod tests {
                 pos5,
                 "positions kept"
             );
-            assert_eq!(log.try_find_match_pos(1, 4).await.unwrap(), None);
+            // the deleted entry 4 (term 1) still counts for the search, none before
+            assert_eq!(log.try_find_match_pos(1, 4).await.unwrap(), Some((1, 4)));
+            assert_eq!(log.try_find_match_pos(1, 3).await.unwrap(), None);
             assert_eq!(log.try_find_match_pos(1, 9).await.unwrap(), Some((1, 6)));
             // never the last entry
             assert_eq!(log.delete_prefix_now(100).unwrap(), 6);
@@ -1123,10 +1170,19 @@ mod tests {
             assert!(!d2.installing());
             assert_eq!(log.persisted_state().unwrap().first_valid_index, 41);
             assert_eq!(log.load_next_item_pos(40).await.unwrap(), 9_000);
-            // nothing written yet: a restart waits for an install, like the store
+            // nothing written yet, and the install did not record the term of entry
+            // 40: a restart waits for an install, like the store
             d2.crash();
             let log = d2.open();
             assert_eq!(log.init().await.unwrap(), None);
+            // with the term recorded: an empty log after entry 40 (term 2), which
+            // takes entry 41 at once
+            log.begin_install().await.unwrap();
+            log.finish_install_with_term(41, 9_000, 2).await.unwrap();
+            d2.crash();
+            let log = d2.open();
+            assert_eq!(log.init().await.unwrap(), Some((2, 40)));
+            assert!(!d2.installing());
             log.begin_install().await.unwrap();
             log.finish_install(41, 9_000).await.unwrap();
             log.append(vec![item(41, 3, 2), item(42, 3, 3)])
@@ -1137,7 +1193,7 @@ mod tests {
             assert_eq!(log.init().await.unwrap(), Some((3, 42)));
             assert_eq!(log.entry(41).unwrap().term, 3);
         });
-        assert_eq!(disk.stats().installs, 2);
+        assert_eq!(disk.stats().installs, 3);
     }
 
     #[test]

@@ -1429,6 +1429,7 @@ pub fn run_seed_with(cfg: &SimConfig, seed: u64, app: Rc<dyn SimApp>) -> SeedRep
     for slot in &sh.slots {
         let d = slot.disk.stats();
         stats.installs += d.installs;
+        stats.empty_logs_after_install += d.empty_logs_after_install;
         stats.snapshots += d.snapshots_saved;
         stats.snapshot_saves_lost += d.snapshot_saves_lost;
         stats.log_deletions += d.log_deletions;

@@ -795,8 +795,25 @@ impl LogStore {
         self.check_open()?;
         let first = self.first_index();
         let last = self.last_index();
+        let base = self.base_entry();
         // term_at answers from the tail cache when it can, else reads one header.
-        find_match_pos(s_term, s_index, first, last, |i| self.term_at(i))
+        let found = find_match_pos(s_term, s_index, first, last, |i| self.term_at(i))?;
+        Ok(found.or_else(|| base_if_valid(base, s_term, s_index)))
+    }
+
+    /// The entry just before the log, when the log starts right after an install whose
+    /// term it recorded ([`RaftStatus::first_valid_term`](super::RaftStatus::first_valid_term)):
+    /// `(lastIncludedTerm, lastIncludedIndex)`. The match-position search counts it
+    /// as the log's: a committed entry the node holds through its snapshot.
+    pub fn base_entry(&self) -> Option<(u32, u64)> {
+        let st = &self.status.status;
+        let fvi = st.first_valid_index;
+        match st.first_valid_term {
+            Some(t) if fvi > 1 && !st.install_snapshot && self.first_index() == fvi => {
+                Some((t, fvi - 1))
+            }
+            _ => None,
+        }
     }
 
     /// Position just after entry `index` (used as `nextPos` of an install).
@@ -951,6 +968,7 @@ impl LogStore {
         self.check_writable()?;
         self.status.status.install_snapshot = true;
         self.status.status.install_vote = vote;
+        self.status.status.first_valid_term = None;
         if let Err(e) = self.status.persist() {
             return Err(self.fail(Arc::new(e)));
         }
@@ -970,6 +988,21 @@ impl LogStore {
     /// `next_index` at position `next_pos` (the leader's position after entry
     /// `next_index - 1`).
     pub fn finish_install(&mut self, next_index: u64, next_pos: u64) -> StoreResult<()> {
+        self.finish_install_with_term(next_index, next_pos, None)
+    }
+
+    /// [`LogStore::finish_install`] that also records `prev_term`, the term of entry
+    /// `next_index - 1` (the snapshot's lastIncludedTerm), in the status file
+    /// ([`RaftStatus::first_valid_term`](super::RaftStatus::first_valid_term)): a
+    /// restart before anything is written after it then recovers an empty log after
+    /// that entry instead of requiring another install, and the next append is chain
+    /// checked against it.
+    pub fn finish_install_with_term(
+        &mut self,
+        next_index: u64,
+        next_pos: u64,
+        prev_term: Option<u32>,
+    ) -> StoreResult<()> {
         self.check_writable()?;
         if next_index == 0 {
             return Err(StoreError::InvalidArgument("next index 0".into()));
@@ -987,9 +1020,11 @@ impl LogStore {
         }
         self.segs
             .insert(next_pos & !(self.cfg.log_file_size - 1), SegInfo::default());
+        self.last_term = prev_term;
         let st = &mut self.status.status;
         st.first_valid_pos = next_pos;
         st.first_valid_index = next_index;
+        st.first_valid_term = prev_term;
         st.install_snapshot = false;
         st.install_vote = None;
         st.persist_idx_index = next_index - 1;
@@ -1147,6 +1182,16 @@ fn chunk_at(chunks: &mut Vec<Chunk>, pos: u64, seg_size: u64) -> &mut Chunk {
         });
     }
     chunks.last_mut().expect("pushed")
+}
+
+/// `base` (the entry before the log, [`LogStore::base_entry`]) when it is valid for
+/// the suggestion `(s_term, s_index)`: the search's answer when no entry of the log is.
+pub(crate) fn base_if_valid(
+    base: Option<(u32, u64)>,
+    s_term: u32,
+    s_index: u64,
+) -> Option<(u32, u64)> {
+    base.filter(|&(t, i)| super::match_pos::is_valid(t, i, s_term, s_index))
 }
 
 #[cfg(test)]

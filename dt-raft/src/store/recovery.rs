@@ -116,11 +116,21 @@ pub fn recover(
         .unwrap_or(0)
         .max(st.first_valid_index);
     let mut restore_index = st.persist_idx_index.max(first_index);
+    // after an install, with the anchor still at firstValidIndex: "no log" (the
+    // reference's rule), unless nothing was written since and the install recorded the
+    // term of the entry before (dt's firstValidTerm): an empty log after that entry
+    let mut empty_after_install = None;
     let restore_pos = if restore_index <= 1 {
         restore_index = 1;
         st.first_valid_pos
     } else if restore_index == st.first_valid_index {
-        return Ok(Recovered::NoLog);
+        match st.first_valid_term {
+            Some(t) => {
+                empty_after_install = Some(t);
+                st.first_valid_pos
+            }
+            None => return Ok(Recovered::NoLog),
+        }
     } else {
         match idx.read_file_entry(restore_index)? {
             Some(p) => {
@@ -201,6 +211,22 @@ pub fn recover(
             }
             HeaderCheck::Invalid(w) => return Err(StoreError::corrupt(&f.path, off, w)),
         }
+    }
+
+    if let Some(last_term) = empty_after_install {
+        if firsts.values().any(|f| f.index >= st.first_valid_index) {
+            // entries after the install that no index entry anchors: the reference's
+            // "no log" (the node waits for the leader's install and grants no votes)
+            return Ok(Recovered::NoLog);
+        }
+        return Ok(Recovered::Log {
+            last_index: st.first_valid_index - 1,
+            last_term,
+            next_pos: st.first_valid_pos,
+            restore_index: st.first_valid_index,
+            positions: Vec::new(),
+            firsts,
+        });
     }
 
     // 2. Scan forward from the anchor.

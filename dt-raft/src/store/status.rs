@@ -167,6 +167,9 @@ pub mod keys {
     pub const INSTALL_VOTE_TERM: &str = "dtInstallVoteTerm";
     /// dt only: the last log index that goes with [`INSTALL_VOTE_TERM`].
     pub const INSTALL_VOTE_INDEX: &str = "dtInstallVoteIndex";
+    /// dt only (the reference ignores it): after an install, the term of entry
+    /// `firstValidIndex - 1` (see [`super::RaftStatus::first_valid_term`]).
+    pub const FIRST_VALID_TERM: &str = "dtFirstValidTerm";
 }
 
 /// The typed content of `raft.status`, plus any unknown keys (kept and rewritten).
@@ -194,6 +197,12 @@ pub struct RaftStatus {
     /// reference file, and then the node grants no votes until the install, as the
     /// reference.
     pub install_vote: Option<(u32, u64)>,
+    /// dt only: after an install (without `install_snapshot`), the term of entry
+    /// `first_valid_index - 1`, the snapshot's lastIncludedTerm. Recovery then reports
+    /// a log with nothing written since the install as an empty log after that entry
+    /// instead of "install required" (the reference's rule, which leaves such a node
+    /// refusing votes until the leader installs again). Absent in a reference file.
+    pub first_valid_term: Option<u32>,
     /// Keys this version does not know, preserved as read.
     pub extra: Props,
 }
@@ -209,6 +218,7 @@ impl Default for RaftStatus {
             persist_idx_index: 0,
             first_valid_pos: 0,
             install_vote: None,
+            first_valid_term: None,
             extra: Vec::new(),
         }
     }
@@ -231,6 +241,9 @@ impl RaftStatus {
                 keys::FIRST_VALID_POS => s.first_valid_pos = v.parse().map_err(|_| bad(&k))?,
                 keys::INSTALL_VOTE_TERM => vote_term = Some(v.parse().map_err(|_| bad(&k))?),
                 keys::INSTALL_VOTE_INDEX => vote_index = Some(v.parse().map_err(|_| bad(&k))?),
+                keys::FIRST_VALID_TERM => {
+                    s.first_valid_term = Some(v.parse().map_err(|_| bad(&k))?)
+                }
                 _ => s.extra.push((k, v)),
             }
         }
@@ -267,6 +280,9 @@ impl RaftStatus {
         if let (Some((t, i)), true) = (self.install_vote, self.install_snapshot) {
             p.push((keys::INSTALL_VOTE_TERM.into(), t.to_string()));
             p.push((keys::INSTALL_VOTE_INDEX.into(), i.to_string()));
+        }
+        if let (Some(t), false) = (self.first_valid_term, self.install_snapshot) {
+            p.push((keys::FIRST_VALID_TERM.into(), t.to_string()));
         }
         p.extend(self.extra.iter().cloned());
         p
@@ -473,6 +489,31 @@ mod tests {
         let m2 = StatusManager::load(&path, true).unwrap();
         assert_eq!(m2.status, m.status);
         assert!(!d.path().join("raft.status.tmp").exists());
+    }
+
+    /// The term of the entry before firstValidIndex after an install (dt only) is
+    /// written once the install is done and read back; not while installing.
+    #[test]
+    fn first_valid_term_round_trips_after_an_install() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("raft.status");
+        let mut m = StatusManager::load(&path, true).unwrap();
+        m.status.first_valid_index = 41;
+        m.status.first_valid_term = Some(7);
+        m.persist().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("dtFirstValidTerm=7\n"), "{text}");
+        assert_eq!(
+            StatusManager::load(&path, true)
+                .unwrap()
+                .status
+                .first_valid_term,
+            Some(7)
+        );
+        m.status.install_snapshot = true;
+        m.persist().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("dtFirstValidTerm"), "{text}");
     }
 
     /// The position an installing node votes with (dt only) is written with
