@@ -420,10 +420,8 @@ mod tests {
     use crate::server::group::{GroupState, MembershipToken, ServerGroup};
     use crate::server::inbound::GroupRequest;
     use crate::server::node::{NodeManager, NodeTiming};
-    use crate::server::GroupTable;
     use dt_net::{NioClient, NioClientConfig, ReqContext};
-    use std::sync::atomic::{AtomicU32, AtomicUsize};
-    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicUsize;
 
     /// A group of nodes 1-3 that counts how often its membership is asked for.
     struct Counted {
@@ -469,17 +467,7 @@ mod tests {
         };
         let client = Arc::new(NioClient::new(NioClientConfig::default()));
         let nodes = NodeManager::new(1, &nodes, client, timing).expect("node table");
-        let shared = Arc::new(Shared {
-            node_id: 1,
-            service_port: AtomicU32::new(0),
-            group_ready: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            groups: GroupTable::default(),
-            nodes,
-            group_admin: OnceLock::new(),
-            counted: Default::default(),
-            persist_config: OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(1, nodes));
         Arc::new(MemberPinger::new(
             shared,
             Duration::from_secs(1),

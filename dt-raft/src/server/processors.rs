@@ -55,6 +55,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of node `node_id` over `nodes`, before the server starts: no service
+    /// port, no group, not ready, not stopping, no hooks.
+    pub fn new(node_id: i32, nodes: NodeManager) -> Self {
+        Shared {
+            node_id,
+            service_port: AtomicU32::new(0),
+            group_ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            groups: GroupTable::default(),
+            nodes,
+            group_admin: std::sync::OnceLock::new(),
+            counted: Default::default(),
+            persist_config: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Runs the persist-config hook, if any.
     pub fn run_persist_config(&self) {
         if let Some(h) = self.persist_config.get() {

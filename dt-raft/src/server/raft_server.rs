@@ -3,7 +3,7 @@
 //! (`raft.md` §2, §14).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,7 +16,6 @@ use super::group::GroupRef;
 use super::member_ping::MemberPinger;
 use super::node::{NodeError, NodeManager, NodeTiming};
 use super::processors::{AdminProcessor, GroupAdmin, GroupProcessor, NodePingProcessor, Shared};
-use super::GroupTable;
 use crate::rpc::RaftCommands;
 
 /// What can go wrong building, starting or running a [`RaftServer`].
@@ -198,17 +197,7 @@ impl RaftServer {
             }),
             e => RaftServerError::Node(e),
         })?;
-        let shared = Arc::new(Shared {
-            node_id: cfg.node_id,
-            service_port: AtomicU32::new(0),
-            group_ready: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            groups: GroupTable::default(),
-            nodes,
-            group_admin: OnceLock::new(),
-            counted: Default::default(),
-            persist_config: OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(cfg.node_id, nodes));
         let biz = Arc::new(BizExecutor::start(format!("raft-biz-{}", cfg.node_id))?);
         let mut ports = vec![cfg.replicate_port];
         if cfg.service_port != 0 {
