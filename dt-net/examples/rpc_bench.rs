@@ -57,29 +57,11 @@ struct Args {
     timeout_ms: u64,
 }
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.realloc(p, l, n) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 struct Handler {
     stats: &'static Stats,
@@ -225,7 +207,7 @@ fn main() -> ExitCode {
     }
     std::thread::sleep(Duration::from_secs(a.warmup));
     stats.measuring.store(true, Ordering::Relaxed);
-    let allocs0 = ALLOCS.load(Ordering::Relaxed);
+    let allocs0 = counting_alloc::allocations();
     let start = Instant::now();
     let mut last_ops = 0;
     for sec in 1..=a.seconds {
@@ -247,7 +229,7 @@ fn main() -> ExitCode {
     }
     stats.measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
-    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+    let allocs = counting_alloc::allocations() - allocs0;
     stop.store(true, Ordering::Relaxed);
     for d in drivers {
         let _ = d.join();

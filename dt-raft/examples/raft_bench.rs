@@ -101,30 +101,11 @@ pub struct Args {
     prefill_kib: u64,
 }
 
-/// Counts heap allocations (alloc and realloc calls) of the whole process.
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { std::alloc::System.realloc(p, l, n) }
-    }
-}
+#[path = "../../dt-net/examples/support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Does nothing but count.
 struct NoopSm;
@@ -283,7 +264,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     });
     let body = Bytes::from(vec![b'x'; args.body_size as usize]);
     let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
-    let allocs0 = ALLOCS.load(Ordering::Relaxed);
+    let allocs0 = counting_alloc::allocations();
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut next_report = start + Duration::from_secs(1);
@@ -335,7 +316,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+    let allocs = counting_alloc::allocations() - allocs0;
     let committed = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len() - ok0;
     // Let the writes in flight finish (they count in the latencies, not the rate).
     let drain_end = Instant::now() + Duration::from_secs(10);
