@@ -10,28 +10,21 @@
 //! a change of the harness or the core changes every seed's trajectory, so when one
 //! stops failing, rerun that command and record the new first failing seed.
 
-use std::time::Duration;
-
 use dt_raft::sim::bugs::Bug;
-use dt_raft::sim::cluster::{run_seed, Faults, SimConfig};
+use dt_raft::sim::cluster::{run_seed, SimConfig};
 use dt_raft::sim::jsonl::{read_history, write_history};
 
+/// The CI configuration: all faults, 20 simulated seconds (the defaults).
 fn cfg(nodes: u32) -> SimConfig {
     SimConfig {
         nodes,
-        faults: Faults::all(),
-        duration: Duration::from_secs(20),
         ..SimConfig::default()
     }
 }
 
-/// Seeds per cluster size: fewer in debug builds (about 10x slower).
+/// Seeds per cluster size: fewer in debug builds.
 fn seeds(release: u64, debug: u64) -> u64 {
-    if cfg!(debug_assertions) {
-        debug
-    } else {
-        release
-    }
+    dt_raft::sim::seeds_for_build(release, debug)
 }
 
 #[test]

@@ -12,27 +12,21 @@
 
 use std::time::Duration;
 
-use dt_raft::sim::cluster::{Faults, SimConfig};
+use dt_raft::sim::cluster::SimConfig;
 use dt_raft::sim::jsonl::write_history;
 use dt_server::sim::run_dtkv_seed;
 
+/// The CI configuration: all faults, 20 simulated seconds (the defaults).
 fn cfg(nodes: u32) -> SimConfig {
     SimConfig {
         nodes,
-        faults: Faults::all(),
-        duration: Duration::from_secs(20),
         ..SimConfig::default()
     }
 }
 
-/// Seeds per cluster size: fewer in debug builds (about 10x slower; 100 seeds of 3
-/// nodes take about 25 s there).
+/// Seeds per cluster size: fewer in debug builds.
 fn seeds(release: u64, debug: u64) -> u64 {
-    if cfg!(debug_assertions) {
-        debug
-    } else {
-        release
-    }
+    dt_raft::sim::seeds_for_build(release, debug)
 }
 
 fn stat(r: &dt_raft::sim::cluster::SeedReport, name: &str) -> u64 {

@@ -55,3 +55,14 @@ pub mod jsonl;
 pub mod kv;
 pub mod lincheck;
 pub mod net;
+
+/// How many seeds a test runs: `release` in an optimised build, `debug` otherwise (a
+/// debug build simulates about 10x slower). The raft and DtKV simulation tests share it
+/// so that CI's seed counts stay in one style.
+pub fn seeds_for_build(release: u64, debug: u64) -> u64 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
