@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dt_raft::sim::bugs::Bug;
+use dt_raft::sim::bugs::{parse_bug_flag, Bug, SimBug};
 use dt_raft::sim::cluster::{run_seed, Faults, SimConfig};
 
 #[derive(Parser, Debug)]
@@ -49,7 +49,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     start: u64,
     /// Nodes per cluster.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
     nodes: u32,
     /// Faults: comma separated net, disk, crash, clock, all (or none).
     #[arg(long, default_value = "all")]
@@ -99,7 +99,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
     let args = Args::parse();
     if args.list_bugs {
-        for b in Bug::ALL {
+        for &b in Bug::all() {
             println!("{}", b.name());
         }
         return;
@@ -111,21 +111,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !(1..=9).contains(&args.nodes) {
-        eprintln!("--nodes must be between 1 and 9");
-        std::process::exit(2);
-    }
-    let bug = match args.bug.as_deref().map(|n| (n, Bug::from_name(n))) {
-        None => None,
-        Some((n, None)) => {
-            eprintln!("--bug: unknown bug {n:?} (see --list-bugs)");
+    let bug = match parse_bug_flag::<Bug>(args.bug.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
             std::process::exit(2);
         }
-        Some((n, Some(b))) if !b.available() => {
-            eprintln!("--bug {n}: this build has no core bug hooks; add --features sim-bugs");
-            std::process::exit(2);
-        }
-        Some((_, b)) => b,
     };
     if let Some(dir) = &args.history_out {
         if let Err(e) = std::fs::create_dir_all(dir) {

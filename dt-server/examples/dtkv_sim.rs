@@ -19,6 +19,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use dt_raft::sim::bugs::{parse_bug_flag, SimBug};
 use dt_raft::sim::cluster::{Faults, SimConfig};
 use dt_server::sim::{run_dtkv_seed, DtKvBug};
 
@@ -32,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     start: u64,
     /// Voting nodes.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
     nodes: u32,
     /// Faults: net,disk,crash,clock,all,none.
     #[arg(long, default_value = "all")]
@@ -58,7 +59,7 @@ fn one_line(s: &str) -> String {
 fn main() {
     let args = Args::parse();
     if args.list_bugs {
-        for b in DtKvBug::ALL {
+        for &b in DtKvBug::all() {
             println!("{}", b.name());
         }
         return;
@@ -70,21 +71,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !(1..=9).contains(&args.nodes) {
-        eprintln!("--nodes must be between 1 and 9");
-        std::process::exit(2);
-    }
-    let bug = match args.bug.as_deref().map(|n| (n, DtKvBug::from_name(n))) {
-        None => None,
-        Some((n, None)) => {
-            eprintln!("--bug: unknown bug {n:?} (see --list-bugs)");
+    let bug = match parse_bug_flag::<DtKvBug>(args.bug.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
             std::process::exit(2);
         }
-        Some((n, Some(b))) if !b.available() => {
-            eprintln!("--bug {n}: this build has no DtKV bug hooks; add --features sim-bugs");
-            std::process::exit(2);
-        }
-        Some((_, b)) => b,
     };
     let cfg = SimConfig {
         nodes: args.nodes,

@@ -65,6 +65,42 @@ impl Bug {
     }
 }
 
+/// A set of deliberate bugs a simulation can switch on (the core's [`Bug`], DtKV's):
+/// what the simulation programs' `--bug` and `--list-bugs` flags read.
+pub trait SimBug: Copy + 'static {
+    /// Every bug, in `--list-bugs` order.
+    fn all() -> &'static [Self];
+    /// The command-line name.
+    fn name(self) -> &'static str;
+    /// Whether this build can switch the bug on.
+    fn available(self) -> bool;
+}
+
+impl SimBug for Bug {
+    fn all() -> &'static [Self] {
+        &Bug::ALL
+    }
+    fn name(self) -> &'static str {
+        Bug::name(self)
+    }
+    fn available(self) -> bool {
+        Bug::available(self)
+    }
+}
+
+/// Reads a `--bug` flag: `None` without one; a message a person can act on for an
+/// unknown name, or for a bug this build cannot switch on (`--features sim-bugs`).
+pub fn parse_bug_flag<B: SimBug>(name: Option<&str>) -> Result<Option<B>, String> {
+    let Some(n) = name else { return Ok(None) };
+    match B::all().iter().copied().find(|b| b.name() == n) {
+        None => Err(format!("--bug: unknown bug {n:?} (see --list-bugs)")),
+        Some(b) if !b.available() => Err(format!(
+            "--bug {n}: this build has no hooks for it; add --features sim-bugs"
+        )),
+        Some(b) => Ok(Some(b)),
+    }
+}
+
 thread_local! {
     static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
 }
@@ -77,4 +113,27 @@ pub fn set_active(bug: Option<Bug>) {
 /// Whether `bug` is on for this thread.
 pub fn is_active(bug: Bug) -> bool {
     ACTIVE.with(|a| a.get() == Some(bug))
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    #[test]
+    fn a_bug_flag_names_a_bug_or_says_what_is_wrong() {
+        assert_eq!(parse_bug_flag::<Bug>(None), Ok(None));
+        assert_eq!(
+            parse_bug_flag::<Bug>(Some("ack-before-fsync")),
+            Ok(Some(Bug::AckBeforeFsync))
+        );
+        assert!(parse_bug_flag::<Bug>(Some("no-such-bug"))
+            .unwrap_err()
+            .contains("unknown bug"));
+        let gated = parse_bug_flag::<Bug>(Some("commit-old-term"));
+        if cfg!(feature = "sim-bugs") {
+            assert_eq!(gated, Ok(Some(Bug::CommitOldTerm)));
+        } else {
+            assert!(gated.unwrap_err().contains("--features sim-bugs"));
+        }
+    }
 }

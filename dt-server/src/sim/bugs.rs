@@ -49,6 +49,18 @@ impl DtKvBug {
     }
 }
 
+impl dt_raft::sim::bugs::SimBug for DtKvBug {
+    fn all() -> &'static [Self] {
+        &DtKvBug::ALL
+    }
+    fn name(self) -> &'static str {
+        DtKvBug::name(self)
+    }
+    fn available(self) -> bool {
+        DtKvBug::available(self)
+    }
+}
+
 thread_local! {
     static ACTIVE: Cell<Option<DtKvBug>> = const { Cell::new(None) };
 }
