@@ -21,6 +21,10 @@
 //! measured seconds, per committed entry. With `--nodes 1` that is the leader's own path
 //! (submit → log write → commit → apply → callback); with more nodes each follower's
 //! receive path and the leader's replication add to it.
+//! Last `FSYNC requests=<n> rounds=<r> syncfs=<s> fdatasync=<f>`: the appends' fsync
+//! requests of all servers since start, the group-commit rounds that served them, and
+//! the `syncfs` and `fdatasync` calls those made (`--batch-fsync false`: all zero, each
+//! append fsyncs its own files).
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
@@ -48,6 +52,7 @@ use dt_raft::driver::{RaftGroup, RaftGroupConfig};
 use dt_raft::raft_log::{DefaultRaftLog, RaftLog, ThreadPoolIo};
 use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig};
 use dt_raft::sm::{store_config, Exec, ExecEntry, RaftError, RaftFactory, RaftInput, StateMachine};
+use dt_raft::store::fsync_batcher::FsyncStats;
 use hdrhistogram::Histogram;
 
 #[derive(Parser)]
@@ -99,6 +104,10 @@ pub struct Args {
     /// fsync does not also write the blocks' allocation.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
     prefill_kib: u64,
+    /// Group commit of fsyncs across groups (`RaftServerConfig::batch_fsync`): one
+    /// `syncfs` for the appends of many groups waiting at once.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    batch_fsync: bool,
 }
 
 #[path = "../../dt-net/examples/support/counting_alloc.rs"]
@@ -197,6 +206,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             heartbeat_interval: Duration::from_millis(1000),
             ping_interval: Duration::from_millis(500),
             raft_ping_interval: Duration::from_millis(200),
+            batch_fsync: args.batch_fsync,
             block_io_threads: args.block_io_threads.map_or(
                 (cores * 2).max(4).max((args.groups as usize).min(16)),
                 |n| n as usize,
@@ -345,6 +355,20 @@ pub fn run(args: &Args) -> Result<(), String> {
         allocs as f64 / committed.max(1) as f64
     );
     drop(s);
+    let fs = nodes
+        .iter()
+        .filter_map(|(srv, _)| srv.fsync_batcher())
+        .map(|b| b.stats())
+        .fold(FsyncStats::default(), |a, b| FsyncStats {
+            requests: a.requests + b.requests,
+            rounds: a.rounds + b.rounds,
+            syncfs_calls: a.syncfs_calls + b.syncfs_calls,
+            fdatasync_calls: a.fdatasync_calls + b.fdatasync_calls,
+        });
+    println!(
+        "FSYNC requests={} rounds={} syncfs={} fdatasync={}",
+        fs.requests, fs.rounds, fs.syncfs_calls, fs.fdatasync_calls
+    );
     for (srv, _) in &nodes {
         srv.stop(Duration::from_secs(10));
     }

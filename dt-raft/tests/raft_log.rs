@@ -810,3 +810,112 @@ fn closed_loop_appends_never_wait_forever_behind_a_prefill() {
     }
     block_on(log.close()).unwrap();
 }
+
+/// The concurrency test with the appends' fsyncs going through a group commit shared
+/// with nobody else (every round is this log's alone).
+#[test]
+fn concurrent_appends_truncations_and_reads_through_an_fsync_batcher() {
+    use dt_raft::store::fsync_batcher::FsyncBatcher;
+    concurrent_appends_truncations_and_reads_with(StoreConfig {
+        fsync_batcher: Some(FsyncBatcher::new(ThreadPoolIo::new(1))),
+        ..cfg()
+    });
+}
+
+/// Logs of several groups whose appends share one fsync group commit (as a
+/// RaftServer's groups do): every acknowledged entry is there after a reopen, the
+/// rounds served several logs at once, and with syncing turned on but
+/// `sync_force` off the follow-up fsyncs go through it too.
+#[test]
+fn logs_sharing_an_fsync_batcher_keep_every_acknowledged_entry() {
+    use dt_raft::store::fsync_batcher::FsyncBatcher;
+    let d = tempfile::tempdir().unwrap();
+    let io = ThreadPoolIo::new(4);
+    let batcher = FsyncBatcher::new(io.clone());
+    const LOGS: usize = 6;
+    const N: u64 = 300;
+    let threads: Vec<_> = (0..LOGS)
+        .map(|g| {
+            let dir = d.path().join(format!("g{g}"));
+            let c = StoreConfig {
+                fsync_batcher: Some(batcher.clone()),
+                sync_force: g % 3 != 0,
+                ..cfg()
+            };
+            let io = io.clone();
+            std::thread::spawn(move || {
+                let log = DefaultRaftLog::new(&dir, c, io);
+                block_on(log.init()).unwrap();
+                let all = entries(1, N, 1, 0);
+                // Appends in flight together, as Raft issues them.
+                let futs: Vec<_> = all.chunks(3).map(|c| log.append(c.to_vec())).collect();
+                let mut last = 0;
+                for f in futs {
+                    last = block_on(f).unwrap();
+                }
+                assert_eq!(last, N);
+                log.set_commit_index(N);
+                block_on(log.close()).unwrap();
+                dir
+            })
+        })
+        .collect();
+    let dirs: Vec<PathBuf> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let s = batcher.stats();
+    assert!(s.requests >= LOGS as u64, "{s:?}");
+    assert!(s.rounds <= s.requests, "{s:?}");
+    eprintln!("{LOGS} logs sharing a batcher: {s:?}");
+    for dir in dirs {
+        let log = new_log(&dir);
+        assert_eq!(block_on(log.init()).unwrap(), Some((1, N)));
+        assert_eq!(read_all(&log, 1, N), entries(1, N, 1, 0));
+    }
+}
+
+/// A failed fsync in a shared round fails the log whose file it was, with the OS
+/// error as the cause; a log on a healthy disk sharing the batcher goes on.
+#[test]
+fn a_failed_batched_fsync_fails_only_its_own_log() {
+    use dt_raft::store::faults::DiskFaults;
+    use dt_raft::store::fsync_batcher::FsyncBatcher;
+    const EIO: i32 = 5;
+    let d = tempfile::tempdir().unwrap();
+    let io = ThreadPoolIo::new(2);
+    let batcher = FsyncBatcher::new(io.clone());
+    let sick = DiskFaults::healthy();
+    let bad_log = DefaultRaftLog::new(
+        &d.path().join("bad"),
+        StoreConfig {
+            faults: Some(sick.clone()),
+            fsync_batcher: Some(batcher.clone()),
+            ..cfg()
+        },
+        io.clone(),
+    );
+    let good_log = DefaultRaftLog::new(
+        &d.path().join("good"),
+        StoreConfig {
+            fsync_batcher: Some(batcher.clone()),
+            ..cfg()
+        },
+        io,
+    );
+    block_on(bad_log.init()).unwrap();
+    block_on(good_log.init()).unwrap();
+    block_on(bad_log.append(entries(1, 5, 1, 0))).unwrap();
+    sick.fail_syncs(Some(EIO));
+    let bad = bad_log.append(entries(6, 9, 1, 1));
+    let good = good_log.append(entries(1, 9, 1, 0));
+    let e = block_on(bad).expect_err("its fsync failed");
+    assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
+    assert_eq!(block_on(good).unwrap(), 9);
+    assert_eq!(bad_log.persisted_index(), 5);
+    match block_on(bad_log.append(entries(10, 10, 1, 1))) {
+        Err(StoreError::Failed { cause }) => assert_eq!(cause.raw_os_error(), Some(EIO)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        block_on(good_log.append(entries(10, 12, 1, 1))).unwrap(),
+        12
+    );
+}

@@ -2,8 +2,10 @@
 //! reference's defaults), plus the server-level values the group's driver needs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::core::{ConfigError, CoreConfig, NodeId};
+use crate::store::fsync_batcher::FsyncBatcher;
 
 /// The configuration of one Raft group.
 ///
@@ -91,6 +93,11 @@ pub struct RaftGroupConfig {
     /// Delay before replication stopped by an error restarts (the reference's
     /// raft-ping period, 1 000 ms).
     pub replicate_retry_ms: u64,
+    /// Not a reference key: the fsync group commit shared with the other groups of
+    /// the process (see [`FsyncBatcher`]), used by the default log's appends. A
+    /// RaftServer sets its own when the group joins it (unless one is set here or the
+    /// server's `batch_fsync` is off); `None`: each append fsyncs its own files.
+    pub fsync_batcher: Option<Arc<FsyncBatcher>>,
 }
 
 impl RaftGroupConfig {
@@ -132,6 +139,7 @@ impl RaftGroupConfig {
             heartbeat_interval_ms: 2_000,
             rpc_timeout_ms: 5_000,
             replicate_retry_ms: 1_000,
+            fsync_batcher: None,
         }
     }
 

@@ -422,6 +422,27 @@ impl Owner {
         Lane::submit(&self.lane, &*self.io, task);
     }
 
+    /// [`Owner::spawn_on_lane`] for work that answers later, from another thread:
+    /// `work` gets the reply to send (a reply dropped unsent, by a panic for one,
+    /// fails the log).
+    fn spawn_on_lane_replying<R, W, D>(&mut self, what: &'static str, work: W, done: D)
+    where
+        R: Send + 'static,
+        W: FnOnce(Reply<R>) + Send + 'static,
+        D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
+    {
+        let reply = Reply {
+            inbox: self.inbox.clone(),
+            what,
+            dir: self.dir.clone(),
+            done: Some(Box::new(done)),
+        };
+        let task: Task = Box::new(move || {
+            let _ = catch_unwind(AssertUnwindSafe(move || work(reply)));
+        });
+        Lane::submit(&self.lane, &*self.io, task);
+    }
+
     fn make_task<R, W, D>(&mut self, what: &'static str, work: W, done: D) -> Task
     where
         R: Send + 'static,
@@ -550,7 +571,18 @@ impl Owner {
                     let job = s.plan_write(std::mem::take(&mut self.queued), sync_force);
                     self.writing = std::mem::take(&mut self.queued_waiters);
                     self.write_busy = true;
-                    self.spawn_on_lane("write", move || job.run(), |o, r| o.write_finished(r));
+                    match self.cfg.fsync_batcher.clone() {
+                        Some(b) if job.syncs() => self.spawn_on_lane_replying(
+                            "write",
+                            move |reply| job.run_batched(&b, move |r| reply.send(Ok(r))),
+                            |o, r| o.write_finished(r),
+                        ),
+                        _ => self.spawn_on_lane(
+                            "write",
+                            move || job.run(),
+                            |o, r| o.write_finished(r),
+                        ),
+                    }
                     None
                 }
             },
@@ -588,11 +620,17 @@ impl Owner {
                     // sync_force off: acknowledged once written; the fsync follows
                     // before the next write.
                     self.write_busy = true;
-                    self.spawn_on_lane(
-                        "fdatasync",
-                        move || sync_files(&touched),
-                        move |o, r| o.sync_finished(target, r.and_then(|x| x)),
-                    );
+                    let done = move |o: &mut Owner, r: StoreResult<StoreResult<()>>| {
+                        o.sync_finished(target, r.and_then(|x| x))
+                    };
+                    match self.cfg.fsync_batcher.clone() {
+                        Some(b) => self.spawn_on_lane_replying(
+                            "fdatasync",
+                            move |reply| b.sync(touched, Box::new(move |r| reply.send(Ok(r)))),
+                            done,
+                        ),
+                        None => self.spawn_on_lane("fdatasync", move || sync_files(&touched), done),
+                    }
                     return;
                 }
                 self.after_write();

@@ -339,6 +339,9 @@ impl<F: RaftFactory> RaftGroups<F> {
         cfg.elect_timeout_ms = scfg.elect_timeout.as_millis() as u64;
         cfg.heartbeat_interval_ms = scfg.heartbeat_interval.as_millis() as u64;
         cfg.rpc_timeout_ms = scfg.rpc_timeout.as_millis() as u64;
+        if cfg.fsync_batcher.is_none() {
+            cfg.fsync_batcher = server.fsync_batcher();
+        }
         if cfg.members.is_empty() {
             return Err(group_err(gid, format!("no member in group: {gid}")));
         }

@@ -148,6 +148,7 @@ pub struct RaftServer {
     client: Arc<NioClient>,
     biz: Arc<BizExecutor>,
     block_io: Arc<crate::raft_log::ThreadPoolIo>,
+    fsync_batcher: Option<Arc<crate::store::fsync_batcher::FsyncBatcher>>,
     pinger: Arc<MemberPinger>,
     phase: Mutex<Phase>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
@@ -264,10 +265,14 @@ impl RaftServer {
             cfg.rpc_timeout,
         ));
         let block_io = crate::raft_log::ThreadPoolIo::new(cfg.block_io_threads);
+        let fsync_batcher = cfg
+            .batch_fsync
+            .then(|| crate::store::fsync_batcher::FsyncBatcher::new(block_io.clone()));
         let s = Arc::new(RaftServer {
             cfg,
             shared,
             block_io,
+            fsync_batcher,
             pinger,
             nio: Mutex::new(nio),
             client,
@@ -380,6 +385,14 @@ impl RaftServer {
     /// when the last holder drops it.
     pub fn block_io(&self) -> Arc<crate::raft_log::ThreadPoolIo> {
         self.block_io.clone()
+    }
+
+    /// The fsync group commit of the groups' logs (one `syncfs` for many groups'
+    /// appends; see [`FsyncBatcher`](crate::store::fsync_batcher::FsyncBatcher)), or
+    /// `None` when `batch_fsync` is off. Groups added through
+    /// [`RaftGroups`](crate::server::RaftGroups) get it in their configuration.
+    pub fn fsync_batcher(&self) -> Option<Arc<crate::store::fsync_batcher::FsyncBatcher>> {
+        self.fsync_batcher.clone()
     }
 
     /// Sets the hook run after a node was added or removed and after a group was added

@@ -2,7 +2,10 @@
 //! RaftGroupConfig).
 
 use super::error::{StoreError, StoreResult};
+use std::sync::Arc;
+
 use super::faults::Faults;
+use super::fsync_batcher::FsyncBatcher;
 use super::log_item::ITEM_HEADER_SIZE;
 use super::log_store::LOCK_FILE_NAME;
 
@@ -53,6 +56,12 @@ pub struct StoreConfig {
     /// tests and simulations ([`DiskFaults`](super::faults::DiskFaults)); `None` in
     /// production.
     pub faults: Faults,
+    /// Shares the fsyncs of this log's appends with other logs of the process (one
+    /// `syncfs` for many groups, see [`FsyncBatcher`]); `None`: each append's own
+    /// `fdatasync`. [`RaftServer`](crate::server::RaftServer) makes one per server
+    /// (`RaftServerConfig::batch_fsync`), and its factories set it. Only
+    /// [`DefaultRaftLog`](crate::raft_log::DefaultRaftLog) appends use it.
+    pub fsync_batcher: Option<Arc<FsyncBatcher>>,
 }
 
 impl Default for StoreConfig {
@@ -71,6 +80,7 @@ impl Default for StoreConfig {
             verify_on_start: false,
             status_file_name: "raft.status".into(),
             faults: None,
+            fsync_batcher: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,9 +22,35 @@ pub struct DtFile {
     pub path: PathBuf,
     file: File,
     faults: Faults,
+    /// The file system's device number (`st_dev`; 0 if it could not be read): files
+    /// with the same one can share one `syncfs` ([`super::fsync_batcher`]).
+    dev: u64,
 }
 
 impl DtFile {
+    fn new(start: u64, path: PathBuf, file: File, faults: Faults) -> DtFile {
+        let dev = file.metadata().map_or(0, |m| m.dev());
+        DtFile {
+            start,
+            path,
+            file,
+            faults,
+            dev,
+        }
+    }
+
+    /// The device number of the file system holding the file (0 if unknown).
+    pub fn device(&self) -> u64 {
+        self.dev
+    }
+
+    /// Runs the fault-injection hook of an fsync of this file, without syncing (for a
+    /// sync that covers the file some other way, such as `syncfs`).
+    pub fn check_sync_fault(&self) -> StoreResult<()> {
+        sync_through(&self.faults, &self.path, || Ok(()))
+            .map_err(|e| StoreError::io("fdatasync", &self.path, e))
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset` inside the file.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<()> {
         if let Some(f) = &self.faults {
@@ -205,12 +231,7 @@ impl FileQueue {
                     actual: len,
                 });
             }
-            files.push_back(Arc::new(DtFile {
-                start,
-                path,
-                file,
-                faults: faults.clone(),
-            }));
+            files.push_back(Arc::new(DtFile::new(start, path, file, faults.clone())));
         }
         Ok(FileQueue {
             dir: dir.to_path_buf(),
@@ -439,12 +460,7 @@ impl FileMaker {
             .truncate(false)
             .open(&path)
             .map_err(|e| StoreError::io("create", &path, e))?;
-        let f = DtFile {
-            start,
-            path,
-            file,
-            faults: self.faults.clone(),
-        };
+        let f = DtFile::new(start, path, file, self.faults.clone());
         if let Err(e) = self.size_new_file(&f) {
             // Leave no half-made file behind: the next open would take it for a torn
             // creation and complete it, which is harmless, but a full disk is better

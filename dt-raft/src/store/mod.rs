@@ -6,6 +6,7 @@
 //! | [`log_item`] | `LogItem`, the 42-byte item header, the end marker |
 //! | [`faults`] | fault injection under file writes and fsyncs (tests, simulation) |
 //! | [`file_queue`] | fixed-size pre-allocated files named by 20-digit positions |
+//! | [`fsync_batcher`] | one `syncfs` for the appends of many logs (group commit) |
 //! | [`index_file`] | `IdxFileQueue`: index → position, cache and index files |
 //! | [`status`] | `StatusFile` (atomic, checksummed) and `StatusManager` |
 //! | [`snapshot`] | snapshot data/metadata files, listing, retention |
@@ -22,6 +23,7 @@ pub mod crc32c;
 pub mod error;
 pub mod faults;
 pub mod file_queue;
+pub mod fsync_batcher;
 pub mod index_file;
 pub mod log_item;
 pub mod log_store;

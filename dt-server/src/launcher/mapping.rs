@@ -118,6 +118,7 @@ pub fn raft_server_config(s: &ServerConfig) -> Result<RaftServerConfig, StartPro
             u32::MAX as i64,
             "0 (no cap) or a positive number of requests",
         )? as u32,
+        batch_fsync: s.batch_fsync,
         ..RaftServerConfig::default()
     })
 }
@@ -258,7 +259,7 @@ mod tests {
             "nodeId = 2\nreplicatePort = 4001\nservicePort = 4002\nelectTimeout = 1111\n\
              rpcTimeout = 2222\nconnectTimeout = 3333\nheartbeatInterval = 444\n\
              pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\nmaxConnInRequests = 77\n\
-             dataDir = /d\n\
+             batchFsync = false\ndataDir = /d\n\
              statusFile = st\nsyncForce = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
              maxReplicateItems = 11\nmaxReplicateBytes = 12\nsingleReplicateLimit = 13\n\
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
@@ -300,6 +301,7 @@ mod tests {
         assert!(!s.check_self);
         assert_eq!(s.block_io_threads, 7);
         assert_eq!(s.max_conn_in_requests, 77);
+        assert!(!s.batch_fsync);
 
         let k = kv_group_config(&boot.groups[0]).unwrap();
         assert_eq!((k.group_id, &k.members[..]), (5, &[1u32, 2][..]));

@@ -14,6 +14,7 @@
 
 use super::*;
 use crate::store::file_queue::FileMaker;
+use crate::store::fsync_batcher::FsyncBatcher;
 
 /// Writes of prepared batches (and the creation of the segments they start), then,
 /// with `sync`, one `fdatasync` per segment touched: plain IO, planned by
@@ -50,6 +51,45 @@ impl WriteJob {
     /// Creates the planned segments, writes every chunk in order, and fsyncs the
     /// segments touched when the plan says so.
     pub fn run(self) -> StoreResult<WriteDone> {
+        let sync = self.sync;
+        let done = self.write()?;
+        if sync {
+            for f in &done.touched {
+                f.sync_data()?;
+            }
+        }
+        Ok(WriteDone {
+            synced: sync,
+            ..done
+        })
+    }
+
+    /// [`WriteJob::run`] with the fsync through `batcher` (shared with other logs):
+    /// creates and writes, then hands the segments touched to the batcher when the
+    /// plan says to fsync; `done` gets the outcome (on this thread or the batcher's).
+    pub fn run_batched(
+        self,
+        batcher: &Arc<FsyncBatcher>,
+        done: impl FnOnce(StoreResult<WriteDone>) + Send + 'static,
+    ) {
+        let sync = self.sync;
+        match self.write() {
+            Ok(w) if sync && !w.touched.is_empty() => {
+                let files = w.touched.clone();
+                batcher.sync(
+                    files,
+                    Box::new(move |r| {
+                        done(r.map(|()| WriteDone { synced: true, ..w }));
+                    }),
+                );
+            }
+            Ok(w) => done(Ok(WriteDone { synced: sync, ..w })),
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    /// Creates the planned segments and writes every chunk in order (no fsync).
+    fn write(self) -> StoreResult<WriteDone> {
         let mut created = Vec::with_capacity(self.creates.len());
         for &start in &self.creates {
             created.push(self.maker.create(start)?);
@@ -118,16 +158,11 @@ impl WriteJob {
             };
             f.write_all_at(data, pos - f.start)?;
         }
-        if self.sync {
-            for f in &touched {
-                f.sync_data()?;
-            }
-        }
         Ok(WriteDone {
             batches: self.batches,
             created,
             touched,
-            synced: self.sync,
+            synced: false,
         })
     }
 }
