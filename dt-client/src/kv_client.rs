@@ -182,7 +182,8 @@ impl KvClient {
             Err(e) => return cb(Err(e)),
         };
         let group_id = req.group_id;
-        let body = encode::to_bytes(&req);
+        // In flight only until answered: a pooled buffer, no allocation per request.
+        let body = encode::to_bytes_pooled(&req);
         self.raft
             .send_request(group_id, command, body, self.raft.rpc_timeout(), move |r| {
                 cb(r.and_then(|p| interpret(command, &p))

@@ -277,6 +277,11 @@ fn discovery_then_redirect_then_leader_change() {
         [(2, KvCommands::DTKV_PUT), (3, KvCommands::DTKV_PUT)]
     );
     assert_eq!(kv.raft().leader(0), Some(3));
+    assert_eq!(
+        kv.raft().requests_in_flight(),
+        0,
+        "every answered request left the table"
+    );
     kv.stop(Duration::from_secs(1));
 }
 
@@ -326,6 +331,11 @@ fn without_hint_the_leader_is_forgotten_and_found_again_once() {
     fake.state().reported.clear();
     assert_eq!(&kv.get(0, "k").unwrap().unwrap().data[..], b"v2");
     assert_eq!(fake.data_log(), [(2, KvCommands::DTKV_GET)]);
+    assert_eq!(
+        kv.raft().requests_in_flight(),
+        0,
+        "every answered request left the table"
+    );
     kv.stop(Duration::from_secs(1));
 }
 
@@ -365,6 +375,11 @@ fn not_init_rediscovers_and_retries_once() {
         })
     ));
     assert_eq!(fake.data_log().len(), 1);
+    assert_eq!(
+        kv.raft().requests_in_flight(),
+        0,
+        "every answered request left the table"
+    );
     kv.stop(Duration::from_secs(1));
 }
 
@@ -383,6 +398,11 @@ fn silence_is_a_timeout_at_the_deadline() {
     assert!(
         e >= Duration::from_millis(350) && e < Duration::from_millis(1500),
         "{e:?}"
+    );
+    assert_eq!(
+        kv.raft().requests_in_flight(),
+        0,
+        "every answered request left the table"
     );
     kv.stop(Duration::from_secs(1));
 }
@@ -411,6 +431,11 @@ fn a_dead_leader_is_replaced_through_discovery() {
     assert!(ok, "no success after the leader died");
     assert_eq!(kv.raft().leader(0), Some(2));
     fake.servers.remove(0);
+    assert_eq!(
+        kv.raft().requests_in_flight(),
+        0,
+        "every answered request left the table"
+    );
     kv.stop(Duration::from_secs(1));
 }
 

@@ -83,6 +83,48 @@ pub fn to_bytes(m: &(impl Encodable + ?Sized)) -> Bytes {
     out.freeze()
 }
 
+/// Messages up to this size go to [`to_bytes_pooled`]'s per-thread chunks.
+pub const POOLED_MAX: usize = 4096;
+/// Size of one per-thread chunk of [`to_bytes_pooled`].
+const POOL_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    static POOL: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// [`to_bytes`] for small, short-lived messages (requests in flight): `m` is encoded
+/// into the free end of a 64 KiB chunk kept per thread, and the result shares that
+/// chunk. So encoding allocates once per chunk, not once per message; a clone of the
+/// result (kept for a re-send) only counts a reference, and the last of a chunk's
+/// messages to be dropped (on any thread) frees it. A message above [`POOLED_MAX`]
+/// bytes gets its own buffer, as [`to_bytes`] does. A chunk stays allocated while any
+/// message in it is alive: keep the result no longer than the request needs it.
+///
+/// ```
+/// use dt_codec::encode::{to_bytes, to_bytes_pooled};
+///
+/// let a = to_bytes_pooled(&b"first"[..]);
+/// let b = to_bytes_pooled(&b"second"[..]);
+/// assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"second"[..]));
+/// assert_eq!(a, to_bytes(&b"first"[..]));
+/// ```
+pub fn to_bytes_pooled(m: &(impl Encodable + ?Sized)) -> Bytes {
+    let size = m.encoded_size();
+    if size > POOLED_MAX {
+        return to_bytes(m);
+    }
+    POOL.with(|p| {
+        let mut buf = p.borrow_mut();
+        if buf.capacity() < size {
+            // The previous chunk lives on in the messages cut from it.
+            *buf = BytesMut::with_capacity(POOL_CHUNK);
+        }
+        m.encode(&mut buf);
+        debug_assert_eq!(buf.len(), size, "encoded_size disagrees with encode");
+        buf.split().freeze()
+    })
+}
+
 // ---- primitives ----
 
 /// Appends `v` as a minimal varint.
@@ -359,6 +401,34 @@ pub fn put_repeated_nested<T: Encodable>(out: &mut BytesMut, field: u32, v: &[T]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_messages_equal_their_own_encoding_across_chunks_and_threads() {
+        // Sizes that cross several 64 KiB chunk boundaries at uneven points.
+        let msgs: Vec<Vec<u8>> = (0..3000)
+            .map(|i| vec![(i % 251) as u8; (i * 37) % 700])
+            .collect();
+        let pooled: Vec<Bytes> = msgs.iter().map(|m| to_bytes_pooled(&m[..])).collect();
+        for (m, p) in msgs.iter().zip(&pooled) {
+            assert_eq!(&p[..], &m[..]);
+        }
+        // Clones share, drops on another thread leave the rest intact.
+        let (keep, give): (Vec<_>, Vec<_>) = pooled
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 0);
+        std::thread::spawn(move || drop(give)).join().unwrap();
+        drop(pooled);
+        for (i, p) in keep {
+            assert_eq!(&p[..], &msgs[i][..]);
+        }
+        // Above POOLED_MAX: its own buffer, same bytes.
+        let big = vec![7u8; POOLED_MAX + 1];
+        assert_eq!(&to_bytes_pooled(&big[..])[..], &big[..]);
+        let empty: &[u8] = &[];
+        assert!(to_bytes_pooled(empty).is_empty());
+    }
 
     fn enc(f: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
         let mut b = BytesMut::new();

@@ -305,6 +305,24 @@ impl NioClient {
         );
     }
 
+    /// [`NioClient::send_request_handler`] delivering a response with a non-zero
+    /// `resp_code` as it came (`Ok`), as [`NioClient::send_request_raw_cb`] does.
+    pub fn send_request_handler_raw(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        timeout: Duration,
+        handler: &Arc<dyn RpcHandler>,
+        token: u64,
+    ) {
+        self.submit(
+            peer,
+            pkt,
+            timeout,
+            Completion::SharedRaw(handler.clone(), token),
+        );
+    }
+
     /// Like [`NioClient::send_request_handler`] with a handler that lives for the whole
     /// program (no reference counting at all).
     pub fn send_request_static(

@@ -42,6 +42,8 @@ pub(crate) enum Completion {
     /// (`Ok`), so the caller can read its `msg` and `extra`.
     Raw(RespCallback),
     Shared(Arc<dyn RpcHandler>, u64),
+    /// `Shared`, with non-zero `resp_code`s delivered as `Raw` does.
+    SharedRaw(Arc<dyn RpcHandler>, u64),
     Static(&'static dyn RpcHandler, u64),
 }
 
@@ -49,14 +51,14 @@ impl Completion {
     pub(crate) fn run(self, r: Result<ReadPacket, NetError>) {
         match self {
             Completion::Boxed(cb) | Completion::Raw(cb) => cb(r),
-            Completion::Shared(h, t) => h.on_result(t, r),
+            Completion::Shared(h, t) | Completion::SharedRaw(h, t) => h.on_result(t, r),
             Completion::Static(h, t) => h.on_result(t, r),
         }
     }
 
     /// Whether a non-zero `resp_code` is delivered as the packet rather than an error.
     pub(crate) fn is_raw(&self) -> bool {
-        matches!(self, Completion::Raw(_))
+        matches!(self, Completion::Raw(_) | Completion::SharedRaw(..))
     }
 
     /// Delivers an error on the calling thread (immediate failures).

@@ -13,9 +13,10 @@ use dt_codec::{encode, PbInt};
 use dt_common::IdHashMap;
 use dt_net::{
     CmdCodes, Commands, NetError, NioClient, NioClientConfig, PeerId, PeerStatus, PeerStatusView,
-    ReadPacket, WritePacket,
+    ReadPacket, RpcHandler, WritePacket,
 };
 
+use super::in_flight::{InFlight, Sent};
 use super::permits::{Acquired, Permits};
 use super::status::QueryStatus;
 use crate::future::{kv_channel, KvFuture};
@@ -143,6 +144,10 @@ struct State {
 
 pub(crate) struct Inner {
     pub(crate) nio: NioClient,
+    /// Requests on the wire (their answers' handler).
+    in_flight: Arc<InFlight>,
+    /// `in_flight` as the network layer's handler.
+    handler: Arc<dyn RpcHandler>,
     state: Mutex<State>,
     permits: Permits,
     pub(crate) timer: Timer,
@@ -150,7 +155,7 @@ pub(crate) struct Inner {
     rng: AtomicU64,
 }
 
-struct Call {
+pub(crate) struct Call {
     group: i32,
     command: i32,
     body: Bytes,
@@ -159,6 +164,13 @@ struct Call {
     retried: bool,
     permit_bytes: usize,
     cb: RespCb,
+}
+
+impl Call {
+    /// Answers the caller with a network error (the client is gone, for one).
+    pub(crate) fn fail(self, e: NetError) {
+        (self.cb)(Err(KvError::Net(e)))
+    }
 }
 
 /// The client of a set of Raft groups: one connection per server node (shared by every
@@ -240,13 +252,18 @@ impl RaftClient {
         let timer = Timer::start(&name).map_err(|e| KvError::Net(NetError::Io(e)))?;
         let seed = dt_common::mono_nanos() as u64 ^ (std::process::id() as u64) << 32;
         Ok(RaftClient {
-            inner: Arc::new(Inner {
-                nio,
-                state: Mutex::new(State::default()),
-                permits: Permits::new(cfg.max_out_requests, cfg.max_out_bytes),
-                timer,
-                rpc_timeout: cfg.rpc_timeout,
-                rng: AtomicU64::new(seed | 1),
+            inner: Arc::new_cyclic(|me| {
+                let in_flight = Arc::new(InFlight::new(me.clone()));
+                Inner {
+                    nio,
+                    handler: in_flight.clone(),
+                    in_flight,
+                    state: Mutex::new(State::default()),
+                    permits: Permits::new(cfg.max_out_requests, cfg.max_out_bytes),
+                    timer,
+                    rpc_timeout: cfg.rpc_timeout,
+                    rng: AtomicU64::new(seed | 1),
+                }
             }),
         })
     }
@@ -259,6 +276,12 @@ impl RaftClient {
     /// The default request deadline.
     pub fn rpc_timeout(&self) -> Duration {
         self.inner.rpc_timeout
+    }
+
+    /// Group requests on the wire: sent to a server and not yet answered, failed or
+    /// timed out (requests waiting for a permit or for leader discovery not counted).
+    pub fn requests_in_flight(&self) -> usize {
+        self.inner.in_flight.len()
     }
 
     /// Adds nodes, or changes the address of known ones (their connection is replaced;
@@ -872,15 +895,14 @@ impl Inner {
         if remaining.is_zero() {
             return self.finish(call, Err(timeout_error("request deadline")));
         }
-        let me = self.clone();
         let pkt = WritePacket::request_bytes(call.command, call.body.clone());
+        let token = self.in_flight.put(Sent { call, node, peer });
+        // Not under the slab's lock: an immediate failure answers on this thread.
         self.nio
-            .send_request_raw_cb(Some(peer), pkt, remaining, move |r| {
-                me.on_result(call, node, peer, r)
-            });
+            .send_request_handler_raw(Some(peer), pkt, remaining, &self.handler, token);
     }
 
-    fn on_result(
+    pub(crate) fn on_result(
         self: &Arc<Self>,
         mut call: Call,
         node: i32,

@@ -6,6 +6,7 @@
 //! [`QueryStatus`] is the decoded RAFT_QUERY_STATUS answer.
 
 pub(crate) mod client;
+mod in_flight;
 mod permits;
 mod status;
 
