@@ -315,12 +315,8 @@ impl NioClient {
         handler: &Arc<dyn RpcHandler>,
         token: u64,
     ) {
-        self.submit(
-            peer,
-            pkt,
-            timeout,
-            Completion::SharedRaw(handler.clone(), token),
-        );
+        let c = Completion::SharedRaw(handler.clone(), token);
+        self.submit(peer, pkt, timeout, c);
     }
 
     /// Like [`NioClient::send_request_handler`] with a handler that lives for the whole

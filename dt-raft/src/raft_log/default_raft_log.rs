@@ -431,16 +431,25 @@ impl Owner {
         W: FnOnce(Reply<R>) + Send + 'static,
         D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
     {
-        let reply = Reply {
-            inbox: self.inbox.clone(),
-            what,
-            dir: self.dir.clone(),
-            done: Some(Box::new(done)),
-        };
+        let reply = self.reply(what, done);
         let task: Task = Box::new(move || {
             let _ = catch_unwind(AssertUnwindSafe(move || work(reply)));
         });
         Lane::submit(&self.lane, &*self.io, task);
+    }
+
+    /// The reply half of a job named `what`, whose result goes to `done`.
+    fn reply<R: Send + 'static>(
+        &self,
+        what: &'static str,
+        done: impl FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
+    ) -> Reply<R> {
+        Reply {
+            inbox: self.inbox.clone(),
+            what,
+            dir: self.dir.clone(),
+            done: Some(Box::new(done)),
+        }
     }
 
     fn make_task<R, W, D>(&mut self, what: &'static str, work: W, done: D) -> Task
@@ -449,12 +458,7 @@ impl Owner {
         W: FnOnce() -> R + Send + 'static,
         D: FnOnce(&mut Owner, StoreResult<R>) + Send + 'static,
     {
-        let reply = Reply {
-            inbox: self.inbox.clone(),
-            what,
-            dir: self.dir.clone(),
-            done: Some(Box::new(done)),
-        };
+        let reply = self.reply(what, done);
         Box::new(move || match catch_unwind(AssertUnwindSafe(work)) {
             Ok(v) => reply.send(Ok(v)),
             Err(p) => {
