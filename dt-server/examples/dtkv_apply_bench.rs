@@ -75,6 +75,7 @@ impl Target {
                     local_create_nanos: 0,
                     header: &header,
                     body,
+                    body_shared: false,
                 };
                 match sm.exec(&e) {
                     Exec::Done(Ok(out)) => out.biz_code(),

@@ -1670,6 +1670,8 @@ impl<S: StateMachine> Driver<S> {
             local_create_nanos: nanos,
             header: &item.header,
             body: &item.body,
+            // Only a local caller's input comes with buffers of its own.
+            body_shared: !has_caller,
         };
         let exec = self.sm.borrow_mut().exec(&entry);
         match exec {

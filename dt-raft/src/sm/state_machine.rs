@@ -85,6 +85,14 @@ pub struct ExecEntry<'a> {
     pub header: &'a Bytes,
     /// The business body bytes (may be empty).
     pub body: &'a Bytes,
+    /// Whether `header` and `body` are slices of a buffer shared with other entries:
+    /// true for an entry this node received from a leader (a slice of the whole
+    /// AppendEntries frame) or replayed from disk (a slice of a read block), and for
+    /// a leader's entry whose caller is gone; false for an entry submitted here with
+    /// its own buffers. A state machine that keeps slices of a shared body beyond
+    /// `exec` (a stored value, say) should copy them: a slice keeps its whole buffer
+    /// alive.
+    pub body_shared: bool,
 }
 
 impl ExecEntry<'_> {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use dt_client::kv::{KvBody, KvCode, KvReq};
 use dt_raft::driver::RaftGroupConfig;
 use dt_raft::raft_log::{DefaultRaftLog, Executor, RaftLog};
@@ -145,7 +145,17 @@ impl StateMachine for DtKvStateMachine {
                 entry.biz_type
             ))));
         };
-        let req = match KvReq::decode(entry.body) {
+        // A follower's or replayed entry is a slice of a whole AppendEntries frame or
+        // read block: the keys and values the tree keeps would keep all of it alive.
+        // Decode them from a copy of just this entry.
+        let owned;
+        let body = if entry.body_shared {
+            owned = Bytes::copy_from_slice(entry.body);
+            &owned
+        } else {
+            entry.body
+        };
+        let req = match KvReq::decode(body) {
             Ok(r) => r,
             Err(e) => return Exec::Done(Err(SmError::Rejected(format!("bad KvReq: {e}")))),
         };
@@ -470,11 +480,59 @@ mod tests {
             local_create_nanos: dt_common::mono_nanos(),
             header: &header,
             body: &body,
+            body_shared: false,
         };
         match sm.exec(&e) {
             Exec::Done(r) => r.unwrap(),
             Exec::Pending(_) => panic!("DtKV executes synchronously"),
         }
+    }
+
+    /// A value applied from a shared body (a follower's slice of a whole frame) is
+    /// kept in a buffer of its own; one from a local caller's own body is kept as is.
+    #[test]
+    fn values_from_a_shared_body_do_not_keep_the_whole_buffer() {
+        let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
+        let mut sm = DtKvStateMachine::new(g.clone());
+        let one = encode::to_bytes(&KvReq::put(0, "k1", "value one"));
+        let two = encode::to_bytes(&KvReq::put(0, "k2", "value two"));
+        // "A frame": other bytes around the entry's body.
+        let mut frame = vec![0xEE; 1000];
+        frame.extend_from_slice(&one);
+        frame.extend_from_slice(&[0xEE; 1000]);
+        let frame = Bytes::from(frame);
+        let shared = frame.slice(1000..1000 + one.len());
+        let header = Bytes::new();
+        for (index, body, body_shared) in [(1, &shared, true), (2, &two, false)] {
+            let e = ExecEntry {
+                index,
+                term: 1,
+                item_type: TYPE_NORMAL,
+                biz_type: BizType::Put.code(),
+                leader_create_millis: 0,
+                local_create_nanos: 0,
+                header: &header,
+                body,
+                body_shared,
+            };
+            assert!(matches!(sm.exec(&e), Exec::Done(Ok(_))));
+        }
+        let within = |b: &Bytes, buf: &Bytes| {
+            let (p, s) = (b.as_ptr() as usize, buf.as_ptr() as usize);
+            p >= s && p < s + buf.len()
+        };
+        let v1 = g.lock().tree().get(b"k1").node.expect("k1").data;
+        assert_eq!(&v1[..], b"value one");
+        assert!(
+            !within(&v1, &frame),
+            "the value still points into the frame"
+        );
+        let v2 = g.lock().tree().get(b"k2").node.expect("k2").data;
+        assert_eq!(&v2[..], b"value two");
+        assert!(
+            within(&v2, &two),
+            "a caller's own body is kept without a copy"
+        );
     }
 
     #[test]
@@ -507,6 +565,7 @@ mod tests {
             local_create_nanos: 0,
             header: &header,
             body: &body,
+            body_shared: false,
         };
         assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
         e.biz_type = BizType::Put.code();
