@@ -36,8 +36,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dt_raft::sim::bugs::{parse_bug_flag, Bug, SimBug};
-use dt_raft::sim::cluster::{run_seed, Faults, SimConfig};
+use dt_raft::sim::bugs::{sim_flags, Bug};
+use dt_raft::sim::cluster::{run_seed, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "deterministic whole-cluster simulation of dt's Raft")]
@@ -98,21 +98,9 @@ fn main() {
     // RUST_LOG=info shows the driver's log lines (installs, saves) when replaying a seed
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
     let args = Args::parse();
-    if args.list_bugs {
-        for &b in Bug::all() {
-            println!("{}", b.name());
-        }
-        return;
-    }
-    let faults = match Faults::parse(&args.faults) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("--faults: {e}");
-            std::process::exit(2);
-        }
-    };
-    let bug = match parse_bug_flag::<Bug>(args.bug.as_deref()) {
-        Ok(b) => b,
+    let (faults, bug) = match sim_flags::<Bug>(args.list_bugs, &args.faults, args.bug.as_deref()) {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);

@@ -19,8 +19,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dt_raft::sim::bugs::{parse_bug_flag, SimBug};
-use dt_raft::sim::cluster::{Faults, SimConfig};
+use dt_raft::sim::bugs::sim_flags;
+use dt_raft::sim::cluster::SimConfig;
 use dt_server::sim::{run_dtkv_seed, DtKvBug};
 
 #[derive(Parser, Debug)]
@@ -58,26 +58,15 @@ fn one_line(s: &str) -> String {
 
 fn main() {
     let args = Args::parse();
-    if args.list_bugs {
-        for &b in DtKvBug::all() {
-            println!("{}", b.name());
-        }
-        return;
-    }
-    let faults = match Faults::parse(&args.faults) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("--faults: {e}");
-            std::process::exit(2);
-        }
-    };
-    let bug = match parse_bug_flag::<DtKvBug>(args.bug.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let (faults, bug) =
+        match sim_flags::<DtKvBug>(args.list_bugs, &args.faults, args.bug.as_deref()) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        };
     let cfg = SimConfig {
         nodes: args.nodes,
         faults,

@@ -101,6 +101,24 @@ pub fn parse_bug_flag<B: SimBug>(name: Option<&str>) -> Result<Option<B>, String
     }
 }
 
+/// The flags both simulation programs share: `--list-bugs` (prints the bugs of `B`,
+/// one per line, and gives `Ok(None)`: nothing more to do), `--faults` and `--bug`.
+/// `Err` is a message for a person (the programs exit with status 2).
+pub fn sim_flags<B: SimBug>(
+    list_bugs: bool,
+    faults: &str,
+    bug: Option<&str>,
+) -> Result<Option<(super::cluster::Faults, Option<B>)>, String> {
+    if list_bugs {
+        for &b in B::all() {
+            println!("{}", b.name());
+        }
+        return Ok(None);
+    }
+    let faults = super::cluster::Faults::parse(faults).map_err(|e| format!("--faults: {e}"))?;
+    Ok(Some((faults, parse_bug_flag::<B>(bug)?)))
+}
+
 thread_local! {
     static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
 }
