@@ -17,6 +17,7 @@ fn bad_flags_are_refused() {
         &["--max-pending", "0"],
         &["--body-size", "0"],
         &["--sync-force", "maybe"],
+        &["--batch-fsync", "maybe"],
     ] {
         let argv = std::iter::once("raft_bench").chain(bad.iter().copied());
         assert!(
@@ -51,4 +52,29 @@ fn a_one_second_run_completes() {
     raft_bench::run(&args).unwrap();
     // The groups' logs are where the flag says.
     assert!(dir.path().join("n1").join("g1").exists());
+}
+
+/// Several groups per server: their appends' fsyncs go through the server's shared
+/// batcher, and so do (with `--batch-fsync false`) plain per-file fsyncs.
+#[test]
+fn a_multi_group_run_completes_with_and_without_fsync_batching() {
+    for batch in ["true", "false"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = raft_bench::Args::try_parse_from([
+            "raft_bench",
+            "--seconds",
+            "1",
+            "--groups",
+            "4",
+            "--max-pending",
+            "64",
+            "--batch-fsync",
+            batch,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .unwrap();
+        raft_bench::run(&args).unwrap();
+        assert!(dir.path().join("n3").join("g4").exists());
+    }
 }
