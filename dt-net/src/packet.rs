@@ -182,6 +182,26 @@ impl WriteBody {
         })
     }
 
+    /// A body of already encoded bytes: held inside the packet when they take at most
+    /// [`INLINE_BODY_MAX`] bytes (no allocation; what [`WriteBody::of`] makes of a small
+    /// message, for a caller that encoded it itself), else copied into
+    /// [`WriteBody::Bytes`].
+    pub fn copy_of(encoded: &[u8]) -> WriteBody {
+        let n = encoded.len();
+        if n == 0 {
+            return WriteBody::Empty;
+        }
+        if n > INLINE_BODY_MAX {
+            return WriteBody::Bytes(Bytes::copy_from_slice(encoded));
+        }
+        let mut body = InlineBody {
+            len: n as u8,
+            buf: [0; INLINE_BODY_MAX],
+        };
+        body.buf[..n].copy_from_slice(encoded);
+        WriteBody::Inline(body)
+    }
+
     /// Encoded size of the body content.
     pub fn len(&self) -> usize {
         match self {
@@ -450,6 +470,33 @@ mod tests {
         assert!(matches!(WriteBody::of(PbInt(0)), WriteBody::Empty));
         let big = WriteBody::of(Bytes::from(vec![1u8; INLINE_BODY_MAX + 1]));
         assert!(matches!(big, WriteBody::Encodable(_)), "{big:?}");
+    }
+
+    #[test]
+    fn copied_bodies_write_what_they_were_given() {
+        let frame = |body: WriteBody| {
+            let mut out = BytesMut::new();
+            let mut p = WritePacket::response(body);
+            p.seq = 3;
+            p.encode_frame(&mut out);
+            out
+        };
+        for n in [1, INLINE_BODY_MAX, INLINE_BODY_MAX + 1, 300] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let body = WriteBody::copy_of(&data);
+            assert_eq!(
+                matches!(body, WriteBody::Inline(_)),
+                n <= INLINE_BODY_MAX,
+                "{body:?}"
+            );
+            assert_eq!(body.len(), n);
+            assert_eq!(
+                frame(body),
+                frame(WriteBody::Bytes(Bytes::from(data))),
+                "{n} bytes"
+            );
+        }
+        assert!(matches!(WriteBody::copy_of(&[]), WriteBody::Empty));
     }
 
     #[test]

@@ -171,7 +171,11 @@ fn send_response(ctx: ReqContext, mut resp: WritePacket) {
         conn: ctx.conn,
         pkt: resp,
         deadline: ctx.deadline,
-        enqueued: dt_common::mono_nanos(),
+        enqueued: if ctx.handle.perf.accept(PerfType::RpcWorkerQueue) {
+            dt_common::mono_nanos()
+        } else {
+            0
+        },
         permit: ctx.permit,
     });
 }
