@@ -116,7 +116,26 @@ fn code_result_size(biz_code: KvCode) -> usize {
     KvResult::code(biz_code).encoded_size()
 }
 
+/// Most bytes a [`KvRespBody::Code`] body takes (a fixed64 index, the count, and a
+/// result whose code is a negative `int32`).
+pub const CODE_BODY_MAX: usize = 9 + 2 + 2 + 11;
+
 impl KvRespBody {
+    /// The encoding of a [`KvRespBody::Code`] body (what [`Encodable::encode`] writes for
+    /// it), written into an array: the bytes and their length. Every write answers with
+    /// one, on the group's dispatcher thread.
+    pub fn code_bytes(raft_index: i64, biz_code: KvCode) -> ([u8; CODE_BODY_MAX], usize) {
+        let mut a = [0u8; CODE_BODY_MAX];
+        let mut w: &mut [u8] = &mut a;
+        encode::put_fixed64(&mut w, 1, raft_index as u64);
+        encode::put_int32(&mut w, 2, 1);
+        let code = biz_code.code();
+        encode::put_len_prefix(&mut w, 3, encode::size_int32(1, code));
+        encode::put_int32(&mut w, 1, code);
+        let n = CODE_BODY_MAX - w.len();
+        (a, n)
+    }
+
     /// One result at `raft_index`: [`KvRespBody::Code`] when it is only a code.
     pub fn one(raft_index: i64, result: KvResult) -> Self {
         if result.node.is_none() && result.key_in_dir.is_empty() {
@@ -219,6 +238,31 @@ mod tests {
         let nf = KvResponse::get(KvResult::code(KvCode::NotFound));
         let b = encode::to_bytes(&nf.body);
         assert_eq!(&b[..], b"\x10\x01\x1a\x02\x08\x02");
+    }
+
+    #[test]
+    fn code_bytes_are_the_code_body_encoding() {
+        let codes = [
+            KvCode::Success,
+            KvCode::NotFound,
+            KvCode::CasMismatch,
+            KvCode::InvalidValue,
+            KvCode::Unknown(-7),
+        ];
+        let mut longest = 0;
+        for code in codes {
+            for raft_index in [0, 1, 300, -1, i64::MAX, i64::MIN] {
+                let body = KvRespBody::Code {
+                    raft_index,
+                    biz_code: code,
+                };
+                let (a, n) = KvRespBody::code_bytes(raft_index, code);
+                assert_eq!(&a[..n], &encode::to_bytes(&body)[..], "{body:?}");
+                longest = longest.max(n);
+            }
+        }
+        // a negative code takes a 10-byte varint: the array holds the longest body
+        assert_eq!(longest, CODE_BODY_MAX);
     }
 
     #[test]
