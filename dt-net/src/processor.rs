@@ -1,7 +1,6 @@
 //! Request processors ([`ReqProcessor`]), registered by command code, and where they run
 //! ([`RunOn`]): inline on the IO thread, or on an [`Executor`] the caller supplies.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -300,9 +299,12 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
 }
 
 /// Processors by command code.
+///
+/// Looked up for every request: an [`IdHashMap`](dt_common::IdHashMap) (the keys are the
+/// registered codes; a peer's command only looks one up).
 #[derive(Clone, Default)]
 pub struct Processors {
-    map: HashMap<i32, Arc<dyn ErasedProcessor>>,
+    map: dt_common::IdHashMap<i32, Arc<dyn ErasedProcessor>>,
 }
 
 impl Processors {
