@@ -104,10 +104,50 @@ impl Encodable for KvRespBody {
             KvRespBody::One { raft_index, result } => {
                 encode::put_fixed64(out, 1, *raft_index as u64);
                 encode::put_int32(out, 2, 1);
-                encode::put_repeated_nested(out, 3, std::slice::from_ref(&**result));
+                // KvResult's encoding, with the node's size computed once (a GET's
+                // answer: the generic encoder sizes the node at every level)
+                let code = result.biz_code.code();
+                let node_size = result.node.as_ref().map(|n| n.encoded_size());
+                let result_size = encode::size_int32(1, code)
+                    + node_size.map_or(0, |s| encode::size_len_field(2, s))
+                    + encode::size_bytes(3, &result.key_in_dir);
+                encode::put_len_prefix(out, 3, result_size);
+                encode::put_int32(out, 1, code);
+                if let (Some(n), Some(size)) = (&result.node, node_size) {
+                    encode::put_len_prefix(out, 2, size);
+                    n.encode(out);
+                }
+                encode::put_bytes(out, 3, &result.key_in_dir);
             }
             KvRespBody::Resp(r) => r.encode(out),
         }
+    }
+}
+
+/// A body with its encoded size computed once (a packet asks for it again to write its
+/// length fields).
+#[derive(Debug)]
+pub struct SizedBody {
+    size: usize,
+    body: KvRespBody,
+}
+
+impl SizedBody {
+    /// `body` with its size.
+    pub fn new(body: KvRespBody) -> Self {
+        SizedBody {
+            size: body.encoded_size(),
+            body,
+        }
+    }
+}
+
+impl Encodable for SizedBody {
+    fn encoded_size(&self) -> usize {
+        self.size
+    }
+    fn encode(&self, out: &mut BytesMut) {
+        self.body.encode(out)
     }
 }
 
@@ -294,6 +334,9 @@ mod tests {
                 assert_eq!(matches!(one, KvRespBody::Code { .. }), only_code);
                 let as_resp = KvResp::single(raft_index, result.clone());
                 assert_eq!(one.encoded_size(), as_resp.encoded_size());
+                let sized = SizedBody::new(one.clone());
+                assert_eq!(sized.encoded_size(), as_resp.encoded_size());
+                assert_eq!(encode::to_bytes(&sized), encode::to_bytes(&as_resp));
                 assert_eq!(encode::to_bytes(&one), encode::to_bytes(&as_resp));
                 assert_eq!(one.to_resp(), Some(as_resp));
             }
