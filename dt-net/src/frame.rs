@@ -102,6 +102,9 @@ impl FrameDecoder {
         }
         buf.advance(4);
         let frame = buf.split_to(n).freeze();
+        if let Some(p) = crate::packet::decode_plain(&frame) {
+            return Ok(Some(p));
+        }
         let status = self
             .parser
             .parse_whole(&frame)

@@ -182,6 +182,26 @@ impl WriteBody {
         })
     }
 
+    /// A body of already encoded bytes: held inside the packet when they take at most
+    /// [`INLINE_BODY_MAX`] bytes (no allocation; what [`WriteBody::of`] makes of a small
+    /// message, for a caller that encoded it itself), else copied into
+    /// [`WriteBody::Bytes`].
+    pub fn copy_of(encoded: &[u8]) -> WriteBody {
+        let n = encoded.len();
+        if n == 0 {
+            return WriteBody::Empty;
+        }
+        if n > INLINE_BODY_MAX {
+            return WriteBody::Bytes(Bytes::copy_from_slice(encoded));
+        }
+        let mut body = InlineBody {
+            len: n as u8,
+            buf: [0; INLINE_BODY_MAX],
+        };
+        body.buf[..n].copy_from_slice(encoded);
+        WriteBody::Inline(body)
+    }
+
     /// Encoded size of the body content.
     pub fn len(&self) -> usize {
         match self {
@@ -344,6 +364,94 @@ impl PacketCallback {
     }
 }
 
+/// A varint of at most 9 bytes (no value can overflow) at the front of `b`: (value,
+/// bytes used), or `None` (longer, or cut off).
+#[inline]
+fn varint9(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &x) in b.iter().take(9).enumerate() {
+        v |= ((x & 0x7f) as u64) << (7 * i);
+        if x < 0x80 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// The packet of a whole frame (without its length prefix) decoded without the streaming
+/// parser, for frames in which every tag is one byte, every varint at most 9 bytes,
+/// every length at most 4 bytes, every field inside the frame, nothing follows the body
+/// and the command is positive: exactly what [`PacketCallback`] makes of them. `None`
+/// for anything else (the parser then decodes it, or reports the error).
+pub(crate) fn decode_plain(frame: &Bytes) -> Option<ReadPacket> {
+    let b = &frame[..];
+    let mut p = ReadPacket::default();
+    let mut body_seen = false;
+    let mut i = 0;
+    while i < b.len() {
+        let t = b[i];
+        let f = u32::from(t >> 3);
+        if t >= 0x80 || f == 0 || body_seen {
+            return None;
+        }
+        i += 1;
+        match t & 7 {
+            0 => {
+                let (v, n) = varint9(&b[i..])?;
+                i += n;
+                let v = v as i64 as i32;
+                match f {
+                    field::TYPE => p.packet_type = v,
+                    field::COMMAND => p.command = v,
+                    field::RESP_CODE => p.resp_code = v,
+                    field::BIZ_CODE => p.biz_code = v,
+                    _ => {}
+                }
+            }
+            5 => {
+                let a: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+                i += 4;
+                if f == field::SEQ {
+                    p.seq = u32::from_le_bytes(a) as i32;
+                }
+            }
+            1 => {
+                let a: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+                i += 8;
+                if f == field::TIMEOUT {
+                    p.timeout_nanos = u64::from_le_bytes(a) as i64;
+                }
+            }
+            2 => {
+                let (len, n) = varint9(&b[i..])?;
+                if n > 4 {
+                    return None;
+                }
+                let start = i + n;
+                let end = start + len as usize;
+                if end > b.len() {
+                    return None;
+                }
+                i = end;
+                match f {
+                    field::BODY => {
+                        if p.command <= 0 {
+                            return None;
+                        }
+                        p.body = frame.slice(start..end);
+                        body_seen = true;
+                    }
+                    field::MSG => p.msg = String::from_utf8_lossy(&b[start..end]).into_owned(),
+                    field::EXTRA => p.extra = Some(frame.slice(start..end)),
+                    _ => {}
+                }
+            }
+            _ => return None,
+        }
+    }
+    (p.command > 0).then_some(p)
+}
+
 impl PbCallback for PacketCallback {
     fn begin(&mut self, _len: usize) -> Result<(), PbError> {
         self.pkt = ReadPacket::default();
@@ -453,6 +561,33 @@ mod tests {
     }
 
     #[test]
+    fn copied_bodies_write_what_they_were_given() {
+        let frame = |body: WriteBody| {
+            let mut out = BytesMut::new();
+            let mut p = WritePacket::response(body);
+            p.seq = 3;
+            p.encode_frame(&mut out);
+            out
+        };
+        for n in [1, INLINE_BODY_MAX, INLINE_BODY_MAX + 1, 300] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let body = WriteBody::copy_of(&data);
+            assert_eq!(
+                matches!(body, WriteBody::Inline(_)),
+                n <= INLINE_BODY_MAX,
+                "{body:?}"
+            );
+            assert_eq!(body.len(), n);
+            assert_eq!(
+                frame(body),
+                frame(WriteBody::Bytes(Bytes::from(data))),
+                "{n} bytes"
+            );
+        }
+        assert!(matches!(WriteBody::copy_of(&[]), WriteBody::Empty));
+    }
+
+    #[test]
     fn detach_small_copies_out_of_the_frame() {
         let frame = Bytes::from(vec![7u8; 1000]);
         let mut p = ReadPacket {
@@ -500,5 +635,90 @@ mod tests {
         assert_eq!(r.timeout_nanos, 5_000_000_000);
         assert_eq!(r.body, Bytes::from_static(b"\x08\x01"));
         assert_eq!(r.to_frame(), frame);
+    }
+
+    /// `decode_plain` against the streaming parser it stands in for.
+    mod plain {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn parsed(frame: &Bytes) -> Result<ReadPacket, PbError> {
+            let mut p = PbParser::new(PacketCallback::default());
+            match p.parse_whole(frame)? {
+                dt_codec::ParseStatus::Finished => Ok(p.callback_mut().take()),
+                s => panic!("{s:?}"),
+            }
+        }
+
+        fn field(num: u32, wt: u8, v: u64, data: &[u8]) -> Vec<u8> {
+            let mut out = BytesMut::new();
+            encode::put_varint(&mut out, ((num << 3) | wt as u32) as u64);
+            match wt {
+                0 => encode::put_varint(&mut out, v),
+                1 => out.extend_from_slice(&v.to_le_bytes()),
+                5 => out.extend_from_slice(&(v as u32).to_le_bytes()),
+                2 => {
+                    encode::put_varint(&mut out, data.len() as u64);
+                    out.extend_from_slice(data);
+                }
+                _ => {}
+            }
+            out.to_vec()
+        }
+
+        fn arb_field() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::sample::select(vec![0u32, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16]),
+                prop::sample::select(vec![0u8, 1, 2, 5, 3]),
+                any::<u64>().prop_map(|v| v >> (v % 64)),
+                prop::collection::vec(any::<u8>(), 0..12),
+            )
+                .prop_map(|(n, wt, v, d)| field(n, wt, v, &d))
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_the_parser_on_fields(
+                fields in prop::collection::vec(arb_field(), 0..10),
+                cut in 0usize..3,
+            ) {
+                let mut b: Vec<u8> = fields.concat();
+                b.truncate(b.len().saturating_sub(cut));
+                let frame = Bytes::from(b);
+                if let Some(p) = decode_plain(&frame) {
+                    prop_assert_eq!(Ok(p), parsed(&frame));
+                }
+            }
+
+            #[test]
+            fn written_packets_take_it(
+                packet_type in 1i32..4,
+                command in 1i32..100_000,
+                seq in any::<i32>(),
+                biz_code in 0i32..1000,
+                msg in ".{0,8}",
+                timeout_nanos in any::<i64>(),
+                extra in prop::option::of(prop::collection::vec(any::<u8>(), 0..6)),
+                body in prop::collection::vec(any::<u8>(), 0..300),
+            ) {
+                let w = WritePacket {
+                    packet_type,
+                    command,
+                    seq,
+                    resp_code: 0,
+                    biz_code,
+                    msg: msg.clone(),
+                    timeout_nanos,
+                    extra: extra.clone().map(Bytes::from),
+                    body: WriteBody::Bytes(Bytes::from(body)),
+                };
+                let mut out = BytesMut::new();
+                w.encode_frame(&mut out);
+                let frame = out.freeze().slice(4..);
+                let plain = decode_plain(&frame);
+                prop_assert!(plain.is_some());
+                prop_assert_eq!(Ok(plain.unwrap()), parsed(&frame));
+            }
+        }
     }
 }

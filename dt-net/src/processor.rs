@@ -1,7 +1,6 @@
 //! Request processors ([`ReqProcessor`]), registered by command code, and where they run
 //! ([`RunOn`]): inline on the IO thread, or on an [`Executor`] the caller supplies.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -171,7 +170,11 @@ fn send_response(ctx: ReqContext, mut resp: WritePacket) {
         conn: ctx.conn,
         pkt: resp,
         deadline: ctx.deadline,
-        enqueued: dt_common::mono_nanos(),
+        enqueued: if ctx.handle.perf.accept(PerfType::RpcWorkerQueue) {
+            dt_common::mono_nanos()
+        } else {
+            0
+        },
         permit: ctx.permit,
     });
 }
@@ -296,9 +299,12 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
 }
 
 /// Processors by command code.
+///
+/// Looked up for every request: an [`IdHashMap`](dt_common::IdHashMap) (the keys are the
+/// registered codes; a peer's command only looks one up).
 #[derive(Clone, Default)]
 pub struct Processors {
-    map: HashMap<i32, Arc<dyn ErasedProcessor>>,
+    map: dt_common::IdHashMap<i32, Arc<dyn ErasedProcessor>>,
 }
 
 impl Processors {

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dt_common::DtTime;
+use dt_common::{DtTime, PerfCallback};
 use mio::net::TcpStream;
 use mio::Waker;
 
@@ -111,6 +111,9 @@ pub(crate) struct WorkerHandle {
     wake_pending: AtomicBool,
     /// What the worker holds, published once per loop iteration.
     pub stats: WorkerStats,
+    /// The worker's perf callback: a response is timestamped when queued only while it
+    /// takes [`dt_common::PerfType::RpcWorkerQueue`] (reading the clock is not free).
+    pub perf: Arc<dyn PerfCallback>,
 }
 
 /// The commands queued for a worker: producers push under a short lock, the worker
@@ -148,7 +151,7 @@ pub(crate) struct WorkerStats {
 
 impl WorkerHandle {
     /// A handle with an empty queue, waking the worker's poll with `waker`.
-    pub fn new(waker: Waker) -> Self {
+    pub fn new(waker: Waker, perf: Arc<dyn PerfCallback>) -> Self {
         WorkerHandle {
             queue: CmdQueue {
                 state: Mutex::new(CmdState {
@@ -159,6 +162,7 @@ impl WorkerHandle {
             waker,
             wake_pending: AtomicBool::new(false),
             stats: WorkerStats::default(),
+            perf,
         }
     }
 
@@ -215,7 +219,10 @@ mod tests {
     fn handle() -> (Poll, WorkerHandle) {
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), Token(7)).unwrap();
-        (poll, WorkerHandle::new(waker))
+        (
+            poll,
+            WorkerHandle::new(waker, Arc::new(dt_common::NoopPerfCallback)),
+        )
     }
 
     fn send(h: &WorkerHandle, cmd: WorkerCmd) {

@@ -239,6 +239,118 @@ impl KvBody for KvReq {
     fn finish(mut cb: KvReqCallback) -> Result<Self, PbError> {
         Ok(cb.take())
     }
+
+    /// Decodes a whole body: the common shapes directly ([`decode_plain`]), anything
+    /// else (and every error) through the streaming parser and [`KvReqCallback`].
+    fn decode(body: &Bytes) -> Result<Self, PbError> {
+        if let Some(r) = decode_plain(body) {
+            return Ok(r);
+        }
+        let mut p = dt_codec::PbParser::new(KvReqCallback::default());
+        match p.parse_whole(body)? {
+            dt_codec::ParseStatus::Finished => Self::finish(p.into_callback()),
+            dt_codec::ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
+            dt_codec::ParseStatus::NeedMore => Err(PbError::Truncated {
+                field: 0,
+                what: "body",
+            }),
+        }
+    }
+}
+
+/// A varint of at most 9 bytes (63 bits: no value can overflow) at the front of `b`:
+/// (value, bytes used), or `None` (longer, or cut off).
+#[inline]
+fn varint9(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &x) in b.iter().take(9).enumerate() {
+        v |= ((x & 0x7f) as u64) << (7 * i);
+        if x < 0x80 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// [`KvReq`] from a whole body without the streaming parser, for bodies in which every
+/// tag is one byte, every varint at most 9 bytes, every length at most 4 bytes, every
+/// field inside the body, and `keys`/`values` agree: exactly what [`KvReqCallback`]
+/// makes of them (unknown fields and unexpected wire types ignored, the last single
+/// field wins). `None` for anything else (the parser then decodes it, or reports the
+/// error).
+fn decode_plain(body: &Bytes) -> Option<KvReq> {
+    let b = &body[..];
+    let mut r = KvReq::default();
+    let mut keys_size = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        let t = b[i];
+        let field = t >> 3;
+        if t >= 0x80 || field == 0 {
+            return None;
+        }
+        i += 1;
+        match t & 7 {
+            0 => {
+                let (v, n) = varint9(&b[i..])?;
+                i += n;
+                match field {
+                    1 => r.group_id = int32(v as i64),
+                    7 => r.ttl_millis = v as i64,
+                    8 => keys_size = int32(v as i64),
+                    _ => {}
+                }
+            }
+            1 => {
+                let a: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+                i += 8;
+                match field {
+                    5 => r.owner_uuid1 = u64::from_le_bytes(a),
+                    6 => r.owner_uuid2 = u64::from_le_bytes(a),
+                    _ => {}
+                }
+            }
+            5 => {
+                b.get(i..i + 4)?;
+                i += 4;
+            }
+            2 => {
+                let (len, n) = varint9(&b[i..])?;
+                if n > 4 {
+                    return None;
+                }
+                let start = i + n;
+                let end = start + len as usize;
+                if end > b.len() {
+                    return None;
+                }
+                i = end;
+                let v = || body.slice(start..end);
+                match field {
+                    2 => r.key = v(),
+                    3 => r.value = v(),
+                    4 => r.expect_value = v(),
+                    9 | 10 => {
+                        let list = if field == 9 {
+                            &mut r.keys
+                        } else {
+                            &mut r.values
+                        };
+                        if list.is_empty() {
+                            list.reserve(presize(keys_size, b.len(), 2));
+                        }
+                        list.push(v());
+                    }
+                    _ => {}
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !r.keys.is_empty() && !r.values.is_empty() && r.keys.len() != r.values.len() {
+        return None;
+    }
+    Some(r)
 }
 
 #[cfg(test)]
@@ -252,6 +364,96 @@ mod tests {
         let b = encode::to_bytes(&KvReq::put(1, "a.b", "v"));
         assert_eq!(&b[..], b"\x08\x01\x12\x03a.b\x1a\x01v");
         assert_eq!(KvReq::decode(&b).unwrap(), KvReq::put(1, "a.b", "v"));
+    }
+
+    /// `decode_plain` against the streaming parser it stands in for.
+    mod plain {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What the streaming parser makes of `body`.
+        fn parsed(body: &Bytes) -> Result<KvReq, PbError> {
+            let mut p = dt_codec::PbParser::new(KvReqCallback::default());
+            match p.parse_whole(body)? {
+                dt_codec::ParseStatus::Finished => KvReq::finish(p.into_callback()),
+                s => panic!("{s:?}"),
+            }
+        }
+
+        /// One field of a body: number `num` with wire type `wt` and a payload of its kind.
+        fn field(num: u32, wt: u8, v: u64, data: &[u8]) -> Vec<u8> {
+            let mut out = BytesMut::new();
+            encode::put_varint(&mut out, ((num << 3) | wt as u32) as u64);
+            match wt {
+                0 => encode::put_varint(&mut out, v),
+                1 => out.extend_from_slice(&v.to_le_bytes()),
+                5 => out.extend_from_slice(&(v as u32).to_le_bytes()),
+                2 => {
+                    encode::put_varint(&mut out, data.len() as u64);
+                    out.extend_from_slice(data);
+                }
+                _ => {}
+            }
+            out.to_vec()
+        }
+
+        fn arb_field() -> impl Strategy<Value = Vec<u8>> {
+            (
+                0u32..18,
+                prop::sample::select(vec![0u8, 1, 2, 5, 3]),
+                any::<u64>().prop_map(|v| v >> (v % 64)),
+                prop::collection::vec(any::<u8>(), 0..20),
+            )
+                .prop_map(|(n, wt, v, d)| field(n, wt, v, &d))
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
+                let body = Bytes::from(b);
+                if let Some(r) = decode_plain(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
+                prop_assert_eq!(KvReq::decode(&body), parsed(&body));
+            }
+
+            #[test]
+            fn agrees_with_the_parser_on_fields(
+                fields in prop::collection::vec(arb_field(), 0..12),
+                cut in 0usize..4,
+            ) {
+                let mut b: Vec<u8> = fields.concat();
+                b.truncate(b.len().saturating_sub(cut));
+                let body = Bytes::from(b);
+                if let Some(r) = decode_plain(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
+                prop_assert_eq!(KvReq::decode(&body), parsed(&body));
+            }
+
+            #[test]
+            fn encoded_requests_take_it(
+                group in any::<i32>(),
+                key in prop::collection::vec(any::<u8>(), 0..40),
+                value in prop::collection::vec(any::<u8>(), 0..400),
+                owner in any::<(u64, u64)>(),
+                ttl in any::<i64>().prop_map(|v| v >> (v & 63)),
+                batch in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4),
+            ) {
+                let mut r = KvReq::put(group, key, value).with_ttl(ttl);
+                r.owner_uuid1 = owner.0;
+                r.owner_uuid2 = owner.1;
+                r.keys = batch.into_iter().map(Bytes::from).collect();
+                r.values = r.keys.iter().rev().cloned().collect();
+                let body = encode::to_bytes(&r);
+                // a negative number or one of 63 bits or more takes a 10-byte varint:
+                // left to the parser
+                if group >= 0 && (0..1 << 62).contains(&ttl) {
+                    prop_assert_eq!(decode_plain(&body), Some(r.clone()));
+                }
+                prop_assert_eq!(KvReq::decode(&body), Ok(r));
+            }
+        }
     }
 
     #[test]

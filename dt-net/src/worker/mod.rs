@@ -184,7 +184,7 @@ impl NioWorker {
     pub fn new(idx: usize, cfg: Arc<WorkerConfig>) -> io::Result<(NioWorker, Arc<WorkerHandle>)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let handle = Arc::new(WorkerHandle::new(waker));
+        let handle = Arc::new(WorkerHandle::new(waker, cfg.perf.clone()));
         let ts = Timestamp::now();
         Ok((
             NioWorker {

@@ -51,7 +51,7 @@ pub use biz_type::BizType;
 pub use dt_kv::{DtKv, DtKvError, DtKvSnapshot};
 pub use node::{NodeVersion, TtlInfo};
 pub use processor::{plan, read, KvAction};
-pub use response::{KvRespBody, KvResponse};
+pub use response::{KvRespBody, KvResponse, SizedBody};
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
 pub use tree::{GcSweep, KvTree, SnapshotId, WatchView};
 pub use ttl_manager::{TtlManager, TtlRun};

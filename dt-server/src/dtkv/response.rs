@@ -104,10 +104,50 @@ impl Encodable for KvRespBody {
             KvRespBody::One { raft_index, result } => {
                 encode::put_fixed64(out, 1, *raft_index as u64);
                 encode::put_int32(out, 2, 1);
-                encode::put_repeated_nested(out, 3, std::slice::from_ref(&**result));
+                // KvResult's encoding, with the node's size computed once (a GET's
+                // answer: the generic encoder sizes the node at every level)
+                let code = result.biz_code.code();
+                let node_size = result.node.as_ref().map(|n| n.encoded_size());
+                let result_size = encode::size_int32(1, code)
+                    + node_size.map_or(0, |s| encode::size_len_field(2, s))
+                    + encode::size_bytes(3, &result.key_in_dir);
+                encode::put_len_prefix(out, 3, result_size);
+                encode::put_int32(out, 1, code);
+                if let (Some(n), Some(size)) = (&result.node, node_size) {
+                    encode::put_len_prefix(out, 2, size);
+                    n.encode(out);
+                }
+                encode::put_bytes(out, 3, &result.key_in_dir);
             }
             KvRespBody::Resp(r) => r.encode(out),
         }
+    }
+}
+
+/// A body with its encoded size computed once (a packet asks for it again to write its
+/// length fields).
+#[derive(Debug)]
+pub struct SizedBody {
+    size: usize,
+    body: KvRespBody,
+}
+
+impl SizedBody {
+    /// `body` with its size.
+    pub fn new(body: KvRespBody) -> Self {
+        SizedBody {
+            size: body.encoded_size(),
+            body,
+        }
+    }
+}
+
+impl Encodable for SizedBody {
+    fn encoded_size(&self) -> usize {
+        self.size
+    }
+    fn encode(&self, out: &mut BytesMut) {
+        self.body.encode(out)
     }
 }
 
@@ -116,7 +156,26 @@ fn code_result_size(biz_code: KvCode) -> usize {
     KvResult::code(biz_code).encoded_size()
 }
 
+/// Most bytes a [`KvRespBody::Code`] body takes (a fixed64 index, the count, and a
+/// result whose code is a negative `int32`).
+pub const CODE_BODY_MAX: usize = 9 + 2 + 2 + 11;
+
 impl KvRespBody {
+    /// The encoding of a [`KvRespBody::Code`] body (what [`Encodable::encode`] writes for
+    /// it), written into an array: the bytes and their length. Every write answers with
+    /// one, on the group's dispatcher thread.
+    pub fn code_bytes(raft_index: i64, biz_code: KvCode) -> ([u8; CODE_BODY_MAX], usize) {
+        let mut a = [0u8; CODE_BODY_MAX];
+        let mut w: &mut [u8] = &mut a;
+        encode::put_fixed64(&mut w, 1, raft_index as u64);
+        encode::put_int32(&mut w, 2, 1);
+        let code = biz_code.code();
+        encode::put_len_prefix(&mut w, 3, encode::size_int32(1, code));
+        encode::put_int32(&mut w, 1, code);
+        let n = CODE_BODY_MAX - w.len();
+        (a, n)
+    }
+
     /// One result at `raft_index`: [`KvRespBody::Code`] when it is only a code.
     pub fn one(raft_index: i64, result: KvResult) -> Self {
         if result.node.is_none() && result.key_in_dir.is_empty() {
@@ -222,6 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn code_bytes_are_the_code_body_encoding() {
+        let codes = [
+            KvCode::Success,
+            KvCode::NotFound,
+            KvCode::CasMismatch,
+            KvCode::InvalidValue,
+            KvCode::Unknown(-7),
+        ];
+        let mut longest = 0;
+        for code in codes {
+            for raft_index in [0, 1, 300, -1, i64::MAX, i64::MIN] {
+                let body = KvRespBody::Code {
+                    raft_index,
+                    biz_code: code,
+                };
+                let (a, n) = KvRespBody::code_bytes(raft_index, code);
+                assert_eq!(&a[..n], &encode::to_bytes(&body)[..], "{body:?}");
+                longest = longest.max(n);
+            }
+        }
+        // a negative code takes a 10-byte varint: the array holds the longest body
+        assert_eq!(longest, CODE_BODY_MAX);
+    }
+
+    #[test]
     fn one_result_encodes_as_a_kv_resp_of_one_result() {
         let result = KvResult {
             biz_code: KvCode::Success,
@@ -250,6 +334,9 @@ mod tests {
                 assert_eq!(matches!(one, KvRespBody::Code { .. }), only_code);
                 let as_resp = KvResp::single(raft_index, result.clone());
                 assert_eq!(one.encoded_size(), as_resp.encoded_size());
+                let sized = SizedBody::new(one.clone());
+                assert_eq!(sized.encoded_size(), as_resp.encoded_size());
+                assert_eq!(encode::to_bytes(&sized), encode::to_bytes(&as_resp));
                 assert_eq!(encode::to_bytes(&one), encode::to_bytes(&as_resp));
                 assert_eq!(one.to_resp(), Some(as_resp));
             }

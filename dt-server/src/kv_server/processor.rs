@@ -16,10 +16,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use dt_client::kv::{KvCode, KvCommands, KvReq, KvStatusResp};
-use dt_codec::{encode, PbError};
+use dt_codec::{encode, Encodable, PbError};
 use dt_net::{
     CmdCodes, ConnRef, ProcessInfo, ReadPacket, ReqContext, ReqProcessor, Responder, WriteBody,
-    WritePacket,
+    WritePacket, INLINE_BODY_MAX,
 };
 use dt_raft::driver::{GroupStatus, RaftFuture, RaftGroup};
 use dt_raft::rpc::QueryStatusResp;
@@ -27,7 +27,7 @@ use dt_raft::server::{raft_error_packet, RaftGroups, RaftServer, ServiceGate};
 use dt_raft::sm::{RaftError, RaftInput};
 
 use super::state_machine::{ChannelId, DtKvFactory, KvGroup, KvOutput};
-use crate::dtkv::{plan, KvAction, KvResponse};
+use crate::dtkv::{plan, KvAction, KvRespBody, KvResponse, SizedBody};
 
 /// How long a lock push may wait to be sent (`dtkv-server.md` §6.6).
 pub const LOCK_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -237,8 +237,26 @@ thread_local! {
 /// The packet of a DtKV answer.
 pub fn kv_packet(r: KvResponse) -> WritePacket {
     // small answers (a code and an index) are encoded here, into the packet: nothing
-    // allocated here is then freed by the IO thread that writes it
-    let mut p = WritePacket::response(WriteBody::of(r.body));
+    // allocated here is then freed by the IO thread that writes it; a write's answer
+    // (only a code) without the generic encoder
+    let body = match r.body {
+        KvRespBody::Code {
+            raft_index,
+            biz_code,
+        } => {
+            let (a, n) = KvRespBody::code_bytes(raft_index, biz_code);
+            WriteBody::copy_of(&a[..n])
+        }
+        body => {
+            let sized = SizedBody::new(body);
+            if sized.encoded_size() > INLINE_BODY_MAX {
+                WriteBody::Encodable(Box::new(sized))
+            } else {
+                WriteBody::of(sized)
+            }
+        }
+    };
+    let mut p = WritePacket::response(body);
     p.biz_code = r.biz_code.code();
     p.msg = r.msg;
     p
