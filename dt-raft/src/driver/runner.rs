@@ -27,7 +27,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Poll;
@@ -1359,18 +1359,48 @@ impl<S: StateMachine> Driver<S> {
 
     /// Awaits the answers of one peer's appends in send order.
     async fn ack_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
+        // One timer serves many appends: deadlines grow in send order, so a timer set
+        // for an earlier append's deadline fires no later than the current one's; when
+        // it fires early the current deadline is checked and a timer set for it. A
+        // timer per append would leave a cancelled entry in the dispatcher's timer heap
+        // (and a wait cell) per round until its rpcTimeout passed.
+        let mut timer: Option<Pin<Box<dt_fiber::Sleep>>> = None;
         loop {
             if lane.closed.get() {
                 return;
             }
             let next = lane.acks.borrow_mut().pop_front();
-            let Some((send, fut, deadline)) = next else {
+            let Some((send, mut fut, deadline)) = next else {
                 lane.ack_notify.notified().await;
                 continue;
             };
             // the timeout runs from the send, not from when the earlier answers came
-            let timeout = Duration::from_nanos((deadline - self.nanos()).max(0) as u64);
-            let r = with_timeout(fut, timeout).await;
+            let r = poll_fn(|cx| {
+                if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                loop {
+                    let now = self.nanos();
+                    if now >= deadline {
+                        return Poll::Ready(Err(RpcError::Timeout));
+                    }
+                    let t = timer.get_or_insert_with(|| {
+                        Box::pin(dt_fiber::sleep(Duration::from_nanos(
+                            (deadline - now) as u64,
+                        )))
+                    });
+                    match t.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        // fired: check the current deadline again (set anew if later)
+                        Poll::Ready(Ok(_)) => timer = None,
+                        Poll::Ready(Err(_)) => {
+                            timer = None;
+                            return Poll::Ready(Err(RpcError::Timeout));
+                        }
+                    }
+                }
+            })
+            .await;
             let now = self.now();
             match r {
                 Ok(resp) => self.core().handle_append_resp(now, peer, &send, &resp),
