@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::context;
-use crate::dispatcher::DispatcherShared;
+use crate::dispatcher::{DispatcherShared, GroupJob};
 use crate::error::FiberError;
 use crate::group::{FiberGroup, GroupInner};
 use crate::handle::GroupShared;
@@ -430,6 +430,23 @@ impl<T> SenderInner<T> {
     }
 }
 
+/// Drains the queued items into the channel on the group's thread (posted by
+/// [`ChannelSender::offer`] once per batch), or rejects them when the group is gone.
+impl<T: Send + 'static> GroupJob for SenderInner<T> {
+    fn run(&self, g: Option<&Rc<GroupInner>>) {
+        let slot = self.slot.unwrap_or(usize::MAX);
+        let chan = g
+            .and_then(|g| g.remote_get(slot))
+            .and_then(|a| a.downcast::<ChanInner<T>>().ok());
+        match chan {
+            Some(c) => c.drain_remote(true),
+            None => self.reject_queued(&FiberError::GroupFinished {
+                group: self.group.name.clone(),
+            }),
+        }
+    }
+}
+
 impl<T> Drop for SenderInner<T> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
@@ -504,22 +521,8 @@ impl<T: Send + 'static> ChannelSender<T> {
             !std::mem::replace(&mut st.scheduled, true)
         };
         if need_task {
-            let me = self.inner.clone();
-            let slot = s.slot.unwrap_or(usize::MAX);
-            let posted = s.disp.post_group(
-                s.group.id,
-                Box::new(move |g: Option<&Rc<GroupInner>>| {
-                    let chan = g
-                        .and_then(|g| g.remote_get(slot))
-                        .and_then(|a| a.downcast::<ChanInner<T>>().ok());
-                    match chan {
-                        Some(c) => c.drain_remote(true),
-                        None => me.reject_queued(&FiberError::GroupFinished {
-                            group: me.group.name.clone(),
-                        }),
-                    }
-                }),
-            );
+            // the sender itself is the drain job: posting it clones an Arc, no box
+            let posted = s.disp.post_group_job(s.group.id, self.inner.clone());
             if let Err(e) = posted {
                 s.reject_queued(&e);
             }

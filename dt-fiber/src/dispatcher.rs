@@ -27,6 +27,30 @@ const MAX_PARK: Duration = Duration::from_millis(1000);
 const MAX_MSGS_PER_ROUND: usize = 16 * 1024;
 
 pub(crate) type GroupTask = Box<dyn FnOnce(Option<&Rc<GroupInner>>) + Send>;
+
+/// Work for one group that its poster keeps and posts again and again (a channel
+/// sender's "drain my queue"): posted as an `Arc` clone, so a post allocates nothing.
+pub(crate) trait GroupJob: Send + Sync {
+    /// Runs inside the group, or with `None` if the group is gone.
+    fn run(&self, g: Option<&Rc<GroupInner>>);
+}
+
+/// The work of a [`Msg::Group`].
+pub(crate) enum GroupWork {
+    /// Run once.
+    Once(GroupTask),
+    /// A kept job.
+    Job(Arc<dyn GroupJob>),
+}
+
+impl GroupWork {
+    fn run(self, g: Option<&Rc<GroupInner>>) {
+        match self {
+            GroupWork::Once(f) => f(g),
+            GroupWork::Job(j) => j.run(g),
+        }
+    }
+}
 pub(crate) type GlobalTask = Box<dyn FnOnce(&mut Runner) + Send>;
 
 /// A message to the dispatcher thread.
@@ -35,7 +59,7 @@ pub(crate) enum Msg {
     Group {
         gid: u64,
         enq_nanos: i64,
-        f: GroupTask,
+        f: GroupWork,
     },
     /// A [`dt_common::Task`] handed to a group's executor; run inside the group, dropped
     /// if the group is gone.
@@ -106,6 +130,15 @@ impl DispatcherShared {
     }
 
     pub(crate) fn post_group(&self, gid: u64, f: GroupTask) -> Result<(), FiberError> {
+        self.post_group_work(gid, GroupWork::Once(f))
+    }
+
+    /// [`post_group`](Self::post_group) of a kept job.
+    pub(crate) fn post_group_job(&self, gid: u64, j: Arc<dyn GroupJob>) -> Result<(), FiberError> {
+        self.post_group_work(gid, GroupWork::Job(j))
+    }
+
+    fn post_group_work(&self, gid: u64, f: GroupWork) -> Result<(), FiberError> {
         let enq_nanos = if self.time_queue {
             dt_common::mono_nanos()
         } else {
@@ -421,14 +454,14 @@ impl Runner {
                 match self.groups.get(&gid).cloned() {
                     Some(g) => {
                         let _guard = context::enter_group(&g);
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(Some(&g)))) {
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f.run(Some(&g)))) {
                             let msg = panic_message(p.as_ref());
                             log::error!("task of group '{}' panicked: {}", g.name(), msg);
                             g.fatal(&format!("a group task panicked: {msg}"));
                         }
                     }
                     None => {
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(None))) {
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f.run(None))) {
                             log::error!(
                                 "rejection handler panicked: {}",
                                 panic_message(p.as_ref())
@@ -551,7 +584,7 @@ impl Runner {
         for m in leftover {
             match m {
                 Msg::Group { f, .. } => {
-                    let _ = catch_unwind(AssertUnwindSafe(|| f(None)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| f.run(None)));
                 }
                 Msg::Task { task, .. } => drop_task(task),
                 Msg::Global(_) | Msg::Wake { .. } => {}

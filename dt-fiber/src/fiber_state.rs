@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, UnsafeCell};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::fiber::FiberKey;
 use crate::task_pool::Task;
@@ -46,6 +46,10 @@ pub(crate) struct FiberState {
     /// cell pointing at this fiber, owned by nothing else; emptied when the fiber ends
     /// (the cell refers back to the fiber).
     pub(crate) spare_cell: Cell<Option<Rc<WaitCell>>>,
+    /// The fiber's owned waker, made the first time a future kept its waker past a
+    /// poll (see [`crate::waker`]); its later polls get this one, so keeping the
+    /// waker again costs no allocation. Emptied when the fiber ends.
+    pub(crate) waker: Cell<Option<Waker>>,
 }
 
 impl FiberState {
@@ -65,6 +69,7 @@ impl FiberState {
             ready_times: Cell::new(0),
             join: Cell::new(None),
             spare_cell: Cell::new(None),
+            waker: Cell::new(None),
         }
     }
 
@@ -164,6 +169,7 @@ impl Registry {
                 s.running.set(false);
                 s.notified.set(false);
                 s.interrupt_pending.set(false);
+                s.waker.set(None);
             }
             // Still referred to (a handle, a stale wait): leave it to them.
             None => *slot = Rc::new(FiberState::new(key, name, daemon, max_ready)),

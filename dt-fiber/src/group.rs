@@ -303,18 +303,31 @@ impl GroupInner {
         let interrupt = f.interrupt_pending.replace(false);
         let start = self.core.perf_fiber_run.then(Instant::now);
         let prev = context::begin_poll(&f, interrupt);
-        let res = {
-            let pw = PollWaker {
-                shared: &self.core.shared,
-                gid: self.shared.id,
-                key: f.key,
-            };
-            let waker = pw.waker();
-            let mut cx = Context::from_waker(waker.get());
-            // A panic unwinds to `run_ready`, which finds the fiber through the poll
-            // context (still set) and ends it.
-            f.poll_task(&mut cx)
+        // A fiber whose waker was kept before is polled with its owned waker (cloning
+        // it again is a reference count); else with a borrowed one (see `crate::waker`).
+        let owned = f.waker.take();
+        let res = match &owned {
+            Some(w) => {
+                let mut cx = Context::from_waker(w);
+                f.poll_task(&mut cx)
+            }
+            None => {
+                let pw = PollWaker {
+                    shared: &self.core.shared,
+                    gid: self.shared.id,
+                    key: f.key,
+                    fiber: Rc::as_ptr(&f) as usize,
+                };
+                let waker = pw.waker();
+                let mut cx = Context::from_waker(waker.get());
+                // A panic unwinds to `run_ready`, which finds the fiber through the poll
+                // context (still set) and ends it.
+                f.poll_task(&mut cx)
+            }
         };
+        if owned.is_some() {
+            f.waker.set(owned);
+        }
         // An interrupt no wait consumed in this poll stays pending for the next wait.
         let (yielded, interrupt_left) = context::end_poll(prev);
         if let Some(s) = start {
@@ -388,6 +401,7 @@ impl GroupInner {
         if let Some(c) = f.spare_cell.take() {
             pool_cell(c);
         }
+        f.waker.set(None);
         self.fibers.borrow_mut().remove(&f);
     }
 

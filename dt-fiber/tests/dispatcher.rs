@@ -383,6 +383,61 @@ fn foreign_futures_are_woken_through_the_std_waker() {
     assert!(d.stop(WAIT).stopped);
 }
 
+/// A fiber that keeps its std waker on every poll gets the same owned waker each time
+/// (one allocation for the fiber, not one per poll: `will_wake` holds), and a fiber
+/// woken through it by another fiber of its group (on the dispatcher's thread) runs.
+#[test]
+fn a_kept_waker_is_reused_and_wakes_a_fiber_of_the_same_group() {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::task::{Poll, Waker};
+    let d = start("d9b");
+    let g = d.start_group("g").unwrap();
+    let (tx, rx) = mpsc::channel();
+    g.execute(move |grp| {
+        let slot: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let wakes = Rc::new(Cell::new(0u32));
+        let (s1, w1) = (slot.clone(), wakes.clone());
+        grp.spawn("waiter", async move {
+            let mut first: Option<Waker> = None;
+            let mut same = 0;
+            let mut polls = 0;
+            std::future::poll_fn(|cx| {
+                polls += 1;
+                if w1.get() >= 3 {
+                    return Poll::Ready(());
+                }
+                let w = cx.waker().clone();
+                match &first {
+                    Some(f) if f.will_wake(&w) => same += 1,
+                    Some(_) => {}
+                    None => first = Some(w.clone()),
+                }
+                *s1.borrow_mut() = Some(w);
+                Poll::Pending
+            })
+            .await;
+            tx.send((polls, same)).unwrap();
+        })
+        .unwrap();
+        grp.spawn("waker", async move {
+            while wakes.get() < 3 {
+                if let Some(w) = slot.borrow_mut().take() {
+                    wakes.set(wakes.get() + 1);
+                    w.wake();
+                }
+                dt_fiber::yield_now().await;
+            }
+        })
+        .unwrap();
+    })
+    .unwrap();
+    // polled 4 times (first, then after each of 3 wakes); the 2nd and 3rd kept the
+    // waker kept at the 1st
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (4, 2));
+    assert!(d.stop(WAIT).stopped);
+}
+
 #[test]
 fn stop_with_pending_timers_and_waiters_is_prompt() {
     let d = start("d10");

@@ -10,8 +10,9 @@
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
 //! on). Writes of `--body-size` bytes go to the groups' leaders round-robin with at most
-//! `--max-pending` in flight; a write's latency is from submit to the leader's callback
-//! (committed on a quorum and executed). One line per second:
+//! `--max-pending` in flight; a write's latency is from submit to the leader's completion
+//! (committed on a quorum and executed), reported to one shared handler
+//! (`RaftGroup::submit_to`, no boxed callback per write). One line per second:
 //! `sec=<s> ops=<n> p50_us=<a> p99_us=<b> max_us=<c>`, then
 //! `RESULT ops_per_s=<x> p50_us=<a> p99_us=<b> max_us=<c>` over the whole run.
 //!
@@ -51,7 +52,10 @@ use dt_raft::core::Role;
 use dt_raft::driver::{RaftGroup, RaftGroupConfig};
 use dt_raft::raft_log::{DefaultRaftLog, RaftLog, ThreadPoolIo};
 use dt_raft::server::{GroupsOptions, RaftGroups, RaftServer, RaftServerConfig};
-use dt_raft::sm::{store_config, Exec, ExecEntry, RaftError, RaftFactory, RaftInput, StateMachine};
+use dt_raft::sm::{
+    store_config, Exec, ExecEntry, RaftError, RaftFactory, RaftHandler, RaftInput, RaftResult,
+    StateMachine,
+};
 use dt_raft::store::fsync_batcher::FsyncStats;
 use hdrhistogram::Histogram;
 
@@ -157,6 +161,36 @@ struct Stats {
 struct Pending {
     n: Mutex<u64>,
     cond: Condvar,
+}
+
+/// Completes every write (one handler for all, `RaftGroup::submit_to`, so a write
+/// costs no boxed callback): the token is the write's submit time in nanoseconds
+/// after `start`.
+struct Done {
+    start: Instant,
+    stats: Arc<Mutex<Stats>>,
+    errors: Arc<AtomicU64>,
+    pending: Arc<Pending>,
+}
+
+impl RaftHandler<()> for Done {
+    fn done(&self, token: u64, r: RaftResult<()>) {
+        match r {
+            Ok(_) => {
+                let now = self.start.elapsed().as_nanos() as u64;
+                let us = (now.saturating_sub(token) / 1000).max(1);
+                let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = s.total.record(us);
+                let _ = s.second.record(us);
+            }
+            Err(_) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut n = self.pending.n.lock().unwrap_or_else(|p| p.into_inner());
+        *n -= 1;
+        self.pending.cond.notify_one();
+    }
 }
 
 fn main() -> ExitCode {
@@ -276,6 +310,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
     let allocs0 = counting_alloc::allocations();
     let start = Instant::now();
+    let done = Arc::new(Done {
+        start,
+        stats: stats.clone(),
+        errors: errors.clone(),
+        pending: pending.clone(),
+    });
     let end = start + Duration::from_secs(args.seconds);
     let mut next_report = start + Duration::from_secs(1);
     let mut sec = 0;
@@ -303,24 +343,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         let g = &leaders[i % leaders.len()];
         i += 1;
-        let t0 = Instant::now();
-        let (st, er, pe) = (stats.clone(), errors.clone(), pending.clone());
-        g.submit(RaftInput::new(0, body.clone()), move |r| {
-            match r {
-                Ok(_) => {
-                    let us = (t0.elapsed().as_micros() as u64).max(1);
-                    let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-                    let _ = s.total.record(us);
-                    let _ = s.second.record(us);
-                }
-                Err(_) => {
-                    er.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let mut n = pe.n.lock().unwrap_or_else(|p| p.into_inner());
-            *n -= 1;
-            pe.cond.notify_one();
-        });
+        let token = start.elapsed().as_nanos() as u64;
+        g.submit_to(RaftInput::new(0, body.clone()), &done, token);
         if Instant::now() >= next_report {
             report(&stats, &mut sec, &mut next_report);
         }

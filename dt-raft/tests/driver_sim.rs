@@ -383,6 +383,58 @@ fn pending_executions_complete_callers_in_index_order() {
     assert!(took < Duration::from_millis(45), "took {took:?}");
 }
 
+/// One completion `submit_to` reported: the token and the result.
+type Completed = (u64, dt_raft::sm::RaftResult<i64>);
+
+/// Records what `submit_to` completes, in completion order.
+#[derive(Default)]
+struct Recorder {
+    done: std::sync::Mutex<Vec<Completed>>,
+}
+
+impl dt_raft::sm::RaftHandler<i64> for Recorder {
+    fn done(&self, token: u64, r: dt_raft::sm::RaftResult<i64>) {
+        self.done.lock().unwrap().push((token, r));
+    }
+}
+
+#[test]
+fn submit_to_completes_one_handler_with_each_writes_token() {
+    let mut c = Cluster::new(5, 3);
+    let leader = c.wait_leader();
+    let h = Arc::new(Recorder::default());
+    for v in 1..=20u64 {
+        c.group(leader)
+            .submit_to(RaftInput::new(0, v.to_string()), &h, 1000 + v);
+    }
+    let h2 = h.clone();
+    assert!(c.sim.run_until(
+        || h2.done.lock().unwrap().len() == 20,
+        Duration::from_secs(10)
+    ));
+    let got = h.done.lock().unwrap();
+    // each token once, in submit (= index) order, with the counter's running total
+    let tokens: Vec<u64> = got.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tokens, (1001..=1020).collect::<Vec<_>>());
+    let res: Vec<(u64, i64)> = got.iter().map(|(_, r)| r.clone().unwrap()).collect();
+    assert!(res.windows(2).all(|w| w[0].0 + 1 == w[1].0), "{res:?}");
+    // a follower refuses: the handler gets NotLeader for that token
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    drop(got);
+    c.group(follower).submit_to(RaftInput::new(0, "1"), &h, 7);
+    let h3 = h.clone();
+    assert!(c.sim.run_until(
+        || h3.done.lock().unwrap().len() == 21,
+        Duration::from_secs(10)
+    ));
+    let last = h.done.lock().unwrap()[20].clone();
+    assert_eq!(last.0, 7);
+    assert!(
+        matches!(last.1, Err(RaftError::NotLeader { .. })),
+        "{last:?}"
+    );
+}
+
 #[test]
 fn shutdown_fails_pending_writes_with_stopped() {
     let mut c = Cluster::new(21, 3);

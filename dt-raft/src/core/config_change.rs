@@ -558,14 +558,26 @@ impl RaftCore {
     /// to commit anything.
     pub fn replication_targets(&self) -> Vec<NodeId> {
         let mut out: Vec<NodeId> = Vec::new();
-        self.for_each_possible_config(|sets| {
-            for id in sets.replicate_list() {
-                if !out.contains(&id) {
-                    out.push(id);
-                }
+        self.replication_targets_into(&mut out);
+        out
+    }
+
+    /// [`replication_targets`](Self::replication_targets) into `out` (cleared first),
+    /// so a caller that keeps the vector allocates nothing.
+    pub fn replication_targets_into(&self, out: &mut Vec<NodeId>) {
+        out.clear();
+        self.for_each_replication_target(|id| {
+            if !out.contains(&id) {
+                out.push(id);
             }
         });
-        out
+    }
+
+    /// Calls `f` for each id of the replicate list of the applied configuration and
+    /// of every configuration the entries above lastApplied may give, in turn (an id
+    /// may come more than once); without building a list.
+    pub fn for_each_replication_target(&self, mut f: impl FnMut(NodeId)) {
+        self.for_each_possible_config(|sets| sets.for_each_replicate(&mut f));
     }
 
     /// The sets that applying `entry` switches to, or `None` when it changes none of

@@ -116,7 +116,7 @@ impl RaftCore {
         if id == self.cfg.node_id {
             return true;
         }
-        if self.sets.replicate_list().contains(&id) {
+        if self.sets.in_replicate_list(id) {
             return self.progress(id).is_some_and(|p| p.ready);
         }
         self.verdict(id).unwrap_or(true)
@@ -128,7 +128,9 @@ impl RaftCore {
     /// leader, where a node leaves when the entry that leaves it out is applied
     /// ([`apply_sets`](Self::apply_sets)).
     pub(super) fn sync_peers(&mut self) {
-        let ids = self.replication_targets();
+        // kept between calls: the driver calls this on every received append
+        let mut ids = std::mem::take(&mut self.targets_scratch);
+        self.replication_targets_into(&mut ids);
         for &id in &ids {
             if self.peer_index(id).is_none() {
                 let p = self.new_progress(id);
@@ -141,5 +143,6 @@ impl RaftCore {
             self.peers
                 .retain(|p| p.is_self || p.remove_legacy.is_some() || ids.contains(&p.node_id));
         }
+        self.targets_scratch = ids;
     }
 }

@@ -484,6 +484,8 @@ pub struct RaftCore {
     receiver: receiver::Receiver,
     actions: Vec<Action>,
     scratch: Vec<u64>,
+    /// Scratch of [`RaftCore::sync_peers`] (the replication targets), kept between calls.
+    targets_scratch: Vec<NodeId>,
 }
 
 impl RaftCore {
@@ -553,6 +555,7 @@ impl RaftCore {
             receiver: receiver::Receiver::default(),
             actions: Vec::new(),
             scratch: Vec::new(),
+            targets_scratch: Vec::new(),
             cfg,
             sets,
         };

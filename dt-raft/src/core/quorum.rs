@@ -85,17 +85,32 @@ impl MemberSets {
     /// prepared observers are not in it.
     pub fn replicate_list(&self) -> Vec<NodeId> {
         let mut out: Vec<NodeId> = Vec::new();
-        for &id in self
-            .members
-            .iter()
-            .chain(&self.observers)
-            .chain(&self.prepared_members)
-        {
-            if !out.contains(&id) {
-                out.push(id);
+        self.for_each_replicate(|id| out.push(id));
+        out
+    }
+
+    /// Calls `f` for each id of the [`replicate_list`](Self::replicate_list), in its
+    /// order, without building it.
+    pub fn for_each_replicate(&self, mut f: impl FnMut(NodeId)) {
+        let sets = [
+            &self.members[..],
+            &self.observers[..],
+            &self.prepared_members[..],
+        ];
+        for (si, set) in sets.iter().enumerate() {
+            for (i, &id) in set.iter().enumerate() {
+                if !set[..i].contains(&id) && !sets[..si].iter().any(|s| s.contains(&id)) {
+                    f(id);
+                }
             }
         }
-        out
+    }
+
+    /// Whether the [`replicate_list`](Self::replicate_list) names `id`.
+    pub fn in_replicate_list(&self, id: NodeId) -> bool {
+        self.members.contains(&id)
+            || self.observers.contains(&id)
+            || self.prepared_members.contains(&id)
     }
 
     /// True if the ids for which `yes` holds reach the elect quorum of `members` and,

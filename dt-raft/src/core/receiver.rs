@@ -62,8 +62,14 @@ impl RaftCore {
     /// The driver drops a request whose own timeout has already expired (no response,
     /// §17 item 17) and one for a stopping group, before calling this.
     pub fn handle_append(&mut self, now: u64, req_id: ReqId, req: &AppendReq) {
+        self.handle_append_owned(now, req_id, req.clone());
+    }
+
+    /// [`handle_append`](Self::handle_append) taking the request (the core keeps it
+    /// while it waits; the driver hands over the one it decoded, no copy).
+    pub fn handle_append_owned(&mut self, now: u64, req_id: ReqId, req: AppendReq) {
         self.now = self.now.max(now);
-        self.receive(req_id, Received::Append(req.clone()));
+        self.receive(req_id, Received::Append(req));
     }
 
     /// A RAFT_INSTALL_SNAPSHOT request (§12.3), handled in arrival order with the

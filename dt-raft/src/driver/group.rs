@@ -17,7 +17,9 @@ use super::transport::{GroupInbox, RaftTransport};
 use super::{RaftGroupConfig, SnapshotManager};
 use crate::core::{Action, ConfigApplied, Index, MemberSets, NodeId, Role, Term};
 use crate::raft_log::RaftLog;
-use crate::sm::{RaftCallback, RaftError, RaftFactory, RaftInput, RaftResult, StateMachine};
+use crate::sm::{
+    RaftError, RaftFactory, RaftHandler, RaftInput, RaftResult, StateMachine, SubmitCallback,
+};
 
 /// A state snapshot of a group, as published by its thread or answered by
 /// [`RaftGroup::query_status`].
@@ -149,7 +151,7 @@ pub type NodeExists = Rc<dyn Fn(NodeId) -> bool>;
 
 /// A request from a [`RaftGroup`] handle to its group's thread.
 pub(crate) enum Request<O> {
-    Submit(RaftInput, RaftCallback<O>),
+    Submit(RaftInput, SubmitCallback<O>),
     LeaseRead(Option<Duration>, Reply<()>),
     Transfer(NodeId, Duration, Reply<()>),
     Status(Reply<GroupStatus>),
@@ -159,7 +161,7 @@ pub(crate) enum Request<O> {
 impl<O> Request<O> {
     pub(crate) fn fail(self, e: RaftError) {
         match self {
-            Request::Submit(_, cb) => cb(Err(e)),
+            Request::Submit(_, cb) => cb.complete(Err(e)),
             Request::LeaseRead(_, r) => r(Err(e)),
             Request::Transfer(_, _, r) => r(Err(e)),
             Request::Status(r) => r(Err(e)),
@@ -439,7 +441,24 @@ impl<O: Send + 'static> RaftGroup<O> {
     /// `callback` gets the entry's index and the state machine's output once the entry
     /// is committed and executed, or an error (see [`RaftCallback`]).
     pub fn submit(&self, input: RaftInput, callback: impl FnOnce(RaftResult<O>) + Send + 'static) {
-        self.send(Request::Submit(input, Box::new(callback)))
+        self.send(Request::Submit(
+            input,
+            SubmitCallback::Boxed(Box::new(callback)),
+        ))
+    }
+
+    /// [`RaftGroup::submit`] completing `handler` with `token` instead of a closure:
+    /// `handler.done(token, result)` is called exactly once (see [`RaftHandler`]). The
+    /// handler is shared (an `Arc` clone per write), so a caller with one handler for
+    /// all its writes submits without a heap allocation per write.
+    pub fn submit_to<H: RaftHandler<O> + 'static>(
+        &self,
+        input: RaftInput,
+        handler: &Arc<H>,
+        token: u64,
+    ) {
+        let h: Arc<dyn RaftHandler<O>> = handler.clone();
+        self.send(Request::Submit(input, SubmitCallback::Handler(h, token)))
     }
 
     /// [`RaftGroup::submit`] as a future.

@@ -27,7 +27,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Poll;
@@ -53,8 +53,8 @@ use crate::core::{
 use crate::raft_log::RaftLog;
 use crate::rpc;
 use crate::sm::{
-    Exec, ExecEntry, RaftCallback, RaftError, RaftFactory, RaftInput, SmError, SmFuture, Snapshot,
-    SnapshotChunk, SnapshotInfo, StateMachine,
+    Exec, ExecEntry, RaftError, RaftFactory, RaftInput, RaftResult, SmError, SmFuture, Snapshot,
+    SnapshotChunk, SnapshotInfo, StateMachine, SubmitCallback,
 };
 use crate::store::log_item::{total_len, TYPE_HEARTBEAT, TYPE_LOG_READ, TYPE_NORMAL};
 use crate::store::{LogItem, StoreError};
@@ -103,15 +103,15 @@ struct InFlight<O> {
     read_only: bool,
     /// A configuration entry, applied through the core when it is settled (in order).
     config: Option<ConfigEntry>,
-    cb: Option<RaftCallback<O>>,
+    cb: Option<SubmitCallback<O>>,
     out: Outcome<O>,
 }
 
 /// An entry on its way to the state machine: item, caller, localCreateNanos.
-type ToApply<O> = (LogItem, Option<RaftCallback<O>>, i64);
+type ToApply<O> = (LogItem, Option<SubmitCallback<O>>, i64);
 
 /// A submitted input with its caller and deadline (core ms).
-type Submitted<O> = (RaftInput, RaftCallback<O>, Option<u64>);
+type Submitted<O> = (RaftInput, SubmitCallback<O>, Option<u64>);
 
 /// A follower-side install step, executed in order by the install fiber.
 enum InstallOp {
@@ -187,7 +187,7 @@ pub(crate) struct Driver<S: StateMachine> {
     tail: RefCell<TailCache<S::Output>>,
     book: RefCell<Book>,
     acts: RefCell<Vec<Action>>,
-    cbs: RefCell<Vec<RaftCallback<S::Output>>>,
+    cbs: RefCell<Vec<SubmitCallback<S::Output>>>,
     status: Published<GroupStatus>,
     /// The lease published for [`super::RaftGroup::lease_holds_now`] (and, on a
     /// virtual clock, [`super::RaftGroup::lease_holds_at`]).
@@ -391,9 +391,26 @@ async fn with_timeout<T>(fut: RpcFuture<T>, d: Duration) -> Result<T, RpcError> 
     .await
 }
 
-fn call<T>(f: impl FnOnce(T), v: T) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v))).is_err() {
+fn call<T>(f: impl Callable<T>, v: T) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call_once(v))).is_err() {
         log::error!("a raft callback panicked");
+    }
+}
+
+/// What [`call`] calls: a closure (responders, replies) or a submitted write's caller.
+trait Callable<T> {
+    fn call_once(self, v: T);
+}
+
+impl<T, F: FnOnce(T)> Callable<T> for F {
+    fn call_once(self, v: T) {
+        self(v)
+    }
+}
+
+impl<O> Callable<RaftResult<O>> for SubmitCallback<O> {
+    fn call_once(self, v: RaftResult<O>) {
+        self.complete(v)
     }
 }
 
@@ -1342,18 +1359,48 @@ impl<S: StateMachine> Driver<S> {
 
     /// Awaits the answers of one peer's appends in send order.
     async fn ack_loop(self: Rc<Self>, peer: NodeId, lane: Rc<PeerLane>) {
+        // One timer serves many appends: deadlines grow in send order, so a timer set
+        // for an earlier append's deadline fires no later than the current one's; when
+        // it fires early the current deadline is checked and a timer set for it. A
+        // timer per append would leave a cancelled entry in the dispatcher's timer heap
+        // (and a wait cell) per round until its rpcTimeout passed.
+        let mut timer: Option<Pin<Box<dt_fiber::Sleep>>> = None;
         loop {
             if lane.closed.get() {
                 return;
             }
             let next = lane.acks.borrow_mut().pop_front();
-            let Some((send, fut, deadline)) = next else {
+            let Some((send, mut fut, deadline)) = next else {
                 lane.ack_notify.notified().await;
                 continue;
             };
             // the timeout runs from the send, not from when the earlier answers came
-            let timeout = Duration::from_nanos((deadline - self.nanos()).max(0) as u64);
-            let r = with_timeout(fut, timeout).await;
+            let r = poll_fn(|cx| {
+                if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                loop {
+                    let now = self.nanos();
+                    if now >= deadline {
+                        return Poll::Ready(Err(RpcError::Timeout));
+                    }
+                    let t = timer.get_or_insert_with(|| {
+                        Box::pin(dt_fiber::sleep(Duration::from_nanos(
+                            (deadline - now) as u64,
+                        )))
+                    });
+                    match t.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        // fired: check the current deadline again (set anew if later)
+                        Poll::Ready(Ok(_)) => timer = None,
+                        Poll::Ready(Err(_)) => {
+                            timer = None;
+                            return Poll::Ready(Err(RpcError::Timeout));
+                        }
+                    }
+                }
+            })
+            .await;
             let now = self.now();
             match r {
                 Ok(resp) => self.core().handle_append_resp(now, peer, &send, &resp),
@@ -1826,7 +1873,7 @@ impl<S: StateMachine> Driver<S> {
                         reply: Some(reply),
                     },
                 );
-                self.core().handle_append(now, id, &core_req);
+                self.core().handle_append_owned(now, id, core_req);
             }
             Inbound::TransferLeader(req, reply) => {
                 let id = self.next_req();
@@ -1886,7 +1933,7 @@ impl<S: StateMachine> Driver<S> {
         let mut buf = Vec::new();
         let mut batch: Vec<Submitted<S::Output>> = Vec::new();
         // scratch of `propose`, kept between batches
-        let mut accepted: Vec<(RaftInput, RaftCallback<S::Output>)> = Vec::new();
+        let mut accepted: Vec<(RaftInput, SubmitCallback<S::Output>)> = Vec::new();
         let mut sizes: Vec<u64> = Vec::new();
         let mut changes: Vec<(ConfigChange, Reply<Index>)> = Vec::new();
         loop {
@@ -1933,7 +1980,7 @@ impl<S: StateMachine> Driver<S> {
     fn propose(
         &self,
         batch: &mut Vec<Submitted<S::Output>>,
-        accepted: &mut Vec<(RaftInput, RaftCallback<S::Output>)>,
+        accepted: &mut Vec<(RaftInput, SubmitCallback<S::Output>)>,
         sizes: &mut Vec<u64>,
     ) {
         let now = self.now();
@@ -2709,9 +2756,14 @@ impl<S: StateMachine> Driver<S> {
 /// The nodes `c` replicates to that its member sets' replicate list does not name
 /// ([`GroupStatus::log_config_nodes`]).
 fn log_config_nodes(c: &RaftCore) -> Vec<NodeId> {
-    let listed = c.member_sets().replicate_list();
-    c.replication_targets()
-        .into_iter()
-        .filter(|id| !listed.contains(id))
-        .collect()
+    // built without a list of the targets: empty (no allocation) in the steady state,
+    // where the log holds no configuration entry above lastApplied
+    let sets = c.member_sets();
+    let mut out = Vec::new();
+    c.for_each_replication_target(|id| {
+        if !sets.in_replicate_list(id) && !out.contains(&id) {
+            out.push(id);
+        }
+    });
+    out
 }

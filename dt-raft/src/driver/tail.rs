@@ -4,14 +4,14 @@
 use std::collections::VecDeque;
 
 use crate::core::Index;
-use crate::sm::RaftCallback;
+use crate::sm::SubmitCallback;
 use crate::store::LogItem;
 
 /// One cached entry.
 pub(crate) struct TailEntry<O> {
     pub(crate) item: LogItem,
     /// The caller waiting for this entry (leader-created entries only).
-    pub(crate) cb: Option<RaftCallback<O>>,
+    pub(crate) cb: Option<SubmitCallback<O>>,
     /// Monotonic nanos when this process created or received the entry.
     pub(crate) local_nanos: i64,
 }
@@ -94,7 +94,7 @@ impl<O> TailCache<O> {
     }
 
     /// Removes entries with index > `index`, returning their callbacks.
-    pub(crate) fn truncate_after(&mut self, index: Index, out: &mut Vec<RaftCallback<O>>) {
+    pub(crate) fn truncate_after(&mut self, index: Index, out: &mut Vec<SubmitCallback<O>>) {
         while let Some(e) = self.entries.back() {
             if e.item.index <= index {
                 break;
@@ -108,7 +108,7 @@ impl<O> TailCache<O> {
     }
 
     /// Takes every callback still held (a leader stepped down).
-    pub(crate) fn take_callbacks(&mut self, out: &mut Vec<RaftCallback<O>>) {
+    pub(crate) fn take_callbacks(&mut self, out: &mut Vec<SubmitCallback<O>>) {
         for e in self.entries.iter_mut() {
             if let Some(cb) = e.cb.take() {
                 out.push(cb);
@@ -119,7 +119,7 @@ impl<O> TailCache<O> {
     }
 
     /// The callback of entry `index` was taken for its completion.
-    pub(crate) fn take_callback(&mut self, index: Index) -> Option<RaftCallback<O>> {
+    pub(crate) fn take_callback(&mut self, index: Index) -> Option<SubmitCallback<O>> {
         let e = self.get_mut(index)?;
         let cb = e.cb.take()?;
         let size = e.item.header.len() + e.item.body.len();
@@ -189,7 +189,7 @@ mod tests {
                 body: bytes::Bytes::from_static(b"abcd"),
                 ..Default::default()
             },
-            cb: with_cb.then(|| Box::new(|_| {}) as RaftCallback<()>),
+            cb: with_cb.then(|| SubmitCallback::Boxed(Box::new(|_| {}))),
             local_nanos: index as i64,
         }
     }

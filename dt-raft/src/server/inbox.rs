@@ -46,8 +46,10 @@ pub fn transfer_error_text(e: &TransferError) -> String {
     }
 }
 
+/// A response of `e`: small ones (an append or vote answer) inline in the packet, no
+/// box ([`WriteBody::of`]).
 fn encodable(e: impl dt_codec::Encodable + Send + 'static) -> WritePacket {
-    WritePacket::response(WriteBody::Encodable(Box::new(e)))
+    WritePacket::response(WriteBody::of(e))
 }
 
 /// Hands `req` to the group behind `inbox`; the answer is written through `ctx` when the

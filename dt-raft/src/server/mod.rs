@@ -75,6 +75,7 @@
 //! server.stop(Duration::from_secs(5));
 //! ```
 
+mod append_replies;
 mod biz;
 pub mod config;
 mod group;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dt_codec::PbError;
-use dt_net::{NetError, NioClient, PeerId, ReadPacket, WriteBody, WritePacket};
+use dt_net::{NetError, NioClient, PeerId, ReadPacket, RpcHandler, WriteBody, WritePacket};
 
+use super::append_replies::AppendReplies;
 use super::node::NodeManager;
 use crate::core::{AppendResp, NodeId, TransferReq, VoteReq, VoteResp};
 use crate::driver::{RaftTransport, RpcError, RpcFuture};
@@ -26,6 +27,10 @@ pub struct NioRaftTransport {
     client: Arc<NioClient>,
     timeout: Duration,
     cache: RefCell<(u64, HashMap<NodeId, PeerId>)>,
+    /// The answers of this group's appends (no oneshot or boxed callback per append).
+    replies: Arc<AppendReplies>,
+    /// `replies` as the client's handler.
+    handler: Arc<dyn RpcHandler>,
 }
 
 impl std::fmt::Debug for NioRaftTransport {
@@ -38,11 +43,14 @@ impl NioRaftTransport {
     /// A transport over `nodes`' client; the client gives up on a request after
     /// `timeout` (the driver gives up at its own rpcTimeout before).
     pub fn new(nodes: NodeManager, timeout: Duration) -> Self {
+        let replies = Arc::new(AppendReplies::default());
         NioRaftTransport {
             client: nodes.client().clone(),
             nodes,
             timeout,
             cache: RefCell::new((u64::MAX, HashMap::new())),
+            handler: replies.clone(),
+            replies,
         }
     }
 
@@ -107,7 +115,7 @@ fn decode_vote(p: ReadPacket) -> Result<VoteResp, RpcError> {
     VoteResp::try_from(&r).map_err(bad)
 }
 
-fn decode_append(p: ReadPacket) -> Result<AppendResp, RpcError> {
+pub(super) fn decode_append(p: ReadPacket) -> Result<AppendResp, RpcError> {
     let r = rpc::AppendResp::decode(&p.body).map_err(bad)?;
     AppendResp::try_from(&r).map_err(bad)
 }
@@ -132,12 +140,22 @@ impl RaftTransport for NioRaftTransport {
     }
 
     fn send_append(&self, to: NodeId, req: rpc::AppendReq) -> RpcFuture<AppendResp> {
-        self.call(
-            to,
-            RaftCommands::RAFT_APPEND_ENTRIES,
-            WriteBody::Encodable(Box::new(req)),
-            decode_append,
-        )
+        // the hot path: answered through the slot table, decoded on the IO thread
+        let reply = self.replies.open();
+        match self.peer(to) {
+            Ok(peer) => self.client.send_request_handler(
+                Some(peer),
+                WritePacket::request(
+                    RaftCommands::RAFT_APPEND_ENTRIES,
+                    WriteBody::Encodable(Box::new(req)),
+                ),
+                self.timeout,
+                &self.handler,
+                reply.token(),
+            ),
+            Err(e) => self.replies.fail(&reply, e),
+        }
+        Box::pin(reply)
     }
 
     fn send_transfer_leader(&self, to: NodeId, group_id: i32, req: TransferReq) -> RpcFuture<()> {

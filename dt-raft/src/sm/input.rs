@@ -120,3 +120,46 @@ pub type RaftResult<O> = Result<(Index, O), RaftError>;
 /// submission calls it on the caller's thread) and must not block. A panic in it is
 /// caught and logged.
 pub type RaftCallback<O> = Box<dyn FnOnce(RaftResult<O>) + Send>;
+
+/// A reusable receiver of write outcomes, for
+/// [`RaftGroup::submit_to`](crate::driver::RaftGroup::submit_to): one object, shared
+/// through an `Arc`, completes many writes, each named by the token its caller chose
+/// (a slab key, a request id, a start time). Submitting with it allocates nothing per
+/// write, where [`RaftGroup::submit`](crate::driver::RaftGroup::submit) boxes its
+/// closure.
+///
+/// [`RaftHandler::done`] is called exactly once per submitted write, with the same
+/// rules as a [`RaftCallback`]: on the group's dispatcher thread (a refused submission
+/// on the caller's thread), must not block, a panic is caught and logged.
+pub trait RaftHandler<O>: Send + Sync {
+    /// The outcome of the write submitted with `token`.
+    fn done(&self, token: u64, result: RaftResult<O>);
+}
+
+/// How the caller of one submitted write is completed: its boxed closure, or a shared
+/// [`RaftHandler`] with the caller's token.
+pub enum SubmitCallback<O> {
+    /// [`RaftGroup::submit`](crate::driver::RaftGroup::submit)'s closure.
+    Boxed(RaftCallback<O>),
+    /// [`RaftGroup::submit_to`](crate::driver::RaftGroup::submit_to)'s handler and token.
+    Handler(std::sync::Arc<dyn RaftHandler<O>>, u64),
+}
+
+impl<O> SubmitCallback<O> {
+    /// Completes the caller with `result` (consumes the callback: called once).
+    pub fn complete(self, result: RaftResult<O>) {
+        match self {
+            SubmitCallback::Boxed(f) => f(result),
+            SubmitCallback::Handler(h, token) => h.done(token, result),
+        }
+    }
+}
+
+impl<O> std::fmt::Debug for SubmitCallback<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitCallback::Boxed(_) => f.write_str("SubmitCallback::Boxed"),
+            SubmitCallback::Handler(_, t) => write!(f, "SubmitCallback::Handler(token {t})"),
+        }
+    }
+}

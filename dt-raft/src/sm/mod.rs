@@ -5,7 +5,8 @@
 //!   [`Exec`]), takes and installs snapshots ([`Snapshot`], [`SnapshotInfo`],
 //!   [`SnapshotChunk`]), starts and stops. Read its documentation for the rules an
 //!   implementation must follow (thread, order, determinism, failures).
-//! * [`RaftInput`], [`RaftCallback`], [`RaftResult`], [`RaftError`]: how a write enters
+//! * [`RaftInput`], [`RaftCallback`] (or a reusable [`RaftHandler`], see
+//!   [`SubmitCallback`]), [`RaftResult`], [`RaftError`]: how a write enters
 //!   Raft through [`RaftGroup::submit`](crate::driver::RaftGroup::submit) and how its
 //!   outcome comes back.
 //! * [`RaftFactory`]: builds each group's state machine and log on the group's thread;
@@ -19,6 +20,6 @@ mod snapshot;
 mod state_machine;
 
 pub use factory::{store_config, DefaultRaftFactory, RaftFactory};
-pub use input::{RaftCallback, RaftError, RaftInput, RaftResult};
+pub use input::{RaftCallback, RaftError, RaftHandler, RaftInput, RaftResult, SubmitCallback};
 pub use snapshot::{BytesSnapshot, Snapshot, SnapshotChunk, SnapshotInfo};
 pub use state_machine::{Exec, ExecEntry, SmError, SmFuture, StateMachine};
