@@ -572,8 +572,15 @@ impl Owner {
             Some(s) => match s.failure() {
                 Some(c) => Some(StoreError::failed(c.clone())),
                 None => {
-                    let job = s.plan_write(std::mem::take(&mut self.queued), sync_force);
-                    self.writing = std::mem::take(&mut self.queued_waiters);
+                    let batches = std::mem::replace(&mut self.queued, s.take_batch_list());
+                    let job = s.plan_write(batches, sync_force);
+                    // `writing` was emptied when the last write finished: the two lists
+                    // trade places, and neither is allocated again.
+                    if self.writing.is_empty() {
+                        std::mem::swap(&mut self.writing, &mut self.queued_waiters);
+                    } else {
+                        self.writing.append(&mut self.queued_waiters);
+                    }
                     self.write_busy = true;
                     match self.cfg.fsync_batcher.clone() {
                         Some(b) if job.syncs() => self.spawn_on_lane_replying(

@@ -147,6 +147,10 @@ pub struct LogStore {
     dirty: Vec<Arc<DtFile>>,
     /// Encode buffers of written batches, for reuse.
     spare_bufs: Vec<Vec<u8>>,
+    /// Emptied chunk lists of written batches, for the next batches.
+    spare_chunks: Vec<Vec<Chunk>>,
+    /// An emptied list of written batches, for the owner's next queue.
+    spare_batches: Vec<WriteBatch>,
     install_required: bool,
     closed: bool,
     /// The first write or fsync error: the store is failed (fail-stop).
@@ -220,6 +224,8 @@ impl LogStore {
             status,
             dirty: Vec::new(),
             spare_bufs: Vec::new(),
+            spare_chunks: Vec::new(),
+            spare_batches: Vec::new(),
             install_required: false,
             closed: false,
             failed: None,
@@ -433,13 +439,23 @@ impl LogStore {
     /// Gives back the buffers of a written batch for later batches to reuse (a batch of
     /// 256 small entries is ~77 KB; a few are kept, none over 4 MiB).
     pub fn recycle(&mut self, batch: WriteBatch) {
-        for c in batch.chunks {
+        let mut chunks = batch.chunks;
+        for c in chunks.drain(..) {
             let mut data = c.data;
             if self.spare_bufs.len() < SPARE_BUFS && data.capacity() <= SPARE_BUF_MAX {
                 data.clear();
                 self.spare_bufs.push(data);
             }
         }
+        if self.spare_chunks.len() < SPARE_BUFS {
+            self.spare_chunks.push(chunks);
+        }
+    }
+
+    /// An empty list for the batches of the next write (the list of an earlier write,
+    /// kept by [`LogStore::write_done`], when there is one).
+    pub fn take_batch_list(&mut self) -> Vec<WriteBatch> {
+        std::mem::take(&mut self.spare_batches)
     }
 
     /// A cleared buffer with room for `len` bytes, reused if one is spare.
@@ -487,7 +503,10 @@ impl LogStore {
             term = Some(it.term);
         }
         // One buffer for the common case of a batch inside one segment.
-        let mut chunks: Vec<Chunk> = Vec::with_capacity(1);
+        let mut chunks: Vec<Chunk> = self
+            .spare_chunks
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(1));
         let data = self.take_buf(total + ITEM_HEADER_SIZE);
         chunks.push(Chunk {
             pos: self.next_pos,

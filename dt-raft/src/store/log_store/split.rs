@@ -333,9 +333,13 @@ impl LogStore {
         for f in done.created {
             self.files.push_created(f)?;
         }
-        for b in done.batches {
+        let mut batches = done.batches;
+        for b in batches.drain(..) {
             self.on_written(b.last_index, b.epoch, Vec::new());
             self.recycle(b);
+        }
+        if batches.capacity() > self.spare_batches.capacity() {
+            self.spare_batches = batches;
         }
         if done.synced || !self.cfg.sync {
             self.on_forced(self.last_write_index);
