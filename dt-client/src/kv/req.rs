@@ -380,22 +380,7 @@ mod tests {
             }
         }
 
-        /// One field of a body: number `num` with wire type `wt` and a payload of its kind.
-        fn field(num: u32, wt: u8, v: u64, data: &[u8]) -> Vec<u8> {
-            let mut out = BytesMut::new();
-            encode::put_varint(&mut out, ((num << 3) | wt as u32) as u64);
-            match wt {
-                0 => encode::put_varint(&mut out, v),
-                1 => out.extend_from_slice(&v.to_le_bytes()),
-                5 => out.extend_from_slice(&(v as u32).to_le_bytes()),
-                2 => {
-                    encode::put_varint(&mut out, data.len() as u64);
-                    out.extend_from_slice(data);
-                }
-                _ => {}
-            }
-            out.to_vec()
-        }
+        use dt_codec::fuzz::field_bytes as field;
 
         fn arb_field() -> impl Strategy<Value = Vec<u8>> {
             (
