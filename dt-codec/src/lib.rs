@@ -77,6 +77,7 @@ mod error;
 pub mod fuzz;
 mod nested;
 mod parser;
+pub mod plain;
 pub mod wire;
 
 pub use body::PbBody;

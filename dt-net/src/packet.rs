@@ -5,6 +5,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use dt_codec::encode::{self, Encodable};
+use dt_codec::plain::{PlainFields, PlainValue};
 use dt_codec::{BytesCollector, Chunk, PbCallback, PbError, PbParser};
 
 use crate::codes::PacketType;
@@ -364,41 +365,20 @@ impl PacketCallback {
     }
 }
 
-/// A varint of at most 9 bytes (no value can overflow) at the front of `b`: (value,
-/// bytes used), or `None` (longer, or cut off).
-#[inline]
-fn varint9(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &x) in b.iter().take(9).enumerate() {
-        v |= ((x & 0x7f) as u64) << (7 * i);
-        if x < 0x80 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-/// The packet of a whole frame (without its length prefix) decoded without the streaming
-/// parser, for frames in which every tag is one byte, every varint at most 9 bytes,
-/// every length at most 4 bytes, every field inside the frame, nothing follows the body
-/// and the command is positive: exactly what [`PacketCallback`] makes of them. `None`
-/// for anything else (the parser then decodes it, or reports the error).
+/// The packet of a whole plain frame ([`dt_codec::plain`], without its length prefix)
+/// decoded without the streaming parser, when also nothing follows the body and the
+/// command is positive: exactly what [`PacketCallback`] makes of it. `None` for anything
+/// else (the parser then decodes it, or reports the error).
 pub(crate) fn decode_plain(frame: &Bytes) -> Option<ReadPacket> {
-    let b = &frame[..];
     let mut p = ReadPacket::default();
     let mut body_seen = false;
-    let mut i = 0;
-    while i < b.len() {
-        let t = b[i];
-        let f = u32::from(t >> 3);
-        if t >= 0x80 || f == 0 || body_seen {
+    let mut fields = PlainFields::new(frame);
+    while let Some((f, v)) = fields.next_field().ok()? {
+        if body_seen {
             return None;
         }
-        i += 1;
-        match t & 7 {
-            0 => {
-                let (v, n) = varint9(&b[i..])?;
-                i += n;
+        match (f, v) {
+            (_, PlainValue::Varint(v)) => {
                 let v = v as i64 as i32;
                 match f {
                     field::TYPE => p.packet_type = v,
@@ -408,45 +388,20 @@ pub(crate) fn decode_plain(frame: &Bytes) -> Option<ReadPacket> {
                     _ => {}
                 }
             }
-            5 => {
-                let a: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
-                i += 4;
-                if f == field::SEQ {
-                    p.seq = u32::from_le_bytes(a) as i32;
-                }
-            }
-            1 => {
-                let a: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
-                i += 8;
-                if f == field::TIMEOUT {
-                    p.timeout_nanos = u64::from_le_bytes(a) as i64;
-                }
-            }
-            2 => {
-                let (len, n) = varint9(&b[i..])?;
-                if n > 4 {
+            (field::SEQ, PlainValue::Fixed32(v)) => p.seq = v as i32,
+            (field::TIMEOUT, PlainValue::Fixed64(v)) => p.timeout_nanos = v as i64,
+            (field::BODY, PlainValue::Len(at)) => {
+                if p.command <= 0 {
                     return None;
                 }
-                let start = i + n;
-                let end = start + len as usize;
-                if end > b.len() {
-                    return None;
-                }
-                i = end;
-                match f {
-                    field::BODY => {
-                        if p.command <= 0 {
-                            return None;
-                        }
-                        p.body = frame.slice(start..end);
-                        body_seen = true;
-                    }
-                    field::MSG => p.msg = String::from_utf8_lossy(&b[start..end]).into_owned(),
-                    field::EXTRA => p.extra = Some(frame.slice(start..end)),
-                    _ => {}
-                }
+                p.body = frame.slice(at);
+                body_seen = true;
             }
-            _ => return None,
+            (field::MSG, PlainValue::Len(at)) => {
+                p.msg = String::from_utf8_lossy(&frame[at]).into_owned()
+            }
+            (field::EXTRA, PlainValue::Len(at)) => p.extra = Some(frame.slice(at)),
+            _ => {}
         }
     }
     (p.command > 0).then_some(p)

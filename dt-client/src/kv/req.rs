@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use dt_codec::encode::{self, Encodable};
+use dt_codec::plain::{PlainFields, PlainValue};
 use dt_codec::{BytesCollector, Chunk, PbCallback, PbError};
 use dt_net::ProcessInfo;
 
@@ -258,93 +259,36 @@ impl KvBody for KvReq {
     }
 }
 
-/// A varint of at most 9 bytes (63 bits: no value can overflow) at the front of `b`:
-/// (value, bytes used), or `None` (longer, or cut off).
-#[inline]
-fn varint9(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &x) in b.iter().take(9).enumerate() {
-        v |= ((x & 0x7f) as u64) << (7 * i);
-        if x < 0x80 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-/// [`KvReq`] from a whole body without the streaming parser, for bodies in which every
-/// tag is one byte, every varint at most 9 bytes, every length at most 4 bytes, every
-/// field inside the body, and `keys`/`values` agree: exactly what [`KvReqCallback`]
-/// makes of them (unknown fields and unexpected wire types ignored, the last single
-/// field wins). `None` for anything else (the parser then decodes it, or reports the
-/// error).
+/// [`KvReq`] from a whole plain body ([`dt_codec::plain`]) without the streaming parser,
+/// when `keys`/`values` also agree: exactly what [`KvReqCallback`] makes of it (unknown
+/// fields and unexpected wire types ignored, the last single field wins). `None` for
+/// anything else (the parser then decodes it, or reports the error).
 fn decode_plain(body: &Bytes) -> Option<KvReq> {
-    let b = &body[..];
     let mut r = KvReq::default();
     let mut keys_size = 0i32;
-    let mut i = 0;
-    while i < b.len() {
-        let t = b[i];
-        let field = t >> 3;
-        if t >= 0x80 || field == 0 {
-            return None;
-        }
-        i += 1;
-        match t & 7 {
-            0 => {
-                let (v, n) = varint9(&b[i..])?;
-                i += n;
-                match field {
-                    1 => r.group_id = int32(v as i64),
-                    7 => r.ttl_millis = v as i64,
-                    8 => keys_size = int32(v as i64),
-                    _ => {}
+    let mut fields = PlainFields::new(body);
+    while let Some((field, v)) = fields.next_field().ok()? {
+        match (field, v) {
+            (1, PlainValue::Varint(v)) => r.group_id = int32(v as i64),
+            (7, PlainValue::Varint(v)) => r.ttl_millis = v as i64,
+            (8, PlainValue::Varint(v)) => keys_size = int32(v as i64),
+            (5, PlainValue::Fixed64(v)) => r.owner_uuid1 = v,
+            (6, PlainValue::Fixed64(v)) => r.owner_uuid2 = v,
+            (2, PlainValue::Len(at)) => r.key = body.slice(at),
+            (3, PlainValue::Len(at)) => r.value = body.slice(at),
+            (4, PlainValue::Len(at)) => r.expect_value = body.slice(at),
+            (9 | 10, PlainValue::Len(at)) => {
+                let list = if field == 9 {
+                    &mut r.keys
+                } else {
+                    &mut r.values
+                };
+                if list.is_empty() {
+                    list.reserve(presize(keys_size, body.len(), 2));
                 }
+                list.push(body.slice(at));
             }
-            1 => {
-                let a: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
-                i += 8;
-                match field {
-                    5 => r.owner_uuid1 = u64::from_le_bytes(a),
-                    6 => r.owner_uuid2 = u64::from_le_bytes(a),
-                    _ => {}
-                }
-            }
-            5 => {
-                b.get(i..i + 4)?;
-                i += 4;
-            }
-            2 => {
-                let (len, n) = varint9(&b[i..])?;
-                if n > 4 {
-                    return None;
-                }
-                let start = i + n;
-                let end = start + len as usize;
-                if end > b.len() {
-                    return None;
-                }
-                i = end;
-                let v = || body.slice(start..end);
-                match field {
-                    2 => r.key = v(),
-                    3 => r.value = v(),
-                    4 => r.expect_value = v(),
-                    9 | 10 => {
-                        let list = if field == 9 {
-                            &mut r.keys
-                        } else {
-                            &mut r.values
-                        };
-                        if list.is_empty() {
-                            list.reserve(presize(keys_size, b.len(), 2));
-                        }
-                        list.push(v());
-                    }
-                    _ => {}
-                }
-            }
-            _ => return None,
+            _ => {}
         }
     }
     if !r.keys.is_empty() && !r.values.is_empty() && r.keys.len() != r.values.len() {
