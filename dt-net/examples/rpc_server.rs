@@ -16,7 +16,6 @@
 //! allocations of the whole process divided by the packets it read (the server path's
 //! allocations per request in steady state).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -28,29 +27,11 @@ use clap::Parser;
 use dt_common::{PerfCallback, PerfType};
 use dt_net::{NioServer, NioServerConfig};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Command-line flags.
 #[derive(Parser)]
@@ -129,11 +110,11 @@ pub fn start(args: &Args, counter: Option<Arc<PacketCount>>) -> Result<NioServer
 
 /// Serves until the process is killed.
 fn serve(args: &Args, counter: &PacketCount) -> ExitCode {
-    let (mut last_a, mut last_p) = (ALLOCS.load(Ordering::Relaxed), 0u64);
+    let (mut last_a, mut last_p) = (counting_alloc::allocations(), 0u64);
     loop {
         std::thread::sleep(Duration::from_secs(1));
         if args.count_allocs {
-            let a = ALLOCS.load(Ordering::Relaxed);
+            let a = counting_alloc::allocations();
             let p = counter.0.load(Ordering::Relaxed);
             let (da, dp) = (a - last_a, p - last_p);
             if dp > 0 {

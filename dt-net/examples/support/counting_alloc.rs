@@ -1,6 +1,7 @@
 //! A global allocator that counts heap allocations (alloc and realloc calls) of the
 //! whole process, for the bench programs' per-request allocation figures. Shared by
-//! dt-net's `rpc_bench` and dt-raft's `raft_bench` (included with `#[path]`).
+//! dt-net's `rpc_bench` and `rpc_server` and dt-raft's `raft_bench` (included with
+//! `#[path]`).
 //!
 //! Install it in the program with
 //! `#[global_allocator] static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;`
