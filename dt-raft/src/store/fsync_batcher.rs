@@ -357,16 +357,20 @@ mod sys {
         }
     }
 
-    /// `syncfs(2)` on the file system holding `f`.
-    pub fn syncfs(f: &File) -> io::Result<()> {
-        // SAFETY: `syncfs` only reads its argument, a descriptor that stays open for
-        // the call because `f` is borrowed; it touches no memory of ours.
-        let r = unsafe { ffi::syncfs(f.as_raw_fd()) };
+    /// A libc return value: 0 is success, anything else the thread's errno.
+    fn checked(r: std::os::raw::c_int) -> io::Result<()> {
         if r == 0 {
             Ok(())
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// `syncfs(2)` on the file system holding `f`.
+    pub fn syncfs(f: &File) -> io::Result<()> {
+        // SAFETY: `syncfs` only reads its argument, a descriptor that stays open for
+        // the call because `f` is borrowed; it touches no memory of ours.
+        checked(unsafe { ffi::syncfs(f.as_raw_fd()) })
     }
 
     /// Waits for writeback of `f` in progress and reports (once per descriptor, like
@@ -375,12 +379,7 @@ mod sys {
     pub fn check_writeback(f: &File) -> io::Result<()> {
         // SAFETY: `sync_file_range` reads only its integer arguments and a descriptor
         // kept open by the borrow of `f`; it touches no memory of ours.
-        let r = unsafe { ffi::sync_file_range(f.as_raw_fd(), 0, 0, SYNC_FILE_RANGE_WAIT_AFTER) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        checked(unsafe { ffi::sync_file_range(f.as_raw_fd(), 0, 0, SYNC_FILE_RANGE_WAIT_AFTER) })
     }
 
     /// Whether `syncfs` reports writeback errors: Linux 5.8 and later.
@@ -456,6 +455,11 @@ mod tests {
             .collect()
     }
 
+    fn answered_ok(rx: &mpsc::Receiver<StoreResult<()>>) {
+        let r = rx.recv_timeout(Duration::from_secs(10)).expect("answered");
+        assert!(r.is_ok(), "{r:?}");
+    }
+
     fn ask(b: &Arc<FsyncBatcher>, files: Vec<Arc<DtFile>>) -> mpsc::Receiver<StoreResult<()>> {
         let (tx, rx) = mpsc::channel();
         b.sync(
@@ -473,10 +477,7 @@ mod tests {
         let fs = files(d.path(), 1, None);
         let b = FsyncBatcher::new(ThreadPoolIo::new(2));
         let rx = ask(&b, fs.clone());
-        assert!(rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("answered")
-            .is_ok());
+        answered_ok(&rx);
         let s = b.stats();
         assert_eq!(
             (s.requests, s.rounds, s.syncfs_calls, s.fdatasync_calls),
@@ -500,10 +501,7 @@ mod tests {
         );
         b.drain();
         for rx in rxs {
-            assert!(rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("answered")
-                .is_ok());
+            answered_ok(&rx);
         }
         let s = b.stats();
         assert_eq!((s.requests, s.rounds), (20, 1));
@@ -524,14 +522,8 @@ mod tests {
         let r1 = ask(&b, fs.clone());
         let r2 = ask(&b, fs.clone());
         b.drain();
-        assert!(r1
-            .recv_timeout(Duration::from_secs(10))
-            .expect("answered")
-            .is_ok());
-        assert!(r2
-            .recv_timeout(Duration::from_secs(10))
-            .expect("answered")
-            .is_ok());
+        answered_ok(&r1);
+        answered_ok(&r2);
         assert_eq!(b.stats().fdatasync_calls, 1);
     }
 
@@ -556,10 +548,7 @@ mod tests {
             let failed = ask(&b, vec![bad_files[1].clone()]);
             b.drain();
             for rx in ok {
-                assert!(rx
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("answered")
-                    .is_ok());
+                answered_ok(&rx);
             }
             for rx in [mixed, failed] {
                 let e = rx
