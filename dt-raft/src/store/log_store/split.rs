@@ -74,8 +74,9 @@ impl WriteJob {
     ) {
         let sync = self.sync;
         match self.write() {
-            Ok(w) if sync && !w.touched.is_empty() => {
-                let files = w.touched.clone();
+            Ok(mut w) if sync && !w.touched.is_empty() => {
+                // A synced write's segments need no later fsync: the batcher takes them.
+                let files = std::mem::take(&mut w.touched);
                 batcher.sync(
                     files,
                     Box::new(move |r| {
