@@ -161,8 +161,7 @@ impl FsyncBatcher {
         // This thread leads one round (its own request is in it) and hands whatever
         // arrived meanwhile to an IO thread, so that its own log's next write is not
         // held up behind other logs' rounds.
-        self.run_round();
-        if self.release_or_continue() {
+        if self.run_round() {
             let me = self.clone();
             if let Err(task) = self.io.execute(Box::new(move || me.drain())) {
                 // The executor is shut: finish here rather than leave requests hanging.
@@ -173,52 +172,41 @@ impl FsyncBatcher {
 
     /// Runs rounds until the queue is empty.
     fn drain(&self) {
-        loop {
-            self.run_round();
-            if !self.release_or_continue() {
-                return;
-            }
-        }
+        while self.run_round() {}
     }
 
-    /// After a round: clears `running` and returns false if nothing is queued, else
-    /// returns true (the caller runs or schedules the next round).
-    fn release_or_continue(&self) -> bool {
-        let mut st = self.lock();
-        if st.queue.is_empty() {
-            st.running = false;
-            false
-        } else {
-            true
-        }
-    }
-
-    /// Takes the queued requests, syncs their files and answers them.
-    fn run_round(&self) {
+    /// Takes the queued requests, syncs their files and answers them. Then, under the
+    /// same lock: returns true if more requests are queued (the caller runs or
+    /// schedules the next round), else clears `running` and returns false.
+    fn run_round(&self) -> bool {
         let mut batch = {
             let mut st = self.lock();
             let spare = std::mem::take(&mut st.spare);
             std::mem::replace(&mut st.queue, spare)
         };
-        if batch.is_empty() {
-            self.lock().spare = batch;
-            return;
-        }
-        self.rounds.fetch_add(1, Ordering::Relaxed);
-        self.requests
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let outcome = self.sync_files(&batch);
-        for r in batch.drain(..) {
-            let res = r
-                .files
-                .iter()
-                .find_map(|f| outcome.error_of(f))
-                .map_or(Ok(()), Err);
-            (r.done)(res);
+        if !batch.is_empty() {
+            self.rounds.fetch_add(1, Ordering::Relaxed);
+            self.requests
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let outcome = self.sync_files(&batch);
+            for r in batch.drain(..) {
+                let res = r
+                    .files
+                    .iter()
+                    .find_map(|f| outcome.error_of(f))
+                    .map_or(Ok(()), Err);
+                (r.done)(res);
+            }
         }
         let mut st = self.lock();
         if st.spare.capacity() < batch.capacity() {
             st.spare = batch;
+        }
+        if st.queue.is_empty() {
+            st.running = false;
+            false
+        } else {
+            true
         }
     }
 
