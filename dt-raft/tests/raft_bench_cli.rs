@@ -78,3 +78,39 @@ fn a_multi_group_run_completes_with_and_without_fsync_batching() {
         assert!(dir.path().join("n3").join("g4").exists());
     }
 }
+
+/// The submitter's wait for room: a completion wakes it (only when it waits), so a
+/// closed loop of one write in flight runs at the speed of the handoff, not of the
+/// wait's 10 ms safety timeout (2 000 handoffs would then take 20 s).
+#[test]
+fn a_completion_wakes_the_waiting_submitter() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let p = Arc::new(raft_bench::Pending::default());
+    let far = Instant::now() + Duration::from_secs(60);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let completer = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            for () in rx {
+                p.release();
+            }
+        })
+    };
+    let t0 = Instant::now();
+    for _ in 0..2000 {
+        assert!(p.acquire(1, far));
+        tx.send(()).unwrap();
+    }
+    drop(tx);
+    completer.join().unwrap();
+    assert_eq!(p.in_flight(), 0);
+    // All places taken: a deadline in the past gives up at once.
+    assert!(p.acquire(1, far));
+    assert!(!p.acquire(1, Instant::now()));
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "2000 handoffs took {:?}",
+        t0.elapsed()
+    );
+}
