@@ -79,7 +79,14 @@ const PREFILL_PAUSE: Duration = Duration::from_secs(10);
 const DELETE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A result from an IO job, applied on the owner's thread.
-type Msg = Box<dyn FnOnce(&mut Owner) + Send>;
+enum Msg {
+    /// Any job's result and what to do with it.
+    Run(Box<dyn FnOnce(&mut Owner) + Send>),
+    /// The result of the write job (or its follow-up fsync) in flight, of which there is
+    /// at most one: the hot path of every append, posted without boxing anything.
+    /// `Err` is a failure of the job itself (panic, refused, lost).
+    Write(StoreResult<StoreResult<WriteDone>>),
+}
 
 /// What the owner does with the result of an IO job.
 type Done<R> = Box<dyn FnOnce(&mut Owner, StoreResult<R>) + Send>;
@@ -90,6 +97,9 @@ type Slot<T> = Rc<Cell<Option<StoreResult<T>>>>;
 #[derive(Default)]
 struct InboxQ {
     msgs: Vec<Msg>,
+    /// The first waiting waker (usually the only one: the group's writer), kept out of
+    /// `wakers` so that a post and the next park allocate nothing.
+    waker: Option<Waker>,
     wakers: Vec<Waker>,
 }
 
@@ -107,12 +117,15 @@ impl Inbox {
     }
 
     fn post(&self, m: Msg) {
-        let wakers = {
+        let (first, rest) = {
             let mut q = self.lock();
             q.msgs.push(m);
-            std::mem::take(&mut q.wakers)
+            (q.waker.take(), std::mem::take(&mut q.wakers))
         };
-        for w in wakers {
+        if let Some(w) = first {
+            w.wake();
+        }
+        for w in rest {
             w.wake();
         }
     }
@@ -130,8 +143,14 @@ impl Inbox {
         if !q.msgs.is_empty() {
             return false;
         }
-        if !q.wakers.iter().any(|x| x.will_wake(w)) {
-            q.wakers.push(w.clone());
+        match &q.waker {
+            None => q.waker = Some(w.clone()),
+            Some(x) if x.will_wake(w) => {}
+            Some(_) => {
+                if !q.wakers.iter().any(|x| x.will_wake(w)) {
+                    q.wakers.push(w.clone());
+                }
+            }
         }
         true
     }
@@ -171,13 +190,43 @@ impl<R: Send + 'static> Drop for Reply<R> {
 /// Posts a job's result. `Err` here is a failure of the job itself (panic, refused,
 /// lost): it fails the log before the job's own handler sees it.
 fn post<R: Send + 'static>(inbox: &Inbox, done: Done<R>, r: Result<R, StoreError>) {
-    inbox.post(Box::new(move |o: &mut Owner| match r {
+    inbox.post(Msg::Run(Box::new(move |o: &mut Owner| match r {
         Ok(v) => done(o, Ok(v)),
         Err(e) => {
             let f = o.fail(e);
             done(o, Err(f))
         }
-    }));
+    })));
+}
+
+/// The reply half of the write job (or its follow-up fsync): posts
+/// [`Msg::Write`] exactly once; dropped unsent (the job refused, lost, or panicked
+/// while holding it) it posts that failure instead.
+struct WriteReply {
+    inbox: Arc<Inbox>,
+    what: &'static str,
+    dir: Arc<Path>,
+    sent: bool,
+}
+
+impl WriteReply {
+    fn send(mut self, r: Result<StoreResult<WriteDone>, StoreError>) {
+        self.sent = true;
+        self.inbox.post(Msg::Write(r));
+    }
+}
+
+impl Drop for WriteReply {
+    fn drop(&mut self) {
+        if !self.sent {
+            let e = job_error(
+                self.what,
+                &self.dir,
+                "the IO executor refused the job or dropped it without running it".into(),
+            );
+            self.inbox.post(Msg::Write(Err(e)));
+        }
+    }
 }
 
 fn job_error(what: &'static str, dir: &Path, msg: String) -> StoreError {
@@ -392,7 +441,14 @@ impl Owner {
                 return;
             }
             for m in msgs.drain(..) {
-                m(self);
+                match m {
+                    Msg::Run(f) => f(self),
+                    Msg::Write(Ok(r)) => self.write_finished(Ok(r)),
+                    Msg::Write(Err(e)) => {
+                        let f = self.fail(e);
+                        self.write_finished(Err(f))
+                    }
+                }
             }
             self.spare_msgs = msgs;
         }
@@ -436,6 +492,16 @@ impl Owner {
             let _ = catch_unwind(AssertUnwindSafe(move || work(reply)));
         });
         Lane::submit(&self.lane, &*self.io, task);
+    }
+
+    /// The reply half of the write job, whose result goes to [`Owner::write_finished`].
+    fn write_reply(&self, what: &'static str) -> WriteReply {
+        WriteReply {
+            inbox: self.inbox.clone(),
+            what,
+            dir: self.dir.clone(),
+            sent: false,
+        }
     }
 
     /// The reply half of a job named `what`, whose result goes to `done`.
@@ -582,18 +648,27 @@ impl Owner {
                         self.writing.append(&mut self.queued_waiters);
                     }
                     self.write_busy = true;
-                    match self.cfg.fsync_batcher.clone() {
-                        Some(b) if job.syncs() => self.spawn_on_lane_replying(
-                            "write",
-                            move |reply| job.run_batched(&b, move |r| reply.send(Ok(r))),
-                            |o, r| o.write_finished(r),
-                        ),
-                        _ => self.spawn_on_lane(
-                            "write",
-                            move || job.run(),
-                            |o, r| o.write_finished(r),
-                        ),
-                    }
+                    let reply = self.write_reply("write");
+                    let task: Task = match self.cfg.fsync_batcher.clone() {
+                        // A panic drops the reply, which reports the job as lost.
+                        Some(b) if job.syncs() => Box::new(move || {
+                            let _ = catch_unwind(AssertUnwindSafe(move || {
+                                job.run_batched(&b, move |r| reply.send(Ok(r)))
+                            }));
+                        }),
+                        _ => Box::new(move || {
+                            let r = catch_unwind(AssertUnwindSafe(move || job.run()));
+                            match r {
+                                Ok(r) => reply.send(Ok(r)),
+                                Err(p) => {
+                                    let msg = format!("the IO job panicked: {}", panic_text(&*p));
+                                    let e = job_error(reply.what, &reply.dir, msg);
+                                    reply.send(Err(e))
+                                }
+                            }
+                        }),
+                    };
+                    Lane::submit(&self.lane, &*self.io, task);
                     None
                 }
             },
@@ -1353,5 +1428,51 @@ impl LogIterator for DefaultLogIterator<'_> {
                 self.log.wait_slot(slot)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn a_post_wakes_every_parked_waiter_once() {
+        let inbox = Inbox::default();
+        let (a, wa) = waker();
+        let (b, wb) = waker();
+        let (c, wc) = waker();
+        assert!(inbox.park(&wa));
+        assert!(inbox.park(&wa), "the same waker twice is kept once");
+        assert!(inbox.park(&wb));
+        assert!(inbox.park(&wc));
+        inbox.post(Msg::Write(Err(StoreError::Closed)));
+        let n = |c: &Arc<Count>| c.0.load(Ordering::SeqCst);
+        assert_eq!((n(&a), n(&b), n(&c)), (1, 1, 1));
+        // A message waiting: no park, and nothing is registered.
+        assert!(!inbox.park(&wb));
+        let mut out = Vec::new();
+        inbox.take(&mut out);
+        assert!(matches!(
+            out.as_slice(),
+            [Msg::Write(Err(StoreError::Closed))]
+        ));
+        // Parked again after the drain: the next post wakes it again, and only it.
+        assert!(inbox.park(&wb));
+        inbox.post(Msg::Write(Err(StoreError::Closed)));
+        assert_eq!((n(&a), n(&b), n(&c)), (1, 2, 1));
     }
 }
