@@ -112,7 +112,9 @@ pub fn sync_dir(dir: &Path) -> StoreResult<()> {
 /// An ordered set of contiguous fixed-size files in one directory.
 #[derive(Debug)]
 pub struct FileQueue {
-    dir: PathBuf,
+    /// Shared with the queue's snapshots and makers: a write job or a read takes no
+    /// copy of the path.
+    dir: Arc<Path>,
     file_size: u64,
     sync: bool,
     files: VecDeque<Arc<DtFile>>,
@@ -234,7 +236,7 @@ impl FileQueue {
             files.push_back(Arc::new(DtFile::new(start, path, file, faults.clone())));
         }
         Ok(FileQueue {
-            dir: dir.to_path_buf(),
+            dir: Arc::from(dir),
             file_size,
             sync,
             files,
@@ -441,7 +443,7 @@ impl FileQueue {
 /// see [`FileQueue::maker`].
 #[derive(Clone, Debug)]
 pub struct FileMaker {
-    dir: PathBuf,
+    dir: Arc<Path>,
     file_size: u64,
     sync: bool,
     faults: Faults,
