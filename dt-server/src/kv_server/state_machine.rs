@@ -165,10 +165,13 @@ impl StateMachine for DtKvStateMachine {
             Err(e) => return Exec::Done(Err(SmError::Rejected(format!("bad KvReq: {e}")))),
         };
         // A follower's or replayed entry is a slice of a whole AppendEntries frame or
-        // read block: a value the tree kept would keep all of it alive. The values it
-        // may keep get buffers of their own (moved into the tree, one allocation each);
-        // keys it keeps it copies itself ([`KvTree::apply_owned`]).
-        if entry.body_shared {
+        // read block, and a leader's small body a slice of a pooled chunk (the
+        // processor encodes it with `to_bytes_pooled`): a value the tree kept would
+        // keep all of it alive. The values it may keep get buffers of their own (moved
+        // into the tree, one allocation each, freed on this thread); keys it keeps it
+        // copies itself (`KvTree::apply_taking`). A larger local body has a buffer of
+        // its own, and its value is kept in place.
+        if entry.body_shared || entry.body.len() <= dt_codec::encode::POOLED_MAX {
             own_stored_values(&mut req);
         }
         let now = kv_clock().0;
@@ -500,15 +503,18 @@ mod tests {
         }
     }
 
-    /// A value applied from a shared body (a follower's slice of a whole frame) is
-    /// kept in a buffer of its own; one from a local caller's own body is kept as is.
-    /// A new node's key is always a copy (of a few bytes, not the whole body).
+    /// A value applied from a shared body (a follower's slice of a whole frame) or a
+    /// small local body (which the processor cuts from a pooled chunk) is kept in a
+    /// buffer of its own; one from a large local body (a buffer of its own) is kept as
+    /// is. A new node's key is always a copy (of a few bytes, not the whole body).
     #[test]
     fn values_from_a_shared_body_do_not_keep_the_whole_buffer() {
         let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
         let mut sm = DtKvStateMachine::new(g.clone());
         let one = encode::to_bytes(&KvReq::put(0, "k1", "value one"));
-        let two = encode::to_bytes(&KvReq::put(0, "k2", "value two"));
+        let two = encode::to_bytes_pooled(&KvReq::put(0, "k2", "value two"));
+        let big_value = vec![b'x'; dt_codec::encode::POOLED_MAX];
+        let four = encode::to_bytes(&KvReq::put(0, "k4", big_value.clone()));
         let mut batch = KvReq::key(0, "");
         batch.keys = vec![Bytes::from_static(b"b1"), Bytes::from_static(b"b2")];
         batch.values = vec![Bytes::from_static(b"bv1"), Bytes::from_static(b"bv2")];
@@ -526,6 +532,7 @@ mod tests {
             (1, &shared, true, BizType::Put),
             (2, &two, false, BizType::Put),
             (3, &shared3, true, BizType::BatchPut),
+            (4, &four, false, BizType::Put),
         ] {
             let e = ExecEntry {
                 index,
@@ -552,9 +559,12 @@ mod tests {
         );
         let v2 = g.lock().tree().get(b"k2").node.expect("k2").data;
         assert_eq!(&v2[..], b"value two");
+        assert!(!within(&v2, &two), "a small local body's value is copied");
+        let v4 = g.lock().tree().get(b"k4").node.expect("k4").data;
+        assert_eq!(v4, big_value);
         assert!(
-            within(&v2, &two),
-            "a caller's own body is kept without a copy"
+            within(&v4, &four),
+            "a large local body is its own buffer: kept without a copy"
         );
         let kv = g.lock();
         let t = kv.tree();
