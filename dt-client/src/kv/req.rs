@@ -136,50 +136,6 @@ impl Encodable for KvReq {
             + encode::size_repeated_bytes(10, &self.values)
     }
     fn encode(&self, out: &mut BytesMut) {
-        // Tags, lengths and the fixed fields gathered on the stack and appended in a
-        // few copies, not byte by byte; the same bytes as `encode_by_fields`.
-        let mut h = Head::default();
-        if self.group_id != 0 {
-            h.byte(0x08);
-            h.varint(self.group_id as i64 as u64);
-        }
-        for (tag, v) in [
-            (0x12, &self.key),
-            (0x1a, &self.value),
-            (0x22, &self.expect_value),
-        ] {
-            if !v.is_empty() {
-                h.byte(tag);
-                h.varint(v.len() as u64);
-                h.flush(out);
-                out.extend_from_slice(v);
-            }
-        }
-        for (tag, v) in [(0x29, self.owner_uuid1), (0x31, self.owner_uuid2)] {
-            if v != 0 {
-                h.byte(tag);
-                h.fixed64(v);
-            }
-        }
-        if self.ttl_millis != 0 {
-            h.byte(0x38);
-            h.varint(self.ttl_millis as u64);
-        }
-        let keys_size = self.keys_size();
-        if keys_size != 0 {
-            h.byte(0x40);
-            h.varint(keys_size as i64 as u64);
-        }
-        h.flush(out);
-        encode::put_repeated_bytes(out, 9, &self.keys);
-        encode::put_repeated_bytes(out, 10, &self.values);
-    }
-}
-
-impl KvReq {
-    /// The generic field-by-field encoding [`Encodable::encode`] must agree with.
-    #[cfg(test)]
-    fn encode_by_fields(&self, out: &mut BytesMut) {
         encode::put_int32(out, 1, self.group_id);
         encode::put_bytes(out, 2, &self.key);
         encode::put_bytes(out, 3, &self.value);
@@ -190,50 +146,6 @@ impl KvReq {
         encode::put_int32(out, 8, self.keys_size());
         encode::put_repeated_bytes(out, 9, &self.keys);
         encode::put_repeated_bytes(out, 10, &self.values);
-    }
-}
-
-/// Up to 48 bytes of tags, varints and fixed fields, appended to the output in one
-/// copy ([`Head::flush`]). Between two flushes [`KvReq::encode`] writes at most 35:
-/// the two owner halves (9 each), the TTL (tag and up to 10 bytes) and the key count
-/// (tag and up to 5).
-struct Head {
-    b: [u8; 48],
-    n: usize,
-}
-
-impl Default for Head {
-    fn default() -> Self {
-        Head { b: [0; 48], n: 0 }
-    }
-}
-
-impl Head {
-    #[inline]
-    fn byte(&mut self, x: u8) {
-        self.b[self.n] = x;
-        self.n += 1;
-    }
-
-    #[inline]
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.byte(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.byte(v as u8);
-    }
-
-    #[inline]
-    fn fixed64(&mut self, v: u64) {
-        self.b[self.n..self.n + 8].copy_from_slice(&v.to_le_bytes());
-        self.n += 8;
-    }
-
-    #[inline]
-    fn flush(&mut self, out: &mut BytesMut) {
-        out.extend_from_slice(&self.b[..self.n]);
-        self.n = 0;
     }
 }
 
@@ -526,31 +438,6 @@ mod tests {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvReq::decode(&body), parsed(&body));
-            }
-
-            /// The encoder writes what the field-by-field encoding writes, in
-            /// `encoded_size` bytes.
-            #[test]
-            fn encoder_agrees_with_the_field_by_field_encoding(
-                group in any::<i32>(),
-                key in prop::collection::vec(any::<u8>(), 0..200),
-                value in prop::collection::vec(any::<u8>(), 0..300),
-                expect in prop::collection::vec(any::<u8>(), 0..3),
-                owner in (any::<u64>(), any::<u64>()).prop_map(|(a, b)| (a >> (a & 63), b >> (b & 63))),
-                ttl in any::<i64>().prop_map(|v| v >> (v & 63)),
-                batch in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4),
-            ) {
-                let mut r = KvReq::cas(group, key, expect, value).with_ttl(ttl);
-                r.owner_uuid1 = owner.0;
-                r.owner_uuid2 = owner.1;
-                r.keys = batch.into_iter().map(Bytes::from).collect();
-                r.values = r.keys.iter().rev().cloned().collect();
-                let mut fast = BytesMut::new();
-                r.encode(&mut fast);
-                let mut fields = BytesMut::new();
-                r.encode_by_fields(&mut fields);
-                prop_assert_eq!(&fast[..], &fields[..]);
-                prop_assert_eq!(fast.len(), r.encoded_size());
             }
 
             #[test]
