@@ -118,6 +118,33 @@ impl<'a> PlainFields<'a> {
         self.i = i;
         Ok(Some((field, v)))
     }
+
+    /// The next field's value when its tag byte is `tag`, else `Ok(None)` without
+    /// moving on (also at the end): for a decoder that expects its fields in a fixed
+    /// order. Errors as [`PlainFields::next_field`].
+    ///
+    /// ```
+    /// use dt_codec::plain::{PlainFields, PlainValue};
+    ///
+    /// let mut f = PlainFields::new(&[0x08, 0x96, 0x01, 0x12, 2, b'a', b'b']);
+    /// assert_eq!(f.next_if(0x12), Ok(None));
+    /// assert_eq!(f.next_if(0x08), Ok(Some(PlainValue::Varint(150))));
+    /// assert_eq!(f.next_if(0x12), Ok(Some(PlainValue::Len(5..7))));
+    /// assert!(f.at_end());
+    /// ```
+    #[inline]
+    pub fn next_if(&mut self, tag: u8) -> Result<Option<PlainValue>, NotPlain> {
+        if self.b.get(self.i) != Some(&tag) {
+            return Ok(None);
+        }
+        Ok(self.next_field()?.map(|(_, v)| v))
+    }
+
+    /// Whether every field has been read.
+    #[inline]
+    pub fn at_end(&self) -> bool {
+        self.i >= self.b.len()
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! ```
 
 use bytes::Bytes;
+use dt_codec::plain::{PlainFields, PlainValue};
 use dt_codec::{PbCallback, PbError, PbParser};
 use dt_net::{CmdCodes, ReadPacket};
 
@@ -281,9 +282,33 @@ pub fn interpret_index(command: i32, p: &ReadPacket) -> Result<(KvCode, i64), Kv
     if p.body.is_empty() {
         return Ok((code, 0));
     }
+    Ok((code, raft_index_of(&p.body).map_err(KvError::Malformed)?))
+}
+
+/// Field 1 (`raftIndex`) of a `KvResp` body, the rest checked as protobuf and skipped:
+/// read straight from a plain body ([`plain_raft_index`]), else by the streaming
+/// parser (which also reports every error).
+fn raft_index_of(body: &Bytes) -> Result<i64, PbError> {
+    if let Some(i) = plain_raft_index(body) {
+        return Ok(i);
+    }
     let mut parser = PbParser::new(RaftIndexOnly::default());
-    parser.parse_whole(&p.body).map_err(KvError::Malformed)?;
-    Ok((code, parser.callback().raft_index))
+    parser.parse_whole(body)?;
+    Ok(parser.callback().raft_index)
+}
+
+/// What [`RaftIndexOnly`] reads from a plain body ([`dt_codec::plain`]): the last field
+/// 1 of wire type fixed64 (0 without one), every other field skipped. `None` when the
+/// body is not plain.
+fn plain_raft_index(body: &[u8]) -> Option<i64> {
+    let mut fields = PlainFields::new(body);
+    let mut index = 0;
+    while let Some((field, v)) = fields.next_field().ok()? {
+        if let (1, PlainValue::Fixed64(v)) = (field, v) {
+            index = v as i64;
+        }
+    }
+    Some(index)
 }
 
 /// Reads field 1 (`raftIndex`, fixed64) of a `KvResp` and skips the rest.
@@ -327,6 +352,69 @@ pub fn cas_done(code: KvCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `plain_raft_index` against the streaming parser it stands in for.
+    mod plain_index {
+        use super::*;
+        use dt_codec::fuzz::field_bytes as field;
+        use proptest::prelude::*;
+
+        fn parsed(body: &[u8]) -> Result<i64, PbError> {
+            let mut parser = PbParser::new(RaftIndexOnly::default());
+            parser.parse_whole(&Bytes::copy_from_slice(body))?;
+            Ok(parser.callback().raft_index)
+        }
+
+        fn arb_field() -> impl Strategy<Value = Vec<u8>> {
+            (
+                0u32..6,
+                prop::sample::select(vec![0u8, 1, 2, 5, 3]),
+                any::<u64>().prop_map(|v| v >> (v % 64)),
+                prop::collection::vec(any::<u8>(), 0..20),
+            )
+                .prop_map(|(n, wt, v, d)| field(n, wt, v, &d))
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
+                if let Some(i) = plain_raft_index(&b) {
+                    prop_assert_eq!(Ok(i), parsed(&b));
+                }
+                prop_assert_eq!(raft_index_of(&Bytes::from(b.clone())), parsed(&b));
+            }
+
+            #[test]
+            fn agrees_with_the_parser_on_fields(
+                fields in prop::collection::vec(arb_field(), 0..8),
+                cut in 0usize..4,
+            ) {
+                let mut b: Vec<u8> = fields.concat();
+                b.truncate(b.len().saturating_sub(cut));
+                if let Some(i) = plain_raft_index(&b) {
+                    prop_assert_eq!(Ok(i), parsed(&b));
+                }
+                prop_assert_eq!(raft_index_of(&Bytes::from(b.clone())), parsed(&b));
+            }
+
+            #[test]
+            fn encoded_responses_take_it(index in any::<i64>(), n in 0usize..3) {
+                let resp = KvResp {
+                    raft_index: index,
+                    results: (0..n)
+                        .map(|i| KvResult {
+                            biz_code: KvCode::Success,
+                            node: None,
+                            key_in_dir: Bytes::from(vec![b'k'; i + 1]),
+                        })
+                        .collect(),
+                };
+                let body = dt_codec::encode::to_bytes(&resp);
+                prop_assert_eq!(plain_raft_index(&body), Some(index));
+                prop_assert_eq!(parsed(&body), Ok(index));
+            }
+        }
+    }
 
     #[test]
     fn client_side_checks() {

@@ -244,6 +244,9 @@ impl KvBody for KvReq {
     /// Decodes a whole body: the common shapes directly ([`decode_plain`]), anything
     /// else (and every error) through the streaming parser and [`KvReqCallback`].
     fn decode(body: &Bytes) -> Result<Self, PbError> {
+        if let Some(r) = decode_ordered(body) {
+            return Ok(r);
+        }
         if let Some(r) = decode_plain(body) {
             return Ok(r);
         }
@@ -257,6 +260,37 @@ impl KvBody for KvReq {
             }),
         }
     }
+}
+
+/// [`KvReq`] from a whole plain body whose single fields come in field order, each at
+/// most once, without `keys_size`, `keys` or `values`: how every encoder writes a
+/// request on one key (and all a put needs). Read in one pass with a test per field
+/// instead of a dispatch on each; `None` for any other body (then [`decode_plain`]).
+fn decode_ordered(body: &Bytes) -> Option<KvReq> {
+    let mut f = PlainFields::new(body);
+    let mut r = KvReq::default();
+    if let Some(PlainValue::Varint(v)) = f.next_if(0x08).ok()? {
+        r.group_id = int32(v as i64);
+    }
+    if let Some(PlainValue::Len(at)) = f.next_if(0x12).ok()? {
+        r.key = body.slice(at);
+    }
+    if let Some(PlainValue::Len(at)) = f.next_if(0x1a).ok()? {
+        r.value = body.slice(at);
+    }
+    if let Some(PlainValue::Len(at)) = f.next_if(0x22).ok()? {
+        r.expect_value = body.slice(at);
+    }
+    if let Some(PlainValue::Fixed64(v)) = f.next_if(0x29).ok()? {
+        r.owner_uuid1 = v;
+    }
+    if let Some(PlainValue::Fixed64(v)) = f.next_if(0x31).ok()? {
+        r.owner_uuid2 = v;
+    }
+    if let Some(PlainValue::Varint(v)) = f.next_if(0x38).ok()? {
+        r.ttl_millis = v as i64;
+    }
+    f.at_end().then_some(r)
 }
 
 /// [`KvReq`] from a whole plain body ([`dt_codec::plain`]) without the streaming parser,
@@ -340,6 +374,9 @@ mod tests {
             #[test]
             fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
                 let body = Bytes::from(b);
+                if let Some(r) = decode_ordered(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
                 if let Some(r) = decode_plain(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
@@ -354,7 +391,50 @@ mod tests {
                 let mut b: Vec<u8> = fields.concat();
                 b.truncate(b.len().saturating_sub(cut));
                 let body = Bytes::from(b);
+                if let Some(r) = decode_ordered(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
                 if let Some(r) = decode_plain(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
+                prop_assert_eq!(KvReq::decode(&body), parsed(&body));
+            }
+
+            /// Single fields in field order, any of them left out, some repeated or
+            /// out of order: the ordered reader takes exactly the bodies it may.
+            #[test]
+            fn ordered_reader_agrees_with_the_parser(
+                present in prop::collection::vec(any::<bool>(), 7),
+                swap in any::<Option<(usize, usize)>>(),
+                extra in prop::option::of(arb_field()),
+                vals in (any::<u64>(), prop::collection::vec(any::<u8>(), 0..6)),
+            ) {
+                let (v, d) = vals;
+                let v = v >> (v % 64);
+                let all = [
+                    field(1, 0, v, &[]),
+                    field(2, 2, 0, &d),
+                    field(3, 2, 0, b"value"),
+                    field(4, 2, 0, &d),
+                    field(5, 1, v, &[]),
+                    field(6, 1, v ^ 1, &[]),
+                    field(7, 0, v, &[]),
+                ];
+                let mut fields: Vec<Vec<u8>> = all
+                    .iter()
+                    .zip(&present)
+                    .filter(|(_, &p)| p)
+                    .map(|(f, _)| f.clone())
+                    .collect();
+                if let Some((a, b)) = swap {
+                    let n = fields.len();
+                    if n > 0 {
+                        fields.swap(a % n, b % n);
+                    }
+                }
+                fields.extend(extra);
+                let body = Bytes::from(fields.concat());
+                if let Some(r) = decode_ordered(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvReq::decode(&body), parsed(&body));
@@ -379,6 +459,8 @@ mod tests {
                 // left to the parser
                 if group >= 0 && (0..1 << 62).contains(&ttl) {
                     prop_assert_eq!(decode_plain(&body), Some(r.clone()));
+                    let single = r.keys.is_empty();
+                    prop_assert_eq!(decode_ordered(&body), single.then(|| r.clone()));
                 }
                 prop_assert_eq!(KvReq::decode(&body), Ok(r));
             }

@@ -126,6 +126,21 @@ impl KvTree {
     /// assert_eq!(t.get(b"").node.unwrap().update_index, 2);
     /// ```
     pub fn apply(&mut self, index: i64, timestamp: i64, biz: BizType, req: &KvReq) -> ApplyOutcome {
+        self.apply_taking(index, timestamp, biz, &mut req.clone())
+    }
+
+    /// [`KvTree::apply`] taking what it keeps out of `req`: a put's value moves into the
+    /// tree instead of being cloned (a value in a buffer of its own,
+    /// [`Bytes::copy_from_slice`] say, stays that one allocation) and `req.value` is
+    /// left empty. The tree keeps no slice of `req`'s key: a new node copies its key,
+    /// so a key sliced from a larger buffer does not keep that buffer alive.
+    pub fn apply_taking(
+        &mut self,
+        index: i64,
+        timestamp: i64,
+        biz: BizType,
+        req: &mut KvReq,
+    ) -> ApplyOutcome {
         let mut op = Op {
             biz,
             index,
@@ -140,10 +155,10 @@ impl KvTree {
         let key = &req.key;
         let result = match biz {
             BizType::Put | BizType::PutTempNode => {
-                ApplyResult::Single(self.put(&mut op, key, &req.value))
+                ApplyResult::Single(self.put(&mut op, key, std::mem::take(&mut req.value)))
             }
             BizType::Mkdir | BizType::MkTempDir => {
-                ApplyResult::Single(self.check_and_put(&mut op, key, &Bytes::new()))
+                ApplyResult::Single(self.check_and_put(&mut op, key, Bytes::new()))
             }
             BizType::Remove => ApplyResult::Single(self.check_and_remove(&mut op, key)),
             BizType::BatchPut => {
@@ -308,7 +323,7 @@ impl KvTree {
 
     // ---- puts ----
 
-    fn put(&mut self, op: &mut Op, key: &Bytes, value: &Bytes) -> KvResult {
+    fn put(&mut self, op: &mut Op, key: &Bytes, value: Bytes) -> KvResult {
         if value.is_empty() {
             return r(KvCode::InvalidValue);
         }
@@ -320,7 +335,7 @@ impl KvTree {
 
     /// Put (value non-empty) or mkdir (value empty) after the key, parent and existing
     /// node checks.
-    fn check_and_put(&mut self, op: &mut Op, key: &Bytes, data: &Bytes) -> KvResult {
+    fn check_and_put(&mut self, op: &mut Op, key: &Bytes, data: Bytes) -> KvResult {
         let ck = check_key(key, false, false);
         if ck != KvCode::Success {
             return r(ck);
@@ -343,7 +358,7 @@ impl KvTree {
         &mut self,
         op: &mut Op,
         key: &Bytes,
-        data: &Bytes,
+        data: Bytes,
         current: Option<HolderId>,
         parent: HolderId,
     ) -> KvResult {
@@ -351,7 +366,11 @@ impl KvTree {
         let existing = current.filter(|&h| !self.holders[h].latest().removed);
         let Some(h) = existing else {
             // A new node (or a re-created key whose holder still exists).
-            let flag = if data.is_empty() { KvNode::FLAG_DIR } else { 0 }
+            let is_dir = data.is_empty();
+            // what a TRY_LOCK's value asks for, read before the value moves in
+            let hold_ttl = (op.biz == BizType::TryLock && !is_dir)
+                .then(|| LockPayload::hold_ttl(&data).unwrap_or(0));
+            let flag = if is_dir { KvNode::FLAG_DIR } else { 0 }
                 | if op.biz == BizType::TryLock {
                     KvNode::FLAG_LOCK
                 } else {
@@ -368,12 +387,13 @@ impl KvTree {
                 update_index: op.index,
                 update_time: op.time,
                 flag,
-                data: data.clone(),
+                data,
                 removed: false,
                 ttl: None,
             };
             let h = match current {
-                None => self.insert_holder(key.clone(), Some(parent), v),
+                // a key of its own: `key` may be a slice of a whole request or frame
+                None => self.insert_holder(Bytes::copy_from_slice(key), Some(parent), v),
                 Some(h) => {
                     self.push_version(h, v);
                     h
@@ -381,9 +401,9 @@ impl KvTree {
             };
             self.add_child(parent, h);
             let mut res = r(KvCode::Success);
-            if op.biz == BizType::TryLock && !data.is_empty() {
+            if let Some(hold_ttl) = hold_ttl {
                 if self.lock_owner(parent) == Some(h) {
-                    op.ttl_millis = LockPayload::hold_ttl(data).unwrap_or(0);
+                    op.ttl_millis = hold_ttl;
                 } else {
                     res = r(KvCode::LockByOther);
                 }
@@ -408,12 +428,14 @@ impl KvTree {
         if old.is_dir() {
             return r(KvCode::DirExists);
         }
+        let hold_ttl =
+            (op.biz == BizType::TryLock).then(|| LockPayload::hold_ttl(&data).unwrap_or(0));
         self.update_version(h, op.index, op.time, Some(data));
         let mut res = r(KvCode::SuccessOverwrite);
         if matches!(op.biz, BizType::PutTempNode | BizType::TryLock) {
-            if op.biz == BizType::TryLock {
+            if let Some(hold_ttl) = hold_ttl {
                 if self.lock_owner(parent) == Some(h) {
-                    op.ttl_millis = LockPayload::hold_ttl(data).unwrap_or(0);
+                    op.ttl_millis = hold_ttl;
                     res = r(KvCode::LockBySelf);
                 } else {
                     res = r(KvCode::LockByOther);
@@ -453,7 +475,7 @@ impl KvTree {
         Ok(keys
             .iter()
             .zip(values)
-            .map(|(k, v)| self.check_and_put(op, k, v))
+            .map(|(k, v)| self.check_and_put(op, k, v.clone()))
             .collect())
     }
 
@@ -479,7 +501,7 @@ impl KvTree {
         let live = h.filter(|&h| !self.holders[h].latest().removed);
         if expect.is_empty() {
             return match live {
-                None => self.do_put(op, key, new, h, parent),
+                None => self.do_put(op, key, new.clone(), h, parent),
                 Some(_) => r(KvCode::CasMismatch),
             };
         }
@@ -493,7 +515,7 @@ impl KvTree {
         if new.is_empty() {
             self.do_remove(op, h)
         } else {
-            let res = self.do_put(op, key, new, Some(h), parent);
+            let res = self.do_put(op, key, new.clone(), Some(h), parent);
             if res.biz_code == KvCode::SuccessOverwrite {
                 r(KvCode::Success)
             } else {
@@ -640,7 +662,7 @@ impl KvTree {
     fn try_lock(&mut self, op: &mut Op, key: &Bytes, value: &Bytes) -> KvResult {
         let wait = op.ttl_millis;
         op.ttl_millis = 0; // the lock directory has no TTL
-        let res = self.check_and_put(op, key, &Bytes::new());
+        let res = self.check_and_put(op, key, Bytes::new());
         if !matches!(res.biz_code, KvCode::Success | KvCode::DirExists) {
             return res;
         }
@@ -661,13 +683,13 @@ impl KvTree {
         if crate::sim::bugs::is_active(crate::sim::bugs::DtKvBug::TryLockStealsHeldLock) {
             if let Some(o) = owner.filter(|&o| Some(o) != entry) {
                 self.do_remove(op, o);
-                return self.do_put(op, &entry_key, value, entry, dir);
+                return self.do_put(op, &entry_key, value.clone(), entry, dir);
             }
         }
         if wait == 0 && owner.is_some() && owner != entry {
             return r(KvCode::LockByOther);
         }
-        self.do_put(op, &entry_key, value, entry, dir)
+        self.do_put(op, &entry_key, value.clone(), entry, dir)
     }
 
     fn unlock(&mut self, op: &mut Op, key: &Bytes) -> KvResult {

@@ -116,27 +116,28 @@ impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
             timestamp,
             local_create_nanos,
             biz,
-            req,
+            &mut req.clone(),
             local_create_nanos,
         )
         .map(|(out, _)| out)
     }
 
     /// Like [`DtKv::exec`], also returning the lock push's server-side wait (ns) when
-    /// the entry handed a lock over (measured before the TTL restarts, at `now`).
+    /// the entry handed a lock over (measured before the TTL restarts, at `now`). What
+    /// the tree keeps is taken out of `req` ([`KvTree::apply_taking`]).
     pub fn exec_with_push_wait(
         &mut self,
         index: i64,
         timestamp: i64,
         local_create_nanos: i64,
         biz: BizType,
-        req: &KvReq,
+        req: &mut KvReq,
         now: i64,
     ) -> Result<(ApplyOutcome, Option<i64>), DtKvError> {
         if self.is_installing() {
             return Err(DtKvError::Installing);
         }
-        let out = self.tree.apply(index, timestamp, biz, req);
+        let out = self.tree.apply_taking(index, timestamp, biz, req);
         let wait = out
             .lock_handover
             .as_ref()
@@ -389,7 +390,7 @@ mod tests {
         let mut u = KvReq::key(0, "lk");
         u.set_owner(A);
         let (out, wait) = kv
-            .exec_with_push_wait(3, 0, 50 * MS, BizType::Unlock, &u, 50 * MS)
+            .exec_with_push_wait(3, 0, 50 * MS, BizType::Unlock, &mut u, 50 * MS)
             .unwrap();
         assert_eq!(out.lock_handover.unwrap().owner, b);
         assert_eq!(wait, Some(39 * MS));

@@ -636,17 +636,18 @@ impl KvTree {
     /// create fields, with `data` (or the latest's data when `None`). Without open
     /// snapshots the latest version is changed in place (no other version exists and
     /// nobody can see the old one); otherwise as [`KvTree::push_version`].
-    #[inline]
+    // always: two callers, both on every put's path
+    #[inline(always)]
     pub(crate) fn update_version(
         &mut self,
         h: HolderId,
         index: i64,
         time: i64,
-        data: Option<&Bytes>,
+        data: Option<Bytes>,
     ) {
         if self.snapshots_open() {
             let old = self.holders[h].latest();
-            let data = data.unwrap_or(&old.data).clone();
+            let data = data.unwrap_or_else(|| old.data.clone());
             let v = old.updated(index, time, data);
             self.push_version(h, v);
         } else {
@@ -657,7 +658,7 @@ impl KvTree {
             v.update_index = index;
             v.update_time = time;
             if let Some(d) = data {
-                v.data = d.clone();
+                v.data = d;
             }
         }
     }

@@ -122,6 +122,21 @@ pub fn kv_clock() -> (i64, i64) {
     }
 }
 
+/// Gives the values of `req` the tree may keep (`value`, batch `values`) buffers of
+/// their own, so that they do not keep the buffer `req` was decoded from alive. The CAS
+/// expected value and the keys are only compared or copied by the tree
+/// ([`KvTree::apply_taking`](crate::dtkv::KvTree::apply_taking)).
+fn own_stored_values(req: &mut KvReq) {
+    if !req.value.is_empty() {
+        req.value = Bytes::copy_from_slice(&req.value);
+    }
+    for v in &mut req.values {
+        if !v.is_empty() {
+            *v = Bytes::copy_from_slice(v);
+        }
+    }
+}
+
 /// The DtKV state machine of one group.
 #[derive(Debug)]
 pub struct DtKvStateMachine {
@@ -145,20 +160,20 @@ impl StateMachine for DtKvStateMachine {
                 entry.biz_type
             ))));
         };
-        // A follower's or replayed entry is a slice of a whole AppendEntries frame or
-        // read block: the keys and values the tree keeps would keep all of it alive.
-        // Decode them from a copy of just this entry.
-        let owned;
-        let body = if entry.body_shared {
-            owned = Bytes::copy_from_slice(entry.body);
-            &owned
-        } else {
-            entry.body
-        };
-        let req = match KvReq::decode(body) {
+        let mut req = match KvReq::decode(entry.body) {
             Ok(r) => r,
             Err(e) => return Exec::Done(Err(SmError::Rejected(format!("bad KvReq: {e}")))),
         };
+        // A follower's or replayed entry is a slice of a whole AppendEntries frame or
+        // read block, and a leader's small body a slice of a pooled chunk (the
+        // processor encodes it with `to_bytes_pooled`): a value the tree kept would
+        // keep all of it alive. The values it may keep get buffers of their own (moved
+        // into the tree, one allocation each, freed on this thread); keys it keeps it
+        // copies itself (`KvTree::apply_taking`). A larger local body has a buffer of
+        // its own, and its value is kept in place.
+        if entry.body_shared || entry.body.len() <= dt_codec::encode::POOLED_MAX {
+            own_stored_values(&mut req);
+        }
         let now = kv_clock().0;
         let mut kv = self.group.lock();
         #[cfg(feature = "sim-bugs")]
@@ -174,7 +189,7 @@ impl StateMachine for DtKvStateMachine {
             entry.leader_create_millis,
             entry.local_create_nanos,
             biz,
-            &req,
+            &mut req,
             now,
         );
         Exec::Done(match r {
@@ -488,27 +503,42 @@ mod tests {
         }
     }
 
-    /// A value applied from a shared body (a follower's slice of a whole frame) is
-    /// kept in a buffer of its own; one from a local caller's own body is kept as is.
+    /// A value applied from a shared body (a follower's slice of a whole frame) or a
+    /// small local body (which the processor cuts from a pooled chunk) is kept in a
+    /// buffer of its own; one from a large local body (a buffer of its own) is kept as
+    /// is. A new node's key is always a copy (of a few bytes, not the whole body).
     #[test]
     fn values_from_a_shared_body_do_not_keep_the_whole_buffer() {
         let g = Arc::new(KvGroup::new(0, WatchConfig::default()));
         let mut sm = DtKvStateMachine::new(g.clone());
         let one = encode::to_bytes(&KvReq::put(0, "k1", "value one"));
-        let two = encode::to_bytes(&KvReq::put(0, "k2", "value two"));
-        // "A frame": other bytes around the entry's body.
+        let two = encode::to_bytes_pooled(&KvReq::put(0, "k2", "value two"));
+        let big_value = vec![b'x'; dt_codec::encode::POOLED_MAX];
+        let four = encode::to_bytes(&KvReq::put(0, "k4", big_value.clone()));
+        let mut batch = KvReq::key(0, "");
+        batch.keys = vec![Bytes::from_static(b"b1"), Bytes::from_static(b"b2")];
+        batch.values = vec![Bytes::from_static(b"bv1"), Bytes::from_static(b"bv2")];
+        let three = encode::to_bytes(&batch);
+        // "A frame": other bytes around the entries' bodies.
         let mut frame = vec![0xEE; 1000];
         frame.extend_from_slice(&one);
+        frame.extend_from_slice(&three);
         frame.extend_from_slice(&[0xEE; 1000]);
         let frame = Bytes::from(frame);
         let shared = frame.slice(1000..1000 + one.len());
+        let shared3 = frame.slice(1000 + one.len()..1000 + one.len() + three.len());
         let header = Bytes::new();
-        for (index, body, body_shared) in [(1, &shared, true), (2, &two, false)] {
+        for (index, body, body_shared, biz) in [
+            (1, &shared, true, BizType::Put),
+            (2, &two, false, BizType::Put),
+            (3, &shared3, true, BizType::BatchPut),
+            (4, &four, false, BizType::Put),
+        ] {
             let e = ExecEntry {
                 index,
                 term: 1,
                 item_type: TYPE_NORMAL,
-                biz_type: BizType::Put.code(),
+                biz_type: biz.code(),
                 leader_create_millis: 0,
                 local_create_nanos: 0,
                 header: &header,
@@ -529,10 +559,26 @@ mod tests {
         );
         let v2 = g.lock().tree().get(b"k2").node.expect("k2").data;
         assert_eq!(&v2[..], b"value two");
+        assert!(!within(&v2, &two), "a small local body's value is copied");
+        let v4 = g.lock().tree().get(b"k4").node.expect("k4").data;
+        assert_eq!(v4, big_value);
         assert!(
-            within(&v2, &two),
-            "a caller's own body is kept without a copy"
+            within(&v4, &four),
+            "a large local body is its own buffer: kept without a copy"
         );
+        let kv = g.lock();
+        let t = kv.tree();
+        for (key, value) in [(&b"b1"[..], &b"bv1"[..]), (b"b2", b"bv2")] {
+            let v = t.get(key).node.expect("batch key").data;
+            assert_eq!(&v[..], value);
+            assert!(!within(&v, &frame), "a batch value points into the frame");
+        }
+        for (key, body) in [(&b"k1"[..], &frame), (b"k2", &two), (b"b1", &frame)] {
+            let h = t.lookup(key).expect("a holder");
+            let k = &t.holders[h].key;
+            assert_eq!(&k[..], key);
+            assert!(!within(k, body), "the key of {key:?} points into its body");
+        }
     }
 
     #[test]
