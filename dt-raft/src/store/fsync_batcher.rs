@@ -583,6 +583,9 @@ mod tests {
         while b.lock().running && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(!b.lock().running, "the batcher still runs after its last answer");
+        assert!(
+            !b.lock().running,
+            "the batcher still runs after its last answer"
+        );
     }
 }
