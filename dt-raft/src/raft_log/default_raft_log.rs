@@ -233,6 +233,11 @@ fn job_error(what: &'static str, dir: &Path, msg: String) -> StoreError {
     StoreError::io(what, dir, std::io::Error::other(msg))
 }
 
+/// The failure of a job that panicked with `p`.
+fn panicked(what: &'static str, dir: &Path, p: &(dyn Any + Send)) -> StoreError {
+    job_error(what, dir, format!("the IO job panicked: {}", panic_text(p)))
+}
+
 fn panic_text(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
@@ -528,8 +533,7 @@ impl Owner {
         Box::new(move || match catch_unwind(AssertUnwindSafe(work)) {
             Ok(v) => reply.send(Ok(v)),
             Err(p) => {
-                let msg = format!("the IO job panicked: {}", panic_text(&*p));
-                let e = job_error(reply.what, &reply.dir, msg);
+                let e = panicked(reply.what, &reply.dir, &*p);
                 reply.send(Err(e))
             }
         })
@@ -656,15 +660,11 @@ impl Owner {
                                 job.run_batched(&b, move |r| reply.send(Ok(r)))
                             }));
                         }),
-                        _ => Box::new(move || {
-                            let r = catch_unwind(AssertUnwindSafe(move || job.run()));
-                            match r {
-                                Ok(r) => reply.send(Ok(r)),
-                                Err(p) => {
-                                    let msg = format!("the IO job panicked: {}", panic_text(&*p));
-                                    let e = job_error(reply.what, &reply.dir, msg);
-                                    reply.send(Err(e))
-                                }
+                        _ => Box::new(move || match catch_unwind(AssertUnwindSafe(|| job.run())) {
+                            Ok(r) => reply.send(Ok(r)),
+                            Err(p) => {
+                                let e = panicked(reply.what, &reply.dir, &*p);
+                                reply.send(Err(e))
                             }
                         }),
                     };
