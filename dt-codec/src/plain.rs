@@ -57,6 +57,14 @@ fn varint9(b: &[u8]) -> Result<(u64, usize), NotPlain> {
     Err(NotPlain)
 }
 
+/// The `N` bytes at `i` in `b`.
+#[inline]
+fn fixed<const N: usize>(b: &[u8], i: usize) -> Result<[u8; N], NotPlain> {
+    b.get(i..i + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(NotPlain)
+}
+
 impl<'a> PlainFields<'a> {
     /// The fields of the whole message `b`.
     pub fn new(b: &'a [u8]) -> Self {
@@ -83,20 +91,12 @@ impl<'a> PlainFields<'a> {
                 PlainValue::Varint(v)
             }
             1 => {
-                let a: [u8; 8] = b
-                    .get(i..i + 8)
-                    .ok_or(NotPlain)?
-                    .try_into()
-                    .map_err(|_| NotPlain)?;
+                let a = fixed::<8>(b, i)?;
                 i += 8;
                 PlainValue::Fixed64(u64::from_le_bytes(a))
             }
             5 => {
-                let a: [u8; 4] = b
-                    .get(i..i + 4)
-                    .ok_or(NotPlain)?
-                    .try_into()
-                    .map_err(|_| NotPlain)?;
+                let a = fixed::<4>(b, i)?;
                 i += 4;
                 PlainValue::Fixed32(u32::from_le_bytes(a))
             }
