@@ -129,10 +129,10 @@ impl KvTree {
         self.apply_taking(index, timestamp, biz, &mut req.clone())
     }
 
-    /// [`KvTree::apply`] taking what it keeps out of `req`: a put's value moves into the
-    /// tree instead of being cloned (a value in a buffer of its own,
-    /// [`Bytes::copy_from_slice`] say, stays that one allocation) and `req.value` is
-    /// left empty. The tree keeps no slice of `req`'s key: a new node copies its key,
+    /// [`KvTree::apply`] taking what it keeps out of `req`: the value of a put or CAS and
+    /// the values of a batch put move into the tree instead of being cloned (a value in
+    /// a buffer of its own, [`Bytes::copy_from_slice`] say, stays that one allocation),
+    /// and `req.value` / `req.values` are left empty. The tree keeps no slice of `req`'s key: a new node copies its key,
     /// so a key sliced from a larger buffer does not keep that buffer alive.
     pub fn apply_taking(
         &mut self,
@@ -162,11 +162,13 @@ impl KvTree {
             }
             BizType::Remove => ApplyResult::Single(self.check_and_remove(&mut op, key)),
             BizType::BatchPut => {
-                ApplyResult::Batch(self.batch_put(&mut op, &req.keys, &req.values))
+                let values = std::mem::take(&mut req.values);
+                ApplyResult::Batch(self.batch_put(&mut op, &req.keys, values))
             }
             BizType::BatchRemove => ApplyResult::Batch(self.batch_remove(&mut op, &req.keys)),
             BizType::Cas => {
-                ApplyResult::Single(self.cas(&mut op, key, &req.expect_value, &req.value))
+                let new = std::mem::take(&mut req.value);
+                ApplyResult::Single(self.cas(&mut op, key, &req.expect_value, new))
             }
             // For EXPIRE, ttl_millis carries the expected TTL raft index.
             BizType::Expire => ApplyResult::Single(self.expire(&mut op, key, req.ttl_millis)),
@@ -463,7 +465,7 @@ impl KvTree {
         &mut self,
         op: &mut Op,
         keys: &[Bytes],
-        values: &[Bytes],
+        values: Vec<Bytes>,
     ) -> Result<Vec<KvResult>, KvCode> {
         if keys.is_empty() {
             return Err(KvCode::InvalidKey);
@@ -475,11 +477,11 @@ impl KvTree {
         Ok(keys
             .iter()
             .zip(values)
-            .map(|(k, v)| self.check_and_put(op, k, v.clone()))
+            .map(|(k, v)| self.check_and_put(op, k, v))
             .collect())
     }
 
-    fn cas(&mut self, op: &mut Op, key: &Bytes, expect: &Bytes, new: &Bytes) -> KvResult {
+    fn cas(&mut self, op: &mut Op, key: &Bytes, expect: &Bytes, new: Bytes) -> KvResult {
         let ck = check_key(key, false, false);
         if ck != KvCode::Success {
             return r(ck);
@@ -501,7 +503,7 @@ impl KvTree {
         let live = h.filter(|&h| !self.holders[h].latest().removed);
         if expect.is_empty() {
             return match live {
-                None => self.do_put(op, key, new.clone(), h, parent),
+                None => self.do_put(op, key, new, h, parent),
                 Some(_) => r(KvCode::CasMismatch),
             };
         }
@@ -515,7 +517,7 @@ impl KvTree {
         if new.is_empty() {
             self.do_remove(op, h)
         } else {
-            let res = self.do_put(op, key, new.clone(), Some(h), parent);
+            let res = self.do_put(op, key, new, Some(h), parent);
             if res.biz_code == KvCode::SuccessOverwrite {
                 r(KvCode::Success)
             } else {
