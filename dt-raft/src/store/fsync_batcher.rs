@@ -170,6 +170,42 @@ impl FsyncBatcher {
         }
     }
 
+    /// [`FsyncBatcher::sync`], except inside [`defer_syncs`] on this thread: there the
+    /// request waits until the deferring code is done and goes in with every other
+    /// request it deferred, so that the writes of many logs run first and share one
+    /// round (and the thread blocks at most once for them).
+    pub fn sync_deferred(self: &Arc<Self>, files: Vec<Arc<DtFile>>, done: SyncDone) {
+        let req = SyncRequest { files, done };
+        let req = DEFERRED.with(|d| match d.try_borrow_mut() {
+            Ok(mut d) if d.active => {
+                d.reqs.push((self.clone(), req));
+                None
+            }
+            _ => Some(req),
+        });
+        if let Some(req) = req {
+            self.submit(std::iter::once(req));
+        }
+    }
+
+    /// Queues `reqs` and leads a round if none is running (see [`FsyncBatcher::sync`]).
+    fn submit(self: &Arc<Self>, reqs: impl Iterator<Item = SyncRequest>) {
+        {
+            let mut st = self.lock();
+            st.queue.extend(reqs);
+            if st.running || st.queue.is_empty() {
+                return;
+            }
+            st.running = true;
+        }
+        if self.run_round() {
+            let me = self.clone();
+            if let Err(task) = self.io.execute(Box::new(move || me.drain())) {
+                task();
+            }
+        }
+    }
+
     /// Runs rounds until the queue is empty.
     fn drain(&self) {
         while self.run_round() {}
@@ -291,6 +327,65 @@ impl FsyncBatcher {
             }
         }
     }
+}
+
+/// Requests deferred on this thread (see [`defer_syncs`]).
+#[derive(Default)]
+struct Deferred {
+    active: bool,
+    reqs: Vec<(Arc<FsyncBatcher>, SyncRequest)>,
+}
+
+std::thread_local! {
+    static DEFERRED: std::cell::RefCell<Deferred> = std::cell::RefCell::default();
+}
+
+/// Runs `f`, holding back the [`FsyncBatcher::sync_deferred`] requests it makes on this
+/// thread, then hands them to their batchers together: one round for all of them
+/// instead of a round (and a wait) after each. For an IO thread running several logs'
+/// write jobs in a row. Nested calls defer to the outermost.
+pub fn defer_syncs<R>(f: impl FnOnce() -> R) -> R {
+    let outer = DEFERRED.with(|d| std::mem::replace(&mut d.borrow_mut().active, true));
+    if outer {
+        return f();
+    }
+    // Ends the deferral even if `f` panics, so that no request is left behind.
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let mut reqs = DEFERRED.with(|d| {
+                let mut d = d.borrow_mut();
+                d.active = false;
+                std::mem::take(&mut d.reqs)
+            });
+            while let Some((b, _)) = reqs.first() {
+                let b = b.clone();
+                if reqs.iter().all(|(c, _)| Arc::ptr_eq(c, &b)) {
+                    b.submit(reqs.drain(..).map(|(_, r)| r));
+                } else {
+                    let mut mine = Vec::new();
+                    let mut i = 0;
+                    while i < reqs.len() {
+                        if Arc::ptr_eq(&reqs[i].0, &b) {
+                            mine.push(reqs.swap_remove(i).1);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    b.submit(mine.into_iter());
+                }
+            }
+            // Keep the buffer for the next deferral on this thread.
+            DEFERRED.with(|d| {
+                let mut d = d.borrow_mut();
+                if d.reqs.capacity() < reqs.capacity() {
+                    d.reqs = reqs;
+                }
+            });
+        }
+    }
+    let _flush = Flush;
+    f()
 }
 
 /// Which files of a round failed, and how.
@@ -457,6 +552,49 @@ mod tests {
             }),
         );
         rx
+    }
+
+    #[test]
+    fn deferred_requests_wait_for_the_deferral_and_share_one_round() {
+        let d = tempfile::tempdir().expect("dir");
+        let fs = files(d.path(), 5, None);
+        let b = FsyncBatcher::new(ThreadPoolIo::new(2));
+        let rxs = defer_syncs(|| {
+            let rxs: Vec<_> = fs
+                .iter()
+                .map(|f| {
+                    let (tx, rx) = mpsc::channel();
+                    b.sync_deferred(
+                        vec![f.clone()],
+                        Box::new(move |r| {
+                            let _ = tx.send(r);
+                        }),
+                    );
+                    rx
+                })
+                .collect();
+            // Nothing is synced or answered while the deferral lasts.
+            assert_eq!(b.stats(), FsyncStats::default());
+            for rx in &rxs {
+                assert!(rx.try_recv().is_err());
+            }
+            rxs
+        });
+        for rx in &rxs {
+            answered_ok(rx);
+        }
+        let s = b.stats();
+        assert_eq!((s.requests, s.rounds), (5, 1), "{s:?}");
+        // Outside a deferral the request goes in at once.
+        let (tx, rx) = mpsc::channel();
+        b.sync_deferred(
+            vec![fs[0].clone()],
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        answered_ok(&rx);
+        assert_eq!(b.stats().requests, 6);
     }
 
     #[test]

@@ -67,6 +67,9 @@ impl WriteJob {
     /// [`WriteJob::run`] with the fsync through `batcher` (shared with other logs):
     /// creates and writes, then hands the segments touched to the batcher when the
     /// plan says to fsync; `done` gets the outcome (on this thread or the batcher's).
+    /// Inside [`defer_syncs`](crate::store::fsync_batcher::defer_syncs) the fsync
+    /// request waits for the deferral's end, to share a round with the other jobs run
+    /// there.
     pub fn run_batched(
         self,
         batcher: &Arc<FsyncBatcher>,
@@ -77,7 +80,7 @@ impl WriteJob {
             Ok(mut w) if sync && !w.touched.is_empty() => {
                 // A synced write's segments need no later fsync: the batcher takes them.
                 let files = std::mem::take(&mut w.touched);
-                batcher.sync(
+                batcher.sync_deferred(
                     files,
                     Box::new(move |r| {
                         done(r.map(|()| WriteDone { synced: true, ..w }));
