@@ -45,8 +45,14 @@ pub enum IndexFlush {
 }
 
 /// Committed index entries are flushed at least this often when at least
-/// [`IDX_FLUSH_MIN_PENDING`] are pending.
-pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// [`IDX_FLUSH_MIN_PENDING`] are pending. The reference uses 2 s. What a restart
+/// re-reads past its anchor is bounded by `idx_flush_threshold` either way (a log that
+/// reaches it flushes at once), so the timer only decides how often a moderately busy
+/// log pays a flush: an index fdatasync plus a status-file save (create, write, fsync,
+/// rename, directory fsync). With 100 groups at ~1 000 entries/s each those saves were
+/// about a tenth of `raft_bench --groups 100`'s CPU at 2 s; at 10 s such a log flushes
+/// on the threshold instead (every ~8 s).
+pub const IDX_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Pending committed entries that make [`IDX_FLUSH_INTERVAL`] apply. Fewer (an idle
 /// group: a heartbeat entry a second) wait for [`IDX_IDLE_FLUSH_INTERVAL`]: each flush
