@@ -81,10 +81,12 @@ fn timed_index_flush_due(since: Duration, pending: u64, threshold: u64) -> bool 
             || (since >= IDX_FLUSH_INTERVAL && pending >= IDX_FLUSH_MIN_PENDING.min(threshold)))
 }
 
-/// Most encode buffers kept for reuse.
-const SPARE_BUFS: usize = 4;
-/// Largest encode buffer kept for reuse.
-const SPARE_BUF_MAX: usize = 4 << 20;
+/// Most encode buffers (and chunk lists) kept for reuse: a write job carries every
+/// batch queued behind the one before it (a follower's log gets one per append request,
+/// several per write), and each batch came with a buffer of its own.
+const SPARE_BUFS: usize = 16;
+/// Most bytes of spare encode buffers kept for reuse (per log).
+const SPARE_BUF_BYTES: usize = 4 << 20;
 
 /// Bytes destined for one contiguous range of one segment.
 #[derive(Debug)]
@@ -153,6 +155,8 @@ pub struct LogStore {
     dirty: Vec<Arc<DtFile>>,
     /// Encode buffers of written batches, for reuse.
     spare_bufs: Vec<Vec<u8>>,
+    /// Capacity of `spare_bufs`, summed.
+    spare_buf_bytes: usize,
     /// Emptied chunk lists of written batches, for the next batches.
     spare_chunks: Vec<Vec<Chunk>>,
     /// An emptied list of written batches, for the owner's next queue.
@@ -230,6 +234,7 @@ impl LogStore {
             status,
             dirty: Vec::new(),
             spare_bufs: Vec::new(),
+            spare_buf_bytes: 0,
             spare_chunks: Vec::new(),
             spare_batches: Vec::new(),
             install_required: false,
@@ -443,13 +448,16 @@ impl LogStore {
     }
 
     /// Gives back the buffers of a written batch for later batches to reuse (a batch of
-    /// 256 small entries is ~77 KB; a few are kept, none over 4 MiB).
+    /// 256 small entries is ~77 KB; up to [`SPARE_BUFS`] are kept, 4 MiB of them at most).
     pub fn recycle(&mut self, batch: WriteBatch) {
         let mut chunks = batch.chunks;
         for c in chunks.drain(..) {
             let mut data = c.data;
-            if self.spare_bufs.len() < SPARE_BUFS && data.capacity() <= SPARE_BUF_MAX {
+            if self.spare_bufs.len() < SPARE_BUFS
+                && self.spare_buf_bytes + data.capacity() <= SPARE_BUF_BYTES
+            {
                 data.clear();
+                self.spare_buf_bytes += data.capacity();
                 self.spare_bufs.push(data);
             }
         }
@@ -467,9 +475,14 @@ impl LogStore {
     /// A cleared buffer with room for `len` bytes, reused if one is spare.
     fn take_buf(&mut self, len: usize) -> Vec<u8> {
         match self.spare_bufs.pop() {
-            Some(mut b) => {
-                b.reserve(len);
-                b
+            Some(b) => {
+                self.spare_buf_bytes -= b.capacity();
+                if b.capacity() >= len {
+                    b
+                } else {
+                    // Growing it would copy its old (cleared) bytes for nothing.
+                    Vec::with_capacity(len)
+                }
             }
             None => Vec::with_capacity(len),
         }
