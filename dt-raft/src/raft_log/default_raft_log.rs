@@ -273,8 +273,9 @@ fn dup(e: &StoreError) -> StoreError {
 /// How long an idle write lane waits for the next job before releasing its thread.
 const LANE_LINGER: Duration = Duration::from_micros(50);
 
-/// The write lane: write and fsync jobs (at most one in flight, the owner sees to
-/// that) run on an IO thread that lingers briefly for the next one. In a
+/// The write lane: write and fsync jobs (at most one in flight per log, the owner sees
+/// to that; several logs of one thread may share a lane, see [`shared_lane`]) run in
+/// order on an IO thread that lingers briefly for the next one. In a
 /// request/response rhythm the next append arrives within microseconds of the last
 /// acknowledgement, and picking it up here saves a pool wake-up (as costly as a fast
 /// fsync). The lane holds no log state: only the jobs handed to it.
