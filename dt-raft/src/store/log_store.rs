@@ -448,7 +448,7 @@ impl LogStore {
     }
 
     /// Gives back the buffers of a written batch for later batches to reuse (a batch of
-    /// 256 small entries is ~77 KB; up to [`SPARE_BUFS`] are kept, 4 MiB of them at most).
+    /// 256 small entries is ~77 KB; up to 16 are kept, 4 MiB of them at most).
     pub fn recycle(&mut self, batch: WriteBatch) {
         let mut chunks = batch.chunks;
         for c in chunks.drain(..) {
