@@ -439,7 +439,7 @@ impl<O: Send + 'static> RaftGroup<O> {
 
     /// Submits a linearizable write (or, with `read_only`, a read through the log).
     /// `callback` gets the entry's index and the state machine's output once the entry
-    /// is committed and executed, or an error (see [`RaftCallback`]).
+    /// is committed and executed, or an error (see [`RaftCallback`](crate::sm::RaftCallback)).
     pub fn submit(&self, input: RaftInput, callback: impl FnOnce(RaftResult<O>) + Send + 'static) {
         self.send(Request::Submit(
             input,
