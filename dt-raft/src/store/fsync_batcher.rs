@@ -150,24 +150,7 @@ impl FsyncBatcher {
     /// calls `done` (on this thread or an IO thread). Blocks this thread for one round
     /// when no round is running (call it from an IO thread, never from a dispatcher).
     pub fn sync(self: &Arc<Self>, files: Vec<Arc<DtFile>>, done: SyncDone) {
-        {
-            let mut st = self.lock();
-            st.queue.push(SyncRequest { files, done });
-            if st.running {
-                return;
-            }
-            st.running = true;
-        }
-        // This thread leads one round (its own request is in it) and hands whatever
-        // arrived meanwhile to an IO thread, so that its own log's next write is not
-        // held up behind other logs' rounds.
-        if self.run_round() {
-            let me = self.clone();
-            if let Err(task) = self.io.execute(Box::new(move || me.drain())) {
-                // The executor is shut: finish here rather than leave requests hanging.
-                task();
-            }
-        }
+        self.submit(std::iter::once(SyncRequest { files, done }));
     }
 
     /// [`FsyncBatcher::sync`], except inside [`defer_syncs`] on this thread: there the
@@ -188,7 +171,9 @@ impl FsyncBatcher {
         }
     }
 
-    /// Queues `reqs` and leads a round if none is running (see [`FsyncBatcher::sync`]).
+    /// Queues `reqs` and, if no round is running, leads one on this thread (its own
+    /// requests are in it) and hands whatever arrived meanwhile to an IO thread, so
+    /// that this thread's next write is not held up behind other logs' rounds.
     fn submit(self: &Arc<Self>, reqs: impl Iterator<Item = SyncRequest>) {
         {
             let mut st = self.lock();
