@@ -13,6 +13,10 @@ use mio::{Interest, Token};
 
 use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
+
+/// Output of one connection past which it is written at once, between the requests of one
+/// read (so the answers to a burst start leaving before the burst is processed).
+const EAGER_FLUSH: usize = 16 * 1024;
 use crate::conn_closed::{notify, ConnClosed};
 use crate::error::NetError;
 use crate::flow_control::ConnInFlight;
@@ -128,8 +132,10 @@ impl NioWorker {
 
     /// Reads what the connection has sent and processes the complete frames, until the
     /// socket is drained, or the connection has to wait for budget (then it is paused and
-    /// tried again by [`NioWorker::resume_reads`]).
+    /// tried again by [`NioWorker::resume_reads`]). Between chunks it handles the command
+    /// queue and writes pending output.
     pub(super) fn do_read(&mut self, slot: usize) {
+        let gen = self.conns[slot].gen;
         loop {
             if !self.may_read(slot) {
                 self.pause_read(slot);
@@ -167,6 +173,18 @@ impl NioWorker {
                     }
                     if !self.charge_read(slot) {
                         self.pause_read(slot);
+                        return;
+                    }
+                    // What this chunk produced and what other threads queued meanwhile
+                    // (a client's new requests, answers from executors) go out now, not
+                    // once the socket is drained: a large backlog read in one go would
+                    // otherwise move through client and server as one clump, each side
+                    // idle while the other works through it.
+                    if !self.draining {
+                        self.drain_cmds();
+                    }
+                    self.flush_dirty();
+                    if !self.is_conn(slot, gen) {
                         return;
                     }
                     // A short read drained the socket, unless the peer also closed:
@@ -270,6 +288,15 @@ impl NioWorker {
             };
             *packets += 1;
             self.on_packet(slot, pkt)?;
+            // Answers leave while the rest of the input is processed: a burst of small
+            // requests would otherwise reach its client as one late clump.
+            if self
+                .conns
+                .get(slot)
+                .is_some_and(|c| c.write_buf.len() >= EAGER_FLUSH)
+            {
+                self.flush(slot);
+            }
         }
     }
 

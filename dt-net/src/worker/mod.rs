@@ -178,6 +178,25 @@ pub(crate) struct NioWorker {
     overfull: Vec<usize>,
     /// The gauges last published to `handle.stats`.
     published: (usize, usize, usize),
+    /// The events of one poll, each with the generation of the connection it is for
+    /// (reused vector; see [`ReadyEvent`]).
+    ready: Vec<ReadyEvent>,
+    /// Inside [`NioWorker::drain_cmds`]: a read it starts does not drain again.
+    draining: bool,
+}
+
+/// One poll event, tied to the connection that held its slot when the poll returned:
+/// reads drain the command queue between chunks, which may close a connection and give
+/// its slot to a new one before the slot's event is handled.
+#[derive(Debug, Clone, Copy)]
+struct ReadyEvent {
+    slot: usize,
+    gen: u64,
+    readable: bool,
+    writable: bool,
+    read_closed: bool,
+    write_closed: bool,
+    error: bool,
 }
 
 impl NioWorker {
@@ -212,6 +231,8 @@ impl NioWorker {
                 freed: false,
                 overfull: Vec::new(),
                 published: (0, 0, 0),
+                ready: Vec::new(),
+                draining: false,
             },
             handle,
         ))
@@ -246,36 +267,51 @@ impl NioWorker {
                     0,
                 );
             }
+            let mut ready = std::mem::take(&mut self.ready);
             for ev in events.iter() {
                 let t = ev.token();
                 if t == WAKER {
                     continue;
                 }
-                let slot = t.0;
-                if !self.conns.contains(slot) {
+                if let Some(c) = self.conns.get(t.0) {
+                    ready.push(ReadyEvent {
+                        slot: t.0,
+                        gen: c.gen,
+                        readable: ev.is_readable(),
+                        writable: ev.is_writable(),
+                        read_closed: ev.is_read_closed(),
+                        write_closed: ev.is_write_closed(),
+                        error: ev.is_error(),
+                    });
+                }
+            }
+            for ev in ready.drain(..) {
+                let slot = ev.slot;
+                if !self.is_conn(slot, ev.gen) {
                     continue;
                 }
                 if self.conns[slot].state == ConnState::Connecting {
                     self.on_connect_event(slot);
                     continue;
                 }
-                if ev.is_read_closed() || ev.is_error() {
+                if ev.read_closed || ev.error {
                     let c = &mut self.conns[slot];
                     c.read_closed = true;
-                    if c.read_paused && (ev.is_error() || ev.is_write_closed()) {
+                    if c.read_paused && (ev.error || ev.write_closed) {
                         // Reset (or closed both ways) while waiting for budget: reading
                         // would only find the error, so close it now.
                         self.close(slot, "connection reset while not being read");
                         continue;
                     }
                 }
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                if ev.readable || ev.read_closed || ev.error {
                     self.do_read(slot);
                 }
-                if ev.is_writable() && self.conns.contains(slot) {
+                if ev.writable && self.is_conn(slot, ev.gen) {
                     self.mark_dirty(slot);
                 }
             }
+            self.ready = ready;
             self.drain_cmds();
             self.close_overfull();
             self.flush_dirty();
@@ -322,7 +358,18 @@ impl NioWorker {
         st.write_buffered.store(now.2, Ordering::Relaxed);
     }
 
+    /// Whether `slot` still holds the connection of generation `gen`.
+    fn is_conn(&self, slot: usize, gen: u64) -> bool {
+        self.conns.get(slot).is_some_and(|c| c.gen == gen)
+    }
+
     fn drain_cmds(&mut self) {
+        self.draining = true;
+        self.drain_cmds_inner();
+        self.draining = false;
+    }
+
+    fn drain_cmds_inner(&mut self) {
         self.handle.clear_wake();
         let mut batch = std::mem::take(&mut self.cmd_batch);
         self.handle.take_batch(&mut batch);
