@@ -251,9 +251,7 @@ fn static_bytes(b: Vec<u8>) -> Bytes {
 
 fn random_value(size: usize) -> Vec<u8> {
     let mut rng = KeyRng::seeded(size as u64);
-    (0..size)
-        .map(|_| rng.below(256) as u8)
-        .collect()
+    (0..size).map(|_| rng.below(256) as u8).collect()
 }
 
 fn start_clients(args: &BenchArgs, servers: &str) -> Result<Vec<KvClient>, BenchError> {
