@@ -43,6 +43,6 @@ pub use error::{DtError, DtResult};
 pub use executor::{Executor, Task};
 pub use id_hash::{IdHashMap, IdHasher};
 pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
-pub use time::{mono_nanos, DtTime, Timestamp};
+pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
 pub mod vectors;

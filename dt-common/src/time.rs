@@ -16,6 +16,16 @@ pub fn mono_nanos() -> i64 {
     base_instant().elapsed().as_nanos() as i64
 }
 
+/// [`mono_nanos`] of an `Instant` the caller has already read (one clock read serves
+/// both). An instant before the origin (only possible before anything asked for the
+/// time) reads as now.
+pub fn mono_nanos_at(t: Instant) -> i64 {
+    match t.checked_duration_since(base_instant()) {
+        Some(d) => d.as_nanos() as i64,
+        None => mono_nanos(),
+    }
+}
+
 fn wall_millis() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,

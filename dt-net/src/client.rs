@@ -319,6 +319,21 @@ impl NioClient {
         self.submit(peer, pkt, timeout, c);
     }
 
+    /// [`NioClient::send_request_handler_raw`] with `timeout` counted from `now`, a
+    /// clock reading the caller has just taken (saves reading the clock again).
+    pub fn send_request_handler_raw_at(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        now: Instant,
+        timeout: Duration,
+        handler: &Arc<dyn RpcHandler>,
+        token: u64,
+    ) {
+        let c = Completion::SharedRaw(handler.clone(), token);
+        self.submit_at(peer, pkt, dt_common::mono_nanos_at(now), timeout, c);
+    }
+
     /// Like [`NioClient::send_request_handler`] with a handler that lives for the whole
     /// program (no reference counting at all).
     pub fn send_request_static(
@@ -333,6 +348,18 @@ impl NioClient {
     }
 
     fn submit(&self, peer: Option<PeerId>, pkt: WritePacket, timeout: Duration, cb: Completion) {
+        self.submit_at(peer, pkt, dt_common::mono_nanos(), timeout, cb)
+    }
+
+    /// Queues a request whose `timeout` runs from `start` ([`dt_common::mono_nanos`]).
+    fn submit_at(
+        &self,
+        peer: Option<PeerId>,
+        pkt: WritePacket,
+        start: i64,
+        timeout: Duration,
+        cb: Completion,
+    ) {
         if self.stopping.load(Ordering::Acquire) {
             cb.fail(NetError::Stopped);
             return;
@@ -354,7 +381,6 @@ impl NioClient {
             cb.fail(NetError::Stopped);
             return;
         };
-        let start = dt_common::mono_nanos();
         let req = OutRequest {
             target: peer.map_or(Target::Any, Target::Peer),
             pkt,

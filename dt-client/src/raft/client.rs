@@ -560,17 +560,18 @@ impl Inner {
         opts: SendOptions,
         cb: impl FnOnce(Result<ReadPacket, KvError>) + Send + 'static,
     ) {
+        let now = Instant::now();
         let call = Call {
             group: group_id,
             command,
             permit_bytes: body.len() + 64,
             body,
-            deadline: Instant::now() + timeout,
+            deadline: now + timeout,
             opts,
             retried: false,
             cb: Box::new(cb),
         };
-        self.submit(call, None);
+        self.submit(call, None, now);
     }
 
     /// [`RaftClient::send_to_node`].
@@ -582,12 +583,13 @@ impl Inner {
         timeout: Duration,
         cb: impl FnOnce(Result<ReadPacket, KvError>) + Send + 'static,
     ) {
+        let now = Instant::now();
         let call = Call {
             group: -1,
             command,
             permit_bytes: body.len() + 64,
             body,
-            deadline: Instant::now() + timeout,
+            deadline: now + timeout,
             opts: SendOptions {
                 retryable: false,
                 wait_permit: true,
@@ -595,7 +597,7 @@ impl Inner {
             retried: false,
             cb: Box::new(cb),
         };
-        self.submit(call, Some(node_id));
+        self.submit(call, Some(node_id), now);
     }
 
     /// A group's members.
@@ -808,15 +810,17 @@ impl Inner {
     }
 
     /// Takes a permit (waiting until the deadline if allowed), then routes the call.
-    fn submit(self: &Arc<Self>, call: Call, node: Option<i32>) {
+    /// `now` is a clock reading just taken by the caller, used when the permit is
+    /// granted at once.
+    fn submit(self: &Arc<Self>, call: Call, node: Option<i32>, now: Instant) {
         let me = self.clone();
         let bytes = call.permit_bytes;
         let wait = call.opts.wait_permit;
         let deadline = call.deadline;
-        let go = move |r: Result<(), NetError>| match r {
-            Ok(()) => match node {
+        let go = move |r: Result<bool, NetError>| match r {
+            Ok(at_once) => match node {
                 Some(n) => me.send_direct(call, n),
-                None => me.route(call),
+                None => me.route_at(call, if at_once { now } else { Instant::now() }),
             },
             Err(e) => (call.cb)(Err(KvError::Net(e))),
         };
@@ -838,7 +842,11 @@ impl Inner {
     }
 
     fn route(self: &Arc<Self>, call: Call) {
-        let now = Instant::now();
+        self.route_at(call, Instant::now())
+    }
+
+    /// [`Inner::route`] with the time just read by the caller.
+    fn route_at(self: &Arc<Self>, call: Call, now: Instant) {
         if now >= call.deadline {
             return self.finish(call, Err(timeout_error("request deadline")));
         }
@@ -899,7 +907,7 @@ impl Inner {
         let token = self.in_flight.put(Sent { call, node, peer });
         // Not under the slab's lock: an immediate failure answers on this thread.
         self.nio
-            .send_request_handler_raw(Some(peer), pkt, remaining, &self.handler, token);
+            .send_request_handler_raw_at(Some(peer), pkt, now, remaining, &self.handler, token);
     }
 
     pub(crate) fn on_result(

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use dt_net::NetError;
 
-type Go = Box<dyn FnOnce(Result<(), NetError>) + Send>;
+type Go = Box<dyn FnOnce(Result<bool, NetError>) + Send>;
 
 struct Waiter {
     id: u64,
@@ -101,18 +101,19 @@ impl Permits {
         }
     }
 
-    /// Takes a permit for `bytes` now (calling `go(Ok)`), or queues `go` behind the
-    /// earlier waiters. `wait` false fails at once instead of queuing (the reference's
+    /// Takes a permit for `bytes` now (calling `go(Ok(true))` on this thread), or queues
+    /// `go` behind the earlier waiters (it gets `Ok(false)` from the thread that frees
+    /// the permit). `wait` false fails at once instead of queuing (the reference's
     /// lock operations).
     pub(crate) fn acquire(
         &self,
         bytes: usize,
         wait: bool,
-        go: impl FnOnce(Result<(), NetError>) + Send + 'static,
+        go: impl FnOnce(Result<bool, NetError>) + Send + 'static,
     ) -> Acquired {
         let b = Self::clamp(bytes);
         if !self.has_waiters.load(Ordering::SeqCst) && self.try_take(b) {
-            go(Ok(()));
+            go(Ok(true));
             return Acquired::Now;
         }
         let mut q = self.lock();
@@ -121,7 +122,7 @@ impl Permits {
         if q.waiters.is_empty() && self.try_take(b) {
             self.has_waiters.store(false, Ordering::SeqCst);
             drop(q);
-            go(Ok(()));
+            go(Ok(true));
             return Acquired::Now;
         }
         if !wait {
@@ -192,7 +193,7 @@ impl Permits {
             }
         }
         for go in ready {
-            go(Ok(()));
+            go(Ok(false));
         }
     }
 
