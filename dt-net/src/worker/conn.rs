@@ -13,10 +13,6 @@ use mio::{Interest, Token};
 
 use super::outbound::{run_cb, Pending, PendingCb};
 use super::NioWorker;
-
-/// Output of one connection past which it is written at once, between the requests of one
-/// read (so the answers to a burst start leaving before the burst is processed).
-const EAGER_FLUSH: usize = 16 * 1024;
 use crate::conn_closed::{notify, ConnClosed};
 use crate::error::NetError;
 use crate::flow_control::ConnInFlight;
@@ -26,6 +22,10 @@ use crate::packet::WritePacket;
 use crate::peer::PeerId;
 use crate::pending::PendingMap;
 use crate::queue::ConnRef;
+
+/// Output of one connection past which it is written at once, between the requests of one
+/// read (so the answers to a burst start leaving before the burst is processed).
+const EAGER_FLUSH: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ConnState {
@@ -180,7 +180,9 @@ impl NioWorker {
                     // once the socket is drained: a large backlog read in one go would
                     // otherwise move through client and server as one clump, each side
                     // idle while the other works through it.
-                    if !self.draining {
+                    // (Not inside a drain, nor once a `Stop` ended one: what is left
+                    // then is for `shutdown`.)
+                    if !self.draining && !self.stop {
                         self.drain_cmds();
                     }
                     self.flush_dirty();

@@ -312,7 +312,10 @@ impl NioWorker {
                 }
             }
             self.ready = ready;
-            self.drain_cmds();
+            if !self.stop {
+                // (A `Stop` handled by a read's drain leaves the rest to `shutdown`.)
+                self.drain_cmds();
+            }
             self.close_overfull();
             self.flush_dirty();
             self.resume_reads();
