@@ -11,6 +11,7 @@ use bytes::Bytes;
 use dt_client::kv::KvError;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::{KvClient, KvClientConfig};
+use dt_net::PeerStatus;
 
 use super::args::{BenchArgs, Op, ParseOutcome};
 use super::report::{self, Summary};
@@ -272,16 +273,34 @@ fn start_clients(args: &BenchArgs, servers: &str) -> Result<Vec<KvClient>, Bench
         c.raft()
             .add_or_update_group(args.group_id, &ids)
             .map_err(BenchError::Client)?;
-        c.raft()
-            .fetch_leader(args.group_id, LEADER_TIMEOUT)
-            .wait()
-            .map_err(|source| BenchError::NoLeader {
-                group_id: args.group_id,
-                source,
-            })?;
+        wait_for_leader(&c, args.group_id)?;
         clients.push(c);
     }
     Ok(clients)
+}
+
+/// Finds the group's leader. While a server is up but still starting (connected, but
+/// answering NOT_INIT until its groups are ready, which fails discovery at once) it asks
+/// again every 200 ms, up to [`LEADER_TIMEOUT`]; when no server can be reached it fails
+/// at once.
+fn wait_for_leader(c: &KvClient, group_id: i32) -> Result<(), BenchError> {
+    let end = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let source = match c.raft().fetch_leader(group_id, left).wait() {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let reachable = c
+            .raft()
+            .nodes()
+            .iter()
+            .any(|(_, st)| *st == PeerStatus::Connected);
+        if !reachable || Instant::now() + Duration::from_millis(200) >= end {
+            return Err(BenchError::NoLeader { group_id, source });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn preload(client: &KvClient, args: &BenchArgs, sh: &Shared) -> Result<(), BenchError> {
