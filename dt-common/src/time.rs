@@ -163,6 +163,18 @@ mod tests {
     }
 
     #[test]
+    fn mono_nanos_at_reads_an_instant_on_the_same_scale() {
+        let a = mono_nanos();
+        let t = Instant::now();
+        let b = mono_nanos();
+        let at = mono_nanos_at(t);
+        assert!(a <= at && at <= b, "{a} <= {at} <= {b}");
+        // 5 ms later on the Instant's scale is 5 ms later on this one
+        let later = mono_nanos_at(t + Duration::from_millis(5));
+        assert_eq!(later - at, 5_000_000);
+    }
+
+    #[test]
     fn wall_clock_is_plausible() {
         let ts = Timestamp::now();
         // After 2020-01-01 and before 2200.
