@@ -22,6 +22,9 @@
 //! measured seconds, per committed entry. With `--nodes 1` that is the leader's own path
 //! (submit → log write → commit → apply → callback); with more nodes each follower's
 //! receive path and the leader's replication add to it.
+//! Then `LEADERSHIP groups=<n> changed=<c>`: how many of the groups' leaders found at
+//! the start lost leadership or moved to a new term by the end (elections under load;
+//! 0 in a healthy run).
 //! Last `FSYNC requests=<n> rounds=<r> syncfs=<s> fdatasync=<f>`: the appends' fsync
 //! requests of all servers since start, the group-commit rounds that served them, and
 //! the `syncfs` and `fdatasync` calls those made (`--batch-fsync false`: all zero, each
@@ -338,6 +341,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let leaders = find_leaders(&nodes, args.groups as i32)?;
+    let terms0: Vec<_> = leaders.iter().map(|g| g.status().term).collect();
     eprintln!(
         "raft_bench: {} nodes, {} groups, {} dispatchers per node, leaders ready",
         args.nodes,
@@ -423,6 +427,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         allocs as f64 / committed.max(1) as f64
     );
     drop(s);
+    let changed = leaders
+        .iter()
+        .zip(&terms0)
+        .filter(|(g, t)| {
+            let st = g.status();
+            st.role != Role::Leader || st.term != **t
+        })
+        .count();
+    println!("LEADERSHIP groups={} changed={changed}", leaders.len());
     let fs = nodes
         .iter()
         .filter_map(|(srv, _)| srv.fsync_batcher())
