@@ -332,6 +332,9 @@ fn peers_added_removed_and_reconnected_with_backoff() {
     let p = c.add_peer(a).unwrap();
     let r = c.send_request_sync(Some(p.id), ping(b""), T);
     assert!(matches!(r, Err(NetError::Connect(_))), "{r:?}");
+    // The message says it once: "connect failed: Connection refused (os error 111)".
+    let msg = r.unwrap_err().to_string();
+    assert_eq!(msg.matches("connect failed").count(), 1, "{msg}");
     let s = server_with(
         |_| {},
         NioServerConfig {

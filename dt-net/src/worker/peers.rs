@@ -106,8 +106,10 @@ impl NioWorker {
             delay
         );
         self.set_peer_status(id, PeerStatus::NotConnected);
+        // `NetError::Connect` says "connect failed" itself.
+        let why = reason.strip_prefix("connect failed: ").unwrap_or(reason);
         for r in waiting {
-            self.fail_req(r, NetError::Connect(reason.to_string()));
+            self.fail_req(r, NetError::Connect(why.to_string()));
         }
     }
 
