@@ -17,6 +17,9 @@
 //!
 //! * [`oneshot`]: a one-shot result slot usable as a `std::future::Future` or blocking
 //!   (dt-net's `RpcFuture` and dt-client's `KvFuture` are this type).
+//! * [`wake_batch`]: wake-ups of other threads' event loops held to the end of one pass
+//!   of this thread's loop (a Dispatcher's round wakes each IO worker it answered
+//!   through once).
 //!
 //! It does no IO of its own; [`vectors`] only tells tests where the golden data is.
 //!
@@ -46,3 +49,4 @@ pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
 pub mod vectors;
+pub mod wake_batch;

@@ -431,7 +431,9 @@ impl Runner {
             self.msgs = msgs;
         }
         self.core.promote_deferred();
-        self.core.run_ready_groups();
+        // What the fibers send to other threads' event loops (answers to IO workers)
+        // wakes each of them once, at the end of the round.
+        dt_common::wake_batch::scope(|| self.core.run_ready_groups());
         if drained_all {
             self.finish_groups();
         }

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use dt_common::wake_batch::{self, DeferredWake};
 use dt_common::{DtTime, PerfCallback};
 use mio::net::TcpStream;
 use mio::Waker;
@@ -116,6 +117,12 @@ pub(crate) struct WorkerHandle {
     pub perf: Arc<dyn PerfCallback>,
 }
 
+impl DeferredWake for WorkerHandle {
+    fn wake_now(&self) {
+        let _ = self.waker.wake();
+    }
+}
+
 /// The commands queued for a worker: producers push under a short lock, the worker
 /// swaps the whole batch out for its (empty) spare vector. Unlike a linked block
 /// queue it allocates nothing in the steady state: the two vectors keep their
@@ -168,7 +175,10 @@ impl WorkerHandle {
 
     /// Queues `cmd`; gives it back when the worker is gone.
     #[allow(clippy::result_large_err)]
-    pub fn try_send(&self, cmd: WorkerCmd) -> Result<(), WorkerCmd> {
+    ///
+    /// Inside a [`dt_common::wake_batch::scope`] (a Dispatcher's round) the wake-up is
+    /// held to the scope's end: a round's answers to one worker wake it once.
+    pub fn try_send(self: &Arc<Self>, cmd: WorkerCmd) -> Result<(), WorkerCmd> {
         {
             let mut q = self.queue.lock();
             if q.closed {
@@ -177,13 +187,16 @@ impl WorkerHandle {
             q.cmds.push(cmd);
         }
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            let _ = self.waker.wake();
+            let me: Arc<dyn DeferredWake> = self.clone();
+            if !wake_batch::defer(&me) {
+                let _ = self.waker.wake();
+            }
         }
         Ok(())
     }
 
     /// Queues `cmd`, dropping it when the worker is gone.
-    pub fn send(&self, cmd: WorkerCmd) {
+    pub fn send(self: &Arc<Self>, cmd: WorkerCmd) {
         let _ = self.try_send(cmd);
     }
 
@@ -216,16 +229,19 @@ mod tests {
     use super::*;
     use mio::{Events, Poll, Token};
 
-    fn handle() -> (Poll, WorkerHandle) {
+    fn handle() -> (Poll, Arc<WorkerHandle>) {
         let poll = Poll::new().unwrap();
         let waker = Waker::new(poll.registry(), Token(7)).unwrap();
         (
             poll,
-            WorkerHandle::new(waker, Arc::new(dt_common::NoopPerfCallback)),
+            Arc::new(WorkerHandle::new(
+                waker,
+                Arc::new(dt_common::NoopPerfCallback),
+            )),
         )
     }
 
-    fn send(h: &WorkerHandle, cmd: WorkerCmd) {
+    fn send(h: &Arc<WorkerHandle>, cmd: WorkerCmd) {
         assert!(h.try_send(cmd).is_ok(), "an open queue refused a command");
     }
 
@@ -274,6 +290,25 @@ mod tests {
         poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
             .unwrap();
         assert_eq!(events.iter().count(), 1);
+    }
+
+    #[test]
+    fn inside_a_wake_batch_scope_the_worker_is_woken_once_at_its_end() {
+        let (mut poll, h) = handle();
+        let mut events = Events::with_capacity(4);
+        dt_common::wake_batch::scope(|| {
+            send(&h, WorkerCmd::RemovePeer(PeerId(1)));
+            send(&h, WorkerCmd::RemovePeer(PeerId(2)));
+            poll.poll(&mut events, Some(std::time::Duration::from_millis(50)))
+                .unwrap();
+            assert_eq!(events.iter().count(), 0, "woken inside the scope");
+        });
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(events.iter().count(), 1);
+        let mut batch = Vec::new();
+        h.take_batch(&mut batch);
+        assert_eq!(batch.iter().map(peer_of).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]
