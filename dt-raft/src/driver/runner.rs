@@ -1157,8 +1157,11 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         };
+        // the configuration entries above lastApplied changed (cut or added): the core
+        // is told below; otherwise it already has them (no copy per append)
+        let mut configs_changed = false;
         if let Some(t) = truncate_after {
-            self.log_configs.borrow_mut().split_off(&(t + 1));
+            configs_changed |= !self.log_configs.borrow_mut().split_off(&(t + 1)).is_empty();
             self.writes.borrow_mut().push_back(WriteOp::Truncate(t + 1));
             let mut cbs = std::mem::take(&mut *self.cbs.borrow_mut());
             self.tail.borrow_mut().truncate_after(t, &mut cbs);
@@ -1184,7 +1187,7 @@ impl<S: StateMachine> Driver<S> {
             let mut tail = self.tail.borrow_mut();
             for it in items {
                 if it.index >= first && it.index <= last {
-                    self.note_log_config(&it);
+                    configs_changed |= self.note_log_config(&it);
                     tail.push(TailEntry {
                         item: it.clone(),
                         cb: None,
@@ -1196,16 +1199,21 @@ impl<S: StateMachine> Driver<S> {
         }
         self.writes.borrow_mut().push_back(WriteOp::Append(batch));
         self.write_notify.notify();
-        self.sync_log_configs();
+        if configs_changed {
+            self.sync_log_configs();
+        }
     }
 
     /// Records `item` if it is a configuration entry above lastApplied.
-    fn note_log_config(&self, item: &LogItem) {
+    /// Keeps a configuration entry of the log (raft.md §11); true if `item` was one.
+    fn note_log_config(&self, item: &LogItem) -> bool {
         if ConfigEntry::is_config_type(item.item_type as i32) {
             if let Some(e) = self.config_entry_of(item) {
                 self.log_configs.borrow_mut().insert(item.index, e);
+                return true;
             }
         }
+        false
     }
 
     /// Hands the configuration entries above lastApplied to the core; publishes the
