@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::msg::InstallReq;
+use super::msg::{EntryMeta, InstallReq};
 use super::{
     Action, AppendCode, AppendReq, AppendResp, Index, MatchSearch, RaftCore, ReqId, Role, Term,
 };
@@ -40,7 +40,13 @@ pub(super) struct Receiver {
     block: Option<Block>,
     /// Success replies waiting for the persisted index: (req, last index, term).
     pub(super) deferred: VecDeque<(ReqId, Index, Term)>,
+    /// Entry lists of handled append requests, emptied, for the driver to decode the
+    /// next requests into ([`RaftCore::spare_entries`]): no allocation per request.
+    spare: Vec<Vec<EntryMeta>>,
 }
+
+/// Entry lists kept for reuse at most (one per request the driver decodes at once).
+const MAX_SPARE_ENTRIES: usize = 4;
 
 impl Receiver {
     pub(super) fn truncating(&self) -> bool {
@@ -102,7 +108,26 @@ impl RaftCore {
         if let Outcome::Blocked(b) = self.process_received(req_id, &req) {
             self.receiver.block = Some(b);
             self.receiver.queue.push_back((req_id, req));
+        } else {
+            self.recycle(req);
         }
+    }
+
+    /// Keeps a handled append request's entry list for [`Self::spare_entries`].
+    fn recycle(&mut self, req: Received) {
+        if let Received::Append(r) = req {
+            let mut e = r.entries;
+            if self.receiver.spare.len() < MAX_SPARE_ENTRIES && e.capacity() > 0 {
+                e.clear();
+                self.receiver.spare.push(e);
+            }
+        }
+    }
+
+    /// An empty entry list to decode the next append request into: one a handled
+    /// request left (its capacity kept), or a new one.
+    pub fn spare_entries(&mut self) -> Vec<EntryMeta> {
+        self.receiver.spare.pop().unwrap_or_default()
     }
 
     fn process_received(&mut self, id: ReqId, req: &Received) -> Outcome {
@@ -376,6 +401,8 @@ impl RaftCore {
             if let Outcome::Blocked(b) = self.process_received(id, &req) {
                 self.receiver.block = Some(b);
                 self.receiver.queue.push_front((id, req));
+            } else {
+                self.recycle(req);
             }
         }
     }

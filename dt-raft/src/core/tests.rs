@@ -686,6 +686,29 @@ fn s17_7_append_replies_wait_for_persistence_and_are_released_in_order() {
 }
 
 #[test]
+fn handled_append_requests_give_their_entry_lists_back_for_reuse() {
+    let mut c = node(2, 3, 1, 0, 0);
+    // nothing handled yet: a new, empty list
+    assert_eq!(c.spare_entries().capacity(), 0);
+    c.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[1, 1, 1]));
+    let spare = c.spare_entries();
+    assert!(spare.is_empty());
+    assert!(
+        spare.capacity() >= 3,
+        "the handled request's list comes back"
+    );
+    // taken: the next one is new again
+    assert_eq!(c.spare_entries().capacity(), 0);
+    // a request that waits (here: behind one waiting for its term to be saved) keeps
+    // its list until it is handled
+    c.handle_append(T0, 2, &req(2, 1, (3, 1), 0, &[2]));
+    c.handle_append(T0, 3, &req(2, 1, (4, 2), 0, &[2, 2]));
+    assert_eq!(c.spare_entries().capacity(), 0);
+    c.on_status_saved(T0, 2, 0);
+    assert!(c.spare_entries().capacity() >= 1);
+}
+
+#[test]
 fn s7_3_deferred_replies_of_an_old_term_are_dropped() {
     let mut c = node(2, 3, 1, 0, 0);
     c.handle_append(T0, 1, &req(1, 1, (0, 0), 0, &[1]));

@@ -1144,7 +1144,7 @@ impl<S: StateMachine> Driver<S> {
         first: Index,
         last: Index,
     ) {
-        let items = {
+        let mut items = {
             let mut book = self.book.borrow_mut();
             match book.appends.get_mut(&req) {
                 Some(r) => {
@@ -1182,22 +1182,20 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         let nanos = self.nanos();
-        let mut batch = Vec::with_capacity((last + 1 - first) as usize);
+        // the request's own list becomes the write batch (no second list per request)
+        items.retain(|it| it.index >= first && it.index <= last);
         {
             let mut tail = self.tail.borrow_mut();
-            for it in items {
-                if it.index >= first && it.index <= last {
-                    configs_changed |= self.note_log_config(&it);
-                    tail.push(TailEntry {
-                        item: it.clone(),
-                        cb: None,
-                        local_nanos: nanos,
-                    });
-                    batch.push(it);
-                }
+            for it in &items {
+                configs_changed |= self.note_log_config(it);
+                tail.push(TailEntry {
+                    item: it.clone(),
+                    cb: None,
+                    local_nanos: nanos,
+                });
             }
         }
-        self.writes.borrow_mut().push_back(WriteOp::Append(batch));
+        self.writes.borrow_mut().push_back(WriteOp::Append(items));
         self.write_notify.notify();
         if configs_changed {
             self.sync_log_configs();
@@ -1860,7 +1858,8 @@ impl<S: StateMachine> Driver<S> {
                 self.core().handle_vote(now, id, &req);
             }
             Inbound::Append(req, reply) => {
-                let core_req = match crate::core::AppendReq::try_from(&req) {
+                let spare = self.core().spare_entries();
+                let core_req = match req.to_core_in(spare) {
                     Ok(r) => r,
                     Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
                 };

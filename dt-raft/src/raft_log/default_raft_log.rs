@@ -102,6 +102,10 @@ type Done<R> = Box<dyn FnOnce(&mut Owner, StoreResult<R>) + Send>;
 /// Where an owner-side future finds its result.
 type Slot<T> = Rc<Cell<Option<StoreResult<T>>>>;
 
+/// Answer slots of appends kept for reuse at most (appends in flight at once are few:
+/// the writes of a log run one at a time).
+const MAX_SPARE_SLOTS: usize = 16;
+
 #[derive(Default)]
 struct InboxQ {
     msgs: Vec<Msg>,
@@ -461,6 +465,9 @@ struct Owner {
     queued_waiters: Vec<Slot<u64>>,
     /// Waiters of the write job in flight.
     writing: Vec<Slot<u64>>,
+    /// Answer slots of appends already answered, for the next appends (no allocation
+    /// per append): at most [`MAX_SPARE_SLOTS`].
+    spare_slots: Vec<Slot<u64>>,
     /// A write job (or its follow-up fsync) is in flight.
     write_busy: bool,
     idx_flush_busy: bool,
@@ -1086,6 +1093,7 @@ impl DefaultRaftLog {
                 queued: Vec::new(),
                 queued_waiters: Vec::new(),
                 writing: Vec::new(),
+                spare_slots: Vec::new(),
                 write_busy: false,
                 idx_flush_busy: false,
                 status_busy: false,
@@ -1295,12 +1303,25 @@ impl RaftLog for DefaultRaftLog {
         };
         match batch {
             Ok(b) => {
-                let slot: Slot<u64> = Rc::new(Cell::new(None));
+                let slot: Slot<u64> = o
+                    .spare_slots
+                    .pop()
+                    .unwrap_or_else(|| Rc::new(Cell::new(None)));
                 o.queued.push(b);
                 o.queued_waiters.push(slot.clone());
                 o.kick_writes();
                 drop(o);
-                self.wait_slot(slot)
+                // answered, the slot goes back to the pool once nobody else holds it
+                let mut slot = Some(slot);
+                Box::pin(self.wait(move |o| {
+                    let r = slot.as_ref()?.take()?;
+                    if let Some(s) = slot.take() {
+                        if Rc::strong_count(&s) == 1 && o.spare_slots.len() < MAX_SPARE_SLOTS {
+                            o.spare_slots.push(s);
+                        }
+                    }
+                    Some(r)
+                }))
             }
             Err(e) => Self::ready(Err(e)),
         }

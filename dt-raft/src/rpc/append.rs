@@ -346,8 +346,19 @@ impl TryFrom<&AppendReq> for msg::AppendReq {
     type Error = PbError;
     /// The core's view: entries reduced to index and term.
     fn try_from(r: &AppendReq) -> Result<Self, PbError> {
+        r.to_core_in(Vec::new())
+    }
+}
+
+impl AppendReq {
+    /// The core's view ([`msg::AppendReq`]), its entry list built in `entries` (emptied
+    /// first; pass one the core gave back, [`RaftCore::spare_entries`](crate::core::RaftCore::spare_entries),
+    /// to decode without allocating).
+    pub fn to_core_in(&self, mut entries: Vec<msg::EntryMeta>) -> Result<msg::AppendReq, PbError> {
+        let r = self;
+        entries.clear();
         // sized at once: collecting through `Result` would grow it from empty
-        let mut entries = Vec::with_capacity(r.logs.len());
+        entries.reserve(r.logs.len());
         for i in &r.logs {
             entries.push(msg::EntryMeta {
                 index: unsigned64("index", i.index)?,
