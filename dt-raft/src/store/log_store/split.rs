@@ -12,6 +12,8 @@
 //! as the file handle and entry to read ([`PosAt`]), and is read by the job (an 8-byte
 //! `pread`).
 
+use std::cell::Cell;
+
 use super::*;
 use crate::store::file_queue::FileMaker;
 use crate::store::fsync_batcher::FsyncBatcher;
@@ -94,6 +96,20 @@ impl WriteJob {
 
     /// Creates the planned segments and writes every chunk in order (no fsync).
     fn write(self) -> StoreResult<WriteDone> {
+        // the IO thread's join buffer, kept between jobs (a join of many small batches,
+        // the common case with many groups, would otherwise allocate and fault in a
+        // new buffer for each job)
+        let mut joined = JOINED.take();
+        let r = self.write_joining(&mut joined);
+        if joined.capacity() <= MAX_KEPT_JOIN_BUF {
+            joined.clear();
+            JOINED.set(joined);
+        }
+        r
+    }
+
+    /// [`WriteJob::write`] with `joined` (empty) to copy continuing chunks into.
+    fn write_joining(self, joined: &mut Vec<u8>) -> StoreResult<WriteDone> {
         let mut created = Vec::with_capacity(self.creates.len());
         for &start in &self.creates {
             created.push(self.maker.create(start)?);
@@ -104,7 +120,7 @@ impl WriteJob {
         // however many appends it carries. `run` holds the pending stretch: its file,
         // its position and either the one chunk (no copy) or the chunks copied.
         let mut run: Option<(Arc<DtFile>, u64, &[u8])> = None;
-        let mut joined: Vec<u8> = Vec::new();
+        joined.clear();
         for b in &self.batches {
             for c in &b.chunks {
                 let start = c.pos & !(self.seg_size - 1);
@@ -288,6 +304,14 @@ pub enum Lookup<T> {
     /// Read this header ([`HeaderRead::run`]).
     Read(HeaderRead),
 }
+
+thread_local! {
+    /// See [`WriteJob::write`].
+    static JOINED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest join buffer an IO thread keeps between jobs.
+const MAX_KEPT_JOIN_BUF: usize = 1 << 20;
 
 impl LogStore {
     /// Plans the write of `batches` (prepared by [`LogStore::prepare_append`], in
