@@ -442,6 +442,36 @@ fn verify_on_start_refuses_a_corrupt_entry_before_the_anchor() {
 }
 
 #[test]
+fn an_owned_appends_entry_list_comes_back_empty_for_the_next_append() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(
+        log.take_item_list().capacity(),
+        0,
+        "nothing appended yet: a new list"
+    );
+    let e = entries(1, 10, 1, 0);
+    let w = log.prepare_append_owned(e[..6].to_vec()).unwrap();
+    let done = log.plan_write(vec![w], true).run().unwrap();
+    log.write_done(done).unwrap();
+    let mut list = log.take_item_list();
+    assert!(list.is_empty());
+    assert!(list.capacity() >= 6, "the appended list, its capacity kept");
+    assert_eq!(
+        log.take_item_list().capacity(),
+        0,
+        "taken: the next one is new"
+    );
+    // the list gathers the next append, which reads back whole
+    list.extend_from_slice(&e[6..]);
+    let w = log.prepare_append_owned(list).unwrap();
+    let done = log.plan_write(vec![w], true).run().unwrap();
+    log.write_done(done).unwrap();
+    log.sync().unwrap();
+    assert_eq!(read_all(&mut log, 1), e);
+}
+
+#[test]
 fn owned_and_borrowed_batches_encode_alike_and_recycled_buffers_start_clean() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = LogStore::open(da.path(), cfg()).unwrap();

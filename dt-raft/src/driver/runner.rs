@@ -1130,7 +1130,8 @@ impl<S: StateMachine> Driver<S> {
                 "entries {first}..={last} to write are not in the tail cache"
             ));
         }
-        let mut batch = Vec::with_capacity((last + 1 - first) as usize);
+        let mut batch = self.log.spare_items();
+        batch.reserve((last + 1 - first) as usize);
         batch.extend((first..=last).filter_map(|i| tail.get(i).map(|e| e.item.clone())));
         drop(tail);
         self.writes.borrow_mut().push_back(WriteOp::Append(batch));
@@ -1863,7 +1864,8 @@ impl<S: StateMachine> Driver<S> {
                     Ok(r) => r,
                     Err(e) => return call(reply, Err(InboundError::Invalid(e.to_string()))),
                 };
-                let mut items = Vec::with_capacity(req.logs.len());
+                let mut items = self.log.spare_items();
+                items.reserve(req.logs.len());
                 for l in &req.logs {
                     match LogItem::try_from(l) {
                         Ok(i) => items.push(i),

@@ -1327,6 +1327,14 @@ impl RaftLog for DefaultRaftLog {
         }
     }
 
+    fn spare_items(&self) -> Vec<LogItem> {
+        let mut o = self.st.borrow_mut();
+        match o.store.as_mut() {
+            Some(s) => s.take_item_list(),
+            None => Vec::new(),
+        }
+    }
+
     fn truncate_tail(&self, index: u64) -> LogFuture<'_, ()> {
         // Planned here, at the call: applied at once when the entry before the cut is
         // in memory. Otherwise its header (and its index-file entry) is read on an IO

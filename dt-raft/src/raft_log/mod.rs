@@ -86,6 +86,13 @@ pub trait RaftLog {
     /// [`RaftLog::persisted_index`].
     fn append(&self, items: Vec<LogItem>) -> LogFuture<'_, u64>;
 
+    /// An empty list to gather the entries of a later [`append`](Self::append) in. A
+    /// log may hand back lists earlier appends gave it (their capacity kept), so that
+    /// steady appending allocates no list; the default is a new one.
+    fn spare_items(&self) -> Vec<LogItem> {
+        Vec::new()
+    }
+
     /// Removes entries `index..` (they must be uncommitted). Takes effect for reads and
     /// appends when the future resolves; await it before the next append.
     ///

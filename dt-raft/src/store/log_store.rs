@@ -85,6 +85,11 @@ fn timed_index_flush_due(since: Duration, pending: u64, threshold: u64) -> bool 
 /// batch queued behind the one before it (a follower's log gets one per append request,
 /// several per write), and each batch came with a buffer of its own.
 const SPARE_BUFS: usize = 16;
+/// Emptied entry lists kept for [`LogStore::take_item_list`] at most.
+const SPARE_ITEM_LISTS: usize = 4;
+/// The largest entry list kept (in entries): a list that held a rare huge append is
+/// given back to the allocator.
+const MAX_SPARE_ITEM_LIST: usize = 4096;
 /// Most bytes of spare encode buffers kept for reuse (per log).
 const SPARE_BUF_BYTES: usize = 4 << 20;
 
@@ -159,6 +164,9 @@ pub struct LogStore {
     spare_buf_bytes: usize,
     /// Emptied chunk lists of written batches, for the next batches.
     spare_chunks: Vec<Vec<Chunk>>,
+    /// Emptied entry lists of appends, for the caller's next appends
+    /// ([`LogStore::take_item_list`]).
+    spare_items: Vec<Vec<LogItem>>,
     /// An emptied list of written batches, for the owner's next queue.
     spare_batches: Vec<WriteBatch>,
     install_required: bool,
@@ -236,6 +244,7 @@ impl LogStore {
             spare_bufs: Vec::new(),
             spare_buf_bytes: 0,
             spare_chunks: Vec::new(),
+            spare_items: Vec::new(),
             spare_batches: Vec::new(),
             install_required: false,
             closed: false,
@@ -433,10 +442,19 @@ impl LogStore {
 
     /// [`LogStore::prepare_append`] taking the items by value: they move into the tail
     /// cache (no clone per entry).
-    pub fn prepare_append_owned(&mut self, items: Vec<LogItem>) -> StoreResult<WriteBatch> {
+    pub fn prepare_append_owned(&mut self, mut items: Vec<LogItem>) -> StoreResult<WriteBatch> {
         let b = self.encode_batch(&items)?;
-        self.cache_appended(items);
+        self.cache_appended(items.drain(..));
+        if self.spare_items.len() < SPARE_ITEM_LISTS && items.capacity() <= MAX_SPARE_ITEM_LIST {
+            self.spare_items.push(items);
+        }
         Ok(b)
+    }
+
+    /// An empty list to gather the next append's entries in: one an earlier
+    /// [`LogStore::prepare_append_owned`] emptied (its capacity kept), or a new one.
+    pub fn take_item_list(&mut self) -> Vec<LogItem> {
+        self.spare_items.pop().unwrap_or_default()
     }
 
     /// Puts just-encoded items into the tail cache and evicts what it no longer needs.
