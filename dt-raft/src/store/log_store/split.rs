@@ -109,12 +109,15 @@ impl WriteJob {
     }
 
     /// [`WriteJob::write`] with `joined` (empty) to copy continuing chunks into.
-    fn write_joining(self, joined: &mut Vec<u8>) -> StoreResult<WriteDone> {
+    fn write_joining(mut self, joined: &mut Vec<u8>) -> StoreResult<WriteDone> {
         let mut created = Vec::with_capacity(self.creates.len());
         for &start in &self.creates {
             created.push(self.maker.create(start)?);
         }
-        let mut touched: Vec<Arc<DtFile>> = Vec::with_capacity(1);
+        // The planned open files are each written (the plan names a file only for a
+        // chunk in it), so the list of them starts the list of files touched; created
+        // segments join it when a chunk goes there.
+        let mut touched: Vec<Arc<DtFile>> = std::mem::take(&mut self.files);
         // Chunks that continue each other in one segment (the batches queued behind one
         // write job) go out as one pwrite: the syscalls of a job stay one per segment
         // however many appends it carries. `run` holds the pending stretch: its file,
@@ -151,10 +154,8 @@ impl WriteJob {
                 let f = match touched.iter().find(|t| t.start == start) {
                     Some(f) => f.clone(),
                     None => {
-                        let f = self
-                            .files
+                        let f = created
                             .iter()
-                            .chain(created.iter())
                             .find(|f| f.start == start)
                             .cloned()
                             .ok_or_else(|| {
