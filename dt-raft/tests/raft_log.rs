@@ -919,3 +919,22 @@ fn a_failed_batched_fsync_fails_only_its_own_log() {
         12
     );
 }
+
+#[test]
+fn spare_items_hands_back_an_appended_list_for_the_next_append() {
+    let d = tempfile::tempdir().unwrap();
+    let log = new_log(d.path());
+    // the store is opened by init: before it, a new list
+    assert_eq!(log.spare_items().capacity(), 0);
+    block_on(log.init()).unwrap();
+    let e = entries(1, 9, 1, 0);
+    let mut list = log.spare_items();
+    list.extend_from_slice(&e[..5]);
+    assert_eq!(block_on(log.append(list)).unwrap(), 5);
+    let mut list = log.spare_items();
+    assert!(list.is_empty());
+    assert!(list.capacity() >= 5, "the appended list, its capacity kept");
+    list.extend_from_slice(&e[5..]);
+    assert_eq!(block_on(log.append(list)).unwrap(), 9);
+    assert_eq!(read_all(&log, 1, 9), e);
+}

@@ -1328,10 +1328,14 @@ impl RaftLog for DefaultRaftLog {
     }
 
     fn spare_items(&self) -> Vec<LogItem> {
-        let mut o = self.st.borrow_mut();
-        match o.store.as_mut() {
-            Some(s) => s.take_item_list(),
-            None => Vec::new(),
+        // only a convenience: a new list whenever the store is away (or busy)
+        match self.st.try_borrow_mut() {
+            Ok(mut o) => o
+                .store
+                .as_mut()
+                .map(|s| s.take_item_list())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
         }
     }
 
