@@ -128,7 +128,8 @@ impl RaftCore {
     /// leader, where a node leaves when the entry that leaves it out is applied
     /// ([`apply_sets`](Self::apply_sets)).
     pub(super) fn sync_peers(&mut self) {
-        // kept between calls: the driver calls this on every received append
+        // kept between calls: the driver calls this whenever the configuration
+        // entries of the log change
         let mut ids = std::mem::take(&mut self.targets_scratch);
         self.replication_targets_into(&mut ids);
         for &id in &ids {
