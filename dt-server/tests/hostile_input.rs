@@ -469,25 +469,23 @@ fn hostile_connections_do_not_disturb_a_good_client() {
     }));
 
     let dir = tempfile::tempdir().unwrap();
-    let closes = Arc::new(AtomicUsize::new(0));
-    // every connection the hook was told about, to find one told twice
+    // every connection the hook was told about (to find one told twice)
     let closed_conns: Arc<Mutex<Vec<dt_net::ConnRef>>> = Arc::default();
-    let (c2, cc2) = (closes.clone(), closed_conns.clone());
+    let cc2 = closed_conns.clone();
     let n = one_node_with(dir.path(), |s| {
         s.raft_server().on_conn_closed(move |c| {
             cc2.lock().unwrap().push(c.conn);
-            c2.fetch_add(1, Ordering::SeqCst);
         })
     });
+    let closes = || closed_conns.lock().unwrap().len();
     // The server's self check (raft.md §3.1) connected to its own replicate port and
     // disconnected; on a loaded machine the server may see that close only now. Count
     // from after it, so that every close counted below is one of this test's.
     assert!(
-        eventually(Duration::from_secs(5), || closes.load(Ordering::SeqCst)
-            >= 1),
+        eventually(Duration::from_secs(5), || closes() >= 1),
         "the self check's connection was not closed"
     );
-    let closes_before = closes.load(Ordering::SeqCst);
+    let closes_before = closes();
 
     let stop = Arc::new(AtomicBool::new(false));
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -573,11 +571,10 @@ fn hostile_connections_do_not_disturb_a_good_client() {
     // Every connection we opened (the good client's closes when its thread ends) is
     // closed on the server too, and was told once.
     assert!(
-        eventually(Duration::from_secs(3), || closes.load(Ordering::SeqCst)
-            - closes_before
+        eventually(Duration::from_secs(3), || closes() - closes_before
             >= opened),
         "seed {seed}: {} closes seen for {opened} connections",
-        closes.load(Ordering::SeqCst) - closes_before
+        closes() - closes_before
     );
     // The server still serves a new client.
     let mut c = Raw::handshaken(
@@ -598,9 +595,7 @@ fn hostile_connections_do_not_disturb_a_good_client() {
     // Its close is seen before the stop (a stop that ran out of time on a loaded
     // machine could leave it untold, which is not what this test is about).
     assert!(
-        eventually(Duration::from_secs(5), || closes.load(Ordering::SeqCst)
-            - closes_before
-            > opened),
+        eventually(Duration::from_secs(5), || closes() - closes_before > opened),
         "seed {seed}: the last client's close was not seen"
     );
     n.server.stop(Duration::from_secs(2));
@@ -613,7 +608,7 @@ fn hostile_connections_do_not_disturb_a_good_client() {
         "seed {seed}: the hook fired more than once for some connection"
     );
     assert_eq!(
-        closes.load(Ordering::SeqCst) - closes_before,
+        closes() - closes_before,
         opened + 1,
         "seed {seed}: closes told for this test's {} connections",
         opened + 1

@@ -1203,8 +1203,7 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Records `item` if it is a configuration entry above lastApplied.
-    /// Keeps a configuration entry of the log (raft.md §11); true if `item` was one.
+    /// Records `item` if it is a configuration entry above lastApplied; true if it was.
     fn note_log_config(&self, item: &LogItem) -> bool {
         if ConfigEntry::is_config_type(item.item_type as i32) {
             if let Some(e) = self.config_entry_of(item) {

@@ -355,22 +355,21 @@ impl AppendReq {
     /// first; pass one the core gave back, [`RaftCore::spare_entries`](crate::core::RaftCore::spare_entries),
     /// to decode without allocating).
     pub fn to_core_in(&self, mut entries: Vec<msg::EntryMeta>) -> Result<msg::AppendReq, PbError> {
-        let r = self;
         entries.clear();
         // sized at once: collecting through `Result` would grow it from empty
-        entries.reserve(r.logs.len());
-        for i in &r.logs {
+        entries.reserve(self.logs.len());
+        for i in &self.logs {
             entries.push(msg::EntryMeta {
                 index: unsigned64("index", i.index)?,
                 term: unsigned32("term", i.term)?,
             });
         }
         Ok(msg::AppendReq {
-            term: unsigned32("term", r.term)?,
-            leader_id: unsigned32("leader_id", r.leader_id)?,
-            prev_log_index: unsigned64("prev_log_index", r.prev_log_index)?,
-            prev_log_term: unsigned32("prev_log_term", r.prev_log_term)?,
-            leader_commit: unsigned64("leader_commit", r.leader_commit)?,
+            term: unsigned32("term", self.term)?,
+            leader_id: unsigned32("leader_id", self.leader_id)?,
+            prev_log_index: unsigned64("prev_log_index", self.prev_log_index)?,
+            prev_log_term: unsigned32("prev_log_term", self.prev_log_term)?,
+            leader_commit: unsigned64("leader_commit", self.leader_commit)?,
             entries,
         })
     }

@@ -85,13 +85,13 @@ fn timed_index_flush_due(since: Duration, pending: u64, threshold: u64) -> bool 
 /// batch queued behind the one before it (a follower's log gets one per append request,
 /// several per write), and each batch came with a buffer of its own.
 const SPARE_BUFS: usize = 16;
+/// Most bytes of spare encode buffers kept for reuse (per log).
+const SPARE_BUF_BYTES: usize = 4 << 20;
 /// Emptied entry lists kept for [`LogStore::take_item_list`] at most.
 const SPARE_ITEM_LISTS: usize = 4;
 /// The largest entry list kept (in entries): a list that held a rare huge append is
 /// given back to the allocator.
 const MAX_SPARE_ITEM_LIST: usize = 4096;
-/// Most bytes of spare encode buffers kept for reuse (per log).
-const SPARE_BUF_BYTES: usize = 4 << 20;
 
 /// Bytes destined for one contiguous range of one segment.
 #[derive(Debug)]

@@ -108,7 +108,8 @@ impl WriteJob {
         r
     }
 
-    /// [`WriteJob::write`] with `joined` (empty) to copy continuing chunks into.
+    /// [`WriteJob::write`] with `joined` (empty: the buffer is kept cleared) to copy
+    /// continuing chunks into.
     fn write_joining(mut self, joined: &mut Vec<u8>) -> StoreResult<WriteDone> {
         let mut created = Vec::with_capacity(self.creates.len());
         for &start in &self.creates {
@@ -123,7 +124,6 @@ impl WriteJob {
         // however many appends it carries. `run` holds the pending stretch: its file,
         // its position and either the one chunk (no copy) or the chunks copied.
         let mut run: Option<(Arc<DtFile>, u64, &[u8])> = None;
-        joined.clear();
         for b in &self.batches {
             for c in &b.chunks {
                 let start = c.pos & !(self.seg_size - 1);
