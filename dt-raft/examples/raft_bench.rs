@@ -5,7 +5,7 @@
 //! cargo run --release -p dt-raft --example raft_bench -- [--nodes 3] [--groups 1]
 //!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
 //!     [--dir D] [--dispatchers N] [--idle-seconds N] [--block-io-threads N]
-//!     [--prefill-kib K]
+//!     [--prefill-kib K] [--batch-fsync true|false] [--coalesce-appends-below N]
 //! ```
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
@@ -115,6 +115,11 @@ pub struct Args {
     /// `syncfs` for the appends of many groups waiting at once.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     batch_fsync: bool,
+    /// Entries behind an append in flight that wait for its response
+    /// (`RaftGroupConfig::coalesce_appends_below`; default: the group default, 32;
+    /// 0 sends each proposal at once, like the reference).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    coalesce_appends_below: Option<u64>,
 }
 
 #[path = "../../dt-net/examples/support/counting_alloc.rs"]
@@ -324,6 +329,9 @@ pub fn run(args: &Args) -> Result<(), String> {
                 let mut c = RaftGroupConfig::new(g, 0, (1..=args.nodes).collect());
                 c.data_dir = factory.base.join(format!("g{g}"));
                 c.sync_force = args.sync_force;
+                if let Some(n) = args.coalesce_appends_below {
+                    c.coalesce_appends_below = n;
+                }
                 c.log_file_size = 64 << 20;
                 c.idx_items_per_file = 1 << 16;
                 c

@@ -212,6 +212,7 @@ impl RaftCore {
         let max = self.cfg.max_replicate_items;
         let max_bytes = self.cfg.max_replicate_bytes;
         let limit = self.cfg.single_replicate_limit;
+        let coalesce = self.cfg.coalesce_appends_below;
         let (term, me, now) = (self.term, self.cfg.node_id, self.now);
         let (last, commit) = (self.last_log_index, self.commit_index);
         loop {
@@ -236,6 +237,11 @@ impl RaftCore {
                 let window = max - p.pending_items;
                 if p.pending_items > 0 && window <= max / 10 {
                     // silly window
+                    return;
+                }
+                if diff > 0 && diff < coalesce && !p.inflight_bytes.is_empty() {
+                    // a few entries behind an append in flight: they go with
+                    // whatever else arrives before its response
                     return;
                 }
                 if diff == 0 {

@@ -204,3 +204,52 @@ fn s17_20_last_log_index_is_the_last_accepted_entry() {
     assert!(f.propose(now, 2).is_err());
     assert_eq!(f.last_log_index(), 0);
 }
+
+#[test]
+fn small_appends_wait_for_the_response_in_flight_then_go_together() {
+    let (mut c, now) = leader2(|c| c.coalesce_appends_below = 32, 0);
+    c.propose(now, 1).unwrap();
+    let first = sent_appends(&take(&mut c));
+    assert_eq!(
+        counts(&sends_to_acts(&first), 2),
+        vec![1],
+        "nothing in flight: at once"
+    );
+    c.propose(now, 1).unwrap();
+    c.propose(now, 5).unwrap();
+    assert!(
+        counts(&take(&mut c), 2).is_empty(),
+        "6 entries behind an append in flight wait for its response"
+    );
+    c.on_log_persisted(now, c.last_log_index());
+    c.handle_append_resp(now, 2, &first[0].1, &ok(c.term()));
+    assert_eq!(
+        counts(&take(&mut c), 2),
+        vec![6],
+        "then go out as one append"
+    );
+}
+
+#[test]
+fn a_backlog_at_the_coalescing_threshold_is_pipelined() {
+    let (mut c, now) = leader2(|c| c.coalesce_appends_below = 32, 0);
+    c.propose(now, 1).unwrap();
+    assert_eq!(counts(&take(&mut c), 2), vec![1]);
+    c.propose(now, 31).unwrap();
+    assert!(counts(&take(&mut c), 2).is_empty(), "31 < 32 waits");
+    c.propose(now, 1).unwrap();
+    assert_eq!(
+        counts(&take(&mut c), 2),
+        vec![32],
+        "32 waiting go at once, behind the append in flight"
+    );
+}
+
+#[test]
+fn coalescing_off_sends_each_proposal_at_once_like_the_reference() {
+    let (mut c, now) = leader2(|c| c.coalesce_appends_below = 0, 0);
+    c.propose(now, 1).unwrap();
+    c.propose(now, 1).unwrap();
+    c.propose(now, 5).unwrap();
+    assert_eq!(counts(&take(&mut c), 2), vec![1, 1, 5]);
+}

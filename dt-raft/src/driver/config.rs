@@ -43,6 +43,10 @@ pub struct RaftGroupConfig {
     /// Align idle leaders' heartbeats to a grid of a quarter `heartbeat_interval_ms`
     /// (default true; not in the reference; see [`CoreConfig::align_heartbeats`]).
     pub align_heartbeats: bool,
+    /// Coalesce appends of fewer entries than this while one is in flight to the
+    /// follower (default 32; 0 sends at once, like the reference; not a reference key;
+    /// see [`CoreConfig::coalesce_appends_below`]).
+    pub coalesce_appends_below: u64,
     /// `disableConfigChange` (default false).
     pub disable_config_change: bool,
     /// `maxReplicateItems` (default 20 000): in-flight entries per follower.
@@ -116,6 +120,7 @@ impl RaftGroupConfig {
             disable_config_change: false,
             leader_stickiness: true,
             align_heartbeats: true,
+            coalesce_appends_below: 32,
             max_replicate_items: 20_000,
             max_replicate_bytes: 16 * 1024 * 1024,
             single_replicate_limit: 1800 * 1024,
@@ -156,6 +161,7 @@ impl RaftGroupConfig {
         cfg.disable_config_change = self.disable_config_change;
         cfg.leader_stickiness = self.leader_stickiness;
         cfg.align_heartbeats = self.align_heartbeats;
+        cfg.coalesce_appends_below = self.coalesce_appends_below;
         cfg.replicate_retry_ms = self.replicate_retry_ms;
         cfg.validate()?;
         Ok(cfg)
