@@ -205,8 +205,9 @@ fn s17_20_last_log_index_is_the_last_accepted_entry() {
     assert_eq!(f.last_log_index(), 0);
 }
 
-#[test]
-fn small_appends_wait_for_the_response_in_flight_then_go_together() {
+/// Leader 1 of {1, 2} coalescing appends below 32, with one append of one entry in
+/// flight to 2 (returned).
+fn coalescing_leader() -> (RaftCore, u64, AppendSend) {
     let (mut c, now) = leader2(|c| c.coalesce_appends_below = 32, 0);
     c.propose(now, 1).unwrap();
     let first = sent_appends(&take(&mut c));
@@ -215,14 +216,18 @@ fn small_appends_wait_for_the_response_in_flight_then_go_together() {
         vec![1],
         "nothing in flight: at once"
     );
+    (c, now, first[0].1)
+}
+
+#[test]
+fn small_appends_wait_for_the_response_in_flight_then_go_together() {
+    let (mut c, now, first) = coalescing_leader();
     c.propose(now, 1).unwrap();
     c.propose(now, 5).unwrap();
-    assert!(
-        counts(&take(&mut c), 2).is_empty(),
-        "6 entries behind an append in flight wait for its response"
-    );
+    let held = counts(&take(&mut c), 2);
+    assert!(held.is_empty(), "6 entries behind an append in flight wait");
     c.on_log_persisted(now, c.last_log_index());
-    c.handle_append_resp(now, 2, &first[0].1, &ok(c.term()));
+    c.handle_append_resp(now, 2, &first, &ok(c.term()));
     assert_eq!(
         counts(&take(&mut c), 2),
         vec![6],
@@ -232,17 +237,12 @@ fn small_appends_wait_for_the_response_in_flight_then_go_together() {
 
 #[test]
 fn a_backlog_at_the_coalescing_threshold_is_pipelined() {
-    let (mut c, now) = leader2(|c| c.coalesce_appends_below = 32, 0);
-    c.propose(now, 1).unwrap();
-    assert_eq!(counts(&take(&mut c), 2), vec![1]);
+    let (mut c, now, _) = coalescing_leader();
     c.propose(now, 31).unwrap();
     assert!(counts(&take(&mut c), 2).is_empty(), "31 < 32 waits");
     c.propose(now, 1).unwrap();
-    assert_eq!(
-        counts(&take(&mut c), 2),
-        vec![32],
-        "32 waiting go at once, behind the append in flight"
-    );
+    let sent = counts(&take(&mut c), 2);
+    assert_eq!(sent, vec![32], "32 go at once, behind the append in flight");
 }
 
 #[test]
