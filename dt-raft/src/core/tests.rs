@@ -1553,6 +1553,36 @@ fn s11_2_membership_decides_the_role_and_forgets_a_removed_leader() {
 }
 
 #[test]
+fn s6_3_a_non_leader_may_drop_every_applied_entry_from_the_tail() {
+    let mut c = node(1, 3, 0, 0, 0);
+    assert_eq!(
+        c.tail_droppable_upto(0),
+        Index::MAX,
+        "a follower's cache serves only its own apply"
+    );
+    let now = elect(&mut c, &[2]);
+    assert_eq!(c.role(), Role::Leader);
+    assert_eq!(
+        c.tail_droppable_upto(0),
+        0,
+        "no peer holds the first entry yet"
+    );
+    for (to, m) in sent_appends(&take(&mut c)) {
+        c.handle_append_resp(now, to, &m, &ok(1));
+    }
+    assert_eq!(c.tail_droppable_upto(0), 1, "both peers hold it");
+    assert_eq!(c.tail_droppable_upto(0), c.replicated_to_all(0));
+    // it loses its quorum and steps down: its cache no longer serves any peer
+    let mut t = now;
+    while c.role() == Role::Leader && t < now + 10 * ELECT {
+        t += 100;
+        c.tick(t);
+    }
+    assert_eq!(c.role(), Role::Follower);
+    assert_eq!(c.tail_droppable_upto(0), Index::MAX);
+}
+
+#[test]
 fn s6_3_a_peer_the_leader_does_not_replicate_to_holds_no_entries_in_the_tail() {
     let mut c = node(1, 3, 0, 0, 0);
     let now = elect(&mut c, &[2]);

@@ -1808,10 +1808,10 @@ impl<S: StateMachine> Driver<S> {
             changed = true;
         }
         let cached_from = self.tail.borrow().first_index().unwrap_or(Index::MAX);
-        let replicated = self.core().replicated_to_all(cached_from);
+        let droppable = self.core().tail_droppable_upto(cached_from);
         self.tail.borrow_mut().evict(
             index,
-            replicated,
+            droppable,
             self.nanos() - TAIL_KEEP_NANOS,
             self.cfg.max_cache_tasks,
             self.cfg.max_cache_task_bytes,

@@ -138,12 +138,13 @@ impl<O> TailCache<O> {
     }
 
     /// Drops applied entries (index ≤ `applied`) older than `min_nanos`, or while the
-    /// cache is above its bounds, or that every peer already holds (index ≤
-    /// `replicated`: nobody will ask for them again, keeping them only costs memory).
+    /// cache is above its bounds, or that nobody will ask for again (index ≤
+    /// `droppable`: every peer holds them, or this node is not the leader; keeping
+    /// them only costs memory).
     pub(crate) fn evict(
         &mut self,
         applied: Index,
-        replicated: Index,
+        droppable: Index,
         min_nanos: i64,
         max_items: usize,
         max_bytes: usize,
@@ -153,7 +154,7 @@ impl<O> TailCache<O> {
                 break;
             }
             let over = self.entries.len() > max_items || self.bytes > max_bytes;
-            if !over && e.local_nanos >= min_nanos && e.item.index > replicated {
+            if !over && e.local_nanos >= min_nanos && e.item.index > droppable {
                 break;
             }
             let e = self.entries.pop_front().expect("checked");
