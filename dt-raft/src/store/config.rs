@@ -28,9 +28,15 @@ pub struct StoreConfig {
     /// the page cache (false). Every write is fsynced eventually either way when
     /// `sync` is on.
     pub sync_force: bool,
-    /// Most entries kept in the tail cache.
+    /// Most entries kept in the tail cache once written (entries not written yet are
+    /// always kept). Default 256: the driver keeps its own cache of the entries its
+    /// apply and its followers still need, so this one serves little more than reads
+    /// of unwritten entries; each cached entry may hold on to the whole network buffer
+    /// it was decoded from (`raft_bench --groups 100`, three nodes in one process:
+    /// resident set after 20 s ~580 MiB with 4 096 items, ~150 MiB with 256, at the
+    /// same throughput; one group ran as fast with either).
     pub tail_cache_items: usize,
-    /// Most bytes (encoded) kept in the tail cache.
+    /// Most bytes (encoded) kept in the tail cache once written (default 1 MiB).
     pub tail_cache_bytes: usize,
     /// Block size of sequential log reads (recovery, iteration).
     pub read_block_size: usize,
@@ -73,8 +79,8 @@ impl Default for StoreConfig {
             idx_flush_threshold: 8192,
             sync: true,
             sync_force: true,
-            tail_cache_items: 4096,
-            tail_cache_bytes: 16 << 20,
+            tail_cache_items: 256,
+            tail_cache_bytes: 1 << 20,
             read_block_size: 256 * 1024,
             prefill_bytes: 0,
             verify_on_start: false,
