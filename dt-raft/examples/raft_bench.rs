@@ -25,10 +25,12 @@
 //! Then `LEADERSHIP groups=<n> changed=<c>`: how many of the groups' leaders found at
 //! the start lost leadership or moved to a new term by the end (elections under load;
 //! 0 in a healthy run).
-//! Last `FSYNC requests=<n> rounds=<r> syncfs=<s> fdatasync=<f>`: the appends' fsync
+//! Then `FSYNC requests=<n> rounds=<r> syncfs=<s> fdatasync=<f>`: the appends' fsync
 //! requests of all servers since start, the group-commit rounds that served them, and
 //! the `syncfs` and `fdatasync` calls those made (`--batch-fsync false`: all zero, each
 //! append fsyncs its own files).
+//! Last, on Linux, `MEMORY rss_mib=<x> peak_rss_mib=<y>`: the process's resident set at
+//! the end of the run and its peak (all nodes' groups, caches and network buffers).
 //!
 //! `--idle-seconds N` first measures the CPU the idle cluster uses (heartbeats, pings)
 //! over N seconds: `IDLE groups=<g> cpu_pct_of_one_core=<x>` (user + system time of the
@@ -458,10 +460,30 @@ pub fn run(args: &Args) -> Result<(), String> {
         "FSYNC requests={} rounds={} syncfs={} fdatasync={}",
         fs.requests, fs.rounds, fs.syncfs_calls, fs.fdatasync_calls
     );
+    if let Some((rss, peak)) = resident_kib() {
+        println!(
+            "MEMORY rss_mib={:.1} peak_rss_mib={:.1}",
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
     for (srv, _) in &nodes {
         srv.stop(Duration::from_secs(10));
     }
     Ok(())
+}
+
+/// This process's resident set and its peak, in KiB (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`; `None` where there is no such file).
+fn resident_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn report(stats: &Mutex<Stats>, sec: &mut u64, next: &mut Instant) {
