@@ -218,6 +218,9 @@ pub(crate) struct Driver<S: StateMachine> {
     install_notify: Notify,
     /// The snapshot being installed (follower).
     install_info: RefCell<Option<SnapshotInfo>>,
+    /// Its data so far, in order: saved as this node's snapshot before the log restarts
+    /// after it (see [`Driver::install_finish`]).
+    install_chunks: RefCell<Vec<Bytes>>,
     /// The apply fiber is asked to stop executing (install under way).
     apply_pause: Cell<bool>,
     /// The apply fiber has nothing in flight and waits while paused.
@@ -337,6 +340,7 @@ where
             install_ops: RefCell::new(VecDeque::new()),
             install_notify: Notify::default(),
             install_info: RefCell::new(None),
+            install_chunks: RefCell::new(Vec::new()),
             apply_pause: Cell::new(false),
             apply_idle: Cell::new(false),
             apply_idle_notify: Notify::default(),
@@ -2622,6 +2626,7 @@ impl<S: StateMachine> Driver<S> {
             SnapshotInfo::new(index, term, c.member_sets(), index)
         };
         *self.install_info.borrow_mut() = Some(info);
+        self.install_chunks.borrow_mut().clear();
         Ok(())
     }
 
@@ -2644,12 +2649,25 @@ impl<S: StateMachine> Driver<S> {
             done,
             data: &data,
         });
-        fut.await.map_err(|e| format!("state machine install: {e}"))
+        fut.await
+            .map_err(|e| format!("state machine install: {e}"))?;
+        if self.snapshots.is_some() && !data.is_empty() {
+            self.install_chunks.borrow_mut().push(data);
+        }
+        Ok(())
     }
 
-    /// The last install request: the state machine finishes, the log restarts after
-    /// `index` at `next_write_pos` (status persisted with installSnapshot = false and
+    /// The last install request: the state machine finishes, the installed snapshot
+    /// is saved as this node's own, the log restarts after `index` at
+    /// `next_write_pos` (status persisted with installSnapshot = false and
     /// commitIndex = `index`), the apply fiber restarts at `index`.
+    ///
+    /// The save comes first: once the log restarts, this node accepts (and
+    /// acknowledges) entries after `index`, and a restart must find the state up to
+    /// `index` on its own disk. Saved later, a crash in between left an older snapshot
+    /// and a log starting after `index`; the node then needed an install again, which
+    /// drops the log, entries it had acknowledged with it (simulation seed 804430: a
+    /// committed entry lost, and a leader elected without it).
     async fn install_finish(
         &self,
         req: ReqId,
@@ -2658,6 +2676,19 @@ impl<S: StateMachine> Driver<S> {
         next_write_pos: u64,
     ) -> Result<(), String> {
         self.install_chunk(req, true).await?;
+        let chunks = std::mem::take(&mut *self.install_chunks.borrow_mut());
+        let info = self.install_info.borrow().clone();
+        // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the log restarts
+        // first and the snapshot is saved later, by the save fiber.
+        #[cfg(feature = "sim-bugs")]
+        let info =
+            info.filter(|_| !crate::sim::bugs::is_active(crate::sim::bugs::Bug::SaveAfterInstall));
+        if let (Some(mgr), Some(info)) = (self.snapshots.clone(), info) {
+            mgr.store(info, chunks)
+                .await
+                .map_err(|e| format!("saving the installed snapshot: {e}"))?;
+            self.last_saved.set(self.last_saved.get().max(index));
+        }
         // with the snapshot's term, so that a restart before anything is written
         // finds an empty log after it rather than "install required" (RaftLog::init)
         self.log

@@ -1,6 +1,6 @@
 //! Deliberate bugs the simulation must be able to find (its self-test).
 //!
-//! Each [`Bug`] is a small, marked change of behaviour. Three live in the consensus
+//! Each [`Bug`] is a small, marked change of behaviour. Four live in the consensus
 //! core and its driver and exist only when dt-raft is built with the `sim-bugs` cargo feature (the hooks
 //! compile to nothing otherwise); the others live in the simulation's own disk and
 //! harness (the lease-read hook in the client path of [`super::drive`]) and are always
@@ -26,16 +26,23 @@ pub enum Bug {
     /// DtKV IO thread's fast path) is not cleared when the node can no longer serve
     /// lease reads (a step down, a leader transfer): it holds until its end.
     StalePublishedLease,
+    /// Driver: a follower's install ends (the log restarts after the snapshot and
+    /// takes new entries) before the installed snapshot is saved as the node's own; a
+    /// crash in between leaves an older snapshot and a log starting after the
+    /// installed one, so the node needs an install again, which drops entries it had
+    /// acknowledged.
+    SaveAfterInstall,
 }
 
 impl Bug {
     /// Every bug, in `--list-bugs` order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::CommitOldTerm,
         Bug::VoteBeforePersist,
         Bug::StaleLeaseRead,
         Bug::AckBeforeFsync,
         Bug::StalePublishedLease,
+        Bug::SaveAfterInstall,
     ];
 
     /// The command-line name.
@@ -46,6 +53,7 @@ impl Bug {
             Bug::StaleLeaseRead => "stale-lease-read",
             Bug::AckBeforeFsync => "ack-before-fsync",
             Bug::StalePublishedLease => "stale-published-lease",
+            Bug::SaveAfterInstall => "save-after-install",
         }
     }
 
@@ -57,9 +65,10 @@ impl Bug {
     /// Whether this build can switch the bug on (core bugs need `sim-bugs`).
     pub fn available(self) -> bool {
         match self {
-            Bug::CommitOldTerm | Bug::VoteBeforePersist | Bug::StalePublishedLease => {
-                cfg!(feature = "sim-bugs")
-            }
+            Bug::CommitOldTerm
+            | Bug::VoteBeforePersist
+            | Bug::StalePublishedLease
+            | Bug::SaveAfterInstall => cfg!(feature = "sim-bugs"),
             Bug::StaleLeaseRead | Bug::AckBeforeFsync => true,
         }
     }
