@@ -241,6 +241,13 @@ pub(crate) struct Driver<S: StateMachine> {
     last_saved: Cell<Index>,
     /// A save is under way.
     saving: Cell<bool>,
+    /// A snapshot is being written to the snapshot store (a save's last step, or an
+    /// install's save); `store_done` wakes the install waiting for it. Two writes at
+    /// once could take the same snapshot id.
+    storing: Cell<bool>,
+    store_done: Notify,
+    /// Installs finished so far: a save whose snapshot was taken before one is stale.
+    installs_done: Cell<u64>,
     /// The configuration entries the log holds above lastApplied, by index (the core
     /// campaigns with them too, [`RaftCore::set_log_configs`]).
     log_configs: RefCell<BTreeMap<Index, ConfigEntry>>,
@@ -351,6 +358,9 @@ where
             save_notify: Notify::default(),
             last_saved: Cell::new(0),
             saving: Cell::new(false),
+            storing: Cell::new(false),
+            store_done: Notify::default(),
+            installs_done: Cell::new(0),
             log_configs: RefCell::new(BTreeMap::new()),
             cfg,
         });
@@ -2684,11 +2694,19 @@ impl<S: StateMachine> Driver<S> {
         let info =
             info.filter(|_| !crate::sim::bugs::is_active(crate::sim::bugs::Bug::SaveAfterInstall));
         if let (Some(mgr), Some(info)) = (self.snapshots.clone(), info) {
-            mgr.store(info, chunks)
-                .await
-                .map_err(|e| format!("saving the installed snapshot: {e}"))?;
+            // a save's write begun before the install ends first (it does not wait for
+            // the paused apply fiber)
+            while self.storing.get() {
+                self.store_done.notified().await;
+            }
+            self.storing.set(true);
+            let stored = mgr.store(info, chunks).await;
+            self.storing.set(false);
+            self.store_done.notify();
+            stored.map_err(|e| format!("saving the installed snapshot: {e}"))?;
             self.last_saved.set(self.last_saved.get().max(index));
         }
+        self.installs_done.set(self.installs_done.get() + 1);
         // with the snapshot's term, so that a restart before anything is written
         // finds an empty log after it rather than "install required" (RaftLog::init)
         self.log
@@ -2754,6 +2772,7 @@ impl<S: StateMachine> Driver<S> {
     }
 
     async fn save_snapshot_inner(&self) -> Result<Index, String> {
+        let installs = self.installs_done.get();
         let mut snap = self.fresh_snapshot().await?;
         let info = snap.info().clone();
         let index = info.last_included_index;
@@ -2775,8 +2794,17 @@ impl<S: StateMachine> Driver<S> {
         let Some(mgr) = self.snapshots.clone() else {
             return Ok(self.last_saved.get());
         };
-        let oldest = mgr.store(info.clone(), chunks).await?;
-        self.last_saved.set(index);
+        // An install began or ended meanwhile: this state is not the node's any more
+        // (the install saves its own).
+        if self.install_info.borrow().is_some() || self.installs_done.get() != installs {
+            return Ok(self.last_saved.get());
+        }
+        self.storing.set(true);
+        let stored = mgr.store(info.clone(), chunks).await;
+        self.storing.set(false);
+        self.store_done.notify();
+        let oldest = stored?;
+        self.last_saved.set(self.last_saved.get().max(index));
         log::info!(
             "raft group {}: snapshot saved at {index} (term {})",
             self.cfg.group_id,
