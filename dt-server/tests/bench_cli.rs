@@ -19,7 +19,17 @@ fn free_ports(n: usize) -> Vec<u16> {
     ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
+/// Writes the machine's dirty page cache out first (`sync`, where there is one). The
+/// server fsyncs every append, and right after a build (`cargo test -p dt-server` just
+/// compiled: ~2 GiB dirty here) its fsyncs wait behind that writeback for seconds: a
+/// 2-s measured phase then saw no completion at all (reproduced: "no operation
+/// succeeded in the measured phase").
+fn settle_disk() {
+    let _ = Command::new("sync").status();
+}
+
 fn start_server(dir: &Path, repl: u16, svc: u16) -> DtKvServer {
+    settle_disk();
     let scfg = RaftServerConfig {
         servers: format!("1,127.0.0.1:{repl}"),
         node_id: 1,
