@@ -460,7 +460,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "FSYNC requests={} rounds={} syncfs={} fdatasync={}",
         fs.requests, fs.rounds, fs.syncfs_calls, fs.fdatasync_calls
     );
-    if let Some((rss, peak)) = resident_kib() {
+    if let Some((rss, peak)) = support::resident_kib() {
         println!(
             "MEMORY rss_mib={:.1} peak_rss_mib={:.1}",
             rss as f64 / 1024.0,
@@ -471,19 +471,6 @@ pub fn run(args: &Args) -> Result<(), String> {
         srv.stop(Duration::from_secs(10));
     }
     Ok(())
-}
-
-/// This process's resident set and its peak, in KiB (`VmRSS`, `VmHWM` of
-/// `/proc/self/status`; `None` where there is no such file).
-fn resident_kib() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn report(stats: &Mutex<Stats>, sec: &mut u64, next: &mut Instant) {

@@ -32,6 +32,9 @@
 //! `dt_raft::sim::jsonl`). `--bug NAME` switches a deliberate bug on (the core's need
 //! `--features sim-bugs`); `--list-bugs` prints their names.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -83,15 +86,7 @@ struct Args {
 
 /// This process's resident set in kB (0 where `/proc` is unavailable).
 fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    support::resident_kib().map_or(0, |(rss, _)| rss)
 }
 
 fn main() {

@@ -27,6 +27,20 @@ pub fn work_dir(
     }
 }
 
+/// This process's resident set and its peak, in KiB (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`; `None` where there is no such file).
+pub fn resident_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
 /// rate in the auxiliary vector (Linux; `None` elsewhere).
 pub fn process_cpu() -> Option<Duration> {
