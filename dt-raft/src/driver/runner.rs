@@ -2694,17 +2694,9 @@ impl<S: StateMachine> Driver<S> {
         let info =
             info.filter(|_| !crate::sim::bugs::is_active(crate::sim::bugs::Bug::SaveAfterInstall));
         if let (Some(mgr), Some(info)) = (self.snapshots.clone(), info) {
-            // a save's write begun before the install ends first (it does not wait for
-            // the paused apply fiber)
-            while self.storing.get() {
-                self.store_done.notified().await;
-            }
-            self.storing.set(true);
-            let stored = mgr.store(info, chunks).await;
-            self.storing.set(false);
-            self.store_done.notify();
-            stored.map_err(|e| format!("saving the installed snapshot: {e}"))?;
-            self.last_saved.set(self.last_saved.get().max(index));
+            self.store_snapshot(&mgr, info, chunks)
+                .await
+                .map_err(|e| format!("saving the installed snapshot: {e}"))?;
         }
         self.installs_done.set(self.installs_done.get() + 1);
         // with the snapshot's term, so that a restart before anything is written
@@ -2771,6 +2763,28 @@ impl<S: StateMachine> Driver<S> {
         r
     }
 
+    /// Writes a snapshot to the store, one write at a time (a write under way ends
+    /// first; it never waits for the apply fiber, so an install may wait for it), and
+    /// moves `last_saved` up to it. Returns the oldest snapshot index kept.
+    async fn store_snapshot(
+        &self,
+        mgr: &SnapshotManager,
+        info: SnapshotInfo,
+        chunks: Vec<Bytes>,
+    ) -> Result<Index, String> {
+        while self.storing.get() {
+            self.store_done.notified().await;
+        }
+        let index = info.last_included_index;
+        self.storing.set(true);
+        let stored = mgr.store(info, chunks).await;
+        self.storing.set(false);
+        self.store_done.notify();
+        let oldest = stored?;
+        self.last_saved.set(self.last_saved.get().max(index));
+        Ok(oldest)
+    }
+
     async fn save_snapshot_inner(&self) -> Result<Index, String> {
         let installs = self.installs_done.get();
         let mut snap = self.fresh_snapshot().await?;
@@ -2799,12 +2813,7 @@ impl<S: StateMachine> Driver<S> {
         if self.install_info.borrow().is_some() || self.installs_done.get() != installs {
             return Ok(self.last_saved.get());
         }
-        self.storing.set(true);
-        let stored = mgr.store(info.clone(), chunks).await;
-        self.storing.set(false);
-        self.store_done.notify();
-        let oldest = stored?;
-        self.last_saved.set(self.last_saved.get().max(index));
+        let oldest = self.store_snapshot(&mgr, info.clone(), chunks).await?;
         log::info!(
             "raft group {}: snapshot saved at {index} (term {})",
             self.cfg.group_id,
