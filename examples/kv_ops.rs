@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use dt_client::kv::{KvError, KvNode};
+use dt_client::kv::{KvCode, KvError, KvNode};
 use dt_examples::common::{ensure, main_with, DemoResult, TargetArgs};
 
 /// Command-line flags.
@@ -38,6 +38,11 @@ fn text(n: &Option<KvNode>) -> String {
         Some(n) => format!("{:?}", String::from_utf8_lossy(&n.data)),
         None => "(absent)".into(),
     }
+}
+
+fn codes(codes: &[KvCode]) -> String {
+    let names: Vec<&str> = codes.iter().map(|c| c.name()).collect();
+    names.join(", ")
 }
 
 /// Runs each operation once and checks its answer.
@@ -69,8 +74,29 @@ pub fn run(args: &Args) -> DemoResult {
         .map(Bytes::from)
         .to_vec();
     let values: Vec<Bytes> = ["2", "3", "4"].map(Bytes::from).to_vec();
-    let index = kv.batch_put(g, keys.clone(), values)?;
-    println!("batch_put b, c, d at raft index {index}");
+    let done = kv.batch_put(g, keys.clone(), values)?;
+    println!(
+        "batch_put b, c, d at raft index {} -> {}",
+        done.raft_index,
+        codes(&done.codes)
+    );
+    ensure(done.all_succeeded(), "batch_put writes every key")?;
+    // Each key of a batch is judged on its own: one under a missing directory is not
+    // written, the others are.
+    let mixed = kv.batch_put(
+        g,
+        vec!["demo.kv.e".into(), "demo.none.x".into()],
+        vec!["5".into(), "6".into()],
+    )?;
+    println!(
+        "batch_put demo.kv.e, demo.none.x -> {}",
+        codes(&mixed.codes)
+    );
+    ensure(
+        mixed.failures().eq([(1, KvCode::ParentDirNotExists)]),
+        "a batch key under a missing directory fails alone",
+    )?;
+    kv.remove(g, "demo.kv.e")?;
     let got = kv.batch_get(g, keys.clone())?;
     let shown: Vec<String> = got.iter().map(text).collect();
     println!("batch_get b, c, d -> {}", shown.join(", "));
@@ -85,9 +111,11 @@ pub fn run(args: &Args) -> DemoResult {
     println!("list demo.kv -> {names:?}");
     ensure(names == ["a", "b", "c", "d"], "list shows the four keys")?;
 
-    kv.batch_remove(g, keys[1..].to_vec())?;
+    let removed = kv.batch_remove(g, keys[1..].to_vec())?;
+    ensure(removed.all_succeeded(), "batch_remove removes c and d")?;
     println!(
-        "batch_remove c, d -> b is {}",
+        "batch_remove c, d -> {}; b is {}",
+        codes(&removed.codes),
         text(&kv.get(g, "demo.kv.b")?)
     );
 

@@ -201,8 +201,10 @@ fn main() {
 
     let keys: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("{dir}.b{i}"))).collect();
     let vals: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("bv{i}"))).collect();
-    kv.batch_put(group, keys.clone(), vals.clone())
+    let done = kv
+        .batch_put(group, keys.clone(), vals.clone())
         .expect("batch_put");
+    check(done.all_succeeded(), "batch_put wrote every key");
     let got = kv.batch_get(group, keys.clone()).expect("batch_get");
     check(
         got.iter()
@@ -210,7 +212,8 @@ fn main() {
             .all(|(n, v)| n.as_ref().map(|n| &n.data) == Some(v)),
         "batch_get returns batch_put values",
     );
-    kv.batch_remove(group, keys.clone()).expect("batch_remove");
+    let removed = kv.batch_remove(group, keys.clone()).expect("batch_remove");
+    check(removed.all_succeeded(), "batch_remove removed every key");
     check(
         kv.batch_get(group, keys)
             .expect("batch_get")

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dt_client::kv::{KvError, WatchEvent};
+use dt_client::kv::{KvCode, KvError, WatchEvent};
 use dt_client::KvClient;
 use dt_raft::core::Role;
 use dt_raft::server::RaftServerConfig;
@@ -115,11 +115,39 @@ fn kv_client_against_a_three_node_dtkv_cluster() {
     names.sort();
     assert_eq!(names, vec![Bytes::from("a"), Bytes::from("b")]);
     let keys: Vec<Bytes> = vec!["d.x".into(), "d.y".into()];
-    kv.batch_put(GROUP, keys.clone(), vec!["x".into(), "y".into()])
+    let done = kv
+        .batch_put(GROUP, keys.clone(), vec!["x".into(), "y".into()])
         .unwrap();
+    assert_eq!(done.codes, vec![KvCode::Success, KvCode::Success]);
+    assert!(done.raft_index > i2);
     let got = kv.batch_get(GROUP, keys.clone()).unwrap();
     assert_eq!(got[1].as_ref().unwrap().data, Bytes::from("y"));
-    kv.batch_remove(GROUP, keys.clone()).unwrap();
+    // Each key of a batch is judged on its own, and the caller sees each outcome: an
+    // overwrite, a key under a missing directory, a put on a directory.
+    let mixed = kv
+        .batch_put(
+            GROUP,
+            vec!["d.x".into(), "nodir.k".into(), "d".into()],
+            vec!["x2".into(), "v".into(), "v".into()],
+        )
+        .unwrap();
+    assert_eq!(
+        mixed.codes,
+        vec![
+            KvCode::SuccessOverwrite,
+            KvCode::ParentDirNotExists,
+            KvCode::DirExists
+        ]
+    );
+    assert!(kv.get(GROUP, "nodir.k").unwrap().is_none());
+    let removed = kv
+        .batch_remove(GROUP, vec!["d.x".into(), "d.y".into(), "d.none".into()])
+        .unwrap();
+    assert_eq!(
+        removed.codes,
+        vec![KvCode::Success, KvCode::Success, KvCode::NotFound]
+    );
+    assert!(removed.all_succeeded(), "an absent key counts as removed");
     assert!(kv
         .batch_get(GROUP, keys)
         .unwrap()

@@ -42,6 +42,16 @@ pub enum KvError {
     Net(NetError),
     /// The response body could not be decoded.
     Malformed(PbError),
+    /// A batch's answer did not hold one result per key asked (a server fault: the
+    /// batch may or may not have been done, so read the keys back before relying on it).
+    ResultCount {
+        /// The command (DTKV_BATCH_GET, DTKV_BATCH_PUT or DTKV_BATCH_REMOVE).
+        command: i32,
+        /// How many keys the request held.
+        keys: usize,
+        /// How many results the answer held.
+        results: usize,
+    },
     /// No leader could be found for the group: every configured member was asked with
     /// RAFT_QUERY_STATUS and none named a configured member as leader (or the
     /// deadline passed first). Discovery for the group then fails fast for 1 s, as the
@@ -92,6 +102,18 @@ impl fmt::Display for KvError {
             }
             KvError::Net(e) => write!(f, "transport error: {e}"),
             KvError::Malformed(e) => write!(f, "malformed response: {e}"),
+            KvError::ResultCount {
+                command,
+                keys,
+                results,
+            } => {
+                let c = KvCommands::name(*command).unwrap_or("DTKV command");
+                write!(
+                    f,
+                    "{c}: the server answered {results} results for {keys} keys \
+                     (read the keys back to learn what was done)"
+                )
+            }
             KvError::NoLeader { group_id, reason } => {
                 write!(f, "can't find leader of group {group_id}: {reason}")
             }

@@ -15,6 +15,7 @@
 //! | response | [`resp`] | [`KvResp`], [`KvResult`], [`KvNode`] |
 //! | watches | [`watch`] | [`WatchReq`], [`WatchNotifyReq`], [`WatchNotify`], [`WatchNotifyResp`], [`KvStatusResp`] |
 //! | locks | [`lock`] | [`LockPayload`], [`lock_entry_key`] |
+//! | batch writes | [`batch`] | [`BatchResult`]: each key's outcome of a batch put or remove |
 //! | operations | [`ops`] | request builders with the client checks, response interpretation |
 //! | errors | [`error`] | [`KvError`] |
 //! | lock client | [`lock_client`] | [`LockClient`]: a lock's state, requests, answers, pushes, lease |
@@ -27,6 +28,7 @@
 //! received body when it arrived in one piece.
 
 pub mod auto_renewal;
+pub mod batch;
 pub mod codes;
 pub mod error;
 pub mod key;
@@ -39,6 +41,7 @@ pub mod watch;
 pub mod watch_client;
 
 pub use auto_renewal::{AutoRenewalLock, Renewal};
+pub use batch::BatchResult;
 pub use codes::{KvCode, KvCommands};
 pub use error::KvError;
 pub use key::{

@@ -26,6 +26,7 @@ use dt_codec::plain::{PlainFields, PlainValue};
 use dt_codec::{PbCallback, PbError, PbParser};
 use dt_net::{CmdCodes, ReadPacket};
 
+use super::batch::BatchResult;
 use super::codes::{KvCode, KvCommands};
 use super::error::KvError;
 use super::key::{check_key, check_value, MAX_TTL_MILLIS};
@@ -339,6 +340,29 @@ pub fn batch_get_nodes(resp: KvResp) -> Vec<Option<KvNode>> {
     resp.results.into_iter().map(|r| r.node).collect()
 }
 
+/// The answer to batch command `command` (BATCH_GET, BATCH_PUT, BATCH_REMOVE) must hold
+/// one result per key: `keys` asked, else [`KvError::ResultCount`] (a server that
+/// answers for other keys than asked must not be read as answering for these).
+pub fn check_result_count(command: i32, resp: &KvResp, keys: usize) -> Result<(), KvError> {
+    if resp.results.len() == keys {
+        Ok(())
+    } else {
+        Err(KvError::ResultCount {
+            command,
+            keys,
+            results: resp.results.len(),
+        })
+    }
+}
+
+/// BATCH_PUT's or BATCH_REMOVE's answer to a request of `keys` keys: the raft index
+/// and each key's code, checked to be one per key ([`check_result_count`]).
+pub fn batch_write_result(command: i32, resp: KvResp, keys: usize) -> Result<BatchResult, KvError> {
+    check_result_count(command, &resp, keys)?;
+    let codes = resp.results.iter().map(|r| r.biz_code).collect();
+    Ok(BatchResult::new(command, resp.raft_index, codes))
+}
+
 /// LIST's children (each with its `key_in_dir` and node), in insertion order.
 pub fn list_children(resp: KvResp) -> Vec<KvResult> {
     resp.results
@@ -525,5 +549,32 @@ mod tests {
             interpret_index(KvCommands::DTKV_PUT, &bad),
             Err(KvError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_answer_must_hold_one_result_per_key() {
+        let result = |code: KvCode| KvResult {
+            biz_code: code,
+            ..Default::default()
+        };
+        let resp = KvResp {
+            raft_index: 77,
+            results: vec![result(KvCode::Success), result(KvCode::ParentDirNotExists)],
+        };
+        let r = batch_write_result(KvCommands::DTKV_BATCH_PUT, resp.clone(), 2).unwrap();
+        assert_eq!(r.raft_index, 77);
+        assert_eq!(r.codes, vec![KvCode::Success, KvCode::ParentDirNotExists]);
+        assert!(!r.all_succeeded());
+        for keys in [1, 3] {
+            let e =
+                batch_write_result(KvCommands::DTKV_BATCH_REMOVE, resp.clone(), keys).unwrap_err();
+            assert!(matches!(
+                e,
+                KvError::ResultCount { command: KvCommands::DTKV_BATCH_REMOVE, keys: k, results: 2 } if k == keys
+            ));
+            assert!(e.to_string().contains("2 results for"), "{e}");
+        }
+        assert!(check_result_count(KvCommands::DTKV_BATCH_GET, &resp, 2).is_ok());
+        assert!(check_result_count(KvCommands::DTKV_BATCH_GET, &resp, 5).is_err());
     }
 }
