@@ -38,7 +38,7 @@ use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
 use super::lease_share::LeaseShare;
 use super::notify::Notify;
-use super::snapshot_manager::{SavedSnapshot, SnapshotManager};
+use super::snapshot_manager::{SnapshotManager, SnapshotSink, SnapshotSource};
 use super::tail::{TailCache, TailEntry};
 use super::transport::{
     GroupInbox, Inbound, InboundError, RaftTransport, Responder, RpcError, RpcFuture,
@@ -218,9 +218,9 @@ pub(crate) struct Driver<S: StateMachine> {
     install_notify: Notify,
     /// The snapshot being installed (follower).
     install_info: RefCell<Option<SnapshotInfo>>,
-    /// Its data so far, in order: saved as this node's snapshot before the log restarts
-    /// after it (see [`Driver::install_finish`]).
-    install_chunks: RefCell<Vec<Bytes>>,
+    /// Its data streams into this sink as it arrives, to be this node's snapshot
+    /// before the log restarts after it (see [`Driver::install_finish`]).
+    install_sink: RefCell<Option<SnapshotSink>>,
     /// The apply fiber is asked to stop executing (install under way).
     apply_pause: Cell<bool>,
     /// The apply fiber has nothing in flight and waits while paused.
@@ -347,7 +347,7 @@ where
             install_ops: RefCell::new(VecDeque::new()),
             install_notify: Notify::default(),
             install_info: RefCell::new(None),
-            install_chunks: RefCell::new(Vec::new()),
+            install_sink: RefCell::new(None),
             apply_pause: Cell::new(false),
             apply_idle: Cell::new(false),
             apply_idle_notify: Notify::default(),
@@ -521,11 +521,11 @@ impl<S: StateMachine> Driver<S> {
             .borrow_mut()
             .start()
             .map_err(|e| format!("state machine start: {e}"))?;
-        let recovered = match self.snapshots.clone() {
+        let mut recovered = match self.snapshots.clone() {
             Some(mgr) => mgr.load().await?,
             None => None,
         };
-        let (snap_index, snap_term) = match &recovered {
+        let (snap_index, snap_term) = match &mut recovered {
             Some(r) => {
                 self.recover_snapshot(r).await?;
                 (r.info.last_included_index, r.info.last_included_term)
@@ -671,20 +671,24 @@ impl<S: StateMachine> Driver<S> {
     }
 
     /// Feeds a snapshot read from disk to the state machine (storage.md §5.5).
-    async fn recover_snapshot(&self, r: &SavedSnapshot) -> Result<(), String> {
+    async fn recover_snapshot(&self, r: &mut SnapshotSource) -> Result<(), String> {
         let mut offset = 0u64;
-        let n = r.chunks.len();
-        for (i, data) in r.chunks.iter().enumerate() {
-            let c = data;
-            let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
-                info: &r.info,
-                offset,
-                done: false,
-                data,
-            });
-            fut.await
-                .map_err(|e| format!("recovering snapshot chunk {i}/{n}: {e}"))?;
-            offset += c.len() as u64;
+        loop {
+            let batch = r.next_batch().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for data in &batch {
+                let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
+                    info: &r.info,
+                    offset,
+                    done: false,
+                    data,
+                });
+                fut.await
+                    .map_err(|e| format!("recovering the snapshot at byte {offset}: {e}"))?;
+                offset += data.len() as u64;
+            }
         }
         let empty = Bytes::new();
         let fut = self.sm.borrow_mut().install_snapshot(SnapshotChunk {
@@ -2635,8 +2639,13 @@ impl<S: StateMachine> Driver<S> {
             let c = self.core();
             SnapshotInfo::new(index, term, c.member_sets(), index)
         };
-        *self.install_info.borrow_mut() = Some(info);
-        self.install_chunks.borrow_mut().clear();
+        *self.install_info.borrow_mut() = Some(info.clone());
+        // an install begun before (and not finished) is replaced: its partial file goes
+        drop(self.install_sink.borrow_mut().take());
+        if let Some(mgr) = self.snapshots.clone() {
+            let sink = mgr.begin(info).await?;
+            *self.install_sink.borrow_mut() = Some(sink);
+        }
         Ok(())
     }
 
@@ -2662,7 +2671,14 @@ impl<S: StateMachine> Driver<S> {
         fut.await
             .map_err(|e| format!("state machine install: {e}"))?;
         if self.snapshots.is_some() && !data.is_empty() {
-            self.install_chunks.borrow_mut().push(data);
+            // taken out while written (install requests are handled one at a time)
+            let mut sink = self
+                .install_sink
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| "the install's snapshot file failed earlier".to_string())?;
+            sink.write(data).await?;
+            *self.install_sink.borrow_mut() = Some(sink);
         }
         Ok(())
     }
@@ -2686,15 +2702,18 @@ impl<S: StateMachine> Driver<S> {
         next_write_pos: u64,
     ) -> Result<(), String> {
         self.install_chunk(req, true).await?;
-        let chunks = std::mem::take(&mut *self.install_chunks.borrow_mut());
-        let info = self.install_info.borrow().clone();
+        let sink = self.install_sink.borrow_mut().take();
+        if self.snapshots.is_some() && sink.is_none() {
+            // never restart the log without the installed state on disk
+            return Err("the install's snapshot file failed earlier".into());
+        }
         // DELIBERATE BUG (feature sim-bugs, simulation self-test only): the log restarts
         // first and the snapshot is saved later, by the save fiber.
         #[cfg(feature = "sim-bugs")]
-        let info =
-            info.filter(|_| !crate::sim::bugs::is_active(crate::sim::bugs::Bug::SaveAfterInstall));
-        if let (Some(mgr), Some(info)) = (self.snapshots.clone(), info) {
-            self.store_snapshot(&mgr, info, chunks)
+        let sink =
+            sink.filter(|_| !crate::sim::bugs::is_active(crate::sim::bugs::Bug::SaveAfterInstall));
+        if let Some(sink) = sink {
+            self.store_snapshot(sink)
                 .await
                 .map_err(|e| format!("saving the installed snapshot: {e}"))?;
         }
@@ -2763,21 +2782,16 @@ impl<S: StateMachine> Driver<S> {
         r
     }
 
-    /// Writes a snapshot to the store, one write at a time (a write under way ends
-    /// first; it never waits for the apply fiber, so an install may wait for it), and
-    /// moves `last_saved` up to it. Returns the oldest snapshot index kept.
-    async fn store_snapshot(
-        &self,
-        mgr: &SnapshotManager,
-        info: SnapshotInfo,
-        chunks: Vec<Bytes>,
-    ) -> Result<Index, String> {
+    /// Finishes a snapshot written through `sink`, one finish at a time (a finish
+    /// under way ends first; it never waits for the apply fiber, so an install may wait
+    /// for it), and moves `last_saved` up to it. Returns the oldest snapshot index kept.
+    async fn store_snapshot(&self, sink: SnapshotSink) -> Result<Index, String> {
         while self.storing.get() {
             self.store_done.notified().await;
         }
-        let index = info.last_included_index;
+        let index = sink.info().last_included_index;
         self.storing.set(true);
-        let stored = mgr.store(info, chunks).await;
+        let stored = sink.finish().await;
         self.storing.set(false);
         self.store_done.notify();
         let oldest = stored?;
@@ -2794,26 +2808,31 @@ impl<S: StateMachine> Driver<S> {
             snap.close();
             return Ok(self.last_saved.get());
         }
-        let mut chunks = Vec::new();
-        let read = loop {
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            match snap.read_next(&mut buf).await {
-                Ok(0) => break Ok(()),
-                Ok(_) => chunks.push(buf.freeze()),
-                Err(e) => break Err(format!("reading the snapshot: {e}")),
-            }
-        };
-        snap.close();
-        read?;
         let Some(mgr) = self.snapshots.clone() else {
+            snap.close();
             return Ok(self.last_saved.get());
         };
+        // streamed: read a chunk, write it (the files take batches), never all at once
+        let copied = async {
+            let mut sink = mgr.begin(info.clone()).await?;
+            loop {
+                let mut buf = BytesMut::with_capacity(64 * 1024);
+                match snap.read_next(&mut buf).await {
+                    Ok(0) => break Ok(sink),
+                    Ok(_) => sink.write(buf.freeze()).await?,
+                    Err(e) => break Err(format!("reading the snapshot: {e}")),
+                }
+            }
+        }
+        .await;
+        snap.close();
+        let sink = copied?;
         // An install began or ended meanwhile: this state is not the node's any more
-        // (the install saves its own).
+        // (the install saves its own); the sink's partial file is dropped.
         if self.install_info.borrow().is_some() || self.installs_done.get() != installs {
             return Ok(self.last_saved.get());
         }
-        let oldest = self.store_snapshot(&mgr, info.clone(), chunks).await?;
+        let oldest = self.store_snapshot(sink).await?;
         log::info!(
             "raft group {}: snapshot saved at {index} (term {})",
             self.cfg.group_id,

@@ -3,6 +3,11 @@
 //! in the status-file format. A snapshot counts only once its `.idx` exists: the data
 //! file is fsynced first, then the idx file is written atomically.
 //!
+//! A snapshot being written streams into `<yyyyMMdd_HHmmss>.<n>.data.tmp`; it takes its
+//! id, and its final name, when it is finished ([`SnapshotWriter::finish`]). Writers can
+//! therefore stream side by side (a save and an install); only their finishes must not
+//! run at once, since each takes the next id after the newest snapshot.
+//!
 //! Differences from the reference, keeping the format: snapshots are ordered by their
 //! numeric id (the reference sorts by file name, so id 10 sorted before id 9 within one
 //! second); the time in the name is UTC (std has no time-zone database).
@@ -246,12 +251,13 @@ impl SnapshotReader {
 }
 
 /// Writes a new snapshot: stream bytes in with [`SnapshotWriter::write`], then
-/// [`SnapshotWriter::finish`]. Dropping it unfinished deletes the partial files.
+/// [`SnapshotWriter::finish`]. Dropping it unfinished deletes the partial file.
 pub struct SnapshotWriter {
     dir: PathBuf,
-    id: u64,
-    base: String,
-    data_path: PathBuf,
+    /// `<yyyyMMdd_HHmmss>` of the start: the final name is `<time>_<id>`.
+    time: String,
+    /// The partial data file (`<time>.<n>.data.tmp`) until finished.
+    tmp_path: PathBuf,
     out: Option<BufWriter<File>>,
     stride: usize,
     block: Vec<u8>,
@@ -286,34 +292,46 @@ impl SnapshotWriter {
             .write_all(&lb)
             .and_then(|_| out.write_all(&self.block))
             .and_then(|_| out.write_all(&crc.to_be_bytes()));
-        r.map_err(|e| StoreError::io("write", &self.data_path, e))?;
+        r.map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
         self.block.clear();
         Ok(())
     }
 
-    /// Completes the data file (fsync with metadata), then writes the idx file
-    /// atomically. `meta.buffer_size`, `next_snapshot_id` and the times are filled in.
+    /// Completes the data file (fsync with metadata), gives it the next id after the
+    /// newest snapshot and its final name, then writes the idx file atomically.
+    /// `meta.buffer_size`, `next_snapshot_id` and the times are filled in. Two
+    /// finishes in one directory must not run at once (they would take the same id).
     pub fn finish(mut self, mut meta: SnapshotMeta) -> StoreResult<SnapshotInfo> {
         self.flush_block()?;
         let out = self.out.take().expect("open");
         let file = out
             .into_inner()
-            .map_err(|e| StoreError::io("write", &self.data_path, e.into_error()))?;
+            .map_err(|e| StoreError::io("write", &self.tmp_path, e.into_error()))?;
         if self.sync {
             file.sync_all()
-                .map_err(|e| StoreError::io("fsync", &self.data_path, e))?;
+                .map_err(|e| StoreError::io("fsync", &self.tmp_path, e))?;
         }
+        drop(file);
+        let id = next_id(&SnapshotDir::new(&self.dir, self.sync))?;
+        let base = format!("{}_{id}", self.time);
+        let data_path = self.dir.join(format!("{base}.data"));
+        fs::rename(&self.tmp_path, &data_path)
+            .map_err(|e| StoreError::io("rename", &self.tmp_path, e))?;
+        self.done = true;
         meta.buffer_size = self.stride;
-        meta.next_snapshot_id = self.id + 1;
+        meta.next_snapshot_id = id + 1;
         meta.save_start_time = self.start_time.clone();
         meta.save_end_time = format_time(SystemTime::now(), true);
-        let idx_path = self.dir.join(format!("{}.idx", self.base));
-        StatusFile::save(&idx_path, &meta.to_props(), self.sync)?;
-        self.done = true;
+        let idx_path = self.dir.join(format!("{base}.idx"));
+        // the idx file's atomic save syncs the directory, the rename with it
+        if let Err(e) = StatusFile::save(&idx_path, &meta.to_props(), self.sync) {
+            let _ = fs::remove_file(&data_path);
+            return Err(e);
+        }
         Ok(SnapshotInfo {
-            id: self.id,
+            id,
             idx_path,
-            data_path: self.data_path.clone(),
+            data_path,
             meta,
         })
     }
@@ -323,11 +341,22 @@ impl Drop for SnapshotWriter {
     fn drop(&mut self) {
         if !self.done {
             self.out = None;
-            let _ = fs::remove_file(&self.data_path);
-            let _ = fs::remove_file(self.dir.join(format!("{}.idx", self.base)));
+            let _ = fs::remove_file(&self.tmp_path);
         }
     }
 }
+
+/// The id a snapshot finished now takes: the one after the newest snapshot's (or its
+/// recorded `nextSnapshotId`), 1 in an empty directory.
+fn next_id(d: &SnapshotDir) -> StoreResult<u64> {
+    Ok(d.list()?
+        .last()
+        .map(|s| s.meta.next_snapshot_id.max(s.id + 1))
+        .unwrap_or(1))
+}
+
+/// Tells apart the partial files of writers started in the same second.
+static PARTIAL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The `snapshot/` directory of a group.
 pub struct SnapshotDir {
@@ -370,7 +399,7 @@ impl SnapshotDir {
                     fs::remove_file(&p).map_err(|e| StoreError::io("delete", &p, e))?;
                     changed = true;
                 }
-            } else if n.ends_with(".idx.tmp") {
+            } else if n.ends_with(".idx.tmp") || n.ends_with(".data.tmp") {
                 fs::remove_file(&p).map_err(|e| StoreError::io("delete", &p, e))?;
                 changed = true;
             } else if let Some(stem) = n.strip_suffix(".idx") {
@@ -445,8 +474,8 @@ impl SnapshotDir {
         Ok(None)
     }
 
-    /// Starts a new snapshot with the next id after the newest one and block stride
-    /// `buffer_size` (a power of two ≥ 16).
+    /// Starts a new snapshot with block stride `buffer_size` (a power of two ≥ 16); it
+    /// takes its id when finished.
     pub fn create(&self, buffer_size: usize) -> StoreResult<SnapshotWriter> {
         if !buffer_size.is_power_of_two() || buffer_size < 16 {
             return Err(StoreError::InvalidArgument(format!(
@@ -454,24 +483,22 @@ impl SnapshotDir {
             )));
         }
         fs::create_dir_all(&self.dir).map_err(|e| StoreError::io("create dir", &self.dir, e))?;
-        let id = self
-            .list()?
-            .last()
-            .map(|s| s.meta.next_snapshot_id.max(s.id + 1))
-            .unwrap_or(1);
         let now = SystemTime::now();
-        let base = format!("{}_{id}", format_time(now, false));
-        let data_path = self.dir.join(format!("{base}.data"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&data_path)
-            .map_err(|e| StoreError::io("create", &data_path, e))?;
+        let time = format_time(now, false);
+        let (file, tmp_path) = loop {
+            let n = PARTIAL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = self.dir.join(format!("{time}.{n}.data.tmp"));
+            match OpenOptions::new().write(true).create_new(true).open(&p) {
+                Ok(f) => break (f, p),
+                // left by an earlier process (init removes such files)
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(StoreError::io("create", &p, e)),
+            }
+        };
         Ok(SnapshotWriter {
             dir: self.dir.clone(),
-            id,
-            base,
-            data_path,
+            time,
+            tmp_path,
             out: Some(BufWriter::with_capacity(buffer_size, file)),
             stride: buffer_size,
             block: Vec::with_capacity(buffer_size - 8),
@@ -628,9 +655,54 @@ mod tests {
         fs::write(d.path().join("20200101_000000_7.idx"), b"").unwrap();
         fs::write(d.path().join("20200101_000000_7.data"), b"x").unwrap();
         fs::write(d.path().join("20200101_000000_8.data"), b"x").unwrap();
+        fs::write(d.path().join("20200101_000000.3.data.tmp"), b"x").unwrap();
         let l = sd.init().unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn writers_stream_side_by_side_and_take_ids_when_finished() {
+        let d = tempfile::tempdir().unwrap();
+        let sd = SnapshotDir::new(d.path(), true);
+        let mut a = sd.create(64).unwrap();
+        let mut b = sd.create(64).unwrap();
+        let mut c = sd.create(64).unwrap();
+        a.write(b"first started").unwrap();
+        b.write(b"second started").unwrap();
+        c.write(b"abandoned").unwrap();
+        // nothing is a snapshot before it is finished
+        assert!(sd.list().unwrap().is_empty());
+        let names = |d: &Path| {
+            let mut n: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(d.path()).len(), 3);
+        assert!(names(d.path()).iter().all(|n| n.ends_with(".data.tmp")));
+        // the one finished first takes id 1, though started second
+        let fb = b.finish(meta(20)).unwrap();
+        let fa = a.finish(meta(10)).unwrap();
+        assert_eq!((fb.id, fa.id), (1, 2));
+        assert_eq!(fa.meta.next_snapshot_id, 3);
+        assert!(fb.data_path.to_str().unwrap().ends_with("_1.data"));
+        drop(c);
+        let l = sd.list().unwrap();
+        assert_eq!(
+            l.iter()
+                .map(|s| (s.id, s.meta.last_included_index))
+                .collect::<Vec<_>>(),
+            vec![(1, 20), (2, 10)]
+        );
+        let mut r = l[1].open_reader().unwrap();
+        assert_eq!(r.next_chunk().unwrap().unwrap(), b"first started");
+        // the abandoned writer's partial file is gone: two snapshots, two files each
+        let left = names(d.path());
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert!(left.iter().all(|n| !n.ends_with(".tmp")));
     }
 
     #[test]
