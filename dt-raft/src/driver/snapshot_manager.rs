@@ -439,16 +439,15 @@ mod tests {
         }
     }
 
+    /// Every field set, so that reading it back checks each one.
     fn info(index: u64) -> SnapshotInfo {
-        SnapshotInfo {
-            last_included_index: index,
-            last_included_term: 3,
+        let sets = crate::core::MemberSets {
             members: vec![1, 2, 3],
             observers: vec![4],
-            prepared_members: vec![],
-            prepared_observers: vec![],
-            last_config_change_index: 2,
-        }
+            prepared_members: vec![1, 2, 5],
+            prepared_observers: vec![6],
+        };
+        SnapshotInfo::new(index, 3, &sets, 2)
     }
 
     fn pending_bytes(sink: &SnapshotSink) -> usize {
