@@ -4,9 +4,11 @@
 //! file is fsynced first, then the idx file is written atomically.
 //!
 //! A snapshot being written streams into `<yyyyMMdd_HHmmss>.<n>.data.tmp`; it takes its
-//! id, and its final name, when it is finished ([`SnapshotWriter::finish`]). Writers can
-//! therefore stream side by side (a save and an install); only their finishes must not
-//! run at once, since each takes the next id after the newest snapshot.
+//! id, and its final name (with the time it is finished), when it is finished
+//! ([`SnapshotWriter::finish`]). Writers can therefore stream side by side (a save and an
+//! install); only their finishes must not run at once, since each takes the next id after
+//! the newest snapshot. Names then sort as ids do (but within one second), which is the
+//! order the reference reads them in.
 //!
 //! Differences from the reference, keeping the format: snapshots are ordered by their
 //! numeric id (the reference sorts by file name, so id 10 sorted before id 9 within one
@@ -254,8 +256,6 @@ impl SnapshotReader {
 /// [`SnapshotWriter::finish`]. Dropping it unfinished deletes the partial file.
 pub struct SnapshotWriter {
     dir: PathBuf,
-    /// `<yyyyMMdd_HHmmss>` of the start: the final name is `<time>_<id>`.
-    time: String,
     /// The partial data file (`<time>.<n>.data.tmp`) until finished.
     tmp_path: PathBuf,
     out: Option<BufWriter<File>>,
@@ -313,7 +313,7 @@ impl SnapshotWriter {
         }
         drop(file);
         let id = next_id(&SnapshotDir::new(&self.dir, self.sync))?;
-        let base = format!("{}_{id}", self.time);
+        let base = format!("{}_{id}", format_time(SystemTime::now(), false));
         let data_path = self.dir.join(format!("{base}.data"));
         fs::rename(&self.tmp_path, &data_path)
             .map_err(|e| StoreError::io("rename", &self.tmp_path, e))?;
@@ -497,7 +497,6 @@ impl SnapshotDir {
         };
         Ok(SnapshotWriter {
             dir: self.dir.clone(),
-            time,
             tmp_path,
             out: Some(BufWriter::with_capacity(buffer_size, file)),
             stride: buffer_size,
