@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use dt_client::kv::{ops, KvBody, KvCode, KvCommands, KvError, KvReq};
+use dt_client::kv::{ops, BatchResult, KvBody, KvCode, KvCommands, KvError, KvReq, KvResp};
 use dt_client::raft::{QueryStatus, RaftNode};
 use dt_client::{KvClient, KvClientConfig};
 use dt_net::{
@@ -151,11 +151,15 @@ fn kv_basic_replays_through_the_networked_client() {
             KvCommands::DTKV_REMOVE => kv.remove(g, k).map(|_| ()),
             KvCommands::DTKV_MKDIR => kv.mkdir(g, k).map(|_| ()),
             KvCommands::DTKV_LIST => kv.list(g, k).map(|_| ()),
-            KvCommands::DTKV_BATCH_GET => kv.batch_get(g, m.keys.clone()).map(|_| ()),
+            KvCommands::DTKV_BATCH_GET => kv.batch_get(g, m.keys.clone()).map(|nodes| {
+                assert_eq!(nodes.len(), m.keys.len(), "one node per key");
+            }),
             KvCommands::DTKV_BATCH_PUT => kv
                 .batch_put(g, m.keys.clone(), m.values.clone())
-                .map(|_| ()),
-            KvCommands::DTKV_BATCH_REMOVE => kv.batch_remove(g, m.keys.clone()).map(|_| ()),
+                .map(|done| check_batch(&done, r)),
+            KvCommands::DTKV_BATCH_REMOVE => kv
+                .batch_remove(g, m.keys.clone())
+                .map(|done| check_batch(&done, r)),
             KvCommands::DTKV_CAS => {
                 let done = kv.compare_and_set(g, k, m.expect_value.clone(), v);
                 if let Ok(d) = &done {
@@ -184,6 +188,15 @@ fn kv_basic_replays_through_the_networked_client() {
     assert_eq!(mismatches.lock().unwrap().as_slice(), &[] as &[String]);
     kv.stop(Duration::from_secs(1));
     server.stop(Duration::from_secs(1));
+}
+
+/// A batch write's result as the client reports it: the reference server's raft index
+/// and its per-key codes, in order.
+fn check_batch(done: &BatchResult, recorded: &ReadPacket) {
+    let resp = KvResp::decode(&recorded.body).unwrap();
+    assert_eq!(done.raft_index, resp.raft_index);
+    let codes: Vec<KvCode> = resp.results.iter().map(|r| r.biz_code).collect();
+    assert_eq!(done.codes, codes);
 }
 
 /// The recorded frames of a multi-connection session: per connection, the (request,
