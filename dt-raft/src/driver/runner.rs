@@ -241,9 +241,9 @@ pub(crate) struct Driver<S: StateMachine> {
     last_saved: Cell<Index>,
     /// A save is under way.
     saving: Cell<bool>,
-    /// A snapshot is being written to the snapshot store (a save's last step, or an
-    /// install's save); `store_done` wakes the install waiting for it. Two writes at
-    /// once could take the same snapshot id.
+    /// A snapshot is being finished in the snapshot store (a save's or an install's
+    /// last step); `store_done` wakes the one waiting for it. Two finishes at once
+    /// could take the same snapshot id.
     storing: Cell<bool>,
     store_done: Notify,
     /// Installs finished so far: a save whose snapshot was taken before one is stale.

@@ -231,14 +231,10 @@ impl SnapshotSink {
             .take()
             .ok_or_else(|| "the snapshot file failed earlier".to_string())?;
         let back = off_thread("dt-snapshot-write", move || {
-            for c in &chunks {
-                w.write(c)?;
-            }
-            Ok(w)
+            write_chunks(&mut w, &chunks).map(|()| w)
         })
         .await
-        .ok_or_else(|| "snapshot write panicked".to_string())?
-        .map_err(|e: crate::store::StoreError| format!("writing a snapshot file: {e}"))?;
+        .ok_or_else(|| "snapshot write panicked".to_string())??;
         *writer = Some(back);
         Ok(())
     }
@@ -371,10 +367,7 @@ impl SnapshotFiles {
         pending: &[Bytes],
         info: &SnapshotInfo,
     ) -> Result<u64, String> {
-        for c in pending {
-            w.write(c)
-                .map_err(|e| format!("writing a snapshot file: {e}"))?;
-        }
+        write_chunks(&mut w, pending)?;
         let meta = SnapshotMeta {
             last_included_index: info.last_included_index,
             last_included_term: info.last_included_term,
@@ -393,6 +386,14 @@ impl SnapshotFiles {
             .map_err(|e| format!("deleting old snapshots: {e}"))?;
         Ok(oldest.unwrap_or(info.last_included_index))
     }
+}
+
+/// Appends `chunks` to a snapshot file being written (blocking).
+fn write_chunks(w: &mut SnapshotWriter, chunks: &[Bytes]) -> Result<(), String> {
+    chunks
+        .iter()
+        .try_for_each(|c| w.write(c))
+        .map_err(|e| format!("writing a snapshot file: {e}"))
 }
 
 /// Runs blocking `f` on a new thread and resolves with its result (`None` if it
