@@ -319,7 +319,7 @@ impl SnapshotWriter {
             .map_err(|e| StoreError::io("rename", &self.tmp_path, e))?;
         self.done = true;
         meta.buffer_size = self.stride;
-        meta.next_snapshot_id = id + 1;
+        meta.next_snapshot_id = id.saturating_add(1);
         meta.save_start_time = self.start_time.clone();
         meta.save_end_time = format_time(SystemTime::now(), true);
         let idx_path = self.dir.join(format!("{base}.idx"));
@@ -347,12 +347,23 @@ impl Drop for SnapshotWriter {
 }
 
 /// The id a snapshot finished now takes: the one after the newest snapshot's (or its
-/// recorded `nextSnapshotId`), 1 in an empty directory.
+/// recorded `nextSnapshotId`), 1 in an empty directory. Ids read from the disk at the
+/// top of the range leave none: a corrupt-store error, not an overflow.
 fn next_id(d: &SnapshotDir) -> StoreResult<u64> {
-    Ok(d.list()?
-        .last()
-        .map(|s| s.meta.next_snapshot_id.max(s.id + 1))
-        .unwrap_or(1))
+    let Some(s) = d.list()?.pop() else {
+        return Ok(1);
+    };
+    match s.id.checked_add(1) {
+        Some(after) if s.meta.next_snapshot_id < u64::MAX => Ok(s.meta.next_snapshot_id.max(after)),
+        _ => Err(StoreError::corrupt(
+            &s.idx_path,
+            0,
+            format!(
+                "snapshot id {} / nextSnapshotId {} leave no id for a new snapshot",
+                s.id, s.meta.next_snapshot_id
+            ),
+        )),
+    }
 }
 
 /// Tells apart the partial files of writers started in the same second.
@@ -702,6 +713,20 @@ mod tests {
         let left = names(d.path());
         assert_eq!(left.len(), 4, "{left:?}");
         assert!(left.iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn an_id_at_the_top_of_the_range_is_an_error_not_an_overflow() {
+        let d = tempfile::tempdir().unwrap();
+        let sd = SnapshotDir::new(d.path(), false);
+        let w = sd.create(64).unwrap();
+        let info = w.finish(meta(1)).unwrap();
+        let top = format!("20200101_000000_{}", u64::MAX);
+        fs::rename(&info.data_path, d.path().join(format!("{top}.data"))).unwrap();
+        fs::rename(&info.idx_path, d.path().join(format!("{top}.idx"))).unwrap();
+        let w = sd.create(64).unwrap();
+        assert!(matches!(w.finish(meta(2)), Err(StoreError::Corrupt { .. })));
+        assert_eq!(sd.list().unwrap().len(), 1, "nothing new was named");
     }
 
     #[test]
