@@ -29,6 +29,12 @@
 //! requests of all servers since start, the group-commit rounds that served them, and
 //! the `syncfs` and `fdatasync` calls those made (`--batch-fsync false`: all zero, each
 //! append fsyncs its own files).
+//! On Linux, `CPU process_user_pct=<u> process_sys_pct=<s> machine_busy_pct=<b>
+//! machine_kernel_pct=<k>` over the measured seconds: the process's user and system CPU
+//! (percent of one core), and how busy the whole machine was and how much of it in the
+//! kernel (percent of all cores; `/proc/stat`). The kernel work the logs cause outside
+//! the process, the page cache's writeback workers for one, shows only in the machine's
+//! figures.
 //! Last, on Linux, `MEMORY rss_mib=<x> peak_rss_mib=<y>`: the process's resident set at
 //! the end of the run and its peak (all nodes' groups, caches and network buffers).
 //!
@@ -42,7 +48,7 @@
 //! cluster prints `raft_bench: <cause>` on stderr and exits with status 1.
 
 #[path = "support/mod.rs"]
-mod support;
+pub mod support;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -383,6 +389,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let body = Bytes::from(vec![b'x'; args.body_size as usize]);
     let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
     let allocs0 = counting_alloc::allocations();
+    let cpu0 = (support::process_cpu_split(), support::machine_ticks());
     let start = Instant::now();
     let done = Arc::new(Done {
         start,
@@ -407,8 +414,20 @@ pub fn run(args: &Args) -> Result<(), String> {
             report(&stats, &mut sec, &mut next_report);
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let wall = start.elapsed();
+    let elapsed = wall.as_secs_f64();
     let allocs = counting_alloc::allocations() - allocs0;
+    let cpu = match (
+        cpu0,
+        (support::process_cpu_split(), support::machine_ticks()),
+    ) {
+        ((Some(p0), Some(m0)), (Some(p1), Some(m1))) => Some(support::cpu_line(
+            wall,
+            (p1.0.saturating_sub(p0.0), p1.1.saturating_sub(p0.1)),
+            (m0, m1),
+        )),
+        _ => None,
+    };
     let committed = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len() - ok0;
     // Let the writes in flight finish (they count in the latencies, not the rate).
     let drain_end = Instant::now() + Duration::from_secs(10);
@@ -460,6 +479,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         "FSYNC requests={} rounds={} syncfs={} fdatasync={}",
         fs.requests, fs.rounds, fs.syncfs_calls, fs.fdatasync_calls
     );
+    if let Some(line) = cpu {
+        println!("{line}");
+    }
     if let Some((rss, peak)) = support::resident_kib() {
         println!(
             "MEMORY rss_mib={:.1} peak_rss_mib={:.1}",

@@ -114,3 +114,53 @@ fn a_completion_wakes_the_waiting_submitter() {
         t0.elapsed()
     );
 }
+
+/// The CPU line's figures come from `/proc/<pid>/stat` and `/proc/stat` as the kernel
+/// writes them: the process's ticks after its (possibly spaced) name, the machine's
+/// busy, kernel and total ticks from the `cpu` line.
+#[test]
+fn cpu_accounting_reads_the_kernels_counters() {
+    use raft_bench::support::{cpu_line, parse_machine_ticks, parse_process_ticks, MachineTicks};
+    use std::time::Duration;
+
+    let stat = "4242 (raft bench (x)) S 1 4242 4242 0 -1 4194560 500 0 0 0 \
+                731 265 0 0 20 0 75 0 100 0 0";
+    assert_eq!(parse_process_ticks(stat), Some((731, 265)));
+    assert_eq!(parse_process_ticks("4242 (short) S 1"), None);
+    assert_eq!(parse_process_ticks("garbage"), None);
+
+    let proc_stat = "cpu  100 5 40 800 20 3 7 25 0 0\ncpu0 50 2 20 400 10 1 3 12 0 0\nintr 1\n";
+    let m = parse_machine_ticks(proc_stat).unwrap();
+    assert_eq!(
+        m,
+        MachineTicks {
+            total: 1000,
+            busy: 180,
+            kernel: 50
+        }
+    );
+    assert_eq!(parse_machine_ticks("cpu 1 2 x 4 5 6 7 8\n"), None);
+    assert_eq!(parse_machine_ticks("cpu0 1 2 3 4 5 6 7 8\n"), None);
+
+    // 2 s of wall time: 1.5 s user and 0.5 s system of the process; the machine went
+    // from `m` to 400 ticks later, 300 of them busy, 100 in the kernel.
+    let m1 = MachineTicks {
+        total: m.total + 400,
+        busy: m.busy + 300,
+        kernel: m.kernel + 100,
+    };
+    assert_eq!(
+        cpu_line(
+            Duration::from_secs(2),
+            (Duration::from_millis(1500), Duration::from_millis(500)),
+            (m, m1)
+        ),
+        "CPU process_user_pct=75.0 process_sys_pct=25.0 machine_busy_pct=75.0 machine_kernel_pct=25.0"
+    );
+    // The live counters parse on Linux.
+    if cfg!(target_os = "linux") {
+        assert!(raft_bench::support::process_cpu_split().is_some());
+        let now = raft_bench::support::machine_ticks().unwrap();
+        assert!(now.busy <= now.total && now.kernel <= now.busy);
+    }
+}

@@ -44,17 +44,95 @@ pub fn resident_kib() -> Option<(u64, u64)> {
 /// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
 /// rate in the auxiliary vector (Linux; `None` elsewhere).
 pub fn process_cpu() -> Option<Duration> {
+    process_cpu_split().map(|(user, system)| user + system)
+}
+
+/// CPU time of this process, user and system apart (see [`process_cpu`]).
+pub fn process_cpu_split() -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (user, system) = parse_process_ticks(&stat)?;
+    let hz = clock_ticks_per_second();
+    let d = |t: u64| Duration::from_nanos(t.saturating_mul(1_000_000_000) / hz);
+    Some((d(user), d(system)))
+}
+
+/// The user and system ticks (fields 14 and 15) of a `/proc/<pid>/stat` line.
+pub fn parse_process_ticks(stat: &str) -> Option<(u64, u64)> {
     // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let auxv = std::fs::read("/proc/self/auxv").ok()?;
-    let hz = auxv
-        .chunks_exact(16)
-        .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
-        .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
+}
+
+/// The clock tick rate (`AT_CLKTCK` of the auxiliary vector; 100 when unknown).
+fn clock_ticks_per_second() -> u64 {
+    std::fs::read("/proc/self/auxv")
+        .ok()
+        .and_then(|auxv| {
+            auxv.chunks_exact(16)
+                .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
+                .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
+        })
         .filter(|h| *h > 0)
-        .unwrap_or(100);
-    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+        .unwrap_or(100)
+}
+
+/// The whole machine's CPU ticks so far (all cores), from the `cpu` line of `/proc/stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Every tick counted (busy, idle and waiting for IO; guest time is already in user).
+    pub total: u64,
+    /// Ticks neither idle nor waiting for IO.
+    pub busy: u64,
+    /// Ticks in the kernel: system, hard and soft interrupts (kernel threads such as
+    /// the page-cache writeback workers count here, whoever caused their work).
+    pub kernel: u64,
+}
+
+/// The machine's CPU ticks now (Linux; `None` elsewhere).
+pub fn machine_ticks() -> Option<MachineTicks> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// [`MachineTicks`] from the text of `/proc/stat` (its first line: `cpu user nice
+/// system idle iowait irq softirq steal ...`).
+pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = v[..] else {
+        return None;
+    };
+    let kernel = system + irq + softirq;
+    let busy = user + nice + kernel + steal;
+    Some(MachineTicks {
+        total: busy + idle + iowait,
+        busy,
+        kernel,
+    })
+}
+
+/// The `CPU ...` line of a bench over `wall` seconds: the process's user and system CPU
+/// as percentages of one core, and the machine's busy and kernel shares of all its cores
+/// (the kernel work a process causes but does not run itself, such as writeback, shows
+/// only in the machine's share).
+pub fn cpu_line(
+    wall: Duration,
+    process: (Duration, Duration),
+    machine: (MachineTicks, MachineTicks),
+) -> String {
+    let wall = wall.as_secs_f64().max(1e-9);
+    let (m0, m1) = machine;
+    let total = m1.total.saturating_sub(m0.total).max(1) as f64;
+    format!(
+        "CPU process_user_pct={:.1} process_sys_pct={:.1} machine_busy_pct={:.1} machine_kernel_pct={:.1}",
+        process.0.as_secs_f64() * 100.0 / wall,
+        process.1.as_secs_f64() * 100.0 / wall,
+        m1.busy.saturating_sub(m0.busy) as f64 * 100.0 / total,
+        m1.kernel.saturating_sub(m0.kernel) as f64 * 100.0 / total,
+    )
 }
