@@ -34,7 +34,7 @@ fn three_nodes_all_faults_fixed_seeds_are_clean() {
     for seed in 1..=seeds(400, 120) {
         let r = run_seed(&c, seed);
         fast += r.stats.published_lease_reads;
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         assert!(r.ops > 100, "the workload ran: {r}");
         // clients back off after a refusal: without it, refused clients retried at
         // once and a seed counted 4,000 to 6,000 failed operations; now at most ~400
@@ -55,7 +55,7 @@ fn five_nodes_all_faults_fixed_seeds_are_clean() {
     let c = cfg(5);
     for seed in 1..=seeds(100, 30) {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -87,7 +87,7 @@ fn found_at(bug: Bug, c: SimConfig, seed: u64) {
     );
     c.bug = None;
     let r = run_seed(&c, seed);
-    assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+    r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Scans seeds `1..=max` with `bug` on and returns the first failing one.
@@ -121,7 +121,7 @@ fn installs_snapshots_and_log_deletions_happen_under_faults() {
     let (mut installs, mut saves, mut deletions, mut in_snapshot, mut lost) = (0, 0, 0, 0, 0);
     for seed in 1..=10 {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         let s = r.stats;
         if s.installs > 0 && first_install.is_none() {
             first_install = Some(seed);
@@ -171,7 +171,7 @@ fn regression_seeds_of_the_snapshot_bugs_are_clean() {
     let c = cfg(3);
     for seed in [7, 30, 421, 282, 804430] {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -279,7 +279,7 @@ fn membership_changes_under_faults_fixed_seeds_are_clean() {
     let (mut prepares, mut commits, mut aborts, mut ok) = (0, 0, 0, 0);
     for seed in 1..=seeds(400, 200) {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         prepares += r.stats.config_prepares;
         commits += r.stats.config_commits;
         aborts += r.stats.config_aborts;
@@ -298,7 +298,7 @@ fn membership_changes_five_nodes_fixed_seeds_are_clean() {
     let c = members_cfg(5);
     for seed in 1..=seeds(100, 40) {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -332,7 +332,7 @@ fn membership_changes_same_seed_same_history() {
 fn regression_seeds_of_the_membership_bugs_are_clean() {
     for (nodes, seed) in [(3, 3334), (3, 5392), (5, 10092)] {
         let r = run_seed(&members_cfg(nodes), seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -355,7 +355,7 @@ fn regression_seeds_of_the_membership_bugs_are_clean() {
 fn regression_seeds_of_the_membership_stalls_end_with_a_ready_leader() {
     for seed in [74, 55, 17, 37] {
         let r = run_seed(&members_cfg(3), seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
     }
 }
@@ -369,7 +369,7 @@ fn regression_seeds_of_the_membership_stalls_end_with_a_ready_leader() {
 fn regression_seeds_stuck_installing_end_with_a_ready_leader() {
     for (c, seed) in [(cfg(3), 181), (members_cfg(3), 3), (members_cfg(3), 34)] {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
         assert_eq!(r.stats.stuck_installing, 0, "seed {seed}");
     }
@@ -427,7 +427,7 @@ fn regression_seeds_of_the_liveness_stalls_end_with_a_ready_leader() {
     ];
     for (c, seed) in seeds {
         let r = run_seed(&c, seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.stats.stalled, 0, "seed {seed}: {:?}", r.stall);
     }
 }
@@ -440,7 +440,7 @@ fn restarts_with_an_empty_log_after_an_install_happen_and_leave_no_stall() {
     let (mut empty, mut stalled) = (0, 0);
     for seed in 1..=seeds(200, 60) {
         let r = run_seed(&cfg(3), seed);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         empty += r.stats.empty_logs_after_install;
         stalled += r.stats.stalled;
         assert_eq!(r.stats.stuck_installing, 0, "seed {seed}: {:?}", r.stall);

@@ -43,7 +43,7 @@ fn dtkv_three_nodes_all_faults_fixed_seeds_are_clean() {
     let (mut ahead, mut notified, mut watch_checks) = (0, 0, 0);
     for seed in 1..=seeds(400, 100) {
         let r = run_dtkv_seed(&c, seed, None);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         assert!(r.ops > 100, "the workload ran: {r}");
         ops += r.ops;
         expired += stat(&r, "expired");
@@ -81,7 +81,7 @@ fn dtkv_five_nodes_all_faults_fixed_seeds_are_clean() {
     let c = cfg(5);
     for seed in 1..=seeds(100, 25) {
         let r = run_dtkv_seed(&c, seed, None);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -98,7 +98,7 @@ fn dtkv_replayed_grant_under_a_newer_ttl_is_clean() {
     let mut shown = 0;
     for seed in [264, 790, 936, 1049, 1247] {
         let r = run_dtkv_seed(&cfg(3), seed, None);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         shown += stat(&r, "tokens_ahead");
     }
     assert!(
@@ -138,7 +138,7 @@ mod bugs {
             .find(|s| !run_dtkv_seed(&c, *s, Some(bug)).violations.is_empty())
             .unwrap_or_else(|| panic!("{} not found in {max} seeds", bug.name()));
         let r = run_dtkv_seed(&c, seed, None);
-        assert!(r.violations.is_empty(), "{r}\n{:#?}", r.violations);
+        r.fully_checked().unwrap_or_else(|e| panic!("{e}"));
         seed
     }
 

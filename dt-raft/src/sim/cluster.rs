@@ -171,6 +171,26 @@ pub struct SeedReport {
     pub stall: Option<String>,
 }
 
+impl SeedReport {
+    /// `Ok` when the run is clean and proven so: no violation, and the checker decided
+    /// every key (a key it gave up on, past its step budget, was not checked at all).
+    /// The fixed seeds of the test suites require both; the `sim` program counts an
+    /// undecided seed as clean with a note.
+    pub fn fully_checked(&self) -> Result<(), String> {
+        if !self.violations.is_empty() {
+            return Err(format!("{self}\n{:#?}", self.violations));
+        }
+        if self.check_unknown {
+            return Err(format!(
+                "{self}: the linearizability checker gave up on a key (its step budget), so the \
+                 run proves nothing about it: shorten the seed's workload or raise \
+                 CheckConfig::max_steps_per_key"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Counters of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunStats {
@@ -288,6 +308,20 @@ mod tests {
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert!(r.ok > 50, "{r}");
         assert!(r.stats.commit > 20, "{r}");
+    }
+
+    /// A seed is proven clean only without violations and with every key decided.
+    #[test]
+    fn a_key_the_checker_gave_up_on_is_not_a_clean_run() {
+        let mut r = run_seed(&short(Faults::default()), 1);
+        assert_eq!(r.fully_checked(), Ok(()));
+        r.check_unknown = true;
+        let e = r.fully_checked().unwrap_err();
+        assert!(e.contains("gave up on a key"), "{e}");
+        r.check_unknown = false;
+        r.violations.push("read saw a value never written".into());
+        let e = r.fully_checked().unwrap_err();
+        assert!(e.contains("read saw a value never written"), "{e}");
     }
 
     #[test]
