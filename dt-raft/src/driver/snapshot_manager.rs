@@ -415,30 +415,8 @@ pub(crate) async fn off_thread<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::Future;
-    use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake};
+    use crate::raft_log::block_on;
     use std::time::{Duration, Instant};
-
-    /// Runs `f` on this thread, parking while it waits for a file thread.
-    fn block_on<F: Future>(f: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark()
-            }
-        }
-        let waker = Arc::new(Unpark(std::thread::current())).into();
-        let mut cx = Context::from_waker(&waker);
-        let mut f = pin!(f);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-            std::thread::park_timeout(Duration::from_millis(10));
-        }
-    }
 
     /// Every field set, so that reading it back checks each one.
     fn info(index: u64) -> SnapshotInfo {
