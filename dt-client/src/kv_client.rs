@@ -20,7 +20,7 @@ use bytes::Bytes;
 use dt_codec::encode;
 
 use crate::future::{kv_channel, KvFuture};
-use crate::kv::{ops, BatchResult, KvCode, KvCommands, KvError, KvNode, KvResp, KvResult};
+use crate::kv::{ops, BatchResult, KvCode, KvError, KvNode, KvResp, KvResult};
 use crate::lock_manager::{AutoRenewalLock, DistributedLock, LockManager};
 use crate::raft::{RaftClient, RaftClientConfig, RaftNode};
 use crate::watch_manager::WatchManager;
@@ -201,35 +201,14 @@ impl KvClient {
         self.send_op(req, ops::interpret, map, cb)
     }
 
-    /// A batch read: its answer read whole and checked to hold one result per key
-    /// ([`ops::check_result_count`]) before `map` reads it.
-    fn exec_batch_get(
+    /// A batch operation: its answer read whole and turned into the result by `map`,
+    /// given the command and the number of keys asked (the `ops::batch_*_result`
+    /// functions check there is one result per key, [`ops::check_result_count`]).
+    fn exec_batch<T: Send + 'static>(
         &self,
         req: Result<ops::KvRequest, KvError>,
-        map: fn(KvResp) -> Vec<Option<KvNode>>,
-        cb: impl FnOnce(Result<Vec<Option<KvNode>>, KvError>) + Send + 'static,
-    ) {
-        let keys = req.as_ref().map_or(0, |(_, r)| r.keys.len());
-        self.send_op(
-            req,
-            ops::interpret,
-            |_, resp| resp,
-            move |r: Result<KvResp, KvError>| {
-                cb(r.and_then(|resp| {
-                    ops::check_result_count(KvCommands::DTKV_BATCH_GET, &resp, keys)?;
-                    Ok(map(resp))
-                }))
-            },
-        )
-    }
-
-    /// A batch write: its answer read whole and turned into each key's outcome by `map`
-    /// ([`ops::batch_write_result`], which checks there is one per key).
-    fn exec_batch_write(
-        &self,
-        req: Result<ops::KvRequest, KvError>,
-        map: fn(i32, KvResp, usize) -> Result<BatchResult, KvError>,
-        cb: impl FnOnce(Result<BatchResult, KvError>) + Send + 'static,
+        map: fn(i32, KvResp, usize) -> Result<T, KvError>,
+        cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
     ) {
         let (command, keys) = req.as_ref().map_or((0, 0), |(c, r)| (*c, r.keys.len()));
         self.send_op(
@@ -262,7 +241,7 @@ impl KvClient {
         /// DTKV_BATCH_GET: one node per key, in order, `None` for a missing key.
         batch_get, batch_get_async, batch_get_cb,
         (keys: Vec<Bytes>) -> Vec<Option<KvNode>>,
-        ops::batch_get, exec_batch_get, ops::batch_get_nodes
+        ops::batch_get, exec_batch, ops::batch_get_result
     );
 
     kv_op!(
@@ -303,7 +282,7 @@ impl KvClient {
         /// while the others are.
         batch_put, batch_put_async, batch_put_cb,
         (keys: Vec<Bytes>, values: Vec<Bytes>) -> BatchResult,
-        ops::batch_put, exec_batch_write, ops::batch_write_result
+        ops::batch_put, exec_batch, ops::batch_write_result
     );
 
     kv_op!(
@@ -312,7 +291,7 @@ impl KvClient {
         /// [`BatchResult`].
         batch_remove, batch_remove_async, batch_remove_cb,
         (keys: Vec<Bytes>) -> BatchResult,
-        ops::batch_remove, exec_batch_write, ops::batch_write_result
+        ops::batch_remove, exec_batch, ops::batch_write_result
     );
 
     kv_op!(

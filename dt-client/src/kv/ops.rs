@@ -355,6 +355,17 @@ pub fn check_result_count(command: i32, resp: &KvResp, keys: usize) -> Result<()
     }
 }
 
+/// BATCH_GET's answer (`command`) to a request of `keys` keys: one node per key
+/// ([`batch_get_nodes`]), checked to be one per key ([`check_result_count`]).
+pub fn batch_get_result(
+    command: i32,
+    resp: KvResp,
+    keys: usize,
+) -> Result<Vec<Option<KvNode>>, KvError> {
+    check_result_count(command, &resp, keys)?;
+    Ok(batch_get_nodes(resp))
+}
+
 /// BATCH_PUT's or BATCH_REMOVE's answer to a request of `keys` keys: the raft index
 /// and each key's code, checked to be one per key ([`check_result_count`]).
 pub fn batch_write_result(command: i32, resp: KvResp, keys: usize) -> Result<BatchResult, KvError> {
@@ -576,5 +587,15 @@ mod tests {
         }
         assert!(check_result_count(KvCommands::DTKV_BATCH_GET, &resp, 2).is_ok());
         assert!(check_result_count(KvCommands::DTKV_BATCH_GET, &resp, 5).is_err());
+        let nodes = batch_get_result(KvCommands::DTKV_BATCH_GET, resp.clone(), 2).unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert!(matches!(
+            batch_get_result(KvCommands::DTKV_BATCH_GET, resp, 5),
+            Err(KvError::ResultCount {
+                keys: 5,
+                results: 2,
+                ..
+            })
+        ));
     }
 }
