@@ -389,7 +389,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let body = Bytes::from(vec![b'x'; args.body_size as usize]);
     let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
     let allocs0 = counting_alloc::allocations();
-    let cpu0 = (support::process_cpu_split(), support::machine_ticks());
+    let cpu0 = support::CpuSample::now();
     let start = Instant::now();
     let done = Arc::new(Done {
         start,
@@ -417,17 +417,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let wall = start.elapsed();
     let elapsed = wall.as_secs_f64();
     let allocs = counting_alloc::allocations() - allocs0;
-    let cpu = match (
-        cpu0,
-        (support::process_cpu_split(), support::machine_ticks()),
-    ) {
-        ((Some(p0), Some(m0)), (Some(p1), Some(m1))) => Some(support::cpu_line(
-            wall,
-            (p1.0.saturating_sub(p0.0), p1.1.saturating_sub(p0.1)),
-            (m0, m1),
-        )),
-        _ => None,
-    };
+    let cpu = cpu0
+        .zip(support::CpuSample::now())
+        .map(|(a, b)| support::cpu_line(wall, &a, &b));
     let committed = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len() - ok0;
     // Let the writes in flight finish (they count in the latencies, not the rate).
     let drain_end = Instant::now() + Duration::from_secs(10);

@@ -120,7 +120,9 @@ fn a_completion_wakes_the_waiting_submitter() {
 /// busy, kernel and total ticks from the `cpu` line.
 #[test]
 fn cpu_accounting_reads_the_kernels_counters() {
-    use raft_bench::support::{cpu_line, parse_machine_ticks, parse_process_ticks, MachineTicks};
+    use raft_bench::support::{
+        cpu_line, parse_machine_ticks, parse_process_ticks, CpuSample, MachineTicks,
+    };
     use std::time::Duration;
 
     let stat = "4242 (raft bench (x)) S 1 4242 4242 0 -1 4194560 500 0 0 0 \
@@ -142,8 +144,9 @@ fn cpu_accounting_reads_the_kernels_counters() {
     assert_eq!(parse_machine_ticks("cpu 1 2 x 4 5 6 7 8\n"), None);
     assert_eq!(parse_machine_ticks("cpu0 1 2 3 4 5 6 7 8\n"), None);
 
-    // 2 s of wall time: 1.5 s user and 0.5 s system of the process; the machine went
-    // from `m` to 400 ticks later, 300 of them busy, 100 in the kernel.
+    // 2 s of wall time: 1.5 s user and 0.5 s system of the process (between the two
+    // samples); the machine went from `m` to 400 ticks later, 300 of them busy, 100 in
+    // the kernel.
     let m1 = MachineTicks {
         total: m.total + 400,
         busy: m.busy + 300,
@@ -152,15 +155,20 @@ fn cpu_accounting_reads_the_kernels_counters() {
     assert_eq!(
         cpu_line(
             Duration::from_secs(2),
-            (Duration::from_millis(1500), Duration::from_millis(500)),
-            (m, m1)
+            &CpuSample {
+                process: (Duration::from_secs(3), Duration::from_secs(1)),
+                machine: m
+            },
+            &CpuSample {
+                process: (Duration::from_millis(4500), Duration::from_millis(1500)),
+                machine: m1
+            }
         ),
         "CPU process_user_pct=75.0 process_sys_pct=25.0 machine_busy_pct=75.0 machine_kernel_pct=25.0"
     );
     // The live counters parse on Linux.
     if cfg!(target_os = "linux") {
-        assert!(raft_bench::support::process_cpu_split().is_some());
-        let now = raft_bench::support::machine_ticks().unwrap();
+        let now = CpuSample::now().unwrap().machine;
         assert!(now.busy <= now.total && now.kernel <= now.busy);
     }
 }

@@ -116,22 +116,39 @@ pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     })
 }
 
-/// The `CPU ...` line of a bench over `wall` seconds: the process's user and system CPU
-/// as percentages of one core, and the machine's busy and kernel shares of all its cores
-/// (the kernel work a process causes but does not run itself, such as writeback, shows
-/// only in the machine's share).
-pub fn cpu_line(
-    wall: Duration,
-    process: (Duration, Duration),
-    machine: (MachineTicks, MachineTicks),
-) -> String {
+/// The process's and the machine's CPU counters at one moment ([`CpuSample::now`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSample {
+    /// The process's user and system time.
+    pub process: (Duration, Duration),
+    /// The machine's ticks.
+    pub machine: MachineTicks,
+}
+
+impl CpuSample {
+    /// Both counters now (Linux; `None` elsewhere).
+    pub fn now() -> Option<CpuSample> {
+        Some(CpuSample {
+            process: process_cpu_split()?,
+            machine: machine_ticks()?,
+        })
+    }
+}
+
+/// The `CPU ...` line of a bench over `wall` seconds, from sample `a` to sample `b`:
+/// the process's user and system CPU as percentages of one core, and the machine's
+/// busy and kernel shares of all its cores (the kernel work a process causes but does
+/// not run itself, such as writeback, shows only in the machine's share).
+pub fn cpu_line(wall: Duration, a: &CpuSample, b: &CpuSample) -> String {
     let wall = wall.as_secs_f64().max(1e-9);
-    let (m0, m1) = machine;
+    let (m0, m1) = (a.machine, b.machine);
     let total = m1.total.saturating_sub(m0.total).max(1) as f64;
+    let user = b.process.0.saturating_sub(a.process.0);
+    let system = b.process.1.saturating_sub(a.process.1);
     format!(
         "CPU process_user_pct={:.1} process_sys_pct={:.1} machine_busy_pct={:.1} machine_kernel_pct={:.1}",
-        process.0.as_secs_f64() * 100.0 / wall,
-        process.1.as_secs_f64() * 100.0 / wall,
+        user.as_secs_f64() * 100.0 / wall,
+        system.as_secs_f64() * 100.0 / wall,
         m1.busy.saturating_sub(m0.busy) as f64 * 100.0 / total,
         m1.kernel.saturating_sub(m0.kernel) as f64 * 100.0 / total,
     )
