@@ -40,12 +40,14 @@ mod error;
 mod executor;
 mod id_hash;
 mod perf;
+mod perf_stats;
 mod time;
 
 pub use error::{DtError, DtResult};
 pub use executor::{Executor, Task};
 pub use id_hash::{IdHashMap, IdHasher};
-pub use perf::{NoopPerfCallback, PerfCallback, PerfType};
+pub use perf::{NoopPerfCallback, PerfCallback, PerfHook, PerfType};
+pub use perf_stats::{PerfFigures, PerfStats};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
 pub mod vectors;

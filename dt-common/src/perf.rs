@@ -72,6 +72,43 @@ impl PerfType {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// A short lower-case name for logs and reports (the reference's constant name
+    /// without its prefix letters, e.g. `raft_log_sync` for `RAFT_D_LOG_SYNC`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PerfType::RpcAcquire => "rpc_acquire",
+            PerfType::RpcWorkerQueue => "rpc_worker_queue",
+            PerfType::RpcChannelQueue => "rpc_channel_queue",
+            PerfType::RpcWorkerSel => "rpc_worker_sel",
+            PerfType::RpcWorkerWork => "rpc_worker_work",
+            PerfType::RpcMarkRead => "rpc_mark_read",
+            PerfType::RpcMarkWrite => "rpc_mark_write",
+            PerfType::RpcRead => "rpc_read",
+            PerfType::RpcWrite => "rpc_write",
+            PerfType::RpcLatency => "rpc_latency",
+            PerfType::FiberPoll => "fiber_poll",
+            PerfType::FiberWork => "fiber_work",
+            PerfType::FiberRun => "fiber_run",
+            PerfType::FiberQueue => "fiber_queue",
+            PerfType::RaftLeaderRunnerFiberLatency => "raft_leader_runner_fiber_latency",
+            PerfType::RaftEncodeAndWrite => "raft_encode_and_write",
+            PerfType::RaftLogWrite1 => "raft_log_write1",
+            PerfType::RaftLogWrite2 => "raft_log_write2",
+            PerfType::RaftLogSync => "raft_log_sync",
+            PerfType::RaftIdxPosNotReady => "raft_idx_pos_not_ready",
+            PerfType::RaftLogPosNotReady => "raft_log_pos_not_ready",
+            PerfType::RaftIdxFileAlloc => "raft_idx_file_alloc",
+            PerfType::RaftLogFileAlloc => "raft_log_file_alloc",
+            PerfType::RaftIdxBlock => "raft_idx_block",
+            PerfType::RaftIdxWrite => "raft_idx_write",
+            PerfType::RaftIdxForce => "raft_idx_force",
+            PerfType::RaftReplicateRpc => "raft_replicate_rpc",
+            PerfType::RaftStateMachineExec => "raft_state_machine_exec",
+            PerfType::DtkvLeaseRead => "dtkv_lease_read",
+            PerfType::DtkvLinearizableOp => "dtkv_linearizable_op",
+        }
+    }
 }
 
 /// The one hook a metrics exporter implements.
@@ -104,6 +141,93 @@ pub struct NoopPerfCallback;
 
 impl PerfCallback for NoopPerfCallback {}
 
+/// A shared [`PerfCallback`] as a configuration value: cloned cheaply, compared by
+/// identity (two configurations are equal when they hold the same hook), printed by its
+/// address. [`PerfHook::default`] holds a [`NoopPerfCallback`] (the same one for all).
+///
+/// Layers measure through [`PerfHook::start`] and [`PerfHook::end`], which read the
+/// clock only when the hook accepts the type:
+///
+/// ```
+/// use dt_common::{PerfHook, PerfType};
+///
+/// let hook = PerfHook::default();
+/// let t = hook.start(PerfType::RaftLogSync); // 0: the no-op hook accepts nothing
+/// assert_eq!(t, 0);
+/// hook.end(PerfType::RaftLogSync, t, 1, 4096); // does nothing for a 0 start
+/// ```
+#[derive(Clone)]
+pub struct PerfHook(std::sync::Arc<dyn PerfCallback>);
+
+impl PerfHook {
+    /// A hook that reports to `callback`.
+    pub fn new(callback: std::sync::Arc<dyn PerfCallback>) -> Self {
+        PerfHook(callback)
+    }
+
+    /// The callback.
+    pub fn callback(&self) -> &dyn PerfCallback {
+        &*self.0
+    }
+
+    /// Whether the callback wants `perf_type`.
+    #[inline]
+    pub fn accept(&self, perf_type: PerfType) -> bool {
+        self.0.accept(perf_type)
+    }
+
+    /// The start of a span of `perf_type`: the monotonic clock in nanoseconds when the
+    /// callback accepts the type, else 0 (and no clock read).
+    #[inline]
+    pub fn start(&self, perf_type: PerfType) -> i64 {
+        if self.0.accept(perf_type) {
+            crate::mono_nanos().max(1)
+        } else {
+            0
+        }
+    }
+
+    /// Ends a span begun by [`PerfHook::start`] (nothing when `start` is 0), covering
+    /// `count` items and `bytes` bytes.
+    #[inline]
+    pub fn end(&self, perf_type: PerfType, start: i64, count: u64, bytes: u64) {
+        if start != 0 {
+            let nanos = crate::mono_nanos().saturating_sub(start).max(0) as u64;
+            self.0.fire_time(perf_type, nanos, count, bytes);
+        }
+    }
+}
+
+impl Default for PerfHook {
+    /// The no-op hook: one shared instance, so that default hooks compare equal.
+    fn default() -> Self {
+        static NOOP: std::sync::OnceLock<std::sync::Arc<dyn PerfCallback>> =
+            std::sync::OnceLock::new();
+        PerfHook(
+            NOOP.get_or_init(|| std::sync::Arc::new(NoopPerfCallback))
+                .clone(),
+        )
+    }
+}
+
+impl std::fmt::Debug for PerfHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PerfHook({:p})",
+            std::sync::Arc::as_ptr(&self.0) as *const ()
+        )
+    }
+}
+
+impl PartialEq for PerfHook {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PerfHook {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +257,8 @@ mod tests {
         assert_eq!(PerfType::FiberPoll.code(), 20);
         assert_eq!(PerfType::RaftStateMachineExec.code(), 43);
         assert_eq!(PerfType::DtkvLinearizableOp.code(), 61);
+        assert_eq!(PerfType::RaftLogSync.name(), "raft_log_sync");
+        assert_eq!(PerfType::DtkvLeaseRead.name(), "dtkv_lease_read");
     }
 
     #[test]
@@ -150,5 +276,27 @@ mod tests {
         cb.fire_time(PerfType::RpcRead, 77, 1, 1);
         assert_eq!(c.reads.load(Ordering::Relaxed), 3);
         assert_eq!(c.nanos.load(Ordering::Relaxed), 77);
+    }
+
+    #[test]
+    fn hook_reads_the_clock_only_for_accepted_types() {
+        let c = std::sync::Arc::new(Counting {
+            reads: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
+        });
+        let hook = PerfHook::new(c.clone());
+        assert_eq!(hook.start(PerfType::RpcWrite), 0);
+        let t = hook.start(PerfType::RpcRead);
+        assert!(t > 0);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        hook.end(PerfType::RpcRead, t, 1, 10);
+        let measured = c.nanos.load(Ordering::Relaxed);
+        assert!(measured >= 2_000_000);
+        // a span that was never started fires nothing
+        hook.end(PerfType::RpcRead, 0, 1, 10);
+        assert_eq!(c.nanos.load(Ordering::Relaxed), measured);
+        assert_eq!(hook, hook.clone());
+        assert_ne!(hook, PerfHook::default());
+        assert_eq!(PerfHook::default(), PerfHook::default());
     }
 }
