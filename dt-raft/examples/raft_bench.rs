@@ -5,7 +5,7 @@
 //! cargo run --release -p dt-raft --example raft_bench -- [--nodes 3] [--groups 1]
 //!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
 //!     [--dir D] [--dispatchers N] [--idle-seconds N] [--block-io-threads N]
-//!     [--prefill-kib K] [--batch-fsync true|false] [--coalesce-appends-below N]
+//!     [--prefill-kib K] [--batch-fsync true|false] [--coalesce-appends-below N] [--perf]
 //! ```
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
@@ -35,6 +35,11 @@
 //! kernel (percent of all cores; `/proc/stat`). The kernel work the logs cause outside
 //! the process, the page cache's writeback workers for one, shows only in the machine's
 //! figures.
+//! With `--perf`, `PERF node=<n> <stage> events=<e> items=<i> avg_us=<a> max_us=<m>`
+//! per node and stage over the measured seconds (`RaftGroupConfig::perf`): the wait
+//! of a submitted write for the group's request fiber, the log's write syscalls and
+//! fsyncs (per write job; items = entries), the leader's append RPCs (items =
+//! entries) and the state machine's executions.
 //! Last, on Linux, `MEMORY rss_mib=<x> peak_rss_mib=<y>`: the process's resident set at
 //! the end of the run and its peak (all nodes' groups, caches and network buffers).
 //!
@@ -59,6 +64,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
+use dt_common::{PerfHook, PerfStats, PerfType};
 use dt_raft::core::Role;
 use dt_raft::driver::{RaftGroup, RaftGroupConfig};
 use dt_raft::raft_log::{DefaultRaftLog, RaftLog, ThreadPoolIo};
@@ -128,7 +134,21 @@ pub struct Args {
     /// 0 sends each proposal at once, like the reference).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     coalesce_appends_below: Option<u64>,
+    /// Time the stages of a write on every node (`RaftGroupConfig::perf`) and print
+    /// `PERF node=<n> <stage> events=<e> items=<i> avg_us=<a> max_us=<m>` lines for
+    /// the measured seconds (costs a few clock reads per entry).
+    #[arg(long)]
+    perf: bool,
 }
+
+/// The stages `--perf` times.
+const PERF_STAGES: [PerfType; 5] = [
+    PerfType::RaftLeaderRunnerFiberLatency,
+    PerfType::RaftLogWrite1,
+    PerfType::RaftLogSync,
+    PerfType::RaftReplicateRpc,
+    PerfType::RaftStateMachineExec,
+];
 
 #[path = "../../dt-net/examples/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -309,6 +329,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
         .collect();
     let mut nodes = Vec::new();
+    let perf: Vec<Arc<PerfStats>> = (0..args.nodes)
+        .map(|_| Arc::new(PerfStats::new(if args.perf { &PERF_STAGES } else { &[] })))
+        .collect();
     for id in 1..=args.nodes as i32 {
         let server = RaftServer::new(RaftServerConfig {
             servers: servers.clone(),
@@ -342,6 +365,9 @@ pub fn run(args: &Args) -> Result<(), String> {
                 }
                 c.log_file_size = 64 << 20;
                 c.idx_items_per_file = 1 << 16;
+                if args.perf {
+                    c.perf = PerfHook::new(perf[id as usize - 1].clone());
+                }
                 c
             })
             .collect();
@@ -389,6 +415,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let body = Bytes::from(vec![b'x'; args.body_size as usize]);
     let ok0 = stats.lock().unwrap_or_else(|p| p.into_inner()).total.len();
     let allocs0 = counting_alloc::allocations();
+    for p in &perf {
+        p.take();
+    }
     let cpu0 = support::CpuSample::now();
     let start = Instant::now();
     let done = Arc::new(Done {
@@ -415,6 +444,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
     }
     let wall = start.elapsed();
+    let stages: Vec<_> = perf.iter().map(|p| p.take()).collect();
     let elapsed = wall.as_secs_f64();
     let allocs = counting_alloc::allocations() - allocs0;
     let cpu = cpu0
@@ -473,6 +503,19 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     if let Some(line) = cpu {
         println!("{line}");
+    }
+    for (n, figures) in stages.iter().enumerate() {
+        for (t, f) in figures {
+            println!(
+                "PERF node={} {} events={} items={} avg_us={:.1} max_us={:.1}",
+                n + 1,
+                t.name(),
+                f.events,
+                f.items,
+                f.avg_nanos() as f64 / 1e3,
+                f.max_nanos as f64 / 1e3
+            );
+        }
     }
     if let Some((rss, peak)) = support::resident_kib() {
         println!(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dt_codec::PbInt;
+use dt_common::{PerfFigures, PerfHook, PerfStats, PerfType};
 use dt_net::{CmdCodes, NetError, NioClient, PeerId, WriteBody, WritePacket};
 use dt_raft::core::Role;
 use dt_raft::driver::local::CounterSm;
@@ -37,6 +38,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 struct TestFactory {
     base: PathBuf,
     io: Arc<ThreadPoolIo>,
+    perf: PerfHook,
 }
 
 impl TestFactory {
@@ -45,6 +47,7 @@ impl TestFactory {
         c.data_dir = self.base.join(format!("g{group_id}"));
         c.log_file_size = 1 << 20;
         c.idx_items_per_file = 1 << 12;
+        c.perf = self.perf.clone();
         c
     }
 }
@@ -97,6 +100,20 @@ fn start_nodes(
     dispatchers: usize,
     ids: &[i32],
 ) -> Vec<Node> {
+    start_nodes_reporting(dir, ports, groups, dispatchers, ids, |_| {
+        PerfHook::default()
+    })
+}
+
+/// [`start_nodes`] with each node's groups reporting to `perf(node id)`.
+fn start_nodes_reporting(
+    dir: &std::path::Path,
+    ports: &[u16],
+    groups: i32,
+    dispatchers: usize,
+    ids: &[i32],
+    perf: impl Fn(i32) -> PerfHook,
+) -> Vec<Node> {
     let io = ThreadPoolIo::new(2);
     let nodes: Vec<Node> = ids
         .iter()
@@ -105,6 +122,7 @@ fn start_nodes(
             let factory = Arc::new(TestFactory {
                 base: dir.join(format!("n{id}")),
                 io: io.clone(),
+                perf: perf(id),
             });
             let cfgs = (1..=groups)
                 .map(|g| factory.config(g, (1..=ports.len() as u32).collect()))
@@ -455,6 +473,7 @@ fn bad_group_configurations_are_refused_at_install() {
         Arc::new(TestFactory {
             base: dir.path().to_path_buf(),
             io: io.clone(),
+            perf: PerfHook::default(),
         })
     };
     let server = RaftServer::new(server_config(&ports, 1)).unwrap();
@@ -518,6 +537,7 @@ fn an_observer_applies_what_the_members_commit() {
             let factory = Arc::new(TestFactory {
                 base: dir.path().join(format!("n{id}")),
                 io: io.clone(),
+                perf: PerfHook::default(),
             });
             let mut cfg = factory.config(1, vec![1, 2]);
             cfg.observers = vec![3];
@@ -596,6 +616,74 @@ fn a_wiped_follower_is_caught_up_by_install_snapshot_over_the_wire() {
     });
     let total = write(&group(&nodes, f, 1), 1).unwrap().1;
     assert_eq!(total, (1..=20).sum::<i64>() + 1);
+    for n in &nodes {
+        n.server.stop(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn each_node_reports_its_raft_timings_to_the_groups_perf_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let types = [
+        PerfType::RaftLeaderRunnerFiberLatency,
+        PerfType::RaftStateMachineExec,
+        PerfType::RaftReplicateRpc,
+        PerfType::RaftLogWrite1,
+        PerfType::RaftLogSync,
+    ];
+    let stats: Vec<Arc<PerfStats>> = (0..3).map(|_| Arc::new(PerfStats::new(&types))).collect();
+    let nodes = start_nodes_reporting(dir.path(), &ports, 1, 0, &[1, 2, 3], |id| {
+        PerfHook::new(stats[id as usize - 1].clone())
+    });
+    let l = leader_of(&nodes, 1);
+    // the election's own entries are not what is counted below
+    for s in &stats {
+        s.take();
+    }
+    const WRITES: u64 = 20;
+    let mut last = 0;
+    for v in 1..=WRITES {
+        last = write(&group(&nodes, l, 1), v as i64).unwrap().0;
+    }
+    for i in 0..3 {
+        wait_until("every node applied", Duration::from_secs(10), || {
+            applied(&group(&nodes, i, 1)) >= last
+        });
+    }
+    for (i, s) in stats.iter().enumerate() {
+        let figures: Vec<(PerfType, PerfFigures)> = s.take();
+        let of = |t: PerfType| figures.iter().find(|(x, _)| *x == t).map(|(_, f)| *f);
+        let exec = of(PerfType::RaftStateMachineExec).expect("executions timed");
+        assert_eq!(
+            exec.events,
+            WRITES,
+            "node {}: one execution per write",
+            i + 1
+        );
+        let written = of(PerfType::RaftLogWrite1).expect("log writes timed");
+        assert!(written.items >= WRITES && written.bytes > 0, "{written:?}");
+        let synced = of(PerfType::RaftLogSync).expect("fsyncs timed");
+        assert!(synced.events >= 1 && synced.items >= 1, "{synced:?}");
+        let queued = of(PerfType::RaftLeaderRunnerFiberLatency);
+        let replicated = of(PerfType::RaftReplicateRpc);
+        if i == l {
+            // the writes were submitted here, and sent to the two others
+            assert_eq!(queued.map(|f| f.events), Some(WRITES));
+            let r = replicated.expect("append RPCs timed");
+            assert!(r.items >= 2 * WRITES, "{r:?}");
+            assert!(r.bytes >= 2 * WRITES, "{r:?}");
+            assert!(r.max_nanos >= r.avg_nanos() && r.avg_nanos() > 0, "{r:?}");
+        } else {
+            assert_eq!(queued, None, "node {}: nothing submitted here", i + 1);
+            assert_eq!(
+                replicated,
+                None,
+                "node {}: a follower sends no appends",
+                i + 1
+            );
+        }
+    }
     for n in &nodes {
         n.server.stop(Duration::from_secs(5));
     }

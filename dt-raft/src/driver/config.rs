@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dt_common::PerfHook;
+
 use crate::core::{ConfigError, CoreConfig, NodeId};
 use crate::store::fsync_batcher::FsyncBatcher;
 
@@ -102,6 +104,14 @@ pub struct RaftGroupConfig {
     /// RaftServer sets its own when the group joins it (unless one is set here or the
     /// server's `batch_fsync` is off); `None`: each append fsyncs its own files.
     pub fsync_batcher: Option<Arc<FsyncBatcher>>,
+    /// `perfCallback`: where the group reports its timings (raft.md §15.2): the
+    /// request queue's latency (`raft_leader_runner_fiber_latency`), state-machine
+    /// executions (`raft_state_machine_exec`), the leader's append RPCs
+    /// (`raft_replicate_rpc`), and the default log's writes and fsyncs
+    /// (`raft_log_write1`, `raft_log_sync`). No-op by default (the reference's
+    /// default logs execution times every minute; dt's server binary does so with
+    /// `perfStatsInterval`); a [`PerfStats`](dt_common::PerfStats) sums them.
+    pub perf: PerfHook,
 }
 
 impl RaftGroupConfig {
@@ -145,6 +155,7 @@ impl RaftGroupConfig {
             rpc_timeout_ms: 5_000,
             replicate_retry_ms: 1_000,
             fsync_batcher: None,
+            perf: PerfHook::default(),
         }
     }
 

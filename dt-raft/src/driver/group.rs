@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use dt_common::{PerfHook, PerfType};
 use dt_fiber::{ChannelSender, FiberGroup, GroupHandle, Published};
 
 use super::lease_share::LeaseShare;
@@ -151,7 +152,9 @@ pub type NodeExists = Rc<dyn Fn(NodeId) -> bool>;
 
 /// A request from a [`RaftGroup`] handle to its group's thread.
 pub(crate) enum Request<O> {
-    Submit(RaftInput, SubmitCallback<O>),
+    /// An input, its callback, and when it was submitted (monotonic nanoseconds, 0
+    /// when the perf hook does not time the request queue).
+    Submit(RaftInput, SubmitCallback<O>, i64),
     LeaseRead(Option<Duration>, Reply<()>),
     Transfer(NodeId, Duration, Reply<()>),
     Status(Reply<GroupStatus>),
@@ -161,7 +164,7 @@ pub(crate) enum Request<O> {
 impl<O> Request<O> {
     pub(crate) fn fail(self, e: RaftError) {
         match self {
-            Request::Submit(_, cb) => cb.complete(Err(e)),
+            Request::Submit(_, cb, _) => cb.complete(Err(e)),
             Request::LeaseRead(_, r) => r(Err(e)),
             Request::Transfer(_, _, r) => r(Err(e)),
             Request::Status(r) => r(Err(e)),
@@ -214,6 +217,8 @@ pub(crate) struct Shared<O> {
     /// The group runs on a simulation's virtual clock (its lease is not comparable
     /// with [`dt_common::mono_nanos`]).
     pub(crate) virtual_clock: bool,
+    /// The group's perf hook (`RaftGroupConfig::perf`).
+    pub(crate) perf: PerfHook,
 }
 
 /// The public handle of one Raft group on this node: `Send + Sync + Clone`, usable from
@@ -444,6 +449,9 @@ impl<O: Send + 'static> RaftGroup<O> {
         self.send(Request::Submit(
             input,
             SubmitCallback::Boxed(Box::new(callback)),
+            self.inner
+                .perf
+                .start(PerfType::RaftLeaderRunnerFiberLatency),
         ))
     }
 
@@ -458,7 +466,13 @@ impl<O: Send + 'static> RaftGroup<O> {
         token: u64,
     ) {
         let h: Arc<dyn RaftHandler<O>> = handler.clone();
-        self.send(Request::Submit(input, SubmitCallback::Handler(h, token)))
+        self.send(Request::Submit(
+            input,
+            SubmitCallback::Handler(h, token),
+            self.inner
+                .perf
+                .start(PerfType::RaftLeaderRunnerFiberLatency),
+        ))
     }
 
     /// [`RaftGroup::submit`] as a future.

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use dt_common::PerfType;
 use dt_fiber::{FiberChannel, FiberCondition, FiberGroup, FiberOptions, Published};
 
 use super::group::{ConfigChange, DriverOptions, GroupStatus, Reply, Request, Shared};
@@ -142,13 +143,23 @@ enum WriteOp {
     Append(Vec<LogItem>),
 }
 
+/// An append sent to a peer and not yet answered.
+struct SentAppend {
+    send: AppendSend,
+    answer: RpcFuture<AppendResp>,
+    /// When it times out (group-clock nanos).
+    deadline: i64,
+    /// The `raft_replicate_rpc` perf start (0: not timed) and the entries' bytes.
+    perf: (i64, u64),
+}
+
 struct PeerLane {
     /// The peer left the group: the lane's fibers end.
     closed: Cell<bool>,
     sends: RefCell<VecDeque<AppendSend>>,
     send_notify: Notify,
-    /// Sent appends with their answer and the group-clock nanos they time out at.
-    acks: RefCell<VecDeque<(AppendSend, RpcFuture<AppendResp>, i64)>>,
+    /// Appends sent and not yet answered, in order.
+    acks: RefCell<VecDeque<SentAppend>>,
     ack_notify: Notify,
 }
 
@@ -305,6 +316,7 @@ where
         status: status.clone(),
         lease: lease.clone(),
         virtual_clock: group.virtual_clock(),
+        perf: cfg.perf.clone(),
     });
     let g = group.clone();
     let spawned = group.spawn("raft-lifecycle", async move {
@@ -1318,10 +1330,26 @@ impl<S: StateMachine> Driver<S> {
                     continue;
                 }
             };
+            let perf = self.cfg.perf.start(PerfType::RaftReplicateRpc);
+            let bytes = if perf != 0 {
+                logs.iter()
+                    .map(|l| {
+                        (l.header.as_ref().map_or(0, |b| b.len())
+                            + l.body.as_ref().map_or(0, |b| b.len())) as u64
+                    })
+                    .sum()
+            } else {
+                0
+            };
             let req = rpc::AppendReq::from_send(self.cfg.group_id, &send, logs);
             let fut = self.transport.send_append(peer, req);
             let deadline = self.nanos() + timeout.as_nanos() as i64;
-            lane.acks.borrow_mut().push_back((send, fut, deadline));
+            lane.acks.borrow_mut().push_back(SentAppend {
+                send,
+                answer: fut,
+                deadline,
+                perf: (perf, bytes),
+            });
             lane.ack_notify.notify();
         }
     }
@@ -1394,7 +1422,13 @@ impl<S: StateMachine> Driver<S> {
                 return;
             }
             let next = lane.acks.borrow_mut().pop_front();
-            let Some((send, mut fut, deadline)) = next else {
+            let Some(SentAppend {
+                send,
+                answer: mut fut,
+                deadline,
+                perf: (perf, bytes),
+            }) = next
+            else {
                 lane.ack_notify.notified().await;
                 continue;
             };
@@ -1427,7 +1461,12 @@ impl<S: StateMachine> Driver<S> {
             .await;
             let now = self.now();
             match r {
-                Ok(resp) => self.core().handle_append_resp(now, peer, &send, &resp),
+                Ok(resp) => {
+                    self.cfg
+                        .perf
+                        .end(PerfType::RaftReplicateRpc, perf, send.count, bytes);
+                    self.core().handle_append_resp(now, peer, &send, &resp)
+                }
                 Err(e) => {
                     log::debug!(
                         "raft group {}: append to {peer} failed: {e}",
@@ -1744,9 +1783,23 @@ impl<S: StateMachine> Driver<S> {
             // Only a local caller's input comes with buffers of its own.
             body_shared: !has_caller,
         };
+        let perf = &self.cfg.perf;
+        let t = perf.start(PerfType::RaftStateMachineExec);
         let exec = self.sm.borrow_mut().exec(&entry);
         match exec {
-            Exec::Done(r) => Outcome::Done(r),
+            Exec::Done(r) => {
+                perf.end(PerfType::RaftStateMachineExec, t, 1, 0);
+                Outcome::Done(r)
+            }
+            Exec::Pending(f) if t != 0 => {
+                // timed until the state machine completes it
+                let perf = perf.clone();
+                Outcome::Pending(Box::pin(async move {
+                    let r = f.await;
+                    perf.end(PerfType::RaftStateMachineExec, t, 1, 0);
+                    r
+                }))
+            }
             Exec::Pending(f) => Outcome::Pending(f),
         }
     }
@@ -1975,7 +2028,10 @@ impl<S: StateMachine> Driver<S> {
             }
             for r in buf.drain(..) {
                 match r {
-                    Request::Submit(input, cb) => {
+                    Request::Submit(input, cb, submitted) => {
+                        self.cfg
+                            .perf
+                            .end(PerfType::RaftLeaderRunnerFiberLatency, submitted, 1, 0);
                         let deadline = input.timeout.map(|t| now + t.as_millis() as u64);
                         batch.push((input, cb, deadline));
                     }

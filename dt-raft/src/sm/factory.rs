@@ -60,6 +60,7 @@ pub fn store_config(cfg: &RaftGroupConfig) -> StoreConfig {
         sync_force: cfg.sync_force,
         status_file_name: cfg.status_file.clone(),
         fsync_batcher: cfg.fsync_batcher.clone(),
+        perf: cfg.perf.clone(),
         ..StoreConfig::default()
     }
 }

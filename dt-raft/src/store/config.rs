@@ -2,6 +2,7 @@
 //! RaftGroupConfig).
 
 use super::error::{StoreError, StoreResult};
+use dt_common::PerfHook;
 use std::sync::Arc;
 
 use super::faults::Faults;
@@ -68,6 +69,10 @@ pub struct StoreConfig {
     /// (`RaftServerConfig::batch_fsync`), and its factories set it. Only
     /// [`DefaultRaftLog`](crate::raft_log::DefaultRaftLog) appends use it.
     pub fsync_batcher: Option<Arc<FsyncBatcher>>,
+    /// Where the log's writes and fsyncs are reported (`raft_log_write1`: the write
+    /// syscalls of one write job, with its entries and bytes; `raft_log_sync`: its
+    /// fsync, including the wait for a shared batcher round); no-op by default.
+    pub perf: PerfHook,
 }
 
 impl Default for StoreConfig {
@@ -87,6 +92,7 @@ impl Default for StoreConfig {
             status_file_name: "raft.status".into(),
             faults: None,
             fsync_batcher: None,
+            perf: PerfHook::default(),
         }
     }
 }

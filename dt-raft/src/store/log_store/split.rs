@@ -17,6 +17,7 @@ use std::cell::Cell;
 use super::*;
 use crate::store::file_queue::FileMaker;
 use crate::store::fsync_batcher::FsyncBatcher;
+use dt_common::{PerfHook, PerfType};
 
 /// Writes of prepared batches (and the creation of the segments they start), then,
 /// with `sync`, one `fdatasync` per segment touched: plain IO, planned by
@@ -29,6 +30,7 @@ pub struct WriteJob {
     seg_size: u64,
     batches: Vec<WriteBatch>,
     sync: bool,
+    perf: PerfHook,
 }
 
 /// What a [`WriteJob`] did, for [`LogStore::write_done`].
@@ -54,11 +56,19 @@ impl WriteJob {
     /// segments touched when the plan says so.
     pub fn run(self) -> StoreResult<WriteDone> {
         let sync = self.sync;
+        let perf = self.perf.clone();
+        let (items, bytes) = if sync && perf.accept(PerfType::RaftLogSync) {
+            self.size()
+        } else {
+            (0, 0)
+        };
         let done = self.write()?;
         if sync {
+            let t = perf.start(PerfType::RaftLogSync);
             for f in &done.touched {
                 f.sync_data()?;
             }
+            perf.end(PerfType::RaftLogSync, t, items, bytes);
         }
         Ok(WriteDone {
             synced: sync,
@@ -78,13 +88,21 @@ impl WriteJob {
         done: impl FnOnce(StoreResult<WriteDone>) + Send + 'static,
     ) {
         let sync = self.sync;
+        let perf = self.perf.clone();
+        let (items, bytes) = if sync && perf.accept(PerfType::RaftLogSync) {
+            self.size()
+        } else {
+            (0, 0)
+        };
         match self.write() {
             Ok(mut w) if sync && !w.touched.is_empty() => {
                 // A synced write's segments need no later fsync: the batcher takes them.
                 let files = std::mem::take(&mut w.touched);
+                let t = perf.start(PerfType::RaftLogSync);
                 batcher.sync_deferred(
                     files,
                     Box::new(move |r| {
+                        perf.end(PerfType::RaftLogSync, t, items, bytes);
                         done(r.map(|()| WriteDone { synced: true, ..w }));
                     }),
                 );
@@ -94,13 +112,30 @@ impl WriteJob {
         }
     }
 
+    /// The entries and bytes the job writes.
+    fn size(&self) -> (u64, u64) {
+        self.batches.iter().fold((0, 0), |(n, b), x| {
+            let bytes: usize = x.chunks.iter().map(|c| c.data.len()).sum();
+            (
+                n + (x.last_index + 1).saturating_sub(x.first_index),
+                b + bytes as u64,
+            )
+        })
+    }
+
     /// Creates the planned segments and writes every chunk in order (no fsync).
     fn write(self) -> StoreResult<WriteDone> {
+        let perf = self.perf.clone();
+        let t = perf.start(PerfType::RaftLogWrite1);
+        let size = if t != 0 { self.size() } else { (0, 0) };
         // the IO thread's join buffer, kept between jobs (a join of many small batches,
         // the common case with many groups, would otherwise allocate and fault in a
         // new buffer for each job)
         let mut joined = JOINED.take();
         let r = self.write_joining(&mut joined);
+        if r.is_ok() {
+            perf.end(PerfType::RaftLogWrite1, t, size.0, size.1);
+        }
         if joined.capacity() <= MAX_KEPT_JOIN_BUF {
             joined.clear();
             JOINED.set(joined);
@@ -350,6 +385,7 @@ impl LogStore {
             seg_size,
             batches,
             sync: sync && self.cfg.sync,
+            perf: self.cfg.perf.clone(),
         }
     }
 
