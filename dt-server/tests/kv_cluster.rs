@@ -3,15 +3,16 @@
 //! after which the client goes on with the new leader.
 
 use std::net::TcpListener;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dt_client::kv::{KvCode, KvError, WatchEvent};
 use dt_client::KvClient;
+use dt_common::{PerfHook, PerfStats};
 use dt_raft::core::Role;
 use dt_raft::server::RaftServerConfig;
-use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig};
+use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig, SERVER_STATS};
 
 const GROUP: i32 = 0;
 
@@ -23,6 +24,16 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 fn start(dir: &std::path::Path, repl: &[u16], svc: &[u16]) -> Vec<DtKvServer> {
+    start_reporting(dir, repl, svc, |_| None)
+}
+
+/// [`start`] with node `id`'s perf hook `perf(id)` (`None`: the server's own).
+fn start_reporting(
+    dir: &std::path::Path,
+    repl: &[u16],
+    svc: &[u16],
+    perf: impl Fn(i32) -> Option<PerfHook>,
+) -> Vec<DtKvServer> {
     let servers: String = repl
         .iter()
         .enumerate()
@@ -48,6 +59,7 @@ fn start(dir: &std::path::Path, repl: &[u16], svc: &[u16]) -> Vec<DtKvServer> {
             let g = KvGroupConfig::new(GROUP, (1..=repl.len() as u32).collect());
             let mut cfg = DtKvServerConfig::new(scfg, vec![g], dir.join(format!("n{id}")));
             cfg.log_file_size = 1 << 20;
+            cfg.perf = perf(id);
             DtKvServer::new(cfg).unwrap()
         })
         .collect();
@@ -334,6 +346,64 @@ fn processors_answer_redirects_and_pre_checks_on_the_wire() {
     }
     c.stop(Duration::from_secs(1));
     for n in nodes.into_iter().flatten() {
+        n.stop(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn requests_and_executions_reach_the_configured_perf_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (repl, svc) = ports.split_at(3);
+    let stats: Vec<Arc<PerfStats>> = (0..3)
+        .map(|_| Arc::new(PerfStats::new(&SERVER_STATS)))
+        .collect();
+    let nodes: Vec<Option<DtKvServer>> = start_reporting(dir.path(), repl, svc, |id| {
+        Some(PerfHook::new(stats[id as usize - 1].clone()))
+    })
+    .into_iter()
+    .map(Some)
+    .collect();
+    let l = leader(&nodes);
+    let kv = KvClient::connect(&client_servers(svc), &[(GROUP, &[1, 2, 3])]).unwrap();
+    for s in &stats {
+        s.take();
+    }
+    const PUTS: u64 = 10;
+    const GETS: u64 = 4;
+    for i in 0..PUTS {
+        kv.put(GROUP, Bytes::from(format!("k{i}")), "v").unwrap();
+    }
+    for i in 0..GETS {
+        assert!(kv
+            .get(GROUP, Bytes::from(format!("k{i}")))
+            .unwrap()
+            .is_some());
+    }
+    let count = |s: &PerfStats, seen: &mut [u64; 3]| {
+        for (t, f) in s.take() {
+            let i = SERVER_STATS.iter().position(|x| *x == t).unwrap();
+            seen[i] += f.events;
+        }
+    };
+    for (i, s) in stats.iter().enumerate() {
+        // [executions, lease reads, linearizable operations]
+        let mut seen = [0u64; 3];
+        let end = Instant::now() + Duration::from_secs(10);
+        while seen[0] < PUTS && Instant::now() < end {
+            count(s, &mut seen);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        count(s, &mut seen);
+        assert_eq!(seen[0], PUTS, "node {}: one execution per put", i + 1);
+        if i == l {
+            assert_eq!(seen[1..], [GETS, PUTS], "the leader answered every request");
+        } else {
+            assert_eq!(seen[1..], [0, 0], "node {}: no client request", i + 1);
+        }
+    }
+    kv.stop(Duration::from_secs(1));
+    for n in nodes.iter().flatten() {
         n.stop(Duration::from_secs(5));
     }
 }

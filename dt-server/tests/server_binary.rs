@@ -23,7 +23,8 @@ const T: Duration = Duration::from_secs(20);
 fn one_node_from_files_serves_clients_stops_on_sigterm_and_restarts_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(1);
-    let f = l.write_node(dir.path(), 1, "", "");
+    // perf figures logged every second (dt only; off by default)
+    let f = l.write_node(dir.path(), 1, "perfStatsInterval = 1\n", "");
     let mut s = Server::start(&f, "run1.log");
     let kv = put_until_ok(&l.client_servers(), &[1], "k0", "v0", T);
     for i in 1..20 {
@@ -31,6 +32,13 @@ fn one_node_from_files_serves_clients_stops_on_sigterm_and_restarts_with_its_dat
     }
     assert_eq!(kv.get(0, "k7").unwrap().unwrap().data, Bytes::from("v7"));
     kv.stop(Duration::from_secs(1));
+    for kind in [
+        "raft_state_machine_exec",
+        "dtkv_linearizable_op",
+        "dtkv_lease_read",
+    ] {
+        wait_file_contains(&s.log, &format!("dt_stats] {kind}: "));
+    }
 
     s.terminate();
     let st = s.wait_exit(T);

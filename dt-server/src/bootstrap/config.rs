@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// `batchFsync` (dt only): appends of many groups share one `syncfs`
     /// (`RaftServerConfig::batch_fsync`).
     pub batch_fsync: bool,
+    /// `perfStatsInterval` (dt only): seconds between performance-figure log lines
+    /// (`DtKvServerConfig::stats_interval`); 0: not measured.
+    pub perf_stats_interval: i64,
 }
 
 /// The default `blockIoThreads`: max(2 × CPUs, 4).
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             block_io_threads: default_block_io_threads(),
             max_conn_in_requests: dt_raft::server::DEFAULT_MAX_CONN_IN_REQUESTS as i64,
             batch_fsync: true,
+            perf_stats_interval: 0,
         }
     }
 }
@@ -146,6 +150,11 @@ impl ServerConfig {
             default: "true",
             meaning: "dt only: log appends of groups waiting for an fsync at the same time share one syncfs of their file system (Linux 5.8+) instead of an fdatasync each; false: an fdatasync per group",
         },
+        KeyDoc {
+            key: "perfStatsInterval",
+            default: "0",
+            meaning: "dt only: seconds between the log lines (target dt_stats) of DtKV request and state-machine timings; 0: not measured",
+        },
     ];
 
     /// Sets every field present in `r` (missing and blank keys keep their value).
@@ -164,6 +173,7 @@ impl ServerConfig {
         r.int("blockIoThreads", &mut self.block_io_threads)?;
         r.long("maxConnInRequests", &mut self.max_conn_in_requests)?;
         r.boolean("batchFsync", &mut self.batch_fsync)?;
+        r.long("perfStatsInterval", &mut self.perf_stats_interval)?;
         Ok(())
     }
 }

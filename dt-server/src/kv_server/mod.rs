@@ -7,10 +7,12 @@
 //! | [`state_machine`] | [`DtKvStateMachine`], [`KvGroup`], [`KvOutput`], [`DtKvFactory`] |
 //! | [`processor`] | [`KvProcessor`]: gate, plan, lease reads, writes, watches, status |
 //! | [`server`] | [`DtKvServer`], [`DtKvServerConfig`], the daemon (TTL expiry, watch dispatch) |
+//! | [`stats_log`] | [`StatsLog`]: the server's own perf figures, logged every minute |
 
 pub mod processor;
 pub mod server;
 pub mod state_machine;
+pub mod stats_log;
 
 pub use processor::{kv_packet, query_status_resp, ChannelTable, KvContext, KvProcessor};
 pub use server::{
@@ -20,3 +22,4 @@ pub use state_machine::{
     kv_clock, lock_push_req, watch_config_of, ChannelId, DtKvFactory, DtKvStateMachine, KvGroup,
     KvOutput,
 };
+pub use stats_log::{stats_line, StatsLog, SERVER_STATS, STATS_TARGET};

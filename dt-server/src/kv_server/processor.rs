@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use dt_client::kv::{KvCode, KvCommands, KvReq, KvStatusResp};
 use dt_codec::{encode, Encodable, PbError};
+use dt_common::{PerfHook, PerfType};
 use dt_net::{
     CmdCodes, ConnRef, ProcessInfo, ReadPacket, ReqContext, ReqProcessor, Responder, WriteBody,
     WritePacket, INLINE_BODY_MAX,
@@ -102,6 +103,8 @@ pub struct KvContext {
     pub(crate) read_timeout: Duration,
     /// Identifies this context in the IO threads' [`GroupCache`]s.
     pub(crate) cache_id: u64,
+    /// Where the requests' timings go (`DtKvServerConfig::perf`).
+    pub(crate) perf: PerfHook,
 }
 
 /// A fresh [`KvContext::cache_id`].
@@ -325,13 +328,18 @@ impl KvProcessor {
         req: KvReq,
         resp: Responder,
     ) {
-        on_complete(g.lease_read(self.ctx.read_timeout), move |r| match r {
-            Ok(()) => resp.respond(kv_packet(kv.lock().read(command, &req))),
-            Err(e) => {
-                if let Some(p) = raft_error_packet(&e) {
-                    resp.respond(p)
+        let perf = self.ctx.perf.clone();
+        let t = perf.start(PerfType::DtkvLeaseRead);
+        on_complete(g.lease_read(self.ctx.read_timeout), move |r| {
+            match r {
+                Ok(()) => resp.respond(kv_packet(kv.lock().read(command, &req))),
+                Err(e) => {
+                    if let Some(p) = raft_error_packet(&e) {
+                        resp.respond(p)
+                    }
                 }
             }
+            perf.end(PerfType::DtkvLeaseRead, t, 1, 0);
         });
     }
 
@@ -342,19 +350,23 @@ impl KvProcessor {
         // state machine copies what it keeps of such a body
         // ([`DtKvStateMachine`](super::state_machine::DtKvStateMachine)).
         let input = RaftInput::new(biz, encode::to_bytes_pooled(&req));
-        g.submit(input, move |r| match r {
-            Ok((_, mut out)) => {
-                let push = out.lock_push.take();
-                resp.respond(kv_packet(out.into_response()));
-                if let Some(p) = push {
-                    ctx.send_lock_push(*p);
+        let t = ctx.perf.start(PerfType::DtkvLinearizableOp);
+        g.submit(input, move |r| {
+            match r {
+                Ok((_, mut out)) => {
+                    let push = out.lock_push.take();
+                    resp.respond(kv_packet(out.into_response()));
+                    if let Some(p) = push {
+                        ctx.send_lock_push(*p);
+                    }
+                }
+                Err(e) => {
+                    if let Some(p) = raft_error_packet(&e) {
+                        resp.respond(p)
+                    }
                 }
             }
-            Err(e) => {
-                if let Some(p) = raft_error_packet(&e) {
-                    resp.respond(p)
-                }
-            }
+            ctx.perf.end(PerfType::DtkvLinearizableOp, t, 1, 0);
         });
     }
 }
@@ -386,7 +398,11 @@ impl ReqProcessor for KvProcessor {
                 // read is answered here, without a round trip to the group's thread
                 // (as the reference's leaseRead does); else that thread decides.
                 if g.lease_holds_now() {
-                    return Some(kv_packet(kv.lock().read(command, &req)));
+                    let perf = &self.ctx.perf;
+                    let t = perf.start(PerfType::DtkvLeaseRead);
+                    let p = kv_packet(kv.lock().read(command, &req));
+                    perf.end(PerfType::DtkvLeaseRead, t, 1, 0);
+                    return Some(p);
                 }
                 self.read(g, kv, command, req, ctx.responder());
                 None

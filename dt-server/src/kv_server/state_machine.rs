@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use dt_client::kv::{KvBody, KvCode, KvReq};
+use dt_common::PerfHook;
 use dt_raft::driver::RaftGroupConfig;
 use dt_raft::raft_log::{DefaultRaftLog, Executor, RaftLog};
 use dt_raft::sm::{
@@ -282,6 +283,8 @@ pub struct DtKvFactory {
     /// Per-group DtKV options (groups without an entry use `watch`).
     options: Mutex<HashMap<i32, GroupKvOptions>>,
     new_group: Option<Arc<dyn NewGroupConfig>>,
+    /// The perf hook of the groups added at run time.
+    perf: PerfHook,
 }
 
 /// The DtKV options of one group, checked and converted.
@@ -349,6 +352,7 @@ impl DtKvFactory {
             base_dir,
             options: Mutex::new(HashMap::new()),
             new_group: None,
+            perf: PerfHook::default(),
         }
     }
 
@@ -356,6 +360,12 @@ impl DtKvFactory {
     /// defaults in `<base_dir>/<group id>`).
     pub fn set_new_group(&mut self, n: Arc<dyn NewGroupConfig>) {
         self.new_group = Some(n);
+    }
+
+    /// The perf hook the groups added at run time report to (their
+    /// `RaftGroupConfig::perf`); the no-op hook by default.
+    pub fn set_perf(&mut self, perf: PerfHook) {
+        self.perf = perf;
     }
 
     /// Records group `group_id`'s DtKV options (used when its state machine is
@@ -451,6 +461,7 @@ impl RaftFactory for DtKvFactory {
             c.group_id = group_id;
             c.members = members.to_vec();
             c.observers = observers.to_vec();
+            c.perf = self.perf.clone();
             self.set_kv_config(group_id, &kv)
                 .map_err(RaftError::InvalidInput)?;
             return Ok(c);
@@ -463,6 +474,7 @@ impl RaftFactory for DtKvFactory {
         let mut c = RaftGroupConfig::new(group_id, 0, members.to_vec());
         c.observers = observers.to_vec();
         c.data_dir = base.join(group_id.to_string());
+        c.perf = self.perf.clone();
         Ok(c)
     }
 }

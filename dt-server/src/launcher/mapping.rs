@@ -123,6 +123,19 @@ pub fn raft_server_config(s: &ServerConfig) -> Result<RaftServerConfig, StartPro
     })
 }
 
+/// `perfStatsInterval` (seconds; 0 = off) as the DtKV server's `stats_interval`.
+pub fn perf_stats_interval(s: &ServerConfig) -> Result<Duration, StartProblem> {
+    let v = range(
+        None,
+        "perfStatsInterval",
+        s.perf_stats_interval,
+        0,
+        86_400,
+        "0 (off) or a number of seconds up to 86400",
+    )?;
+    Ok(Duration::from_secs(v as u64))
+}
+
 /// Parses a `nodeIdOfMembers` / `nodeIdOfObservers` value (comma-separated positive
 /// ids, blanks skipped).
 pub fn node_ids(group_id: i32, text: &str) -> Result<Vec<u32>, StartProblem> {
@@ -259,7 +272,7 @@ mod tests {
             "nodeId = 2\nreplicatePort = 4001\nservicePort = 4002\nelectTimeout = 1111\n\
              rpcTimeout = 2222\nconnectTimeout = 3333\nheartbeatInterval = 444\n\
              pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\nmaxConnInRequests = 77\n\
-             batchFsync = false\ndataDir = /d\n\
+             batchFsync = false\nperfStatsInterval = 30\ndataDir = /d\n\
              statusFile = st\nsyncForce = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
              maxReplicateItems = 11\nmaxReplicateBytes = 12\nsingleReplicateLimit = 13\n\
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
@@ -302,6 +315,10 @@ mod tests {
         assert_eq!(s.block_io_threads, 7);
         assert_eq!(s.max_conn_in_requests, 77);
         assert!(!s.batch_fsync);
+        assert_eq!(
+            perf_stats_interval(&boot.server).unwrap(),
+            Duration::from_secs(30)
+        );
 
         let k = kv_group_config(&boot.groups[0]).unwrap();
         assert_eq!((k.group_id, &k.members[..]), (5, &[1u32, 2][..]));

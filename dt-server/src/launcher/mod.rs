@@ -66,7 +66,9 @@ pub mod mapping;
 pub mod sequence_runner;
 
 pub use config_sync::{ConfigSync, SyncConfigProcessor, NO_SERVERS_FILE};
-pub use mapping::{kv_group_config, raft_group_config, raft_server_config, IGNORED_KEYS};
+pub use mapping::{
+    kv_group_config, perf_stats_interval, raft_group_config, raft_server_config, IGNORED_KEYS,
+};
 pub use sequence_runner::{SequenceRunner, SYNC_RETRY_DELAYS};
 
 use std::collections::BTreeMap;
@@ -247,6 +249,7 @@ impl ServerPlan {
         }
         let servers_file = boot.as_ref().map(|b| b.servers_file.clone());
         let mut config = DtKvServerConfig::new(scfg, kv_groups, data_root.clone());
+        config.stats_interval = perf_stats_interval(server).map_err(BootstrapError::Start)?;
         config.new_group = Some(Arc::new(GroupSource {
             boot,
             data_root: data_root.display().to_string(),
