@@ -447,6 +447,8 @@ fn multiple_ports_and_perf_hooks() {
         read: AtomicU64,
         write: AtomicU64,
         lat: AtomicU64,
+        worker_loops: AtomicU64,
+        worker_polls: AtomicU64,
     }
     impl PerfCallback for Count {
         fn accept(&self, _t: PerfType) -> bool {
@@ -460,9 +462,12 @@ fn multiple_ports_and_perf_hooks() {
             };
         }
         fn fire_time(&self, t: PerfType, _n: u64, c: u64, _b: u64) {
-            if t == PerfType::RpcLatency {
-                self.lat.fetch_add(c, Ordering::Relaxed);
-            }
+            match t {
+                PerfType::RpcLatency => self.lat.fetch_add(c, Ordering::Relaxed),
+                PerfType::RpcWorkerWork => self.worker_loops.fetch_add(c, Ordering::Relaxed),
+                PerfType::RpcWorkerSel => self.worker_polls.fetch_add(c, Ordering::Relaxed),
+                _ => 0,
+            };
         }
     }
     let sp = Arc::new(Count::default());
@@ -502,6 +507,9 @@ fn multiple_ports_and_perf_hooks() {
     assert!(sp.read.load(Ordering::Relaxed) >= 4); // 2 handshakes + 2 requests
     assert!(sp.write.load(Ordering::Relaxed) >= 4);
     assert_eq!(cp.lat.load(Ordering::Relaxed), 2);
+    // every worker iteration reports its poll and its work: at least one per request
+    assert!(sp.worker_loops.load(Ordering::Relaxed) >= 2);
+    assert!(sp.worker_polls.load(Ordering::Relaxed) >= 2);
 }
 
 #[test]

@@ -325,6 +325,11 @@ impl NioWorker {
                 self.flush_dirty();
             }
             self.publish_stats();
+            if self.cfg.perf.accept(PerfType::RpcWorkerWork) {
+                // from the poll's return to here: the iteration's work
+                let work = (dt_common::mono_nanos() - self.ts.nano_time).max(0) as u64;
+                self.cfg.perf.fire_time(PerfType::RpcWorkerWork, work, 1, 0);
+            }
         }
         self.shutdown();
     }
