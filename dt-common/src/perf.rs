@@ -170,6 +170,12 @@ impl PerfHook {
         &*self.0
     }
 
+    /// The callback as the layers' configurations take it (`NioServerConfig::perf`,
+    /// `DispatcherConfig::perf`).
+    pub fn shared(&self) -> std::sync::Arc<dyn PerfCallback> {
+        self.0.clone()
+    }
+
     /// Whether the callback wants `perf_type`.
     #[inline]
     pub fn accept(&self, perf_type: PerfType) -> bool {

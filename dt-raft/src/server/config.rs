@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::rpc::RaftNode;
+use dt_common::PerfHook;
 
 /// Settings of a [`RaftServer`](super::RaftServer); defaults are the reference's.
 ///
@@ -72,6 +73,12 @@ pub struct RaftServerConfig {
     /// connection there carries every group's replication between two nodes, bounded
     /// by the groups' own limits.
     pub max_conn_in_requests: u32,
+    /// Where the server's network IO threads report their loop (`RpcWorkerSel`: time
+    /// in `poll`, `RpcWorkerWork`: the work between polls) and traffic (the reference
+    /// gives its NIO server a `DefaultRpcPerf`, which logs the IO threads' usage).
+    /// No-op by default. The groups report through their own `RaftGroupConfig::perf`,
+    /// which their dispatchers use too.
+    pub perf: PerfHook,
 }
 
 /// The default [`RaftServerConfig::max_conn_in_requests`]: five times the reference
@@ -100,6 +107,7 @@ impl Default for RaftServerConfig {
             io_threads: (cpus / 2).clamp(1, 4),
             raft_ping_interval: Duration::from_millis(1_000),
             max_conn_in_requests: DEFAULT_MAX_CONN_IN_REQUESTS,
+            perf: PerfHook::default(),
         }
     }
 }

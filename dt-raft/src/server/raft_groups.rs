@@ -366,7 +366,7 @@ impl<F: RaftFactory> RaftGroups<F> {
 
         let name = format!("group-{gid}");
         let (handle, own) = if self.opts.dispatchers == 0 {
-            let d = Dispatcher::start(DispatcherConfig::new(format!("raft-{gid}")))
+            let d = Dispatcher::start(dispatcher_config(format!("raft-{gid}"), &cfg))
                 .map_err(|e| group_err(gid, e.to_string()))?;
             let h = d
                 .start_group(&name)
@@ -377,7 +377,7 @@ impl<F: RaftFactory> RaftGroups<F> {
             if inner.shared_dispatchers.is_empty() {
                 for i in 0..self.opts.dispatchers {
                     let d =
-                        Dispatcher::start(DispatcherConfig::new(format!("raft-dispatcher-{i}")))
+                        Dispatcher::start(dispatcher_config(format!("raft-dispatcher-{i}"), &cfg))
                             .map_err(|e| group_err(gid, e.to_string()))?;
                     inner.shared_dispatchers.push(d);
                 }
@@ -638,4 +638,14 @@ impl<F: RaftFactory> GroupAdmin for RaftGroups<F> {
             .map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// A dispatcher named `name` reporting its loop (`FiberWork`, `FiberPoll`) and fiber
+/// runs to `cfg.perf`, as the reference's factory gives a group's dispatcher the
+/// group's perf callback. Shared dispatchers take the hook of the group that started
+/// them.
+fn dispatcher_config(name: String, cfg: &RaftGroupConfig) -> DispatcherConfig {
+    let mut d = DispatcherConfig::new(name);
+    d.perf = cfg.perf.shared();
+    d
 }

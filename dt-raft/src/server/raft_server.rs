@@ -216,6 +216,7 @@ impl RaftServer {
             } else {
                 Vec::new()
             },
+            perf: cfg.perf.shared(),
             ..Default::default()
         });
         nio.register(
