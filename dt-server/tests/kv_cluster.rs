@@ -380,15 +380,16 @@ fn requests_and_executions_reach_the_configured_perf_hook() {
             .unwrap()
             .is_some());
     }
-    let count = |s: &PerfStats, seen: &mut [u64; 3]| {
+    let count = |s: &PerfStats, seen: &mut [u64; SERVER_STATS.len()]| {
         for (t, f) in s.take() {
             let i = SERVER_STATS.iter().position(|x| *x == t).unwrap();
             seen[i] += f.events;
         }
     };
     for (i, s) in stats.iter().enumerate() {
-        // [executions, lease reads, linearizable operations]
-        let mut seen = [0u64; 3];
+        // in SERVER_STATS' order: executions, lease reads, linearizable operations,
+        // then the IO threads' and dispatchers' loops
+        let mut seen = [0u64; SERVER_STATS.len()];
         let end = Instant::now() + Duration::from_secs(10);
         while seen[0] < PUTS && Instant::now() < end {
             count(s, &mut seen);
@@ -397,10 +398,16 @@ fn requests_and_executions_reach_the_configured_perf_hook() {
         count(s, &mut seen);
         assert_eq!(seen[0], PUTS, "node {}: one execution per put", i + 1);
         if i == l {
-            assert_eq!(seen[1..], [GETS, PUTS], "the leader answered every request");
+            assert_eq!(
+                seen[1..3],
+                [GETS, PUTS],
+                "the leader answered every request"
+            );
         } else {
-            assert_eq!(seen[1..], [0, 0], "node {}: no client request", i + 1);
+            assert_eq!(seen[1..3], [0, 0], "node {}: no client request", i + 1);
         }
+        // every node's IO threads and dispatchers went round their loops
+        assert!(seen[3..].iter().all(|n| *n > 0), "node {}: {seen:?}", i + 1);
     }
     kv.stop(Duration::from_secs(1));
     for n in nodes.iter().flatten() {

@@ -36,6 +36,8 @@ fn one_node_from_files_serves_clients_stops_on_sigterm_and_restarts_with_its_dat
         "raft_state_machine_exec",
         "dtkv_linearizable_op",
         "dtkv_lease_read",
+        "rpc_io_threads",
+        "raft_dispatchers",
     ] {
         wait_file_contains(&s.log, &format!("dt_stats] {kind}: "));
     }

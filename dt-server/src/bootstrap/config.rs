@@ -153,7 +153,7 @@ impl ServerConfig {
         KeyDoc {
             key: "perfStatsInterval",
             default: "0",
-            meaning: "dt only: seconds between the log lines (target dt_stats) of DtKV request and state-machine timings; 0: not measured",
+            meaning: "dt only: seconds between the log lines (target dt_stats) of DtKV request, state-machine, IO-thread and dispatcher timings; 0: not measured",
         },
     ];
 

@@ -92,9 +92,11 @@ pub struct DtKvServerConfig {
     /// Builds the settings of groups added at run time; `None`: defaults in
     /// `<data_dir>/<group id>`.
     pub new_group: Option<Arc<dyn NewGroupConfig>>,
-    /// Where the groups (`RaftGroupConfig::perf`, replacing theirs) and the DtKV
-    /// requests (`dtkv_linearizable_op`: a write or a read through the log, from its
-    /// arrival to its answer; `dtkv_lease_read`) report their timings. `None` (the
+    /// Where the groups (`RaftGroupConfig::perf`, replacing theirs, also for their
+    /// dispatchers), the network IO threads (`RaftServerConfig::perf`, replacing the
+    /// server's) and the DtKV requests (`dtkv_linearizable_op`: a write or a read
+    /// through the log, from its arrival to its answer; `dtkv_lease_read`) report
+    /// their timings. `None` (the
     /// default): with a `stats_interval`, the server's own [`PerfStats`] of
     /// state-machine executions and DtKV requests, logged every `stats_interval` (the
     /// reference's default callbacks); without, nothing is measured.
@@ -148,15 +150,6 @@ impl std::fmt::Debug for DtKvServer {
 impl DtKvServer {
     /// Builds the server (nothing listens until [`DtKvServer::start`]).
     pub fn new(cfg: DtKvServerConfig) -> Result<DtKvServer, RaftServerError> {
-        let server = RaftServer::new(cfg.server.clone())?;
-        let mut factory = DtKvFactory::new(
-            server.block_io(),
-            cfg.watch.clone(),
-            Some(cfg.data_dir.clone()),
-        );
-        if let Some(n) = &cfg.new_group {
-            factory.set_new_group(n.clone());
-        }
         let (perf, stats) = match &cfg.perf {
             Some(p) => (p.clone(), None),
             None if cfg.stats_interval.is_zero() => (PerfHook::default(), None),
@@ -165,6 +158,18 @@ impl DtKvServer {
                 (PerfHook::new(s.clone()), Some(s))
             }
         };
+        let server = RaftServer::new(RaftServerConfig {
+            perf: perf.clone(),
+            ..cfg.server.clone()
+        })?;
+        let mut factory = DtKvFactory::new(
+            server.block_io(),
+            cfg.watch.clone(),
+            Some(cfg.data_dir.clone()),
+        );
+        if let Some(n) = &cfg.new_group {
+            factory.set_new_group(n.clone());
+        }
         factory.set_perf(perf.clone());
         let factory = Arc::new(factory);
         let mut configs = Vec::with_capacity(cfg.groups.len());
