@@ -241,7 +241,7 @@ impl KvBody for KvReq {
         Ok(cb.take())
     }
 
-    /// Decodes a whole body: the common shapes directly ([`decode_plain`]), anything
+    /// Decodes a whole body: the common shapes directly (`decode_plain`), anything
     /// else (and every error) through the streaming parser and [`KvReqCallback`].
     fn decode(body: &Bytes) -> Result<Self, PbError> {
         if let Some(r) = decode_ordered(body) {

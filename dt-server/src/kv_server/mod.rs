@@ -7,7 +7,7 @@
 //! | [`state_machine`] | [`DtKvStateMachine`], [`KvGroup`], [`KvOutput`], [`DtKvFactory`] |
 //! | [`processor`] | [`KvProcessor`]: gate, plan, lease reads, writes, watches, status |
 //! | [`server`] | [`DtKvServer`], [`DtKvServerConfig`], the daemon (TTL expiry, watch dispatch) |
-//! | [`stats_log`] | [`StatsLog`]: the server's own perf figures, logged every minute |
+//! | [`stats_log`] | [`StatsLog`]: the server's own perf figures, logged periodically (`perfStatsInterval`) |
 
 pub mod processor;
 pub mod server;

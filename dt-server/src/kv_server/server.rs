@@ -96,10 +96,10 @@ pub struct DtKvServerConfig {
     /// dispatchers), the network IO threads (`RaftServerConfig::perf`, replacing the
     /// server's) and the DtKV requests (`dtkv_linearizable_op`: a write or a read
     /// through the log, from its arrival to its answer; `dtkv_lease_read`) report
-    /// their timings. `None` (the
-    /// default): with a `stats_interval`, the server's own [`PerfStats`] of
-    /// state-machine executions and DtKV requests, logged every `stats_interval` (the
-    /// reference's default callbacks); without, nothing is measured.
+    /// their timings. `None` (the default): with a `stats_interval`, the server's own
+    /// [`PerfStats`] of [`SERVER_STATS`] (executions, DtKV requests, the IO threads'
+    /// and dispatchers' loops), logged every `stats_interval` as the reference's
+    /// default callbacks do; without, nothing is measured.
     pub perf: Option<PerfHook>,
     /// How often the server's own figures are logged (target `dt_stats`, level info;
     /// only with `perf` `None`); zero (the default): not measured at all. The

@@ -4,7 +4,7 @@
 //! handler and calls [`run`].
 //!
 //! * [`parse_command_line`]: no argument runs the embedded defaults
-//!   ([`embedded_defaults`](crate::bootstrap::embedded_defaults): node 1, group 0,
+//!   ([`embedded_defaults`]: node 1, group 0,
 //!   replicate port 9331, service port 9332, data under `./data`); otherwise
 //!   `-c <config.properties> -s <servers.properties>` (both required, exit 101),
 //!   plus optional `-DNAME=value` values for `${NAME:default}` (the reference's Java
