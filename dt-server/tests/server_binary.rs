@@ -193,6 +193,13 @@ fn bad_arguments_and_files_exit_with_the_references_codes_and_say_why() {
             106,
             "logFileSize must be a power of two",
         ),
+        (
+            vec!["-c".into(), write("badstats.properties", &format!(
+                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\nperfStatsInterval = -5\n",
+                l.repl[0], l.svc[0], d.join("data9").display())), "-s".into(), s.into()],
+            106,
+            "perfStatsInterval",
+        ),
     ];
     for (args, code, hint) in cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
