@@ -47,6 +47,9 @@ fn a_one_second_run_completes() {
         "64",
         "--dir",
         d,
+        // the stages timed on every node (what they must report is checked by
+        // server_cluster's perf-hook test)
+        "--perf",
     ])
     .unwrap();
     raft_bench::run(&args).unwrap();
