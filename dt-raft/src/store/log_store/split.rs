@@ -56,13 +56,8 @@ impl WriteJob {
     /// segments touched when the plan says so.
     pub fn run(self) -> StoreResult<WriteDone> {
         let sync = self.sync;
-        let perf = self.perf.clone();
-        let (items, bytes) = if sync && perf.accept(PerfType::RaftLogSync) {
-            self.size()
-        } else {
-            (0, 0)
-        };
-        let done = self.write()?;
+        let (perf, (items, bytes)) = self.perf_and_size();
+        let done = self.write(&perf, (items, bytes))?;
         if sync {
             let t = perf.start(PerfType::RaftLogSync);
             for f in &done.touched {
@@ -88,13 +83,8 @@ impl WriteJob {
         done: impl FnOnce(StoreResult<WriteDone>) + Send + 'static,
     ) {
         let sync = self.sync;
-        let perf = self.perf.clone();
-        let (items, bytes) = if sync && perf.accept(PerfType::RaftLogSync) {
-            self.size()
-        } else {
-            (0, 0)
-        };
-        match self.write() {
+        let (perf, (items, bytes)) = self.perf_and_size();
+        match self.write(&perf, (items, bytes)) {
             Ok(mut w) if sync && !w.touched.is_empty() => {
                 // A synced write's segments need no later fsync: the batcher takes them.
                 let files = std::mem::take(&mut w.touched);
@@ -112,6 +102,16 @@ impl WriteJob {
         }
     }
 
+    /// The job's perf hook and, when the hook times its write or its fsync, the entries
+    /// and bytes it writes (counted once for both; (0, 0) when nothing is timed).
+    fn perf_and_size(&self) -> (PerfHook, (u64, u64)) {
+        let perf = self.perf.clone();
+        let timed = perf.accept(PerfType::RaftLogWrite1)
+            || (self.sync && perf.accept(PerfType::RaftLogSync));
+        let size = if timed { self.size() } else { (0, 0) };
+        (perf, size)
+    }
+
     /// The entries and bytes the job writes.
     fn size(&self) -> (u64, u64) {
         self.batches.iter().fold((0, 0), |(n, b), x| {
@@ -123,11 +123,10 @@ impl WriteJob {
         })
     }
 
-    /// Creates the planned segments and writes every chunk in order (no fsync).
-    fn write(self) -> StoreResult<WriteDone> {
-        let perf = self.perf.clone();
+    /// Creates the planned segments and writes every chunk in order (no fsync); the
+    /// writes are timed through `perf`, as `size` (entries, bytes).
+    fn write(self, perf: &PerfHook, size: (u64, u64)) -> StoreResult<WriteDone> {
         let t = perf.start(PerfType::RaftLogWrite1);
-        let size = if t != 0 { self.size() } else { (0, 0) };
         // the IO thread's join buffer, kept between jobs (a join of many small batches,
         // the common case with many groups, would otherwise allocate and fault in a
         // new buffer for each job)
