@@ -328,8 +328,9 @@ impl KvProcessor {
         req: KvReq,
         resp: Responder,
     ) {
-        let perf = self.ctx.perf.clone();
-        let t = perf.start(PerfType::DtkvLeaseRead);
+        let t = self.ctx.perf.start(PerfType::DtkvLeaseRead);
+        // the hook travels with the read only when it times it
+        let perf = (t != 0).then(|| self.ctx.perf.clone());
         on_complete(g.lease_read(self.ctx.read_timeout), move |r| {
             match r {
                 Ok(()) => resp.respond(kv_packet(kv.lock().read(command, &req))),
@@ -339,7 +340,9 @@ impl KvProcessor {
                     }
                 }
             }
-            perf.end(PerfType::DtkvLeaseRead, t, 1, 0);
+            if let Some(perf) = perf {
+                perf.end(PerfType::DtkvLeaseRead, t, 1, 0);
+            }
         });
     }
 
