@@ -165,11 +165,6 @@ impl PerfHook {
         PerfHook(callback)
     }
 
-    /// The callback.
-    pub fn callback(&self) -> &dyn PerfCallback {
-        &*self.0
-    }
-
     /// The callback as the layers' configurations take it (`NioServerConfig::perf`,
     /// `DispatcherConfig::perf`).
     pub fn shared(&self) -> std::sync::Arc<dyn PerfCallback> {

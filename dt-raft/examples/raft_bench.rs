@@ -329,8 +329,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         .map(|(i, p)| format!("{},127.0.0.1:{p};", i + 1))
         .collect();
     let mut nodes = Vec::new();
+    // one per node with --perf, none without
     let perf: Vec<Arc<PerfStats>> = (0..args.nodes)
-        .map(|_| Arc::new(PerfStats::new(if args.perf { &PERF_STAGES } else { &[] })))
+        .filter(|_| args.perf)
+        .map(|_| Arc::new(PerfStats::new(&PERF_STAGES)))
         .collect();
     for id in 1..=args.nodes as i32 {
         let server = RaftServer::new(RaftServerConfig {
@@ -365,8 +367,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                 }
                 c.log_file_size = 64 << 20;
                 c.idx_items_per_file = 1 << 16;
-                if args.perf {
-                    c.perf = PerfHook::new(perf[id as usize - 1].clone());
+                if let Some(p) = perf.get(id as usize - 1) {
+                    c.perf = PerfHook::new(p.clone());
                 }
                 c
             })
