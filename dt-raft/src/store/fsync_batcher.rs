@@ -298,6 +298,8 @@ impl FsyncBatcher {
         let Some(&first) = live.first() else {
             return;
         };
+        // What each file had appended before the syncfs: durable once it succeeds.
+        let marks: Vec<u64> = live.iter().map(|&j| files[j].appended_mark()).collect();
         self.syncfs_calls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = sys::syncfs(files[first].file()) {
             for &j in &live {
@@ -306,9 +308,10 @@ impl FsyncBatcher {
             }
             return;
         }
-        for &j in &live {
-            if let Err(e) = sys::check_writeback(files[j].file()) {
-                outcome.fail(&files[j], StoreError::io("fdatasync", &files[j].path, e));
+        for (&j, &mark) in live.iter().zip(&marks) {
+            match sys::check_writeback(files[j].file()) {
+                Ok(()) => files[j].drop_synced_pages(mark),
+                Err(e) => outcome.fail(&files[j], StoreError::io("fdatasync", &files[j].path, e)),
             }
         }
     }
@@ -580,6 +583,49 @@ mod tests {
         );
         answered_ok(&rx);
         assert_eq!(b.stats().requests, 6);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_shared_round_drops_the_synced_appends_of_every_file_from_the_page_cache() {
+        use crate::store::file_queue::tests::{on_tmpfs, resident_pages};
+        let d = tempfile::tempdir().expect("dir");
+        if on_tmpfs(d.path()) {
+            eprintln!(
+                "page-cache residency not checked: {} is on tmpfs",
+                d.path().display()
+            );
+            return;
+        }
+        let fs: Vec<Arc<DtFile>> = (0..3)
+            .map(|i| {
+                let mut q =
+                    FileQueue::open(&d.path().join(format!("g{i}")), 4 << 20, true).expect("queue");
+                q.drop_synced_pages(true);
+                let f = q.maker().create(0).expect("segment");
+                let data = vec![i as u8 + 1; (2 << 20) + 4096];
+                f.write_all_at(&data, 0).expect("write");
+                f.note_appended(data.len() as u64);
+                f
+            })
+            .collect();
+        let b = FsyncBatcher::new(ThreadPoolIo::new(2));
+        answered_ok(&ask(&b, fs.clone()));
+        let s = b.stats();
+        assert_eq!(s.syncfs_calls + s.fdatasync_calls.min(1), 1, "{s:?}");
+        for f in &fs {
+            let pages = resident_pages(f.file(), (2 << 20) + 4096);
+            assert!(
+                pages[..512].iter().all(|r| !r),
+                "{}: synced MiB cached",
+                f.path.display()
+            );
+            assert!(
+                pages[512],
+                "{}: the page still appended to was dropped",
+                f.path.display()
+            );
+        }
     }
 
     #[test]

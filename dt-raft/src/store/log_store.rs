@@ -213,6 +213,7 @@ impl LogStore {
             cfg.sync,
             cfg.faults.clone(),
         )?;
+        log.drop_synced_pages(cfg.drop_synced_pages && cfg.sync);
         let mut idx = IdxFileQueue::open(
             &data_dir.join("idx"),
             cfg.idx_items_per_file,

@@ -183,6 +183,7 @@ impl WriteJob {
                         &joined[..]
                     };
                     f.write_all_at(data, pos - f.start)?;
+                    f.note_appended(pos - f.start + data.len() as u64);
                     joined.clear();
                 }
                 let f = match touched.iter().find(|t| t.start == start) {
@@ -212,6 +213,7 @@ impl WriteJob {
                 &joined[..]
             };
             f.write_all_at(data, pos - f.start)?;
+            f.note_appended(pos - f.start + data.len() as u64);
         }
         Ok(WriteDone {
             batches: self.batches,
