@@ -6,6 +6,7 @@
 //!     [--seconds 10] [--max-pending 2000] [--body-size 256] [--sync-force true|false]
 //!     [--dir D] [--dispatchers N] [--idle-seconds N] [--block-io-threads N]
 //!     [--prefill-kib K] [--batch-fsync true|false] [--coalesce-appends-below N] [--perf]
+//!     [--drop-page-cache true|false]
 //! ```
 //!
 //! Every group has all nodes as members, its log in `<dir>/n<node>/g<group>` (fsync
@@ -139,6 +140,11 @@ pub struct Args {
     /// the measured seconds (costs a few clock reads per entry).
     #[arg(long)]
     perf: bool,
+    /// Drop the logs' pages from the page cache once fsynced
+    /// (`RaftGroupConfig::drop_synced_pages`, default true; false keeps them cached,
+    /// as the reference).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    drop_page_cache: bool,
 }
 
 /// The stages `--perf` times.
@@ -362,6 +368,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 let mut c = RaftGroupConfig::new(g, 0, (1..=args.nodes).collect());
                 c.data_dir = factory.base.join(format!("g{g}"));
                 c.sync_force = args.sync_force;
+                c.drop_synced_pages = args.drop_page_cache;
                 if let Some(n) = args.coalesce_appends_below {
                     c.coalesce_appends_below = n;
                 }

@@ -470,7 +470,7 @@ fn configuration_page_lists_every_key() {
         );
         n += 1;
     }
-    assert_eq!(n, 47);
+    assert_eq!(n, 48);
     for k in [
         "servers",
         "group.<id>.nodeIdOfMembers",

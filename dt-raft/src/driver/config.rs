@@ -32,6 +32,11 @@ pub struct RaftGroupConfig {
     /// Not a reference key: fsync at all (default true). Off only for tests and
     /// benchmarks of everything but the disk.
     pub sync: bool,
+    /// Not a reference key (`dropLogPageCache` in the server's files): the default log
+    /// drops its segments' pages from the page cache once fsynced
+    /// ([`StoreConfig::drop_synced_pages`](crate::store::StoreConfig::drop_synced_pages),
+    /// default true).
+    pub drop_synced_pages: bool,
     /// `raftPingCheck` (default 0).
     pub raft_ping_check: i32,
     /// Leader stickiness (on by default; the reference has none): a follower that
@@ -126,6 +131,7 @@ impl RaftGroupConfig {
             status_file: "raft.status".to_string(),
             sync_force: true,
             sync: true,
+            drop_synced_pages: true,
             raft_ping_check: 0,
             disable_config_change: false,
             leader_stickiness: true,

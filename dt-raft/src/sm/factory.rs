@@ -58,6 +58,7 @@ pub fn store_config(cfg: &RaftGroupConfig) -> StoreConfig {
         idx_flush_threshold: cfg.idx_flush_threshold,
         sync: cfg.sync,
         sync_force: cfg.sync_force,
+        drop_synced_pages: cfg.drop_synced_pages,
         status_file_name: cfg.status_file.clone(),
         fsync_batcher: cfg.fsync_batcher.clone(),
         perf: cfg.perf.clone(),

@@ -187,6 +187,7 @@ pub fn raft_group_config(g: &GroupConfig) -> Result<RaftGroupConfig, StartProble
     }
     c.status_file = g.status_file.clone();
     c.sync_force = g.sync_force;
+    c.drop_synced_pages = g.drop_log_page_cache;
     c.raft_ping_check = range(
         gid,
         "raftPingCheck",
@@ -273,7 +274,7 @@ mod tests {
              rpcTimeout = 2222\nconnectTimeout = 3333\nheartbeatInterval = 444\n\
              pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\nmaxConnInRequests = 77\n\
              batchFsync = false\nperfStatsInterval = 30\ndataDir = /d\n\
-             statusFile = st\nsyncForce = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
+             statusFile = st\nsyncForce = false\ndropLogPageCache = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
              maxReplicateItems = 11\nmaxReplicateBytes = 12\nsingleReplicateLimit = 13\n\
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
              maxCacheTaskBytes = 17\nidxItemsPerFile = 1024\nidxCacheSize = 19\n\
@@ -327,6 +328,7 @@ mod tests {
         assert_eq!(g.data_dir, std::path::PathBuf::from("/d/5"));
         assert_eq!(g.status_file, "st");
         assert!(!g.sync_force);
+        assert!(!g.drop_synced_pages);
         assert_eq!(g.raft_ping_check, 2);
         assert!(g.disable_config_change);
         assert_eq!(g.max_replicate_items, 11);
