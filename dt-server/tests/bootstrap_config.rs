@@ -470,7 +470,7 @@ fn configuration_page_lists_every_key() {
         );
         n += 1;
     }
-    assert_eq!(n, 48);
+    assert_eq!(n, 49);
     for k in [
         "servers",
         "group.<id>.nodeIdOfMembers",

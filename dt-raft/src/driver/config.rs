@@ -37,6 +37,11 @@ pub struct RaftGroupConfig {
     /// ([`StoreConfig::drop_synced_pages`](crate::store::StoreConfig::drop_synced_pages),
     /// default true).
     pub drop_synced_pages: bool,
+    /// Not a reference key (`logPrefillBytes` in the server's files): bytes of the
+    /// current log segment the default log keeps zero-filled ahead of its appends
+    /// ([`StoreConfig::prefill_bytes`](crate::store::StoreConfig::prefill_bytes);
+    /// default 0, off).
+    pub prefill_bytes: u64,
     /// `raftPingCheck` (default 0).
     pub raft_ping_check: i32,
     /// Leader stickiness (on by default; the reference has none): a follower that
@@ -132,6 +137,7 @@ impl RaftGroupConfig {
             sync_force: true,
             sync: true,
             drop_synced_pages: true,
+            prefill_bytes: 0,
             raft_ping_check: 0,
             disable_config_change: false,
             leader_stickiness: true,

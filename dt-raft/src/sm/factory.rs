@@ -59,6 +59,7 @@ pub fn store_config(cfg: &RaftGroupConfig) -> StoreConfig {
         sync: cfg.sync,
         sync_force: cfg.sync_force,
         drop_synced_pages: cfg.drop_synced_pages,
+        prefill_bytes: cfg.prefill_bytes,
         status_file_name: cfg.status_file.clone(),
         fsync_batcher: cfg.fsync_batcher.clone(),
         perf: cfg.perf.clone(),

@@ -48,8 +48,10 @@ pub struct StoreConfig {
     /// them). Costs one extra sequential write of the log's bytes and the CPU to copy
     /// the zeros. 0 turns it off; only with `sync` on; at most 1 GiB. Default 0 (off):
     /// measured here, 4 MiB makes an fsync-bound log faster (log_bench closed loop:
-    /// 1.07x at 1 entry per fsync, 1.8x at 16, 1.1x at 256) but a CPU-bound one slower
-    /// (raft_bench, 3 nodes in one process on 2 cores: about 10% fewer writes, p99 up).
+    /// 1.07x at 1 entry per fsync, 1.8x at 16, 1.1x at 256; the DtKV server's sync put
+    /// with 128 threads ~9% on average, spread 79k-120k puts/s either way) but a
+    /// CPU-bound one slower (raft_bench, 3 nodes in one process on 2 cores: 8-15% fewer
+    /// writes, p99 up). The server binary's key is `logPrefillBytes`.
     pub prefill_bytes: u64,
     /// Drop the log segments' pages from the page cache once an fsync has made them
     /// durable, in whole MiB below the last fsynced append (one `posix_fadvise` per

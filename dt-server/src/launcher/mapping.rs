@@ -188,6 +188,14 @@ pub fn raft_group_config(g: &GroupConfig) -> Result<RaftGroupConfig, StartProble
     c.status_file = g.status_file.clone();
     c.sync_force = g.sync_force;
     c.drop_synced_pages = g.drop_log_page_cache;
+    c.prefill_bytes = range(
+        gid,
+        "logPrefillBytes",
+        g.log_prefill_bytes,
+        0,
+        1 << 30,
+        "0 (off) to 1073741824",
+    )? as u64;
     c.raft_ping_check = range(
         gid,
         "raftPingCheck",
@@ -274,7 +282,7 @@ mod tests {
              rpcTimeout = 2222\nconnectTimeout = 3333\nheartbeatInterval = 444\n\
              pingInterval = 555\ncheckSelf = false\nblockIoThreads = 7\nmaxConnInRequests = 77\n\
              batchFsync = false\nperfStatsInterval = 30\ndataDir = /d\n\
-             statusFile = st\nsyncForce = false\ndropLogPageCache = false\nraftPingCheck = 2\ndisableConfigChange = true\n\
+             statusFile = st\nsyncForce = false\ndropLogPageCache = false\nlogPrefillBytes = 65536\nraftPingCheck = 2\ndisableConfigChange = true\n\
              maxReplicateItems = 11\nmaxReplicateBytes = 12\nsingleReplicateLimit = 13\n\
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
              maxCacheTaskBytes = 17\nidxItemsPerFile = 1024\nidxCacheSize = 19\n\
@@ -329,6 +337,7 @@ mod tests {
         assert_eq!(g.status_file, "st");
         assert!(!g.sync_force);
         assert!(!g.drop_synced_pages);
+        assert_eq!(g.prefill_bytes, 65536);
         assert_eq!(g.raft_ping_check, 2);
         assert!(g.disable_config_change);
         assert_eq!(g.max_replicate_items, 11);
@@ -385,6 +394,15 @@ mod tests {
             e.to_string(),
             "group 3: maxPendingTasks must be positive (got -5)"
         );
+        for bad in [-1, (1 << 30) + 1] {
+            let mut g = GroupConfig::new(3, "1", None);
+            g.log_prefill_bytes = bad;
+            let e = raft_group_config(&g).unwrap_err().to_string();
+            assert!(
+                e.contains("logPrefillBytes") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
         let mut g = GroupConfig::new(3, "1,x", None);
         assert!(matches!(
             raft_group_config(&g),
