@@ -569,7 +569,8 @@ impl FileMaker {
     }
 }
 
-#[cfg(target_os = "linux")]
+// `off_t` is 64 bits only on 64-bit Linux targets; elsewhere the advice is skipped.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod sys {
     use std::fs::File;
     use std::os::raw::c_int;
@@ -593,9 +594,9 @@ mod sys {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 mod sys {
-    /// No page-cache advice outside Linux.
+    /// No page-cache advice outside 64-bit Linux.
     pub fn drop_pages(_f: &std::fs::File, _offset: u64, _len: u64) {}
 }
 
@@ -605,7 +606,7 @@ pub(crate) mod tests {
 
     /// Which 4 KiB pages of `f` (its first `len` bytes) are in the page cache, by
     /// `mincore` over a read-only mapping.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     pub(crate) fn resident_pages(f: &File, len: usize) -> Vec<bool> {
         use std::os::raw::{c_int, c_void};
         use std::os::unix::io::AsRawFd;
@@ -638,7 +639,7 @@ pub(crate) mod tests {
     }
 
     /// Whether `dir` is on tmpfs, whose pages cannot be dropped (they are the data).
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     pub(crate) fn on_tmpfs(dir: &Path) -> bool {
         let dir = dir.canonicalize().unwrap();
         let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
@@ -656,7 +657,7 @@ pub(crate) mod tests {
 
     /// Writes 3.5 MiB of appends and then 1 MiB of zeros ahead of them (not noted as
     /// appended) into a new segment, fsyncs it, and returns its page residency.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     fn appended_then_synced(drop: bool) -> Option<Vec<bool>> {
         let d = tempfile::tempdir().unwrap();
         if on_tmpfs(d.path()) {
@@ -680,7 +681,7 @@ pub(crate) mod tests {
         Some(resident_pages(f.file(), 5 << 20))
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     #[test]
     fn an_fsync_drops_the_whole_mib_of_appends_it_made_durable_from_the_page_cache() {
         let Some(pages) = appended_then_synced(true) else {

@@ -585,7 +585,7 @@ mod tests {
         assert_eq!(b.stats().requests, 6);
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     #[test]
     fn a_shared_round_drops_the_synced_appends_of_every_file_from_the_page_cache() {
         use crate::store::file_queue::tests::{on_tmpfs, resident_pages};
