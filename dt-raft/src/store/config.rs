@@ -54,8 +54,8 @@ pub struct StoreConfig {
     /// writes, p99 up). The server binary's key is `logPrefillBytes`.
     pub prefill_bytes: u64,
     /// Drop the log segments' pages from the page cache once an fsync has made them
-    /// durable, in whole MiB below the last fsynced append (one `posix_fadvise` per
-    /// MiB; 64-bit Linux only). The log reads recent entries from its tail cache and older
+    /// durable, in whole 2 MiB steps below the last fsynced append (one `posix_fadvise`
+    /// per step; 64-bit Linux only). The log reads recent entries from its tail cache and older
     /// ones rarely (a follower far behind, recovery), so the pages would only fill the
     /// page cache; dropped, they are reused by the next appends instead of new pages
     /// being taken from free memory. That matters most on a virtual machine whose host

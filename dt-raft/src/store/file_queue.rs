@@ -36,8 +36,11 @@ pub struct DtFile {
 }
 
 /// Pages of a log segment are dropped from the page cache in steps of this many bytes
-/// (one `posix_fadvise` per step, whole pages only).
-pub const PAGE_DROP_STEP: u64 = 1 << 20;
+/// (one `posix_fadvise` per step). 2 MiB, the largest folio the page cache makes on
+/// x86-64: a folio is aligned to its size, so a step never splits one (the kernel
+/// keeps a folio that reaches outside the range it is asked to drop; a single 3 MiB
+/// `pwrite` is cached in 2 MiB folios, and with 1 MiB steps those stayed).
+pub const PAGE_DROP_STEP: u64 = 2 << 20;
 
 impl DtFile {
     fn new(start: u64, path: PathBuf, file: File, faults: Faults) -> DtFile {
@@ -65,6 +68,13 @@ impl DtFile {
     /// written ahead of them), so that pages still to be appended to are never dropped.
     pub fn note_appended(&self, end: u64) {
         self.appended_end.fetch_max(end, Ordering::Release);
+    }
+
+    /// The log's tail was cut back to `end` (an offset in the file; 0 for a segment
+    /// wholly past the cut): later appends rewrite from there, so only what they write
+    /// counts as appended again. Call it with no write job in flight.
+    pub fn note_truncated(&self, end: u64) {
+        self.appended_end.store(end, Ordering::Release);
     }
 
     /// The end of the appends noted so far: take it before an fsync and hand it to
@@ -655,8 +665,9 @@ pub(crate) mod tests {
             .is_some_and(|(_, ty)| ty == "tmpfs")
     }
 
-    /// Writes 3.5 MiB of appends and then 1 MiB of zeros ahead of them (not noted as
-    /// appended) into a new segment, fsyncs it, and returns its page residency.
+    /// Writes 1.75 steps of appends (in 256 KiB pieces) and then a quarter step of
+    /// zeros ahead of them (not noted as appended) into a new segment, fsyncs it, and
+    /// returns its page residency.
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     fn appended_then_synced(drop: bool) -> Option<Vec<bool>> {
         let d = tempfile::tempdir().unwrap();
@@ -667,41 +678,76 @@ pub(crate) mod tests {
             );
             return None;
         }
-        let mut q = FileQueue::open(d.path(), 8 << 20, true).unwrap();
+        let mut q = FileQueue::open(d.path(), 4 * PAGE_DROP_STEP, true).unwrap();
         q.drop_synced_pages(drop);
         let f = q.maker().create(0).unwrap();
         let chunk = vec![7u8; 256 * 1024];
-        for i in 0..14u64 {
-            f.write_all_at(&chunk, i * chunk.len() as u64).unwrap();
-            f.note_appended((i + 1) * chunk.len() as u64);
+        let appended = PAGE_DROP_STEP * 7 / 4;
+        let mut off = 0;
+        while off < appended {
+            f.write_all_at(&chunk, off).unwrap();
+            off += chunk.len() as u64;
+            f.note_appended(off);
         }
-        let zeros = vec![0u8; 1 << 20];
-        f.write_all_at(&zeros, 14 * chunk.len() as u64).unwrap();
+        let zeros = vec![0u8; (PAGE_DROP_STEP / 4) as usize];
+        f.write_all_at(&zeros, appended).unwrap();
         f.sync_data().unwrap();
-        Some(resident_pages(f.file(), 5 << 20))
+        Some(resident_pages(f.file(), 2 * PAGE_DROP_STEP as usize))
     }
 
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     #[test]
-    fn an_fsync_drops_the_whole_mib_of_appends_it_made_durable_from_the_page_cache() {
+    fn an_fsync_drops_the_whole_steps_of_appends_it_made_durable_from_the_page_cache() {
         let Some(pages) = appended_then_synced(true) else {
             return;
         };
-        let mib = 256; // pages per MiB
+        let step = (PAGE_DROP_STEP / 4096) as usize;
         assert!(
-            pages[..3 * mib].iter().all(|r| !r),
-            "appends below 3 MiB still cached"
+            pages[..step].iter().all(|r| !r),
+            "appends of the first step still cached"
         );
-        // the rest of the last MiB of appends (still appended to) and the zeros ahead
-        // of them stay
-        assert!(
-            pages[3 * mib..5 * mib - 128].iter().all(|r| *r),
-            "{:?}",
-            &pages[3 * mib..]
-        );
+        // the rest of the appends (the step still appended to) and the zeros ahead of
+        // them stay
+        assert!(pages[step..].iter().all(|r| *r), "{:?}", &pages[step..]);
         // turned off, everything written stays cached (this test could fail)
         let kept = appended_then_synced(false).unwrap();
-        assert!(kept[..5 * mib - 128].iter().all(|r| *r));
+        assert!(kept.iter().all(|r| *r));
+    }
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    #[test]
+    fn after_a_tail_cut_only_what_was_appended_again_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        if on_tmpfs(d.path()) {
+            eprintln!(
+                "page-cache residency not checked: {} is on tmpfs",
+                d.path().display()
+            );
+            return;
+        }
+        let step = PAGE_DROP_STEP;
+        let mut q = FileQueue::open(d.path(), 4 * step, true).unwrap();
+        q.drop_synced_pages(true);
+        let f = q.maker().create(0).unwrap();
+        // one large write: the page cache keeps it in the largest folios
+        let data = vec![3u8; 3 * step as usize];
+        f.write_all_at(&data, 0).unwrap();
+        f.note_appended(3 * step);
+        // cut back to a step + 100 before any fsync, then append 100 bytes there
+        f.note_truncated(step + 100);
+        f.write_all_at(&[4u8; 100], step + 100).unwrap();
+        f.note_appended(step + 200);
+        f.sync_data().unwrap();
+        let pages = resident_pages(f.file(), 3 * step as usize);
+        let n = (step / 4096) as usize;
+        assert!(
+            pages[..n].iter().all(|r| !r),
+            "the first step is durable: dropped"
+        );
+        assert!(
+            pages[n..].iter().all(|r| *r),
+            "pages past the cut were dropped"
+        );
     }
 
     #[test]

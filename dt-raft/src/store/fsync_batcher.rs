@@ -589,6 +589,7 @@ mod tests {
     #[test]
     fn a_shared_round_drops_the_synced_appends_of_every_file_from_the_page_cache() {
         use crate::store::file_queue::tests::{on_tmpfs, resident_pages};
+        use crate::store::file_queue::PAGE_DROP_STEP;
         let d = tempfile::tempdir().expect("dir");
         if on_tmpfs(d.path()) {
             eprintln!(
@@ -603,7 +604,7 @@ mod tests {
                     FileQueue::open(&d.path().join(format!("g{i}")), 4 << 20, true).expect("queue");
                 q.drop_synced_pages(true);
                 let f = q.maker().create(0).expect("segment");
-                let data = vec![i as u8 + 1; (2 << 20) + 4096];
+                let data = vec![i as u8 + 1; PAGE_DROP_STEP as usize + 4096];
                 f.write_all_at(&data, 0).expect("write");
                 f.note_appended(data.len() as u64);
                 f
@@ -614,14 +615,15 @@ mod tests {
         let s = b.stats();
         assert_eq!(s.syncfs_calls + s.fdatasync_calls.min(1), 1, "{s:?}");
         for f in &fs {
-            let pages = resident_pages(f.file(), (2 << 20) + 4096);
+            let pages = resident_pages(f.file(), PAGE_DROP_STEP as usize + 4096);
+            let step = (PAGE_DROP_STEP / 4096) as usize;
             assert!(
-                pages[..512].iter().all(|r| !r),
-                "{}: synced MiB cached",
+                pages[..step].iter().all(|r| !r),
+                "{}: the synced step is cached",
                 f.path.display()
             );
             assert!(
-                pages[512],
+                pages[step],
                 "{}: the page still appended to was dropped",
                 f.path.display()
             );

@@ -387,7 +387,7 @@ impl GroupConfig {
         KeyDoc {
             key: "dropLogPageCache",
             default: "true",
-            meaning: "dt only: drop log pages from the page cache once fsynced (whole MiB; 64-bit Linux). The log reads recent entries from memory, so cached pages only fill memory, and on a VM whose host reclaims free guest memory each new page costs a host fault (measured: 1.1-1.5x DtKV async put throughput after an idle pause, little in back-to-back runs). false keeps them cached, as the reference",
+            meaning: "dt only: drop log pages from the page cache once fsynced (whole 2 MiB steps; 64-bit Linux). The log reads recent entries from memory, so cached pages only fill memory, and on a VM whose host reclaims free guest memory each new page costs a host fault (measured: 1.1-1.5x DtKV async put throughput after an idle pause, little in back-to-back runs). false keeps them cached, as the reference",
         },
         KeyDoc {
             key: "logPrefillBytes",

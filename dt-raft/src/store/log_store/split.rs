@@ -593,6 +593,13 @@ impl LogStore {
             }
         }
         self.cut_tail(index, pos, prev.map(|(t, _)| t));
+        // The segments' appended ends follow the cut, so that a later fsync does not
+        // drop pages the appends after it have yet to rewrite.
+        for f in self.files.files() {
+            if f.start + self.cfg.log_file_size > pos {
+                f.note_truncated(pos.saturating_sub(f.start));
+            }
+        }
         Ok(())
     }
 
