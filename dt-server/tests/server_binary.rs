@@ -200,6 +200,13 @@ fn bad_arguments_and_files_exit_with_the_references_codes_and_say_why() {
             106,
             "perfStatsInterval",
         ),
+        (
+            vec!["-c".into(), write("badprefill.properties", &format!(
+                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\nlogPrefillBytes = -1\n",
+                l.repl[0], l.svc[0], d.join("data10").display())), "-s".into(), s.into()],
+            106,
+            "logPrefillBytes",
+        ),
     ];
     for (args, code, hint) in cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
