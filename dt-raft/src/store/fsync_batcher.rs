@@ -287,28 +287,28 @@ impl FsyncBatcher {
     /// One `syncfs` for the files `idx` of `files` (all on one file system), then each
     /// file's own writeback-error check.
     fn sync_same_fs(&self, files: &[Arc<DtFile>], idx: &[usize], outcome: &mut Outcome) {
-        // The fault hook of each file's fsync first, as `fdatasync` would run it.
+        // The fault hook of each file's fsync first, as `fdatasync` would run it; with
+        // each live file, what it had appended before the syncfs (durable once it
+        // succeeds).
         let mut live = Vec::with_capacity(idx.len());
         for &j in idx {
             match files[j].check_sync_fault() {
-                Ok(()) => live.push(j),
+                Ok(()) => live.push((j, files[j].appended_mark())),
                 Err(e) => outcome.fail(&files[j], e),
             }
         }
-        let Some(&first) = live.first() else {
+        let Some(&(first, _)) = live.first() else {
             return;
         };
-        // What each file had appended before the syncfs: durable once it succeeds.
-        let marks: Vec<u64> = live.iter().map(|&j| files[j].appended_mark()).collect();
         self.syncfs_calls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = sys::syncfs(files[first].file()) {
-            for &j in &live {
+            for &(j, _) in &live {
                 let err = StoreError::io("syncfs", &files[j].path, copy_io(&e));
                 outcome.fail(&files[j], err);
             }
             return;
         }
-        for (&j, &mark) in live.iter().zip(&marks) {
+        for &(j, mark) in &live {
             match sys::check_writeback(files[j].file()) {
                 Ok(()) => files[j].drop_synced_pages(mark),
                 Err(e) => outcome.fail(&files[j], StoreError::io("fdatasync", &files[j].path, e)),
