@@ -648,12 +648,14 @@ pub(crate) mod tests {
         v.iter().map(|b| b & 1 == 1).collect()
     }
 
-    /// Whether `dir` is on tmpfs, whose pages cannot be dropped (they are the data).
+    /// A temporary directory whose file system can drop pages from the page cache;
+    /// `None` (and a message saying so) on tmpfs, whose pages are the data.
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    pub(crate) fn on_tmpfs(dir: &Path) -> bool {
-        let dir = dir.canonicalize().unwrap();
+    pub(crate) fn page_cache_dir() -> Option<tempfile::TempDir> {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
         let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        mounts
+        let tmpfs = mounts
             .lines()
             .filter_map(|l| {
                 let mut it = l.split(' ');
@@ -662,7 +664,15 @@ pub(crate) mod tests {
             })
             .filter(|(mnt, _)| dir.starts_with(mnt))
             .max_by_key(|(mnt, _)| mnt.len())
-            .is_some_and(|(_, ty)| ty == "tmpfs")
+            .is_some_and(|(_, ty)| ty == "tmpfs");
+        if tmpfs {
+            eprintln!(
+                "page-cache residency not checked: {} is on tmpfs",
+                dir.display()
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// Writes 1.75 steps of appends (in 256 KiB pieces) and then a quarter step of
@@ -670,14 +680,7 @@ pub(crate) mod tests {
     /// returns its page residency.
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     fn appended_then_synced(drop: bool) -> Option<Vec<bool>> {
-        let d = tempfile::tempdir().unwrap();
-        if on_tmpfs(d.path()) {
-            eprintln!(
-                "page-cache residency not checked: {} is on tmpfs",
-                d.path().display()
-            );
-            return None;
-        }
+        let d = page_cache_dir()?;
         let mut q = FileQueue::open(d.path(), 4 * PAGE_DROP_STEP, true).unwrap();
         q.drop_synced_pages(drop);
         let f = q.maker().create(0).unwrap();
@@ -717,14 +720,9 @@ pub(crate) mod tests {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     #[test]
     fn after_a_tail_cut_only_what_was_appended_again_is_dropped() {
-        let d = tempfile::tempdir().unwrap();
-        if on_tmpfs(d.path()) {
-            eprintln!(
-                "page-cache residency not checked: {} is on tmpfs",
-                d.path().display()
-            );
+        let Some(d) = page_cache_dir() else {
             return;
-        }
+        };
         let step = PAGE_DROP_STEP;
         let mut q = FileQueue::open(d.path(), 4 * step, true).unwrap();
         q.drop_synced_pages(true);

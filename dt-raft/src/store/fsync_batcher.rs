@@ -588,16 +588,11 @@ mod tests {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     #[test]
     fn a_shared_round_drops_the_synced_appends_of_every_file_from_the_page_cache() {
-        use crate::store::file_queue::tests::{on_tmpfs, resident_pages};
+        use crate::store::file_queue::tests::{page_cache_dir, resident_pages};
         use crate::store::file_queue::PAGE_DROP_STEP;
-        let d = tempfile::tempdir().expect("dir");
-        if on_tmpfs(d.path()) {
-            eprintln!(
-                "page-cache residency not checked: {} is on tmpfs",
-                d.path().display()
-            );
+        let Some(d) = page_cache_dir() else {
             return;
-        }
+        };
         let fs: Vec<Arc<DtFile>> = (0..3)
             .map(|i| {
                 let mut q =
