@@ -141,69 +141,92 @@ fn bad_arguments_and_files_exit_with_the_references_codes_and_say_why() {
         fs::write(&p, text).unwrap();
         p.to_str().unwrap().to_string()
     };
+    // `-c <config> -s <servers>`
+    let cs = |config: &str, servers: &str| -> Vec<String> {
+        vec!["-c".into(), config.into(), "-s".into(), servers.into()]
+    };
+    // `cs` with a config file `name` for node `id` on this layout's ports, data in
+    // `data`, plus the `extra` lines
+    let node = |name: &str, id: u32, data: &str, extra: &str| -> Vec<String> {
+        let text = format!(
+            "nodeId = {id}\nreplicatePort = {}\nservicePort = {}\ndataDir = {data}\n{extra}",
+            l.repl[0], l.svc[0]
+        );
+        cs(&write(name, &text), s)
+    };
+    let data = |n: u32| d.join(format!("data{n}")).display().to_string();
+    let nope = d.join("nope.properties").display().to_string();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (vec!["-c".into(), c.into()], 101, "-s <file>"),
-        (vec!["-s".into(), s.into(), "-c".into()], 101, "-c option requires"),
         (
-            vec!["-c".into(), d.join("nope.properties").to_str().unwrap().into(), "-s".into(), s.into()],
-            102,
-            "nope.properties",
+            vec!["-s".into(), s.into(), "-c".into()],
+            101,
+            "-c option requires",
         ),
+        (cs(&nope, s), 102, "nope.properties"),
         (
-            vec!["-c".into(), write("datafile.properties", &format!(
-                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\n",
-                l.repl[0], l.svc[0], write("a-file", "x")))
-            , "-s".into(), s.into()],
+            node("datafile.properties", 1, &write("a-file", "x"), ""),
             103,
             "a-file",
         ),
         (
-            vec!["-c".into(), write("badvalue.properties", "nodeId = one\n"), "-s".into(), s.into()],
+            cs(&write("badvalue.properties", "nodeId = one\n"), s),
             104,
             "nodeId",
         ),
         (
-            vec!["-c".into(), c.into(), "-s".into(), write("noservers.properties", "group.0.nodeIdOfMembers = 1\n")],
+            cs(
+                c,
+                &write("noservers.properties", "group.0.nodeIdOfMembers = 1\n"),
+            ),
             105,
             "servers",
         ),
         (
-            vec!["-c".into(), c.into(), "-s".into(), write("badgroup.properties", &format!(
-                "servers = {}\ngroup.x.nodeIdOfMembers = 1\n", l.servers()))],
+            cs(
+                c,
+                &write(
+                    "badgroup.properties",
+                    &format!("servers = {}\ngroup.x.nodeIdOfMembers = 1\n", l.servers()),
+                ),
+            ),
             105,
             "group.x.nodeIdOfMembers",
         ),
         (
-            vec!["-c".into(), c.into(), "-s".into(), write("nogroup.properties", &format!(
-                "servers = {}\n", l.servers()))],
+            cs(
+                c,
+                &write(
+                    "nogroup.properties",
+                    &format!("servers = {}\n", l.servers()),
+                ),
+            ),
             105,
             "no group",
         ),
+        (node("notlisted.properties", 7, &data(7), ""), 106, "nodeId"),
         (
-            vec!["-c".into(), write("notlisted.properties", &format!(
-                "nodeId = 7\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\n",
-                l.repl[0], l.svc[0], d.join("data7").display())), "-s".into(), s.into()],
-            106,
-            "nodeId",
-        ),
-        (
-            vec!["-c".into(), write("badsize.properties", &format!(
-                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\nlogFileSize = 1000\n",
-                l.repl[0], l.svc[0], d.join("data8").display())), "-s".into(), s.into()],
+            node("badsize.properties", 1, &data(8), "logFileSize = 1000\n"),
             106,
             "logFileSize must be a power of two",
         ),
         (
-            vec!["-c".into(), write("badstats.properties", &format!(
-                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\nperfStatsInterval = -5\n",
-                l.repl[0], l.svc[0], d.join("data9").display())), "-s".into(), s.into()],
+            node(
+                "badstats.properties",
+                1,
+                &data(9),
+                "perfStatsInterval = -5\n",
+            ),
             106,
             "perfStatsInterval",
         ),
         (
-            vec!["-c".into(), write("badprefill.properties", &format!(
-                "nodeId = 1\nreplicatePort = {}\nservicePort = {}\ndataDir = {}\nlogPrefillBytes = -1\n",
-                l.repl[0], l.svc[0], d.join("data10").display())), "-s".into(), s.into()],
+            node(
+                "badprefill.properties",
+                1,
+                &data(10),
+                "logPrefillBytes = -1\n",
+            ),
             106,
             "logPrefillBytes",
         ),
