@@ -21,7 +21,11 @@
 //!   of this thread's loop (a Dispatcher's round wakes each IO worker it answered
 //!   through once).
 //!
-//! It does no IO of its own; [`vectors`] only tells tests where the golden data is.
+//! * [`process_cpu`]: the CPU time this process has used (Linux's `/proc/self/stat`),
+//!   for bench programs that report a cost per operation.
+//!
+//! Apart from [`process_cpu`]'s reads of `/proc`, it does no IO of its own; [`vectors`]
+//! only tells tests where the golden data is.
 //!
 //! ```
 //! use dt_common::{DtTime, Timestamp};
@@ -50,5 +54,6 @@ pub use perf::{NoopPerfCallback, PerfCallback, PerfHook, PerfType};
 pub use perf_stats::{PerfFigures, PerfStats};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
+pub mod process_cpu;
 pub mod vectors;
 pub mod wake_batch;

@@ -41,41 +41,8 @@ pub fn resident_kib() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// CPU time of this process (user + system), from `/proc/self/stat` and the clock tick
-/// rate in the auxiliary vector (Linux; `None` elsewhere).
-pub fn process_cpu() -> Option<Duration> {
-    process_cpu_split().map(|(user, system)| user + system)
-}
-
-/// CPU time of this process, user and system apart (see [`process_cpu`]).
-pub fn process_cpu_split() -> Option<(Duration, Duration)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let (user, system) = parse_process_ticks(&stat)?;
-    let hz = clock_ticks_per_second();
-    let d = |t: u64| Duration::from_nanos(t.saturating_mul(1_000_000_000) / hz);
-    Some((d(user), d(system)))
-}
-
-/// The user and system ticks (fields 14 and 15) of a `/proc/<pid>/stat` line.
-pub fn parse_process_ticks(stat: &str) -> Option<(u64, u64)> {
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
-}
-
-/// The clock tick rate (`AT_CLKTCK` of the auxiliary vector; 100 when unknown).
-fn clock_ticks_per_second() -> u64 {
-    std::fs::read("/proc/self/auxv")
-        .ok()
-        .and_then(|auxv| {
-            auxv.chunks_exact(16)
-                .find(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])) == 17)
-                .map(|c| u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8])))
-        })
-        .filter(|h| *h > 0)
-        .unwrap_or(100)
-}
+#[allow(unused_imports)] // each program uses some of it
+pub use dt_common::process_cpu::{parse_process_ticks, process_cpu, process_cpu_split};
 
 /// The whole machine's CPU ticks so far (all cores), from the `cpu` line of `/proc/stat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
