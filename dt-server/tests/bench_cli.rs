@@ -116,6 +116,17 @@ fn check_run(o: &Output, what: &str) -> Result {
         out.lines().any(|l| l.starts_with("[Now] TPS: ")),
         "{what}\n{out}"
     );
+    if cfg!(target_os = "linux") {
+        // The process's own CPU over the measured seconds, per success: a client that
+        // did the work cannot have used none.
+        let us = out
+            .lines()
+            .find_map(|l| l.strip_prefix("[Final] Client CPU: "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{what}: no client CPU line\n{out}"));
+        assert!(us > 0.0, "{what}: client CPU {us} us per operation\n{out}");
+    }
     r
 }
 
@@ -196,6 +207,12 @@ fn check_json(o: &Output) -> Result {
     assert!(err.contains("[Final] TPS: "), "{err}");
     let r = result_of(o);
     assert_eq!(v["p99_us"].as_u64().unwrap(), r.p99);
+    if cfg!(target_os = "linux") {
+        let per_op = v["client_cpu_us_per_op"].as_f64().unwrap();
+        let user = v["client_cpu_user_s"].as_f64().unwrap();
+        let system = v["client_cpu_system_s"].as_f64().unwrap();
+        assert!(per_op > 0.0 && user + system > 0.0, "{out}");
+    }
     r
 }
 

@@ -9,7 +9,8 @@
 //! most max-pending / client-count requests in flight, in sync mode `--thread-count`
 //! threads through the blocking API. It warms up (`--warmup`, 3 s), measures
 //! (`--duration`), printing the reference's per-second lines, then the configuration,
-//! the `[Final]` lines with p50/p99/p999/max, and last a `RESULT` line:
+//! the `[Final]` lines with p50/p99/p999/max and (on Linux) the benchmark process's own
+//! CPU per operation, and last a `RESULT` line:
 //!
 //! ```
 //! use dt_server::bench_cli::{report, BenchArgs, ParseOutcome, Percentiles, Summary, Window};
@@ -24,6 +25,7 @@
 //!     totals: Window { success: 50_000, fail: 0, total_nanos: 50_000 * 800_000, max_nanos: 9_000_000 },
 //!     elapsed_secs: 10.0,
 //!     percentiles: Percentiles { p50_us: 700, p99_us: 2_000, p999_us: 5_000 },
+//!     client_cpu: None,
 //! };
 //! assert_eq!(
 //!     report::result_line(&s),
@@ -43,6 +45,6 @@ pub mod run;
 pub mod stats;
 
 pub use args::{BenchArgs, Op, ParseOutcome};
-pub use report::Summary;
+pub use report::{ClientCpu, Summary};
 pub use run::{finish, run, run_cli, BenchError, Outcome};
 pub use stats::{Percentiles, Window};

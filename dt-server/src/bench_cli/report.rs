@@ -14,6 +14,20 @@ pub struct Summary {
     pub elapsed_secs: f64,
     /// Latency percentiles of the measured phase.
     pub percentiles: Percentiles,
+    /// The CPU time this process (the clients and their network threads) used during
+    /// the measured phase, user and system apart; `None` where it cannot be read (not
+    /// Linux). With the server's own CPU per operation, it tells client cost from
+    /// server cost when both share a machine.
+    pub client_cpu: Option<ClientCpu>,
+}
+
+/// CPU time of the benchmark process over the measured phase.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClientCpu {
+    /// User time, seconds.
+    pub user_secs: f64,
+    /// System time, seconds.
+    pub system_secs: f64,
 }
 
 impl Summary {
@@ -24,6 +38,14 @@ impl Summary {
         } else {
             0.0
         }
+    }
+
+    /// The benchmark process's CPU microseconds per successful operation of the
+    /// measured phase (`None` without a CPU reading or without successes).
+    pub fn client_cpu_us_per_op(&self) -> Option<f64> {
+        let c = self.client_cpu?;
+        (self.totals.success > 0)
+            .then(|| (c.user_secs + c.system_secs) * 1e6 / self.totals.success as f64)
     }
 }
 
@@ -106,6 +128,19 @@ pub fn final_lines(s: &Summary) -> String {
     )
 }
 
+/// `[Final] Client CPU: …` (this process over the measured phase, per successful
+/// operation), or `None` without a CPU reading.
+pub fn client_cpu_line(s: &Summary) -> Option<String> {
+    let c = s.client_cpu?;
+    let per_op = s
+        .client_cpu_us_per_op()
+        .map_or_else(|| "-".to_string(), |x| format!("{x:.2}"));
+    Some(format!(
+        "[Final] Client CPU: {per_op} us per operation (user {:.2} s, system {:.2} s)",
+        c.user_secs, c.system_secs
+    ))
+}
+
 /// The last line: `RESULT tps=<x> p50_us=<a> p99_us=<b> p999_us=<c> max_us=<d>`.
 pub fn result_line(s: &Summary) -> String {
     format!(
@@ -145,7 +180,8 @@ pub fn json(args: &BenchArgs, servers: &str, s: &Summary) -> String {
          \"value_size\":{},\"key_count\":{},\"client_count\":{},\"thread_count\":{},\
          \"max_pending\":{},\"warmup_s\":{},\"duration_s\":{},\"use_nanos\":{},\
          \"elapsed_s\":{:.3},\"success\":{},\"fail\":{},\"tps\":{:.1},\"avg_us\":{},\
-         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
+         \"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"client_cpu_user_s\":{},\
+         \"client_cpu_system_s\":{},\"client_cpu_us_per_op\":{}}}",
         json_str(&args.servers_file.display().to_string()),
         json_str(servers),
         args.group_id,
@@ -171,8 +207,19 @@ pub fn json(args: &BenchArgs, servers: &str, s: &Summary) -> String {
         p.p50_us,
         p.p99_us,
         p.p999_us,
-        w.max_us()
+        w.max_us(),
+        json_num(s.client_cpu.map(|c| c.user_secs), 3),
+        json_num(s.client_cpu.map(|c| c.system_secs), 3),
+        json_num(s.client_cpu_us_per_op(), 3),
     )
+}
+
+/// A JSON number with `decimals` digits after the point, or `null`.
+fn json_num(x: Option<f64>, decimals: usize) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "null".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +248,10 @@ mod tests {
                 p99_us: 3_100,
                 p999_us: 9_000,
             },
+            client_cpu: Some(ClientCpu {
+                user_secs: 1.5,
+                system_secs: 0.5,
+            }),
         }
     }
 
@@ -246,10 +297,35 @@ mod tests {
             totals: Window::default(),
             elapsed_secs: 0.0,
             percentiles: Percentiles::default(),
+            client_cpu: None,
         };
         assert_eq!(
             result_line(&zero),
             "RESULT tps=0.0 p50_us=0 p99_us=0 p999_us=0 max_us=0"
+        );
+    }
+
+    #[test]
+    fn client_cpu_per_operation() {
+        // 2 s of CPU over 1 234 567 successes: 1.62 us each.
+        let s = summary();
+        assert_eq!(
+            client_cpu_line(&s).as_deref(),
+            Some("[Final] Client CPU: 1.62 us per operation (user 1.50 s, system 0.50 s)")
+        );
+        let none = Summary {
+            client_cpu: None,
+            ..summary()
+        };
+        assert_eq!(client_cpu_line(&none), None);
+        assert_eq!(none.client_cpu_us_per_op(), None);
+        let nothing_done = Summary {
+            totals: Window::default(),
+            ..summary()
+        };
+        assert_eq!(
+            client_cpu_line(&nothing_done).as_deref(),
+            Some("[Final] Client CPU: - us per operation (user 1.50 s, system 0.50 s)")
         );
     }
 
@@ -295,6 +371,15 @@ mod tests {
         assert_eq!(v["tps"], 123_456.7);
         assert_eq!(v["p99_us"], 3_100);
         assert_eq!(v["max_us"], 12_345);
+        assert_eq!(v["client_cpu_user_s"], 1.5);
+        assert_eq!(v["client_cpu_system_s"], 0.5);
+        assert_eq!(v["client_cpu_us_per_op"], 1.62);
+        let none = Summary {
+            client_cpu: None,
+            ..summary()
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&a, "h", &none)).unwrap();
+        assert!(v["client_cpu_user_s"].is_null() && v["client_cpu_us_per_op"].is_null());
         assert_eq!(json_str("\u{1}"), "\"\\u0001\"");
     }
 }

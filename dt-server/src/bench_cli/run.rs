@@ -11,10 +11,11 @@ use bytes::Bytes;
 use dt_client::kv::KvError;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::{KvClient, KvClientConfig};
+use dt_common::process_cpu::process_cpu_split;
 use dt_net::PeerStatus;
 
 use super::args::{BenchArgs, Op, ParseOutcome};
-use super::report::{self, Summary};
+use super::report::{self, ClientCpu, Summary};
 use super::stats::{percentiles, Clock, KeyRng, LatencyRecorder, Stats};
 use crate::bootstrap::{ClientConfig, ClientConfigError};
 
@@ -393,7 +394,7 @@ pub fn run(args: &BenchArgs, progress: &mut dyn Write) -> Result<Outcome, BenchE
         }
         let r = tick(args, &shared.stats, progress);
         shared.stats.stop();
-        let elapsed_secs = r?;
+        let (elapsed_secs, client_cpu) = r?;
         let recorders = slots
             .iter()
             .map(|s| &s.recorder)
@@ -402,6 +403,7 @@ pub fn run(args: &BenchArgs, progress: &mut dyn Write) -> Result<Outcome, BenchE
             totals: shared.stats.totals(),
             elapsed_secs,
             percentiles: percentiles(recorders),
+            client_cpu,
         })
     })?;
     for c in &clients {
@@ -411,15 +413,22 @@ pub fn run(args: &BenchArgs, progress: &mut dyn Write) -> Result<Outcome, BenchE
 }
 
 /// The main thread's clock: a line per second, the end of the warm-up, the end of the
-/// run; returns the measured phase's length in seconds.
-fn tick(args: &BenchArgs, stats: &Stats, progress: &mut dyn Write) -> Result<f64, BenchError> {
+/// run; returns the measured phase's length in seconds and this process's CPU time over
+/// it (`None` where it cannot be read).
+fn tick(
+    args: &BenchArgs,
+    stats: &Stats,
+    progress: &mut dyn Write,
+) -> Result<(f64, Option<ClientCpu>), BenchError> {
     let t0 = Instant::now();
     let mut measure_start = t0;
+    let mut cpu_start = None;
     let end_warmup = |progress: &mut dyn Write| -> std::io::Result<()> {
         stats.end_warmup();
         writeln!(progress, "Warmup complete, starting benchmark...\n")
     };
     if args.warmup == 0 {
+        cpu_start = process_cpu_split();
         end_warmup(progress)?;
     }
     for k in 1..=(args.warmup + args.duration) {
@@ -435,10 +444,18 @@ fn tick(args: &BenchArgs, stats: &Stats, progress: &mut dyn Write) -> Result<f64
         }
         if k == args.warmup {
             measure_start = Instant::now();
+            cpu_start = process_cpu_split();
             end_warmup(progress)?;
         }
     }
-    Ok(measure_start.elapsed().as_secs_f64())
+    let elapsed = measure_start.elapsed().as_secs_f64();
+    let cpu = cpu_start
+        .zip(process_cpu_split())
+        .map(|((u0, s0), (u1, s1))| ClientCpu {
+            user_secs: u1.saturating_sub(u0).as_secs_f64(),
+            system_secs: s1.saturating_sub(s0).as_secs_f64(),
+        });
+    Ok((elapsed, cpu))
 }
 
 /// The whole command: parses `argv`, runs, prints, and returns the exit code (0, or 1
@@ -483,7 +500,11 @@ where
 pub fn finish(args: &BenchArgs, o: &Outcome, progress: &mut dyn Write) -> Result<(), BenchError> {
     writeln!(progress)?;
     writeln!(progress, "{}", report::benchmark_config_block(args))?;
-    writeln!(progress, "{}", report::final_lines(&o.summary))?;
+    write!(progress, "{}", report::final_lines(&o.summary))?;
+    if let Some(line) = report::client_cpu_line(&o.summary) {
+        writeln!(progress, "{line}")?;
+    }
+    writeln!(progress)?;
     progress.flush()?;
     let mut out = std::io::stdout().lock();
     if args.json {
