@@ -208,16 +208,16 @@ pub fn json(args: &BenchArgs, servers: &str, s: &Summary) -> String {
         p.p99_us,
         p.p999_us,
         w.max_us(),
-        json_num(s.client_cpu.map(|c| c.user_secs), 3),
-        json_num(s.client_cpu.map(|c| c.system_secs), 3),
-        json_num(s.client_cpu_us_per_op(), 3),
+        json_num(s.client_cpu.map(|c| c.user_secs)),
+        json_num(s.client_cpu.map(|c| c.system_secs)),
+        json_num(s.client_cpu_us_per_op()),
     )
 }
 
-/// A JSON number with `decimals` digits after the point, or `null`.
-fn json_num(x: Option<f64>, decimals: usize) -> String {
+/// A JSON number with three digits after the point, or `null`.
+fn json_num(x: Option<f64>) -> String {
     match x {
-        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        Some(x) if x.is_finite() => format!("{x:.3}"),
         _ => "null".to_string(),
     }
 }

@@ -423,13 +423,14 @@ fn tick(
     let t0 = Instant::now();
     let mut measure_start = t0;
     let mut cpu_start = None;
-    let end_warmup = |progress: &mut dyn Write| -> std::io::Result<()> {
+    // Also this process's CPU time when the measured phase starts.
+    let end_warmup = |progress: &mut dyn Write| -> std::io::Result<_> {
         stats.end_warmup();
-        writeln!(progress, "Warmup complete, starting benchmark...\n")
+        writeln!(progress, "Warmup complete, starting benchmark...\n")?;
+        Ok(process_cpu_split())
     };
     if args.warmup == 0 {
-        cpu_start = process_cpu_split();
-        end_warmup(progress)?;
+        cpu_start = end_warmup(progress)?;
     }
     for k in 1..=(args.warmup + args.duration) {
         let at = t0 + Duration::from_secs(u64::from(k));
@@ -444,8 +445,7 @@ fn tick(
         }
         if k == args.warmup {
             measure_start = Instant::now();
-            cpu_start = process_cpu_split();
-            end_warmup(progress)?;
+            cpu_start = end_warmup(progress)?;
         }
     }
     let elapsed = measure_start.elapsed().as_secs_f64();
