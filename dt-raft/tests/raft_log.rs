@@ -938,3 +938,194 @@ fn spare_items_hands_back_an_appended_list_for_the_next_append() {
     assert_eq!(block_on(log.append(list)).unwrap(), 9);
     assert_eq!(read_all(&log, 1, 9), e);
 }
+
+/// Holds every fsync of a log segment while closed; counts the fsyncs that reached it.
+#[derive(Debug, Default)]
+struct SyncGate {
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+    entered: std::sync::atomic::AtomicUsize,
+    /// The next segment fsync to reach the gate fails (after the gate opens).
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl SyncGate {
+    fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+
+    fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    /// Waits until `n` segment fsyncs have reached the gate.
+    fn wait_entered(&self, n: usize) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.entered.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(Instant::now() < until, "no fsync reached the gate");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl FileFaults for SyncGate {
+    fn before_sync(&self, path: &Path) -> std::io::Result<()> {
+        if path.parent().and_then(|p| p.file_name()) == Some("log".as_ref()) {
+            self.entered
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+            if self
+                .fail_next
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(std::io::Error::other("injected fsync failure"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gated_log(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) {
+    let gate = Arc::new(SyncGate::default());
+    let mut c = cfg();
+    c.log_file_size = log_file_size;
+    c.faults = Some(gate.clone());
+    (DefaultRaftLog::new(dir, c, ThreadPoolIo::new(2)), gate)
+}
+
+/// With `sync_force`, the next write job starts while the last one's fsync runs (two
+/// in flight), and each append is acknowledged once its own job's fsync is done: the
+/// second append's future is not answered while the first job's fsync is held, and
+/// everything is on disk after a reopen.
+#[test]
+fn the_next_write_runs_while_the_last_fsync_does() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, gate) = gated_log(d.path(), 1 << 20);
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    assert_eq!(log.writes_in_flight(), 0);
+    gate.close();
+    let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
+    let a = log.append(entries(11, 20, 1, 1));
+    gate.wait_entered(before + 1);
+    let b = log.append(entries(21, 30, 1, 1));
+    assert_eq!(
+        log.writes_in_flight(),
+        2,
+        "the second job waits for no result"
+    );
+    let c = log.append(entries(31, 40, 1, 1));
+    assert_eq!(log.writes_in_flight(), 2, "at most two jobs in flight");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        log.persisted_index(),
+        10,
+        "nothing acknowledged past the held fsync"
+    );
+    gate.open();
+    assert!(block_on(a).unwrap() >= 20);
+    assert!(block_on(b).unwrap() >= 30);
+    assert_eq!(block_on(c).unwrap(), 40);
+    assert_eq!(log.persisted_index(), 40);
+    assert_eq!(log.writes_in_flight(), 0);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let (log, _) = gated_log(d.path(), 1 << 20);
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 40)));
+    assert_eq!(read_all(&log, 1, 40), entries(1, 40, 1, 0));
+}
+
+/// A write that needs a segment the job in flight is creating waits for that job
+/// (two jobs never create one segment), and both land.
+#[test]
+fn a_write_into_a_segment_being_created_waits_for_its_creator() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, gate) = gated_log(d.path(), 16 * 1024);
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    let segments_before = std::fs::read_dir(d.path().join("log")).unwrap().count();
+    gate.close();
+    let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
+    // Far more than one 16 KiB segment: the job creates the next ones.
+    let big = entries(11, 400, 1, 1);
+    let a = log.append(big);
+    gate.wait_entered(before + 1);
+    let b = log.append(entries(401, 410, 1, 1));
+    assert_eq!(log.writes_in_flight(), 1, "waits for the segment's creator");
+    gate.open();
+    block_on(a).unwrap();
+    assert_eq!(block_on(b).unwrap(), 410);
+    assert!(std::fs::read_dir(d.path().join("log")).unwrap().count() > segments_before);
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = new_log(d.path());
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, 410)));
+    assert_eq!(read_all(&log, 1, 410), entries(1, 410, 1, 0));
+}
+
+/// With `sync_force` off, appends are acknowledged once written and the fsync follows
+/// before the next write: one job in flight at most.
+#[test]
+fn without_sync_force_one_write_is_in_flight() {
+    let d = tempfile::tempdir().unwrap();
+    let gate = Arc::new(SyncGate::default());
+    let mut c = cfg();
+    c.log_file_size = 1 << 20;
+    c.sync_force = false;
+    c.faults = Some(gate.clone());
+    let log = DefaultRaftLog::new(d.path(), c, ThreadPoolIo::new(2));
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    // Acknowledged once written: its fsync may still be running.
+    let until = Instant::now() + Duration::from_secs(10);
+    while log.writes_in_flight() > 0 {
+        assert!(Instant::now() < until, "the first fsync never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    gate.close();
+    let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
+    let a = log.append(entries(11, 20, 1, 1));
+    assert!(block_on(a).unwrap() >= 20, "acknowledged once written");
+    gate.wait_entered(before + 1);
+    let b = log.append(entries(21, 30, 1, 1));
+    assert_eq!(
+        log.writes_in_flight(),
+        1,
+        "the fsync in flight holds the next write"
+    );
+    gate.open();
+    assert_eq!(block_on(b).unwrap(), 30);
+    block_on(log.close()).unwrap();
+}
+
+/// When the first of two write jobs in flight fails its fsync, the second one's
+/// fsync, though it succeeds, acknowledges nothing: the log fails, both appends get
+/// the failure, and the persisted index stays where it was.
+#[test]
+fn a_write_after_a_failed_fsync_acknowledges_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, gate) = gated_log(d.path(), 1 << 20);
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    gate.close();
+    gate.fail_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
+    let a = log.append(entries(11, 20, 1, 1));
+    gate.wait_entered(before + 1);
+    let b = log.append(entries(21, 30, 1, 1));
+    assert_eq!(log.writes_in_flight(), 2);
+    gate.open();
+    assert!(matches!(block_on(a), Err(StoreError::Failed { .. })));
+    assert!(matches!(block_on(b), Err(StoreError::Failed { .. })));
+    let until = Instant::now() + Duration::from_secs(10);
+    while log.writes_in_flight() > 0 {
+        assert!(Instant::now() < until, "the second job never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(log.persisted_index(), 10);
+}

@@ -390,6 +390,16 @@ impl LogStore {
         }
     }
 
+    /// Whether writing `batches` now would create a segment: some chunk lies past the
+    /// segments the queue holds (one that a write job in flight may be creating).
+    pub fn write_needs_new_segment(&self, batches: &[WriteBatch]) -> bool {
+        let q = &self.files;
+        batches
+            .iter()
+            .flat_map(|b| b.chunks.iter())
+            .any(|c| q.get(c.pos).is_none())
+    }
+
     /// Records a finished [`WriteJob`]: the segments it created join the queue, the
     /// written watermark moves (batches of an older truncation epoch excepted), and
     /// the fsynced one too when the job fsynced. The batches' buffers are kept for
