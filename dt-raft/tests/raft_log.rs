@@ -1129,3 +1129,50 @@ fn a_write_after_a_failed_fsync_acknowledges_nothing() {
     }
     assert_eq!(log.persisted_index(), 10);
 }
+
+/// Logs that share a write lane (the groups of one thread with an fsync batcher) keep
+/// one write job each in flight: the other logs' jobs keep the lane busy. A log alone
+/// on its lane again takes two.
+#[test]
+fn a_shared_write_lane_takes_one_job_per_log() {
+    use dt_raft::store::fsync_batcher::FsyncBatcher;
+    let d = tempfile::tempdir().unwrap();
+    let io = ThreadPoolIo::new(2);
+    let batcher = FsyncBatcher::new(io.clone());
+    let gate = Arc::new(SyncGate::default());
+    let c = StoreConfig {
+        log_file_size: 1 << 20,
+        fsync_batcher: Some(batcher.clone()),
+        ..cfg()
+    };
+    let a = DefaultRaftLog::new(
+        &d.path().join("a"),
+        StoreConfig {
+            faults: Some(gate.clone()),
+            ..c.clone()
+        },
+        io.clone(),
+    );
+    let b = DefaultRaftLog::new(&d.path().join("b"), c, io.clone());
+    for log in [&a, &b] {
+        block_on(log.init()).unwrap();
+        block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    }
+    let held_pair = |from: u64| {
+        gate.close();
+        let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
+        let f1 = a.append(entries(from, from + 9, 1, 1));
+        gate.wait_entered(before + 1);
+        let f2 = a.append(entries(from + 10, from + 19, 1, 1));
+        let in_flight = a.writes_in_flight();
+        gate.open();
+        block_on(f1).unwrap();
+        assert_eq!(block_on(f2).unwrap(), from + 19);
+        in_flight
+    };
+    assert_eq!(held_pair(11), 1, "two logs on the lane");
+    block_on(b.close()).unwrap();
+    drop(b);
+    assert_eq!(held_pair(31), 2, "alone on the lane again");
+    block_on(a.close()).unwrap();
+}
