@@ -961,11 +961,9 @@ impl SyncGate {
 
     /// Waits until `n` segment fsyncs have reached the gate.
     fn wait_entered(&self, n: usize) {
-        let until = Instant::now() + Duration::from_secs(10);
-        while self.entered.load(std::sync::atomic::Ordering::SeqCst) < n {
-            assert!(Instant::now() < until, "no fsync reached the gate");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("no fsync reached the gate", || {
+            self.entered.load(std::sync::atomic::Ordering::SeqCst) >= n
+        });
     }
 }
 
@@ -987,6 +985,25 @@ impl FileFaults for SyncGate {
         }
         Ok(())
     }
+}
+
+/// Polls `done` for up to 10 s; fails with `what` if it never holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < until, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Closes `log`, reopens its directory with `reopen` and checks that it holds entries
+/// 1..=`last` of term 1 (as `entries(1, last, 1, 0)` wrote them).
+fn assert_reopens_with(log: DefaultRaftLog, reopen: impl FnOnce() -> DefaultRaftLog, last: u64) {
+    block_on(log.close()).unwrap();
+    drop(log);
+    let log = reopen();
+    assert_eq!(block_on(log.init()).unwrap(), Some((1, last)));
+    assert_eq!(read_all(&log, 1, last), entries(1, last, 1, 0));
 }
 
 fn gated_log(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) {
@@ -1032,11 +1049,7 @@ fn the_next_write_runs_while_the_last_fsync_does() {
     assert_eq!(block_on(c).unwrap(), 40);
     assert_eq!(log.persisted_index(), 40);
     assert_eq!(log.writes_in_flight(), 0);
-    block_on(log.close()).unwrap();
-    drop(log);
-    let (log, _) = gated_log(d.path(), 1 << 20);
-    assert_eq!(block_on(log.init()).unwrap(), Some((1, 40)));
-    assert_eq!(read_all(&log, 1, 40), entries(1, 40, 1, 0));
+    assert_reopens_with(log, || gated_log(d.path(), 1 << 20).0, 40);
 }
 
 /// A write that needs a segment the job in flight is creating waits for that job
@@ -1060,11 +1073,7 @@ fn a_write_into_a_segment_being_created_waits_for_its_creator() {
     block_on(a).unwrap();
     assert_eq!(block_on(b).unwrap(), 410);
     assert!(std::fs::read_dir(d.path().join("log")).unwrap().count() > segments_before);
-    block_on(log.close()).unwrap();
-    drop(log);
-    let log = new_log(d.path());
-    assert_eq!(block_on(log.init()).unwrap(), Some((1, 410)));
-    assert_eq!(read_all(&log, 1, 410), entries(1, 410, 1, 0));
+    assert_reopens_with(log, || new_log(d.path()), 410);
 }
 
 /// With `sync_force` off, appends are acknowledged once written and the fsync follows
@@ -1081,11 +1090,9 @@ fn without_sync_force_one_write_is_in_flight() {
     block_on(log.init()).unwrap();
     block_on(log.append(entries(1, 10, 1, 0))).unwrap();
     // Acknowledged once written: its fsync may still be running.
-    let until = Instant::now() + Duration::from_secs(10);
-    while log.writes_in_flight() > 0 {
-        assert!(Instant::now() < until, "the first fsync never finished");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("the first fsync never finished", || {
+        log.writes_in_flight() == 0
+    });
     gate.close();
     let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
     let a = log.append(entries(11, 20, 1, 1));
@@ -1122,11 +1129,9 @@ fn a_write_after_a_failed_fsync_acknowledges_nothing() {
     gate.open();
     assert!(matches!(block_on(a), Err(StoreError::Failed { .. })));
     assert!(matches!(block_on(b), Err(StoreError::Failed { .. })));
-    let until = Instant::now() + Duration::from_secs(10);
-    while log.writes_in_flight() > 0 {
-        assert!(Instant::now() < until, "the second job never finished");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("the second job never finished", || {
+        log.writes_in_flight() == 0
+    });
     assert_eq!(log.persisted_index(), 10);
 }
 

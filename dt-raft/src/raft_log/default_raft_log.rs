@@ -637,14 +637,21 @@ impl Owner {
 
     /// The write lane (see the field).
     fn lane(&mut self) -> Arc<Lane> {
-        if self.lane.is_none() {
-            let lane = match self.cfg.fsync_batcher {
-                Some(_) => shared_lane(&self.io),
-                None => Arc::new(Lane::default()),
-            };
-            self.lane = Some(LaneUse::new(lane));
-        }
-        self.lane.as_ref().map(|u| u.0.clone()).expect("set above")
+        self.lane_ref().clone()
+    }
+
+    /// The write lane, borrowed (no reference count touched).
+    fn lane_ref(&mut self) -> &Arc<Lane> {
+        let (cfg, io) = (&self.cfg, &self.io);
+        &self
+            .lane
+            .get_or_insert_with(|| {
+                LaneUse::new(match cfg.fsync_batcher {
+                    Some(_) => shared_lane(io),
+                    None => Arc::new(Lane::default()),
+                })
+            })
+            .0
     }
 
     /// A new owner-side result slot and its key.
@@ -808,7 +815,7 @@ impl Owner {
     /// jobs, and there a second job per log only made more, smaller jobs: `raft_bench
     /// --groups 100` lost ~6%.
     fn max_writes(&mut self) -> usize {
-        if self.cfg.sync_force && self.lane().logs.load(Ordering::Relaxed) <= 1 {
+        if self.cfg.sync_force && self.lane_ref().logs.load(Ordering::Relaxed) <= 1 {
             MAX_WRITES_IN_FLIGHT
         } else {
             1

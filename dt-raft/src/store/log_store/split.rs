@@ -393,11 +393,12 @@ impl LogStore {
     /// Whether writing `batches` now would create a segment: some chunk lies past the
     /// segments the queue holds (one that a write job in flight may be creating).
     pub fn write_needs_new_segment(&self, batches: &[WriteBatch]) -> bool {
-        let q = &self.files;
+        // The queue's segments are contiguous: one range covers them all.
+        let held = self.files.first_start().zip(self.files.end());
         batches
             .iter()
             .flat_map(|b| b.chunks.iter())
-            .any(|c| q.get(c.pos).is_none())
+            .any(|c| !held.is_some_and(|(start, end)| (start..end).contains(&c.pos)))
     }
 
     /// Records a finished [`WriteJob`]: the segments it created join the queue, the
