@@ -1014,6 +1014,14 @@ fn gated_log(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) 
     (DefaultRaftLog::new(dir, c, ThreadPoolIo::new(2)), gate)
 }
 
+/// [`gated_log`], opened, with entries 1..=10 written and fsynced (the gate open).
+fn gated_log_with_ten(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) {
+    let (log, gate) = gated_log(dir, log_file_size);
+    block_on(log.init()).unwrap();
+    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    (log, gate)
+}
+
 /// With `sync_force`, the next write job starts while the last one's fsync runs (two
 /// in flight), and each append is acknowledged once its own job's fsync is done: the
 /// second append's future is not answered while the first job's fsync is held, and
@@ -1021,9 +1029,7 @@ fn gated_log(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) 
 #[test]
 fn the_next_write_runs_while_the_last_fsync_does() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log(d.path(), 1 << 20);
-    block_on(log.init()).unwrap();
-    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20);
     assert_eq!(log.writes_in_flight(), 0);
     gate.close();
     let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
@@ -1057,9 +1063,7 @@ fn the_next_write_runs_while_the_last_fsync_does() {
 #[test]
 fn a_write_into_a_segment_being_created_waits_for_its_creator() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log(d.path(), 16 * 1024);
-    block_on(log.init()).unwrap();
-    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    let (log, gate) = gated_log_with_ten(d.path(), 16 * 1024);
     let segments_before = std::fs::read_dir(d.path().join("log")).unwrap().count();
     gate.close();
     let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
@@ -1115,9 +1119,7 @@ fn without_sync_force_one_write_is_in_flight() {
 #[test]
 fn a_write_after_a_failed_fsync_acknowledges_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log(d.path(), 1 << 20);
-    block_on(log.init()).unwrap();
-    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20);
     gate.close();
     gate.fail_next
         .store(true, std::sync::atomic::Ordering::SeqCst);
