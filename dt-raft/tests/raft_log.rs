@@ -1006,17 +1006,23 @@ fn assert_reopens_with(log: DefaultRaftLog, reopen: impl FnOnce() -> DefaultRaft
     assert_eq!(read_all(&log, 1, last), entries(1, last, 1, 0));
 }
 
-fn gated_log(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) {
+fn gated_log(dir: &Path, log_file_size: u64, sync_force: bool) -> (DefaultRaftLog, Arc<SyncGate>) {
     let gate = Arc::new(SyncGate::default());
     let mut c = cfg();
     c.log_file_size = log_file_size;
+    c.sync_force = sync_force;
     c.faults = Some(gate.clone());
     (DefaultRaftLog::new(dir, c, ThreadPoolIo::new(2)), gate)
 }
 
-/// [`gated_log`], opened, with entries 1..=10 written and fsynced (the gate open).
-fn gated_log_with_ten(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<SyncGate>) {
-    let (log, gate) = gated_log(dir, log_file_size);
+/// [`gated_log`], opened, with entries 1..=10 written (the gate open; acknowledged once
+/// fsynced with `sync_force`, once written without).
+fn gated_log_with_ten(
+    dir: &Path,
+    log_file_size: u64,
+    sync_force: bool,
+) -> (DefaultRaftLog, Arc<SyncGate>) {
+    let (log, gate) = gated_log(dir, log_file_size, sync_force);
     block_on(log.init()).unwrap();
     block_on(log.append(entries(1, 10, 1, 0))).unwrap();
     (log, gate)
@@ -1029,7 +1035,7 @@ fn gated_log_with_ten(dir: &Path, log_file_size: u64) -> (DefaultRaftLog, Arc<Sy
 #[test]
 fn the_next_write_runs_while_the_last_fsync_does() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20);
+    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20, true);
     assert_eq!(log.writes_in_flight(), 0);
     gate.close();
     let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
@@ -1055,7 +1061,7 @@ fn the_next_write_runs_while_the_last_fsync_does() {
     assert_eq!(block_on(c).unwrap(), 40);
     assert_eq!(log.persisted_index(), 40);
     assert_eq!(log.writes_in_flight(), 0);
-    assert_reopens_with(log, || gated_log(d.path(), 1 << 20).0, 40);
+    assert_reopens_with(log, || gated_log(d.path(), 1 << 20, true).0, 40);
 }
 
 /// A write that needs a segment the job in flight is creating waits for that job
@@ -1063,7 +1069,7 @@ fn the_next_write_runs_while_the_last_fsync_does() {
 #[test]
 fn a_write_into_a_segment_being_created_waits_for_its_creator() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log_with_ten(d.path(), 16 * 1024);
+    let (log, gate) = gated_log_with_ten(d.path(), 16 * 1024, true);
     let segments_before = std::fs::read_dir(d.path().join("log")).unwrap().count();
     gate.close();
     let before = gate.entered.load(std::sync::atomic::Ordering::SeqCst);
@@ -1085,14 +1091,7 @@ fn a_write_into_a_segment_being_created_waits_for_its_creator() {
 #[test]
 fn without_sync_force_one_write_is_in_flight() {
     let d = tempfile::tempdir().unwrap();
-    let gate = Arc::new(SyncGate::default());
-    let mut c = cfg();
-    c.log_file_size = 1 << 20;
-    c.sync_force = false;
-    c.faults = Some(gate.clone());
-    let log = DefaultRaftLog::new(d.path(), c, ThreadPoolIo::new(2));
-    block_on(log.init()).unwrap();
-    block_on(log.append(entries(1, 10, 1, 0))).unwrap();
+    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20, false);
     // Acknowledged once written: its fsync may still be running.
     wait_until("the first fsync never finished", || {
         log.writes_in_flight() == 0
@@ -1119,7 +1118,7 @@ fn without_sync_force_one_write_is_in_flight() {
 #[test]
 fn a_write_after_a_failed_fsync_acknowledges_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20);
+    let (log, gate) = gated_log_with_ten(d.path(), 1 << 20, true);
     gate.close();
     gate.fail_next
         .store(true, std::sync::atomic::Ordering::SeqCst);
