@@ -259,3 +259,50 @@ fn dt_bench_refuses_bad_options_and_files() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--max-pending"));
 }
+
+/// The server goes away in the middle of an async run: the requests out fail, the
+/// driver keeps sending in the slots they give back (every few ms, not in a loop), and
+/// the run still ends on time and reports its failures.
+#[test]
+fn dt_bench_counts_failures_and_ends_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(2);
+    let server = start_server(dir.path(), ports[0], ports[1]);
+    let props = dir.path().join("client.properties");
+    std::fs::write(&props, format!("servers = 1,127.0.0.1:{}\n", ports[1])).unwrap();
+    let t0 = std::time::Instant::now();
+    let child = Command::new(BIN)
+        .args(["-s", props.to_str().unwrap(), "-g", "0", "--op", "get"])
+        .args(["--no-preload", "--warmup", "1", "--duration", "4"])
+        .args(["--key-count", "100", "--max-pending", "200", "--use-nanos"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    server.stop(Duration::from_secs(5));
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // 1 s of warm-up and 4 measured, plus at most the 10 s the last requests may take.
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(o.status.success(), "{:?}\n{out}\n{err}", o.status);
+    let fin = out
+        .lines()
+        .find(|l| l.starts_with("[Final] TPS: "))
+        .unwrap_or_else(|| panic!("no [Final] line\n{out}"));
+    // "Success: 5,171,344, Fail: 0, ...": the digits and separators after the name.
+    let count = |name: &str| -> u64 {
+        let after = fin.split(name).nth(1).unwrap_or("");
+        let n: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
+        n.parse().unwrap_or_else(|e| panic!("{name} in {fin}: {e}"))
+    };
+    assert!(count("Success: ") > 0, "{fin}");
+    assert!(count("Fail: ") > 0, "{fin}\n{err}");
+    assert!(err.contains("Async get error: "), "{err}");
+    result_of(&o);
+}

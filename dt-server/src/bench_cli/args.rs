@@ -66,7 +66,7 @@ pub struct BenchArgs {
     #[arg(long, overrides_with = "async_mode")]
     pub sync: bool,
 
-    /// Use callback operations from one thread per client (default)
+    /// Use callback operations, each answer sending the next request (default)
     #[arg(long = "async", overrides_with = "sync")]
     pub async_mode: bool,
 

@@ -2,9 +2,8 @@
 //! per-second ticks, the warm-up and measured phases, and the command's exit code.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -122,91 +121,104 @@ impl Shared {
     }
 }
 
-/// One async client's driver state: requests in flight against its limit, and the
-/// driver thread to wake when enough slots are free again.
-struct AsyncSlot {
+/// One async client's driver: the requests it keeps in flight, up to its limit.
+///
+/// A slot, once taken, stays in use for the whole run: the callback that answers a
+/// request sends the next one in its place, on the thread the answer came on (the
+/// client's IO thread), so a steady run hands nothing between threads. A failed request
+/// gives its slot back instead (no failure sends again from inside its callback, so a
+/// request failed at once cannot recurse), and the driver thread fills the freed slots
+/// every [`TOP_UP_INTERVAL`]: a server that fails everything sees at most the limit's
+/// worth of requests per interval.
+struct AsyncDriver {
+    client: Arc<KvClient>,
     shared: Arc<Shared>,
+    /// Slots in use: only the driver thread takes one, callbacks give them back.
     inflight: AtomicUsize,
     limit: usize,
-    /// A driver that found the limit reached sleeps until the requests in flight fall
-    /// to this (it then issues a burst): one wake-up per burst instead of one per
-    /// completion, which on a busy machine costs a scheduler round trip each.
-    resume_at: usize,
-    parked: AtomicBool,
-    driver: OnceLock<Thread>,
+    /// Requests sent so far; the key of the next one is a hash of it and `salt`.
+    seq: AtomicU64,
+    salt: u64,
     recorder: LatencyRecorder,
 }
 
-impl AsyncSlot {
-    fn new(shared: Arc<Shared>, limit: usize) -> AsyncSlot {
-        AsyncSlot {
+/// How often the driver thread fills the slots that failed requests gave back.
+const TOP_UP_INTERVAL: Duration = Duration::from_millis(5);
+
+impl AsyncDriver {
+    fn new(client: Arc<KvClient>, shared: Arc<Shared>, limit: usize, salt: u64) -> Self {
+        AsyncDriver {
+            client,
             shared,
             inflight: AtomicUsize::new(0),
             limit,
-            resume_at: limit - (limit / 8).max(1),
-            parked: AtomicBool::new(false),
-            driver: OnceLock::new(),
+            seq: AtomicU64::new(0),
+            salt,
             recorder: LatencyRecorder::new(),
         }
     }
 
-    fn done(&self, start: u64, r: Result<(), KvError>) {
+    /// Sends one request in a slot the caller holds.
+    fn send(self: &Arc<Self>) {
+        let sh = &self.shared;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let key = sh.keys[key_index(self.salt, n, sh.keys.len())].clone();
+        let me = self.clone();
+        let start = sh.clock.now();
+        match sh.op {
+            Op::Put => self
+                .client
+                .put_cb(sh.group, key, sh.value.clone(), move |r| {
+                    me.answered(start, r.map(|_| ()))
+                }),
+            Op::Get => self
+                .client
+                .get_cb(sh.group, key, move |r| me.answered(start, r.map(|_| ()))),
+        }
+    }
+
+    /// A request's answer: counted, then its slot sends the next request, or is given
+    /// back when the request failed or the run is over.
+    fn answered(self: &Arc<Self>, start: u64, r: Result<(), KvError>) {
+        let ok = r.is_ok();
         self.shared.finish("Async", start, r, &self.recorder);
-        let left = self.inflight.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left <= self.resume_at && self.parked.load(Ordering::SeqCst) {
-            self.wake();
+        if ok && self.shared.stats.running() {
+            self.send();
+            return;
         }
+        self.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn wake(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
-            if let Some(t) = self.driver.get() {
-                t.unpark();
+    /// The driver thread: fills the free slots, then every [`TOP_UP_INTERVAL`] those
+    /// that failures freed, until the run ends; then waits for the requests still out
+    /// (each has the client's deadline).
+    fn drive(self: &Arc<Self>) {
+        while self.shared.stats.running() {
+            let free = self.limit - self.inflight.load(Ordering::SeqCst);
+            for _ in 0..free {
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+                self.send();
             }
+            std::thread::sleep(TOP_UP_INTERVAL);
         }
-    }
-
-    /// Called by the driver at the limit: sleeps until at most `resume_at` requests
-    /// are in flight (or a short timeout, to notice the end of the run).
-    fn wait_for_room(&self) {
-        self.parked.store(true, Ordering::SeqCst);
-        if self.inflight.load(Ordering::SeqCst) > self.resume_at {
-            std::thread::park_timeout(Duration::from_millis(5));
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.parked.store(false, Ordering::SeqCst);
     }
 }
 
-/// Issues operations through the callback API, keeping at most `limit` in flight
-/// (the driver waits for free slots, as the reference's caller waits for a permit;
-/// the wait counts in the latency).
-fn drive_async(client: &KvClient, slot: Arc<AsyncSlot>, salt: u64) {
-    let _ = slot.driver.set(std::thread::current());
-    let sh = slot.shared.clone();
-    let mut rng = KeyRng::seeded(salt);
-    'run: while sh.stats.running() {
-        let start = sh.clock.now();
-        while slot.inflight.load(Ordering::SeqCst) >= slot.limit {
-            if !sh.stats.running() {
-                break 'run;
-            }
-            slot.wait_for_room();
-        }
-        slot.inflight.fetch_add(1, Ordering::SeqCst);
-        let key = sh.keys[rng.below(sh.keys.len())].clone();
-        let s = slot.clone();
-        match sh.op {
-            Op::Put => client.put_cb(sh.group, key, sh.value.clone(), move |r| {
-                s.done(start, r.map(|_| ()))
-            }),
-            Op::Get => client.get_cb(sh.group, key, move |r| s.done(start, r.map(|_| ()))),
-        }
-    }
-    // Let the outstanding requests end (each has the client's deadline).
-    let end = Instant::now() + Duration::from_secs(10);
-    while slot.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// The key of request number `n` of a driver salted with `salt`: an index in
+/// `0..count` (`count` > 0), uniform, from a stateless hash (splitmix64), so that any
+/// thread can choose the next key without sharing a generator.
+fn key_index(salt: u64, n: u64, count: usize) -> usize {
+    let mut z = n
+        .wrapping_add(salt.wrapping_mul(0xA076_1D64_78BD_642F))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % count as u64) as usize
 }
 
 /// Issues operations with the blocking API, one at a time.
@@ -256,7 +268,7 @@ fn random_value(size: usize) -> Vec<u8> {
     (0..size).map(|_| rng.below(256) as u8).collect()
 }
 
-fn start_clients(args: &BenchArgs, servers: &str) -> Result<Vec<KvClient>, BenchError> {
+fn start_clients(args: &BenchArgs, servers: &str) -> Result<Vec<Arc<KvClient>>, BenchError> {
     let nodes = RaftNode::parse_list(servers).map_err(BenchError::Client)?;
     let ids: Vec<i32> = nodes.iter().map(|n| n.node_id).collect();
     let mut clients = Vec::new();
@@ -275,7 +287,7 @@ fn start_clients(args: &BenchArgs, servers: &str) -> Result<Vec<KvClient>, Bench
             .add_or_update_group(args.group_id, &ids)
             .map_err(BenchError::Client)?;
         wait_for_leader(&c, args.group_id)?;
-        clients.push(c);
+        clients.push(Arc::new(c));
     }
     Ok(clients)
 }
@@ -355,8 +367,18 @@ pub fn run(args: &BenchArgs, progress: &mut dyn Write) -> Result<Outcome, BenchE
     writeln!(progress, "{}", report::benchmark_config_block(args))?;
     writeln!(progress, "Warming up for {} seconds...\n", args.warmup)?;
 
-    let slots: Vec<Arc<AsyncSlot>> = (0..clients.len())
-        .map(|_| Arc::new(AsyncSlot::new(shared.clone(), args.pending_per_client())))
+    let drivers: Vec<Arc<AsyncDriver>> = clients
+        .iter()
+        .enumerate()
+        .map(|(c, client)| {
+            let (limit, salt) = (args.pending_per_client(), c as u64 + 1);
+            Arc::new(AsyncDriver::new(
+                client.clone(),
+                shared.clone(),
+                limit,
+                salt,
+            ))
+        })
         .collect();
     let sync_recorders: Vec<Vec<LatencyRecorder>> = clients
         .iter()
@@ -384,20 +406,19 @@ pub fn run(args: &BenchArgs, progress: &mut dyn Write) -> Result<Outcome, BenchE
                         .map_err(BenchError::Output)?;
                 }
             } else {
-                salt += 1;
-                let (slot, s) = (slots[c].clone(), salt);
+                let driver = drivers[c].clone();
                 std::thread::Builder::new()
                     .name(format!("bench-async-{c}"))
-                    .spawn_scoped(scope, move || drive_async(client, slot, s))
+                    .spawn_scoped(scope, move || driver.drive())
                     .map_err(BenchError::Output)?;
             }
         }
         let r = tick(args, &shared.stats, progress);
         shared.stats.stop();
         let (elapsed_secs, client_cpu) = r?;
-        let recorders = slots
+        let recorders = drivers
             .iter()
-            .map(|s| &s.recorder)
+            .map(|d| &d.recorder)
             .chain(sync_recorders.iter().flatten());
         Ok(Summary {
             totals: shared.stats.totals(),
@@ -537,42 +558,41 @@ mod tests {
     }
 
     #[test]
-    fn a_parked_driver_is_woken_once_per_burst() {
-        let slot = AsyncSlot::new(shared(), 16);
-        assert_eq!(slot.resume_at, 14);
-        let _ = slot.driver.set(std::thread::current());
-        slot.inflight.store(16, Ordering::SeqCst);
-        slot.parked.store(true, Ordering::SeqCst);
-        let start = slot.shared.clock.now();
-        slot.done(start, Ok(()));
+    fn failed_requests_give_their_slots_back_and_only_the_driver_sends_again() {
+        // No group is known: every request fails at once, on the thread that sends it.
+        let client = Arc::new(KvClient::new(KvClientConfig::default()).unwrap());
+        let d = Arc::new(AsyncDriver::new(client.clone(), shared(), 4, 1));
+        let t0 = Instant::now();
+        let run = d.clone();
+        let h = std::thread::spawn(move || run.drive());
+        std::thread::sleep(Duration::from_millis(60));
+        d.shared.stats.stop();
+        h.join().unwrap();
+        let elapsed = t0.elapsed();
+        assert_eq!(d.inflight.load(Ordering::SeqCst), 0, "a slot was kept");
+        let w = d.shared.stats.take_second();
+        assert_eq!(w.success, 0);
+        // Four slots filled at the start and once per interval, no more (a failure
+        // sending again from its callback would recurse and count far more).
+        let rounds = (elapsed.as_millis() / TOP_UP_INTERVAL.as_millis()) as u64 + 1;
         assert!(
-            slot.parked.load(Ordering::SeqCst),
-            "15 in flight: still asleep"
+            (4..=4 * rounds).contains(&w.fail),
+            "{} failures in {elapsed:?}",
+            w.fail
         );
-        slot.done(start, Ok(()));
-        assert!(!slot.parked.load(Ordering::SeqCst), "14 in flight: woken");
-        slot.done(start, Err(KvError::InvalidArgument("x".into())));
-        assert_eq!(slot.inflight.load(Ordering::SeqCst), 13);
-        let w = slot.shared.stats.take_second();
-        assert_eq!((w.success, w.fail), (2, 1));
-        // A limit of 1 resumes at 0.
-        assert_eq!(AsyncSlot::new(shared(), 1).resume_at, 0);
+        client.stop(Duration::from_secs(1));
     }
 
     #[test]
-    fn the_driver_does_not_sleep_when_there_is_room() {
-        let slot = AsyncSlot::new(shared(), 8);
-        slot.inflight.store(7, Ordering::SeqCst);
-        let t = Instant::now();
-        for _ in 0..40 {
-            slot.wait_for_room();
+    fn keys_are_spread_evenly_and_differ_by_salt() {
+        let mut seen = [0u32; 10];
+        for n in 0..10_000 {
+            seen[key_index(1, n, 10)] += 1;
         }
-        // Forty 5 ms sleeps would take 200 ms.
-        assert!(
-            t.elapsed() < Duration::from_millis(150),
-            "{:?}",
-            t.elapsed()
-        );
-        assert!(!slot.parked.load(Ordering::SeqCst));
+        assert!(seen.iter().all(|&c| (850..1150).contains(&c)), "{seen:?}");
+        let a: Vec<usize> = (0..32).map(|n| key_index(1, n, 1000)).collect();
+        let b: Vec<usize> = (0..32).map(|n| key_index(2, n, 1000)).collect();
+        assert_ne!(a, b);
+        assert_eq!(key_index(7, 3, 1), 0);
     }
 }
