@@ -109,15 +109,18 @@ impl Shared {
         }
     }
 
-    /// Counts a finished operation and records its latency when measured.
-    fn finish(&self, mode: &str, start: u64, r: Result<(), KvError>, rec: &LatencyRecorder) {
-        let elapsed = self.clock.now().saturating_sub(start);
+    /// Counts a finished operation and records its latency when measured; returns the
+    /// clock reading it took (an async slot's next request starts then).
+    fn finish(&self, mode: &str, start: u64, r: Result<(), KvError>, rec: &LatencyRecorder) -> u64 {
+        let now = self.clock.now();
+        let elapsed = now.saturating_sub(start);
         if let Err(e) = &r {
             self.report_error(mode, e);
         }
         if self.stats.record(r.is_ok(), elapsed) {
             rec.record_nanos(elapsed);
         }
+        now
     }
 }
 
@@ -158,13 +161,13 @@ impl AsyncDriver {
         }
     }
 
-    /// Sends one request in a slot the caller holds.
-    fn send(self: &Arc<Self>) {
+    /// Sends one request in a slot the caller holds; its latency counts from `start`,
+    /// a clock reading just taken.
+    fn send(self: &Arc<Self>, start: u64) {
         let sh = &self.shared;
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let key = sh.keys[key_index(self.salt, n, sh.keys.len())].clone();
         let me = self.clone();
-        let start = sh.clock.now();
         match sh.op {
             Op::Put => self
                 .client
@@ -181,9 +184,9 @@ impl AsyncDriver {
     /// back when the request failed or the run is over.
     fn answered(self: &Arc<Self>, start: u64, r: Result<(), KvError>) {
         let ok = r.is_ok();
-        self.shared.finish("Async", start, r, &self.recorder);
+        let now = self.shared.finish("Async", start, r, &self.recorder);
         if ok && self.shared.stats.running() {
-            self.send();
+            self.send(now);
             return;
         }
         self.inflight.fetch_sub(1, Ordering::SeqCst);
@@ -197,7 +200,7 @@ impl AsyncDriver {
             let free = self.limit - self.inflight.load(Ordering::SeqCst);
             for _ in 0..free {
                 self.inflight.fetch_add(1, Ordering::SeqCst);
-                self.send();
+                self.send(self.shared.clock.now());
             }
             std::thread::sleep(TOP_UP_INTERVAL);
         }
@@ -231,7 +234,7 @@ fn drive_sync(client: &KvClient, sh: &Shared, rec: &LatencyRecorder, salt: u64) 
             Op::Put => client.put(sh.group, key, sh.value.clone()).map(|_| ()),
             Op::Get => client.get(sh.group, key).map(|_| ()),
         };
-        sh.finish("Sync", start, r, rec);
+        let _ = sh.finish("Sync", start, r, rec);
     }
 }
 
