@@ -5,9 +5,10 @@
 //! A run reads client.properties (`-s`), starts `--client-count` [`dt_client::KvClient`]s
 //! that each register every server as a member of group `-g`, find its leader and
 //! `mkdir benchmark`, then issues puts or gets on keys `benchmark.key<i>` chosen at
-//! random: in async mode one driver thread per client through the callback API with at
-//! most max-pending / client-count requests in flight, in sync mode `--thread-count`
-//! threads through the blocking API. It warms up (`--warmup`, 3 s), measures
+//! random: in async mode through the callback API, max-pending / client-count requests
+//! in flight per client (a driver thread fills the slots, and each answer's callback
+//! sends the next request), in sync mode `--thread-count` threads through the blocking
+//! API. It warms up (`--warmup`, 3 s), measures
 //! (`--duration`), printing the reference's per-second lines, then the configuration,
 //! the `[Final]` lines with p50/p99/p999/max and (on Linux) the benchmark process's own
 //! CPU per operation, and last a `RESULT` line:
