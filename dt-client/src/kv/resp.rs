@@ -1,8 +1,11 @@
 //! `KvResp`, `KvResult`, `KvNode`: the response body of the DtKV data commands
 //! (`wire-protocol.md` §6.1.2–6.1.4 and §6.4, `dtkv-server.md` §1.3).
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 use dt_codec::encode::{self, Encodable};
+use dt_codec::plain::{PlainFields, PlainValue};
 use dt_codec::{BytesCollector, Chunk, NestedParser, ParseStatus, PbCallback, PbError};
 
 use super::codes::KvCode;
@@ -315,6 +318,88 @@ impl KvBody for KvResp {
     fn finish(cb: KvRespCallback) -> Result<Self, PbError> {
         Ok(cb.msg)
     }
+
+    /// Decodes a whole body: a plain one directly ([`decode_plain`]), anything else
+    /// (and every error) through the streaming parser and [`KvRespCallback`].
+    fn decode(body: &Bytes) -> Result<Self, PbError> {
+        if let Some(r) = decode_plain(body) {
+            return Ok(r);
+        }
+        let mut p = dt_codec::PbParser::new(KvRespCallback::default());
+        match p.parse_whole(body)? {
+            ParseStatus::Finished => Self::finish(p.into_callback()),
+            ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
+            ParseStatus::NeedMore => Err(PbError::Truncated {
+                field: 0,
+                what: "body",
+            }),
+        }
+    }
+}
+
+/// [`KvResp`] from a whole plain body ([`dt_codec::plain`]), its results and their nodes
+/// plain too, without the streaming parser: exactly what [`KvRespCallback`] makes of it
+/// (unknown fields and unexpected wire types ignored, the last single field wins, a
+/// nested message read afresh each time it appears). Bytes fields are slices of `body`.
+/// `None` for anything else (the parser then decodes it, or reports the error). Every
+/// get, list and batch answer takes this way: a client's network thread reads one per
+/// request.
+fn decode_plain(body: &Bytes) -> Option<KvResp> {
+    let mut r = KvResp::default();
+    let mut results_size = 0i32;
+    let mut fields = PlainFields::new(body);
+    while let Some((field, v)) = fields.next_field().ok()? {
+        match (field, v) {
+            (1, PlainValue::Fixed64(v)) => r.raft_index = v as i64,
+            (2, PlainValue::Varint(v)) => results_size = int32(v as i64),
+            (3, PlainValue::Len(at)) => {
+                if r.results.is_empty() {
+                    r.results.reserve(presize(results_size, body.len(), 2));
+                }
+                r.results.push(plain_result(body, at)?);
+            }
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// [`KvResult`] from the plain message at `at` in `body` (see [`decode_plain`]).
+fn plain_result(body: &Bytes, at: Range<usize>) -> Option<KvResult> {
+    let mut r = KvResult::default();
+    let mut fields = PlainFields::new(&body[at.clone()]);
+    while let Some((field, v)) = fields.next_field().ok()? {
+        match (field, v) {
+            (1, PlainValue::Varint(v)) => r.biz_code = KvCode::from_code(int32(v as i64)),
+            (2, PlainValue::Len(n)) => r.node = Some(plain_node(body, shift(&at, n))?),
+            (3, PlainValue::Len(n)) => r.key_in_dir = body.slice(shift(&at, n)),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// [`KvNode`] from the plain message at `at` in `body` (see [`decode_plain`]).
+fn plain_node(body: &Bytes, at: Range<usize>) -> Option<KvNode> {
+    let mut n = KvNode::default();
+    let mut fields = PlainFields::new(&body[at.clone()]);
+    while let Some((field, v)) = fields.next_field().ok()? {
+        match (field, v) {
+            (1, PlainValue::Fixed64(v)) => n.create_index = v as i64,
+            (2, PlainValue::Fixed64(v)) => n.create_time = v as i64,
+            (3, PlainValue::Fixed64(v)) => n.update_index = v as i64,
+            (4, PlainValue::Fixed64(v)) => n.update_time = v as i64,
+            (5, PlainValue::Varint(v)) => n.flag = int32(v as i64),
+            (15, PlainValue::Len(d)) => n.data = body.slice(shift(&at, d)),
+            _ => {}
+        }
+    }
+    Some(n)
+}
+
+/// `inner`, a range in the message at `outer`, as a range in the whole body.
+fn shift(outer: &Range<usize>, inner: Range<usize>) -> Range<usize> {
+    outer.start + inner.start..outer.start + inner.end
 }
 
 #[cfg(test)]
@@ -334,5 +419,127 @@ mod tests {
         // KvResp -> KvResult -> KvNode of 5 bytes holding a truncated fixed64.
         let body = Bytes::from_static(b"\x10\x01\x1a\x07\x12\x05\x09\x01\x02\x03\x04");
         assert!(KvResp::decode(&body).is_err());
+    }
+    /// `decode_plain` against the streaming parser it stands in for.
+    mod plain {
+        use super::*;
+        use dt_codec::fuzz::field_bytes as field;
+        use proptest::prelude::*;
+
+        /// What the streaming parser makes of `body`.
+        fn parsed(body: &Bytes) -> Result<KvResp, PbError> {
+            let mut p = dt_codec::PbParser::new(KvRespCallback::default());
+            match p.parse_whole(body)? {
+                ParseStatus::Finished => KvResp::finish(p.into_callback()),
+                s => panic!("{s:?}"),
+            }
+        }
+
+        /// One field: a number around those used, any wire type (3 is not plain), any
+        /// value, `nested` as the bytes of a length-delimited one when given.
+        fn arb_field(nums: Vec<u32>, nested: Option<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::sample::select(nums),
+                // mostly plain wire types: 3 (a group) makes the whole body not plain
+                prop::sample::select(vec![0u8, 1, 2, 5, 0, 1, 2, 5, 0, 1, 2, 5, 3]),
+                any::<u64>().prop_map(|v| v >> (v % 64)),
+                prop::collection::vec(any::<u8>(), 0..12),
+                prop::bool::weighted(0.75),
+            )
+                .prop_map(move |(n, wt, v, d, use_nested)| match &nested {
+                    Some(b) if use_nested => field(n, 2, 0, b),
+                    _ => field(n, wt, v, &d),
+                })
+        }
+
+        fn arb_node() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(arb_field(vec![1, 2, 3, 4, 5, 6, 15, 15, 16], None), 0..5)
+                .prop_map(|f| f.concat())
+        }
+
+        fn arb_result() -> impl Strategy<Value = Vec<u8>> {
+            arb_node()
+                .prop_flat_map(|node| {
+                    prop::collection::vec(arb_field(vec![1, 2, 2, 2, 3, 3, 4], Some(node)), 0..4)
+                })
+                .prop_map(|f| f.concat())
+        }
+
+        fn arb_resp() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(
+                arb_result().prop_flat_map(|r| arb_field(vec![1, 2, 3, 3, 3, 3, 9], Some(r))),
+                1..5,
+            )
+            .prop_map(|f| f.concat())
+        }
+
+        fn arb_node_msg() -> impl Strategy<Value = KvNode> {
+            (
+                any::<[i64; 4]>(),
+                0i32..8,
+                prop::collection::vec(any::<u8>(), 0..40),
+            )
+                .prop_map(|(t, flag, data)| KvNode {
+                    create_index: t[0],
+                    create_time: t[1],
+                    update_index: t[2],
+                    update_time: t[3],
+                    flag,
+                    data: Bytes::from(data),
+                })
+        }
+
+        proptest! {
+            // Enough cases that several hundred hold a result with a node.
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn agrees_with_the_parser_on_nested_fields(
+                b in arb_resp(),
+                cut in prop_oneof![3 => Just(0usize), 1 => 1usize..3],
+            ) {
+                let mut b = b;
+                b.truncate(b.len().saturating_sub(cut));
+                let body = Bytes::from(b);
+                if let Some(r) = decode_plain(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
+                prop_assert_eq!(KvResp::decode(&body), parsed(&body));
+            }
+
+            #[test]
+            fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
+                let body = Bytes::from(b);
+                if let Some(r) = decode_plain(&body) {
+                    prop_assert_eq!(Ok(r), parsed(&body));
+                }
+                prop_assert_eq!(KvResp::decode(&body), parsed(&body));
+            }
+
+            /// What servers send (every get, list and batch answer) takes the plain way.
+            #[test]
+            fn encoded_answers_are_plain(
+                index in any::<i64>(),
+                results in prop::collection::vec(
+                    (1i32..20, prop::option::of(arb_node_msg()), prop::collection::vec(any::<u8>(), 0..8)),
+                    0..6,
+                ),
+            ) {
+                let resp = KvResp {
+                    raft_index: index,
+                    results: results
+                        .into_iter()
+                        .map(|(c, node, k)| KvResult {
+                            biz_code: KvCode::from_code(c),
+                            node,
+                            key_in_dir: Bytes::from(k),
+                        })
+                        .collect(),
+                };
+                let body = encode::to_bytes(&resp);
+                prop_assert_eq!(decode_plain(&body), Some(resp.clone()));
+                prop_assert_eq!(parsed(&body), Ok(resp));
+            }
+        }
     }
 }
