@@ -4,14 +4,14 @@
 //! every entry without hashing; an entry whose slot is still taken by an older request
 //! (more than `RING` requests apart, e.g. a slow one) goes to an overflow map.
 
-use std::collections::HashMap;
+use dt_common::IdHashMap;
 
 const RING: usize = 4096;
 
 /// A map from seq to `V`, tuned for consecutive keys.
 pub(crate) struct PendingMap<V> {
     ring: Vec<Option<(i32, V)>>,
-    overflow: HashMap<i32, V>,
+    overflow: IdHashMap<i32, V>,
     len: usize,
 }
 
@@ -19,7 +19,7 @@ impl<V> PendingMap<V> {
     pub fn new() -> Self {
         PendingMap {
             ring: Vec::new(),
-            overflow: HashMap::new(),
+            overflow: IdHashMap::default(),
             len: 0,
         }
     }
@@ -61,6 +61,11 @@ impl<V> PendingMap<V> {
         if matches!(slot, Some((s, _)) if *s == seq) {
             self.len -= 1;
             return slot.take().map(|e| e.1);
+        }
+        // Almost always empty: then there is nothing to hash (every insert of a new seq
+        // comes through here).
+        if self.overflow.is_empty() {
+            return None;
         }
         let r = self.overflow.remove(&seq);
         if r.is_some() {
