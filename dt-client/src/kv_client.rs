@@ -201,6 +201,16 @@ impl KvClient {
         self.send_op(req, ops::interpret, map, cb)
     }
 
+    /// DTKV_GET: only the node is read from the answer ([`ops::interpret_get`]).
+    fn exec_get<T: Send + 'static>(
+        &self,
+        req: Result<ops::KvRequest, KvError>,
+        map: impl FnOnce(KvCode, Option<KvNode>) -> T + Send + 'static,
+        cb: impl FnOnce(Result<T, KvError>) + Send + 'static,
+    ) {
+        self.send_op(req, ops::interpret_get, map, cb)
+    }
+
     /// A batch operation: its answer read whole and turned into the result by `map`,
     /// given the command and the number of keys asked (the `ops::batch_*_result`
     /// functions check there is one result per key, [`ops::check_result_count`]).
@@ -234,7 +244,7 @@ impl KvClient {
         /// DTKV_GET: the node at `key` (the empty key is the root), `None` when absent.
         get, get_async, get_cb,
         (key: impl Into<Bytes>) -> Option<KvNode>,
-        |g, key| ops::get(g, key), exec, ops::get_node
+        |g, key| ops::get(g, key), exec_get, |_, node| node
     );
 
     kv_op!(

@@ -249,6 +249,19 @@ pub fn interpret(command: i32, p: &ReadPacket) -> Result<(KvCode, KvResp), KvErr
     Ok((code, resp))
 }
 
+/// [`interpret`] and [`get_node`] in one, for DTKV_GET: a plain body
+/// ([`dt_codec::plain`]) is read without building its list of results; any other body
+/// is decoded whole, so every answer, good or malformed, gives what `interpret` then
+/// `get_node` give.
+pub fn interpret_get(command: i32, p: &ReadPacket) -> Result<(KvCode, Option<KvNode>), KvError> {
+    let code = check_codes(command, p)?;
+    let node = match super::resp::plain_first_node(&p.body) {
+        Some(node) => node.filter(|_| code == KvCode::Success),
+        None => get_node(code, KvResp::decode(&p.body).map_err(KvError::Malformed)?),
+    };
+    Ok((code, node))
+}
+
 /// The response and business codes of a DtKV data response to `command`: the
 /// business code when both say success, else the error.
 fn check_codes(command: i32, p: &ReadPacket) -> Result<KvCode, KvError> {
@@ -387,6 +400,81 @@ pub fn cas_done(code: KvCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `interpret_get` against `interpret` then `get_node`, which it stands in for.
+    mod get_answer {
+        use super::*;
+        use dt_codec::fuzz::field_bytes as field;
+        use proptest::prelude::*;
+
+        fn packet(resp_code: i32, biz_code: i32, body: Vec<u8>) -> ReadPacket {
+            ReadPacket {
+                command: KvCommands::DTKV_GET,
+                resp_code,
+                biz_code,
+                body: Bytes::from(body),
+                ..Default::default()
+            }
+        }
+
+        /// The two readings, comparable (errors by their text).
+        fn both(p: &ReadPacket) -> (String, String) {
+            let cmd = KvCommands::DTKV_GET;
+            let whole = interpret(cmd, p).map(|(c, r)| (c, get_node(c, r)));
+            (format!("{:?}", interpret_get(cmd, p)), format!("{whole:?}"))
+        }
+
+        fn arb_codes() -> impl Strategy<Value = (i32, i32)> {
+            (
+                prop::sample::select(vec![0, 0, 0, 7]),
+                prop::sample::select(vec![0, 0, 1, 2, 4, 9]),
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_on_any_bytes(
+                codes in arb_codes(),
+                b in prop::collection::vec(any::<u8>(), 0..48),
+            ) {
+                let (a, w) = both(&packet(codes.0, codes.1, b));
+                prop_assert_eq!(a, w);
+            }
+
+            #[test]
+            fn agrees_on_answers(
+                codes in arb_codes(),
+                results in prop::collection::vec(
+                    (0i32..5, prop::option::of((any::<i64>(), prop::collection::vec(any::<u8>(), 0..9)))),
+                    0..3,
+                ),
+                junk in prop::option::of(prop::collection::vec(any::<u8>(), 1..6)),
+            ) {
+                let resp = KvResp {
+                    raft_index: 3,
+                    results: results
+                        .into_iter()
+                        .map(|(c, node)| KvResult {
+                            biz_code: KvCode::from_code(c),
+                            node: node.map(|(t, d)| KvNode {
+                                update_index: t,
+                                data: Bytes::from(d),
+                                ..Default::default()
+                            }),
+                            key_in_dir: Bytes::new(),
+                        })
+                        .collect(),
+                };
+                let mut b = dt_codec::encode::to_bytes(&resp).to_vec();
+                if let Some(j) = junk {
+                    // a trailing field that may or may not parse
+                    b.extend(field(3, 2, 0, &j));
+                }
+                let (a, w) = both(&packet(codes.0, codes.1, b));
+                prop_assert_eq!(a, w);
+            }
+        }
+    }
 
     /// `plain_raft_index` against the streaming parser it stands in for.
     mod plain_index {

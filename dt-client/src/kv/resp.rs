@@ -364,6 +364,24 @@ fn decode_plain(body: &Bytes) -> Option<KvResp> {
     Some(r)
 }
 
+/// The node of the first result of a whole plain body, read as [`decode_plain`] reads the
+/// body but without keeping the results: `Some(node)` exactly when `decode_plain` would
+/// succeed, `node` being its first result's node (`None` without results or node). A
+/// get's answer holds one result, and this is all a get needs of it.
+pub(crate) fn plain_first_node(body: &Bytes) -> Option<Option<KvNode>> {
+    let mut first: Option<Option<KvNode>> = None;
+    let mut fields = PlainFields::new(body);
+    while let Some((field, v)) = fields.next_field().ok()? {
+        if let (3, PlainValue::Len(at)) = (field, v) {
+            let r = plain_result(body, at)?;
+            if first.is_none() {
+                first = Some(r.node);
+            }
+        }
+    }
+    Some(first.flatten())
+}
+
 /// [`KvResult`] from the plain message at `at` in `body` (see [`decode_plain`]).
 fn plain_result(body: &Bytes, at: Range<usize>) -> Option<KvResult> {
     let mut r = KvResult::default();
@@ -433,6 +451,12 @@ mod tests {
                 ParseStatus::Finished => KvResp::finish(p.into_callback()),
                 s => panic!("{s:?}"),
             }
+        }
+
+        /// What `plain_first_node` must give: the first result's node of what
+        /// `decode_plain` reads, `None` when it reads nothing.
+        fn first_node(body: &Bytes) -> Option<Option<KvNode>> {
+            decode_plain(body).map(|r| r.results.into_iter().next().and_then(|x| x.node))
         }
 
         /// One field: a number around those used, any wire type (3 is not plain), any
@@ -505,6 +529,7 @@ mod tests {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvResp::decode(&body), parsed(&body));
+                prop_assert_eq!(plain_first_node(&body), first_node(&body));
             }
 
             #[test]
@@ -514,6 +539,7 @@ mod tests {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvResp::decode(&body), parsed(&body));
+                prop_assert_eq!(plain_first_node(&body), first_node(&body));
             }
 
             /// What servers send (every get, list and batch answer) takes the plain way.
