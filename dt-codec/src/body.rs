@@ -34,8 +34,15 @@ pub trait PbBody: Sized {
     /// The decoded message, once the parser finished the body.
     fn finish(cb: Self::Callback) -> Result<Self, PbError>;
 
-    /// Decodes a whole body (zero-copy for bytes fields).
+    /// Decodes a whole body (zero-copy for bytes fields). A type may override it with
+    /// a faster reading of its common shapes that leaves the rest to
+    /// [`PbBody::decode_streaming`].
     fn decode(body: &Bytes) -> Result<Self, PbError> {
+        Self::decode_streaming(body)
+    }
+
+    /// Decodes a whole body with the streaming parser and [`PbBody::Callback`].
+    fn decode_streaming(body: &Bytes) -> Result<Self, PbError> {
         let mut p = PbParser::new(Self::Callback::default());
         match p.parse_whole(body)? {
             ParseStatus::Finished => Self::finish(p.into_callback()),

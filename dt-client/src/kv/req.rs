@@ -250,15 +250,7 @@ impl KvBody for KvReq {
         if let Some(r) = decode_plain(body) {
             return Ok(r);
         }
-        let mut p = dt_codec::PbParser::new(KvReqCallback::default());
-        match p.parse_whole(body)? {
-            dt_codec::ParseStatus::Finished => Self::finish(p.into_callback()),
-            dt_codec::ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
-            dt_codec::ParseStatus::NeedMore => Err(PbError::Truncated {
-                field: 0,
-                what: "body",
-            }),
-        }
+        Self::decode_streaming(body)
     }
 }
 

@@ -325,15 +325,7 @@ impl KvBody for KvResp {
         if let Some(r) = decode_plain(body) {
             return Ok(r);
         }
-        let mut p = dt_codec::PbParser::new(KvRespCallback::default());
-        match p.parse_whole(body)? {
-            ParseStatus::Finished => Self::finish(p.into_callback()),
-            ParseStatus::Rejected => Err(PbError::rejected("body rejected")),
-            ParseStatus::NeedMore => Err(PbError::Truncated {
-                field: 0,
-                what: "body",
-            }),
-        }
+        Self::decode_streaming(body)
     }
 }
 
@@ -446,11 +438,17 @@ mod tests {
 
         /// What the streaming parser makes of `body`.
         fn parsed(body: &Bytes) -> Result<KvResp, PbError> {
-            let mut p = dt_codec::PbParser::new(KvRespCallback::default());
-            match p.parse_whole(body)? {
-                ParseStatus::Finished => KvResp::finish(p.into_callback()),
-                s => panic!("{s:?}"),
+            KvResp::decode_streaming(body)
+        }
+
+        /// The direct readings agree with the parser on `body`.
+        fn check(body: &Bytes) -> Result<(), TestCaseError> {
+            if let Some(r) = decode_plain(body) {
+                prop_assert_eq!(Ok(r), parsed(body));
             }
+            prop_assert_eq!(KvResp::decode(body), parsed(body));
+            prop_assert_eq!(plain_first_node(body), first_node(body));
+            Ok(())
         }
 
         /// What `plain_first_node` must give: the first result's node of what
@@ -524,22 +522,12 @@ mod tests {
             ) {
                 let mut b = b;
                 b.truncate(b.len().saturating_sub(cut));
-                let body = Bytes::from(b);
-                if let Some(r) = decode_plain(&body) {
-                    prop_assert_eq!(Ok(r), parsed(&body));
-                }
-                prop_assert_eq!(KvResp::decode(&body), parsed(&body));
-                prop_assert_eq!(plain_first_node(&body), first_node(&body));
+                check(&Bytes::from(b))?;
             }
 
             #[test]
             fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
-                let body = Bytes::from(b);
-                if let Some(r) = decode_plain(&body) {
-                    prop_assert_eq!(Ok(r), parsed(&body));
-                }
-                prop_assert_eq!(KvResp::decode(&body), parsed(&body));
-                prop_assert_eq!(plain_first_node(&body), first_node(&body));
+                check(&Bytes::from(b))?;
             }
 
             /// What servers send (every get, list and batch answer) takes the plain way.
