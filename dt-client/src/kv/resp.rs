@@ -337,23 +337,17 @@ impl KvBody for KvResp {
 /// get, list and batch answer takes this way: a client's network thread reads one per
 /// request.
 fn decode_plain(body: &Bytes) -> Option<KvResp> {
-    let mut r = KvResp::default();
-    let mut results_size = 0i32;
-    let mut fields = PlainFields::new(body);
-    while let Some((field, v)) = fields.next_field().ok()? {
-        match (field, v) {
-            (1, PlainValue::Fixed64(v)) => r.raft_index = v as i64,
-            (2, PlainValue::Varint(v)) => results_size = int32(v as i64),
-            (3, PlainValue::Len(at)) => {
-                if r.results.is_empty() {
-                    r.results.reserve(presize(results_size, body.len(), 2));
-                }
-                r.results.push(plain_result(body, at)?);
-            }
-            _ => {}
+    let mut results = Vec::new();
+    let raft_index = walk_plain(body, |r, announced| {
+        if results.is_empty() {
+            results.reserve(presize(announced, body.len(), 2));
         }
-    }
-    Some(r)
+        results.push(r);
+    })?;
+    Some(KvResp {
+        raft_index,
+        results,
+    })
 }
 
 /// The node of the first result of a whole plain body, read as [`decode_plain`] reads the
@@ -362,16 +356,29 @@ fn decode_plain(body: &Bytes) -> Option<KvResp> {
 /// get's answer holds one result, and this is all a get needs of it.
 pub(crate) fn plain_first_node(body: &Bytes) -> Option<Option<KvNode>> {
     let mut first: Option<Option<KvNode>> = None;
+    walk_plain(body, |r, _| {
+        if first.is_none() {
+            first = Some(r.node);
+        }
+    })?;
+    Some(first.flatten())
+}
+
+/// Reads a whole plain `KvResp` body (see [`decode_plain`]): hands each result, in
+/// order, to `each` with the result count announced so far (field 2, 0 before it), and
+/// returns the raft index; `None` when the body or a result is not plain.
+fn walk_plain(body: &Bytes, mut each: impl FnMut(KvResult, i32)) -> Option<i64> {
+    let (mut raft_index, mut results_size) = (0i64, 0i32);
     let mut fields = PlainFields::new(body);
     while let Some((field, v)) = fields.next_field().ok()? {
-        if let (3, PlainValue::Len(at)) = (field, v) {
-            let r = plain_result(body, at)?;
-            if first.is_none() {
-                first = Some(r.node);
-            }
+        match (field, v) {
+            (1, PlainValue::Fixed64(v)) => raft_index = v as i64,
+            (2, PlainValue::Varint(v)) => results_size = int32(v as i64),
+            (3, PlainValue::Len(at)) => each(plain_result(body, at)?, results_size),
+            _ => {}
         }
     }
-    Some(first.flatten())
+    Some(raft_index)
 }
 
 /// [`KvResult`] from the plain message at `at` in `body` (see [`decode_plain`]).
