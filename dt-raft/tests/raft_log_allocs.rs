@@ -4,6 +4,14 @@
 //! completion) and the IO threads' (write job, reply). A regression guard: every
 //! append with many groups is such a small write, and allocations there cost
 //! malloc/free time on the dispatcher threads (see `raft_bench --groups 100`).
+//!
+//! The appends are paced (a pause before each) so that the count does not depend on
+//! the machine's speed: the log's write lane lingers after a job only when the next one
+//! followed closely, and a lane that went idle boxes its runner again at the next job.
+//! Unpaced, a fast machine kept the lane running (4.24 allocations per append without
+//! the fsync batcher) and a slow one did not (5.17, measured once in CI against a bound
+//! of 5.0); paced, every append restarts the lane, a fixed count on any machine (a lane
+//! descheduled past the pause only lowers it).
 
 mod common;
 
@@ -41,6 +49,8 @@ fn per_append(batched: bool) -> f64 {
     for _ in 0..n {
         let b = batches.pop().unwrap();
         let idx = b[0].index;
+        // Longer than the gap after which the lane does not linger (module docs).
+        std::thread::sleep(std::time::Duration::from_millis(1));
         assert_eq!(block_on(log.append(b)).unwrap(), idx);
     }
     let a = counting_alloc::allocations() - a0;
@@ -48,16 +58,16 @@ fn per_append(batched: bool) -> f64 {
     a as f64 / n as f64
 }
 
-/// Measured 4.2 without and 5.3 with the fsync batcher (5.2 and 6.3 before a write
-/// job's list of files written reused its plan's list of files, 6.2 and 7.2 before an
-/// append's answer slot was reused; 9.2 and 10.2 before the write
-/// job's completion reached the owner without a boxed message and handler, and before
-/// the job shared the log directory's path instead of copying it); the bounds leave
-/// room for the lane's runner, which is boxed again only when the lane went idle
-/// between two appends (timing).
+/// Paced (module docs): measured 5.24 without and 6.28 with the fsync batcher, each
+/// append restarting the write lane (one boxed runner). Unpaced, with the lane kept
+/// running, it was 4.2 and 5.3 (5.2 and 6.3 before a write job's list of files written
+/// reused its plan's list of files, 6.2 and 7.2 before an append's answer slot was
+/// reused; 9.2 and 10.2 before the write job's completion reached the owner without a
+/// boxed message and handler, and before the job shared the log directory's path
+/// instead of copying it). One more allocation per append breaks either bound.
 #[test]
 fn a_synced_one_entry_append_allocates_little() {
-    for (batched, bound) in [(false, 5.0), (true, 6.0)] {
+    for (batched, bound) in [(false, 5.5), (true, 6.5)] {
         let x = per_append(batched);
         eprintln!("allocations per append (fsync batcher: {batched}): {x:.2}");
         assert!(
