@@ -51,6 +51,15 @@ fn start_server(dir: &Path, repl: u16, svc: u16) -> DtKvServer {
     s
 }
 
+/// A one-node server in `dir` on free ports, and a client.properties naming it.
+fn one_node(dir: &Path) -> (DtKvServer, std::path::PathBuf) {
+    let ports = free_ports(2);
+    let server = start_server(dir, ports[0], ports[1]);
+    let props = dir.join("client.properties");
+    std::fs::write(&props, format!("servers = 1,127.0.0.1:{}\n", ports[1])).unwrap();
+    (server, props)
+}
+
 fn bench(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
@@ -133,10 +142,7 @@ fn check_run(o: &Output, what: &str) -> Result {
 #[test]
 fn dt_bench_against_a_one_node_server() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(2);
-    let server = start_server(dir.path(), ports[0], ports[1]);
-    let props = dir.path().join("client.properties");
-    std::fs::write(&props, format!("servers = 1,127.0.0.1:{}\n", ports[1])).unwrap();
+    let (server, props) = one_node(dir.path());
     let p = props.to_str().unwrap();
     let common = [
         "-s",
@@ -266,10 +272,7 @@ fn dt_bench_refuses_bad_options_and_files() {
 #[test]
 fn dt_bench_counts_failures_and_ends_when_the_server_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(2);
-    let server = start_server(dir.path(), ports[0], ports[1]);
-    let props = dir.path().join("client.properties");
-    std::fs::write(&props, format!("servers = 1,127.0.0.1:{}\n", ports[1])).unwrap();
+    let (server, props) = one_node(dir.path());
     let t0 = std::time::Instant::now();
     let child = Command::new(BIN)
         .args(["-s", props.to_str().unwrap(), "-g", "0", "--op", "get"])

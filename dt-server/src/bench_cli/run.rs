@@ -11,6 +11,7 @@ use dt_client::kv::KvError;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::{KvClient, KvClientConfig};
 use dt_common::process_cpu::process_cpu_split;
+use dt_fiber::DetRng;
 use dt_net::PeerStatus;
 
 use super::args::{BenchArgs, Op, ParseOutcome};
@@ -212,16 +213,12 @@ impl AsyncDriver {
 }
 
 /// The key of request number `n` of a driver salted with `salt`: an index in
-/// `0..count` (`count` > 0), uniform, from a stateless hash (splitmix64), so that any
-/// thread can choose the next key without sharing a generator.
+/// `0..count` (`count` > 0), uniform, from the first output of a splitmix64 generator
+/// ([`DetRng`]) seeded with `n` and `salt`, so that any thread can choose the next key
+/// without sharing a generator.
 fn key_index(salt: u64, n: u64, count: usize) -> usize {
-    let mut z = n
-        .wrapping_add(salt.wrapping_mul(0xA076_1D64_78BD_642F))
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % count as u64) as usize
+    DetRng::new(n.wrapping_add(salt.wrapping_mul(0xA076_1D64_78BD_642F))).below(count as u64)
+        as usize
 }
 
 /// Issues operations with the blocking API, one at a time.
