@@ -621,6 +621,23 @@ fn a_wiped_follower_is_caught_up_by_install_snapshot_over_the_wire() {
     }
 }
 
+/// Adds figures taken later to those taken before (per type: counts and times summed,
+/// the longest span kept).
+fn add_figures(to: &mut Vec<(PerfType, PerfFigures)>, more: Vec<(PerfType, PerfFigures)>) {
+    for (t, f) in more {
+        match to.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, a)) => {
+                a.events += f.events;
+                a.items += f.items;
+                a.bytes += f.bytes;
+                a.total_nanos += f.total_nanos;
+                a.max_nanos = a.max_nanos.max(f.max_nanos);
+            }
+            None => to.push((t, f)),
+        }
+    }
+}
+
 #[test]
 fn each_node_reports_its_raft_timings_to_the_groups_perf_hook() {
     let dir = tempfile::tempdir().unwrap();
@@ -651,8 +668,23 @@ fn each_node_reports_its_raft_timings_to_the_groups_perf_hook() {
             applied(&group(&nodes, i, 1)) >= last
         });
     }
-    for (i, s) in stats.iter().enumerate() {
-        let figures: Vec<(PerfType, PerfFigures)> = s.take();
+    // An append RPC is timed when its answer reaches the leader, which may come after
+    // the follower has applied the entries it carried (it learned the commit from the
+    // other follower's answer): the leader's figures are gathered until both followers'
+    // answers for every write are in.
+    let mut taken: Vec<Vec<(PerfType, PerfFigures)>> = stats.iter().map(|s| s.take()).collect();
+    wait_until(
+        "the leader timed every append's answer",
+        Duration::from_secs(10),
+        || {
+            let more = stats[l].take();
+            add_figures(&mut taken[l], more);
+            taken[l]
+                .iter()
+                .any(|(t, f)| *t == PerfType::RaftReplicateRpc && f.items >= 2 * WRITES)
+        },
+    );
+    for (i, figures) in taken.iter().enumerate() {
         let of = |t: PerfType| figures.iter().find(|(x, _)| *x == t).map(|(_, f)| *f);
         let exec = of(PerfType::RaftStateMachineExec).expect("executions timed");
         assert_eq!(
