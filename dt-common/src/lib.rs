@@ -21,6 +21,9 @@
 //!   of this thread's loop (a Dispatcher's round wakes each IO worker it answered
 //!   through once).
 //!
+//! * [`prefetch`]: a cache hint (start loading a line now) for state machines that
+//!   are told the entries they will execute next.
+//!
 //! * [`process_cpu`]: the CPU time this process has used (Linux's `/proc/self/stat`),
 //!   for bench programs that report a cost per operation.
 //!
@@ -38,7 +41,9 @@
 //! assert!(deadline.remaining(&ts) <= Duration::from_millis(50));
 //! ```
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// One hint instruction needs `unsafe` (`prefetch`, with its SAFETY note); nothing else
+// may use it.
+#![deny(unsafe_code)]
 
 mod error;
 mod executor;
@@ -54,6 +59,7 @@ pub use perf::{NoopPerfCallback, PerfCallback, PerfHook, PerfType};
 pub use perf_stats::{PerfFigures, PerfStats};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
+pub mod prefetch;
 pub mod process_cpu;
 pub mod vectors;
 pub mod wake_batch;

@@ -63,6 +63,10 @@ use bytes::{Bytes, BytesMut};
 
 /// Entries read from the log per read (apply, replication from disk).
 const READ_BATCH: usize = 1024;
+/// How many entries ahead of its execution an entry is hinted to the state machine
+/// ([`StateMachine::prepare`]): far enough for a few dependent loads from memory to
+/// complete while the entries between execute.
+const PREPARE_AHEAD: usize = 4;
 /// Bytes read from the log per read.
 const READ_BYTES: usize = 16 * 1024 * 1024;
 /// Applied entries stay in the tail cache at least this long (raft.md §6.3), unless
@@ -415,6 +419,22 @@ async fn with_timeout<T>(fut: RpcFuture<T>, d: Duration) -> Result<T, RpcError> 
         }
     })
     .await
+}
+
+/// What the state machine sees of a committed entry.
+fn exec_entry(item: &LogItem, has_caller: bool, nanos: i64) -> ExecEntry<'_> {
+    ExecEntry {
+        index: item.index,
+        term: item.term,
+        item_type: item.item_type,
+        biz_type: item.biz_type,
+        leader_create_millis: item.timestamp,
+        local_create_nanos: nanos,
+        header: &item.header,
+        body: &item.body,
+        // Only a local caller's input comes with buffers of its own.
+        body_shared: !has_caller,
+    }
 }
 
 fn call<T>(f: impl Callable<T>, v: T) {
@@ -1719,7 +1739,15 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             let mut n = 0;
-            for (item, cb, nanos) in batch.drain(..) {
+            let mut run = batch.drain(..);
+            for (item, cb, nanos) in run.as_slice().iter().take(PREPARE_AHEAD) {
+                self.prepare_one(item, cb.is_some(), *nanos);
+            }
+            while let Some((item, cb, nanos)) = run.next() {
+                if let Some((ahead, ahead_cb, ahead_nanos)) = run.as_slice().get(PREPARE_AHEAD - 1)
+                {
+                    self.prepare_one(ahead, ahead_cb.is_some(), *ahead_nanos);
+                }
                 let index = item.index;
                 if index != applying + 1 {
                     return self.fatal(format!("apply out of order: {index} after {applying}"));
@@ -1759,6 +1787,16 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// Hints the state machine that `item` is executed soon ([`StateMachine::prepare`]);
+    /// only normal entries (what the state machine executes in every case).
+    fn prepare_one(&self, item: &LogItem, has_caller: bool, nanos: i64) {
+        if item.item_type == TYPE_NORMAL {
+            self.sm
+                .borrow_mut()
+                .prepare(&exec_entry(item, has_caller, nanos));
+        }
+    }
+
     /// Starts the execution of one committed entry.
     fn exec_one(&self, item: &LogItem, has_caller: bool, nanos: i64) -> Outcome<S::Output> {
         let run = match item.item_type {
@@ -1771,18 +1809,7 @@ impl<S: StateMachine> Driver<S> {
         if !run {
             return Outcome::Noop;
         }
-        let entry = ExecEntry {
-            index: item.index,
-            term: item.term,
-            item_type: item.item_type,
-            biz_type: item.biz_type,
-            leader_create_millis: item.timestamp,
-            local_create_nanos: nanos,
-            header: &item.header,
-            body: &item.body,
-            // Only a local caller's input comes with buffers of its own.
-            body_shared: !has_caller,
-        };
+        let entry = exec_entry(item, has_caller, nanos);
         let perf = &self.cfg.perf;
         let t = perf.start(PerfType::RaftStateMachineExec);
         let exec = self.sm.borrow_mut().exec(&entry);

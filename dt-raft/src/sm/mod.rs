@@ -3,7 +3,8 @@
 //!
 //! * [`StateMachine`]: executes committed entries in log order ([`ExecEntry`],
 //!   [`Exec`]), takes and installs snapshots ([`Snapshot`], [`SnapshotInfo`],
-//!   [`SnapshotChunk`]), starts and stops. Read its documentation for the rules an
+//!   [`SnapshotChunk`]), starts and stops, and may take hints of the entries it will
+//!   execute next ([`StateMachine::prepare`]). Read its documentation for the rules an
 //!   implementation must follow (thread, order, determinism, failures).
 //! * [`RaftInput`], [`RaftCallback`] (or a reusable [`RaftHandler`], see
 //!   [`SubmitCallback`]), [`RaftResult`], [`RaftError`]: how a write enters

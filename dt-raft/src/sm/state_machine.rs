@@ -144,6 +144,17 @@ pub trait StateMachine: 'static {
     /// Executes one committed entry. Futures must complete in index order.
     fn exec(&mut self, entry: &ExecEntry<'_>) -> Exec<Self::Output>;
 
+    /// A hint that `entry` is executed soon. When the engine executes a run of
+    /// committed entries it calls this a few entries ahead of
+    /// [`StateMachine::exec`] (for normal entries, in index order), so that a state
+    /// machine can start loading what the entry will touch (prefetch its index with
+    /// [`dt_common::prefetch::prefetch`], say) while it executes the entries before.
+    /// A hint only: it may be skipped for an entry, and it must not change state.
+    /// The default does nothing.
+    fn prepare(&mut self, entry: &ExecEntry<'_>) {
+        let _ = entry;
+    }
+
     /// Takes a snapshot of the state after `info.last_included_index`.
     fn take_snapshot(&mut self, info: &SnapshotInfo) -> SmFuture<'static, Box<dyn Snapshot>> {
         let _ = info;

@@ -74,6 +74,20 @@ pub struct DtKv<C> {
 }
 
 impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
+    /// Looks `key` up and starts loading its holder into the cache, for an entry on
+    /// it executed soon; the holder's id is for [`DtKv::prefetch_value`]. Changes
+    /// nothing.
+    pub fn prefetch_holder(&self, key: &[u8]) -> Option<usize> {
+        self.tree.prefetch_holder(key)
+    }
+
+    /// Starts loading the value of holder `h` (as [`DtKv::prefetch_holder`] gave it)
+    /// into the cache, where a put that replaces it frees it. Any `h` is accepted (a
+    /// holder removed since is passed over). Changes nothing.
+    pub fn prefetch_value(&self, h: usize) {
+        self.tree.prefetch_value(h)
+    }
+
     /// An empty state machine for `group_id`.
     pub fn new(group_id: i32, watch: WatchConfig) -> Self {
         Self::with_capacity(group_id, watch, 0)

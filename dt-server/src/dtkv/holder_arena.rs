@@ -58,6 +58,12 @@ impl HolderArena {
         self.slots.get(h).filter(|x| !x.is_vacant())
     }
 
+    /// Where slot `h` is, computed without reading it (for a prefetch); any `h` is
+    /// accepted, the pointer is only valid to read for ids in the arena.
+    pub(crate) fn slot_ptr(&self, h: HolderId) -> *const Holder {
+        self.slots.as_ptr().wrapping_add(h)
+    }
+
     /// Every holder with its id, in id order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (HolderId, &Holder)> {
         self.slots

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use bytes::Bytes;
 use dt_client::kv::{check_key, key_in_dir, KvCode, KvNode, KvResult, SEPARATOR};
+use dt_common::prefetch::prefetch;
 use slab::Slab;
 
 use super::holder_arena::HolderArena;
@@ -495,6 +496,24 @@ impl KvTree {
     pub(crate) fn live(&self, key: &[u8]) -> Option<HolderId> {
         let h = self.map.get(key)?;
         (!self.holders[h].latest().removed).then_some(h)
+    }
+
+    /// Looks `key` up and starts loading the first cache line of its holder (the line
+    /// a put on an existing key reads).
+    pub(crate) fn prefetch_holder(&self, key: &[u8]) -> Option<HolderId> {
+        let h = self.map.get(key)?;
+        prefetch(self.holders.slot_ptr(h));
+        Some(h)
+    }
+
+    /// Starts loading the start of holder `h`'s latest value, whose header freeing it
+    /// reads and writes; nothing when `h` holds no holder.
+    pub(crate) fn prefetch_value(&self, h: HolderId) {
+        if let Some(x) = self.holders.get(h) {
+            let p = x.latest().data.as_ptr();
+            prefetch(p.wrapping_sub(8));
+            prefetch(p);
+        }
     }
 
     pub(crate) fn lookup(&self, key: &[u8]) -> Option<HolderId> {
