@@ -4,12 +4,14 @@
 //! a log entry's body), so keys and values are slices of many buffers as in a server.
 //! With `--state-machine`, every put goes through the group's state machine instead
 //! (`DtKvStateMachine::exec`: decode, group lock, apply, TTL and watch upkeep, the
-//! output every replica produces). With `--open-snapshot`, a snapshot stays open
+//! output every replica produces); add `--prepare` to hint each put to the state
+//! machine four puts before its execution, as a group's apply loop does
+//! (`StateMachine::prepare`). With `--open-snapshot`, a snapshot stays open
 //! during the measured puts (each keeps the version it sees beside the latest).
 //! Prints `RESULT puts_per_s=<x> ns_per_put=<y>`.
 //!
 //! ```text
-//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256] [--state-machine | --open-snapshot]
+//! cargo run --release -p dt-server --example dtkv_apply_bench -- [--keys 100000] [--puts 2000000] [--value-size 256] [--state-machine [--prepare] | --open-snapshot]
 //! ```
 
 use std::sync::Arc;
@@ -42,6 +44,10 @@ struct Args {
     /// Apply every put through the state machine (`DtKvStateMachine::exec`).
     #[arg(long)]
     state_machine: bool,
+    /// With `--state-machine`: hint every put four puts ahead
+    /// (`StateMachine::prepare`), as a group's apply loop does.
+    #[arg(long, requires = "state_machine")]
+    prepare: bool,
     /// Keep a snapshot open (at the index before the measured puts) while they are
     /// applied, so each put keeps the version the snapshot sees (MVCC).
     #[arg(long, conflicts_with = "state_machine")]
@@ -64,27 +70,40 @@ impl Target {
                 let r = KvReq::decode(body).expect("a request we encoded");
                 tree.apply(index, index, biz, &r).result.biz_code()
             }
-            Target::StateMachine(sm) => {
-                let header = Bytes::new();
-                let e = ExecEntry {
-                    index: index as u64,
-                    term: 1,
-                    item_type: TYPE_NORMAL,
-                    biz_type: biz.code(),
-                    leader_create_millis: index,
-                    local_create_nanos: 0,
-                    header: &header,
-                    body,
-                    body_shared: false,
-                };
-                match sm.exec(&e) {
-                    Exec::Done(Ok(out)) => out.biz_code(),
-                    _ => panic!("the state machine refused entry {index}"),
-                }
-            }
+            Target::StateMachine(sm) => match sm.exec(&entry(index, biz, body)) {
+                Exec::Done(Ok(out)) => out.biz_code(),
+                _ => panic!("the state machine refused entry {index}"),
+            },
+        }
+    }
+
+    /// Hints the put of `body` as entry `index` (state machine only).
+    fn prepare(&mut self, index: i64, body: &Bytes) {
+        if let Target::StateMachine(sm) = self {
+            sm.prepare(&entry(index, BizType::Put, body));
         }
     }
 }
+
+static NO_HEADER: Bytes = Bytes::new();
+
+/// Entry `index` of `biz` with `body`, as the state machine sees it.
+fn entry(index: i64, biz: BizType, body: &Bytes) -> ExecEntry<'_> {
+    ExecEntry {
+        index: index as u64,
+        term: 1,
+        item_type: TYPE_NORMAL,
+        biz_type: biz.code(),
+        leader_create_millis: index,
+        local_create_nanos: 0,
+        header: &NO_HEADER,
+        body,
+        body_shared: false,
+    }
+}
+
+/// How many puts ahead `--prepare` hints (as the apply loop).
+const AHEAD: usize = 4;
 
 fn main() {
     let args = Args::parse();
@@ -113,14 +132,29 @@ fn main() {
     };
     // a fixed pseudo-random key order (xorshift), like the benchmark's random keys
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let order: Vec<u32> = (0..args.puts)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % (2 * u64::from(args.keys))) as u32
+        })
+        .collect();
+    let first = index + 1;
+    if args.prepare {
+        for (k, &o) in order.iter().enumerate().take(AHEAD) {
+            target.prepare(first + k as i64, &bodies[o as usize]);
+        }
+    }
     let t = Instant::now();
-    for _ in 0..args.puts {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = &bodies[(x % (2 * u64::from(args.keys))) as usize];
+    for (k, &o) in order.iter().enumerate() {
+        if args.prepare {
+            if let Some(&ahead) = order.get(k + AHEAD) {
+                target.prepare(first + (k + AHEAD) as i64, &bodies[ahead as usize]);
+            }
+        }
         index += 1;
-        let code = target.apply(index, BizType::Put, b);
+        let code = target.apply(index, BizType::Put, &bodies[o as usize]);
         assert_eq!(code, KvCode::SuccessOverwrite, "put failed");
     }
     let secs = t.elapsed().as_secs_f64();

@@ -74,16 +74,24 @@ pub struct DtKv<C> {
 }
 
 impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
-    /// Looks `key` up and starts loading its holder into the cache, for an entry on
-    /// it executed soon; the holder's id is for [`DtKv::prefetch_value`]. Changes
-    /// nothing.
-    pub fn prefetch_holder(&self, key: &[u8]) -> Option<usize> {
-        self.tree.prefetch_holder(key)
+    /// Starts loading the key map's slot for `key` into the cache, for an entry on it
+    /// executed soon (the first of three steps, each a little later than the one
+    /// before, so that each load has completed when the next step reads it). Returns
+    /// the slot's bucket for [`DtKv::prefetch_holder`], `None` when `key` is surely
+    /// not in the tree. These steps change nothing.
+    pub fn prefetch_slot(&self, key: &[u8]) -> Option<usize> {
+        self.tree.prefetch_slot(key)
     }
 
-    /// Starts loading the value of holder `h` (as [`DtKv::prefetch_holder`] gave it)
-    /// into the cache, where a put that replaces it frees it. Any `h` is accepted (a
-    /// holder removed since is passed over). Changes nothing.
+    /// Second step: reads the slot of `bucket` (as [`DtKv::prefetch_slot`] gave it) and
+    /// starts loading its holder; returns the holder for [`DtKv::prefetch_value`]. Any
+    /// `bucket` is accepted (one emptied or moved since is passed over).
+    pub fn prefetch_holder(&self, bucket: usize) -> Option<usize> {
+        self.tree.prefetch_holder(bucket)
+    }
+
+    /// Last step: starts loading the start of holder `h`'s value, where a put that
+    /// replaces it frees it. Any `h` is accepted.
     pub fn prefetch_value(&self, h: usize) {
         self.tree.prefetch_value(h)
     }

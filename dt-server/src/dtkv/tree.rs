@@ -498,10 +498,18 @@ impl KvTree {
         (!self.holders[h].latest().removed).then_some(h)
     }
 
-    /// Looks `key` up and starts loading the first cache line of its holder (the line
-    /// a put on an existing key reads).
-    pub(crate) fn prefetch_holder(&self, key: &[u8]) -> Option<HolderId> {
-        let h = self.map.get(key)?;
+    /// Starts loading the map slot `key` most likely sits in (found from the map's
+    /// tags alone); returns its bucket for [`KvTree::prefetch_holder`].
+    pub(crate) fn prefetch_slot(&self, key: &[u8]) -> Option<usize> {
+        let i = self.map.slot_hint(key)?;
+        prefetch(self.map.slot_ptr(i));
+        Some(i)
+    }
+
+    /// Starts loading the first cache line (the one a put on an existing key reads) of
+    /// the holder in map bucket `bucket`, once that slot is in the cache.
+    pub(crate) fn prefetch_holder(&self, bucket: usize) -> Option<HolderId> {
+        let h = self.map.holder_at(bucket)?;
         prefetch(self.holders.slot_ptr(h));
         Some(h)
     }

@@ -143,23 +143,33 @@ fn own_stored_values(req: &mut KvReq) {
 #[derive(Debug)]
 pub struct DtKvStateMachine {
     group: Arc<KvGroup>,
-    /// The holders `prepare` looked up for the last entries it was hinted, by hint
-    /// number modulo [`PREPARED`].
-    prepared: [Option<usize>; PREPARED],
+    /// What `prepare` loads for the last entries it was hinted, by hint number modulo
+    /// [`PREPARED`].
+    prepared: [Prepared; PREPARED],
     /// How many hints `prepare` had.
     hints: usize,
 }
 
-/// How many hints `prepare` remembers; it loads an entry's value half as many hints
-/// after its holder.
+/// How many hints `prepare` remembers: an entry's slot is loaded at its hint, its
+/// holder two hints later and its value three hints later (the engine hints four
+/// entries ahead, so the last comes one entry before its execution).
 const PREPARED: usize = 4;
+
+/// One hinted entry's loads in flight.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prepared {
+    /// The map bucket whose slot is loading.
+    bucket: Option<usize>,
+    /// The holder loading.
+    holder: Option<usize>,
+}
 
 impl DtKvStateMachine {
     /// A state machine over `group`.
     pub fn new(group: Arc<KvGroup>) -> Self {
         DtKvStateMachine {
             group,
-            prepared: [None; PREPARED],
+            prepared: [Prepared::default(); PREPARED],
             hints: 0,
         }
     }
@@ -223,10 +233,10 @@ impl StateMachine for DtKvStateMachine {
         })
     }
 
-    /// Loads early what executing the entry will wait for: the key's map slot (by
-    /// looking the key up now), then its holder, and two hints later the value it
-    /// replaces (which the put frees). A body that is not a request on one key is
-    /// passed over.
+    /// Loads early what executing the entry will wait for, in three steps one to two
+    /// hints apart: the key's map slot, then (the slot in the cache) the key's holder,
+    /// then (the holder in the cache) the value a put replaces and frees. A body that
+    /// is not a request on one key is passed over.
     fn prepare(&mut self, entry: &ExecEntry<'_>) {
         let mut f = PlainFields::new(entry.body);
         if f.next_if(0x08).is_err() {
@@ -238,9 +248,17 @@ impl StateMachine for DtKvStateMachine {
         let kv = self.group.lock();
         let n = self.hints;
         self.hints = n.wrapping_add(1);
-        self.prepared[n % PREPARED] = kv.prefetch_holder(&entry.body[key]);
-        // The holder hinted half the ring ago is in the cache by now.
-        if let Some(h) = self.prepared[(n + PREPARED / 2) % PREPARED].take() {
+        self.prepared[n % PREPARED] = Prepared {
+            bucket: kv.prefetch_slot(&entry.body[key]),
+            holder: None,
+        };
+        // hinted two hints ago
+        let p = &mut self.prepared[(n + PREPARED - 2) % PREPARED];
+        if let Some(b) = p.bucket.take() {
+            p.holder = kv.prefetch_holder(b);
+        }
+        // hinted three hints ago
+        if let Some(h) = self.prepared[(n + PREPARED - 3) % PREPARED].holder.take() {
             kv.prefetch_value(h);
         }
     }
