@@ -98,20 +98,13 @@ fn entries_are_hinted_ahead_of_execution_in_order() {
     );
 
     let events = events.lock().unwrap().clone();
-    let execs: Vec<u64> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Exec(i) => Some(*i),
-            _ => None,
-        })
-        .collect();
-    let prepares: Vec<u64> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Prepare(i) => Some(*i),
-            _ => None,
-        })
-        .collect();
+    let (mut prepares, mut execs) = (Vec::new(), Vec::new());
+    for e in &events {
+        match *e {
+            Event::Prepare(i) => prepares.push(i),
+            Event::Exec(i) => execs.push(i),
+        }
+    }
     assert_eq!(execs.len(), WRITES as usize);
     assert!(
         prepares.windows(2).all(|w| w[0] < w[1]),

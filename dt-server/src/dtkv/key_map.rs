@@ -112,9 +112,10 @@ impl KeyMap {
         self.tags.len() - 1
     }
 
-    /// The bucket holding `key`.
+    /// The first bucket of `key`'s probe whose tag is `key`'s and that `accept`s, or
+    /// `None` at an empty bucket.
     #[inline]
-    fn find(&self, key: &[u8]) -> Option<usize> {
+    fn probe(&self, key: &[u8], accept: impl Fn(usize) -> bool) -> Option<usize> {
         let hash = self.hash(key);
         let t = tag(hash);
         let mask = self.mask();
@@ -124,11 +125,17 @@ impl KeyMap {
             if x == EMPTY {
                 return None;
             }
-            if x == t && self.slots[i].key() == key {
+            if x == t && accept(i) {
                 return Some(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The bucket holding `key`.
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.probe(key, |i| self.slots[i].key() == key)
     }
 
     /// The holder of `key`.
@@ -142,20 +149,7 @@ impl KeyMap {
     /// `None` when no tag matches (the key is not in the map).
     #[inline]
     pub(crate) fn slot_hint(&self, key: &[u8]) -> Option<usize> {
-        let hash = self.hash(key);
-        let t = tag(hash);
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        loop {
-            let x = self.tags[i];
-            if x == EMPTY {
-                return None;
-            }
-            if x == t {
-                return Some(i);
-            }
-            i = (i + 1) & mask;
-        }
+        self.probe(key, |_| true)
     }
 
     /// Where bucket `i`'s slot is, computed without reading it (for a prefetch); only
