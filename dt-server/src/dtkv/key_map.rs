@@ -70,6 +70,12 @@ fn tag(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
 
+/// Whether a bucket with tag `t` holds a key (neither [`EMPTY`] nor [`DELETED`]).
+#[inline]
+fn is_full(t: u8) -> bool {
+    t >= 0x80
+}
+
 /// Keys → holders; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyMap {
@@ -163,7 +169,7 @@ impl KeyMap {
     /// still full: whichever key it holds now.
     #[inline]
     pub(crate) fn holder_at(&self, i: usize) -> Option<HolderId> {
-        (*self.tags.get(i)? >= 0x80).then(|| self.slots[i].holder)
+        is_full(*self.tags.get(i)?).then(|| self.slots[i].holder)
     }
 
     /// Maps `key` (not in the map) to `holder`.
@@ -172,6 +178,7 @@ impl KeyMap {
         if (self.len + self.deleted + 1) * 4 > self.tags.len() * 3 {
             self.rebuild(self.len + 1);
         }
+        let hash = self.hash(key);
         let key = if key.len() <= INLINE_KEY {
             let mut b = [0u8; INLINE_KEY];
             b[..key.len()].copy_from_slice(key);
@@ -179,10 +186,6 @@ impl KeyMap {
         } else {
             SlotKey::Shared(key.clone())
         };
-        let hash = self.hash(match &key {
-            SlotKey::Inline(n, b) => &b[..usize::from(*n)],
-            SlotKey::Shared(b) => b,
-        });
         self.place(hash, Slot { key, holder });
         self.len += 1;
     }
@@ -192,7 +195,7 @@ impl KeyMap {
     fn place(&mut self, hash: u64, slot: Slot) {
         let mask = self.mask();
         let mut i = hash as usize & mask;
-        while self.tags[i] >= 0x80 {
+        while is_full(self.tags[i]) {
             i = (i + 1) & mask;
         }
         if self.tags[i] == DELETED {
@@ -205,7 +208,8 @@ impl KeyMap {
     /// Rebuilds the table for `want` keys with its tombstones dropped: half full at
     /// most afterwards.
     fn rebuild(&mut self, want: usize) {
-        let buckets = buckets_for(want * 2 * 3 / 4 + 1);
+        // room for 1.5 × `want` under three quarters: `want` fill half
+        let buckets = buckets_for(want.saturating_mul(3) / 2 + 1);
         let tags = std::mem::replace(&mut self.tags, vec![EMPTY; buckets].into_boxed_slice());
         let slots = std::mem::replace(
             &mut self.slots,
@@ -213,7 +217,7 @@ impl KeyMap {
         );
         self.deleted = 0;
         for (t, slot) in tags.iter().zip(Vec::from(slots)) {
-            if *t >= 0x80 {
+            if is_full(*t) {
                 let hash = self.hash(slot.key());
                 self.place(hash, slot);
             }

@@ -8,7 +8,7 @@
 //! for the time of one tree operation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -245,7 +245,13 @@ impl StateMachine for DtKvStateMachine {
         let Ok(Some(PlainValue::Len(key))) = f.next_if(0x12) else {
             return;
         };
-        let kv = self.group.lock();
+        // A hint never waits: with the lock held elsewhere (an IO thread's read) it is
+        // skipped.
+        let kv = match self.group.kv.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
         let n = self.hints;
         self.hints = n.wrapping_add(1);
         self.prepared[n % PREPARED] = Prepared {
@@ -569,6 +575,27 @@ mod tests {
         }
     }
 
+    /// Entry `index` of biz type code `biz` with `body`, created at time 0.
+    fn entry<'a>(
+        index: u64,
+        biz: u8,
+        header: &'a Bytes,
+        body: &'a Bytes,
+        body_shared: bool,
+    ) -> ExecEntry<'a> {
+        ExecEntry {
+            index,
+            term: 1,
+            item_type: TYPE_NORMAL,
+            biz_type: biz,
+            leader_create_millis: 0,
+            local_create_nanos: 0,
+            header,
+            body,
+            body_shared,
+        }
+    }
+
     /// A value applied from a shared body (a follower's slice of a whole frame) or a
     /// small local body (which the processor cuts from a pooled chunk) is kept in a
     /// buffer of its own; one from a large local body (a buffer of its own) is kept as
@@ -600,17 +627,7 @@ mod tests {
             (3, &shared3, true, BizType::BatchPut),
             (4, &four, false, BizType::Put),
         ] {
-            let e = ExecEntry {
-                index,
-                term: 1,
-                item_type: TYPE_NORMAL,
-                biz_type: biz.code(),
-                leader_create_millis: 0,
-                local_create_nanos: 0,
-                header: &header,
-                body,
-                body_shared,
-            };
+            let e = entry(index, biz.code(), &header, body, body_shared);
             assert!(matches!(sm.exec(&e), Exec::Done(Ok(_))));
         }
         let within = |b: &Bytes, buf: &Bytes| {
@@ -662,19 +679,6 @@ mod tests {
             });
         }
         let bodies: Vec<Bytes> = reqs.iter().map(|(_, r)| encode::to_bytes(r)).collect();
-        fn make<'a>(i: usize, header: &'a Bytes, body: &'a Bytes, biz: BizType) -> ExecEntry<'a> {
-            ExecEntry {
-                index: i as u64 + 1,
-                term: 1,
-                item_type: TYPE_NORMAL,
-                biz_type: biz.code(),
-                leader_create_millis: 1_000,
-                local_create_nanos: 0,
-                header,
-                body,
-                body_shared: true,
-            }
-        }
         let header = Bytes::new();
         let junk = [
             Bytes::from_static(&[0x12, 0x7f, b'k']),
@@ -689,11 +693,24 @@ mod tests {
             for i in 0..reqs.len() {
                 if hinted {
                     if let Some((biz, _)) = reqs.get(i + 4) {
-                        sm.prepare(&make(i + 4, &header, &bodies[i + 4], *biz));
+                        sm.prepare(&entry(
+                            i as u64 + 5,
+                            biz.code(),
+                            &header,
+                            &bodies[i + 4],
+                            true,
+                        ));
                     }
-                    sm.prepare(&make(i, &header, &junk[i % junk.len()], BizType::Put));
+                    let j = &junk[i % junk.len()];
+                    sm.prepare(&entry(i as u64 + 1, BizType::Put.code(), &header, j, true));
                 }
-                match sm.exec(&make(i, &header, &bodies[i], reqs[i].0)) {
+                match sm.exec(&entry(
+                    i as u64 + 1,
+                    reqs[i].0.code(),
+                    &header,
+                    &bodies[i],
+                    true,
+                )) {
                     Exec::Done(r) => outs.push(r.unwrap()),
                     Exec::Pending(_) => panic!("DtKV executes synchronously"),
                 }
@@ -737,17 +754,7 @@ mod tests {
         // A bad biz type or body is refused (fatal to the group, never applied).
         let body = Bytes::from_static(&[0x0b]);
         let header = Bytes::new();
-        let mut e = ExecEntry {
-            index: 100,
-            term: 1,
-            item_type: TYPE_NORMAL,
-            biz_type: 120,
-            leader_create_millis: 0,
-            local_create_nanos: 0,
-            header: &header,
-            body: &body,
-            body_shared: false,
-        };
+        let mut e = entry(100, 120, &header, &body, false);
         assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
         e.biz_type = BizType::Put.code();
         assert!(matches!(sm.exec(&e), Exec::Done(Err(SmError::Rejected(_)))));
