@@ -19,7 +19,8 @@ use super::{RaftGroupConfig, SnapshotManager};
 use crate::core::{Action, ConfigApplied, Index, MemberSets, NodeId, Role, Term};
 use crate::raft_log::RaftLog;
 use crate::sm::{
-    RaftError, RaftFactory, RaftHandler, RaftInput, RaftResult, StateMachine, SubmitCallback,
+    RaftError, RaftFactory, RaftHandler, RaftInput, RaftResponder, RaftResult, StateMachine,
+    SubmitCallback,
 };
 
 /// A state snapshot of a group, as published by its thread or answered by
@@ -469,6 +470,27 @@ impl<O: Send + 'static> RaftGroup<O> {
         self.send(Request::Submit(
             input,
             SubmitCallback::Handler(h, token),
+            self.inner
+                .perf
+                .start(PerfType::RaftLeaderRunnerFiberLatency),
+        ))
+    }
+
+    /// [`RaftGroup::submit`] for a write that came in as a network request: `responder`
+    /// turns the outcome into the answer and sends it with `reply`, the request's
+    /// [`Responder`](dt_net::Responder), which travels with the write by value (see
+    /// [`RaftResponder`]). Nothing is allocated per write: what a request processor on a
+    /// network thread uses for its writes.
+    pub fn submit_respond<H: RaftResponder<O> + 'static>(
+        &self,
+        input: RaftInput,
+        responder: &Arc<H>,
+        reply: dt_net::Responder,
+    ) {
+        let h: Arc<dyn RaftResponder<O>> = responder.clone();
+        self.send(Request::Submit(
+            input,
+            SubmitCallback::Respond(h, reply),
             self.inner
                 .perf
                 .start(PerfType::RaftLeaderRunnerFiberLatency),

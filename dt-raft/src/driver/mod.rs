@@ -13,8 +13,10 @@
 //!   thread) builds the state machine and the log with a
 //!   [`RaftFactory`](crate::sm::RaftFactory), recovers, replays and runs the group.
 //! * [`RaftGroup`] is the `Send + Sync` handle: [`RaftGroup::submit`] /
-//!   [`RaftGroup::submit_async`] / [`RaftGroup::submit_to`] (linearizable writes; the
-//!   last completes a shared [`RaftHandler`](crate::sm::RaftHandler) with a token, no
+//!   [`RaftGroup::submit_async`] / [`RaftGroup::submit_to`] /
+//!   [`RaftGroup::submit_respond`] (linearizable writes; the last two complete a shared
+//!   [`RaftHandler`](crate::sm::RaftHandler) with a token or a shared
+//!   [`RaftResponder`](crate::sm::RaftResponder) with the request's responder, no
 //!   allocation per write), [`RaftGroup::lease_read`],
 //!   [`RaftGroup::transfer_leadership`], membership changes by joint consensus
 //!   ([`RaftGroup::prepare_config_change`], [`RaftGroup::commit_change`],

@@ -21,6 +21,8 @@ mod snapshot;
 mod state_machine;
 
 pub use factory::{store_config, DefaultRaftFactory, RaftFactory};
-pub use input::{RaftCallback, RaftError, RaftHandler, RaftInput, RaftResult, SubmitCallback};
+pub use input::{
+    RaftCallback, RaftError, RaftHandler, RaftInput, RaftResponder, RaftResult, SubmitCallback,
+};
 pub use snapshot::{BytesSnapshot, Snapshot, SnapshotChunk, SnapshotInfo};
 pub use state_machine::{Exec, ExecEntry, SmError, SmFuture, StateMachine};

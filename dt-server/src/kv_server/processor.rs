@@ -25,7 +25,7 @@ use dt_net::{
 use dt_raft::driver::{GroupStatus, RaftFuture, RaftGroup};
 use dt_raft::rpc::QueryStatusResp;
 use dt_raft::server::{raft_error_packet, RaftGroups, RaftServer, ServiceGate};
-use dt_raft::sm::{RaftError, RaftInput};
+use dt_raft::sm::{RaftError, RaftInput, RaftResponder, RaftResult};
 
 use super::state_machine::{ChannelId, DtKvFactory, KvGroup, KvOutput};
 use crate::dtkv::{plan, KvAction, KvRespBody, KvResponse, SizedBody};
@@ -312,12 +312,46 @@ pub(crate) fn on_complete<T: Send + 'static>(
 #[derive(Debug, Clone)]
 pub struct KvProcessor {
     ctx: Arc<KvContext>,
+    writes: Arc<KvWrites>,
+}
+
+/// Answers this processor's writes on the group's thread, all of them through one
+/// shared object (see [`RaftResponder`]): a write carries its request's responder by
+/// value, and nothing is allocated per write.
+#[derive(Debug)]
+struct KvWrites {
+    ctx: Arc<KvContext>,
+}
+
+impl RaftResponder<KvOutput> for KvWrites {
+    fn done(&self, r: RaftResult<KvOutput>, resp: Responder) {
+        answer_write(&self.ctx, r, resp);
+    }
+}
+
+/// Answers a write's request with its outcome, then sends the lock push it caused.
+fn answer_write(ctx: &KvContext, r: RaftResult<KvOutput>, resp: Responder) {
+    match r {
+        Ok((_, mut out)) => {
+            let push = out.lock_push.take();
+            resp.respond(kv_packet(out.into_response()));
+            if let Some(p) = push {
+                ctx.send_lock_push(*p);
+            }
+        }
+        Err(e) => {
+            if let Some(p) = raft_error_packet(&e) {
+                resp.respond(p)
+            }
+        }
+    }
 }
 
 impl KvProcessor {
     /// A processor over the server's shared context.
     pub fn new(ctx: Arc<KvContext>) -> Self {
-        KvProcessor { ctx }
+        let writes = Arc::new(KvWrites { ctx: ctx.clone() });
+        KvProcessor { ctx, writes }
     }
 
     fn read(
@@ -347,28 +381,20 @@ impl KvProcessor {
     }
 
     fn write(&self, g: RaftGroup<KvOutput>, biz: u8, req: KvReq, resp: Responder) {
-        let ctx = self.ctx.clone();
         // A small body shares a chunk of this thread's pool (one allocation per chunk,
         // not per write; no shared header allocated when Raft first clones it): the
         // state machine copies what it keeps of such a body
         // ([`DtKvStateMachine`](super::state_machine::DtKvStateMachine)).
         let input = RaftInput::new(biz, encode::to_bytes_pooled(&req));
-        let t = ctx.perf.start(PerfType::DtkvLinearizableOp);
+        let t = self.ctx.perf.start(PerfType::DtkvLinearizableOp);
+        if t == 0 {
+            // not timed: the shared responder, no closure boxed per write
+            g.submit_respond(input, &self.writes, resp);
+            return;
+        }
+        let ctx = self.ctx.clone();
         g.submit(input, move |r| {
-            match r {
-                Ok((_, mut out)) => {
-                    let push = out.lock_push.take();
-                    resp.respond(kv_packet(out.into_response()));
-                    if let Some(p) = push {
-                        ctx.send_lock_push(*p);
-                    }
-                }
-                Err(e) => {
-                    if let Some(p) = raft_error_packet(&e) {
-                        resp.respond(p)
-                    }
-                }
-            }
+            answer_write(&ctx, r, resp);
             ctx.perf.end(PerfType::DtkvLinearizableOp, t, 1, 0);
         });
     }
