@@ -151,8 +151,9 @@ struct AsyncDriver {
 const TOP_UP_INTERVAL: Duration = Duration::from_millis(5);
 
 /// How many requests ahead an async driver starts loading a key (see
-/// [`AsyncDriver::send`]): its answers come back in bursts of dozens, so A requests
-/// take a few hundred nanoseconds, about one wait on memory.
+/// [`AsyncDriver::send`]). The client's IO thread sends the next requests within a
+/// few microseconds (about one per microsecond under load): ample time for a load from
+/// memory, and soon enough that the line is still cached when it is read.
 const KEY_LOOKAHEAD: u64 = 4;
 
 impl AsyncDriver {
@@ -179,8 +180,9 @@ impl AsyncDriver {
         // client's IO thread (a tenth of its time in a get run). Start loading both a
         // few requests ahead: the entry of request n + 2A, and the bytes of request
         // n + A (whose entry was loaded A requests ago).
-        prefetch(&sh.keys[key_index(self.salt, n + 2 * KEY_LOOKAHEAD, count)]);
-        prefetch(sh.keys[key_index(self.salt, n + KEY_LOOKAHEAD, count)].as_ptr());
+        let ahead = |k: u64| key_index(self.salt, n.wrapping_add(k * KEY_LOOKAHEAD), count);
+        prefetch(&sh.keys[ahead(2)]);
+        prefetch(sh.keys[ahead(1)].as_ptr());
         let key = sh.keys[key_index(self.salt, n, count)].clone();
         let me = self.clone();
         match sh.op {
