@@ -447,13 +447,16 @@ impl<O: Send + 'static> RaftGroup<O> {
     /// `callback` gets the entry's index and the state machine's output once the entry
     /// is committed and executed, or an error (see [`RaftCallback`](crate::sm::RaftCallback)).
     pub fn submit(&self, input: RaftInput, callback: impl FnOnce(RaftResult<O>) + Send + 'static) {
-        self.send(Request::Submit(
-            input,
-            SubmitCallback::Boxed(Box::new(callback)),
-            self.inner
-                .perf
-                .start(PerfType::RaftLeaderRunnerFiberLatency),
-        ))
+        self.submit_with(input, SubmitCallback::Boxed(Box::new(callback)))
+    }
+
+    /// Queues a write for the group's thread, completed by `cb`.
+    fn submit_with(&self, input: RaftInput, cb: SubmitCallback<O>) {
+        let t = self
+            .inner
+            .perf
+            .start(PerfType::RaftLeaderRunnerFiberLatency);
+        self.send(Request::Submit(input, cb, t))
     }
 
     /// [`RaftGroup::submit`] completing `handler` with `token` instead of a closure:
@@ -467,13 +470,7 @@ impl<O: Send + 'static> RaftGroup<O> {
         token: u64,
     ) {
         let h: Arc<dyn RaftHandler<O>> = handler.clone();
-        self.send(Request::Submit(
-            input,
-            SubmitCallback::Handler(h, token),
-            self.inner
-                .perf
-                .start(PerfType::RaftLeaderRunnerFiberLatency),
-        ))
+        self.submit_with(input, SubmitCallback::Handler(h, token))
     }
 
     /// [`RaftGroup::submit`] for a write that came in as a network request: `responder`
@@ -488,13 +485,7 @@ impl<O: Send + 'static> RaftGroup<O> {
         reply: dt_net::Responder,
     ) {
         let h: Arc<dyn RaftResponder<O>> = responder.clone();
-        self.send(Request::Submit(
-            input,
-            SubmitCallback::Respond(h, reply),
-            self.inner
-                .perf
-                .start(PerfType::RaftLeaderRunnerFiberLatency),
-        ))
+        self.submit_with(input, SubmitCallback::Respond(h, reply))
     }
 
     /// [`RaftGroup::submit`] as a future.
