@@ -1411,15 +1411,7 @@ pub fn run_seed_with(cfg: &SimConfig, seed: u64, app: Rc<dyn SimApp>) -> SeedRep
     let history: Vec<Event> = std::mem::take(&mut sh.history.borrow_mut().events);
     let mut violations = std::mem::take(&mut sh.checker.borrow_mut().violations);
     let mut check_unknown = false;
-    // The checker's default budget gave up on one key of the DtKV simulation's seed 277
-    // (3 nodes, release builds' 400 seeds), which it decides in 1.5 s (release) within
-    // ten times as many steps; keys that need fewer cost the same as before.
-    match check_events(
-        &history,
-        &CheckConfig {
-            max_steps_per_key: 100_000_000,
-        },
-    ) {
+    match check_events(&history, &CheckConfig::default()) {
         Ok(r) => match r.verdict {
             Verdict::Linearizable => {}
             Verdict::Violation(v) => violations.push(format!("not linearizable: {v}")),

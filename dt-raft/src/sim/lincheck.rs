@@ -35,9 +35,11 @@ pub struct CheckConfig {
 }
 
 impl Default for CheckConfig {
+    /// 100 million steps per key: the DtKV simulation's seed 277 (3 nodes) has a key
+    /// that needs more than 10 million, decided in 1.5 s (release) within this.
     fn default() -> Self {
         Self {
-            max_steps_per_key: 10_000_000,
+            max_steps_per_key: 100_000_000,
         }
     }
 }
