@@ -183,7 +183,7 @@ impl AsyncDriver {
         let ahead = |k: u64| key_index(self.salt, n.wrapping_add(k * KEY_LOOKAHEAD), count);
         prefetch(&sh.keys[ahead(2)]);
         prefetch(sh.keys[ahead(1)].as_ptr());
-        let key = sh.keys[key_index(self.salt, n, count)].clone();
+        let key = sh.keys[ahead(0)].clone();
         let me = self.clone();
         match sh.op {
             Op::Put => self

@@ -62,6 +62,15 @@ impl KvGroup {
     pub fn lock(&self) -> MutexGuard<'_, DtKv<ChannelId>> {
         self.kv.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// [`KvGroup::lock`] without waiting: `None` while another thread holds the state.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, DtKv<ChannelId>>> {
+        match self.kv.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
 }
 
 /// What the leader's caller gets for an executed DtKV entry.
@@ -247,10 +256,8 @@ impl StateMachine for DtKvStateMachine {
         };
         // A hint never waits: with the lock held elsewhere (an IO thread's read) it is
         // skipped.
-        let kv = match self.group.kv.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
+        let Some(kv) = self.group.try_lock() else {
+            return;
         };
         let n = self.hints;
         self.hints = n.wrapping_add(1);
