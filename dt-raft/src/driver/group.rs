@@ -476,16 +476,18 @@ impl<O: Send + 'static> RaftGroup<O> {
     /// [`RaftGroup::submit`] for a write that came in as a network request: `responder`
     /// turns the outcome into the answer and sends it with `reply`, the request's
     /// [`Responder`](dt_net::Responder), which travels with the write by value (see
-    /// [`RaftResponder`]). Nothing is allocated per write: what a request processor on a
-    /// network thread uses for its writes.
+    /// [`RaftResponder`]); `mark` comes back with it (a perf start time, say). Nothing is
+    /// allocated per write: what a request processor on a network thread uses for its
+    /// writes.
     pub fn submit_respond<H: RaftResponder<O> + 'static>(
         &self,
         input: RaftInput,
         responder: &Arc<H>,
         reply: dt_net::Responder,
+        mark: u64,
     ) {
         let h: Arc<dyn RaftResponder<O>> = responder.clone();
-        self.submit_with(input, SubmitCallback::Respond(h, reply))
+        self.submit_with(input, SubmitCallback::Respond(h, reply, mark))
     }
 
     /// [`RaftGroup::submit`] as a future.

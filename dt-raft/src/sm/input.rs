@@ -152,21 +152,22 @@ pub trait RaftHandler<O>: Send + Sync {
 /// rules as a [`RaftCallback`]: on the group's dispatcher thread (a refused submission
 /// on the caller's thread), must not block, a panic is caught and logged.
 pub trait RaftResponder<O>: Send + Sync {
-    /// The outcome of a write; answer its request with `responder`.
-    fn done(&self, result: RaftResult<O>, responder: Responder);
+    /// The outcome of a write; answer its request with `responder`. `mark` is the value
+    /// the write was submitted with (the caller's own: a perf start time, a token).
+    fn done(&self, result: RaftResult<O>, responder: Responder, mark: u64);
 }
 
 /// How the caller of one submitted write is completed: its boxed closure, a shared
 /// [`RaftHandler`] with the caller's token, or a shared [`RaftResponder`] with the
-/// request's [`Responder`].
+/// request's [`Responder`] and the caller's mark.
 pub enum SubmitCallback<O> {
     /// [`RaftGroup::submit`](crate::driver::RaftGroup::submit)'s closure.
     Boxed(RaftCallback<O>),
     /// [`RaftGroup::submit_to`](crate::driver::RaftGroup::submit_to)'s handler and token.
     Handler(std::sync::Arc<dyn RaftHandler<O>>, u64),
     /// [`RaftGroup::submit_respond`](crate::driver::RaftGroup::submit_respond)'s
-    /// responder and the request's [`Responder`].
-    Respond(std::sync::Arc<dyn RaftResponder<O>>, Responder),
+    /// responder, the request's [`Responder`] and the caller's mark.
+    Respond(std::sync::Arc<dyn RaftResponder<O>>, Responder, u64),
 }
 
 impl<O> SubmitCallback<O> {
@@ -175,7 +176,7 @@ impl<O> SubmitCallback<O> {
         match self {
             SubmitCallback::Boxed(f) => f(result),
             SubmitCallback::Handler(h, token) => h.done(token, result),
-            SubmitCallback::Respond(h, responder) => h.done(result, responder),
+            SubmitCallback::Respond(h, responder, mark) => h.done(result, responder, mark),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The DtKV request processors on the service port (`dtkv-server.md` §1, §5.1, §7,
 //! §8; `wire-protocol.md` §6): [`ServiceGate`] first, then [`plan`]; reads answered
 //! on the calling thread while the leader's published lease holds
-//! ([`RaftGroup::lease_holds_now`]), else after a lease read on the group's thread, writes through [`RaftGroup::submit`], watch syncs
-//! and KV status on the group's [`KvGroup`]. A Raft failure is answered as the
+//! ([`RaftGroup::lease_holds_now`]), else after a lease read on the group's thread, writes through
+//! [`RaftGroup::submit_respond`] (one shared responder, the request's perf start time as
+//! the mark), watch syncs and KV status on the group's [`KvGroup`]. A Raft failure is answered as the
 //! reference does ([`raft_error_packet`]: NOT_RAFT_LEADER with the leader hint in
 //! `extra`, no answer on a timeout).
 
@@ -316,34 +317,34 @@ pub struct KvProcessor {
 }
 
 /// Answers this processor's writes on the group's thread, all of them through one
-/// shared object (see [`RaftResponder`]): a write carries its request's responder by
-/// value, and nothing is allocated per write.
+/// shared object (see [`RaftResponder`]): a write carries its request's responder and
+/// its perf start time (the mark, 0 when not timed) by value, and nothing is allocated
+/// per write.
 #[derive(Debug)]
 struct KvWrites {
     ctx: Arc<KvContext>,
 }
 
 impl RaftResponder<KvOutput> for KvWrites {
-    fn done(&self, r: RaftResult<KvOutput>, resp: Responder) {
-        answer_write(&self.ctx, r, resp);
-    }
-}
-
-/// Answers a write's request with its outcome, then sends the lock push it caused.
-fn answer_write(ctx: &KvContext, r: RaftResult<KvOutput>, resp: Responder) {
-    match r {
-        Ok((_, mut out)) => {
-            let push = out.lock_push.take();
-            resp.respond(kv_packet(out.into_response()));
-            if let Some(p) = push {
-                ctx.send_lock_push(*p);
+    /// Answers a write's request with its outcome, then sends the lock push it caused.
+    fn done(&self, r: RaftResult<KvOutput>, resp: Responder, started: u64) {
+        match r {
+            Ok((_, mut out)) => {
+                let push = out.lock_push.take();
+                resp.respond(kv_packet(out.into_response()));
+                if let Some(p) = push {
+                    self.ctx.send_lock_push(*p);
+                }
+            }
+            Err(e) => {
+                if let Some(p) = raft_error_packet(&e) {
+                    resp.respond(p)
+                }
             }
         }
-        Err(e) => {
-            if let Some(p) = raft_error_packet(&e) {
-                resp.respond(p)
-            }
-        }
+        self.ctx
+            .perf
+            .end(PerfType::DtkvLinearizableOp, started as i64, 1, 0);
     }
 }
 
@@ -387,16 +388,8 @@ impl KvProcessor {
         // ([`DtKvStateMachine`](super::state_machine::DtKvStateMachine)).
         let input = RaftInput::new(biz, encode::to_bytes_pooled(&req));
         let t = self.ctx.perf.start(PerfType::DtkvLinearizableOp);
-        if t == 0 {
-            // not timed: the shared responder, no closure boxed per write
-            g.submit_respond(input, &self.writes, resp);
-            return;
-        }
-        let ctx = self.ctx.clone();
-        g.submit(input, move |r| {
-            answer_write(&ctx, r, resp);
-            ctx.perf.end(PerfType::DtkvLinearizableOp, t, 1, 0);
-        });
+        // a monotonic time in nanoseconds, or 0: the same number as a u64 mark
+        g.submit_respond(input, &self.writes, resp, t as u64);
     }
 }
 
