@@ -3,33 +3,22 @@
 //! of a stopped node is a complete backup, and putting that one copy under every member of
 //! a stopped cluster rolls the whole cluster back to it — writes made after the backup are
 //! gone, the members elect a leader and take new writes, and every member applies them.
+//! And a copy of a running node's data directory taken at one instant (the process
+//! frozen, as an atomic volume snapshot would see it) restores as after a crash: every
+//! write answered before that instant is there, and nothing past a prefix of the writes.
 
 mod support;
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dt_client::admin::AdminRaftClient;
-use dt_client::raft::{RaftClientConfig, RaftNode};
-use support::{put_until_ok, Layout, NodeFiles, Server};
+use support::{copy_dir, put_until_ok, wait_all_applied, Layout, NodeFiles, Server};
 
 const T: Duration = Duration::from_secs(30);
-
-/// Copies the directory tree `from` to `to` (which must not exist).
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
 
 /// Names of the files under `dir`, recursively, relative to it (sorted).
 fn files_under(dir: &Path) -> Vec<String> {
@@ -49,10 +38,12 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Where node `f` keeps group 0.
 fn group_dir(f: &NodeFiles) -> std::path::PathBuf {
     f.dir.join("data").join("0")
 }
 
+/// Starts every node from its files.
 fn start_all(files: &[NodeFiles], log: &str) -> Vec<Server> {
     files.iter().map(|f| Server::start(f, log)).collect()
 }
@@ -65,32 +56,6 @@ fn stop_all(nodes: &mut [Server]) {
     for n in nodes.iter_mut() {
         assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());
     }
-}
-
-/// Waits until every member reports `last_applied >= index` and a known leader.
-fn wait_all_applied(l: &Layout, index: i64) {
-    let admin = AdminRaftClient::new(RaftClientConfig::default()).unwrap();
-    admin
-        .raft()
-        .add_or_update_nodes(&RaftNode::parse_list(&l.servers()).unwrap())
-        .unwrap();
-    let end = Instant::now() + T;
-    for id in l.ids() {
-        loop {
-            let st = admin.query_status(id, 0, Duration::from_secs(2)).wait();
-            if let Ok(st) = &st {
-                if st.last_applied >= index && st.leader_id > 0 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "node {id} did not apply {index}: {st:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    admin.stop(Duration::from_secs(1));
 }
 
 #[test]
@@ -111,7 +76,7 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
     for i in 1..40 {
         last = kv.put(0, format!("k{i}"), format!("before{i}")).unwrap();
     }
-    wait_all_applied(&l, last);
+    wait_all_applied(&l, last, T);
     kv.stop(Duration::from_secs(1));
     stop_all(&mut nodes);
 
@@ -136,7 +101,7 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
         kv.put(0, format!("new{i}"), "lost").unwrap();
     }
     last = kv.remove(0, "k39").unwrap();
-    wait_all_applied(&l, last);
+    wait_all_applied(&l, last, T);
     kv.stop(Duration::from_secs(1));
     stop_all(&mut nodes);
 
@@ -158,7 +123,7 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
         assert!(kv.get(0, format!("new{i}")).unwrap().is_none(), "new{i}");
     }
     let index = kv.put(0, "k39", "restored-then-written").unwrap();
-    wait_all_applied(&l, index);
+    wait_all_applied(&l, index, T);
     kv.stop(Duration::from_secs(1));
     stop_all(&mut nodes);
 
@@ -175,4 +140,118 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
     );
     kv.stop(Duration::from_secs(1));
     stop_all(&mut nodes);
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid` with the `kill` command.
+fn signal(pid: u32, signal: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{signal} {pid}");
+}
+
+/// Waits until every thread of `pid` is stopped (state `T` in its stat file): `kill`
+/// returns once the signal is sent, and a thread inside a system call stops only when
+/// the call returns.
+fn wait_stopped(pid: u32) {
+    let end = Instant::now() + T;
+    loop {
+        let all = fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|t| {
+            let stat = fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+            // "pid (comm) S ...": the state follows the last ')'
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        });
+        if all {
+            return;
+        }
+        assert!(Instant::now() < end, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_frozen_copy_of_a_running_nodes_data_directory_restores_like_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("frozen-copy");
+    let l = Layout::new(1);
+    let f = l.write_node(dir.path(), 1, "", "");
+    let mut s = Server::start(&f, "run1.log");
+    let pid = s.child.id();
+
+    // A writer puts k1, k2, ... one after another and publishes the last one answered.
+    let kv = put_until_ok(&l.client_servers(), &[1], "k0", "0", T);
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                match kv.put(0, format!("k{i}"), i.to_string()) {
+                    Ok(_) => {
+                        acked.store(i, Ordering::SeqCst);
+                        i += 1;
+                    }
+                    // the writer's own timeout while the server was frozen: retry
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            kv.stop(Duration::from_secs(1));
+        })
+    };
+    let end = Instant::now() + T;
+    while acked.load(Ordering::SeqCst) < 50 {
+        assert!(Instant::now() < end, "the writer made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The "atomic file-system snapshot": the running server frozen while its whole data
+    // directory is copied (what a snapshot of the volume would hold), then thawed.
+    signal(pid, "STOP");
+    wait_stopped(pid);
+    let acked_before = acked.load(Ordering::SeqCst);
+    copy_dir(&f.dir.join("data"), &backup);
+    signal(pid, "CONT");
+    while acked.load(Ordering::SeqCst) <= acked_before + 20 {
+        assert!(
+            Instant::now() < end,
+            "the writer made no progress after the thaw"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+
+    // The copy put back in place: the server recovers as after a crash.
+    fs::remove_dir_all(f.dir.join("data")).unwrap();
+    copy_dir(&backup, &f.dir.join("data"));
+    let mut s = Server::start(&f, "run2.log");
+    let kv = put_until_ok(&l.client_servers(), &[1], "probe", "p", T);
+    // Every write answered before the freeze is there (it was fsynced before it was
+    // answered), and what is there is a prefix of the writes: at most the one in flight
+    // and the one answered but not yet published by the writer are beyond it.
+    let mut n = 0u64;
+    while let Some(node) = kv.get(0, format!("k{}", n + 1)).unwrap() {
+        n += 1;
+        assert_eq!(node.data, Bytes::from(n.to_string()), "k{n}");
+    }
+    eprintln!("answered before the freeze: k1..k{acked_before}; restored: k1..k{n}");
+    assert!(
+        (acked_before..=acked_before + 1).contains(&n),
+        "restored k1..k{n}, answered before the freeze: k1..k{acked_before}"
+    );
+    for i in n + 1..n + 5 {
+        assert!(
+            kv.get(0, format!("k{i}")).unwrap().is_none(),
+            "k{i} beyond the prefix"
+        );
+    }
+    kv.stop(Duration::from_secs(1));
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
 }

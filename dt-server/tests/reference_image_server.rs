@@ -21,25 +21,12 @@ use dt_client::kv::KvNode;
 use dt_client::KvClient;
 use dt_common::vectors::unhex;
 use serde_json::Value;
-use support::{Layout, Server};
+use support::{copy_dir, Layout, Server};
 
 const T: Duration = Duration::from_secs(30);
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 /// Every node of group 0's tree, by full key, read with get (root) and list.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use dt_client::admin::AdminRaftClient;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::KvClient;
-use support::{put_until_ok, Layout, Server, BIN};
+use support::{put_until_ok, wait_all_applied, Layout, Server, BIN};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -83,29 +83,7 @@ fn three_nodes_elect_a_leader_and_replicate() {
     assert_eq!(kv.get(0, "a").unwrap().unwrap().data, Bytes::from("1"));
 
     // Every node applies the write.
-    let admin = AdminRaftClient::new(RaftClientConfig::default()).unwrap();
-    admin
-        .raft()
-        .add_or_update_nodes(&RaftNode::parse_list(&l.servers()).unwrap())
-        .unwrap();
-    let end = Instant::now() + T;
-    for id in l.ids() {
-        loop {
-            let st = admin.query_status(id, 0, Duration::from_secs(2)).wait();
-            if let Ok(st) = &st {
-                if st.last_applied >= index {
-                    assert!(st.leader_id > 0);
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "node {id} did not apply {index}: {st:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    admin.stop(Duration::from_secs(1));
+    wait_all_applied(&l, index, T);
     kv.stop(Duration::from_secs(1));
     for n in &nodes {
         n.terminate();

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use dt_client::admin::AdminRaftClient;
+use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::KvClient;
 
 /// The binary under test.
@@ -224,4 +226,45 @@ pub fn put_until_ok(
             }
         }
     }
+}
+
+/// Copies the directory tree `from` to `to` (created; files in it are overwritten).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// Waits until every node of `l` reports group 0 applied up to `index` and a known
+/// leader (panics after `timeout`, with the last status).
+pub fn wait_all_applied(l: &Layout, index: i64, timeout: Duration) {
+    let admin = AdminRaftClient::new(RaftClientConfig::default()).unwrap();
+    admin
+        .raft()
+        .add_or_update_nodes(&RaftNode::parse_list(&l.servers()).unwrap())
+        .unwrap();
+    let end = Instant::now() + timeout;
+    for id in l.ids() {
+        loop {
+            let st = admin.query_status(id, 0, Duration::from_secs(2)).wait();
+            if let Ok(st) = &st {
+                if st.last_applied >= index && st.leader_id > 0 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "node {id} did not apply {index}: {st:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    admin.stop(Duration::from_secs(1));
 }
