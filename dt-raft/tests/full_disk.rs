@@ -8,76 +8,9 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use common::entry;
+use common::tmpfs::{fill, Tmpfs};
 use dt_raft::store::{LogStore, StoreConfig, StoreError};
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        let parent = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let dir = parent.path().join("fs");
-        std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs {
-            dir,
-            _parent: parent,
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
-/// Fills the file system holding `dir` with `filler`, then frees `leave` bytes of it.
-fn fill(filler: &Path, leave: u64) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(filler)
-        .unwrap();
-    let block = vec![0x5au8; 4096];
-    let mut len = 0u64;
-    loop {
-        match f.write(&block) {
-            Ok(0) => break,
-            Ok(n) => len += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling the file system: {e}"),
-        }
-    }
-    f.sync_all().ok();
-    f.set_len(len.saturating_sub(leave)).unwrap();
-}
 
 /// Without commits only log segments are written: the failure is a segment write.
 /// Failed on the old code: entries up to 1999 were acknowledged after the ENOSPC at
