@@ -4,23 +4,17 @@
 //! abort-change, add/remove group, add/remove node, sync-config's request), the
 //! reference's checks before sending, `--json`, and the exit codes 101–104.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod support;
 
 use dt_raft::server::RaftServerConfig;
 use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig};
-use serde_json::Value;
+use support::{admin, free_ports, ids, ok, status, wait_until, Run};
 
 const GROUP: i32 = 0;
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
 
 fn servers_list(repl: &[u16]) -> String {
     repl.iter()
@@ -55,44 +49,6 @@ fn node(dir: &Path, known: &[u16], svc: u16, id: i32) -> DtKvServer {
     s
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.out.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.out))
-    }
-}
-
-fn admin(file: &Path, args: &[&str]) -> Run {
-    let o = Command::new(env!("CARGO_BIN_EXE_dt-admin"))
-        .arg("-s")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: o.status.code().expect("exited"),
-        out: String::from_utf8(o.stdout).unwrap(),
-        err: String::from_utf8(o.stderr).unwrap(),
-    }
-}
-
-/// Runs and requires exit code 0.
-fn ok(file: &Path, args: &[&str]) -> Run {
-    let r = admin(file, args);
-    assert_eq!(
-        r.code, 0,
-        "dt-admin {args:?}: code {}\nstdout: {}\nstderr: {}",
-        r.code, r.out, r.err
-    );
-    r
-}
-
 /// Runs and requires `code`; the message on stderr must contain `want`.
 fn fails(file: &Path, args: &[&str], code: i32, want: &str) -> Run {
     let r = admin(file, args);
@@ -107,40 +63,6 @@ fn fails(file: &Path, args: &[&str], code: i32, want: &str) -> Run {
         r.err
     );
     r
-}
-
-fn status(file: &Path, node: i32, group: i32) -> Value {
-    ok(
-        file,
-        &[
-            "query-status",
-            "--node-id",
-            &node.to_string(),
-            "--group-id",
-            &group.to_string(),
-            "--json",
-        ],
-    )
-    .json()
-}
-
-fn ids(v: &Value) -> Vec<i64> {
-    let mut x: Vec<i64> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_i64().unwrap())
-        .collect();
-    x.sort_unstable();
-    x
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn write_servers(dir: &Path, repl: &[u16], extra: &str) -> PathBuf {

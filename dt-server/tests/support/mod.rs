@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use dt_client::admin::AdminRaftClient;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::KvClient;
+use serde_json::Value;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_dt-server");
@@ -267,4 +268,85 @@ pub fn wait_all_applied(l: &Layout, index: i64, timeout: Duration) {
         }
     }
     admin.stop(Duration::from_secs(1));
+}
+
+/// What a `dt-admin` run printed, and its exit code.
+pub struct Run {
+    /// The exit code.
+    pub code: i32,
+    /// stdout.
+    pub out: String,
+    /// stderr.
+    pub err: String,
+}
+
+impl Run {
+    /// stdout as one JSON object (`--json`).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.out.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.out))
+    }
+}
+
+/// Runs the `dt-admin` binary with `-s file` and `args`.
+pub fn admin(file: &Path, args: &[&str]) -> Run {
+    let o = Command::new(env!("CARGO_BIN_EXE_dt-admin"))
+        .arg("-s")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: o.status.code().expect("exited"),
+        out: String::from_utf8(o.stdout).unwrap(),
+        err: String::from_utf8(o.stderr).unwrap(),
+    }
+}
+
+/// Runs `dt-admin` and requires exit code 0.
+pub fn ok(file: &Path, args: &[&str]) -> Run {
+    let r = admin(file, args);
+    assert_eq!(
+        r.code, 0,
+        "dt-admin {args:?}: code {}\nstdout: {}\nstderr: {}",
+        r.code, r.out, r.err
+    );
+    r
+}
+
+/// `query-status --json` of `group` on `node`.
+pub fn status(file: &Path, node: i32, group: i32) -> Value {
+    ok(
+        file,
+        &[
+            "query-status",
+            "--node-id",
+            &node.to_string(),
+            "--group-id",
+            &group.to_string(),
+            "--json",
+        ],
+    )
+    .json()
+}
+
+/// A JSON array of ids, sorted.
+pub fn ids(v: &Value) -> Vec<i64> {
+    let mut x: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    x.sort_unstable();
+    x
+}
+
+/// Polls `f` every 100 ms until it holds (panics naming `what` after `timeout`).
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

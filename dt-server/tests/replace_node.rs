@@ -1,0 +1,190 @@
+//! The operations guide's "Replacing a node" (docs/operations.md), step by step with the
+//! real binaries: node 3 of a 1,2,3 group dies (SIGKILL), a new node 4 starts with an
+//! empty data directory, and `dt-admin` against the live nodes defines node 4, makes it
+//! an observer, waits for it to catch up, swaps it in for 3 and forgets 3. The group then
+//! has members 1,2,4 that hold every write, and 2 and 4 alone are a quorum.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dt_client::KvClient;
+use support::{admin, ids, ok, put_until_ok, status, wait_until, Layout, Server};
+
+const T: Duration = Duration::from_secs(30);
+
+/// `id,127.0.0.1:port;` for the listed node ids of `ports` (node 1 first).
+fn list(ports: &[u16], nodes: &[i32]) -> String {
+    nodes
+        .iter()
+        .map(|&n| format!("{n},127.0.0.1:{};", ports[n as usize - 1]))
+        .collect()
+}
+
+#[test]
+fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(4);
+    let files: Vec<_> = l
+        .ids()
+        .iter()
+        .map(|&id| l.write_node(dir.path(), id, "", ""))
+        .collect();
+    // Nodes 1-3 know only each other; node 4 (the new machine) knows all four. The group
+    // is 1,2,3 on every node.
+    for (i, f) in files.iter().enumerate() {
+        let known: &[i32] = if i < 3 { &[1, 2, 3] } else { &[1, 2, 3, 4] };
+        fs::write(
+            &f.servers,
+            format!(
+                "servers = {}\ngroup.0.nodeIdOfMembers = 1,2,3\ngroup.0.nodeIdOfObservers =\n",
+                list(&l.repl, known)
+            ),
+        )
+        .unwrap();
+    }
+    let admin_file = &files[3].servers;
+
+    let mut nodes: Vec<Server> = files[..3]
+        .iter()
+        .map(|f| Server::start(f, "run.log"))
+        .collect();
+    let kv = put_until_ok(&list(&l.svc, &[1, 2, 3]), &[1, 2, 3], "k0", "v0", T);
+    for i in 1..200 {
+        kv.put(0, format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    kv.stop(Duration::from_secs(1));
+
+    // Node 3 dies.
+    let mut dead = nodes.pop().unwrap();
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+
+    // 1. The new node starts empty: in no set yet.
+    let mut n4 = Server::start(&files[3], "run.log");
+    // 2. Every live node learns of node 4.
+    let port4 = l.repl[3].to_string();
+    for n in ["1", "2"] {
+        let r = ok(
+            admin_file,
+            &[
+                "add-node",
+                "--node-id",
+                n,
+                "--add-node-id",
+                "4",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port4,
+            ],
+        );
+        assert!(
+            r.out.contains("Add node completed successfully"),
+            "{}",
+            r.out
+        );
+    }
+    // 3. Node 4 becomes an observer.
+    let change = |args: &[&str]| {
+        let mut a = vec!["prepare-change", "--group-id", "0"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let p = ok(admin_file, &a).json()["prepareIndex"].as_i64().unwrap();
+        ok(
+            admin_file,
+            &[
+                "commit-change",
+                "--group-id",
+                "0",
+                "--prepare-index",
+                &p.to_string(),
+            ],
+        );
+    };
+    change(&[
+        "--old-members",
+        "1,2,3",
+        "--new-members",
+        "1,2,3",
+        "--new-observers",
+        "4",
+    ]);
+    // 4. It catches up.
+    wait_until("node 4 to catch up", T, || {
+        let leader = status(admin_file, 1, 0)["commitIndex"].as_i64().unwrap();
+        let s4 = admin(
+            admin_file,
+            &[
+                "query-status",
+                "--node-id",
+                "4",
+                "--group-id",
+                "0",
+                "--json",
+            ],
+        );
+        s4.code == 0 && s4.json()["lastApplied"].as_i64().unwrap() >= leader
+    });
+    assert_eq!(ids(&status(admin_file, 4, 0)["observers"]), [4]);
+    // 5. The swap: 4 votes, 3 leaves.
+    change(&[
+        "--old-members",
+        "1,2,3",
+        "--old-observers",
+        "4",
+        "--new-members",
+        "1,2,4",
+    ]);
+    wait_until("members 1,2,4 everywhere", T, || {
+        [1, 2, 4].iter().all(|&n| {
+            let s = status(admin_file, n, 0);
+            ids(&s["members"]) == [1, 2, 4] && ids(&s["observers"]).is_empty()
+        })
+    });
+    // 6. Node 3 is forgotten.
+    for n in ["1", "2", "4"] {
+        wait_until("remove-node 3", T, || {
+            admin(
+                admin_file,
+                &["remove-node", "--node-id", n, "--remove-node-id", "3"],
+            )
+            .code
+                == 0
+        });
+        let j = ok(admin_file, &["list-nodes", "--node-id", n, "--json"]).json();
+        let mut listed: Vec<i64> = j["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["nodeId"].as_i64().unwrap())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, [1, 2, 4], "node {n}: {j}");
+    }
+
+    // Node 1 stops too: 2 and 4 are a majority of 1,2,4, and hold every write.
+    let mut n1 = nodes.remove(0);
+    n1.terminate();
+    assert_eq!(n1.wait_exit(T).code(), Some(0), "{}", n1.log_text());
+    let kv = KvClient::connect(&list(&l.svc, &[1, 2, 4]), &[(0, &[1, 2, 4])]).unwrap();
+    wait_until("a write to 2 and 4", T, || {
+        kv.put(0, "after", "swap").is_ok()
+    });
+    for i in 0..200 {
+        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
+        assert_eq!(got, Some(Bytes::from(format!("v{i}"))), "k{i}");
+    }
+    kv.stop(Duration::from_secs(1));
+    let servers4 = fs::read_to_string(&files[3].servers).unwrap();
+    assert!(
+        servers4.contains("nodeIdOfMembers = 1,2,4") || servers4.contains("nodeIdOfMembers=1,2,4"),
+        "node 4's servers.properties was not rewritten:\n{servers4}"
+    );
+    for s in nodes.iter_mut().chain([&mut n4]) {
+        s.terminate();
+        assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+    }
+}
