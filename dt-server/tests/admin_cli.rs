@@ -12,7 +12,7 @@ mod support;
 
 use dt_raft::server::RaftServerConfig;
 use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig};
-use support::{admin, free_ports, ids, ok, status, wait_until, Run};
+use support::{add_node, admin, free_ports, ids, ok, status, wait_until, Run};
 
 const GROUP: i32 = 0;
 
@@ -203,20 +203,7 @@ fn admin_cli_against_a_dtkv_cluster() {
 
     // Membership 3 -> 4: node 4 is defined on the members first.
     for n in ["1", "2", "3"] {
-        let r = ok(
-            &file,
-            &[
-                "add-node",
-                "--node-id",
-                n,
-                "--add-node-id",
-                "4",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &repl[3].to_string(),
-            ],
-        );
+        let r = add_node(&file, n, "4", repl[3]);
         assert!(
             r.out.contains("Add node completed successfully\n"),
             "{}",

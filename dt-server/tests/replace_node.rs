@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dt_client::KvClient;
-use support::{admin, ids, ok, put_until_ok, status, wait_until, Layout, Server};
+use support::{add_node, admin, ids, ok, put_until_ok, status, wait_until, Layout, Server};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -61,26 +61,20 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     let mut dead = nodes.pop().unwrap();
     dead.child.kill().unwrap();
     dead.child.wait().unwrap();
+    // If it led, 1 and 2 elect a new leader first (the guide says to wait for it: until
+    // then they still name node 3, and a request sent there fails to connect).
+    wait_until("a leader among the live nodes", T, || {
+        [1, 2].iter().all(|&n| {
+            let l = status(admin_file, n, 0)["leaderId"].as_i64().unwrap_or(0);
+            l == 1 || l == 2
+        })
+    });
 
     // 1. The new node starts empty: in no set yet.
     let mut n4 = Server::start(&files[3], "run.log");
     // 2. Every live node learns of node 4.
-    let port4 = l.repl[3].to_string();
     for n in ["1", "2"] {
-        let r = ok(
-            admin_file,
-            &[
-                "add-node",
-                "--node-id",
-                n,
-                "--add-node-id",
-                "4",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port4,
-            ],
-        );
+        let r = add_node(admin_file, n, "4", l.repl[3]);
         assert!(
             r.out.contains("Add node completed successfully"),
             "{}",

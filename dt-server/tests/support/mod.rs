@@ -350,3 +350,22 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `dt-admin add-node`: tells node `on` about node `id` at 127.0.0.1:`port` (exit 0
+/// required).
+pub fn add_node(file: &Path, on: &str, id: &str, port: u16) -> Run {
+    ok(
+        file,
+        &[
+            "add-node",
+            "--node-id",
+            on,
+            "--add-node-id",
+            id,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ],
+    )
+}
