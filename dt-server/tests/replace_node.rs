@@ -27,11 +27,7 @@ fn list(ports: &[u16], nodes: &[i32]) -> String {
 fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(4);
-    let files: Vec<_> = l
-        .ids()
-        .iter()
-        .map(|&id| l.write_node(dir.path(), id, "", ""))
-        .collect();
+    let files = l.write_all(dir.path());
     // Nodes 1-3 know only each other; node 4 (the new machine) knows all four. The group
     // is 1,2,3 on every node.
     for (i, f) in files.iter().enumerate() {

@@ -72,6 +72,15 @@ impl Layout {
         (1..=self.repl.len() as i32).collect()
     }
 
+    /// Writes every node's files under `root` ([`Layout::write_node`] with nothing
+    /// extra), node 1 first.
+    pub fn write_all(&self, root: &Path) -> Vec<NodeFiles> {
+        self.ids()
+            .iter()
+            .map(|&id| self.write_node(root, id, "", ""))
+            .collect()
+    }
+
     /// Writes node `id`'s files under `root/node<id>` with short timings; `extra_config`
     /// and `extra_servers` are appended to the two files.
     pub fn write_node(
