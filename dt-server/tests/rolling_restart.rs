@@ -1,0 +1,149 @@
+//! The operations guide's rolling restart ("Upgrades and restarts" in docs/operations.md)
+//! on three `dt-server` processes while a client keeps writing: each follower in turn is
+//! stopped with SIGTERM, started again and waited for (group ready, caught up), then the
+//! leadership moves to a follower with `dt-admin transfer-leader` and the old leader is
+//! restarted last. The writer keeps making progress through every step, and every write
+//! it was answered is there at the end.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dt_client::KvClient;
+use support::{ok, put_until_ok, status, wait_until, Layout, NodeFiles, Server};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Stops node `i` with SIGTERM (exit 0 required), starts it again from its files and
+/// waits until it reports group 0 ready, a leader, and applied up to the commit index
+/// `leader` reported after the restart.
+fn restart(nodes: &mut [Server], files: &[NodeFiles], i: usize, leader: i32, round: usize) {
+    let admin_file = &files[0].servers;
+    nodes[i].terminate();
+    assert_eq!(
+        nodes[i].wait_exit(T).code(),
+        Some(0),
+        "{}",
+        nodes[i].log_text()
+    );
+    nodes[i] = Server::start(&files[i], &format!("run{round}.log"));
+    let id = i as i32 + 1;
+    let commit = status(admin_file, leader, 0)["commitIndex"]
+        .as_i64()
+        .unwrap();
+    wait_until("the restarted node to catch up", T, || {
+        let s = support::admin(
+            admin_file,
+            &[
+                "query-status",
+                "--node-id",
+                &id.to_string(),
+                "--group-id",
+                "0",
+                "--json",
+            ],
+        );
+        if s.code != 0 {
+            return false;
+        }
+        let j = s.json();
+        j["groupReady"] == true
+            && j["leaderId"].as_i64().unwrap_or(0) > 0
+            && j["lastApplied"].as_i64().unwrap_or(0) >= commit
+    });
+}
+
+#[test]
+fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(3);
+    let files = l.write_all(dir.path());
+    let admin_file = &files[0].servers;
+    let mut nodes: Vec<Server> = files.iter().map(|f| Server::start(f, "run0.log")).collect();
+
+    // The writer: k1, k2, ... one after another; publishes the last answered and counts
+    // the failed attempts (retried with the same key).
+    let kv = put_until_ok(&l.client_servers(), &l.ids(), "k0", "0", T);
+    let acked = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, failures, stop) = (acked.clone(), failures.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                match kv.put(0, format!("k{i}"), i.to_string()) {
+                    Ok(_) => {
+                        acked.store(i, Ordering::SeqCst);
+                        i += 1;
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+            kv.stop(Duration::from_secs(1));
+        })
+    };
+    let progress = |what: &str| {
+        let from = acked.load(Ordering::SeqCst);
+        wait_until(what, T, || acked.load(Ordering::SeqCst) >= from + 20);
+    };
+    progress("the writer to start");
+
+    // 1.-3. Each follower in turn.
+    let leader = status(admin_file, 1, 0)["leaderId"].as_i64().unwrap() as i32;
+    let followers: Vec<i32> = l.ids().into_iter().filter(|&n| n != leader).collect();
+    for (round, &f) in followers.iter().enumerate() {
+        restart(&mut nodes, &files, f as usize - 1, leader, round + 1);
+        progress("writes after a follower's restart");
+    }
+    // 4. The leader last, after moving the leadership to a follower.
+    let to = followers[0];
+    let r = ok(
+        admin_file,
+        &[
+            "transfer-leader",
+            "--group-id",
+            "0",
+            "--old-leader",
+            &leader.to_string(),
+            "--new-leader",
+            &to.to_string(),
+        ],
+    );
+    assert!(
+        r.out.contains("Transfer leader completed successfully"),
+        "{}",
+        r.out
+    );
+    wait_until("the new leader", T, || {
+        status(admin_file, to, 0)["leaderId"] == to
+    });
+    restart(&mut nodes, &files, leader as usize - 1, to, 3);
+    progress("writes after the old leader's restart");
+
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let last = acked.load(Ordering::SeqCst);
+    eprintln!(
+        "{last} writes answered, {} failed attempts, during the rolling restart",
+        failures.load(Ordering::Relaxed)
+    );
+
+    // Every answered write is there, read through a fresh client.
+    let kv = KvClient::connect(&l.client_servers(), &[(0, &l.ids())]).unwrap();
+    for i in 1..=last {
+        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
+        assert_eq!(got, Some(Bytes::from(i.to_string())), "k{i}");
+    }
+    kv.stop(Duration::from_secs(1));
+    for n in &mut nodes {
+        n.terminate();
+        assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());
+    }
+}
