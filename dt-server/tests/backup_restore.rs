@@ -11,12 +11,10 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{copy_dir, put_until_ok, wait_all_applied, Layout, NodeFiles, Server};
+use support::{copy_dir, put_until_ok, wait_all_applied, Layout, NodeFiles, SeqWriter, Server};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -179,47 +177,18 @@ fn a_frozen_copy_of_a_running_nodes_data_directory_restores_like_a_crash() {
 
     // A writer puts k1, k2, ... one after another and publishes the last one answered.
     let kv = put_until_ok(&l.client_servers(), &[1], "k0", "0", T);
-    let acked = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, stop) = (acked.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 1u64;
-            while !stop.load(Ordering::Relaxed) {
-                match kv.put(0, format!("k{i}"), i.to_string()) {
-                    Ok(_) => {
-                        acked.store(i, Ordering::SeqCst);
-                        i += 1;
-                    }
-                    // the writer's own timeout while the server was frozen: retry
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            kv.stop(Duration::from_secs(1));
-        })
-    };
-    let end = Instant::now() + T;
-    while acked.load(Ordering::SeqCst) < 50 {
-        assert!(Instant::now() < end, "the writer made no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let writer = SeqWriter::start(kv);
+    writer.wait_progress(50, "the writer to start", T);
 
     // The "atomic file-system snapshot": the running server frozen while its whole data
     // directory is copied (what a snapshot of the volume would hold), then thawed.
     signal(pid, "STOP");
     wait_stopped(pid);
-    let acked_before = acked.load(Ordering::SeqCst);
+    let acked_before = writer.acked();
     copy_dir(&f.dir.join("data"), &backup);
     signal(pid, "CONT");
-    while acked.load(Ordering::SeqCst) <= acked_before + 20 {
-        assert!(
-            Instant::now() < end,
-            "the writer made no progress after the thaw"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    writer.wait_progress(20, "writes after the thaw", T);
+    writer.stop();
     s.terminate();
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
 

@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dt_client::KvClient;
-use support::{ok, put_until_ok, status, wait_until, Layout, NodeFiles, Server};
+use support::{ok, put_until_ok, status, wait_until, Layout, NodeFiles, SeqWriter, Server};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -64,35 +62,10 @@ fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
     let admin_file = &files[0].servers;
     let mut nodes: Vec<Server> = files.iter().map(|f| Server::start(f, "run0.log")).collect();
 
-    // The writer: k1, k2, ... one after another; publishes the last answered and counts
-    // the failed attempts (retried with the same key).
+    // The writer: k1, k2, ... one after another.
     let kv = put_until_ok(&l.client_servers(), &l.ids(), "k0", "0", T);
-    let acked = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, failures, stop) = (acked.clone(), failures.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 1u64;
-            while !stop.load(Ordering::Relaxed) {
-                match kv.put(0, format!("k{i}"), i.to_string()) {
-                    Ok(_) => {
-                        acked.store(i, Ordering::SeqCst);
-                        i += 1;
-                    }
-                    Err(_) => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
-            kv.stop(Duration::from_secs(1));
-        })
-    };
-    let progress = |what: &str| {
-        let from = acked.load(Ordering::SeqCst);
-        wait_until(what, T, || acked.load(Ordering::SeqCst) >= from + 20);
-    };
+    let writer = SeqWriter::start(kv);
+    let progress = |what: &str| writer.wait_progress(20, what, T);
     progress("the writer to start");
 
     // 1.-3. Each follower in turn.
@@ -127,13 +100,9 @@ fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
     restart(&mut nodes, &files, leader as usize - 1, to, 3);
     progress("writes after the old leader's restart");
 
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    let last = acked.load(Ordering::SeqCst);
-    eprintln!(
-        "{last} writes answered, {} failed attempts, during the rolling restart",
-        failures.load(Ordering::Relaxed)
-    );
+    let failures = writer.failures();
+    let last = writer.stop();
+    eprintln!("{last} writes answered, {failures} failed attempts, during the rolling restart");
 
     // Every answered write is there, read through a fresh client.
     let kv = KvClient::connect(&l.client_servers(), &[(0, &l.ids())]).unwrap();

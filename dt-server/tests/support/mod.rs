@@ -7,6 +7,9 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dt_client::admin::AdminRaftClient;
@@ -377,4 +380,69 @@ pub fn add_node(file: &Path, on: &str, id: &str, port: u16) -> Run {
             &port.to_string(),
         ],
     )
+}
+
+/// A thread writing `k1`, `k2`, ... (value: the number) into group 0 one after another,
+/// each retried until answered: [`SeqWriter::acked`] is the last one answered.
+pub struct SeqWriter {
+    acked: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl SeqWriter {
+    /// Starts writing with `kv` (stopped with the writer).
+    pub fn start(kv: KvClient) -> SeqWriter {
+        let acked = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, f, s) = (acked.clone(), failures.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 1u64;
+            while !s.load(Ordering::Relaxed) {
+                match kv.put(0, format!("k{i}"), i.to_string()) {
+                    Ok(_) => {
+                        a.store(i, Ordering::SeqCst);
+                        i += 1;
+                    }
+                    Err(_) => {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+            kv.stop(Duration::from_secs(1));
+        });
+        SeqWriter {
+            acked,
+            failures,
+            stop,
+            thread,
+        }
+    }
+
+    /// The last key number answered (0: none yet).
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Failed attempts so far (each retried with the same key).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more writes than now were answered (panics naming `what`).
+    pub fn wait_progress(&self, n: u64, what: &str, timeout: Duration) {
+        let from = self.acked();
+        wait_until(what, timeout, || self.acked() >= from + n);
+    }
+
+    /// Stops the writer; returns the last key number answered.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let acked = self.acked;
+        self.thread.join().unwrap();
+        acked.load(Ordering::SeqCst)
+    }
 }
