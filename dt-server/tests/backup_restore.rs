@@ -61,7 +61,7 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("backup-of-node2-group0");
     let l = Layout::new(3);
-    let files = l.write_all(dir.path());
+    let files = l.write_all(dir.path(), "");
 
     // 1. The state to back up: 40 keys, on every member.
     let mut nodes = start_all(&files, "run1.log");

@@ -14,18 +14,10 @@ mod tmpfs;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use support::{put_until_ok, Layout, Server};
+use support::{put_until_ok, value_8k, Layout, Server};
 use tmpfs::{fill, Tmpfs};
 
 const T: Duration = Duration::from_secs(30);
-
-/// The value of key `i`: 8 KiB, different for every key.
-fn value(i: u32) -> Bytes {
-    let mut v = format!("value {i} ").into_bytes();
-    v.resize(8 * 1024, b'a' + (i % 26) as u8);
-    Bytes::from(v)
-}
 
 #[test]
 fn a_full_disk_stops_the_group_and_a_restart_after_freeing_space_keeps_every_acknowledged_write() {
@@ -57,7 +49,7 @@ fn a_full_disk_stops_the_group_and_a_restart_after_freeing_space_keeps_every_ack
     let mut first_failure = None;
     let end = Instant::now() + T;
     for i in 1..2000u32 {
-        match kv.put(0, format!("k{i}"), value(i)) {
+        match kv.put(0, format!("k{i}"), value_8k(i)) {
             Ok(_) => {
                 assert!(
                     first_failure.is_none(),
@@ -118,11 +110,11 @@ fn a_full_disk_stops_the_group_and_a_restart_after_freeing_space_keeps_every_ack
         let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
         assert_eq!(
             got,
-            Some(value(i)),
+            Some(value_8k(i)),
             "k{i} acknowledged before the disk filled"
         );
     }
-    kv.put(0, "k-after-restart", value(0)).unwrap();
+    kv.put(0, "k-after-restart", value_8k(0)).unwrap();
     kv.stop(Duration::from_secs(1));
     s.terminate();
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());

@@ -2,16 +2,18 @@
 //! real binaries: node 3 of a 1,2,3 group dies (SIGKILL), a new node 4 starts with an
 //! empty data directory, and `dt-admin` against the live nodes defines node 4, makes it
 //! an observer, waits for it to catch up, swaps it in for 3 and forgets 3. The group then
-//! has members 1,2,4 that hold every write, and 2 and 4 alone are a quorum.
+//! has members 1,2,4 that hold every write, and 2 and 4 alone are a quorum. The old log
+//! is deleted first, so node 4 catches up through an install snapshot.
 
 mod support;
 
 use std::fs;
 use std::time::Duration;
 
-use bytes::Bytes;
 use dt_client::KvClient;
-use support::{add_node, admin, ids, ok, put_until_ok, status, wait_until, Layout, Server};
+use support::{
+    add_node, admin, ids, ok, put_until_ok, status, value_8k, wait_until, Layout, Server,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -27,7 +29,11 @@ fn list(ports: &[u16], nodes: &[i32]) -> String {
 fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(4);
-    let files = l.write_all(dir.path());
+    let files = l.write_all(
+        dir.path(),
+        // a snapshot every second, and the log it covers deleted at once
+        "saveSnapshotSeconds = 1\nautoDeleteLogDelaySeconds = 0\n",
+    );
     // Nodes 1-3 know only each other; node 4 (the new machine) knows all four. The group
     // is 1,2,3 on every node.
     for (i, f) in files.iter().enumerate() {
@@ -47,10 +53,21 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
         .iter()
         .map(|f| Server::start(f, "run.log"))
         .collect();
-    let kv = put_until_ok(&list(&l.svc, &[1, 2, 3]), &[1, 2, 3], "k0", "v0", T);
+    let kv = put_until_ok(&list(&l.svc, &[1, 2, 3]), &[1, 2, 3], "k-first", "v", T);
+    kv.put(0, "k0", value_8k(0)).unwrap();
     for i in 1..200 {
-        kv.put(0, format!("k{i}"), format!("v{i}")).unwrap();
+        kv.put(0, format!("k{i}"), value_8k(i)).unwrap();
     }
+    // ~1.6 MB in 1 MiB segments: once a snapshot covers them the first segment goes, so
+    // a new node cannot be sent the log from the start and needs an install snapshot.
+    // (The log looks for segments to delete after writes, every 10 s: keep writing. It
+    // took ~20 s here.)
+    wait_until("the first log segment deleted on every node", 2 * T, || {
+        kv.put(0, "trickle", "x").unwrap();
+        files[..3]
+            .iter()
+            .all(|f| !f.dir.join("data/0/log/00000000000000000000").exists())
+    });
     kv.stop(Duration::from_secs(1));
 
     // Node 3 dies.
@@ -119,6 +136,11 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
         s4.code == 0 && s4.json()["lastApplied"].as_i64().unwrap() >= leader
     });
     assert_eq!(ids(&status(admin_file, 4, 0)["observers"]), [4]);
+    assert!(
+        n4.log_text().contains("snapshot installed up to"),
+        "node 4 caught up without an install snapshot:\n{}",
+        n4.log_text()
+    );
     // 5. The swap: 4 votes, 3 leaves.
     change(&[
         "--old-members",
@@ -165,7 +187,7 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     });
     for i in 0..200 {
         let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
-        assert_eq!(got, Some(Bytes::from(format!("v{i}"))), "k{i}");
+        assert_eq!(got, Some(value_8k(i)), "k{i}");
     }
     kv.stop(Duration::from_secs(1));
     let servers4 = fs::read_to_string(&files[3].servers).unwrap();

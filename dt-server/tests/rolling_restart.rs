@@ -58,7 +58,7 @@ fn restart(nodes: &mut [Server], files: &[NodeFiles], i: usize, leader: i32, rou
 fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(3);
-    let files = l.write_all(dir.path());
+    let files = l.write_all(dir.path(), "");
     let admin_file = &files[0].servers;
     let mut nodes: Vec<Server> = files.iter().map(|f| Server::start(f, "run0.log")).collect();
 

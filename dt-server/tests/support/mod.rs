@@ -75,12 +75,12 @@ impl Layout {
         (1..=self.repl.len() as i32).collect()
     }
 
-    /// Writes every node's files under `root` ([`Layout::write_node`] with nothing
-    /// extra), node 1 first.
-    pub fn write_all(&self, root: &Path) -> Vec<NodeFiles> {
+    /// Writes every node's files under `root` ([`Layout::write_node`] with
+    /// `extra_config` for each), node 1 first.
+    pub fn write_all(&self, root: &Path, extra_config: &str) -> Vec<NodeFiles> {
         self.ids()
             .iter()
-            .map(|&id| self.write_node(root, id, "", ""))
+            .map(|&id| self.write_node(root, id, extra_config, ""))
             .collect()
     }
 
@@ -445,4 +445,11 @@ impl SeqWriter {
         self.thread.join().unwrap();
         acked.load(Ordering::SeqCst)
     }
+}
+
+/// An 8 KiB value, different for every `i` (`value i ` then a letter repeated).
+pub fn value_8k(i: u32) -> bytes::Bytes {
+    let mut v = format!("value {i} ").into_bytes();
+    v.resize(8 * 1024, b'a' + (i % 26) as u8);
+    bytes::Bytes::from(v)
 }
