@@ -14,7 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{copy_dir, put_until_ok, wait_all_applied, Layout, NodeFiles, SeqWriter, Server};
+use support::{
+    copy_dir, put_until_ok, start_all, wait_all_applied, Layout, NodeFiles, SeqWriter, Server,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -39,11 +41,6 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// Where node `f` keeps group 0.
 fn group_dir(f: &NodeFiles) -> std::path::PathBuf {
     f.dir.join("data").join("0")
-}
-
-/// Starts every node from its files.
-fn start_all(files: &[NodeFiles], log: &str) -> Vec<Server> {
-    files.iter().map(|f| Server::start(f, log)).collect()
 }
 
 /// SIGTERM to every node, then each must exit 0 (a clean stop saves a snapshot).

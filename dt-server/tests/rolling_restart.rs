@@ -9,9 +9,10 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use dt_client::KvClient;
-use support::{ok, put_until_ok, status, wait_until, Layout, NodeFiles, SeqWriter, Server};
+use support::{
+    check_written, ok, put_until_ok, start_all, status, wait_until, Layout, NodeFiles, SeqWriter,
+    Server,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -60,7 +61,7 @@ fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
     let l = Layout::new(3);
     let files = l.write_all(dir.path(), "");
     let admin_file = &files[0].servers;
-    let mut nodes: Vec<Server> = files.iter().map(|f| Server::start(f, "run0.log")).collect();
+    let mut nodes = start_all(&files, "run0.log");
 
     // The writer: k1, k2, ... one after another.
     let kv = put_until_ok(&l.client_servers(), &l.ids(), "k0", "0", T);
@@ -105,12 +106,7 @@ fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
     eprintln!("{last} writes answered, {failures} failed attempts, during the rolling restart");
 
     // Every answered write is there, read through a fresh client.
-    let kv = KvClient::connect(&l.client_servers(), &[(0, &l.ids())]).unwrap();
-    for i in 1..=last {
-        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
-        assert_eq!(got, Some(Bytes::from(i.to_string())), "k{i}");
-    }
-    kv.stop(Duration::from_secs(1));
+    check_written(&l, last);
     for n in &mut nodes {
         n.terminate();
         assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());

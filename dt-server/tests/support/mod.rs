@@ -453,3 +453,19 @@ pub fn value_8k(i: u32) -> bytes::Bytes {
     v.resize(8 * 1024, b'a' + (i % 26) as u8);
     bytes::Bytes::from(v)
 }
+
+/// Starts every node from its files, stderr into `<node dir>/<log_name>`.
+pub fn start_all(files: &[NodeFiles], log_name: &str) -> Vec<Server> {
+    files.iter().map(|f| Server::start(f, log_name)).collect()
+}
+
+/// Reads `k1`..`k<last>` of group 0 through a fresh client and requires each to hold
+/// its number (what [`SeqWriter`] wrote).
+pub fn check_written(l: &Layout, last: u64) {
+    let kv = KvClient::connect(&l.client_servers(), &[(0, &l.ids())]).unwrap();
+    for i in 1..=last {
+        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
+        assert_eq!(got, Some(bytes::Bytes::from(i.to_string())), "k{i}");
+    }
+    kv.stop(Duration::from_secs(1));
+}
