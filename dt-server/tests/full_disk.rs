@@ -116,6 +116,5 @@ fn a_full_disk_stops_the_group_and_a_restart_after_freeing_space_keeps_every_ack
     }
     kv.put(0, "k-after-restart", value_8k(0)).unwrap();
     kv.stop(Duration::from_secs(1));
-    s.terminate();
-    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+    s.stop_clean();
 }

@@ -29,9 +29,7 @@ fn a_group_without_a_majority_stops_answering_and_recovers_when_a_member_returns
     let leader = status(admin_file, 1, 0)["leaderId"].as_i64().unwrap() as i32;
     let survivor = if leader == 3 { 1 } else { 3 };
     for id in l.ids().into_iter().filter(|&id| id != survivor) {
-        let n = &mut nodes[id as usize - 1];
-        n.child.kill().unwrap();
-        n.child.wait().unwrap();
+        nodes[id as usize - 1].kill();
     }
     wait_until("the survivor to report no leader", T, || {
         status(admin_file, survivor, 0)["leaderId"] == 0
@@ -67,7 +65,6 @@ fn a_group_without_a_majority_stops_answering_and_recovers_when_a_member_returns
     check_written(&l, last);
     for id in [survivor, back] {
         let n = &mut nodes[id as usize - 1];
-        n.terminate();
-        assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());
+        n.stop_clean();
     }
 }

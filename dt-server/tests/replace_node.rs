@@ -12,18 +12,11 @@ use std::time::Duration;
 
 use dt_client::KvClient;
 use support::{
-    add_node, admin, ids, ok, put_until_ok, status, value_8k, wait_until, Layout, Server,
+    add_node, admin, ids, ok, put_until_ok, start_all, status, stop_all, try_status, value_8k,
+    wait_until, Layout, Server,
 };
 
 const T: Duration = Duration::from_secs(30);
-
-/// `id,127.0.0.1:port;` for the listed node ids of `ports` (node 1 first).
-fn list(ports: &[u16], nodes: &[i32]) -> String {
-    nodes
-        .iter()
-        .map(|&n| format!("{n},127.0.0.1:{};", ports[n as usize - 1]))
-        .collect()
-}
 
 #[test]
 fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
@@ -42,20 +35,22 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
             &f.servers,
             format!(
                 "servers = {}\ngroup.0.nodeIdOfMembers = 1,2,3\ngroup.0.nodeIdOfObservers =\n",
-                list(&l.repl, known)
+                l.servers_of(known)
             ),
         )
         .unwrap();
     }
     let admin_file = &files[3].servers;
 
-    let mut nodes: Vec<Server> = files[..3]
-        .iter()
-        .map(|f| Server::start(f, "run.log"))
-        .collect();
-    let kv = put_until_ok(&list(&l.svc, &[1, 2, 3]), &[1, 2, 3], "k-first", "v", T);
-    kv.put(0, "k0", value_8k(0)).unwrap();
-    for i in 1..200 {
+    let mut nodes = start_all(&files[..3], "run.log");
+    let kv = put_until_ok(
+        &l.client_servers_of(&[1, 2, 3]),
+        &[1, 2, 3],
+        "k-first",
+        "v",
+        T,
+    );
+    for i in 0..200 {
         kv.put(0, format!("k{i}"), value_8k(i)).unwrap();
     }
     // ~1.6 MB in 1 MiB segments: once a snapshot covers them the first segment goes, so
@@ -71,9 +66,7 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     kv.stop(Duration::from_secs(1));
 
     // Node 3 dies.
-    let mut dead = nodes.pop().unwrap();
-    dead.child.kill().unwrap();
-    dead.child.wait().unwrap();
+    nodes.pop().unwrap().kill();
     // If it led, 1 and 2 elect a new leader first (the guide says to wait for it: until
     // then they still name node 3, and a request sent there fails to connect).
     wait_until("a leader among the live nodes", T, || {
@@ -84,7 +77,8 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     });
 
     // 1. The new node starts empty: in no set yet.
-    let mut n4 = Server::start(&files[3], "run.log");
+    nodes.push(Server::start(&files[3], "run.log"));
+    let n4 = &nodes[2];
     // 2. Every live node learns of node 4.
     for n in ["1", "2"] {
         let r = add_node(admin_file, n, "4", l.repl[3]);
@@ -122,18 +116,8 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
     // 4. It catches up.
     wait_until("node 4 to catch up", T, || {
         let leader = status(admin_file, 1, 0)["commitIndex"].as_i64().unwrap();
-        let s4 = admin(
-            admin_file,
-            &[
-                "query-status",
-                "--node-id",
-                "4",
-                "--group-id",
-                "0",
-                "--json",
-            ],
-        );
-        s4.code == 0 && s4.json()["lastApplied"].as_i64().unwrap() >= leader
+        try_status(admin_file, 4, 0)
+            .is_some_and(|s4| s4["lastApplied"].as_i64().unwrap_or(0) >= leader)
     });
     assert_eq!(ids(&status(admin_file, 4, 0)["observers"]), [4]);
     assert!(
@@ -179,9 +163,8 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
 
     // Node 1 stops too: 2 and 4 are a majority of 1,2,4, and hold every write.
     let mut n1 = nodes.remove(0);
-    n1.terminate();
-    assert_eq!(n1.wait_exit(T).code(), Some(0), "{}", n1.log_text());
-    let kv = KvClient::connect(&list(&l.svc, &[1, 2, 4]), &[(0, &[1, 2, 4])]).unwrap();
+    n1.stop_clean();
+    let kv = KvClient::connect(&l.client_servers_of(&[1, 2, 4]), &[(0, &[1, 2, 4])]).unwrap();
     wait_until("a write to 2 and 4", T, || {
         kv.put(0, "after", "swap").is_ok()
     });
@@ -195,8 +178,5 @@ fn a_dead_member_is_replaced_by_a_new_node_with_the_admin_tool() {
         servers4.contains("nodeIdOfMembers = 1,2,4") || servers4.contains("nodeIdOfMembers=1,2,4"),
         "node 4's servers.properties was not rewritten:\n{servers4}"
     );
-    for s in nodes.iter_mut().chain([&mut n4]) {
-        s.terminate();
-        assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
-    }
+    stop_all(&mut nodes);
 }

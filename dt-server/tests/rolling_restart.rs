@@ -10,8 +10,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    check_written, ok, put_until_ok, start_all, status, wait_until, Layout, NodeFiles, SeqWriter,
-    Server,
+    check_written, ok, put_until_ok, start_all, status, stop_all, try_status, wait_until, Layout,
+    NodeFiles, SeqWriter, Server,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -21,37 +21,18 @@ const T: Duration = Duration::from_secs(30);
 /// `leader` reported after the restart.
 fn restart(nodes: &mut [Server], files: &[NodeFiles], i: usize, leader: i32, round: usize) {
     let admin_file = &files[0].servers;
-    nodes[i].terminate();
-    assert_eq!(
-        nodes[i].wait_exit(T).code(),
-        Some(0),
-        "{}",
-        nodes[i].log_text()
-    );
+    nodes[i].stop_clean();
     nodes[i] = Server::start(&files[i], &format!("run{round}.log"));
     let id = i as i32 + 1;
     let commit = status(admin_file, leader, 0)["commitIndex"]
         .as_i64()
         .unwrap();
     wait_until("the restarted node to catch up", T, || {
-        let s = support::admin(
-            admin_file,
-            &[
-                "query-status",
-                "--node-id",
-                &id.to_string(),
-                "--group-id",
-                "0",
-                "--json",
-            ],
-        );
-        if s.code != 0 {
-            return false;
-        }
-        let j = s.json();
-        j["groupReady"] == true
-            && j["leaderId"].as_i64().unwrap_or(0) > 0
-            && j["lastApplied"].as_i64().unwrap_or(0) >= commit
+        try_status(admin_file, id, 0).is_some_and(|j| {
+            j["groupReady"] == true
+                && j["leaderId"].as_i64().unwrap_or(0) > 0
+                && j["lastApplied"].as_i64().unwrap_or(0) >= commit
+        })
     });
 }
 
@@ -107,8 +88,5 @@ fn a_rolling_restart_under_writes_loses_nothing_and_never_stops_the_writer() {
 
     // Every answered write is there, read through a fresh client.
     check_written(&l, last);
-    for n in &mut nodes {
-        n.terminate();
-        assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());
-    }
+    stop_all(&mut nodes);
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use dt_client::admin::AdminRaftClient;
 use dt_client::raft::{RaftClientConfig, RaftNode};
 use dt_client::KvClient;
-use support::{put_until_ok, wait_all_applied, Layout, Server, BIN};
+use support::{put_until_ok, stop_all, wait_all_applied, Layout, Server, BIN};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -85,12 +85,7 @@ fn three_nodes_elect_a_leader_and_replicate() {
     // Every node applies the write.
     wait_all_applied(&l, index, T);
     kv.stop(Duration::from_secs(1));
-    for n in &nodes {
-        n.terminate();
-    }
-    for n in &mut nodes {
-        assert_eq!(n.wait_exit(T).code(), Some(0), "{}", n.log_text());
-    }
+    stop_all(&mut nodes);
 }
 
 /// Runs the binary in `dir` with `args`; returns (exit code, stderr).

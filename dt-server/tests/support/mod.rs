@@ -62,12 +62,22 @@ impl Layout {
 
     /// `id,127.0.0.1:replicatePort;…`.
     pub fn servers(&self) -> String {
-        list(&self.repl)
+        self.servers_of(&self.ids())
     }
 
     /// `id,127.0.0.1:servicePort;…` (what a KvClient connects to).
     pub fn client_servers(&self) -> String {
-        list(&self.svc)
+        self.client_servers_of(&self.ids())
+    }
+
+    /// [`Layout::servers`] of the nodes `ids` only.
+    pub fn servers_of(&self, ids: &[i32]) -> String {
+        list(&self.repl, ids)
+    }
+
+    /// [`Layout::client_servers`] of the nodes `ids` only.
+    pub fn client_servers_of(&self, ids: &[i32]) -> String {
+        list(&self.svc, ids)
     }
 
     /// Node ids 1..=n.
@@ -128,10 +138,10 @@ impl Layout {
     }
 }
 
-fn list(ports: &[u16]) -> String {
+fn list(ports: &[u16], ids: &[i32]) -> String {
     let mut s = String::new();
-    for (i, p) in ports.iter().enumerate() {
-        let _ = write!(s, "{},127.0.0.1:{p};", i + 1);
+    for &id in ids {
+        let _ = write!(s, "{id},127.0.0.1:{};", ports[id as usize - 1]);
     }
     s
 }
@@ -177,12 +187,31 @@ impl Server {
 
     /// Sends SIGTERM (with the `kill` command).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `signal` (`TERM`, `STOP`, `CONT`, ...) with the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id();
         let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
             .status()
             .unwrap();
-        assert!(st.success());
+        assert!(st.success(), "kill -{signal} {pid}");
+    }
+
+    /// SIGTERM, then requires exit code 0 within 30 s (a clean stop).
+    pub fn stop_clean(&mut self) {
+        self.terminate();
+        let st = self.wait_exit(Duration::from_secs(30));
+        assert_eq!(st.code(), Some(0), "{}", self.log_text());
+    }
+
+    /// Kills the process (SIGKILL: a crash) and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Waits for the process to exit (panics after `timeout`, with its log).
@@ -326,9 +355,14 @@ pub fn ok(file: &Path, args: &[&str]) -> Run {
     r
 }
 
-/// `query-status --json` of `group` on `node`.
+/// `query-status --json` of `group` on `node` (exit 0 required).
 pub fn status(file: &Path, node: i32, group: i32) -> Value {
-    ok(
+    try_status(file, node, group).unwrap_or_else(|| panic!("query-status of node {node} failed"))
+}
+
+/// [`status`], or `None` when dt-admin fails (the node is down or still starting).
+pub fn try_status(file: &Path, node: i32, group: i32) -> Option<Value> {
+    let r = admin(
         file,
         &[
             "query-status",
@@ -338,8 +372,8 @@ pub fn status(file: &Path, node: i32, group: i32) -> Value {
             &group.to_string(),
             "--json",
         ],
-    )
-    .json()
+    );
+    (r.code == 0).then(|| r.json())
 }
 
 /// A JSON array of ids, sorted.
@@ -452,6 +486,17 @@ pub fn value_8k(i: u32) -> bytes::Bytes {
     let mut v = format!("value {i} ").into_bytes();
     v.resize(8 * 1024, b'a' + (i % 26) as u8);
     bytes::Bytes::from(v)
+}
+
+/// SIGTERM to every node, then each must exit 0 (a clean stop saves a snapshot).
+pub fn stop_all(nodes: &mut [Server]) {
+    for n in nodes.iter() {
+        n.terminate();
+    }
+    for n in nodes.iter_mut() {
+        let st = n.wait_exit(Duration::from_secs(30));
+        assert_eq!(st.code(), Some(0), "{}", n.log_text());
+    }
 }
 
 /// Starts every node from its files, stderr into `<node dir>/<log_name>`.
