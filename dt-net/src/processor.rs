@@ -125,8 +125,36 @@ impl ReqContext {
     }
     /// A handle to answer later, from any thread.
     pub fn responder(self) -> Responder {
-        Responder { ctx: Some(self) }
+        Responder {
+            to: Some(self.reply_to()),
+        }
     }
+
+    /// What answering needs of the context (the rest is dropped here).
+    fn reply_to(self) -> ReplyTo {
+        ReplyTo {
+            conn: self.conn,
+            handle: self.handle,
+            seq: self.seq,
+            command: self.command,
+            one_way: self.one_way,
+            deadline: self.deadline,
+            permit: self.permit,
+        }
+    }
+}
+
+/// The part of a [`ReqContext`] an answer needs: where it goes, and the request's
+/// credit. Kept apart so that a [`Responder`], which travels with a request through a
+/// Raft group's queues, is half the context's size.
+struct ReplyTo {
+    conn: ConnRef,
+    handle: Arc<WorkerHandle>,
+    seq: i32,
+    command: i32,
+    one_way: bool,
+    deadline: DtTime,
+    permit: Option<Permit>,
 }
 
 /// Answers one request from any thread; the response goes back to the connection's IO
@@ -139,15 +167,15 @@ impl ReqContext {
 /// `Responder` unanswered releases the credit (once `process` has returned too) and sends
 /// nothing (the requester will time out).
 pub struct Responder {
-    ctx: Option<ReqContext>,
+    to: Option<ReplyTo>,
 }
 
 impl Responder {
     /// Sends `resp` (type, command and seq are filled in). Responses to one-way requests
     /// are dropped; responses after the deadline are dropped by the worker.
     pub fn respond(mut self, resp: WritePacket) {
-        if let Some(ctx) = self.ctx.take() {
-            send_response(ctx, resp);
+        if let Some(to) = self.to.take() {
+            send_response(to, resp);
         }
     }
 }
@@ -159,7 +187,7 @@ pub(crate) fn fill_response(resp: &mut WritePacket, command: i32, seq: i32) {
     resp.timeout_nanos = 0;
 }
 
-fn send_response(ctx: ReqContext, mut resp: WritePacket) {
+fn send_response(ctx: ReplyTo, mut resp: WritePacket) {
     if ctx.one_way {
         return;
     }
@@ -283,7 +311,7 @@ impl<P: ReqProcessor> ErasedProcessor for Erased<P> {
                     }))
                     .unwrap_or_else(|e| Some(panic_response(e.as_ref())));
                     if let (Some(r), Some(ctx)) = (r, holder.take()) {
-                        send_response(ctx, r);
+                        send_response(ctx.reply_to(), r);
                     }
                 });
                 match ex.execute(task) {
