@@ -78,7 +78,18 @@ impl<T> ChanInner<T> {
         if n == 0 {
             return;
         }
-        self.queue.borrow_mut().extend(spare.drain(..));
+        {
+            let mut queue = self.queue.borrow_mut();
+            if queue.is_empty() {
+                // Hand the whole buffer over instead of moving each item: a Vec becomes
+                // a VecDeque in place, and the empty queue's buffer is the next spare.
+                let old =
+                    std::mem::replace(&mut *queue, VecDeque::from(std::mem::take(&mut *spare)));
+                *spare = Vec::from(old);
+            } else {
+                queue.extend(spare.drain(..));
+            }
+        }
         drop(spare);
         for _ in 0..n {
             if !self.not_empty.signal_one(true) {
@@ -392,10 +403,20 @@ impl<T> Future for TakeAll<'_, T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Ready(Ok(None)) => Poll::Ready(Ok(0)),
             Poll::Ready(Ok(Some(first))) => {
-                this.out.push(first);
                 let mut q = this.t.chan.queue.borrow_mut();
                 let n = 1 + q.len();
-                this.out.extend(q.drain(..));
+                if this.out.is_empty() && !q.is_empty() {
+                    // Swap buffers rather than move each item: the queue (whose first
+                    // item was just taken from its front) becomes `out` in place when its
+                    // items start at its buffer's start, as after `drain_remote`.
+                    q.push_front(first);
+                    let taken =
+                        std::mem::replace(&mut *q, VecDeque::from(std::mem::take(this.out)));
+                    *this.out = Vec::from(taken);
+                } else {
+                    this.out.push(first);
+                    this.out.extend(q.drain(..));
+                }
                 Poll::Ready(Ok(n))
             }
         }

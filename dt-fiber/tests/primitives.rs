@@ -280,6 +280,91 @@ fn channel_offer_take_timeout_take_all() {
 }
 
 #[test]
+fn channel_take_all_keeps_each_source_in_order() {
+    // take_all hands whole buffers over when it can (remote items into an empty queue,
+    // the queue into an empty `out`). Whatever the mix, every item comes out once, the
+    // remote ones in their offer order and the local ones in theirs (a remote item is
+    // in the channel once the dispatcher has drained it, so the two kinds interleave by
+    // arrival), and an `out` that was not empty keeps its items first.
+    const LOCAL: u32 = 1 << 20;
+    let mut sim = Simulation::new(1);
+    let g = sim.new_group("g");
+    let ch = g.new_channel::<u32>();
+    let sender = ch.sender();
+    let rounds: Rc<RefCell<Vec<Vec<u32>>>> = Rc::new(RefCell::new(Vec::new()));
+    let taken = Rc::new(Cell::new(0u32));
+    {
+        let (ch, rounds, taken) = (ch.clone(), rounds.clone(), taken.clone());
+        g.spawn_with(FiberOptions::new("consumer").daemon(), async move {
+            let mut buf = Vec::new();
+            loop {
+                // every other take keeps what the last one left in `out`
+                if taken.get() % 2 == 0 {
+                    buf.clear();
+                }
+                if ch.take_all(&mut buf, None, false).await.is_err() {
+                    return;
+                }
+                rounds.borrow_mut().push(buf.clone());
+                taken.set(taken.get() + 1);
+            }
+        })
+        .unwrap();
+    }
+    sim.run_until_idle();
+    let (mut remote, mut local) = (0u32, 0u32);
+    for round in 0..60u32 {
+        // remote items (into an empty queue), mostly a local one, then more remote
+        // ones (into a queue that may not be empty)
+        for _ in 0..(round % 5) {
+            sender.offer(remote).unwrap();
+            remote += 1;
+        }
+        if round % 4 != 1 {
+            ch.offer(LOCAL + local);
+            local += 1;
+        }
+        if round % 3 == 0 {
+            for _ in 0..3 {
+                sender.offer(remote).unwrap();
+                remote += 1;
+            }
+        }
+        sim.run_until_idle();
+    }
+    let rounds = rounds.borrow();
+    // every take after an even-numbered one starts with that one's items
+    for (i, r) in rounds.iter().enumerate() {
+        if i % 2 == 1 {
+            assert!(
+                r.starts_with(&rounds[i - 1]),
+                "take {i} lost the items left in out"
+            );
+        }
+    }
+    // the takes that began with an empty `out`, plus the odd takes' new items, are
+    // every item once, each kind in order
+    let mut all = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        let fresh = if i % 2 == 1 {
+            &r[rounds[i - 1].len()..]
+        } else {
+            &r[..]
+        };
+        all.extend_from_slice(fresh);
+    }
+    let remotes: Vec<u32> = all.iter().copied().filter(|v| *v < LOCAL).collect();
+    let locals: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|v| *v >= LOCAL)
+        .map(|v| v - LOCAL)
+        .collect();
+    assert_eq!(remotes, (0..remote).collect::<Vec<_>>());
+    assert_eq!(locals, (0..local).collect::<Vec<_>>());
+}
+
+#[test]
 fn channel_cross_thread_sender_and_rejection() {
     let mut sim = Simulation::new(1);
     let g = sim.new_group("g");
