@@ -118,6 +118,20 @@ type ToApply<O> = (LogItem, Option<SubmitCallback<O>>, i64);
 /// A submitted input with its caller and deadline (core ms).
 type Submitted<O> = (RaftInput, SubmitCallback<O>, Option<u64>);
 
+/// What `propose` decided for one submitted input before moving it.
+#[derive(Clone, Copy)]
+enum Verdict {
+    Accept,
+    /// A biz type above 127.
+    BizType(u8),
+    /// An entry of this many bytes, larger than a log file.
+    TooLarge(u64),
+    /// Its deadline passed while it was queued.
+    Timeout,
+    /// The pending tasks and bytes when it came.
+    FlowControl(usize, usize),
+}
+
 /// A follower-side install step, executed in order by the install fiber.
 enum InstallOp {
     Begin {
@@ -2039,7 +2053,7 @@ impl<S: StateMachine> Driver<S> {
         let mut buf = Vec::new();
         let mut batch: Vec<Submitted<S::Output>> = Vec::new();
         // scratch of `propose`, kept between batches
-        let mut accepted: Vec<(RaftInput, SubmitCallback<S::Output>)> = Vec::new();
+        let mut verdicts: Vec<Verdict> = Vec::new();
         let mut sizes: Vec<u64> = Vec::new();
         let mut changes: Vec<(ConfigChange, Reply<Index>)> = Vec::new();
         loop {
@@ -2076,7 +2090,7 @@ impl<S: StateMachine> Driver<S> {
                 let _ = dt_fiber::sleep(Duration::from_millis(5)).await;
             }
             if !batch.is_empty() {
-                self.propose(&mut batch, &mut accepted, &mut sizes);
+                self.propose(&mut batch, &mut verdicts, &mut sizes);
             }
             for (change, reply) in changes.drain(..) {
                 self.config_change(change, reply);
@@ -2084,12 +2098,14 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Proposes the accepted inputs of `batch` (draining it); `accepted` and `sizes` are
-    /// empty scratch vectors the caller keeps, so a batch allocates none.
+    /// Proposes the accepted inputs of `batch` (draining it) and fails the others;
+    /// `verdicts` and `sizes` are empty scratch vectors the caller keeps, so a batch
+    /// allocates none. The checks run over the batch in place, and each input is moved
+    /// once, into its log item, or its caller is failed.
     fn propose(
         &self,
         batch: &mut Vec<Submitted<S::Output>>,
-        accepted: &mut Vec<(RaftInput, SubmitCallback<S::Output>)>,
+        verdicts: &mut Vec<Verdict>,
         sizes: &mut Vec<u64>,
     ) {
         let now = self.now();
@@ -2097,88 +2113,89 @@ impl<S: StateMachine> Driver<S> {
             let t = self.tail.borrow();
             (t.pending_tasks, t.pending_bytes)
         };
-        debug_assert!(accepted.is_empty() && sizes.is_empty());
-        for (input, cb, deadline) in batch.drain(..) {
-            if input.biz_type > 127 {
-                call(
-                    cb,
-                    Err(RaftError::InvalidInput(format!(
-                        "bizType {} above 127",
-                        input.biz_type
-                    ))),
-                );
-            } else if !input.read_only
-                && total_len(input.header.len(), input.body.len()) as u64 > self.cfg.log_file_size
-            {
+        debug_assert!(verdicts.is_empty() && sizes.is_empty());
+        for (input, _, deadline) in batch.iter() {
+            let total = total_len(input.header.len(), input.body.len()) as u64;
+            let v = if input.biz_type > 127 {
+                Verdict::BizType(input.biz_type)
+            } else if !input.read_only && total > self.cfg.log_file_size {
                 // The log cannot store it (an item never spans segments): refused here,
                 // or the write would fail and stop the group.
-                call(
-                    cb,
-                    Err(RaftError::InvalidInput(format!(
-                        "entry of {} bytes is larger than a log file ({} bytes)",
-                        total_len(input.header.len(), input.body.len()),
-                        self.cfg.log_file_size
-                    ))),
-                );
+                Verdict::TooLarge(total)
             } else if deadline.is_some_and(|d| now >= d) {
-                call(cb, Err(RaftError::Timeout));
+                Verdict::Timeout
             } else if tasks >= self.cfg.max_pending_tasks
                 || bytes >= self.cfg.max_pending_task_bytes
             {
-                call(
-                    cb,
-                    Err(RaftError::FlowControl {
-                        pending_tasks: tasks,
-                        pending_bytes: bytes,
-                    }),
-                );
+                Verdict::FlowControl(tasks, bytes)
             } else {
                 tasks += 1;
                 bytes += input.size();
-                accepted.push((input, cb));
-            }
+                sizes.push(input.size() as u64);
+                Verdict::Accept
+            };
+            verdicts.push(v);
         }
-        if accepted.is_empty() {
-            return;
-        }
-        sizes.extend(accepted.iter().map(|(i, _)| i.size() as u64));
-        let proposed = self.core().propose_sized(now, sizes);
+        let proposed = if sizes.is_empty() {
+            None
+        } else {
+            Some(self.core().propose_sized(now, sizes))
+        };
         sizes.clear();
-        match proposed {
-            Err(nl) => {
-                for (_, cb) in accepted.drain(..) {
-                    call(cb, Err(RaftError::NotLeader { leader: nl.leader }));
-                }
-            }
-            Ok(p) => {
-                let ts = self.group.now();
-                let mut tail = self.tail.borrow_mut();
-                let mut prev = p.prev_log_term;
-                for (i, (input, cb)) in accepted.drain(..).enumerate() {
-                    let item = LogItem {
-                        item_type: if input.read_only {
-                            TYPE_LOG_READ
-                        } else {
-                            TYPE_NORMAL
-                        },
-                        biz_type: input.biz_type,
-                        term: p.term,
-                        prev_log_term: prev,
-                        index: p.first_index + i as u64,
-                        timestamp: ts.wall_millis,
-                        header: input.header,
-                        body: input.body,
-                    };
-                    prev = p.term;
-                    tail.push(TailEntry {
-                        item,
-                        cb: Some(cb),
-                        local_nanos: ts.nano_time,
-                    });
-                }
-            }
+        let ts = self.group.now();
+        let (mut index, mut prev) = match &proposed {
+            Some(Ok(p)) => (p.first_index, p.prev_log_term),
+            _ => (0, 0),
+        };
+        for ((input, cb, _), v) in batch.drain(..).zip(verdicts.drain(..)) {
+            let err = match v {
+                // (an accepted input means something was proposed)
+                Verdict::Accept => match &proposed {
+                    Some(Ok(p)) => {
+                        let item = LogItem {
+                            item_type: if input.read_only {
+                                TYPE_LOG_READ
+                            } else {
+                                TYPE_NORMAL
+                            },
+                            biz_type: input.biz_type,
+                            term: p.term,
+                            prev_log_term: prev,
+                            index,
+                            timestamp: ts.wall_millis,
+                            header: input.header,
+                            body: input.body,
+                        };
+                        prev = p.term;
+                        index += 1;
+                        // borrowed per entry: the callers failed below must not find
+                        // the tail borrowed
+                        self.tail.borrow_mut().push(TailEntry {
+                            item,
+                            cb: Some(cb),
+                            local_nanos: ts.nano_time,
+                        });
+                        continue;
+                    }
+                    Some(Err(nl)) => RaftError::NotLeader { leader: nl.leader },
+                    None => RaftError::NotLeader { leader: None },
+                },
+                Verdict::BizType(b) => RaftError::InvalidInput(format!("bizType {b} above 127")),
+                Verdict::TooLarge(n) => RaftError::InvalidInput(format!(
+                    "entry of {n} bytes is larger than a log file ({} bytes)",
+                    self.cfg.log_file_size
+                )),
+                Verdict::Timeout => RaftError::Timeout,
+                Verdict::FlowControl(pending_tasks, pending_bytes) => RaftError::FlowControl {
+                    pending_tasks,
+                    pending_bytes,
+                },
+            };
+            call(cb, Err(err));
         }
-        self.run_actions();
+        if proposed.is_some() {
+            self.run_actions();
+        }
     }
 
     fn lease_read(&self, timeout: Option<Duration>, reply: Reply<()>) {
