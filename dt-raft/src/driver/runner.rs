@@ -2130,8 +2130,9 @@ impl<S: StateMachine> Driver<S> {
                 Verdict::FlowControl(tasks, bytes)
             } else {
                 tasks += 1;
-                bytes += input.size();
-                sizes.push(input.size() as u64);
+                let size = input.size();
+                bytes += size;
+                sizes.push(size as u64);
                 Verdict::Accept
             };
             verdicts.push(v);
