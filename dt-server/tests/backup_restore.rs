@@ -6,6 +6,8 @@
 //! And a copy of a running node's data directory taken at one instant (the process
 //! frozen, as an atomic volume snapshot would see it) restores as after a crash: every
 //! write answered before that instant is there, and nothing past a prefix of the writes.
+//! And a snapshot pair copied from a running node, written under every member with
+//! `dt-server --restore-snapshot`, rolls the whole cluster back to the snapshot.
 
 mod support;
 
@@ -173,4 +175,158 @@ fn a_frozen_copy_of_a_running_nodes_data_directory_restores_like_a_crash() {
     }
     kv.stop(Duration::from_secs(1));
     s.stop_clean();
+}
+
+/// Copies the newest snapshot pair of `group` whose last included index is at least
+/// `index` into `to` (the data file first, then the metadata file, as the operations
+/// guide says), while the node runs; returns the copied metadata file. A pair deleted
+/// while it is copied (a newer one replaced it) is copied again.
+fn copy_snapshot_pair(
+    group: &std::path::Path,
+    index: u64,
+    to: &std::path::Path,
+) -> std::path::PathBuf {
+    let dir = dt_raft::store::snapshot::SnapshotDir::new(&group.join("snapshot"), false);
+    let end = Instant::now() + T;
+    fs::create_dir_all(to).unwrap();
+    loop {
+        if let Some(s) = dir.latest().ok().flatten() {
+            if s.meta.last_included_index >= index {
+                let data = to.join(s.data_path.file_name().unwrap());
+                let idx = to.join(s.idx_path.file_name().unwrap());
+                if fs::copy(&s.data_path, &data).is_ok() && fs::copy(&s.idx_path, &idx).is_ok() {
+                    return idx;
+                }
+                let _ = fs::remove_file(&data);
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "no snapshot at or after {index} in {}",
+            group.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `dt-server --restore-snapshot` for node `f` and returns (exit code, stdout,
+/// stderr).
+fn restore(f: &NodeFiles, snapshot: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "--restore-snapshot",
+        snapshot.to_str().unwrap(),
+        "-c",
+        f.config.to_str().unwrap(),
+        "-s",
+        f.servers.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(support::BIN)
+        .args(&args)
+        .current_dir(&f.dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_snapshot_pair_copied_from_a_running_node_restores_a_whole_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(3);
+    // a snapshot every second, so that one covers the writes while the nodes run
+    let files = l.write_all(dir.path(), "saveSnapshotSeconds = 1\n");
+
+    // 1. The state to back up, and a copy of a snapshot pair of a running follower or
+    //    leader (node 3's) that covers it.
+    let mut nodes = start_all(&files, "run1.log");
+    let kv = put_until_ok(&l.client_servers(), &l.ids(), "k0", "before0", T);
+    let mut last = 0;
+    for i in 1..30 {
+        last = kv.put(0, format!("k{i}"), format!("before{i}")).unwrap();
+    }
+    wait_all_applied(&l, last, T);
+    let backup = copy_snapshot_pair(
+        &group_dir(&files[2]),
+        last as u64,
+        &dir.path().join("backup"),
+    );
+
+    // 2. Writes after the copy: the copied snapshot was saved before them, so they are
+    //    not in it.
+    let covered = dt_raft::store::snapshot::SnapshotInfo::load(&backup)
+        .unwrap()
+        .meta
+        .last_included_index;
+    assert!(covered >= last as u64);
+    for i in 0..10 {
+        kv.put(0, format!("new{i}"), "lost").unwrap();
+    }
+    last = kv.remove(0, "k29").unwrap();
+    wait_all_applied(&l, last, T);
+    kv.stop(Duration::from_secs(1));
+    stop_all(&mut nodes);
+
+    // 3. Refusals, each with its exit code and a message that says what to do.
+    let (code, _, err) = restore(&files[0], &backup, &["--group-id", "0"]);
+    assert_eq!(code, 103, "{err}");
+    assert!(err.contains("move the old directory away"), "{err}");
+    let (code, _, err) = restore(&files[0], &backup, &[]);
+    assert_eq!(code, 101, "{err}");
+    assert!(err.contains("--group-id"), "{err}");
+    let (code, _, err) = restore(&files[0], &backup, &["--group-id", "7"]);
+    assert_eq!(code, 105, "{err}");
+    assert!(err.contains("group 7 is not configured"), "{err}");
+    let (code, _, err) = restore(
+        &files[0],
+        &dir.path().join("none.idx"),
+        &["--group-id", "0"],
+    );
+    assert_eq!(code, 102, "{err}");
+
+    // 4. The restore: every member's group directory moved away, then written from the
+    //    one copied pair.
+    for f in &files {
+        let g = group_dir(f);
+        fs::rename(&g, f.dir.join("group0-before-restore")).unwrap();
+        let (code, out, err) = restore(f, &backup, &["--group-id", "0"]);
+        assert_eq!(code, 0, "node {}: {out}{err}", f.node_id);
+        assert!(
+            out.contains(&format!("the snapshot at index {covered}")),
+            "{out}"
+        );
+    }
+
+    // 5. The cluster comes back with the snapshot's state, elects a leader and continues.
+    let mut nodes = start_all(&files, "run2.log");
+    let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe", "p", T);
+    for i in 0..30 {
+        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
+        assert_eq!(got, Some(Bytes::from(format!("before{i}"))), "k{i}");
+    }
+    for i in 0..10 {
+        assert!(kv.get(0, format!("new{i}")).unwrap().is_none(), "new{i}");
+    }
+    let index = kv.put(0, "k29", "restored-then-written").unwrap();
+    assert!(index as u64 > covered);
+    wait_all_applied(&l, index, T);
+    kv.stop(Duration::from_secs(1));
+    stop_all(&mut nodes);
+
+    // 6. A restart keeps the restored state and the write made on it.
+    let mut nodes = start_all(&files, "run3.log");
+    let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe2", "p", T);
+    assert_eq!(
+        kv.get(0, "k29").unwrap().map(|n| n.data),
+        Some(Bytes::from("restored-then-written"))
+    );
+    assert_eq!(
+        kv.get(0, "k7").unwrap().map(|n| n.data),
+        Some(Bytes::from("before7"))
+    );
+    kv.stop(Duration::from_secs(1));
+    stop_all(&mut nodes);
 }

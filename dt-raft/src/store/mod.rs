@@ -10,6 +10,7 @@
 //! | [`index_file`] | `IdxFileQueue`: index → position, cache and index files |
 //! | [`status`] | `StatusFile` (atomic, checksummed) and `StatusManager` |
 //! | [`snapshot`] | snapshot data/metadata files, listing, retention |
+//! | [`restore`] | a new group directory from a snapshot alone (offline restore) |
 //! | [`recovery`] | the start-up scan, torn-tail detection |
 //! | [`match_pos`] | match-position search |
 //! | [`tail_cache`] | recent entries in memory |
@@ -30,6 +31,7 @@ pub mod log_store;
 pub mod match_pos;
 pub mod reader;
 pub mod recovery;
+pub mod restore;
 pub mod snapshot;
 pub mod status;
 pub mod tail_cache;

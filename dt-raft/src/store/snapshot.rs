@@ -152,6 +152,46 @@ pub struct SnapshotInfo {
 }
 
 impl SnapshotInfo {
+    /// Reads the snapshot whose metadata file is `idx_path` (the data file is the one
+    /// beside it with the same base name and `.data`), wherever it is: a copy taken for
+    /// a backup, say. Checks the metadata and that the data file exists, not the data
+    /// blocks (see [`SnapshotInfo::verify`]). A name outside the
+    /// `<time>_<id>.idx` pattern gets id 0.
+    pub fn load(idx_path: &Path) -> StoreResult<SnapshotInfo> {
+        let name = idx_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some(stem) = name.strip_suffix(".idx") else {
+            return Err(StoreError::InvalidArgument(format!(
+                "{} is not a snapshot metadata file (its name must end with .idx)",
+                idx_path.display()
+            )));
+        };
+        let data_path = idx_path.with_file_name(format!("{stem}.data"));
+        if !data_path.is_file() {
+            return Err(StoreError::InvalidArgument(format!(
+                "{}: the snapshot's data file {} is missing",
+                idx_path.display(),
+                data_path.display()
+            )));
+        }
+        let props = StatusFile::load(idx_path)?.ok_or_else(|| {
+            StoreError::corrupt(
+                idx_path,
+                0,
+                "the snapshot metadata file is missing or empty",
+            )
+        })?;
+        let meta = SnapshotMeta::from_props(idx_path, &props)?;
+        Ok(SnapshotInfo {
+            id: parse_id(stem).unwrap_or(0),
+            idx_path: idx_path.to_path_buf(),
+            data_path,
+            meta,
+        })
+    }
+
     /// Opens the data file for streaming.
     pub fn open_reader(&self) -> StoreResult<SnapshotReader> {
         SnapshotReader::open(&self.data_path, self.meta.buffer_size)

@@ -192,6 +192,8 @@ pub enum BootstrapError {
     MissingOption(&'static str),
     /// `-c` or `-s` is the last argument, without a file (101).
     MissingOptionValue(&'static str),
+    /// Another command-line problem (101); the text says what and how to fix it.
+    Usage(String),
     /// A configuration file cannot be read or parsed (102).
     LoadConfig(PropsError),
     /// A group's data directory cannot be created or written (103).
@@ -233,9 +235,9 @@ impl BootstrapError {
     /// The exit code category of this failure.
     pub fn exit(&self) -> ExitCode {
         match self {
-            BootstrapError::MissingOption(_) | BootstrapError::MissingOptionValue(_) => {
-                ExitCode::CommandLine
-            }
+            BootstrapError::MissingOption(_)
+            | BootstrapError::MissingOptionValue(_)
+            | BootstrapError::Usage(_) => ExitCode::CommandLine,
             BootstrapError::LoadConfig(_) => ExitCode::LoadConfig,
             BootstrapError::BadDataDir { .. } => ExitCode::BadDataDir,
             BootstrapError::BadValue(_) => ExitCode::BootstrapFail,
@@ -264,6 +266,7 @@ impl fmt::Display for BootstrapError {
             BootstrapError::MissingOptionValue(o) => {
                 write!(f, "{o} option requires a config file path")
             }
+            BootstrapError::Usage(m) => f.write_str(m),
             BootstrapError::LoadConfig(e) => write!(f, "failed to load config file: {e}"),
             BootstrapError::BadDataDir { dir, reason } => {
                 write!(f, "data directory {}: {reason}", dir.display())

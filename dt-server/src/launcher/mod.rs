@@ -63,12 +63,14 @@
 
 pub mod config_sync;
 pub mod mapping;
+pub mod restore;
 pub mod sequence_runner;
 
 pub use config_sync::{ConfigSync, SyncConfigProcessor, NO_SERVERS_FILE};
 pub use mapping::{
     kv_group_config, perf_stats_interval, raft_group_config, raft_server_config, IGNORED_KEYS,
 };
+pub use restore::{RestoreArgs, RestoreFailure};
 pub use sequence_runner::{SequenceRunner, SYNC_RETRY_DELAYS};
 
 use std::collections::BTreeMap;
@@ -95,6 +97,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const USAGE: &str = "\
 usage: dt-server                                  run one node with the embedded defaults
        dt-server -c <config.properties> -s <servers.properties> [-DNAME=value ...]
+       dt-server --restore-snapshot <file.idx> --group-id <id> [-c ... -s ...] [-D...]
 
 With no argument: node 1 serving DtKV group 0 alone, replicate port 9331 and service
 (client) port 9332 on 127.0.0.1, data under ./data.
@@ -102,8 +105,12 @@ With -c and -s: the reference's configuration files (see conf/ and
 docs/configuration.md); -DNAME=value sets NAME for ${NAME:default} in them (before the
 environment).
 Stops cleanly (snapshot on close) on Ctrl-C or SIGTERM.
-Exit codes: 101 command line, 102 cannot load a file, 103 bad data directory,
-104 other bootstrap error, 105 bad configuration, 106 start failure.";
+--restore-snapshot: writes a new (absent or empty) directory for the group from a
+copied snapshot pair (the .data file beside the .idx), with the settings of the
+embedded defaults or of -c/-s, and exits; start the server afterwards. Restore every
+member of the group from the same snapshot (docs/operations.md).
+Exit codes: 101 command line, 102 cannot load a file (or the snapshot), 103 bad data
+directory, 104 other bootstrap error, 105 bad configuration, 106 start failure.";
 
 /// What the command line asks for.
 #[derive(Debug, Clone)]
@@ -112,6 +119,9 @@ pub enum Command {
     Embedded,
     /// `-c` and `-s`, with the `${NAME}` source (`-D` values, then the environment).
     Files(BootstrapArgs, VarSource),
+    /// `--restore-snapshot <file.idx> --group-id <id>`: restore a group's directory
+    /// and exit.
+    Restore(RestoreArgs),
     /// `-h` or `--help`.
     Help,
 }
@@ -138,7 +148,50 @@ pub fn parse_command_line<S: AsRef<str>>(args: &[S]) -> Result<Command, Bootstra
             _ => rest.push(a),
         }
     }
+    if rest.contains(&RESTORE_OPTION) {
+        return parse_restore(&rest, vars).map(Command::Restore);
+    }
     Ok(Command::Files(parse_args(&rest)?, vars))
+}
+
+const RESTORE_OPTION: &str = "--restore-snapshot";
+
+/// The value after `option` in `args` (`None`: the option is absent).
+fn option_value<'a>(args: &[&'a str], option: &str) -> Result<Option<&'a str>, BootstrapError> {
+    match args.iter().position(|a| *a == option) {
+        None => Ok(None),
+        Some(i) => match args.get(i + 1) {
+            Some(v) if !v.starts_with('-') || v.parse::<i64>().is_ok() => Ok(Some(v)),
+            _ => Err(BootstrapError::Usage(format!(
+                "{option} needs a value (see dt-server --help)"
+            ))),
+        },
+    }
+}
+
+/// `--restore-snapshot <file.idx> --group-id <id>`, with `-c` and `-s` or neither.
+fn parse_restore(args: &[&str], vars: VarSource) -> Result<RestoreArgs, BootstrapError> {
+    let snapshot = option_value(args, RESTORE_OPTION)?.unwrap_or_default();
+    let group_id = match option_value(args, "--group-id")? {
+        None => {
+            return Err(BootstrapError::Usage(format!(
+                "{RESTORE_OPTION} needs --group-id <id>: the group the snapshot is of"
+            )))
+        }
+        Some(v) => v.parse::<i32>().map_err(|_| {
+            BootstrapError::Usage(format!("--group-id {v:?} is not a group id (an integer)"))
+        })?,
+    };
+    let files = if args.iter().any(|a| *a == "-c" || *a == "-s") {
+        Some((parse_args(args)?, vars))
+    } else {
+        None
+    };
+    Ok(RestoreArgs {
+        snapshot: PathBuf::from(snapshot),
+        group_id,
+        files,
+    })
 }
 
 /// Everything a server is started with.
@@ -387,6 +440,18 @@ pub fn run<S: AsRef<str>>(args: &[S], stop: Receiver<()>) -> i32 {
             ServerPlan::embedded()
         }
         Ok(Command::Files(a, vars)) => ServerPlan::from_files(&a, vars),
+        Ok(Command::Restore(r)) => {
+            return match restore::restore(&r) {
+                Ok((done, dir)) => {
+                    println!("{}", restore::describe(&done, &dir, r.group_id));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("dt-server: error: {e}");
+                    e.exit_code()
+                }
+            }
+        }
         Err(e) => {
             eprintln!("{USAGE}");
             return fail(&e);
@@ -472,5 +537,60 @@ mod tests {
                 .exit_code(),
             101
         );
+    }
+
+    #[test]
+    fn restore_command_lines() {
+        match parse_command_line(&["--restore-snapshot", "b/x_3.idx", "--group-id", "4"]).unwrap() {
+            Command::Restore(r) => {
+                assert_eq!(r.snapshot, PathBuf::from("b/x_3.idx"));
+                assert_eq!(r.group_id, 4);
+                assert!(r.files.is_none(), "no -c/-s: the embedded defaults");
+            }
+            c => panic!("{c:?}"),
+        }
+        let line = [
+            "-DDATA_DIR=/d",
+            "-c",
+            "a",
+            "--group-id",
+            "-1",
+            "-s",
+            "b",
+            "--restore-snapshot",
+            "x.idx",
+        ];
+        match parse_command_line(&line).unwrap() {
+            Command::Restore(r) => {
+                assert_eq!(r.group_id, -1);
+                let (a, v) = r.files.expect("-c and -s");
+                assert_eq!((a.config_file, a.servers_file), ("a".into(), "b".into()));
+                assert_eq!(v.lookup("DATA_DIR").as_deref(), Some("/d"));
+            }
+            c => panic!("{c:?}"),
+        }
+        for (bad, says) in [
+            (&["--restore-snapshot", "x.idx"][..], "needs --group-id"),
+            (
+                &["--restore-snapshot", "x.idx", "--group-id"][..],
+                "--group-id needs a value",
+            ),
+            (
+                &["--restore-snapshot", "x.idx", "--group-id", "g"][..],
+                "not a group id",
+            ),
+            (
+                &["--group-id", "0", "--restore-snapshot"][..],
+                "--restore-snapshot needs a value",
+            ),
+            (
+                &["--restore-snapshot", "x.idx", "--group-id", "0", "-c", "a"][..],
+                "-s",
+            ),
+        ] {
+            let e = parse_command_line(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 101, "{bad:?}: {e}");
+            assert!(e.to_string().contains(says), "{bad:?}: {e}");
+        }
     }
 }
