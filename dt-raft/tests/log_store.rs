@@ -265,7 +265,8 @@ fn install_then_crash_before_anything_persisted_needs_install() {
 /// written after it: the restart finds an empty log after the snapshot's entry (the
 /// node goes on from its saved snapshot, or votes with that position), and the next
 /// append is chain checked against it. Entries written after it but not yet anchored
-/// by the index still give "install needed" (the reference's rule).
+/// by the index are read back, chained to the snapshot's entry (the reference says
+/// "install needed" there); a torn first one leaves the empty log after the install.
 #[test]
 fn install_with_term_then_crash_before_anything_persisted_is_an_empty_log_after_it() {
     let d = tempfile::tempdir().unwrap();
@@ -288,9 +289,40 @@ fn install_with_term_then_crash_before_anything_persisted_is_an_empty_log_after_
     assert_eq!(log.find_match_pos(5, 505).unwrap(), Some((5, 505)));
     log.sync().unwrap();
     drop(log);
-    // entries 501.. written and synced, nothing committed so no index anchor yet
+    // entries 501.. written and synced, nothing committed so no index anchor yet: the
+    // scan from firstValidPos finds them
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((5, 510)));
+    assert_eq!(log.first_index(), 501);
+    assert_eq!(read_all(&mut log, 501), entries(501, 510, 5, 4));
+    assert_eq!(log.find_match_pos(4, 505).unwrap(), Some((4, 500)));
+    // and the log goes on from there
+    log.append(&entries(511, 512, 5, 5)).unwrap();
+    log.sync().unwrap();
+    drop(log);
     let log = LogStore::open(d.path(), cfg()).unwrap();
-    assert_eq!(log.init_result(), None);
+    assert_eq!(log.init_result(), Some((5, 512)));
+}
+
+/// After an install without an index anchor, a torn first entry is not taken, nor
+/// what follows it, in its segment or the next: the log is empty after the install.
+#[test]
+fn install_with_term_then_a_torn_first_entry_is_an_empty_log_after_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    log.begin_install(None).unwrap();
+    log.finish_install_with_term(501, 0, Some(4)).unwrap();
+    log.append(&entries(501, 640, 5, 4)).unwrap();
+    log.sync().unwrap();
+    assert!(log.segment_count() > 1, "entries in a second segment too");
+    drop(log);
+    let seg = d.path().join("log").join(format!("{:020}", 0));
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xff; 8], 8).unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    assert_eq!(log.init_result(), Some((4, 500)));
+    assert_eq!(log.first_index(), 501);
+    log.append(&entries(501, 501, 5, 4)).unwrap();
 }
 
 #[test]

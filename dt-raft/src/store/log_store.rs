@@ -720,8 +720,9 @@ impl LogStore {
             return false;
         }
         // After an install (firstValidIndex above 1) the recovery anchor must leave
-        // firstValidIndex quickly: until it does, a restart finds "no log" and needs
-        // another install. A log that starts at entry 1 recovers from position 0
+        // firstValidIndex quickly: until it does, a restart reads the log from
+        // firstValidPos (dt, with firstValidTerm) or finds "no log" and needs another
+        // install (the reference, or an install without firstValidTerm). A log that starts at entry 1 recovers from position 0
         // without any index file, so its first flush waits for the usual triggers: a
         // fresh idle group does not create and fsync its index file at once (with many
         // groups that was a burst of file creations right after start).

@@ -117,8 +117,8 @@ pub fn recover(
         .max(st.first_valid_index);
     let mut restore_index = st.persist_idx_index.max(first_index);
     // after an install, with the anchor still at firstValidIndex: "no log" (the
-    // reference's rule), unless nothing was written since and the install recorded the
-    // term of the entry before (dt's firstValidTerm): an empty log after that entry
+    // reference's rule), unless the install recorded the term of the entry before (dt's
+    // firstValidTerm): then the log after that entry, read from firstValidPos
     let mut empty_after_install = None;
     let restore_pos = if restore_index <= 1 {
         restore_index = 1;
@@ -213,26 +213,29 @@ pub fn recover(
         }
     }
 
+    let empty_log_after_install = |last_term: u32, firsts| Recovered::Log {
+        last_index: st.first_valid_index - 1,
+        last_term,
+        next_pos: st.first_valid_pos,
+        restore_index: st.first_valid_index,
+        positions: Vec::new(),
+        firsts,
+    };
     if let Some(last_term) = empty_after_install {
-        if firsts.values().any(|f| f.index >= st.first_valid_index) {
-            // entries after the install that no index entry anchors: the reference's
-            // "no log" (the node waits for the leader's install and grants no votes)
-            return Ok(Recovered::NoLog);
+        if !firsts.values().any(|f| f.index >= st.first_valid_index) {
+            return Ok(empty_log_after_install(last_term, firsts));
         }
-        return Ok(Recovered::Log {
-            last_index: st.first_valid_index - 1,
-            last_term,
-            next_pos: st.first_valid_pos,
-            restore_index: st.first_valid_index,
-            positions: Vec::new(),
-            firsts,
-        });
+        // Entries written after the install that no index entry anchors yet: the scan
+        // below reads them from firstValidPos, each chained to the one before and the
+        // first to the snapshot's entry (the install deleted every older file, so
+        // what is there was written after it). The reference says "no log" here.
     }
 
-    // 2. Scan forward from the anchor.
+    // 2. Scan forward from the anchor (after an install without an anchor: from
+    //    firstValidPos, chained to the snapshot's entry).
     let mut pos = restore_pos;
     let mut expect = restore_index;
-    let mut prev_term: Option<u32> = None;
+    let mut prev_term: Option<u32> = empty_after_install;
     let mut positions = Vec::new();
     let mut reader: Option<BlockReader> = None;
     let mut stop: Option<(std::path::PathBuf, u64, String)> = None;
@@ -296,6 +299,12 @@ pub fn recover(
     }
 
     let last_index = expect - 1;
+    if let (Some(last_term), true) = (empty_after_install, positions.is_empty()) {
+        // the first entry after the install is torn: none survived (what later
+        // segments hold is past the end of the log)
+        firsts.retain(|_, fi| fi.index < st.first_valid_index);
+        return Ok(empty_log_after_install(last_term, firsts));
+    }
     if restore_index > 1 && positions.is_empty() {
         let (file, off, why) =
             stop.unwrap_or((log.dir().to_path_buf(), restore_pos, "missing".into()));
