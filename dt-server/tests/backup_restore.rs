@@ -74,26 +74,44 @@ fn one_stopped_nodes_group_directory_restores_a_whole_cluster() {
         copy_dir(&backup, &g);
     }
 
-    // 5. The cluster comes back with the backup's state, elects a leader and continues.
-    let mut nodes = start_all(&files, "run3.log");
+    // 5. The cluster comes back with the backup's state, elects a leader and continues;
+    // 6. a restart after that keeps both.
+    comes_back_and_continues(&l, &files, 40, 0, "run3.log");
+}
+
+/// Starts the restored cluster of `files` and checks that it holds keys `k0..k{keys}`
+/// with their values `before<i>` and none of the later `new<i>`, that the group takes a
+/// new write (on the last key) with an index above `after_index`, and that a restart
+/// keeps the restored state and that write. Stops the nodes.
+fn comes_back_and_continues(
+    l: &Layout,
+    files: &[NodeFiles],
+    keys: usize,
+    after_index: u64,
+    log_name: &str,
+) {
+    let mut nodes = start_all(files, log_name);
     let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe", "p", T);
-    for i in 0..40 {
+    for i in 0..keys {
         let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
         assert_eq!(got, Some(Bytes::from(format!("before{i}"))), "k{i}");
     }
     for i in 0..10 {
         assert!(kv.get(0, format!("new{i}")).unwrap().is_none(), "new{i}");
     }
-    let index = kv.put(0, "k39", "restored-then-written").unwrap();
-    wait_all_applied(&l, index, T);
+    let last_key = format!("k{}", keys - 1);
+    let index = kv
+        .put(0, last_key.clone(), "restored-then-written")
+        .unwrap();
+    assert!(index as u64 > after_index);
+    wait_all_applied(l, index, T);
     kv.stop(Duration::from_secs(1));
     stop_all(&mut nodes);
 
-    // 6. A restart after that keeps both the restored state and the write made on it.
-    let mut nodes = start_all(&files, "run4.log");
+    let mut nodes = start_all(files, &format!("after-{log_name}"));
     let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe2", "p", T);
     assert_eq!(
-        kv.get(0, "k39").unwrap().map(|n| n.data),
+        kv.get(0, last_key).unwrap().map(|n| n.data),
         Some(Bytes::from("restored-then-written"))
     );
     assert_eq!(
@@ -300,33 +318,7 @@ fn a_snapshot_pair_copied_from_a_running_node_restores_a_whole_cluster() {
         );
     }
 
-    // 5. The cluster comes back with the snapshot's state, elects a leader and continues.
-    let mut nodes = start_all(&files, "run2.log");
-    let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe", "p", T);
-    for i in 0..30 {
-        let got = kv.get(0, format!("k{i}")).unwrap().map(|n| n.data);
-        assert_eq!(got, Some(Bytes::from(format!("before{i}"))), "k{i}");
-    }
-    for i in 0..10 {
-        assert!(kv.get(0, format!("new{i}")).unwrap().is_none(), "new{i}");
-    }
-    let index = kv.put(0, "k29", "restored-then-written").unwrap();
-    assert!(index as u64 > covered);
-    wait_all_applied(&l, index, T);
-    kv.stop(Duration::from_secs(1));
-    stop_all(&mut nodes);
-
-    // 6. A restart keeps the restored state and the write made on it.
-    let mut nodes = start_all(&files, "run3.log");
-    let kv = put_until_ok(&l.client_servers(), &l.ids(), "probe2", "p", T);
-    assert_eq!(
-        kv.get(0, "k29").unwrap().map(|n| n.data),
-        Some(Bytes::from("restored-then-written"))
-    );
-    assert_eq!(
-        kv.get(0, "k7").unwrap().map(|n| n.data),
-        Some(Bytes::from("before7"))
-    );
-    kv.stop(Duration::from_secs(1));
-    stop_all(&mut nodes);
+    // 5. The cluster comes back with the snapshot's state, elects a leader and
+    //    continues after the snapshot's index; 6. a restart keeps both.
+    comes_back_and_continues(&l, &files, 30, covered, "run2.log");
 }

@@ -722,10 +722,11 @@ impl LogStore {
         // After an install (firstValidIndex above 1) the recovery anchor must leave
         // firstValidIndex quickly: until it does, a restart reads the log from
         // firstValidPos (dt, with firstValidTerm) or finds "no log" and needs another
-        // install (the reference, or an install without firstValidTerm). A log that starts at entry 1 recovers from position 0
-        // without any index file, so its first flush waits for the usual triggers: a
-        // fresh idle group does not create and fsync its index file at once (with many
-        // groups that was a burst of file creations right after start).
+        // install (the reference, or an install without firstValidTerm). A log that
+        // starts at entry 1 recovers from position 0 without any index file, so its
+        // first flush waits for the usual triggers: a fresh idle group does not create
+        // and fsync its index file at once (with many groups that was a burst of file
+        // creations right after start).
         let st = &self.status.status;
         if pending >= self.cfg.idx_flush_threshold
             || (st.first_valid_index > 1 && self.idx.next_flush() <= st.first_valid_index)
