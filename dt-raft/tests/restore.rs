@@ -196,3 +196,44 @@ fn a_snapshot_of_nothing_is_refused() {
     }
     assert!(!group.exists());
 }
+
+#[test]
+fn a_bad_block_found_while_copying_into_an_empty_directory_leaves_it_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let idx = backup(&d.path().join("backup"));
+    let data = idx.with_extension("data");
+    let mut bad = std::fs::read(&data).unwrap();
+    let n = bad.len();
+    bad[n - 200] ^= 0x01; // in the last block: the earlier ones are copied first
+    std::fs::write(&data, &bad).unwrap();
+    let group = d.path().join("0");
+    std::fs::create_dir_all(&group).unwrap();
+    match restore_from_snapshot(&idx, &group, cfg()) {
+        Err(RestoreError::BadSnapshot(_)) => {}
+        other => panic!("expected BadSnapshot, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(&group).unwrap().count(), 0);
+}
+
+#[test]
+fn a_snapshot_at_the_last_index_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let w = SnapshotDir::new(&d.path().join("backup"), true)
+        .create(4096)
+        .unwrap();
+    let meta = SnapshotMeta {
+        last_included_index: u64::MAX,
+        last_included_term: 2,
+        members: vec![1],
+        ..SnapshotMeta::default()
+    };
+    let idx = w.finish(meta).unwrap().idx_path;
+    let group = d.path().join("0");
+    match restore_from_snapshot(&idx, &group, cfg()) {
+        Err(RestoreError::BadSnapshot(e)) => {
+            assert!(e.to_string().contains("no index after it"), "{e}")
+        }
+        other => panic!("expected BadSnapshot, got {other:?}"),
+    }
+    assert!(!group.exists());
+}

@@ -46,9 +46,10 @@ pub struct Restored {
     pub snapshot_idx: PathBuf,
 }
 
-/// Why [`restore_from_snapshot`] refused or failed; the target is left as it was when
-/// the source is refused, and may hold a partial restore when writing it failed (delete
-/// it and run the restore again).
+/// Why [`restore_from_snapshot`] refused or failed. The target is left as it was when
+/// the snapshot is refused (even by a bad block found while copying) or cannot be
+/// copied; it may hold a partial restore when writing the log and status failed
+/// (delete it and run the restore again).
 #[derive(Debug)]
 pub enum RestoreError {
     /// The source snapshot cannot be used: a missing or bad metadata file, a missing
@@ -110,7 +111,7 @@ pub fn restore_from_snapshot(
     cfg: StoreConfig,
 ) -> Result<Restored, RestoreError> {
     let src = SnapshotInfo::load(snapshot_idx).map_err(RestoreError::BadSnapshot)?;
-    let meta = src.meta.clone();
+    let meta = &src.meta;
     if meta.last_included_index == 0 {
         return Err(RestoreError::BadSnapshot(StoreError::InvalidArgument(
             format!(
@@ -119,6 +120,16 @@ pub fn restore_from_snapshot(
             ),
         )));
     }
+    let Some(next_index) = meta.last_included_index.checked_add(1) else {
+        return Err(RestoreError::BadSnapshot(StoreError::corrupt(
+            snapshot_idx,
+            0,
+            format!(
+                "lastIncludedIndex {} leaves no index after it",
+                meta.last_included_index
+            ),
+        )));
+    };
     if meta.members.is_empty() {
         return Err(RestoreError::BadSnapshot(StoreError::corrupt(
             snapshot_idx,
@@ -133,52 +144,72 @@ pub fn restore_from_snapshot(
             format!("bufferSize {} is not a power of two", meta.buffer_size),
         )));
     }
-    // the whole data file is read and checked before the target is touched
-    src.verify().map_err(RestoreError::BadSnapshot)?;
-    match fs::read_dir(group_dir) {
+    let created = match fs::read_dir(group_dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(RestoreError::NotEmpty(group_dir.to_path_buf()));
             }
+            false
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::create_dir_all(group_dir)
                 .map_err(|e| RestoreError::Write(StoreError::io("create dir", group_dir, e)))?;
+            true
         }
         Err(e) => {
             return Err(RestoreError::Write(StoreError::io(
                 "list dir", group_dir, e,
             )))
         }
-    }
-    let sync = cfg.sync;
-    // 1. The snapshot, block by block: a crash here leaves at most a partial data file,
+    };
+    // 1. The snapshot, block by block, each block checked as it is read: a bad block
+    //    (or a failed write) takes back what this call created, so a refused snapshot
+    //    leaves the target as it was; a crash here leaves at most a partial data file,
     //    which a start deletes (it has no metadata file yet).
-    let dir = SnapshotDir::new(&group_dir.join("snapshot"), sync);
-    let mut w = dir.create(meta.buffer_size).map_err(RestoreError::Write)?;
-    let mut r = src.open_reader().map_err(RestoreError::BadSnapshot)?;
-    let mut data_bytes = 0u64;
-    while let Some(chunk) = r.next_chunk().map_err(RestoreError::BadSnapshot)? {
-        data_bytes += chunk.len() as u64;
-        w.write(&chunk).map_err(RestoreError::Write)?;
-    }
-    let kept = w.finish(meta.clone()).map_err(RestoreError::Write)?;
+    let snapshot_dir = group_dir.join("snapshot");
+    let (kept, data_bytes) = copy_snapshot(&src, &snapshot_dir, cfg.sync).inspect_err(|_| {
+        let _ = if created {
+            fs::remove_dir_all(group_dir)
+        } else {
+            fs::remove_dir_all(&snapshot_dir)
+        };
+    })?;
     // 2. The log and status of a node that has just installed it.
     let index = meta.last_included_index;
     let term = meta.last_included_term;
     let mut log = LogStore::open(group_dir, cfg).map_err(RestoreError::Write)?;
     let written = log
         .begin_install(None)
-        .and_then(|()| log.finish_install_with_term(index + 1, 0, Some(term)))
+        .and_then(|()| log.finish_install_with_term(next_index, 0, Some(term)))
         .and_then(|()| log.persist_term_vote(term, 0));
     let closed = log.close();
     written.and(closed).map_err(RestoreError::Write)?;
     Ok(Restored {
         last_included_index: index,
         last_included_term: term,
-        members: meta.members,
-        observers: meta.observers,
+        members: meta.members.clone(),
+        observers: meta.observers.clone(),
         data_bytes,
         snapshot_idx: kept.idx_path,
     })
+}
+
+/// Streams `src` into a new snapshot in `dir`, checking each block as it is read;
+/// returns the new snapshot and the stream's length.
+fn copy_snapshot(
+    src: &SnapshotInfo,
+    dir: &Path,
+    sync: bool,
+) -> Result<(SnapshotInfo, u64), RestoreError> {
+    let mut w = SnapshotDir::new(dir, sync)
+        .create(src.meta.buffer_size)
+        .map_err(RestoreError::Write)?;
+    let mut r = src.open_reader().map_err(RestoreError::BadSnapshot)?;
+    let mut n = 0u64;
+    while let Some(chunk) = r.next_chunk().map_err(RestoreError::BadSnapshot)? {
+        n += chunk.len() as u64;
+        w.write(&chunk).map_err(RestoreError::Write)?;
+    }
+    let kept = w.finish(src.meta.clone()).map_err(RestoreError::Write)?;
+    Ok((kept, n))
 }

@@ -126,6 +126,25 @@ impl DtKvServerConfig {
             stats_interval: Duration::ZERO,
         }
     }
+
+    /// The Raft settings group `g` runs with (before the server's perf hook is set):
+    /// its own `raft` settings, else defaults in `<data_dir>/<group id>` with
+    /// `log_file_size`; its id, members and observers from `g`.
+    pub fn raft_config_of(&self, g: &KvGroupConfig) -> RaftGroupConfig {
+        let mut c = match &g.raft {
+            Some(r) => r.clone(),
+            None => {
+                let mut c = RaftGroupConfig::new(g.group_id, 0, Vec::new());
+                c.data_dir = self.data_dir.join(g.group_id.to_string());
+                c.log_file_size = self.log_file_size;
+                c
+            }
+        };
+        c.group_id = g.group_id;
+        c.members = g.members.clone();
+        c.observers = g.observers.clone();
+        c
+    }
 }
 
 /// A DtKV server: the RaftServer, its DtKV groups, the processors and the daemon task.
@@ -174,18 +193,7 @@ impl DtKvServer {
         let factory = Arc::new(factory);
         let mut configs = Vec::with_capacity(cfg.groups.len());
         for g in &cfg.groups {
-            let mut c = match &g.raft {
-                Some(r) => r.clone(),
-                None => {
-                    let mut c = RaftGroupConfig::new(g.group_id, 0, Vec::new());
-                    c.data_dir = cfg.data_dir.join(g.group_id.to_string());
-                    c.log_file_size = cfg.log_file_size;
-                    c
-                }
-            };
-            c.group_id = g.group_id;
-            c.members = g.members.clone();
-            c.observers = g.observers.clone();
+            let mut c = cfg.raft_config_of(g);
             c.perf = perf.clone();
             if let Some(kv) = &g.kv {
                 factory

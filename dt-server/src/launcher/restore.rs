@@ -8,7 +8,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use dt_raft::driver::RaftGroupConfig;
 use dt_raft::sm::store_config;
 use dt_raft::store::restore::{restore_from_snapshot, RestoreError, Restored};
 
@@ -85,30 +84,20 @@ pub fn restore(args: &RestoreArgs) -> Result<(Restored, PathBuf), RestoreFailure
         Some((files, vars)) => ServerPlan::from_files(files, vars.clone()),
     }
     .map_err(RestoreFailure::Config)?;
-    let cfg =
-        group_raft_config(&plan, args.group_id).ok_or_else(|| RestoreFailure::UnknownGroup {
+    let groups = &plan.config.groups;
+    let group = groups
+        .iter()
+        .find(|g| g.group_id == args.group_id)
+        .ok_or_else(|| RestoreFailure::UnknownGroup {
             group_id: args.group_id,
-            configured: plan.config.groups.iter().map(|g| g.group_id).collect(),
+            configured: groups.iter().map(|g| g.group_id).collect(),
         })?;
+    // the settings the server would run the group with
+    let cfg = plan.config.raft_config_of(group);
     let dir = cfg.data_dir.clone();
     let restored = restore_from_snapshot(&args.snapshot, &dir, store_config(&cfg))
         .map_err(RestoreFailure::Restore)?;
     Ok((restored, dir))
-}
-
-/// The Raft settings the server runs `group_id` with (as `DtKvServer::start` builds
-/// them), or `None` when the group is not configured.
-fn group_raft_config(plan: &ServerPlan, group_id: i32) -> Option<RaftGroupConfig> {
-    let g = plan.config.groups.iter().find(|g| g.group_id == group_id)?;
-    Some(match &g.raft {
-        Some(r) => r.clone(),
-        None => {
-            let mut c = RaftGroupConfig::new(group_id, 0, Vec::new());
-            c.data_dir = plan.config.data_dir.join(group_id.to_string());
-            c.log_file_size = plan.config.log_file_size;
-            c
-        }
-    })
 }
 
 /// What the program prints after a restore.
