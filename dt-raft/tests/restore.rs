@@ -176,25 +176,30 @@ fn a_damaged_or_incomplete_snapshot_is_refused_before_anything_is_written() {
     assert!(!group.exists());
 }
 
-#[test]
-fn a_snapshot_of_nothing_is_refused() {
+/// Restores an empty-stream snapshot of `meta` into a new directory and returns the
+/// refusal's message; nothing may be written.
+fn refusal_of(meta: SnapshotMeta) -> String {
     let d = tempfile::tempdir().unwrap();
     let w = SnapshotDir::new(&d.path().join("backup"), true)
         .create(4096)
         .unwrap();
-    let meta = SnapshotMeta {
-        members: vec![1],
-        ..SnapshotMeta::default()
-    };
     let idx = w.finish(meta).unwrap().idx_path;
     let group = d.path().join("0");
-    match restore_from_snapshot(&idx, &group, cfg()) {
-        Err(RestoreError::BadSnapshot(e)) => {
-            assert!(e.to_string().contains("nothing to restore"), "{e}")
-        }
+    let e = match restore_from_snapshot(&idx, &group, cfg()) {
+        Err(RestoreError::BadSnapshot(e)) => e.to_string(),
         other => panic!("expected BadSnapshot, got {other:?}"),
-    }
-    assert!(!group.exists());
+    };
+    assert!(!group.exists(), "{e}");
+    e
+}
+
+#[test]
+fn a_snapshot_of_nothing_is_refused() {
+    let e = refusal_of(SnapshotMeta {
+        members: vec![1],
+        ..SnapshotMeta::default()
+    });
+    assert!(e.contains("nothing to restore"), "{e}");
 }
 
 #[test]
@@ -217,23 +222,11 @@ fn a_bad_block_found_while_copying_into_an_empty_directory_leaves_it_empty() {
 
 #[test]
 fn a_snapshot_at_the_last_index_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let w = SnapshotDir::new(&d.path().join("backup"), true)
-        .create(4096)
-        .unwrap();
-    let meta = SnapshotMeta {
+    let e = refusal_of(SnapshotMeta {
         last_included_index: u64::MAX,
         last_included_term: 2,
         members: vec![1],
         ..SnapshotMeta::default()
-    };
-    let idx = w.finish(meta).unwrap().idx_path;
-    let group = d.path().join("0");
-    match restore_from_snapshot(&idx, &group, cfg()) {
-        Err(RestoreError::BadSnapshot(e)) => {
-            assert!(e.to_string().contains("no index after it"), "{e}")
-        }
-        other => panic!("expected BadSnapshot, got {other:?}"),
-    }
-    assert!(!group.exists());
+    });
+    assert!(e.contains("no index after it"), "{e}");
 }
