@@ -47,6 +47,30 @@ fn append_read_across_segments_and_reopen() {
 }
 
 #[test]
+fn entries_read_from_the_files_share_their_block_and_outlive_the_store() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    let e = entries(1, 40, 1, 0);
+    log.append(&e).unwrap();
+    log.set_commit_index(40);
+    log.sync().unwrap();
+    log.close().unwrap();
+    drop(log);
+    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    // entries 2 and 3 (no business header, bodies of 74 and 111 bytes) lie one after
+    // the other in the first segment: read in one block, their bodies are slices of
+    // it, as far apart as entry 2's encoding is long
+    let got = log.read(2, 2, 1 << 20).unwrap();
+    assert_eq!(got, e[1..3]);
+    let gap = got[1].body.as_ptr() as usize - got[0].body.as_ptr() as usize;
+    assert_eq!(gap, e[1].encoded_len(), "the bodies were copied");
+    log.close().unwrap();
+    drop(log);
+    drop(d);
+    assert_eq!(got, e[1..3], "the block outlives the store and its files");
+}
+
+#[test]
 fn end_markers_and_small_remainders() {
     let d = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(d.path(), cfg()).unwrap();

@@ -51,7 +51,7 @@ use crate::core::{
     LeaseError, LocalEntries, MatchSearch, MemberSets, NodeId, RaftCore, ReqId, Role, Term,
     TransferError,
 };
-use crate::raft_log::RaftLog;
+use crate::raft_log::{LogFuture, RaftLog};
 use crate::rpc;
 use crate::sm::{
     Exec, ExecEntry, RaftError, RaftFactory, RaftInput, RaftResult, SmError, SmFuture, Snapshot,
@@ -69,6 +69,10 @@ const READ_BATCH: usize = 1024;
 const PREPARE_AHEAD: usize = 4;
 /// Bytes read from the log per read.
 const READ_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes read from the log per read of the apply loop, which has two reads' entries
+/// in memory at once (it reads one batch ahead): their blocks fit the pool of read
+/// buffers (`store::read_pool`), so a replay reuses them.
+const APPLY_READ_BYTES: usize = 4 * 1024 * 1024;
 /// Applied entries stay in the tail cache at least this long (raft.md §6.3), unless
 /// every peer already holds them (then they go at once: a one-node group keeps none).
 const TAIL_KEEP_NANOS: i64 = 10_000_000_000;
@@ -1601,6 +1605,15 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// Reads up to `want` entries from `first` off the log. The read starts when the
+    /// future is first polled.
+    fn read_log(&self, first: Index, want: usize) -> LogFuture<'_, Vec<LogItem>> {
+        Box::pin(async move {
+            let mut it = self.log.open_iterator();
+            it.next(first, want, APPLY_READ_BYTES).await
+        })
+    }
+
     /// Calls the core's tick at its deadlines.
     async fn ticker(self: Rc<Self>) {
         loop {
@@ -1640,6 +1653,9 @@ impl<S: StateMachine> Driver<S> {
         let mut flight: VecDeque<InFlight<S::Output>> = VecDeque::new();
         // the last index told to `applied` (entries may complete as they are executed)
         let mut reported = applied;
+        // The read of the next committed entries, started while the ones before them
+        // execute (a replay from the log, a node catching up), with its first index.
+        let mut prefetch: Option<(Index, LogFuture<'_, Vec<LogItem>>)> = None;
         loop {
             // complete what is done, in order
             let failed = poll_fn(|cx| {
@@ -1658,6 +1674,8 @@ impl<S: StateMachine> Driver<S> {
                     // between entries, every earlier execution complete
                     self.serve_snapshot_wants(applied, applied_term);
                     if self.apply_pause.get() {
+                        // an install may replace the log under the read
+                        prefetch = None;
                         self.apply_idle.set(true);
                         self.apply_idle_notify.notify();
                         while self.apply_pause.get() {
@@ -1730,9 +1748,9 @@ impl<S: StateMachine> Driver<S> {
             }
             if batch.is_empty() {
                 let want = ((commit - applying) as usize).min(READ_BATCH);
-                let read = {
-                    let mut it = self.log.open_iterator();
-                    it.next(first, want, READ_BYTES).await
+                let read = match prefetch.take() {
+                    Some((at, read)) if at == first => read.await,
+                    _ => self.read_log(first, want).await,
                 };
                 let items = match read {
                     Ok(v) if !v.is_empty() && v[0].index == first => v,
@@ -1745,6 +1763,18 @@ impl<S: StateMachine> Driver<S> {
                         return self.fatal(format!("log read for apply at {first} failed: {e}"))
                     }
                 };
+                let next = first + items.len().min(want) as u64;
+                let commit = self.apply_commit.get();
+                if next <= commit {
+                    // read on while these execute: the read and the execution overlap
+                    let mut read =
+                        self.read_log(next, ((commit + 1 - next) as usize).min(READ_BATCH));
+                    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
+                    {
+                        read = Box::pin(std::future::ready(r));
+                    }
+                    prefetch = Some((next, read));
+                }
                 let ts = self.group.now();
                 for it in items.into_iter().take(want) {
                     // localCreateNanos of a replayed entry: now - (wall now - timestamp)

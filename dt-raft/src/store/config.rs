@@ -39,7 +39,8 @@ pub struct StoreConfig {
     pub tail_cache_items: usize,
     /// Most bytes (encoded) kept in the tail cache once written (default 1 MiB).
     pub tail_cache_bytes: usize,
-    /// Block size of sequential log reads (recovery, iteration).
+    /// Block size of sequential log reads (recovery, iteration). Entries read are
+    /// slices of their block; blocks of up to 1 MiB are kept for reuse once free.
     pub read_block_size: usize,
     /// Bytes of the current segment kept zero-filled (and fsynced) ahead of the write
     /// position by a background job of `DefaultRaftLog`, so that an fsynced append

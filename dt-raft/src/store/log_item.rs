@@ -2,6 +2,8 @@
 //! optional business header and body each followed by a CRC32C, and the end-of-segment
 //! marker (`docs/storage-format.md` §2).
 
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes};
 
 use super::crc32c::{crc32c, Crc32c};
@@ -199,33 +201,58 @@ impl LogHeader {
         HeaderCheck::Item(h)
     }
 
-    /// Decodes the parts of an item whose header is `self`; `rest` holds the
-    /// `total_len - 42` bytes after the header. Returns `Err(what)` on a CRC mismatch.
-    pub fn decode_parts(&self, rest: &[u8]) -> Result<LogItem, &'static str> {
+    /// Where the business header and body lie in `rest`, the `total_len - 42` bytes
+    /// after the header, with both parts' CRCs checked. `Err(what)` on a mismatch.
+    fn part_ranges(&self, rest: &[u8]) -> Result<(Range<usize>, Range<usize>), &'static str> {
         let hl = self.header_len as usize;
         let bl = self.body_len as usize;
         debug_assert_eq!(rest.len(), self.total_len as usize - ITEM_HEADER_SIZE);
+        let crc_at = |at: usize| u32::from_be_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
         let mut off = 0;
-        let mut header = Bytes::new();
+        let mut header = 0..0;
         if hl > 0 {
-            let part = &rest[..hl];
-            let crc = u32::from_be_bytes(rest[hl..hl + 4].try_into().unwrap());
-            if Crc32c::new().update(part).finish() != crc {
+            if Crc32c::new().update(&rest[..hl]).finish() != crc_at(hl) {
                 return Err("business header crc mismatch");
             }
-            header = Bytes::copy_from_slice(part);
+            header = 0..hl;
             off = hl + 4;
         }
-        let mut body = Bytes::new();
+        let mut body = 0..0;
         if bl > 0 {
-            let part = &rest[off..off + bl];
-            let crc = u32::from_be_bytes(rest[off + bl..off + bl + 4].try_into().unwrap());
-            if crc32c(part) != crc {
+            if crc32c(&rest[off..off + bl]) != crc_at(off + bl) {
                 return Err("body crc mismatch");
             }
-            body = Bytes::copy_from_slice(part);
+            body = off..off + bl;
         }
-        Ok(LogItem {
+        Ok((header, body))
+    }
+
+    /// Checks the parts' CRCs of an item whose header is `self` (`rest` as in
+    /// [`decode_parts`](Self::decode_parts)) without copying them.
+    pub fn check_parts(&self, rest: &[u8]) -> Result<(), &'static str> {
+        self.part_ranges(rest).map(|_| ())
+    }
+
+    /// Decodes the parts of an item whose header is `self`; `rest` holds the
+    /// `total_len - 42` bytes after the header. The parts are copied. Returns
+    /// `Err(what)` on a CRC mismatch.
+    pub fn decode_parts(&self, rest: &[u8]) -> Result<LogItem, &'static str> {
+        let (h, b) = self.part_ranges(rest)?;
+        Ok(self.item(
+            Bytes::copy_from_slice(&rest[h]),
+            Bytes::copy_from_slice(&rest[b]),
+        ))
+    }
+
+    /// As [`decode_parts`](Self::decode_parts), with the parts slices of `rest` (no
+    /// copy; they keep `rest`'s buffer alive).
+    pub fn decode_parts_shared(&self, rest: &Bytes) -> Result<LogItem, &'static str> {
+        let (h, b) = self.part_ranges(rest)?;
+        Ok(self.item(rest.slice(h), rest.slice(b)))
+    }
+
+    fn item(&self, header: Bytes, body: Bytes) -> LogItem {
+        LogItem {
             item_type: self.item_type,
             biz_type: self.biz_type,
             term: self.term,
@@ -234,7 +261,7 @@ impl LogHeader {
             timestamp: self.timestamp,
             header,
             body,
-        })
+        }
     }
 }
 
@@ -284,6 +311,42 @@ mod tests {
             };
             assert_eq!(h.total_len as usize, e.len());
             assert_eq!(h.decode_parts(&e[42..]).unwrap(), it);
+            assert_eq!(h.check_parts(&e[42..]), Ok(()));
+            // the shared decoding gives the same item, its parts inside `rest`
+            let rest = Bytes::copy_from_slice(&e[42..]);
+            let shared = h.decode_parts_shared(&rest).unwrap();
+            assert_eq!(shared, it);
+            let inside = |b: &Bytes| {
+                b.is_empty() || {
+                    let (start, p) = (rest.as_ptr() as usize, b.as_ptr() as usize);
+                    p >= start && p + b.len() <= start + rest.len()
+                }
+            };
+            assert!(inside(&shared.header) && inside(&shared.body), "not copied");
+        }
+    }
+
+    #[test]
+    fn every_decoding_refuses_a_flipped_part() {
+        let it = item(4, 100);
+        let e = it.encode();
+        let hb: [u8; 42] = e[..42].try_into().unwrap();
+        let HeaderCheck::Item(h) = LogHeader::parse(&hb, e.len() as u64) else {
+            panic!()
+        };
+        // a byte of the business header, of its CRC, of the body, of the body's CRC
+        for (at, what) in [
+            (42, "business header crc mismatch"),
+            (42 + 5, "business header crc mismatch"),
+            (42 + 8 + 50, "body crc mismatch"),
+            (e.len() - 1, "body crc mismatch"),
+        ] {
+            let mut bad = e.clone();
+            bad[at] ^= 0x10;
+            let rest = Bytes::copy_from_slice(&bad[42..]);
+            assert_eq!(h.check_parts(&rest), Err(what), "byte {at}");
+            assert_eq!(h.decode_parts(&rest).unwrap_err(), what);
+            assert_eq!(h.decode_parts_shared(&rest).unwrap_err(), what);
         }
     }
 

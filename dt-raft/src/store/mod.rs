@@ -15,6 +15,7 @@
 //! | [`match_pos`] | match-position search |
 //! | [`tail_cache`] | recent entries in memory |
 //! | [`reader`] | sequential, verified item reads |
+//! | `read_pool` | read buffers kept for reuse; entries read are slices of them |
 //! | [`log_store`] | `LogStore`, tying it all together |
 //!
 //! Everything is blocking; the async [`crate::raft_log`] layer runs it on IO threads.
@@ -29,6 +30,7 @@ pub mod index_file;
 pub mod log_item;
 pub mod log_store;
 pub mod match_pos;
+pub(crate) mod read_pool;
 pub mod reader;
 pub mod recovery;
 pub mod restore;

@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::error::{StoreError, StoreResult};
 use super::file_queue::{DtFile, FileQueue};
 use super::index_file::IndexEntryRef;
 use super::log_item::{HeaderCheck, LogHeader, LogItem, ITEM_HEADER_SIZE};
+use super::read_pool::READ_POOL;
 
-/// Reads byte ranges of one segment through a buffer of `block` bytes.
+/// Reads byte ranges of one segment through a block of `block` bytes (from the
+/// [`READ_POOL`]); entries can be sliced out of it without a copy.
 pub(crate) struct BlockReader {
     pub(crate) file: Arc<DtFile>,
     seg_size: u64,
-    buf: Vec<u8>,
+    buf: Bytes,
     buf_off: u64,
     block: usize,
 }
@@ -22,7 +26,7 @@ impl BlockReader {
         BlockReader {
             file,
             seg_size,
-            buf: Vec::new(),
+            buf: Bytes::new(),
             buf_off: 0,
             block: block.max(ITEM_HEADER_SIZE),
         }
@@ -30,6 +34,20 @@ impl BlockReader {
 
     /// Bytes `[off, off + len)` of the segment; the range must lie inside it.
     pub(crate) fn bytes(&mut self, off: u64, len: usize) -> StoreResult<&[u8]> {
+        let s = self.load(off, len)?;
+        Ok(&self.buf[s..s + len])
+    }
+
+    /// As [`bytes`](Self::bytes), as a slice of the block (no copy; it keeps the
+    /// block's buffer from going back to the pool while it lives).
+    pub(crate) fn shared(&mut self, off: u64, len: usize) -> StoreResult<Bytes> {
+        let s = self.load(off, len)?;
+        Ok(self.buf.slice(s..s + len))
+    }
+
+    /// Reads a block holding `[off, off + len)` unless the current one does; returns
+    /// where `off` is in it.
+    fn load(&mut self, off: u64, len: usize) -> StoreResult<usize> {
         if off
             .checked_add(len as u64)
             .is_none_or(|end| end > self.seg_size)
@@ -42,13 +60,15 @@ impl BlockReader {
         }
         let have = off >= self.buf_off && off + len as u64 <= self.buf_off + self.buf.len() as u64;
         if !have {
+            // the old block first: it may go back to the pool for this read
+            self.buf = Bytes::new();
             let n = (len.max(self.block) as u64).min(self.seg_size - off) as usize;
-            self.buf.resize(n, 0);
-            self.file.read_exact_at(&mut self.buf, off)?;
+            let mut b = READ_POOL.take(n);
+            self.file.read_exact_at(b.as_mut_slice(), off)?;
+            self.buf = b.into_bytes();
             self.buf_off = off;
         }
-        let s = (off - self.buf_off) as usize;
-        Ok(&self.buf[s..s + len])
+        Ok((off - self.buf_off) as usize)
     }
 
     /// Parses the header at `off` (the caller checked that 42 bytes remain).
@@ -120,9 +140,9 @@ pub fn read_items(
                 if !out.is_empty() && bytes + tl > bytes_limit {
                     break;
                 }
-                let rest = r.bytes(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
+                let rest = r.shared(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
                 let item = h
-                    .decode_parts(rest)
+                    .decode_parts_shared(&rest)
                     .map_err(|why| StoreError::corrupt(&r.file.path, off, why))?;
                 out.push(item);
                 bytes += tl;

@@ -281,7 +281,7 @@ pub fn recover(
                 } else {
                     let tl = h.total_len as usize;
                     let rest = r.bytes(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
-                    match h.decode_parts(rest) {
+                    match h.check_parts(rest) {
                         Ok(_) => {
                             positions.push(pos);
                             prev_term = Some(h.term);
@@ -446,7 +446,7 @@ pub fn verify_prefix(
                 }
                 let tl = h.total_len as usize;
                 let rest = r.bytes(off + ITEM_HEADER_SIZE as u64, tl - ITEM_HEADER_SIZE)?;
-                h.decode_parts(rest).map_err(|w| {
+                h.check_parts(rest).map_err(|w| {
                     StoreError::corrupt(&f.path, off, format!("entry {expect}: {w}"))
                 })?;
                 prev_term = Some(h.term);
