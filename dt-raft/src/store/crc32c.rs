@@ -161,7 +161,7 @@ impl ZerosShift {
     }
 }
 
-/// The shifts over one long and one short stream, built on first use (~100 µs).
+/// The shifts over one long and one short stream, built on first use.
 fn shifts() -> &'static (ZerosShift, ZerosShift) {
     static SHIFTS: OnceLock<(ZerosShift, ZerosShift)> = OnceLock::new();
     SHIFTS.get_or_init(|| (ZerosShift::new(LONG_STREAM), ZerosShift::new(SHORT_STREAM)))
