@@ -242,6 +242,9 @@ pub(crate) struct Driver<S: StateMachine> {
     /// Commit index loaded at init: init finishes once applied up to it.
     init_commit: Cell<Index>,
     init_finished: Cell<bool>,
+    /// The replay at init: its first index and when it started (group clock), until it
+    /// is reported done.
+    init_replay: Cell<Option<(Index, i64)>>,
     ready: FiberCondition,
 
     peers: RefCell<BTreeMap<NodeId, Rc<PeerLane>>>,
@@ -376,6 +379,7 @@ where
             apply_notify: Notify::default(),
             init_commit: Cell::new(0),
             init_finished: Cell::new(false),
+            init_replay: Cell::new(None),
             ready: FiberCondition::new("group-ready"),
             peers: RefCell::new(BTreeMap::new()),
             install_ops: RefCell::new(VecDeque::new()),
@@ -686,6 +690,14 @@ impl<S: StateMachine> Driver<S> {
         self.apply_commit.set(commit);
         if commit <= snap_index || install_required {
             self.init_finished.set(true);
+        } else {
+            // operators see NOT_INIT meanwhile: say what the wait is for
+            log::info!(
+                "raft group {}: replaying entries {}..={commit} from the log",
+                self.cfg.group_id,
+                snap_index + 1
+            );
+            self.init_replay.set(Some((snap_index + 1, self.nanos())));
         }
         self.log.set_commit_index(commit);
         self.run_actions();
@@ -1948,6 +1960,14 @@ impl<S: StateMachine> Driver<S> {
         if !self.init_finished.get() && index >= self.init_commit.get() {
             self.init_finished.set(true);
             changed = true;
+            if let Some((first, started)) = self.init_replay.take() {
+                log::info!(
+                    "raft group {}: replayed {} entries in {} ms",
+                    self.cfg.group_id,
+                    self.init_commit.get() + 1 - first,
+                    (self.nanos() - started) / 1_000_000
+                );
+            }
         }
         let cached_from = self.tail.borrow().first_index().unwrap_or(Index::MAX);
         let droppable = self.core().tail_droppable_upto(cached_from);
