@@ -27,8 +27,11 @@
 //! * [`process_cpu`]: the CPU time this process has used (Linux's `/proc/self/stat`),
 //!   for bench programs that report a cost per operation.
 //!
-//! Apart from [`process_cpu`]'s reads of `/proc`, it does no IO of its own; [`vectors`]
-//! only tells tests where the golden data is.
+//! * [`ports`]: free loopback ports, outside the range outgoing connections use, for the
+//!   servers that tests and example programs start.
+//!
+//! Apart from [`process_cpu`]'s reads of `/proc` and [`ports`]' probing binds, it does no
+//! IO of its own; [`vectors`] only tells tests where the golden data is.
 //!
 //! ```
 //! use dt_common::{DtTime, Timestamp};
@@ -59,6 +62,7 @@ pub use perf::{NoopPerfCallback, PerfCallback, PerfHook, PerfType};
 pub use perf_stats::{PerfFigures, PerfStats};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
 pub mod oneshot;
+pub mod ports;
 pub mod prefetch;
 pub mod process_cpu;
 pub mod vectors;

@@ -324,9 +324,11 @@ fn server_pushes_a_request_to_the_client() {
 #[test]
 fn peers_added_removed_and_reconnected_with_backoff() {
     // A port that is free now, served later.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = probe.local_addr().unwrap();
-    drop(probe);
+    let a: std::net::SocketAddr = (
+        [127, 0, 0, 1],
+        dt_common::ports::free_loopback_ports(1).unwrap()[0],
+    )
+        .into();
     let mut c = NioClient::new(NioClientConfig::default());
     c.start().unwrap();
     let p = c.add_peer(a).unwrap();

@@ -5,7 +5,7 @@
 //! to the ports it names only; and it holds for processors on the IO thread and on an
 //! executor alike.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -200,12 +200,7 @@ fn requests_never_answered_give_their_room_back() {
 
 #[test]
 fn the_cap_applies_to_the_ports_it_names() {
-    let ports: Vec<u16> = {
-        let ls: Vec<_> = (0..2)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-    };
+    let ports = dt_common::ports::free_loopback_ports(2).unwrap();
     let (_s, held) = server(RunOn::IoThread, vec![(ports[1], CAP)], ports.clone());
     let uncapped = client(format!("127.0.0.1:{}", ports[0]).parse().unwrap());
     let capped = client(format!("127.0.0.1:{}", ports[1]).parse().unwrap());

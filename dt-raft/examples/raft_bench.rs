@@ -56,7 +56,6 @@
 #[path = "support/mod.rs"]
 pub mod support;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -319,16 +318,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         } else {
             cores
         });
-    let ports: Vec<u16> = {
-        let ls: Vec<TcpListener> = (0..args.nodes)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("bind: {e}"))?;
-        ls.iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("bind: {e}"))?
-    };
+    let ports = dt_common::ports::free_loopback_ports(args.nodes as usize)
+        .map_err(|e| format!("cannot find free loopback ports: {e}"))?;
     let servers: String = ports
         .iter()
         .enumerate()

@@ -8,7 +8,6 @@
 //! everywhere (the counter state machine's snapshot carries its record of applied
 //! entries, so a node caught up by an install has the same record).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,10 +34,7 @@ use loopback::server_config;
 const G: i32 = 1;
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 /// How the group's log and snapshots are set up.

@@ -3,7 +3,6 @@
 //! submitted through RaftGroup, answer QUERY_STATUS over the wire, transfer leadership
 //! on the admin command, and add and remove a group at run time.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,10 +26,7 @@ mod loopback;
 use loopback::server_config;
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 /// File logs under `<base>/g<group>`, counter state machines, and run-time group

@@ -3,7 +3,6 @@
 //! sent as raw rpc bodies, their codes and idempotency, node use counts, and that every
 //! acknowledged write is applied identically on the final members.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,10 +26,7 @@ mod loopback;
 use loopback::server_config;
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 /// File logs, counter state machines recording what they executed.

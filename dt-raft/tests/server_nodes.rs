@@ -2,7 +2,7 @@
 //! each other, commands are checked by port, bad input gets the spec's codes and the
 //! server keeps serving.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,7 @@ use dt_raft::server::{
 };
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 fn servers_str(ports: &[u16]) -> String {

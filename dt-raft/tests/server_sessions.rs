@@ -7,7 +7,7 @@
 //! (NODE_PING, whose UUID is per process).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,10 +86,7 @@ fn admin_frames_match_the_reference_session() {
     };
     // The captured cluster: nodes 1-3 on 127.0.0.1:17621-17623; we are node 3 (the admin
     // connection 12 talks to node 3), listening on a free port of our own.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dt_common::ports::free_loopback_ports(1).unwrap()[0];
     let s = RaftServer::new(RaftServerConfig {
         servers: "1,127.0.0.1:17621;2,127.0.0.1:17622;3,127.0.0.1:17623;".into(),
         node_id: 3,

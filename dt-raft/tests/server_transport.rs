@@ -2,7 +2,6 @@
 //! requests into a group's GroupInbox (a fiber group on its own dispatcher here, playing
 //! the group), and another node's transport gets the answers as the core's structs.
 
-use std::net::TcpListener;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -18,10 +17,7 @@ use dt_raft::server::{
 };
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 fn config(ports: &[u16], id: i32) -> RaftServerConfig {

@@ -20,7 +20,7 @@
 //! it come down?). Prints the RSS once a second, dt-bench's own `RESULT` line, then
 //! `RESULT rss_mib mode=.. max=.. end=.. hwm=..` (hwm: the kernel's peak, VmHWM).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,11 +77,7 @@ struct Args {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    dt_common::ports::free_loopback_ports(1).expect("free loopback ports")[0]
 }
 
 /// `VmRSS` and `VmHWM` of process `pid` in KiB.

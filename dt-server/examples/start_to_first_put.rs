@@ -24,7 +24,7 @@
 //! replays the whole log into the state machine) or `term` (SIGTERM, a clean stop: a
 //! snapshot on close, the start loads it and replays only the log after it).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,11 +58,7 @@ struct Args {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    dt_common::ports::free_loopback_ports(1).expect("free loopback ports")[0]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -2,7 +2,6 @@
 //! async get and sync put each run ~2 s and print a parsable RESULT line with TPS > 0
 //! and no failure; bad options and files exit 1 with a message.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -13,10 +12,7 @@ use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig};
 const BIN: &str = env!("CARGO_BIN_EXE_dt-bench");
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 /// Writes the machine's dirty page cache out first (`sync`, where there is one). The

@@ -2,7 +2,6 @@
 //! KvClient: every operation, a watch, a lock hand-over by push, and a leader stop
 //! after which the client goes on with the new leader.
 
-use std::net::TcpListener;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -17,10 +16,7 @@ use dt_server::kv_server::{DtKvServer, DtKvServerConfig, KvGroupConfig, SERVER_S
 const GROUP: i32 = 0;
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    dt_common::ports::free_loopback_ports(n).unwrap()
 }
 
 fn start(dir: &std::path::Path, repl: &[u16], svc: &[u16]) -> Vec<DtKvServer> {

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -128,16 +127,10 @@ pub fn pick_ports(
         }
         return Ok((repl, svc));
     }
-    // Hold all listeners at once so the ports are distinct; they are closed before the
-    // nodes bind (another program could take one meanwhile: the start then reports it).
-    let listeners = (0..ids.len() * 2)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
+    // Distinct ports free now, outside the range outgoing connections are given (another
+    // program could still take one before the nodes bind: the start then reports it).
+    let ports = dt_common::ports::free_loopback_ports(ids.len() * 2)
         .map_err(|e| format!("cannot find free loopback ports: {e}"))?;
-    let ports = listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<Vec<_>, _>>()?;
     let repl = ids
         .iter()
         .copied()

@@ -56,11 +56,7 @@ fn args<A: Parser>(argv: &[&str]) -> A {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    dt_common::ports::free_loopback_ports(1).unwrap()[0]
 }
 
 #[test]

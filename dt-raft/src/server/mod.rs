@@ -47,7 +47,7 @@
 //! use dt_raft::sm::{DefaultRaftFactory, RaftInput};
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let port = dt_common::ports::free_loopback_ports(1).unwrap()[0];
 //! let server = RaftServer::new(RaftServerConfig {
 //!     servers: format!("1,127.0.0.1:{port}"),
 //!     node_id: 1,

@@ -27,8 +27,8 @@
 //! use dt_server::props::VarSource;
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-//! let (repl, svc) = (port(), port());
+//! let ports = dt_common::ports::free_loopback_ports(2).unwrap();
+//! let (repl, svc) = (ports[0], ports[1]);
 //! let args = BootstrapArgs {
 //!     config_file: dir.path().join("config.properties"),
 //!     servers_file: dir.path().join("servers.properties"),
