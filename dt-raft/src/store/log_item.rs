@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes};
 
-use super::crc32c::{crc32c, Crc32c};
+use super::crc32c::crc32c;
 
 /// Size of the fixed item header.
 pub const ITEM_HEADER_SIZE: usize = 42;
@@ -206,12 +206,15 @@ impl LogHeader {
     fn part_ranges(&self, rest: &[u8]) -> Result<(Range<usize>, Range<usize>), &'static str> {
         let hl = self.header_len as usize;
         let bl = self.body_len as usize;
-        debug_assert_eq!(rest.len(), self.total_len as usize - ITEM_HEADER_SIZE);
+        // parse checked that the parts and their CRCs make up total_len
+        if rest.len() != (self.total_len as usize).saturating_sub(ITEM_HEADER_SIZE) {
+            return Err("item bytes do not match its totalLen");
+        }
         let crc_at = |at: usize| u32::from_be_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
         let mut off = 0;
         let mut header = 0..0;
         if hl > 0 {
-            if Crc32c::new().update(&rest[..hl]).finish() != crc_at(hl) {
+            if crc32c(&rest[..hl]) != crc_at(hl) {
                 return Err("business header crc mismatch");
             }
             header = 0..hl;
@@ -323,6 +326,22 @@ mod tests {
                 }
             };
             assert!(inside(&shared.header) && inside(&shared.body), "not copied");
+        }
+    }
+
+    #[test]
+    fn bytes_that_do_not_match_total_len_are_an_error_not_a_panic() {
+        let e = item(4, 100).encode();
+        let hb: [u8; 42] = e[..42].try_into().unwrap();
+        let HeaderCheck::Item(h) = LogHeader::parse(&hb, e.len() as u64) else {
+            panic!()
+        };
+        for rest in [&e[42..e.len() - 1], &e[43..e.len() - 50], &[][..]] {
+            let what = "item bytes do not match its totalLen";
+            assert_eq!(h.check_parts(rest), Err(what));
+            assert_eq!(h.decode_parts(rest).unwrap_err(), what);
+            let shared = Bytes::copy_from_slice(rest);
+            assert_eq!(h.decode_parts_shared(&shared).unwrap_err(), what);
         }
     }
 

@@ -52,11 +52,16 @@ impl ReadPool {
     }
 
     /// A block of `len` bytes whose contents are whatever its last use left; it comes
-    /// back to this pool when dropped.
+    /// back to this pool when dropped. A kept buffer large enough is preferred; else the
+    /// newest one grows.
     pub(crate) fn take(&'static self, len: usize) -> ReadBlock {
         let reused = {
             let mut idle = self.idle();
-            let b = idle.bufs.pop();
+            let at = idle.bufs.iter().rposition(|b| b.len() >= len);
+            let b = match at {
+                Some(i) => Some(idle.bufs.swap_remove(i)),
+                None => idle.bufs.pop(),
+            };
             if let Some(b) = &b {
                 idle.bytes -= b.len();
             }
@@ -171,5 +176,15 @@ mod tests {
         assert_eq!(p.idle_bytes(), 0);
         drop(p.take(KEEP_MAX_ONE));
         assert_eq!(p.idle_bytes(), KEEP_MAX_ONE);
+    }
+
+    #[test]
+    fn a_kept_buffer_large_enough_is_taken_before_a_newer_small_one() {
+        let p = pool(1 << 20);
+        let (big, small) = (p.take(1000), p.take(10));
+        drop((big, small));
+        let b = p.take(500);
+        assert_eq!(p.idle_bytes(), 10, "the 1000-byte buffer served it");
+        drop(b);
     }
 }
