@@ -2,6 +2,8 @@
 //! DtKV write, and the body of the lock push (`wire-protocol.md` §6.1.1,
 //! `dtkv-server.md` §1.2).
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 use dt_codec::encode::{self, Encodable};
 use dt_codec::plain::{PlainFields, PlainValue};
@@ -244,13 +246,46 @@ impl KvBody for KvReq {
     /// Decodes a whole body: the common shapes directly (`decode_plain`), anything
     /// else (and every error) through the streaming parser and [`KvReqCallback`].
     fn decode(body: &Bytes) -> Result<Self, PbError> {
-        if let Some(r) = decode_ordered(body) {
+        let cut = |at: Range<usize>| body.slice(at);
+        if let Some(r) = decode_ordered(body, cut) {
             return Ok(r);
         }
-        if let Some(r) = decode_plain(body) {
+        if let Some(r) = decode_plain(body, cut) {
             return Ok(r);
         }
         Self::decode_streaming(body)
+    }
+}
+
+impl KvReq {
+    /// Decodes a whole body as [`KvBody::decode`] does, except that every bytes field
+    /// gets a buffer of its own instead of being a slice of `body`.
+    ///
+    /// For a body that is a slice of a buffer other threads slice and drop too (a
+    /// pooled chunk, a read block, a whole frame): a slice would count itself in that
+    /// buffer's shared reference count twice (made, then dropped), and under load that
+    /// count's cache line moves between threads on every touch. Copying the fields
+    /// (keys and values are small there) costs an allocation each and touches only this
+    /// thread's memory; what the caller keeps then holds nothing of `body` alive either.
+    pub fn decode_copied(body: &Bytes) -> Result<Self, PbError> {
+        let cut = |at: Range<usize>| Bytes::copy_from_slice(&body[at]);
+        if let Some(r) = decode_ordered(body, cut) {
+            return Ok(r);
+        }
+        if let Some(r) = decode_plain(body, cut) {
+            return Ok(r);
+        }
+        let mut r = Self::decode_streaming(body)?;
+        for b in [&mut r.key, &mut r.value, &mut r.expect_value]
+            .into_iter()
+            .chain(r.keys.iter_mut())
+            .chain(r.values.iter_mut())
+        {
+            if !b.is_empty() {
+                *b = Bytes::copy_from_slice(b);
+            }
+        }
+        Ok(r)
     }
 }
 
@@ -258,20 +293,21 @@ impl KvBody for KvReq {
 /// most once, without `keys_size`, `keys` or `values`: how every encoder writes a
 /// request on one key (and all a put needs). Read in one pass with a test per field
 /// instead of a dispatch on each; `None` for any other body (then [`decode_plain`]).
-fn decode_ordered(body: &Bytes) -> Option<KvReq> {
+#[inline]
+fn decode_ordered(body: &[u8], cut: impl Fn(Range<usize>) -> Bytes) -> Option<KvReq> {
     let mut f = PlainFields::new(body);
     let mut r = KvReq::default();
     if let Some(PlainValue::Varint(v)) = f.next_if(0x08).ok()? {
         r.group_id = int32(v as i64);
     }
     if let Some(PlainValue::Len(at)) = f.next_if(0x12).ok()? {
-        r.key = body.slice(at);
+        r.key = cut(at);
     }
     if let Some(PlainValue::Len(at)) = f.next_if(0x1a).ok()? {
-        r.value = body.slice(at);
+        r.value = cut(at);
     }
     if let Some(PlainValue::Len(at)) = f.next_if(0x22).ok()? {
-        r.expect_value = body.slice(at);
+        r.expect_value = cut(at);
     }
     if let Some(PlainValue::Fixed64(v)) = f.next_if(0x29).ok()? {
         r.owner_uuid1 = v;
@@ -289,7 +325,8 @@ fn decode_ordered(body: &Bytes) -> Option<KvReq> {
 /// when `keys`/`values` also agree: exactly what [`KvReqCallback`] makes of it (unknown
 /// fields and unexpected wire types ignored, the last single field wins). `None` for
 /// anything else (the parser then decodes it, or reports the error).
-fn decode_plain(body: &Bytes) -> Option<KvReq> {
+#[inline]
+fn decode_plain(body: &[u8], cut: impl Fn(Range<usize>) -> Bytes) -> Option<KvReq> {
     let mut r = KvReq::default();
     let mut keys_size = 0i32;
     let mut fields = PlainFields::new(body);
@@ -300,9 +337,9 @@ fn decode_plain(body: &Bytes) -> Option<KvReq> {
             (8, PlainValue::Varint(v)) => keys_size = int32(v as i64),
             (5, PlainValue::Fixed64(v)) => r.owner_uuid1 = v,
             (6, PlainValue::Fixed64(v)) => r.owner_uuid2 = v,
-            (2, PlainValue::Len(at)) => r.key = body.slice(at),
-            (3, PlainValue::Len(at)) => r.value = body.slice(at),
-            (4, PlainValue::Len(at)) => r.expect_value = body.slice(at),
+            (2, PlainValue::Len(at)) => r.key = cut(at),
+            (3, PlainValue::Len(at)) => r.value = cut(at),
+            (4, PlainValue::Len(at)) => r.expect_value = cut(at),
             (9 | 10, PlainValue::Len(at)) => {
                 let list = if field == 9 {
                     &mut r.keys
@@ -312,7 +349,7 @@ fn decode_plain(body: &Bytes) -> Option<KvReq> {
                 if list.is_empty() {
                     list.reserve(presize(keys_size, body.len(), 2));
                 }
-                list.push(body.slice(at));
+                list.push(cut(at));
             }
             _ => {}
         }
@@ -341,6 +378,14 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        fn ordered(body: &Bytes) -> Option<KvReq> {
+            decode_ordered(body, |at| body.slice(at))
+        }
+
+        fn plain(body: &Bytes) -> Option<KvReq> {
+            decode_plain(body, |at| body.slice(at))
+        }
+
         /// What the streaming parser makes of `body`.
         fn parsed(body: &Bytes) -> Result<KvReq, PbError> {
             let mut p = dt_codec::PbParser::new(KvReqCallback::default());
@@ -366,10 +411,10 @@ mod tests {
             #[test]
             fn agrees_with_the_parser_on_any_bytes(b in prop::collection::vec(any::<u8>(), 0..48)) {
                 let body = Bytes::from(b);
-                if let Some(r) = decode_ordered(&body) {
+                if let Some(r) = ordered(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
-                if let Some(r) = decode_plain(&body) {
+                if let Some(r) = plain(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvReq::decode(&body), parsed(&body));
@@ -383,13 +428,18 @@ mod tests {
                 let mut b: Vec<u8> = fields.concat();
                 b.truncate(b.len().saturating_sub(cut));
                 let body = Bytes::from(b);
-                if let Some(r) = decode_ordered(&body) {
+                if let Some(r) = ordered(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
-                if let Some(r) = decode_plain(&body) {
+                if let Some(r) = plain(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvReq::decode(&body), parsed(&body));
+                let copied = KvReq::decode_copied(&body);
+                if let Ok(r) = &copied {
+                    prop_assert!(nothing_inside(r, &body), "{:?}", r);
+                }
+                prop_assert_eq!(copied, parsed(&body));
             }
 
             /// Single fields in field order, any of them left out, some repeated or
@@ -426,7 +476,7 @@ mod tests {
                 }
                 fields.extend(extra);
                 let body = Bytes::from(fields.concat());
-                if let Some(r) = decode_ordered(&body) {
+                if let Some(r) = ordered(&body) {
                     prop_assert_eq!(Ok(r), parsed(&body));
                 }
                 prop_assert_eq!(KvReq::decode(&body), parsed(&body));
@@ -450,11 +500,45 @@ mod tests {
                 // a negative number or one of 63 bits or more takes a 10-byte varint:
                 // left to the parser
                 if group >= 0 && (0..1 << 62).contains(&ttl) {
-                    prop_assert_eq!(decode_plain(&body), Some(r.clone()));
+                    prop_assert_eq!(plain(&body), Some(r.clone()));
                     let single = r.keys.is_empty();
-                    prop_assert_eq!(decode_ordered(&body), single.then(|| r.clone()));
+                    prop_assert_eq!(ordered(&body), single.then(|| r.clone()));
                 }
-                prop_assert_eq!(KvReq::decode(&body), Ok(r));
+                prop_assert_eq!(KvReq::decode(&body), Ok(r.clone()));
+                let copied = KvReq::decode_copied(&body).unwrap();
+                prop_assert!(nothing_inside(&copied, &body));
+                prop_assert_eq!(copied, r);
+            }
+        }
+
+        /// Whether no bytes field of `r` points into `body`'s memory.
+        fn nothing_inside(r: &KvReq, body: &Bytes) -> bool {
+            let range = body.as_ptr_range();
+            [&r.key, &r.value, &r.expect_value]
+                .into_iter()
+                .chain(&r.keys)
+                .chain(&r.values)
+                .all(|b| b.is_empty() || !range.contains(&b.as_ptr()))
+        }
+
+        #[test]
+        fn copied_decoding_of_each_shape_keeps_nothing_of_the_body() {
+            let mut batch = KvReq::batch(
+                0,
+                vec!["k1".into(), "k2".into()],
+                vec!["v1".into(), "v2".into()],
+            );
+            batch.expect_value = Bytes::from_static(b"e");
+            let mut negative = KvReq::put(-1, "key", "value");
+            negative.expect_value = Bytes::from_static(b"old");
+            // ordered reader, plain reader, streaming parser (a 10-byte varint)
+            for r in [KvReq::put(1, "key", "value"), batch, negative] {
+                let body = encode::to_bytes(&r);
+                let sliced = KvReq::decode(&body).unwrap();
+                assert!(!nothing_inside(&sliced, &body), "decode slices the body");
+                let copied = KvReq::decode_copied(&body).unwrap();
+                assert!(nothing_inside(&copied, &body), "{copied:?}");
+                assert_eq!(copied, r);
             }
         }
     }
