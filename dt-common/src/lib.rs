@@ -30,8 +30,11 @@
 //! * [`ports`]: free loopback ports, outside the range outgoing connections use, for the
 //!   servers that tests and example programs start.
 //!
-//! Apart from [`process_cpu`]'s reads of `/proc` and [`ports`]' probing binds, it does no
-//! IO of its own; [`vectors`] only tells tests where the golden data is.
+//! * [`cpu_set`]: CPU lists (`0-3,6`) and restricting a thread to one (a dispatcher
+//!   thread pinned by the server's `dispatcherCpus`).
+//!
+//! Apart from [`process_cpu`]'s reads of `/proc`, [`ports`]' probing binds and
+//! [`cpu_set`]'s affinity calls, it does no IO of its own; [`vectors`] only tells tests where the golden data is.
 //!
 //! ```
 //! use dt_common::{DtTime, Timestamp};
@@ -44,8 +47,8 @@
 //! assert!(deadline.remaining(&ts) <= Duration::from_millis(50));
 //! ```
 #![warn(missing_docs)]
-// One hint instruction needs `unsafe` (`prefetch`, with its SAFETY note); nothing else
-// may use it.
+// One hint instruction (`prefetch`) and two system calls (`cpu_set`) need `unsafe`,
+// each with its SAFETY note; nothing else may use it.
 #![deny(unsafe_code)]
 
 mod error;
@@ -61,6 +64,7 @@ pub use id_hash::{IdHashMap, IdHasher};
 pub use perf::{NoopPerfCallback, PerfCallback, PerfHook, PerfType};
 pub use perf_stats::{PerfFigures, PerfStats};
 pub use time::{mono_nanos, mono_nanos_at, DtTime, Timestamp};
+pub mod cpu_set;
 pub mod oneshot;
 pub mod ports;
 pub mod prefetch;

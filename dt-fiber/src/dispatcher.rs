@@ -9,6 +9,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use dt_common::cpu_set::CpuSet;
 use dt_common::{NoopPerfCallback, PerfCallback, PerfType, Task};
 
 use crate::clock::{Clock, ClockMode, DetRng};
@@ -235,6 +236,9 @@ pub struct DispatcherConfig {
     pub seed: Option<u64>,
     /// Receives fiber runs, loop times and queue waits.
     pub perf: Arc<dyn PerfCallback>,
+    /// The CPUs the dispatcher thread may run on; `None` (the default): wherever the
+    /// operating system puts it. Every CPU listed must be one this process may use.
+    pub cpus: Option<CpuSet>,
 }
 
 impl DispatcherConfig {
@@ -245,13 +249,37 @@ impl DispatcherConfig {
             clock: ClockMode::Real,
             seed: None,
             perf: Arc::new(NoopPerfCallback),
+            cpus: None,
         }
     }
 
     /// Checks the configuration; [`Dispatcher::start`] calls it before starting the
-    /// thread. The name (the thread's name) must not be empty nor contain a NUL byte.
+    /// thread. The name (the thread's name) must not be empty nor contain a NUL byte;
+    /// `cpus`, when set, must name CPUs only among those the calling thread may use
+    /// (the new thread inherits them), on a system that supports affinity (Linux).
     pub fn validate(&self) -> Result<(), FiberError> {
-        check_thread_name("DispatcherConfig.name", &self.name)
+        check_thread_name("DispatcherConfig.name", &self.name)?;
+        if let Some(cpus) = &self.cpus {
+            let reason = match CpuSet::allowed() {
+                _ if cpus.is_empty() => Some("names no CPU".to_string()),
+                Ok(allowed) => {
+                    let missing = cpus.difference(&allowed);
+                    (!missing.is_empty()).then(|| {
+                        format!(
+                            "CPU {missing} is not available to this process (it may use {allowed})"
+                        )
+                    })
+                }
+                Err(e) => Some(format!("cannot pin a thread here: {e}")),
+            };
+            if let Some(reason) = reason {
+                return Err(FiberError::InvalidConfig {
+                    field: "DispatcherConfig.cpus",
+                    reason,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -261,6 +289,7 @@ impl std::fmt::Debug for DispatcherConfig {
             .field("name", &self.name)
             .field("clock", &self.clock)
             .field("seed", &self.seed)
+            .field("cpus", &self.cpus)
             .finish()
     }
 }
@@ -645,7 +674,19 @@ impl Dispatcher {
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
             .name(cfg.name.clone())
-            .spawn(move || Runner::new(&cfg, s2, rx).run_thread())
+            .spawn(move || {
+                if let Some(cpus) = &cfg.cpus {
+                    // Checked by `validate`; a set the system still refuses leaves the
+                    // thread where it is, which changes only where it runs.
+                    match cpus.pin_current_thread() {
+                        Ok(()) => log::info!("dispatcher {} runs on CPU {cpus}", cfg.name),
+                        Err(e) => {
+                            log::warn!("dispatcher {}: could not pin to CPU {cpus}: {e}", cfg.name)
+                        }
+                    }
+                }
+                Runner::new(&cfg, s2, rx).run_thread()
+            })
             .map_err(|e| FiberError::ThreadStart {
                 thread: shared.name.clone(),
                 message: e.to_string(),

@@ -332,6 +332,20 @@ fn each_bad_file_gives_its_exit_code() {
             106,
             "logFileSize must be a power of two",
         ),
+        (
+            "dispatcher CPUs not a list",
+            "nodeId=1\ndispatcherCpus=first\ndataDir=@DATA@\n",
+            OK_SERVERS,
+            106,
+            "dispatcherCpus: 'first' is not a CPU number",
+        ),
+        (
+            "dispatcher CPUs beyond the machine",
+            "nodeId=1\ndispatcherCpus=1023\ndataDir=@DATA@\n",
+            OK_SERVERS,
+            106,
+            "dispatcherCpus: CPU 1023 is not available to this process",
+        ),
     ];
     for (what, config, servers, code, text) in cases {
         let (_dir, r) = run(config, servers);
@@ -470,7 +484,7 @@ fn configuration_page_lists_every_key() {
         );
         n += 1;
     }
-    assert_eq!(n, 49);
+    assert_eq!(n, 50);
     for k in [
         "servers",
         "group.<id>.nodeIdOfMembers",

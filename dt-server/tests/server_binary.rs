@@ -69,6 +69,52 @@ fn one_node_from_files_serves_clients_stops_on_sigterm_and_restarts_with_its_dat
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
 }
 
+/// `dispatcherCpus`: the running server's group thread (`raft-0`) may use only the CPU
+/// listed, every other thread keeps the process's CPUs, and the log says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn dispatcher_cpus_pin_the_group_thread_of_the_running_server() {
+    use dt_common::cpu_set::CpuSet;
+    let allowed = CpuSet::allowed().unwrap();
+    let cpu = allowed.iter().last().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(1);
+    let f = l.write_node(dir.path(), 1, &format!("dispatcherCpus = {cpu}\n"), "");
+    let mut s = Server::start(&f, "run.log");
+    let kv = put_until_ok(&l.client_servers(), &[1], "k", "v", T);
+    kv.stop(Duration::from_secs(1));
+    let mut seen = Vec::new();
+    for t in fs::read_dir(format!("/proc/{}/task", s.child.id())).unwrap() {
+        let t = t.unwrap().path();
+        let comm = fs::read_to_string(t.join("comm")).unwrap_or_default();
+        let status = fs::read_to_string(t.join("status")).unwrap_or_default();
+        let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        else {
+            continue;
+        };
+        seen.push((comm.trim().to_string(), CpuSet::parse(list.trim()).unwrap()));
+    }
+    let raft0 = seen
+        .iter()
+        .find(|(n, _)| n == "raft-0")
+        .expect("a raft-0 thread");
+    assert_eq!(raft0.1.iter().collect::<Vec<_>>(), vec![cpu], "{seen:?}");
+    // with one CPU allowed, pinned and unpinned threads look alike
+    if allowed.len() > 1 {
+        let pinned: Vec<_> = seen.iter().filter(|(_, c)| *c != allowed).collect();
+        assert_eq!(pinned.len(), 1, "only raft-0 is pinned: {seen:?}");
+    }
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0));
+    let log = s.log_text();
+    assert!(
+        log.contains(&format!("dispatcher raft-0 runs on CPU {cpu}")),
+        "{log}"
+    );
+}
+
 #[test]
 fn three_nodes_elect_a_leader_and_replicate() {
     let dir = tempfile::tempdir().unwrap();

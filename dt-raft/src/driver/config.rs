@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dt_common::cpu_set::CpuSet;
 use dt_common::PerfHook;
 
 use crate::core::{ConfigError, CoreConfig, NodeId};
@@ -42,6 +43,11 @@ pub struct RaftGroupConfig {
     /// ([`StoreConfig::prefill_bytes`](crate::store::StoreConfig::prefill_bytes);
     /// default 0, off).
     pub prefill_bytes: u64,
+    /// Not a reference key (`dispatcherCpus` in the server's files): the CPUs the
+    /// group's dispatcher thread may run on (the thread that owns the group's state;
+    /// a dispatcher shared by several groups takes the setting of the group that
+    /// started it). `None` (the default): wherever the operating system puts it.
+    pub dispatcher_cpus: Option<CpuSet>,
     /// `raftPingCheck` (default 0).
     pub raft_ping_check: i32,
     /// Leader stickiness (on by default; the reference has none): a follower that
@@ -138,6 +144,7 @@ impl RaftGroupConfig {
             sync: true,
             drop_synced_pages: true,
             prefill_bytes: 0,
+            dispatcher_cpus: None,
             raft_ping_check: 0,
             disable_config_change: false,
             leader_stickiness: true,

@@ -642,10 +642,11 @@ impl<F: RaftFactory> GroupAdmin for RaftGroups<F> {
 
 /// A dispatcher named `name` reporting its loop (`FiberWork`, `FiberPoll`) and fiber
 /// runs to `cfg.perf`, as the reference's factory gives a group's dispatcher the
-/// group's perf callback. Shared dispatchers take the hook of the group that started
-/// them.
+/// group's perf callback, on the CPUs of `cfg.dispatcher_cpus`. Shared dispatchers
+/// take the hook and the CPUs of the group that started them.
 fn dispatcher_config(name: String, cfg: &RaftGroupConfig) -> DispatcherConfig {
     let mut d = DispatcherConfig::new(name);
     d.perf = cfg.perf.shared();
+    d.cpus = cfg.dispatcher_cpus;
     d
 }

@@ -3,6 +3,9 @@
 //! [`KvConfig`] (its `KvServerConfig` keys), with the reference's defaults, and how
 //! each is filled from properties.
 
+use dt_common::cpu_set::CpuSet;
+
+use super::StartProblem;
 use crate::props::{PropReader, ValueError};
 
 /// One documented key: its name, its default (as text) and what it means.
@@ -266,6 +269,9 @@ pub struct GroupConfig {
     /// `logPrefillBytes` (dt only): bytes of the log kept zero-filled ahead of the
     /// appends (`RaftGroupConfig::prefill_bytes`).
     pub log_prefill_bytes: i64,
+    /// `dispatcherCpus` (dt only): the CPU list the group's dispatcher thread may run
+    /// on (`RaftGroupConfig::dispatcher_cpus`); blank: anywhere.
+    pub dispatcher_cpus: String,
     /// `raftPingCheck` (0, 1, 2).
     pub raft_ping_check: i32,
     /// `disableConfigChange`.
@@ -333,6 +339,7 @@ impl GroupConfig {
             sync_force: true,
             drop_log_page_cache: true,
             log_prefill_bytes: 0,
+            dispatcher_cpus: String::new(),
             raft_ping_check: 0,
             disable_config_change: false,
             max_replicate_items: 20_000,
@@ -393,6 +400,11 @@ impl GroupConfig {
             key: "logPrefillBytes",
             default: "0",
             meaning: "dt only: bytes of the current log segment kept zero-filled and fsynced ahead of the appends (0 to 1073741824; 0, the default, turns it off), so that an append's fsync overwrites allocated blocks instead of also committing their allocation; costs a second write of the log's bytes. Try 4194304 when the log is bound by its fsyncs (few entries per fsync)",
+        },
+        KeyDoc {
+            key: "dispatcherCpus",
+            default: "blank (any CPU)",
+            meaning: "dt only: CPU list (e.g. 1 or 2-3,6, as taskset -c) the group's dispatcher thread may run on: the thread that owns the group and executes its state machine; each CPU must be one the process may use. Pins it away from CPUs that other busy threads or interrupts crowd (docs/operations.md, \"Pinning the dispatcher\")",
         },
         KeyDoc {
             key: "raftPingCheck",
@@ -511,6 +523,29 @@ impl GroupConfig {
         },
     ];
 
+    /// `dispatcherCpus` as a set: `None` when blank, else the CPU list, every CPU of it
+    /// one this process may use ([`StartProblem::BadCpus`] otherwise).
+    pub fn dispatcher_cpu_set(&self) -> Result<Option<CpuSet>, StartProblem> {
+        let text = &self.dispatcher_cpus;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let bad = |reason: String| StartProblem::BadCpus {
+            group_id: self.group_id,
+            reason,
+        };
+        let set = CpuSet::parse(text).map_err(|e| bad(e.to_string()))?;
+        let allowed =
+            CpuSet::allowed().map_err(|e| bad(format!("cannot pin threads here: {e}")))?;
+        let missing = set.difference(&allowed);
+        if !missing.is_empty() {
+            return Err(bad(format!(
+                "CPU {missing} is not available to this process (it may use {allowed})"
+            )));
+        }
+        Ok(Some(set))
+    }
+
     /// Sets every Raft group field present in `r` (not the DtKV options, not the
     /// member lists, which the reference never reads from these keys).
     pub fn apply(&mut self, r: &PropReader<'_>) -> Result<(), ValueError> {
@@ -520,6 +555,7 @@ impl GroupConfig {
         r.boolean("syncForce", &mut self.sync_force)?;
         r.boolean("dropLogPageCache", &mut self.drop_log_page_cache)?;
         r.long("logPrefillBytes", &mut self.log_prefill_bytes)?;
+        r.string("dispatcherCpus", &mut self.dispatcher_cpus)?;
         r.int("raftPingCheck", &mut self.raft_ping_check)?;
         r.boolean("disableConfigChange", &mut self.disable_config_change)?;
         r.int("maxReplicateItems", &mut self.max_replicate_items)?;

@@ -98,6 +98,13 @@ pub enum StartProblem {
         /// What is wrong (names the key).
         reason: String,
     },
+    /// `dispatcherCpus` is not a CPU list, or names a CPU the process may not use.
+    BadCpus {
+        /// The group.
+        group_id: i32,
+        /// What is wrong, for a person.
+        reason: String,
+    },
     /// A size that must be a power of two is not. (The reference finds this only
     /// while initialising the group, after start, and then hangs with the group
     /// failed; we refuse to start instead.)
@@ -170,6 +177,9 @@ impl fmt::Display for StartProblem {
             }
             StartProblem::BadKvOption { group_id, reason } => {
                 write!(f, "group {group_id}: {reason}")
+            }
+            StartProblem::BadCpus { group_id, reason } => {
+                write!(f, "group {group_id}: dispatcherCpus: {reason}")
             }
             StartProblem::NotPowerOfTwo {
                 group_id,

@@ -303,6 +303,7 @@ fn check_group(g: &GroupConfig, ids: &HashSet<i32>) -> Result<(), StartProblem> 
             value: g.log_file_size,
         });
     }
+    g.dispatcher_cpu_set()?;
     Ok(())
 }
 

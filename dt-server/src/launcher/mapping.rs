@@ -196,6 +196,7 @@ pub fn raft_group_config(g: &GroupConfig) -> Result<RaftGroupConfig, StartProble
         1 << 30,
         "0 (off) to 1073741824",
     )? as u64;
+    c.dispatcher_cpus = g.dispatcher_cpu_set()?;
     c.raft_ping_check = range(
         gid,
         "raftPingCheck",
@@ -272,6 +273,7 @@ mod tests {
     use super::*;
     use crate::bootstrap::{BootConfig, DataDirCheck};
     use crate::props::{Properties, VarSource};
+    use dt_common::cpu_set::CpuSet;
 
     /// Every key set to a non-default value in the files must arrive in the running
     /// server's settings.
@@ -292,13 +294,15 @@ mod tests {
              autoDeleteLogDelaySeconds = 22\ndeleteLogsAfterTakeSnapshot = false\n",
         )
         .unwrap();
-        let servers = Properties::parse_str(
+        // the last CPU this process may use, as a per-group override
+        let cpu = CpuSet::allowed().map_or(0, |a| a.iter().last().unwrap_or(0));
+        let servers = Properties::parse_str(&format!(
             "servers = 1,h1:4001;2,h2:4001\ngroup.5.nodeIdOfMembers = 1,2\n\
              group.5.nodeIdOfObservers =\ngroup.5.maxKeepSnapshots = 9\n\
              group.5.watchMaxBatchSize = 7\ngroup.5.watchMaxReqBytes = 99\n\
              group.5.watchTimeoutMillis = 3000\ngroup.5.watchDispatchIntervalMillis = 40\n\
-             group.5.initMapCapacity = 8\n",
-        )
+             group.5.initMapCapacity = 8\ngroup.5.dispatcherCpus = {cpu}\n",
+        ))
         .unwrap();
         let mut boot = BootConfig::from_properties(
             config,
@@ -338,6 +342,11 @@ mod tests {
         assert!(!g.sync_force);
         assert!(!g.drop_synced_pages);
         assert_eq!(g.prefill_bytes, 65536);
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            g.dispatcher_cpus,
+            Some(CpuSet::parse(&cpu.to_string()).unwrap())
+        );
         assert_eq!(g.raft_ping_check, 2);
         assert!(g.disable_config_change);
         assert_eq!(g.max_replicate_items, 11);
@@ -403,6 +412,33 @@ mod tests {
                 "{e}"
             );
         }
+        for (bad, says) in [
+            ("x", "'x' is not a CPU number"),
+            ("2-1", "the CPU range 2-1 ends before it starts"),
+            (
+                "1023",
+                "CPU 1023 is not available to this process (it may use ",
+            ),
+        ] {
+            let mut g = GroupConfig::new(3, "1", None);
+            g.dispatcher_cpus = bad.into();
+            let e = raft_group_config(&g).unwrap_err();
+            assert!(
+                matches!(e, StartProblem::BadCpus { group_id: 3, .. }),
+                "{e:?}"
+            );
+            let e = e.to_string();
+            assert!(e.starts_with("group 3: dispatcherCpus: "), "{e}");
+            #[cfg(target_os = "linux")]
+            if !CpuSet::allowed().unwrap().contains(1023) {
+                assert!(e.contains(says), "{e}");
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = says;
+        }
+        let mut g = GroupConfig::new(3, "1", None);
+        g.dispatcher_cpus = "  ".into();
+        assert_eq!(raft_group_config(&g).unwrap().dispatcher_cpus, None);
         let mut g = GroupConfig::new(3, "1,x", None);
         assert!(matches!(
             raft_group_config(&g),
