@@ -53,6 +53,17 @@ pub enum CpuListError {
     },
     /// A CPU number of [`CpuSet::MAX_CPUS`] or more.
     TooLarge(usize),
+    /// CPUs the calling thread may not use ([`CpuSet::check_usable`]): offline, or
+    /// taken away by `taskset`, a container or a cgroup.
+    Unavailable {
+        /// The CPUs of the set that cannot be used.
+        missing: Box<CpuSet>,
+        /// The CPUs that can.
+        allowed: Box<CpuSet>,
+    },
+    /// The system cannot restrict threads to CPUs (not Linux), or would not say which
+    /// CPUs the thread may use.
+    NoAffinity(String),
 }
 
 impl fmt::Display for CpuListError {
@@ -71,6 +82,11 @@ impl fmt::Display for CpuListError {
                 "CPU {n} is beyond the {} CPUs a set can name",
                 CpuSet::MAX_CPUS
             ),
+            CpuListError::Unavailable { missing, allowed } => write!(
+                f,
+                "CPU {missing} is not available to this process (it may use {allowed})"
+            ),
+            CpuListError::NoAffinity(why) => write!(f, "cannot pin threads here: {why}"),
         }
     }
 }
@@ -169,6 +185,26 @@ impl CpuSet {
         let mut set = CpuSet::new();
         sys::get_affinity(&mut set.bits)?;
         Ok(set)
+    }
+
+    /// Checks that the set names at least one CPU ([`CpuListError::Empty`]) and only
+    /// CPUs the calling thread may use ([`CpuListError::Unavailable`]), where the
+    /// system can tell ([`CpuListError::NoAffinity`] elsewhere): what pinning a thread
+    /// started from this one to the set needs.
+    pub fn check_usable(&self) -> Result<(), CpuListError> {
+        if self.is_empty() {
+            return Err(CpuListError::Empty);
+        }
+        let allowed = CpuSet::allowed().map_err(|e| CpuListError::NoAffinity(e.to_string()))?;
+        let missing = self.difference(&allowed);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(CpuListError::Unavailable {
+                missing: Box::new(missing),
+                allowed: Box::new(allowed),
+            })
+        }
     }
 
     /// Restricts the calling thread to the CPUs of the set (`sched_setaffinity`).
@@ -356,6 +392,33 @@ mod tests {
         assert_eq!(seen.iter().collect::<Vec<_>>(), vec![last]);
         // this thread was not touched
         assert_eq!(CpuSet::allowed().unwrap(), allowed);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn usable_sets_are_told_from_unusable_ones() {
+        let allowed = CpuSet::allowed().unwrap();
+        assert_eq!(allowed.check_usable(), Ok(()));
+        assert_eq!(CpuSet::new().check_usable(), Err(CpuListError::Empty));
+        if allowed.contains(CpuSet::MAX_CPUS - 1) {
+            return;
+        }
+        let mut set = allowed;
+        set.insert(CpuSet::MAX_CPUS - 1);
+        let e = set.check_usable().unwrap_err();
+        let mut missing = CpuSet::new();
+        missing.insert(CpuSet::MAX_CPUS - 1);
+        assert_eq!(
+            e,
+            CpuListError::Unavailable {
+                missing: Box::new(missing),
+                allowed: Box::new(allowed)
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("CPU 1023 is not available to this process (it may use {allowed})")
+        );
     }
 
     #[cfg(target_os = "linux")]

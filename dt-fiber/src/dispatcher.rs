@@ -260,24 +260,10 @@ impl DispatcherConfig {
     pub fn validate(&self) -> Result<(), FiberError> {
         check_thread_name("DispatcherConfig.name", &self.name)?;
         if let Some(cpus) = &self.cpus {
-            let reason = match CpuSet::allowed() {
-                _ if cpus.is_empty() => Some("names no CPU".to_string()),
-                Ok(allowed) => {
-                    let missing = cpus.difference(&allowed);
-                    (!missing.is_empty()).then(|| {
-                        format!(
-                            "CPU {missing} is not available to this process (it may use {allowed})"
-                        )
-                    })
-                }
-                Err(e) => Some(format!("cannot pin a thread here: {e}")),
-            };
-            if let Some(reason) = reason {
-                return Err(FiberError::InvalidConfig {
-                    field: "DispatcherConfig.cpus",
-                    reason,
-                });
-            }
+            cpus.check_usable().map_err(|e| FiberError::InvalidConfig {
+                field: "DispatcherConfig.cpus",
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     }

@@ -535,14 +535,7 @@ impl GroupConfig {
             reason,
         };
         let set = CpuSet::parse(text).map_err(|e| bad(e.to_string()))?;
-        let allowed =
-            CpuSet::allowed().map_err(|e| bad(format!("cannot pin threads here: {e}")))?;
-        let missing = set.difference(&allowed);
-        if !missing.is_empty() {
-            return Err(bad(format!(
-                "CPU {missing} is not available to this process (it may use {allowed})"
-            )));
-        }
+        set.check_usable().map_err(|e| bad(e.to_string()))?;
         Ok(Some(set))
     }
 
