@@ -328,26 +328,19 @@ mod tests {
     fn bad_lists_say_what_is_wrong() {
         assert_eq!(CpuSet::parse(""), Err(CpuListError::Empty));
         assert_eq!(CpuSet::parse("  "), Err(CpuListError::Empty));
-        assert_eq!(
-            CpuSet::parse("1,,2"),
-            Err(CpuListError::NotANumber(String::new()))
-        );
-        assert_eq!(
-            CpuSet::parse("x"),
-            Err(CpuListError::NotANumber("x".into()))
-        );
-        assert_eq!(
-            CpuSet::parse("-1"),
-            Err(CpuListError::NotANumber("-1".into()))
-        );
-        assert_eq!(
-            CpuSet::parse("1-"),
-            Err(CpuListError::NotANumber("1-".into()))
-        );
-        assert_eq!(
-            CpuSet::parse("+1"),
-            Err(CpuListError::NotANumber("+1".into()))
-        );
+        for (text, item) in [
+            ("1,,2", ""),
+            ("x", "x"),
+            ("-1", "-1"),
+            ("1-", "1-"),
+            ("+1", "+1"),
+        ] {
+            assert_eq!(
+                CpuSet::parse(text),
+                Err(CpuListError::NotANumber(item.into())),
+                "{text}"
+            );
+        }
         assert_eq!(
             CpuSet::parse("3-1"),
             Err(CpuListError::BackwardRange { from: 3, to: 1 })
