@@ -23,6 +23,20 @@ fn read_all(log: &mut LogStore, from: u64) -> Vec<dt_raft::store::LogItem> {
     out
 }
 
+/// Appends `items`, commits and fsyncs them, closes the store and opens it again.
+fn append_commit_and_reopen(
+    mut log: LogStore,
+    dir: &std::path::Path,
+    items: &[dt_raft::store::LogItem],
+) -> LogStore {
+    log.append(items).unwrap();
+    log.set_commit_index(items.last().unwrap().index);
+    log.sync().unwrap();
+    log.close().unwrap();
+    drop(log);
+    LogStore::open(dir, cfg()).unwrap()
+}
+
 #[test]
 fn append_read_across_segments_and_reopen() {
     let d = tempfile::tempdir().unwrap();
@@ -49,14 +63,9 @@ fn append_read_across_segments_and_reopen() {
 #[test]
 fn entries_read_from_the_files_share_their_block_and_outlive_the_store() {
     let d = tempfile::tempdir().unwrap();
-    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    let log = LogStore::open(d.path(), cfg()).unwrap();
     let e = entries(1, 40, 1, 0);
-    log.append(&e).unwrap();
-    log.set_commit_index(40);
-    log.sync().unwrap();
-    log.close().unwrap();
-    drop(log);
-    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    let mut log = append_commit_and_reopen(log, d.path(), &e);
     // entries 2 and 3 (no business header, bodies of 74 and 111 bytes) lie one after
     // the other in the first segment: read in one block, their bodies are slices of
     // it, as far apart as entry 2's encoding is long
@@ -261,12 +270,7 @@ fn install_begin_finish() {
     log.set_prev_term_after_install(5);
     assert!(log.append(&entries(1001, 1001, 6, 4)).is_err());
     let new = entries(1001, 1100, 6, 5);
-    log.append(&new).unwrap();
-    log.set_commit_index(1100);
-    log.sync().unwrap();
-    log.close().unwrap();
-    drop(log);
-    let mut log = LogStore::open(d.path(), cfg()).unwrap();
+    let mut log = append_commit_and_reopen(log, d.path(), &new);
     assert_eq!(log.init_result(), Some((6, 1100)));
     assert_eq!(log.first_index(), 1001);
     assert_eq!(read_all(&mut log, 1001), new);

@@ -206,9 +206,13 @@ impl LogHeader {
     fn part_ranges(&self, rest: &[u8]) -> Result<(Range<usize>, Range<usize>), &'static str> {
         let hl = self.header_len as usize;
         let bl = self.body_len as usize;
-        // parse checked that the parts and their CRCs make up total_len
         if rest.len() != (self.total_len as usize).saturating_sub(ITEM_HEADER_SIZE) {
             return Err("item bytes do not match its totalLen");
+        }
+        // `parse` checks this too; a header built by hand may not have been parsed,
+        // and the slicing below relies on it
+        if total_len(hl, bl) != ITEM_HEADER_SIZE + rest.len() {
+            return Err("part lengths do not match totalLen");
         }
         let crc_at = |at: usize| u32::from_be_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
         let mut off = 0;
@@ -343,6 +347,22 @@ mod tests {
             let shared = Bytes::copy_from_slice(rest);
             assert_eq!(h.decode_parts_shared(&shared).unwrap_err(), what);
         }
+    }
+
+    #[test]
+    fn a_header_whose_parts_do_not_add_up_is_an_error_not_a_panic() {
+        let e = item(4, 100).encode();
+        let hb: [u8; 42] = e[..42].try_into().unwrap();
+        let HeaderCheck::Item(mut h) = LogHeader::parse(&hb, e.len() as u64) else {
+            panic!()
+        };
+        // built by hand, never parsed: a body longer than the bytes hold
+        h.body_len += 10;
+        let rest = Bytes::copy_from_slice(&e[42..]);
+        let what = "part lengths do not match totalLen";
+        assert_eq!(h.check_parts(&rest), Err(what));
+        assert_eq!(h.decode_parts(&rest).unwrap_err(), what);
+        assert_eq!(h.decode_parts_shared(&rest).unwrap_err(), what);
     }
 
     #[test]
