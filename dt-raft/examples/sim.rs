@@ -69,6 +69,10 @@ struct Args {
     /// Virtual seconds of workload and faults per seed.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Also save snapshots every this many bytes of log (`saveSnapshotLogBytes`; by
+    /// default runs never reach the 4 GiB default).
+    #[arg(long, value_name = "BYTES")]
+    snapshot_log_bytes: Option<u64>,
     /// Run the core without leader stickiness, as the reference does (lease reads are
     /// then not linearizable under partitions).
     #[arg(long)]
@@ -115,6 +119,7 @@ fn main() {
         leader_stickiness: !args.no_stickiness,
         align_heartbeats: !args.no_align_heartbeats,
         membership: args.membership,
+        snapshot_log_bytes: args.snapshot_log_bytes,
         ..SimConfig::default()
     };
     let rss_start = rss_kb();

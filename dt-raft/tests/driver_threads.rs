@@ -385,6 +385,35 @@ fn restart_from_snapshot_and_log_suffix() {
     c.wait_applied_equal(81);
 }
 
+/// `save_snapshot_log_bytes`: with the periodic save an hour away, every node saves a
+/// snapshot once that many bytes of log were written (entries of ~49 bytes here), and
+/// again after as many more; below it, none.
+#[test]
+fn snapshots_are_saved_every_so_many_log_bytes() {
+    let c = Cluster::with(3, |cfg| {
+        cfg.save_snapshot_seconds = 3600;
+        cfg.save_snapshot_log_bytes = 4096;
+        cfg.save_snapshot_when_close = false;
+        cfg.max_keep_snapshots = 2;
+    });
+    let leader = c.wait_leader();
+    let counts = || -> Vec<usize> { c.nodes.iter().map(|n| snapshot_count(&n.dir)).collect() };
+    c.write(leader, 1..=20);
+    c.wait_applied_equal(20);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(counts(), vec![0, 0, 0], "about 1 KB of log: no save yet");
+    c.write(leader, 21..=120);
+    c.wait_applied_equal(120);
+    c.wait_until("every node to save a snapshot", || {
+        counts().iter().all(|&n| n >= 1)
+    });
+    c.write(leader, 121..=250);
+    c.wait_applied_equal(250);
+    c.wait_until("every node to save a second snapshot", || {
+        counts().iter().all(|&n| n == 2)
+    });
+}
+
 /// `lease_holds_now` (answered on the caller's thread from the lease the group's thread
 /// publishes) is true on the ready leader only, false on followers, on the old leader
 /// once a transfer started and on a stopped group.

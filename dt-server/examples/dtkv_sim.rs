@@ -41,6 +41,10 @@ struct Args {
     /// Virtual seconds of workload per seed.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Also save snapshots every this many bytes of log (`saveSnapshotLogBytes`; by
+    /// default runs never reach the 4 GiB default).
+    #[arg(long, value_name = "BYTES")]
+    snapshot_log_bytes: Option<u64>,
     /// A deliberate DtKV bug to switch on (needs --features sim-bugs).
     #[arg(long)]
     bug: Option<String>,
@@ -71,6 +75,7 @@ fn main() {
         nodes: args.nodes,
         faults,
         duration: Duration::from_secs(args.seconds),
+        snapshot_log_bytes: args.snapshot_log_bytes,
         ..SimConfig::default()
     };
     let started = Instant::now();

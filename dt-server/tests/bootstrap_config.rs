@@ -484,7 +484,7 @@ fn configuration_page_lists_every_key() {
         );
         n += 1;
     }
-    assert_eq!(n, 50);
+    assert_eq!(n, 51);
     for k in [
         "servers",
         "group.<id>.nodeIdOfMembers",

@@ -577,3 +577,46 @@ fn group_overrides_in_servers_properties_reach_each_running_group() {
         "group 1 did not (group.1.saveSnapshotWhenClose)"
     );
 }
+
+/// `saveSnapshotLogBytes` reaches the running group: with the hourly save an hour away
+/// and none on close, about 200 KB of puts past a 64 KiB threshold leave snapshots on
+/// disk while the server runs.
+#[test]
+fn save_snapshot_log_bytes_saves_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(1);
+    let f = l.write_node(
+        dir.path(),
+        1,
+        "saveSnapshotLogBytes = 65536\nsaveSnapshotWhenClose = false\n",
+        "",
+    );
+    let mut s = Server::start(&f, "run.log");
+    let kv = put_until_ok(&l.client_servers(), &[1], "k", "v", T);
+    let value = "x".repeat(200);
+    for i in 0..700 {
+        kv.put(0, format!("k{i}"), value.clone()).unwrap();
+    }
+    let snapshots = || {
+        fs::read_dir(dir.path().join("node1/data/0/snapshot"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let end = std::time::Instant::now() + T;
+    while snapshots() == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(snapshots() > 0, "no snapshot saved: {}", s.log_text());
+    kv.stop(Duration::from_secs(1));
+    s.terminate();
+    assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
+    assert!(
+        s.log_text().contains("snapshot saved at"),
+        "{}",
+        s.log_text()
+    );
+}

@@ -91,6 +91,12 @@ pub struct RaftGroupConfig {
     pub log_file_size: u64,
     /// `saveSnapshotSeconds` (default 3600).
     pub save_snapshot_seconds: u64,
+    /// Not a reference key (`saveSnapshotLogBytes` in the server's files): also save a
+    /// snapshot once this many bytes of log (entries as written, on the leader and on
+    /// followers) have been written since the last save began, so that a busy group's
+    /// log, deleted only behind snapshots, does not grow for a whole
+    /// `saveSnapshotSeconds`. Default 4 GiB; 0 saves by time alone, as the reference.
+    pub save_snapshot_log_bytes: u64,
     /// `maxKeepSnapshots` (default 2).
     pub max_keep_snapshots: usize,
     /// `saveSnapshotWhenClose` (default true).
@@ -162,6 +168,7 @@ impl RaftGroupConfig {
             idx_flush_threshold: 8192,
             log_file_size: 1 << 30,
             save_snapshot_seconds: 3600,
+            save_snapshot_log_bytes: 4 << 30,
             max_keep_snapshots: 2,
             save_snapshot_when_close: true,
             auto_delete_log_delay_seconds: 60,

@@ -275,6 +275,11 @@ pub(crate) struct Driver<S: StateMachine> {
     save_notify: Notify,
     /// lastIncludedIndex of the newest saved (or recovered) snapshot.
     last_saved: Cell<Index>,
+    /// Log bytes handed to the log since the group started (`saveSnapshotLogBytes`).
+    log_bytes: Cell<u64>,
+    /// `log_bytes` at which the writer next asks for a save (see
+    /// [`Driver::count_log_bytes`]).
+    save_at_log_bytes: Cell<u64>,
     /// A save is under way.
     saving: Cell<bool>,
     /// A snapshot is being finished in the snapshot store (a save's or an install's
@@ -395,6 +400,8 @@ where
             snapshots,
             save_notify: Notify::default(),
             last_saved: Cell::new(0),
+            log_bytes: Cell::new(0),
+            save_at_log_bytes: Cell::new(cfg.save_snapshot_log_bytes),
             saving: Cell::new(false),
             storing: Cell::new(false),
             store_done: Notify::default(),
@@ -1559,7 +1566,10 @@ impl<S: StateMachine> Driver<S> {
                         break;
                     }
                     Some(WriteOp::Truncate(i)) => truncating = Some((i, log.truncate_tail(i))),
-                    Some(WriteOp::Append(b)) => flight.push_back(log.append(b)),
+                    Some(WriteOp::Append(b)) => {
+                        self.count_log_bytes(&b);
+                        flight.push_back(log.append(b))
+                    }
                 }
             }
             while let Some(f) = flight.front_mut() {
@@ -2914,6 +2924,25 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// Counts the bytes of entries handed to the log and asks the save fiber for a
+    /// snapshot each time `saveSnapshotLogBytes` more have been written since the last
+    /// save began (0: never; saves then come from `saveSnapshotSeconds` alone). At most
+    /// one ask per threshold's worth of log: a save that cannot run (no snapshot files,
+    /// an install under way) is not asked for again at every append.
+    fn count_log_bytes(&self, items: &[LogItem]) {
+        let limit = self.cfg.save_snapshot_log_bytes;
+        if limit == 0 {
+            return;
+        }
+        let n: u64 = items.iter().map(|i| i.encoded_len() as u64).sum();
+        let total = self.log_bytes.get().saturating_add(n);
+        self.log_bytes.set(total);
+        if total >= self.save_at_log_bytes.get() {
+            self.save_at_log_bytes.set(total.saturating_add(limit));
+            self.save_notify.notify();
+        }
+    }
+
     /// Takes a snapshot of the state machine at lastApplied and saves it (fsynced),
     /// keeps `maxKeepSnapshots`, then lets the log be deleted up to the oldest kept
     /// one (`deleteLogsAfterTakeSnapshot`, after `autoDeleteLogDelaySeconds`).
@@ -2928,6 +2957,12 @@ impl<S: StateMachine> Driver<S> {
             return Ok(self.last_saved.get());
         }
         self.saving.set(true);
+        // the log written from here on counts towards the next save
+        let limit = self.cfg.save_snapshot_log_bytes;
+        if limit > 0 {
+            self.save_at_log_bytes
+                .set(self.log_bytes.get().saturating_add(limit));
+        }
         let r = self.save_snapshot_inner().await;
         self.saving.set(false);
         r

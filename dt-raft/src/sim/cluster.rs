@@ -127,6 +127,11 @@ pub struct SimConfig {
     /// [`RaftGroup::config_change`](crate::driver::RaftGroup::config_change) API
     /// (off by default: it changes every seed's trajectory).
     pub membership: bool,
+    /// [`RaftGroupConfig::save_snapshot_log_bytes`](crate::driver::RaftGroupConfig::save_snapshot_log_bytes)
+    /// for every node: snapshots are then also saved every so many bytes of log, besides
+    /// every 1–2 virtual seconds. `None` keeps the default (4 GiB, never reached in a
+    /// run): that way every seed's trajectory stays what it was.
+    pub snapshot_log_bytes: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -141,6 +146,7 @@ impl Default for SimConfig {
             leader_stickiness: true,
             align_heartbeats: true,
             membership: false,
+            snapshot_log_bytes: None,
         }
     }
 }

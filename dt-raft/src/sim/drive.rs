@@ -607,6 +607,9 @@ fn start_node(sh: &Rc<Shared>, sim: &mut Simulation, id: NodeId) {
     cfg.max_replicate_items = sh.max_replicate_items;
     cfg.leader_stickiness = sh.cfg.leader_stickiness;
     cfg.save_snapshot_seconds = sh.snap.save_seconds;
+    if let Some(b) = sh.cfg.snapshot_log_bytes {
+        cfg.save_snapshot_log_bytes = b;
+    }
     cfg.max_keep_snapshots = 1;
     cfg.save_snapshot_when_close = false;
     cfg.delete_logs_after_take_snapshot = true;

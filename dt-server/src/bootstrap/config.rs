@@ -310,6 +310,9 @@ pub struct GroupConfig {
     pub replicate_snapshot_buffer_size: i32,
     /// `saveSnapshotSeconds`.
     pub save_snapshot_seconds: i32,
+    /// `saveSnapshotLogBytes` (dt only): also save a snapshot every so many bytes of
+    /// log (`RaftGroupConfig::save_snapshot_log_bytes`; 0 = by time alone).
+    pub save_snapshot_log_bytes: i64,
     /// `maxKeepSnapshots` (at least 1 is kept whatever the value).
     pub max_keep_snapshots: i32,
     /// `saveSnapshotWhenClose`.
@@ -359,6 +362,7 @@ impl GroupConfig {
             replicate_snapshot_concurrency: 4,
             replicate_snapshot_buffer_size: 64 * 1024,
             save_snapshot_seconds: 3600,
+            save_snapshot_log_bytes: 4 << 30,
             max_keep_snapshots: 2,
             save_snapshot_when_close: true,
             auto_delete_log_delay_seconds: 60,
@@ -502,6 +506,11 @@ impl GroupConfig {
             meaning: "seconds between periodic snapshots",
         },
         KeyDoc {
+            key: "saveSnapshotLogBytes",
+            default: "4294967296",
+            meaning: "dt only: also save a snapshot once this many bytes of log were written since the last one began (0: by saveSnapshotSeconds alone, as the reference). Log files are deleted only behind snapshots, so this bounds a busy group's disk use: about maxKeepSnapshots times this, plus one log file and autoDeleteLogDelaySeconds of writes",
+        },
+        KeyDoc {
             key: "maxKeepSnapshots",
             default: "2",
             meaning: "snapshots kept on disk (at least 1)",
@@ -580,6 +589,7 @@ impl GroupConfig {
             &mut self.replicate_snapshot_buffer_size,
         )?;
         r.int("saveSnapshotSeconds", &mut self.save_snapshot_seconds)?;
+        r.long("saveSnapshotLogBytes", &mut self.save_snapshot_log_bytes)?;
         r.int("maxKeepSnapshots", &mut self.max_keep_snapshots)?;
         r.boolean("saveSnapshotWhenClose", &mut self.save_snapshot_when_close)?;
         r.int(

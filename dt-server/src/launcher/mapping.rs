@@ -227,6 +227,7 @@ pub fn raft_group_config(g: &GroupConfig) -> Result<RaftGroupConfig, StartProble
         g.replicate_snapshot_buffer_size as i64,
     )? as usize;
     c.save_snapshot_seconds = nonneg("saveSnapshotSeconds", g.save_snapshot_seconds as i64)?;
+    c.save_snapshot_log_bytes = nonneg("saveSnapshotLogBytes", g.save_snapshot_log_bytes)?;
     c.max_keep_snapshots = nonneg("maxKeepSnapshots", g.max_keep_snapshots as i64)? as usize;
     c.save_snapshot_when_close = g.save_snapshot_when_close;
     c.auto_delete_log_delay_seconds = nonneg(
@@ -289,7 +290,7 @@ mod tests {
              maxPendingTasks = 14\nmaxPendingTaskBytes = 15\nmaxCacheTasks = 16\n\
              maxCacheTaskBytes = 17\nidxItemsPerFile = 1024\nidxCacheSize = 19\n\
              idxFlushThreshold = 20\nlogFileSize = 2097152\nreplicateSnapshotConcurrency = 3\n\
-             replicateSnapshotBufferSize = 4096\nsaveSnapshotSeconds = 21\n\
+             replicateSnapshotBufferSize = 4096\nsaveSnapshotSeconds = 21\nsaveSnapshotLogBytes = 23\n\
              maxKeepSnapshots = 5\nsaveSnapshotWhenClose = false\n\
              autoDeleteLogDelaySeconds = 22\ndeleteLogsAfterTakeSnapshot = false\n",
         )
@@ -363,6 +364,7 @@ mod tests {
         assert_eq!(g.replicate_snapshot_concurrency, 3);
         assert_eq!(g.replicate_snapshot_buffer_size, 4096);
         assert_eq!(g.save_snapshot_seconds, 21);
+        assert_eq!(g.save_snapshot_log_bytes, 23);
         assert_eq!(
             g.max_keep_snapshots, 9,
             "group.5.* wins over config.properties"
@@ -402,6 +404,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "group 3: maxPendingTasks must be positive (got -5)"
+        );
+        let mut g = GroupConfig::new(3, "1", None);
+        assert_eq!(
+            raft_group_config(&g).unwrap().save_snapshot_log_bytes,
+            4 << 30,
+            "saveSnapshotLogBytes defaults to 4 GiB"
+        );
+        g.save_snapshot_log_bytes = -1;
+        let e = raft_group_config(&g).unwrap_err().to_string();
+        assert!(
+            e.contains("saveSnapshotLogBytes") && e.contains("-1"),
+            "{e}"
         );
         for bad in [-1, (1 << 30) + 1] {
             let mut g = GroupConfig::new(3, "1", None);
