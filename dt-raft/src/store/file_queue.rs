@@ -153,7 +153,41 @@ impl DtFile {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// Frees the blocks of a file already deleted (unlinked), [`RELEASE_STEP`] at a
+    /// time from its end, before it is closed; returns the number of truncations.
+    /// Only when nothing else holds the file (a reader keeps its data whole): then it
+    /// does nothing and the blocks go when the last holder closes it.
+    ///
+    /// Closing a deleted 1 GiB segment frees all its blocks in one file-system
+    /// operation, and an fsync of another file (the log's next appends) waits for the
+    /// journal commit that carries it: measured on ext4 here, fdatasyncs of 64 KiB
+    /// appends running beside the deletion took up to 62–80 ms (0.25 ms otherwise), and
+    /// up to 5 ms with 8 MiB steps, the deletion itself taking as long (~0.25 s). Best
+    /// effort: a failed truncation stops the steps, and closing frees the rest.
+    pub fn release_blocks(self: Arc<Self>) -> usize {
+        let Ok(f) = Arc::try_unwrap(self) else {
+            return 0;
+        };
+        let mut len = match f.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return 0,
+        };
+        let mut steps = 0;
+        while len > 0 {
+            len = len.saturating_sub(RELEASE_STEP);
+            if let Err(e) = f.file.set_len(len) {
+                log::debug!("freeing {} in steps: {e}", f.path.display());
+                break;
+            }
+            steps += 1;
+        }
+        steps
+    }
 }
+
+/// Bytes freed per truncation by [`DtFile::release_blocks`].
+pub const RELEASE_STEP: u64 = 8 << 20;
 
 /// Formats a start position as a 20-digit file name.
 pub fn file_name(start: u64) -> String {
@@ -827,5 +861,30 @@ pub(crate) mod tests {
         q.delete_all().unwrap();
         assert!(q.is_empty());
         assert!(d.path().join("junk").exists());
+    }
+
+    /// A deleted segment's blocks are freed in steps through the open file (the
+    /// length read through another descriptor of the same file ends at 0), but only
+    /// when nothing else holds it: a file still held keeps its data.
+    #[test]
+    fn release_blocks_truncates_a_deleted_file_in_steps_only_when_unshared() {
+        let d = tempfile::tempdir().unwrap();
+        let size = 4 * RELEASE_STEP;
+        let q = FileQueue::open(d.path(), size, false).unwrap();
+        let f = q.maker().create(0).unwrap();
+        f.write_all_at(&[7u8; 4096], size - 4096).unwrap();
+        let probe = f.file().try_clone().unwrap();
+        FileQueue::delete_file(&f, false).unwrap();
+        assert!(!f.path.exists());
+
+        let held = f.clone();
+        assert_eq!(f.release_blocks(), 0, "another holder: nothing freed");
+        let mut last = [0u8; 4096];
+        held.read_exact_at(&mut last, size - 4096).unwrap();
+        assert_eq!(last, [7u8; 4096], "the holder still reads its data");
+        assert_eq!(probe.metadata().unwrap().len(), size);
+
+        assert_eq!(held.release_blocks(), 4, "one truncation per step");
+        assert_eq!(probe.metadata().unwrap().len(), 0);
     }
 }

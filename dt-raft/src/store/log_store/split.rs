@@ -247,12 +247,19 @@ impl DeleteJob {
         self.log.is_empty() && self.idx.is_empty()
     }
 
-    /// Deletes the files; returns the number of log segments deleted.
+    /// Deletes the files; returns the number of log segments deleted. A segment's
+    /// blocks are then freed a step at a time before it is closed
+    /// ([`DtFile::release_blocks`]), so that freeing a whole segment at once does not
+    /// stall the fsyncs of the appends going on meanwhile.
     pub fn run(self) -> StoreResult<usize> {
         for f in self.log.iter().chain(self.idx.iter()) {
             FileQueue::delete_file(f, self.sync)?;
         }
-        Ok(self.log.len())
+        let n = self.log.len();
+        for f in self.log {
+            f.release_blocks();
+        }
+        Ok(n)
     }
 }
 
