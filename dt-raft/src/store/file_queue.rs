@@ -536,9 +536,11 @@ impl FileQueue {
         Ok(())
     }
 
-    /// Deletes every file whose name is 20 digits (install begin).
+    /// Deletes every file whose name is 20 digits (install begin). The queue's files
+    /// are freed in steps once deleted ([`DtFile::release_blocks`]): an install may
+    /// wipe gigabytes while other groups on the disk go on writing.
     pub fn delete_all(&mut self) -> StoreResult<()> {
-        self.files.clear();
+        let held: Vec<Arc<DtFile>> = self.files.drain(..).collect();
         for ent in fs::read_dir(&self.dir).map_err(|e| StoreError::io("list dir", &self.dir, e))? {
             let ent = ent.map_err(|e| StoreError::io("list dir", &self.dir, e))?;
             if ent.file_name().to_str().and_then(parse_file_name).is_some() {
@@ -548,6 +550,9 @@ impl FileQueue {
         }
         if self.sync {
             sync_dir(&self.dir)?;
+        }
+        for f in held {
+            f.release_blocks();
         }
         Ok(())
     }
@@ -857,9 +862,15 @@ pub(crate) mod tests {
             Err(StoreError::BadLayout { .. })
         ));
         let mut q = FileQueue::open(d.path().join("other").as_path(), 4096, true).unwrap();
-        q.ensure(0).unwrap();
+        let probe = q.ensure(0).unwrap().file().try_clone().unwrap();
+        assert_eq!(probe.metadata().unwrap().len(), 4096);
         q.delete_all().unwrap();
         assert!(q.is_empty());
+        assert_eq!(
+            probe.metadata().unwrap().len(),
+            0,
+            "the queue's file was freed through its descriptor"
+        );
         assert!(d.path().join("junk").exists());
     }
 
