@@ -565,11 +565,7 @@ fn group_overrides_in_servers_properties_reach_each_running_group() {
     kv1.stop(Duration::from_secs(1));
     s.terminate();
     assert_eq!(s.wait_exit(T).code(), Some(0), "{}", s.log_text());
-    let count = |g: &str| {
-        fs::read_dir(dir.path().join("node1/data").join(g).join("snapshot"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
+    let count = |g: &str| snapshots_saved(&dir.path().join("node1/data").join(g));
     assert!(count("0") > 0, "group 0 saved a snapshot on close");
     assert_eq!(
         count("1"),
@@ -597,15 +593,7 @@ fn save_snapshot_log_bytes_saves_while_the_server_runs() {
     for i in 0..700 {
         kv.put(0, format!("k{i}"), value.clone()).unwrap();
     }
-    let snapshots = || {
-        fs::read_dir(dir.path().join("node1/data/0/snapshot"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let snapshots = || snapshots_saved(&dir.path().join("node1/data/0"));
     let end = std::time::Instant::now() + T;
     while snapshots() == 0 && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
@@ -619,4 +607,15 @@ fn save_snapshot_log_bytes_saves_while_the_server_runs() {
         "{}",
         s.log_text()
     );
+}
+
+/// The complete snapshots (their `.idx` files) in a group's data directory.
+fn snapshots_saved(group_dir: &std::path::Path) -> usize {
+    fs::read_dir(group_dir.join("snapshot"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+                .count()
+        })
+        .unwrap_or(0)
 }
