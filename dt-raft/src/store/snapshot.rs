@@ -302,9 +302,17 @@ pub struct SnapshotWriter {
     stride: usize,
     block: Vec<u8>,
     sync: bool,
+    /// Bytes written to the file since its last fdatasync (see [`SYNC_STEP`]).
+    unsynced: u64,
     start_time: String,
     done: bool,
 }
+
+/// A snapshot being written is fdatasynced every this many bytes (when syncing), so
+/// that its final fsync has little left to write. Left to the end, a 300 MB snapshot's
+/// writeback filled the disk's queue at once and the log's fsyncs waited behind it:
+/// DtKV put latency up to 0.4–0.67 s during each save of a 1-million-key state.
+pub const SYNC_STEP: u64 = 8 << 20;
 
 impl SnapshotWriter {
     /// Appends bytes of the state machine's stream.
@@ -333,7 +341,14 @@ impl SnapshotWriter {
             .and_then(|_| out.write_all(&self.block))
             .and_then(|_| out.write_all(&crc.to_be_bytes()));
         r.map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
+        self.unsynced += self.block.len() as u64 + 8;
         self.block.clear();
+        if self.sync && self.unsynced >= SYNC_STEP {
+            self.unsynced = 0;
+            out.flush()
+                .and_then(|_| out.get_ref().sync_data())
+                .map_err(|e| StoreError::io("fdatasync", &self.tmp_path, e))?;
+        }
         Ok(())
     }
 
@@ -553,6 +568,7 @@ impl SnapshotDir {
             stride: buffer_size,
             block: Vec::with_capacity(buffer_size - 8),
             sync: self.sync,
+            unsynced: 0,
             start_time: format_time(now, true),
             done: false,
         })
