@@ -159,8 +159,8 @@ fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     if let (Some(s), Target::Tree(tree)) = (snapshot, &mut target) {
-        let mut sweep = tree.close_snapshot(s);
-        while tree.gc_step(&mut sweep, 500) {}
+        tree.close_snapshot(s);
+        while tree.gc_step(500) {}
     }
     println!(
         "RESULT puts_per_s={:.0} ns_per_put={:.0}",

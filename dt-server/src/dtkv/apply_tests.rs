@@ -790,9 +790,11 @@ fn closing_the_last_snapshot_and_sweeping_drops_old_versions_and_tombstones() {
         "tombstone kept for the snapshot"
     );
     let before = kv.t.version_count();
-    let mut sweep = kv.t.close_snapshot(snap);
-    while kv.t.gc_step(&mut sweep, 1) {}
-    assert!(sweep.is_done());
+    kv.t.close_snapshot(snap);
+    assert!(kv.t.gc_pending());
+    while kv.t.gc_step(1) {}
+    assert!(!kv.t.gc_pending());
+    assert!(kv.t.cursors.is_empty(), "the sweep's cursor is released");
     assert!(kv.t.version_count() < before);
     assert!(kv.t.lookup(b"gone").is_none());
     for (_, h) in kv.t.holders.iter() {
@@ -813,8 +815,8 @@ fn two_snapshots_each_keep_their_own_version() {
     assert_eq!(&kv.t.snapshot_get(&s2, b"k").unwrap().data[..], b"v2");
     let h = kv.t.lookup(b"k").unwrap();
     assert_eq!(kv.t.holders[h].versions.len(), 3);
-    let mut sw = kv.t.close_snapshot(s1);
-    while kv.t.gc_step(&mut sw, 500) {}
+    kv.t.close_snapshot(s1);
+    while kv.t.gc_step(500) {}
     assert_eq!(kv.t.holders[h].versions.len(), 2);
     assert_eq!(&kv.t.snapshot_get(&s2, b"k").unwrap().data[..], b"v2");
 }
@@ -829,8 +831,8 @@ fn a_removed_dir_with_child_tombstones_stays_until_they_go() {
     kv.remove_as(A, "d");
     assert!(kv.t.lookup(b"d.x").is_some());
     assert!(kv.t.snapshot_get(&snap, b"d.x").is_some());
-    let mut sw = kv.t.close_snapshot(snap);
-    while kv.t.gc_step(&mut sw, 500) {}
+    kv.t.close_snapshot(snap);
+    while kv.t.gc_step(500) {}
     assert!(kv.t.lookup(b"d.x").is_none());
     assert!(kv.t.lookup(b"d").is_none());
     assert_eq!(kv.t.holder_count(), 1);
@@ -886,8 +888,8 @@ fn an_overwrite_without_snapshots_changes_the_version_in_place_and_with_one_keep
         );
         assert_eq!(kv.node(k).unwrap().update_index, now);
     }
-    let mut sw = kv.t.close_snapshot(snap);
-    while kv.t.gc_step(&mut sw, 500) {}
+    kv.t.close_snapshot(snap);
+    while kv.t.gc_step(500) {}
     kv.put("d.k", "v4"); // 5
     assert_eq!(kv.t.holders[h].versions.len(), 1);
     let n = kv.node("d.k").unwrap();
@@ -908,7 +910,7 @@ fn versions_left_by_a_closed_snapshot_before_its_sweep_are_never_seen() {
     kv.put("k", "v2"); // 2
     let h = kv.t.lookup(b"k").unwrap();
     assert_eq!(kv.t.holders[h].versions.len(), 2);
-    let sweep = kv.t.close_snapshot(s1); // not run yet
+    kv.t.close_snapshot(s1); // its sweep not run yet
     kv.put("k", "v3"); // 3, in place
     assert_eq!(&kv.node("k").unwrap().data[..], b"v3");
     let s2 = kv.t.open_snapshot(3);
@@ -921,9 +923,39 @@ fn versions_left_by_a_closed_snapshot_before_its_sweep_are_never_seen() {
         .collect();
     assert_eq!(kept, vec![Bytes::from("v3"), Bytes::from("v4")]);
     assert_eq!(&kv.t.snapshot_get(&s2, b"k").unwrap().data[..], b"v3");
-    drop(sweep);
-    let mut sw = kv.t.close_snapshot(s2);
-    while kv.t.gc_step(&mut sw, 500) {}
+    kv.t.close_snapshot(s2); // starts the sweep over
+    while kv.t.gc_step(500) {}
     assert_eq!(kv.t.holders[h].versions.len(), 1);
     assert_eq!(&kv.node("k").unwrap().data[..], b"v4");
+}
+
+#[test]
+fn a_sweep_in_steps_goes_on_past_holders_removed_and_added_between_steps() {
+    let mut kv = Kv::new();
+    for i in 0..100 {
+        kv.put(&format!("k{i}"), "v1");
+    }
+    let snap = kv.t.open_snapshot(100);
+    for i in 0..100 {
+        kv.put(&format!("k{i}"), "v2");
+    }
+    kv.t.close_snapshot(snap);
+    assert!(kv.t.gc_step(10), "more to go after 10 holders");
+    // Removed at, behind and ahead of the sweep's position; one added at the end.
+    for i in 5..60 {
+        assert_eq!(kv.remove_as(A, &format!("k{i}")), KvCode::Success);
+    }
+    kv.put("new", "x");
+    let mut steps = 1;
+    while kv.t.gc_step(10) {
+        steps += 1;
+    }
+    assert!(steps >= 5, "{steps} steps");
+    for (_, h) in kv.t.holders.iter() {
+        assert_eq!(h.versions.len(), 1, "{:?}", h.key);
+    }
+    assert!(kv.t.lookup(b"k30").is_none());
+    assert_eq!(&kv.node("k99").unwrap().data[..], b"v2");
+    assert_eq!(&kv.node("new").unwrap().data[..], b"x");
+    assert!(kv.t.cursors.is_empty(), "the sweep's cursor is released");
 }

@@ -15,7 +15,7 @@ use super::biz_type::BizType;
 use super::processor::read;
 use super::response::KvResponse;
 use super::snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader};
-use super::tree::{GcSweep, KvTree};
+use super::tree::KvTree;
 use super::ttl_manager::{TtlManager, TtlRun};
 use super::watch_manager::{Push, PushOutcome, PushToken, WatchConfig, WatchManager};
 
@@ -301,15 +301,23 @@ impl<C: Copy + Eq + Hash + Ord + fmt::Debug> DtKv<C> {
         Ok(self.tree.read_snapshot(&mut s.reader, max))
     }
 
-    /// Closes a snapshot; returns the garbage-collection sweep to run (none when the
-    /// snapshot belonged to a replaced state).
-    pub fn close_snapshot(&mut self, s: DtKvSnapshot) -> Option<GcSweep> {
-        (s.epoch == self.epoch).then(|| self.tree.close_snapshot_reader(s.reader))
+    /// Closes a snapshot and starts the garbage-collection sweep that drops the
+    /// versions only it kept (not for a snapshot of a replaced state), run a few
+    /// holders at a time by [`DtKv::gc_step`].
+    pub fn close_snapshot(&mut self, s: DtKvSnapshot) {
+        if s.epoch == self.epoch {
+            self.tree.close_snapshot_reader(s.reader);
+        }
     }
 
-    /// Runs up to `max` holders of a sweep.
-    pub fn gc_step(&mut self, sweep: &mut GcSweep, max: usize) -> bool {
-        self.tree.gc_step(sweep, max)
+    /// Runs up to `max` holders of the sweep under way; returns whether holders remain.
+    pub fn gc_step(&mut self, max: usize) -> bool {
+        self.tree.gc_step(max)
+    }
+
+    /// Whether a garbage-collection sweep is under way.
+    pub fn gc_pending(&self) -> bool {
+        self.tree.gc_pending()
     }
 }
 
@@ -344,7 +352,8 @@ mod tests {
             }
             stream.extend_from_slice(&b);
         }
-        src.close_snapshot(snap).unwrap();
+        src.close_snapshot(snap);
+        assert!(src.gc_pending(), "closing starts a sweep");
 
         let mut dst: DtKv<u32> = DtKv::new(0, WatchConfig::default());
         dst.exec(1, 0, 0, BizType::Put, &KvReq::put(0, "old", "x"))
@@ -378,7 +387,11 @@ mod tests {
         );
         dst.install_chunk(first.len() as u64, rest, true, 100_000 * MS, 11_000)
             .unwrap();
-        assert!(dst.close_snapshot(old).is_none());
+        dst.close_snapshot(old);
+        assert!(
+            !dst.gc_pending(),
+            "no sweep for a replaced state's snapshot"
+        );
         assert_eq!(dst.tree().get(b"k").node.unwrap().update_index, 2);
         assert!(dst.tree().get(b"old").node.is_none());
         assert_eq!(dst.watch_count(7, 0), 0, "watches dropped by the install");

@@ -53,7 +53,7 @@ pub use node::{NodeVersion, TtlInfo};
 pub use processor::{plan, read, KvAction};
 pub use response::{KvRespBody, KvResponse, SizedBody};
 pub use snapshot::{SnapshotDecoder, SnapshotError, SnapshotReader, SnapshotRecord};
-pub use tree::{GcSweep, KvTree, SnapshotId, WatchView};
+pub use tree::{KvTree, SnapshotId, WatchView};
 pub use ttl_manager::{TtlManager, TtlRun};
 pub use validate::check_ttl;
 pub use watch_manager::{check_watch_req, Push, PushOutcome, PushToken, WatchConfig, WatchManager};

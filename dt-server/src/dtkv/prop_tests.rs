@@ -287,8 +287,8 @@ proptest! {
                     let rest = stream_all(&mut t, &mut o.reader);
                     o.got.extend_from_slice(&rest);
                     prop_assert_eq!(&records_view(&o.got), &o.expected);
-                    let mut sweep = t.close_snapshot_reader(o.reader);
-                    while t.gc_step(&mut sweep, 3) {}
+                    t.close_snapshot_reader(o.reader);
+                    while t.gc_step(3) {}
                     check_invariants(&t);
                 }
                 Step::Watch(c, keys, sync_all) => {
@@ -329,8 +329,8 @@ proptest! {
             let rest = stream_all(&mut t, &mut o.reader);
             o.got.extend_from_slice(&rest);
             prop_assert_eq!(&records_view(&o.got), &o.expected);
-            let mut sweep = t.close_snapshot_reader(o.reader);
-            while t.gc_step(&mut sweep, 500) {}
+            t.close_snapshot_reader(o.reader);
+            while t.gc_step(500) {}
         }
         check_invariants(&t);
         // Every watch on an existing key ends up told its current state.

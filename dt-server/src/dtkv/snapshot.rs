@@ -17,7 +17,7 @@ use dt_net::ProcessInfo;
 
 use super::apply::TtlChange;
 use super::node::{NodeVersion, TtlInfo};
-use super::tree::{GcSweep, HolderId, KvTree, SnapshotId};
+use super::tree::{HolderId, KvTree, SnapshotId};
 
 /// Size of a record's fixed part.
 pub const RECORD_FIXED_LEN: usize = 84;
@@ -302,7 +302,7 @@ impl KvTree {
     }
 
     /// Closes the reader's snapshot (see [`KvTree::close_snapshot`]).
-    pub fn close_snapshot_reader(&mut self, r: SnapshotReader) -> GcSweep {
+    pub fn close_snapshot_reader(&mut self, r: SnapshotReader) {
         self.close_snapshot(r.id)
     }
 
@@ -541,7 +541,7 @@ mod tests {
             let bytes = read_all(&mut t, &mut r, step);
             assert_eq!(bytes, whole, "step {step}");
             assert_eq!(decode(&bytes, step), expected);
-            let _ = t.close_snapshot_reader(r);
+            t.close_snapshot_reader(r);
         }
     }
 

@@ -204,8 +204,12 @@ pub struct KvTree {
     pub(crate) root: HolderId,
     /// lastIncludedIndex of each open snapshot → how many are open at it.
     pub(crate) open_snapshots: BTreeMap<i64, usize>,
-    /// Snapshot readers' cursors (the next holder in map order each will visit).
+    /// Snapshot readers' cursors (the next holder in map order each will visit), and
+    /// the garbage-collection sweep's.
     pub(crate) cursors: Slab<Option<HolderId>>,
+    /// The garbage-collection sweep under way: its cursor in `cursors`
+    /// ([`KvTree::close_snapshot`], [`KvTree::gc_step`]).
+    pub(crate) gc_cursor: Option<usize>,
     pub(crate) next_serial: u64,
     /// Keys with watches: their changes are reported in `ApplyOutcome::watch_events`.
     pub(crate) watched: HashSet<Bytes>,
@@ -233,6 +237,7 @@ impl KvTree {
             root: 0,
             open_snapshots: BTreeMap::new(),
             cursors: Slab::new(),
+            gc_cursor: None,
             next_serial: 0,
             watched: HashSet::new(),
         };
@@ -440,8 +445,11 @@ impl KvTree {
     }
 
     /// Closes a snapshot. Versions nobody sees any more are dropped as holders are
-    /// updated, and by a [`GcSweep`] over the whole map.
-    pub fn close_snapshot(&mut self, id: SnapshotId) -> GcSweep {
+    /// updated, and by a garbage-collection sweep over the whole map, which this
+    /// starts (or starts over, from the first holder, when one is under way) and
+    /// [`KvTree::gc_step`] runs a few holders at a time: a sweep of a million holders
+    /// run at once held the group's thread for a quarter of a second.
+    pub fn close_snapshot(&mut self, id: SnapshotId) {
         if let Some(n) = self.open_snapshots.get_mut(&id.index) {
             *n -= 1;
             if *n == 0 {
@@ -451,27 +459,36 @@ impl KvTree {
         if self.cursors.contains(id.cursor) {
             self.cursors.remove(id.cursor);
         }
-        GcSweep {
-            ids: self
-                .iter_order()
-                .map(|h| (h, self.holders[h].serial))
-                .collect(),
-            pos: 0,
+        let head = self.order.head;
+        match self.gc_cursor {
+            Some(c) => self.cursors[c] = head,
+            None => self.gc_cursor = Some(self.cursors.insert(head)),
         }
     }
 
-    /// Runs up to `max` holders of a sweep (the reference does 500 per step); returns
-    /// whether holders remain.
-    pub fn gc_step(&mut self, sweep: &mut GcSweep, max: usize) -> bool {
-        let end = (sweep.pos + max).min(sweep.ids.len());
-        for i in sweep.pos..end {
-            let (h, serial) = sweep.ids[i];
-            if self.holders.get(h).is_some_and(|x| x.serial == serial) {
-                self.gc(h);
-            }
+    /// Whether a garbage-collection sweep is under way.
+    pub fn gc_pending(&self) -> bool {
+        self.gc_cursor.is_some()
+    }
+
+    /// Runs up to `max` holders of the sweep under way, in map order (the reference
+    /// does 500 per step); returns whether holders remain. Holders added meanwhile are
+    /// visited too, removed ones skipped (the sweep's cursor moves past a holder that
+    /// goes, as a snapshot reader's does).
+    pub fn gc_step(&mut self, max: usize) -> bool {
+        let Some(c) = self.gc_cursor else {
+            return false;
+        };
+        for _ in 0..max {
+            let Some(h) = self.cursors[c] else {
+                self.cursors.remove(c);
+                self.gc_cursor = None;
+                return false;
+            };
+            self.cursors[c] = self.holders[h].order.next;
+            self.gc(h);
         }
-        sweep.pos = end;
-        sweep.pos < sweep.ids.len()
+        true
     }
 
     /// What the snapshot `id` sees at `key`: the version current after its last
@@ -538,6 +555,8 @@ impl KvTree {
         out
     }
 
+    /// The holders in map order (for tests' checks of the whole tree).
+    #[cfg(test)]
     pub(crate) fn iter_order(&self) -> impl Iterator<Item = HolderId> + '_ {
         let mut c = self.order.head;
         std::iter::from_fn(move || {
@@ -776,21 +795,6 @@ pub struct SnapshotId {
     /// The snapshot's last included index.
     pub index: i64,
     pub(crate) cursor: usize,
-}
-
-/// A garbage-collection sweep over every holder, started when a snapshot closes
-/// ([`KvTree::close_snapshot`], [`KvTree::gc_step`]).
-#[derive(Debug, Default)]
-pub struct GcSweep {
-    ids: Vec<(HolderId, u64)>,
-    pos: usize,
-}
-
-impl GcSweep {
-    /// Whether every holder was visited.
-    pub fn is_done(&self) -> bool {
-        self.pos >= self.ids.len()
-    }
 }
 
 #[cfg(test)]
