@@ -222,7 +222,7 @@ impl KvConfig {
     pub const KEYS: &'static [KeyDoc] = &[
         KeyDoc { key: "useSeparateExecutor", default: "false", meaning: "run the group's DtKV on a dedicated thread instead of the Raft thread" },
         KeyDoc { key: "readInDtKvExecutor", default: "true", meaning: "serve lease reads on the DtKV executor (false: on IO threads under a read lock)" },
-        KeyDoc { key: "initMapCapacity", default: "16384", meaning: "initial capacity of the key map: keys before its first rebuild. The map rebuilds its whole table on the group's thread each time it is three quarters full, a pause that grows with it (stalls of 113-135 ms were seen while a state grew to a million keys): set it to the expected key count for a large state" },
+        KeyDoc { key: "initMapCapacity", default: "16384", meaning: "initial capacity of the key map" },
         KeyDoc { key: "watchDispatchIntervalMillis", default: "500", meaning: "ms between watch notification rounds" },
         KeyDoc { key: "watchMaxReqBytes", default: "81920", meaning: "byte limit of one watch notification push" },
         KeyDoc { key: "watchMaxBatchSize", default: "100", meaning: "items per watch notification push" },
