@@ -117,11 +117,12 @@ impl CpuSet {
                 if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(CpuListError::NotANumber(item.to_string()));
                 }
-                match t.parse::<usize>() {
-                    Ok(n) if n < Self::MAX_CPUS => Ok(n),
-                    _ => Err(CpuListError::TooLarge(
-                        t.parse::<usize>().unwrap_or(usize::MAX),
-                    )),
+                // all digits: only an overflow fails to parse, and is too large too
+                let n = t.parse::<usize>().unwrap_or(usize::MAX);
+                if n < Self::MAX_CPUS {
+                    Ok(n)
+                } else {
+                    Err(CpuListError::TooLarge(n))
                 }
             };
             let (from, to) = match item.split_once('-') {

@@ -539,12 +539,12 @@ impl GroupConfig {
         if text.trim().is_empty() {
             return Ok(None);
         }
-        let bad = |reason: String| StartProblem::BadCpus {
+        let bad = |error| StartProblem::BadCpus {
             group_id: self.group_id,
-            reason,
+            error,
         };
-        let set = CpuSet::parse(text).map_err(|e| bad(e.to_string()))?;
-        set.check_usable().map_err(|e| bad(e.to_string()))?;
+        let set = CpuSet::parse(text).map_err(bad)?;
+        set.check_usable().map_err(bad)?;
         Ok(Some(set))
     }
 

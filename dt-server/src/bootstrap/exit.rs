@@ -1,6 +1,7 @@
 //! The server bootstrap's failures and their process exit codes (101–106).
 
 use crate::props::{PropsError, ValueError};
+use dt_common::cpu_set::CpuListError;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -102,8 +103,8 @@ pub enum StartProblem {
     BadCpus {
         /// The group.
         group_id: i32,
-        /// What is wrong, for a person.
-        reason: String,
+        /// What is wrong with the list.
+        error: CpuListError,
     },
     /// A size that must be a power of two is not. (The reference finds this only
     /// while initialising the group, after start, and then hangs with the group
@@ -178,8 +179,8 @@ impl fmt::Display for StartProblem {
             StartProblem::BadKvOption { group_id, reason } => {
                 write!(f, "group {group_id}: {reason}")
             }
-            StartProblem::BadCpus { group_id, reason } => {
-                write!(f, "group {group_id}: dispatcherCpus: {reason}")
+            StartProblem::BadCpus { group_id, error } => {
+                write!(f, "group {group_id}: dispatcherCpus: {error}")
             }
             StartProblem::NotPowerOfTwo {
                 group_id,

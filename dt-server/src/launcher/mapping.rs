@@ -274,7 +274,7 @@ mod tests {
     use super::*;
     use crate::bootstrap::{BootConfig, DataDirCheck};
     use crate::props::{Properties, VarSource};
-    use dt_common::cpu_set::CpuSet;
+    use dt_common::cpu_set::{CpuListError, CpuSet};
 
     /// Every key set to a non-default value in the files must arrive in the running
     /// server's settings.
@@ -441,6 +441,15 @@ mod tests {
                 matches!(e, StartProblem::BadCpus { group_id: 3, .. }),
                 "{e:?}"
             );
+            if bad == "2-1" {
+                assert!(matches!(
+                    e,
+                    StartProblem::BadCpus {
+                        error: CpuListError::BackwardRange { from: 2, to: 1 },
+                        ..
+                    }
+                ));
+            }
             let e = e.to_string();
             assert!(e.starts_with("group 3: dispatcherCpus: "), "{e}");
             #[cfg(target_os = "linux")]
