@@ -5,7 +5,7 @@
 //! field of the holder (and so in any of its cache lines), a slot here is a plain
 //! [`Holder`]: reading `arena[h]` touches only the fields the caller reads, so a put to
 //! an existing key reads one cache line of its holder. A free slot holds a vacant
-//! holder (serial 0, nothing allocated).
+//! holder (marked vacant, nothing allocated).
 
 use std::ops::{Index, IndexMut};
 
@@ -28,7 +28,7 @@ impl HolderArena {
         }
     }
 
-    /// Stores `holder` (whose serial must not be 0) and returns its id.
+    /// Stores `holder` (not a vacant one) and returns its id.
     pub(crate) fn insert(&mut self, holder: Holder) -> HolderId {
         debug_assert!(!holder.is_vacant());
         match self.free.pop() {
@@ -83,7 +83,7 @@ impl Index<HolderId> for HolderArena {
     type Output = Holder;
 
     /// The holder `h`. Only ids of holders in the arena are valid (checked in debug
-    /// builds: a vacant slot's serial is on another cache line than a put reads).
+    /// builds: a vacant slot's mark is on another cache line than a put reads).
     #[inline]
     fn index(&self, h: HolderId) -> &Holder {
         let x = &self.slots[h];
@@ -108,7 +108,7 @@ mod tests {
     use bytes::Bytes;
 
     fn holder(key: &str) -> Holder {
-        Holder::new(Bytes::from(key.to_string()), None, empty_dir(), 1)
+        Holder::new(Bytes::from(key.to_string()), None, empty_dir())
     }
 
     #[test]

@@ -98,8 +98,8 @@ pub(crate) struct Holder {
     /// For lock directories: the entries ordered by create index (the first owns the
     /// lock).
     pub(crate) lock_queue: LockQueue,
-    /// Distinguishes holders that reuse an arena slot.
-    pub(crate) serial: u64,
+    /// A free arena slot's placeholder ([`Holder::vacant`]), not a holder of the tree.
+    pub(crate) vacant: bool,
 }
 
 /// The root's version in a new tree: a directory with indexes and times 0.
@@ -117,13 +117,8 @@ pub(crate) fn empty_dir() -> NodeVersion {
 }
 
 impl Holder {
-    /// A holder of `key` under `parent` with one version; `serial` is not 0.
-    pub(crate) fn new(
-        key: Bytes,
-        parent: Option<HolderId>,
-        first: NodeVersion,
-        serial: u64,
-    ) -> Self {
+    /// A holder of `key` under `parent` with one version.
+    pub(crate) fn new(key: Bytes, parent: Option<HolderId>, first: NodeVersion) -> Self {
         Holder {
             key,
             parent_link: parent.map_or(0, |p| p + 1),
@@ -134,19 +129,22 @@ impl Holder {
             in_children: false,
             children: ListHead::default(),
             lock_queue: LockQueue::default(),
-            serial,
+            vacant: false,
         }
     }
 
-    /// What a free arena slot holds (serial 0; nothing allocated).
+    /// What a free arena slot holds (nothing allocated).
     pub(crate) fn vacant() -> Self {
-        Holder::new(Bytes::new(), None, empty_dir(), 0)
+        Holder {
+            vacant: true,
+            ..Holder::new(Bytes::new(), None, empty_dir())
+        }
     }
 
     /// Whether this is a free arena slot's placeholder.
     #[inline]
     pub(crate) fn is_vacant(&self) -> bool {
-        self.serial == 0
+        self.vacant
     }
 
     /// The parent holder (`None` for the root).
@@ -210,7 +208,6 @@ pub struct KvTree {
     /// The garbage-collection sweep under way: its cursor in `cursors`
     /// ([`KvTree::close_snapshot`], [`KvTree::gc_step`]).
     pub(crate) gc_cursor: Option<usize>,
-    pub(crate) next_serial: u64,
     /// Keys with watches: their changes are reported in `ApplyOutcome::watch_events`.
     pub(crate) watched: HashSet<Bytes>,
 }
@@ -238,7 +235,6 @@ impl KvTree {
             open_snapshots: BTreeMap::new(),
             cursors: Slab::new(),
             gc_cursor: None,
-            next_serial: 0,
             watched: HashSet::new(),
         };
         t.root = t.insert_holder(Bytes::new(), None, empty_dir());
@@ -573,10 +569,7 @@ impl KvTree {
         parent: Option<HolderId>,
         first: NodeVersion,
     ) -> HolderId {
-        self.next_serial += 1;
-        let h = self
-            .holders
-            .insert(Holder::new(key.clone(), parent, first, self.next_serial));
+        let h = self.holders.insert(Holder::new(key.clone(), parent, first));
         self.map.insert(&key, h);
         let tail = self.order.tail;
         self.holders[h].order.prev = tail;

@@ -393,13 +393,8 @@ fn daemon_loop(
             let (Some(g), Some(kv)) = (groups.group(gid), ctx.factory.group(gid)) else {
                 continue;
             };
-            {
-                // an idle group's garbage-collection sweep goes on here
-                let mut k = kv.lock();
-                if k.gc_pending() {
-                    k.gc_step(super::state_machine::DAEMON_GC_STEP);
-                }
-            }
+            // an idle group's garbage-collection sweep goes on here
+            kv.lock().gc_step(super::state_machine::DAEMON_GC_STEP);
             let now = dt_common::mono_nanos();
             let leader = g.is_leader() && g.status().group_ready;
             {

@@ -218,9 +218,8 @@ impl StateMachine for DtKvStateMachine {
             &mut req,
             now,
         );
-        if kv.gc_pending() {
-            kv.gc_step(GC_PER_ENTRY);
-        }
+        // a snapshot's garbage-collection sweep, if one is under way
+        kv.gc_step(GC_PER_ENTRY);
         Exec::Done(match r {
             Ok((out, wait)) => {
                 let lock_push = out
