@@ -169,25 +169,33 @@ impl DtFile {
         let Ok(f) = Arc::try_unwrap(self) else {
             return 0;
         };
-        let mut len = match f.file.metadata() {
-            Ok(m) => m.len(),
-            Err(_) => return 0,
-        };
-        let mut steps = 0;
-        while len > 0 {
-            len = len.saturating_sub(RELEASE_STEP);
-            if let Err(e) = f.file.set_len(len) {
-                log::debug!("freeing {} in steps: {e}", f.path.display());
-                break;
-            }
-            steps += 1;
-        }
-        steps
+        release_blocks_of(&f.file, &f.path)
     }
 }
 
 /// Bytes freed per truncation by [`DtFile::release_blocks`].
 pub const RELEASE_STEP: u64 = 8 << 20;
+
+/// Truncates `file` (opened for writing, its name already unlinked) [`RELEASE_STEP`]
+/// at a time from its end; returns the number of truncations. Best effort: a failed
+/// step stops, and closing the file frees the rest. The caller makes sure nothing else
+/// still reads the file.
+pub(crate) fn release_blocks_of(file: &File, path: &Path) -> usize {
+    let mut len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(_) => return 0,
+    };
+    let mut steps = 0;
+    while len > 0 {
+        len = len.saturating_sub(RELEASE_STEP);
+        if let Err(e) = file.set_len(len) {
+            log::debug!("freeing {} in steps: {e}", path.display());
+            break;
+        }
+        steps += 1;
+    }
+    steps
+}
 
 /// Formats a start position as a 20-digit file name.
 pub fn file_name(start: u64) -> String {

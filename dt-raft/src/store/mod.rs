@@ -35,6 +35,7 @@ pub mod reader;
 pub mod recovery;
 pub mod restore;
 pub mod snapshot;
+mod snapshot_readers;
 pub mod status;
 pub mod tail_cache;
 

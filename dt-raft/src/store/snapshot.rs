@@ -21,7 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::crc32c::Crc32c;
 use super::error::{StoreError, StoreResult};
-use super::file_queue::sync_dir;
+use super::file_queue::{release_blocks_of, sync_dir};
+use super::snapshot_readers::{is_read, ReaderMark};
 use super::status::{prop, Props, StatusFile};
 
 /// Default block stride (`diskSnapshotBufferSize`).
@@ -212,6 +213,8 @@ impl SnapshotInfo {
 pub struct SnapshotReader {
     path: PathBuf,
     file: File,
+    /// Keeps [`SnapshotDir::delete`] from freeing the file's blocks under this reader.
+    _mark: ReaderMark,
     len: u64,
     stride: usize,
     next: u64,
@@ -221,6 +224,8 @@ pub struct SnapshotReader {
 impl SnapshotReader {
     /// Opens `path` written with block stride `stride`.
     pub fn open(path: &Path, stride: usize) -> StoreResult<SnapshotReader> {
+        // Marked before it is opened: see `snapshot_readers`.
+        let mark = ReaderMark::new(&fs::canonicalize(path).unwrap_or_else(|_| path.into()));
         let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
         let len = file
             .metadata()
@@ -229,6 +234,7 @@ impl SnapshotReader {
         Ok(SnapshotReader {
             path: path.to_path_buf(),
             file,
+            _mark: mark,
             len,
             stride,
             next: 0,
@@ -575,8 +581,20 @@ impl SnapshotDir {
     }
 
     /// Deletes one snapshot (idx first, so a crash leaves only an orphan data file).
+    ///
+    /// The data file's blocks are then freed
+    /// [`RELEASE_STEP`](super::file_queue::RELEASE_STEP) at a time, as a deleted log
+    /// segment's are ([`DtFile::release_blocks`](super::file_queue::DtFile::release_blocks)):
+    /// one release of a large file holds up the fsyncs of every file on the disk (a
+    /// 300 MB file on ext4 here: fdatasyncs beside it up to 131–147 ms, against
+    /// 11–18 ms in steps). Unless a [`SnapshotReader`] of this process still reads it:
+    /// then its blocks go when the reader closes it.
     pub fn delete(&self, s: &SnapshotInfo) -> StoreResult<()> {
         fs::remove_file(&s.idx_path).map_err(|e| StoreError::io("delete", &s.idx_path, e))?;
+        // Held open across the unlink to free its blocks afterwards; a file that cannot
+        // be opened for writing is only unlinked.
+        let canonical = fs::canonicalize(&s.data_path).ok();
+        let held = OpenOptions::new().write(true).open(&s.data_path).ok();
         match fs::remove_file(&s.data_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -584,6 +602,11 @@ impl SnapshotDir {
         }
         if self.sync {
             sync_dir(&self.dir)?;
+        }
+        if let (Some(file), Some(canonical)) = (held, canonical) {
+            if !is_read(&canonical) {
+                release_blocks_of(&file, &s.data_path);
+            }
         }
         Ok(())
     }
@@ -769,6 +792,46 @@ mod tests {
         let left = names(d.path());
         assert_eq!(left.len(), 4, "{left:?}");
         assert!(left.iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn deleting_a_snapshot_frees_its_blocks_unless_a_reader_holds_it() {
+        use std::os::unix::fs::FileExt;
+        let d = tempfile::tempdir().unwrap();
+        let sd = SnapshotDir::new(d.path(), true);
+        let write = |n: u64| {
+            let mut w = sd.create(4096).unwrap();
+            for i in 0..200u32 {
+                w.write(&[i as u8; 3000]).unwrap();
+            }
+            w.finish(meta(n)).unwrap()
+        };
+        let unread = write(10);
+        let read = write(20);
+        // Descriptors opened beside the store's readers see what happens to the inodes.
+        let probe_unread = File::open(&unread.data_path).unwrap();
+        let probe_read = File::open(&read.data_path).unwrap();
+        let size = probe_read.metadata().unwrap().len();
+        assert!(size > 600_000);
+
+        let expected: Vec<u8> = (0..200u32).flat_map(|i| [i as u8; 3000]).collect();
+        let mut reader = read.open_reader().unwrap();
+        let mut got = reader.next_chunk().unwrap().unwrap();
+        sd.delete(&unread).unwrap();
+        sd.delete(&read).unwrap();
+        assert!(sd.list().unwrap().is_empty());
+        assert!(!unread.data_path.exists() && !read.data_path.exists());
+
+        // Nobody read the first one: its blocks are freed through the held descriptor.
+        assert_eq!(probe_unread.metadata().unwrap().len(), 0);
+        let mut b = [0u8; 1];
+        assert_eq!(probe_unread.read_at(&mut b, 0).unwrap(), 0);
+        // The second one stays whole for its reader, which reads it to the end.
+        assert_eq!(probe_read.metadata().unwrap().len(), size);
+        while let Some(c) = reader.next_chunk().unwrap() {
+            got.extend_from_slice(&c);
+        }
+        assert!(got == expected, "the reader read {} bytes", got.len());
     }
 
     #[test]
