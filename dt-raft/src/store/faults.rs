@@ -156,6 +156,26 @@ pub(crate) fn write_through(
     }
 }
 
+/// Runs the hook (if any) for `len` bytes about to be allocated to `path` (counted as a
+/// write of that many bytes), then `allocate` with what it lets through.
+pub(crate) fn allocate_through(
+    faults: &Faults,
+    path: &Path,
+    len: u64,
+    allocate: impl FnOnce(u64) -> io::Result<()>,
+) -> io::Result<()> {
+    let asked = usize::try_from(len).unwrap_or(usize::MAX);
+    match faults.as_ref().map(|f| f.before_write(path, asked)) {
+        None | Some(Ok(())) => allocate(len),
+        Some(Err((n, e))) => {
+            if n > 0 {
+                allocate((n as u64).min(len))?;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Runs the hook (if any) for an fsync of `path`, then `sync`.
 pub(crate) fn sync_through(
     faults: &Faults,
