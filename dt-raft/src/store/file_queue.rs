@@ -639,7 +639,8 @@ mod sys {
 
     /// Allocates the blocks of `len` bytes at `offset` (reading as zeros), extending
     /// the file if needed: `posix_fallocate`, which writes nothing on file systems that
-    /// allocate without writing (ext4, XFS) and writes zeros itself on the others.
+    /// allocate without writing (ext4, XFS); on the others glibc emulates it by
+    /// writing into every block.
     pub fn allocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
