@@ -17,7 +17,8 @@ use std::time::Duration;
 use clap::Parser;
 use dt_client::KvClient;
 use dt_examples::common::{
-    ensure, group, main_with, wait_leader, wait_until, ClusterArgs, DemoResult, KvCluster, Writer,
+    ensure, group, main_with, put_retrying, wait_leader, wait_until, ClusterArgs, DemoResult,
+    KvCluster, Writer,
 };
 
 /// Command-line flags.
@@ -98,7 +99,7 @@ fn add_use_remove(cluster: &KvCluster, kv: &KvClient) -> DemoResult {
     kv.raft().add_or_update_group(ADDED, &NODES)?;
     let leader = wait_leader(kv, ADDED, t)?;
     println!("group {ADDED}: leader node {leader}");
-    kv.put(ADDED, "color", "green")?;
+    put_retrying(kv, ADDED, "color", "green")?;
     println!("'color' is {} in group {ADDED}", get(ADDED)?);
     ensure(
         get(101)? == "red" && get(102)? == "blue",

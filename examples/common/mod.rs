@@ -585,6 +585,26 @@ pub fn put_and_get(
     Ok((put_time, get_time))
 }
 
+/// Puts `value` at `key` of `group_id`, retrying a failed put up to 3 times, 100 ms
+/// apart. A group just started may change leader once more (a node that started late
+/// wins a later election), and a put its first leader had appended but not committed
+/// then fails ("raft log truncated", or NOT_RAFT_LEADER): nothing was written, and an
+/// application retries, as here.
+pub fn put_retrying(kv: &KvClient, group_id: i32, key: &str, value: &str) -> DemoResult {
+    let mut tries = 0;
+    loop {
+        match kv.put(group_id, key.to_owned(), value.to_owned()) {
+            Ok(_) => return Ok(()),
+            Err(e) if tries < 3 => {
+                println!("put to group {group_id} failed ({e}); retrying");
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The leader of `group_id` as `kv` finds it, retried until `timeout` (a group just
 /// created or just changed may take an election before it has one).
 pub fn wait_leader(kv: &KvClient, group_id: i32, timeout: Duration) -> DemoResult<i32> {
