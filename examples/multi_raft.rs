@@ -99,7 +99,7 @@ fn add_use_remove(cluster: &KvCluster, kv: &KvClient) -> DemoResult {
     kv.raft().add_or_update_group(ADDED, &NODES)?;
     let leader = wait_leader(kv, ADDED, t)?;
     println!("group {ADDED}: leader node {leader}");
-    put_retrying(kv, ADDED, "color", "green")?;
+    put_retrying(kv, "", ADDED, "color", "green")?;
     println!("'color' is {} in group {ADDED}", get(ADDED)?);
     ensure(
         get(101)? == "red" && get(102)? == "blue",

@@ -589,14 +589,21 @@ pub fn put_and_get(
 /// apart. A group just started may change leader once more (a node that started late
 /// wins a later election), and a put its first leader had appended but not committed
 /// then fails ("raft log truncated", or NOT_RAFT_LEADER): nothing was written, and an
-/// application retries, as here.
-pub fn put_retrying(kv: &KvClient, group_id: i32, key: &str, value: &str) -> DemoResult {
+/// application retries, as here. Returns how many retries it took; `who` starts the
+/// lines it prints.
+pub fn put_retrying(
+    kv: &KvClient,
+    who: &str,
+    group_id: i32,
+    key: &str,
+    value: &str,
+) -> DemoResult<u32> {
     let mut tries = 0;
     loop {
         match kv.put(group_id, key.to_owned(), value.to_owned()) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(tries),
             Err(e) if tries < 3 => {
-                println!("put to group {group_id} failed ({e}); retrying");
+                println!("{who}put to group {group_id} failed ({e}); retrying");
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -663,24 +670,13 @@ impl Writer {
                 let n = st.ok;
                 let mut all = true;
                 for &g in &ids {
-                    let mut tries = 0;
-                    loop {
-                        match kv.put(g, "writer", n.to_string()) {
-                            Ok(_) => break,
-                            Err(e) if tries < 3 => {
-                                println!("writer: put to group {g} failed ({e}); retrying");
-                                tries += 1;
-                                std::thread::sleep(Duration::from_millis(100));
-                            }
-                            Err(e) => {
-                                println!("writer: put to group {g} failed: {e}");
-                                all = false;
-                                break;
-                            }
+                    match put_retrying(&kv, "writer: ", g, "writer", &n.to_string()) {
+                        Ok(0) => {}
+                        Ok(_) => st.retried += 1,
+                        Err(e) => {
+                            println!("writer: put to group {g} failed: {e}");
+                            all = false;
                         }
-                    }
-                    if tries > 0 {
-                        st.retried += 1;
                     }
                     let l = kv.raft().leader(g);
                     if leaders.insert(g, l) != Some(l) {

@@ -318,20 +318,7 @@ impl FileQueue {
                     "{} is {len} bytes, expected {file_size}: completing its pre-allocation",
                     path.display()
                 );
-                if allocate {
-                    // Allocated files must own their blocks (see `allocate_new_files`).
-                    allocate_through(&faults, &path, file_size - len, |n| {
-                        sys::allocate(&file, len, n)
-                    })
-                    .map_err(|e| StoreError::io("preallocate", &path, e))?;
-                } else {
-                    file.set_len(file_size)
-                        .map_err(|e| StoreError::io("preallocate", &path, e))?;
-                }
-                if sync {
-                    sync_through(&faults, &path, || file.sync_all())
-                        .map_err(|e| StoreError::io("fsync", &path, e))?;
-                }
+                size_file(&file, &path, &faults, len, file_size, allocate, sync)?;
             } else if len != file_size {
                 return Err(StoreError::BadFileSize {
                     file: path,
@@ -591,7 +578,16 @@ impl FileMaker {
             .map_err(|e| StoreError::io("create", &path, e))?;
         let f = DtFile::new(start, path, file, self.faults.clone());
         f.set_drop_synced_pages(self.drop_pages);
-        if let Err(e) = self.size_new_file(&f) {
+        let sized = size_file(
+            &f.file,
+            &f.path,
+            &self.faults,
+            0,
+            self.file_size,
+            self.allocate,
+            self.sync,
+        );
+        if let Err(e) = sized {
             // Leave no half-made file behind: the next open would take it for a torn
             // creation and complete it, which is harmless, but a full disk is better
             // served by not holding on to the space.
@@ -603,23 +599,31 @@ impl FileMaker {
         }
         Ok(Arc::new(f))
     }
+}
 
-    fn size_new_file(&self, f: &DtFile) -> StoreResult<()> {
-        if self.allocate {
-            allocate_through(&self.faults, &f.path, self.file_size, |n| {
-                sys::allocate(&f.file, 0, n)
-            })
-            .map_err(|e| StoreError::io("preallocate", &f.path, e))?;
-        } else {
-            f.file
-                .set_len(self.file_size)
-                .map_err(|e| StoreError::io("preallocate", &f.path, e))?;
-        }
-        if self.sync {
-            f.sync_all()?;
-        }
-        Ok(())
+/// Brings `file` (now `from` bytes long) to `size` bytes: allocated in full when
+/// `allocate` (an allocated queue must own its blocks, see
+/// [`FileQueue::allocate_new_files`]), sparse otherwise; then fsynced when `sync`.
+fn size_file(
+    file: &File,
+    path: &Path,
+    faults: &Faults,
+    from: u64,
+    size: u64,
+    allocate: bool,
+    sync: bool,
+) -> StoreResult<()> {
+    if allocate {
+        allocate_through(faults, path, size - from, |n| sys::allocate(file, from, n))
+    } else {
+        file.set_len(size)
     }
+    .map_err(|e| StoreError::io("preallocate", path, e))?;
+    if sync {
+        sync_through(faults, path, || file.sync_all())
+            .map_err(|e| StoreError::io("fsync", path, e))?;
+    }
+    Ok(())
 }
 
 // `off_t` is 64 bits only on 64-bit Linux targets; elsewhere the advice is skipped.
