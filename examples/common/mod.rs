@@ -86,7 +86,7 @@ pub fn node_config(
         replicate_port,
         service_port,
         bind_host: "127.0.0.1".parse().expect("a literal address"),
-        elect_timeout: Duration::from_millis(1000),
+        elect_timeout: Duration::from_millis(3000),
         heartbeat_interval: Duration::from_millis(200),
         rpc_timeout: Duration::from_millis(2000),
         ping_interval: Duration::from_millis(200),
