@@ -614,7 +614,9 @@ fn size_file(
     sync: bool,
 ) -> StoreResult<()> {
     if allocate {
-        allocate_through(faults, path, size - from, |n| sys::allocate(file, from, n))
+        allocate_through(faults, path, size.saturating_sub(from), |n| {
+            sys::allocate(file, from, n)
+        })
     } else {
         file.set_len(size)
     }
@@ -840,8 +842,8 @@ pub(crate) mod tests {
         assert_eq!(parse_file_name("00000000001073741824.tmp"), None);
     }
 
-    /// Files of an allocated queue (index files) own their blocks, also
-    /// when a short last file is completed; a plain queue's are sparse.
+    /// An index file is allocated in full when it is made: the allocation counts
+    /// against the disk's space, and one that does not fit fails then, leaving no file.
     #[test]
     fn an_allocation_past_the_disk_budget_fails_at_creation_and_leaves_no_file() {
         use crate::store::faults::{DiskFaults, ENOSPC};
@@ -861,6 +863,8 @@ pub(crate) mod tests {
         assert!(!d.path().join(file_name(64 * 1024)).exists());
     }
 
+    /// Files of an allocated queue (index files) own their blocks, also
+    /// when a short last file is completed; a plain queue's are sparse.
     #[test]
     fn allocated_files_are_not_sparse() {
         use std::os::unix::fs::MetadataExt;
